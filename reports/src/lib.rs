@@ -1,0 +1,11 @@
+//! transbench's results: the versioned JSON schema (see `SCHEMA.md`),
+//! histogram encoding, latency summaries and atomic result files.
+//! Nothing here touches a socket.
+
+pub mod hist;
+pub mod schema;
+pub mod store;
+
+pub use hist::{decode_hdr, encode_hdr, new_histogram, HistError, LatencySummary};
+pub use schema::{Counters, HostInfo, LatencyKind, RunResults, TrialParams, TrialResult, SCHEMA};
+pub use store::{read_results, write_atomic, StoreError};

@@ -1,0 +1,105 @@
+//! The results document, schema `transbench/1`. `SCHEMA.md` documents every
+//! key; change both together, and bump [`SCHEMA`] on incompatible changes.
+
+use serde::{Deserialize, Serialize};
+use transbench_wire::{ReceiverReport, Transport};
+
+use crate::hist::LatencySummary;
+
+pub const SCHEMA: &str = "transbench/1";
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunResults {
+    pub schema: String,
+    /// When the run started, RFC 3339 UTC.
+    pub created: String,
+    pub host: HostInfo,
+    pub trials: Vec<TrialResult>,
+}
+
+impl RunResults {
+    pub fn new(created: String, host: HostInfo) -> Self {
+        RunResults {
+            schema: SCHEMA.to_string(),
+            created,
+            host,
+            trials: Vec::new(),
+        }
+    }
+}
+
+/// The machine the sender ran on: what a comparison must hold equal.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostInfo {
+    pub hostname: String,
+    pub kernel: String,
+    pub cpu_model: String,
+    pub cores: u32,
+    pub tool_version: String,
+    pub git_sha: Option<String>,
+    /// `net.ipv4.tcp_congestion_control` of the sender's network namespace.
+    pub congestion_control: Option<String>,
+}
+
+/// What `lat` measures: round trip at the sender (request/response), or
+/// one-way delivery on one host (shared CLOCK_MONOTONIC).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LatencyKind {
+    Rtt,
+    OneWay,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrialParams {
+    /// Offered requests per second; `null` when closed-loop.
+    pub rate: Option<f64>,
+    /// Bytes per request and per response, header included.
+    pub size: u32,
+    pub duration_ns: u64,
+    pub warmup_ns: u64,
+    pub closed_loop: bool,
+    /// A request without a response this long after its intended send time
+    /// is lost; it is recorded in `lat` at this value.
+    pub loss_timeout_ns: u64,
+    /// QUIC only: `per-request` or `single`.
+    pub quic_stream: Option<String>,
+    /// The receiver's control address.
+    pub peer: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Counters {
+    /// Requests sent in the measured window (after warm-up).
+    pub sent: u64,
+    /// Of those, answered within the loss timeout.
+    pub received: u64,
+    /// Of those, not answered within the loss timeout.
+    pub lost: u64,
+    /// Responses that arrived after their request was declared lost.
+    pub late: u64,
+    /// Send or receive errors on the data plane.
+    pub errors: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrialResult {
+    pub id: String,
+    pub transport: Transport,
+    pub workload: String,
+    pub params: TrialParams,
+    /// Start of the measured window, RFC 3339 UTC.
+    pub start_time: String,
+    /// Length of the measured window, ns.
+    pub duration_ns: u64,
+    pub valid: bool,
+    /// Why the trial is not valid; empty when it is.
+    pub invalid_reasons: Vec<String>,
+    pub counters: Counters,
+    pub latency_kind: LatencyKind,
+    pub lat: LatencySummary,
+    pub send_lag: LatencySummary,
+    /// Sender CPU time (user + system) per request sent, ns.
+    pub cpu_ns_per_msg: f64,
+    pub receiver: ReceiverReport,
+}

@@ -1,0 +1,149 @@
+//! Reading and writing results files. Writes are atomic (temp file in the
+//! same directory, fsync, rename), so a reader or a crash never sees half a
+//! file.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use thiserror::Error;
+
+use crate::schema::{RunResults, SCHEMA};
+
+#[derive(Debug, Error)]
+pub enum StoreError {
+    #[error("cannot write {path}: {source}")]
+    Write { path: PathBuf, source: std::io::Error },
+    #[error("cannot read {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("{path} is not a transbench results file: {source}")]
+    Parse { path: PathBuf, source: serde_json::Error },
+    #[error("{path} has schema {found:?}; this build reads {SCHEMA:?}")]
+    Schema { path: PathBuf, found: String },
+}
+
+pub fn write_atomic(path: &Path, results: &RunResults) -> Result<(), StoreError> {
+    let err = |source| StoreError::Write {
+        path: path.to_path_buf(),
+        source,
+    };
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+    let json = serde_json::to_vec_pretty(results).expect("results always serialize");
+    let write = || -> std::io::Result<()> {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(&json)?;
+        f.write_all(b"\n")?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    };
+    write().map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        err(e)
+    })
+}
+
+pub fn read_results(path: &Path) -> Result<RunResults, StoreError> {
+    let bytes = std::fs::read(path).map_err(|source| StoreError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let value: serde_json::Value = serde_json::from_slice(&bytes).map_err(|source| StoreError::Parse {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let found = value.get("schema").and_then(|s| s.as_str()).unwrap_or("(none)");
+    if found != SCHEMA {
+        return Err(StoreError::Schema {
+            path: path.to_path_buf(),
+            found: found.to_string(),
+        });
+    }
+    serde_json::from_value(value).map_err(|source| StoreError::Parse {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hist::{new_histogram, LatencySummary};
+    use crate::schema::*;
+    use transbench_wire::{ReceiverReport, Transport};
+
+    pub(crate) fn sample() -> RunResults {
+        let mut h = new_histogram();
+        h.record(25_000).unwrap();
+        let lat = LatencySummary::from_histogram(&h).unwrap();
+        let mut r = RunResults::new(
+            "2026-11-27T10:00:00Z".into(),
+            HostInfo {
+                hostname: "h".into(),
+                kernel: "6.1".into(),
+                cpu_model: "cpu".into(),
+                cores: 2,
+                tool_version: "0.1.0".into(),
+                git_sha: None,
+                congestion_control: Some("cubic".into()),
+            },
+        );
+        r.trials.push(TrialResult {
+            id: "t1".into(),
+            transport: Transport::TcpTls,
+            workload: "rr".into(),
+            params: TrialParams {
+                rate: Some(1000.0),
+                size: 64,
+                duration_ns: 1,
+                warmup_ns: 0,
+                closed_loop: false,
+                loss_timeout_ns: 2,
+                quic_stream: None,
+                peer: "127.0.0.1:1".into(),
+            },
+            start_time: "2026-11-27T10:00:00Z".into(),
+            duration_ns: 1,
+            valid: true,
+            invalid_reasons: vec![],
+            counters: Counters::default(),
+            latency_kind: LatencyKind::Rtt,
+            lat: lat.clone(),
+            send_lag: lat,
+            cpu_ns_per_msg: 0.0,
+            receiver: ReceiverReport::default(),
+        });
+        r
+    }
+
+    #[test]
+    fn write_then_read_round_trips_and_leaves_no_temp() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("results.json");
+        let r = sample();
+        write_atomic(&path, &r).unwrap();
+        write_atomic(&path, &r).unwrap();
+        assert_eq!(read_results(&path).unwrap(), r);
+        let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(names, vec![std::ffi::OsString::from("results.json")]);
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.contains("\"transport\": \"tcp+tls\""), "{text}");
+    }
+
+    #[test]
+    fn other_schema_is_refused_with_its_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.json");
+        std::fs::write(&path, r#"{"schema":"transbench/0"}"#).unwrap();
+        let e = read_results(&path).unwrap_err().to_string();
+        assert!(e.contains("transbench/0"), "{e}");
+    }
+
+    #[test]
+    fn write_to_missing_directory_says_where() {
+        let e = write_atomic(Path::new("/nonexistent-dir/x.json"), &sample()).unwrap_err();
+        assert!(e.to_string().contains("/nonexistent-dir/x.json"));
+    }
+}

@@ -1,0 +1,318 @@
+//! The control protocol: length-prefixed JSON frames over TCP.
+//!
+//! One control connection runs one session:
+//!
+//! ```text
+//! sender                                  receiver
+//!   Hello{magic, version, client_nonce} ->
+//!                         <- Challenge{server_nonce, auth, server_proof}
+//!                                        (or Refused: wrong version/magic)
+//!   Auth{client_proof}                  ->
+//!                         <- Welcome     (or Refused: wrong secret)
+//!   then any number of trials:
+//!   Setup{..}                           ->
+//!                         <- Ready{data_port, cert_sha256}  (or Refused)
+//!   Start                               ->
+//!   ... data plane ...
+//!   Stop                                ->
+//!                         <- Report{..}
+//! ```
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::str::FromStr;
+use thiserror::Error;
+
+use crate::frame::{FrameError, LengthPrefix};
+
+/// Bumped on any incompatible change to the frames below.
+pub const PROTOCOL_VERSION: u32 = 1;
+pub const MAGIC: &str = "transbench";
+/// Control frames are small; anything larger is garbage.
+pub const CONTROL_FRAMING: LengthPrefix = LengthPrefix::new(64 * 1024);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Transport {
+    #[serde(rename = "udp")]
+    Udp,
+    #[serde(rename = "tcp")]
+    Tcp,
+    #[serde(rename = "tcp+tls")]
+    TcpTls,
+    #[serde(rename = "quic")]
+    Quic,
+}
+
+impl Transport {
+    pub const ALL: [Transport; 4] = [Transport::Udp, Transport::Tcp, Transport::TcpTls, Transport::Quic];
+
+    /// The name used on the command line and in results.
+    pub fn name(self) -> &'static str {
+        match self {
+            Transport::Udp => "udp",
+            Transport::Tcp => "tcp",
+            Transport::TcpTls => "tcp+tls",
+            Transport::Quic => "quic",
+        }
+    }
+
+    pub fn uses_tls(self) -> bool {
+        matches!(self, Transport::TcpTls | Transport::Quic)
+    }
+}
+
+impl fmt::Display for Transport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Transport {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Transport::ALL
+            .into_iter()
+            .find(|t| t.name() == s)
+            .ok_or_else(|| format!("unknown transport {s:?}: expected one of udp, tcp, tcp+tls, quic"))
+    }
+}
+
+/// How QUIC carries request/response pairs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum QuicStreamMode {
+    /// A new bidirectional stream per request (QUIC's natural unit).
+    #[default]
+    PerRequest,
+    /// One long-lived bidirectional stream with length-prefixed messages.
+    Single,
+}
+
+impl QuicStreamMode {
+    pub fn name(self) -> &'static str {
+        match self {
+            QuicStreamMode::PerRequest => "per-request",
+            QuicStreamMode::Single => "single",
+        }
+    }
+}
+
+/// What the receiver needs to know to serve one trial.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TrialSetup {
+    pub transport: Transport,
+    pub workload: String,
+    /// Bytes per message, header included; responses are the same size.
+    pub size: u32,
+    /// For UDP: the sender's data port. The receiver answers only this port
+    /// at the control connection's peer address.
+    pub udp_peer_port: Option<u16>,
+    #[serde(default)]
+    pub quic_stream: QuicStreamMode,
+}
+
+/// The receiver's side of a trial, sent after Stop.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReceiverReport {
+    /// Well-formed requests received.
+    pub requests: u64,
+    /// Responses sent.
+    pub responses: u64,
+    /// Payload bytes received, headers included.
+    pub bytes: u64,
+    /// Datagrams or messages that were not transbench requests, or came from
+    /// an address other than the registered peer; never answered.
+    pub rejected: u64,
+    /// Data connections accepted (TCP, TLS, QUIC).
+    pub connections: u64,
+    /// CPU time of the receiver process over the trial, ns (user + system).
+    pub cpu_ns: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ControlMsg {
+    Hello {
+        magic: String,
+        version: u32,
+        client_nonce: String,
+    },
+    Challenge {
+        server_nonce: String,
+        auth_required: bool,
+        server_proof: Option<String>,
+    },
+    Auth {
+        client_proof: Option<String>,
+    },
+    Welcome {
+        receiver_version: String,
+    },
+    Refused {
+        reason: String,
+    },
+    Setup(TrialSetup),
+    Ready {
+        data_port: u16,
+        cert_sha256: Option<String>,
+    },
+    Start,
+    Stop,
+    Report(ReceiverReport),
+}
+
+#[derive(Debug, Error)]
+pub enum ControlError {
+    #[error(transparent)]
+    Frame(#[from] FrameError),
+    #[error("malformed control frame: {0}")]
+    Malformed(String),
+}
+
+impl ControlMsg {
+    /// The frame for this message, length prefix included.
+    pub fn encode(&self) -> Vec<u8> {
+        let payload = serde_json::to_vec(self).expect("control messages always serialize");
+        let mut out = Vec::with_capacity(payload.len() + 4);
+        CONTROL_FRAMING
+            .encode(&payload, &mut out)
+            .expect("control messages are far below the frame limit");
+        out
+    }
+
+    /// Decodes a frame's payload (without its length prefix).
+    pub fn decode(payload: &[u8]) -> Result<Self, ControlError> {
+        serde_json::from_slice(payload).map_err(|e| ControlError::Malformed(e.to_string()))
+    }
+
+    /// Splits one message off the front of `buf`; `Ok(None)` if incomplete.
+    pub fn split(buf: &[u8]) -> Result<Option<(Self, usize)>, ControlError> {
+        match CONTROL_FRAMING.split(buf)? {
+            None => Ok(None),
+            Some((payload, used)) => Ok(Some((Self::decode(payload)?, used))),
+        }
+    }
+
+    pub fn name(&self) -> &'static str {
+        match self {
+            ControlMsg::Hello { .. } => "hello",
+            ControlMsg::Challenge { .. } => "challenge",
+            ControlMsg::Auth { .. } => "auth",
+            ControlMsg::Welcome { .. } => "welcome",
+            ControlMsg::Refused { .. } => "refused",
+            ControlMsg::Setup(_) => "setup",
+            ControlMsg::Ready { .. } => "ready",
+            ControlMsg::Start => "start",
+            ControlMsg::Stop => "stop",
+            ControlMsg::Report(_) => "report",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn samples() -> Vec<ControlMsg> {
+        vec![
+            ControlMsg::Hello {
+                magic: MAGIC.into(),
+                version: PROTOCOL_VERSION,
+                client_nonce: "00ff".into(),
+            },
+            ControlMsg::Challenge {
+                server_nonce: "ab".into(),
+                auth_required: true,
+                server_proof: Some("cd".into()),
+            },
+            ControlMsg::Auth { client_proof: None },
+            ControlMsg::Welcome {
+                receiver_version: "0.1.0".into(),
+            },
+            ControlMsg::Refused {
+                reason: "no".into(),
+            },
+            ControlMsg::Setup(TrialSetup {
+                transport: Transport::TcpTls,
+                workload: "rr".into(),
+                size: 64,
+                udp_peer_port: Some(4000),
+                quic_stream: QuicStreamMode::Single,
+            }),
+            ControlMsg::Ready {
+                data_port: 5001,
+                cert_sha256: Some("beef".into()),
+            },
+            ControlMsg::Start,
+            ControlMsg::Stop,
+            ControlMsg::Report(ReceiverReport {
+                requests: 5,
+                responses: 5,
+                bytes: 320,
+                ..Default::default()
+            }),
+        ]
+    }
+
+    #[test]
+    fn every_message_round_trips() {
+        for msg in samples() {
+            let frame = msg.encode();
+            let (back, used) = ControlMsg::split(&frame).unwrap().unwrap();
+            assert_eq!(back, msg);
+            assert_eq!(used, frame.len());
+        }
+    }
+
+    #[test]
+    fn transport_names_round_trip() {
+        for t in Transport::ALL {
+            assert_eq!(t.name().parse::<Transport>(), Ok(t));
+            assert_eq!(serde_json::to_string(&t).unwrap(), format!("\"{}\"", t.name()));
+        }
+        assert!("sctp".parse::<Transport>().unwrap_err().contains("tcp+tls"));
+    }
+
+    #[test]
+    fn http_request_is_refused_not_buffered() {
+        // "GET " read as a length is ~1.2 GB: must be refused at once.
+        assert!(matches!(
+            ControlMsg::split(b"GET / HTTP/1.1\r\n\r\n"),
+            Err(ControlError::Frame(FrameError::TooLong { .. }))
+        ));
+    }
+
+    proptest! {
+        #[test]
+        fn corrupted_frames_are_errors_not_panics(idx in 0usize..10, pos: usize, byte: u8) {
+            let mut frame = samples()[idx].encode();
+            let pos = pos % frame.len();
+            frame[pos] ^= byte | 1;
+            // Any outcome but a panic is fine; a clean decode must be a whole frame.
+            if let Ok(Some((_, used))) = ControlMsg::split(&frame) {
+                prop_assert!(used <= frame.len());
+            }
+        }
+
+        #[test]
+        fn truncated_frames_need_more(idx in 0usize..10, cut: usize) {
+            let frame = samples()[idx].encode();
+            let cut = cut % frame.len();
+            prop_assert!(matches!(ControlMsg::split(&frame[..cut]), Ok(None)));
+        }
+
+        #[test]
+        fn truncated_payload_is_malformed(idx in 0usize..10, cut: usize) {
+            let frame = samples()[idx].encode();
+            let payload = &frame[4..];
+            let cut = cut % payload.len();
+            prop_assert!(ControlMsg::decode(&payload[..cut]).is_err());
+        }
+
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..256)) {
+            let _ = ControlMsg::split(&bytes);
+        }
+    }
+}

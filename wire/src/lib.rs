@@ -1,0 +1,16 @@
+//! transbench's wire formats, as pure codecs with no I/O:
+//!
+//! - [`header`]: the fixed header every data-plane message starts with;
+//! - [`frame`]: the length prefix that delimits messages on byte streams
+//!   (TCP, TLS, QUIC streams) and control frames;
+//! - [`control`]: the versioned control protocol between sender and receiver;
+//! - [`auth`]: HMAC-SHA256 challenge-response over a shared secret.
+
+pub mod auth;
+pub mod control;
+pub mod frame;
+pub mod header;
+
+pub use control::{ControlError, ControlMsg, QuicStreamMode, ReceiverReport, Transport, TrialSetup};
+pub use frame::{FrameError, LengthPrefix};
+pub use header::{HeaderError, MessageHeader, MessageKind, HEADER_LEN};
