@@ -1,1 +1,226 @@
-fn main(){}
+//! transbench: benchmark raw UDP, TCP, TCP+TLS and QUIC with open-loop,
+//! coordinated-omission-free latency histograms.
+
+mod clock;
+mod control_io;
+mod dataplane;
+mod host;
+mod receiver;
+mod rr;
+mod run;
+mod schedule;
+mod sender;
+mod tls;
+mod tracker;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime};
+use transbench_reports::{summary_table, write_atomic, RunResults};
+use transbench_wire::auth::Secret;
+use transbench_wire::{QuicStreamMode, Transport};
+
+#[derive(Parser)]
+#[command(
+    name = "transbench",
+    version,
+    about = "Benchmark UDP, TCP, TCP+TLS and QUIC: open-loop request/response latency in HdrHistograms",
+    long_about = "Benchmark UDP, TCP, TCP+TLS and QUIC with open-loop, coordinated-omission-free latency.\n\n\
+        Quick start: `transbench run` starts a receiver and a sender on loopback, runs every transport \
+        for a few seconds and prints a summary. Across hosts: start `transbench receiver` on one, \
+        `transbench sender` on the other, with the same --secret-file."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve trials for senders until stopped (Ctrl-C).
+    Receiver {
+        /// Control address to listen on, ADDR:PORT (a bare port means 127.0.0.1).
+        /// Without a secret only loopback addresses are allowed.
+        #[arg(long, default_value = "127.0.0.1:7700")]
+        listen: String,
+        #[command(flatten)]
+        secret: SecretArgs,
+    },
+    /// Run one trial against a receiver and write its result.
+    Sender {
+        /// The receiver's control address, HOST:PORT.
+        #[arg(long)]
+        connect: String,
+        /// Transport: udp, tcp, tcp+tls or quic.
+        #[arg(long)]
+        transport: Transport,
+        #[command(flatten)]
+        trial: TrialArgs,
+        #[command(flatten)]
+        secret: SecretArgs,
+        /// Where to write the result (JSON, schema transbench/1).
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Start a receiver and a sender on loopback and run each transport in turn.
+    Run {
+        /// Transports to run, comma-separated.
+        #[arg(long, value_delimiter = ',', default_value = "udp,tcp,tcp+tls,quic")]
+        transport: Vec<Transport>,
+        #[command(flatten)]
+        trial: TrialArgs,
+        /// Output directory; results go to DIR/results.json.
+        #[arg(long, default_value = "transbench-out")]
+        out: PathBuf,
+    },
+}
+
+#[derive(Args)]
+struct SecretArgs {
+    /// File holding the shared secret (surrounding whitespace ignored).
+    /// Without it, the TRANSBENCH_SECRET environment variable is used if set.
+    #[arg(long, value_name = "FILE")]
+    secret_file: Option<PathBuf>,
+}
+
+impl SecretArgs {
+    fn load(&self) -> anyhow::Result<Option<Secret>> {
+        let bytes = match &self.secret_file {
+            Some(path) => std::fs::read(path).with_context(|| format!("cannot read --secret-file {}", path.display()))?,
+            None => match std::env::var_os(run::SECRET_ENV) {
+                Some(v) => v.into_encoded_bytes(),
+                None => return Ok(None),
+            },
+        };
+        let secret = Secret::new(&bytes).context("the shared secret is empty: put at least one non-space byte in it")?;
+        Ok(Some(secret))
+    }
+}
+
+#[derive(Args, Clone)]
+struct TrialArgs {
+    /// Workload: rr (request/response).
+    #[arg(long, default_value = "rr", value_parser = ["rr"])]
+    workload: String,
+    /// Offered requests per second (open-loop: each request has an intended
+    /// send time fixed in advance, and latency counts from it).
+    #[arg(long, default_value_t = 1000.0, conflicts_with = "closed_loop")]
+    rate: f64,
+    /// Bytes per request and per response, 24-byte header included.
+    #[arg(long, default_value_t = 64)]
+    size: usize,
+    /// Measured time per trial (e.g. 3s, 500ms, 1m).
+    #[arg(long, default_value = "3s", value_parser = humantime::parse_duration)]
+    duration: Duration,
+    /// Time before measuring, discarded.
+    #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
+    warmup: Duration,
+    /// Ping-pong at the maximum rate instead of a schedule (recorded as such).
+    #[arg(long)]
+    closed_loop: bool,
+    /// A request unanswered this long after its intended send time is lost.
+    #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
+    loss_timeout: Duration,
+    /// QUIC: a new stream per request, or one long-lived stream.
+    #[arg(long, default_value = "per-request", value_parser = parse_quic_stream)]
+    quic_stream: QuicStreamMode,
+}
+
+fn parse_quic_stream(s: &str) -> Result<QuicStreamMode, String> {
+    match s {
+        "per-request" => Ok(QuicStreamMode::PerRequest),
+        "single" => Ok(QuicStreamMode::Single),
+        _ => Err(format!("{s:?}: expected per-request or single")),
+    }
+}
+
+impl TrialArgs {
+    fn spec(&self, transport: Transport) -> sender::TrialSpec {
+        sender::TrialSpec {
+            transport,
+            rate: (!self.closed_loop).then_some(self.rate),
+            size: self.size,
+            duration: self.duration,
+            warmup: self.warmup,
+            loss_timeout: self.loss_timeout,
+            quic_stream: self.quic_stream,
+        }
+    }
+}
+
+fn init_logging(default: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Receiver { listen, secret } => {
+            init_logging("info");
+            let listen = receiver::parse_listen(&listen)?;
+            let secret = secret.load()?;
+            runtime()?.block_on(async {
+                let receiver = receiver::Receiver::bind(listen, secret).await?;
+                let addr = receiver.local_addr()?;
+                println!("{}{addr}", run::LISTENING_PREFIX);
+                let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+                tokio::select! {
+                    served = receiver.serve() => served,
+                    _ = tokio::signal::ctrl_c() => {
+                        tracing::info!("interrupted; exiting");
+                        Ok(())
+                    }
+                    _ = term.recv() => {
+                        tracing::info!("terminated; exiting");
+                        Ok(())
+                    }
+                }
+            })
+        }
+        Command::Sender {
+            connect,
+            transport,
+            trial,
+            secret,
+            out,
+        } => {
+            init_logging("warn");
+            let secret = secret.load()?;
+            let spec = trial.spec(transport);
+            spec.validate()?;
+            runtime()?.block_on(async {
+                let addr = sender::resolve(&connect).await?;
+                let created = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
+                let trial = sender::run_trial(addr, secret.as_ref(), &spec, format!("{transport}-1")).await?;
+                let mut results = RunResults::new(created, host::host_info());
+                results.trials.push(trial);
+                write_atomic(&out, &results)?;
+                print!("{}", summary_table(&results));
+                Ok(())
+            })
+        }
+        Command::Run { transport, trial, out } => {
+            init_logging("warn");
+            let spec = trial.spec(transport.first().copied().unwrap_or(Transport::Udp));
+            runtime()?.block_on(run::run(run::RunOptions {
+                transports: transport,
+                spec,
+                out,
+            }))
+        }
+    }
+}

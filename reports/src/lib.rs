@@ -5,7 +5,9 @@
 pub mod hist;
 pub mod schema;
 pub mod store;
+pub mod table;
 
 pub use hist::{decode_hdr, encode_hdr, new_histogram, HistError, LatencySummary};
 pub use schema::{Counters, HostInfo, LatencyKind, RunResults, TrialParams, TrialResult, SCHEMA};
 pub use store::{read_results, write_atomic, StoreError};
+pub use table::{human_ns, summary_table};

@@ -78,6 +78,8 @@ pub struct Counters {
     pub lost: u64,
     /// Responses that arrived after their request was declared lost.
     pub late: u64,
+    /// Second answers to one request, or answers to no request sent.
+    pub duplicates: u64,
     /// Send or receive errors on the data plane.
     pub errors: u64,
 }

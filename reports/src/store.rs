@@ -68,7 +68,7 @@ pub fn read_results(path: &Path) -> Result<RunResults, StoreError> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::hist::{new_histogram, LatencySummary};
     use crate::schema::*;

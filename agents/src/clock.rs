@@ -1,0 +1,120 @@
+//! Time as transbench measures it: CLOCK_MONOTONIC in nanoseconds, shared by
+//! every process on a host (so one-way delays between two local processes
+//! are exact), and a pacer that wakes at a given instant with microsecond
+//! precision (tokio's timer wheel has only millisecond resolution).
+
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use tokio::io::unix::AsyncFd;
+
+pub fn mono_now_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes into the timespec we own.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+/// The last stretch before a deadline is spun rather than slept: a timer
+/// wake-up through epoll costs tens of microseconds, which would show up as
+/// send lag and inflate every latency.
+const SPIN_NS: u64 = 50_000;
+
+/// Waits until absolute CLOCK_MONOTONIC instants: a timerfd registered with
+/// the tokio reactor for the bulk of the wait, then a short spin.
+pub struct Pacer {
+    timer: AsyncFd<OwnedFd>,
+}
+
+impl Pacer {
+    pub fn new() -> io::Result<Self> {
+        // SAFETY: plain syscall; the fd is owned below.
+        let fd = unsafe {
+            libc::timerfd_create(
+                libc::CLOCK_MONOTONIC,
+                libc::TFD_NONBLOCK | libc::TFD_CLOEXEC,
+            )
+        };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: fd is a fresh descriptor nobody else owns.
+        let owned = unsafe { OwnedFd::from_raw_fd(fd) };
+        // SAFETY: the OwnedFd stays open, and is the same descriptor, for as
+        // long as the AsyncFd that owns it.
+        let timer = unsafe { AsyncFd::register(owned) }.map_err(io::Error::from)?;
+        Ok(Pacer { timer })
+    }
+
+    pub async fn wait_until(&self, deadline_ns: u64) -> io::Result<()> {
+        let now = mono_now_ns();
+        if deadline_ns > now + SPIN_NS {
+            self.sleep_until(deadline_ns - SPIN_NS).await?;
+        }
+        while mono_now_ns() < deadline_ns {
+            std::hint::spin_loop();
+        }
+        Ok(())
+    }
+
+    async fn sleep_until(&self, at_ns: u64) -> io::Result<()> {
+        let spec = libc::itimerspec {
+            it_interval: libc::timespec {
+                tv_sec: 0,
+                tv_nsec: 0,
+            },
+            it_value: libc::timespec {
+                tv_sec: (at_ns / 1_000_000_000) as libc::time_t,
+                tv_nsec: (at_ns % 1_000_000_000) as libc::c_long,
+            },
+        };
+        let fd = self.timer.get_ref().as_raw_fd();
+        // SAFETY: valid timerfd and a fully initialised itimerspec.
+        let rc = unsafe {
+            libc::timerfd_settime(fd, libc::TFD_TIMER_ABSTIME, &spec, std::ptr::null_mut())
+        };
+        if rc < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        loop {
+            let mut guard = self.timer.readable().await?;
+            let mut expirations = [0u8; 8];
+            // SAFETY: reading 8 bytes into a buffer of 8 from our timerfd.
+            let n = unsafe { libc::read(fd, expirations.as_mut_ptr().cast(), 8) };
+            if n == 8 {
+                return Ok(());
+            }
+            let err = io::Error::last_os_error();
+            if err.kind() != io::ErrorKind::WouldBlock {
+                return Err(err);
+            }
+            guard.clear_ready();
+        }
+    }
+}
+
+/// CPU time (user + system) this process has used, ns.
+pub fn process_cpu_ns() -> u64 {
+    // SAFETY: getrusage fills the struct we own.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
+    let tv = |t: libc::timeval| t.tv_sec as u64 * 1_000_000_000 + t.tv_usec as u64 * 1_000;
+    tv(ru.ru_utime) + tv(ru.ru_stime)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn pacer_never_wakes_early() {
+        let pacer = Pacer::new().unwrap();
+        for delay in [0u64, 10_000, 200_000, 2_000_000] {
+            let deadline = mono_now_ns() + delay;
+            pacer.wait_until(deadline).await.unwrap();
+            assert!(mono_now_ns() >= deadline);
+        }
+    }
+}

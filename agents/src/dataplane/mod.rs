@@ -1,0 +1,67 @@
+//! The data plane: how each transport carries requests and responses, on
+//! both sides. The sender's side is a [`RequestSink`] and a
+//! [`ResponseSource`] per transport; the request/response engine in
+//! `rr.rs` drives them without knowing which transport it has.
+
+pub mod quic;
+pub mod stream;
+pub mod udp;
+
+use std::future::Future;
+use std::io;
+use std::sync::atomic::{AtomicU64, Ordering};
+use transbench_wire::{MessageHeader, ReceiverReport};
+
+pub trait RequestSink: Send + 'static {
+    /// Whether a failed send ends the trial (a broken byte stream) or loses
+    /// only that request (a datagram, a QUIC stream).
+    const FATAL_ERRORS: bool;
+
+    /// Sends request `header`, padded to the trial's message size.
+    fn send(&mut self, header: MessageHeader) -> impl Future<Output = io::Result<()>> + Send;
+}
+
+pub trait ResponseSource: Send + 'static {
+    /// Whether `recv` may be abandoned mid-way without losing framing.
+    const CANCEL_SAFE: bool;
+
+    /// The next response and its CLOCK_MONOTONIC arrival time, ns.
+    fn recv(&mut self) -> impl Future<Output = io::Result<(MessageHeader, u64)>> + Send;
+}
+
+/// The receiver's tallies for one trial, shared by its data-plane tasks.
+#[derive(Debug, Default)]
+pub struct ServeCounters {
+    requests: AtomicU64,
+    responses: AtomicU64,
+    bytes: AtomicU64,
+    rejected: AtomicU64,
+    connections: AtomicU64,
+}
+
+impl ServeCounters {
+    pub fn request(&self, bytes: usize) {
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        self.bytes.fetch_add(bytes as u64, Ordering::Relaxed);
+    }
+    pub fn response(&self) {
+        self.responses.fetch_add(1, Ordering::Relaxed);
+    }
+    pub fn rejected(&self) {
+        self.rejected.fetch_add(1, Ordering::Relaxed);
+    }
+    pub fn connection(&self) {
+        self.connections.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn report(&self, cpu_ns: u64) -> ReceiverReport {
+        ReceiverReport {
+            requests: self.requests.load(Ordering::Relaxed),
+            responses: self.responses.load(Ordering::Relaxed),
+            bytes: self.bytes.load(Ordering::Relaxed),
+            rejected: self.rejected.load(Ordering::Relaxed),
+            connections: self.connections.load(Ordering::Relaxed),
+            cpu_ns,
+        }
+    }
+}

@@ -1,0 +1,124 @@
+//! QUIC (quinn): by default a new bidirectional stream per request, each
+//! carrying one length-prefixed request and its response; optionally one
+//! long-lived stream carrying all of them, like TCP.
+
+use std::io;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use tokio::sync::mpsc;
+use transbench_wire::frame::PREFIX_LEN;
+use transbench_wire::{LengthPrefix, MessageHeader, MessageKind};
+
+use super::stream::read_frame;
+use super::{RequestSink, ResponseSource, ServeCounters};
+use crate::clock::mono_now_ns;
+
+/// Opens a stream per request; the exchange runs in its own task, so a
+/// stalled stream delays only its own request.
+pub struct PerRequestSink {
+    conn: quinn::Connection,
+    size: usize,
+    responses: mpsc::UnboundedSender<(MessageHeader, u64)>,
+    errors: Arc<AtomicU64>,
+}
+
+pub struct ChannelSource {
+    responses: mpsc::UnboundedReceiver<(MessageHeader, u64)>,
+}
+
+/// Returns the sink, the source and the count of failed streams.
+pub fn per_request_client(conn: quinn::Connection, size: usize) -> (PerRequestSink, ChannelSource, Arc<AtomicU64>) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let errors = Arc::new(AtomicU64::new(0));
+    (
+        PerRequestSink {
+            conn,
+            size,
+            responses: tx,
+            errors: errors.clone(),
+        },
+        ChannelSource { responses: rx },
+        errors,
+    )
+}
+
+async fn exchange(conn: quinn::Connection, header: MessageHeader, size: usize) -> io::Result<(MessageHeader, u64)> {
+    let framing = LengthPrefix::new(size as u32);
+    let mut frame = Vec::with_capacity(PREFIX_LEN + size);
+    let mut msg = vec![0u8; size];
+    header.encode(&mut msg);
+    framing.encode(&msg, &mut frame).map_err(io::Error::other)?;
+    let (mut send, mut recv) = conn.open_bi().await?;
+    send.write_all(&frame).await?;
+    send.finish().map_err(io::Error::other)?;
+    read_frame(&mut recv, framing, &mut msg)
+        .await?
+        .ok_or_else(|| io::Error::new(io::ErrorKind::UnexpectedEof, "stream ended without a response"))?;
+    let t = mono_now_ns();
+    let h = MessageHeader::decode(&msg).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+    if h.kind != MessageKind::Response {
+        return Err(io::Error::new(io::ErrorKind::InvalidData, "expected a response"));
+    }
+    Ok((h, t))
+}
+
+impl RequestSink for PerRequestSink {
+    const FATAL_ERRORS: bool = false;
+
+    async fn send(&mut self, header: MessageHeader) -> io::Result<()> {
+        if let Some(reason) = self.conn.close_reason() {
+            return Err(io::Error::new(io::ErrorKind::ConnectionAborted, reason));
+        }
+        let (conn, size, tx, errors) = (self.conn.clone(), self.size, self.responses.clone(), self.errors.clone());
+        tokio::spawn(async move {
+            match exchange(conn, header, size).await {
+                Ok(resp) => {
+                    let _ = tx.send(resp);
+                }
+                Err(e) => {
+                    errors.fetch_add(1, Ordering::Relaxed);
+                    tracing::debug!(seq = header.seq, "QUIC stream failed: {e}");
+                }
+            }
+        });
+        Ok(())
+    }
+}
+
+impl ResponseSource for ChannelSource {
+    const CANCEL_SAFE: bool = true;
+
+    async fn recv(&mut self) -> io::Result<(MessageHeader, u64)> {
+        self.responses
+            .recv()
+            .await
+            .ok_or_else(|| io::Error::new(io::ErrorKind::BrokenPipe, "QUIC request tasks ended"))
+    }
+}
+
+/// Serves every connection and stream of a trial's endpoint.
+pub async fn serve(endpoint: quinn::Endpoint, size: usize, counters: Arc<ServeCounters>) {
+    let mut conns = tokio::task::JoinSet::new();
+    while let Some(incoming) = endpoint.accept().await {
+        let counters = counters.clone();
+        conns.spawn(async move {
+            let conn = match incoming.await {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::debug!("QUIC handshake failed: {e}");
+                    return;
+                }
+            };
+            counters.connection();
+            let mut streams = tokio::task::JoinSet::new();
+            while let Ok((mut send, recv)) = conn.accept_bi().await {
+                let counters = counters.clone();
+                streams.spawn(async move {
+                    if super::stream::serve(recv, &mut send, size, counters).await.is_ok() {
+                        let _ = send.finish();
+                    }
+                });
+            }
+        });
+    }
+}

@@ -1,0 +1,165 @@
+//! Byte streams (TCP, TLS over TCP, a QUIC stream): each message is a
+//! length-prefixed frame.
+
+use std::io;
+use std::sync::Arc;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use transbench_wire::frame::PREFIX_LEN;
+use transbench_wire::{LengthPrefix, MessageHeader, MessageKind};
+
+use super::{RequestSink, ResponseSource, ServeCounters};
+use crate::clock::mono_now_ns;
+
+/// Largest message on a byte stream.
+pub const MAX_MESSAGE: usize = 16 * 1024 * 1024;
+
+pub struct StreamSink<W> {
+    w: W,
+    frame: Vec<u8>,
+}
+
+pub struct StreamSource<R> {
+    r: R,
+    framing: LengthPrefix,
+    buf: Vec<u8>,
+}
+
+pub fn client<R, W>(r: R, w: W, size: usize) -> (StreamSink<W>, StreamSource<R>) {
+    let framing = LengthPrefix::new(size as u32);
+    let mut frame = Vec::with_capacity(PREFIX_LEN + size);
+    framing
+        .encode(&vec![0u8; size], &mut frame)
+        .expect("size is validated against the frame limit");
+    (
+        StreamSink { w, frame },
+        StreamSource {
+            r,
+            framing,
+            buf: vec![0; size],
+        },
+    )
+}
+
+impl<W: AsyncWrite + Unpin + Send + 'static> RequestSink for StreamSink<W> {
+    const FATAL_ERRORS: bool = true;
+
+    async fn send(&mut self, header: MessageHeader) -> io::Result<()> {
+        header.encode(&mut self.frame[PREFIX_LEN..]);
+        self.w.write_all(&self.frame).await?;
+        self.w.flush().await
+    }
+}
+
+impl<R: AsyncRead + Unpin + Send + 'static> ResponseSource for StreamSource<R> {
+    const CANCEL_SAFE: bool = false;
+
+    async fn recv(&mut self) -> io::Result<(MessageHeader, u64)> {
+        read_frame(&mut self.r, self.framing, &mut self.buf)
+            .await?
+            .ok_or_else(|| io::Error::new(io::ErrorKind::UnexpectedEof, "receiver closed the stream"))?;
+        let t = mono_now_ns();
+        let h = MessageHeader::decode(&self.buf).map_err(invalid)?;
+        if h.kind != MessageKind::Response {
+            return Err(invalid("receiver sent a request where a response was due"));
+        }
+        Ok((h, t))
+    }
+}
+
+fn invalid(e: impl std::fmt::Display) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, e.to_string())
+}
+
+/// Reads one frame into `buf` (resized to it); `None` on a clean end of
+/// stream between frames.
+pub async fn read_frame<R: AsyncRead + Unpin>(r: &mut R, framing: LengthPrefix, buf: &mut Vec<u8>) -> io::Result<Option<()>> {
+    let mut prefix = [0u8; PREFIX_LEN];
+    let mut got = 0;
+    while got < PREFIX_LEN {
+        let n = r.read(&mut prefix[got..]).await?;
+        if n == 0 {
+            return if got == 0 {
+                Ok(None)
+            } else {
+                Err(io::ErrorKind::UnexpectedEof.into())
+            };
+        }
+        got += n;
+    }
+    let len = framing.decode_len(prefix).map_err(invalid)?;
+    buf.resize(len, 0);
+    r.read_exact(buf).await?;
+    Ok(Some(()))
+}
+
+/// Answers every request on one stream until the peer ends it. A frame that
+/// is not a transbench request closes the stream.
+pub async fn serve<R, W>(mut r: R, mut w: W, size: usize, counters: Arc<ServeCounters>) -> io::Result<()>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let framing = LengthPrefix::new(size as u32);
+    let mut buf = Vec::with_capacity(PREFIX_LEN + size);
+    let mut msg = Vec::with_capacity(size);
+    loop {
+        match read_frame(&mut r, framing, &mut msg).await {
+            Ok(Some(())) => {}
+            Ok(None) => return Ok(()),
+            Err(e) => {
+                counters.rejected();
+                return Err(e);
+            }
+        }
+        let h = match MessageHeader::decode(&msg) {
+            Ok(h) if h.kind == MessageKind::Request => h,
+            _ => {
+                counters.rejected();
+                return Err(invalid("peer sent a frame that is not a transbench request"));
+            }
+        };
+        counters.request(msg.len());
+        h.response().encode(&mut msg);
+        buf.clear();
+        framing.encode(&msg, &mut buf).map_err(invalid)?;
+        w.write_all(&buf).await?;
+        w.flush().await?;
+        counters.response();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn client_and_server_exchange_over_a_duplex_pipe() {
+        let (client_io, server_io) = tokio::io::duplex(4096);
+        let counters = Arc::new(ServeCounters::default());
+        let (sr, sw) = tokio::io::split(server_io);
+        let server = tokio::spawn(serve(sr, sw, 100, counters.clone()));
+        let (cr, cw) = tokio::io::split(client_io);
+        let (mut sink, mut source) = client(cr, cw, 100);
+        for seq in 0..5 {
+            sink.send(MessageHeader::request(0, seq, 7)).await.unwrap();
+            let (h, _) = source.recv().await.unwrap();
+            assert_eq!((h.kind, h.seq, h.t_intended_ns), (MessageKind::Response, seq, 7));
+        }
+        drop(sink);
+        drop(source);
+        server.await.unwrap().unwrap();
+        let report = counters.report(0);
+        assert_eq!((report.requests, report.responses, report.bytes), (5, 5, 500));
+    }
+
+    #[tokio::test]
+    async fn server_closes_on_garbage() {
+        let (mut client_io, server_io) = tokio::io::duplex(4096);
+        let counters = Arc::new(ServeCounters::default());
+        let (sr, sw) = tokio::io::split(server_io);
+        let server = tokio::spawn(serve(sr, sw, 100, counters.clone()));
+        client_io.write_all(b"GET / HTTP/1.1\r\n\r\n").await.unwrap();
+        assert!(server.await.unwrap().is_err());
+        assert_eq!(counters.report(0).rejected, 1);
+    }
+}

@@ -1,0 +1,362 @@
+//! The receiver agent: serves control sessions until stopped; each session
+//! authenticates, then runs trials, each on fresh data-plane sockets.
+
+use anyhow::{bail, Context};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::task::JoinSet;
+use transbench_wire::auth::{from_hex, random_nonce, to_hex, Role, Secret};
+use transbench_wire::control::{MAGIC, PROTOCOL_VERSION};
+use transbench_wire::{ControlMsg, Transport, TrialSetup, HEADER_LEN};
+
+use crate::clock::process_cpu_ns;
+use crate::control_io::{ControlChannel, ControlIoError};
+use crate::dataplane::{quic, stream, udp, ServeCounters};
+use crate::tls::Identity;
+
+/// How long a peer may take over the hello and auth exchange.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a session may sit idle between control frames.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(600);
+
+pub struct Receiver {
+    listener: TcpListener,
+    ctx: Arc<ReceiverState>,
+}
+
+struct ReceiverState {
+    secret: Option<Secret>,
+    identity: Identity,
+    tls: Arc<rustls::ServerConfig>,
+    quic: quinn::ServerConfig,
+}
+
+impl Receiver {
+    /// Binds the control port. Without a secret, only loopback is allowed:
+    /// anyone who can reach the port could otherwise drive traffic.
+    pub async fn bind(listen: SocketAddr, secret: Option<Secret>) -> anyhow::Result<Self> {
+        if secret.is_none() && !listen.ip().is_loopback() {
+            bail!(
+                "refusing to listen on {listen} without a shared secret: anyone who reaches it could \
+                 make this host send traffic. Pass --secret-file FILE (or set TRANSBENCH_SECRET) on \
+                 both agents, or listen on 127.0.0.1 / [::1]"
+            );
+        }
+        let identity = Identity::self_signed()?;
+        let ctx = ReceiverState {
+            tls: identity.tls_server_config()?,
+            quic: identity.quic_server_config()?,
+            identity,
+            secret,
+        };
+        let listener = TcpListener::bind(listen)
+            .await
+            .with_context(|| format!("cannot listen on {listen} (in use? wrong address?)"))?;
+        Ok(Receiver {
+            listener,
+            ctx: Arc::new(ctx),
+        })
+    }
+
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Serves sessions until the listener fails; each session runs in its
+    /// own task, so one bad peer never stops the others.
+    pub async fn serve(self) -> anyhow::Result<()> {
+        let mut sessions = JoinSet::new();
+        loop {
+            tokio::select! {
+                accepted = self.listener.accept() => {
+                    let (stream, peer) = match accepted {
+                        Ok(a) => a,
+                        Err(e) => {
+                            tracing::warn!("accept failed: {e}");
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                            continue;
+                        }
+                    };
+                    let ctx = self.ctx.clone();
+                    sessions.spawn(async move {
+                        match session(stream, ctx).await {
+                            Ok(()) => tracing::info!(%peer, "session ended"),
+                            Err(e) => tracing::warn!(%peer, "session refused or failed: {e:#}"),
+                        }
+                    });
+                }
+                Some(_) = sessions.join_next(), if !sessions.is_empty() => {}
+            }
+        }
+    }
+}
+
+async fn refuse(ctl: &mut ControlChannel, reason: String) -> anyhow::Error {
+    let _ = ctl
+        .send(&ControlMsg::Refused {
+            reason: reason.clone(),
+        })
+        .await;
+    anyhow::anyhow!(reason)
+}
+
+async fn recv_within(ctl: &mut ControlChannel, limit: Duration) -> Result<ControlMsg, ControlIoError> {
+    tokio::time::timeout(limit, ctl.recv())
+        .await
+        .unwrap_or_else(|_| Err(ControlIoError::Io(std::io::ErrorKind::TimedOut.into())))
+}
+
+async fn session(stream: TcpStream, ctx: Arc<ReceiverState>) -> anyhow::Result<()> {
+    let peer_ip = stream.peer_addr()?.ip();
+    let local_ip = stream.local_addr()?.ip();
+    let mut ctl = ControlChannel::new(stream);
+
+    let client_nonce = match recv_within(&mut ctl, HANDSHAKE_TIMEOUT).await {
+        Ok(ControlMsg::Hello {
+            magic,
+            version,
+            client_nonce,
+        }) => {
+            if magic != MAGIC {
+                return Err(refuse(&mut ctl, format!("not a transbench sender (magic {magic:?})")).await);
+            }
+            if version != PROTOCOL_VERSION {
+                return Err(refuse(
+                    &mut ctl,
+                    format!(
+                        "control protocol version {version} is not supported: this receiver speaks version \
+                         {PROTOCOL_VERSION} (transbench {}); run the same transbench version on both ends",
+                        env!("CARGO_PKG_VERSION")
+                    ),
+                )
+                .await);
+            }
+            from_hex(&client_nonce).unwrap_or_default()
+        }
+        Ok(other) => return Err(refuse(&mut ctl, format!("expected hello, got {}", other.name())).await),
+        Err(ControlIoError::Protocol(e)) => {
+            return Err(refuse(&mut ctl, format!("garbage on the control port: {e}")).await)
+        }
+        Err(e) => return Err(e.into()),
+    };
+
+    let server_nonce = random_nonce();
+    let secret = ctx.secret.clone();
+    ctl.send(&ControlMsg::Challenge {
+        server_nonce: to_hex(&server_nonce),
+        auth_required: secret.is_some(),
+        server_proof: secret
+            .as_ref()
+            .map(|s| s.prove(Role::Receiver, &client_nonce, &server_nonce)),
+    })
+    .await?;
+    match recv_within(&mut ctl, HANDSHAKE_TIMEOUT).await? {
+        ControlMsg::Auth { client_proof } => match (&secret, client_proof) {
+            (None, _) => {}
+            (Some(_), None) => {
+                return Err(refuse(
+                    &mut ctl,
+                    "this receiver requires a shared secret: pass --secret-file FILE (or set TRANSBENCH_SECRET)".into(),
+                )
+                .await)
+            }
+            (Some(s), Some(proof)) => {
+                if s.verify(Role::Sender, &client_nonce, &server_nonce, &proof).is_err() {
+                    return Err(refuse(
+                        &mut ctl,
+                        "authentication failed: the sender's secret does not match the receiver's".into(),
+                    )
+                    .await);
+                }
+            }
+        },
+        other => return Err(refuse(&mut ctl, format!("expected auth, got {}", other.name())).await),
+    }
+    ctl.send(&ControlMsg::Welcome {
+        receiver_version: env!("CARGO_PKG_VERSION").to_string(),
+    })
+    .await?;
+
+    let mut trial: Option<TrialServer> = None;
+    loop {
+        let msg = match recv_within(&mut ctl, IDLE_TIMEOUT).await {
+            Ok(m) => m,
+            Err(ControlIoError::Closed) => return Ok(()),
+            Err(e) => return Err(e.into()),
+        };
+        match msg {
+            ControlMsg::Setup(setup) => {
+                if trial.is_some() {
+                    return Err(refuse(&mut ctl, "setup while a trial is running".into()).await);
+                }
+                match TrialServer::start(&setup, &ctx, local_ip, peer_ip).await {
+                    Ok((server, ready)) => {
+                        tracing::info!(transport = %setup.transport, size = setup.size, "trial set up");
+                        trial = Some(server);
+                        ctl.send(&ready).await?;
+                    }
+                    Err(e) => return Err(refuse(&mut ctl, format!("cannot set up the trial: {e:#}")).await),
+                }
+            }
+            ControlMsg::Start => match trial.as_mut() {
+                Some(t) => t.cpu_start = process_cpu_ns(),
+                None => return Err(refuse(&mut ctl, "start before setup".into()).await),
+            },
+            ControlMsg::Stop => match trial.take() {
+                Some(t) => {
+                    let report = t.stop().await;
+                    ctl.send(&ControlMsg::Report(report)).await?;
+                }
+                None => return Err(refuse(&mut ctl, "stop without a trial".into()).await),
+            },
+            other => return Err(refuse(&mut ctl, format!("unexpected {} frame", other.name())).await),
+        }
+    }
+}
+
+/// One trial's data plane; dropping it stops every task it started.
+struct TrialServer {
+    tasks: JoinSet<()>,
+    counters: Arc<ServeCounters>,
+    cpu_start: u64,
+    quic: Option<quinn::Endpoint>,
+}
+
+fn validate(setup: &TrialSetup) -> anyhow::Result<()> {
+    if setup.workload != "rr" {
+        bail!("workload {:?} is not supported by this receiver (supported: rr)", setup.workload);
+    }
+    let max = match setup.transport {
+        Transport::Udp => udp::MAX_DATAGRAM,
+        _ => stream::MAX_MESSAGE,
+    };
+    let size = setup.size as usize;
+    if !(HEADER_LEN..=max).contains(&size) {
+        bail!("message size {size} is outside {HEADER_LEN}..={max} bytes for {}", setup.transport);
+    }
+    Ok(())
+}
+
+impl TrialServer {
+    async fn start(setup: &TrialSetup, ctx: &ReceiverState, local_ip: IpAddr, peer_ip: IpAddr) -> anyhow::Result<(Self, ControlMsg)> {
+        validate(setup)?;
+        let size = setup.size as usize;
+        let counters = Arc::new(ServeCounters::default());
+        let mut tasks = JoinSet::new();
+        let mut quic_endpoint = None;
+        let mut cert_sha256 = None;
+        let data_port = match setup.transport {
+            Transport::Udp => {
+                let port = setup
+                    .udp_peer_port
+                    .context("UDP setup without the sender's data port")?;
+                let sock = UdpSocket::bind((local_ip, 0)).await?;
+                // Connected: the kernel drops datagrams from anyone else.
+                sock.connect((peer_ip, port)).await?;
+                let data_port = sock.local_addr()?.port();
+                let c = counters.clone();
+                tasks.spawn(async move {
+                    if let Err(e) = udp::serve(sock, size, c).await {
+                        tracing::warn!("UDP data plane failed: {e}");
+                    }
+                });
+                data_port
+            }
+            Transport::Tcp | Transport::TcpTls => {
+                let listener = TcpListener::bind((local_ip, 0)).await?;
+                let data_port = listener.local_addr()?.port();
+                let acceptor = (setup.transport == Transport::TcpTls).then(|| tokio_rustls::TlsAcceptor::from(ctx.tls.clone()));
+                if acceptor.is_some() {
+                    cert_sha256 = Some(ctx.identity.fingerprint.clone());
+                }
+                let c = counters.clone();
+                tasks.spawn(accept_streams(listener, acceptor, peer_ip, size, c));
+                data_port
+            }
+            Transport::Quic => {
+                let endpoint = quinn::Endpoint::server(ctx.quic.clone(), SocketAddr::new(local_ip, 0))?;
+                let data_port = endpoint.local_addr()?.port();
+                cert_sha256 = Some(ctx.identity.fingerprint.clone());
+                tasks.spawn(quic::serve(endpoint.clone(), size, counters.clone()));
+                quic_endpoint = Some(endpoint);
+                data_port
+            }
+        };
+        Ok((
+            TrialServer {
+                tasks,
+                counters,
+                cpu_start: process_cpu_ns(),
+                quic: quic_endpoint,
+            },
+            ControlMsg::Ready {
+                data_port,
+                cert_sha256,
+            },
+        ))
+    }
+
+    async fn stop(mut self) -> transbench_wire::ReceiverReport {
+        let cpu = process_cpu_ns().saturating_sub(self.cpu_start);
+        if let Some(endpoint) = self.quic.take() {
+            endpoint.close(0u32.into(), b"trial over");
+        }
+        self.tasks.shutdown().await;
+        self.counters.report(cpu)
+    }
+}
+
+async fn accept_streams(
+    listener: TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    peer_ip: IpAddr,
+    size: usize,
+    counters: Arc<ServeCounters>,
+) {
+    let mut conns = JoinSet::new();
+    loop {
+        let (tcp, from) = match listener.accept().await {
+            Ok(a) => a,
+            Err(e) => {
+                tracing::warn!("data accept failed: {e}");
+                return;
+            }
+        };
+        if from.ip() != peer_ip {
+            counters.rejected();
+            continue;
+        }
+        let _ = tcp.set_nodelay(true);
+        counters.connection();
+        let (tls, counters) = (tls.clone(), counters.clone());
+        conns.spawn(async move {
+            let served = match tls {
+                None => {
+                    let (r, w) = tcp.into_split();
+                    stream::serve(r, w, size, counters).await
+                }
+                Some(acceptor) => match acceptor.accept(tcp).await {
+                    Ok(tls) => {
+                        let (r, w) = tokio::io::split(tls);
+                        stream::serve(r, w, size, counters).await
+                    }
+                    Err(e) => Err(e),
+                },
+            };
+            if let Err(e) = served {
+                tracing::debug!("data connection ended: {e}");
+            }
+        });
+    }
+}
+
+/// What `--listen` resolves to; a bare port means loopback.
+pub fn parse_listen(s: &str) -> anyhow::Result<SocketAddr> {
+    if let Ok(port) = s.parse::<u16>() {
+        return Ok(SocketAddr::from(([127, 0, 0, 1], port)));
+    }
+    s.parse()
+        .with_context(|| format!("--listen {s:?} is not ADDR:PORT (e.g. 127.0.0.1:7700 or [::1]:7700)"))
+}

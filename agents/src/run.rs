@@ -1,0 +1,129 @@
+//! `transbench run`: a receiver and a sender on loopback, one trial per
+//! transport, results written after every trial, a summary at the end.
+
+use anyhow::{bail, Context};
+use indicatif::{ProgressBar, ProgressStyle};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, SystemTime};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+use transbench_reports::{summary_table, write_atomic, RunResults};
+use transbench_wire::auth::{random_nonce, to_hex, Secret};
+use transbench_wire::Transport;
+
+use crate::host::host_info;
+use crate::sender::{self, TrialSpec};
+
+/// What the receiver prints first on stdout; `run` and tests parse it.
+pub const LISTENING_PREFIX: &str = "transbench receiver listening on ";
+pub const SECRET_ENV: &str = "TRANSBENCH_SECRET";
+
+/// A receiver child process; stopped (SIGTERM, then SIGKILL) when dropped.
+struct ReceiverProcess {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl ReceiverProcess {
+    async fn start(secret_hex: &str) -> anyhow::Result<Self> {
+        let exe = std::env::current_exe().context("locating the transbench binary to start the receiver")?;
+        let mut cmd = Command::new(exe);
+        cmd.args(["receiver", "--listen", "127.0.0.1:0"])
+            .env(SECRET_ENV, secret_hex)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true);
+        if std::env::var_os("RUST_LOG").is_none() {
+            cmd.env("RUST_LOG", "warn");
+        }
+        let mut child = cmd.spawn().context("starting the receiver process")?;
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let mut lines = BufReader::new(stdout).lines();
+        let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
+            .await
+            .context("the receiver did not report its address within 30 s")??
+            .context("the receiver exited before listening (see its error above)")?;
+        let addr = line
+            .strip_prefix(LISTENING_PREFIX)
+            .and_then(|a| a.trim().parse().ok())
+            .with_context(|| format!("unexpected first line from the receiver: {line:?}"))?;
+        // Keep draining stdout so the receiver never blocks on a full pipe.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        Ok(ReceiverProcess { child, addr })
+    }
+
+    async fn stop(mut self) {
+        if let Some(pid) = self.child.id() {
+            // SAFETY: signalling our own child by its PID.
+            unsafe { libc::kill(pid as libc::pid_t, libc::SIGTERM) };
+            if tokio::time::timeout(Duration::from_secs(3), self.child.wait()).await.is_ok() {
+                return;
+            }
+        }
+        let _ = self.child.kill().await;
+    }
+}
+
+pub struct RunOptions {
+    pub transports: Vec<Transport>,
+    pub spec: TrialSpec,
+    pub out: PathBuf,
+}
+
+pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
+    for t in &opts.transports {
+        TrialSpec {
+            transport: *t,
+            ..opts.spec.clone()
+        }
+        .validate()?;
+    }
+    std::fs::create_dir_all(&opts.out).with_context(|| format!("cannot create the output directory {}", opts.out.display()))?;
+    let results_path = opts.out.join("results.json");
+
+    let secret_hex = to_hex(&random_nonce());
+    let secret = Secret::new(secret_hex.as_bytes())?;
+    let receiver = ReceiverProcess::start(&secret_hex).await?;
+    let outcome = run_trials(&opts, receiver.addr, &secret, &results_path).await;
+    receiver.stop().await;
+    let results = outcome?;
+
+    print!("{}", summary_table(&results));
+    println!("results: {}", results_path.display());
+    let failed = opts.transports.len() - results.trials.len();
+    if failed > 0 {
+        bail!("{failed} of {} trials failed (see the errors above)", opts.transports.len());
+    }
+    Ok(())
+}
+
+async fn run_trials(opts: &RunOptions, addr: SocketAddr, secret: &Secret, results_path: &Path) -> anyhow::Result<RunResults> {
+    let created = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
+    let mut results = RunResults::new(created, host_info());
+    let per_trial = opts.spec.warmup + opts.spec.duration;
+    let bar = ProgressBar::new(opts.transports.len() as u64).with_style(
+        ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} trials  {msg}")
+            .expect("static template"),
+    );
+    bar.enable_steady_tick(Duration::from_millis(200));
+    for (n, transport) in opts.transports.iter().enumerate() {
+        bar.set_message(format!("{transport} ({} s each)", per_trial.as_secs_f64()));
+        let spec = TrialSpec {
+            transport: *transport,
+            ..opts.spec.clone()
+        };
+        match sender::run_trial(addr, Some(secret), &spec, format!("{transport}-{}", n + 1)).await {
+            Ok(trial) => {
+                results.trials.push(trial);
+                write_atomic(results_path, &results)?;
+            }
+            Err(e) => bar.suspend(|| eprintln!("error: {transport} trial failed: {e:#}")),
+        }
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    Ok(results)
+}

@@ -1,0 +1,294 @@
+//! The sender agent: connects to a receiver, authenticates, runs one trial
+//! and turns what it measured into a [`TrialResult`].
+
+use anyhow::{bail, Context};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+use tokio::net::{TcpStream, UdpSocket};
+use transbench_reports::{LatencyKind, LatencySummary, TrialParams, TrialResult};
+use transbench_wire::auth::{from_hex, random_nonce, to_hex, Role, Secret};
+use transbench_wire::control::{MAGIC, PROTOCOL_VERSION};
+use transbench_wire::{ControlMsg, QuicStreamMode, ReceiverReport, Transport, TrialSetup, HEADER_LEN};
+
+use crate::clock::process_cpu_ns;
+use crate::control_io::ControlChannel;
+use crate::dataplane::{quic, stream, udp, RequestSink, ResponseSource};
+use crate::rr::{self, RrOutcome, RrPlan};
+use crate::tls;
+
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+const REPLY_TIMEOUT: Duration = Duration::from_secs(30);
+/// A trial whose send lag p99 exceeds this could not keep its schedule.
+pub const MAX_SEND_LAG_P99_NS: u64 = 1_000_000;
+
+#[derive(Debug, Clone)]
+pub struct TrialSpec {
+    pub transport: Transport,
+    /// Requests per second; `None` runs closed-loop.
+    pub rate: Option<f64>,
+    pub size: usize,
+    pub duration: Duration,
+    pub warmup: Duration,
+    pub loss_timeout: Duration,
+    pub quic_stream: QuicStreamMode,
+}
+
+impl TrialSpec {
+    pub fn validate(&self) -> anyhow::Result<()> {
+        let max = match self.transport {
+            Transport::Udp => udp::MAX_DATAGRAM,
+            _ => stream::MAX_MESSAGE,
+        };
+        if !(HEADER_LEN..=max).contains(&self.size) {
+            bail!(
+                "--size {} is out of range for {}: messages carry a {HEADER_LEN}-byte header and may be at most {max} bytes",
+                self.size,
+                self.transport
+            );
+        }
+        if let Some(rate) = self.rate {
+            if !(rate.is_finite() && rate > 0.0) {
+                bail!("--rate {rate} must be a positive number of requests per second (or use --closed-loop)");
+            }
+        }
+        if self.duration.is_zero() {
+            bail!("--duration must be longer than zero");
+        }
+        if self.loss_timeout.is_zero() {
+            bail!("--loss-timeout must be longer than zero");
+        }
+        Ok(())
+    }
+}
+
+/// Resolves `HOST:PORT` (a name or an address).
+pub async fn resolve(connect: &str) -> anyhow::Result<SocketAddr> {
+    tokio::net::lookup_host(connect)
+        .await
+        .with_context(|| format!("cannot resolve --connect {connect:?}: expected HOST:PORT"))?
+        .next()
+        .with_context(|| format!("--connect {connect:?} resolves to no address"))
+}
+
+async fn expect_reply(ctl: &mut ControlChannel, what: &str) -> anyhow::Result<ControlMsg> {
+    let msg = tokio::time::timeout(REPLY_TIMEOUT, ctl.recv())
+        .await
+        .with_context(|| format!("receiver did not answer within {REPLY_TIMEOUT:?} (waiting for {what})"))?
+        .with_context(|| format!("waiting for {what}"))?;
+    if let ControlMsg::Refused { reason } = &msg {
+        bail!("receiver refused: {reason}");
+    }
+    Ok(msg)
+}
+
+/// Opens an authenticated control session.
+pub async fn connect(addr: SocketAddr, secret: Option<&Secret>) -> anyhow::Result<ControlChannel> {
+    let stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr))
+        .await
+        .with_context(|| format!("connecting to the receiver at {addr} timed out"))?
+        .with_context(|| format!("cannot connect to the receiver at {addr}: is `transbench receiver` running there?"))?;
+    let mut ctl = ControlChannel::new(stream);
+    let client_nonce = random_nonce();
+    ctl.send(&ControlMsg::Hello {
+        magic: MAGIC.into(),
+        version: PROTOCOL_VERSION,
+        client_nonce: to_hex(&client_nonce),
+    })
+    .await?;
+    let ControlMsg::Challenge {
+        server_nonce,
+        auth_required,
+        server_proof,
+    } = expect_reply(&mut ctl, "the challenge").await?
+    else {
+        bail!("receiver at {addr} broke the protocol: expected a challenge");
+    };
+    let server_nonce = from_hex(&server_nonce).context("receiver sent a malformed nonce")?;
+    let client_proof = match (secret, auth_required) {
+        (None, false) => None,
+        (None, true) => bail!(
+            "receiver at {addr} requires a shared secret: pass --secret-file FILE (or set TRANSBENCH_SECRET)"
+        ),
+        (Some(_), false) => bail!(
+            "receiver at {addr} has no secret configured, so it cannot prove who it is; \
+             start it with the same --secret-file, or drop the secret on this side"
+        ),
+        (Some(s), true) => {
+            let proof = server_proof.context("receiver sent no proof of the secret")?;
+            s.verify(Role::Receiver, &client_nonce, &server_nonce, &proof)
+                .map_err(|_| anyhow::anyhow!("authentication failed: receiver at {addr} holds a different secret"))?;
+            Some(s.prove(Role::Sender, &client_nonce, &server_nonce))
+        }
+    };
+    ctl.send(&ControlMsg::Auth { client_proof }).await?;
+    match expect_reply(&mut ctl, "the welcome").await? {
+        ControlMsg::Welcome { .. } => Ok(ctl),
+        other => bail!("receiver broke the protocol: expected welcome, got {}", other.name()),
+    }
+}
+
+async fn setup(ctl: &mut ControlChannel, setup: TrialSetup) -> anyhow::Result<(u16, Option<String>)> {
+    ctl.send(&ControlMsg::Setup(setup)).await?;
+    match expect_reply(ctl, "ready").await? {
+        ControlMsg::Ready {
+            data_port,
+            cert_sha256,
+        } => Ok((data_port, cert_sha256)),
+        other => bail!("receiver broke the protocol: expected ready, got {}", other.name()),
+    }
+}
+
+async fn drive<S: RequestSink, R: ResponseSource>(ctl: &mut ControlChannel, plan: RrPlan, sink: S, source: R) -> anyhow::Result<(RrOutcome, ReceiverReport)> {
+    ctl.send(&ControlMsg::Start).await?;
+    let outcome = rr::run(plan, sink, source).await.context("running the request/response workload")?;
+    ctl.send(&ControlMsg::Stop).await?;
+    match expect_reply(ctl, "the receiver's report").await? {
+        ControlMsg::Report(report) => Ok((outcome, report)),
+        other => bail!("receiver broke the protocol: expected report, got {}", other.name()),
+    }
+}
+
+fn pinned(cert: Option<String>) -> anyhow::Result<String> {
+    cert.context("receiver sent no certificate fingerprint for a TLS transport")
+}
+
+/// Runs one trial against the receiver at `addr`.
+pub async fn run_trial(addr: SocketAddr, secret: Option<&Secret>, spec: &TrialSpec, id: String) -> anyhow::Result<TrialResult> {
+    spec.validate()?;
+    let mut ctl = connect(addr, secret).await?;
+    let peer_ip: IpAddr = addr.ip();
+    let local_ip = ctl.stream().local_addr()?.ip();
+    let plan = RrPlan {
+        rate: spec.rate,
+        warmup: spec.warmup,
+        duration: spec.duration,
+        loss_timeout: spec.loss_timeout,
+    };
+    let mut trial_setup = TrialSetup {
+        transport: spec.transport,
+        workload: "rr".into(),
+        size: spec.size as u32,
+        udp_peer_port: None,
+        quic_stream: spec.quic_stream,
+    };
+    let cpu_start = process_cpu_ns();
+    let mut extra_errors = 0;
+    let (outcome, report) = match spec.transport {
+        Transport::Udp => {
+            let sock = UdpSocket::bind((local_ip, 0)).await.context("binding the UDP data socket")?;
+            trial_setup.udp_peer_port = Some(sock.local_addr()?.port());
+            let (port, _) = setup(&mut ctl, trial_setup).await?;
+            sock.connect((peer_ip, port)).await?;
+            let (sink, source) = udp::client(sock, spec.size);
+            drive(&mut ctl, plan, sink, source).await?
+        }
+        Transport::Tcp => {
+            let (port, _) = setup(&mut ctl, trial_setup).await?;
+            let tcp = TcpStream::connect((peer_ip, port)).await.context("connecting the TCP data connection")?;
+            tcp.set_nodelay(true)?;
+            let (r, w) = tcp.into_split();
+            let (sink, source) = stream::client(r, w, spec.size);
+            drive(&mut ctl, plan, sink, source).await?
+        }
+        Transport::TcpTls => {
+            let (port, cert) = setup(&mut ctl, trial_setup).await?;
+            let connector = tokio_rustls::TlsConnector::from(tls::tls_client_config(&pinned(cert)?)?);
+            let tcp = TcpStream::connect((peer_ip, port)).await.context("connecting the TLS data connection")?;
+            tcp.set_nodelay(true)?;
+            let tls = connector
+                .connect(tls::server_name(), tcp)
+                .await
+                .context("TLS handshake with the receiver (certificate pinned from the control channel)")?;
+            let (r, w) = tokio::io::split(tls);
+            let (sink, source) = stream::client(r, w, spec.size);
+            drive(&mut ctl, plan, sink, source).await?
+        }
+        Transport::Quic => {
+            let (port, cert) = setup(&mut ctl, trial_setup).await?;
+            let mut endpoint = quinn::Endpoint::client(SocketAddr::new(local_ip, 0)).context("opening the QUIC endpoint")?;
+            endpoint.set_default_client_config(tls::quic_client_config(&pinned(cert)?)?);
+            let conn = endpoint
+                .connect(SocketAddr::new(peer_ip, port), tls::SERVER_NAME)?
+                .await
+                .context("QUIC handshake with the receiver (certificate pinned from the control channel)")?;
+            let result = match spec.quic_stream {
+                QuicStreamMode::PerRequest => {
+                    let (sink, source, errors) = quic::per_request_client(conn.clone(), spec.size);
+                    let r = drive(&mut ctl, plan, sink, source).await?;
+                    extra_errors = errors.load(Ordering::Relaxed);
+                    r
+                }
+                QuicStreamMode::Single => {
+                    let (send, recv) = conn.open_bi().await.context("opening the QUIC stream")?;
+                    let (sink, source) = stream::client(recv, send, spec.size);
+                    drive(&mut ctl, plan, sink, source).await?
+                }
+            };
+            conn.close(0u32.into(), b"trial over");
+            let _ = tokio::time::timeout(Duration::from_secs(1), endpoint.wait_idle()).await;
+            result
+        }
+    };
+    let cpu_ns = process_cpu_ns().saturating_sub(cpu_start);
+    build_result(spec, addr, id, outcome, report, extra_errors, cpu_ns)
+}
+
+fn build_result(
+    spec: &TrialSpec,
+    addr: SocketAddr,
+    id: String,
+    outcome: RrOutcome,
+    receiver: ReceiverReport,
+    extra_errors: u64,
+    cpu_ns: u64,
+) -> anyhow::Result<TrialResult> {
+    let totals = outcome.totals;
+    let mut counters = totals.counters;
+    counters.errors = outcome.errors + extra_errors;
+    let lat = LatencySummary::from_histogram(&totals.lat)?;
+    let send_lag = LatencySummary::from_histogram(&totals.send_lag)?;
+    let mut invalid_reasons = Vec::new();
+    if spec.rate.is_some() && send_lag.p99 > MAX_SEND_LAG_P99_NS {
+        invalid_reasons.push(format!(
+            "send_lag p99 {:.3} ms exceeds 1 ms: the sender could not keep its schedule (lower --rate, or use --closed-loop)",
+            send_lag.p99 as f64 / 1e6
+        ));
+    }
+    if counters.sent == 0 {
+        invalid_reasons.push("no request was sent in the measured window".into());
+    }
+    if counters.errors > 0 {
+        let first = outcome.error_messages.first().cloned().unwrap_or_else(|| "QUIC stream failures".into());
+        invalid_reasons.push(format!("{} data-plane errors; first: {first}", counters.errors));
+    }
+    Ok(TrialResult {
+        id,
+        transport: spec.transport,
+        workload: "rr".into(),
+        params: TrialParams {
+            rate: spec.rate,
+            size: spec.size as u32,
+            duration_ns: spec.duration.as_nanos() as u64,
+            warmup_ns: spec.warmup.as_nanos() as u64,
+            closed_loop: spec.rate.is_none(),
+            loss_timeout_ns: spec.loss_timeout.as_nanos() as u64,
+            quic_stream: (spec.transport == Transport::Quic).then(|| spec.quic_stream.name().to_string()),
+            peer: addr.to_string(),
+        },
+        start_time: humantime::format_rfc3339_millis(outcome.measured_start).to_string(),
+        duration_ns: spec.duration.as_nanos() as u64,
+        valid: invalid_reasons.is_empty(),
+        invalid_reasons,
+        counters,
+        latency_kind: LatencyKind::Rtt,
+        lat,
+        send_lag,
+        cpu_ns_per_msg: if outcome.requests_total > 0 {
+            cpu_ns as f64 / outcome.requests_total as f64
+        } else {
+            0.0
+        },
+        receiver,
+    })
+}

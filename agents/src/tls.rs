@@ -1,0 +1,191 @@
+//! TLS for `tcp+tls` and `quic`: the receiver's self-signed identity and the
+//! sender's pinned verification. The sender learns the certificate's SHA-256
+//! fingerprint over the authenticated control channel and accepts exactly
+//! that certificate; handshake signatures are still verified.
+
+use anyhow::Context;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName, UnixTime};
+use rustls::{DigitallySignedStruct, SignatureScheme};
+use std::sync::Arc;
+use transbench_wire::auth::to_hex;
+
+/// The name in the receiver's certificate and the one the sender asks for.
+pub const SERVER_NAME: &str = "transbench";
+pub const QUIC_ALPN: &[u8] = b"transbench/1";
+
+fn provider() -> Arc<CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+pub fn fingerprint(cert: &CertificateDer<'_>) -> String {
+    to_hex(ring::digest::digest(&ring::digest::SHA256, cert.as_ref()).as_ref())
+}
+
+/// The receiver's certificate and key, made once at start.
+pub struct Identity {
+    cert: CertificateDer<'static>,
+    key: PrivatePkcs8KeyDer<'static>,
+    pub fingerprint: String,
+}
+
+impl Identity {
+    pub fn self_signed() -> anyhow::Result<Self> {
+        let ck = rcgen::generate_simple_self_signed(vec![SERVER_NAME.to_string()])
+            .context("generating the receiver's self-signed certificate")?;
+        let cert = ck.cert.der().clone();
+        let key = PrivatePkcs8KeyDer::from(ck.signing_key.serialize_der());
+        Ok(Identity {
+            fingerprint: fingerprint(&cert),
+            cert,
+            key,
+        })
+    }
+
+    fn server_config(&self, alpn: &[u8]) -> anyhow::Result<rustls::ServerConfig> {
+        let mut cfg = rustls::ServerConfig::builder_with_provider(provider())
+            .with_protocol_versions(&[&rustls::version::TLS13])?
+            .with_no_client_auth()
+            .with_single_cert(vec![self.cert.clone()], PrivateKeyDer::Pkcs8(self.key.clone_key()))
+            .context("loading the receiver's certificate into rustls")?;
+        cfg.alpn_protocols = vec![alpn.to_vec()];
+        Ok(cfg)
+    }
+
+    pub fn tls_server_config(&self) -> anyhow::Result<Arc<rustls::ServerConfig>> {
+        Ok(Arc::new(self.server_config(b"transbench-tcp/1")?))
+    }
+
+    pub fn quic_server_config(&self) -> anyhow::Result<quinn::ServerConfig> {
+        let crypto = quinn::crypto::rustls::QuicServerConfig::try_from(self.server_config(QUIC_ALPN)?)
+            .context("building the QUIC server's TLS configuration")?;
+        let mut cfg = quinn::ServerConfig::with_crypto(Arc::new(crypto));
+        let mut transport = quinn::TransportConfig::default();
+        // A stream per request: allow enough in flight for open-loop rates.
+        transport.max_concurrent_bidi_streams(1024u32.into());
+        cfg.transport_config(Arc::new(transport));
+        Ok(cfg)
+    }
+}
+
+fn client_config(pinned_sha256: &str, alpn: &[u8]) -> anyhow::Result<rustls::ClientConfig> {
+    let provider = provider();
+    let verifier = PinnedCert {
+        sha256: pinned_sha256.to_ascii_lowercase(),
+        algorithms: provider.signature_verification_algorithms,
+    };
+    let mut cfg = rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13])?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(verifier))
+        .with_no_client_auth();
+    cfg.alpn_protocols = vec![alpn.to_vec()];
+    Ok(cfg)
+}
+
+pub fn tls_client_config(pinned_sha256: &str) -> anyhow::Result<Arc<rustls::ClientConfig>> {
+    Ok(Arc::new(client_config(pinned_sha256, b"transbench-tcp/1")?))
+}
+
+pub fn quic_client_config(pinned_sha256: &str) -> anyhow::Result<quinn::ClientConfig> {
+    let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(client_config(pinned_sha256, QUIC_ALPN)?)
+        .context("building the QUIC client's TLS configuration")?;
+    Ok(quinn::ClientConfig::new(Arc::new(crypto)))
+}
+
+pub fn server_name() -> ServerName<'static> {
+    ServerName::try_from(SERVER_NAME).expect("static name is valid")
+}
+
+/// Accepts exactly the certificate whose SHA-256 the control channel gave.
+#[derive(Debug)]
+struct PinnedCert {
+    sha256: String,
+    algorithms: WebPkiSupportedAlgorithms,
+}
+
+impl ServerCertVerifier for PinnedCert {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        if fingerprint(end_entity) == self.sha256 {
+            Ok(ServerCertVerified::assertion())
+        } else {
+            Err(rustls::Error::InvalidCertificate(
+                rustls::CertificateError::ApplicationVerificationFailure,
+            ))
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.algorithms.supported_schemes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    async fn handshake(pin: &str) -> std::io::Result<()> {
+        let id = Identity::self_signed().unwrap();
+        let acceptor = tokio_rustls::TlsAcceptor::from(id.tls_server_config().unwrap());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let pin = if pin.is_empty() { id.fingerprint.clone() } else { pin.to_string() };
+        let server = tokio::spawn(async move {
+            let (tcp, _) = listener.accept().await.unwrap();
+            if let Ok(mut tls) = acceptor.accept(tcp).await {
+                let mut b = [0u8; 2];
+                let _ = tls.read_exact(&mut b).await;
+                let _ = tls.write_all(&b).await;
+                let _ = tls.flush().await;
+            }
+        });
+        let connector = tokio_rustls::TlsConnector::from(tls_client_config(&pin).unwrap());
+        let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let mut tls = connector.connect(server_name(), tcp).await?;
+        tls.write_all(b"hi").await?;
+        tls.flush().await?;
+        let mut b = [0u8; 2];
+        tls.read_exact(&mut b).await?;
+        assert_eq!(&b, b"hi");
+        server.await.unwrap();
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn pinned_certificate_is_accepted() {
+        handshake("").await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn other_certificate_is_refused() {
+        let wrong = "00".repeat(32);
+        assert!(handshake(&wrong).await.is_err());
+    }
+}

@@ -1,0 +1,234 @@
+//! Request/response accounting: which requests are outstanding, which got
+//! answered (and how late), which are lost. Pure: time is passed in.
+//!
+//! Every measured request ends in exactly one of two places: answered, with
+//! its latency in `lat`; or lost, recorded in `lat` at the loss timeout (a
+//! lower bound on a latency that is really unbounded), so percentiles keep
+//! all sent requests in their denominator.
+
+use hdrhistogram::Histogram;
+use std::collections::{BTreeMap, HashSet};
+use transbench_reports::{new_histogram, Counters};
+
+#[derive(Debug, Clone, Copy)]
+struct Pending {
+    intended_ns: u64,
+    measured: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResponseOutcome {
+    /// Answered in time; latency from the intended send time, ns.
+    Answered { lat_ns: u64, measured: bool },
+    /// Answered after the request was declared lost.
+    Late,
+    /// A second answer, or an answer to a request never sent.
+    Duplicate,
+}
+
+pub struct RrTracker {
+    loss_timeout_ns: u64,
+    record_send_lag: bool,
+    pending: BTreeMap<u64, Pending>,
+    lost_seqs: HashSet<u64>,
+    lat: Histogram<u64>,
+    send_lag: Histogram<u64>,
+    counters: Counters,
+}
+
+pub struct TrackerTotals {
+    pub counters: Counters,
+    pub lat: Histogram<u64>,
+    pub send_lag: Histogram<u64>,
+}
+
+impl RrTracker {
+    /// `record_send_lag` is false for closed-loop runs, where the intended
+    /// time is by definition the actual one.
+    pub fn new(loss_timeout_ns: u64, record_send_lag: bool) -> Self {
+        RrTracker {
+            loss_timeout_ns,
+            record_send_lag,
+            pending: BTreeMap::new(),
+            lost_seqs: HashSet::new(),
+            lat: new_histogram(),
+            send_lag: new_histogram(),
+            counters: Counters::default(),
+        }
+    }
+
+    /// Registers request `seq` just before it is handed to the transport, so
+    /// even the fastest response finds it.
+    pub fn on_sent(&mut self, seq: u64, intended_ns: u64, actual_ns: u64, measured: bool) {
+        self.pending.insert(seq, Pending { intended_ns, measured });
+        if measured {
+            self.counters.sent += 1;
+            if self.record_send_lag {
+                record(&mut self.send_lag, actual_ns.saturating_sub(intended_ns));
+            }
+        }
+    }
+
+    pub fn on_response(&mut self, seq: u64, received_ns: u64) -> ResponseOutcome {
+        if let Some(p) = self.pending.remove(&seq) {
+            let lat_ns = received_ns.saturating_sub(p.intended_ns);
+            if lat_ns >= self.loss_timeout_ns {
+                // Past the deadline even if expire() has not run yet.
+                self.declare_lost(seq, p);
+                self.lost_seqs.remove(&seq);
+                self.count_late(p);
+                return ResponseOutcome::Late;
+            }
+            if p.measured {
+                self.counters.received += 1;
+                record(&mut self.lat, lat_ns);
+            }
+            return ResponseOutcome::Answered {
+                lat_ns,
+                measured: p.measured,
+            };
+        }
+        if self.lost_seqs.remove(&seq) {
+            self.counters.late += 1;
+            return ResponseOutcome::Late;
+        }
+        self.counters.duplicates += 1;
+        ResponseOutcome::Duplicate
+    }
+
+    /// Declares lost every request whose loss timeout has passed at `now_ns`.
+    pub fn expire(&mut self, now_ns: u64) {
+        // Requests are sent in seq order with non-decreasing intended times,
+        // so the expired ones are a prefix of the map.
+        while let Some((&seq, &p)) = self.pending.first_key_value() {
+            if now_ns < p.intended_ns.saturating_add(self.loss_timeout_ns) {
+                break;
+            }
+            self.pending.remove(&seq);
+            self.declare_lost(seq, p);
+        }
+    }
+
+    pub fn outstanding(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// Ends the trial: whatever is still outstanding is lost.
+    pub fn finish(mut self) -> TrackerTotals {
+        for (seq, p) in std::mem::take(&mut self.pending) {
+            self.declare_lost(seq, p);
+        }
+        TrackerTotals {
+            counters: self.counters,
+            lat: self.lat,
+            send_lag: self.send_lag,
+        }
+    }
+
+    fn declare_lost(&mut self, seq: u64, p: Pending) {
+        if p.measured {
+            self.counters.lost += 1;
+            record(&mut self.lat, self.loss_timeout_ns);
+            self.lost_seqs.insert(seq);
+        }
+    }
+
+    fn count_late(&mut self, p: Pending) {
+        if p.measured {
+            self.counters.late += 1;
+        }
+    }
+}
+
+fn record(h: &mut Histogram<u64>, v: u64) {
+    // Auto-resizing histograms only refuse 0 < lowest discernible; clamp.
+    h.record(v.max(1)).expect("auto-resizing histogram accepts any value");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MS: u64 = 1_000_000;
+
+    #[test]
+    fn answered_requests_record_latency_from_intended_time() {
+        let mut t = RrTracker::new(100 * MS, true);
+        t.on_sent(0, 10 * MS, 10 * MS + 5_000, true);
+        assert_eq!(
+            t.on_response(0, 12 * MS),
+            ResponseOutcome::Answered { lat_ns: 2 * MS, measured: true }
+        );
+        let totals = t.finish();
+        assert_eq!((totals.counters.sent, totals.counters.received, totals.counters.lost), (1, 1, 0));
+        assert_eq!(totals.lat.len(), 1);
+        assert!(totals.lat.equivalent(totals.lat.max(), 2 * MS));
+        assert!(totals.send_lag.equivalent(totals.send_lag.max(), 5_000));
+    }
+
+    #[test]
+    fn unanswered_requests_are_lost_and_stay_in_the_denominator() {
+        let mut t = RrTracker::new(100 * MS, true);
+        for seq in 0..10 {
+            t.on_sent(seq, seq * MS, seq * MS, true);
+        }
+        for seq in (0..10).filter(|s| s % 3 != 0) {
+            t.on_response(seq, seq * MS + MS);
+        }
+        // Not yet expired: seq 0 is due at 100 ms.
+        t.expire(99 * MS);
+        assert_eq!(t.outstanding(), 4);
+        t.expire(104 * MS);
+        assert_eq!(t.outstanding(), 1, "seq 9 is due at 109 ms");
+        let totals = t.finish();
+        assert_eq!(totals.counters.sent, 10);
+        assert_eq!(totals.counters.received, 6);
+        assert_eq!(totals.counters.lost, 4);
+        assert_eq!(totals.lat.len(), 10, "lost requests are recorded, not dropped");
+        assert!(totals.lat.equivalent(totals.lat.max(), 100 * MS));
+    }
+
+    #[test]
+    fn late_and_duplicate_answers_are_told_apart() {
+        let mut t = RrTracker::new(50 * MS, true);
+        t.on_sent(0, 0, 0, true);
+        t.on_sent(1, MS, MS, true);
+        t.expire(60 * MS);
+        assert_eq!(t.on_response(0, 61 * MS), ResponseOutcome::Late);
+        assert_eq!(t.on_response(0, 62 * MS), ResponseOutcome::Duplicate);
+        assert_eq!(t.on_response(7, 62 * MS), ResponseOutcome::Duplicate);
+        let totals = t.finish();
+        assert_eq!((totals.counters.lost, totals.counters.late, totals.counters.duplicates), (2, 1, 2));
+    }
+
+    #[test]
+    fn answer_past_the_timeout_is_late_even_before_expiry_runs() {
+        let mut t = RrTracker::new(50 * MS, true);
+        t.on_sent(0, 0, 0, true);
+        assert_eq!(t.on_response(0, 70 * MS), ResponseOutcome::Late);
+        let totals = t.finish();
+        assert_eq!((totals.counters.received, totals.counters.lost, totals.counters.late), (0, 1, 1));
+    }
+
+    #[test]
+    fn warmup_requests_are_tracked_but_not_counted() {
+        let mut t = RrTracker::new(50 * MS, true);
+        t.on_sent(0, 0, 0, false);
+        t.on_sent(1, MS, 3 * MS, true);
+        assert_eq!(
+            t.on_response(0, MS),
+            ResponseOutcome::Answered { lat_ns: MS, measured: false }
+        );
+        let totals = t.finish();
+        assert_eq!((totals.counters.sent, totals.counters.received, totals.counters.lost), (1, 0, 1));
+        assert_eq!(totals.send_lag.len(), 1);
+    }
+
+    #[test]
+    fn closed_loop_records_no_send_lag() {
+        let mut t = RrTracker::new(50 * MS, false);
+        t.on_sent(0, 0, 0, true);
+        t.on_response(0, MS);
+        assert_eq!(t.finish().send_lag.len(), 0);
+    }
+}

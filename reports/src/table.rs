@@ -1,0 +1,93 @@
+//! The summary table printed at the end of a run.
+
+use crate::schema::RunResults;
+
+/// A duration in ns as people read it: `850ns`, `23.4us`, `1.25ms`, `2.00s`.
+pub fn human_ns(ns: u64) -> String {
+    let v = ns as f64;
+    if ns < 1_000 {
+        format!("{ns}ns")
+    } else if ns < 1_000_000 {
+        format!("{:.1}us", v / 1e3)
+    } else if ns < 1_000_000_000 {
+        format!("{:.2}ms", v / 1e6)
+    } else {
+        format!("{:.2}s", v / 1e9)
+    }
+}
+
+/// One row per trial: transport, count, p50, p99, p99.9, max, loss, and
+/// whether the trial is valid.
+pub fn summary_table(results: &RunResults) -> String {
+    let header = ["transport", "mode", "count", "p50", "p99", "p99.9", "max", "loss", "valid"];
+    let mut rows: Vec<Vec<String>> = vec![header.iter().map(|s| s.to_string()).collect()];
+    for t in &results.trials {
+        let c = &t.counters;
+        let loss = if c.sent == 0 {
+            "-".to_string()
+        } else {
+            format!("{:.2}%", 100.0 * c.lost as f64 / c.sent as f64)
+        };
+        let mode = match t.params.rate {
+            Some(rate) => format!("{rate}/s"),
+            None => "closed".to_string(),
+        };
+        rows.push(vec![
+            t.transport.name().to_string(),
+            mode,
+            t.lat.count.to_string(),
+            human_ns(t.lat.p50),
+            human_ns(t.lat.p99),
+            human_ns(t.lat.p999),
+            human_ns(t.lat.max),
+            loss,
+            if t.valid { "yes".into() } else { "NO".into() },
+        ]);
+    }
+    let widths: Vec<usize> = (0..header.len())
+        .map(|i| rows.iter().map(|r| r[i].len()).max().unwrap_or(0))
+        .collect();
+    let mut out = String::new();
+    for row in &rows {
+        let line: Vec<String> = row
+            .iter()
+            .zip(&widths)
+            .enumerate()
+            .map(|(i, (cell, w))| if i < 2 { format!("{cell:<w$}") } else { format!("{cell:>w$}") })
+            .collect();
+        out.push_str(line.join("  ").trim_end());
+        out.push('\n');
+    }
+    for t in results.trials.iter().filter(|t| !t.valid) {
+        out.push_str(&format!("{} ({}) invalid: {}\n", t.transport, t.id, t.invalid_reasons.join("; ")));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn human_units() {
+        assert_eq!(human_ns(850), "850ns");
+        assert_eq!(human_ns(23_450), "23.4us");
+        assert_eq!(human_ns(1_250_000), "1.25ms");
+        assert_eq!(human_ns(2_000_000_000), "2.00s");
+    }
+
+    #[test]
+    fn table_has_a_row_per_trial_and_flags_invalid_ones() {
+        let mut r = crate::store::tests::sample();
+        r.trials[0].counters.sent = 200;
+        r.trials[0].counters.lost = 1;
+        let mut bad = r.trials[0].clone();
+        bad.valid = false;
+        bad.invalid_reasons = vec!["send_lag too high".into()];
+        r.trials.push(bad);
+        let t = summary_table(&r);
+        assert_eq!(t.lines().filter(|l| l.starts_with("tcp+tls")).count(), 2);
+        assert!(t.contains("0.50%"), "{t}");
+        assert!(t.contains("invalid: send_lag too high"), "{t}");
+    }
+}
