@@ -26,17 +26,14 @@ const SPIN_NS: u64 = 50_000;
 /// the tokio reactor for the bulk of the wait, then a short spin.
 pub struct Pacer {
     timer: AsyncFd<OwnedFd>,
+    spun_ns: u64,
 }
 
 impl Pacer {
     pub fn new() -> io::Result<Self> {
         // SAFETY: plain syscall; the fd is owned below.
-        let fd = unsafe {
-            libc::timerfd_create(
-                libc::CLOCK_MONOTONIC,
-                libc::TFD_NONBLOCK | libc::TFD_CLOEXEC,
-            )
-        };
+        let fd =
+            unsafe { libc::timerfd_create(libc::CLOCK_MONOTONIC, libc::TFD_NONBLOCK | libc::TFD_CLOEXEC) };
         if fd < 0 {
             return Err(io::Error::last_os_error());
         }
@@ -45,18 +42,28 @@ impl Pacer {
         // SAFETY: the OwnedFd stays open, and is the same descriptor, for as
         // long as the AsyncFd that owns it.
         let timer = unsafe { AsyncFd::register(owned) }.map_err(io::Error::from)?;
-        Ok(Pacer { timer })
+        Ok(Pacer { timer, spun_ns: 0 })
     }
 
-    pub async fn wait_until(&self, deadline_ns: u64) -> io::Result<()> {
+    pub async fn wait_until(&mut self, deadline_ns: u64) -> io::Result<()> {
         let now = mono_now_ns();
         if deadline_ns > now + SPIN_NS {
             self.sleep_until(deadline_ns - SPIN_NS).await?;
         }
-        while mono_now_ns() < deadline_ns {
+        let spin_start = mono_now_ns();
+        let mut t = spin_start;
+        while t < deadline_ns {
             std::hint::spin_loop();
+            t = mono_now_ns();
         }
+        self.spun_ns += t - spin_start;
         Ok(())
+    }
+
+    /// CPU time burnt spinning so far: the load generator's own cost, kept
+    /// apart from the transport's.
+    pub fn spun_ns(&self) -> u64 {
+        self.spun_ns
     }
 
     async fn sleep_until(&self, at_ns: u64) -> io::Result<()> {
@@ -72,9 +79,7 @@ impl Pacer {
         };
         let fd = self.timer.get_ref().as_raw_fd();
         // SAFETY: valid timerfd and a fully initialised itimerspec.
-        let rc = unsafe {
-            libc::timerfd_settime(fd, libc::TFD_TIMER_ABSTIME, &spec, std::ptr::null_mut())
-        };
+        let rc = unsafe { libc::timerfd_settime(fd, libc::TFD_TIMER_ABSTIME, &spec, std::ptr::null_mut()) };
         if rc < 0 {
             return Err(io::Error::last_os_error());
         }
@@ -110,11 +115,12 @@ mod tests {
 
     #[tokio::test]
     async fn pacer_never_wakes_early() {
-        let pacer = Pacer::new().unwrap();
+        let mut pacer = Pacer::new().unwrap();
         for delay in [0u64, 10_000, 200_000, 2_000_000] {
             let deadline = mono_now_ns() + delay;
             pacer.wait_until(deadline).await.unwrap();
             assert!(mono_now_ns() >= deadline);
         }
+        assert!(pacer.spun_ns() <= 4 * SPIN_NS + 2_000_000);
     }
 }

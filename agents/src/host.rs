@@ -3,7 +3,10 @@
 use transbench_reports::HostInfo;
 
 fn read_trimmed(path: &str) -> Option<String> {
-    std::fs::read_to_string(path).ok().map(|s| s.trim().to_string()).filter(|s| !s.is_empty())
+    std::fs::read_to_string(path)
+        .ok()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
 }
 
 fn cpu_model() -> String {
@@ -23,7 +26,9 @@ pub fn host_info() -> HostInfo {
         hostname: read_trimmed("/proc/sys/kernel/hostname").unwrap_or_else(|| "unknown".into()),
         kernel: read_trimmed("/proc/sys/kernel/osrelease").unwrap_or_else(|| "unknown".into()),
         cpu_model: cpu_model(),
-        cores: std::thread::available_parallelism().map(|n| n.get() as u32).unwrap_or(1),
+        cores: std::thread::available_parallelism()
+            .map(|n| n.get() as u32)
+            .unwrap_or(1),
         tool_version: env!("CARGO_PKG_VERSION").to_string(),
         git_sha: option_env!("TRANSBENCH_GIT_SHA").map(str::to_string),
         congestion_control: read_trimmed("/proc/sys/net/ipv4/tcp_congestion_control"),

@@ -87,13 +87,15 @@ struct SecretArgs {
 impl SecretArgs {
     fn load(&self) -> anyhow::Result<Option<Secret>> {
         let bytes = match &self.secret_file {
-            Some(path) => std::fs::read(path).with_context(|| format!("cannot read --secret-file {}", path.display()))?,
+            Some(path) => std::fs::read(path)
+                .with_context(|| format!("cannot read --secret-file {}", path.display()))?,
             None => match std::env::var_os(run::SECRET_ENV) {
                 Some(v) => v.into_encoded_bytes(),
                 None => return Ok(None),
             },
         };
-        let secret = Secret::new(&bytes).context("the shared secret is empty: put at least one non-space byte in it")?;
+        let secret = Secret::new(&bytes)
+            .context("the shared secret is empty: put at least one non-space byte in it")?;
         Ok(Some(secret))
     }
 }
@@ -213,7 +215,11 @@ fn main() -> anyhow::Result<()> {
                 Ok(())
             })
         }
-        Command::Run { transport, trial, out } => {
+        Command::Run {
+            transport,
+            trial,
+            out,
+        } => {
             init_logging("warn");
             let spec = trial.spec(transport.first().copied().unwrap_or(Transport::Udp));
             runtime()?.block_on(run::run(run::RunOptions {

@@ -155,15 +155,16 @@ async fn session(stream: TcpStream, ctx: Arc<ReceiverState>) -> anyhow::Result<(
     match recv_within(&mut ctl, HANDSHAKE_TIMEOUT).await? {
         ControlMsg::Auth { client_proof } => match (&secret, client_proof) {
             (None, _) => {}
-            (Some(_), None) => {
-                return Err(refuse(
-                    &mut ctl,
-                    "this receiver requires a shared secret: pass --secret-file FILE (or set TRANSBENCH_SECRET)".into(),
-                )
-                .await)
-            }
+            (Some(_), None) => return Err(refuse(
+                &mut ctl,
+                "this receiver requires a shared secret: pass --secret-file FILE (or set TRANSBENCH_SECRET)"
+                    .into(),
+            )
+            .await),
             (Some(s), Some(proof)) => {
-                if s.verify(Role::Sender, &client_nonce, &server_nonce, &proof).is_err() {
+                if s.verify(Role::Sender, &client_nonce, &server_nonce, &proof)
+                    .is_err()
+                {
                     return Err(refuse(
                         &mut ctl,
                         "authentication failed: the sender's secret does not match the receiver's".into(),
@@ -226,7 +227,10 @@ struct TrialServer {
 
 fn validate(setup: &TrialSetup) -> anyhow::Result<()> {
     if setup.workload != "rr" {
-        bail!("workload {:?} is not supported by this receiver (supported: rr)", setup.workload);
+        bail!(
+            "workload {:?} is not supported by this receiver (supported: rr)",
+            setup.workload
+        );
     }
     let max = match setup.transport {
         Transport::Udp => udp::MAX_DATAGRAM,
@@ -234,13 +238,21 @@ fn validate(setup: &TrialSetup) -> anyhow::Result<()> {
     };
     let size = setup.size as usize;
     if !(HEADER_LEN..=max).contains(&size) {
-        bail!("message size {size} is outside {HEADER_LEN}..={max} bytes for {}", setup.transport);
+        bail!(
+            "message size {size} is outside {HEADER_LEN}..={max} bytes for {}",
+            setup.transport
+        );
     }
     Ok(())
 }
 
 impl TrialServer {
-    async fn start(setup: &TrialSetup, ctx: &ReceiverState, local_ip: IpAddr, peer_ip: IpAddr) -> anyhow::Result<(Self, ControlMsg)> {
+    async fn start(
+        setup: &TrialSetup,
+        ctx: &ReceiverState,
+        local_ip: IpAddr,
+        peer_ip: IpAddr,
+    ) -> anyhow::Result<(Self, ControlMsg)> {
         validate(setup)?;
         let size = setup.size as usize;
         let counters = Arc::new(ServeCounters::default());
@@ -267,7 +279,8 @@ impl TrialServer {
             Transport::Tcp | Transport::TcpTls => {
                 let listener = TcpListener::bind((local_ip, 0)).await?;
                 let data_port = listener.local_addr()?.port();
-                let acceptor = (setup.transport == Transport::TcpTls).then(|| tokio_rustls::TlsAcceptor::from(ctx.tls.clone()));
+                let acceptor = (setup.transport == Transport::TcpTls)
+                    .then(|| tokio_rustls::TlsAcceptor::from(ctx.tls.clone()));
                 if acceptor.is_some() {
                     cert_sha256 = Some(ctx.identity.fingerprint.clone());
                 }

@@ -28,6 +28,8 @@ pub struct RrOutcome {
     pub error_messages: Vec<String>,
     /// Requests handed to the transport, warm-up included.
     pub requests_total: u64,
+    /// CPU time the pacer spent spinning to hit intended send times.
+    pub pacer_spin_ns: u64,
     /// Wall-clock start of the measured window.
     pub measured_start: SystemTime,
 }
@@ -59,18 +61,27 @@ fn wall_at(mono_ns: u64) -> SystemTime {
     }
 }
 
-pub async fn run<S: RequestSink, R: ResponseSource>(plan: RrPlan, sink: S, source: R) -> std::io::Result<RrOutcome> {
+pub async fn run<S: RequestSink, R: ResponseSource>(
+    plan: RrPlan,
+    sink: S,
+    source: R,
+) -> std::io::Result<RrOutcome> {
     match plan.rate {
         Some(rate) => open_loop(plan, rate, sink, source).await,
         None => closed_loop(plan, sink, source).await,
     }
 }
 
-async fn open_loop<S: RequestSink, R: ResponseSource>(plan: RrPlan, rate: f64, mut sink: S, mut source: R) -> std::io::Result<RrOutcome> {
+async fn open_loop<S: RequestSink, R: ResponseSource>(
+    plan: RrPlan,
+    rate: f64,
+    mut sink: S,
+    mut source: R,
+) -> std::io::Result<RrOutcome> {
     let timeout_ns = plan.loss_timeout.as_nanos() as u64;
     let tracker = Arc::new(Mutex::new(RrTracker::new(timeout_ns, true)));
     let log = Arc::new(Mutex::new(ErrorLog::default()));
-    let pacer = Pacer::new()?;
+    let mut pacer = Pacer::new()?;
 
     let receiving = {
         let (tracker, log) = (tracker.clone(), log.clone());
@@ -144,11 +155,16 @@ async fn open_loop<S: RequestSink, R: ResponseSource>(plan: RrPlan, rate: f64, m
         errors: log.count,
         error_messages: log.messages,
         requests_total,
+        pacer_spin_ns: pacer.spun_ns(),
         measured_start,
     })
 }
 
-async fn closed_loop<S: RequestSink, R: ResponseSource>(plan: RrPlan, mut sink: S, mut source: R) -> std::io::Result<RrOutcome> {
+async fn closed_loop<S: RequestSink, R: ResponseSource>(
+    plan: RrPlan,
+    mut sink: S,
+    mut source: R,
+) -> std::io::Result<RrOutcome> {
     let timeout_ns = plan.loss_timeout.as_nanos() as u64;
     let mut tracker = RrTracker::new(timeout_ns, false);
     let mut log = ErrorLog::default();
@@ -200,6 +216,7 @@ async fn closed_loop<S: RequestSink, R: ResponseSource>(plan: RrPlan, mut sink: 
         errors: log.count,
         error_messages: log.messages,
         requests_total: seq,
+        pacer_spin_ns: 0,
         measured_start,
     })
 }

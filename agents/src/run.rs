@@ -59,7 +59,10 @@ impl ReceiverProcess {
         if let Some(pid) = self.child.id() {
             // SAFETY: signalling our own child by its PID.
             unsafe { libc::kill(pid as libc::pid_t, libc::SIGTERM) };
-            if tokio::time::timeout(Duration::from_secs(3), self.child.wait()).await.is_ok() {
+            if tokio::time::timeout(Duration::from_secs(3), self.child.wait())
+                .await
+                .is_ok()
+            {
                 return;
             }
         }
@@ -81,7 +84,8 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
         }
         .validate()?;
     }
-    std::fs::create_dir_all(&opts.out).with_context(|| format!("cannot create the output directory {}", opts.out.display()))?;
+    std::fs::create_dir_all(&opts.out)
+        .with_context(|| format!("cannot create the output directory {}", opts.out.display()))?;
     let results_path = opts.out.join("results.json");
 
     let secret_hex = to_hex(&random_nonce());
@@ -95,12 +99,20 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
     println!("results: {}", results_path.display());
     let failed = opts.transports.len() - results.trials.len();
     if failed > 0 {
-        bail!("{failed} of {} trials failed (see the errors above)", opts.transports.len());
+        bail!(
+            "{failed} of {} trials failed (see the errors above)",
+            opts.transports.len()
+        );
     }
     Ok(())
 }
 
-async fn run_trials(opts: &RunOptions, addr: SocketAddr, secret: &Secret, results_path: &Path) -> anyhow::Result<RunResults> {
+async fn run_trials(
+    opts: &RunOptions,
+    addr: SocketAddr,
+    secret: &Secret,
+    results_path: &Path,
+) -> anyhow::Result<RunResults> {
     let created = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
     let mut results = RunResults::new(created, host_info());
     let per_trial = opts.spec.warmup + opts.spec.duration;

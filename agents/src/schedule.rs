@@ -16,7 +16,10 @@ impl OpenLoopSchedule {
     /// Requests whose intended time falls in `[t0, t0 + warmup)` are warm-up;
     /// those in `[t0 + warmup, t0 + warmup + duration)` are measured.
     pub fn new(t0_ns: u64, rate: f64, warmup: Duration, duration: Duration) -> Self {
-        assert!(rate.is_finite() && rate > 0.0, "rate is validated before scheduling");
+        assert!(
+            rate.is_finite() && rate > 0.0,
+            "rate is validated before scheduling"
+        );
         let period_ns = 1e9 / rate;
         let count_before = |d: Duration| (d.as_nanos() as f64 / period_ns).ceil() as u64;
         OpenLoopSchedule {

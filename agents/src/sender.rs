@@ -49,7 +49,9 @@ impl TrialSpec {
         }
         if let Some(rate) = self.rate {
             if !(rate.is_finite() && rate > 0.0) {
-                bail!("--rate {rate} must be a positive number of requests per second (or use --closed-loop)");
+                bail!(
+                    "--rate {rate} must be a positive number of requests per second (or use --closed-loop)"
+                );
             }
         }
         if self.duration.is_zero() {
@@ -87,7 +89,9 @@ pub async fn connect(addr: SocketAddr, secret: Option<&Secret>) -> anyhow::Resul
     let stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr))
         .await
         .with_context(|| format!("connecting to the receiver at {addr} timed out"))?
-        .with_context(|| format!("cannot connect to the receiver at {addr}: is `transbench receiver` running there?"))?;
+        .with_context(|| {
+            format!("cannot connect to the receiver at {addr}: is `transbench receiver` running there?")
+        })?;
     let mut ctl = ControlChannel::new(stream);
     let client_nonce = random_nonce();
     ctl.send(&ControlMsg::Hello {
@@ -117,14 +121,19 @@ pub async fn connect(addr: SocketAddr, secret: Option<&Secret>) -> anyhow::Resul
         (Some(s), true) => {
             let proof = server_proof.context("receiver sent no proof of the secret")?;
             s.verify(Role::Receiver, &client_nonce, &server_nonce, &proof)
-                .map_err(|_| anyhow::anyhow!("authentication failed: receiver at {addr} holds a different secret"))?;
+                .map_err(|_| {
+                    anyhow::anyhow!("authentication failed: receiver at {addr} holds a different secret")
+                })?;
             Some(s.prove(Role::Sender, &client_nonce, &server_nonce))
         }
     };
     ctl.send(&ControlMsg::Auth { client_proof }).await?;
     match expect_reply(&mut ctl, "the welcome").await? {
         ControlMsg::Welcome { .. } => Ok(ctl),
-        other => bail!("receiver broke the protocol: expected welcome, got {}", other.name()),
+        other => bail!(
+            "receiver broke the protocol: expected welcome, got {}",
+            other.name()
+        ),
     }
 }
 
@@ -135,17 +144,30 @@ async fn setup(ctl: &mut ControlChannel, setup: TrialSetup) -> anyhow::Result<(u
             data_port,
             cert_sha256,
         } => Ok((data_port, cert_sha256)),
-        other => bail!("receiver broke the protocol: expected ready, got {}", other.name()),
+        other => bail!(
+            "receiver broke the protocol: expected ready, got {}",
+            other.name()
+        ),
     }
 }
 
-async fn drive<S: RequestSink, R: ResponseSource>(ctl: &mut ControlChannel, plan: RrPlan, sink: S, source: R) -> anyhow::Result<(RrOutcome, ReceiverReport)> {
+async fn drive<S: RequestSink, R: ResponseSource>(
+    ctl: &mut ControlChannel,
+    plan: RrPlan,
+    sink: S,
+    source: R,
+) -> anyhow::Result<(RrOutcome, ReceiverReport)> {
     ctl.send(&ControlMsg::Start).await?;
-    let outcome = rr::run(plan, sink, source).await.context("running the request/response workload")?;
+    let outcome = rr::run(plan, sink, source)
+        .await
+        .context("running the request/response workload")?;
     ctl.send(&ControlMsg::Stop).await?;
     match expect_reply(ctl, "the receiver's report").await? {
         ControlMsg::Report(report) => Ok((outcome, report)),
-        other => bail!("receiver broke the protocol: expected report, got {}", other.name()),
+        other => bail!(
+            "receiver broke the protocol: expected report, got {}",
+            other.name()
+        ),
     }
 }
 
@@ -154,7 +176,12 @@ fn pinned(cert: Option<String>) -> anyhow::Result<String> {
 }
 
 /// Runs one trial against the receiver at `addr`.
-pub async fn run_trial(addr: SocketAddr, secret: Option<&Secret>, spec: &TrialSpec, id: String) -> anyhow::Result<TrialResult> {
+pub async fn run_trial(
+    addr: SocketAddr,
+    secret: Option<&Secret>,
+    spec: &TrialSpec,
+    id: String,
+) -> anyhow::Result<TrialResult> {
     spec.validate()?;
     let mut ctl = connect(addr, secret).await?;
     let peer_ip: IpAddr = addr.ip();
@@ -176,7 +203,9 @@ pub async fn run_trial(addr: SocketAddr, secret: Option<&Secret>, spec: &TrialSp
     let mut extra_errors = 0;
     let (outcome, report) = match spec.transport {
         Transport::Udp => {
-            let sock = UdpSocket::bind((local_ip, 0)).await.context("binding the UDP data socket")?;
+            let sock = UdpSocket::bind((local_ip, 0))
+                .await
+                .context("binding the UDP data socket")?;
             trial_setup.udp_peer_port = Some(sock.local_addr()?.port());
             let (port, _) = setup(&mut ctl, trial_setup).await?;
             sock.connect((peer_ip, port)).await?;
@@ -185,7 +214,9 @@ pub async fn run_trial(addr: SocketAddr, secret: Option<&Secret>, spec: &TrialSp
         }
         Transport::Tcp => {
             let (port, _) = setup(&mut ctl, trial_setup).await?;
-            let tcp = TcpStream::connect((peer_ip, port)).await.context("connecting the TCP data connection")?;
+            let tcp = TcpStream::connect((peer_ip, port))
+                .await
+                .context("connecting the TCP data connection")?;
             tcp.set_nodelay(true)?;
             let (r, w) = tcp.into_split();
             let (sink, source) = stream::client(r, w, spec.size);
@@ -194,7 +225,9 @@ pub async fn run_trial(addr: SocketAddr, secret: Option<&Secret>, spec: &TrialSp
         Transport::TcpTls => {
             let (port, cert) = setup(&mut ctl, trial_setup).await?;
             let connector = tokio_rustls::TlsConnector::from(tls::tls_client_config(&pinned(cert)?)?);
-            let tcp = TcpStream::connect((peer_ip, port)).await.context("connecting the TLS data connection")?;
+            let tcp = TcpStream::connect((peer_ip, port))
+                .await
+                .context("connecting the TLS data connection")?;
             tcp.set_nodelay(true)?;
             let tls = connector
                 .connect(tls::server_name(), tcp)
@@ -206,7 +239,8 @@ pub async fn run_trial(addr: SocketAddr, secret: Option<&Secret>, spec: &TrialSp
         }
         Transport::Quic => {
             let (port, cert) = setup(&mut ctl, trial_setup).await?;
-            let mut endpoint = quinn::Endpoint::client(SocketAddr::new(local_ip, 0)).context("opening the QUIC endpoint")?;
+            let mut endpoint =
+                quinn::Endpoint::client(SocketAddr::new(local_ip, 0)).context("opening the QUIC endpoint")?;
             endpoint.set_default_client_config(tls::quic_client_config(&pinned(cert)?)?);
             let conn = endpoint
                 .connect(SocketAddr::new(peer_ip, port), tls::SERVER_NAME)?
@@ -243,6 +277,13 @@ fn build_result(
     extra_errors: u64,
     cpu_ns: u64,
 ) -> anyhow::Result<TrialResult> {
+    let per_request = |ns: u64| {
+        if outcome.requests_total > 0 {
+            ns as f64 / outcome.requests_total as f64
+        } else {
+            0.0
+        }
+    };
     let totals = outcome.totals;
     let mut counters = totals.counters;
     counters.errors = outcome.errors + extra_errors;
@@ -259,7 +300,11 @@ fn build_result(
         invalid_reasons.push("no request was sent in the measured window".into());
     }
     if counters.errors > 0 {
-        let first = outcome.error_messages.first().cloned().unwrap_or_else(|| "QUIC stream failures".into());
+        let first = outcome
+            .error_messages
+            .first()
+            .cloned()
+            .unwrap_or_else(|| "QUIC stream failures".into());
         invalid_reasons.push(format!("{} data-plane errors; first: {first}", counters.errors));
     }
     Ok(TrialResult {
@@ -284,11 +329,8 @@ fn build_result(
         latency_kind: LatencyKind::Rtt,
         lat,
         send_lag,
-        cpu_ns_per_msg: if outcome.requests_total > 0 {
-            cpu_ns as f64 / outcome.requests_total as f64
-        } else {
-            0.0
-        },
+        cpu_ns_per_msg: per_request(cpu_ns.saturating_sub(outcome.pacer_spin_ns)),
+        pacer_spin_ns_per_msg: per_request(outcome.pacer_spin_ns),
         receiver,
     })
 }

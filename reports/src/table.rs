@@ -19,7 +19,17 @@ pub fn human_ns(ns: u64) -> String {
 /// One row per trial: transport, count, p50, p99, p99.9, max, loss, and
 /// whether the trial is valid.
 pub fn summary_table(results: &RunResults) -> String {
-    let header = ["transport", "mode", "count", "p50", "p99", "p99.9", "max", "loss", "valid"];
+    let header = [
+        "transport",
+        "mode",
+        "count",
+        "p50",
+        "p99",
+        "p99.9",
+        "max",
+        "loss",
+        "valid",
+    ];
     let mut rows: Vec<Vec<String>> = vec![header.iter().map(|s| s.to_string()).collect()];
     for t in &results.trials {
         let c = &t.counters;
@@ -53,13 +63,24 @@ pub fn summary_table(results: &RunResults) -> String {
             .iter()
             .zip(&widths)
             .enumerate()
-            .map(|(i, (cell, w))| if i < 2 { format!("{cell:<w$}") } else { format!("{cell:>w$}") })
+            .map(|(i, (cell, w))| {
+                if i < 2 {
+                    format!("{cell:<w$}")
+                } else {
+                    format!("{cell:>w$}")
+                }
+            })
             .collect();
         out.push_str(line.join("  ").trim_end());
         out.push('\n');
     }
     for t in results.trials.iter().filter(|t| !t.valid) {
-        out.push_str(&format!("{} ({}) invalid: {}\n", t.transport, t.id, t.invalid_reasons.join("; ")));
+        out.push_str(&format!(
+            "{} ({}) invalid: {}\n",
+            t.transport,
+            t.id,
+            t.invalid_reasons.join("; ")
+        ));
     }
     out
 }

@@ -70,7 +70,13 @@ impl Secret {
     }
 
     /// Checks a proof that claims to come from `role` (constant time).
-    pub fn verify(&self, role: Role, client_nonce: &[u8], server_nonce: &[u8], proof_hex: &str) -> Result<(), AuthError> {
+    pub fn verify(
+        &self,
+        role: Role,
+        client_nonce: &[u8],
+        server_nonce: &[u8],
+        proof_hex: &str,
+    ) -> Result<(), AuthError> {
         let proof = from_hex(proof_hex).ok_or(AuthError::BadEncoding)?;
         let mut msg = Vec::with_capacity(64 + client_nonce.len() + server_nonce.len());
         msg.extend_from_slice(role.label());
@@ -114,7 +120,10 @@ mod tests {
         let (c, s) = (random_nonce(), random_nonce());
         let proof = a.prove(Role::Sender, &c, &s);
         assert_eq!(same.verify(Role::Sender, &c, &s, &proof), Ok(()));
-        assert_eq!(other.verify(Role::Sender, &c, &s, &proof), Err(AuthError::Mismatch));
+        assert_eq!(
+            other.verify(Role::Sender, &c, &s, &proof),
+            Err(AuthError::Mismatch)
+        );
     }
 
     #[test]
@@ -124,7 +133,10 @@ mod tests {
         let proof = k.prove(Role::Receiver, &c, &s);
         assert_eq!(k.verify(Role::Sender, &c, &s, &proof), Err(AuthError::Mismatch));
         assert_eq!(k.verify(Role::Receiver, &s, &c, &proof), Err(AuthError::Mismatch));
-        assert_eq!(k.verify(Role::Receiver, &c, &s, "zz"), Err(AuthError::BadEncoding));
+        assert_eq!(
+            k.verify(Role::Receiver, &c, &s, "zz"),
+            Err(AuthError::BadEncoding)
+        );
     }
 
     #[test]

@@ -230,9 +230,7 @@ mod tests {
             ControlMsg::Welcome {
                 receiver_version: "0.1.0".into(),
             },
-            ControlMsg::Refused {
-                reason: "no".into(),
-            },
+            ControlMsg::Refused { reason: "no".into() },
             ControlMsg::Setup(TrialSetup {
                 transport: Transport::TcpTls,
                 workload: "rr".into(),

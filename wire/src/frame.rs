@@ -14,7 +14,9 @@ pub struct LengthPrefix {
 
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum FrameError {
-    #[error("frame of {len} bytes exceeds the limit of {max} bytes (garbage or a peer speaking another protocol)")]
+    #[error(
+        "frame of {len} bytes exceeds the limit of {max} bytes (garbage or a peer speaking another protocol)"
+    )]
     TooLong { len: u32, max: u32 },
     #[error("empty frame")]
     Empty,

@@ -123,7 +123,10 @@ mod tests {
         MessageHeader::request(0, 1, 2).encode(&mut buf);
         let mut bad = buf;
         bad[0] = b'G';
-        assert!(matches!(MessageHeader::decode(&bad), Err(HeaderError::BadMagic(_))));
+        assert!(matches!(
+            MessageHeader::decode(&bad),
+            Err(HeaderError::BadMagic(_))
+        ));
         let mut bad = buf;
         bad[2] = 0x20;
         assert_eq!(MessageHeader::decode(&bad), Err(HeaderError::BadVersion(2)));

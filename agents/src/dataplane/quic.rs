@@ -27,7 +27,10 @@ pub struct ChannelSource {
 }
 
 /// Returns the sink, the source and the count of failed streams.
-pub fn per_request_client(conn: quinn::Connection, size: usize) -> (PerRequestSink, ChannelSource, Arc<AtomicU64>) {
+pub fn per_request_client(
+    conn: quinn::Connection,
+    size: usize,
+) -> (PerRequestSink, ChannelSource, Arc<AtomicU64>) {
     let (tx, rx) = mpsc::unbounded_channel();
     let errors = Arc::new(AtomicU64::new(0));
     (
@@ -42,7 +45,11 @@ pub fn per_request_client(conn: quinn::Connection, size: usize) -> (PerRequestSi
     )
 }
 
-async fn exchange(conn: quinn::Connection, header: MessageHeader, size: usize) -> io::Result<(MessageHeader, u64)> {
+async fn exchange(
+    conn: quinn::Connection,
+    header: MessageHeader,
+    size: usize,
+) -> io::Result<(MessageHeader, u64)> {
     let framing = LengthPrefix::new(size as u32);
     let mut frame = Vec::with_capacity(PREFIX_LEN + size);
     let mut msg = vec![0u8; size];
@@ -69,7 +76,12 @@ impl RequestSink for PerRequestSink {
         if let Some(reason) = self.conn.close_reason() {
             return Err(io::Error::new(io::ErrorKind::ConnectionAborted, reason));
         }
-        let (conn, size, tx, errors) = (self.conn.clone(), self.size, self.responses.clone(), self.errors.clone());
+        let (conn, size, tx, errors) = (
+            self.conn.clone(),
+            self.size,
+            self.responses.clone(),
+            self.errors.clone(),
+        );
         tokio::spawn(async move {
             match exchange(conn, header, size).await {
                 Ok(resp) => {
@@ -114,7 +126,10 @@ pub async fn serve(endpoint: quinn::Endpoint, size: usize, counters: Arc<ServeCo
             while let Ok((mut send, recv)) = conn.accept_bi().await {
                 let counters = counters.clone();
                 streams.spawn(async move {
-                    if super::stream::serve(recv, &mut send, size, counters).await.is_ok() {
+                    if super::stream::serve(recv, &mut send, size, counters)
+                        .await
+                        .is_ok()
+                    {
                         let _ = send.finish();
                     }
                 });

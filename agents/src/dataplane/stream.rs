@@ -72,7 +72,11 @@ fn invalid(e: impl std::fmt::Display) -> io::Error {
 
 /// Reads one frame into `buf` (resized to it); `None` on a clean end of
 /// stream between frames.
-pub async fn read_frame<R: AsyncRead + Unpin>(r: &mut R, framing: LengthPrefix, buf: &mut Vec<u8>) -> io::Result<Option<()>> {
+pub async fn read_frame<R: AsyncRead + Unpin>(
+    r: &mut R,
+    framing: LengthPrefix,
+    buf: &mut Vec<u8>,
+) -> io::Result<Option<()>> {
     let mut prefix = [0u8; PREFIX_LEN];
     let mut got = 0;
     while got < PREFIX_LEN {
@@ -107,7 +111,11 @@ where
             Ok(Some(())) => {}
             Ok(None) => return Ok(()),
             Err(e) => {
-                counters.rejected();
+                // A frame too long for the trial is garbage; a reset or an
+                // end of stream is just the peer going away.
+                if e.kind() == io::ErrorKind::InvalidData {
+                    counters.rejected();
+                }
                 return Err(e);
             }
         }

@@ -1,0 +1,86 @@
+//! Helpers for end-to-end tests: the built binary as real processes on
+//! 127.0.0.1, each receiver on its own ephemeral port, every process killed
+//! by PID when its guard drops (also when a test fails).
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_transbench");
+
+pub struct ReceiverGuard {
+    child: Child,
+    pub addr: SocketAddr,
+}
+
+impl ReceiverGuard {
+    pub fn start(extra: &[&str]) -> Self {
+        let mut child = Command::new(BIN)
+            .args(["receiver", "--listen", "127.0.0.1:0"])
+            .args(extra)
+            .env_remove("TRANSBENCH_SECRET")
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start receiver");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .expect("receiver prints its address");
+        let addr = line
+            .trim()
+            .strip_prefix("transbench receiver listening on ")
+            .unwrap_or_else(|| panic!("unexpected receiver line {line:?}"))
+            .parse()
+            .expect("address");
+        ReceiverGuard { child, addr }
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        self.child.try_wait().unwrap().is_none()
+    }
+}
+
+impl Drop for ReceiverGuard {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs `transbench sender` against `addr` with short trial settings.
+pub fn sender(addr: SocketAddr, transport: &str, out: &Path, extra: &[&str]) -> Output {
+    Command::new(BIN)
+        .args(["sender", "--connect", &addr.to_string(), "--transport", transport])
+        .args([
+            "--duration",
+            "1s",
+            "--warmup",
+            "200ms",
+            "--rate",
+            "500",
+            "--loss-timeout",
+            "1s",
+        ])
+        .arg("--out")
+        .arg(out)
+        .args(extra)
+        .env_remove("TRANSBENCH_SECRET")
+        .output()
+        .expect("run sender")
+}
+
+pub fn secret_file(dir: &Path, name: &str, contents: &str) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, contents).unwrap();
+    p
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
