@@ -18,8 +18,9 @@ pub fn mono_now_ns() -> u64 {
 }
 
 /// The last stretch before a deadline is spun rather than slept: a timer
-/// wake-up through epoll costs tens of microseconds, which would show up as
-/// send lag and inflate every latency.
+/// wake-up through epoll can be tens of microseconds late, which would show
+/// up as send lag and inflate every latency. The spin yields to the
+/// runtime, so responses that arrive meanwhile are still handled at once.
 const SPIN_NS: u64 = 50_000;
 
 /// Waits until absolute CLOCK_MONOTONIC instants: a timerfd registered with
@@ -53,7 +54,9 @@ impl Pacer {
         let spin_start = mono_now_ns();
         let mut t = spin_start;
         while t < deadline_ns {
-            std::hint::spin_loop();
+            // Yielding lets the runtime poll the reactor and run other
+            // tasks (responses arriving now) while we wait.
+            tokio::task::yield_now().await;
             t = mono_now_ns();
         }
         self.spun_ns += t - spin_start;
@@ -89,6 +92,9 @@ impl Pacer {
             // SAFETY: reading 8 bytes into a buffer of 8 from our timerfd.
             let n = unsafe { libc::read(fd, expirations.as_mut_ptr().cast(), 8) };
             if n == 8 {
+                // Forget the readiness now, or the next wait would start
+                // with a read that can only fail.
+                guard.clear_ready();
                 return Ok(());
             }
             let err = io::Error::last_os_error();

@@ -53,7 +53,9 @@ fn histogram(c: &mut Criterion) {
     c.bench_function("histogram_record", |b| {
         let mut v = 20_000u64;
         b.iter(|| {
-            v = v.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            v = v
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             h.record(black_box(20_000 + (v >> 40))).unwrap();
         })
     });
@@ -62,7 +64,11 @@ fn histogram(c: &mut Criterion) {
         full.record(20_000 + (i * 7919) % 5_000_000).unwrap();
     }
     c.bench_function("histogram_encode_v2_deflate_base64", |b| {
-        b.iter_batched(|| full.clone(), |h| encode_hdr(&h).unwrap(), BatchSize::SmallInput)
+        b.iter_batched(
+            || full.clone(),
+            |h| encode_hdr(&h).unwrap(),
+            BatchSize::SmallInput,
+        )
     });
 }
 

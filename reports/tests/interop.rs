@@ -17,7 +17,9 @@ fn sample() -> Histogram<u64> {
     // A latency-like shape: a body around 40 us and a tail to 2 s.
     let mut x = 12345u64;
     for _ in 0..20_000 {
-        x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        x = x
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         h.record(30_000 + (x >> 33) % 20_000).unwrap();
     }
     for v in [1_000_000u64, 5_000_000, 2_000_000_000] {
@@ -27,7 +29,12 @@ fn sample() -> Histogram<u64> {
 }
 
 fn expected(h: &Histogram<u64>) -> Vec<u64> {
-    vec![h.len(), h.value_at_quantile(0.5), h.value_at_quantile(0.99), h.max()]
+    vec![
+        h.len(),
+        h.value_at_quantile(0.5),
+        h.value_at_quantile(0.99),
+        h.max(),
+    ]
 }
 
 fn missing(what: &str) {
@@ -49,9 +56,17 @@ fn python_reader_agrees() {
     let h = sample();
     let script = "import sys\nfrom hdrh.histogram import HdrHistogram\nh = HdrHistogram.decode(sys.argv[1])\n\
                   print(h.get_total_count(), h.get_value_at_percentile(50.0), h.get_value_at_percentile(99.0), h.get_max_value())";
-    let out = match Command::new("python3").args(["-c", script, &encode_hdr(&h).unwrap()]).output() {
+    let out = match Command::new("python3")
+        .args(["-c", script, &encode_hdr(&h).unwrap()])
+        .output()
+    {
         Ok(o) if o.status.success() => o,
-        Ok(o) => return missing(&format!("python3 cannot decode with hdrhistogram: {}", String::from_utf8_lossy(&o.stderr).trim())),
+        Ok(o) => {
+            return missing(&format!(
+                "python3 cannot decode with hdrhistogram: {}",
+                String::from_utf8_lossy(&o.stderr).trim()
+            ))
+        }
         Err(e) => return missing(&format!("python3 not runnable: {e}")),
     };
     assert_eq!(parse(&out.stdout), expected(&h));
@@ -60,7 +75,9 @@ fn python_reader_agrees() {
 #[test]
 fn java_reader_agrees() {
     if !Path::new(JAVA_JAR).exists() {
-        return missing(&format!("{JAVA_JAR} not found (apt-get install libhdrhistogram-java)"));
+        return missing(&format!(
+            "{JAVA_JAR} not found (apt-get install libhdrhistogram-java)"
+        ));
     }
     let h = sample();
     let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop/Decode.java");
@@ -73,6 +90,10 @@ fn java_reader_agrees() {
         Ok(o) => o,
         Err(e) => return missing(&format!("java not runnable: {e}")),
     };
-    assert!(out.status.success(), "java failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "java failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(parse(&out.stdout), expected(&h));
 }
