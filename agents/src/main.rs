@@ -160,18 +160,12 @@ fn init_logging(default: &str) {
         .init();
 }
 
-/// The receiver serves many sessions at once, on every worker.
-fn receiver_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")
-}
-
-/// The sender runs one trial at a time on one thread: a response then wakes
-/// the thread that waits for it, with no hand-off between workers (which
-/// costs ~10 us per message on a VM and would be measured as latency).
-fn sender_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+/// One thread, one runtime: what both agents run their data paths on. A
+/// multi-threaded runtime hands wake-ups between workers (a futex wake and a
+/// context switch each, ~10 us on a VM), and a benchmark would measure
+/// those as transport latency: QUIC, with the most task hops per request,
+/// would pay the most.
+fn single_thread_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -185,7 +179,7 @@ fn main() -> anyhow::Result<()> {
             init_logging("info");
             let listen = receiver::parse_listen(&listen)?;
             let secret = secret.load()?;
-            receiver_runtime()?.block_on(async {
+            single_thread_runtime()?.block_on(async {
                 let receiver = receiver::Receiver::bind(listen, secret).await?;
                 let addr = receiver.local_addr()?;
                 println!("{}{addr}", run::LISTENING_PREFIX);
@@ -214,7 +208,7 @@ fn main() -> anyhow::Result<()> {
             let secret = secret.load()?;
             let spec = trial.spec(transport);
             spec.validate()?;
-            sender_runtime()?.block_on(async {
+            single_thread_runtime()?.block_on(async {
                 let addr = sender::resolve(&connect).await?;
                 let created = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
                 let trial = sender::run_trial(addr, secret.as_ref(), &spec, format!("{transport}-1")).await?;
@@ -232,7 +226,7 @@ fn main() -> anyhow::Result<()> {
         } => {
             init_logging("warn");
             let spec = trial.spec(transport.first().copied().unwrap_or(Transport::Udp));
-            sender_runtime()?.block_on(run::run(run::RunOptions {
+            single_thread_runtime()?.block_on(run::run(run::RunOptions {
                 transports: transport,
                 spec,
                 out,

@@ -107,7 +107,12 @@ mod tests {
         bad.invalid_reasons = vec!["send_lag too high".into()];
         r.trials.push(bad);
         let t = summary_table(&r);
-        assert_eq!(t.lines().filter(|l| l.starts_with("tcp+tls") && l.contains("1000/s")).count(), 2);
+        assert_eq!(
+            t.lines()
+                .filter(|l| l.starts_with("tcp+tls") && l.contains("1000/s"))
+                .count(),
+            2
+        );
         assert!(t.contains("0.50%"), "{t}");
         assert!(t.contains("invalid: send_lag too high"), "{t}");
     }
