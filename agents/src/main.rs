@@ -172,8 +172,18 @@ fn single_thread_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .context("starting the async runtime")
 }
 
-fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
+fn main() -> std::process::ExitCode {
+    match run_command(Cli::parse()) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            // The whole chain on one line: what failed, and why.
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run_command(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Receiver { listen, secret } => {
             init_logging("info");
@@ -182,15 +192,19 @@ fn main() -> anyhow::Result<()> {
             single_thread_runtime()?.block_on(async {
                 let receiver = receiver::Receiver::bind(listen, secret).await?;
                 let addr = receiver.local_addr()?;
+                // Handlers go in before the address is printed: whoever read
+                // it may signal us at once.
+                use tokio::signal::unix::{signal, SignalKind};
+                let mut interrupt = signal(SignalKind::interrupt())?;
+                let mut terminate = signal(SignalKind::terminate())?;
                 println!("{}{addr}", run::LISTENING_PREFIX);
-                let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
                 tokio::select! {
                     served = receiver.serve() => served,
-                    _ = tokio::signal::ctrl_c() => {
+                    _ = interrupt.recv() => {
                         tracing::info!("interrupted; exiting");
                         Ok(())
                     }
-                    _ = term.recv() => {
+                    _ = terminate.recv() => {
                         tracing::info!("terminated; exiting");
                         Ok(())
                     }

@@ -158,9 +158,16 @@ async fn drive<S: RequestSink, R: ResponseSource>(
     source: R,
 ) -> anyhow::Result<(RrOutcome, ReceiverReport)> {
     ctl.send(&ControlMsg::Start).await?;
-    let outcome = rr::run(plan, sink, source)
-        .await
-        .context("running the request/response workload")?;
+    // The receiver says nothing between start and stop: anything on the
+    // control connection meanwhile (above all its end) aborts the trial.
+    let outcome = tokio::select! {
+        outcome = rr::run(plan, sink, source) => outcome.context("running the request/response workload")?,
+        msg = ctl.recv() => match msg {
+            Ok(ControlMsg::Refused { reason }) => bail!("receiver aborted the trial: {reason}"),
+            Ok(other) => bail!("receiver broke the protocol: {} during a trial", other.name()),
+            Err(e) => bail!("lost the receiver mid-trial ({e}); no result written"),
+        },
+    };
     ctl.send(&ControlMsg::Stop).await?;
     match expect_reply(ctl, "the receiver's report").await? {
         ControlMsg::Report(report) => Ok((outcome, report)),

@@ -1,0 +1,92 @@
+//! Process lifecycle: the receiver stops cleanly on a signal, and a sender
+//! with nobody to talk to says so.
+
+mod common;
+
+use common::*;
+use std::time::{Duration, Instant};
+
+fn wait_exit(child: &mut std::process::Child, limit: Duration) -> Option<std::process::ExitStatus> {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if let Some(status) = child.try_wait().unwrap() {
+            return Some(status);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    None
+}
+
+#[test]
+fn receiver_exits_cleanly_on_sigint_and_sigterm() {
+    for signal in [libc::SIGINT, libc::SIGTERM] {
+        let mut receiver = ReceiverGuard::start(&[]);
+        // SAFETY: signalling the child this test started, by its PID.
+        unsafe { libc::kill(receiver.pid() as libc::pid_t, signal) };
+        let status = wait_exit(receiver.child_mut(), Duration::from_secs(10)).expect("receiver did not exit");
+        assert!(status.success(), "signal {signal}: exit status {status:?}");
+    }
+}
+
+#[test]
+fn sender_without_a_receiver_says_what_is_wrong() {
+    // Bind and drop to find a loopback port nobody listens on.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("r.json");
+    let o = sender(format!("127.0.0.1:{port}").parse().unwrap(), "udp", &out, &[]);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("is `transbench receiver` running there?"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!out.exists());
+}
+
+#[test]
+fn sender_fails_cleanly_when_the_receiver_dies_mid_trial() {
+    let receiver = ReceiverGuard::start(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("r.json");
+    let mut sender = std::process::Command::new(BIN)
+        .args([
+            "sender",
+            "--connect",
+            &receiver.addr.to_string(),
+            "--transport",
+            "tcp",
+        ])
+        .args([
+            "--duration",
+            "3s",
+            "--warmup",
+            "0s",
+            "--rate",
+            "200",
+            "--loss-timeout",
+            "500ms",
+            "--out",
+        ])
+        .arg(&out)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(800));
+    // SAFETY: killing the receiver this test started, by its PID.
+    unsafe { libc::kill(receiver.pid() as libc::pid_t, libc::SIGKILL) };
+    let status = wait_exit(&mut sender, Duration::from_secs(20));
+    let Some(status) = status else {
+        let _ = sender.kill();
+        panic!("sender hung after the receiver died");
+    };
+    assert!(
+        !status.success(),
+        "a trial without the receiver's report cannot succeed"
+    );
+    assert!(!out.exists(), "no result file for a failed trial");
+}
