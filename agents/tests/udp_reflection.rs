@@ -1,0 +1,104 @@
+//! The UDP receiver is no reflector: it answers only the peer registered
+//! over the control channel, and never with more bytes than it received.
+
+mod common;
+
+use common::*;
+use std::io::{Read, Write};
+use std::net::{TcpStream, UdpSocket};
+use std::time::Duration;
+use transbench_wire::control::{MAGIC, PROTOCOL_VERSION};
+use transbench_wire::{ControlMsg, MessageHeader, MessageKind, QuicStreamMode, Transport, TrialSetup};
+
+fn recv_msg(s: &mut TcpStream) -> ControlMsg {
+    let mut prefix = [0u8; 4];
+    s.read_exact(&mut prefix).unwrap();
+    let mut payload = vec![0u8; u32::from_be_bytes(prefix) as usize];
+    s.read_exact(&mut payload).unwrap();
+    ControlMsg::decode(&payload).unwrap()
+}
+
+/// Opens a session without a secret and sets up a UDP trial whose
+/// registered peer is `peer_port`; returns the control stream and data port.
+fn setup_udp_trial(receiver: &ReceiverGuard, peer_port: u16, size: u32) -> (TcpStream, u16) {
+    let mut s = TcpStream::connect(receiver.addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let hello = ControlMsg::Hello {
+        magic: MAGIC.into(),
+        version: PROTOCOL_VERSION,
+        client_nonce: "11".repeat(32),
+    };
+    s.write_all(&hello.encode()).unwrap();
+    assert!(matches!(
+        recv_msg(&mut s),
+        ControlMsg::Challenge {
+            auth_required: false,
+            ..
+        }
+    ));
+    s.write_all(&ControlMsg::Auth { client_proof: None }.encode())
+        .unwrap();
+    assert!(matches!(recv_msg(&mut s), ControlMsg::Welcome { .. }));
+    let setup = ControlMsg::Setup(TrialSetup {
+        transport: Transport::Udp,
+        workload: "rr".into(),
+        size,
+        udp_peer_port: Some(peer_port),
+        quic_stream: QuicStreamMode::PerRequest,
+    });
+    s.write_all(&setup.encode()).unwrap();
+    let ControlMsg::Ready { data_port, .. } = recv_msg(&mut s) else {
+        panic!("expected ready")
+    };
+    s.write_all(&ControlMsg::Start.encode()).unwrap();
+    (s, data_port)
+}
+
+fn request(len: usize, seq: u64) -> Vec<u8> {
+    let mut buf = vec![0u8; len];
+    MessageHeader::request(0, seq, 1).encode(&mut buf);
+    buf
+}
+
+#[test]
+fn only_the_registered_peer_gets_answers_never_larger_than_asked() {
+    let receiver = ReceiverGuard::start(&[]);
+    let registered = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let stranger = UdpSocket::bind("127.0.0.1:0").unwrap();
+    for s in [&registered, &stranger] {
+        s.set_read_timeout(Some(Duration::from_millis(500))).unwrap();
+    }
+    let (mut ctl, data_port) = setup_udp_trial(&receiver, registered.local_addr().unwrap().port(), 64);
+    let target = ("127.0.0.1", data_port);
+
+    stranger.send_to(&request(64, 1), target).unwrap();
+    let mut buf = [0u8; 2048];
+    assert!(stranger.recv_from(&mut buf).is_err(), "a stranger got an answer");
+
+    // Shorter than the trial's size: the answer must not be padded up.
+    registered.send_to(&request(30, 2), target).unwrap();
+    let (n, from) = registered
+        .recv_from(&mut buf)
+        .expect("the registered peer is answered");
+    assert_eq!(from.port(), data_port);
+    assert_eq!(n, 30);
+    let h = MessageHeader::decode(&buf[..n]).unwrap();
+    assert_eq!((h.kind, h.seq), (MessageKind::Response, 2));
+
+    // Longer than the trial's size: the answer is cut to the size.
+    registered.send_to(&request(1000, 3), target).unwrap();
+    let (n, _) = registered.recv_from(&mut buf).unwrap();
+    assert_eq!(n, 64);
+
+    // Not a transbench request: no answer at all.
+    registered.send_to(b"hello, is anyone there?", target).unwrap();
+    assert!(registered.recv_from(&mut buf).is_err());
+
+    ctl.write_all(&ControlMsg::Stop.encode()).unwrap();
+    let ControlMsg::Report(report) = recv_msg(&mut ctl) else {
+        panic!("expected a report")
+    };
+    assert_eq!(report.requests, 2, "{report:?}");
+    assert_eq!(report.responses, 2);
+    assert_eq!(report.rejected, 1);
+}
