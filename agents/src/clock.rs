@@ -27,7 +27,7 @@ const SPIN_NS: u64 = 50_000;
 /// the tokio reactor for the bulk of the wait, then a short spin.
 pub struct Pacer {
     timer: AsyncFd<OwnedFd>,
-    spun_ns: u64,
+    busy_ns: u64,
 }
 
 impl Pacer {
@@ -43,7 +43,7 @@ impl Pacer {
         // SAFETY: the OwnedFd stays open, and is the same descriptor, for as
         // long as the AsyncFd that owns it.
         let timer = unsafe { AsyncFd::register(owned) }.map_err(io::Error::from)?;
-        Ok(Pacer { timer, spun_ns: 0 })
+        Ok(Pacer { timer, busy_ns: 0 })
     }
 
     pub async fn wait_until(&mut self, deadline_ns: u64) -> io::Result<()> {
@@ -51,22 +51,23 @@ impl Pacer {
         if deadline_ns > now + SPIN_NS {
             self.sleep_until(deadline_ns - SPIN_NS).await?;
         }
-        let spin_start = mono_now_ns();
-        let mut t = spin_start;
+        let busy_start = mono_now_ns();
+        let mut t = busy_start;
         while t < deadline_ns {
             // Yielding lets the runtime poll the reactor and run other
             // tasks (responses arriving now) while we wait.
             tokio::task::yield_now().await;
             t = mono_now_ns();
         }
-        self.spun_ns += t - spin_start;
+        self.busy_ns += t - busy_start;
         Ok(())
     }
 
-    /// CPU time burnt spinning so far: the load generator's own cost, kept
-    /// apart from the transport's.
-    pub fn spun_ns(&self) -> u64 {
-        self.spun_ns
+    /// Wall time spent in the busy-wait window before deadlines so far. An
+    /// upper bound on the pacing share of the thread's CPU time: other tasks
+    /// (handling responses) run in the window too.
+    pub fn busy_ns(&self) -> u64 {
+        self.busy_ns
     }
 
     async fn sleep_until(&self, at_ns: u64) -> io::Result<()> {
@@ -106,11 +107,13 @@ impl Pacer {
     }
 }
 
-/// CPU time (user + system) this process has used, ns.
-pub fn process_cpu_ns() -> u64 {
+/// CPU time (user + system) the calling thread has used, ns. Each agent
+/// runs a trial on one thread, so this is the trial's cost, not that of
+/// other sessions served meanwhile.
+pub fn thread_cpu_ns() -> u64 {
     // SAFETY: getrusage fills the struct we own.
     let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
-    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
+    unsafe { libc::getrusage(libc::RUSAGE_THREAD, &mut ru) };
     let tv = |t: libc::timeval| t.tv_sec as u64 * 1_000_000_000 + t.tv_usec as u64 * 1_000;
     tv(ru.ru_utime) + tv(ru.ru_stime)
 }
@@ -127,6 +130,6 @@ mod tests {
             pacer.wait_until(deadline).await.unwrap();
             assert!(mono_now_ns() >= deadline);
         }
-        assert!(pacer.spun_ns() <= 4 * SPIN_NS + 2_000_000);
+        assert!(pacer.busy_ns() <= 4 * SPIN_NS + 2_000_000);
     }
 }

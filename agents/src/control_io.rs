@@ -12,7 +12,7 @@ use transbench_wire::{ControlError, ControlMsg};
 pub enum ControlIoError {
     #[error("control connection closed by the peer")]
     Closed,
-    #[error("control connection failed: {0}")]
+    #[error("control connection failed")]
     Io(#[from] io::Error),
     #[error(transparent)]
     Protocol(#[from] ControlError),

@@ -13,7 +13,7 @@ mod sender;
 mod tls;
 mod tracker;
 
-use anyhow::Context;
+use anyhow::{bail, Context};
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
@@ -86,19 +86,33 @@ struct SecretArgs {
 
 impl SecretArgs {
     fn load(&self) -> anyhow::Result<Option<Secret>> {
-        let bytes = match &self.secret_file {
-            Some(path) => std::fs::read(path)
-                .with_context(|| format!("cannot read --secret-file {}", path.display()))?,
+        let (bytes, origin) = match &self.secret_file {
+            Some(path) => (
+                std::fs::read(path)
+                    .with_context(|| format!("cannot read --secret-file {}", path.display()))?,
+                format!("--secret-file {}", path.display()),
+            ),
             None => match std::env::var_os(run::SECRET_ENV) {
-                Some(v) => v.into_encoded_bytes(),
+                Some(v) => (v.into_encoded_bytes(), run::SECRET_ENV.to_string()),
                 None => return Ok(None),
             },
         };
-        let secret = Secret::new(&bytes)
-            .context("the shared secret is empty: put at least one non-space byte in it")?;
+        let secret = Secret::new(&bytes).map_err(|_| {
+            anyhow::anyhow!("the shared secret in {origin} is empty: put at least 16 random bytes in it")
+        })?;
+        if bytes.trim_ascii().len() < MIN_SECRET_LEN {
+            tracing::warn!(
+                "the shared secret in {origin} is only {} bytes: anyone who can guess it can drive this \
+                 host's traffic; use at least {MIN_SECRET_LEN} random bytes (e.g. `head -c 32 /dev/urandom | base64`)",
+                bytes.trim_ascii().len()
+            );
+        }
         Ok(Some(secret))
     }
 }
+
+/// Shorter secrets work, with a warning.
+const MIN_SECRET_LEN: usize = 16;
 
 #[derive(Args, Clone)]
 struct TrialArgs {
@@ -124,30 +138,38 @@ struct TrialArgs {
     /// A request unanswered this long after its intended send time is lost.
     #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
     loss_timeout: Duration,
-    /// QUIC: a new stream per request, or one long-lived stream.
-    #[arg(long, default_value = "per-request", value_parser = parse_quic_stream)]
-    quic_stream: QuicStreamMode,
+    /// QUIC only: a new stream per request [default], or one long-lived stream.
+    #[arg(long, value_enum)]
+    quic_stream: Option<QuicStreamArg>,
 }
 
-fn parse_quic_stream(s: &str) -> Result<QuicStreamMode, String> {
-    match s {
-        "per-request" => Ok(QuicStreamMode::PerRequest),
-        "single" => Ok(QuicStreamMode::Single),
-        _ => Err(format!("{s:?}: expected per-request or single")),
-    }
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum QuicStreamArg {
+    /// A new bidirectional stream per request.
+    PerRequest,
+    /// One long-lived bidirectional stream, like TCP.
+    Single,
 }
 
 impl TrialArgs {
-    fn spec(&self, transport: Transport) -> sender::TrialSpec {
-        sender::TrialSpec {
+    /// The trial for `transport`; `all` are the transports of the whole
+    /// command, to refuse options none of them uses.
+    fn spec(&self, transport: Transport, all: &[Transport]) -> anyhow::Result<sender::TrialSpec> {
+        if self.quic_stream.is_some() && !all.contains(&Transport::Quic) {
+            bail!("--quic-stream applies only to --transport quic");
+        }
+        Ok(sender::TrialSpec {
             transport,
             rate: (!self.closed_loop).then_some(self.rate),
             size: self.size,
             duration: self.duration,
             warmup: self.warmup,
             loss_timeout: self.loss_timeout,
-            quic_stream: self.quic_stream,
-        }
+            quic_stream: match self.quic_stream {
+                None | Some(QuicStreamArg::PerRequest) => QuicStreamMode::PerRequest,
+                Some(QuicStreamArg::Single) => QuicStreamMode::Single,
+            },
+        })
     }
 }
 
@@ -157,6 +179,7 @@ fn init_logging(default: &str) {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
 }
 
@@ -220,8 +243,13 @@ fn run_command(cli: Cli) -> anyhow::Result<()> {
         } => {
             init_logging("warn");
             let secret = secret.load()?;
-            let spec = trial.spec(transport);
+            let spec = trial.spec(transport, &[transport])?;
             spec.validate()?;
+            // Make the place for the result before spending a trial on it.
+            if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir)
+                    .with_context(|| format!("cannot create the directory for --out {}", out.display()))?;
+            }
             single_thread_runtime()?.block_on(async {
                 let addr = sender::resolve(&connect).await?;
                 let created = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
@@ -239,7 +267,7 @@ fn run_command(cli: Cli) -> anyhow::Result<()> {
             out,
         } => {
             init_logging("warn");
-            let spec = trial.spec(transport.first().copied().unwrap_or(Transport::Udp));
+            let spec = trial.spec(transport.first().copied().unwrap_or(Transport::Udp), &transport)?;
             single_thread_runtime()?.block_on(run::run(run::RunOptions {
                 transports: transport,
                 spec,

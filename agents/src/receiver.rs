@@ -12,7 +12,7 @@ use transbench_wire::auth::{from_hex, random_nonce, to_hex, Role, Secret};
 use transbench_wire::control::{MAGIC, PROTOCOL_VERSION};
 use transbench_wire::{ControlMsg, Transport, TrialSetup, HEADER_LEN};
 
-use crate::clock::process_cpu_ns;
+use crate::clock::thread_cpu_ns;
 use crate::control_io::{ControlChannel, ControlIoError};
 use crate::dataplane::{quic, stream, udp, ServeCounters};
 use crate::tls::Identity;
@@ -199,7 +199,13 @@ async fn session(stream: TcpStream, ctx: Arc<ReceiverState>) -> anyhow::Result<(
             .map(|s| s.prove(Role::Receiver, &client_nonce, &server_nonce)),
     })
     .await?;
-    match recv_within(&mut ctl, HANDSHAKE_TIMEOUT).await? {
+    let auth = match recv_within(&mut ctl, HANDSHAKE_TIMEOUT).await {
+        Err(ControlIoError::Closed) if secret.is_some() => {
+            bail!("sender left during authentication: it holds a different secret, or none")
+        }
+        other => other?,
+    };
+    match auth {
         ControlMsg::Auth { client_proof } => match (&secret, client_proof) {
             (None, _) => {}
             (Some(_), None) => return Err(refuse(
@@ -249,7 +255,7 @@ async fn session(stream: TcpStream, ctx: Arc<ReceiverState>) -> anyhow::Result<(
                 }
             }
             ControlMsg::Start => match trial.as_mut() {
-                Some(t) => t.cpu_start = process_cpu_ns(),
+                Some(t) => t.cpu_start = thread_cpu_ns(),
                 None => return Err(refuse(&mut ctl, "start before setup".into()).await),
             },
             ControlMsg::Stop => match trial.take() {
@@ -348,7 +354,7 @@ impl TrialServer {
             TrialServer {
                 tasks,
                 counters,
-                cpu_start: process_cpu_ns(),
+                cpu_start: thread_cpu_ns(),
                 quic: quic_endpoint,
             },
             ControlMsg::Ready {
@@ -359,7 +365,7 @@ impl TrialServer {
     }
 
     async fn stop(mut self) -> transbench_wire::ReceiverReport {
-        let cpu = process_cpu_ns().saturating_sub(self.cpu_start);
+        let cpu = thread_cpu_ns().saturating_sub(self.cpu_start);
         if let Some(endpoint) = self.quic.take() {
             endpoint.close(0u32.into(), b"trial over");
         }

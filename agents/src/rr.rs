@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime};
 use transbench_wire::MessageHeader;
 
 use crate::clock::{mono_now_ns, Pacer};
-use crate::dataplane::{RequestSink, ResponseSource};
+use crate::dataplane::{ErrorLog, RequestSink, ResponseSource};
 use crate::schedule::OpenLoopSchedule;
 use crate::tracker::{RrTracker, TrackerTotals};
 
@@ -23,34 +23,18 @@ pub struct RrPlan {
 
 pub struct RrOutcome {
     pub totals: TrackerTotals,
-    /// Data-plane errors seen by the engine, and the first few messages.
-    pub errors: u64,
-    pub error_messages: Vec<String>,
+    /// Data-plane errors seen by the engine.
+    pub errors: ErrorLog,
     /// Requests handed to the transport, warm-up included.
     pub requests_total: u64,
-    /// CPU time the pacer spent spinning to hit intended send times.
-    pub pacer_spin_ns: u64,
+    /// Wall time the pacer spent busy-waiting for intended send times.
+    pub pacer_busy_ns: u64,
     /// Wall-clock start of the measured window.
     pub measured_start: SystemTime,
 }
 
 /// Lead time between scheduling and the first request.
 const START_LEAD_NS: u64 = 5_000_000;
-
-#[derive(Default)]
-struct ErrorLog {
-    count: u64,
-    messages: Vec<String>,
-}
-
-impl ErrorLog {
-    fn note(&mut self, what: &str, e: &std::io::Error) {
-        self.count += 1;
-        if self.messages.len() < 5 {
-            self.messages.push(format!("{what}: {e}"));
-        }
-    }
-}
 
 fn wall_at(mono_ns: u64) -> SystemTime {
     let (wall, now) = (SystemTime::now(), mono_now_ns());
@@ -152,10 +136,9 @@ async fn open_loop<S: RequestSink, R: ResponseSource>(
     let log = std::mem::take(&mut *log.lock().expect("log lock"));
     Ok(RrOutcome {
         totals: tracker.finish(),
-        errors: log.count,
-        error_messages: log.messages,
+        errors: log,
         requests_total,
-        pacer_spin_ns: pacer.spun_ns(),
+        pacer_busy_ns: pacer.busy_ns(),
         measured_start,
     })
 }
@@ -213,10 +196,9 @@ async fn closed_loop<S: RequestSink, R: ResponseSource>(
     }
     Ok(RrOutcome {
         totals: tracker.finish(),
-        errors: log.count,
-        error_messages: log.messages,
+        errors: log,
         requests_total: seq,
-        pacer_spin_ns: 0,
+        pacer_busy_ns: 0,
         measured_start,
     })
 }

@@ -39,6 +39,16 @@ impl ReceiverProcess {
         if std::env::var_os("RUST_LOG").is_none() {
             cmd.env("RUST_LOG", "warn");
         }
+        // SAFETY: prctl is async-signal-safe. Should this process die without
+        // stopping the receiver (SIGKILL), the kernel sends it SIGTERM.
+        unsafe {
+            cmd.pre_exec(|| {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
         let mut child = cmd.spawn().context("starting the receiver process")?;
         let stdout = child.stdout.take().expect("stdout is piped");
         let mut lines = BufReader::new(stdout).lines();
@@ -90,10 +100,24 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
 
     let secret_hex = to_hex(&random_nonce());
     let secret = Secret::new(secret_hex.as_bytes())?;
+    // A signal to this process alone (a CI job's timeout, a supervisor) must
+    // still stop the receiver it started.
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    let mut terminate = signal(SignalKind::terminate())?;
     let receiver = ReceiverProcess::start(&secret_hex).await?;
-    let outcome = run_trials(&opts, receiver.addr, &secret, &results_path).await;
+    let outcome = tokio::select! {
+        outcome = run_trials(&opts, receiver.addr, &secret, &results_path) => outcome,
+        _ = interrupt.recv() => Err(anyhow::anyhow!("interrupted")),
+        _ = terminate.recv() => Err(anyhow::anyhow!("terminated")),
+    };
     receiver.stop().await;
-    let results = outcome?;
+    let results = outcome.with_context(|| {
+        format!(
+            "run stopped; the trials that finished are in {}",
+            results_path.display()
+        )
+    })?;
 
     print!("{}", summary_table(&results));
     println!("results: {}", results_path.display());
@@ -115,6 +139,7 @@ async fn run_trials(
 ) -> anyhow::Result<RunResults> {
     let created = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
     let mut results = RunResults::new(created, host_info());
+    write_atomic(results_path, &results)?;
     let per_trial = opts.spec.warmup + opts.spec.duration;
     let bar = ProgressBar::new(opts.transports.len() as u64).with_style(
         ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} trials  {msg}")

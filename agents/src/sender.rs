@@ -3,7 +3,6 @@
 
 use anyhow::{bail, Context};
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 use tokio::net::{TcpStream, UdpSocket};
 use transbench_reports::{LatencyKind, LatencySummary, TrialParams, TrialResult};
@@ -11,7 +10,7 @@ use transbench_wire::auth::{from_hex, random_nonce, to_hex, Role, Secret};
 use transbench_wire::control::{MAGIC, PROTOCOL_VERSION};
 use transbench_wire::{ControlMsg, QuicStreamMode, ReceiverReport, Transport, TrialSetup, HEADER_LEN};
 
-use crate::clock::process_cpu_ns;
+use crate::clock::thread_cpu_ns;
 use crate::control_io::ControlChannel;
 use crate::dataplane::{quic, stream, udp, RequestSink, ResponseSource};
 use crate::rr::{self, RrOutcome, RrPlan};
@@ -165,11 +164,14 @@ async fn drive<S: RequestSink, R: ResponseSource>(
         msg = ctl.recv() => match msg {
             Ok(ControlMsg::Refused { reason }) => bail!("receiver aborted the trial: {reason}"),
             Ok(other) => bail!("receiver broke the protocol: {} during a trial", other.name()),
-            Err(e) => bail!("lost the receiver mid-trial ({e}); no result written"),
+            Err(e) => return Err(anyhow::Error::new(e).context("lost the receiver mid-trial; no result written")),
         },
     };
     ctl.send(&ControlMsg::Stop).await?;
-    match expect_reply(ctl, "the receiver's report").await? {
+    let report = expect_reply(ctl, "the receiver's report")
+        .await
+        .context("lost the receiver before its report; no result written")?;
+    match report {
         ControlMsg::Report(report) => Ok((outcome, report)),
         other => bail!(
             "receiver broke the protocol: expected report, got {}",
@@ -206,8 +208,7 @@ pub async fn run_trial(
         udp_peer_port: None,
         quic_stream: spec.quic_stream,
     };
-    let cpu_start = process_cpu_ns();
-    let mut extra_errors = 0;
+    let cpu_start = thread_cpu_ns();
     let (outcome, report) = match spec.transport {
         Transport::Udp => {
             let sock = UdpSocket::bind((local_ip, 0))
@@ -255,10 +256,13 @@ pub async fn run_trial(
                 .context("QUIC handshake with the receiver (certificate pinned from the control channel)")?;
             let result = match spec.quic_stream {
                 QuicStreamMode::PerRequest => {
-                    let (sink, source, errors) = quic::per_request_client(conn.clone(), spec.size);
-                    let r = drive(&mut ctl, plan, sink, source).await?;
-                    extra_errors = errors.load(Ordering::Relaxed);
-                    r
+                    let (sink, source, stream_errors) = quic::per_request_client(conn.clone(), spec.size);
+                    let (mut outcome, report) = drive(&mut ctl, plan, sink, source).await?;
+                    // Taken before the close below: streams it cuts were
+                    // already counted lost, and are no transport error.
+                    let failed = std::mem::take(&mut *stream_errors.lock().expect("error log lock"));
+                    outcome.errors.merge(failed);
+                    (outcome, report)
                 }
                 QuicStreamMode::Single => {
                     let (send, recv) = conn.open_bi().await.context("opening the QUIC stream")?;
@@ -271,8 +275,8 @@ pub async fn run_trial(
             result
         }
     };
-    let cpu_ns = process_cpu_ns().saturating_sub(cpu_start);
-    build_result(spec, addr, id, outcome, report, extra_errors, cpu_ns)
+    let cpu_ns = thread_cpu_ns().saturating_sub(cpu_start);
+    build_result(spec, addr, id, outcome, report, cpu_ns)
 }
 
 fn build_result(
@@ -281,7 +285,6 @@ fn build_result(
     id: String,
     outcome: RrOutcome,
     receiver: ReceiverReport,
-    extra_errors: u64,
     cpu_ns: u64,
 ) -> anyhow::Result<TrialResult> {
     let per_request = |ns: u64| {
@@ -293,7 +296,7 @@ fn build_result(
     };
     let totals = outcome.totals;
     let mut counters = totals.counters;
-    counters.errors = outcome.errors + extra_errors;
+    counters.errors = outcome.errors.count;
     let lat = LatencySummary::from_histogram(&totals.lat)?;
     let send_lag = LatencySummary::from_histogram(&totals.send_lag)?;
     let mut invalid_reasons = Vec::new();
@@ -307,12 +310,11 @@ fn build_result(
         invalid_reasons.push("no request was sent in the measured window".into());
     }
     if counters.errors > 0 {
-        let first = outcome
-            .error_messages
-            .first()
-            .cloned()
-            .unwrap_or_else(|| "QUIC stream failures".into());
-        invalid_reasons.push(format!("{} data-plane errors; first: {first}", counters.errors));
+        invalid_reasons.push(format!(
+            "{} data-plane errors, first: {}",
+            counters.errors,
+            outcome.errors.messages.join("; ")
+        ));
     }
     Ok(TrialResult {
         id,
@@ -336,8 +338,8 @@ fn build_result(
         latency_kind: LatencyKind::Rtt,
         lat,
         send_lag,
-        cpu_ns_per_msg: per_request(cpu_ns.saturating_sub(outcome.pacer_spin_ns)),
-        pacer_spin_ns_per_msg: per_request(outcome.pacer_spin_ns),
+        cpu_ns_per_msg: per_request(cpu_ns),
+        pacer_busy_ns_per_msg: per_request(outcome.pacer_busy_ns),
         receiver,
     })
 }

@@ -182,3 +182,28 @@ fn bad_arguments_are_refused_before_connecting() {
     assert!(stderr(&o).contains("tcp+tls"), "{}", stderr(&o));
     assert!(!out.exists());
 }
+
+#[test]
+fn options_for_another_transport_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = std::process::Command::new(BIN)
+        .args([
+            "sender",
+            "--connect",
+            "127.0.0.1:9",
+            "--transport",
+            "tcp",
+            "--quic-stream",
+            "single",
+            "--out",
+        ])
+        .arg(dir.path().join("r.json"))
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("--quic-stream applies only to --transport quic"),
+        "{}",
+        stderr(&o)
+    );
+}

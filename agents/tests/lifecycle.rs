@@ -90,3 +90,79 @@ fn sender_fails_cleanly_when_the_receiver_dies_mid_trial() {
     );
     assert!(!out.exists(), "no result file for a failed trial");
 }
+
+fn children_of(pid: u32) -> Vec<u32> {
+    let mut kids = Vec::new();
+    if let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) {
+        for task in tasks.flatten() {
+            if let Ok(list) = std::fs::read_to_string(task.path().join("children")) {
+                kids.extend(list.split_whitespace().filter_map(|p| p.parse::<u32>().ok()));
+            }
+        }
+    }
+    kids
+}
+
+fn is_alive(pid: u32) -> bool {
+    // A zombie has exited; only its parent's wait is missing.
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|s| !s.rsplit(')').next().unwrap_or("").trim_start().starts_with('Z'))
+        .unwrap_or(false)
+}
+
+#[test]
+fn run_stopped_by_a_signal_stops_its_receiver_and_keeps_results() {
+    // SIGTERM: run stops the receiver itself. SIGKILL: the kernel does
+    // (the receiver asked for SIGTERM at its parent's death).
+    for signal in [libc::SIGTERM, libc::SIGKILL] {
+        stop_run_with(signal);
+    }
+}
+
+fn stop_run_with(signal: libc::c_int) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut run = std::process::Command::new(BIN)
+        .args([
+            "run",
+            "--transport",
+            "tcp",
+            "--duration",
+            "20s",
+            "--warmup",
+            "0s",
+            "--rate",
+            "100",
+            "--out",
+        ])
+        .arg(dir.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    let receiver_pid = loop {
+        if let Some(&pid) = children_of(run.id()).first() {
+            break pid;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "run started no receiver"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    std::thread::sleep(Duration::from_millis(500));
+    // SAFETY: signalling the process this test started, by its PID.
+    unsafe { libc::kill(run.id() as libc::pid_t, signal) };
+    let status = wait_exit(&mut run, Duration::from_secs(10)).expect("run did not stop");
+    assert!(!status.success(), "an interrupted run is not a success");
+    let gone_by = Instant::now() + Duration::from_secs(5);
+    while is_alive(receiver_pid) && Instant::now() < gone_by {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        !is_alive(receiver_pid),
+        "signal {signal}: receiver {receiver_pid} outlived its run"
+    );
+    let results = transbench_reports::read_results(&dir.path().join("results.json")).unwrap();
+    assert!(results.trials.is_empty(), "the interrupted trial is not a result");
+}

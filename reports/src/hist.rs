@@ -13,7 +13,7 @@ pub const SIGNIFICANT_DIGITS: u8 = 3;
 
 #[derive(Debug, Error)]
 pub enum HistError {
-    #[error("histogram is not valid base64: {0}")]
+    #[error("histogram is not valid base64")]
     Base64(#[from] base64::DecodeError),
     #[error("histogram does not decode as HdrHistogram V2: {0:?}")]
     Decode(hdrhistogram::serialization::DeserializeError),

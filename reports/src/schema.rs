@@ -101,11 +101,12 @@ pub struct TrialResult {
     pub latency_kind: LatencyKind,
     pub lat: LatencySummary,
     pub send_lag: LatencySummary,
-    /// Sender CPU time (user + system) per request sent, ns, without the
-    /// pacer's spinning (`pacer_spin_ns_per_msg`).
+    /// CPU time (user + system) of the sender's trial thread per request,
+    /// warm-up included; open-loop, this includes the pacer's busy-wait.
     pub cpu_ns_per_msg: f64,
-    /// CPU time per request the open-loop pacer spent spinning to hit
-    /// intended send times: the load generator's cost, not the transport's.
-    pub pacer_spin_ns_per_msg: f64,
+    /// Wall time per request the open-loop pacer spent busy-waiting for
+    /// intended send times (responses are handled in it too): an upper
+    /// bound on the pacing share of `cpu_ns_per_msg`.
+    pub pacer_busy_ns_per_msg: f64,
     pub receiver: ReceiverReport,
 }

@@ -10,11 +10,11 @@ use crate::schema::{RunResults, SCHEMA};
 
 #[derive(Debug, Error)]
 pub enum StoreError {
-    #[error("cannot write {path}: {source}")]
+    #[error("cannot write {path}")]
     Write { path: PathBuf, source: std::io::Error },
-    #[error("cannot read {path}: {source}")]
+    #[error("cannot read {path}")]
     Read { path: PathBuf, source: std::io::Error },
-    #[error("{path} is not a transbench results file: {source}")]
+    #[error("{path} is not a transbench results file")]
     Parse {
         path: PathBuf,
         source: serde_json::Error,
@@ -119,7 +119,7 @@ pub(crate) mod tests {
             lat: lat.clone(),
             send_lag: lat,
             cpu_ns_per_msg: 0.0,
-            pacer_spin_ns_per_msg: 0.0,
+            pacer_busy_ns_per_msg: 0.0,
             receiver: ReceiverReport::default(),
         });
         r

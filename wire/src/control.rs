@@ -70,6 +70,7 @@ impl fmt::Display for Transport {
 impl FromStr for Transport {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let s = s.trim();
         Transport::ALL
             .into_iter()
             .find(|t| t.name() == s)
@@ -270,6 +271,7 @@ mod tests {
             assert_eq!(serde_json::to_string(&t).unwrap(), format!("\"{}\"", t.name()));
         }
         assert!("sctp".parse::<Transport>().unwrap_err().contains("tcp+tls"));
+        assert_eq!(" tcp".parse::<Transport>(), Ok(Transport::Tcp));
     }
 
     #[test]

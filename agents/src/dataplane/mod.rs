@@ -29,6 +29,28 @@ pub trait ResponseSource: Send + 'static {
     fn recv(&mut self) -> impl Future<Output = io::Result<(MessageHeader, u64)>> + Send;
 }
 
+/// Data-plane errors of a trial: how many, and the first few in words.
+#[derive(Debug, Default)]
+pub struct ErrorLog {
+    pub count: u64,
+    pub messages: Vec<String>,
+}
+
+impl ErrorLog {
+    pub fn note(&mut self, what: &str, e: &dyn std::fmt::Display) {
+        self.count += 1;
+        if self.messages.len() < 5 {
+            self.messages.push(format!("{what}: {e}"));
+        }
+    }
+
+    pub fn merge(&mut self, other: ErrorLog) {
+        self.count += other.count;
+        let room = 5usize.saturating_sub(self.messages.len());
+        self.messages.extend(other.messages.into_iter().take(room));
+    }
+}
+
 /// The receiver's tallies for one trial, shared by its data-plane tasks.
 #[derive(Debug, Default)]
 pub struct ServeCounters {

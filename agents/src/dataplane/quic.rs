@@ -3,50 +3,51 @@
 //! long-lived stream carrying all of them, like TCP.
 
 use std::io;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use tokio::sync::mpsc;
 use transbench_wire::frame::PREFIX_LEN;
 use transbench_wire::{LengthPrefix, MessageHeader, MessageKind};
 
 use super::stream::read_frame;
-use super::{RequestSink, ResponseSource, ServeCounters};
+use super::{ErrorLog, RequestSink, ResponseSource, ServeCounters};
 use crate::clock::mono_now_ns;
 
-/// Opens a stream per request; the exchange runs in its own task, so a
-/// stalled stream delays only its own request.
+/// Opens a stream per request, then lets the exchange run in its own task,
+/// so a stalled stream delays only its own request. Opening waits for
+/// stream credit (like a TCP write waits for window): that wait is send lag.
 pub struct PerRequestSink {
     conn: quinn::Connection,
     size: usize,
     responses: mpsc::UnboundedSender<(MessageHeader, u64)>,
-    errors: Arc<AtomicU64>,
+    stream_errors: Arc<Mutex<ErrorLog>>,
 }
 
 pub struct ChannelSource {
     responses: mpsc::UnboundedReceiver<(MessageHeader, u64)>,
 }
 
-/// Returns the sink, the source and the count of failed streams.
+/// Returns the sink, the source, and the log of failed streams.
 pub fn per_request_client(
     conn: quinn::Connection,
     size: usize,
-) -> (PerRequestSink, ChannelSource, Arc<AtomicU64>) {
+) -> (PerRequestSink, ChannelSource, Arc<Mutex<ErrorLog>>) {
     let (tx, rx) = mpsc::unbounded_channel();
-    let errors = Arc::new(AtomicU64::new(0));
+    let stream_errors = Arc::new(Mutex::new(ErrorLog::default()));
     (
         PerRequestSink {
             conn,
             size,
             responses: tx,
-            errors: errors.clone(),
+            stream_errors: stream_errors.clone(),
         },
         ChannelSource { responses: rx },
-        errors,
+        stream_errors,
     )
 }
 
 async fn exchange(
-    conn: quinn::Connection,
+    mut send: quinn::SendStream,
+    mut recv: quinn::RecvStream,
     header: MessageHeader,
     size: usize,
 ) -> io::Result<(MessageHeader, u64)> {
@@ -55,7 +56,6 @@ async fn exchange(
     let mut msg = vec![0u8; size];
     header.encode(&mut msg);
     framing.encode(&msg, &mut frame).map_err(io::Error::other)?;
-    let (mut send, mut recv) = conn.open_bi().await?;
     send.write_all(&frame).await?;
     send.finish().map_err(io::Error::other)?;
     read_frame(&mut recv, framing, &mut msg)
@@ -70,27 +70,18 @@ async fn exchange(
 }
 
 impl RequestSink for PerRequestSink {
-    const FATAL_ERRORS: bool = false;
+    /// Opening a stream fails only on a closed connection.
+    const FATAL_ERRORS: bool = true;
 
     async fn send(&mut self, header: MessageHeader) -> io::Result<()> {
-        if let Some(reason) = self.conn.close_reason() {
-            return Err(io::Error::new(io::ErrorKind::ConnectionAborted, reason));
-        }
-        let (conn, size, tx, errors) = (
-            self.conn.clone(),
-            self.size,
-            self.responses.clone(),
-            self.errors.clone(),
-        );
+        let (send, recv) = self.conn.open_bi().await?;
+        let (size, tx, errors) = (self.size, self.responses.clone(), self.stream_errors.clone());
         tokio::spawn(async move {
-            match exchange(conn, header, size).await {
+            match exchange(send, recv, header, size).await {
                 Ok(resp) => {
                     let _ = tx.send(resp);
                 }
-                Err(e) => {
-                    errors.fetch_add(1, Ordering::Relaxed);
-                    tracing::debug!(seq = header.seq, "QUIC stream failed: {e}");
-                }
+                Err(e) => errors.lock().expect("error log lock").note("QUIC stream", &e),
             }
         });
         Ok(())
