@@ -345,7 +345,7 @@ impl TrialServer {
                 let endpoint = quinn::Endpoint::server(ctx.quic.clone(), SocketAddr::new(local_ip, 0))?;
                 let data_port = endpoint.local_addr()?.port();
                 cert_sha256 = Some(ctx.identity.fingerprint.clone());
-                tasks.spawn(quic::serve(endpoint.clone(), size, counters.clone()));
+                tasks.spawn(quic::serve(endpoint.clone(), peer_ip, size, counters.clone()));
                 quic_endpoint = Some(endpoint);
                 data_port
             }
@@ -390,6 +390,7 @@ async fn accept_streams(
                 return;
             }
         };
+        while conns.try_join_next().is_some() {}
         if from.ip() != peer_ip {
             counters.rejected();
             continue;

@@ -4,6 +4,7 @@
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
+use tokio::sync::mpsc;
 
 use transbench_wire::MessageHeader;
 
@@ -31,6 +32,9 @@ pub struct RrOutcome {
     pub pacer_busy_ns: u64,
     /// Wall-clock start of the measured window.
     pub measured_start: SystemTime,
+    /// Length of the measured window actually run: shorter than planned
+    /// when the data plane failed.
+    pub measured_ns: u64,
 }
 
 /// Lead time between scheduling and the first request.
@@ -56,24 +60,30 @@ pub async fn run<S: RequestSink, R: ResponseSource>(
     }
 }
 
-async fn open_loop<S: RequestSink, R: ResponseSource>(
-    plan: RrPlan,
-    rate: f64,
-    mut sink: S,
-    mut source: R,
-) -> std::io::Result<RrOutcome> {
-    let timeout_ns = plan.loss_timeout.as_nanos() as u64;
-    let tracker = Arc::new(Mutex::new(RrTracker::new(timeout_ns, true)));
-    let log = Arc::new(Mutex::new(ErrorLog::default()));
-    let mut pacer = Pacer::new()?;
+type Shared<T> = Arc<Mutex<T>>;
 
-    let receiving = {
-        let (tracker, log) = (tracker.clone(), log.clone());
-        tokio::spawn(async move {
+/// The receive side of a trial: a task that hands every response to the
+/// tracker (and, closed-loop, says which request was answered). Aborted
+/// when dropped, so an abandoned trial leaves nothing running.
+struct Receiving {
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Receiving {
+    fn spawn<R: ResponseSource>(
+        mut source: R,
+        tracker: Shared<RrTracker>,
+        log: Shared<ErrorLog>,
+        answered: Option<mpsc::UnboundedSender<u64>>,
+    ) -> Self {
+        let task = tokio::spawn(async move {
             loop {
                 match source.recv().await {
                     Ok((h, t)) => {
                         tracker.lock().expect("tracker lock").on_response(h.seq, t);
+                        if let Some(tx) = &answered {
+                            let _ = tx.send(h.seq);
+                        }
                     }
                     Err(e) => {
                         log.lock().expect("log lock").note("receive", &e);
@@ -81,13 +91,69 @@ async fn open_loop<S: RequestSink, R: ResponseSource>(
                     }
                 }
             }
-        })
-    };
+        });
+        Receiving { task }
+    }
+
+    fn has_ended(&self) -> bool {
+        self.task.is_finished()
+    }
+
+    /// Stops the task and waits until it has let go of the tracker.
+    async fn stop(mut self) {
+        self.task.abort();
+        let _ = (&mut self.task).await;
+    }
+}
+
+impl Drop for Receiving {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+fn into_outcome(
+    tracker: Shared<RrTracker>,
+    log: Shared<ErrorLog>,
+    requests_total: u64,
+    pacer_busy_ns: u64,
+    measured_start_ns: u64,
+    measured_end_ns: u64,
+) -> RrOutcome {
+    let tracker = Arc::try_unwrap(tracker)
+        .ok()
+        .expect("the receive task has ended")
+        .into_inner()
+        .expect("tracker lock");
+    let errors = std::mem::take(&mut *log.lock().expect("log lock"));
+    RrOutcome {
+        totals: tracker.finish(),
+        errors,
+        requests_total,
+        pacer_busy_ns,
+        measured_start: wall_at(measured_start_ns),
+        measured_ns: measured_end_ns.saturating_sub(measured_start_ns),
+    }
+}
+
+async fn open_loop<S: RequestSink, R: ResponseSource>(
+    plan: RrPlan,
+    rate: f64,
+    mut sink: S,
+    source: R,
+) -> std::io::Result<RrOutcome> {
+    let timeout_ns = plan.loss_timeout.as_nanos() as u64;
+    let tracker = Arc::new(Mutex::new(RrTracker::new(timeout_ns, true)));
+    let log = Arc::new(Mutex::new(ErrorLog::default()));
+    let mut pacer = Pacer::new()?;
+    let receiving = Receiving::spawn(source, tracker.clone(), log.clone(), None);
 
     let t0 = mono_now_ns() + START_LEAD_NS;
     let schedule = OpenLoopSchedule::new(t0, rate, plan.warmup, plan.duration);
-    let measured_start = wall_at(schedule.intended_ns(schedule.warmup_count()));
+    let measured_start = schedule.intended_ns(schedule.warmup_count());
+    let planned_end = measured_start + plan.duration.as_nanos() as u64;
     let mut requests_total = 0;
+    let mut cut_short = false;
     for i in 0..schedule.total() {
         let intended = schedule.intended_ns(i);
         pacer.wait_until(intended).await?;
@@ -101,13 +167,21 @@ async fn open_loop<S: RequestSink, R: ResponseSource>(
         if let Err(e) = sink.send(MessageHeader::request(0, i, intended)).await {
             log.lock().expect("log lock").note("send", &e);
             if S::FATAL_ERRORS {
+                cut_short = true;
                 break;
             }
         }
-        if receiving.is_finished() && !R::CANCEL_SAFE {
+        // Nobody is listening for answers any more: stop sending.
+        if receiving.has_ended() {
+            cut_short = true;
             break;
         }
     }
+    let measured_end = if cut_short {
+        mono_now_ns().clamp(measured_start, planned_end)
+    } else {
+        planned_end
+    };
 
     // Wait for the last answers, at most one loss timeout.
     let deadline = mono_now_ns() + timeout_ns;
@@ -120,85 +194,76 @@ async fn open_loop<S: RequestSink, R: ResponseSource>(
                 break;
             }
         }
-        if now >= deadline || receiving.is_finished() {
+        if now >= deadline || receiving.has_ended() {
             break;
         }
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
-    receiving.abort();
-    let _ = receiving.await;
-
-    let tracker = Arc::try_unwrap(tracker)
-        .ok()
-        .expect("the receive task has ended")
-        .into_inner()
-        .expect("tracker lock");
-    let log = std::mem::take(&mut *log.lock().expect("log lock"));
-    Ok(RrOutcome {
-        totals: tracker.finish(),
-        errors: log,
+    receiving.stop().await;
+    Ok(into_outcome(
+        tracker,
+        log,
         requests_total,
-        pacer_busy_ns: pacer.busy_ns(),
+        pacer.busy_ns(),
         measured_start,
-    })
+        measured_end,
+    ))
 }
 
 async fn closed_loop<S: RequestSink, R: ResponseSource>(
     plan: RrPlan,
     mut sink: S,
-    mut source: R,
+    source: R,
 ) -> std::io::Result<RrOutcome> {
     let timeout_ns = plan.loss_timeout.as_nanos() as u64;
-    let mut tracker = RrTracker::new(timeout_ns, false);
-    let mut log = ErrorLog::default();
+    let tracker = Arc::new(Mutex::new(RrTracker::new(timeout_ns, false)));
+    let log = Arc::new(Mutex::new(ErrorLog::default()));
+    let (tx, mut answered) = mpsc::unbounded_channel();
+    let receiving = Receiving::spawn(source, tracker.clone(), log.clone(), Some(tx));
     let start = mono_now_ns();
     let warm_end = start + plan.warmup.as_nanos() as u64;
     let end = warm_end + plan.duration.as_nanos() as u64;
-    let measured_start = wall_at(warm_end);
 
     let mut seq = 0u64;
+    let mut measured_end = end;
     'trial: loop {
         let t_send = mono_now_ns();
         if t_send >= end {
             break;
         }
-        tracker.on_sent(seq, t_send, t_send, t_send >= warm_end);
-        if let Err(e) = sink.send(MessageHeader::request(0, seq, t_send)).await {
-            log.note("send", &e);
+        // Where the window ends if this round is the last.
+        measured_end = t_send.max(warm_end);
+        tracker
+            .lock()
+            .expect("tracker lock")
+            .on_sent(seq, t_send, t_send, t_send >= warm_end);
+        seq += 1;
+        if let Err(e) = sink.send(MessageHeader::request(0, seq - 1, t_send)).await {
+            log.lock().expect("log lock").note("send", &e);
             if S::FATAL_ERRORS {
-                break;
+                break 'trial;
             }
+            continue;
         }
+        // Wait for this request's answer, at most its loss timeout; then
+        // move on and let the tracker declare it lost (and count a late
+        // answer as late).
         let answer_by = t_send + timeout_ns;
         loop {
             let now = mono_now_ns();
             if now >= answer_by {
                 break;
             }
-            match tokio::time::timeout(Duration::from_nanos(answer_by - now), source.recv()).await {
-                Ok(Ok((h, t))) => {
-                    tracker.on_response(h.seq, t);
-                    if h.seq == seq {
-                        break;
-                    }
-                }
-                Ok(Err(e)) => {
-                    log.note("receive", &e);
-                    break 'trial;
-                }
-                // A byte stream abandoned mid-frame cannot be resumed.
-                Err(_) if !R::CANCEL_SAFE => break 'trial,
+            match tokio::time::timeout(Duration::from_nanos(answer_by - now), answered.recv()).await {
+                Ok(Some(s)) if s == seq - 1 => break,
+                Ok(Some(_)) => continue,
+                Ok(None) => break 'trial,
                 Err(_) => break,
             }
         }
-        tracker.expire(mono_now_ns());
-        seq += 1;
+        tracker.lock().expect("tracker lock").expire(mono_now_ns());
+        measured_end = end;
     }
-    Ok(RrOutcome {
-        totals: tracker.finish(),
-        errors: log,
-        requests_total: seq,
-        pacer_busy_ns: 0,
-        measured_start,
-    })
+    receiving.stop().await;
+    Ok(into_outcome(tracker, log, seq, 0, warm_end, measured_end))
 }

@@ -306,6 +306,13 @@ fn build_result(
             send_lag.p99 as f64 / 1e6
         ));
     }
+    if outcome.measured_ns < spec.duration.as_nanos() as u64 {
+        invalid_reasons.push(format!(
+            "the data plane failed after {:.3} s of the {:.3} s measured window",
+            outcome.measured_ns as f64 / 1e9,
+            spec.duration.as_secs_f64()
+        ));
+    }
     if counters.sent == 0 {
         invalid_reasons.push("no request was sent in the measured window".into());
     }
@@ -331,7 +338,7 @@ fn build_result(
             peer: addr.to_string(),
         },
         start_time: humantime::format_rfc3339_millis(outcome.measured_start).to_string(),
-        duration_ns: spec.duration.as_nanos() as u64,
+        duration_ns: outcome.measured_ns,
         valid: invalid_reasons.is_empty(),
         invalid_reasons,
         counters,

@@ -4,10 +4,11 @@
 //! Every measured request ends in exactly one of two places: answered, with
 //! its latency in `lat`; or lost, recorded in `lat` at the loss timeout (a
 //! lower bound on a latency that is really unbounded), so percentiles keep
-//! all sent requests in their denominator.
+//! all sent requests in their denominator. Warm-up requests are tracked (so
+//! their answers are recognised) but never counted.
 
 use hdrhistogram::Histogram;
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use transbench_reports::{new_histogram, Counters};
 
 #[derive(Debug, Clone, Copy)]
@@ -22,15 +23,25 @@ pub enum ResponseOutcome {
     Answered { lat_ns: u64, measured: bool },
     /// Answered after the request was declared lost.
     Late,
-    /// A second answer, or an answer to a request never sent.
+    /// A second answer, an answer to a request never sent, or one that came
+    /// after [`LATE_HORIZON`] loss timeouts.
     Duplicate,
+    /// Any answer to a warm-up request: not counted.
+    Warmup,
 }
+
+/// Lost requests are remembered this many loss timeouts after their
+/// intended time, to tell a late answer from a duplicate; then forgotten,
+/// so total loss at a high rate cannot grow memory without bound.
+pub const LATE_HORIZON: u64 = 4;
 
 pub struct RrTracker {
     loss_timeout_ns: u64,
     record_send_lag: bool,
     pending: BTreeMap<u64, Pending>,
-    lost_seqs: HashSet<u64>,
+    /// Lost measured requests: seq -> intended time.
+    lost: BTreeMap<u64, u64>,
+    first_measured: Option<u64>,
     lat: Histogram<u64>,
     send_lag: Histogram<u64>,
     counters: Counters,
@@ -50,7 +61,8 @@ impl RrTracker {
             loss_timeout_ns,
             record_send_lag,
             pending: BTreeMap::new(),
-            lost_seqs: HashSet::new(),
+            lost: BTreeMap::new(),
+            first_measured: None,
             lat: new_histogram(),
             send_lag: new_histogram(),
             counters: Counters::default(),
@@ -68,6 +80,7 @@ impl RrTracker {
             },
         );
         if measured {
+            self.first_measured.get_or_insert(seq);
             self.counters.sent += 1;
             if self.record_send_lag {
                 record(&mut self.send_lag, actual_ns.saturating_sub(intended_ns));
@@ -80,9 +93,12 @@ impl RrTracker {
             let lat_ns = received_ns.saturating_sub(p.intended_ns);
             if lat_ns >= self.loss_timeout_ns {
                 // Past the deadline even if expire() has not run yet.
+                if !p.measured {
+                    return ResponseOutcome::Warmup;
+                }
                 self.declare_lost(seq, p);
-                self.lost_seqs.remove(&seq);
-                self.count_late(p);
+                self.lost.remove(&seq);
+                self.counters.late += 1;
                 return ResponseOutcome::Late;
             }
             if p.measured {
@@ -94,7 +110,10 @@ impl RrTracker {
                 measured: p.measured,
             };
         }
-        if self.lost_seqs.remove(&seq) {
+        if self.first_measured.is_none_or(|first| seq < first) {
+            return ResponseOutcome::Warmup;
+        }
+        if self.lost.remove(&seq).is_some() {
             self.counters.late += 1;
             return ResponseOutcome::Late;
         }
@@ -102,7 +121,8 @@ impl RrTracker {
         ResponseOutcome::Duplicate
     }
 
-    /// Declares lost every request whose loss timeout has passed at `now_ns`.
+    /// Declares lost every request whose loss timeout has passed at `now_ns`,
+    /// and forgets those lost beyond the late horizon.
     pub fn expire(&mut self, now_ns: u64) {
         // Requests are sent in seq order with non-decreasing intended times,
         // so the expired ones are a prefix of the map.
@@ -112,6 +132,13 @@ impl RrTracker {
             }
             self.pending.remove(&seq);
             self.declare_lost(seq, p);
+        }
+        let horizon = self.loss_timeout_ns.saturating_mul(LATE_HORIZON);
+        while let Some((&seq, &intended)) = self.lost.first_key_value() {
+            if now_ns < intended.saturating_add(horizon) {
+                break;
+            }
+            self.lost.remove(&seq);
         }
     }
 
@@ -135,13 +162,7 @@ impl RrTracker {
         if p.measured {
             self.counters.lost += 1;
             record(&mut self.lat, self.loss_timeout_ns);
-            self.lost_seqs.insert(seq);
-        }
-    }
-
-    fn count_late(&mut self, p: Pending) {
-        if p.measured {
-            self.counters.late += 1;
+            self.lost.insert(seq, p.intended_ns);
         }
     }
 }
@@ -263,6 +284,48 @@ mod tests {
             (1, 0, 1)
         );
         assert_eq!(totals.send_lag.len(), 1);
+    }
+
+    #[test]
+    fn late_answers_to_warmup_requests_are_not_counted() {
+        let mut t = RrTracker::new(50 * MS, true);
+        t.on_sent(0, 0, 0, false);
+        t.on_sent(1, MS, MS, false);
+        t.on_sent(2, 2 * MS, 2 * MS, true);
+        t.expire(60 * MS);
+        assert_eq!(t.on_response(0, 61 * MS), ResponseOutcome::Warmup);
+        assert_eq!(t.on_response(1, 62 * MS), ResponseOutcome::Warmup);
+        assert_eq!(t.on_response(2, 63 * MS), ResponseOutcome::Late);
+        let totals = t.finish();
+        assert_eq!(
+            (
+                totals.counters.sent,
+                totals.counters.lost,
+                totals.counters.late,
+                totals.counters.duplicates
+            ),
+            (1, 1, 1, 0)
+        );
+    }
+
+    #[test]
+    fn lost_requests_are_forgotten_after_the_late_horizon() {
+        let mut t = RrTracker::new(10 * MS, true);
+        for seq in 0..1000 {
+            t.on_sent(seq, seq * MS, seq * MS, true);
+        }
+        t.expire(1000 * MS);
+        assert!(
+            t.lost.len() <= (LATE_HORIZON * 10) as usize + 1,
+            "{} remembered",
+            t.lost.len()
+        );
+        // Within the horizon: late. Beyond it: indistinguishable from a duplicate.
+        assert_eq!(t.on_response(985, 1000 * MS), ResponseOutcome::Late);
+        assert_eq!(t.on_response(3, 1000 * MS), ResponseOutcome::Duplicate);
+        let totals = t.finish();
+        assert_eq!(totals.counters.lost, 1000);
+        assert_eq!(totals.lat.len(), 1000);
     }
 
     #[test]

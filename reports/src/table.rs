@@ -16,6 +16,17 @@ pub fn human_ns(ns: u64) -> String {
     }
 }
 
+/// A ratio as a percentage with three significant digits.
+fn percent(ratio: f64) -> String {
+    let p = 100.0 * ratio;
+    let decimals = if p >= 10.0 {
+        1
+    } else {
+        (2.0 - p.log10().floor()).clamp(1.0, 6.0) as usize
+    };
+    format!("{p:.decimals$}%")
+}
+
 /// One row per trial: transport, count, p50, p99, p99.9, max, loss, and
 /// whether the trial is valid.
 pub fn summary_table(results: &RunResults) -> String {
@@ -33,10 +44,11 @@ pub fn summary_table(results: &RunResults) -> String {
     let mut rows: Vec<Vec<String>> = vec![header.iter().map(|s| s.to_string()).collect()];
     for t in &results.trials {
         let c = &t.counters;
-        let loss = if c.sent == 0 {
-            "-".to_string()
-        } else {
-            format!("{:.2}%", 100.0 * c.lost as f64 / c.sent as f64)
+        let loss = match (c.sent, c.lost) {
+            (0, _) => "-".to_string(),
+            (_, 0) => "0".to_string(),
+            // The count too: 1 lost in 20,000 must not read as 0.00%.
+            (sent, lost) => format!("{lost} ({})", percent(lost as f64 / sent as f64)),
         };
         let mode = match t.params.rate {
             Some(rate) => format!("{rate}/s"),
@@ -98,6 +110,13 @@ mod tests {
     }
 
     #[test]
+    fn small_losses_stay_visible() {
+        assert_eq!(percent(1.0 / 22_659.0), "0.00441%");
+        assert_eq!(percent(0.25), "25.0%");
+        assert_eq!(percent(0.031), "3.10%");
+    }
+
+    #[test]
     fn table_has_a_row_per_trial_and_flags_invalid_ones() {
         let mut r = crate::store::tests::sample();
         r.trials[0].counters.sent = 200;
@@ -113,7 +132,7 @@ mod tests {
                 .count(),
             2
         );
-        assert!(t.contains("0.50%"), "{t}");
+        assert!(t.contains("1 (0.500%)"), "{t}");
         assert!(t.contains("invalid: send_lag too high"), "{t}");
     }
 }

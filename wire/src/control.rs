@@ -55,10 +55,6 @@ impl Transport {
             Transport::Quic => "quic",
         }
     }
-
-    pub fn uses_tls(self) -> bool {
-        matches!(self, Transport::TcpTls | Transport::Quic)
-    }
 }
 
 impl fmt::Display for Transport {
@@ -121,8 +117,8 @@ pub struct ReceiverReport {
     pub responses: u64,
     /// Payload bytes received, headers included.
     pub bytes: u64,
-    /// Datagrams or messages that were not transbench requests, or came from
-    /// an address other than the registered peer; never answered.
+    /// Datagrams or frames that were not transbench requests, and data
+    /// connections from an address other than the sender's; never answered.
     pub rejected: u64,
     /// Data connections accepted (TCP, TLS, QUIC).
     pub connections: u64,

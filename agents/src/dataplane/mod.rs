@@ -22,9 +22,6 @@ pub trait RequestSink: Send + 'static {
 }
 
 pub trait ResponseSource: Send + 'static {
-    /// Whether `recv` may be abandoned mid-way without losing framing.
-    const CANCEL_SAFE: bool;
-
     /// The next response and its CLOCK_MONOTONIC arrival time, ns.
     fn recv(&mut self) -> impl Future<Output = io::Result<(MessageHeader, u64)>> + Send;
 }

@@ -3,8 +3,10 @@
 //! long-lived stream carrying all of them, like TCP.
 
 use std::io;
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use tokio::sync::mpsc;
+use tokio::task::JoinSet;
 use transbench_wire::frame::PREFIX_LEN;
 use transbench_wire::{LengthPrefix, MessageHeader, MessageKind};
 
@@ -20,6 +22,8 @@ pub struct PerRequestSink {
     size: usize,
     responses: mpsc::UnboundedSender<(MessageHeader, u64)>,
     stream_errors: Arc<Mutex<ErrorLog>>,
+    /// In-flight exchanges; dropping the sink stops them.
+    exchanges: JoinSet<()>,
 }
 
 pub struct ChannelSource {
@@ -39,6 +43,7 @@ pub fn per_request_client(
             size,
             responses: tx,
             stream_errors: stream_errors.clone(),
+            exchanges: JoinSet::new(),
         },
         ChannelSource { responses: rx },
         stream_errors,
@@ -75,8 +80,9 @@ impl RequestSink for PerRequestSink {
 
     async fn send(&mut self, header: MessageHeader) -> io::Result<()> {
         let (send, recv) = self.conn.open_bi().await?;
+        while self.exchanges.try_join_next().is_some() {}
         let (size, tx, errors) = (self.size, self.responses.clone(), self.stream_errors.clone());
-        tokio::spawn(async move {
+        self.exchanges.spawn(async move {
             match exchange(send, recv, header, size).await {
                 Ok(resp) => {
                     let _ = tx.send(resp);
@@ -89,8 +95,6 @@ impl RequestSink for PerRequestSink {
 }
 
 impl ResponseSource for ChannelSource {
-    const CANCEL_SAFE: bool = true;
-
     async fn recv(&mut self) -> io::Result<(MessageHeader, u64)> {
         self.responses
             .recv()
@@ -100,9 +104,17 @@ impl ResponseSource for ChannelSource {
 }
 
 /// Serves every connection and stream of a trial's endpoint.
-pub async fn serve(endpoint: quinn::Endpoint, size: usize, counters: Arc<ServeCounters>) {
-    let mut conns = tokio::task::JoinSet::new();
+pub async fn serve(endpoint: quinn::Endpoint, peer_ip: IpAddr, size: usize, counters: Arc<ServeCounters>) {
+    let mut conns = JoinSet::new();
     while let Some(incoming) = endpoint.accept().await {
+        while conns.try_join_next().is_some() {}
+        // Only the trial's sender: anyone else would load this session's
+        // thread and skew its measurement.
+        if incoming.remote_address().ip() != peer_ip {
+            counters.rejected();
+            incoming.refuse();
+            continue;
+        }
         let counters = counters.clone();
         conns.spawn(async move {
             let conn = match incoming.await {
@@ -113,8 +125,10 @@ pub async fn serve(endpoint: quinn::Endpoint, size: usize, counters: Arc<ServeCo
                 }
             };
             counters.connection();
-            let mut streams = tokio::task::JoinSet::new();
+            let mut streams = JoinSet::new();
             while let Ok((mut send, recv)) = conn.accept_bi().await {
+                // Finished stream tasks are reaped here; a JoinSet keeps them otherwise.
+                while streams.try_join_next().is_some() {}
                 let counters = counters.clone();
                 streams.spawn(async move {
                     if super::stream::serve(recv, &mut send, size, counters)

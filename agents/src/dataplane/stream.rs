@@ -51,8 +51,6 @@ impl<W: AsyncWrite + Unpin + Send + 'static> RequestSink for StreamSink<W> {
 }
 
 impl<R: AsyncRead + Unpin + Send + 'static> ResponseSource for StreamSource<R> {
-    const CANCEL_SAFE: bool = false;
-
     async fn recv(&mut self) -> io::Result<(MessageHeader, u64)> {
         read_frame(&mut self.r, self.framing, &mut self.buf)
             .await?

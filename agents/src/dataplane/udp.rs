@@ -46,8 +46,6 @@ impl RequestSink for UdpSink {
 }
 
 impl ResponseSource for UdpSource {
-    const CANCEL_SAFE: bool = true;
-
     async fn recv(&mut self) -> io::Result<(MessageHeader, u64)> {
         loop {
             let n = self.sock.recv(&mut self.buf).await?;
