@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::task::JoinSet;
-use transbench_wire::auth::{from_hex, random_nonce, to_hex, Role, Secret};
+use transbench_wire::auth::{from_hex, random_nonce, to_hex, FrameMac, Role, Secret, NONCE_LEN};
 use transbench_wire::control::{MAGIC, PROTOCOL_VERSION};
 use transbench_wire::{ControlMsg, Transport, TrialSetup, HEADER_LEN};
 
@@ -65,13 +65,16 @@ impl Receiver {
         self.listener.local_addr()
     }
 
-    /// Serves sessions until the listener fails. Each session gets its own
-    /// thread with a single-threaded runtime: no hand-offs between worker
-    /// threads on the data path (they cost tens of microseconds per request
-    /// for QUIC, and would be measured as latency), sessions spread over
-    /// cores, and one bad peer never stops the others.
+    /// Serves sessions until the listener fails. Hello and authentication
+    /// run here, on the acceptor, under their own cap and deadline; only an
+    /// authenticated session gets a thread of its own, with a
+    /// single-threaded runtime: no hand-offs between worker threads on the
+    /// data path (they cost tens of microseconds per request for QUIC, and
+    /// would be measured as latency), sessions spread over cores, and one
+    /// bad peer never stops the others.
     pub async fn serve(self) -> anyhow::Result<()> {
         let active = Arc::new(AtomicUsize::new(0));
+        let pending = Arc::new(AtomicUsize::new(0));
         loop {
             let (stream, peer) = match self.listener.accept().await {
                 Ok(a) => a,
@@ -81,46 +84,65 @@ impl Receiver {
                     continue;
                 }
             };
-            if active.load(Ordering::Acquire) >= MAX_SESSIONS {
-                tokio::spawn(async move {
-                    let mut ctl = ControlChannel::new(stream);
-                    let reason =
-                        format!("receiver busy: {MAX_SESSIONS} sessions already running; try again later");
-                    let _ = refuse(&mut ctl, reason).await;
-                });
+            if pending.load(Ordering::Acquire) >= MAX_PENDING_HANDSHAKES {
+                tracing::warn!(%peer, "too many connections in their handshake; dropped this one");
                 continue;
             }
-            let stream = match stream.into_std() {
-                Ok(s) => s,
-                Err(e) => {
-                    tracing::warn!(%peer, "cannot hand the session to a thread: {e}");
-                    continue;
-                }
-            };
-            let slot = SessionSlot::take(&active);
-            let ctx = self.ctx.clone();
-            let spawned = std::thread::Builder::new()
-                .name(format!("session {peer}"))
-                .spawn(move || {
-                    let _slot = slot;
-                    let outcome = crate::single_thread_runtime().and_then(|rt| {
-                        rt.block_on(async {
-                            let stream = TcpStream::from_std(stream)?;
-                            session(stream, ctx).await
-                        })
-                    });
-                    match outcome {
-                        Ok(()) => tracing::info!(%peer, "session ended"),
-                        Err(e) => tracing::warn!(%peer, "session refused or failed: {e:#}"),
+            let slot = SessionSlot::take(&pending);
+            let (ctx, active) = (self.ctx.clone(), active.clone());
+            tokio::spawn(async move {
+                let handshake = tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake(stream, &ctx)).await;
+                drop(slot);
+                let ctl = match handshake {
+                    Ok(Ok(ctl)) => ctl,
+                    Ok(Err(e)) => return tracing::warn!(%peer, "session refused: {e:#}"),
+                    Err(_) => {
+                        return tracing::warn!(%peer, "session refused: no handshake within {HANDSHAKE_TIMEOUT:?}")
                     }
-                });
-            if let Err(e) = spawned {
-                tracing::warn!(%peer, "cannot start a session thread: {e}");
-            }
+                };
+                if let Err(e) = start_session(ctl, ctx, &active).await {
+                    tracing::warn!(%peer, "session not started: {e:#}");
+                }
+            });
         }
     }
 }
 
+/// Hands an authenticated session to a thread of its own.
+async fn start_session(
+    mut ctl: ControlChannel,
+    ctx: Arc<ReceiverState>,
+    active: &Arc<AtomicUsize>,
+) -> anyhow::Result<()> {
+    if active.load(Ordering::Acquire) >= MAX_SESSIONS {
+        let reason = format!("receiver busy: {MAX_SESSIONS} sessions already running; try again later");
+        return Err(refuse(&mut ctl, reason).await);
+    }
+    let peer = ctl.stream().peer_addr()?;
+    let local_ip = ctl.stream().local_addr()?.ip();
+    let (stream, mac) = ctl.into_std()?;
+    let slot = SessionSlot::take(active);
+    std::thread::Builder::new()
+        .name(format!("session {peer}"))
+        .spawn(move || {
+            let _slot = slot;
+            let outcome = crate::single_thread_runtime().and_then(|rt| {
+                rt.block_on(async {
+                    let ctl = ControlChannel::from_std(stream, mac)?;
+                    trials(ctl, &ctx, local_ip, peer.ip()).await
+                })
+            });
+            match outcome {
+                Ok(()) => tracing::info!(%peer, "session ended"),
+                Err(e) => tracing::warn!(%peer, "session failed: {e:#}"),
+            }
+        })
+        .context("starting a session thread")?;
+    Ok(())
+}
+
+/// Connections still in hello/auth at once; more are dropped unanswered.
+const MAX_PENDING_HANDSHAKES: usize = 128;
 /// Most sessions served at once; more are refused with a reason.
 const MAX_SESSIONS: usize = 64;
 
@@ -155,12 +177,12 @@ async fn recv_within(ctl: &mut ControlChannel, limit: Duration) -> Result<Contro
         .unwrap_or_else(|_| Err(ControlIoError::Io(std::io::ErrorKind::TimedOut.into())))
 }
 
-async fn session(stream: TcpStream, ctx: Arc<ReceiverState>) -> anyhow::Result<()> {
-    let peer_ip = stream.peer_addr()?.ip();
-    let local_ip = stream.local_addr()?.ip();
+/// Hello, challenge and (with a secret) mutual authentication; from then
+/// on every frame is tagged.
+async fn handshake(stream: TcpStream, ctx: &ReceiverState) -> anyhow::Result<ControlChannel> {
     let mut ctl = ControlChannel::new(stream);
 
-    let client_nonce = match recv_within(&mut ctl, HANDSHAKE_TIMEOUT).await {
+    let client_nonce = match ctl.recv().await {
         Ok(ControlMsg::Hello {
             magic,
             version,
@@ -180,7 +202,10 @@ async fn session(stream: TcpStream, ctx: Arc<ReceiverState>) -> anyhow::Result<(
                 )
                 .await);
             }
-            from_hex(&client_nonce).unwrap_or_default()
+            match from_hex(&client_nonce).filter(|n| n.len() == NONCE_LEN) {
+                Some(n) => n,
+                None => return Err(refuse(&mut ctl, "malformed client nonce".into()).await),
+            }
         }
         Ok(other) => return Err(refuse(&mut ctl, format!("expected hello, got {}", other.name())).await),
         Err(ControlIoError::Protocol(e)) => {
@@ -199,7 +224,7 @@ async fn session(stream: TcpStream, ctx: Arc<ReceiverState>) -> anyhow::Result<(
             .map(|s| s.prove(Role::Receiver, &client_nonce, &server_nonce)),
     })
     .await?;
-    let auth = match recv_within(&mut ctl, HANDSHAKE_TIMEOUT).await {
+    let auth = match ctl.recv().await {
         Err(ControlIoError::Closed) if secret.is_some() => {
             bail!("sender left during authentication: it holds a different secret, or none")
         }
@@ -228,11 +253,23 @@ async fn session(stream: TcpStream, ctx: Arc<ReceiverState>) -> anyhow::Result<(
         },
         other => return Err(refuse(&mut ctl, format!("expected auth, got {}", other.name())).await),
     }
+    if let Some(s) = &secret {
+        ctl.authenticate(FrameMac::new(s, Role::Receiver, &client_nonce, &server_nonce));
+    }
     ctl.send(&ControlMsg::Welcome {
         receiver_version: env!("CARGO_PKG_VERSION").to_string(),
     })
     .await?;
+    Ok(ctl)
+}
 
+/// Runs the trials of one authenticated session until the sender leaves.
+async fn trials(
+    mut ctl: ControlChannel,
+    ctx: &ReceiverState,
+    local_ip: IpAddr,
+    peer_ip: IpAddr,
+) -> anyhow::Result<()> {
     let mut trial: Option<TrialServer> = None;
     loop {
         let msg = match recv_within(&mut ctl, IDLE_TIMEOUT).await {
@@ -245,7 +282,7 @@ async fn session(stream: TcpStream, ctx: Arc<ReceiverState>) -> anyhow::Result<(
                 if trial.is_some() {
                     return Err(refuse(&mut ctl, "setup while a trial is running".into()).await);
                 }
-                match TrialServer::start(&setup, &ctx, local_ip, peer_ip).await {
+                match TrialServer::start(&setup, ctx, local_ip, peer_ip).await {
                     Ok((server, ready)) => {
                         tracing::info!(transport = %setup.transport, size = setup.size, "trial set up");
                         trial = Some(server);

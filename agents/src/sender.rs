@@ -6,7 +6,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 use tokio::net::{TcpStream, UdpSocket};
 use transbench_reports::{LatencyKind, LatencySummary, TrialParams, TrialResult};
-use transbench_wire::auth::{from_hex, random_nonce, to_hex, Role, Secret};
+use transbench_wire::auth::{from_hex, random_nonce, to_hex, FrameMac, Role, Secret, NONCE_LEN};
 use transbench_wire::control::{MAGIC, PROTOCOL_VERSION};
 use transbench_wire::{ControlMsg, QuicStreamMode, ReceiverReport, Transport, TrialSetup, HEADER_LEN};
 
@@ -107,7 +107,9 @@ pub async fn connect(addr: SocketAddr, secret: Option<&Secret>) -> anyhow::Resul
     else {
         bail!("receiver at {addr} broke the protocol: expected a challenge");
     };
-    let server_nonce = from_hex(&server_nonce).context("receiver sent a malformed nonce")?;
+    let server_nonce = from_hex(&server_nonce)
+        .filter(|n| n.len() == NONCE_LEN)
+        .context("receiver sent a malformed nonce")?;
     let client_proof = match (secret, auth_required) {
         (None, false) => None,
         (None, true) => bail!(
@@ -127,6 +129,9 @@ pub async fn connect(addr: SocketAddr, secret: Option<&Secret>) -> anyhow::Resul
         }
     };
     ctl.send(&ControlMsg::Auth { client_proof }).await?;
+    if let Some(s) = secret {
+        ctl.authenticate(FrameMac::new(s, Role::Sender, &client_nonce, &server_nonce));
+    }
     match expect_reply(&mut ctl, "the welcome").await? {
         ControlMsg::Welcome { .. } => Ok(ctl),
         other => bail!(

@@ -143,3 +143,83 @@ fn receiver_without_secret_refuses_non_loopback_addresses() {
     assert!(!o.status.success());
     assert!(stderr(&o).contains("without a shared secret"), "{}", stderr(&o));
 }
+
+fn read_frame(s: &mut TcpStream) -> Option<Vec<u8>> {
+    let mut prefix = [0u8; 4];
+    s.read_exact(&mut prefix).ok()?;
+    let mut payload = vec![0u8; u32::from_be_bytes(prefix) as usize];
+    s.read_exact(&mut payload).ok()?;
+    Some(payload)
+}
+
+fn frame(payload: &[u8]) -> Vec<u8> {
+    let mut out = (payload.len() as u32).to_be_bytes().to_vec();
+    out.extend_from_slice(payload);
+    out
+}
+
+#[test]
+fn after_authentication_every_frame_must_carry_the_session_tag() {
+    use transbench_wire::auth::{from_hex, random_nonce, to_hex, FrameMac, Role, Secret};
+    use transbench_wire::{QuicStreamMode, Transport, TrialSetup};
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = secret_file(dir.path(), "s", "a long enough shared secret");
+    let secret = Secret::new(b"a long enough shared secret").unwrap();
+    let receiver = ReceiverGuard::start(&["--secret-file", path.to_str().unwrap()]);
+    let setup = ControlMsg::Setup(TrialSetup {
+        transport: Transport::Tcp,
+        workload: "rr".into(),
+        size: 64,
+        udp_peer_port: None,
+        quic_stream: QuicStreamMode::PerRequest,
+    });
+
+    // Twice: once tagging `setup` properly, once sending it bare.
+    for tag_it in [true, false] {
+        let mut s = TcpStream::connect(receiver.addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let cn = random_nonce();
+        let hello = ControlMsg::Hello {
+            magic: MAGIC.into(),
+            version: PROTOCOL_VERSION,
+            client_nonce: to_hex(&cn),
+        };
+        s.write_all(&hello.encode()).unwrap();
+        let ControlMsg::Challenge { server_nonce, .. } =
+            ControlMsg::decode(&read_frame(&mut s).unwrap()).unwrap()
+        else {
+            panic!("expected a challenge")
+        };
+        let sn = from_hex(&server_nonce).unwrap();
+        let auth = ControlMsg::Auth {
+            client_proof: Some(secret.prove(Role::Sender, &cn, &sn)),
+        };
+        s.write_all(&auth.encode()).unwrap();
+        let mut mac = FrameMac::new(&secret, Role::Sender, &cn, &sn);
+        let welcome = read_frame(&mut s).unwrap();
+        assert!(matches!(
+            ControlMsg::decode(mac.open(&welcome).expect("welcome is tagged")).unwrap(),
+            ControlMsg::Welcome { .. }
+        ));
+
+        if tag_it {
+            s.write_all(&frame(&mac.seal(&setup.to_payload()))).unwrap();
+            let ready = read_frame(&mut s).expect("a tagged setup is served");
+            assert!(matches!(
+                ControlMsg::decode(mac.open(&ready).unwrap()).unwrap(),
+                ControlMsg::Ready { .. }
+            ));
+        } else {
+            s.write_all(&setup.encode()).unwrap();
+            let reply = read_frame(&mut s);
+            assert!(
+                !matches!(
+                    reply.as_deref().map(ControlMsg::decode),
+                    Some(Ok(ControlMsg::Ready { .. }))
+                ),
+                "an untagged setup was served"
+            );
+        }
+    }
+}

@@ -4,12 +4,18 @@
 //! HMAC(secret, label || client_nonce || server_nonce), with a different
 //! label per role so one side's proof can never be replayed as the other's.
 //! The secret itself never crosses the wire.
+//!
+//! After the handshake every control frame carries a [`FrameMac`] tag under
+//! a session key bound to both nonces, so a party on the path can relay the
+//! session but not forge, replay, reorder or reflect its frames (it could
+//! otherwise swap the certificate fingerprint in `ready`).
 
 use ring::hmac;
 use ring::rand::{SecureRandom, SystemRandom};
 use thiserror::Error;
 
 pub const NONCE_LEN: usize = 32;
+pub const TAG_LEN: usize = 32;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
@@ -34,6 +40,8 @@ pub enum AuthError {
     BadEncoding,
     #[error("proof does not match: the two sides hold different secrets")]
     Mismatch,
+    #[error("control frame failed authentication (forged, replayed or reordered)")]
+    Forged,
 }
 
 /// A shared secret, as read from a file or the environment.
@@ -83,6 +91,67 @@ impl Secret {
         msg.extend_from_slice(client_nonce);
         msg.extend_from_slice(server_nonce);
         hmac::verify(&self.0, &msg, &proof).map_err(|_| AuthError::Mismatch)
+    }
+}
+
+const SESSION_LABEL: &[u8] = b"transbench/1 session key";
+
+/// Tags control frames in both directions of one authenticated session.
+pub struct FrameMac {
+    key: hmac::Key,
+    role: Role,
+    sent: u64,
+    received: u64,
+}
+
+impl FrameMac {
+    /// `role` is this side's; both sides derive the same session key.
+    pub fn new(secret: &Secret, role: Role, client_nonce: &[u8], server_nonce: &[u8]) -> Self {
+        let mut ctx = hmac::Context::with_key(&secret.0);
+        ctx.update(SESSION_LABEL);
+        ctx.update(client_nonce);
+        ctx.update(server_nonce);
+        FrameMac {
+            key: hmac::Key::new(hmac::HMAC_SHA256, ctx.sign().as_ref()),
+            role,
+            sent: 0,
+            received: 0,
+        }
+    }
+
+    fn tag(&self, from: Role, counter: u64, payload: &[u8]) -> hmac::Tag {
+        let mut ctx = hmac::Context::with_key(&self.key);
+        ctx.update(from.label());
+        ctx.update(&counter.to_be_bytes());
+        ctx.update(payload);
+        ctx.sign()
+    }
+
+    /// `payload` followed by its tag.
+    pub fn seal(&mut self, payload: &[u8]) -> Vec<u8> {
+        let tag = self.tag(self.role, self.sent, payload);
+        self.sent += 1;
+        let mut out = Vec::with_capacity(payload.len() + TAG_LEN);
+        out.extend_from_slice(payload);
+        out.extend_from_slice(tag.as_ref());
+        out
+    }
+
+    /// The payload of a sealed frame from the peer, if its tag is right.
+    pub fn open<'a>(&mut self, frame: &'a [u8]) -> Result<&'a [u8], AuthError> {
+        let split = frame.len().checked_sub(TAG_LEN).ok_or(AuthError::Forged)?;
+        let (payload, tag) = frame.split_at(split);
+        let peer = match self.role {
+            Role::Sender => Role::Receiver,
+            Role::Receiver => Role::Sender,
+        };
+        let mut msg = Vec::with_capacity(64 + payload.len());
+        msg.extend_from_slice(peer.label());
+        msg.extend_from_slice(&self.received.to_be_bytes());
+        msg.extend_from_slice(payload);
+        hmac::verify(&self.key, &msg, tag).map_err(|_| AuthError::Forged)?;
+        self.received += 1;
+        Ok(payload)
     }
 }
 
@@ -137,6 +206,44 @@ mod tests {
             k.verify(Role::Receiver, &c, &s, "zz"),
             Err(AuthError::BadEncoding)
         );
+    }
+
+    fn session_pair() -> (FrameMac, FrameMac) {
+        let k = Secret::new(b"k").unwrap();
+        let (c, s) = (random_nonce(), random_nonce());
+        (
+            FrameMac::new(&k, Role::Sender, &c, &s),
+            FrameMac::new(&k, Role::Receiver, &c, &s),
+        )
+    }
+
+    #[test]
+    fn sealed_frames_open_in_order_on_the_other_side() {
+        let (mut sender, mut receiver) = session_pair();
+        for msg in [&b"setup"[..], b"start", b"stop"] {
+            let frame = sender.seal(msg);
+            assert_eq!(receiver.open(&frame).unwrap(), msg);
+        }
+        let back = receiver.seal(b"report");
+        assert_eq!(sender.open(&back).unwrap(), b"report");
+    }
+
+    #[test]
+    fn forged_replayed_reflected_or_foreign_frames_fail() {
+        let (mut sender, mut receiver) = session_pair();
+        let first = sender.seal(br#"{"type":"ready","data_port":1}"#);
+        let mut tampered = first.clone();
+        tampered[20] ^= 1;
+        assert_eq!(receiver.open(&tampered), Err(AuthError::Forged));
+        assert!(receiver.open(&first).is_ok());
+        assert_eq!(receiver.open(&first), Err(AuthError::Forged), "replay");
+        // A frame sent back to its own author.
+        let mine = receiver.seal(b"x");
+        assert_eq!(receiver.open(&mine), Err(AuthError::Forged), "reflection");
+        // Another session's key, same secret.
+        let (mut other_sender, _) = session_pair();
+        assert_eq!(sender.open(&other_sender.seal(b"x")), Err(AuthError::Forged));
+        assert_eq!(sender.open(b"short"), Err(AuthError::Forged));
     }
 
     #[test]

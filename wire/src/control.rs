@@ -169,12 +169,16 @@ pub enum ControlError {
 impl ControlMsg {
     /// The frame for this message, length prefix included.
     pub fn encode(&self) -> Vec<u8> {
-        let payload = serde_json::to_vec(self).expect("control messages always serialize");
-        let mut out = Vec::with_capacity(payload.len() + 4);
+        let mut out = Vec::new();
         CONTROL_FRAMING
-            .encode(&payload, &mut out)
+            .encode(&self.to_payload(), &mut out)
             .expect("control messages are far below the frame limit");
         out
+    }
+
+    /// The frame's payload: the message as JSON.
+    pub fn to_payload(&self) -> Vec<u8> {
+        serde_json::to_vec(self).expect("control messages always serialize")
     }
 
     /// Decodes a frame's payload (without its length prefix).
