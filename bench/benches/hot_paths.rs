@@ -2,6 +2,7 @@
 //! histogram record; and the per-trial work of encoding a histogram.
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
+use linkemu::{NetemSpec, Pipeline};
 use std::hint::black_box;
 use transbench_reports::{encode_hdr, new_histogram};
 use transbench_wire::control::CONTROL_FRAMING;
@@ -72,5 +73,36 @@ fn histogram(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, header, framing, histogram);
+/// linkemu's per-packet cost (enqueue + dequeue), i.e. packets/s per core
+/// of one link direction, for a plain delay and for a busy profile.
+fn link_pipeline(c: &mut Criterion) {
+    let mut group = c.benchmark_group("linkemu_pipeline");
+    group.throughput(criterion::Throughput::Elements(1));
+    for (name, profile) in [
+        ("delay", "delay 10ms limit 100000"),
+        (
+            "busy",
+            "delay 10ms 2ms distribution normal loss gemodel 1% 30% duplicate 1% corrupt 0.1% \
+             reorder 5% gap 3 rate 1gbit limit 100000",
+        ),
+    ] {
+        let spec = NetemSpec::parse(profile).unwrap();
+        group.bench_function(name, |b| {
+            let mut link = Pipeline::new(&spec, 1);
+            let packet = vec![0u8; 1400];
+            let mut now = 0u64;
+            b.iter(|| {
+                // One packet per microsecond in; whatever is due out.
+                now += 1_000;
+                link.enqueue(packet.clone(), now);
+                while let Some(p) = link.dequeue(now) {
+                    black_box(p);
+                }
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, header, framing, histogram, link_pipeline);
 criterion_main!(benches);

@@ -1,0 +1,19 @@
+//! linkemu: tc-netem's impairments in userspace.
+//!
+//! - [`spec`]: the `tc qdisc ... netem` argument grammar, parsed into a
+//!   [`NetemSpec`] (the same string configures `tc netem` on lab hosts);
+//! - [`pipeline`]: one direction of a link as a pure state machine
+//!   following `sch_netem.c` — packets in with the time, packets out when
+//!   due; time and randomness are inputs, so tests need no sockets;
+//! - [`dist`] and [`rng`]: netem's delay distributions and its seeded,
+//!   optionally correlated random numbers.
+//!
+//! Moving packets (TUN devices, namespaces) is the caller's business.
+
+pub mod dist;
+pub mod pipeline;
+pub mod rng;
+pub mod spec;
+
+pub use pipeline::{LinkCounters, Pipeline};
+pub use spec::{NetemSpec, SpecError};

@@ -1,0 +1,401 @@
+//! One direction of an emulated link, as sch_netem.c runs it, without I/O:
+//! [`Pipeline::enqueue`] takes a packet and the time, [`Pipeline::dequeue`]
+//! hands out what is due, [`Pipeline::next_due`] says when to ask again.
+//!
+//! The order of decisions follows `netem_enqueue()`:
+//! 1. duplication is decided first; then loss (or an ECN mark instead);
+//! 2. a duplicate goes through the pipeline again on its own (its own loss,
+//!    delay, reordering), is never duplicated again and never corrupted;
+//! 3. the original may be corrupted (one random bit flipped);
+//! 4. `limit` drops at the tail when the queue is full;
+//! 5. reordering: unless inside the gap, a packet may be sent at once,
+//!    ahead of delayed ones; otherwise it gets delay + jitter, and with a
+//!    rate its serialization time, counted from the last queued packet's
+//!    send time (delay and serialization overlap);
+//! 6. the queue is ordered by send time, so jitter without a rate reorders.
+
+use std::collections::BTreeMap;
+
+use crate::dist::{self, Distribution};
+use crate::rng::{scaled, Correlated, Prng};
+use crate::spec::{Loss, NetemSpec, SlotInterval};
+
+/// What tc's rate counts per packet beyond the IP packet: the Ethernet
+/// header a veth would carry (TUN frames have none).
+pub const L2_HEADER_LEN: usize = 14;
+
+/// Per-packet events since the pipeline started.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LinkCounters {
+    pub arrived: u64,
+    pub dropped_loss: u64,
+    pub dropped_limit: u64,
+    pub duplicated: u64,
+    pub corrupted: u64,
+    pub reordered: u64,
+    pub ecn_marked: u64,
+    pub delivered: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum GeState {
+    Good,
+    Bad,
+}
+
+/// States of the 4-state model, numbered as in the literature.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum FourState {
+    TxGap = 1,
+    TxBurst = 2,
+    LostBurst = 3,
+    LostGap = 4,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct SlotState {
+    next_ns: u64,
+    packets_left: i64,
+    bytes_left: i64,
+}
+
+pub struct Pipeline {
+    spec: NetemSpec,
+    prng: Prng,
+    delay_cor: Correlated,
+    loss_cor: Correlated,
+    dup_cor: Correlated,
+    reorder_cor: Correlated,
+    corrupt_cor: Correlated,
+    ge: GeState,
+    four: FourState,
+    /// Packets since the last reordered one (netem's `counter`).
+    since_reorder: u32,
+    /// Queued packets by (send time, arrival order).
+    queue: BTreeMap<(u64, u64), Vec<u8>>,
+    arrivals: u64,
+    /// The current slot, once the first one has started.
+    slot: Option<SlotState>,
+    counters: LinkCounters,
+}
+
+impl Pipeline {
+    /// `seed` is used when the spec has none.
+    pub fn new(spec: &NetemSpec, seed: u64) -> Self {
+        let mut prng = Prng::new(spec.seed.unwrap_or(seed));
+        let cor = |c: Option<f64>, prng: &mut Prng| Correlated::new(c.unwrap_or(0.0), prng);
+        let loss_corr = match spec.loss {
+            Some(Loss::Random(c)) => Some(c.correlation),
+            _ => None,
+        };
+        Pipeline {
+            delay_cor: cor(spec.delay.map(|d| d.correlation), &mut prng),
+            loss_cor: cor(loss_corr, &mut prng),
+            dup_cor: cor(spec.duplicate.map(|c| c.correlation), &mut prng),
+            reorder_cor: cor(spec.reorder.map(|r| r.chance.correlation), &mut prng),
+            corrupt_cor: cor(spec.corrupt.map(|c| c.correlation), &mut prng),
+            spec: spec.clone(),
+            prng,
+            ge: GeState::Good,
+            four: FourState::TxGap,
+            since_reorder: 0,
+            queue: BTreeMap::new(),
+            arrivals: 0,
+            slot: None,
+            counters: LinkCounters::default(),
+        }
+    }
+
+    pub fn counters(&self) -> LinkCounters {
+        self.counters
+    }
+
+    pub fn queued(&self) -> usize {
+        self.queue.len()
+    }
+
+    /// Takes a packet arriving at `now_ns`.
+    pub fn enqueue(&mut self, mut packet: Vec<u8>, now_ns: u64) {
+        self.counters.arrived += 1;
+        let mut count = 1;
+        if let Some(dup) = self.spec.duplicate {
+            if dup.probability > 0.0 && scaled(dup.probability) >= self.dup_cor.next(&mut self.prng) {
+                count += 1;
+            }
+        }
+        if self.loss_event() {
+            if self.spec.ecn && set_ce(&mut packet) {
+                self.counters.ecn_marked += 1;
+            } else {
+                count -= 1;
+            }
+        }
+        if count == 0 {
+            self.counters.dropped_loss += 1;
+            return;
+        }
+        if count > 1 {
+            self.counters.duplicated += 1;
+            self.enqueue_duplicate(packet.clone(), now_ns);
+        }
+        if let Some(corrupt) = self.spec.corrupt {
+            if corrupt.probability > 0.0
+                && !packet.is_empty()
+                && scaled(corrupt.probability) >= self.corrupt_cor.next(&mut self.prng)
+            {
+                let byte = self.prng.below(packet.len() as u32) as usize;
+                packet[byte] ^= 1 << self.prng.below(8);
+                self.counters.corrupted += 1;
+            }
+        }
+        self.schedule(packet, now_ns);
+    }
+
+    /// The copy's own trip: loss (or mark) and scheduling, nothing else.
+    fn enqueue_duplicate(&mut self, mut packet: Vec<u8>, now_ns: u64) {
+        if self.loss_event() {
+            if self.spec.ecn && set_ce(&mut packet) {
+                self.counters.ecn_marked += 1;
+            } else {
+                self.counters.dropped_loss += 1;
+                return;
+            }
+        }
+        self.schedule(packet, now_ns);
+    }
+
+    fn schedule(&mut self, packet: Vec<u8>, now_ns: u64) {
+        if self.queue.len() >= self.spec.limit as usize {
+            self.counters.dropped_limit += 1;
+            return;
+        }
+        let order = self.arrivals;
+        self.arrivals += 1;
+        let reorder_now = match self.spec.reorder {
+            Some(r) => {
+                self.since_reorder + 1 >= r.gap
+                    && scaled(r.chance.probability) >= self.reorder_cor.next(&mut self.prng)
+            }
+            None => false,
+        };
+        if reorder_now {
+            // Sent at once, ahead of everything still delayed.
+            self.since_reorder = 0;
+            self.counters.reordered += 1;
+            self.queue.insert((now_ns, order), packet);
+            return;
+        }
+        let (latency, jitter, distribution) = match self.spec.delay {
+            Some(d) => (d.latency_ns as i64, d.jitter_ns as i64, d.distribution),
+            None => (0, 0, Distribution::Uniform),
+        };
+        let rnd = self.delay_cor.next(&mut self.prng);
+        let mut delay = dist::sample(distribution, latency, jitter, rnd);
+        let mut from = now_ns as i64;
+        if let Some(rate) = self.spec.rate {
+            if let Some((&(last, _), _)) = self.queue.last_key_value() {
+                // The last queued packet is the reference: what is left of
+                // its wait counts towards this one's delay.
+                delay = (delay - (last as i64 - from)).max(0);
+                from = last as i64;
+            }
+            let mut len = (packet.len() + L2_HEADER_LEN) as i64 + rate.packet_overhead as i64;
+            if rate.cell_size > 0 {
+                let cell = rate.cell_size as i64;
+                let cells = (len + cell - 1) / cell;
+                len = cells * (cell + rate.cell_overhead as i64);
+            }
+            delay += (len.max(0) as u128 * 1_000_000_000 / rate.bytes_per_sec as u128) as i64;
+        }
+        self.since_reorder = self.since_reorder.saturating_add(1);
+        let send_at = (from + delay).max(0) as u64;
+        self.queue.insert((send_at, order), packet);
+    }
+
+    /// When the next packet may leave, if any is queued.
+    pub fn next_due(&self) -> Option<u64> {
+        let (&(send_at, _), _) = self.queue.first_key_value()?;
+        Some(match self.slot {
+            Some(s) if s.next_ns >= send_at => s.next_ns,
+            _ => send_at,
+        })
+    }
+
+    /// A packet due at `now_ns`, if any (call until `None`).
+    pub fn dequeue(&mut self, now_ns: u64) -> Option<Vec<u8>> {
+        let (&(send_at, order), _) = self.queue.first_key_value()?;
+        // As netem: a slot that ended before this packet was due is over;
+        // the next starts now (and so does the very first).
+        if self.spec.slot.is_some() && self.slot.is_none_or(|s| s.next_ns < send_at) {
+            self.start_slot(now_ns);
+        }
+        let slot_open = self.slot.is_none_or(|s| s.next_ns <= now_ns);
+        if send_at > now_ns || !slot_open {
+            return None;
+        }
+        let packet = self.queue.remove(&(send_at, order)).expect("first key exists");
+        if let Some(s) = &mut self.slot {
+            s.packets_left -= 1;
+            s.bytes_left -= (packet.len() + L2_HEADER_LEN) as i64;
+            if s.packets_left <= 0 || s.bytes_left <= 0 {
+                self.start_slot(now_ns);
+            }
+        }
+        self.counters.delivered += 1;
+        Some(packet)
+    }
+
+    fn start_slot(&mut self, now_ns: u64) {
+        let Some(slot) = self.spec.slot else { return };
+        let gap = match slot.interval {
+            SlotInterval::Range { min_ns, max_ns } => {
+                let spread = max_ns - min_ns;
+                min_ns + ((self.prng.next_u32() as u64 * spread) >> 32)
+            }
+            SlotInterval::Distributed {
+                distribution,
+                delay_ns,
+                jitter_ns,
+            } => dist::sample(
+                distribution,
+                delay_ns as i64,
+                jitter_ns as i64,
+                self.prng.next_u32(),
+            )
+            .max(0) as u64,
+        };
+        self.slot = Some(SlotState {
+            next_ns: now_ns + gap,
+            packets_left: slot.packets.map_or(i32::MAX as i64, i64::from),
+            bytes_left: slot.bytes.map_or(i32::MAX as i64, |b| b as i64),
+        });
+    }
+
+    fn loss_event(&mut self) -> bool {
+        let Some(loss) = self.spec.loss else {
+            return false;
+        };
+        match loss {
+            Loss::Random(c) => {
+                c.probability > 0.0 && scaled(c.probability) >= self.loss_cor.next(&mut self.prng)
+            }
+            Loss::GilbertElliott {
+                p,
+                r,
+                bad_loss,
+                good_loss,
+            } => {
+                // The packet's fate is that of the state it arrived in; the
+                // transition drawn first applies to the next packet.
+                match self.ge {
+                    GeState::Good => {
+                        if self.prng.next_u32() < scaled(p) {
+                            self.ge = GeState::Bad;
+                        }
+                        self.prng.next_u32() < scaled(good_loss)
+                    }
+                    GeState::Bad => {
+                        if self.prng.next_u32() < scaled(r) {
+                            self.ge = GeState::Good;
+                        }
+                        self.prng.next_u32() > scaled(1.0 - bad_loss)
+                    }
+                }
+            }
+            Loss::FourState {
+                p13,
+                p31,
+                p32,
+                p23,
+                p14,
+            } => {
+                let rnd = self.prng.next_u32() as u64;
+                let (a1, a2, a3, a4, a5) = (
+                    scaled(p13) as u64,
+                    scaled(p31) as u64,
+                    scaled(p32) as u64,
+                    scaled(p14) as u64,
+                    scaled(p23) as u64,
+                );
+                match self.four {
+                    FourState::TxGap => {
+                        if rnd < a4 {
+                            self.four = FourState::LostGap;
+                            true
+                        } else if a4 < rnd && rnd < a1 + a4 {
+                            self.four = FourState::LostBurst;
+                            true
+                        } else {
+                            false
+                        }
+                    }
+                    FourState::TxBurst => {
+                        if rnd < a5 {
+                            self.four = FourState::LostBurst;
+                            true
+                        } else {
+                            false
+                        }
+                    }
+                    FourState::LostBurst => {
+                        if rnd < a3 {
+                            self.four = FourState::TxBurst;
+                            false
+                        } else if a2 + a3 > rnd && rnd > a3 {
+                            self.four = FourState::TxGap;
+                            false
+                        } else {
+                            a2 + a3 < rnd
+                        }
+                    }
+                    FourState::LostGap => {
+                        self.four = FourState::TxGap;
+                        false
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Marks an ECN-capable IPv4 or IPv6 packet Congestion Experienced; false
+/// (and the packet untouched) if it is not ECN-capable.
+pub fn set_ce(packet: &mut [u8]) -> bool {
+    match packet.first().map(|b| b >> 4) {
+        Some(4) if packet.len() >= 20 => {
+            let ecn = packet[1] & 0x03;
+            if ecn == 0 {
+                return false;
+            }
+            if ecn != 0x03 {
+                packet[1] |= 0x03;
+                let ihl = ((packet[0] & 0x0f) as usize * 4).clamp(20, packet.len());
+                packet[10] = 0;
+                packet[11] = 0;
+                let sum = ipv4_checksum(&packet[..ihl]);
+                packet[10..12].copy_from_slice(&sum.to_be_bytes());
+            }
+            true
+        }
+        Some(6) if packet.len() >= 40 => {
+            let ecn = (packet[1] >> 4) & 0x03;
+            if ecn == 0 {
+                return false;
+            }
+            packet[1] |= 0x30;
+            true
+        }
+        _ => false,
+    }
+}
+
+fn ipv4_checksum(header: &[u8]) -> u16 {
+    let mut sum: u32 = header
+        .chunks(2)
+        .map(|c| u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)]) as u32)
+        .sum();
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    !(sum as u16)
+}
