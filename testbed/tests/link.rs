@@ -1,0 +1,214 @@
+//! The testbed for real: namespaces, TUN devices and linkemu between them.
+//! Needs root: in CI (CI=true) a missing privilege fails the test;
+//! elsewhere the test is skipped with the reason printed.
+
+use linkemu::NetemSpec;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::time::{Duration, Instant};
+use testbed::{Testbed, RECEIVER_ADDR, SENDER_ADDR};
+
+fn have_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        return true;
+    }
+    if std::env::var("CI").as_deref() == Ok("true") {
+        panic!("CI=true but not root: the testbed tests must run for real in CI");
+    }
+    eprintln!("skipping: the testbed needs root (namespaces, TUN)");
+    false
+}
+
+fn spec(s: &str) -> NetemSpec {
+    NetemSpec::parse(s).unwrap()
+}
+
+fn namespaces() -> String {
+    String::from_utf8(
+        std::process::Command::new("ip")
+            .args(["netns", "list"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap()
+}
+
+#[test]
+fn delay_each_way_gives_the_round_trip_it_should() {
+    if !have_root() {
+        return;
+    }
+    let bed = Testbed::up(&spec("delay 10ms"), &spec("delay 10ms"), 1).unwrap();
+    let rtts = std::thread::scope(|s| {
+        let echo = s.spawn(|| {
+            bed.receiver.enter().unwrap();
+            let sock = UdpSocket::bind((RECEIVER_ADDR, 7000)).unwrap();
+            sock.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+            let mut buf = [0u8; 2048];
+            while let Ok((n, from)) = sock.recv_from(&mut buf) {
+                sock.send_to(&buf[..n], from).unwrap();
+            }
+        });
+        let rtts = s
+            .spawn(|| {
+                bed.sender.enter().unwrap();
+                let sock = UdpSocket::bind((SENDER_ADDR, 0)).unwrap();
+                sock.set_read_timeout(Some(Duration::from_millis(500))).unwrap();
+                let mut rtts = Vec::new();
+                let mut buf = [0u8; 2048];
+                // The first ones also resolve neighbours; give them time.
+                std::thread::sleep(Duration::from_millis(200));
+                for i in 0u32..200 {
+                    let start = Instant::now();
+                    sock.send_to(&i.to_be_bytes(), (RECEIVER_ADDR, 7000)).unwrap();
+                    if let Ok((4, _)) = sock.recv_from(&mut buf) {
+                        rtts.push(start.elapsed().as_secs_f64() * 1e3);
+                    }
+                    std::thread::sleep(Duration::from_millis(2));
+                }
+                rtts
+            })
+            .join()
+            .unwrap();
+        echo.join().unwrap();
+        rtts
+    });
+    let mut sorted = rtts.clone();
+    sorted.sort_by(f64::total_cmp);
+    assert!(
+        sorted.len() >= 195,
+        "only {} of 200 echoes came back",
+        sorted.len()
+    );
+    let p50 = sorted[sorted.len() / 2];
+    assert!(
+        (p50 - 20.0).abs() < 0.5,
+        "RTT p50 {p50:.3} ms, configured 2 x 10 ms"
+    );
+}
+
+#[test]
+fn random_loss_hits_real_packets_at_its_rate() {
+    if !have_root() {
+        return;
+    }
+    let bed = Testbed::up(&spec("loss 5%"), &spec(""), 2).unwrap();
+    let n = 10_000u32;
+    let received = std::thread::scope(|s| {
+        let sink = s.spawn(|| {
+            bed.receiver.enter().unwrap();
+            let sock = UdpSocket::bind((RECEIVER_ADDR, 7001)).unwrap();
+            sock.set_read_timeout(Some(Duration::from_millis(1500))).unwrap();
+            let mut buf = [0u8; 2048];
+            let mut got = 0u32;
+            while sock.recv_from(&mut buf).is_ok() {
+                got += 1;
+            }
+            got
+        });
+        s.spawn(|| {
+            bed.sender.enter().unwrap();
+            let sock = UdpSocket::bind((SENDER_ADDR, 0)).unwrap();
+            std::thread::sleep(Duration::from_millis(200));
+            for i in 0..n {
+                sock.send_to(&i.to_be_bytes(), (RECEIVER_ADDR, 7001)).unwrap();
+                // Paced so no socket buffer overflows: loss is the link's.
+                if i % 20 == 0 {
+                    std::thread::sleep(Duration::from_micros(500));
+                }
+            }
+        })
+        .join()
+        .unwrap();
+        sink.join().unwrap()
+    });
+    let stats = bed.link.stats().forward;
+    let lost = (n - received) as f64;
+    // Binomial: mean 500, sd 21.8; 5 sd = 109.
+    assert!((lost - 500.0).abs() < 109.0, "lost {lost} of {n}");
+    assert_eq!(
+        stats.dropped_loss as f64, lost,
+        "every loss is the link's: {stats:?}"
+    );
+    assert!(stats.arrived >= n as u64);
+}
+
+#[test]
+fn tcp_completes_a_transfer_through_loss_and_reordering() {
+    if !have_root() {
+        return;
+    }
+    let profile = spec("loss 2% reorder 10% delay 5ms");
+    let bed = Testbed::up(&profile, &profile, 3).unwrap();
+    const BYTES: usize = 2 * 1024 * 1024;
+    let got = std::thread::scope(|s| {
+        let server = s.spawn(|| {
+            bed.receiver.enter().unwrap();
+            let listener = TcpListener::bind((RECEIVER_ADDR, 7002)).unwrap();
+            let (mut conn, _) = listener.accept().unwrap();
+            conn.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+            let mut total = 0;
+            let mut buf = vec![0u8; 65_536];
+            loop {
+                match conn.read(&mut buf) {
+                    Ok(0) | Err(_) => return total,
+                    Ok(n) => total += n,
+                }
+            }
+        });
+        s.spawn(|| {
+            bed.sender.enter().unwrap();
+            std::thread::sleep(Duration::from_millis(200));
+            let addr = SocketAddr::from((RECEIVER_ADDR, 7002));
+            let mut conn = TcpStream::connect_timeout(&addr, Duration::from_secs(10)).unwrap();
+            conn.write_all(&vec![7u8; BYTES]).unwrap();
+        })
+        .join()
+        .unwrap();
+        server.join().unwrap()
+    });
+    assert_eq!(got, BYTES);
+    let stats = bed.link.stats();
+    assert!(
+        stats.forward.dropped_loss > 0 && stats.forward.reordered > 0,
+        "{stats:?}"
+    );
+}
+
+#[test]
+fn nothing_is_left_behind() {
+    if !have_root() {
+        return;
+    }
+    let names = {
+        let bed = Testbed::up(&spec("delay 1ms"), &spec("delay 1ms"), 4).unwrap();
+        let names = (bed.sender.name().to_string(), bed.receiver.name().to_string());
+        let listed = namespaces();
+        assert!(listed.contains(&names.0) && listed.contains(&names.1), "{listed}");
+        names
+    };
+    let listed = namespaces();
+    assert!(
+        !listed.contains(&names.0) && !listed.contains(&names.1),
+        "left behind: {listed}"
+    );
+}
+
+#[test]
+fn namespaces_of_dead_processes_are_removed() {
+    if !have_root() {
+        return;
+    }
+    // PIDs above the kernel's maximum never exist.
+    let stale = "tb-4194305-0-snd";
+    assert!(std::process::Command::new("ip")
+        .args(["netns", "add", stale])
+        .status()
+        .unwrap()
+        .success());
+    let removed = testbed::remove_stale();
+    assert!(removed.contains(&stale.to_string()), "{removed:?}");
+    assert!(!namespaces().contains(stale));
+}
