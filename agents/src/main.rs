@@ -15,6 +15,7 @@ mod tracker;
 
 use anyhow::{bail, Context};
 use clap::{Args, Parser, Subcommand};
+use linkemu::NetemSpec;
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 use transbench_reports::{summary_table, write_atomic, RunResults};
@@ -73,7 +74,48 @@ enum Command {
         /// Output directory; results go to DIR/results.json.
         #[arg(long, default_value = "transbench-out")]
         out: PathBuf,
+        #[command(flatten)]
+        impair: ImpairArgs,
     },
+}
+
+/// Impairment: the agents run in two network namespaces joined by linkemu
+/// (tc netem's semantics in userspace, over TUN devices). Needs root.
+#[derive(Args)]
+struct ImpairArgs {
+    /// A tc-netem profile for both directions, e.g. "delay 10ms loss 1%".
+    #[arg(long, value_name = "NETEM")]
+    impair: Option<String>,
+    /// The sender -> receiver direction (overrides --impair for it).
+    #[arg(long, value_name = "NETEM")]
+    impair_forward: Option<String>,
+    /// The receiver -> sender direction (overrides --impair for it).
+    #[arg(long, value_name = "NETEM")]
+    impair_reverse: Option<String>,
+}
+
+impl ImpairArgs {
+    fn profiles(&self) -> anyhow::Result<Option<run::LinkProfiles>> {
+        if self.impair.is_none() && self.impair_forward.is_none() && self.impair_reverse.is_none() {
+            return Ok(None);
+        }
+        let parse = |flag: &str, one: &Option<String>| -> anyhow::Result<NetemSpec> {
+            let text = one.as_ref().or(self.impair.as_ref()).map_or("", String::as_str);
+            NetemSpec::parse(text).with_context(|| format!("--{flag} {text:?} is not a valid netem profile"))
+        };
+        let profiles = run::LinkProfiles {
+            forward: parse("impair-forward", &self.impair_forward)?,
+            reverse: parse("impair-reverse", &self.impair_reverse)?,
+        };
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } != 0 {
+            bail!(
+                "--impair needs root: the emulated link lives in network namespaces with TUN devices \
+                 (run as root, or drop --impair to measure loopback)"
+            );
+        }
+        Ok(Some(profiles))
+    }
 }
 
 #[derive(Args)]
@@ -265,13 +307,16 @@ fn run_command(cli: Cli) -> anyhow::Result<()> {
             transport,
             trial,
             out,
+            impair,
         } => {
             init_logging("warn");
             let spec = trial.spec(transport.first().copied().unwrap_or(Transport::Udp), &transport)?;
+            let impair = impair.profiles()?;
             single_thread_runtime()?.block_on(run::run(run::RunOptions {
                 transports: transport,
                 spec,
                 out,
+                impair,
             }))
         }
     }

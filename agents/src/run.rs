@@ -1,15 +1,18 @@
-//! `transbench run`: a receiver and a sender on loopback, one trial per
-//! transport, results written after every trial, a summary at the end.
+//! `transbench run`: a receiver and a sender, on loopback or across an
+//! emulated link between two namespaces, one trial per transport, results
+//! written after every trial, a summary at the end.
 
 use anyhow::{bail, Context};
 use indicatif::{ProgressBar, ProgressStyle};
-use std::net::SocketAddr;
+use linkemu::{LinkCounters, NetemSpec};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, SystemTime};
+use testbed::Testbed;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
-use transbench_reports::{summary_table, write_atomic, RunResults};
+use transbench_reports::{summary_table, write_atomic, Impairment, LinkEventCounts, LinkEvents, RunResults};
 use transbench_wire::auth::{random_nonce, to_hex, Secret};
 use transbench_wire::Transport;
 
@@ -27,10 +30,19 @@ struct ReceiverProcess {
 }
 
 impl ReceiverProcess {
-    async fn start(secret_hex: &str) -> anyhow::Result<Self> {
+    /// Starts `transbench receiver` listening on `ip`, inside `netns` if
+    /// given.
+    async fn start(secret_hex: &str, ip: IpAddr, netns: Option<&str>) -> anyhow::Result<Self> {
         let exe = std::env::current_exe().context("locating the transbench binary to start the receiver")?;
-        let mut cmd = Command::new(exe);
-        cmd.args(["receiver", "--listen", "127.0.0.1:0"])
+        let mut cmd = match netns {
+            Some(ns) => {
+                let mut cmd = Command::new("ip");
+                cmd.args(["netns", "exec", ns]).arg(exe);
+                cmd
+            }
+            None => Command::new(exe),
+        };
+        cmd.args(["receiver", "--listen", &SocketAddr::new(ip, 0).to_string()])
             .env(SECRET_ENV, secret_hex)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -84,6 +96,31 @@ pub struct RunOptions {
     pub transports: Vec<Transport>,
     pub spec: TrialSpec,
     pub out: PathBuf,
+    /// Run across an emulated link instead of loopback.
+    pub impair: Option<LinkProfiles>,
+}
+
+/// The netem profile of each direction of the link.
+pub struct LinkProfiles {
+    pub forward: NetemSpec,
+    pub reverse: NetemSpec,
+}
+
+/// The testbed for an impaired run: stale namespaces of killed runs go
+/// first, and each direction gets a seed (recorded in its profile) so the
+/// run can be repeated decision for decision.
+fn start_testbed(profiles: &LinkProfiles) -> anyhow::Result<(Testbed, LinkProfiles)> {
+    for name in testbed::remove_stale() {
+        eprintln!("removed network namespace {name}, left behind by a run that was killed");
+    }
+    let seed = u64::from_be_bytes(random_nonce()[..8].try_into().expect("8 bytes"));
+    let mut forward = profiles.forward.clone();
+    let mut reverse = profiles.reverse.clone();
+    forward.seed.get_or_insert(seed);
+    reverse.seed.get_or_insert(seed.rotate_left(32) ^ 1);
+    let bed =
+        Testbed::up(&forward, &reverse, seed).context("setting up the emulated link (linkemu over TUN)")?;
+    Ok((bed, LinkProfiles { forward, reverse }))
 }
 
 pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
@@ -105,13 +142,30 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
     use tokio::signal::unix::{signal, SignalKind};
     let mut interrupt = signal(SignalKind::interrupt())?;
     let mut terminate = signal(SignalKind::terminate())?;
-    let receiver = ReceiverProcess::start(&secret_hex).await?;
+    let link = opts.impair.as_ref().map(start_testbed).transpose()?;
+    let receiver = match &link {
+        Some((bed, _)) => {
+            ReceiverProcess::start(
+                &secret_hex,
+                testbed::RECEIVER_ADDR.into(),
+                Some(bed.receiver.name()),
+            )
+            .await?
+        }
+        None => ReceiverProcess::start(&secret_hex, Ipv4Addr::LOCALHOST.into(), None).await?,
+    };
+    if let Some((bed, _)) = &link {
+        // This thread runs the sender: its sockets must live there.
+        bed.sender.enter()?;
+    }
     let outcome = tokio::select! {
-        outcome = run_trials(&opts, receiver.addr, &secret, &results_path) => outcome,
+        outcome = run_trials(&opts, receiver.addr, &secret, &results_path, link.as_ref()) => outcome,
         _ = interrupt.recv() => Err(anyhow::anyhow!("interrupted")),
         _ = terminate.recv() => Err(anyhow::anyhow!("terminated")),
     };
     receiver.stop().await;
+    // The link and its namespaces go last, after everything that used them.
+    drop(link);
     let results = outcome.with_context(|| {
         format!(
             "run stopped; the trials that finished are in {}",
@@ -131,11 +185,25 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
     Ok(())
 }
 
+fn events(after: LinkCounters, before: LinkCounters) -> LinkEventCounts {
+    LinkEventCounts {
+        arrived: after.arrived - before.arrived,
+        dropped_loss: after.dropped_loss - before.dropped_loss,
+        dropped_limit: after.dropped_limit - before.dropped_limit,
+        duplicated: after.duplicated - before.duplicated,
+        corrupted: after.corrupted - before.corrupted,
+        reordered: after.reordered - before.reordered,
+        ecn_marked: after.ecn_marked - before.ecn_marked,
+        delivered: after.delivered - before.delivered,
+    }
+}
+
 async fn run_trials(
     opts: &RunOptions,
     addr: SocketAddr,
     secret: &Secret,
     results_path: &Path,
+    link: Option<&(Testbed, LinkProfiles)>,
 ) -> anyhow::Result<RunResults> {
     let created = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
     let mut results = RunResults::new(created, host_info());
@@ -152,8 +220,21 @@ async fn run_trials(
             transport: *transport,
             ..opts.spec.clone()
         };
+        let before = link.map(|(bed, _)| bed.link.stats());
         match sender::run_trial(addr, Some(secret), &spec, format!("{transport}-{}", n + 1)).await {
-            Ok(trial) => {
+            Ok(mut trial) => {
+                if let (Some((bed, profiles)), Some(before)) = (link, before) {
+                    let after = bed.link.stats();
+                    trial.impairment = Some(Impairment {
+                        backend: "linkemu".into(),
+                        forward: profiles.forward.to_string(),
+                        reverse: profiles.reverse.to_string(),
+                        events: Some(LinkEvents {
+                            forward: events(after.forward, before.forward),
+                            reverse: events(after.reverse, before.reverse),
+                        }),
+                    });
+                }
                 results.trials.push(trial);
                 write_atomic(results_path, &results)?;
             }

@@ -353,5 +353,6 @@ fn build_result(
         cpu_ns_per_msg: per_request(cpu_ns),
         pacer_busy_ns_per_msg: per_request(outcome.pacer_busy_ns),
         receiver,
+        impairment: None,
     })
 }

@@ -8,6 +8,9 @@ pub mod store;
 pub mod table;
 
 pub use hist::{decode_hdr, encode_hdr, new_histogram, HistError, LatencySummary};
-pub use schema::{Counters, HostInfo, LatencyKind, RunResults, TrialParams, TrialResult, SCHEMA};
+pub use schema::{
+    Counters, HostInfo, Impairment, LatencyKind, LinkEventCounts, LinkEvents, RunResults, TrialParams,
+    TrialResult, SCHEMA,
+};
 pub use store::{read_results, write_atomic, StoreError};
 pub use table::{human_ns, summary_table};

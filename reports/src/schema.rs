@@ -109,4 +109,38 @@ pub struct TrialResult {
     /// bound on the pacing share of `cpu_ns_per_msg`.
     pub pacer_busy_ns_per_msg: f64,
     pub receiver: ReceiverReport,
+    /// The emulated link the trial ran over; absent on a plain path.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub impairment: Option<Impairment>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Impairment {
+    /// `linkemu` (userspace emulator over TUN devices) or `netem` (tc).
+    pub backend: String,
+    /// The netem profile sender -> receiver, in canonical form.
+    pub forward: String,
+    /// The netem profile receiver -> sender.
+    pub reverse: String,
+    /// What the link did to packets during this trial (linkemu only).
+    pub events: Option<LinkEvents>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LinkEvents {
+    pub forward: LinkEventCounts,
+    pub reverse: LinkEventCounts,
+}
+
+/// Per-packet events in one direction of the link.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LinkEventCounts {
+    pub arrived: u64,
+    pub dropped_loss: u64,
+    pub dropped_limit: u64,
+    pub duplicated: u64,
+    pub corrupted: u64,
+    pub reordered: u64,
+    pub ecn_marked: u64,
+    pub delivered: u64,
 }

@@ -121,6 +121,7 @@ pub(crate) mod tests {
             cpu_ns_per_msg: 0.0,
             pacer_busy_ns_per_msg: 0.0,
             receiver: ReceiverReport::default(),
+            impairment: None,
         });
         r
     }

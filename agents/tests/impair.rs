@@ -1,0 +1,131 @@
+//! `run --impair`: both agents in namespaces joined by linkemu. Needs
+//! root: in CI (CI=true) a missing privilege fails the test; elsewhere it
+//! is skipped with the reason printed.
+
+mod common;
+
+use common::*;
+use std::process::Command;
+use transbench_reports::read_results;
+
+fn have_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        return true;
+    }
+    if std::env::var("CI").as_deref() == Ok("true") {
+        panic!("CI=true but not root: impairment tests must run for real in CI");
+    }
+    eprintln!("skipping: --impair needs root (namespaces, TUN)");
+    false
+}
+
+fn our_namespaces(pid: u32) -> Vec<String> {
+    let out = Command::new("ip").args(["netns", "list"]).output().unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| l.starts_with(&format!("tb-{pid}-")))
+        .map(str::to_string)
+        .collect()
+}
+
+fn impaired_run(profile: &str, transports: &str, dir: &std::path::Path) -> std::process::Output {
+    let child = Command::new(BIN)
+        .args(["run", "--impair", profile, "--transport", transports])
+        .args([
+            "--rate",
+            "200",
+            "--duration",
+            "1500ms",
+            "--warmup",
+            "300ms",
+            "--loss-timeout",
+            "2s",
+            "--out",
+        ])
+        .arg(dir)
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let out = child.wait_with_output().unwrap();
+    assert!(our_namespaces(pid).is_empty(), "run {pid} left namespaces behind");
+    out
+}
+
+#[test]
+fn delay_shows_in_every_transport_and_the_link_is_recorded() {
+    if !have_root() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let o = impaired_run("delay 5ms", "udp,tcp,tcp+tls,quic", dir.path());
+    assert!(o.status.success(), "{}", stderr(&o));
+    let results = read_results(&dir.path().join("results.json")).unwrap();
+    assert_eq!(results.trials.len(), 4);
+    for t in &results.trials {
+        // 5 ms each way: the round trip is at least 10 ms, and on an idle
+        // link not much more.
+        assert!(
+            t.lat.p50 >= 10_000_000 && t.lat.p50 < 11_000_000,
+            "{}: p50 {}",
+            t.transport,
+            t.lat.p50
+        );
+        assert_eq!(t.counters.lost, 0, "{}", t.transport);
+        let imp = t.impairment.as_ref().expect("impairment recorded");
+        assert_eq!(imp.backend, "linkemu");
+        assert!(
+            imp.forward.contains("delay 5ms") && imp.forward.contains("seed "),
+            "{}",
+            imp.forward
+        );
+        let ev = imp.events.expect("linkemu counts events");
+        assert!(ev.forward.delivered >= t.counters.sent, "{}: {ev:?}", t.transport);
+        assert!(ev.reverse.delivered > 0);
+    }
+}
+
+#[test]
+fn stream_transports_deliver_everything_through_loss_and_reordering() {
+    if !have_root() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let o = impaired_run("delay 5ms loss 2% reorder 10%", "tcp,quic", dir.path());
+    assert!(o.status.success(), "{}", stderr(&o));
+    let results = read_results(&dir.path().join("results.json")).unwrap();
+    for t in &results.trials {
+        let ev = t.impairment.as_ref().unwrap().events.unwrap();
+        assert!(
+            ev.forward.dropped_loss + ev.reverse.dropped_loss > 0,
+            "{}: nothing was lost: {ev:?}",
+            t.transport
+        );
+        assert_eq!(
+            t.counters.lost, 0,
+            "{}: retransmission recovers every request",
+            t.transport
+        );
+        assert!(
+            t.lat.max > 15_000_000,
+            "{}: recovery shows in the tail ({} ns)",
+            t.transport,
+            t.lat.max
+        );
+    }
+}
+
+#[test]
+fn a_bad_profile_is_refused_before_anything_is_built() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = Command::new(BIN)
+        .args(["run", "--impair", "delay 10", "--out"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("a time with a unit"), "{}", stderr(&o));
+}
