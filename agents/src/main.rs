@@ -10,6 +10,7 @@ mod rr;
 mod run;
 mod schedule;
 mod sender;
+mod shell;
 mod tls;
 mod tracker;
 
@@ -17,6 +18,7 @@ use anyhow::{bail, Context};
 use clap::{Args, Parser, Subcommand};
 use linkemu::NetemSpec;
 use std::path::PathBuf;
+use std::process::ExitCode;
 use std::time::{Duration, SystemTime};
 use transbench_reports::{summary_table, write_atomic, RunResults};
 use transbench_wire::auth::Secret;
@@ -77,6 +79,21 @@ enum Command {
         #[command(flatten)]
         impair: ImpairArgs,
     },
+    /// Run any command in a namespace behind an emulated link to a peer
+    /// namespace (needs root). The command gets the peer's address in
+    /// TRANSBENCH_PEER and the peer namespace's name in TRANSBENCH_PEER_NS;
+    /// the shell exits with its status and removes everything it made.
+    #[command(
+        after_help = "Example:\n  transbench shell --impair \"delay 25ms loss 1%\" -- \\\n    \
+        sh -c 'ip netns exec $TRANSBENCH_PEER_NS iperf3 -s -1 & sleep 1; iperf3 -c $TRANSBENCH_PEER'"
+    )]
+    Shell {
+        #[command(flatten)]
+        impair: ImpairArgs,
+        /// The command and its arguments, after `--`.
+        #[arg(last = true, required = true, value_name = "CMD")]
+        command: Vec<String>,
+    },
 }
 
 /// Impairment: the agents run in two network namespaces joined by linkemu
@@ -103,19 +120,19 @@ impl ImpairArgs {
             let text = one.as_ref().or(self.impair.as_ref()).map_or("", String::as_str);
             NetemSpec::parse(text).with_context(|| format!("--{flag} {text:?} is not a valid netem profile"))
         };
-        let profiles = run::LinkProfiles {
+        Ok(Some(run::LinkProfiles {
             forward: parse("impair-forward", &self.impair_forward)?,
             reverse: parse("impair-reverse", &self.impair_reverse)?,
-        };
-        // SAFETY: geteuid has no preconditions.
-        if unsafe { libc::geteuid() } != 0 {
-            bail!(
-                "--impair needs root: the emulated link lives in network namespaces with TUN devices \
-                 (run as root, or drop --impair to measure loopback)"
-            );
-        }
-        Ok(Some(profiles))
+        }))
     }
+}
+
+fn require_root(what: &str) -> anyhow::Result<()> {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        bail!("{what} needs root: the emulated link lives in network namespaces with TUN devices");
+    }
+    Ok(())
 }
 
 #[derive(Args)]
@@ -237,18 +254,18 @@ fn single_thread_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .context("starting the async runtime")
 }
 
-fn main() -> std::process::ExitCode {
+fn main() -> ExitCode {
     match run_command(Cli::parse()) {
-        Ok(()) => std::process::ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(e) => {
             // The whole chain on one line: what failed, and why.
             eprintln!("error: {e:#}");
-            std::process::ExitCode::FAILURE
+            ExitCode::FAILURE
         }
     }
 }
 
-fn run_command(cli: Cli) -> anyhow::Result<()> {
+fn run_command(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Receiver { listen, secret } => {
             init_logging("info");
@@ -264,16 +281,11 @@ fn run_command(cli: Cli) -> anyhow::Result<()> {
                 let mut terminate = signal(SignalKind::terminate())?;
                 println!("{}{addr}", run::LISTENING_PREFIX);
                 tokio::select! {
-                    served = receiver.serve() => served,
-                    _ = interrupt.recv() => {
-                        tracing::info!("interrupted; exiting");
-                        Ok(())
-                    }
-                    _ = terminate.recv() => {
-                        tracing::info!("terminated; exiting");
-                        Ok(())
-                    }
+                    served = receiver.serve() => served?,
+                    _ = interrupt.recv() => tracing::info!("interrupted; exiting"),
+                    _ = terminate.recv() => tracing::info!("terminated; exiting"),
                 }
+                Ok(ExitCode::SUCCESS)
             })
         }
         Command::Sender {
@@ -300,7 +312,7 @@ fn run_command(cli: Cli) -> anyhow::Result<()> {
                 results.trials.push(trial);
                 write_atomic(&out, &results)?;
                 print!("{}", summary_table(&results));
-                Ok(())
+                Ok(ExitCode::SUCCESS)
             })
         }
         Command::Run {
@@ -312,12 +324,25 @@ fn run_command(cli: Cli) -> anyhow::Result<()> {
             init_logging("warn");
             let spec = trial.spec(transport.first().copied().unwrap_or(Transport::Udp), &transport)?;
             let impair = impair.profiles()?;
+            if impair.is_some() {
+                require_root("--impair (drop it to measure loopback)")?;
+            }
             single_thread_runtime()?.block_on(run::run(run::RunOptions {
                 transports: transport,
                 spec,
                 out,
                 impair,
-            }))
+            }))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Shell { impair, command } => {
+            init_logging("warn");
+            let profiles = impair.profiles()?.unwrap_or_else(|| run::LinkProfiles {
+                forward: NetemSpec::parse("").expect("an empty profile parses"),
+                reverse: NetemSpec::parse("").expect("an empty profile parses"),
+            });
+            require_root("transbench shell")?;
+            single_thread_runtime()?.block_on(shell::shell(profiles, command))
         }
     }
 }

@@ -109,7 +109,7 @@ pub struct LinkProfiles {
 /// The testbed for an impaired run: stale namespaces of killed runs go
 /// first, and each direction gets a seed (recorded in its profile) so the
 /// run can be repeated decision for decision.
-fn start_testbed(profiles: &LinkProfiles) -> anyhow::Result<(Testbed, LinkProfiles)> {
+pub fn start_testbed(profiles: &LinkProfiles) -> anyhow::Result<(Testbed, LinkProfiles)> {
     for name in testbed::remove_stale() {
         eprintln!("removed network namespace {name}, left behind by a run that was killed");
     }

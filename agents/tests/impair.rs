@@ -129,3 +129,68 @@ fn a_bad_profile_is_refused_before_anything_is_built() {
     assert!(!o.status.success());
     assert!(stderr(&o).contains("a time with a unit"), "{}", stderr(&o));
 }
+
+#[test]
+fn shell_runs_a_command_behind_the_link_and_exits_with_its_status() {
+    if !have_root() {
+        return;
+    }
+    let child = Command::new(BIN)
+        .args(["shell", "--impair", "delay 1ms", "--"])
+        .args(["sh", "-c", r#"echo "$TRANSBENCH_PEER $TRANSBENCH_PEER_NS"; ip netns exec "$TRANSBENCH_PEER_NS" sleep 30 & exit 7"#])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(7), "{}", stderr(&o));
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(stdout.starts_with(&format!("10.201.0.2 tb-{pid}-")), "{stdout}");
+    assert!(
+        our_namespaces(pid).is_empty(),
+        "shell {pid} left namespaces behind"
+    );
+    // The sleep it left in the peer namespace was stopped too.
+    let ps = Command::new("ps").args(["-eo", "args"]).output().unwrap();
+    assert!(
+        !String::from_utf8_lossy(&ps.stdout)
+            .lines()
+            .any(|l| l == "sleep 30"),
+        "a process outlived the shell"
+    );
+}
+
+#[test]
+fn ping_through_the_shell_sees_the_configured_delay() {
+    if !have_root() {
+        return;
+    }
+    if Command::new("ping").arg("-V").output().is_err() {
+        if std::env::var("CI").as_deref() == Ok("true") {
+            panic!("ping missing: .ci/run installs iputils-ping");
+        }
+        eprintln!("skipping: ping is not installed");
+        return;
+    }
+    // An independent client: iputils' ping, through 10 ms each way.
+    let o = Command::new(BIN)
+        .args(["shell", "--impair", "delay 10ms", "--"])
+        .args(["sh", "-c", r#"ping -n -c 10 -i 0.2 "$TRANSBENCH_PEER""#])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    let mut rtts: Vec<f64> = out
+        .split("time=")
+        .skip(1)
+        .filter_map(|s| s.split_whitespace().next()?.parse().ok())
+        .collect();
+    rtts.sort_by(f64::total_cmp);
+    assert!(rtts.len() >= 9, "{out}");
+    let p50 = rtts[rtts.len() / 2];
+    assert!(
+        (p50 - 20.0).abs() < 0.5,
+        "ping RTT p50 {p50} ms through 2 x 10 ms"
+    );
+}

@@ -46,11 +46,18 @@ impl NetNs {
         run_ip(&all)
     }
 
-    /// A command that runs `program` inside the namespace.
-    pub fn command(&self, program: &str) -> Command {
-        let mut cmd = Command::new("ip");
-        cmd.args(["netns", "exec", &self.name, program]);
-        cmd
+    /// Processes running in the namespace (`ip netns pids`).
+    pub fn pids(&self) -> Vec<u32> {
+        Command::new("ip")
+            .args(["netns", "pids", &self.name])
+            .output()
+            .map(|o| {
+                String::from_utf8_lossy(&o.stdout)
+                    .split_whitespace()
+                    .filter_map(|p| p.parse().ok())
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 
     /// Moves the calling thread into the namespace: sockets it opens from

@@ -1,0 +1,100 @@
+//! `transbench shell`: any command in a namespace behind an emulated link,
+//! the way mahimahi's shells work. The command sees the peer's address in
+//! TRANSBENCH_PEER and the peer namespace in TRANSBENCH_PEER_NS (to start a
+//! server there with `ip netns exec`). The shell exits with the command's
+//! status and removes what it made, processes left in its namespaces
+//! included.
+
+use anyhow::Context;
+use std::process::ExitCode;
+use std::time::Duration;
+use testbed::{NetNs, Testbed};
+use tokio::signal::unix::{signal, SignalKind};
+
+use crate::run::{start_testbed, LinkProfiles};
+
+pub const PEER_ENV: &str = "TRANSBENCH_PEER";
+pub const PEER_NS_ENV: &str = "TRANSBENCH_PEER_NS";
+pub const LOCAL_ENV: &str = "TRANSBENCH_LOCAL";
+
+pub async fn shell(profiles: LinkProfiles, command: Vec<String>) -> anyhow::Result<ExitCode> {
+    let (program, args) = command
+        .split_first()
+        .context("give the command to run after --")?;
+    let (bed, profiles) = start_testbed(&profiles)?;
+    eprintln!(
+        "transbench shell: {} -> {} forward [{}], reverse [{}]",
+        testbed::SENDER_ADDR,
+        testbed::RECEIVER_ADDR,
+        profiles.forward,
+        profiles.reverse
+    );
+    let status = run_command(&bed, program, args).await;
+    for ns in [&bed.sender, &bed.receiver] {
+        stop_processes_in(ns).await;
+    }
+    let stats = bed.link.stats();
+    drop(bed);
+    eprintln!(
+        "transbench shell: forward {} arrived, {} delivered; reverse {} arrived, {} delivered",
+        stats.forward.arrived, stats.forward.delivered, stats.reverse.arrived, stats.reverse.delivered
+    );
+    let status = status?;
+    Ok(match status.code() {
+        Some(code) => ExitCode::from(code.clamp(0, 255) as u8),
+        None => {
+            use std::os::unix::process::ExitStatusExt;
+            ExitCode::from(128 + status.signal().unwrap_or(0).clamp(0, 127) as u8)
+        }
+    })
+}
+
+async fn run_command(
+    bed: &Testbed,
+    program: &str,
+    args: &[String],
+) -> anyhow::Result<std::process::ExitStatus> {
+    let mut child = tokio::process::Command::new("ip")
+        .args(["netns", "exec", bed.sender.name(), program])
+        .args(args)
+        .env(PEER_ENV, testbed::RECEIVER_ADDR.to_string())
+        .env(PEER_NS_ENV, bed.receiver.name())
+        .env(LOCAL_ENV, testbed::SENDER_ADDR.to_string())
+        .kill_on_drop(true)
+        .spawn()
+        .with_context(|| format!("starting {program}"))?;
+    let pid = child.id().context("the command exited at once")? as libc::pid_t;
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    let mut terminate = signal(SignalKind::terminate())?;
+    loop {
+        // Signals go to the command, which decides; the link stays up
+        // until it has exited.
+        tokio::select! {
+            status = child.wait() => return Ok(status?),
+            _ = interrupt.recv() => {
+                // SAFETY: signalling our own child by its PID.
+                unsafe { libc::kill(pid, libc::SIGINT) };
+            }
+            _ = terminate.recv() => {
+                // SAFETY: as above.
+                unsafe { libc::kill(pid, libc::SIGTERM) };
+            }
+        }
+    }
+}
+
+/// Stops processes the command left running in a namespace of ours (a
+/// server started in the peer namespace, say): SIGTERM, then SIGKILL.
+async fn stop_processes_in(ns: &NetNs) {
+    for signal in [libc::SIGTERM, libc::SIGKILL] {
+        let pids = ns.pids();
+        if pids.is_empty() {
+            return;
+        }
+        for pid in pids {
+            // SAFETY: these processes run in a namespace this shell made.
+            unsafe { libc::kill(pid as libc::pid_t, signal) };
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
