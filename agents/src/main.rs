@@ -2,6 +2,7 @@
 //! coordinated-omission-free latency histograms.
 
 mod clock;
+mod congestion;
 mod control_io;
 mod dataplane;
 mod host;
@@ -197,6 +198,11 @@ struct TrialArgs {
     /// A request unanswered this long after its intended send time is lost.
     #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
     loss_timeout: Duration,
+    /// TCP congestion control pinned on both ends of tcp and tcp+tls data
+    /// connections [default: cubic where permitted, else the system's]; the
+    /// result records what the kernel reports.
+    #[arg(long, value_name = "NAME")]
+    cc: Option<String>,
     /// QUIC only: a new stream per request [default], or one long-lived stream.
     #[arg(long, value_enum)]
     quic_stream: Option<QuicStreamArg>,
@@ -224,6 +230,7 @@ impl TrialArgs {
             duration: self.duration,
             warmup: self.warmup,
             loss_timeout: self.loss_timeout,
+            congestion: self.cc.clone(),
             quic_stream: match self.quic_stream {
                 None | Some(QuicStreamArg::PerRequest) => QuicStreamMode::PerRequest,
                 Some(QuicStreamArg::Single) => QuicStreamMode::Single,

@@ -375,7 +375,14 @@ impl TrialServer {
                     cert_sha256 = Some(ctx.identity.fingerprint.clone());
                 }
                 let c = counters.clone();
-                tasks.spawn(accept_streams(listener, acceptor, peer_ip, size, c));
+                tasks.spawn(accept_streams(
+                    listener,
+                    acceptor,
+                    peer_ip,
+                    size,
+                    setup.tcp_congestion.clone(),
+                    c,
+                ));
                 data_port
             }
             Transport::Quic => {
@@ -416,6 +423,7 @@ async fn accept_streams(
     tls: Option<tokio_rustls::TlsAcceptor>,
     peer_ip: IpAddr,
     size: usize,
+    congestion: Option<String>,
     counters: Arc<ServeCounters>,
 ) {
     let mut conns = JoinSet::new();
@@ -433,6 +441,14 @@ async fn accept_streams(
             continue;
         }
         let _ = tcp.set_nodelay(true);
+        if let Some(name) = &congestion {
+            if let Err(e) = crate::congestion::set(&tcp, name) {
+                tracing::warn!("cannot pin congestion control {name} as the sender asked: {e}");
+            }
+        }
+        if let Ok(name) = crate::congestion::get(&tcp) {
+            counters.tcp_congestion(name);
+        }
         counters.connection();
         let (tls, counters) = (tls.clone(), counters.clone());
         conns.spawn(async move {

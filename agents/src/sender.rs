@@ -11,6 +11,7 @@ use transbench_wire::control::{MAGIC, PROTOCOL_VERSION};
 use transbench_wire::{ControlMsg, QuicStreamMode, ReceiverReport, Transport, TrialSetup, HEADER_LEN};
 
 use crate::clock::thread_cpu_ns;
+use crate::congestion;
 use crate::control_io::ControlChannel;
 use crate::dataplane::{quic, stream, udp, RequestSink, ResponseSource};
 use crate::rr::{self, RrOutcome, RrPlan};
@@ -31,6 +32,9 @@ pub struct TrialSpec {
     pub warmup: Duration,
     pub loss_timeout: Duration,
     pub quic_stream: QuicStreamMode,
+    /// TCP congestion control to pin, or `None` for the preferred one
+    /// where permitted (see `congestion`).
+    pub congestion: Option<String>,
 }
 
 impl TrialSpec {
@@ -189,6 +193,19 @@ fn pinned(cert: Option<String>) -> anyhow::Result<String> {
     cert.context("receiver sent no certificate fingerprint for a TLS transport")
 }
 
+/// A TCP connection with TCP_NODELAY and its congestion control pinned
+/// before the handshake.
+async fn connect_tcp(addr: SocketAddr, congestion: Option<&str>) -> anyhow::Result<TcpStream> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    congestion::pin(&socket, congestion)?;
+    socket.set_nodelay(true)?;
+    Ok(socket.connect(addr).await?)
+}
+
 /// Runs one trial against the receiver at `addr`.
 pub async fn run_trial(
     addr: SocketAddr,
@@ -212,7 +229,9 @@ pub async fn run_trial(
         size: spec.size as u32,
         udp_peer_port: None,
         quic_stream: spec.quic_stream,
+        tcp_congestion: None,
     };
+    let mut tcp_congestion = None;
     let cpu_start = thread_cpu_ns();
     let (outcome, report) = match spec.transport {
         Transport::Udp => {
@@ -226,22 +245,26 @@ pub async fn run_trial(
             drive(&mut ctl, plan, sink, source).await?
         }
         Transport::Tcp => {
+            trial_setup.tcp_congestion =
+                Some(spec.congestion.clone().unwrap_or(congestion::PREFERRED.into()));
             let (port, _) = setup(&mut ctl, trial_setup).await?;
-            let tcp = TcpStream::connect((peer_ip, port))
+            let tcp = connect_tcp(SocketAddr::new(peer_ip, port), spec.congestion.as_deref())
                 .await
                 .context("connecting the TCP data connection")?;
-            tcp.set_nodelay(true)?;
+            tcp_congestion = congestion::get(&tcp).ok();
             let (r, w) = tcp.into_split();
             let (sink, source) = stream::client(r, w, spec.size);
             drive(&mut ctl, plan, sink, source).await?
         }
         Transport::TcpTls => {
+            trial_setup.tcp_congestion =
+                Some(spec.congestion.clone().unwrap_or(congestion::PREFERRED.into()));
             let (port, cert) = setup(&mut ctl, trial_setup).await?;
             let connector = tokio_rustls::TlsConnector::from(tls::tls_client_config(&pinned(cert)?)?);
-            let tcp = TcpStream::connect((peer_ip, port))
+            let tcp = connect_tcp(SocketAddr::new(peer_ip, port), spec.congestion.as_deref())
                 .await
                 .context("connecting the TLS data connection")?;
-            tcp.set_nodelay(true)?;
+            tcp_congestion = congestion::get(&tcp).ok();
             let tls = connector
                 .connect(tls::server_name(), tcp)
                 .await
@@ -281,7 +304,7 @@ pub async fn run_trial(
         }
     };
     let cpu_ns = thread_cpu_ns().saturating_sub(cpu_start);
-    build_result(spec, addr, id, outcome, report, cpu_ns)
+    build_result(spec, addr, id, outcome, report, cpu_ns, tcp_congestion)
 }
 
 fn build_result(
@@ -291,6 +314,7 @@ fn build_result(
     outcome: RrOutcome,
     receiver: ReceiverReport,
     cpu_ns: u64,
+    tcp_congestion: Option<String>,
 ) -> anyhow::Result<TrialResult> {
     let per_request = |ns: u64| {
         if outcome.requests_total > 0 {
@@ -341,6 +365,7 @@ fn build_result(
             loss_timeout_ns: spec.loss_timeout.as_nanos() as u64,
             quic_stream: (spec.transport == Transport::Quic).then(|| spec.quic_stream.name().to_string()),
             peer: addr.to_string(),
+            tcp_congestion,
         },
         start_time: humantime::format_rfc3339_millis(outcome.measured_start).to_string(),
         duration_ns: outcome.measured_ns,

@@ -173,6 +173,7 @@ fn after_authentication_every_frame_must_carry_the_session_tag() {
         size: 64,
         udp_peer_port: None,
         quic_stream: QuicStreamMode::PerRequest,
+        tcp_congestion: None,
     });
 
     // Twice: once tagging `setup` properly, once sending it bare.

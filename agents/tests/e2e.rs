@@ -40,6 +40,18 @@ fn check_trial(transport: &str, extra: &[&str]) {
         "receiver saw fewer requests than were sent"
     );
     assert_eq!(t.receiver.rejected, 0);
+    if transport.starts_with("tcp") {
+        let cc = t
+            .params
+            .tcp_congestion
+            .as_deref()
+            .expect("tcp records its congestion control");
+        assert_eq!(
+            t.receiver.tcp_congestion.as_deref(),
+            Some(cc),
+            "both ends pinned alike"
+        );
+    }
     assert!(
         t.valid || t.invalid_reasons.iter().all(|r| r.contains("send_lag")),
         "{:?}",

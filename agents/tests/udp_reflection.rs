@@ -45,6 +45,7 @@ fn setup_udp_trial(receiver: &ReceiverGuard, peer_port: u16, size: u32) -> (TcpS
         size,
         udp_peer_port: Some(peer_port),
         quic_stream: QuicStreamMode::PerRequest,
+        tcp_congestion: None,
     });
     s.write_all(&setup.encode()).unwrap();
     let ControlMsg::Ready { data_port, .. } = recv_msg(&mut s) else {

@@ -66,6 +66,10 @@ pub struct TrialParams {
     pub quic_stream: Option<String>,
     /// The receiver's control address.
     pub peer: String,
+    /// TCP congestion control of the sender's data connection (tcp,
+    /// tcp+tls), as the kernel reports it after pinning.
+    #[serde(default)]
+    pub tcp_congestion: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -109,6 +109,7 @@ pub(crate) mod tests {
                 loss_timeout_ns: 2,
                 quic_stream: None,
                 peer: "127.0.0.1:1".into(),
+                tcp_congestion: None,
             },
             start_time: "2026-11-27T10:00:00Z".into(),
             duration_ns: 1,

@@ -106,6 +106,9 @@ pub struct TrialSetup {
     pub udp_peer_port: Option<u16>,
     #[serde(default)]
     pub quic_stream: QuicStreamMode,
+    /// TCP congestion control the sender pinned; the receiver pins the same.
+    #[serde(default)]
+    pub tcp_congestion: Option<String>,
 }
 
 /// The receiver's side of a trial, sent after Stop.
@@ -124,6 +127,9 @@ pub struct ReceiverReport {
     pub connections: u64,
     /// CPU time of the receiver process over the trial, ns (user + system).
     pub cpu_ns: u64,
+    /// TCP congestion control of the receiver's data connection.
+    #[serde(default)]
+    pub tcp_congestion: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -238,6 +244,7 @@ mod tests {
                 size: 64,
                 udp_peer_port: Some(4000),
                 quic_stream: QuicStreamMode::Single,
+                tcp_congestion: Some("cubic".into()),
             }),
             ControlMsg::Ready {
                 data_port: 5001,

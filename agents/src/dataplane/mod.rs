@@ -56,6 +56,7 @@ pub struct ServeCounters {
     bytes: AtomicU64,
     rejected: AtomicU64,
     connections: AtomicU64,
+    tcp_congestion: std::sync::Mutex<Option<String>>,
 }
 
 impl ServeCounters {
@@ -72,6 +73,9 @@ impl ServeCounters {
     pub fn connection(&self) {
         self.connections.fetch_add(1, Ordering::Relaxed);
     }
+    pub fn tcp_congestion(&self, name: String) {
+        *self.tcp_congestion.lock().expect("counters lock") = Some(name);
+    }
 
     pub fn report(&self, cpu_ns: u64) -> ReceiverReport {
         ReceiverReport {
@@ -81,6 +85,7 @@ impl ServeCounters {
             rejected: self.rejected.load(Ordering::Relaxed),
             connections: self.connections.load(Ordering::Relaxed),
             cpu_ns,
+            tcp_congestion: self.tcp_congestion.lock().expect("counters lock").clone(),
         }
     }
 }

@@ -1,0 +1,97 @@
+//! TCP congestion control, pinned per socket (TCP_CONGESTION) and read
+//! back for the record. Per socket because a namespace's default can only
+//! be set to what the host allows (`tcp_allowed_congestion_control`, often
+//! just the host default), while a privileged socket can use any algorithm
+//! the kernel has; and because lab hosts differ in their defaults.
+
+use std::io;
+use std::os::fd::AsRawFd;
+
+/// What transbench pins unless told otherwise: the Linux default for most
+/// of its history and of the hosts people compare against.
+pub const PREFERRED: &str = "cubic";
+
+pub fn set(socket: &impl AsRawFd, name: &str) -> io::Result<()> {
+    // SAFETY: setsockopt reads `name.len()` bytes from a live buffer.
+    let rc = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_CONGESTION,
+            name.as_ptr().cast(),
+            name.len() as libc::socklen_t,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+pub fn get(socket: &impl AsRawFd) -> io::Result<String> {
+    let mut buf = [0u8; 32];
+    let mut len = buf.len() as libc::socklen_t;
+    // SAFETY: getsockopt writes at most `len` bytes into our buffer.
+    let rc = unsafe {
+        libc::getsockopt(
+            socket.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_CONGESTION,
+            buf.as_mut_ptr().cast(),
+            &mut len,
+        )
+    };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let name = &buf[..len as usize];
+    let end = name.iter().position(|&b| b == 0).unwrap_or(name.len());
+    Ok(String::from_utf8_lossy(&name[..end]).into_owned())
+}
+
+/// Pins `required` (an error if the kernel refuses it), or else tries
+/// [`PREFERRED`] and keeps the namespace default when that is refused
+/// (unprivileged, or not in the allowed list).
+pub fn pin(socket: &impl AsRawFd, required: Option<&str>) -> io::Result<()> {
+    match required {
+        Some(name) => set(socket, name).map_err(|e| {
+            io::Error::new(
+                e.kind(),
+                format!(
+                    "congestion control {name:?} refused ({e}); available: {}",
+                    std::fs::read_to_string("/proc/sys/net/ipv4/tcp_available_congestion_control")
+                        .unwrap_or_default()
+                        .trim()
+                ),
+            )
+        }),
+        None => {
+            if let Err(e) = set(socket, PREFERRED) {
+                tracing::debug!("keeping the default congestion control ({PREFERRED} refused: {e})");
+            }
+            Ok(())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn what_is_set_is_what_is_read_back() {
+        let socket = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let before = get(&socket).unwrap();
+        assert!(!before.is_empty());
+        // reno is always built in and always allowed.
+        set(&socket, "reno").unwrap();
+        assert_eq!(get(&socket).unwrap(), "reno");
+        assert!(set(&socket, "no-such-algorithm").is_err());
+        assert!(pin(&socket, Some("no-such-algorithm"))
+            .unwrap_err()
+            .to_string()
+            .contains("available"));
+        pin(&socket, None).unwrap();
+    }
+}
