@@ -1,0 +1,125 @@
+//! netem-scripts/: shellcheck-clean, and the lab testbed comes up, carries
+//! traffic and goes away. (This kernel has no sch_netem, so impairments are
+//! checked to fail clearly and leave nothing behind.)
+
+use std::path::PathBuf;
+use std::process::Command;
+
+fn scripts() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../netem-scripts")
+}
+
+fn in_ci() -> bool {
+    std::env::var("CI").as_deref() == Ok("true")
+}
+
+fn script(name: &str, args: &[&str]) -> std::process::Output {
+    Command::new(scripts().join(name)).args(args).output().unwrap()
+}
+
+fn namespaces() -> String {
+    String::from_utf8(
+        Command::new("ip")
+            .args(["netns", "list"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap()
+}
+
+#[test]
+fn scripts_are_shellcheck_clean() {
+    let names: Vec<PathBuf> = std::fs::read_dir(scripts())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "sh"))
+        .collect();
+    assert!(names.len() >= 5, "{names:?}");
+    let out = match Command::new("shellcheck")
+        .arg("-x")
+        .args(&names)
+        .current_dir(scripts())
+        .output()
+    {
+        Ok(o) => o,
+        Err(e) if !in_ci() => return eprintln!("skipping: shellcheck not runnable ({e})"),
+        Err(e) => panic!("CI=true and shellcheck missing ({e}): .ci/run installs it"),
+    };
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+}
+
+fn have_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        return true;
+    }
+    assert!(!in_ci(), "CI=true but not root");
+    eprintln!("skipping: the scripts need root");
+    false
+}
+
+#[test]
+fn lab_testbed_comes_up_routes_and_goes_away() {
+    if !have_root() {
+        return;
+    }
+    let name = format!("s{}", std::process::id() % 100_000);
+    let up = script("testbed-up.sh", &[&name, "none"]);
+    assert!(up.status.success(), "{}", String::from_utf8_lossy(&up.stderr));
+    // Through the router namespace: sender to receiver over UDP.
+    let send = Command::new("ip")
+        .args(["netns", "exec", &format!("{name}-snd"), "sh", "-c"])
+        .arg("ip route get 10.203.2.1 | grep -q 'via 10.203.1.254'")
+        .status()
+        .unwrap();
+    let down = script("testbed-down.sh", &[&name]);
+    assert!(send.success(), "no route through the router namespace");
+    assert!(down.status.success(), "{}", String::from_utf8_lossy(&down.stderr));
+    assert!(!namespaces().contains(&format!("{name}-")), "{}", namespaces());
+}
+
+#[test]
+fn without_netem_the_scripts_fail_clearly_and_leave_nothing() {
+    if !have_root() {
+        return;
+    }
+    // Probe in a namespace of our own, never on the host's interfaces.
+    let probe_ns = testbed::NetNs::create(&format!("{}-probe", testbed::name_prefix())).unwrap();
+    let probe = Command::new("tc")
+        .args([
+            "-n",
+            probe_ns.name(),
+            "qdisc",
+            "add",
+            "dev",
+            "lo",
+            "root",
+            "netem",
+            "delay",
+            "1ms",
+        ])
+        .output()
+        .unwrap();
+    drop(probe_ns);
+    if probe.status.success() {
+        return eprintln!("skipping: this kernel has netem");
+    }
+    let name = format!("f{}", std::process::id() % 100_000);
+    let up = script("testbed-up.sh", &[&name, "lossy-1pct"]);
+    assert!(!up.status.success());
+    let err = String::from_utf8_lossy(&up.stderr);
+    assert!(
+        err.contains("no sch_netem") && err.contains("transbench run --impair"),
+        "{err}"
+    );
+    assert!(
+        err.contains("delay 20ms loss random 1%"),
+        "the profile file was read: {err}"
+    );
+    assert!(
+        !namespaces().contains(&format!("{name}-")),
+        "left behind: {}",
+        namespaces()
+    );
+}
