@@ -110,6 +110,10 @@ struct ImpairArgs {
     /// The receiver -> sender direction (overrides --impair for it).
     #[arg(long, value_name = "NETEM")]
     impair_reverse: Option<String>,
+    /// UDP datagrams sent each way (1 per ms) to measure the link as
+    /// delivered before the trials; 0 skips the probe.
+    #[arg(long, default_value_t = 500, value_name = "N")]
+    probe_packets: u64,
 }
 
 impl ImpairArgs {
@@ -124,6 +128,7 @@ impl ImpairArgs {
         Ok(Some(run::LinkProfiles {
             forward: parse("impair-forward", &self.impair_forward)?,
             reverse: parse("impair-reverse", &self.impair_reverse)?,
+            probe_packets: self.probe_packets,
         }))
     }
 }
@@ -347,6 +352,7 @@ fn run_command(cli: Cli) -> anyhow::Result<ExitCode> {
             let profiles = impair.profiles()?.unwrap_or_else(|| run::LinkProfiles {
                 forward: NetemSpec::parse("").expect("an empty profile parses"),
                 reverse: NetemSpec::parse("").expect("an empty profile parses"),
+                probe_packets: 0,
             });
             require_root("transbench shell")?;
             single_thread_runtime()?.block_on(shell::shell(profiles, command))

@@ -12,7 +12,10 @@ use std::time::{Duration, SystemTime};
 use testbed::Testbed;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
-use transbench_reports::{summary_table, write_atomic, Impairment, LinkEventCounts, LinkEvents, RunResults};
+use transbench_reports::{
+    human_ns, summary_table, write_atomic, DeliveredDirection, DeliveredLink, Impairment, LinkEventCounts,
+    LinkEvents, RunResults,
+};
 use transbench_wire::auth::{random_nonce, to_hex, Secret};
 use transbench_wire::Transport;
 
@@ -104,6 +107,74 @@ pub struct RunOptions {
 pub struct LinkProfiles {
     pub forward: NetemSpec,
     pub reverse: NetemSpec,
+    /// Probe datagrams sent each way before the trials (0: no probe).
+    pub probe_packets: u64,
+}
+
+/// What the link delivers each way, measured with sequenced UDP datagrams
+/// (one per millisecond) before any trial runs.
+fn probe_link(bed: &Testbed, profiles: &LinkProfiles) -> anyhow::Result<DeliveredLink> {
+    use testbed::{RECEIVER_ADDR, SENDER_ADDR};
+    let one_way = |spec: &NetemSpec, from: &testbed::NetNs, from_ip, to: &testbed::NetNs, to_ip| {
+        // Wait for stragglers: the longest delay netem can give, and more.
+        let worst = spec.delay.map_or(0, |d| d.latency_ns + 4 * d.jitter_ns);
+        let wait = Duration::from_nanos(worst) + Duration::from_millis(500);
+        let d = testbed::probe::probe(
+            from,
+            from_ip,
+            to,
+            to_ip,
+            profiles.probe_packets,
+            Duration::from_millis(1),
+            wait,
+        )?;
+        anyhow::Ok(DeliveredDirection {
+            configured: spec.to_string(),
+            sent: d.sent,
+            received: d.received,
+            loss_ratio: d.loss_ratio,
+            dup_ratio: d.dup_ratio,
+            reorder_ratio: d.reorder_ratio,
+            early_ratio: d.early_ratio,
+            delay_min_ns: d.delay_min_ns,
+            delay_p50_ns: d.delay_p50_ns,
+            delay_mean_ns: d.delay_mean_ns,
+            delay_max_ns: d.delay_max_ns,
+        })
+    };
+    Ok(DeliveredLink {
+        forward: one_way(
+            &profiles.forward,
+            &bed.sender,
+            SENDER_ADDR,
+            &bed.receiver,
+            RECEIVER_ADDR,
+        )
+        .context("probing the link sender -> receiver")?,
+        reverse: one_way(
+            &profiles.reverse,
+            &bed.receiver,
+            RECEIVER_ADDR,
+            &bed.sender,
+            SENDER_ADDR,
+        )
+        .context("probing the link receiver -> sender")?,
+    })
+}
+
+fn describe(d: &DeliveredDirection) -> String {
+    format!(
+        "loss {:.2}%, dup {:.2}%, early {:.2}% (RFC 4737 reordered {:.2}%), delay p50 {} (min {}, max {}) \
+         — configured: {}",
+        100.0 * d.loss_ratio,
+        100.0 * d.dup_ratio,
+        100.0 * d.early_ratio,
+        100.0 * d.reorder_ratio,
+        human_ns(d.delay_p50_ns),
+        human_ns(d.delay_min_ns),
+        human_ns(d.delay_max_ns),
+        d.configured
+    )
 }
 
 /// The testbed for an impaired run: stale namespaces of killed runs go
@@ -120,7 +191,14 @@ pub fn start_testbed(profiles: &LinkProfiles) -> anyhow::Result<(Testbed, LinkPr
     reverse.seed.get_or_insert(seed.rotate_left(32) ^ 1);
     let bed =
         Testbed::up(&forward, &reverse, seed).context("setting up the emulated link (linkemu over TUN)")?;
-    Ok((bed, LinkProfiles { forward, reverse }))
+    Ok((
+        bed,
+        LinkProfiles {
+            forward,
+            reverse,
+            probe_packets: profiles.probe_packets,
+        },
+    ))
 }
 
 pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
@@ -143,6 +221,10 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
     let mut interrupt = signal(SignalKind::interrupt())?;
     let mut terminate = signal(SignalKind::terminate())?;
     let link = opts.impair.as_ref().map(start_testbed).transpose()?;
+    let delivered = match &link {
+        Some((bed, profiles)) if profiles.probe_packets > 0 => Some(probe_link(bed, profiles)?),
+        _ => None,
+    };
     let receiver = match &link {
         Some((bed, _)) => {
             ReceiverProcess::start(
@@ -159,7 +241,7 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
         bed.sender.enter()?;
     }
     let outcome = tokio::select! {
-        outcome = run_trials(&opts, receiver.addr, &secret, &results_path, link.as_ref()) => outcome,
+        outcome = run_trials(&opts, receiver.addr, &secret, &results_path, link.as_ref(), delivered) => outcome,
         _ = interrupt.recv() => Err(anyhow::anyhow!("interrupted")),
         _ = terminate.recv() => Err(anyhow::anyhow!("terminated")),
     };
@@ -174,6 +256,10 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
     })?;
 
     print!("{}", summary_table(&results));
+    if let Some(d) = &results.delivered_impairment {
+        println!("link as delivered, sender -> receiver: {}", describe(&d.forward));
+        println!("link as delivered, receiver -> sender: {}", describe(&d.reverse));
+    }
     println!("results: {}", results_path.display());
     let failed = opts.transports.len() - results.trials.len();
     if failed > 0 {
@@ -204,9 +290,11 @@ async fn run_trials(
     secret: &Secret,
     results_path: &Path,
     link: Option<&(Testbed, LinkProfiles)>,
+    delivered: Option<DeliveredLink>,
 ) -> anyhow::Result<RunResults> {
     let created = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
     let mut results = RunResults::new(created, host_info());
+    results.delivered_impairment = delivered;
     write_atomic(results_path, &results)?;
     let per_trial = opts.spec.warmup + opts.spec.duration;
     let bar = ProgressBar::new(opts.transports.len() as u64).with_style(

@@ -14,6 +14,10 @@ pub struct RunResults {
     /// When the run started, RFC 3339 UTC.
     pub created: String,
     pub host: HostInfo,
+    /// The emulated link as measured by a probe before the trials, next to
+    /// its configuration; absent without impairment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delivered_impairment: Option<DeliveredLink>,
     pub trials: Vec<TrialResult>,
 }
 
@@ -23,9 +27,37 @@ impl RunResults {
             schema: SCHEMA.to_string(),
             created,
             host,
+            delivered_impairment: None,
             trials: Vec::new(),
         }
     }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeliveredLink {
+    pub forward: DeliveredDirection,
+    pub reverse: DeliveredDirection,
+}
+
+/// What a probe of sequenced, timestamped UDP datagrams saw in one
+/// direction, next to the profile configured for it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeliveredDirection {
+    pub configured: String,
+    pub sent: u64,
+    pub received: u64,
+    pub loss_ratio: f64,
+    pub dup_ratio: f64,
+    /// RFC 4737: arrived after a higher-numbered packet.
+    pub reorder_ratio: f64,
+    /// Arrived ahead of a lower-numbered packet (what netem's `reorder`
+    /// sets; one early packet makes several reordered ones).
+    pub early_ratio: f64,
+    /// One-way delay, ns (sender and receiver share a clock on one host).
+    pub delay_min_ns: u64,
+    pub delay_p50_ns: u64,
+    pub delay_mean_ns: u64,
+    pub delay_max_ns: u64,
 }
 
 /// The machine the sender ran on: what a comparison must hold equal.

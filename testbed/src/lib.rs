@@ -8,6 +8,7 @@
 
 pub mod link;
 pub mod netns;
+pub mod probe;
 pub mod tun;
 
 use std::net::Ipv4Addr;
