@@ -97,6 +97,15 @@ enum Command {
     },
 }
 
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum BackendArg {
+    Auto,
+    /// tc netem on a router namespace between the two (kernel sch_netem).
+    Netem,
+    /// The built-in userspace emulator over TUN devices; any kernel.
+    Linkemu,
+}
+
 /// Impairment: the agents run in two network namespaces joined by linkemu
 /// (tc netem's semantics in userspace, over TUN devices). Needs root.
 #[derive(Args)]
@@ -110,6 +119,10 @@ struct ImpairArgs {
     /// The receiver -> sender direction (overrides --impair for it).
     #[arg(long, value_name = "NETEM")]
     impair_reverse: Option<String>,
+    /// Who impairs the link: tc netem where the kernel has it, else linkemu
+    /// (auto); or one of them, refused with the reason where it cannot run.
+    #[arg(long, value_enum, default_value = "auto")]
+    impair_backend: BackendArg,
     /// UDP datagrams sent each way (1 per ms) to measure the link as
     /// delivered before the trials; 0 skips the probe.
     #[arg(long, default_value_t = 500, value_name = "N")]
@@ -118,7 +131,14 @@ struct ImpairArgs {
 
 impl ImpairArgs {
     fn profiles(&self) -> anyhow::Result<Option<run::LinkProfiles>> {
-        if self.impair.is_none() && self.impair_forward.is_none() && self.impair_reverse.is_none() {
+        // A backend alone asks for an unimpaired emulated path (to see what
+        // the emulator itself costs).
+        let backend_chosen = !matches!(self.impair_backend, BackendArg::Auto);
+        if self.impair.is_none()
+            && self.impair_forward.is_none()
+            && self.impair_reverse.is_none()
+            && !backend_chosen
+        {
             return Ok(None);
         }
         let parse = |flag: &str, one: &Option<String>| -> anyhow::Result<NetemSpec> {
@@ -128,6 +148,11 @@ impl ImpairArgs {
         Ok(Some(run::LinkProfiles {
             forward: parse("impair-forward", &self.impair_forward)?,
             reverse: parse("impair-reverse", &self.impair_reverse)?,
+            backend: match self.impair_backend {
+                BackendArg::Auto => None,
+                BackendArg::Netem => Some(testbed::Backend::Netem),
+                BackendArg::Linkemu => Some(testbed::Backend::Linkemu),
+            },
             probe_packets: self.probe_packets,
         }))
     }
@@ -352,6 +377,7 @@ fn run_command(cli: Cli) -> anyhow::Result<ExitCode> {
             let profiles = impair.profiles()?.unwrap_or_else(|| run::LinkProfiles {
                 forward: NetemSpec::parse("").expect("an empty profile parses"),
                 reverse: NetemSpec::parse("").expect("an empty profile parses"),
+                backend: None,
                 probe_packets: 0,
             });
             require_root("transbench shell")?;

@@ -9,7 +9,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, SystemTime};
-use testbed::Testbed;
+use testbed::{Backend, Testbed};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 use transbench_reports::{
@@ -107,6 +107,9 @@ pub struct RunOptions {
 pub struct LinkProfiles {
     pub forward: NetemSpec,
     pub reverse: NetemSpec,
+    /// Who impairs the link; `None`: netem where the kernel has it, else
+    /// linkemu.
+    pub backend: Option<Backend>,
     /// Probe datagrams sent each way before the trials (0: no probe).
     pub probe_packets: u64,
 }
@@ -184,18 +187,29 @@ pub fn start_testbed(profiles: &LinkProfiles) -> anyhow::Result<(Testbed, LinkPr
     for name in testbed::remove_stale() {
         eprintln!("removed network namespace {name}, left behind by a run that was killed");
     }
+    let netem = testbed::netem_available().context("probing for tc netem")?;
+    let backend = match profiles.backend {
+        Some(Backend::Netem) if !netem => bail!(
+            "--impair-backend netem: this kernel has no sch_netem (tc says the qdisc kind is unknown); \
+             use --impair-backend linkemu, the same semantics in userspace"
+        ),
+        Some(b) => b,
+        None if netem => Backend::Netem,
+        None => Backend::Linkemu,
+    };
     let seed = u64::from_be_bytes(random_nonce()[..8].try_into().expect("8 bytes"));
     let mut forward = profiles.forward.clone();
     let mut reverse = profiles.reverse.clone();
     forward.seed.get_or_insert(seed);
     reverse.seed.get_or_insert(seed.rotate_left(32) ^ 1);
-    let bed =
-        Testbed::up(&forward, &reverse, seed).context("setting up the emulated link (linkemu over TUN)")?;
+    let bed = Testbed::up(backend, &forward, &reverse, seed)
+        .with_context(|| format!("setting up the emulated link ({})", backend.name()))?;
     Ok((
         bed,
         LinkProfiles {
             forward,
             reverse,
+            backend: Some(backend),
             probe_packets: profiles.probe_packets,
         },
     ))
@@ -308,16 +322,16 @@ async fn run_trials(
             transport: *transport,
             ..opts.spec.clone()
         };
-        let before = link.map(|(bed, _)| bed.link.stats());
+        let before = link.map(|(bed, _)| bed.link_stats());
         match sender::run_trial(addr, Some(secret), &spec, format!("{transport}-{}", n + 1)).await {
             Ok(mut trial) => {
                 if let (Some((bed, profiles)), Some(before)) = (link, before) {
-                    let after = bed.link.stats();
+                    let after = bed.link_stats();
                     trial.impairment = Some(Impairment {
-                        backend: "linkemu".into(),
+                        backend: bed.backend.name().into(),
                         forward: profiles.forward.to_string(),
                         reverse: profiles.reverse.to_string(),
-                        events: Some(LinkEvents {
+                        events: before.zip(after).map(|(before, after)| LinkEvents {
                             forward: events(after.forward, before.forward),
                             reverse: events(after.reverse, before.reverse),
                         }),

@@ -33,12 +33,14 @@ pub async fn shell(profiles: LinkProfiles, command: Vec<String>) -> anyhow::Resu
     for ns in [&bed.sender, &bed.receiver] {
         stop_processes_in(ns).await;
     }
-    let stats = bed.link.stats();
+    let stats = bed.link_stats();
     drop(bed);
-    eprintln!(
-        "transbench shell: forward {} arrived, {} delivered; reverse {} arrived, {} delivered",
-        stats.forward.arrived, stats.forward.delivered, stats.reverse.arrived, stats.reverse.delivered
-    );
+    if let Some(stats) = stats {
+        eprintln!(
+            "transbench shell: forward {} arrived, {} delivered; reverse {} arrived, {} delivered",
+            stats.forward.arrived, stats.forward.delivered, stats.reverse.arrived, stats.reverse.delivered
+        );
+    }
     let status = status?;
     Ok(match status.code() {
         Some(code) => ExitCode::from(code.clamp(0, 255) as u8),

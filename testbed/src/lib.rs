@@ -63,19 +63,90 @@ pub const TUN_NAME: &str = "tb0";
 pub const MTU: u32 = 1500;
 pub const TXQUEUELEN: u32 = 10_000;
 
-/// Two namespaces and the emulated link between them. Drop order matters:
-/// the link stops (closing the TUN devices) before the namespaces go.
+/// Who impairs the link.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// linkemu over TUN devices, in this process: works on any kernel.
+    Linkemu,
+    /// tc netem on a router namespace's veth interfaces (kernel sch_netem).
+    Netem,
+}
+
+impl Backend {
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Linkemu => "linkemu",
+            Backend::Netem => "netem",
+        }
+    }
+}
+
+/// Whether this kernel has sch_netem: tried on the loopback device of a
+/// namespace of our own, never on the host's interfaces.
+pub fn netem_available() -> Result<bool, TestbedError> {
+    let ns = NetNs::create(&format!("{}-probe", name_prefix()))?;
+    let out = std::process::Command::new("tc")
+        .args([
+            "-n",
+            ns.name(),
+            "qdisc",
+            "add",
+            "dev",
+            "lo",
+            "root",
+            "netem",
+            "delay",
+            "1ms",
+        ])
+        .output()
+        .map_err(|e| TestbedError::io("running tc (is iproute2 installed?)", e))?;
+    Ok(out.status.success())
+}
+
+/// Two namespaces and the impaired path between them. Fields drop in
+/// order: the link stops (closing its TUN devices) before the namespaces go.
 pub struct Testbed {
-    pub link: Link,
+    link: Option<Link>,
+    /// netem's middle namespace, held so it is removed with the rest.
+    _router: Option<NetNs>,
     pub sender: NetNs,
     pub receiver: NetNs,
+    pub backend: Backend,
+}
+
+fn configure_endpoint(ns: &NetNs, dev: &str, local: Ipv4Addr, peer: Ipv4Addr) -> Result<(), TestbedError> {
+    ns.ip(&["link", "set", "lo", "up"])?;
+    ns.ip(&[
+        "link",
+        "set",
+        dev,
+        "mtu",
+        &MTU.to_string(),
+        "txqueuelen",
+        &TXQUEUELEN.to_string(),
+        "up",
+    ])?;
+    ns.ip(&[
+        "addr",
+        "add",
+        &format!("{local}/32"),
+        "peer",
+        &format!("{peer}/32"),
+        "dev",
+        dev,
+    ])
 }
 
 impl Testbed {
     /// `forward` impairs sender -> receiver, `reverse` the way back;
-    /// `seed` seeds both pipelines (each direction differently) unless the
-    /// profiles carry their own.
-    pub fn up(forward: &NetemSpec, reverse: &NetemSpec, seed: u64) -> Result<Self, TestbedError> {
+    /// `seed` seeds linkemu's pipelines (each direction differently) unless
+    /// the profiles carry their own.
+    pub fn up(
+        backend: Backend,
+        forward: &NetemSpec,
+        reverse: &NetemSpec,
+        seed: u64,
+    ) -> Result<Self, TestbedError> {
         // SAFETY: geteuid has no preconditions.
         if unsafe { libc::geteuid() } != 0 {
             return Err(TestbedError::NotRoot);
@@ -83,43 +154,139 @@ impl Testbed {
         let prefix = name_prefix();
         let sender = NetNs::create(&format!("{prefix}-snd"))?;
         let receiver = NetNs::create(&format!("{prefix}-rcv"))?;
-        let sender_tun = sender.run(|| tun::open(TUN_NAME))??;
-        let receiver_tun = receiver.run(|| tun::open(TUN_NAME))??;
-        for (ns, local, peer) in [
-            (&sender, SENDER_ADDR, RECEIVER_ADDR),
-            (&receiver, RECEIVER_ADDR, SENDER_ADDR),
-        ] {
-            ns.ip(&["link", "set", "lo", "up"])?;
-            ns.ip(&[
-                "link",
-                "set",
-                TUN_NAME,
-                "mtu",
-                &MTU.to_string(),
-                "txqueuelen",
-                &TXQUEUELEN.to_string(),
-                "up",
-            ])?;
-            ns.ip(&[
-                "addr",
-                "add",
-                &format!("{local}/32"),
-                "peer",
-                &format!("{peer}/32"),
-                "dev",
-                TUN_NAME,
-            ])?;
+        match backend {
+            Backend::Linkemu => {
+                let sender_tun = sender.run(|| tun::open(TUN_NAME))??;
+                let receiver_tun = receiver.run(|| tun::open(TUN_NAME))??;
+                configure_endpoint(&sender, TUN_NAME, SENDER_ADDR, RECEIVER_ADDR)?;
+                configure_endpoint(&receiver, TUN_NAME, RECEIVER_ADDR, SENDER_ADDR)?;
+                let link = Link::start(
+                    sender_tun,
+                    receiver_tun,
+                    Pipeline::new(forward, seed),
+                    Pipeline::new(reverse, seed ^ 0x9e37_79b9_7f4a_7c15),
+                )?;
+                Ok(Testbed {
+                    link: Some(link),
+                    _router: None,
+                    sender,
+                    receiver,
+                    backend,
+                })
+            }
+            Backend::Netem => {
+                let router = NetNs::create(&format!("{prefix}-rtr"))?;
+                netem_path(&sender, &router, &receiver, forward, reverse)?;
+                Ok(Testbed {
+                    link: None,
+                    _router: Some(router),
+                    sender,
+                    receiver,
+                    backend,
+                })
+            }
         }
-        let link = Link::start(
-            sender_tun,
-            receiver_tun,
-            Pipeline::new(forward, seed),
-            Pipeline::new(reverse, seed ^ 0x9e37_79b9_7f4a_7c15),
-        )?;
-        Ok(Testbed {
-            link,
-            sender,
-            receiver,
-        })
     }
+
+    /// linkemu's per-direction counters (none for netem).
+    pub fn link_stats(&self) -> Option<LinkStats> {
+        self.link.as_ref().map(Link::stats)
+    }
+}
+
+/// sender --veth-- router --veth-- receiver, with netem on the router's
+/// egress towards each end, so neither end's own queues see the delay.
+fn netem_path(
+    sender: &NetNs,
+    router: &NetNs,
+    receiver: &NetNs,
+    forward: &NetemSpec,
+    reverse: &NetemSpec,
+) -> Result<(), TestbedError> {
+    const ROUTER_TO_SENDER: Ipv4Addr = Ipv4Addr::new(10, 201, 0, 254);
+    const ROUTER_TO_RECEIVER: Ipv4Addr = Ipv4Addr::new(10, 201, 0, 253);
+    for (end, end_dev, rtr_dev) in [(sender, "tbs", "tbrs"), (receiver, "tbr", "tbrr")] {
+        router.ip(&[
+            "link",
+            "add",
+            rtr_dev,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            end_dev,
+            "netns",
+            end.name(),
+        ])?;
+    }
+    configure_endpoint(sender, "tbs", SENDER_ADDR, ROUTER_TO_SENDER)?;
+    configure_endpoint(receiver, "tbr", RECEIVER_ADDR, ROUTER_TO_RECEIVER)?;
+    configure_endpoint(router, "tbrs", ROUTER_TO_SENDER, SENDER_ADDR)?;
+    configure_endpoint(router, "tbrr", ROUTER_TO_RECEIVER, RECEIVER_ADDR)?;
+    sender.ip(&[
+        "route",
+        "add",
+        &format!("{RECEIVER_ADDR}/32"),
+        "via",
+        &ROUTER_TO_SENDER.to_string(),
+    ])?;
+    receiver.ip(&[
+        "route",
+        "add",
+        &format!("{SENDER_ADDR}/32"),
+        "via",
+        &ROUTER_TO_RECEIVER.to_string(),
+    ])?;
+    router
+        .run(|| std::fs::write("/proc/sys/net/ipv4/ip_forward", "1"))?
+        .map_err(|e| TestbedError::io("enabling forwarding in the router namespace", e))?;
+    // Loss must hit real packets, not 64 KB aggregates; ethtool may be
+    // missing, and veth then keeps its defaults.
+    for (ns, dev) in [
+        (sender, "tbs"),
+        (router, "tbrs"),
+        (router, "tbrr"),
+        (receiver, "tbr"),
+    ] {
+        let _ = std::process::Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                ns.name(),
+                "ethtool",
+                "-K",
+                dev,
+                "gso",
+                "off",
+                "gro",
+                "off",
+                "tso",
+                "off",
+            ])
+            .output();
+    }
+    for (dev, spec) in [("tbrr", forward), ("tbrs", reverse)] {
+        let words = spec.to_string();
+        let out = std::process::Command::new("tc")
+            .args([
+                "-n",
+                router.name(),
+                "qdisc",
+                "replace",
+                "dev",
+                dev,
+                "root",
+                "netem",
+            ])
+            .args(words.split_whitespace())
+            .output()
+            .map_err(|e| TestbedError::io("running tc", e))?;
+        if !out.status.success() {
+            return Err(TestbedError::Command {
+                what: format!("tc qdisc replace dev {dev} root netem {words}"),
+                detail: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+            });
+        }
+    }
+    Ok(())
 }

@@ -6,7 +6,7 @@ use linkemu::NetemSpec;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::time::{Duration, Instant};
-use testbed::{Testbed, RECEIVER_ADDR, SENDER_ADDR};
+use testbed::{Backend, Testbed, RECEIVER_ADDR, SENDER_ADDR};
 
 fn have_root() -> bool {
     // SAFETY: geteuid has no preconditions.
@@ -40,7 +40,7 @@ fn delay_each_way_gives_the_round_trip_it_should() {
     if !have_root() {
         return;
     }
-    let bed = Testbed::up(&spec("delay 10ms"), &spec("delay 10ms"), 1).unwrap();
+    let bed = Testbed::up(Backend::Linkemu, &spec("delay 10ms"), &spec("delay 10ms"), 1).unwrap();
     let rtts = std::thread::scope(|s| {
         let echo = s.spawn(|| {
             bed.receiver.enter().unwrap();
@@ -94,7 +94,7 @@ fn random_loss_hits_real_packets_at_its_rate() {
     if !have_root() {
         return;
     }
-    let bed = Testbed::up(&spec("loss 5%"), &spec(""), 2).unwrap();
+    let bed = Testbed::up(Backend::Linkemu, &spec("loss 5%"), &spec(""), 2).unwrap();
     let n = 10_000u32;
     let received = std::thread::scope(|s| {
         let sink = s.spawn(|| {
@@ -124,7 +124,7 @@ fn random_loss_hits_real_packets_at_its_rate() {
         .unwrap();
         sink.join().unwrap()
     });
-    let stats = bed.link.stats().forward;
+    let stats = bed.link_stats().unwrap().forward;
     let lost = (n - received) as f64;
     // Binomial: mean 500, sd 21.8; 5 sd = 109.
     assert!((lost - 500.0).abs() < 109.0, "lost {lost} of {n}");
@@ -141,7 +141,7 @@ fn tcp_completes_a_transfer_through_loss_and_reordering() {
         return;
     }
     let profile = spec("loss 2% reorder 10% delay 5ms");
-    let bed = Testbed::up(&profile, &profile, 3).unwrap();
+    let bed = Testbed::up(Backend::Linkemu, &profile, &profile, 3).unwrap();
     const BYTES: usize = 2 * 1024 * 1024;
     let got = std::thread::scope(|s| {
         let server = s.spawn(|| {
@@ -170,7 +170,7 @@ fn tcp_completes_a_transfer_through_loss_and_reordering() {
         server.join().unwrap()
     });
     assert_eq!(got, BYTES);
-    let stats = bed.link.stats();
+    let stats = bed.link_stats().unwrap();
     assert!(
         stats.forward.dropped_loss > 0 && stats.forward.reordered > 0,
         "{stats:?}"
@@ -183,7 +183,7 @@ fn nothing_is_left_behind() {
         return;
     }
     let names = {
-        let bed = Testbed::up(&spec("delay 1ms"), &spec("delay 1ms"), 4).unwrap();
+        let bed = Testbed::up(Backend::Linkemu, &spec("delay 1ms"), &spec("delay 1ms"), 4).unwrap();
         let names = (bed.sender.name().to_string(), bed.receiver.name().to_string());
         let listed = namespaces();
         assert!(listed.contains(&names.0) && listed.contains(&names.1), "{listed}");
@@ -211,4 +211,36 @@ fn namespaces_of_dead_processes_are_removed() {
     let removed = testbed::remove_stale();
     assert!(removed.contains(&stale.to_string()), "{removed:?}");
     assert!(!namespaces().contains(stale));
+}
+
+#[test]
+fn the_netem_backend_works_where_the_kernel_has_netem_and_says_why_not_elsewhere() {
+    if !have_root() {
+        return;
+    }
+    let profile = spec("delay 10ms");
+    if testbed::netem_available().unwrap() {
+        let bed = Testbed::up(Backend::Netem, &profile, &profile, 5).unwrap();
+        assert!(bed.link_stats().is_none(), "netem keeps its own counters");
+        let ok = std::thread::scope(|s| {
+            s.spawn(|| {
+                bed.sender.enter().unwrap();
+                UdpSocket::bind((SENDER_ADDR, 0))
+                    .unwrap()
+                    .send_to(b"x", (RECEIVER_ADDR, 9))
+                    .is_ok()
+            })
+            .join()
+            .unwrap()
+        });
+        assert!(ok, "the sender has a route through the router");
+    } else {
+        let before = namespaces();
+        let err = Testbed::up(Backend::Netem, &profile, &profile, 5)
+            .err()
+            .expect("no netem here")
+            .to_string();
+        assert!(err.contains("netem"), "{err}");
+        assert_eq!(namespaces(), before, "a failed set-up leaves nothing behind");
+    }
 }
