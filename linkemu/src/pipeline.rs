@@ -4,8 +4,9 @@
 //!
 //! The order of decisions follows `netem_enqueue()`:
 //! 1. duplication is decided first; then loss (or an ECN mark instead);
-//! 2. a duplicate goes through the pipeline again on its own (its own loss,
-//!    delay, reordering), is never duplicated again and never corrupted;
+//! 2. a duplicate is cloned before the original can be corrupted, then goes
+//!    through the pipeline again on its own (its own loss, corruption,
+//!    delay, reordering) and is never duplicated again;
 //! 3. the original may be corrupted (one random bit flipped);
 //! 4. `limit` drops at the tail when the queue is full;
 //! 5. reordering: unless inside the gap, a packet may be sent at once,
@@ -138,20 +139,11 @@ impl Pipeline {
             self.counters.duplicated += 1;
             self.enqueue_duplicate(packet.clone(), now_ns);
         }
-        if let Some(corrupt) = self.spec.corrupt {
-            if corrupt.probability > 0.0
-                && !packet.is_empty()
-                && scaled(corrupt.probability) >= self.corrupt_cor.next(&mut self.prng)
-            {
-                let byte = self.prng.below(packet.len() as u32) as usize;
-                packet[byte] ^= 1 << self.prng.below(8);
-                self.counters.corrupted += 1;
-            }
-        }
+        self.maybe_corrupt(&mut packet);
         self.schedule(packet, now_ns);
     }
 
-    /// The copy's own trip: loss (or mark) and scheduling, nothing else.
+    /// The copy's own trip through netem_enqueue, minus duplication.
     fn enqueue_duplicate(&mut self, mut packet: Vec<u8>, now_ns: u64) {
         if self.loss_event() {
             if self.spec.ecn && set_ce(&mut packet) {
@@ -161,11 +153,25 @@ impl Pipeline {
                 return;
             }
         }
+        self.maybe_corrupt(&mut packet);
         self.schedule(packet, now_ns);
     }
 
+    /// Flips one random bit, with the corrupt probability.
+    fn maybe_corrupt(&mut self, packet: &mut [u8]) {
+        let Some(corrupt) = self.spec.corrupt else { return };
+        if corrupt.probability > 0.0
+            && !packet.is_empty()
+            && scaled(corrupt.probability) >= self.corrupt_cor.next(&mut self.prng)
+        {
+            let byte = self.prng.below(packet.len() as u32) as usize;
+            packet[byte] ^= 1 << self.prng.below(8);
+            self.counters.corrupted += 1;
+        }
+    }
+
     fn schedule(&mut self, packet: Vec<u8>, now_ns: u64) {
-        if self.queue.len() >= self.spec.limit as usize {
+        if self.queue.len() >= self.spec.effective_limit() as usize {
             self.counters.dropped_limit += 1;
             return;
         }

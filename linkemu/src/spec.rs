@@ -17,7 +17,8 @@ pub const DEFAULT_LIMIT: u32 = 1000;
 
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct NetemSpec {
-    pub limit: u32,
+    /// Queue limit in packets; `None`: netem's default, [`DEFAULT_LIMIT`].
+    pub limit: Option<u32>,
     pub delay: Option<Delay>,
     pub loss: Option<Loss>,
     /// Mark ECN-capable packets CE instead of dropping them.
@@ -226,7 +227,7 @@ fn split_unit(w: &str) -> Option<(f64, &str)> {
 
 fn parse_time(w: &str) -> Option<u64> {
     let (v, unit) = split_unit(w)?;
-    let scale = match unit {
+    let scale = match unit.to_ascii_lowercase().as_str() {
         "s" | "sec" | "secs" => 1e9,
         "ms" | "msec" | "msecs" => 1e6,
         "us" | "usec" | "usecs" => 1e3,
@@ -240,6 +241,9 @@ fn parse_time(w: &str) -> Option<u64> {
 /// megabytes/s, `kibit` = 1024 bits/s).
 fn parse_rate(w: &str) -> Option<u64> {
     let (v, unit) = split_unit(w)?;
+    // `tc qdisc show` prints `100Mbit`: units are read case-blind.
+    let unit = unit.to_ascii_lowercase();
+    let unit = unit.as_str();
     let (bits, prefix) = if let Some(p) = unit.strip_suffix("bit") {
         (true, p)
     } else if let Some(p) = unit.strip_suffix("bps") {
@@ -279,6 +283,10 @@ fn parse_size(w: &str) -> Option<u64> {
 }
 
 impl NetemSpec {
+    pub fn effective_limit(&self) -> u32 {
+        self.limit.unwrap_or(DEFAULT_LIMIT)
+    }
+
     /// A profile file (`netem-scripts/profiles/*.netem`): netem words over
     /// any number of lines, `#` starting a comment. The shell scripts read
     /// the same files, so a profile has one definition.
@@ -295,10 +303,7 @@ impl NetemSpec {
             words: profile.split_whitespace().collect(),
             next: 0,
         };
-        let mut spec = NetemSpec {
-            limit: DEFAULT_LIMIT,
-            ..Default::default()
-        };
+        let mut spec = NetemSpec::default();
         let mut gap: Option<u32> = None;
         let mut distribution: Option<Distribution> = None;
         // Where each keyword was last seen, for errors found at the end.
@@ -306,7 +311,7 @@ impl NetemSpec {
         while let Some(word) = w.take() {
             seen.insert(word, w.next);
             match word {
-                "limit" => spec.limit = w.integer("limit: packets")?,
+                "limit" => spec.limit = Some(w.integer("limit: packets")?),
                 "delay" | "latency" => {
                     let latency_ns = w.time("delay")?;
                     let mut delay = Delay {
@@ -506,12 +511,13 @@ fn parse_slot(w: &mut Words<'_>) -> Result<Slot, SpecError> {
     }
 }
 
+/// In units tc reads (it has no `ns`): sub-microsecond parts as decimals.
 fn fmt_time(ns: u64) -> String {
     match ns {
         0 => "0us".into(),
         _ if ns % 1_000_000 == 0 => format!("{}ms", ns / 1_000_000),
         _ if ns % 1_000 == 0 => format!("{}us", ns / 1_000),
-        _ => format!("{ns}ns"),
+        _ => format!("{}us", ns as f64 / 1e3),
     }
 }
 
@@ -523,7 +529,7 @@ fn fmt_pct(p: f64) -> String {
 /// the same spec back.
 impl fmt::Display for NetemSpec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut parts = vec![format!("limit {}", self.limit)];
+        let mut parts = vec![format!("limit {}", self.effective_limit())];
         if let Some(d) = &self.delay {
             let mut s = format!("delay {}", fmt_time(d.latency_ns));
             if d.jitter_ns > 0 {

@@ -120,7 +120,7 @@ fn four_state_model_loses_and_recovers() {
 }
 
 #[test]
-fn duplicates_match_their_probability_and_come_before_loss() {
+fn duplicates_match_their_probability() {
     let n = 100_000;
     let mut p = pipeline("duplicate 2%");
     let got = run(&mut p, n, 1000).len() as u64;
@@ -133,22 +133,64 @@ fn duplicates_match_their_probability_and_come_before_loss() {
 }
 
 #[test]
-fn only_the_original_is_corrupted_never_its_copy() {
+fn a_copy_is_cloned_before_the_original_is_corrupted_then_takes_its_own_draw() {
+    // As sch_netem.c: with corrupt 100% both are corrupted, each by its own
+    // flip (one bit each, not the same two bits in both).
     let mut p = pipeline("duplicate 100% corrupt 100%");
     for i in 0..200 {
         p.enqueue(packet(i), 0);
     }
-    let mut pristine = 0;
-    let mut corrupted = 0;
+    let mut out = Vec::new();
     while let Some(pkt) = p.dequeue(0) {
-        if is_pristine(&pkt) {
-            pristine += 1;
-        } else {
-            corrupted += 1;
-        }
+        out.push(pkt);
     }
-    assert_eq!((pristine, corrupted), (200, 200));
-    assert_eq!(p.counters().corrupted, 200);
+    assert_eq!(out.len(), 400);
+    assert!(out.iter().all(|pkt| !is_pristine(pkt)));
+    let one_bit = |pkt: &Vec<u8>| {
+        let i = u64::from_be_bytes(pkt[8..16].try_into().unwrap());
+        let clean = if i < 200 { packet(i) } else { packet(index(pkt)) };
+        pkt.iter()
+            .zip(&clean)
+            .map(|(a, b)| (a ^ b).count_ones())
+            .sum::<u32>()
+            == 1
+    };
+    assert!(
+        out.iter().filter(|p| one_bit(p)).count() >= 390,
+        "one flipped bit per packet"
+    );
+    assert_eq!(p.counters().corrupted, 400);
+    // And with corrupt 0 % the copy is untouched by the original's fate.
+    let mut p = pipeline("duplicate 100%");
+    p.enqueue(packet(1), 0);
+    assert!(p.dequeue(0).is_some_and(|a| is_pristine(&a)) && p.dequeue(0).is_some_and(|b| is_pristine(&b)));
+}
+
+#[test]
+fn duplication_is_decided_before_loss() {
+    // netem counts copies: duplication adds one, loss takes one away. With
+    // both certain, every packet goes through exactly once, uncopied.
+    let mut p = pipeline("duplicate 100% loss 100%");
+    for i in 0..100 {
+        p.enqueue(packet(i), 0);
+    }
+    assert_eq!((p.counters().duplicated, p.counters().dropped_loss), (0, 0));
+    let mut got = 0;
+    while p.dequeue(0).is_some() {
+        got += 1;
+    }
+    assert_eq!(got, 100);
+    // 50 % loss: half the time the loss eats the extra copy (1 delivered);
+    // else a copy is made and takes its own 50 % draw: 0.5 + 0.5 * 1.5 =
+    // 1.25 per arrival; the per-arrival sd is ~0.43.
+    let n = 40_000;
+    let mut p = pipeline("duplicate 100% loss 50%");
+    let delivered = run(&mut p, n, 1000).len() as f64;
+    let tolerance = 5.0 * 0.433 * (n as f64).sqrt();
+    assert!(
+        (delivered - 1.25 * n as f64).abs() < tolerance,
+        "delivered {delivered}"
+    );
 }
 
 #[test]

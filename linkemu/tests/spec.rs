@@ -63,7 +63,7 @@ fn the_issue_example_reads_as_meant() {
         (0.25, 0.5, 5)
     );
     assert_eq!(s.rate.unwrap().bytes_per_sec, 12_500_000);
-    assert_eq!((s.limit, s.seed), (10_000, Some(7)));
+    assert_eq!((s.limit, s.seed), (Some(10_000), Some(7)));
     assert!((s.corrupt.unwrap().probability - 0.001).abs() < 1e-12);
 }
 
@@ -79,6 +79,7 @@ fn units_as_tc_takes_them() {
     assert_eq!(delay("delay 250us"), 250_000);
     assert_eq!(delay("delay 2s"), 2_000_000_000);
     assert_eq!(delay("latency 7usec"), 7_000);
+    assert_eq!(rate("rate 100Mbit"), 12_500_000, "as tc qdisc show prints it");
     // A bare number is a percentage, as in tc.
     assert_eq!(
         NetemSpec::parse("duplicate 3")
@@ -110,7 +111,7 @@ fn defaults_fill_what_is_left_out() {
             .gap,
         1
     );
-    assert_eq!(NetemSpec::parse("delay 5ms").unwrap().limit, 1000);
+    assert_eq!(NetemSpec::parse("delay 5ms").unwrap().effective_limit(), 1000);
     let slot = NetemSpec::parse("slot 1ms").unwrap().slot.unwrap();
     assert_eq!(
         slot.interval,
@@ -164,10 +165,15 @@ fn display_round_trips_through_the_parser() {
          reorder 25% 50% gap 5 rate 100mbit limit 10000 seed 7",
         "loss state 1% 30% 5% 40% 2% ecn delay 1500us",
         "slot distribution pareto 1ms 200us packets 8 bytes 3000 rate 1kbit 20 100 5",
+        "delay 1500ns 250ns",
         "",
     ] {
         let spec = NetemSpec::parse(profile).unwrap();
-        let again = NetemSpec::parse(&spec.to_string()).unwrap_or_else(|e| panic!("{spec}: {e}"));
+        let text = spec.to_string();
+        assert!(!text.contains("ns "), "tc has no ns unit: {text}");
+        let mut again = NetemSpec::parse(&text).unwrap_or_else(|e| panic!("{spec}: {e}"));
+        // The rendering states netem's default limit explicitly.
+        again.limit = again.limit.filter(|_| spec.limit.is_some());
         assert_eq!(again, spec, "{spec}");
     }
 }
