@@ -19,14 +19,21 @@ ip link show "$iface" >/dev/null 2>&1 || die "no interface $iface"
 
 case $direction in
     egress)
+        offloads_off "$iface"
         netem_or_die "$iface" "$args"
         ;;
     ingress)
         ifb="ifb-${iface:0:11}"
+        offloads_off "$iface"
+        # Whatever fails from here on, clear.sh's work is undone.
+        trap '[ "$?" = 0 ] || "$here/clear.sh" "$iface" >/dev/null 2>&1 || true' EXIT
         ip link show "$ifb" >/dev/null 2>&1 || ip link add "$ifb" type ifb
         ip link set "$ifb" up
         tc qdisc replace dev "$iface" handle ffff: ingress
-        tc filter replace dev "$iface" parent ffff: protocol all matchall \
+        # Every packet (u32 matching nothing in particular: older kernels
+        # lack matchall), with a fixed priority and handle so applying again
+        # replaces the filter.
+        tc filter replace dev "$iface" parent ffff: protocol all prio 1 handle 800::1 u32 match u32 0 0 \
             action mirred egress redirect dev "$ifb"
         netem_or_die "$ifb" "$args"
         ;;

@@ -31,6 +31,18 @@ profile_args() {
     fi
 }
 
+# ns_exists NAME: whether network namespace NAME exists (exact name).
+ns_exists() {
+    ip netns list | awk '{print $1}' | grep -qxF "$1"
+}
+
+# offloads_off DEV: loss and delay must hit real packets, not aggregates.
+offloads_off() {
+    command -v ethtool >/dev/null || die "ethtool is needed to turn offloads off (apt-get install ethtool)"
+    ethtool -K "$1" gso off gro off tso off >/dev/null 2>&1 || true
+    ethtool -K "$1" tx-udp-segmentation off >/dev/null 2>&1 || true
+}
+
 # netem_or_die DEV WORDS... : tc netem on DEV's egress, or a clear reason.
 netem_or_die() {
     local dev=$1 netns_args=()

@@ -11,10 +11,14 @@ set -euo pipefail
 name=$1
 need_root
 for ns in snd rtr rcv; do
-    ip netns list | grep -qw "$name-$ns" || continue
-    pids=$(ip netns pids "$name-$ns")
-    # shellcheck disable=SC2086 # one PID per word
-    if [ -n "$pids" ]; then kill $pids 2>/dev/null || true; fi
+    ns_exists "$name-$ns" || continue
+    for signal in TERM KILL; do
+        pids=$(ip netns pids "$name-$ns")
+        [ -n "$pids" ] || break
+        # shellcheck disable=SC2086 # one PID per word
+        kill -s "$signal" $pids 2>/dev/null || true
+        sleep 0.5
+    done
     ip netns del "$name-$ns"
 done
 echo "testbed $name: removed"

@@ -21,7 +21,7 @@ need_root
 case $name in *[!a-zA-Z0-9-]* | "") die "NAME may hold letters, digits and dashes only" ;; esac
 [ ${#name} -le 10 ] || die "NAME is at most 10 characters (interface names are short)"
 for ns in snd rtr rcv; do
-    ip netns list | grep -qw "$name-$ns" && die "$name-$ns exists already: testbed-down.sh $name first"
+    if ns_exists "$name-$ns"; then die "$name-$ns exists already: testbed-down.sh $name first"; fi
 done
 
 done_ok=0
@@ -41,8 +41,7 @@ ip -n "$name-rtr" addr add 10.203.2.254/24 dev "$name-rr"
 ip -n "$name-rcv" addr add 10.203.2.1/24 dev "$name-r"
 iface_up() { # NS DEV
     ip -n "$1" link set "$2" up
-    # Loss must hit real packets, not 64 KB aggregates.
-    ip netns exec "$1" ethtool -K "$2" gso off gro off tso off >/dev/null 2>&1 || true
+    NS=$1 ip netns exec "$1" bash -c "$(declare -f die offloads_off); offloads_off $2"
 }
 iface_up "$name-snd" "$name-s"
 iface_up "$name-rtr" "$name-rs"

@@ -187,22 +187,43 @@ pub fn start_testbed(profiles: &LinkProfiles) -> anyhow::Result<(Testbed, LinkPr
     for name in testbed::remove_stale() {
         eprintln!("removed network namespace {name}, left behind by a run that was killed");
     }
-    let netem = testbed::netem_available().context("probing for tc netem")?;
-    let backend = match profiles.backend {
-        Some(Backend::Netem) if !netem => bail!(
+    let netem = match profiles.backend {
+        Some(Backend::Linkemu) => None,
+        _ => testbed::probe_netem().context("probing for tc netem")?,
+    };
+    let backend = match (profiles.backend, netem) {
+        (Some(Backend::Netem), None) => bail!(
             "--impair-backend netem: this kernel has no sch_netem (tc says the qdisc kind is unknown); \
              use --impair-backend linkemu, the same semantics in userspace"
         ),
-        Some(b) => b,
-        None if netem => Backend::Netem,
-        None => Backend::Linkemu,
+        (Some(b), _) => b,
+        (None, Some(_)) => Backend::Netem,
+        (None, None) => Backend::Linkemu,
     };
-    let seed = u64::from_be_bytes(random_nonce()[..8].try_into().expect("8 bytes"));
     let mut forward = profiles.forward.clone();
     let mut reverse = profiles.reverse.clone();
-    forward.seed.get_or_insert(seed);
-    reverse.seed.get_or_insert(seed.rotate_left(32) ^ 1);
-    let bed = Testbed::up(backend, &forward, &reverse, seed)
+    // A queue above the bandwidth-delay product unless the profile says
+    // otherwise: netem's default of 1000 packets tail-drops a fast, long
+    // path by itself.
+    forward.limit.get_or_insert(IMPAIRED_LIMIT);
+    reverse.limit.get_or_insert(IMPAIRED_LIMIT);
+    // Each direction its own seed (derived from the profile's, if it has
+    // one, so one `--impair "... seed 7"` does not mirror losses), recorded
+    // in the profile so the run can be repeated decision for decision --
+    // unless netem is in use without seed support, where none is claimed.
+    if netem.is_none_or(|n| n.seed) || backend == Backend::Linkemu {
+        let base = forward
+            .seed
+            .unwrap_or_else(|| u64::from_be_bytes(random_nonce()[..8].try_into().expect("8 bytes")));
+        forward.seed = Some(base);
+        if reverse.seed.is_none() || reverse.seed == Some(base) {
+            reverse.seed = Some(base.rotate_left(32) ^ 0x9e37_79b9_7f4a_7c15);
+        }
+    } else {
+        forward.seed = None;
+        reverse.seed = None;
+    }
+    let bed = Testbed::up(backend, &forward, &reverse, forward.seed.unwrap_or(0))
         .with_context(|| format!("setting up the emulated link ({})", backend.name()))?;
     Ok((
         bed,
@@ -214,6 +235,9 @@ pub fn start_testbed(profiles: &LinkProfiles) -> anyhow::Result<(Testbed, LinkPr
         },
     ))
 }
+
+/// netem's queue limit for impaired runs when the profile sets none.
+const IMPAIRED_LIMIT: u32 = 100_000;
 
 pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
     for t in &opts.transports {
@@ -327,6 +351,12 @@ async fn run_trials(
             Ok(mut trial) => {
                 if let (Some((bed, profiles)), Some(before)) = (link, before) {
                     let after = bed.link_stats();
+                    if after.is_some_and(|s| s.failed) {
+                        trial.valid = false;
+                        trial
+                            .invalid_reasons
+                            .push("the emulated link failed during the trial".into());
+                    }
                     trial.impairment = Some(Impairment {
                         backend: bed.backend.name().into(),
                         forward: profiles.forward.to_string(),

@@ -21,6 +21,12 @@ pub async fn shell(profiles: LinkProfiles, command: Vec<String>) -> anyhow::Resu
     let (program, args) = command
         .split_first()
         .context("give the command to run after --")?;
+    // Before anything is built: a signal during set-up must still find the
+    // handlers, so the namespaces get removed.
+    let mut signals = Signals {
+        interrupt: signal(SignalKind::interrupt())?,
+        terminate: signal(SignalKind::terminate())?,
+    };
     let (bed, profiles) = start_testbed(&profiles)?;
     eprintln!(
         "transbench shell: {} -> {} forward [{}], reverse [{}]",
@@ -29,7 +35,7 @@ pub async fn shell(profiles: LinkProfiles, command: Vec<String>) -> anyhow::Resu
         profiles.forward,
         profiles.reverse
     );
-    let status = run_command(&bed, program, args).await;
+    let status = run_command(&bed, program, args, &mut signals).await;
     for ns in [&bed.sender, &bed.receiver] {
         stop_processes_in(ns).await;
     }
@@ -51,10 +57,16 @@ pub async fn shell(profiles: LinkProfiles, command: Vec<String>) -> anyhow::Resu
     })
 }
 
+struct Signals {
+    interrupt: tokio::signal::unix::Signal,
+    terminate: tokio::signal::unix::Signal,
+}
+
 async fn run_command(
     bed: &Testbed,
     program: &str,
     args: &[String],
+    signals: &mut Signals,
 ) -> anyhow::Result<std::process::ExitStatus> {
     let mut child = tokio::process::Command::new("ip")
         .args(["netns", "exec", bed.sender.name(), program])
@@ -66,19 +78,15 @@ async fn run_command(
         .spawn()
         .with_context(|| format!("starting {program}"))?;
     let pid = child.id().context("the command exited at once")? as libc::pid_t;
-    let mut interrupt = signal(SignalKind::interrupt())?;
-    let mut terminate = signal(SignalKind::terminate())?;
     loop {
-        // Signals go to the command, which decides; the link stays up
-        // until it has exited.
+        // The command decides what a signal means; the link stays up until
+        // it has exited. Ctrl-C already reaches it (same process group), so
+        // only SIGTERM, sent to this process alone, is passed on.
         tokio::select! {
             status = child.wait() => return Ok(status?),
-            _ = interrupt.recv() => {
+            _ = signals.interrupt.recv() => {}
+            _ = signals.terminate.recv() => {
                 // SAFETY: signalling our own child by its PID.
-                unsafe { libc::kill(pid, libc::SIGINT) };
-            }
-            _ = terminate.recv() => {
-                // SAFETY: as above.
                 unsafe { libc::kill(pid, libc::SIGTERM) };
             }
         }

@@ -81,26 +81,44 @@ impl Backend {
     }
 }
 
-/// Whether this kernel has sch_netem: tried on the loopback device of a
-/// namespace of our own, never on the host's interfaces.
-pub fn netem_available() -> Result<bool, TestbedError> {
+/// What this host's tc netem can do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NetemSupport {
+    /// Whether tc and the kernel take `seed` (iproute2 and Linux >= ~6.6);
+    /// without it netem's decisions cannot be repeated.
+    pub seed: bool,
+}
+
+/// Whether this kernel has sch_netem, and what it takes: tried on the
+/// loopback device of a namespace of our own, never on the host's
+/// interfaces.
+pub fn probe_netem() -> Result<Option<NetemSupport>, TestbedError> {
     let ns = NetNs::create(&format!("{}-probe", name_prefix()))?;
-    let out = std::process::Command::new("tc")
-        .args([
-            "-n",
-            ns.name(),
-            "qdisc",
-            "add",
-            "dev",
-            "lo",
-            "root",
-            "netem",
-            "delay",
-            "1ms",
-        ])
-        .output()
-        .map_err(|e| TestbedError::io("running tc (is iproute2 installed?)", e))?;
-    Ok(out.status.success())
+    let tc = |extra: &[&str]| {
+        std::process::Command::new("tc")
+            .args([
+                "-n",
+                ns.name(),
+                "qdisc",
+                "replace",
+                "dev",
+                "lo",
+                "root",
+                "netem",
+                "delay",
+                "1ms",
+            ])
+            .args(extra)
+            .output()
+            .map(|o| o.status.success())
+            .map_err(|e| TestbedError::io("running tc (is iproute2 installed?)", e))
+    };
+    if !tc(&[])? {
+        return Ok(None);
+    }
+    Ok(Some(NetemSupport {
+        seed: tc(&["seed", "1"])?,
+    }))
 }
 
 /// Two namespaces and the impaired path between them. Fields drop in
@@ -115,6 +133,11 @@ pub struct Testbed {
 }
 
 fn configure_endpoint(ns: &NetNs, dev: &str, local: Ipv4Addr, peer: Ipv4Addr) -> Result<(), TestbedError> {
+    // Only the trials' traffic crosses the link: no IPv6 link-local chatter
+    // (router solicitations would take random draws and show in counters).
+    let conf = format!("/proc/sys/net/ipv6/conf/{dev}/disable_ipv6");
+    ns.run(move || std::fs::write(&conf, "1"))?
+        .map_err(|e| TestbedError::io(format!("disabling IPv6 on {dev} in {}", ns.name()), e))?;
     ns.ip(&["link", "set", "lo", "up"])?;
     ns.ip(&[
         "link",
@@ -240,30 +263,33 @@ fn netem_path(
     router
         .run(|| std::fs::write("/proc/sys/net/ipv4/ip_forward", "1"))?
         .map_err(|e| TestbedError::io("enabling forwarding in the router namespace", e))?;
-    // Loss must hit real packets, not 64 KB aggregates; ethtool may be
-    // missing, and veth then keeps its defaults.
+    // Loss must hit real packets, not 64 KB aggregates (TCP or UDP GSO).
     for (ns, dev) in [
         (sender, "tbs"),
         (router, "tbrs"),
         (router, "tbrr"),
         (receiver, "tbr"),
     ] {
-        let _ = std::process::Command::new("ip")
+        let out = std::process::Command::new("ip")
+            .args(["netns", "exec", ns.name(), "ethtool", "-K", dev])
             .args([
-                "netns",
-                "exec",
-                ns.name(),
-                "ethtool",
-                "-K",
-                dev,
                 "gso",
                 "off",
                 "gro",
                 "off",
                 "tso",
                 "off",
+                "tx-udp-segmentation",
+                "off",
             ])
-            .output();
+            .output()
+            .map_err(|e| TestbedError::io("running ethtool (install it: netem needs offloads off)", e))?;
+        if !out.status.success() {
+            return Err(TestbedError::Command {
+                what: format!("ethtool -K {dev} gso off gro off tso off tx-udp-segmentation off"),
+                detail: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+            });
+        }
     }
     for (dev, spec) in [("tbrr", forward), ("tbrs", reverse)] {
         let words = spec.to_string();

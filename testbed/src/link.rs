@@ -15,6 +15,9 @@ use crate::TestbedError;
 pub struct LinkStats {
     pub forward: LinkCounters,
     pub reverse: LinkCounters,
+    /// The link thread stopped on an error (a device gone, poll failing):
+    /// nothing crosses the link any more.
+    pub failed: bool,
 }
 
 /// The running link; dropping it stops the thread and closes the devices.
@@ -130,10 +133,24 @@ fn forward_loop(
         // SAFETY: three valid pollfds and a timespec we own.
         let n = unsafe { libc::ppoll(fds.as_mut_ptr(), 3, &timeout, std::ptr::null()) };
         if n < 0 && std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted {
-            tracing::error!("link poll failed: {}", std::io::Error::last_os_error());
+            tracing::error!(
+                "emulated link stopped: poll failed: {}",
+                std::io::Error::last_os_error()
+            );
+            stats.lock().expect("link stats lock").failed = true;
             return;
         }
         if fds[2].revents != 0 {
+            return;
+        }
+        // A device that went away (deleted inside a namespace, say) would
+        // make poll return at once forever.
+        if fds[..2]
+            .iter()
+            .any(|f| f.revents & (libc::POLLERR | libc::POLLHUP | libc::POLLNVAL) != 0)
+        {
+            tracing::error!("emulated link stopped: a TUN device failed or went away");
+            stats.lock().expect("link stats lock").failed = true;
             return;
         }
         if fds[0].revents & libc::POLLIN != 0 {
@@ -152,6 +169,7 @@ fn forward_loop(
         *stats.lock().expect("link stats lock") = LinkStats {
             forward: forward.counters(),
             reverse: reverse.counters(),
+            failed: false,
         };
     }
 }

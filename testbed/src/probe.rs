@@ -4,6 +4,7 @@
 //! and one-way delay (both ends read the same CLOCK_MONOTONIC).
 
 use std::net::{Ipv4Addr, UdpSocket};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use crate::{NetNs, TestbedError};
@@ -98,8 +99,8 @@ fn mono_now_ns() -> u64 {
 const PROBE_PORT: u16 = 9;
 
 /// Sends `count` datagrams from `from_ns` (`from`) to `to` in `to_ns`, one
-/// every `interval`, and analyses what arrives within `wait` of the last.
-#[allow(clippy::too_many_arguments)]
+/// every `interval`, and analyses what arrives until `wait` after the last
+/// was sent.
 pub fn probe(
     from_ns: &NetNs,
     from: Ipv4Addr,
@@ -113,16 +114,22 @@ pub fn probe(
         let what = what.to_string();
         move |e| TestbedError::io(what.clone(), e)
     };
+    // When to stop listening: known once the last datagram is sent.
+    // Silence is not the end (a burst of loss, a slot gap); the deadline is.
+    let deadline = AtomicU64::new(u64::MAX);
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
     std::thread::scope(|s| {
-        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        let deadline = &deadline;
         let receiver = s.spawn(move || -> Result<Vec<Arrival>, TestbedError> {
             to_ns.enter()?;
             let sock = UdpSocket::bind((to, PROBE_PORT)).map_err(io("binding the probe receiver"))?;
-            sock.set_read_timeout(Some(wait)).map_err(io("probe socket"))?;
+            sock.set_read_timeout(Some(Duration::from_millis(20)))
+                .map_err(io("probe socket"))?;
             let _ = ready_tx.send(());
             let mut arrivals = Vec::new();
             let mut buf = [0u8; 64];
-            while let Ok(n) = sock.recv(&mut buf) {
+            while mono_now_ns() < deadline.load(Ordering::Acquire) {
+                let Ok(n) = sock.recv(&mut buf) else { continue };
                 let now = mono_now_ns();
                 if n >= 16 {
                     let seq = u64::from_be_bytes(buf[..8].try_into().expect("8 bytes"));
@@ -135,26 +142,30 @@ pub fn probe(
             }
             Ok(arrivals)
         });
-        let sender = s.spawn(move || -> Result<(), TestbedError> {
-            from_ns.enter()?;
-            let sock = UdpSocket::bind((from, 0)).map_err(io("binding the probe sender"))?;
-            let _ = ready_rx.recv_timeout(Duration::from_secs(5));
-            let start = mono_now_ns();
-            for seq in 0..count {
-                let due = start + seq * interval.as_nanos() as u64;
-                let now = mono_now_ns();
-                if due > now {
-                    std::thread::sleep(Duration::from_nanos(due - now));
+        let sent = s
+            .spawn(move || -> Result<(), TestbedError> {
+                from_ns.enter()?;
+                let sock = UdpSocket::bind((from, 0)).map_err(io("binding the probe sender"))?;
+                let _ = ready_rx.recv_timeout(Duration::from_secs(5));
+                let start = mono_now_ns();
+                for seq in 0..count {
+                    let due = start + seq * interval.as_nanos() as u64;
+                    let now = mono_now_ns();
+                    if due > now {
+                        std::thread::sleep(Duration::from_nanos(due - now));
+                    }
+                    let mut pkt = [0u8; 64];
+                    pkt[..8].copy_from_slice(&seq.to_be_bytes());
+                    pkt[8..16].copy_from_slice(&mono_now_ns().to_be_bytes());
+                    sock.send_to(&pkt, (to, PROBE_PORT))
+                        .map_err(io("sending a probe"))?;
                 }
-                let mut pkt = [0u8; 64];
-                pkt[..8].copy_from_slice(&seq.to_be_bytes());
-                pkt[8..16].copy_from_slice(&mono_now_ns().to_be_bytes());
-                sock.send_to(&pkt, (to, PROBE_PORT))
-                    .map_err(io("sending a probe"))?;
-            }
-            Ok(())
-        });
-        sender.join().expect("probe sender thread")?;
+                Ok(())
+            })
+            .join()
+            .expect("probe sender thread");
+        deadline.store(mono_now_ns() + wait.as_nanos() as u64, Ordering::Release);
+        sent?;
         let arrivals = receiver.join().expect("probe receiver thread")?;
         Ok(analyse(count, &arrivals))
     })

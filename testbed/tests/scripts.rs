@@ -84,7 +84,7 @@ fn without_netem_the_scripts_fail_clearly_and_leave_nothing() {
     if !have_root() {
         return;
     }
-    if testbed::netem_available().unwrap() {
+    if testbed::probe_netem().unwrap().is_some() {
         return eprintln!("skipping: this kernel has netem");
     }
     let name = format!("f{}", std::process::id() % 100_000);
@@ -103,5 +103,39 @@ fn without_netem_the_scripts_fail_clearly_and_leave_nothing() {
         !namespaces().contains(&format!("{name}-")),
         "left behind: {}",
         namespaces()
+    );
+}
+
+#[test]
+fn apply_undoes_its_ingress_redirect_when_netem_is_refused() {
+    if !have_root() || testbed::probe_netem().unwrap().is_some() {
+        return;
+    }
+    // Inside a namespace of ours: never on the host's interfaces.
+    let ns = testbed::NetNs::create(&format!("{}-apply", testbed::name_prefix())).unwrap();
+    ns.ip(&["link", "set", "lo", "up"]).unwrap();
+    let out = Command::new("ip")
+        .args(["netns", "exec", ns.name()])
+        .arg(scripts().join("apply.sh"))
+        .args(["lo", "lossy-1pct", "ingress"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no sch_netem"));
+    let links = Command::new("ip")
+        .args(["-n", ns.name(), "link", "show"])
+        .output()
+        .unwrap();
+    assert!(
+        !String::from_utf8_lossy(&links.stdout).contains("ifb-"),
+        "the IFB device was left"
+    );
+    let qdiscs = Command::new("tc")
+        .args(["-n", ns.name(), "qdisc", "show", "dev", "lo"])
+        .output()
+        .unwrap();
+    assert!(
+        !String::from_utf8_lossy(&qdiscs.stdout).contains("ingress"),
+        "the ingress qdisc was left"
     );
 }
