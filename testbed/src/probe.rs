@@ -7,14 +7,9 @@ use std::net::{Ipv4Addr, UdpSocket};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use crate::{NetNs, TestbedError};
+use transbench_analysis::seq::{self, Arrival};
 
-/// Per-packet facts, pure: what the analysis needs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Arrival {
-    pub seq: u64,
-    pub one_way_ns: u64,
-}
+use crate::{NetNs, TestbedError};
 
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct DeliveredImpairment {
@@ -26,9 +21,7 @@ pub struct DeliveredImpairment {
     pub dup_ratio: f64,
     /// Distinct packets that arrived after a higher-numbered one (RFC 4737).
     pub reorder_ratio: f64,
-    /// Distinct packets that arrived ahead of a lower-numbered one: what
-    /// netem's `reorder` sets (one early packet makes several "reordered"
-    /// in RFC 4737's sense).
+    /// Distinct packets that arrived ahead of a lower-numbered one.
     pub early_ratio: f64,
     pub delay_min_ns: u64,
     pub delay_p50_ns: u64,
@@ -36,44 +29,29 @@ pub struct DeliveredImpairment {
     pub delay_max_ns: u64,
 }
 
-/// Analyses arrivals (in arrival order) of `sent` packets numbered 0..sent.
-pub fn analyse(sent: u64, arrivals: &[Arrival]) -> DeliveredImpairment {
+/// The sequence metrics of `arrivals`, and the one-way delay of the first
+/// copy of each datagram.
+fn summarise(sent: u64, wait: Duration, arrivals: &[Arrival]) -> DeliveredImpairment {
+    let m = seq::analyse(sent, wait.as_nanos() as u64, arrivals);
     let mut seen = vec![false; sent as usize];
-    let (mut distinct, mut dups, mut reordered) = (0u64, 0u64, 0u64);
-    let mut highest: Option<u64> = None;
-    let mut delays = Vec::with_capacity(arrivals.len());
-    let mut order = Vec::with_capacity(arrivals.len());
-    for a in arrivals.iter().filter(|a| a.seq < sent) {
-        if std::mem::replace(&mut seen[a.seq as usize], true) {
-            dups += 1;
-            continue;
-        }
-        distinct += 1;
-        order.push(a.seq);
-        delays.push(a.one_way_ns);
-        match highest {
-            Some(h) if a.seq < h => reordered += 1,
-            _ => highest = Some(a.seq),
-        }
-    }
-    // Early: some lower-numbered packet arrives after it.
-    let mut lowest_after = u64::MAX;
-    let mut early = 0u64;
-    for &seq in order.iter().rev() {
-        if lowest_after < seq {
-            early += 1;
-        }
-        lowest_after = lowest_after.min(seq);
-    }
+    let mut delays: Vec<u64> = arrivals
+        .iter()
+        .filter(|a| a.seq < sent && !std::mem::replace(&mut seen[a.seq as usize], true))
+        .map(|a| a.received_ns.saturating_sub(a.sent_ns))
+        .collect();
     delays.sort_unstable();
-    let ratio = |n: u64, d: u64| if d == 0 { 0.0 } else { n as f64 / d as f64 };
     DeliveredImpairment {
         sent,
-        received: distinct,
-        loss_ratio: ratio(sent - distinct, sent),
-        dup_ratio: ratio(dups, distinct),
-        reorder_ratio: ratio(reordered, distinct),
-        early_ratio: ratio(early, distinct),
+        received: m.received,
+        loss_ratio: m.loss_ratio,
+        // Per distinct packet received, as a link's duplication rate reads.
+        dup_ratio: if m.received == 0 {
+            0.0
+        } else {
+            m.dup_ratio * sent as f64 / m.received as f64
+        },
+        reorder_ratio: m.reorder_ratio,
+        early_ratio: m.early_ratio,
         delay_min_ns: delays.first().copied().unwrap_or(0),
         delay_p50_ns: delays.get(delays.len() / 2).copied().unwrap_or(0),
         delay_mean_ns: if delays.is_empty() {
@@ -132,11 +110,10 @@ pub fn probe(
                 let Ok(n) = sock.recv(&mut buf) else { continue };
                 let now = mono_now_ns();
                 if n >= 16 {
-                    let seq = u64::from_be_bytes(buf[..8].try_into().expect("8 bytes"));
-                    let sent = u64::from_be_bytes(buf[8..16].try_into().expect("8 bytes"));
                     arrivals.push(Arrival {
-                        seq,
-                        one_way_ns: now.saturating_sub(sent),
+                        seq: u64::from_be_bytes(buf[..8].try_into().expect("8 bytes")),
+                        sent_ns: u64::from_be_bytes(buf[8..16].try_into().expect("8 bytes")),
+                        received_ns: now,
                     });
                 }
             }
@@ -167,7 +144,7 @@ pub fn probe(
         deadline.store(mono_now_ns() + wait.as_nanos() as u64, Ordering::Release);
         sent?;
         let arrivals = receiver.join().expect("probe receiver thread")?;
-        Ok(analyse(count, &arrivals))
+        Ok(summarise(count, wait, &arrivals))
     })
 }
 
@@ -175,52 +152,25 @@ pub fn probe(
 mod tests {
     use super::*;
 
-    fn arrivals(seqs: &[u64]) -> Vec<Arrival> {
-        seqs.iter()
-            .map(|&seq| Arrival {
-                seq,
-                one_way_ns: 1000 + seq,
-            })
-            .collect()
-    }
-
     #[test]
-    fn a_clean_path_is_clean() {
-        let d = analyse(5, &arrivals(&[0, 1, 2, 3, 4]));
-        assert_eq!(
-            (d.received, d.loss_ratio, d.dup_ratio, d.reorder_ratio),
-            (5, 0.0, 0.0, 0.0)
+    fn delays_come_from_first_copies_and_ratios_from_the_tracker() {
+        let at = |seq: u64, delay: u64| Arrival {
+            seq,
+            sent_ns: seq * 1000,
+            received_ns: seq * 1000 + delay,
+        };
+        // 2 lost; 1 duplicated (the late copy's delay is not counted).
+        let d = summarise(
+            4,
+            Duration::from_secs(1),
+            &[at(0, 10), at(1, 20), at(1, 900), at(3, 30)],
         );
+        assert_eq!((d.sent, d.received), (4, 3));
+        assert!((d.loss_ratio - 0.25).abs() < 1e-12);
+        assert!((d.dup_ratio - 1.0 / 3.0).abs() < 1e-12);
         assert_eq!(
-            (d.delay_min_ns, d.delay_p50_ns, d.delay_max_ns),
-            (1000, 1002, 1004)
+            (d.delay_min_ns, d.delay_p50_ns, d.delay_max_ns, d.delay_mean_ns),
+            (10, 20, 30, 20)
         );
-    }
-
-    #[test]
-    fn loss_duplicates_and_reordering_are_counted_apart() {
-        // 2 lost, 3 duplicated, 1 late (arrives after 4): RFC 4737 counts
-        // only 1 as reordered, not 4 or 5 after it.
-        let d = analyse(6, &arrivals(&[0, 3, 3, 4, 1, 5]));
-        assert_eq!(d.received, 5);
-        assert!((d.loss_ratio - 1.0 / 6.0).abs() < 1e-12);
-        assert!((d.dup_ratio - 1.0 / 5.0).abs() < 1e-12);
-        assert!((d.reorder_ratio - 1.0 / 5.0).abs() < 1e-12);
-        // 3 and 4 went ahead of 1.
-        assert!((d.early_ratio - 2.0 / 5.0).abs() < 1e-12);
-    }
-
-    #[test]
-    fn one_early_packet_is_many_reordered_ones() {
-        // Packet 5 overtakes 1-4: RFC 4737 counts 4 reordered, netem 1 early.
-        let d = analyse(6, &arrivals(&[0, 5, 1, 2, 3, 4]));
-        assert!((d.reorder_ratio - 4.0 / 6.0).abs() < 1e-12);
-        assert!((d.early_ratio - 1.0 / 6.0).abs() < 1e-12);
-    }
-
-    #[test]
-    fn nothing_arrived_is_total_loss_not_a_panic() {
-        let d = analyse(10, &[]);
-        assert_eq!((d.received, d.loss_ratio, d.delay_p50_ns), (0, 1.0, 0));
     }
 }

@@ -8,6 +8,16 @@ use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::time::{Duration, Instant};
 use testbed::{Backend, Testbed, RECEIVER_ADDR, SENDER_ADDR};
 
+/// One impaired link at a time: each saturates this machine's two cores,
+/// and these tests check timing.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    ONE_AT_A_TIME
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 fn have_root() -> bool {
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } == 0 {
@@ -40,6 +50,7 @@ fn delay_each_way_gives_the_round_trip_it_should() {
     if !have_root() {
         return;
     }
+    let _serial = serial();
     let bed = Testbed::up(Backend::Linkemu, &spec("delay 10ms"), &spec("delay 10ms"), 1).unwrap();
     let rtts = std::thread::scope(|s| {
         let echo = s.spawn(|| {
@@ -94,6 +105,7 @@ fn random_loss_hits_real_packets_at_its_rate() {
     if !have_root() {
         return;
     }
+    let _serial = serial();
     let bed = Testbed::up(Backend::Linkemu, &spec("loss 5%"), &spec(""), 2).unwrap();
     let n = 10_000u32;
     let received = std::thread::scope(|s| {
@@ -140,6 +152,7 @@ fn tcp_completes_a_transfer_through_loss_and_reordering() {
     if !have_root() {
         return;
     }
+    let _serial = serial();
     let profile = spec("loss 2% reorder 10% delay 5ms");
     let bed = Testbed::up(Backend::Linkemu, &profile, &profile, 3).unwrap();
     const BYTES: usize = 2 * 1024 * 1024;
@@ -182,6 +195,7 @@ fn nothing_is_left_behind() {
     if !have_root() {
         return;
     }
+    let _serial = serial();
     let names = {
         let bed = Testbed::up(Backend::Linkemu, &spec("delay 1ms"), &spec("delay 1ms"), 4).unwrap();
         let names = (bed.sender.name().to_string(), bed.receiver.name().to_string());
@@ -201,6 +215,7 @@ fn namespaces_of_dead_processes_are_removed() {
     if !have_root() {
         return;
     }
+    let _serial = serial();
     // PIDs above the kernel's maximum never exist.
     let stale = "tb-4194305-0-snd";
     assert!(std::process::Command::new("ip")
@@ -218,6 +233,7 @@ fn the_netem_backend_works_where_the_kernel_has_netem_and_says_why_not_elsewhere
     if !have_root() {
         return;
     }
+    let _serial = serial();
     let profile = spec("delay 10ms");
     if testbed::probe_netem().unwrap().is_some() {
         let bed = Testbed::up(Backend::Netem, &profile, &profile, 5).unwrap();

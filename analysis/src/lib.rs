@@ -1,0 +1,12 @@
+//! Pure analyses over what the agents recorded; no I/O, no clocks: tests
+//! drive them with synthetic timelines.
+//!
+//! - [`seq`]: per-sequence UDP metrics — loss with a stated wait (RFC
+//!   7680), duplicates, reordering ratio and extent (RFC 4737), loss burst
+//!   lengths (RFC 3357), interarrival jitter (RFC 3550), IPDV (RFC 3393);
+//! - [`hol`]: head-of-line blocking — stall episodes, fan-out, collateral
+//!   messages, cross-stream overtakes, and the sparse-loss theory to set
+//!   beside them.
+
+pub mod hol;
+pub mod seq;
