@@ -1,21 +1,13 @@
-//! Time as transbench measures it: CLOCK_MONOTONIC in nanoseconds, shared by
-//! every process on a host (so one-way delays between two local processes
-//! are exact), and a pacer that wakes at a given instant with microsecond
-//! precision (tokio's timer wheel has only millisecond resolution).
+//! Time as the agents use it: the wire's clock (CLOCK_MONOTONIC ns, see
+//! `transbench_wire::clock`), a pacer that wakes at a given instant with
+//! microsecond precision (tokio's timer wheel has only millisecond
+//! resolution), and CPU time.
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use tokio::io::unix::AsyncFd;
 
-pub fn mono_now_ns() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: clock_gettime writes into the timespec we own.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
-}
+pub use transbench_wire::clock::mono_now_ns;
 
 /// The last stretch before a deadline is spun rather than slept: a timer
 /// wake-up through epoll can be tens of microseconds late, which would show

@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 use linkemu::{LinkCounters, Pipeline};
+use transbench_wire::clock::mono_now_ns;
 
 use crate::TestbedError;
 
@@ -25,16 +26,6 @@ pub struct Link {
     stop: OwnedFd,
     thread: Option<JoinHandle<()>>,
     stats: Arc<Mutex<LinkStats>>,
-}
-
-fn mono_now_ns() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: clock_gettime writes into the timespec we own.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
 /// Packets read from one device per wake-up, so neither direction starves.

@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use transbench_analysis::seq::{self, Arrival};
+use transbench_wire::clock::mono_now_ns;
 
 use crate::{NetNs, TestbedError};
 
@@ -61,16 +62,6 @@ fn summarise(sent: u64, wait: Duration, arrivals: &[Arrival]) -> DeliveredImpair
         },
         delay_max_ns: delays.last().copied().unwrap_or(0),
     }
-}
-
-fn mono_now_ns() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: clock_gettime writes into the timespec we own.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
 /// The port probes use on both sides of the link.

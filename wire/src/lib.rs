@@ -1,12 +1,15 @@
-//! transbench's wire formats, as pure codecs with no I/O:
+//! transbench's wire formats, as pure codecs with no I/O, and the clock
+//! their timestamps count in:
 //!
 //! - [`header`]: the fixed header every data-plane message starts with;
 //! - [`frame`]: the length prefix that delimits messages on byte streams
 //!   (TCP, TLS, QUIC streams) and control frames;
 //! - [`control`]: the versioned control protocol between sender and receiver;
-//! - [`auth`]: HMAC-SHA256 challenge-response over a shared secret.
+//! - [`auth`]: HMAC-SHA256 challenge-response over a shared secret;
+//! - [`clock`]: CLOCK_MONOTONIC nanoseconds, shared by every local process.
 
 pub mod auth;
+pub mod clock;
 pub mod control;
 pub mod frame;
 pub mod header;
