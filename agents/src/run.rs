@@ -122,7 +122,7 @@ fn probe_link(bed: &Testbed, profiles: &LinkProfiles) -> anyhow::Result<Delivere
         // Wait for stragglers: the longest delay netem can give, and more.
         let worst = spec.delay.map_or(0, |d| d.latency_ns + 4 * d.jitter_ns);
         let wait = Duration::from_nanos(worst) + Duration::from_millis(500);
-        let d = testbed::probe::probe(
+        let measured = testbed::probe::probe(
             from,
             from_ip,
             to,
@@ -133,16 +133,7 @@ fn probe_link(bed: &Testbed, profiles: &LinkProfiles) -> anyhow::Result<Delivere
         )?;
         anyhow::Ok(DeliveredDirection {
             configured: spec.to_string(),
-            sent: d.sent,
-            received: d.received,
-            loss_ratio: d.loss_ratio,
-            dup_ratio: d.dup_ratio,
-            reorder_ratio: d.reorder_ratio,
-            early_ratio: d.early_ratio,
-            delay_min_ns: d.delay_min_ns,
-            delay_p50_ns: d.delay_p50_ns,
-            delay_mean_ns: d.delay_mean_ns,
-            delay_max_ns: d.delay_max_ns,
+            measured,
         })
     };
     Ok(DeliveredLink {
@@ -165,7 +156,8 @@ fn probe_link(bed: &Testbed, profiles: &LinkProfiles) -> anyhow::Result<Delivere
     })
 }
 
-fn describe(d: &DeliveredDirection) -> String {
+fn describe(direction: &DeliveredDirection) -> String {
+    let d = &direction.measured;
     format!(
         "loss {:.2}%, dup {:.2}%, early {:.2}% (RFC 4737 reordered {:.2}%), delay p50 {} (min {}, max {}) \
          — configured: {}",
@@ -176,7 +168,7 @@ fn describe(d: &DeliveredDirection) -> String {
         human_ns(d.delay_p50_ns),
         human_ns(d.delay_min_ns),
         human_ns(d.delay_max_ns),
-        d.configured
+        direction.configured
     )
 }
 

@@ -80,7 +80,9 @@ fn delay_shows_in_every_transport_and_the_link_is_recorded() {
         .delivered_impairment
         .as_ref()
         .expect("the link was probed");
-    for d in [&delivered.forward, &delivered.reverse] {
+    for direction in [&delivered.forward, &delivered.reverse] {
+        assert!(direction.configured.contains("delay 5ms"));
+        let d = &direction.measured;
         assert_eq!((d.sent, d.received), (500, 500), "{d:?}");
         let off = (d.delay_p50_ns as f64 - 5e6).abs();
         assert!(
@@ -88,7 +90,6 @@ fn delay_shows_in_every_transport_and_the_link_is_recorded() {
             "one-way delay p50 {} ns, configured 5 ms",
             d.delay_p50_ns
         );
-        assert!(d.configured.contains("delay 5ms"));
     }
     for t in &results.trials {
         // 5 ms each way: the round trip is at least 10 ms, and on an idle

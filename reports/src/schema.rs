@@ -44,6 +44,13 @@ pub struct DeliveredLink {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DeliveredDirection {
     pub configured: String,
+    #[serde(flatten)]
+    pub measured: DeliveredImpairment,
+}
+
+/// A link direction as measured: what the testbed's probe returns.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+pub struct DeliveredImpairment {
     pub sent: u64,
     pub received: u64,
     pub loss_ratio: f64,

@@ -8,27 +8,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use transbench_analysis::seq::{self, Arrival};
+use transbench_reports::DeliveredImpairment;
 use transbench_wire::clock::mono_now_ns;
 
 use crate::{NetNs, TestbedError};
-
-#[derive(Debug, Clone, Copy, PartialEq, Default)]
-pub struct DeliveredImpairment {
-    pub sent: u64,
-    /// Distinct packets that arrived.
-    pub received: u64,
-    pub loss_ratio: f64,
-    /// Extra copies over distinct packets received.
-    pub dup_ratio: f64,
-    /// Distinct packets that arrived after a higher-numbered one (RFC 4737).
-    pub reorder_ratio: f64,
-    /// Distinct packets that arrived ahead of a lower-numbered one.
-    pub early_ratio: f64,
-    pub delay_min_ns: u64,
-    pub delay_p50_ns: u64,
-    pub delay_mean_ns: u64,
-    pub delay_max_ns: u64,
-}
 
 /// The sequence metrics of `arrivals`, and the one-way delay of the first
 /// copy of each datagram.
