@@ -4,7 +4,7 @@
 
 use anyhow::{bail, Context};
 use indicatif::{ProgressBar, ProgressStyle};
-use linkemu::{LinkCounters, NetemSpec};
+use linkemu::NetemSpec;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -13,8 +13,8 @@ use testbed::{Backend, Testbed};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 use transbench_reports::{
-    human_ns, summary_table, write_atomic, DeliveredDirection, DeliveredLink, Impairment, LinkEventCounts,
-    LinkEvents, RunResults,
+    human_ns, summary_table, write_atomic, DeliveredDirection, DeliveredLink, Impairment, LinkEvents,
+    RunResults,
 };
 use transbench_wire::auth::{random_nonce, to_hex, Secret};
 use transbench_wire::Transport;
@@ -301,19 +301,6 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn events(after: LinkCounters, before: LinkCounters) -> LinkEventCounts {
-    LinkEventCounts {
-        arrived: after.arrived - before.arrived,
-        dropped_loss: after.dropped_loss - before.dropped_loss,
-        dropped_limit: after.dropped_limit - before.dropped_limit,
-        duplicated: after.duplicated - before.duplicated,
-        corrupted: after.corrupted - before.corrupted,
-        reordered: after.reordered - before.reordered,
-        ecn_marked: after.ecn_marked - before.ecn_marked,
-        delivered: after.delivered - before.delivered,
-    }
-}
-
 async fn run_trials(
     opts: &RunOptions,
     addr: SocketAddr,
@@ -354,8 +341,8 @@ async fn run_trials(
                         forward: profiles.forward.to_string(),
                         reverse: profiles.reverse.to_string(),
                         events: before.zip(after).map(|(before, after)| LinkEvents {
-                            forward: events(after.forward, before.forward),
-                            reverse: events(after.reverse, before.reverse),
+                            forward: after.forward.since(&before.forward),
+                            reverse: after.reverse.since(&before.reverse),
                         }),
                     });
                 }

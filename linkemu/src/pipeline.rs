@@ -25,8 +25,9 @@ use crate::spec::{Loss, NetemSpec, SlotInterval};
 /// header a veth would carry (TUN frames have none).
 pub const L2_HEADER_LEN: usize = 14;
 
-/// Per-packet events since the pipeline started.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+/// Per-packet events since the pipeline started (results record them per
+/// trial, see [`LinkCounters::since`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct LinkCounters {
     pub arrived: u64,
     pub dropped_loss: u64,
@@ -36,6 +37,22 @@ pub struct LinkCounters {
     pub reordered: u64,
     pub ecn_marked: u64,
     pub delivered: u64,
+}
+
+impl LinkCounters {
+    /// The events between `earlier` and `self`.
+    pub fn since(&self, earlier: &LinkCounters) -> LinkCounters {
+        LinkCounters {
+            arrived: self.arrived - earlier.arrived,
+            dropped_loss: self.dropped_loss - earlier.dropped_loss,
+            dropped_limit: self.dropped_limit - earlier.dropped_limit,
+            duplicated: self.duplicated - earlier.duplicated,
+            corrupted: self.corrupted - earlier.corrupted,
+            reordered: self.reordered - earlier.reordered,
+            ecn_marked: self.ecn_marked - earlier.ecn_marked,
+            delivered: self.delivered - earlier.delivered,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -10,7 +10,7 @@ pub mod table;
 pub use hist::{decode_hdr, encode_hdr, new_histogram, HistError, LatencySummary};
 pub use schema::{
     Counters, DeliveredDirection, DeliveredImpairment, DeliveredLink, HostInfo, Impairment, LatencyKind,
-    LinkEventCounts, LinkEvents, RunResults, TrialParams, TrialResult, SCHEMA,
+    LinkEvents, RunResults, TrialParams, TrialResult, SCHEMA,
 };
 pub use store::{read_results, write_atomic, StoreError};
 pub use table::{human_ns, summary_table};

@@ -1,6 +1,7 @@
 //! The results document, schema `transbench/1`. `SCHEMA.md` documents every
 //! key; change both together, and bump [`SCHEMA`] on incompatible changes.
 
+use linkemu::LinkCounters;
 use serde::{Deserialize, Serialize};
 use transbench_wire::{ReceiverReport, Transport};
 
@@ -171,19 +172,6 @@ pub struct Impairment {
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LinkEvents {
-    pub forward: LinkEventCounts,
-    pub reverse: LinkEventCounts,
-}
-
-/// Per-packet events in one direction of the link.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct LinkEventCounts {
-    pub arrived: u64,
-    pub dropped_loss: u64,
-    pub dropped_limit: u64,
-    pub duplicated: u64,
-    pub corrupted: u64,
-    pub reordered: u64,
-    pub ecn_marked: u64,
-    pub delivered: u64,
+    pub forward: LinkCounters,
+    pub reverse: LinkCounters,
 }
