@@ -159,8 +159,7 @@ impl ImpairArgs {
 }
 
 fn require_root(what: &str) -> anyhow::Result<()> {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
+    if !testbed::is_root() {
         bail!("{what} needs root: the emulated link lives in network namespaces with TUN devices");
     }
     Ok(())

@@ -48,14 +48,7 @@ fn secret_from_the_environment_works() {
     let right = secret_file(dir.path(), "right", "s3cret");
     let receiver = ReceiverGuard::start(&["--secret-file", right.to_str().unwrap()]);
     let out = dir.path().join("r.json");
-    let o = std::process::Command::new(BIN)
-        .args([
-            "sender",
-            "--connect",
-            &receiver.addr.to_string(),
-            "--transport",
-            "tcp",
-        ])
+    let o = sender_command(receiver.addr, "tcp")
         .args(["--duration", "300ms", "--warmup", "0s", "--out"])
         .arg(&out)
         .env("TRANSBENCH_SECRET", "s3cret")

@@ -96,14 +96,7 @@ fn closed_loop_is_recorded_as_such() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("r.json");
     let receiver = ReceiverGuard::start(&[]);
-    let o = std::process::Command::new(BIN)
-        .args([
-            "sender",
-            "--connect",
-            &receiver.addr.to_string(),
-            "--transport",
-            "tcp",
-        ])
+    let o = sender_command(receiver.addr, "tcp")
         .args([
             "--closed-loop",
             "--duration",
@@ -157,36 +150,23 @@ fn run_writes_results_for_every_transport_asked() {
     assert!(!results.host.kernel.is_empty());
 }
 
+/// Nobody listens on port 9 of loopback: argument checks must come first.
+const NOBODY: std::net::SocketAddr =
+    std::net::SocketAddr::V4(std::net::SocketAddrV4::new(std::net::Ipv4Addr::LOCALHOST, 9));
+
 #[test]
 fn bad_arguments_are_refused_before_connecting() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("r.json");
-    // Nobody listens on port 9 of loopback: the size check must come first.
-    let o = std::process::Command::new(BIN)
-        .args([
-            "sender",
-            "--connect",
-            "127.0.0.1:9",
-            "--transport",
-            "udp",
-            "--size",
-            "8",
-            "--out",
-        ])
+    let o = sender_command(NOBODY, "udp")
+        .args(["--size", "8", "--out"])
         .arg(&out)
         .output()
         .unwrap();
     assert!(!o.status.success());
     assert!(stderr(&o).contains("--size 8"), "{}", stderr(&o));
-    let o = std::process::Command::new(BIN)
-        .args([
-            "sender",
-            "--connect",
-            "127.0.0.1:9",
-            "--transport",
-            "sctp",
-            "--out",
-        ])
+    let o = sender_command(NOBODY, "sctp")
+        .args(["--out"])
         .arg(&out)
         .output()
         .unwrap();
@@ -198,17 +178,8 @@ fn bad_arguments_are_refused_before_connecting() {
 #[test]
 fn options_for_another_transport_are_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let o = std::process::Command::new(BIN)
-        .args([
-            "sender",
-            "--connect",
-            "127.0.0.1:9",
-            "--transport",
-            "tcp",
-            "--quic-stream",
-            "single",
-            "--out",
-        ])
+    let o = sender_command(NOBODY, "tcp")
+        .args(["--quic-stream", "single", "--out"])
         .arg(dir.path().join("r.json"))
         .output()
         .unwrap();

@@ -19,8 +19,7 @@ fn serial() -> std::sync::MutexGuard<'static, ()> {
 }
 
 fn have_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } == 0 {
+    if testbed::is_root() {
         return true;
     }
     if std::env::var("CI").as_deref() == Ok("true") {

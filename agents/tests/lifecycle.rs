@@ -53,14 +53,7 @@ fn sender_fails_cleanly_when_the_receiver_dies_mid_trial() {
     let receiver = ReceiverGuard::start(&[]);
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("r.json");
-    let mut sender = std::process::Command::new(BIN)
-        .args([
-            "sender",
-            "--connect",
-            &receiver.addr.to_string(),
-            "--transport",
-            "tcp",
-        ])
+    let mut sender = sender_command(receiver.addr, "tcp")
         .args([
             "--duration",
             "3s",

@@ -5,7 +5,7 @@
 mod common;
 
 use common::*;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 use transbench_reports::read_results;
 
@@ -22,14 +22,7 @@ fn open_loop_latency_shows_a_stall_in_every_request_it_delays() {
     let receiver = ReceiverGuard::start(&[]);
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("r.json");
-    let sender = Command::new(BIN)
-        .args([
-            "sender",
-            "--connect",
-            &receiver.addr.to_string(),
-            "--transport",
-            "tcp",
-        ])
+    let sender = sender_command(receiver.addr, "tcp")
         .args([
             "--rate",
             "200",
@@ -66,15 +59,8 @@ fn closed_loop_counts_timeouts_during_a_stall_and_carries_on() {
     let receiver = ReceiverGuard::start(&[]);
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("r.json");
-    let sender = Command::new(BIN)
-        .args([
-            "sender",
-            "--connect",
-            &receiver.addr.to_string(),
-            "--transport",
-            "tcp",
-            "--closed-loop",
-        ])
+    let sender = sender_command(receiver.addr, "tcp")
+        .arg("--closed-loop")
         .args([
             "--duration",
             "3s",

@@ -45,6 +45,12 @@ impl TestbedError {
     }
 }
 
+/// Namespaces and TUN devices need root.
+pub fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
 /// Every name this process makes starts with `tb-<pid>-<n>`.
 pub fn name_prefix() -> String {
     static NEXT: AtomicU32 = AtomicU32::new(0);
@@ -170,8 +176,7 @@ impl Testbed {
         reverse: &NetemSpec,
         seed: u64,
     ) -> Result<Self, TestbedError> {
-        // SAFETY: geteuid has no preconditions.
-        if unsafe { libc::geteuid() } != 0 {
+        if !is_root() {
             return Err(TestbedError::NotRoot);
         }
         let prefix = name_prefix();

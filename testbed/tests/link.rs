@@ -2,52 +2,22 @@
 //! Needs root: in CI (CI=true) a missing privilege fails the test;
 //! elsewhere the test is skipped with the reason printed.
 
+mod common;
+
+use common::{have_root, namespaces, serial};
 use linkemu::NetemSpec;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::time::{Duration, Instant};
 use testbed::{Backend, Testbed, RECEIVER_ADDR, SENDER_ADDR};
 
-/// One impaired link at a time: each saturates this machine's two cores,
-/// and these tests check timing.
-static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    ONE_AT_A_TIME
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-fn have_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } == 0 {
-        return true;
-    }
-    if std::env::var("CI").as_deref() == Ok("true") {
-        panic!("CI=true but not root: the testbed tests must run for real in CI");
-    }
-    eprintln!("skipping: the testbed needs root (namespaces, TUN)");
-    false
-}
-
 fn spec(s: &str) -> NetemSpec {
     NetemSpec::parse(s).unwrap()
 }
 
-fn namespaces() -> String {
-    String::from_utf8(
-        std::process::Command::new("ip")
-            .args(["netns", "list"])
-            .output()
-            .unwrap()
-            .stdout,
-    )
-    .unwrap()
-}
-
 #[test]
 fn delay_each_way_gives_the_round_trip_it_should() {
-    if !have_root() {
+    if !have_root("the testbed needs root (namespaces, TUN)") {
         return;
     }
     let _serial = serial();
@@ -102,7 +72,7 @@ fn delay_each_way_gives_the_round_trip_it_should() {
 
 #[test]
 fn random_loss_hits_real_packets_at_its_rate() {
-    if !have_root() {
+    if !have_root("the testbed needs root (namespaces, TUN)") {
         return;
     }
     let _serial = serial();
@@ -149,7 +119,7 @@ fn random_loss_hits_real_packets_at_its_rate() {
 
 #[test]
 fn tcp_completes_a_transfer_through_loss_and_reordering() {
-    if !have_root() {
+    if !have_root("the testbed needs root (namespaces, TUN)") {
         return;
     }
     let _serial = serial();
@@ -192,7 +162,7 @@ fn tcp_completes_a_transfer_through_loss_and_reordering() {
 
 #[test]
 fn nothing_is_left_behind() {
-    if !have_root() {
+    if !have_root("the testbed needs root (namespaces, TUN)") {
         return;
     }
     let _serial = serial();
@@ -212,7 +182,7 @@ fn nothing_is_left_behind() {
 
 #[test]
 fn namespaces_of_dead_processes_are_removed() {
-    if !have_root() {
+    if !have_root("the testbed needs root (namespaces, TUN)") {
         return;
     }
     let _serial = serial();
@@ -230,7 +200,7 @@ fn namespaces_of_dead_processes_are_removed() {
 
 #[test]
 fn the_netem_backend_works_where_the_kernel_has_netem_and_says_why_not_elsewhere() {
-    if !have_root() {
+    if !have_root("the testbed needs root (namespaces, TUN)") {
         return;
     }
     let _serial = serial();

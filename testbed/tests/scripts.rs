@@ -2,6 +2,9 @@
 //! traffic and goes away. (This kernel has no sch_netem, so impairments are
 //! checked to fail clearly and leave nothing behind.)
 
+mod common;
+
+use common::{have_root, in_ci, namespaces};
 use std::path::PathBuf;
 use std::process::Command;
 
@@ -9,23 +12,8 @@ fn scripts() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../netem-scripts")
 }
 
-fn in_ci() -> bool {
-    std::env::var("CI").as_deref() == Ok("true")
-}
-
 fn script(name: &str, args: &[&str]) -> std::process::Output {
     Command::new(scripts().join(name)).args(args).output().unwrap()
-}
-
-fn namespaces() -> String {
-    String::from_utf8(
-        Command::new("ip")
-            .args(["netns", "list"])
-            .output()
-            .unwrap()
-            .stdout,
-    )
-    .unwrap()
 }
 
 #[test]
@@ -49,19 +37,9 @@ fn scripts_are_shellcheck_clean() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
 }
 
-fn have_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } == 0 {
-        return true;
-    }
-    assert!(!in_ci(), "CI=true but not root");
-    eprintln!("skipping: the scripts need root");
-    false
-}
-
 #[test]
 fn lab_testbed_comes_up_routes_and_goes_away() {
-    if !have_root() {
+    if !have_root("the scripts need root") {
         return;
     }
     let name = format!("s{}", std::process::id() % 100_000);
@@ -81,7 +59,7 @@ fn lab_testbed_comes_up_routes_and_goes_away() {
 
 #[test]
 fn without_netem_the_scripts_fail_clearly_and_leave_nothing() {
-    if !have_root() {
+    if !have_root("the scripts need root") {
         return;
     }
     if testbed::probe_netem().unwrap().is_some() {
@@ -108,7 +86,7 @@ fn without_netem_the_scripts_fail_clearly_and_leave_nothing() {
 
 #[test]
 fn apply_undoes_its_ingress_redirect_when_netem_is_refused() {
-    if !have_root() || testbed::probe_netem().unwrap().is_some() {
+    if !have_root("the scripts need root") || testbed::probe_netem().unwrap().is_some() {
         return;
     }
     // Inside a namespace of ours: never on the host's interfaces.

@@ -61,10 +61,18 @@ impl Drop for ReceiverGuard {
     }
 }
 
+/// `transbench sender --connect ADDR --transport T`, without any secret
+/// from the environment; the caller adds the rest.
+pub fn sender_command(addr: SocketAddr, transport: &str) -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.args(["sender", "--connect", &addr.to_string(), "--transport", transport])
+        .env_remove("TRANSBENCH_SECRET");
+    cmd
+}
+
 /// Runs `transbench sender` against `addr` with short trial settings.
 pub fn sender(addr: SocketAddr, transport: &str, out: &Path, extra: &[&str]) -> Output {
-    Command::new(BIN)
-        .args(["sender", "--connect", &addr.to_string(), "--transport", transport])
+    sender_command(addr, transport)
         .args([
             "--duration",
             "1s",
@@ -78,7 +86,6 @@ pub fn sender(addr: SocketAddr, transport: &str, out: &Path, extra: &[&str]) -> 
         .arg("--out")
         .arg(out)
         .args(extra)
-        .env_remove("TRANSBENCH_SECRET")
         .output()
         .expect("run sender")
 }
