@@ -7,7 +7,7 @@ mod common;
 use common::*;
 use std::process::Stdio;
 use std::time::Duration;
-use transbench_reports::read_results;
+use transbench_reports::{read_results, TrialResult};
 
 fn stall(receiver: &ReceiverGuard, after: Duration, length: Duration) {
     std::thread::sleep(after);
@@ -17,33 +17,33 @@ fn stall(receiver: &ReceiverGuard, after: Duration, length: Duration) {
     unsafe { libc::kill(receiver.pid() as libc::pid_t, libc::SIGCONT) };
 }
 
-#[test]
-fn open_loop_latency_shows_a_stall_in_every_request_it_delays() {
+/// A TCP trial (`args` plus no warm-up) during which the receiver stops
+/// for `length` after `after`.
+fn trial_with_a_stall(args: &[&str], after: Duration, length: Duration) -> TrialResult {
     let receiver = ReceiverGuard::start(&[]);
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("r.json");
     let sender = sender_command(receiver.addr, "tcp")
-        .args([
-            "--rate",
-            "200",
-            "--duration",
-            "3s",
-            "--warmup",
-            "0s",
-            "--loss-timeout",
-            "5s",
-            "--out",
-        ])
+        .args(args)
+        .args(["--warmup", "0s", "--out"])
         .arg(&out)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    stall(&receiver, Duration::from_millis(1000), Duration::from_millis(500));
+    stall(&receiver, after, length);
     let o = sender.wait_with_output().unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    read_results(&out).unwrap().trials.remove(0)
+}
 
-    let t = &read_results(&out).unwrap().trials[0];
+#[test]
+fn open_loop_latency_shows_a_stall_in_every_request_it_delays() {
+    let t = &trial_with_a_stall(
+        &["--rate", "200", "--duration", "3s", "--loss-timeout", "5s"],
+        Duration::from_millis(1000),
+        Duration::from_millis(500),
+    );
     assert_eq!(t.counters.lost, 0);
     let h = t.lat.histogram().unwrap();
     // 500 ms at 200/s schedules 100 requests into the stall; the first ~80
@@ -56,30 +56,11 @@ fn open_loop_latency_shows_a_stall_in_every_request_it_delays() {
 
 #[test]
 fn closed_loop_counts_timeouts_during_a_stall_and_carries_on() {
-    let receiver = ReceiverGuard::start(&[]);
-    let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("r.json");
-    let sender = sender_command(receiver.addr, "tcp")
-        .arg("--closed-loop")
-        .args([
-            "--duration",
-            "3s",
-            "--warmup",
-            "0s",
-            "--loss-timeout",
-            "300ms",
-            "--out",
-        ])
-        .arg(&out)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    stall(&receiver, Duration::from_millis(1000), Duration::from_millis(800));
-    let o = sender.wait_with_output().unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-
-    let t = &read_results(&out).unwrap().trials[0];
+    let t = &trial_with_a_stall(
+        &["--closed-loop", "--duration", "3s", "--loss-timeout", "300ms"],
+        Duration::from_millis(1000),
+        Duration::from_millis(800),
+    );
     assert_eq!(t.duration_ns, 3_000_000_000, "the trial ran its whole window");
     assert!(t.counters.lost >= 1, "{:?}", t.counters);
     assert!(
