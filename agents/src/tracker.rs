@@ -96,8 +96,7 @@ impl RrTracker {
                 if !p.measured {
                     return ResponseOutcome::Warmup;
                 }
-                self.declare_lost(seq, p);
-                self.lost.remove(&seq);
+                self.count_lost();
                 self.counters.late += 1;
                 return ResponseOutcome::Late;
             }
@@ -158,12 +157,17 @@ impl RrTracker {
         }
     }
 
+    /// A measured request is lost, remembered so a late answer is known.
     fn declare_lost(&mut self, seq: u64, p: Pending) {
         if p.measured {
-            self.counters.lost += 1;
-            record(&mut self.lat, self.loss_timeout_ns);
+            self.count_lost();
             self.lost.insert(seq, p.intended_ns);
         }
+    }
+
+    fn count_lost(&mut self) {
+        self.counters.lost += 1;
+        record(&mut self.lat, self.loss_timeout_ns);
     }
 }
 
