@@ -41,10 +41,28 @@ pub enum Transport {
     TcpTls,
     #[serde(rename = "quic")]
     Quic,
+    /// Multistream: one TCP connection carrying every logical stream in
+    /// HTTP/2-style frames.
+    #[serde(rename = "tcp-mux")]
+    TcpMux,
+    /// `tcp-mux` inside TLS.
+    #[serde(rename = "tcp+tls-mux")]
+    TcpTlsMux,
+    /// Multistream: one TCP connection per logical stream.
+    #[serde(rename = "tcp-n")]
+    TcpN,
 }
 
 impl Transport {
-    pub const ALL: [Transport; 4] = [Transport::Udp, Transport::Tcp, Transport::TcpTls, Transport::Quic];
+    pub const ALL: [Transport; 7] = [
+        Transport::Udp,
+        Transport::Tcp,
+        Transport::TcpTls,
+        Transport::Quic,
+        Transport::TcpMux,
+        Transport::TcpTlsMux,
+        Transport::TcpN,
+    ];
 
     /// The name used on the command line and in results.
     pub fn name(self) -> &'static str {
@@ -53,7 +71,24 @@ impl Transport {
             Transport::Tcp => "tcp",
             Transport::TcpTls => "tcp+tls",
             Transport::Quic => "quic",
+            Transport::TcpMux => "tcp-mux",
+            Transport::TcpTlsMux => "tcp+tls-mux",
+            Transport::TcpN => "tcp-n",
         }
+    }
+
+    /// Whether the data plane runs inside TLS (so the receiver sends its
+    /// certificate fingerprint).
+    pub fn uses_tls(self) -> bool {
+        matches!(self, Transport::TcpTls | Transport::TcpTlsMux | Transport::Quic)
+    }
+
+    /// Whether data connections are TCP (so congestion control is pinned).
+    pub fn is_tcp(self) -> bool {
+        matches!(
+            self,
+            Transport::Tcp | Transport::TcpTls | Transport::TcpMux | Transport::TcpTlsMux | Transport::TcpN
+        )
     }
 }
 
@@ -70,7 +105,65 @@ impl FromStr for Transport {
         Transport::ALL
             .into_iter()
             .find(|t| t.name() == s)
-            .ok_or_else(|| format!("unknown transport {s:?}: expected one of udp, tcp, tcp+tls, quic"))
+            .ok_or_else(|| {
+                format!("unknown transport {s:?}: expected one of udp, tcp, tcp+tls, quic, tcp-mux, tcp+tls-mux, tcp-n")
+            })
+    }
+}
+
+/// What a trial does with its transport.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Workload {
+    /// Request/response: latency is the round trip.
+    #[default]
+    Rr,
+    /// N logical streams of messages, one way, for head-of-line blocking.
+    Multistream,
+    /// Datagrams at a target bit rate, one way (UDP).
+    Stream,
+}
+
+impl Workload {
+    pub const ALL: [Workload; 3] = [Workload::Rr, Workload::Multistream, Workload::Stream];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Workload::Rr => "rr",
+            Workload::Multistream => "multistream",
+            Workload::Stream => "stream",
+        }
+    }
+
+    /// The transports this workload runs on.
+    pub fn transports(self) -> &'static [Transport] {
+        match self {
+            Workload::Rr => &[Transport::Udp, Transport::Tcp, Transport::TcpTls, Transport::Quic],
+            Workload::Multistream => &[
+                Transport::TcpMux,
+                Transport::TcpTlsMux,
+                Transport::TcpN,
+                Transport::Quic,
+                Transport::Udp,
+            ],
+            Workload::Stream => &[Transport::Udp],
+        }
+    }
+}
+
+impl fmt::Display for Workload {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Workload {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Workload::ALL
+            .into_iter()
+            .find(|w| w.name() == s.trim())
+            .ok_or_else(|| format!("unknown workload {s:?}: expected one of rr, multistream, stream"))
     }
 }
 
@@ -98,9 +191,13 @@ impl QuicStreamMode {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TrialSetup {
     pub transport: Transport,
-    pub workload: String,
+    pub workload: Workload,
     /// Bytes per message, header included; responses are the same size.
     pub size: u32,
+    /// Multistream: logical streams (for `tcp-n`, connections; for `udp`,
+    /// flows).
+    #[serde(default)]
+    pub streams: u32,
     /// For UDP: the sender's data port. The receiver answers only this port
     /// at the control connection's peer address.
     pub udp_peer_port: Option<u16>,
@@ -109,6 +206,9 @@ pub struct TrialSetup {
     /// TCP congestion control the sender pinned; the receiver pins the same.
     #[serde(default)]
     pub tcp_congestion: Option<String>,
+    /// QUIC congestion controller (quinn's) for both ends.
+    #[serde(default)]
+    pub quic_congestion: Option<String>,
 }
 
 /// The receiver's side of a trial, sent after Stop.
@@ -150,6 +250,10 @@ pub enum ControlMsg {
     },
     Welcome {
         receiver_version: String,
+        /// The receiver's kernel boot id: equal to the sender's when both
+        /// share one CLOCK_MONOTONIC, so one-way delays are exact.
+        #[serde(default)]
+        boot_id: Option<String>,
     },
     Refused {
         reason: String,
@@ -160,7 +264,19 @@ pub enum ControlMsg {
         cert_sha256: Option<String>,
     },
     Start,
-    Stop,
+    /// Ends the trial. One-way workloads say how many messages were sent,
+    /// and the receiver waits up to `wait_ns` for them before it reports.
+    Stop {
+        #[serde(default)]
+        expect: Option<u64>,
+        #[serde(default)]
+        wait_ns: u64,
+    },
+    /// One-way workloads: a batch of what the receiver delivered, sent
+    /// after Stop and before the Report (see [`crate::delivery`]).
+    Deliveries {
+        records: String,
+    },
     Report(ReceiverReport),
 }
 
@@ -210,7 +326,8 @@ impl ControlMsg {
             ControlMsg::Setup(_) => "setup",
             ControlMsg::Ready { .. } => "ready",
             ControlMsg::Start => "start",
-            ControlMsg::Stop => "stop",
+            ControlMsg::Stop { .. } => "stop",
+            ControlMsg::Deliveries { .. } => "deliveries",
             ControlMsg::Report(_) => "report",
         }
     }
@@ -236,22 +353,31 @@ mod tests {
             ControlMsg::Auth { client_proof: None },
             ControlMsg::Welcome {
                 receiver_version: "0.1.0".into(),
+                boot_id: Some("b".into()),
             },
             ControlMsg::Refused { reason: "no".into() },
             ControlMsg::Setup(TrialSetup {
                 transport: Transport::TcpTls,
-                workload: "rr".into(),
+                workload: Workload::Multistream,
                 size: 64,
+                streams: 8,
                 udp_peer_port: Some(4000),
                 quic_stream: QuicStreamMode::Single,
                 tcp_congestion: Some("cubic".into()),
+                quic_congestion: None,
             }),
             ControlMsg::Ready {
                 data_port: 5001,
                 cert_sha256: Some("beef".into()),
             },
             ControlMsg::Start,
-            ControlMsg::Stop,
+            ControlMsg::Stop {
+                expect: Some(9),
+                wait_ns: 5,
+            },
+            ControlMsg::Deliveries {
+                records: "AAAA".into(),
+            },
             ControlMsg::Report(ReceiverReport {
                 requests: 5,
                 responses: 5,
@@ -278,7 +404,22 @@ mod tests {
             assert_eq!(serde_json::to_string(&t).unwrap(), format!("\"{}\"", t.name()));
         }
         assert!("sctp".parse::<Transport>().unwrap_err().contains("tcp+tls"));
+        for w in Workload::ALL {
+            assert_eq!(w.name().parse::<Workload>(), Ok(w));
+            assert_eq!(serde_json::to_string(&w).unwrap(), format!("\"{}\"", w.name()));
+        }
         assert_eq!(" tcp".parse::<Transport>(), Ok(Transport::Tcp));
+    }
+
+    #[test]
+    fn a_bare_stop_still_decodes() {
+        assert_eq!(
+            ControlMsg::decode(br#"{"type":"stop"}"#).unwrap(),
+            ControlMsg::Stop {
+                expect: None,
+                wait_ns: 0
+            }
+        );
     }
 
     #[test]
@@ -292,7 +433,7 @@ mod tests {
 
     proptest! {
         #[test]
-        fn corrupted_frames_are_errors_not_panics(idx in 0usize..10, pos: usize, byte: u8) {
+        fn corrupted_frames_are_errors_not_panics(idx in 0usize..11, pos: usize, byte: u8) {
             let mut frame = samples()[idx].encode();
             let pos = pos % frame.len();
             frame[pos] ^= byte | 1;
@@ -303,14 +444,14 @@ mod tests {
         }
 
         #[test]
-        fn truncated_frames_need_more(idx in 0usize..10, cut: usize) {
+        fn truncated_frames_need_more(idx in 0usize..11, cut: usize) {
             let frame = samples()[idx].encode();
             let cut = cut % frame.len();
             prop_assert!(matches!(ControlMsg::split(&frame[..cut]), Ok(None)));
         }
 
         #[test]
-        fn truncated_payload_is_malformed(idx in 0usize..10, cut: usize) {
+        fn truncated_payload_is_malformed(idx in 0usize..11, cut: usize) {
             let frame = samples()[idx].encode();
             let payload = &frame[4..];
             let cut = cut % payload.len();

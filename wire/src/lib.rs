@@ -5,15 +5,23 @@
 //! - [`frame`]: the length prefix that delimits messages on byte streams
 //!   (TCP, TLS, QUIC streams) and control frames;
 //! - [`control`]: the versioned control protocol between sender and receiver;
+//! - [`mux`]: HTTP/2-style frames carrying many streams over one byte
+//!   stream (the `tcp-mux` transports);
+//! - [`delivery`]: the receiver's per-message delivery records of one-way
+//!   workloads;
 //! - [`auth`]: HMAC-SHA256 challenge-response over a shared secret;
 //! - [`clock`]: CLOCK_MONOTONIC nanoseconds, shared by every local process.
 
 pub mod auth;
 pub mod clock;
 pub mod control;
+pub mod delivery;
 pub mod frame;
 pub mod header;
+pub mod mux;
 
-pub use control::{ControlError, ControlMsg, QuicStreamMode, ReceiverReport, Transport, TrialSetup};
+pub use control::{
+    ControlError, ControlMsg, QuicStreamMode, ReceiverReport, Transport, TrialSetup, Workload,
+};
 pub use frame::{FrameError, LengthPrefix};
 pub use header::{HeaderError, MessageHeader, MessageKind, HEADER_LEN};
