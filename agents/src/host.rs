@@ -34,3 +34,9 @@ pub fn host_info() -> HostInfo {
         congestion_control: read_trimmed("/proc/sys/net/ipv4/tcp_congestion_control"),
     }
 }
+
+/// The kernel's boot id: two processes with the same one share
+/// CLOCK_MONOTONIC.
+pub fn boot_id() -> Option<String> {
+    read_trimmed("/proc/sys/kernel/random/boot_id")
+}

@@ -6,6 +6,8 @@ mod congestion;
 mod control_io;
 mod dataplane;
 mod host;
+mod multistream;
+mod oneway;
 mod receiver;
 mod rr;
 mod run;
@@ -23,7 +25,7 @@ use std::process::ExitCode;
 use std::time::{Duration, SystemTime};
 use transbench_reports::{summary_table, write_atomic, RunResults};
 use transbench_wire::auth::Secret;
-use transbench_wire::{QuicStreamMode, Transport};
+use transbench_wire::{QuicStreamMode, Transport, Workload};
 
 #[derive(Parser)]
 #[command(
@@ -56,7 +58,8 @@ enum Command {
         /// The receiver's control address, HOST:PORT.
         #[arg(long)]
         connect: String,
-        /// Transport: udp, tcp, tcp+tls or quic.
+        /// Transport: udp, tcp, tcp+tls or quic; for multistream also
+        /// tcp-mux, tcp+tls-mux or tcp-n.
         #[arg(long)]
         transport: Transport,
         #[command(flatten)]
@@ -69,8 +72,9 @@ enum Command {
     },
     /// Start a receiver and a sender on loopback and run each transport in turn.
     Run {
-        /// Transports to run, comma-separated.
-        #[arg(long, value_delimiter = ',', default_value = "udp,tcp,tcp+tls,quic")]
+        /// Transports to run, comma-separated [default: udp,tcp,tcp+tls,quic
+        /// for rr; tcp-mux,tcp+tls-mux,tcp-n,quic,udp for multistream].
+        #[arg(long, value_delimiter = ',')]
         transport: Vec<Transport>,
         #[command(flatten)]
         trial: TrialArgs,
@@ -205,34 +209,46 @@ const MIN_SECRET_LEN: usize = 16;
 
 #[derive(Args, Clone)]
 struct TrialArgs {
-    /// Workload: rr (request/response).
-    #[arg(long, default_value = "rr", value_parser = ["rr"])]
-    workload: String,
-    /// Offered requests per second (open-loop: each request has an intended
-    /// send time fixed in advance, and latency counts from it).
-    #[arg(long, default_value_t = 1000.0, conflicts_with = "closed_loop")]
-    rate: f64,
-    /// Bytes per request and per response, 24-byte header included.
-    #[arg(long, default_value_t = 64)]
-    size: usize,
+    /// Workload: rr (request/response, round-trip latency) or multistream
+    /// (N streams of messages one way, for head-of-line blocking).
+    #[arg(long, default_value = "rr")]
+    workload: Workload,
+    /// Offered rate, open-loop (each message has an intended send time fixed
+    /// in advance, and latency counts from it): requests/s for rr, messages/s
+    /// per stream for multistream [default: 1000 for rr, 125 for multistream].
+    #[arg(long, conflicts_with = "closed_loop")]
+    rate: Option<f64>,
+    /// Bytes per message, 24-byte header included (rr: request and response)
+    /// [default: 64 for rr, 1024 for multistream].
+    #[arg(long)]
+    size: Option<usize>,
+    /// Multistream: logical streams (tcp-n: connections; udp: flows).
+    #[arg(long, default_value_t = 8)]
+    streams: u32,
+    /// Multistream: the no-loss latency that head-of-line excess counts from
+    /// (p1 of the same transport at 0 % loss) [default: `run` measures it on
+    /// the same path without loss; `sender` takes the trial's own p1].
+    #[arg(long, value_parser = humantime::parse_duration, value_name = "DURATION")]
+    hol_base: Option<Duration>,
     /// Measured time per trial (e.g. 3s, 500ms, 1m).
     #[arg(long, default_value = "3s", value_parser = humantime::parse_duration)]
     duration: Duration,
     /// Time before measuring, discarded.
     #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
     warmup: Duration,
-    /// Ping-pong at the maximum rate instead of a schedule (recorded as such).
+    /// Ping-pong at the maximum rate instead of a schedule (rr only; recorded as such).
     #[arg(long)]
     closed_loop: bool,
-    /// A request unanswered this long after its intended send time is lost.
+    /// A request unanswered (a message undelivered) this long after its
+    /// intended send time is lost.
     #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
     loss_timeout: Duration,
-    /// TCP congestion control pinned on both ends of tcp and tcp+tls data
-    /// connections [default: cubic where permitted, else the system's]; the
-    /// result records what the kernel reports.
+    /// TCP congestion control pinned on both ends of TCP data connections
+    /// [default: cubic where permitted, else the system's]; the result
+    /// records what the kernel reports.
     #[arg(long, value_name = "NAME")]
     cc: Option<String>,
-    /// QUIC only: a new stream per request [default], or one long-lived stream.
+    /// QUIC rr only: a new stream per request [default], or one long-lived stream.
     #[arg(long, value_enum)]
     quic_stream: Option<QuicStreamArg>,
 }
@@ -249,13 +265,26 @@ impl TrialArgs {
     /// The trial for `transport`; `all` are the transports of the whole
     /// command, to refuse options none of them uses.
     fn spec(&self, transport: Transport, all: &[Transport]) -> anyhow::Result<sender::TrialSpec> {
-        if self.quic_stream.is_some() && !all.contains(&Transport::Quic) {
-            bail!("--quic-stream applies only to --transport quic");
+        if self.quic_stream.is_some() && (!all.contains(&Transport::Quic) || self.workload != Workload::Rr) {
+            bail!("--quic-stream applies only to --transport quic with --workload rr");
         }
+        let multistream = self.workload == Workload::Multistream;
+        if self.hol_base.is_some() && !multistream {
+            bail!("--hol-base applies only to --workload multistream");
+        }
+        let (default_rate, default_size) = if multistream { (125.0, 1024) } else { (1000.0, 64) };
         Ok(sender::TrialSpec {
             transport,
-            rate: (!self.closed_loop).then_some(self.rate),
-            size: self.size,
+            workload: self.workload,
+            rate: (!self.closed_loop).then_some(self.rate.unwrap_or(default_rate)),
+            streams: self.streams,
+            hol: multistream::HolInputs {
+                base: self
+                    .hol_base
+                    .map(|d| (d.as_nanos() as u64, "--hol-base".to_string())),
+                ..Default::default()
+            },
+            size: self.size.unwrap_or(default_size),
             duration: self.duration,
             warmup: self.warmup,
             loss_timeout: self.loss_timeout,
@@ -358,7 +387,12 @@ fn run_command(cli: Cli) -> anyhow::Result<ExitCode> {
             impair,
         } => {
             init_logging("warn");
-            let spec = trial.spec(transport.first().copied().unwrap_or(Transport::Udp), &transport)?;
+            let transport = if transport.is_empty() {
+                trial.workload.transports().to_vec()
+            } else {
+                transport
+            };
+            let spec = trial.spec(transport[0], &transport)?;
             let impair = impair.profiles()?;
             if impair.is_some() {
                 require_root("--impair (drop it to measure loopback)")?;

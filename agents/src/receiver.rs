@@ -10,10 +10,12 @@ use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::task::JoinSet;
 use transbench_wire::auth::{from_hex, random_nonce, to_hex, FrameMac, Role, Secret, NONCE_LEN};
 use transbench_wire::control::{MAGIC, PROTOCOL_VERSION};
-use transbench_wire::{ControlMsg, Transport, TrialSetup, HEADER_LEN};
+use transbench_wire::delivery::{self, RECORDS_PER_FRAME};
+use transbench_wire::{ControlMsg, Transport, TrialSetup, Workload, HEADER_LEN};
 
 use crate::clock::thread_cpu_ns;
 use crate::control_io::{ControlChannel, ControlIoError};
+use crate::dataplane::multi::{self, DeliveryLog, Recording};
 use crate::dataplane::{quic, stream, udp, ServeCounters};
 use crate::tls::Identity;
 
@@ -31,7 +33,6 @@ struct ReceiverState {
     secret: Option<Secret>,
     identity: Identity,
     tls: Arc<rustls::ServerConfig>,
-    quic: quinn::ServerConfig,
 }
 
 impl Receiver {
@@ -48,7 +49,6 @@ impl Receiver {
         let identity = Identity::self_signed()?;
         let ctx = ReceiverState {
             tls: identity.tls_server_config()?,
-            quic: identity.quic_server_config()?,
             identity,
             secret,
         };
@@ -258,6 +258,7 @@ async fn handshake(stream: TcpStream, ctx: &ReceiverState) -> anyhow::Result<Con
     }
     ctl.send(&ControlMsg::Welcome {
         receiver_version: env!("CARGO_PKG_VERSION").to_string(),
+        boot_id: crate::host::boot_id(),
     })
     .await?;
     Ok(ctl)
@@ -295,9 +296,18 @@ async fn trials(
                 Some(t) => t.cpu_start = thread_cpu_ns(),
                 None => return Err(refuse(&mut ctl, "start before setup".into()).await),
             },
-            ControlMsg::Stop => match trial.take() {
+            ControlMsg::Stop { expect, wait_ns } => match trial.take() {
                 Some(t) => {
-                    let report = t.stop().await;
+                    if let Some(expect) = expect {
+                        t.await_deliveries(expect, wait_ns.min(MAX_DRAIN_NS)).await;
+                    }
+                    let (report, deliveries) = t.stop().await;
+                    for batch in deliveries.chunks(RECORDS_PER_FRAME) {
+                        ctl.send(&ControlMsg::Deliveries {
+                            records: delivery::encode(batch),
+                        })
+                        .await?;
+                    }
                     ctl.send(&ControlMsg::Report(report)).await?;
                 }
                 None => return Err(refuse(&mut ctl, "stop without a trial".into()).await),
@@ -307,19 +317,32 @@ async fn trials(
     }
 }
 
+/// The longest a receiver waits for a one-way trial's last messages.
+const MAX_DRAIN_NS: u64 = 60_000_000_000;
+
 /// One trial's data plane; dropping it stops every task it started.
 struct TrialServer {
     tasks: JoinSet<()>,
     counters: Arc<ServeCounters>,
     cpu_start: u64,
     quic: Option<quinn::Endpoint>,
+    /// One-way workloads: what was delivered.
+    deliveries: Option<Arc<DeliveryLog>>,
 }
 
 fn validate(setup: &TrialSetup) -> anyhow::Result<()> {
-    if setup.workload != "rr" {
+    if !setup.workload.transports().contains(&setup.transport) {
         bail!(
-            "workload {:?} is not supported by this receiver (supported: rr)",
+            "transport {} does not run workload {}",
+            setup.transport,
             setup.workload
+        );
+    }
+    if setup.workload == Workload::Multistream && !(1..=multi::MAX_STREAMS).contains(&setup.streams) {
+        bail!(
+            "{} streams is out of range: 1 to {}",
+            setup.streams,
+            multi::MAX_STREAMS
         );
     }
     let max = match setup.transport {
@@ -344,6 +367,9 @@ impl TrialServer {
         peer_ip: IpAddr,
     ) -> anyhow::Result<(Self, ControlMsg)> {
         validate(setup)?;
+        if setup.workload == Workload::Multistream {
+            return Self::start_multistream(setup, ctx, local_ip, peer_ip).await;
+        }
         let size = setup.size as usize;
         let counters = Arc::new(ServeCounters::default());
         let mut tasks = JoinSet::new();
@@ -379,20 +405,24 @@ impl TrialServer {
                     listener,
                     acceptor,
                     peer_ip,
-                    size,
                     setup.tcp_congestion.clone(),
                     c,
+                    ConnectionRole::Serve(size),
                 ));
                 data_port
             }
             Transport::Quic => {
-                let endpoint = quinn::Endpoint::server(ctx.quic.clone(), SocketAddr::new(local_ip, 0))?;
+                let config = ctx
+                    .identity
+                    .quic_server_config(setup.quic_congestion.as_deref())?;
+                let endpoint = quinn::Endpoint::server(config, SocketAddr::new(local_ip, 0))?;
                 let data_port = endpoint.local_addr()?.port();
                 cert_sha256 = Some(ctx.identity.fingerprint.clone());
                 tasks.spawn(quic::serve(endpoint.clone(), peer_ip, size, counters.clone()));
                 quic_endpoint = Some(endpoint);
                 data_port
             }
+            other => bail!("{other} does not run the request/response workload"),
         };
         Ok((
             TrialServer {
@@ -400,6 +430,7 @@ impl TrialServer {
                 counters,
                 cpu_start: thread_cpu_ns(),
                 quic: quic_endpoint,
+                deliveries: None,
             },
             ControlMsg::Ready {
                 data_port,
@@ -408,13 +439,129 @@ impl TrialServer {
         ))
     }
 
-    async fn stop(mut self) -> transbench_wire::ReceiverReport {
+    /// The multistream data plane: every stream read concurrently, every
+    /// message's delivery recorded.
+    async fn start_multistream(
+        setup: &TrialSetup,
+        ctx: &ReceiverState,
+        local_ip: IpAddr,
+        peer_ip: IpAddr,
+    ) -> anyhow::Result<(Self, ControlMsg)> {
+        let rec = Recording {
+            streams: setup.streams,
+            size: setup.size as usize,
+            log: Arc::new(DeliveryLog::default()),
+            counters: Arc::new(ServeCounters::default()),
+        };
+        let mut tasks = JoinSet::new();
+        let mut quic_endpoint = None;
+        let cert_sha256 = setup
+            .transport
+            .uses_tls()
+            .then(|| ctx.identity.fingerprint.clone());
+        let data_port = match setup.transport {
+            Transport::Udp => {
+                let sock = UdpSocket::bind((local_ip, 0)).await?;
+                let data_port = sock.local_addr()?.port();
+                let rec = rec.clone();
+                tasks.spawn(async move {
+                    if let Err(e) = multi::read_datagrams(sock, peer_ip, rec).await {
+                        tracing::warn!("UDP data plane failed: {e}");
+                    }
+                });
+                data_port
+            }
+            Transport::Quic => {
+                let config = ctx
+                    .identity
+                    .quic_server_config(setup.quic_congestion.as_deref())?;
+                let endpoint = quinn::Endpoint::server(config, SocketAddr::new(local_ip, 0))?;
+                let data_port = endpoint.local_addr()?.port();
+                tasks.spawn(multi::serve_quic(endpoint.clone(), peer_ip, rec.clone()));
+                quic_endpoint = Some(endpoint);
+                data_port
+            }
+            transport => {
+                let listener = TcpListener::bind((local_ip, 0)).await?;
+                let data_port = listener.local_addr()?.port();
+                let acceptor = (transport == Transport::TcpTlsMux)
+                    .then(|| tokio_rustls::TlsAcceptor::from(ctx.tls.clone()));
+                let role = if transport == Transport::TcpN {
+                    ConnectionRole::ReadFramed(rec.clone())
+                } else {
+                    ConnectionRole::ReadMux(rec.clone())
+                };
+                tasks.spawn(accept_streams(
+                    listener,
+                    acceptor,
+                    peer_ip,
+                    setup.tcp_congestion.clone(),
+                    rec.counters.clone(),
+                    role,
+                ));
+                data_port
+            }
+        };
+        Ok((
+            TrialServer {
+                tasks,
+                counters: rec.counters,
+                cpu_start: thread_cpu_ns(),
+                quic: quic_endpoint,
+                deliveries: Some(rec.log),
+            },
+            ControlMsg::Ready {
+                data_port,
+                cert_sha256,
+            },
+        ))
+    }
+
+    /// Waits until `expect` distinct messages have arrived, at most `wait_ns`.
+    async fn await_deliveries(&self, expect: u64, wait_ns: u64) {
+        let Some(log) = &self.deliveries else { return };
+        let deadline = tokio::time::Instant::now() + Duration::from_nanos(wait_ns);
+        while log.distinct() < expect && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    }
+
+    async fn stop(mut self) -> (transbench_wire::ReceiverReport, Vec<delivery::Delivery>) {
         let cpu = thread_cpu_ns().saturating_sub(self.cpu_start);
         if let Some(endpoint) = self.quic.take() {
             endpoint.close(0u32.into(), b"trial over");
         }
         self.tasks.shutdown().await;
-        self.counters.report(cpu)
+        let deliveries = self.deliveries.as_ref().map(|d| d.take()).unwrap_or_default();
+        (self.counters.report(cpu), deliveries)
+    }
+}
+
+/// What a data connection is for.
+#[derive(Clone)]
+enum ConnectionRole {
+    /// Request/response: answer every request with `size` bytes.
+    Serve(usize),
+    /// Multistream over one connection: record every message of every stream.
+    ReadMux(Recording),
+    /// Multistream, one connection per stream.
+    ReadFramed(Recording),
+}
+
+impl ConnectionRole {
+    async fn run<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
+        self,
+        io: S,
+        counters: Arc<ServeCounters>,
+    ) -> std::io::Result<()> {
+        match self {
+            ConnectionRole::Serve(size) => {
+                let (r, w) = tokio::io::split(io);
+                stream::serve(r, w, size, counters).await
+            }
+            ConnectionRole::ReadMux(rec) => multi::read_mux(io, rec).await,
+            ConnectionRole::ReadFramed(rec) => multi::read_framed(io, rec).await,
+        }
     }
 }
 
@@ -422,9 +569,9 @@ async fn accept_streams(
     listener: TcpListener,
     tls: Option<tokio_rustls::TlsAcceptor>,
     peer_ip: IpAddr,
-    size: usize,
     congestion: Option<String>,
     counters: Arc<ServeCounters>,
+    role: ConnectionRole,
 ) {
     let mut conns = JoinSet::new();
     loop {
@@ -450,18 +597,12 @@ async fn accept_streams(
             counters.tcp_congestion(name);
         }
         counters.connection();
-        let (tls, counters) = (tls.clone(), counters.clone());
+        let (tls, counters, role) = (tls.clone(), counters.clone(), role.clone());
         conns.spawn(async move {
             let served = match tls {
-                None => {
-                    let (r, w) = tcp.into_split();
-                    stream::serve(r, w, size, counters).await
-                }
+                None => role.run(tcp, counters).await,
                 Some(acceptor) => match acceptor.accept(tcp).await {
-                    Ok(tls) => {
-                        let (r, w) = tokio::io::split(tls);
-                        stream::serve(r, w, size, counters).await
-                    }
+                    Ok(tls) => role.run(tls, counters).await,
                     Err(e) => Err(e),
                 },
             };

@@ -20,6 +20,8 @@ pub struct RrPlan {
     pub warmup: Duration,
     pub duration: Duration,
     pub loss_timeout: Duration,
+    /// Keep every response for the UDP sequence tracker (open-loop).
+    pub log_sequence: bool,
 }
 
 pub struct RrOutcome {
@@ -38,9 +40,9 @@ pub struct RrOutcome {
 }
 
 /// Lead time between scheduling and the first request.
-const START_LEAD_NS: u64 = 5_000_000;
+pub(crate) const START_LEAD_NS: u64 = 5_000_000;
 
-fn wall_at(mono_ns: u64) -> SystemTime {
+pub(crate) fn wall_at(mono_ns: u64) -> SystemTime {
     let (wall, now) = (SystemTime::now(), mono_now_ns());
     if mono_ns >= now {
         wall + Duration::from_nanos(mono_ns - now)
@@ -143,7 +145,11 @@ async fn open_loop<S: RequestSink, R: ResponseSource>(
     source: R,
 ) -> std::io::Result<RrOutcome> {
     let timeout_ns = plan.loss_timeout.as_nanos() as u64;
-    let tracker = Arc::new(Mutex::new(RrTracker::new(timeout_ns, true)));
+    let mut tracker = RrTracker::new(timeout_ns, true);
+    if plan.log_sequence {
+        tracker = tracker.log_sequence();
+    }
+    let tracker = Arc::new(Mutex::new(tracker));
     let log = Arc::new(Mutex::new(ErrorLog::default()));
     let mut pacer = Pacer::new()?;
     let receiving = Receiving::spawn(source, tracker.clone(), log.clone(), None);

@@ -5,6 +5,7 @@
 use anyhow::{bail, Context};
 use indicatif::{ProgressBar, ProgressStyle};
 use linkemu::NetemSpec;
+use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -14,12 +15,14 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 use transbench_reports::{
     human_ns, summary_table, write_atomic, DeliveredDirection, DeliveredLink, Impairment, LinkEvents,
-    RunResults,
+    RunResults, TrialResult,
 };
 use transbench_wire::auth::{random_nonce, to_hex, Secret};
-use transbench_wire::Transport;
+use transbench_wire::{Transport, Workload};
 
 use crate::host::host_info;
+use crate::multistream::HolInputs;
+use crate::oneway;
 use crate::sender::{self, TrialSpec};
 
 /// What the receiver prints first on stdout; `run` and tests parse it.
@@ -112,6 +115,26 @@ pub struct LinkProfiles {
     pub backend: Option<Backend>,
     /// Probe datagrams sent each way before the trials (0: no probe).
     pub probe_packets: u64,
+}
+
+impl LinkProfiles {
+    /// The same path without its loss (random or modelled) and corruption:
+    /// where a multistream run measures its no-loss baseline. `None` if the
+    /// profiles lose nothing.
+    pub fn without_loss(&self) -> Option<LinkProfiles> {
+        let strip = |spec: &NetemSpec| NetemSpec {
+            loss: None,
+            corrupt: None,
+            ..spec.clone()
+        };
+        let (forward, reverse) = (strip(&self.forward), strip(&self.reverse));
+        (forward != self.forward || reverse != self.reverse).then_some(LinkProfiles {
+            forward,
+            reverse,
+            backend: self.backend,
+            probe_packets: 0,
+        })
+    }
 }
 
 /// What the link delivers each way, measured with sequenced UDP datagrams
@@ -242,19 +265,102 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
     std::fs::create_dir_all(&opts.out)
         .with_context(|| format!("cannot create the output directory {}", opts.out.display()))?;
     let results_path = opts.out.join("results.json");
+    let created = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
+    let mut results = RunResults::new(created, host_info());
+    write_atomic(&results_path, &results)?;
 
-    let secret_hex = to_hex(&random_nonce());
-    let secret = Secret::new(secret_hex.as_bytes())?;
+    // Head-of-line excess counts from the same transport's latency without
+    // loss: measure it first, on the same path minus its loss.
+    let baseline = match &opts.impair {
+        Some(p) if opts.spec.workload == Workload::Multistream => p.without_loss(),
+        _ => None,
+    };
+    let phases = 1 + baseline.is_some() as u64;
+    let bar = ProgressBar::new(phases * opts.transports.len() as u64).with_style(
+        ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} trials  {msg}")
+            .expect("static template"),
+    );
+    bar.enable_steady_tick(Duration::from_millis(200));
     // A signal to this process alone (a CI job's timeout, a supervisor) must
-    // still stop the receiver it started.
+    // still stop the receiver it started: dropping a phase stops it and
+    // removes the link.
     use tokio::signal::unix::{signal, SignalKind};
     let mut interrupt = signal(SignalKind::interrupt())?;
     let mut terminate = signal(SignalKind::terminate())?;
-    let link = opts.impair.as_ref().map(start_testbed).transpose()?;
-    let delivered = match &link {
-        Some((bed, profiles)) if profiles.probe_packets > 0 => Some(probe_link(bed, profiles)?),
-        _ => None,
+    let phases = async {
+        let mut bases = HashMap::new();
+        if let Some(profiles) = &baseline {
+            run_phase(
+                &opts,
+                Some(profiles),
+                true,
+                &mut results,
+                &results_path,
+                &bar,
+                &mut bases,
+            )
+            .await?;
+        }
+        run_phase(
+            &opts,
+            opts.impair.as_ref(),
+            false,
+            &mut results,
+            &results_path,
+            &bar,
+            &mut bases,
+        )
+        .await
     };
+    let outcome = tokio::select! {
+        outcome = phases => outcome,
+        _ = interrupt.recv() => Err(anyhow::anyhow!("interrupted")),
+        _ = terminate.recv() => Err(anyhow::anyhow!("terminated")),
+    };
+    bar.finish_and_clear();
+    outcome.with_context(|| {
+        format!(
+            "run stopped; the trials that finished are in {}",
+            results_path.display()
+        )
+    })?;
+    let results = transbench_reports::read_results(&results_path)?;
+
+    print!("{}", summary_table(&results));
+    if let Some(d) = &results.delivered_impairment {
+        println!("link as delivered, sender -> receiver: {}", describe(&d.forward));
+        println!("link as delivered, receiver -> sender: {}", describe(&d.reverse));
+    }
+    println!("results: {}", results_path.display());
+    let planned = bar.length().unwrap_or(0) as usize;
+    let failed = planned - results.trials.len();
+    if failed > 0 {
+        bail!("{failed} of {planned} trials failed (see the errors above)");
+    }
+    Ok(())
+}
+
+/// Every transport once on one path: its own link (or loopback) and
+/// receiver, both gone when this returns or is dropped. A baseline phase
+/// records each transport's no-loss p1 in `bases`; the phase after uses it.
+async fn run_phase(
+    opts: &RunOptions,
+    profiles: Option<&LinkProfiles>,
+    baseline: bool,
+    results: &mut RunResults,
+    results_path: &Path,
+    bar: &ProgressBar,
+    bases: &mut HashMap<Transport, (u64, String)>,
+) -> anyhow::Result<()> {
+    let secret_hex = to_hex(&random_nonce());
+    let secret = Secret::new(secret_hex.as_bytes())?;
+    let link = profiles.map(start_testbed).transpose()?;
+    if let Some((bed, profiles)) = &link {
+        if !baseline && profiles.probe_packets > 0 {
+            results.delivered_impairment = Some(probe_link(bed, profiles)?);
+            write_atomic(results_path, results)?;
+        }
+    }
     let receiver = match &link {
         Some((bed, _)) => {
             ReceiverProcess::start(
@@ -270,65 +376,31 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
         // This thread runs the sender: its sockets must live there.
         bed.sender.enter()?;
     }
-    let outcome = tokio::select! {
-        outcome = run_trials(&opts, receiver.addr, &secret, &results_path, link.as_ref(), delivered) => outcome,
-        _ = interrupt.recv() => Err(anyhow::anyhow!("interrupted")),
-        _ = terminate.recv() => Err(anyhow::anyhow!("terminated")),
-    };
-    receiver.stop().await;
-    // The link and its namespaces go last, after everything that used them.
-    drop(link);
-    let results = outcome.with_context(|| {
-        format!(
-            "run stopped; the trials that finished are in {}",
-            results_path.display()
-        )
-    })?;
-
-    print!("{}", summary_table(&results));
-    if let Some(d) = &results.delivered_impairment {
-        println!("link as delivered, sender -> receiver: {}", describe(&d.forward));
-        println!("link as delivered, receiver -> sender: {}", describe(&d.reverse));
-    }
-    println!("results: {}", results_path.display());
-    let failed = opts.transports.len() - results.trials.len();
-    if failed > 0 {
-        bail!(
-            "{failed} of {} trials failed (see the errors above)",
-            opts.transports.len()
-        );
-    }
-    Ok(())
-}
-
-async fn run_trials(
-    opts: &RunOptions,
-    addr: SocketAddr,
-    secret: &Secret,
-    results_path: &Path,
-    link: Option<&(Testbed, LinkProfiles)>,
-    delivered: Option<DeliveredLink>,
-) -> anyhow::Result<RunResults> {
-    let created = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
-    let mut results = RunResults::new(created, host_info());
-    results.delivered_impairment = delivered;
-    write_atomic(results_path, &results)?;
+    // The probe's one-way delays, both ways: the path's RTT.
+    let rtt_ns = results
+        .delivered_impairment
+        .as_ref()
+        .filter(|_| !baseline)
+        .map(|d| d.forward.measured.delay_p50_ns + d.reverse.measured.delay_p50_ns);
     let per_trial = opts.spec.warmup + opts.spec.duration;
-    let bar = ProgressBar::new(opts.transports.len() as u64).with_style(
-        ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} trials  {msg}")
-            .expect("static template"),
-    );
-    bar.enable_steady_tick(Duration::from_millis(200));
-    for (n, transport) in opts.transports.iter().enumerate() {
-        bar.set_message(format!("{transport} ({} s each)", per_trial.as_secs_f64()));
+    let suffix = if baseline { "-base" } else { "" };
+    for transport in &opts.transports {
+        let n = results.trials.len() + 1;
+        let id = format!("{transport}{suffix}-{n}");
+        bar.set_message(format!("{id} ({} s each)", per_trial.as_secs_f64()));
         let spec = TrialSpec {
             transport: *transport,
+            hol: HolInputs {
+                base: bases.get(transport).cloned(),
+                rtt_ns,
+                loss_p: link.as_ref().and_then(|(_, p)| configured_loss(&p.forward)),
+            },
             ..opts.spec.clone()
         };
-        let before = link.map(|(bed, _)| bed.link_stats());
-        match sender::run_trial(addr, Some(secret), &spec, format!("{transport}-{}", n + 1)).await {
+        let before = link.as_ref().map(|(bed, _)| bed.link_stats());
+        match sender::run_trial(receiver.addr, Some(&secret), &spec, id.clone()).await {
             Ok(mut trial) => {
-                if let (Some((bed, profiles)), Some(before)) = (link, before) {
+                if let (Some((bed, profiles)), Some(before)) = (&link, before) {
                     let after = bed.link_stats();
                     if after.is_some_and(|s| s.failed) {
                         trial.valid = false;
@@ -336,23 +408,69 @@ async fn run_trials(
                             .invalid_reasons
                             .push("the emulated link failed during the trial".into());
                     }
+                    let events = before.zip(after).map(|(before, after)| LinkEvents {
+                        forward: after.forward.since(&before.forward),
+                        reverse: after.reverse.since(&before.reverse),
+                    });
+                    if let (Some(hol), Some(e)) = (trial.hol.as_mut(), events) {
+                        // What the link really dropped in this trial beats the configuration.
+                        if e.forward.arrived > 0 {
+                            let p = e.forward.dropped_loss as f64 / e.forward.arrived as f64;
+                            hol.theory = oneway::expectation(
+                                spec.transport,
+                                spec.streams,
+                                spec.rate.unwrap_or(0.0),
+                                spec.size,
+                                hol.rtt_ns,
+                                Some((p, "link")),
+                            );
+                        }
+                    }
                     trial.impairment = Some(Impairment {
                         backend: bed.backend.name().into(),
                         forward: profiles.forward.to_string(),
                         reverse: profiles.reverse.to_string(),
-                        events: before.zip(after).map(|(before, after)| LinkEvents {
-                            forward: after.forward.since(&before.forward),
-                            reverse: after.reverse.since(&before.reverse),
-                        }),
+                        events,
                     });
                 }
+                if baseline {
+                    if let Some(p1) = p1(&trial) {
+                        bases.insert(*transport, (p1, format!("trial {id}")));
+                    }
+                }
                 results.trials.push(trial);
-                write_atomic(results_path, &results)?;
+                write_atomic(results_path, results)?;
             }
-            Err(e) => bar.suspend(|| eprintln!("error: {transport} trial failed: {e:#}")),
+            Err(e) => bar.suspend(|| eprintln!("error: {id} trial failed: {e:#}")),
         }
         bar.inc(1);
     }
-    bar.finish_and_clear();
-    Ok(results)
+    receiver.stop().await;
+    // The link and its namespaces go last, after everything that used them.
+    drop(link);
+    Ok(())
+}
+
+/// The 1st percentile of a trial's latency.
+fn p1(trial: &TrialResult) -> Option<u64> {
+    let h = trial.lat.histogram().ok()?;
+    (!h.is_empty()).then(|| h.value_at_quantile(0.01))
+}
+
+/// The mean packet loss a profile configures, where a model has one.
+fn configured_loss(spec: &NetemSpec) -> Option<f64> {
+    use linkemu::spec::Loss;
+    match spec.loss? {
+        Loss::Random(c) => Some(c.probability),
+        Loss::GilbertElliott {
+            p,
+            r,
+            bad_loss,
+            good_loss,
+        } if p + r > 0.0 => {
+            let bad = p / (p + r);
+            Some(bad * bad_loss + (1.0 - bad) * good_loss)
+        }
+        _ => None,
+    }
 }

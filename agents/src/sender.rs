@@ -8,12 +8,15 @@ use tokio::net::{TcpStream, UdpSocket};
 use transbench_reports::{LatencyKind, LatencySummary, TrialParams, TrialResult};
 use transbench_wire::auth::{from_hex, random_nonce, to_hex, FrameMac, Role, Secret, NONCE_LEN};
 use transbench_wire::control::{MAGIC, PROTOCOL_VERSION};
-use transbench_wire::{ControlMsg, QuicStreamMode, ReceiverReport, Transport, TrialSetup, HEADER_LEN};
+use transbench_wire::{
+    ControlMsg, QuicStreamMode, ReceiverReport, Transport, TrialSetup, Workload, HEADER_LEN,
+};
 
 use crate::clock::thread_cpu_ns;
 use crate::congestion;
 use crate::control_io::ControlChannel;
-use crate::dataplane::{quic, stream, udp, RequestSink, ResponseSource};
+use crate::dataplane::{multi, quic, stream, udp, ErrorLog, RequestSink, ResponseSource};
+use crate::multistream::{self, HolInputs};
 use crate::rr::{self, RrOutcome, RrPlan};
 use crate::tls;
 
@@ -25,8 +28,14 @@ pub const MAX_SEND_LAG_P99_NS: u64 = 1_000_000;
 #[derive(Debug, Clone)]
 pub struct TrialSpec {
     pub transport: Transport,
-    /// Requests per second; `None` runs closed-loop.
+    pub workload: Workload,
+    /// Requests per second (multistream: messages per second per stream);
+    /// `None` runs closed-loop.
     pub rate: Option<f64>,
+    /// Multistream: logical streams.
+    pub streams: u32,
+    /// Multistream: what head-of-line blocking is measured against.
+    pub hol: HolInputs,
     pub size: usize,
     pub duration: Duration,
     pub warmup: Duration,
@@ -39,6 +48,35 @@ pub struct TrialSpec {
 
 impl TrialSpec {
     pub fn validate(&self) -> anyhow::Result<()> {
+        if !self.workload.transports().contains(&self.transport) {
+            let names: Vec<&str> = self.workload.transports().iter().map(|t| t.name()).collect();
+            bail!(
+                "transport {} does not run workload {}: it runs on {}",
+                self.transport,
+                self.workload,
+                names.join(", ")
+            );
+        }
+        if self.workload == Workload::Multistream {
+            if !(1..=multi::MAX_STREAMS).contains(&self.streams) {
+                bail!(
+                    "--streams {} is out of range: 1 to {}",
+                    self.streams,
+                    multi::MAX_STREAMS
+                );
+            }
+            if self.rate.is_none() {
+                bail!("multistream is open-loop only: drop --closed-loop");
+            }
+        }
+        if let (Transport::Quic, Some(cc)) = (self.transport, &self.congestion) {
+            if !tls::QUIC_CONGESTION.contains(&cc.as_str()) {
+                bail!(
+                    "--cc {cc}: QUIC runs quinn's congestion controllers: {}",
+                    tls::QUIC_CONGESTION.join(", ")
+                );
+            }
+        }
         let max = match self.transport {
             Transport::Udp => udp::MAX_DATAGRAM,
             _ => stream::MAX_MESSAGE,
@@ -67,6 +105,13 @@ impl TrialSpec {
     }
 }
 
+impl TrialSpec {
+    /// QUIC: the congestion controller both ends run.
+    pub fn quic_congestion(&self) -> Option<String> {
+        (self.transport == Transport::Quic).then(|| self.congestion.clone().unwrap_or_else(|| "cubic".into()))
+    }
+}
+
 /// Resolves `HOST:PORT` (a name or an address).
 pub async fn resolve(connect: &str) -> anyhow::Result<SocketAddr> {
     tokio::net::lookup_host(connect)
@@ -76,7 +121,7 @@ pub async fn resolve(connect: &str) -> anyhow::Result<SocketAddr> {
         .with_context(|| format!("--connect {connect:?} resolves to no address"))
 }
 
-async fn expect_reply(ctl: &mut ControlChannel, what: &str) -> anyhow::Result<ControlMsg> {
+pub(crate) async fn expect_reply(ctl: &mut ControlChannel, what: &str) -> anyhow::Result<ControlMsg> {
     let msg = tokio::time::timeout(REPLY_TIMEOUT, ctl.recv())
         .await
         .with_context(|| format!("receiver did not answer within {REPLY_TIMEOUT:?} (waiting for {what})"))?
@@ -87,8 +132,12 @@ async fn expect_reply(ctl: &mut ControlChannel, what: &str) -> anyhow::Result<Co
     Ok(msg)
 }
 
-/// Opens an authenticated control session.
-pub async fn connect(addr: SocketAddr, secret: Option<&Secret>) -> anyhow::Result<ControlChannel> {
+/// Opens an authenticated control session; returns it with the receiver's
+/// kernel boot id.
+pub async fn connect(
+    addr: SocketAddr,
+    secret: Option<&Secret>,
+) -> anyhow::Result<(ControlChannel, Option<String>)> {
     let stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr))
         .await
         .with_context(|| format!("connecting to the receiver at {addr} timed out"))?
@@ -137,7 +186,7 @@ pub async fn connect(addr: SocketAddr, secret: Option<&Secret>) -> anyhow::Resul
         ctl.authenticate(FrameMac::new(s, Role::Sender, &client_nonce, &server_nonce));
     }
     match expect_reply(&mut ctl, "the welcome").await? {
-        ControlMsg::Welcome { .. } => Ok(ctl),
+        ControlMsg::Welcome { boot_id, .. } => Ok((ctl, boot_id)),
         other => bail!(
             "receiver broke the protocol: expected welcome, got {}",
             other.name()
@@ -145,7 +194,10 @@ pub async fn connect(addr: SocketAddr, secret: Option<&Secret>) -> anyhow::Resul
     }
 }
 
-async fn setup(ctl: &mut ControlChannel, setup: TrialSetup) -> anyhow::Result<(u16, Option<String>)> {
+pub(crate) async fn setup(
+    ctl: &mut ControlChannel,
+    setup: TrialSetup,
+) -> anyhow::Result<(u16, Option<String>)> {
     ctl.send(&ControlMsg::Setup(setup)).await?;
     match expect_reply(ctl, "ready").await? {
         ControlMsg::Ready {
@@ -176,7 +228,11 @@ async fn drive<S: RequestSink, R: ResponseSource>(
             Err(e) => return Err(anyhow::Error::new(e).context("lost the receiver mid-trial; no result written")),
         },
     };
-    ctl.send(&ControlMsg::Stop).await?;
+    ctl.send(&ControlMsg::Stop {
+        expect: None,
+        wait_ns: 0,
+    })
+    .await?;
     let report = expect_reply(ctl, "the receiver's report")
         .await
         .context("lost the receiver before its report; no result written")?;
@@ -189,13 +245,13 @@ async fn drive<S: RequestSink, R: ResponseSource>(
     }
 }
 
-fn pinned(cert: Option<String>) -> anyhow::Result<String> {
+pub(crate) fn pinned(cert: Option<String>) -> anyhow::Result<String> {
     cert.context("receiver sent no certificate fingerprint for a TLS transport")
 }
 
 /// A TCP connection with TCP_NODELAY and its congestion control pinned
 /// before the handshake.
-async fn connect_tcp(addr: SocketAddr, congestion: Option<&str>) -> anyhow::Result<TcpStream> {
+pub(crate) async fn connect_tcp(addr: SocketAddr, congestion: Option<&str>) -> anyhow::Result<TcpStream> {
     let socket = if addr.is_ipv4() {
         tokio::net::TcpSocket::new_v4()?
     } else {
@@ -214,7 +270,10 @@ pub async fn run_trial(
     id: String,
 ) -> anyhow::Result<TrialResult> {
     spec.validate()?;
-    let mut ctl = connect(addr, secret).await?;
+    let (mut ctl, boot_id) = connect(addr, secret).await?;
+    if spec.workload == Workload::Multistream {
+        return multistream::run_trial(ctl, boot_id, addr, spec, id).await;
+    }
     let peer_ip: IpAddr = addr.ip();
     let local_ip = ctl.stream().local_addr()?.ip();
     let plan = RrPlan {
@@ -222,14 +281,17 @@ pub async fn run_trial(
         warmup: spec.warmup,
         duration: spec.duration,
         loss_timeout: spec.loss_timeout,
+        log_sequence: spec.transport == Transport::Udp,
     };
     let mut trial_setup = TrialSetup {
         transport: spec.transport,
-        workload: "rr".into(),
+        workload: Workload::Rr,
         size: spec.size as u32,
+        streams: 0,
         udp_peer_port: None,
         quic_stream: spec.quic_stream,
         tcp_congestion: None,
+        quic_congestion: spec.quic_congestion(),
     };
     let mut tcp_congestion = None;
     let cpu_start = thread_cpu_ns();
@@ -277,7 +339,10 @@ pub async fn run_trial(
             let (port, cert) = setup(&mut ctl, trial_setup).await?;
             let mut endpoint =
                 quinn::Endpoint::client(SocketAddr::new(local_ip, 0)).context("opening the QUIC endpoint")?;
-            endpoint.set_default_client_config(tls::quic_client_config(&pinned(cert)?)?);
+            endpoint.set_default_client_config(tls::quic_client_config(
+                &pinned(cert)?,
+                spec.congestion.as_deref(),
+            )?);
             let conn = endpoint
                 .connect(SocketAddr::new(peer_ip, port), tls::SERVER_NAME)?
                 .await
@@ -302,6 +367,7 @@ pub async fn run_trial(
             let _ = tokio::time::timeout(Duration::from_secs(1), endpoint.wait_idle()).await;
             result
         }
+        other => bail!("{other} does not run the request/response workload"),
     };
     let cpu_ns = thread_cpu_ns().saturating_sub(cpu_start);
     build_result(spec, addr, id, outcome, report, cpu_ns, tcp_congestion)
@@ -324,38 +390,33 @@ fn build_result(
         }
     };
     let totals = outcome.totals;
+    let udp = totals
+        .sequence
+        .as_ref()
+        .map(|flow| {
+            crate::oneway::udp_metrics(
+                std::slice::from_ref(flow),
+                spec.loss_timeout.as_nanos() as u64,
+                spec.size,
+                outcome.measured_ns,
+            )
+        })
+        .transpose()?;
     let mut counters = totals.counters;
     counters.errors = outcome.errors.count;
     let lat = LatencySummary::from_histogram(&totals.lat)?;
     let send_lag = LatencySummary::from_histogram(&totals.send_lag)?;
-    let mut invalid_reasons = Vec::new();
-    if spec.rate.is_some() && send_lag.p99 > MAX_SEND_LAG_P99_NS {
-        invalid_reasons.push(format!(
-            "send_lag p99 {:.3} ms exceeds 1 ms: the sender could not keep its schedule (lower --rate, or use --closed-loop)",
-            send_lag.p99 as f64 / 1e6
-        ));
-    }
-    if outcome.measured_ns < spec.duration.as_nanos() as u64 {
-        invalid_reasons.push(format!(
-            "the data plane failed after {:.3} s of the {:.3} s measured window",
-            outcome.measured_ns as f64 / 1e9,
-            spec.duration.as_secs_f64()
-        ));
-    }
-    if counters.sent == 0 {
-        invalid_reasons.push("no request was sent in the measured window".into());
-    }
-    if counters.errors > 0 {
-        invalid_reasons.push(format!(
-            "{} data-plane errors, first: {}",
-            counters.errors,
-            outcome.errors.messages.join("; ")
-        ));
-    }
+    let invalid_reasons = invalid_reasons(
+        spec,
+        &send_lag,
+        outcome.measured_ns,
+        counters.sent,
+        &outcome.errors,
+    );
     Ok(TrialResult {
         id,
         transport: spec.transport,
-        workload: "rr".into(),
+        workload: Workload::Rr.name().into(),
         params: TrialParams {
             rate: spec.rate,
             size: spec.size as u32,
@@ -366,6 +427,10 @@ fn build_result(
             quic_stream: (spec.transport == Transport::Quic).then(|| spec.quic_stream.name().to_string()),
             peer: addr.to_string(),
             tcp_congestion,
+            quic_congestion: spec.quic_congestion(),
+            streams: None,
+            bitrate: None,
+            gso: None,
         },
         start_time: humantime::format_rfc3339_millis(outcome.measured_start).to_string(),
         duration_ns: outcome.measured_ns,
@@ -379,5 +444,42 @@ fn build_result(
         pacer_busy_ns_per_msg: per_request(outcome.pacer_busy_ns),
         receiver,
         impairment: None,
+        hol: None,
+        udp,
     })
+}
+
+/// Why a trial's numbers cannot be trusted; empty if they can.
+pub(crate) fn invalid_reasons(
+    spec: &TrialSpec,
+    send_lag: &LatencySummary,
+    measured_ns: u64,
+    sent: u64,
+    errors: &ErrorLog,
+) -> Vec<String> {
+    let mut reasons = Vec::new();
+    if spec.rate.is_some() && send_lag.p99 > MAX_SEND_LAG_P99_NS {
+        reasons.push(format!(
+            "send_lag p99 {:.3} ms exceeds 1 ms: the sender could not keep its schedule (lower --rate, or use --closed-loop)",
+            send_lag.p99 as f64 / 1e6
+        ));
+    }
+    if measured_ns < spec.duration.as_nanos() as u64 {
+        reasons.push(format!(
+            "the data plane failed after {:.3} s of the {:.3} s measured window",
+            measured_ns as f64 / 1e9,
+            spec.duration.as_secs_f64()
+        ));
+    }
+    if sent == 0 {
+        reasons.push("no message was sent in the measured window".into());
+    }
+    if errors.count > 0 {
+        reasons.push(format!(
+            "{} data-plane errors, first: {}",
+            errors.count,
+            errors.messages.join("; ")
+        ));
+    }
+    reasons
 }

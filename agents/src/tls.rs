@@ -60,14 +60,12 @@ impl Identity {
         Ok(Arc::new(self.server_config(b"transbench-tcp/1")?))
     }
 
-    pub fn quic_server_config(&self) -> anyhow::Result<quinn::ServerConfig> {
+    /// The QUIC server for one trial, with its congestion controller.
+    pub fn quic_server_config(&self, congestion: Option<&str>) -> anyhow::Result<quinn::ServerConfig> {
         let crypto = quinn::crypto::rustls::QuicServerConfig::try_from(self.server_config(QUIC_ALPN)?)
             .context("building the QUIC server's TLS configuration")?;
         let mut cfg = quinn::ServerConfig::with_crypto(Arc::new(crypto));
-        let mut transport = quinn::TransportConfig::default();
-        // A stream per request: allow enough in flight for open-loop rates.
-        transport.max_concurrent_bidi_streams(1024u32.into());
-        cfg.transport_config(Arc::new(transport));
+        cfg.transport_config(Arc::new(quic_transport(congestion)?));
         Ok(cfg)
     }
 }
@@ -91,10 +89,36 @@ pub fn tls_client_config(pinned_sha256: &str) -> anyhow::Result<Arc<rustls::Clie
     Ok(Arc::new(client_config(pinned_sha256, b"transbench-tcp/1")?))
 }
 
-pub fn quic_client_config(pinned_sha256: &str) -> anyhow::Result<quinn::ClientConfig> {
+pub fn quic_client_config(
+    pinned_sha256: &str,
+    congestion: Option<&str>,
+) -> anyhow::Result<quinn::ClientConfig> {
     let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(client_config(pinned_sha256, QUIC_ALPN)?)
         .context("building the QUIC client's TLS configuration")?;
-    Ok(quinn::ClientConfig::new(Arc::new(crypto)))
+    let mut cfg = quinn::ClientConfig::new(Arc::new(crypto));
+    cfg.transport_config(Arc::new(quic_transport(congestion)?));
+    Ok(cfg)
+}
+
+/// QUIC's congestion controllers by the names `--cc` takes (quinn's own
+/// implementations; cubic is quinn's default).
+pub const QUIC_CONGESTION: [&str; 3] = ["cubic", "bbr", "reno"];
+
+fn quic_transport(congestion: Option<&str>) -> anyhow::Result<quinn::TransportConfig> {
+    use quinn::congestion::{BbrConfig, CubicConfig, NewRenoConfig};
+    let mut transport = quinn::TransportConfig::default();
+    // A stream per request: allow enough in flight for open-loop rates.
+    transport.max_concurrent_bidi_streams(1024u32.into());
+    match congestion.unwrap_or("cubic") {
+        "cubic" => transport.congestion_controller_factory(Arc::new(CubicConfig::default())),
+        "bbr" => transport.congestion_controller_factory(Arc::new(BbrConfig::default())),
+        "reno" | "newreno" => transport.congestion_controller_factory(Arc::new(NewRenoConfig::default())),
+        other => anyhow::bail!(
+            "QUIC congestion control {other:?} is not available: quinn has {}",
+            QUIC_CONGESTION.join(", ")
+        ),
+    };
+    Ok(transport)
 }
 
 pub fn server_name() -> ServerName<'static> {

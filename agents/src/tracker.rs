@@ -9,6 +9,7 @@
 
 use hdrhistogram::Histogram;
 use std::collections::BTreeMap;
+use transbench_analysis::seq;
 use transbench_reports::{new_histogram, Counters};
 
 #[derive(Debug, Clone, Copy)]
@@ -45,12 +46,29 @@ pub struct RrTracker {
     lat: Histogram<u64>,
     send_lag: Histogram<u64>,
     counters: Counters,
+    sequence: Option<SequenceLog>,
 }
+
+/// Every response of the measured window with the intended time of its
+/// request: input for the UDP sequence tracker.
+#[derive(Debug, Default)]
+struct SequenceLog {
+    /// Intended send time of each measured request, from the first.
+    intended: Vec<u64>,
+    /// (seq, arrival) of every response, in arrival order.
+    responses: Vec<(u64, u64)>,
+}
+
+/// Responses kept for the sequence tracker at most (160 MB).
+const MAX_SEQUENCE_LOG: usize = 10_000_000;
 
 pub struct TrackerTotals {
     pub counters: Counters,
     pub lat: Histogram<u64>,
     pub send_lag: Histogram<u64>,
+    /// With [`RrTracker::log_sequence`]: measured requests, and every
+    /// response to them (numbered from the first measured request).
+    pub sequence: Option<(u64, Vec<seq::Arrival>)>,
 }
 
 impl RrTracker {
@@ -66,7 +84,14 @@ impl RrTracker {
             lat: new_histogram(),
             send_lag: new_histogram(),
             counters: Counters::default(),
+            sequence: None,
         }
+    }
+
+    /// Also keeps every response for the UDP sequence tracker.
+    pub fn log_sequence(mut self) -> Self {
+        self.sequence = Some(SequenceLog::default());
+        self
     }
 
     /// Registers request `seq` just before it is handed to the transport, so
@@ -81,6 +106,9 @@ impl RrTracker {
         );
         if measured {
             self.first_measured.get_or_insert(seq);
+            if let Some(log) = &mut self.sequence {
+                log.intended.push(intended_ns);
+            }
             self.counters.sent += 1;
             if self.record_send_lag {
                 record(&mut self.send_lag, actual_ns.saturating_sub(intended_ns));
@@ -89,6 +117,11 @@ impl RrTracker {
     }
 
     pub fn on_response(&mut self, seq: u64, received_ns: u64) -> ResponseOutcome {
+        if let Some(log) = &mut self.sequence {
+            if log.responses.len() < MAX_SEQUENCE_LOG {
+                log.responses.push((seq, received_ns));
+            }
+        }
         if let Some(p) = self.pending.remove(&seq) {
             let lat_ns = received_ns.saturating_sub(p.intended_ns);
             if lat_ns >= self.loss_timeout_ns {
@@ -150,10 +183,25 @@ impl RrTracker {
         for (seq, p) in std::mem::take(&mut self.pending) {
             self.declare_lost(seq, p);
         }
+        let first = self.first_measured.unwrap_or(0);
+        let sequence = self.sequence.map(|log| {
+            let arrivals = log
+                .responses
+                .iter()
+                .filter(|&&(seq, _)| seq >= first && seq - first < log.intended.len() as u64)
+                .map(|&(seq, received_ns)| seq::Arrival {
+                    seq: seq - first,
+                    sent_ns: log.intended[(seq - first) as usize],
+                    received_ns,
+                })
+                .collect();
+            (log.intended.len() as u64, arrivals)
+        });
         TrackerTotals {
             counters: self.counters,
             lat: self.lat,
             send_lag: self.send_lag,
+            sequence,
         }
     }
 
@@ -171,7 +219,7 @@ impl RrTracker {
     }
 }
 
-fn record(h: &mut Histogram<u64>, v: u64) {
+pub fn record(h: &mut Histogram<u64>, v: u64) {
     // Auto-resizing histograms only refuse 0 < lowest discernible; clamp.
     h.record(v.max(1))
         .expect("auto-resizing histogram accepts any value");
@@ -330,6 +378,29 @@ mod tests {
         let totals = t.finish();
         assert_eq!(totals.counters.lost, 1000);
         assert_eq!(totals.lat.len(), 1000);
+    }
+
+    #[test]
+    fn the_sequence_log_keeps_measured_responses_with_their_intended_times() {
+        let mut t = RrTracker::new(10 * MS, true).log_sequence();
+        t.on_sent(0, 0, 0, false);
+        for seq in 1..4 {
+            t.on_sent(seq, seq * MS, seq * MS, true);
+        }
+        for (seq, at) in [(0, 2), (2, 4), (1, 5), (2, 6)] {
+            t.on_response(seq, at * MS);
+        }
+        let (sent, arrivals) = t.finish().sequence.unwrap();
+        assert_eq!(sent, 3);
+        let got: Vec<(u64, u64, u64)> = arrivals
+            .iter()
+            .map(|a| (a.seq, a.sent_ns / MS, a.received_ns / MS))
+            .collect();
+        assert_eq!(
+            got,
+            vec![(1, 2, 4), (0, 1, 5), (1, 2, 6)],
+            "warm-up left out, renumbered"
+        );
     }
 
     #[test]

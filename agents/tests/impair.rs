@@ -8,36 +8,6 @@ use common::*;
 use std::process::Command;
 use transbench_reports::read_results;
 
-/// One impaired link at a time: each saturates this machine's two cores,
-/// and these tests check timing.
-static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    ONE_AT_A_TIME
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-fn have_root() -> bool {
-    if testbed::is_root() {
-        return true;
-    }
-    if std::env::var("CI").as_deref() == Ok("true") {
-        panic!("CI=true but not root: impairment tests must run for real in CI");
-    }
-    eprintln!("skipping: --impair needs root (namespaces, TUN)");
-    false
-}
-
-fn our_namespaces(pid: u32) -> Vec<String> {
-    let out = Command::new("ip").args(["netns", "list"]).output().unwrap();
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter(|l| l.starts_with(&format!("tb-{pid}-")))
-        .map(str::to_string)
-        .collect()
-}
-
 fn impaired_run(profile: &str, transports: &str, dir: &std::path::Path) -> std::process::Output {
     let child = Command::new(BIN)
         .args(["run", "--impair", profile, "--transport", transports])
@@ -58,10 +28,7 @@ fn impaired_run(profile: &str, transports: &str, dir: &std::path::Path) -> std::
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let pid = child.id();
-    let out = child.wait_with_output().unwrap();
-    assert!(our_namespaces(pid).is_empty(), "run {pid} left namespaces behind");
-    out
+    wait_cleanly(child)
 }
 
 #[test]

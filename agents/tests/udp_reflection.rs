@@ -41,11 +41,13 @@ fn setup_udp_trial(receiver: &ReceiverGuard, peer_port: u16, size: u32) -> (TcpS
     assert!(matches!(recv_msg(&mut s), ControlMsg::Welcome { .. }));
     let setup = ControlMsg::Setup(TrialSetup {
         transport: Transport::Udp,
-        workload: "rr".into(),
+        workload: transbench_wire::Workload::Rr,
         size,
+        streams: 0,
         udp_peer_port: Some(peer_port),
         quic_stream: QuicStreamMode::PerRequest,
         tcp_congestion: None,
+        quic_congestion: None,
     });
     s.write_all(&setup.encode()).unwrap();
     let ControlMsg::Ready { data_port, .. } = recv_msg(&mut s) else {
@@ -95,7 +97,14 @@ fn only_the_registered_peer_gets_answers_never_larger_than_asked() {
     registered.send_to(b"hello, is anyone there?", target).unwrap();
     assert!(registered.recv_from(&mut buf).is_err());
 
-    ctl.write_all(&ControlMsg::Stop.encode()).unwrap();
+    ctl.write_all(
+        &ControlMsg::Stop {
+            expect: None,
+            wait_ns: 0,
+        }
+        .encode(),
+    )
+    .unwrap();
     let ControlMsg::Report(report) = recv_msg(&mut ctl) else {
         panic!("expected a report")
     };

@@ -3,6 +3,7 @@
 
 use linkemu::LinkCounters;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use transbench_wire::{ReceiverReport, Transport};
 
 use crate::hist::LatencySummary;
@@ -110,6 +111,18 @@ pub struct TrialParams {
     /// tcp+tls), as the kernel reports it after pinning.
     #[serde(default)]
     pub tcp_congestion: Option<String>,
+    /// QUIC: quinn's congestion controller on both ends.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quic_congestion: Option<String>,
+    /// Multistream: logical streams (`rate` is then per stream).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub streams: Option<u32>,
+    /// Stream workload: offered bit rate, bits/s (`rate` is then datagrams/s).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bitrate: Option<f64>,
+    /// Stream workload: whether datagrams went out in GSO batches.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gso: Option<bool>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -156,6 +169,118 @@ pub struct TrialResult {
     /// The emulated link the trial ran over; absent on a plain path.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub impairment: Option<Impairment>,
+    /// Multistream: head-of-line blocking, measured per message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hol: Option<HolMetrics>,
+    /// UDP: what happened to each numbered datagram.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub udp: Option<UdpMetrics>,
+}
+
+/// Head-of-line blocking of a multistream trial (see `SCHEMA.md`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HolMetrics {
+    pub streams: u32,
+    /// The no-loss latency a message's excess is counted from: p1 of `lat`
+    /// of the same transport at 0 % loss, ns.
+    pub base_ns: u64,
+    /// Where `base_ns` came from: `trial ID` (the run's no-loss baseline),
+    /// `this trial` (its own p1), or `--hol-base`.
+    pub base_source: String,
+    pub rtt_ns: u64,
+    /// `probe` (the link as delivered) or `2 x base` (no probe).
+    pub rtt_source: String,
+    /// max(2 ms, RTT/8): excess above this is late.
+    pub late_threshold_ns: u64,
+    pub late_frac: f64,
+    pub episodes: u64,
+    pub hol_fanout: Fanout,
+    pub hol_frac: f64,
+    /// Excess delay of collateral messages.
+    pub hol_delay: LatencySummary,
+    pub overtakes: u64,
+    pub ambiguous_episodes: u64,
+    pub ontime_ratio: Vec<OntimeRatio>,
+    pub theory: HolExpectation,
+    /// Every measured message in send order, for charts and re-analysis:
+    /// base64 of 12-byte big-endian records (stream u32, intended send
+    /// time in µs since the first message u32, latency in µs u32, or
+    /// 0xFFFFFFFF if lost). Omitted past [`MAX_TIMELINE`] messages.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeline: Option<String>,
+}
+
+/// Most messages a trial's HOL timeline keeps (1.2 MB of records).
+pub const MAX_TIMELINE: usize = 100_000;
+
+/// Late streams per stall episode.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct Fanout {
+    pub median: f64,
+    pub mean: f64,
+    pub max: u32,
+    /// Fan-out -> episodes.
+    pub counts: BTreeMap<u32, u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OntimeRatio {
+    /// The deadline in base RTTs.
+    pub rtts: f64,
+    pub deadline_ns: u64,
+    /// Messages delivered within the deadline over messages sent.
+    pub ratio: f64,
+}
+
+/// The sparse-loss expectation, next to the measurement.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HolExpectation {
+    /// Packet loss probability in the data direction.
+    pub loss_p: f64,
+    /// `link` (what the emulated link dropped in this trial),
+    /// `configured` (the profile's random loss), or `none`.
+    pub loss_source: String,
+    /// Data packets per second on the path (all streams).
+    pub packet_rate: f64,
+    /// Recovery time R of a lost packet, ns.
+    pub recovery_ns: u64,
+    /// p L R over the whole connection.
+    pub p_l_r: f64,
+    pub late_frac: f64,
+    pub hol_frac: f64,
+    /// The approximation holds while p L R <= 0.1.
+    pub valid: bool,
+    /// Why the expectation does not apply, when it does not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+/// The per-sequence UDP tracker's findings (RFC 7680, 4737, 3357, 3550,
+/// 3393); over all flows of a trial.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UdpMetrics {
+    /// A datagram not received this long after its send time is lost.
+    pub wait_ns: u64,
+    pub sent: u64,
+    pub received: u64,
+    pub loss_ratio: f64,
+    pub dup_ratio: f64,
+    pub reorder_ratio: f64,
+    pub early_ratio: f64,
+    /// Reordering extent -> datagrams.
+    pub reorder_extent: BTreeMap<u64, u64>,
+    /// Length of a run of consecutive losses -> runs.
+    pub loss_burst_len: BTreeMap<u64, u64>,
+    /// RFC 3550 interarrival jitter, ns (mean over flows).
+    pub jitter_rfc3550_ns: f64,
+    /// RFC 3393 IPDV magnitudes, ns.
+    pub ipdv: LatencySummary,
+    /// Of the IPDV samples, the share that were negative.
+    pub ipdv_negative_frac: f64,
+    /// Payload received in the measured window, bits/s.
+    pub goodput_bps: f64,
+    /// Payload offered in the measured window, bits/s.
+    pub offered_bps: f64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

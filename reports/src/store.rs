@@ -97,7 +97,7 @@ pub(crate) mod tests {
             },
         );
         r.trials.push(TrialResult {
-            id: "t1".into(),
+            id: "tcp+tls-1".into(),
             transport: Transport::TcpTls,
             workload: "rr".into(),
             params: TrialParams {
@@ -110,6 +110,10 @@ pub(crate) mod tests {
                 quic_stream: None,
                 peer: "127.0.0.1:1".into(),
                 tcp_congestion: None,
+                quic_congestion: None,
+                streams: None,
+                bitrate: None,
+                gso: None,
             },
             start_time: "2026-11-27T10:00:00Z".into(),
             duration_ns: 1,
@@ -123,6 +127,8 @@ pub(crate) mod tests {
             pacer_busy_ns_per_msg: 0.0,
             receiver: ReceiverReport::default(),
             impairment: None,
+            hol: None,
+            udp: None,
         });
         r
     }

@@ -18,6 +18,9 @@ pub fn human_ns(ns: u64) -> String {
 
 /// A ratio as a percentage with three significant digits.
 fn percent(ratio: f64) -> String {
+    if ratio == 0.0 {
+        return "0".into();
+    }
     let p = 100.0 * ratio;
     let decimals = if p >= 10.0 {
         1
@@ -27,20 +30,17 @@ fn percent(ratio: f64) -> String {
     format!("{p:.decimals$}%")
 }
 
-/// One row per trial: transport, count, p50, p99, p99.9, max, loss, and
-/// whether the trial is valid.
+/// One row per trial: trial, mode, count, p50, p99, p99.9, max, loss,
+/// whether the trial is valid, and for multistream trials the head-of-line
+/// figures (late fraction, median fan-out, collateral fraction, overtakes).
 pub fn summary_table(results: &RunResults) -> String {
-    let header = [
-        "transport",
-        "mode",
-        "count",
-        "p50",
-        "p99",
-        "p99.9",
-        "max",
-        "loss",
-        "valid",
+    let with_hol = results.trials.iter().any(|t| t.hol.is_some());
+    let mut header = vec![
+        "trial", "mode", "count", "p50", "p99", "p99.9", "max", "loss", "valid",
     ];
+    if with_hol {
+        header.extend(["late", "fanout", "hol_frac", "overtakes"]);
+    }
     let mut rows: Vec<Vec<String>> = vec![header.iter().map(|s| s.to_string()).collect()];
     for t in &results.trials {
         let c = &t.counters;
@@ -50,12 +50,13 @@ pub fn summary_table(results: &RunResults) -> String {
             // The count too: 1 lost in 20,000 must not read as 0.00%.
             (sent, lost) => format!("{lost} ({})", percent(lost as f64 / sent as f64)),
         };
-        let mode = match t.params.rate {
-            Some(rate) => format!("{rate}/s"),
-            None => "closed".to_string(),
+        let mode = match (t.params.rate, t.params.streams) {
+            (Some(rate), Some(n)) => format!("{n}x{rate}/s"),
+            (Some(rate), None) => format!("{rate}/s"),
+            (None, _) => "closed".to_string(),
         };
-        rows.push(vec![
-            t.transport.name().to_string(),
+        let mut row = vec![
+            t.id.clone(),
             mode,
             t.lat.count.to_string(),
             human_ns(t.lat.p50),
@@ -64,7 +65,19 @@ pub fn summary_table(results: &RunResults) -> String {
             human_ns(t.lat.max),
             loss,
             if t.valid { "yes".into() } else { "NO".into() },
-        ]);
+        ];
+        if with_hol {
+            match &t.hol {
+                Some(h) => row.extend([
+                    percent(h.late_frac),
+                    format!("{}", h.hol_fanout.median),
+                    percent(h.hol_frac),
+                    h.overtakes.to_string(),
+                ]),
+                None => row.extend(["-".to_string(), "-".into(), "-".into(), "-".into()]),
+            }
+        }
+        rows.push(row);
     }
     let widths: Vec<usize> = (0..header.len())
         .map(|i| rows.iter().map(|r| r[i].len()).max().unwrap_or(0))

@@ -3,6 +3,7 @@
 //! [`ResponseSource`] per transport; the request/response engine in
 //! `rr.rs` drives them without knowing which transport it has.
 
+pub mod multi;
 pub mod quic;
 pub mod stream;
 pub mod udp;

@@ -99,3 +99,41 @@ pub fn secret_file(dir: &Path, name: &str, contents: &str) -> PathBuf {
 pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
+
+/// One impaired link at a time: each saturates this machine's two cores,
+/// and these tests check timing.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+pub fn serial() -> std::sync::MutexGuard<'static, ()> {
+    ONE_AT_A_TIME
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+pub fn have_root() -> bool {
+    if testbed::is_root() {
+        return true;
+    }
+    if std::env::var("CI").as_deref() == Ok("true") {
+        panic!("CI=true but not root: impairment tests must run for real in CI");
+    }
+    eprintln!("skipping: --impair needs root (namespaces, TUN)");
+    false
+}
+
+pub fn our_namespaces(pid: u32) -> Vec<String> {
+    let out = Command::new("ip").args(["netns", "list"]).output().unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| l.starts_with(&format!("tb-{pid}-")))
+        .map(str::to_string)
+        .collect()
+}
+
+/// Waits for a `run` and checks it left no namespace behind.
+pub fn wait_cleanly(child: Child) -> Output {
+    let pid = child.id();
+    let out = child.wait_with_output().unwrap();
+    assert!(our_namespaces(pid).is_empty(), "run {pid} left namespaces behind");
+    out
+}

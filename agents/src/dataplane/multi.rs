@@ -1,0 +1,367 @@
+//! The data plane of the multistream workload: N logical streams of
+//! messages, one way. The sender's pacer hands each message to a writer
+//! task without waiting (so one blocked stream or connection never delays
+//! the schedule of the others); the receiver reads every stream
+//! concurrently and records when each message reached it.
+//!
+//! - `tcp-mux`, `tcp+tls-mux`: one connection, HTTP/2-style frames
+//!   ([`transbench_wire::mux`]), a round-robin writer over the streams;
+//! - `tcp-n`: one connection per stream, length-prefixed messages;
+//! - `quic`: one unidirectional QUIC stream per logical stream;
+//! - `udp`: one flow (socket) per stream, a datagram per message.
+
+use std::collections::HashSet;
+use std::future::Future;
+use std::io;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+use transbench_wire::delivery::Delivery;
+use transbench_wire::frame::PREFIX_LEN;
+use transbench_wire::mux::{MuxReader, MuxWriter, MAX_FRAME_PAYLOAD};
+use transbench_wire::{LengthPrefix, MessageHeader, MessageKind};
+
+use super::stream::read_frame;
+use super::{ErrorLog, ServeCounters};
+use crate::clock::mono_now_ns;
+
+/// Most logical streams in a trial.
+pub const MAX_STREAMS: u32 = 64;
+
+/// A message on its way to a writer: its stream and its bytes.
+type Outgoing = (u32, Vec<u8>);
+
+/// Where the pacer hands messages: a channel per writer task (one for all
+/// streams on `tcp-mux`, one per stream elsewhere).
+#[derive(Default)]
+pub struct Writers {
+    channels: Vec<mpsc::UnboundedSender<Outgoing>>,
+    tasks: JoinSet<io::Result<()>>,
+}
+
+impl Writers {
+    /// Starts a writer task fed by a channel of its own.
+    pub fn spawn<F>(&mut self, writer: impl FnOnce(mpsc::UnboundedReceiver<Outgoing>) -> F)
+    where
+        F: Future<Output = io::Result<()>> + Send + 'static,
+    {
+        let (tx, rx) = mpsc::unbounded_channel();
+        self.channels.push(tx);
+        self.tasks.spawn(writer(rx));
+    }
+
+    /// Queues `message` for `stream`; `false` if its writer has failed.
+    pub fn offer(&self, stream: u32, message: Vec<u8>) -> bool {
+        let channel = &self.channels[stream as usize % self.channels.len()];
+        channel.send((stream, message)).is_ok()
+    }
+
+    /// Closes the channels and waits, at most `within`, for every writer to
+    /// hand its last message to the transport.
+    pub async fn finish(mut self, within: Duration) -> ErrorLog {
+        self.channels.clear();
+        let mut log = ErrorLog::default();
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            match tokio::time::timeout_at(deadline, self.tasks.join_next()).await {
+                Ok(None) => break,
+                Ok(Some(Ok(Ok(())))) => {}
+                Ok(Some(Ok(Err(e)))) => log.note("send", &e),
+                Ok(Some(Err(e))) => log.note("writer task", &e),
+                Err(_) => {
+                    log.note(
+                        "send",
+                        &format!("writers still busy {within:?} after the last message; abandoned"),
+                    );
+                    break;
+                }
+            }
+        }
+        log
+    }
+}
+
+/// One connection for all streams: frames in round-robin order, one
+/// frame per stream with data per turn.
+pub async fn mux_writer<W: AsyncWrite + Unpin>(
+    mut w: W,
+    streams: u32,
+    mut rx: mpsc::UnboundedReceiver<Outgoing>,
+) -> io::Result<()> {
+    let mut mux = MuxWriter::new(streams);
+    let mut batch = Vec::with_capacity(streams as usize * (MAX_FRAME_PAYLOAD + 8));
+    loop {
+        if mux.pending() == 0 {
+            match rx.recv().await {
+                Some((s, m)) => mux.push(s, m),
+                None => break,
+            }
+        }
+        // Whatever queued while the socket was busy joins this round.
+        while let Ok((s, m)) = rx.try_recv() {
+            mux.push(s, m);
+        }
+        batch.clear();
+        for _ in 0..streams {
+            if !mux.next_frame(&mut batch) {
+                break;
+            }
+        }
+        w.write_all(&batch).await?;
+        w.flush().await?;
+    }
+    w.shutdown().await
+}
+
+/// One byte stream for one logical stream: length-prefixed messages of
+/// `size` bytes.
+pub async fn framed_writer<W: AsyncWrite + Unpin>(
+    mut w: W,
+    size: usize,
+    mut rx: mpsc::UnboundedReceiver<Outgoing>,
+) -> io::Result<()> {
+    let framing = LengthPrefix::new(size as u32);
+    let mut frame = Vec::with_capacity(PREFIX_LEN + size);
+    while let Some((_, m)) = rx.recv().await {
+        frame.clear();
+        framing
+            .encode(&m, &mut frame)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
+        w.write_all(&frame).await?;
+        w.flush().await?;
+    }
+    w.shutdown().await
+}
+
+/// One flow for one logical stream: a datagram per message.
+pub async fn datagram_writer(sock: UdpSocket, mut rx: mpsc::UnboundedReceiver<Outgoing>) -> io::Result<()> {
+    let mut errors = 0u64;
+    while let Some((_, m)) = rx.recv().await {
+        // A datagram that cannot be sent is lost, as on the wire.
+        if sock.send(&m).await.is_err() {
+            errors += 1;
+        }
+    }
+    if errors > 0 {
+        return Err(io::Error::other(format!("{errors} datagrams could not be sent")));
+    }
+    Ok(())
+}
+
+/// Receiver side: every message delivered to the application and when, in
+/// delivery order.
+#[derive(Debug, Default)]
+pub struct DeliveryLog {
+    inner: Mutex<LogInner>,
+}
+
+#[derive(Debug, Default)]
+struct LogInner {
+    records: Vec<Delivery>,
+    distinct: HashSet<(u32, u64)>,
+}
+
+/// Records kept per trial at most (100 MB); beyond, messages are counted
+/// as rejected.
+const MAX_RECORDS: usize = 5_000_000;
+
+impl DeliveryLog {
+    fn record(&self, h: &MessageHeader, t: u64, counters: &ServeCounters, bytes: usize) {
+        let mut inner = self.inner.lock().expect("delivery log lock");
+        if inner.records.len() >= MAX_RECORDS {
+            counters.rejected();
+            return;
+        }
+        inner.records.push(Delivery {
+            stream: h.stream,
+            seq: h.seq,
+            delivered_ns: t,
+        });
+        inner.distinct.insert((h.stream, h.seq));
+        counters.request(bytes);
+    }
+
+    /// Distinct messages delivered so far.
+    pub fn distinct(&self) -> u64 {
+        self.inner.lock().expect("delivery log lock").distinct.len() as u64
+    }
+
+    pub fn take(&self) -> Vec<Delivery> {
+        std::mem::take(&mut self.inner.lock().expect("delivery log lock").records)
+    }
+}
+
+/// What a receiving task needs: the stream count, the message size, and
+/// where to record.
+#[derive(Clone)]
+pub struct Recording {
+    pub streams: u32,
+    pub size: usize,
+    pub log: Arc<DeliveryLog>,
+    pub counters: Arc<ServeCounters>,
+}
+
+impl Recording {
+    /// Checks and records one message; an error means garbage on the data
+    /// plane (counted as rejected).
+    fn deliver(&self, message: &[u8], t: u64) -> io::Result<()> {
+        match MessageHeader::decode(message) {
+            Ok(h) if h.kind == MessageKind::Request && h.stream < self.streams => {
+                self.log.record(&h, t, &self.counters, message.len());
+                Ok(())
+            }
+            _ => {
+                self.counters.rejected();
+                Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    "peer sent a message that is not a transbench multistream message",
+                ))
+            }
+        }
+    }
+}
+
+/// Reads a `tcp-mux` connection until it ends.
+pub async fn read_mux<R: AsyncRead + Unpin>(mut r: R, rec: Recording) -> io::Result<()> {
+    let mut reader = MuxReader::new(rec.streams, rec.size);
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = r.read(&mut buf).await?;
+        if n == 0 {
+            return Ok(());
+        }
+        // Everything completed by this read reached the application now.
+        let t = mono_now_ns();
+        let mut outcome = Ok(());
+        reader
+            .feed(&buf[..n], |_, m| {
+                if outcome.is_ok() {
+                    outcome = rec.deliver(m, t);
+                }
+            })
+            .map_err(|e| {
+                rec.counters.rejected();
+                io::Error::new(io::ErrorKind::InvalidData, e)
+            })?;
+        outcome?;
+    }
+}
+
+/// Reads one length-prefixed stream (`tcp-n`, a QUIC stream) until it ends.
+pub async fn read_framed<R: AsyncRead + Unpin>(mut r: R, rec: Recording) -> io::Result<()> {
+    let framing = LengthPrefix::new(rec.size as u32);
+    let mut msg = Vec::with_capacity(rec.size);
+    while read_frame(&mut r, framing, &mut msg).await?.is_some() {
+        rec.deliver(&msg, mono_now_ns())?;
+    }
+    Ok(())
+}
+
+/// Reads datagrams from any of the sender's flows; anyone else's are
+/// dropped and counted.
+pub async fn read_datagrams(sock: UdpSocket, peer_ip: IpAddr, rec: Recording) -> io::Result<()> {
+    let mut buf = vec![0u8; super::udp::MAX_DATAGRAM];
+    loop {
+        let (n, from) = sock.recv_from(&mut buf).await?;
+        let t = mono_now_ns();
+        if from.ip() != peer_ip {
+            rec.counters.rejected();
+            continue;
+        }
+        // Garbage in a datagram costs only that datagram.
+        let _ = rec.deliver(&buf[..n], t);
+    }
+}
+
+/// Accepts the sender's QUIC connection and reads every unidirectional
+/// stream in a task of its own: a sequential reader would put back the
+/// head-of-line blocking QUIC removes.
+pub async fn serve_quic(endpoint: quinn::Endpoint, peer_ip: IpAddr, rec: Recording) {
+    let mut conns = JoinSet::new();
+    while let Some(incoming) = endpoint.accept().await {
+        if incoming.remote_address().ip() != peer_ip {
+            rec.counters.rejected();
+            incoming.refuse();
+            continue;
+        }
+        let rec = rec.clone();
+        conns.spawn(async move {
+            let Ok(conn) = incoming.await else { return };
+            rec.counters.connection();
+            let mut readers = JoinSet::new();
+            while let Ok(recv) = conn.accept_uni().await {
+                let rec = rec.clone();
+                readers.spawn(async move {
+                    if let Err(e) = read_framed(recv, rec).await {
+                        tracing::debug!("QUIC stream ended: {e}");
+                    }
+                });
+            }
+            while readers.join_next().await.is_some() {}
+        });
+    }
+}
+
+/// The message bytes for `header`, padded to `size`.
+pub fn message(header: MessageHeader, size: usize) -> Vec<u8> {
+    let mut m = vec![0u8; size];
+    header.encode(&mut m);
+    m
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn recording(streams: u32) -> Recording {
+        Recording {
+            streams,
+            size: 100,
+            log: Arc::new(DeliveryLog::default()),
+            counters: Arc::new(ServeCounters::default()),
+        }
+    }
+
+    #[tokio::test]
+    async fn mux_carries_every_stream_over_one_pipe() {
+        let (client, server) = tokio::io::duplex(1 << 16);
+        let rec = recording(3);
+        let reader = tokio::spawn(read_mux(server, rec.clone()));
+        let mut writers = Writers::default();
+        writers.spawn(|rx| mux_writer(client, 3, rx));
+        for seq in 0..4 {
+            for s in 0..3 {
+                assert!(writers.offer(s, message(MessageHeader::request(s, seq, 1), 100)));
+            }
+        }
+        assert_eq!(writers.finish(Duration::from_secs(5)).await.count, 0);
+        reader.await.unwrap().unwrap();
+        let got = rec.log.take();
+        assert_eq!(got.len(), 12);
+        for s in 0..3 {
+            let seqs: Vec<u64> = got.iter().filter(|d| d.stream == s).map(|d| d.seq).collect();
+            assert_eq!(seqs, vec![0, 1, 2, 3]);
+        }
+        assert_eq!(rec.counters.report(0).bytes, 1200);
+    }
+
+    #[tokio::test]
+    async fn framed_stream_records_and_refuses_garbage() {
+        let (client, server) = tokio::io::duplex(1 << 16);
+        let rec = recording(2);
+        let reader = tokio::spawn(read_framed(server, rec.clone()));
+        let mut writers = Writers::default();
+        writers.spawn(|rx| framed_writer(client, 100, rx));
+        writers.offer(1, message(MessageHeader::request(1, 0, 1), 100));
+        // A stream id beyond the trial's count is garbage.
+        writers.offer(1, message(MessageHeader::request(7, 1, 1), 100));
+        writers.finish(Duration::from_secs(5)).await;
+        assert!(reader.await.unwrap().is_err());
+        assert_eq!(rec.log.distinct(), 1);
+        assert_eq!(rec.counters.report(0).rejected, 1);
+    }
+}

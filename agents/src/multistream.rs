@@ -1,0 +1,374 @@
+//! The multistream workload, sender side: N logical streams of S-byte
+//! messages at R messages/s each, open-loop, phases staggered (stream k
+//! sends at k/(N R) past each period start) so streams interleave on the
+//! wire. The receiver records when each message reached its application;
+//! both agents share CLOCK_MONOTONIC, so `lat` is the one-way delivery
+//! time, and head-of-line blocking is read from the per-message timeline.
+
+use anyhow::{bail, Context};
+use hdrhistogram::Histogram;
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, SystemTime};
+use tokio::net::{TcpStream, UdpSocket};
+use transbench_reports::{new_histogram, LatencyKind, LatencySummary, TrialParams, TrialResult};
+use transbench_wire::delivery;
+use transbench_wire::{ControlMsg, MessageHeader, ReceiverReport, Transport, TrialSetup, Workload};
+
+use crate::clock::{mono_now_ns, thread_cpu_ns, Pacer};
+use crate::control_io::ControlChannel;
+use crate::dataplane::multi::{self, Writers};
+use crate::dataplane::ErrorLog;
+use crate::oneway::{self, HolReference, Sent};
+use crate::rr::{wall_at, START_LEAD_NS};
+use crate::schedule::OpenLoopSchedule;
+use crate::sender::{self, TrialSpec};
+use crate::tracker::record;
+use crate::{congestion, tls};
+
+/// What the head-of-line analysis of a trial is measured against, when the
+/// caller knows it (`transbench run` does).
+#[derive(Debug, Clone, Default)]
+pub struct HolInputs {
+    /// p1 of the same transport's latency at 0 % loss, and where it came
+    /// from; `None`: this trial's own p1.
+    pub base: Option<(u64, String)>,
+    /// The path's round-trip time from the link probe; `None`: twice the
+    /// base.
+    pub rtt_ns: Option<u64>,
+    /// Packet loss configured in the data direction.
+    pub loss_p: Option<f64>,
+}
+
+/// TCP_NOTSENT_LOWAT of `tcp-mux` connections: the kernel holds at most
+/// this much unsent data, so frames wait in the round-robin writer (where
+/// every stream gets its turn), not in the socket buffer.
+const MUX_NOTSENT_LOWAT: libc::c_int = 16 * 1024;
+
+fn set_notsent_lowat(tcp: &TcpStream, bytes: libc::c_int) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: setsockopt on a socket we own, with a c_int of the right size.
+    let rc = unsafe {
+        libc::setsockopt(
+            tcp.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_NOTSENT_LOWAT,
+            (&bytes as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// The schedule as it ran.
+struct Paced {
+    sent: Vec<Sent>,
+    send_lag: Histogram<u64>,
+    pacer_busy_ns: u64,
+    measured_start: SystemTime,
+    measured_ns: u64,
+    last_intended_ns: u64,
+}
+
+async fn pace(spec: &TrialSpec, rate: f64, writers: &Writers) -> std::io::Result<Paced> {
+    let n = spec.streams as u64;
+    let mut pacer = Pacer::new()?;
+    let t0 = mono_now_ns() + START_LEAD_NS;
+    // All streams together: message j is stream j mod N's (j div N)-th.
+    let schedule = OpenLoopSchedule::new(t0, rate * n as f64, spec.warmup, spec.duration);
+    let measured_start = schedule.intended_ns(schedule.warmup_count());
+    let planned_end = measured_start + spec.duration.as_nanos() as u64;
+    let mut sent = Vec::with_capacity(schedule.total() as usize);
+    let mut send_lag = new_histogram();
+    let mut measured_end = planned_end;
+    let mut last_intended_ns = t0;
+    for j in 0..schedule.total() {
+        let intended = schedule.intended_ns(j);
+        pacer.wait_until(intended).await?;
+        let measured = schedule.is_measured(j);
+        if measured {
+            record(&mut send_lag, mono_now_ns().saturating_sub(intended));
+        }
+        let (stream, seq) = ((j % n) as u32, j / n);
+        last_intended_ns = intended;
+        sent.push(Sent {
+            stream,
+            seq,
+            intended_ns: intended,
+            measured,
+        });
+        let header = MessageHeader::request(stream, seq, intended);
+        if !writers.offer(stream, multi::message(header, spec.size)) {
+            // A writer failed: its error is collected when writers finish.
+            measured_end = mono_now_ns().clamp(measured_start, planned_end);
+            break;
+        }
+    }
+    Ok(Paced {
+        sent,
+        send_lag,
+        pacer_busy_ns: pacer.busy_ns(),
+        measured_start: wall_at(measured_start),
+        measured_ns: measured_end - measured_start,
+        last_intended_ns,
+    })
+}
+
+/// Opens the data plane of `spec.transport` and a writer per stream (one in
+/// all for `tcp-mux`). Returns the QUIC endpoint and connection to close
+/// after the trial, and the congestion control the kernel reports.
+async fn open_writers(
+    spec: &TrialSpec,
+    peer: SocketAddr,
+    local_ip: IpAddr,
+    cert: Option<String>,
+) -> anyhow::Result<(
+    Writers,
+    Option<(quinn::Endpoint, quinn::Connection)>,
+    Option<String>,
+)> {
+    let mut writers = Writers::default();
+    let (streams, size) = (spec.streams, spec.size);
+    let cc = spec.congestion.as_deref();
+    let mut quic = None;
+    let mut tcp_congestion = None;
+    match spec.transport {
+        Transport::TcpMux | Transport::TcpTlsMux => {
+            let tcp = sender::connect_tcp(peer, cc)
+                .await
+                .context("connecting the multiplexed TCP connection")?;
+            set_notsent_lowat(&tcp, MUX_NOTSENT_LOWAT).context("setting TCP_NOTSENT_LOWAT")?;
+            tcp_congestion = congestion::get(&tcp).ok();
+            if spec.transport == Transport::TcpTlsMux {
+                let connector =
+                    tokio_rustls::TlsConnector::from(tls::tls_client_config(&sender::pinned(cert)?)?);
+                let tls = connector.connect(tls::server_name(), tcp).await.context(
+                    "TLS handshake with the receiver (certificate pinned from the control channel)",
+                )?;
+                writers.spawn(|rx| multi::mux_writer(tls, streams, rx));
+            } else {
+                writers.spawn(|rx| multi::mux_writer(tcp, streams, rx));
+            }
+        }
+        Transport::TcpN => {
+            for s in 0..streams {
+                let tcp = sender::connect_tcp(peer, cc)
+                    .await
+                    .with_context(|| format!("connecting TCP connection {} of {streams}", s + 1))?;
+                tcp_congestion = congestion::get(&tcp).ok();
+                writers.spawn(|rx| multi::framed_writer(tcp, size, rx));
+            }
+        }
+        Transport::Quic => {
+            let mut endpoint =
+                quinn::Endpoint::client(SocketAddr::new(local_ip, 0)).context("opening the QUIC endpoint")?;
+            endpoint.set_default_client_config(tls::quic_client_config(
+                &sender::pinned(cert)?,
+                spec.congestion.as_deref(),
+            )?);
+            let conn = endpoint
+                .connect(peer, tls::SERVER_NAME)?
+                .await
+                .context("QUIC handshake with the receiver (certificate pinned from the control channel)")?;
+            for s in 0..streams {
+                let send = conn
+                    .open_uni()
+                    .await
+                    .with_context(|| format!("opening QUIC stream {} of {streams}", s + 1))?;
+                writers.spawn(|rx| multi::framed_writer(send, size, rx));
+            }
+            quic = Some((endpoint, conn));
+        }
+        Transport::Udp => {
+            for _ in 0..streams {
+                let sock = UdpSocket::bind((local_ip, 0))
+                    .await
+                    .context("binding a UDP data socket")?;
+                sock.connect(peer).await?;
+                writers.spawn(|rx| multi::datagram_writer(sock, rx));
+            }
+        }
+        Transport::Tcp | Transport::TcpTls => bail!(
+            "{} carries one stream; for multistream use tcp-mux, tcp+tls-mux, tcp-n, quic or udp",
+            spec.transport
+        ),
+    }
+    Ok((writers, quic, tcp_congestion))
+}
+
+/// Runs a multistream trial on an authenticated control session.
+pub async fn run_trial(
+    mut ctl: ControlChannel,
+    receiver_boot_id: Option<String>,
+    addr: SocketAddr,
+    spec: &TrialSpec,
+    id: String,
+) -> anyhow::Result<TrialResult> {
+    let rate = spec.rate.context("multistream is open-loop: it needs a --rate")?;
+    if receiver_boot_id.is_none() || receiver_boot_id != crate::host::boot_id() {
+        bail!(
+            "multistream measures one-way delivery and needs both agents on one host (one CLOCK_MONOTONIC); \
+             the receiver at {addr} runs on another kernel. Run both agents on one machine (e.g. \
+             `transbench run --impair ...` across namespaces)"
+        );
+    }
+    let local_ip = ctl.stream().local_addr()?.ip();
+    let setup = TrialSetup {
+        transport: spec.transport,
+        workload: Workload::Multistream,
+        size: spec.size as u32,
+        streams: spec.streams,
+        udp_peer_port: None,
+        quic_stream: Default::default(),
+        tcp_congestion: spec
+            .transport
+            .is_tcp()
+            .then(|| spec.congestion.clone().unwrap_or(congestion::PREFERRED.into())),
+        quic_congestion: spec.quic_congestion(),
+    };
+    let (port, cert) = sender::setup(&mut ctl, setup).await?;
+    let cpu_start = thread_cpu_ns();
+    let (writers, quic, tcp_congestion) =
+        open_writers(spec, SocketAddr::new(addr.ip(), port), local_ip, cert).await?;
+
+    ctl.send(&ControlMsg::Start).await?;
+    let paced = tokio::select! {
+        paced = pace(spec, rate, &writers) => paced.context("pacing the multistream workload")?,
+        msg = ctl.recv() => match msg {
+            Ok(ControlMsg::Refused { reason }) => bail!("receiver aborted the trial: {reason}"),
+            Ok(other) => bail!("receiver broke the protocol: {} during a trial", other.name()),
+            Err(e) => return Err(anyhow::Error::new(e).context("lost the receiver mid-trial; no result written")),
+        },
+    };
+    let wait_ns = spec.loss_timeout.as_nanos() as u64;
+    let errors = writers.finish(spec.loss_timeout).await;
+    // The receiver waits for every message, or until the last one's wait is over.
+    let remaining = (paced.last_intended_ns + wait_ns).saturating_sub(mono_now_ns());
+    ctl.send(&ControlMsg::Stop {
+        expect: Some(paced.sent.len() as u64),
+        wait_ns: remaining,
+    })
+    .await?;
+    let (deliveries, report) = collect(&mut ctl).await?;
+    let cpu_ns = thread_cpu_ns().saturating_sub(cpu_start);
+    if let Some((endpoint, conn)) = quic {
+        conn.close(0u32.into(), b"trial over");
+        let _ = tokio::time::timeout(Duration::from_secs(1), endpoint.wait_idle()).await;
+    }
+    build_result(
+        spec,
+        rate,
+        addr,
+        id,
+        paced,
+        deliveries,
+        report,
+        errors,
+        cpu_ns,
+        tcp_congestion,
+    )
+}
+
+/// The receiver's delivery records, then its report.
+async fn collect(ctl: &mut ControlChannel) -> anyhow::Result<(Vec<delivery::Delivery>, ReceiverReport)> {
+    let mut deliveries = Vec::new();
+    loop {
+        match sender::expect_reply(ctl, "the receiver's deliveries and report")
+            .await
+            .context("lost the receiver before its report; no result written")?
+        {
+            ControlMsg::Deliveries { records } => deliveries
+                .extend(delivery::decode(&records).context("receiver sent malformed delivery records")?),
+            ControlMsg::Report(report) => return Ok((deliveries, report)),
+            other => bail!(
+                "receiver broke the protocol: expected deliveries or a report, got {}",
+                other.name()
+            ),
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn build_result(
+    spec: &TrialSpec,
+    rate: f64,
+    addr: SocketAddr,
+    id: String,
+    paced: Paced,
+    deliveries: Vec<delivery::Delivery>,
+    receiver: ReceiverReport,
+    errors: ErrorLog,
+    cpu_ns: u64,
+    tcp_congestion: Option<String>,
+) -> anyhow::Result<TrialResult> {
+    let wait_ns = spec.loss_timeout.as_nanos() as u64;
+    let matched = oneway::match_deliveries(spec.streams, &paced.sent, &deliveries, wait_ns);
+    let mut counters = matched.counters.clone();
+    counters.errors = errors.count;
+    let lat = LatencySummary::from_histogram(&matched.lat)?;
+    let send_lag = LatencySummary::from_histogram(&paced.send_lag)?;
+    let base = match &spec.hol.base {
+        Some((ns, source)) => (*ns, source.clone()),
+        None => (matched.lat.value_at_quantile(0.01), "this trial".to_string()),
+    };
+    let (rtt_ns, rtt_source) = match spec.hol.rtt_ns {
+        Some(rtt) => (rtt, "probe"),
+        None => (2 * base.0, "2 x base"),
+    };
+    let theory = oneway::expectation(
+        spec.transport,
+        spec.streams,
+        rate,
+        spec.size,
+        rtt_ns,
+        spec.hol.loss_p.map(|p| (p, "configured")),
+    );
+    let reference = HolReference {
+        base_ns: base.0,
+        base_source: base.1,
+        rtt_ns,
+        rtt_source: rtt_source.into(),
+    };
+    let hol = oneway::hol_metrics(&matched.messages, spec.streams, &reference, theory)?;
+    let udp = (spec.transport == Transport::Udp)
+        .then(|| oneway::udp_metrics(&matched.flows, wait_ns, spec.size, paced.measured_ns))
+        .transpose()?;
+    let invalid_reasons = sender::invalid_reasons(spec, &send_lag, paced.measured_ns, counters.sent, &errors);
+    let messages_total = paced.sent.len().max(1) as f64;
+    Ok(TrialResult {
+        id,
+        transport: spec.transport,
+        workload: Workload::Multistream.name().into(),
+        params: TrialParams {
+            rate: Some(rate),
+            size: spec.size as u32,
+            duration_ns: spec.duration.as_nanos() as u64,
+            warmup_ns: spec.warmup.as_nanos() as u64,
+            closed_loop: false,
+            loss_timeout_ns: wait_ns,
+            quic_stream: None,
+            peer: addr.to_string(),
+            tcp_congestion,
+            quic_congestion: spec.quic_congestion(),
+            streams: Some(spec.streams),
+            bitrate: None,
+            gso: None,
+        },
+        start_time: humantime::format_rfc3339_millis(paced.measured_start).to_string(),
+        duration_ns: paced.measured_ns,
+        valid: invalid_reasons.is_empty(),
+        invalid_reasons,
+        counters,
+        latency_kind: LatencyKind::OneWay,
+        lat,
+        send_lag,
+        cpu_ns_per_msg: cpu_ns as f64 / messages_total,
+        pacer_busy_ns_per_msg: paced.pacer_busy_ns as f64 / messages_total,
+        receiver,
+        impairment: None,
+        hol: Some(hol),
+        udp,
+    })
+}

@@ -1,0 +1,218 @@
+//! Head-of-line blocking measured end to end across linkemu, and the UDP
+//! sequence tracker against a configured link. Needs root: in CI (CI=true)
+//! a missing privilege fails the test; elsewhere it is skipped with the
+//! reason printed.
+//!
+//! The HOL cells pin BBR (`--cc bbr`, on TCP and on quinn): CUBIC cuts the
+//! congestion window of an application-limited connection on every random
+//! loss, and the window then delays the next messages of *every* stream
+//! for a few milliseconds. That congestion-control fate sharing is real
+//! (transbench measures it: run the same cells with CUBIC), but it is a
+//! second mechanism; these tests check the ordering one, which the
+//! sparse-loss theory describes.
+
+mod common;
+
+use common::*;
+use std::process::{Command, Stdio};
+use transbench_reports::{read_results, RunResults, TrialResult};
+
+fn multistream_run(args: &[&str], dir: &std::path::Path) -> RunResults {
+    let child = Command::new(BIN)
+        .args(["run", "--workload", "multistream", "--warmup", "1s", "--out"])
+        .arg(dir)
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let o = wait_cleanly(child);
+    assert!(o.status.success(), "{}", stderr(&o));
+    read_results(&dir.join("results.json")).unwrap()
+}
+
+fn trial<'a>(r: &'a RunResults, transport: &str) -> &'a TrialResult {
+    r.trials
+        .iter()
+        .find(|t| t.transport.name() == transport && !t.id.contains("-base-"))
+        .unwrap_or_else(|| panic!("no {transport} trial"))
+}
+
+/// 8 streams x 50 messages/s, 2 % loss each way over 2 x 10 ms, 12 s: about
+/// 100 losses in the data direction.
+#[test]
+fn one_ordered_connection_stalls_every_stream_quic_only_one() {
+    if !have_root() {
+        return;
+    }
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let r = multistream_run(
+        &[
+            "--transport",
+            "tcp-mux,quic",
+            "--streams",
+            "8",
+            "--rate",
+            "50",
+            "--size",
+            "512",
+            "--duration",
+            "12s",
+            "--cc",
+            "bbr",
+            "--impair",
+            "delay 10ms loss 2%",
+        ],
+        dir.path(),
+    );
+    assert_eq!(r.trials.len(), 4, "a no-loss baseline and a lossy trial each");
+    let (mux, quic) = (trial(&r, "tcp-mux"), trial(&r, "quic"));
+    for t in [mux, quic] {
+        let h = t.hol.as_ref().unwrap();
+        assert!(h.base_source.starts_with("trial ") && h.base_source.contains("-base-"));
+        // The baseline is the same path without loss: ~10 ms one way.
+        assert!(
+            (9_500_000..11_500_000).contains(&h.base_ns),
+            "{}: base {}",
+            t.id,
+            h.base_ns
+        );
+        let losses = t
+            .impairment
+            .as_ref()
+            .unwrap()
+            .events
+            .unwrap()
+            .forward
+            .dropped_loss;
+        assert!(losses >= 50, "{}: only {losses} losses", t.id);
+        assert!(t.valid, "{}: {:?}", t.id, t.invalid_reasons);
+    }
+    let (hm, hq) = (mux.hol.as_ref().unwrap(), quic.hol.as_ref().unwrap());
+    assert!(hm.hol_fanout.median >= 4.0, "tcp-mux fan-out {:?}", hm.hol_fanout);
+    assert!(hq.hol_fanout.median <= 2.0, "quic fan-out {:?}", hq.hol_fanout);
+    assert!(
+        hm.hol_frac >= 3.0 * hq.hol_frac && hm.hol_frac > 0.0,
+        "hol_frac tcp-mux {} vs quic {}",
+        hm.hol_frac,
+        hq.hol_frac
+    );
+    assert_eq!(hm.overtakes, 0, "one ordered byte stream never reorders");
+    assert!(hq.overtakes > 0, "independent QUIC streams overtake each other");
+    assert!(hm.hol_delay.count > 0 && hm.hol_delay.p50 > hm.late_threshold_ns);
+}
+
+/// 4 streams x 40 messages/s over 2 x 10 ms with 2 % loss: p L R = 0.02 x
+/// 160/s x 25 ms = 0.08, sparse. The measured late fraction must sit within
+/// a factor of 2 of p L R (tcp-mux) and p (L/N) R (QUIC), with p what the
+/// link really dropped in the trial.
+#[test]
+fn sparse_loss_late_fraction_follows_theory() {
+    if !have_root() {
+        return;
+    }
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let r = multistream_run(
+        &[
+            "--transport",
+            "tcp-mux,quic",
+            "--streams",
+            "4",
+            "--rate",
+            "40",
+            "--size",
+            "512",
+            "--duration",
+            "15s",
+            "--cc",
+            "bbr",
+            "--impair",
+            "delay 10ms loss 2%",
+        ],
+        dir.path(),
+    );
+    for transport in ["tcp-mux", "quic"] {
+        let h = trial(&r, transport).hol.as_ref().unwrap();
+        let theory = &h.theory;
+        assert_eq!(theory.loss_source, "link");
+        assert!(theory.valid, "{transport}: {theory:?}");
+        let ratio = h.late_frac / theory.late_frac;
+        eprintln!(
+            "{transport}: late_frac {:.4}, theory {:.4} ({ratio:.2}x), p {:.4}",
+            h.late_frac, theory.late_frac, theory.loss_p
+        );
+        assert!(
+            (0.5..=2.0).contains(&ratio),
+            "{transport}: late_frac {} vs theory {} ({ratio:.2}x)",
+            h.late_frac,
+            theory.late_frac
+        );
+    }
+}
+
+/// Normal bound on a binomial proportion: |measured - p| <= 4.5 sd.
+fn within_binomial(measured: f64, p: f64, n: u64) -> bool {
+    (measured - p).abs() <= 4.5 * (p * (1.0 - p) / n as f64).sqrt()
+}
+
+/// One UDP flow of 1000 datagrams/s for 6 s across `loss 5% duplicate 1%
+/// reorder 20% delay 5ms`. netem duplicates before it drops (a duplicated
+/// packet that is "lost" still delivers one copy), so loss is 5 % x 99 %
+/// and duplication 1 % x 95 %; 20 % of delivered datagrams skip the delay.
+#[test]
+fn udp_tracker_sees_the_configured_link() {
+    if !have_root() {
+        return;
+    }
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let r = multistream_run(
+        &[
+            "--transport",
+            "udp",
+            "--streams",
+            "1",
+            "--rate",
+            "1000",
+            "--size",
+            "200",
+            "--duration",
+            "6s",
+            "--impair",
+            "loss 5% duplicate 1% reorder 20% delay 5ms seed 42",
+        ],
+        dir.path(),
+    );
+    let t = trial(&r, "udp");
+    let u = t.udp.as_ref().unwrap();
+    assert!(u.sent >= 5900, "{}", u.sent);
+    assert!(
+        within_binomial(u.loss_ratio, 0.05 * 0.99, u.sent),
+        "loss {}",
+        u.loss_ratio
+    );
+    assert!(
+        within_binomial(u.dup_ratio, 0.01 * 0.95, u.sent),
+        "dup {}",
+        u.dup_ratio
+    );
+    assert!(
+        within_binomial(u.early_ratio, 0.20, u.received),
+        "early {}",
+        u.early_ratio
+    );
+    assert!(
+        u.reorder_ratio > u.early_ratio,
+        "one early datagram reorders several"
+    );
+    assert!(!u.loss_burst_len.is_empty() && !u.reorder_extent.is_empty());
+    // Half the reordered datagrams arrive 5 ms early: IPDV shows it.
+    assert!(u.ipdv.max >= 4_000_000, "{:?}", u.ipdv.max);
+    assert!(u.jitter_rfc3550_ns > 100_000.0, "{}", u.jitter_rfc3550_ns);
+    assert_eq!(t.counters.sent, u.sent);
+    let h = t.hol.as_ref().unwrap();
+    assert_eq!(h.overtakes, 0, "one flow cannot overtake itself across streams");
+}
