@@ -6,8 +6,8 @@ mod congestion;
 mod control_io;
 mod dataplane;
 mod host;
-mod multistream;
 mod oneway;
+mod oneway_sender;
 mod receiver;
 mod rr;
 mod run;
@@ -209,8 +209,9 @@ const MIN_SECRET_LEN: usize = 16;
 
 #[derive(Args, Clone)]
 struct TrialArgs {
-    /// Workload: rr (request/response, round-trip latency) or multistream
-    /// (N streams of messages one way, for head-of-line blocking).
+    /// Workload: rr (request/response, round-trip latency), multistream (N
+    /// streams of messages one way, for head-of-line blocking) or stream
+    /// (UDP datagrams one way at --bitrate).
     #[arg(long, default_value = "rr")]
     workload: Workload,
     /// Offered rate, open-loop (each message has an intended send time fixed
@@ -219,9 +220,17 @@ struct TrialArgs {
     #[arg(long, conflicts_with = "closed_loop")]
     rate: Option<f64>,
     /// Bytes per message, 24-byte header included (rr: request and response)
-    /// [default: 64 for rr, 1024 for multistream].
+    /// [default: 64 for rr, 1024 for multistream, 1200 for stream].
     #[arg(long)]
     size: Option<usize>,
+    /// Stream: offered bit rate, bits/s with an optional k, M or G (e.g.
+    /// 200M); the datagram rate is this over --size.
+    #[arg(long, value_parser = parse_bitrate, value_name = "BITS")]
+    bitrate: Option<f64>,
+    /// Stream: send datagrams in batches with UDP GSO (one system call for
+    /// up to 64 KiB).
+    #[arg(long)]
+    gso: bool,
     /// Multistream: logical streams (tcp-n: connections; udp: flows).
     #[arg(long, default_value_t = 8)]
     streams: u32,
@@ -272,19 +281,39 @@ impl TrialArgs {
         if self.hol_base.is_some() && !multistream {
             bail!("--hol-base applies only to --workload multistream");
         }
-        let (default_rate, default_size) = if multistream { (125.0, 1024) } else { (1000.0, 64) };
+        let stream = self.workload == Workload::Stream;
+        if self.bitrate.is_some() && !stream {
+            bail!("--bitrate applies only to --workload stream");
+        }
+        if self.gso && !stream {
+            bail!("--gso applies only to --workload stream");
+        }
+        if stream && self.rate.is_some() {
+            bail!("--workload stream is paced by --bitrate (bits/s), not --rate");
+        }
+        let size = self.size.unwrap_or(match self.workload {
+            Workload::Rr => 64,
+            Workload::Multistream => 1024,
+            Workload::Stream => 1200,
+        });
+        let rate = match self.workload {
+            Workload::Rr => self.rate.unwrap_or(1000.0),
+            Workload::Multistream => self.rate.unwrap_or(125.0),
+            Workload::Stream => self.bitrate.unwrap_or(DEFAULT_BITRATE) / (8.0 * size.max(1) as f64),
+        };
         Ok(sender::TrialSpec {
             transport,
             workload: self.workload,
-            rate: (!self.closed_loop).then_some(self.rate.unwrap_or(default_rate)),
+            rate: (!self.closed_loop).then_some(rate),
+            gso: self.gso,
             streams: self.streams,
-            hol: multistream::HolInputs {
+            hol: oneway_sender::HolInputs {
                 base: self
                     .hol_base
                     .map(|d| (d.as_nanos() as u64, "--hol-base".to_string())),
                 ..Default::default()
             },
-            size: self.size.unwrap_or(default_size),
+            size,
             duration: self.duration,
             warmup: self.warmup,
             loss_timeout: self.loss_timeout,
@@ -294,6 +323,26 @@ impl TrialArgs {
                 Some(QuicStreamArg::Single) => QuicStreamMode::Single,
             },
         })
+    }
+}
+
+/// The stream workload's offered rate unless --bitrate says.
+const DEFAULT_BITRATE: f64 = 100e6;
+
+/// Bits per second: a number with an optional k, M or G (powers of 1000).
+fn parse_bitrate(s: &str) -> Result<f64, String> {
+    let t = s.trim();
+    let (num, scale) = match t.chars().last() {
+        Some('k' | 'K') => (&t[..t.len() - 1], 1e3),
+        Some('m' | 'M') => (&t[..t.len() - 1], 1e6),
+        Some('g' | 'G') => (&t[..t.len() - 1], 1e9),
+        _ => (t, 1.0),
+    };
+    match num.parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 0.0 => Ok(v * scale),
+        _ => Err(format!(
+            "{s:?} is not a bit rate: expected a positive number of bits/s, e.g. 500k, 200M or 1.5G"
+        )),
     }
 }
 

@@ -367,8 +367,8 @@ impl TrialServer {
         peer_ip: IpAddr,
     ) -> anyhow::Result<(Self, ControlMsg)> {
         validate(setup)?;
-        if setup.workload == Workload::Multistream {
-            return Self::start_multistream(setup, ctx, local_ip, peer_ip).await;
+        if setup.workload != Workload::Rr {
+            return Self::start_one_way(setup, ctx, local_ip, peer_ip).await;
         }
         let size = setup.size as usize;
         let counters = Arc::new(ServeCounters::default());
@@ -439,16 +439,17 @@ impl TrialServer {
         ))
     }
 
-    /// The multistream data plane: every stream read concurrently, every
-    /// message's delivery recorded.
-    async fn start_multistream(
+    /// The data plane of one-way workloads (multistream; stream, one UDP
+    /// flow): every stream read concurrently, every message's delivery
+    /// recorded.
+    async fn start_one_way(
         setup: &TrialSetup,
         ctx: &ReceiverState,
         local_ip: IpAddr,
         peer_ip: IpAddr,
     ) -> anyhow::Result<(Self, ControlMsg)> {
         let rec = Recording {
-            streams: setup.streams,
+            streams: setup.streams.max(1),
             size: setup.size as usize,
             log: Arc::new(DeliveryLog::default()),
             counters: Arc::new(ServeCounters::default()),
@@ -462,6 +463,7 @@ impl TrialServer {
         let data_port = match setup.transport {
             Transport::Udp => {
                 let sock = UdpSocket::bind((local_ip, 0)).await?;
+                udp::enlarge_receive_buffer(&sock, udp::RECEIVE_BUFFER);
                 let data_port = sock.local_addr()?.port();
                 let rec = rec.clone();
                 tasks.spawn(async move {

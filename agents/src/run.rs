@@ -21,8 +21,8 @@ use transbench_wire::auth::{random_nonce, to_hex, Secret};
 use transbench_wire::{Transport, Workload};
 
 use crate::host::host_info;
-use crate::multistream::HolInputs;
 use crate::oneway;
+use crate::oneway_sender::HolInputs;
 use crate::sender::{self, TrialSpec};
 
 /// What the receiver prints first on stdout; `run` and tests parse it.

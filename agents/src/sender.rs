@@ -16,7 +16,7 @@ use crate::clock::thread_cpu_ns;
 use crate::congestion;
 use crate::control_io::ControlChannel;
 use crate::dataplane::{multi, quic, stream, udp, ErrorLog, RequestSink, ResponseSource};
-use crate::multistream::{self, HolInputs};
+use crate::oneway_sender::{self, HolInputs};
 use crate::rr::{self, RrOutcome, RrPlan};
 use crate::tls;
 
@@ -36,6 +36,8 @@ pub struct TrialSpec {
     pub streams: u32,
     /// Multistream: what head-of-line blocking is measured against.
     pub hol: HolInputs,
+    /// Stream: send with UDP GSO.
+    pub gso: bool,
     pub size: usize,
     pub duration: Duration,
     pub warmup: Duration,
@@ -57,17 +59,15 @@ impl TrialSpec {
                 names.join(", ")
             );
         }
-        if self.workload == Workload::Multistream {
-            if !(1..=multi::MAX_STREAMS).contains(&self.streams) {
-                bail!(
-                    "--streams {} is out of range: 1 to {}",
-                    self.streams,
-                    multi::MAX_STREAMS
-                );
-            }
-            if self.rate.is_none() {
-                bail!("multistream is open-loop only: drop --closed-loop");
-            }
+        if self.workload == Workload::Multistream && !(1..=multi::MAX_STREAMS).contains(&self.streams) {
+            bail!(
+                "--streams {} is out of range: 1 to {}",
+                self.streams,
+                multi::MAX_STREAMS
+            );
+        }
+        if self.workload != Workload::Rr && self.rate.is_none() {
+            bail!("{} is open-loop only: drop --closed-loop", self.workload);
         }
         if let (Transport::Quic, Some(cc)) = (self.transport, &self.congestion) {
             if !tls::QUIC_CONGESTION.contains(&cc.as_str()) {
@@ -271,8 +271,8 @@ pub async fn run_trial(
 ) -> anyhow::Result<TrialResult> {
     spec.validate()?;
     let (mut ctl, boot_id) = connect(addr, secret).await?;
-    if spec.workload == Workload::Multistream {
-        return multistream::run_trial(ctl, boot_id, addr, spec, id).await;
+    if spec.workload != Workload::Rr {
+        return oneway_sender::run_trial(ctl, boot_id, addr, spec, id).await;
     }
     let peer_ip: IpAddr = addr.ip();
     let local_ip = ctl.stream().local_addr()?.ip();

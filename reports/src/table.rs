@@ -17,6 +17,24 @@ pub fn human_ns(ns: u64) -> String {
 }
 
 /// A ratio as a percentage with three significant digits.
+/// A rate with an SI prefix and at most three significant digits.
+fn si(v: f64) -> String {
+    let (v, prefix) = match v {
+        v if v >= 1e9 => (v / 1e9, "G"),
+        v if v >= 1e6 => (v / 1e6, "M"),
+        v if v >= 1e4 => (v / 1e3, "k"),
+        v => (v, ""),
+    };
+    let text = if v >= 100.0 || v.fract() == 0.0 {
+        format!("{v:.0}")
+    } else if v >= 10.0 {
+        format!("{v:.1}")
+    } else {
+        format!("{v:.2}")
+    };
+    format!("{text}{prefix}")
+}
+
 fn percent(ratio: f64) -> String {
     if ratio == 0.0 {
         return "0".into();
@@ -50,10 +68,11 @@ pub fn summary_table(results: &RunResults) -> String {
             // The count too: 1 lost in 20,000 must not read as 0.00%.
             (sent, lost) => format!("{lost} ({})", percent(lost as f64 / sent as f64)),
         };
-        let mode = match (t.params.rate, t.params.streams) {
-            (Some(rate), Some(n)) => format!("{n}x{rate}/s"),
-            (Some(rate), None) => format!("{rate}/s"),
-            (None, _) => "closed".to_string(),
+        let mode = match (t.params.rate, t.params.streams, t.params.bitrate) {
+            (_, _, Some(bits)) => format!("{}bit/s", si(bits)),
+            (Some(rate), Some(n), _) => format!("{n}x{}/s", si(rate)),
+            (Some(rate), None, _) => format!("{}/s", si(rate)),
+            (None, _, _) => "closed".to_string(),
         };
         let mut row = vec![
             t.id.clone(),
@@ -120,6 +139,14 @@ mod tests {
         assert_eq!(human_ns(23_450), "23.4us");
         assert_eq!(human_ns(1_250_000), "1.25ms");
         assert_eq!(human_ns(2_000_000_000), "2.00s");
+    }
+
+    #[test]
+    fn rates_read_short() {
+        assert_eq!(si(1000.0), "1000");
+        assert_eq!(si(20_833.33), "20.8k");
+        assert_eq!(si(2e8), "200M");
+        assert_eq!(si(12.5), "12.5");
     }
 
     #[test]

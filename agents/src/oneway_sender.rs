@@ -1,9 +1,14 @@
-//! The multistream workload, sender side: N logical streams of S-byte
-//! messages at R messages/s each, open-loop, phases staggered (stream k
-//! sends at k/(N R) past each period start) so streams interleave on the
-//! wire. The receiver records when each message reached its application;
-//! both agents share CLOCK_MONOTONIC, so `lat` is the one-way delivery
-//! time, and head-of-line blocking is read from the per-message timeline.
+//! The sender side of the one-way workloads. The receiver records when each
+//! message reached its application and hands the records back; both agents
+//! share CLOCK_MONOTONIC, so `lat` is the one-way delivery time.
+//!
+//! - `multistream`: N logical streams of S-byte messages at R messages/s
+//!   each, open-loop, phases staggered (stream k sends at k/(N R) past each
+//!   period start) so streams interleave on the wire; head-of-line blocking
+//!   is read from the per-message timeline.
+//! - `stream` (UDP): datagrams at a target bit rate, optionally many per
+//!   system call with GSO; offered against received rate, and the sequence
+//!   tracker's loss, reordering, jitter and IPDV.
 
 use anyhow::{bail, Context};
 use hdrhistogram::Histogram;
@@ -17,6 +22,7 @@ use transbench_wire::{ControlMsg, MessageHeader, ReceiverReport, Transport, Tria
 use crate::clock::{mono_now_ns, thread_cpu_ns, Pacer};
 use crate::control_io::ControlChannel;
 use crate::dataplane::multi::{self, Writers};
+use crate::dataplane::udp::DatagramBatcher;
 use crate::dataplane::ErrorLog;
 use crate::oneway::{self, HolReference, Sent};
 use crate::rr::{wall_at, START_LEAD_NS};
@@ -116,6 +122,71 @@ async fn pace(spec: &TrialSpec, rate: f64, writers: &Writers) -> std::io::Result
     })
 }
 
+/// Batches no datagram waits longer than this for the rest of its GSO batch.
+const GSO_BATCH_WAIT_NS: u64 = 200_000;
+
+/// The stream workload's schedule: datagram i intended at t0 + i/rate. The
+/// pacer wakes for the first datagram of a batch (with GSO: for the last,
+/// or at most [`GSO_BATCH_WAIT_NS`] after the first) and sends everything
+/// then due in one call.
+async fn pace_datagrams(
+    spec: &TrialSpec,
+    rate: f64,
+    batcher: &DatagramBatcher,
+    errors: &mut ErrorLog,
+) -> std::io::Result<Paced> {
+    let mut pacer = Pacer::new()?;
+    let t0 = mono_now_ns() + START_LEAD_NS;
+    let schedule = OpenLoopSchedule::new(t0, rate, spec.warmup, spec.duration);
+    let measured_start = schedule.intended_ns(schedule.warmup_count());
+    let total = schedule.total();
+    let max_batch = batcher.max_batch(spec.size) as u64;
+    let mut sent = Vec::with_capacity(total as usize);
+    let mut send_lag = new_histogram();
+    let mut batch = Vec::with_capacity(max_batch as usize * spec.size);
+    let mut i = 0;
+    while i < total {
+        let last = (i + max_batch - 1).min(total - 1);
+        let wake = schedule
+            .intended_ns(last)
+            .min(schedule.intended_ns(i) + GSO_BATCH_WAIT_NS)
+            .max(schedule.intended_ns(i));
+        pacer.wait_until(wake).await?;
+        let now = mono_now_ns();
+        batch.clear();
+        let first = i;
+        while i < total && i - first < max_batch && schedule.intended_ns(i) <= now {
+            let intended = schedule.intended_ns(i);
+            let start = batch.len();
+            batch.resize(start + spec.size, 0);
+            MessageHeader::request(0, i, intended).encode(&mut batch[start..]);
+            let measured = schedule.is_measured(i);
+            if measured {
+                record(&mut send_lag, now.saturating_sub(intended));
+            }
+            sent.push(Sent {
+                stream: 0,
+                seq: i,
+                intended_ns: intended,
+                measured,
+            });
+            i += 1;
+        }
+        // A datagram the kernel refuses is lost, as on the wire.
+        if let Err(e) = batcher.send(&batch, spec.size).await {
+            errors.note("send", &e);
+        }
+    }
+    Ok(Paced {
+        sent,
+        send_lag,
+        pacer_busy_ns: pacer.busy_ns(),
+        measured_start: wall_at(measured_start),
+        measured_ns: spec.duration.as_nanos() as u64,
+        last_intended_ns: schedule.intended_ns(total.saturating_sub(1)),
+    })
+}
+
 /// Opens the data plane of `spec.transport` and a writer per stream (one in
 /// all for `tcp-mux`). Returns the QUIC endpoint and connection to close
 /// after the trial, and the congestion control the kernel reports.
@@ -198,7 +269,8 @@ async fn open_writers(
     Ok((writers, quic, tcp_congestion))
 }
 
-/// Runs a multistream trial on an authenticated control session.
+/// Runs a one-way trial (multistream, or stream on UDP) on an
+/// authenticated control session.
 pub async fn run_trial(
     mut ctl: ControlChannel,
     receiver_boot_id: Option<String>,
@@ -206,18 +278,21 @@ pub async fn run_trial(
     spec: &TrialSpec,
     id: String,
 ) -> anyhow::Result<TrialResult> {
-    let rate = spec.rate.context("multistream is open-loop: it needs a --rate")?;
+    let rate = spec
+        .rate
+        .context("one-way workloads are open-loop: they need a rate")?;
     if receiver_boot_id.is_none() || receiver_boot_id != crate::host::boot_id() {
         bail!(
-            "multistream measures one-way delivery and needs both agents on one host (one CLOCK_MONOTONIC); \
+            "{} measures one-way delivery and needs both agents on one host (one CLOCK_MONOTONIC); \
              the receiver at {addr} runs on another kernel. Run both agents on one machine (e.g. \
-             `transbench run --impair ...` across namespaces)"
+             `transbench run --impair ...` across namespaces)",
+            spec.workload
         );
     }
     let local_ip = ctl.stream().local_addr()?.ip();
     let setup = TrialSetup {
         transport: spec.transport,
-        workload: Workload::Multistream,
+        workload: spec.workload,
         size: spec.size as u32,
         streams: spec.streams,
         udp_peer_port: None,
@@ -230,20 +305,29 @@ pub async fn run_trial(
     };
     let (port, cert) = sender::setup(&mut ctl, setup).await?;
     let cpu_start = thread_cpu_ns();
-    let (writers, quic, tcp_congestion) =
-        open_writers(spec, SocketAddr::new(addr.ip(), port), local_ip, cert).await?;
-
-    ctl.send(&ControlMsg::Start).await?;
-    let paced = tokio::select! {
-        paced = pace(spec, rate, &writers) => paced.context("pacing the multistream workload")?,
-        msg = ctl.recv() => match msg {
-            Ok(ControlMsg::Refused { reason }) => bail!("receiver aborted the trial: {reason}"),
-            Ok(other) => bail!("receiver broke the protocol: {} during a trial", other.name()),
-            Err(e) => return Err(anyhow::Error::new(e).context("lost the receiver mid-trial; no result written")),
-        },
+    let peer = SocketAddr::new(addr.ip(), port);
+    let (paced, errors, quic, tcp_congestion) = if spec.workload == Workload::Stream {
+        let sock = UdpSocket::bind((local_ip, 0))
+            .await
+            .context("binding the UDP data socket")?;
+        sock.connect(peer).await?;
+        let batcher = DatagramBatcher::new(sock, peer, spec.gso).context("preparing the UDP socket")?;
+        let mut errors = ErrorLog::default();
+        ctl.send(&ControlMsg::Start).await?;
+        let paced = while_receiver_quiet(&mut ctl, pace_datagrams(spec, rate, &batcher, &mut errors)).await?;
+        (paced, errors, None, None)
+    } else {
+        let (writers, quic, tcp_congestion) = open_writers(spec, peer, local_ip, cert).await?;
+        ctl.send(&ControlMsg::Start).await?;
+        let paced = while_receiver_quiet(&mut ctl, pace(spec, rate, &writers)).await?;
+        (
+            paced,
+            writers.finish(spec.loss_timeout).await,
+            quic,
+            tcp_congestion,
+        )
     };
     let wait_ns = spec.loss_timeout.as_nanos() as u64;
-    let errors = writers.finish(spec.loss_timeout).await;
     // The receiver waits for every message, or until the last one's wait is over.
     let remaining = (paced.last_intended_ns + wait_ns).saturating_sub(mono_now_ns());
     ctl.send(&ControlMsg::Stop {
@@ -269,6 +353,23 @@ pub async fn run_trial(
         cpu_ns,
         tcp_congestion,
     )
+}
+
+/// Runs the data plane while the receiver stays quiet: it says nothing
+/// between start and stop, so anything on the control connection (above
+/// all its end) aborts the trial.
+async fn while_receiver_quiet(
+    ctl: &mut ControlChannel,
+    data_plane: impl std::future::Future<Output = std::io::Result<Paced>>,
+) -> anyhow::Result<Paced> {
+    tokio::select! {
+        paced = data_plane => paced.context("pacing the workload"),
+        msg = ctl.recv() => match msg {
+            Ok(ControlMsg::Refused { reason }) => bail!("receiver aborted the trial: {reason}"),
+            Ok(other) => bail!("receiver broke the protocol: {} during a trial", other.name()),
+            Err(e) => Err(anyhow::Error::new(e).context("lost the receiver mid-trial; no result written")),
+        },
+    }
 }
 
 /// The receiver's delivery records, then its report.
@@ -331,7 +432,9 @@ fn build_result(
         rtt_ns,
         rtt_source: rtt_source.into(),
     };
-    let hol = oneway::hol_metrics(&matched.messages, spec.streams, &reference, theory)?;
+    let hol = (spec.workload == Workload::Multistream)
+        .then(|| oneway::hol_metrics(&matched.messages, spec.streams, &reference, theory))
+        .transpose()?;
     let udp = (spec.transport == Transport::Udp)
         .then(|| oneway::udp_metrics(&matched.flows, wait_ns, spec.size, paced.measured_ns))
         .transpose()?;
@@ -340,7 +443,7 @@ fn build_result(
     Ok(TrialResult {
         id,
         transport: spec.transport,
-        workload: Workload::Multistream.name().into(),
+        workload: spec.workload.name().into(),
         params: TrialParams {
             rate: Some(rate),
             size: spec.size as u32,
@@ -352,9 +455,9 @@ fn build_result(
             peer: addr.to_string(),
             tcp_congestion,
             quic_congestion: spec.quic_congestion(),
-            streams: Some(spec.streams),
-            bitrate: None,
-            gso: None,
+            streams: (spec.workload == Workload::Multistream).then_some(spec.streams),
+            bitrate: (spec.workload == Workload::Stream).then_some(rate * spec.size as f64 * 8.0),
+            gso: (spec.workload == Workload::Stream).then_some(spec.gso),
         },
         start_time: humantime::format_rfc3339_millis(paced.measured_start).to_string(),
         duration_ns: paced.measured_ns,
@@ -368,7 +471,7 @@ fn build_result(
         pacer_busy_ns_per_msg: paced.pacer_busy_ns as f64 / messages_total,
         receiver,
         impairment: None,
-        hol: Some(hol),
+        hol,
         udp,
     })
 }

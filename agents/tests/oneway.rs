@@ -1,0 +1,102 @@
+//! The one-way workloads end to end on loopback, without root: multistream
+//! on every transport it runs on, and the UDP stream workload with and
+//! without GSO. Latency is one-way (both agents share the host's clock).
+
+mod common;
+
+use common::*;
+use std::process::Command;
+use transbench_reports::{read_results, LatencyKind, RunResults};
+
+fn run(args: &[&str]) -> RunResults {
+    let dir = tempfile::tempdir().unwrap();
+    let o = Command::new(BIN)
+        .args(["run", "--duration", "1s", "--warmup", "200ms", "--out"])
+        .arg(dir.path())
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    read_results(&dir.path().join("results.json")).unwrap()
+}
+
+#[test]
+fn multistream_delivers_every_message_on_every_transport() {
+    let r = run(&["--workload", "multistream", "--streams", "4", "--rate", "100"]);
+    let names: Vec<&str> = r.trials.iter().map(|t| t.transport.name()).collect();
+    assert_eq!(names, ["tcp-mux", "tcp+tls-mux", "tcp-n", "quic", "udp"]);
+    for t in &r.trials {
+        assert_eq!(t.workload, "multistream");
+        assert_eq!(t.latency_kind, LatencyKind::OneWay);
+        assert_eq!(t.params.streams, Some(4));
+        assert_eq!(t.counters.sent, 400, "{}: 4 streams x 100/s x 1 s", t.id);
+        assert_eq!((t.counters.lost, t.counters.duplicates), (0, 0), "{}", t.id);
+        assert_eq!(t.lat.count, t.counters.sent);
+        // One-way on loopback: well under a millisecond at the median.
+        assert!(
+            t.lat.p50 > 0 && t.lat.p50 < 1_000_000,
+            "{}: p50 {}",
+            t.id,
+            t.lat.p50
+        );
+        assert!(t.receiver.requests >= 400 && t.receiver.rejected == 0, "{}", t.id);
+        let h = t.hol.as_ref().unwrap();
+        assert_eq!(h.base_source, "this trial", "no loss configured: its own p1");
+        assert_eq!(h.streams, 4);
+        assert_eq!(h.ontime_ratio.len(), 3);
+        assert!(h.timeline.is_some());
+        assert_eq!(t.udp.is_some(), t.transport.name() == "udp");
+    }
+    let mux = r.trials.iter().find(|t| t.transport.name() == "tcp-mux").unwrap();
+    assert_eq!(mux.hol.as_ref().unwrap().overtakes, 0);
+    assert_eq!(mux.receiver.connections, 1, "tcp-mux is one connection");
+    let tcp_n = r.trials.iter().find(|t| t.transport.name() == "tcp-n").unwrap();
+    assert_eq!(tcp_n.receiver.connections, 4, "tcp-n is one per stream");
+}
+
+#[test]
+fn udp_stream_offers_its_bit_rate_with_and_without_gso() {
+    for gso in [false, true] {
+        let mut args = vec!["--workload", "stream", "--bitrate", "20M", "--size", "1000"];
+        if gso {
+            args.push("--gso");
+        }
+        let r = run(&args);
+        let t = &r.trials[0];
+        assert_eq!((t.transport.name(), t.workload.as_str()), ("udp", "stream"));
+        assert_eq!(t.params.gso, Some(gso));
+        assert_eq!(t.params.bitrate, Some(20e6));
+        assert_eq!(t.latency_kind, LatencyKind::OneWay);
+        let u = t.udp.as_ref().unwrap();
+        // 20 Mbit/s of 1000-byte datagrams is 2500/s.
+        assert_eq!(u.sent, 2500, "gso {gso}");
+        assert!((u.offered_bps - 20e6).abs() < 1e3, "{}", u.offered_bps);
+        assert!(u.received as f64 >= 0.99 * u.sent as f64, "gso {gso}: {u:?}");
+        assert!(t.hol.is_none());
+    }
+}
+
+#[test]
+fn one_way_options_are_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    let refused = |args: &[&str], says: &str| {
+        let o = Command::new(BIN)
+            .args(["run", "--out"])
+            .arg(dir.path())
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(!o.status.success(), "{args:?}");
+        assert!(stderr(&o).contains(says), "{args:?}: {}", stderr(&o));
+    };
+    refused(&["--workload", "stream", "--rate", "10"], "--bitrate");
+    refused(&["--workload", "multistream", "--transport", "tcp"], "tcp-mux");
+    refused(&["--workload", "multistream", "--streams", "0"], "--streams 0");
+    refused(
+        &["--workload", "rr", "--transport", "tcp-mux"],
+        "does not run workload rr",
+    );
+    refused(&["--gso"], "--gso applies only");
+    refused(&["--workload", "stream", "--bitrate", "fast"], "not a bit rate");
+}
