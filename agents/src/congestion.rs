@@ -12,21 +12,7 @@ use std::os::fd::AsRawFd;
 pub const PREFERRED: &str = "cubic";
 
 pub fn set(socket: &impl AsRawFd, name: &str) -> io::Result<()> {
-    // SAFETY: setsockopt reads `name.len()` bytes from a live buffer.
-    let rc = unsafe {
-        libc::setsockopt(
-            socket.as_raw_fd(),
-            libc::IPPROTO_TCP,
-            libc::TCP_CONGESTION,
-            name.as_ptr().cast(),
-            name.len() as libc::socklen_t,
-        )
-    };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
+    crate::sockopt::set(socket, libc::IPPROTO_TCP, libc::TCP_CONGESTION, name.as_bytes())
 }
 
 pub fn get(socket: &impl AsRawFd) -> io::Result<String> {

@@ -14,6 +14,7 @@ mod run;
 mod schedule;
 mod sender;
 mod shell;
+mod sockopt;
 mod tls;
 mod tracker;
 
@@ -231,9 +232,9 @@ struct TrialArgs {
     /// up to 64 KiB).
     #[arg(long)]
     gso: bool,
-    /// Multistream: logical streams (tcp-n: connections; udp: flows).
-    #[arg(long, default_value_t = 8)]
-    streams: u32,
+    /// Multistream: logical streams (tcp-n: connections; udp: flows) [default: 8].
+    #[arg(long)]
+    streams: Option<u32>,
     /// Multistream: the no-loss latency that head-of-line excess counts from
     /// (p1 of the same transport at 0 % loss) [default: `run` measures it on
     /// the same path without loss; `sender` takes the trial's own p1].
@@ -281,6 +282,9 @@ impl TrialArgs {
         if self.hol_base.is_some() && !multistream {
             bail!("--hol-base applies only to --workload multistream");
         }
+        if self.streams.is_some() && !multistream {
+            bail!("--streams applies only to --workload multistream");
+        }
         let stream = self.workload == Workload::Stream;
         if self.bitrate.is_some() && !stream {
             bail!("--bitrate applies only to --workload stream");
@@ -306,7 +310,7 @@ impl TrialArgs {
             workload: self.workload,
             rate: (!self.closed_loop).then_some(rate),
             gso: self.gso,
-            streams: self.streams,
+            streams: if multistream { self.streams.unwrap_or(8) } else { 1 },
             hol: oneway_sender::HolInputs {
                 base: self
                     .hol_base

@@ -249,17 +249,17 @@ pub fn expectation(
     let packets_per_message = size.div_ceil(PACKET_PAYLOAD).max(1) as f64;
     let packet_rate = streams as f64 * rate_per_stream * packets_per_message;
     let recovery_ns = rtt_ns + rtt_ns / 4;
-    let n = streams.max(1) as f64;
-    let p_l_r = p * packet_rate * recovery_ns as f64 / 1e9;
+    let t = hol::theory(p, packet_rate, recovery_ns, streams);
+    let p_l_r = t.late_frac_single_order;
     let (late_frac, hol_frac) = match transport {
         Transport::TcpMux | Transport::TcpTlsMux | Transport::Tcp | Transport::TcpTls => {
-            (p_l_r, p_l_r * (n - 1.0) / n)
+            (t.late_frac_single_order, t.hol_frac_single_order)
         }
-        Transport::Quic | Transport::TcpN => (p_l_r / n, 0.0),
+        Transport::Quic | Transport::TcpN => (t.late_frac_per_stream, 0.0),
         // A message is lost if any of its packets is.
         Transport::Udp => (1.0 - (1.0 - p).powf(packets_per_message), 0.0),
     };
-    let valid = p_l_r <= 0.1;
+    let valid = t.valid;
     HolExpectation {
         loss_p: p,
         loss_source: source.to_string(),

@@ -14,7 +14,7 @@ use anyhow::{bail, Context};
 use hdrhistogram::Histogram;
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, SystemTime};
-use tokio::net::{TcpStream, UdpSocket};
+use tokio::net::UdpSocket;
 use transbench_reports::{new_histogram, LatencyKind, LatencySummary, TrialParams, TrialResult};
 use transbench_wire::delivery;
 use transbench_wire::{ControlMsg, MessageHeader, ReceiverReport, Transport, TrialSetup, Workload};
@@ -50,24 +50,6 @@ pub struct HolInputs {
 /// every stream gets its turn), not in the socket buffer.
 const MUX_NOTSENT_LOWAT: libc::c_int = 16 * 1024;
 
-fn set_notsent_lowat(tcp: &TcpStream, bytes: libc::c_int) -> std::io::Result<()> {
-    use std::os::fd::AsRawFd;
-    // SAFETY: setsockopt on a socket we own, with a c_int of the right size.
-    let rc = unsafe {
-        libc::setsockopt(
-            tcp.as_raw_fd(),
-            libc::IPPROTO_TCP,
-            libc::TCP_NOTSENT_LOWAT,
-            (&bytes as *const libc::c_int).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
-    if rc != 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    Ok(())
-}
-
 /// The schedule as it ran.
 struct Paced {
     sent: Vec<Sent>,
@@ -98,6 +80,12 @@ async fn pace(spec: &TrialSpec, rate: f64, writers: &Writers) -> std::io::Result
             record(&mut send_lag, mono_now_ns().saturating_sub(intended));
         }
         let (stream, seq) = ((j % n) as u32, j / n);
+        let header = MessageHeader::request(stream, seq, intended);
+        if !writers.offer(stream, multi::message(header, spec.size)) {
+            // A writer failed: its error is collected when writers finish.
+            measured_end = mono_now_ns().clamp(measured_start, planned_end);
+            break;
+        }
         last_intended_ns = intended;
         sent.push(Sent {
             stream,
@@ -105,12 +93,6 @@ async fn pace(spec: &TrialSpec, rate: f64, writers: &Writers) -> std::io::Result
             intended_ns: intended,
             measured,
         });
-        let header = MessageHeader::request(stream, seq, intended);
-        if !writers.offer(stream, multi::message(header, spec.size)) {
-            // A writer failed: its error is collected when writers finish.
-            measured_end = mono_now_ns().clamp(measured_start, planned_end);
-            break;
-        }
     }
     Ok(Paced {
         sent,
@@ -140,12 +122,13 @@ async fn pace_datagrams(
     let schedule = OpenLoopSchedule::new(t0, rate, spec.warmup, spec.duration);
     let measured_start = schedule.intended_ns(schedule.warmup_count());
     let total = schedule.total();
-    let max_batch = batcher.max_batch(spec.size) as u64;
     let mut sent = Vec::with_capacity(total as usize);
     let mut send_lag = new_histogram();
-    let mut batch = Vec::with_capacity(max_batch as usize * spec.size);
+    let mut batch = Vec::new();
     let mut i = 0;
     while i < total {
+        // Read each time: quinn-udp turns GSO off when the kernel refuses it.
+        let max_batch = batcher.max_batch(spec.size) as u64;
         let last = (i + max_batch - 1).min(total - 1);
         let wake = schedule
             .intended_ns(last)
@@ -210,7 +193,13 @@ async fn open_writers(
             let tcp = sender::connect_tcp(peer, cc)
                 .await
                 .context("connecting the multiplexed TCP connection")?;
-            set_notsent_lowat(&tcp, MUX_NOTSENT_LOWAT).context("setting TCP_NOTSENT_LOWAT")?;
+            crate::sockopt::set_int(
+                &tcp,
+                libc::IPPROTO_TCP,
+                libc::TCP_NOTSENT_LOWAT,
+                MUX_NOTSENT_LOWAT,
+            )
+            .context("setting TCP_NOTSENT_LOWAT")?;
             tcp_congestion = congestion::get(&tcp).ok();
             if spec.transport == Transport::TcpTlsMux {
                 let connector =
@@ -281,7 +270,14 @@ pub async fn run_trial(
     let rate = spec
         .rate
         .context("one-way workloads are open-loop: they need a rate")?;
-    if receiver_boot_id.is_none() || receiver_boot_id != crate::host::boot_id() {
+    let Some(receiver_boot_id) = receiver_boot_id else {
+        bail!(
+            "{} measures one-way delivery on one host, and the receiver at {addr} did not say which \
+             kernel it runs on (its /proc/sys/kernel/random/boot_id is unreadable)",
+            spec.workload
+        );
+    };
+    if Some(receiver_boot_id) != crate::host::boot_id() {
         bail!(
             "{} measures one-way delivery and needs both agents on one host (one CLOCK_MONOTONIC); \
              the receiver at {addr} runs on another kernel. Run both agents on one machine (e.g. \
@@ -335,7 +331,7 @@ pub async fn run_trial(
         wait_ns: remaining,
     })
     .await?;
-    let (deliveries, report) = collect(&mut ctl).await?;
+    let (deliveries, report) = collect(&mut ctl, Duration::from_nanos(remaining)).await?;
     let cpu_ns = thread_cpu_ns().saturating_sub(cpu_start);
     if let Some((endpoint, conn)) = quic {
         conn.close(0u32.into(), b"trial over");
@@ -372,14 +368,23 @@ async fn while_receiver_quiet(
     }
 }
 
-/// The receiver's delivery records, then its report.
-async fn collect(ctl: &mut ControlChannel) -> anyhow::Result<(Vec<delivery::Delivery>, ReceiverReport)> {
+/// The receiver's delivery records, then its report; it may first wait up
+/// to `drain` for the last messages.
+async fn collect(
+    ctl: &mut ControlChannel,
+    drain: Duration,
+) -> anyhow::Result<(Vec<delivery::Delivery>, ReceiverReport)> {
     let mut deliveries = Vec::new();
+    let mut within = drain + sender::REPLY_TIMEOUT;
     loop {
-        match sender::expect_reply(ctl, "the receiver's deliveries and report")
-            .await
-            .context("lost the receiver before its report; no result written")?
-        {
+        let reply = tokio::time::timeout(
+            within,
+            sender::expect_reply(ctl, "the receiver's deliveries and report"),
+        )
+        .await
+        .with_context(|| format!("receiver sent no report within {within:?} of the trial's end"))?;
+        within = sender::REPLY_TIMEOUT;
+        match reply.context("lost the receiver before its report; no result written")? {
             ControlMsg::Deliveries { records } => deliveries
                 .extend(delivery::decode(&records).context("receiver sent malformed delivery records")?),
             ControlMsg::Report(report) => return Ok((deliveries, report)),
@@ -438,7 +443,14 @@ fn build_result(
     let udp = (spec.transport == Transport::Udp)
         .then(|| oneway::udp_metrics(&matched.flows, wait_ns, spec.size, paced.measured_ns))
         .transpose()?;
-    let invalid_reasons = sender::invalid_reasons(spec, &send_lag, paced.measured_ns, counters.sent, &errors);
+    let invalid_reasons = sender::invalid_reasons(
+        spec,
+        &send_lag,
+        paced.measured_ns,
+        counters.sent,
+        &errors,
+        &receiver,
+    );
     let messages_total = paced.sent.len().max(1) as f64;
     Ok(TrialResult {
         id,

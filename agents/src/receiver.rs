@@ -317,8 +317,9 @@ async fn trials(
     }
 }
 
-/// The longest a receiver waits for a one-way trial's last messages.
-const MAX_DRAIN_NS: u64 = 60_000_000_000;
+/// The longest a receiver waits for a one-way trial's last messages (the
+/// sender refuses longer loss timeouts).
+const MAX_DRAIN_NS: u64 = crate::sender::MAX_ONE_WAY_WAIT.as_nanos() as u64;
 
 /// One trial's data plane; dropping it stops every task it started.
 struct TrialServer {

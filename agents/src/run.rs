@@ -272,7 +272,9 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
     // Head-of-line excess counts from the same transport's latency without
     // loss: measure it first, on the same path minus its loss.
     let baseline = match &opts.impair {
-        Some(p) if opts.spec.workload == Workload::Multistream => p.without_loss(),
+        Some(p) if opts.spec.workload == Workload::Multistream && opts.spec.hol.base.is_none() => {
+            p.without_loss()
+        }
         _ => None,
     };
     let phases = 1 + baseline.is_some() as u64;
@@ -391,7 +393,12 @@ async fn run_phase(
         let spec = TrialSpec {
             transport: *transport,
             hol: HolInputs {
-                base: bases.get(transport).cloned(),
+                base: opts
+                    .spec
+                    .hol
+                    .base
+                    .clone()
+                    .or_else(|| bases.get(transport).cloned()),
                 rtt_ns,
                 loss_p: link.as_ref().and_then(|(_, p)| configured_loss(&p.forward)),
             },

@@ -21,7 +21,10 @@ use crate::rr::{self, RrOutcome, RrPlan};
 use crate::tls;
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-const REPLY_TIMEOUT: Duration = Duration::from_secs(30);
+pub(crate) const REPLY_TIMEOUT: Duration = Duration::from_secs(30);
+/// The longest `--loss-timeout` of one-way workloads: the receiver waits
+/// this long at most for the last messages (receiver::MAX_DRAIN_NS).
+pub const MAX_ONE_WAY_WAIT: Duration = Duration::from_secs(60);
 /// A trial whose send lag p99 exceeds this could not keep its schedule.
 pub const MAX_SEND_LAG_P99_NS: u64 = 1_000_000;
 
@@ -68,6 +71,13 @@ impl TrialSpec {
         }
         if self.workload != Workload::Rr && self.rate.is_none() {
             bail!("{} is open-loop only: drop --closed-loop", self.workload);
+        }
+        if self.workload != Workload::Rr && self.loss_timeout > MAX_ONE_WAY_WAIT {
+            bail!(
+                "--loss-timeout {:?} is longer than a receiver waits for a one-way trial's last messages ({:?})",
+                self.loss_timeout,
+                MAX_ONE_WAY_WAIT
+            );
         }
         if let (Transport::Quic, Some(cc)) = (self.transport, &self.congestion) {
             if !tls::QUIC_CONGESTION.contains(&cc.as_str()) {
@@ -412,6 +422,7 @@ fn build_result(
         outcome.measured_ns,
         counters.sent,
         &outcome.errors,
+        &receiver,
     );
     Ok(TrialResult {
         id,
@@ -456,8 +467,16 @@ pub(crate) fn invalid_reasons(
     measured_ns: u64,
     sent: u64,
     errors: &ErrorLog,
+    receiver: &ReceiverReport,
 ) -> Vec<String> {
     let mut reasons = Vec::new();
+    if receiver.rejected > 0 {
+        reasons.push(format!(
+            "the receiver rejected {} messages or connections (garbage, a stranger's address, or past its \
+             record limit): they count as lost here",
+            receiver.rejected
+        ));
+    }
     if spec.rate.is_some() && send_lag.p99 > MAX_SEND_LAG_P99_NS {
         reasons.push(format!(
             "send_lag p99 {:.3} ms exceeds 1 ms: the sender could not keep its schedule (lower --rate, or use --closed-loop)",

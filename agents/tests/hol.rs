@@ -63,7 +63,7 @@ fn one_ordered_connection_stalls_every_stream_quic_only_one() {
             "--cc",
             "bbr",
             "--impair",
-            "delay 10ms loss 2%",
+            "delay 10ms loss 2% seed 7",
         ],
         dir.path(),
     );
@@ -130,7 +130,7 @@ fn sparse_loss_late_fraction_follows_theory() {
             "--cc",
             "bbr",
             "--impair",
-            "delay 10ms loss 2%",
+            "delay 10ms loss 2% seed 7",
         ],
         dir.path(),
     );

@@ -16,7 +16,6 @@ pub fn human_ns(ns: u64) -> String {
     }
 }
 
-/// A ratio as a percentage with three significant digits.
 /// A rate with an SI prefix and at most three significant digits.
 fn si(v: f64) -> String {
     let (v, prefix) = match v {
@@ -35,6 +34,7 @@ fn si(v: f64) -> String {
     format!("{text}{prefix}")
 }
 
+/// A ratio as a percentage with three significant digits.
 fn percent(ratio: f64) -> String {
     if ratio == 0.0 {
         return "0".into();

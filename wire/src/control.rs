@@ -26,7 +26,7 @@ use thiserror::Error;
 use crate::frame::{FrameError, LengthPrefix};
 
 /// Bumped on any incompatible change to the frames below.
-pub const PROTOCOL_VERSION: u32 = 1;
+pub const PROTOCOL_VERSION: u32 = 2;
 pub const MAGIC: &str = "transbench";
 /// Control frames are small; anything larger is garbage.
 pub const CONTROL_FRAMING: LengthPrefix = LengthPrefix::new(64 * 1024);

@@ -93,21 +93,9 @@ pub const RECEIVE_BUFFER: libc::c_int = 16 * 1024 * 1024;
 /// Enlarges the socket's receive buffer: beyond `net.core.rmem_max` when
 /// privileged (SO_RCVBUFFORCE), else up to it.
 pub fn enlarge_receive_buffer(sock: &UdpSocket, bytes: libc::c_int) {
-    use std::os::fd::AsRawFd;
-    for option in [libc::SO_RCVBUFFORCE, libc::SO_RCVBUF] {
-        // SAFETY: setsockopt on a socket we own, with a c_int of the right size.
-        let rc = unsafe {
-            libc::setsockopt(
-                sock.as_raw_fd(),
-                libc::SOL_SOCKET,
-                option,
-                (&bytes as *const libc::c_int).cast(),
-                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-            )
-        };
-        if rc == 0 {
-            return;
-        }
+    use crate::sockopt::set_int;
+    if set_int(sock, libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, bytes).is_err() {
+        let _ = set_int(sock, libc::SOL_SOCKET, libc::SO_RCVBUF, bytes);
     }
 }
 
