@@ -57,7 +57,7 @@ pub fn summary_table(results: &RunResults) -> String {
         "trial", "mode", "count", "p50", "p99", "p99.9", "max", "loss", "valid",
     ];
     if with_hol {
-        header.extend(["late", "fanout", "hol_frac", "overtakes"]);
+        header.extend(["late (theory)", "fanout", "hol_frac (theory)", "overtakes"]);
     }
     let mut rows: Vec<Vec<String>> = vec![header.iter().map(|s| s.to_string()).collect()];
     for t in &results.trials {
@@ -87,12 +87,16 @@ pub fn summary_table(results: &RunResults) -> String {
         ];
         if with_hol {
             match &t.hol {
-                Some(h) => row.extend([
-                    percent(h.late_frac),
-                    format!("{}", h.hol_fanout.median),
-                    percent(h.hol_frac),
-                    h.overtakes.to_string(),
-                ]),
+                Some(h) => {
+                    // A star: losses too dense for the sparse-loss theory.
+                    let star = if h.theory.valid { "" } else { "*" };
+                    row.extend([
+                        format!("{} ({}{star})", percent(h.late_frac), percent(h.theory.late_frac)),
+                        format!("{}", h.hol_fanout.median),
+                        format!("{} ({}{star})", percent(h.hol_frac), percent(h.theory.hol_frac)),
+                        h.overtakes.to_string(),
+                    ])
+                }
                 None => row.extend(["-".to_string(), "-".into(), "-".into(), "-".into()]),
             }
         }
@@ -118,6 +122,13 @@ pub fn summary_table(results: &RunResults) -> String {
         out.push_str(line.join("  ").trim_end());
         out.push('\n');
     }
+    if results
+        .trials
+        .iter()
+        .any(|t| t.hol.as_ref().is_some_and(|h| !h.theory.valid))
+    {
+        out.push_str("* p L R > 0.1: losses overlap, the sparse-loss theory is only a rough guide\n");
+    }
     for t in results.trials.iter().filter(|t| !t.valid) {
         out.push_str(&format!(
             "{} ({}) invalid: {}\n",
@@ -139,6 +150,60 @@ mod tests {
         assert_eq!(human_ns(23_450), "23.4us");
         assert_eq!(human_ns(1_250_000), "1.25ms");
         assert_eq!(human_ns(2_000_000_000), "2.00s");
+    }
+
+    #[test]
+    fn multistream_rows_show_hol_next_to_theory() {
+        use crate::schema::{Fanout, HolExpectation, HolMetrics};
+        let mut r = crate::store::tests::sample();
+        let mut t = r.trials[0].clone();
+        t.id = "tcp-mux-2".into();
+        t.params.streams = Some(8);
+        t.hol = Some(HolMetrics {
+            streams: 8,
+            base_ns: 1,
+            base_source: "this trial".into(),
+            rtt_ns: 2,
+            rtt_source: "2 x base".into(),
+            late_threshold_ns: 2_000_000,
+            late_frac: 0.0838,
+            episodes: 3,
+            hol_fanout: Fanout {
+                median: 4.0,
+                ..Default::default()
+            },
+            hol_frac: 0.0542,
+            hol_delay: t.lat.clone(),
+            overtakes: 0,
+            ambiguous_episodes: 0,
+            ontime_ratio: vec![],
+            theory: HolExpectation {
+                loss_p: 0.02,
+                loss_source: "link".into(),
+                packet_rate: 160.0,
+                recovery_ns: 25_000_000,
+                p_l_r: 0.2,
+                late_frac: 0.0701,
+                hol_frac: 0.0526,
+                valid: false,
+                note: None,
+            },
+            timeline: None,
+        });
+        r.trials.push(t);
+        let table = summary_table(&r);
+        let row = table.lines().find(|l| l.starts_with("tcp-mux-2")).unwrap();
+        assert!(row.contains("8x1000/s"), "{row}");
+        assert!(
+            row.contains("8.38% (7.01%*)") && row.contains("5.42% (5.26%*)"),
+            "{row}"
+        );
+        assert!(table.contains("* p L R > 0.1"), "{table}");
+        let rr_row = table.lines().find(|l| l.starts_with("tcp+tls-1")).unwrap();
+        assert!(
+            rr_row.trim_end().ends_with('-'),
+            "rr rows have no HOL figures: {rr_row}"
+        );
     }
 
     #[test]
