@@ -240,6 +240,11 @@ struct TrialArgs {
     /// the same path without loss; `sender` takes the trial's own p1].
     #[arg(long, value_parser = humantime::parse_duration, value_name = "DURATION")]
     hol_base: Option<Duration>,
+    /// Multistream: measure each message's round trip (the receiver echoes
+    /// its header at once) instead of its one-way delivery. Automatic when
+    /// the receiver runs on another host, where there is no shared clock.
+    #[arg(long)]
+    round_trip: bool,
     /// Measured time per trial (e.g. 3s, 500ms, 1m).
     #[arg(long, default_value = "3s", value_parser = humantime::parse_duration)]
     duration: Duration,
@@ -282,6 +287,9 @@ impl TrialArgs {
         if self.hol_base.is_some() && !multistream {
             bail!("--hol-base applies only to --workload multistream");
         }
+        if self.round_trip && !multistream {
+            bail!("--round-trip applies only to --workload multistream");
+        }
         if self.streams.is_some() && !multistream {
             bail!("--streams applies only to --workload multistream");
         }
@@ -310,6 +318,7 @@ impl TrialArgs {
             workload: self.workload,
             rate: (!self.closed_loop).then_some(rate),
             gso: self.gso,
+            round_trip: self.round_trip,
             streams: if multistream { self.streams.unwrap_or(8) } else { 1 },
             hol: oneway_sender::HolInputs {
                 base: self

@@ -13,17 +13,21 @@
 use anyhow::{bail, Context};
 use hdrhistogram::Histogram;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 use tokio::net::UdpSocket;
+use tokio::task::JoinSet;
 use transbench_reports::{new_histogram, LatencyKind, LatencySummary, TrialParams, TrialResult};
 use transbench_wire::delivery;
-use transbench_wire::{ControlMsg, MessageHeader, ReceiverReport, Transport, TrialSetup, Workload};
+use transbench_wire::{
+    ControlMsg, MessageHeader, MessageKind, ReceiverReport, Transport, TrialSetup, Workload,
+};
 
 use crate::clock::{mono_now_ns, thread_cpu_ns, Pacer};
 use crate::control_io::ControlChannel;
-use crate::dataplane::multi::{self, Writers};
+use crate::dataplane::multi::{self, DeliveryLog, Recording, Writers};
 use crate::dataplane::udp::DatagramBatcher;
-use crate::dataplane::ErrorLog;
+use crate::dataplane::{ErrorLog, ServeCounters};
 use crate::oneway::{self, HolReference, Sent};
 use crate::rr::{wall_at, START_LEAD_NS};
 use crate::schedule::OpenLoopSchedule;
@@ -178,12 +182,10 @@ async fn open_writers(
     peer: SocketAddr,
     local_ip: IpAddr,
     cert: Option<String>,
-) -> anyhow::Result<(
-    Writers,
-    Option<(quinn::Endpoint, quinn::Connection)>,
-    Option<String>,
-)> {
+    echoes: Option<&Recording>,
+) -> anyhow::Result<OpenWriters> {
     let mut writers = Writers::default();
+    let mut readers = JoinSet::new();
     let (streams, size) = (spec.streams, spec.size);
     let cc = spec.congestion.as_deref();
     let mut quic = None;
@@ -207,9 +209,13 @@ async fn open_writers(
                 let tls = connector.connect(tls::server_name(), tcp).await.context(
                     "TLS handshake with the receiver (certificate pinned from the control channel)",
                 )?;
-                writers.spawn(|rx| multi::mux_writer(tls, streams, rx));
+                let (r, w) = tokio::io::split(tls);
+                writers.spawn(|rx| multi::mux_writer(w, streams, rx));
+                read_echoes(&mut readers, echoes, |rec| multi::read_mux(r, NO_ECHO, rec));
             } else {
-                writers.spawn(|rx| multi::mux_writer(tcp, streams, rx));
+                let (r, w) = tcp.into_split();
+                writers.spawn(|rx| multi::mux_writer(w, streams, rx));
+                read_echoes(&mut readers, echoes, |rec| multi::read_mux(r, NO_ECHO, rec));
             }
         }
         Transport::TcpN => {
@@ -218,7 +224,9 @@ async fn open_writers(
                     .await
                     .with_context(|| format!("connecting TCP connection {} of {streams}", s + 1))?;
                 tcp_congestion = congestion::get(&tcp).ok();
-                writers.spawn(|rx| multi::framed_writer(tcp, size, rx));
+                let (r, w) = tcp.into_split();
+                writers.spawn(|rx| multi::framed_writer(w, size, rx));
+                read_echoes(&mut readers, echoes, |rec| multi::read_framed(r, NO_ECHO, rec));
             }
         }
         Transport::Quic => {
@@ -233,11 +241,12 @@ async fn open_writers(
                 .await
                 .context("QUIC handshake with the receiver (certificate pinned from the control channel)")?;
             for s in 0..streams {
-                let send = conn
-                    .open_uni()
+                let (send, recv) = conn
+                    .open_bi()
                     .await
                     .with_context(|| format!("opening QUIC stream {} of {streams}", s + 1))?;
                 writers.spawn(|rx| multi::framed_writer(send, size, rx));
+                read_echoes(&mut readers, echoes, |rec| multi::read_framed(recv, NO_ECHO, rec));
             }
             quic = Some((endpoint, conn));
         }
@@ -247,7 +256,12 @@ async fn open_writers(
                     .await
                     .context("binding a UDP data socket")?;
                 sock.connect(peer).await?;
+                let sock = Arc::new(sock);
+                let from = sock.clone();
                 writers.spawn(|rx| multi::datagram_writer(sock, rx));
+                read_echoes(&mut readers, echoes, |rec| {
+                    multi::read_datagrams(from, peer.ip(), rec)
+                });
             }
         }
         Transport::Tcp | Transport::TcpTls => bail!(
@@ -255,7 +269,41 @@ async fn open_writers(
             spec.transport
         ),
     }
-    Ok((writers, quic, tcp_congestion))
+    Ok(OpenWriters {
+        writers,
+        readers,
+        quic,
+        tcp_congestion,
+    })
+}
+
+/// A multistream data plane, open: writers, the readers of echoes (round
+/// trips), the QUIC endpoint and connection to close after the trial, and
+/// the congestion control the kernel reports.
+struct OpenWriters {
+    writers: Writers,
+    readers: JoinSet<()>,
+    quic: Option<(quinn::Endpoint, quinn::Connection)>,
+    tcp_congestion: Option<String>,
+}
+
+/// Readers of echoes never echo.
+const NO_ECHO: Option<tokio::io::Sink> = None;
+
+/// Starts a reader of the receiver's echoes, when the trial measures round
+/// trips.
+fn read_echoes<F>(readers: &mut JoinSet<()>, echoes: Option<&Recording>, reader: impl FnOnce(Recording) -> F)
+where
+    F: std::future::Future<Output = std::io::Result<()>> + Send + 'static,
+{
+    if let Some(rec) = echoes {
+        let read = reader(rec.clone());
+        readers.spawn(async move {
+            if let Err(e) = read.await {
+                tracing::debug!("echo reader ended: {e}");
+            }
+        });
+    }
 }
 
 /// Runs a one-way trial (multistream, or stream on UDP) on an
@@ -270,19 +318,14 @@ pub async fn run_trial(
     let rate = spec
         .rate
         .context("one-way workloads are open-loop: they need a rate")?;
-    let Some(receiver_boot_id) = receiver_boot_id else {
+    // One-way delays need one clock: the same kernel (boot id) on both ends.
+    let shared_clock = receiver_boot_id.is_some() && receiver_boot_id == crate::host::boot_id();
+    let round_trip = spec.round_trip || !shared_clock;
+    if round_trip && spec.workload == Workload::Stream {
         bail!(
-            "{} measures one-way delivery on one host, and the receiver at {addr} did not say which \
-             kernel it runs on (its /proc/sys/kernel/random/boot_id is unreadable)",
-            spec.workload
-        );
-    };
-    if Some(receiver_boot_id) != crate::host::boot_id() {
-        bail!(
-            "{} measures one-way delivery and needs both agents on one host (one CLOCK_MONOTONIC); \
-             the receiver at {addr} runs on another kernel. Run both agents on one machine (e.g. \
-             `transbench run --impair ...` across namespaces)",
-            spec.workload
+            "the stream workload measures one-way delivery and needs both agents on one host (one \
+             CLOCK_MONOTONIC), but the receiver at {addr} runs on another kernel (or did not say); \
+             run both on one machine, e.g. `transbench run --impair ...` across namespaces"
         );
     }
     let local_ip = ctl.stream().local_addr()?.ip();
@@ -298,11 +341,20 @@ pub async fn run_trial(
             .is_tcp()
             .then(|| spec.congestion.clone().unwrap_or(congestion::PREFERRED.into())),
         quic_congestion: spec.quic_congestion(),
+        echo: round_trip,
     };
     let (port, cert) = sender::setup(&mut ctl, setup).await?;
     let cpu_start = thread_cpu_ns();
     let peer = SocketAddr::new(addr.ip(), port);
-    let (paced, errors, quic, tcp_congestion) = if spec.workload == Workload::Stream {
+    let echoes = round_trip.then(|| Recording {
+        streams: spec.streams,
+        size: spec.size,
+        kind: MessageKind::Response,
+        echo: false,
+        log: Arc::new(DeliveryLog::default()),
+        counters: Arc::new(ServeCounters::default()),
+    });
+    let (paced, errors, readers, quic, tcp_congestion) = if spec.workload == Workload::Stream {
         let sock = UdpSocket::bind((local_ip, 0))
             .await
             .context("binding the UDP data socket")?;
@@ -311,27 +363,41 @@ pub async fn run_trial(
         let mut errors = ErrorLog::default();
         ctl.send(&ControlMsg::Start).await?;
         let paced = while_receiver_quiet(&mut ctl, pace_datagrams(spec, rate, &batcher, &mut errors)).await?;
-        (paced, errors, None, None)
+        (paced, errors, JoinSet::new(), None, None)
     } else {
-        let (writers, quic, tcp_congestion) = open_writers(spec, peer, local_ip, cert).await?;
+        let open = open_writers(spec, peer, local_ip, cert, echoes.as_ref()).await?;
         ctl.send(&ControlMsg::Start).await?;
-        let paced = while_receiver_quiet(&mut ctl, pace(spec, rate, &writers)).await?;
+        let paced = while_receiver_quiet(&mut ctl, pace(spec, rate, &open.writers)).await?;
         (
             paced,
-            writers.finish(spec.loss_timeout).await,
-            quic,
-            tcp_congestion,
+            open.writers.finish(spec.loss_timeout).await,
+            open.readers,
+            open.quic,
+            open.tcp_congestion,
         )
     };
     let wait_ns = spec.loss_timeout.as_nanos() as u64;
-    // The receiver waits for every message, or until the last one's wait is over.
+    // Every message, or until the last one's wait is over: the receiver
+    // waits for deliveries, or (round trip) the sender for echoes.
     let remaining = (paced.last_intended_ns + wait_ns).saturating_sub(mono_now_ns());
+    let expect = paced.sent.len() as u64;
+    if let Some(rec) = &echoes {
+        let deadline = mono_now_ns() + remaining;
+        while rec.log.distinct() < expect && mono_now_ns() < deadline {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    }
+    drop(readers);
     ctl.send(&ControlMsg::Stop {
-        expect: Some(paced.sent.len() as u64),
-        wait_ns: remaining,
+        expect: echoes.is_none().then_some(expect),
+        wait_ns: if echoes.is_none() { remaining } else { 0 },
     })
     .await?;
-    let (deliveries, report) = collect(&mut ctl, Duration::from_nanos(remaining)).await?;
+    let (mut deliveries, report) = collect(&mut ctl, Duration::from_nanos(remaining)).await?;
+    if let Some(rec) = &echoes {
+        // Round trip: when each echo came back, on this host's clock.
+        deliveries = rec.log.take();
+    }
     let cpu_ns = thread_cpu_ns().saturating_sub(cpu_start);
     if let Some((endpoint, conn)) = quic {
         conn.close(0u32.into(), b"trial over");
@@ -348,6 +414,7 @@ pub async fn run_trial(
         errors,
         cpu_ns,
         tcp_congestion,
+        round_trip,
     )
 }
 
@@ -408,6 +475,7 @@ fn build_result(
     errors: ErrorLog,
     cpu_ns: u64,
     tcp_congestion: Option<String>,
+    round_trip: bool,
 ) -> anyhow::Result<TrialResult> {
     let wait_ns = spec.loss_timeout.as_nanos() as u64;
     let matched = oneway::match_deliveries(spec.streams, &paced.sent, &deliveries, wait_ns);
@@ -419,9 +487,10 @@ fn build_result(
         Some((ns, source)) => (*ns, source.clone()),
         None => (matched.lat.value_at_quantile(0.01), "this trial".to_string()),
     };
-    let (rtt_ns, rtt_source) = match spec.hol.rtt_ns {
-        Some(rtt) => (rtt, "probe"),
-        None => (2 * base.0, "2 x base"),
+    let (rtt_ns, rtt_source) = match (spec.hol.rtt_ns, round_trip) {
+        (Some(rtt), _) => (rtt, "probe"),
+        (None, true) => (base.0, "base (round trip)"),
+        (None, false) => (2 * base.0, "2 x base"),
     };
     let theory = oneway::expectation(
         spec.transport,
@@ -476,7 +545,11 @@ fn build_result(
         valid: invalid_reasons.is_empty(),
         invalid_reasons,
         counters,
-        latency_kind: LatencyKind::OneWay,
+        latency_kind: if round_trip {
+            LatencyKind::Rtt
+        } else {
+            LatencyKind::OneWay
+        },
         lat,
         send_lag,
         cpu_ns_per_msg: cpu_ns as f64 / messages_total,

@@ -452,6 +452,8 @@ impl TrialServer {
         let rec = Recording {
             streams: setup.streams.max(1),
             size: setup.size as usize,
+            kind: transbench_wire::MessageKind::Request,
+            echo: setup.echo,
             log: Arc::new(DeliveryLog::default()),
             counters: Arc::new(ServeCounters::default()),
         };
@@ -468,7 +470,7 @@ impl TrialServer {
                 let data_port = sock.local_addr()?.port();
                 let rec = rec.clone();
                 tasks.spawn(async move {
-                    if let Err(e) = multi::read_datagrams(sock, peer_ip, rec).await {
+                    if let Err(e) = multi::read_datagrams(Arc::new(sock), peer_ip, rec).await {
                         tracing::warn!("UDP data plane failed: {e}");
                     }
                 });
@@ -562,8 +564,14 @@ impl ConnectionRole {
                 let (r, w) = tokio::io::split(io);
                 stream::serve(r, w, size, counters).await
             }
-            ConnectionRole::ReadMux(rec) => multi::read_mux(io, rec).await,
-            ConnectionRole::ReadFramed(rec) => multi::read_framed(io, rec).await,
+            ConnectionRole::ReadMux(rec) => {
+                let (r, w) = tokio::io::split(io);
+                multi::read_mux(r, rec.echo.then_some(w), rec).await
+            }
+            ConnectionRole::ReadFramed(rec) => {
+                let (r, w) = tokio::io::split(io);
+                multi::read_framed(r, rec.echo.then_some(w), rec).await
+            }
         }
     }
 }

@@ -14,8 +14,8 @@ use testbed::{Backend, Testbed};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 use transbench_reports::{
-    human_ns, summary_table, write_atomic, DeliveredDirection, DeliveredLink, Impairment, LinkEvents,
-    RunResults, TrialResult,
+    human_ns, summary_table, write_atomic, DeliveredDirection, DeliveredLink, Impairment, LatencyKind,
+    LinkEvents, RunResults, TrialResult,
 };
 use transbench_wire::auth::{random_nonce, to_hex, Secret};
 use transbench_wire::{Transport, Workload};
@@ -400,7 +400,15 @@ async fn run_phase(
                     .clone()
                     .or_else(|| bases.get(transport).cloned()),
                 rtt_ns,
-                loss_p: link.as_ref().and_then(|(_, p)| configured_loss(&p.forward)),
+                loss_p: link.as_ref().and_then(|(_, p)| {
+                    let forward = configured_loss(&p.forward)?;
+                    let reverse = if opts.spec.round_trip {
+                        configured_loss(&p.reverse)?
+                    } else {
+                        0.0
+                    };
+                    Some(forward + reverse)
+                }),
             },
             ..opts.spec.clone()
         };
@@ -422,7 +430,15 @@ async fn run_phase(
                     if let (Some(hol), Some(e)) = (trial.hol.as_mut(), events) {
                         // What the link really dropped in this trial beats the configuration.
                         if e.forward.arrived > 0 {
-                            let p = e.forward.dropped_loss as f64 / e.forward.arrived as f64;
+                            let ratio =
+                                |c: &linkemu::LinkCounters| c.dropped_loss as f64 / c.arrived.max(1) as f64;
+                            // A round trip crosses the path twice.
+                            let p = ratio(&e.forward)
+                                + if trial.latency_kind == LatencyKind::Rtt {
+                                    ratio(&e.reverse)
+                                } else {
+                                    0.0
+                                };
                             hol.theory = oneway::expectation(
                                 spec.transport,
                                 spec.streams,

@@ -41,6 +41,9 @@ pub struct TrialSpec {
     pub hol: HolInputs,
     /// Stream: send with UDP GSO.
     pub gso: bool,
+    /// Multistream: measure round trips (the receiver echoes) even when
+    /// both agents share a clock.
+    pub round_trip: bool,
     pub size: usize,
     pub duration: Duration,
     pub warmup: Duration,
@@ -302,6 +305,7 @@ pub async fn run_trial(
         quic_stream: spec.quic_stream,
         tcp_congestion: None,
         quic_congestion: spec.quic_congestion(),
+        echo: false,
     };
     let mut tcp_congestion = None;
     let cpu_start = thread_cpu_ns();

@@ -169,6 +169,7 @@ fn after_authentication_every_frame_must_carry_the_session_tag() {
         quic_stream: QuicStreamMode::PerRequest,
         tcp_congestion: None,
         quic_congestion: None,
+        echo: false,
     });
 
     // Twice: once tagging `setup` properly, once sending it bare.

@@ -1,6 +1,7 @@
 //! The one-way workloads end to end on loopback, without root: multistream
-//! on every transport it runs on, and the UDP stream workload with and
-//! without GSO. Latency is one-way (both agents share the host's clock).
+//! on every transport it runs on (one way, and as round trips, the way it
+//! measures across hosts), and the UDP stream workload with and without
+//! GSO.
 
 mod common;
 
@@ -56,6 +57,29 @@ fn multistream_delivers_every_message_on_every_transport() {
 }
 
 #[test]
+fn multistream_round_trips_come_back_on_every_transport() {
+    let r = run(&[
+        "--workload",
+        "multistream",
+        "--streams",
+        "3",
+        "--rate",
+        "50",
+        "--round-trip",
+    ]);
+    assert_eq!(r.trials.len(), 5);
+    for t in &r.trials {
+        assert_eq!(t.latency_kind, LatencyKind::Rtt, "{}", t.id);
+        assert_eq!(t.counters.sent, 150, "{}", t.id);
+        assert_eq!((t.counters.lost, t.counters.duplicates), (0, 0), "{}", t.id);
+        assert!(t.valid, "{}: {:?}", t.id, t.invalid_reasons);
+        let h = t.hol.as_ref().unwrap();
+        assert_eq!(h.rtt_source, "base (round trip)");
+        assert!(t.receiver.requests >= 150, "{}", t.id);
+    }
+}
+
+#[test]
 fn udp_stream_offers_its_bit_rate_with_and_without_gso() {
     for gso in [false, true] {
         let mut args = vec!["--workload", "stream", "--bitrate", "20M", "--size", "1000"];
@@ -98,5 +122,6 @@ fn one_way_options_are_checked() {
         "does not run workload rr",
     );
     refused(&["--gso"], "--gso applies only");
+    refused(&["--round-trip"], "--round-trip applies only");
     refused(&["--workload", "stream", "--bitrate", "fast"], "not a bit rate");
 }

@@ -48,6 +48,7 @@ fn setup_udp_trial(receiver: &ReceiverGuard, peer_port: u16, size: u32) -> (TcpS
         quic_stream: QuicStreamMode::PerRequest,
         tcp_congestion: None,
         quic_congestion: None,
+        echo: false,
     });
     s.write_all(&setup.encode()).unwrap();
     let ControlMsg::Ready { data_port, .. } = recv_msg(&mut s) else {

@@ -209,6 +209,11 @@ pub struct TrialSetup {
     /// QUIC congestion controller (quinn's) for both ends.
     #[serde(default)]
     pub quic_congestion: Option<String>,
+    /// One-way workloads across hosts (no shared clock): the receiver
+    /// echoes each message's header at once, and the sender measures the
+    /// round trip.
+    #[serde(default)]
+    pub echo: bool,
 }
 
 /// The receiver's side of a trial, sent after Stop.
@@ -365,6 +370,7 @@ mod tests {
                 quic_stream: QuicStreamMode::Single,
                 tcp_congestion: Some("cubic".into()),
                 quic_congestion: None,
+                echo: true,
             }),
             ControlMsg::Ready {
                 data_port: 5001,

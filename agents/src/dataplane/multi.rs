@@ -23,7 +23,7 @@ use tokio::task::JoinSet;
 use transbench_wire::delivery::Delivery;
 use transbench_wire::frame::PREFIX_LEN;
 use transbench_wire::mux::{MuxReader, MuxWriter, MAX_FRAME_PAYLOAD};
-use transbench_wire::{LengthPrefix, MessageHeader, MessageKind};
+use transbench_wire::{LengthPrefix, MessageHeader, MessageKind, HEADER_LEN};
 
 use super::stream::read_frame;
 use super::{ErrorLog, ServeCounters};
@@ -142,7 +142,10 @@ pub async fn framed_writer<W: AsyncWrite + Unpin>(
 }
 
 /// One flow for one logical stream: a datagram per message.
-pub async fn datagram_writer(sock: UdpSocket, mut rx: mpsc::UnboundedReceiver<Outgoing>) -> io::Result<()> {
+pub async fn datagram_writer(
+    sock: Arc<UdpSocket>,
+    mut rx: mpsc::UnboundedReceiver<Outgoing>,
+) -> io::Result<()> {
     let mut errors = 0u64;
     while let Some((_, m)) = rx.recv().await {
         // A datagram that cannot be sent is lost, as on the wire.
@@ -199,12 +202,18 @@ impl DeliveryLog {
     }
 }
 
-/// What a receiving task needs: the stream count, the message size, and
-/// where to record.
+/// What a receiving task needs: the stream count, the message size, what
+/// the messages must be, whether to echo them, and where to record.
 #[derive(Clone)]
 pub struct Recording {
     pub streams: u32,
     pub size: usize,
+    /// Requests at the receiver; responses (echoes) at a sender that
+    /// measures round trips.
+    pub kind: MessageKind,
+    /// Receiver of a round-trip trial: answer each message with its
+    /// header, at once, on the same stream or flow.
+    pub echo: bool,
     pub log: Arc<DeliveryLog>,
     pub counters: Arc<ServeCounters>,
 }
@@ -212,11 +221,11 @@ pub struct Recording {
 impl Recording {
     /// Checks and records one message; an error means garbage on the data
     /// plane (counted as rejected).
-    fn deliver(&self, message: &[u8], t: u64) -> io::Result<()> {
+    fn deliver(&self, message: &[u8], t: u64) -> io::Result<MessageHeader> {
         match MessageHeader::decode(message) {
-            Ok(h) if h.kind == MessageKind::Request && h.stream < self.streams => {
+            Ok(h) if h.kind == self.kind && h.stream < self.streams => {
                 self.log.record(&h, t, &self.counters, message.len());
-                Ok(())
+                Ok(h)
             }
             _ => {
                 self.counters.rejected();
@@ -229,9 +238,24 @@ impl Recording {
     }
 }
 
-/// Reads a `tcp-mux` connection until it ends.
-pub async fn read_mux<R: AsyncRead + Unpin>(mut r: R, rec: Recording) -> io::Result<()> {
+/// The echo of a message: its header as a response.
+fn echo_of(h: &MessageHeader) -> [u8; HEADER_LEN] {
+    let mut bytes = [0u8; HEADER_LEN];
+    h.response().encode(&mut bytes);
+    bytes
+}
+
+/// Reads a `tcp-mux` connection until it ends; with `echo_to`, answers
+/// every message there, in mux frames.
+pub async fn read_mux<R, W>(mut r: R, mut echo_to: Option<W>, rec: Recording) -> io::Result<()>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
     let mut reader = MuxReader::new(rec.streams, rec.size);
+    let echoing = echo_to.is_some();
+    let mut echoes = MuxWriter::new(rec.streams);
+    let mut out = Vec::new();
     let mut buf = vec![0u8; 64 * 1024];
     loop {
         let n = r.read(&mut buf).await?;
@@ -244,7 +268,11 @@ pub async fn read_mux<R: AsyncRead + Unpin>(mut r: R, rec: Recording) -> io::Res
         reader
             .feed(&buf[..n], |_, m| {
                 if outcome.is_ok() {
-                    outcome = rec.deliver(m, t);
+                    outcome = rec.deliver(m, t).map(|h| {
+                        if echoing {
+                            echoes.push(h.stream, echo_of(&h).to_vec());
+                        }
+                    });
                 }
             })
             .map_err(|e| {
@@ -252,22 +280,42 @@ pub async fn read_mux<R: AsyncRead + Unpin>(mut r: R, rec: Recording) -> io::Res
                 io::Error::new(io::ErrorKind::InvalidData, e)
             })?;
         outcome?;
+        if let Some(w) = echo_to.as_mut() {
+            out.clear();
+            while echoes.next_frame(&mut out) {}
+            w.write_all(&out).await?;
+            w.flush().await?;
+        }
     }
 }
 
-/// Reads one length-prefixed stream (`tcp-n`, a QUIC stream) until it ends.
-pub async fn read_framed<R: AsyncRead + Unpin>(mut r: R, rec: Recording) -> io::Result<()> {
+/// Reads one length-prefixed stream (`tcp-n`, a QUIC stream) until it
+/// ends; with `echo_to`, answers every message there.
+pub async fn read_framed<R, W>(mut r: R, mut echo_to: Option<W>, rec: Recording) -> io::Result<()>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
     let framing = LengthPrefix::new(rec.size as u32);
     let mut msg = Vec::with_capacity(rec.size);
+    let mut out = Vec::with_capacity(PREFIX_LEN + HEADER_LEN);
     while read_frame(&mut r, framing, &mut msg).await?.is_some() {
-        rec.deliver(&msg, mono_now_ns())?;
+        let h = rec.deliver(&msg, mono_now_ns())?;
+        if let Some(w) = echo_to.as_mut() {
+            out.clear();
+            framing
+                .encode(&echo_of(&h), &mut out)
+                .expect("an echo is shorter than any message");
+            w.write_all(&out).await?;
+            w.flush().await?;
+        }
     }
     Ok(())
 }
 
-/// Reads datagrams from any of the sender's flows; anyone else's are
-/// dropped and counted.
-pub async fn read_datagrams(sock: UdpSocket, peer_ip: IpAddr, rec: Recording) -> io::Result<()> {
+/// Reads datagrams from any of the peer's flows (anyone else's are dropped
+/// and counted); with `rec.echo`, answers each to where it came from.
+pub async fn read_datagrams(sock: Arc<UdpSocket>, peer_ip: IpAddr, rec: Recording) -> io::Result<()> {
     let mut buf = vec![0u8; super::udp::MAX_DATAGRAM];
     loop {
         let (n, from) = sock.recv_from(&mut buf).await?;
@@ -276,14 +324,19 @@ pub async fn read_datagrams(sock: UdpSocket, peer_ip: IpAddr, rec: Recording) ->
             rec.counters.rejected();
             continue;
         }
-        // Garbage in a datagram costs only that datagram.
-        let _ = rec.deliver(&buf[..n], t);
+        // Garbage in a datagram costs only that datagram; so does an echo
+        // the kernel refuses.
+        if let Ok(h) = rec.deliver(&buf[..n], t) {
+            if rec.echo {
+                let _ = sock.send_to(&echo_of(&h), from).await;
+            }
+        }
     }
 }
 
-/// Accepts the sender's QUIC connection and reads every unidirectional
-/// stream in a task of its own: a sequential reader would put back the
-/// head-of-line blocking QUIC removes.
+/// Accepts the sender's QUIC connection and reads every stream in a task
+/// of its own: a sequential reader would put back the head-of-line
+/// blocking QUIC removes.
 pub async fn serve_quic(endpoint: quinn::Endpoint, peer_ip: IpAddr, rec: Recording) {
     let mut conns = JoinSet::new();
     while let Some(incoming) = endpoint.accept().await {
@@ -297,10 +350,11 @@ pub async fn serve_quic(endpoint: quinn::Endpoint, peer_ip: IpAddr, rec: Recordi
             let Ok(conn) = incoming.await else { return };
             rec.counters.connection();
             let mut readers = JoinSet::new();
-            while let Ok(recv) = conn.accept_uni().await {
+            while let Ok((send, recv)) = conn.accept_bi().await {
                 let rec = rec.clone();
                 readers.spawn(async move {
-                    if let Err(e) = read_framed(recv, rec).await {
+                    let echo_to = rec.echo.then_some(send);
+                    if let Err(e) = read_framed(recv, echo_to, rec).await {
                         tracing::debug!("QUIC stream ended: {e}");
                     }
                 });
@@ -325,6 +379,8 @@ mod tests {
         Recording {
             streams,
             size: 100,
+            kind: MessageKind::Request,
+            echo: false,
             log: Arc::new(DeliveryLog::default()),
             counters: Arc::new(ServeCounters::default()),
         }
@@ -334,7 +390,7 @@ mod tests {
     async fn mux_carries_every_stream_over_one_pipe() {
         let (client, server) = tokio::io::duplex(1 << 16);
         let rec = recording(3);
-        let reader = tokio::spawn(read_mux(server, rec.clone()));
+        let reader = tokio::spawn(read_mux(server, None::<tokio::io::Sink>, rec.clone()));
         let mut writers = Writers::default();
         writers.spawn(|rx| mux_writer(client, 3, rx));
         for seq in 0..4 {
@@ -354,10 +410,51 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_round_trip_receiver_echoes_every_message_on_its_stream() {
+        let (client, server) = tokio::io::duplex(1 << 16);
+        let (server_r, server_w) = tokio::io::split(server);
+        let receiver = Recording {
+            echo: true,
+            ..recording(2)
+        };
+        tokio::spawn(read_mux(server_r, Some(server_w), receiver.clone()));
+        let (client_r, client_w) = tokio::io::split(client);
+        let sender = Recording {
+            kind: MessageKind::Response,
+            ..recording(2)
+        };
+        let echoes = tokio::spawn(read_mux(client_r, None::<tokio::io::Sink>, sender.clone()));
+        let mut writers = Writers::default();
+        writers.spawn(|rx| mux_writer(client_w, 2, rx));
+        for seq in 0..3 {
+            for s in 0..2 {
+                writers.offer(s, message(MessageHeader::request(s, seq, 5), 100));
+            }
+        }
+        writers.finish(Duration::from_secs(5)).await;
+        for _ in 0..500 {
+            if sender.log.distinct() == 6 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        echoes.abort();
+        assert_eq!(receiver.log.distinct(), 6);
+        let got = sender.log.take();
+        assert_eq!(got.len(), 6, "every message echoed once");
+        assert!(got.iter().filter(|d| d.stream == 1).map(|d| d.seq).eq(0..3));
+        assert_eq!(
+            sender.counters.report(0).bytes,
+            6 * HEADER_LEN as u64,
+            "echoes are headers"
+        );
+    }
+
+    #[tokio::test]
     async fn framed_stream_records_and_refuses_garbage() {
         let (client, server) = tokio::io::duplex(1 << 16);
         let rec = recording(2);
-        let reader = tokio::spawn(read_framed(server, rec.clone()));
+        let reader = tokio::spawn(read_framed(server, None::<tokio::io::Sink>, rec.clone()));
         let mut writers = Writers::default();
         writers.spawn(|rx| framed_writer(client, 100, rx));
         writers.offer(1, message(MessageHeader::request(1, 0, 1), 100));
