@@ -61,6 +61,21 @@ pub fn pin(socket: &impl AsRawFd, required: Option<&str>) -> io::Result<()> {
     }
 }
 
+/// Refuses a congestion control this kernel does not have, before any
+/// trial runs (when the kernel says which it has).
+pub fn check_available(name: &str) -> anyhow::Result<()> {
+    let Ok(list) = std::fs::read_to_string("/proc/sys/net/ipv4/tcp_available_congestion_control") else {
+        return Ok(());
+    };
+    if list.split_whitespace().any(|n| n == name) {
+        return Ok(());
+    }
+    anyhow::bail!(
+        "--cc {name}: this kernel has no such TCP congestion control; available: {}",
+        list.trim()
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -225,14 +225,16 @@ struct TrialArgs {
     #[arg(long)]
     size: Option<usize>,
     /// Stream: offered bit rate, bits/s with an optional k, M or G (e.g.
-    /// 200M); the datagram rate is this over --size.
+    /// 200M); the datagram rate is this over --size [default: 100M].
     #[arg(long, value_parser = parse_bitrate, value_name = "BITS")]
     bitrate: Option<f64>,
     /// Stream: send datagrams in batches with UDP GSO (one system call for
-    /// up to 64 KiB).
+    /// up to 64 KiB); a datagram may wait up to 200 us for its batch, which
+    /// shows in its latency.
     #[arg(long)]
     gso: bool,
-    /// Multistream: logical streams (tcp-n: connections; udp: flows) [default: 8].
+    /// Multistream: logical streams, 1 to 64 (tcp-n: connections; udp:
+    /// flows) [default: 8].
     #[arg(long)]
     streams: Option<u32>,
     /// Multistream: the no-loss latency that head-of-line excess counts from
@@ -258,9 +260,10 @@ struct TrialArgs {
     /// intended send time is lost.
     #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
     loss_timeout: Duration,
-    /// TCP congestion control pinned on both ends of TCP data connections
-    /// [default: cubic where permitted, else the system's]; the result
-    /// records what the kernel reports.
+    /// Congestion control. TCP transports: pinned per socket on both ends
+    /// [default: cubic where permitted, else the system's], recorded as the
+    /// kernel reports it. QUIC: quinn's controller, cubic [default], bbr or
+    /// reno.
     #[arg(long, value_name = "NAME")]
     cc: Option<String>,
     /// QUIC rr only: a new stream per request [default], or one long-lived stream.

@@ -174,6 +174,7 @@ pub fn hol_metrics(
         ambiguous_episodes: a.ambiguous_episodes,
         ontime_ratio,
         theory,
+        backlog: false,
         timeline: (messages.len() <= MAX_TIMELINE).then(|| timeline(messages)),
     })
 }
@@ -331,7 +332,11 @@ pub fn udp_metrics(
         sent,
         received,
         loss_ratio: ratio(sent - received, sent),
-        dup_ratio: if sent == 0 { 0.0 } else { dups / sent as f64 },
+        dup_ratio: if received == 0 {
+            0.0
+        } else {
+            dups / received as f64
+        },
         reorder_ratio: if received == 0 {
             0.0
         } else {

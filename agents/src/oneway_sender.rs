@@ -506,9 +506,12 @@ fn build_result(
         rtt_ns,
         rtt_source: rtt_source.into(),
     };
-    let hol = (spec.workload == Workload::Multistream)
+    let mut hol = (spec.workload == Workload::Multistream)
         .then(|| oneway::hol_metrics(&matched.messages, spec.streams, &reference, theory))
         .transpose()?;
+    if let Some(h) = hol.as_mut() {
+        h.backlog = spec.transport != Transport::Udp && counters.lost > 0;
+    }
     let udp = (spec.transport == Transport::Udp)
         .then(|| oneway::udp_metrics(&matched.flows, wait_ns, spec.size, paced.measured_ns))
         .transpose()?;

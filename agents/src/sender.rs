@@ -77,10 +77,29 @@ impl TrialSpec {
         }
         if self.workload != Workload::Rr && self.loss_timeout > MAX_ONE_WAY_WAIT {
             bail!(
-                "--loss-timeout {:?} is longer than a receiver waits for a one-way trial's last messages ({:?})",
+                "--loss-timeout {:?} is longer than a receiver waits for a one-way trial's last messages: \
+                 use at most {:?}",
                 self.loss_timeout,
                 MAX_ONE_WAY_WAIT
             );
+        }
+        if let (Workload::Multistream | Workload::Stream, Some(rate)) = (self.workload, self.rate) {
+            let messages = rate * self.streams.max(1) as f64 * (self.warmup + self.duration).as_secs_f64();
+            if messages > multi::MAX_RECORDS as f64 {
+                bail!(
+                    "this trial would send {messages:.0} messages, more than the receiver records \
+                     ({}): shorten --duration or lower the rate",
+                    multi::MAX_RECORDS
+                );
+            }
+        }
+        if let Some(cc) = &self.congestion {
+            if self.transport == Transport::Udp {
+                bail!("--cc {cc}: udp has no congestion control");
+            }
+            if self.transport.is_tcp() {
+                congestion::check_available(cc)?;
+            }
         }
         if let (Transport::Quic, Some(cc)) = (self.transport, &self.congestion) {
             if !tls::QUIC_CONGESTION.contains(&cc.as_str()) {
@@ -104,7 +123,12 @@ impl TrialSpec {
         if let Some(rate) = self.rate {
             if !(rate.is_finite() && rate > 0.0) {
                 bail!(
-                    "--rate {rate} must be a positive number of requests per second (or use --closed-loop)"
+                    "--rate {rate} must be a positive number of messages per second{}",
+                    if self.workload == Workload::Rr {
+                        " (or use --closed-loop)"
+                    } else {
+                        ""
+                    }
                 );
             }
         }
@@ -482,8 +506,13 @@ pub(crate) fn invalid_reasons(
         ));
     }
     if spec.rate.is_some() && send_lag.p99 > MAX_SEND_LAG_P99_NS {
+        let advice = match spec.workload {
+            Workload::Rr => "lower --rate, or use --closed-loop",
+            Workload::Multistream => "lower --rate or --streams",
+            Workload::Stream => "lower --bitrate, or add --gso",
+        };
         reasons.push(format!(
-            "send_lag p99 {:.3} ms exceeds 1 ms: the sender could not keep its schedule (lower --rate, or use --closed-loop)",
+            "send_lag p99 {:.3} ms exceeds 1 ms: the sender could not keep its schedule ({advice})",
             send_lag.p99 as f64 / 1e6
         ));
     }

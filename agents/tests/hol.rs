@@ -161,7 +161,8 @@ fn within_binomial(measured: f64, p: f64, n: u64) -> bool {
 /// One UDP flow of 1000 datagrams/s for 6 s across `loss 5% duplicate 1%
 /// reorder 20% delay 5ms`. netem duplicates before it drops (a duplicated
 /// packet that is "lost" still delivers one copy), so loss is 5 % x 99 %
-/// and duplication 1 % x 95 %; 20 % of delivered datagrams skip the delay.
+/// and duplication 1 % of what arrives; 20 % of delivered datagrams skip
+/// the delay.
 #[test]
 fn udp_tracker_sees_the_configured_link() {
     if !have_root() {

@@ -202,6 +202,11 @@ pub struct HolMetrics {
     pub ambiguous_episodes: u64,
     pub ontime_ratio: Vec<OntimeRatio>,
     pub theory: HolExpectation,
+    /// A reliable transport left messages undelivered at the loss timeout:
+    /// it fell behind the offered load (or stalled that long), so the
+    /// figures describe a growing queue, not isolated stalls.
+    #[serde(default)]
+    pub backlog: bool,
     /// Every measured message in send order, for charts and re-analysis:
     /// base64 of 12-byte big-endian records (stream u32, intended send
     /// time in µs since the first message u32, latency in µs u32, or

@@ -129,6 +129,15 @@ pub fn summary_table(results: &RunResults) -> String {
     {
         out.push_str("* p L R > 0.1: losses overlap, the sparse-loss theory is only a rough guide\n");
     }
+    for t in &results.trials {
+        if t.hol.as_ref().is_some_and(|h| h.backlog) {
+            out.push_str(&format!(
+                "{}: {} messages undelivered at the loss timeout: the transport fell behind the offered \
+                 load, so its HOL figures describe a growing queue, not stalls (lower --rate or --size)\n",
+                t.id, t.counters.lost
+            ));
+        }
+    }
     for t in results.trials.iter().filter(|t| !t.valid) {
         out.push_str(&format!(
             "{} ({}) invalid: {}\n",
@@ -177,6 +186,7 @@ mod tests {
             overtakes: 0,
             ambiguous_episodes: 0,
             ontime_ratio: vec![],
+            backlog: true,
             theory: HolExpectation {
                 loss_p: 0.02,
                 loss_source: "link".into(),
@@ -199,6 +209,7 @@ mod tests {
             "{row}"
         );
         assert!(table.contains("* p L R > 0.1"), "{table}");
+        assert!(table.contains("tcp-mux-2: 0 messages undelivered"), "{table}");
         let rr_row = table.lines().find(|l| l.starts_with("tcp+tls-1")).unwrap();
         assert!(
             rr_row.trim_end().ends_with('-'),

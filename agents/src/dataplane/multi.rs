@@ -174,7 +174,7 @@ struct LogInner {
 
 /// Records kept per trial at most (with the set of distinct messages,
 /// about 300 MB); beyond, messages are counted as rejected.
-const MAX_RECORDS: usize = 5_000_000;
+pub const MAX_RECORDS: usize = 5_000_000;
 
 impl DeliveryLog {
     fn record(&self, h: &MessageHeader, t: u64, counters: &ServeCounters, bytes: usize) {
