@@ -1,0 +1,56 @@
+//! The TIME_WAIT count, held against iproute2's `ss` on loopback: 20
+//! connections to a listener of our own, each closed by the client first,
+//! leave 20 client sockets in TIME_WAIT (for the kernel's fixed 60 s).
+
+use procnet::{PortFilter, ProcNet};
+use std::io::Read;
+use std::net::{TcpListener, TcpStream};
+use std::process::Command;
+
+fn ss_time_wait(port: u16) -> Option<u64> {
+    let filter = format!("( sport = :{port} or dport = :{port} )");
+    let out = Command::new("ss")
+        .args(["-tanH", "state", "time-wait", &filter])
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).lines().count() as u64)
+}
+
+#[test]
+fn time_wait_matches_ss() {
+    if Command::new("ss").arg("-V").output().is_err() {
+        if std::env::var("CI").as_deref() == Ok("true") {
+            panic!("ss missing: .ci/run installs iproute2");
+        }
+        eprintln!("skipping: ss (iproute2) is not installed");
+        return;
+    }
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    for _ in 0..20 {
+        let client = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        let (mut server, _) = listener.accept().unwrap();
+        // The client closes first; the server sees the end, then closes.
+        drop(client);
+        let mut buf = [0u8; 1];
+        assert_eq!(server.read(&mut buf).unwrap(), 0);
+        drop(server);
+    }
+    let net = ProcNet::this_thread();
+    // Let the last FINs land: every client socket reaches TIME_WAIT.
+    let mut ours = 0;
+    for _ in 0..200 {
+        ours = net.time_wait(&PortFilter::Either(port)).unwrap();
+        if ours == 20 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    assert_eq!(ours, 20, "client sockets in TIME_WAIT");
+    assert_eq!(ss_time_wait(port), Some(ours), "ss sees what /proc/net/tcp says");
+    assert!(net.time_wait_total().unwrap() >= 20);
+    let counters = net.tcp_ext().unwrap();
+    assert!(counters.contains_key("TW") && counters.contains_key("TCPTimeWaitOverflow"));
+}
