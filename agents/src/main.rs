@@ -218,7 +218,7 @@ struct TrialArgs {
     /// Offered rate, open-loop (each message has an intended send time fixed
     /// in advance, and latency counts from it): requests/s for rr, messages/s
     /// per stream for multistream [default: 1000 for rr, 125 for multistream].
-    #[arg(long, conflicts_with = "closed_loop")]
+    #[arg(long, conflicts_with = "closed_loop", allow_negative_numbers = true)]
     rate: Option<f64>,
     /// Bytes per message, 24-byte header included (rr: request and response)
     /// [default: 64 for rr, 1024 for multistream, 1200 for stream].
