@@ -382,10 +382,9 @@ pub async fn run_trial(
     let remaining = (paced.last_intended_ns + wait_ns).saturating_sub(mono_now_ns());
     let expect = paced.sent.len() as u64;
     if let Some(rec) = &echoes {
-        let deadline = mono_now_ns() + remaining;
-        while rec.log.distinct() < expect && mono_now_ns() < deadline {
-            tokio::time::sleep(Duration::from_millis(1)).await;
-        }
+        rec.log
+            .await_distinct(expect, Duration::from_nanos(remaining))
+            .await;
     }
     drop(readers);
     ctl.send(&ControlMsg::Stop {

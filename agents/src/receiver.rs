@@ -375,7 +375,6 @@ impl TrialServer {
         let counters = Arc::new(ServeCounters::default());
         let mut tasks = JoinSet::new();
         let mut quic_endpoint = None;
-        let mut cert_sha256 = None;
         let data_port = match setup.transport {
             Transport::Udp => {
                 let port = setup
@@ -394,13 +393,7 @@ impl TrialServer {
                 data_port
             }
             Transport::Tcp | Transport::TcpTls => {
-                let listener = TcpListener::bind((local_ip, 0)).await?;
-                let data_port = listener.local_addr()?.port();
-                let acceptor = (setup.transport == Transport::TcpTls)
-                    .then(|| tokio_rustls::TlsAcceptor::from(ctx.tls.clone()));
-                if acceptor.is_some() {
-                    cert_sha256 = Some(ctx.identity.fingerprint.clone());
-                }
+                let (listener, data_port, acceptor) = bind_tcp(setup, ctx, local_ip).await?;
                 let c = counters.clone();
                 tasks.spawn(accept_streams(
                     listener,
@@ -413,12 +406,7 @@ impl TrialServer {
                 data_port
             }
             Transport::Quic => {
-                let config = ctx
-                    .identity
-                    .quic_server_config(setup.quic_congestion.as_deref())?;
-                let endpoint = quinn::Endpoint::server(config, SocketAddr::new(local_ip, 0))?;
-                let data_port = endpoint.local_addr()?.port();
-                cert_sha256 = Some(ctx.identity.fingerprint.clone());
+                let (endpoint, data_port) = bind_quic(setup, ctx, local_ip)?;
                 tasks.spawn(quic::serve(endpoint.clone(), peer_ip, size, counters.clone()));
                 quic_endpoint = Some(endpoint);
                 data_port
@@ -435,7 +423,7 @@ impl TrialServer {
             },
             ControlMsg::Ready {
                 data_port,
-                cert_sha256,
+                cert_sha256: certificate(setup, ctx),
             },
         ))
     }
@@ -459,10 +447,6 @@ impl TrialServer {
         };
         let mut tasks = JoinSet::new();
         let mut quic_endpoint = None;
-        let cert_sha256 = setup
-            .transport
-            .uses_tls()
-            .then(|| ctx.identity.fingerprint.clone());
         let data_port = match setup.transport {
             Transport::Udp => {
                 let sock = UdpSocket::bind((local_ip, 0)).await?;
@@ -477,20 +461,13 @@ impl TrialServer {
                 data_port
             }
             Transport::Quic => {
-                let config = ctx
-                    .identity
-                    .quic_server_config(setup.quic_congestion.as_deref())?;
-                let endpoint = quinn::Endpoint::server(config, SocketAddr::new(local_ip, 0))?;
-                let data_port = endpoint.local_addr()?.port();
+                let (endpoint, data_port) = bind_quic(setup, ctx, local_ip)?;
                 tasks.spawn(multi::serve_quic(endpoint.clone(), peer_ip, rec.clone()));
                 quic_endpoint = Some(endpoint);
                 data_port
             }
             transport => {
-                let listener = TcpListener::bind((local_ip, 0)).await?;
-                let data_port = listener.local_addr()?.port();
-                let acceptor = (transport == Transport::TcpTlsMux)
-                    .then(|| tokio_rustls::TlsAcceptor::from(ctx.tls.clone()));
+                let (listener, data_port, acceptor) = bind_tcp(setup, ctx, local_ip).await?;
                 let role = if transport == Transport::TcpN {
                     ConnectionRole::ReadFramed(rec.clone())
                 } else {
@@ -517,17 +494,15 @@ impl TrialServer {
             },
             ControlMsg::Ready {
                 data_port,
-                cert_sha256,
+                cert_sha256: certificate(setup, ctx),
             },
         ))
     }
 
     /// Waits until `expect` distinct messages have arrived, at most `wait_ns`.
     async fn await_deliveries(&self, expect: u64, wait_ns: u64) {
-        let Some(log) = &self.deliveries else { return };
-        let deadline = tokio::time::Instant::now() + Duration::from_nanos(wait_ns);
-        while log.distinct() < expect && tokio::time::Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(1)).await;
+        if let Some(log) = &self.deliveries {
+            log.await_distinct(expect, Duration::from_nanos(wait_ns)).await;
         }
     }
 
@@ -540,6 +515,45 @@ impl TrialServer {
         let deliveries = self.deliveries.as_ref().map(|d| d.take()).unwrap_or_default();
         (self.counters.report(cpu), deliveries)
     }
+}
+
+/// The fingerprint the sender pins, for transports inside TLS.
+fn certificate(setup: &TrialSetup, ctx: &ReceiverState) -> Option<String> {
+    setup
+        .transport
+        .uses_tls()
+        .then(|| ctx.identity.fingerprint.clone())
+}
+
+/// A QUIC endpoint for one trial, with the congestion controller it asks
+/// for, and its port.
+fn bind_quic(
+    setup: &TrialSetup,
+    ctx: &ReceiverState,
+    local_ip: IpAddr,
+) -> anyhow::Result<(quinn::Endpoint, u16)> {
+    let config = ctx
+        .identity
+        .quic_server_config(setup.quic_congestion.as_deref())?;
+    let endpoint = quinn::Endpoint::server(config, SocketAddr::new(local_ip, 0))?;
+    let port = endpoint.local_addr()?.port();
+    Ok((endpoint, port))
+}
+
+/// A TCP listener for one trial, its port, and a TLS acceptor when the
+/// transport runs inside TLS.
+async fn bind_tcp(
+    setup: &TrialSetup,
+    ctx: &ReceiverState,
+    local_ip: IpAddr,
+) -> anyhow::Result<(TcpListener, u16, Option<tokio_rustls::TlsAcceptor>)> {
+    let listener = TcpListener::bind((local_ip, 0)).await?;
+    let port = listener.local_addr()?.port();
+    let acceptor = setup
+        .transport
+        .uses_tls()
+        .then(|| tokio_rustls::TlsAcceptor::from(ctx.tls.clone()));
+    Ok((listener, port, acceptor))
 }
 
 /// What a data connection is for.

@@ -197,6 +197,14 @@ impl DeliveryLog {
         self.inner.lock().expect("delivery log lock").distinct.len() as u64
     }
 
+    /// Waits until `expect` distinct messages have arrived, at most `within`.
+    pub async fn await_distinct(&self, expect: u64, within: Duration) {
+        let deadline = tokio::time::Instant::now() + within;
+        while self.distinct() < expect && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    }
+
     pub fn take(&self) -> Vec<Delivery> {
         std::mem::take(&mut self.inner.lock().expect("delivery log lock").records)
     }
