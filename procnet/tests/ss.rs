@@ -50,7 +50,49 @@ fn time_wait_matches_ss() {
     }
     assert_eq!(ours, 20, "client sockets in TIME_WAIT");
     assert_eq!(ss_time_wait(port), Some(ours), "ss sees what /proc/net/tcp says");
+    assert_eq!(
+        procnet::diag_time_wait(&PortFilter::Either(port)).unwrap(),
+        ours,
+        "sock_diag agrees"
+    );
     assert!(net.time_wait_total().unwrap() >= 20);
     let counters = net.tcp_ext().unwrap();
     assert!(counters.contains_key("TW") && counters.contains_key("TCPTimeWaitOverflow"));
+}
+
+#[test]
+fn sampler_follows_time_wait_as_it_appears() {
+    fn mono_ns() -> u64 {
+        let t = std::time::Instant::now();
+        static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+        t.duration_since(*START.get_or_init(|| t)).as_nanos() as u64
+    }
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let sampler = procnet::TimeWaitSampler::start(10_000_000, PortFilter::Either(port), mono_ns).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(35));
+    for _ in 0..10 {
+        let client = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        let (mut server, _) = listener.accept().unwrap();
+        drop(client);
+        let mut buf = [0u8; 1];
+        assert_eq!(server.read(&mut buf).unwrap(), 0);
+    }
+    std::thread::sleep(std::time::Duration::from_millis(35));
+    let samples = sampler.stop();
+    // Every 10 ms for ~70 ms, and one on stop.
+    assert!(samples.len() >= 5, "{samples:?}");
+    assert_eq!(samples[0][2], 0, "none of ours before the connections");
+    assert_eq!(samples.last().unwrap()[2], 10, "ours after: {samples:?}");
+    assert!(samples.iter().all(|s| s[1] >= s[2]), "the total includes ours");
+    assert!(samples.windows(2).all(|w| w[1][0] > w[0][0]), "times increase");
+}
+
+#[test]
+fn sysctls_are_read_in_this_namespace() {
+    let values = procnet::read_sysctls(&["net.ipv4.ip_local_port_range", "net.ipv4.no_such_knob"]);
+    let range = &values["net.ipv4.ip_local_port_range"];
+    let ports: Vec<u16> = range.split(' ').map(|p| p.parse().unwrap()).collect();
+    assert!(ports.len() == 2 && ports[0] <= ports[1], "{range:?}");
+    assert!(!values.contains_key("net.ipv4.no_such_knob"));
 }
