@@ -6,7 +6,10 @@
 //!   lengths (RFC 3357), interarrival jitter (RFC 3550), IPDV (RFC 3393);
 //! - [`hol`]: head-of-line blocking — stall episodes, fan-out, collateral
 //!   messages, cross-stream overtakes, and the sparse-loss theory to set
-//!   beside them.
+//!   beside them;
+//! - [`churn`]: what TIME_WAIT and handshakes predict for connection
+//!   churn, and the agents' TIME_WAIT samples on one timeline.
 
+pub mod churn;
 pub mod hol;
 pub mod seq;

@@ -1,0 +1,348 @@
+//! Connection churn: what TIME_WAIT predicts for a trial, how many round
+//! trips a connection's first response costs, and the TIME_WAIT series of
+//! both agents merged onto one timeline.
+
+/// Linux holds a socket in TIME_WAIT for a fixed 60 s (TCP_TIMEWAIT_LEN;
+/// `tcp_fin_timeout` does not change it).
+pub const TIME_WAIT_S: f64 = 60.0;
+
+/// With `tcp_tw_reuse`, connect() may take over a TIME_WAIT 4-tuple once
+/// its last timestamp is this old (TCP_TW_REUSE_DELAY's default).
+pub const TW_REUSE_DELAY_S: f64 = 1.0;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Closer {
+    Client,
+    Server,
+    Rst,
+}
+
+/// Which side ends up holding TIME_WAIT sockets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimeWaitSide {
+    Sender,
+    Receiver,
+    Neither,
+}
+
+/// What TIME_WAIT does to a churn trial, by theory.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PortPressure {
+    pub side: TimeWaitSide,
+    /// Connections per second to one destination that the ports sustain;
+    /// `None` when TIME_WAIT does not bound the rate.
+    pub sustainable_rate: Option<f64>,
+    /// Seconds until connect() runs out of ports at the offered rate.
+    pub exhaustion_after_s: Option<f64>,
+    /// TIME_WAIT sockets expected on `side` at the end of the trial.
+    pub time_wait_expected: u64,
+    pub note: String,
+}
+
+/// The path a trial's connections take.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ChurnPath {
+    /// Ephemeral ports the client may use.
+    pub ports: u32,
+    /// Transactions offered per second.
+    pub offered_rate: f64,
+    /// Length of the trial (warm-up included), s.
+    pub elapsed_s: f64,
+    pub closer: Closer,
+    /// `net.ipv4.tcp_tw_reuse` of the client's namespace (0, 1 or 2), if
+    /// known.
+    pub tw_reuse: Option<u8>,
+    /// Whether the connections run over loopback (`tcp_tw_reuse` 2 covers
+    /// only loopback).
+    pub loopback: bool,
+    /// QUIC: no TCP, no TIME_WAIT.
+    pub quic: bool,
+    /// `net.ipv4.tcp_max_tw_buckets` of the closing side, if known.
+    pub max_tw_buckets: Option<u64>,
+    /// The client binds each port of the range in turn (rather than
+    /// letting connect() choose).
+    pub port_cycle: bool,
+}
+
+/// The TIME_WAIT arithmetic of a churn trial: with the client closing
+/// first and no reuse, a port stays taken for 60 s after its connection, so
+/// one destination sustains ports / 60 s connections per second, and a
+/// faster schedule runs out of ports after ports / rate seconds.
+pub fn port_pressure(path: &ChurnPath) -> PortPressure {
+    let opened = (path.offered_rate * path.elapsed_s.min(TIME_WAIT_S)).round() as u64;
+    let cap = |n: u64| path.max_tw_buckets.map_or(n, |max| n.min(max));
+    if path.quic {
+        return PortPressure {
+            side: TimeWaitSide::Neither,
+            sustainable_rate: None,
+            exhaustion_after_s: None,
+            time_wait_expected: 0,
+            note: "QUIC has no TIME_WAIT: every connection shares one UDP socket".into(),
+        };
+    }
+    match path.closer {
+        Closer::Rst => PortPressure {
+            side: TimeWaitSide::Neither,
+            sustainable_rate: None,
+            exhaustion_after_s: None,
+            time_wait_expected: 0,
+            note: "RST (SO_LINGER 0) skips TIME_WAIT: each port is free again at once".into(),
+        },
+        Closer::Server => {
+            // A SYN that reuses a 4-tuple in TIME_WAIT replaces it, so the
+            // receiver holds at most one per client port in use; and with
+            // nothing in TIME_WAIT on its side, connect() keeps to the
+            // ports of one parity (it scans those first).
+            let ports_used = if path.port_cycle {
+                u64::from(path.ports)
+            } else {
+                u64::from(path.ports).div_ceil(2)
+            };
+            PortPressure {
+                side: TimeWaitSide::Receiver,
+                sustainable_rate: None,
+                exhaustion_after_s: None,
+                time_wait_expected: cap(opened.min(ports_used)),
+                note: format!(
+                    "the receiver closes first, so TIME_WAIT lands there: about rate x {TIME_WAIT_S:.0} s \
+                     sockets, at most one per client port in use (a new SYN replaces a TIME_WAIT of the \
+                     same 4-tuple; connect() keeps to half the range) and tcp_max_tw_buckets; the \
+                     client's ports are free again at once"
+                ),
+            }
+        }
+        Closer::Client => {
+            let reuse = match path.tw_reuse {
+                Some(1) => Some("tcp_tw_reuse 1"),
+                Some(2) if path.loopback => Some("tcp_tw_reuse 2 (loopback)"),
+                _ => None,
+            };
+            let ports = f64::from(path.ports);
+            match reuse {
+                Some(why) => PortPressure {
+                    side: TimeWaitSide::Sender,
+                    sustainable_rate: Some(ports / TW_REUSE_DELAY_S),
+                    // Faster than that, the ports still run out before the
+                    // first can be reused.
+                    exhaustion_after_s: (path.offered_rate > ports / TW_REUSE_DELAY_S)
+                        .then(|| ports / path.offered_rate),
+                    time_wait_expected: cap(opened.min(u64::from(path.ports))),
+                    note: format!(
+                        "{why}: connect() takes over a TIME_WAIT port whose last timestamp is over \
+                         {TW_REUSE_DELAY_S:.0} s old, so about ports / {TW_REUSE_DELAY_S:.0} s"
+                    ),
+                },
+                None => {
+                    let sustainable = ports / TIME_WAIT_S;
+                    PortPressure {
+                        side: TimeWaitSide::Sender,
+                        sustainable_rate: Some(sustainable),
+                        exhaustion_after_s: (path.offered_rate > sustainable)
+                            .then(|| ports / path.offered_rate),
+                        time_wait_expected: cap(opened.min(u64::from(path.ports))),
+                        note: format!(
+                            "the client closes first and TIME_WAIT is not reused: each port stays taken \
+                             {TIME_WAIT_S:.0} s, so ports / {TIME_WAIT_S:.0} s to one destination"
+                        ),
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// How a connection is set up before its request can go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Setup {
+    Tcp,
+    /// TLS 1.3 over TCP, full handshake.
+    TcpTls13,
+    /// QUIC, 1-RTT handshake.
+    Quic,
+    /// QUIC resuming with the request in 0-RTT data.
+    Quic0Rtt,
+}
+
+impl Setup {
+    /// Round trips from connect() to the first byte of the response, for a
+    /// request sent as soon as the connection allows: the handshake's round
+    /// trips, plus one for the request itself.
+    pub fn ttfb_rtts(self) -> f64 {
+        match self {
+            Setup::Tcp => 2.0,
+            Setup::TcpTls13 => 3.0,
+            Setup::Quic => 2.0,
+            Setup::Quic0Rtt => 1.0,
+        }
+    }
+}
+
+/// One point of the merged TIME_WAIT series; times from `t0`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct TimeWaitRow {
+    pub t_ns: u64,
+    pub sender: u64,
+    pub sender_trial: u64,
+    /// The receiver's sample nearest in time, if one lies within an
+    /// interval.
+    pub receiver: Option<(u64, u64)>,
+    pub completed: u64,
+    pub failed: u64,
+}
+
+/// Merges the agents' samples (`[time, total, trial's]`) onto the
+/// sender's: `receiver_shift_ns` is added to each receiver time to put it
+/// on the sender's clock. `completions` and `failures` are the sorted
+/// times transactions ended.
+pub fn merge_time_wait(
+    t0: u64,
+    interval_ns: u64,
+    sender: &[[u64; 3]],
+    receiver: &[[u64; 3]],
+    receiver_shift_ns: i64,
+    completions: &[u64],
+    failures: &[u64],
+) -> Vec<TimeWaitRow> {
+    let shifted: Vec<(i128, [u64; 3])> = receiver
+        .iter()
+        .map(|s| (s[0] as i128 + receiver_shift_ns as i128, *s))
+        .collect();
+    sender
+        .iter()
+        .map(|s| {
+            let nearest = shifted
+                .iter()
+                .min_by_key(|(t, _)| (t - s[0] as i128).abs())
+                .filter(|(t, _)| (t - s[0] as i128).unsigned_abs() <= u128::from(interval_ns))
+                .map(|(_, r)| (r[1], r[2]));
+            TimeWaitRow {
+                t_ns: s[0].saturating_sub(t0),
+                sender: s[1],
+                sender_trial: s[2],
+                receiver: nearest,
+                completed: completions.partition_point(|&c| c <= s[0]) as u64,
+                failed: failures.partition_point(|&f| f <= s[0]) as u64,
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn path(closer: Closer) -> ChurnPath {
+        ChurnPath {
+            ports: 200,
+            offered_rate: 400.0,
+            elapsed_s: 3.0,
+            closer,
+            tw_reuse: Some(0),
+            loopback: false,
+            quic: false,
+            max_tw_buckets: Some(262_144),
+            port_cycle: false,
+        }
+    }
+
+    #[test]
+    fn client_close_without_reuse_is_ports_over_sixty_seconds() {
+        let p = port_pressure(&path(Closer::Client));
+        assert_eq!(p.side, TimeWaitSide::Sender);
+        assert!((p.sustainable_rate.unwrap() - 200.0 / 60.0).abs() < 1e-9);
+        // 200 ports at 400/s: gone after half a second.
+        assert!((p.exhaustion_after_s.unwrap() - 0.5).abs() < 1e-9);
+        assert_eq!(p.time_wait_expected, 200);
+        // The design's example: the default range, 28,232 ports.
+        let default = port_pressure(&ChurnPath {
+            ports: 28_232,
+            offered_rate: 100.0,
+            ..path(Closer::Client)
+        });
+        assert!((default.sustainable_rate.unwrap() - 470.5).abs() < 0.1);
+        assert_eq!(default.exhaustion_after_s, None, "100/s is below the knee");
+        assert_eq!(default.time_wait_expected, 300);
+    }
+
+    #[test]
+    fn reuse_lifts_the_limit_only_where_it_applies() {
+        // 200 ports, 150/s: out of ports in 1.33 s without reuse; with it,
+        // a port comes free again after a second.
+        let at = |tw_reuse, loopback| {
+            port_pressure(&ChurnPath {
+                tw_reuse: Some(tw_reuse),
+                loopback,
+                offered_rate: 150.0,
+                ..path(Closer::Client)
+            })
+        };
+        assert_eq!(at(1, false).exhaustion_after_s, None);
+        assert_eq!(at(1, false).sustainable_rate, Some(200.0));
+        // 2 is loopback only.
+        assert_eq!(at(2, true).exhaustion_after_s, None);
+        assert!((at(2, false).exhaustion_after_s.unwrap() - 200.0 / 150.0).abs() < 1e-9);
+        // Faster than ports per second, even reuse runs out first.
+        let fast = port_pressure(&ChurnPath {
+            tw_reuse: Some(1),
+            ..path(Closer::Client)
+        });
+        assert!((fast.exhaustion_after_s.unwrap() - 0.5).abs() < 1e-9);
+    }
+
+    #[test]
+    fn server_close_and_rst_leave_the_client_ports_free() {
+        let server = port_pressure(&path(Closer::Server));
+        assert_eq!(server.side, TimeWaitSide::Receiver);
+        assert_eq!((server.sustainable_rate, server.exhaustion_after_s), (None, None));
+        // 400/s for 3 s, but one per 4-tuple: half of 200 ports.
+        assert_eq!(server.time_wait_expected, 100);
+        let wide = |max_tw_buckets, port_cycle| {
+            port_pressure(&ChurnPath {
+                ports: 28_232,
+                max_tw_buckets: Some(max_tw_buckets),
+                port_cycle,
+                ..path(Closer::Server)
+            })
+            .time_wait_expected
+        };
+        assert_eq!(wide(262_144, false), 1200, "400/s for 3 s");
+        assert_eq!(wide(1000, false), 1000, "tcp_max_tw_buckets");
+        let cycled = port_pressure(&ChurnPath {
+            port_cycle: true,
+            ..path(Closer::Server)
+        });
+        assert_eq!(cycled.time_wait_expected, 200, "every port of the range");
+        let rst = port_pressure(&path(Closer::Rst));
+        assert_eq!((rst.side, rst.time_wait_expected), (TimeWaitSide::Neither, 0));
+        let quic = port_pressure(&ChurnPath {
+            quic: true,
+            ..path(Closer::Client)
+        });
+        assert_eq!((quic.side, quic.sustainable_rate), (TimeWaitSide::Neither, None));
+    }
+
+    #[test]
+    fn ttfb_round_trips_follow_the_handshakes() {
+        let order = [Setup::Quic0Rtt, Setup::Quic, Setup::Tcp, Setup::TcpTls13];
+        let rtts: Vec<f64> = order.iter().map(|s| s.ttfb_rtts()).collect();
+        assert_eq!(rtts, [1.0, 2.0, 2.0, 3.0]);
+    }
+
+    #[test]
+    fn series_merge_on_the_senders_clock() {
+        let sender = [[1_000, 5, 1], [1_100, 9, 4], [1_200, 9, 4]];
+        // The receiver's clock runs 10_000 ahead; its second sample is
+        // nearest the sender's second.
+        let receiver = [[11_010, 2, 2], [11_095, 3, 3]];
+        let rows = merge_time_wait(1_000, 100, &sender, &receiver, -10_000, &[1_050, 1_150], &[1_100]);
+        assert_eq!(rows.len(), 3);
+        assert_eq!(rows[0].t_ns, 0);
+        assert_eq!(rows[0].receiver, Some((2, 2)));
+        assert_eq!(rows[1].receiver, Some((3, 3)));
+        assert_eq!((rows[1].completed, rows[1].failed), (1, 1));
+        assert_eq!((rows[2].completed, rows[2].sender_trial), (2, 4));
+        // Nothing within an interval: no receiver value.
+        let far = merge_time_wait(0, 100, &sender, &[[5_000, 1, 1]], 0, &[], &[]);
+        assert!(far.iter().all(|r| r.receiver.is_none()));
+    }
+}
