@@ -1,6 +1,7 @@
 //! transbench: benchmark raw UDP, TCP, TCP+TLS and QUIC with open-loop,
 //! coordinated-omission-free latency histograms.
 
+mod churn;
 mod clock;
 mod congestion;
 mod control_io;
@@ -26,7 +27,7 @@ use std::process::ExitCode;
 use std::time::{Duration, SystemTime};
 use transbench_reports::{summary_table, write_atomic, RunResults};
 use transbench_wire::auth::Secret;
-use transbench_wire::{QuicStreamMode, Transport, Workload};
+use transbench_wire::{CloseMode, QuicStreamMode, Transport, Workload};
 
 #[derive(Parser)]
 #[command(
@@ -269,6 +270,44 @@ struct TrialArgs {
     /// QUIC rr only: a new stream per request [default], or one long-lived stream.
     #[arg(long, value_enum)]
     quic_stream: Option<QuicStreamArg>,
+    /// Churn, handshake: offered connections per second, open-loop (each
+    /// transaction's latency counts from its intended start) [default: 200
+    /// for churn, 20 for handshake].
+    #[arg(long, value_name = "PER_SEC", allow_negative_numbers = true)]
+    conn_rate: Option<f64>,
+    /// Churn, handshake: most transactions in flight at once; a transaction
+    /// waits for a slot, and its wait counts in txn_lat [default: 1000].
+    #[arg(long, value_name = "N")]
+    max_inflight: Option<u32>,
+    /// Churn, handshake: who closes first once the response is through:
+    /// client (FIN; TIME_WAIT on the client), server (TIME_WAIT on the
+    /// receiver) or rst (SO_LINGER 0; no TIME_WAIT) [default: client].
+    #[arg(long, value_name = "WHO")]
+    close: Option<CloseMode>,
+    /// Churn, handshake: the client's ephemeral ports, LO-HI (e.g.
+    /// 40000-40199). In the testbed (--impair...) it is the sender
+    /// namespace's net.ipv4.ip_local_port_range; on loopback each socket
+    /// gets IP_LOCAL_PORT_RANGE (Linux 6.3+, no root needed).
+    #[arg(long, value_name = "LO-HI", value_parser = churn::parse_port_range)]
+    port_range: Option<(u16, u16)>,
+    /// Churn, handshake: net.ipv4.tcp_tw_reuse of the sender's namespace
+    /// (0 off, 1 on, 2 loopback only); testbed only (--impair...), never
+    /// the host's own namespace [default: the namespace's, recorded].
+    #[arg(long, value_name = "0|1|2", value_parser = clap::value_parser!(u8).range(0..=2))]
+    tw_reuse: Option<u8>,
+    /// Churn, handshake: how TCP client ports are chosen: kernel
+    /// (connect() picks) or cycle (bind each port of the range in turn
+    /// with SO_REUSEADDR, as netperf's TCP_CRR does) [default: kernel].
+    #[arg(long, value_enum, value_name = "HOW")]
+    client_port: Option<ClientPortArg>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum ClientPortArg {
+    /// connect() picks a free port.
+    Kernel,
+    /// The client binds each port of the range in turn.
+    Cycle,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -306,15 +345,43 @@ impl TrialArgs {
         if stream && self.rate.is_some() {
             bail!("--workload stream is paced by --bitrate (bits/s), not --rate");
         }
+        let churn = self.workload.is_churn();
+        if churn && self.rate.is_some() {
+            bail!(
+                "--workload {} is paced by --conn-rate (connections/s), not --rate",
+                self.workload
+            );
+        }
+        if churn && self.closed_loop {
+            bail!(
+                "--workload {} is open-loop only: drop --closed-loop",
+                self.workload
+            );
+        }
+        for (given, flag) in [
+            (self.conn_rate.is_some(), "--conn-rate"),
+            (self.max_inflight.is_some(), "--max-inflight"),
+            (self.close.is_some(), "--close"),
+            (self.port_range.is_some(), "--port-range"),
+            (self.tw_reuse.is_some(), "--tw-reuse"),
+            (self.client_port.is_some(), "--client-port"),
+        ] {
+            if given && !churn {
+                bail!("{flag} applies only to --workload churn or handshake");
+            }
+        }
         let size = self.size.unwrap_or(match self.workload {
             Workload::Rr => 64,
             Workload::Multistream => 1024,
             Workload::Stream => 1200,
+            Workload::Churn | Workload::Handshake => 64,
         });
         let rate = match self.workload {
             Workload::Rr => self.rate.unwrap_or(1000.0),
             Workload::Multistream => self.rate.unwrap_or(125.0),
             Workload::Stream => self.bitrate.unwrap_or(DEFAULT_BITRATE) / (8.0 * size.max(1) as f64),
+            Workload::Churn => self.conn_rate.unwrap_or(200.0),
+            Workload::Handshake => self.conn_rate.unwrap_or(20.0),
         };
         Ok(sender::TrialSpec {
             transport,
@@ -337,6 +404,14 @@ impl TrialArgs {
             quic_stream: match self.quic_stream {
                 None | Some(QuicStreamArg::PerRequest) => QuicStreamMode::PerRequest,
                 Some(QuicStreamArg::Single) => QuicStreamMode::Single,
+            },
+            churn: churn::ChurnOptions {
+                close: self.close.unwrap_or_default(),
+                max_inflight: self.max_inflight.unwrap_or(churn::DEFAULT_MAX_INFLIGHT),
+                port_cycle: self.client_port == Some(ClientPortArg::Cycle),
+                port_range: self.port_range,
+                port_range_in_namespace: false,
+                tw_reuse: self.tw_reuse,
             },
         })
     }
@@ -429,6 +504,12 @@ fn run_command(cli: Cli) -> anyhow::Result<ExitCode> {
             let secret = secret.load()?;
             let spec = trial.spec(transport, &[transport])?;
             spec.validate()?;
+            if spec.churn.tw_reuse.is_some() {
+                bail!(
+                    "--tw-reuse sets net.ipv4.tcp_tw_reuse in the sender's own network namespace, which only \
+                     `transbench run` with the testbed does; set it yourself where you run the sender"
+                );
+            }
             // Make the place for the result before spending a trial on it.
             if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
                 std::fs::create_dir_all(dir)
@@ -453,7 +534,7 @@ fn run_command(cli: Cli) -> anyhow::Result<ExitCode> {
         } => {
             init_logging("warn");
             let transport = if transport.is_empty() {
-                trial.workload.transports().to_vec()
+                trial.workload.default_transports().to_vec()
             } else {
                 transport
             };
@@ -461,6 +542,12 @@ fn run_command(cli: Cli) -> anyhow::Result<ExitCode> {
             let impair = impair.profiles()?;
             if impair.is_some() {
                 require_root("--impair (drop it to measure loopback)")?;
+            } else if spec.churn.tw_reuse.is_some() {
+                bail!(
+                    "--tw-reuse sets net.ipv4.tcp_tw_reuse in the sender's namespace, so it needs the testbed: \
+                     add --impair-backend linkemu (an unimpaired emulated link) or an --impair profile (root); \
+                     transbench never changes the host's own namespace"
+                );
             }
             single_thread_runtime()?.block_on(run::run(run::RunOptions {
                 transports: transport,

@@ -256,7 +256,7 @@ pub fn expectation(
         Transport::TcpMux | Transport::TcpTlsMux | Transport::Tcp | Transport::TcpTls => {
             (t.late_frac_single_order, t.hol_frac_single_order)
         }
-        Transport::Quic | Transport::TcpN => (t.late_frac_per_stream, 0.0),
+        Transport::Quic | Transport::Quic0Rtt | Transport::TcpN => (t.late_frac_per_stream, 0.0),
         // A message is lost if any of its packets is.
         Transport::Udp => (1.0 - (1.0 - p).powf(packets_per_message), 0.0),
     };

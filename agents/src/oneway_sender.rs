@@ -264,8 +264,8 @@ async fn open_writers(
                 });
             }
         }
-        Transport::Tcp | Transport::TcpTls => bail!(
-            "{} carries one stream; for multistream use tcp-mux, tcp+tls-mux, tcp-n, quic or udp",
+        Transport::Tcp | Transport::TcpTls | Transport::Quic0Rtt => bail!(
+            "{} does not run multistream: use tcp-mux, tcp+tls-mux, tcp-n, quic or udp",
             spec.transport
         ),
     }
@@ -342,6 +342,7 @@ pub async fn run_trial(
             .then(|| spec.congestion.clone().unwrap_or(congestion::PREFERRED.into())),
         quic_congestion: spec.quic_congestion(),
         echo: round_trip,
+        close: Default::default(),
     };
     let (port, cert) = sender::setup(&mut ctl, setup).await?;
     let cpu_start = thread_cpu_ns();
@@ -392,7 +393,7 @@ pub async fn run_trial(
         wait_ns: if echoes.is_none() { remaining } else { 0 },
     })
     .await?;
-    let (mut deliveries, report) = collect(&mut ctl, Duration::from_nanos(remaining)).await?;
+    let (mut deliveries, _, report) = sender::collect(&mut ctl, Duration::from_nanos(remaining)).await?;
     if let Some(rec) = &echoes {
         // Round trip: when each echo came back, on this host's clock.
         deliveries = rec.log.take();
@@ -420,10 +421,10 @@ pub async fn run_trial(
 /// Runs the data plane while the receiver stays quiet: it says nothing
 /// between start and stop, so anything on the control connection (above
 /// all its end) aborts the trial.
-async fn while_receiver_quiet(
+pub(crate) async fn while_receiver_quiet<T>(
     ctl: &mut ControlChannel,
-    data_plane: impl std::future::Future<Output = std::io::Result<Paced>>,
-) -> anyhow::Result<Paced> {
+    data_plane: impl std::future::Future<Output = std::io::Result<T>>,
+) -> anyhow::Result<T> {
     tokio::select! {
         paced = data_plane => paced.context("pacing the workload"),
         msg = ctl.recv() => match msg {
@@ -431,34 +432,6 @@ async fn while_receiver_quiet(
             Ok(other) => bail!("receiver broke the protocol: {} during a trial", other.name()),
             Err(e) => Err(anyhow::Error::new(e).context("lost the receiver mid-trial; no result written")),
         },
-    }
-}
-
-/// The receiver's delivery records, then its report; it may first wait up
-/// to `drain` for the last messages.
-async fn collect(
-    ctl: &mut ControlChannel,
-    drain: Duration,
-) -> anyhow::Result<(Vec<delivery::Delivery>, ReceiverReport)> {
-    let mut deliveries = Vec::new();
-    let mut within = drain + sender::REPLY_TIMEOUT;
-    loop {
-        let reply = tokio::time::timeout(
-            within,
-            sender::expect_reply(ctl, "the receiver's deliveries and report"),
-        )
-        .await
-        .with_context(|| format!("receiver sent no report within {within:?} of the trial's end"))?;
-        within = sender::REPLY_TIMEOUT;
-        match reply.context("lost the receiver before its report; no result written")? {
-            ControlMsg::Deliveries { records } => deliveries
-                .extend(delivery::decode(&records).context("receiver sent malformed delivery records")?),
-            ControlMsg::Report(report) => return Ok((deliveries, report)),
-            other => bail!(
-                "receiver broke the protocol: expected deliveries or a report, got {}",
-                other.name()
-            ),
-        }
     }
 }
 
@@ -560,5 +533,6 @@ fn build_result(
         impairment: None,
         hol,
         udp,
+        churn: None,
     })
 }

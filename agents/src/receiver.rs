@@ -9,14 +9,16 @@ use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::task::JoinSet;
 use transbench_wire::auth::{from_hex, random_nonce, to_hex, FrameMac, Role, Secret, NONCE_LEN};
+use transbench_wire::control::SAMPLES_PER_FRAME;
 use transbench_wire::control::{MAGIC, PROTOCOL_VERSION};
 use transbench_wire::delivery::{self, RECORDS_PER_FRAME};
-use transbench_wire::{ControlMsg, Transport, TrialSetup, Workload, HEADER_LEN};
+use transbench_wire::{CloseMode, ControlMsg, TimeWaitSample, Transport, TrialSetup, Workload, HEADER_LEN};
 
+use crate::churn::NamespaceWatch;
 use crate::clock::thread_cpu_ns;
 use crate::control_io::{ControlChannel, ControlIoError};
 use crate::dataplane::multi::{self, DeliveryLog, Recording};
-use crate::dataplane::{quic, stream, udp, ServeCounters};
+use crate::dataplane::{churn, quic, stream, udp, ServeCounters};
 use crate::tls::Identity;
 
 /// How long a peer may take over the hello and auth exchange.
@@ -293,7 +295,15 @@ async fn trials(
                 }
             }
             ControlMsg::Start => match trial.as_mut() {
-                Some(t) => t.cpu_start = thread_cpu_ns(),
+                Some(t) => {
+                    t.cpu_start = thread_cpu_ns();
+                    if let Some(port) = t.watch_port {
+                        match NamespaceWatch::start(procnet::PortFilter::Local(port..=port)) {
+                            Ok(w) => t.watch = Some(w),
+                            Err(e) => tracing::warn!("cannot sample TIME_WAIT: {e}"),
+                        }
+                    }
+                }
                 None => return Err(refuse(&mut ctl, "start before setup".into()).await),
             },
             ControlMsg::Stop { expect, wait_ns } => match trial.take() {
@@ -301,10 +311,16 @@ async fn trials(
                     if let Some(expect) = expect {
                         t.await_deliveries(expect, wait_ns.min(MAX_DRAIN_NS)).await;
                     }
-                    let (report, deliveries) = t.stop().await;
+                    let (report, deliveries, samples) = t.stop().await;
                     for batch in deliveries.chunks(RECORDS_PER_FRAME) {
                         ctl.send(&ControlMsg::Deliveries {
                             records: delivery::encode(batch),
+                        })
+                        .await?;
+                    }
+                    for batch in samples.chunks(SAMPLES_PER_FRAME) {
+                        ctl.send(&ControlMsg::TimeWait {
+                            samples: batch.to_vec(),
                         })
                         .await?;
                     }
@@ -329,6 +345,10 @@ struct TrialServer {
     quic: Option<quinn::Endpoint>,
     /// One-way workloads: what was delivered.
     deliveries: Option<Arc<DeliveryLog>>,
+    /// Churn: the data port whose TIME_WAIT sockets are the trial's, and
+    /// the namespace watch from Start to Stop.
+    watch_port: Option<u16>,
+    watch: Option<NamespaceWatch>,
 }
 
 fn validate(setup: &TrialSetup) -> anyhow::Result<()> {
@@ -368,8 +388,14 @@ impl TrialServer {
         peer_ip: IpAddr,
     ) -> anyhow::Result<(Self, ControlMsg)> {
         validate(setup)?;
-        if setup.workload != Workload::Rr {
-            return Self::start_one_way(setup, ctx, local_ip, peer_ip).await;
+        match setup.workload {
+            Workload::Rr => {}
+            Workload::Churn | Workload::Handshake => {
+                return Self::start_churn(setup, ctx, local_ip, peer_ip).await
+            }
+            Workload::Multistream | Workload::Stream => {
+                return Self::start_one_way(setup, ctx, local_ip, peer_ip).await
+            }
         }
         let size = setup.size as usize;
         let counters = Arc::new(ServeCounters::default());
@@ -420,6 +446,8 @@ impl TrialServer {
                 cpu_start: thread_cpu_ns(),
                 quic: quic_endpoint,
                 deliveries: None,
+                watch_port: None,
+                watch: None,
             },
             ControlMsg::Ready {
                 data_port,
@@ -491,6 +519,61 @@ impl TrialServer {
                 cpu_start: thread_cpu_ns(),
                 quic: quic_endpoint,
                 deliveries: Some(rec.log),
+                watch_port: None,
+                watch: None,
+            },
+            ControlMsg::Ready {
+                data_port,
+                cert_sha256: certificate(setup, ctx),
+            },
+        ))
+    }
+
+    /// Churn and handshake: one transaction per connection, closed as the
+    /// sender asked, with this namespace watched from Start to Stop.
+    async fn start_churn(
+        setup: &TrialSetup,
+        ctx: &ReceiverState,
+        local_ip: IpAddr,
+        peer_ip: IpAddr,
+    ) -> anyhow::Result<(Self, ControlMsg)> {
+        let size = setup.size as usize;
+        let counters = Arc::new(ServeCounters::default());
+        let mut tasks = JoinSet::new();
+        let mut quic_endpoint = None;
+        let data_port = if setup.transport.is_quic() {
+            let (endpoint, data_port) = bind_quic(setup, ctx, local_ip)?;
+            tasks.spawn(churn::serve_quic(
+                endpoint.clone(),
+                peer_ip,
+                size,
+                setup.close,
+                setup.transport == Transport::Quic0Rtt,
+                counters.clone(),
+            ));
+            quic_endpoint = Some(endpoint);
+            data_port
+        } else {
+            let (listener, data_port, acceptor) = bind_tcp(setup, ctx, local_ip).await?;
+            tasks.spawn(accept_streams(
+                listener,
+                acceptor,
+                peer_ip,
+                setup.tcp_congestion.clone(),
+                counters.clone(),
+                ConnectionRole::Transaction(size, setup.close),
+            ));
+            data_port
+        };
+        Ok((
+            TrialServer {
+                tasks,
+                counters,
+                cpu_start: thread_cpu_ns(),
+                quic: quic_endpoint,
+                deliveries: None,
+                watch_port: Some(data_port),
+                watch: None,
             },
             ControlMsg::Ready {
                 data_port,
@@ -506,14 +589,29 @@ impl TrialServer {
         }
     }
 
-    async fn stop(mut self) -> (transbench_wire::ReceiverReport, Vec<delivery::Delivery>) {
+    async fn stop(
+        mut self,
+    ) -> (
+        transbench_wire::ReceiverReport,
+        Vec<delivery::Delivery>,
+        Vec<TimeWaitSample>,
+    ) {
         let cpu = thread_cpu_ns().saturating_sub(self.cpu_start);
+        let (namespace, samples) = match self.watch.take() {
+            Some(w) => {
+                let (namespace, samples) = w.finish();
+                (Some(namespace), samples)
+            }
+            None => (None, Vec::new()),
+        };
         if let Some(endpoint) = self.quic.take() {
             endpoint.close(0u32.into(), b"trial over");
         }
         self.tasks.shutdown().await;
         let deliveries = self.deliveries.as_ref().map(|d| d.take()).unwrap_or_default();
-        (self.counters.report(cpu), deliveries)
+        let mut report = self.counters.report(cpu);
+        report.namespace = namespace;
+        (report, deliveries, samples)
     }
 }
 
@@ -532,9 +630,10 @@ fn bind_quic(
     ctx: &ReceiverState,
     local_ip: IpAddr,
 ) -> anyhow::Result<(quinn::Endpoint, u16)> {
-    let config = ctx
-        .identity
-        .quic_server_config(setup.quic_congestion.as_deref())?;
+    let config = ctx.identity.quic_server_config(
+        setup.quic_congestion.as_deref(),
+        setup.transport == Transport::Quic0Rtt,
+    )?;
     let endpoint = quinn::Endpoint::server(config, SocketAddr::new(local_ip, 0))?;
     let port = endpoint.local_addr()?.port();
     Ok((endpoint, port))
@@ -565,6 +664,8 @@ enum ConnectionRole {
     ReadMux(Recording),
     /// Multistream, one connection per stream.
     ReadFramed(Recording),
+    /// Churn: answer the one request, then close as the sender asked.
+    Transaction(usize, CloseMode),
 }
 
 impl ConnectionRole {
@@ -585,6 +686,9 @@ impl ConnectionRole {
             ConnectionRole::ReadFramed(rec) => {
                 let (r, w) = tokio::io::split(io);
                 multi::read_framed(r, rec.echo.then_some(w), rec).await
+            }
+            ConnectionRole::Transaction(size, close) => {
+                churn::serve_transaction(io, size, close, counters).await
             }
         }
     }

@@ -20,6 +20,7 @@ use transbench_reports::{
 use transbench_wire::auth::{random_nonce, to_hex, Secret};
 use transbench_wire::{Transport, Workload};
 
+use crate::churn::ChurnOptions;
 use crate::host::host_info;
 use crate::oneway;
 use crate::oneway_sender::HolInputs;
@@ -278,6 +279,13 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
         _ => None,
     };
     let phases = 1 + baseline.is_some() as u64;
+    // Churn leaves TIME_WAIT sockets behind for 60 s: each transport gets a
+    // fresh testbed, so its counts and ports are its own.
+    let groups: Vec<Vec<Transport>> = if opts.impair.is_some() && opts.spec.workload.is_churn() {
+        opts.transports.iter().map(|t| vec![*t]).collect()
+    } else {
+        vec![opts.transports.clone()]
+    };
     let bar = ProgressBar::new(phases * opts.transports.len() as u64).with_style(
         ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} trials  {msg}")
             .expect("static template"),
@@ -294,6 +302,7 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
         if let Some(profiles) = &baseline {
             run_phase(
                 &opts,
+                &opts.transports,
                 Some(profiles),
                 true,
                 &mut results,
@@ -303,16 +312,20 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
             )
             .await?;
         }
-        run_phase(
-            &opts,
-            opts.impair.as_ref(),
-            false,
-            &mut results,
-            &results_path,
-            &bar,
-            &mut bases,
-        )
-        .await
+        for transports in &groups {
+            run_phase(
+                &opts,
+                transports,
+                opts.impair.as_ref(),
+                false,
+                &mut results,
+                &results_path,
+                &bar,
+                &mut bases,
+            )
+            .await?;
+        }
+        anyhow::Ok(())
     };
     let outcome = tokio::select! {
         outcome = phases => outcome,
@@ -342,11 +355,13 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Every transport once on one path: its own link (or loopback) and
+/// Each of `transports` once on one path: its own link (or loopback) and
 /// receiver, both gone when this returns or is dropped. A baseline phase
 /// records each transport's no-loss p1 in `bases`; the phase after uses it.
+#[allow(clippy::too_many_arguments)]
 async fn run_phase(
     opts: &RunOptions,
+    transports: &[Transport],
     profiles: Option<&LinkProfiles>,
     baseline: bool,
     results: &mut RunResults,
@@ -357,6 +372,9 @@ async fn run_phase(
     let secret_hex = to_hex(&random_nonce());
     let secret = Secret::new(secret_hex.as_bytes())?;
     let link = profiles.map(start_testbed).transpose()?;
+    if let Some((bed, _)) = &link {
+        set_sender_sysctls(bed, &opts.spec.churn)?;
+    }
     if let Some((bed, profiles)) = &link {
         if !baseline && profiles.probe_packets > 0 {
             results.delivered_impairment = Some(probe_link(bed, profiles)?);
@@ -386,7 +404,7 @@ async fn run_phase(
         .map(|d| d.forward.measured.delay_p50_ns + d.reverse.measured.delay_p50_ns);
     let per_trial = opts.spec.warmup + opts.spec.duration;
     let suffix = if baseline { "-base" } else { "" };
-    for transport in &opts.transports {
+    for transport in transports {
         let n = results.trials.len() + 1;
         let id = format!("{transport}{suffix}-{n}");
         bar.set_message(format!("{id} ({} s each)", per_trial.as_secs_f64()));
@@ -409,6 +427,10 @@ async fn run_phase(
                     };
                     Some(forward + reverse)
                 }),
+            },
+            churn: ChurnOptions {
+                port_range_in_namespace: link.is_some(),
+                ..opts.spec.churn.clone()
             },
             ..opts.spec.clone()
         };
@@ -471,6 +493,25 @@ async fn run_phase(
     receiver.stop().await;
     // The link and its namespaces go last, after everything that used them.
     drop(link);
+    Ok(())
+}
+
+/// Churn's knobs that live in the sender's namespace: its ephemeral port
+/// range and `tcp_tw_reuse`. Only ever in a testbed namespace.
+fn set_sender_sysctls(bed: &Testbed, churn: &ChurnOptions) -> anyhow::Result<()> {
+    let mut settings = Vec::new();
+    if let Some((lo, hi)) = churn.port_range {
+        settings.push(("net.ipv4.ip_local_port_range", format!("{lo} {hi}")));
+    }
+    if let Some(reuse) = churn.tw_reuse {
+        settings.push(("net.ipv4.tcp_tw_reuse", reuse.to_string()));
+    }
+    for (name, value) in settings {
+        let v = value.clone();
+        bed.sender
+            .run(move || procnet::write_sysctl(name, &v))?
+            .with_context(|| format!("setting {name} = {value} in the sender's namespace"))?;
+    }
     Ok(())
 }
 

@@ -8,10 +8,13 @@ use tokio::net::{TcpStream, UdpSocket};
 use transbench_reports::{LatencyKind, LatencySummary, TrialParams, TrialResult};
 use transbench_wire::auth::{from_hex, random_nonce, to_hex, FrameMac, Role, Secret, NONCE_LEN};
 use transbench_wire::control::{MAGIC, PROTOCOL_VERSION};
+use transbench_wire::delivery;
 use transbench_wire::{
-    ControlMsg, QuicStreamMode, ReceiverReport, Transport, TrialSetup, Workload, HEADER_LEN,
+    CloseMode, ControlMsg, QuicStreamMode, ReceiverReport, TimeWaitSample, Transport, TrialSetup, Workload,
+    HEADER_LEN,
 };
 
+use crate::churn::{self, ChurnOptions};
 use crate::clock::thread_cpu_ns;
 use crate::congestion;
 use crate::control_io::ControlChannel;
@@ -52,6 +55,8 @@ pub struct TrialSpec {
     /// TCP congestion control to pin, or `None` for the preferred one
     /// where permitted (see `congestion`).
     pub congestion: Option<String>,
+    /// Churn and handshake: how connections open and close.
+    pub churn: ChurnOptions,
 }
 
 impl TrialSpec {
@@ -75,7 +80,26 @@ impl TrialSpec {
         if self.workload != Workload::Rr && self.rate.is_none() {
             bail!("{} is open-loop only: drop --closed-loop", self.workload);
         }
-        if self.workload != Workload::Rr && self.loss_timeout > MAX_ONE_WAY_WAIT {
+        if self.workload.is_churn() {
+            if self.churn.close == CloseMode::Rst && self.transport.is_quic() {
+                bail!(
+                    "--close rst is TCP's abortive close (SO_LINGER 0); QUIC has none: use --close client or server"
+                );
+            }
+            if !(1..=churn::MAX_INFLIGHT).contains(&self.churn.max_inflight) {
+                bail!(
+                    "--max-inflight {} is out of range: 1 to {}",
+                    self.churn.max_inflight,
+                    churn::MAX_INFLIGHT
+                );
+            }
+            if self.churn.port_cycle && self.transport.is_quic() {
+                bail!("--client-port cycle binds TCP client ports; QUIC uses one UDP socket for every connection");
+            }
+        }
+        if matches!(self.workload, Workload::Multistream | Workload::Stream)
+            && self.loss_timeout > MAX_ONE_WAY_WAIT
+        {
             bail!(
                 "--loss-timeout {:?} is longer than a receiver waits for a one-way trial's last messages: \
                  use at most {:?}",
@@ -83,12 +107,20 @@ impl TrialSpec {
                 MAX_ONE_WAY_WAIT
             );
         }
-        if let (Workload::Multistream | Workload::Stream, Some(rate)) = (self.workload, self.rate) {
+        if let (
+            Workload::Multistream | Workload::Stream | Workload::Churn | Workload::Handshake,
+            Some(rate),
+        ) = (self.workload, self.rate)
+        {
             let messages = rate * self.streams.max(1) as f64 * (self.warmup + self.duration).as_secs_f64();
             if messages > multi::MAX_RECORDS as f64 {
+                let what = if self.workload.is_churn() {
+                    "connections, more than a trial records"
+                } else {
+                    "messages, more than the receiver records"
+                };
                 bail!(
-                    "this trial would send {messages:.0} messages, more than the receiver records \
-                     ({}): shorten --duration or lower the rate",
+                    "this trial would send {messages:.0} {what} ({}): shorten --duration or lower the rate",
                     multi::MAX_RECORDS
                 );
             }
@@ -101,7 +133,7 @@ impl TrialSpec {
                 congestion::check_available(cc)?;
             }
         }
-        if let (Transport::Quic, Some(cc)) = (self.transport, &self.congestion) {
+        if let (true, Some(cc)) = (self.transport.is_quic(), &self.congestion) {
             if !tls::QUIC_CONGESTION.contains(&cc.as_str()) {
                 bail!(
                     "--cc {cc}: QUIC runs quinn's congestion controllers: {}",
@@ -122,14 +154,15 @@ impl TrialSpec {
         }
         if let Some(rate) = self.rate {
             if !(rate.is_finite() && rate > 0.0) {
-                bail!(
-                    "--rate {rate} must be a positive number of messages per second{}",
-                    if self.workload == Workload::Rr {
-                        " (or use --closed-loop)"
-                    } else {
-                        ""
+                match self.workload {
+                    Workload::Rr => bail!(
+                        "--rate {rate} must be a positive number of messages per second (or use --closed-loop)"
+                    ),
+                    Workload::Churn | Workload::Handshake => {
+                        bail!("--conn-rate {rate} must be a positive number of connections per second")
                     }
-                );
+                    _ => bail!("--rate {rate} must be a positive number of messages per second"),
+                }
             }
         }
         if self.duration.is_zero() {
@@ -145,7 +178,9 @@ impl TrialSpec {
 impl TrialSpec {
     /// QUIC: the congestion controller both ends run.
     pub fn quic_congestion(&self) -> Option<String> {
-        (self.transport == Transport::Quic).then(|| self.congestion.clone().unwrap_or_else(|| "cubic".into()))
+        self.transport
+            .is_quic()
+            .then(|| self.congestion.clone().unwrap_or_else(|| "cubic".into()))
     }
 }
 
@@ -282,6 +317,34 @@ async fn drive<S: RequestSink, R: ResponseSource>(
     }
 }
 
+/// After Stop: what the receiver sends back before its report (one-way
+/// deliveries, churn's TIME_WAIT samples), and the report. The first frame
+/// may take `drain` longer while the receiver waits for stragglers.
+pub(crate) async fn collect(
+    ctl: &mut ControlChannel,
+    drain: Duration,
+) -> anyhow::Result<(Vec<delivery::Delivery>, Vec<TimeWaitSample>, ReceiverReport)> {
+    let mut deliveries = Vec::new();
+    let mut samples = Vec::new();
+    let mut within = drain + REPLY_TIMEOUT;
+    loop {
+        let reply = tokio::time::timeout(within, expect_reply(ctl, "the receiver's records and report"))
+            .await
+            .with_context(|| format!("receiver sent no report within {within:?} of the trial's end"))?;
+        within = REPLY_TIMEOUT;
+        match reply.context("lost the receiver before its report; no result written")? {
+            ControlMsg::Deliveries { records } => deliveries
+                .extend(delivery::decode(&records).context("receiver sent malformed delivery records")?),
+            ControlMsg::TimeWait { samples: batch } => samples.extend(batch),
+            ControlMsg::Report(report) => return Ok((deliveries, samples, report)),
+            other => bail!(
+                "receiver broke the protocol: expected records or a report, got {}",
+                other.name()
+            ),
+        }
+    }
+}
+
 pub(crate) fn pinned(cert: Option<String>) -> anyhow::Result<String> {
     cert.context("receiver sent no certificate fingerprint for a TLS transport")
 }
@@ -308,8 +371,12 @@ pub async fn run_trial(
 ) -> anyhow::Result<TrialResult> {
     spec.validate()?;
     let (mut ctl, boot_id) = connect(addr, secret).await?;
-    if spec.workload != Workload::Rr {
-        return oneway_sender::run_trial(ctl, boot_id, addr, spec, id).await;
+    match spec.workload {
+        Workload::Rr => {}
+        Workload::Churn | Workload::Handshake => return churn::run_trial(ctl, boot_id, addr, spec, id).await,
+        Workload::Multistream | Workload::Stream => {
+            return oneway_sender::run_trial(ctl, boot_id, addr, spec, id).await
+        }
     }
     let peer_ip: IpAddr = addr.ip();
     let local_ip = ctl.stream().local_addr()?.ip();
@@ -330,6 +397,7 @@ pub async fn run_trial(
         tcp_congestion: None,
         quic_congestion: spec.quic_congestion(),
         echo: false,
+        close: CloseMode::Client,
     };
     let mut tcp_congestion = None;
     let cpu_start = thread_cpu_ns();
@@ -485,6 +553,7 @@ fn build_result(
         impairment: None,
         hol: None,
         udp,
+        churn: None,
     })
 }
 
@@ -510,6 +579,7 @@ pub(crate) fn invalid_reasons(
             Workload::Rr => "lower --rate, or use --closed-loop",
             Workload::Multistream => "lower --rate or --streams",
             Workload::Stream => "lower --bitrate, or add --gso",
+            Workload::Churn | Workload::Handshake => "lower --conn-rate",
         };
         reasons.push(format!(
             "send_lag p99 {:.3} ms exceeds 1 ms: the sender could not keep its schedule ({advice})",

@@ -60,9 +60,21 @@ impl Identity {
         Ok(Arc::new(self.server_config(b"transbench-tcp/1")?))
     }
 
-    /// The QUIC server for one trial, with its congestion controller.
-    pub fn quic_server_config(&self, congestion: Option<&str>) -> anyhow::Result<quinn::ServerConfig> {
-        let crypto = quinn::crypto::rustls::QuicServerConfig::try_from(self.server_config(QUIC_ALPN)?)
+    /// The QUIC server for one trial, with its congestion controller;
+    /// `zero_rtt` accepts 0-RTT data from resumed sessions.
+    pub fn quic_server_config(
+        &self,
+        congestion: Option<&str>,
+        zero_rtt: bool,
+    ) -> anyhow::Result<quinn::ServerConfig> {
+        let mut tls = self.server_config(QUIC_ALPN)?;
+        if zero_rtt {
+            // QUIC takes all or nothing here (RFC 9001 4.6.1).
+            tls.max_early_data_size = u32::MAX;
+            // Every connection of a churn trial leaves tickets behind.
+            tls.session_storage = rustls::server::ServerSessionMemoryCache::new(ZERO_RTT_SESSIONS);
+        }
+        let crypto = quinn::crypto::rustls::QuicServerConfig::try_from(tls)
             .context("building the QUIC server's TLS configuration")?;
         let mut cfg = quinn::ServerConfig::with_crypto(Arc::new(crypto));
         cfg.transport_config(Arc::new(quic_transport(congestion)?));
@@ -70,6 +82,14 @@ impl Identity {
     }
 }
 
+/// Sessions a 0-RTT receiver remembers for resumption.
+const ZERO_RTT_SESSIONS: usize = 65_536;
+
+/// TLS 1.3 session tickets a 0-RTT client holds (the newest are kept).
+const MAX_TICKETS: usize = 1024;
+
+/// A client that pins the receiver's certificate and never resumes, so
+/// every connection pays a full handshake.
 fn client_config(pinned_sha256: &str, alpn: &[u8]) -> anyhow::Result<rustls::ClientConfig> {
     let provider = provider();
     let verifier = PinnedCert {
@@ -82,6 +102,7 @@ fn client_config(pinned_sha256: &str, alpn: &[u8]) -> anyhow::Result<rustls::Cli
         .with_custom_certificate_verifier(Arc::new(verifier))
         .with_no_client_auth();
     cfg.alpn_protocols = vec![alpn.to_vec()];
+    cfg.resumption = rustls::client::Resumption::disabled();
     Ok(cfg)
 }
 
@@ -98,6 +119,104 @@ pub fn quic_client_config(
     let mut cfg = quinn::ClientConfig::new(Arc::new(crypto));
     cfg.transport_config(Arc::new(quic_transport(congestion)?));
     Ok(cfg)
+}
+
+/// A QUIC client that resumes sessions and sends its request as 0-RTT
+/// data. The receiver sends session tickets once the handshake is done, a
+/// round trip after it answered the 0-RTT request, so a connection that
+/// closed the moment it had its response would never get them and the
+/// connections after it would find none: each connection gets a
+/// configuration of its own that says when its tickets have come, and
+/// stays open until then, as a browser keeps its connections.
+pub struct ZeroRttClient {
+    tls: rustls::ClientConfig,
+    transport: Arc<quinn::TransportConfig>,
+    tickets: Arc<TicketStore>,
+}
+
+impl ZeroRttClient {
+    pub fn new(pinned_sha256: &str, congestion: Option<&str>) -> anyhow::Result<Self> {
+        let mut tls = client_config(pinned_sha256, QUIC_ALPN)?;
+        tls.enable_early_data = true;
+        Ok(ZeroRttClient {
+            tls,
+            transport: Arc::new(quic_transport(congestion)?),
+            tickets: Arc::default(),
+        })
+    }
+
+    /// The configuration of one connection, and what tells when a ticket
+    /// has come to it.
+    pub fn connection(&self) -> anyhow::Result<(quinn::ClientConfig, Arc<ConnectionTickets>)> {
+        let mine = Arc::new(ConnectionTickets {
+            shared: self.tickets.clone(),
+            arrived: tokio::sync::Notify::new(),
+        });
+        let mut tls = self.tls.clone();
+        tls.resumption = rustls::client::Resumption::store(mine.clone());
+        let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(tls)
+            .context("building the QUIC client's TLS configuration")?;
+        let mut cfg = quinn::ClientConfig::new(Arc::new(crypto));
+        cfg.transport_config(self.transport.clone());
+        Ok((cfg, mine))
+    }
+}
+
+/// The session tickets of a 0-RTT client (one server: the trial's
+/// receiver).
+#[derive(Debug, Default)]
+struct TicketStore {
+    tickets: std::sync::Mutex<std::collections::VecDeque<rustls::client::Tls13ClientSessionValue>>,
+    kx_hint: std::sync::Mutex<Option<rustls::NamedGroup>>,
+}
+
+/// One connection's view of the client's tickets: the same store, and a
+/// signal when a ticket came to this connection.
+#[derive(Debug)]
+pub struct ConnectionTickets {
+    shared: Arc<TicketStore>,
+    arrived: tokio::sync::Notify,
+}
+
+impl ConnectionTickets {
+    /// Waits until this connection has received a ticket, at most `limit`.
+    pub async fn arrived(&self, limit: std::time::Duration) {
+        let _ = tokio::time::timeout(limit, self.arrived.notified()).await;
+    }
+}
+
+impl rustls::client::ClientSessionStore for ConnectionTickets {
+    fn set_kx_hint(&self, _: ServerName<'static>, group: rustls::NamedGroup) {
+        *self.shared.kx_hint.lock().expect("ticket lock") = Some(group);
+    }
+
+    fn kx_hint(&self, _: &ServerName<'_>) -> Option<rustls::NamedGroup> {
+        *self.shared.kx_hint.lock().expect("ticket lock")
+    }
+
+    // TLS 1.3 only.
+    fn set_tls12_session(&self, _: ServerName<'static>, _: rustls::client::Tls12ClientSessionValue) {}
+
+    fn tls12_session(&self, _: &ServerName<'_>) -> Option<rustls::client::Tls12ClientSessionValue> {
+        None
+    }
+
+    fn remove_tls12_session(&self, _: &ServerName<'static>) {}
+
+    fn insert_tls13_ticket(&self, _: ServerName<'static>, value: rustls::client::Tls13ClientSessionValue) {
+        let mut tickets = self.shared.tickets.lock().expect("ticket lock");
+        if tickets.len() == MAX_TICKETS {
+            tickets.pop_front();
+        }
+        tickets.push_back(value);
+        drop(tickets);
+        // A stored permit: the connection may start waiting after this.
+        self.arrived.notify_one();
+    }
+
+    fn take_tls13_ticket(&self, _: &ServerName<'static>) -> Option<rustls::client::Tls13ClientSessionValue> {
+        self.shared.tickets.lock().expect("ticket lock").pop_back()
+    }
 }
 
 /// QUIC's congestion controllers by the names `--cc` takes (quinn's own

@@ -170,6 +170,7 @@ fn after_authentication_every_frame_must_carry_the_session_tag() {
         tcp_congestion: None,
         quic_congestion: None,
         echo: false,
+        close: Default::default(),
     });
 
     // Twice: once tagging `setup` properly, once sending it bare.

@@ -49,6 +49,7 @@ fn setup_udp_trial(receiver: &ReceiverGuard, peer_port: u16, size: u32) -> (TcpS
         tcp_congestion: None,
         quic_congestion: None,
         echo: false,
+        close: Default::default(),
     });
     s.write_all(&setup.encode()).unwrap();
     let ControlMsg::Ready { data_port, .. } = recv_msg(&mut s) else {

@@ -9,9 +9,10 @@ pub mod table;
 
 pub use hist::{decode_hdr, encode_hdr, new_histogram, HistError, LatencySummary};
 pub use schema::{
-    Counters, DeliveredDirection, DeliveredImpairment, DeliveredLink, Fanout, HolExpectation, HolMetrics,
-    HostInfo, Impairment, LatencyKind, LinkEvents, OntimeRatio, RunResults, TrialParams, TrialResult,
-    UdpMetrics, MAX_TIMELINE, SCHEMA,
+    ChurnExpectation, ChurnMetrics, CounterDelta, Counters, DeliveredDirection, DeliveredImpairment,
+    DeliveredLink, Fanout, HolExpectation, HolMetrics, HostInfo, Impairment, LatencyKind, LinkEvents,
+    OntimeRatio, PortRange, RunResults, TimeWaitPoint, TimeWaitSeries, TrialParams, TrialResult, UdpMetrics,
+    ZeroRtt, MAX_TIMELINE, SCHEMA,
 };
 pub use store::{read_results, write_atomic, StoreError};
 pub use table::{human_ns, summary_table};

@@ -175,6 +175,163 @@ pub struct TrialResult {
     /// UDP: what happened to each numbered datagram.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub udp: Option<UdpMetrics>,
+    /// Churn and handshake: a connection per transaction.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub churn: Option<ChurnMetrics>,
+}
+
+/// A connection per transaction (workloads `churn` and `handshake`; see
+/// `SCHEMA.md`). Times in `time_wait` and `first_eaddrnotavail_ns` count
+/// from the first transaction's intended start (warm-up included).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChurnMetrics {
+    /// The receiver's data port: this trial's sockets are those to or from
+    /// it (`ss -tan state time-wait '( dport = :PORT )'`).
+    pub data_port: u16,
+    /// Who closed first: `client`, `server` or `rst`.
+    pub close: String,
+    /// `kernel` (connect() picks the port) or `cycle` (the client binds
+    /// each port of the range in turn, with SO_REUSEADDR).
+    pub port_choice: String,
+    /// The ephemeral ports the client used, and who set them.
+    pub port_range: PortRange,
+    /// Most transactions in flight at once; the schedule waits for a slot.
+    pub max_inflight: u32,
+    /// Transactions scheduled in the measured window.
+    pub offered: u64,
+    /// Of those, started before the window closed (the rest waited for a
+    /// slot too long).
+    pub started: u64,
+    /// Of those, with the whole response received.
+    pub completed: u64,
+    /// Of those, failed (see `errors`).
+    pub failed: u64,
+    /// Transactions per second offered and completed in the window.
+    pub offered_rate: f64,
+    pub achieved_rate: f64,
+    /// Failed transactions by cause: the errno name (`EADDRNOTAVAIL`,
+    /// `ECONNRESET`, ...), or `timeout`, `tls`, `quic`, `eof`, `other`.
+    pub errors: BTreeMap<String, u64>,
+    /// When connect() first failed with EADDRNOTAVAIL (ports exhausted).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_eaddrnotavail_ns: Option<u64>,
+    /// Start of connect() to the transport connected (TCP: SYN-ACK seen;
+    /// QUIC: handshake done).
+    pub connect_lat: LatencySummary,
+    /// Start of connect() to the secure channel ready (TLS or QUIC
+    /// handshake done; TCP: as `connect_lat`).
+    pub handshake_lat: LatencySummary,
+    /// Start of connect() to the first byte of the response.
+    pub ttfb: LatencySummary,
+    /// Intended start to the whole response received (open-loop: waiting
+    /// for a slot counts). `lat` holds the same histogram.
+    pub txn_lat: LatencySummary,
+    /// quic-0rtt: how many resumed connections sent 0-RTT data, and how
+    /// many the receiver accepted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub zero_rtt: Option<ZeroRtt>,
+    pub time_wait: TimeWaitSeries,
+    /// `TcpExt` counters before and after, per agent (`sender`, `receiver`).
+    pub tcp_ext: BTreeMap<String, CounterDelta>,
+    /// The sysctls in force, per agent (`sender`, `receiver`).
+    pub sysctls: BTreeMap<String, BTreeMap<String, String>>,
+    pub expectation: ChurnExpectation,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PortRange {
+    pub lo: u16,
+    pub hi: u16,
+    pub ports: u32,
+    /// `sysctl` (net.ipv4.ip_local_port_range of the sender's namespace,
+    /// set by --port-range), `socket` (IP_LOCAL_PORT_RANGE on each socket)
+    /// or `system` (the namespace's own range, untouched).
+    pub set_by: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct ZeroRtt {
+    /// Measured connections that completed.
+    pub connections: u64,
+    /// Of those, connections that resumed a session and sent the request
+    /// as 0-RTT data (the rest had no session ticket yet, and ran 1-RTT).
+    pub attempted: u64,
+    /// Of the attempts, those whose 0-RTT data the receiver accepted.
+    pub accepted: u64,
+    /// accepted / attempted.
+    pub ratio: f64,
+}
+
+/// TIME_WAIT sockets over the trial, sampled every `interval_ns` on both
+/// agents.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct TimeWaitSeries {
+    pub interval_ns: u64,
+    pub samples: Vec<TimeWaitPoint>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct TimeWaitPoint {
+    pub t_ns: u64,
+    /// TIME_WAIT sockets of the sender's network namespace (all of them,
+    /// as `/proc/net/sockstat` and `ss` count them).
+    pub sender: u64,
+    /// The receiver's namespace, at its sample nearest in time; absent
+    /// when the receiver sent none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub receiver: Option<u64>,
+    /// Of `sender`, this trial's sockets (the client's, to the data port);
+    /// of `receiver`, the receiver's (on the data port). On loopback both
+    /// agents share a namespace, and these still tell the sides apart.
+    pub sender_trial: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub receiver_trial: Option<u64>,
+    /// Transactions completed and failed so far.
+    pub completed: u64,
+    pub failed: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct CounterDelta {
+    pub before: BTreeMap<String, u64>,
+    pub after: BTreeMap<String, u64>,
+}
+
+/// What theory predicts, printed beside the measurement, never in its
+/// place.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChurnExpectation {
+    /// Linux keeps a socket in TIME_WAIT for a fixed 60 s.
+    pub time_wait_s: f64,
+    /// With client-side TIME_WAIT and no reuse: ports / 60 s to one
+    /// destination; absent when TIME_WAIT does not limit the rate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sustainable_rate: Option<f64>,
+    /// When the offered rate exceeds it: ports / offered rate, the time
+    /// until connect() runs out of ports.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exhaustion_after_ns: Option<u64>,
+    /// Where TIME_WAIT lands: `sender` (client closes), `receiver`
+    /// (server closes) or `none` (RST, QUIC).
+    pub time_wait_side: String,
+    /// TIME_WAIT sockets of this trial expected on that side at its end:
+    /// rate x min(trial, 60 s), at most the ports (client side) or
+    /// `tcp_max_tw_buckets`.
+    pub time_wait_expected: u64,
+    /// Why TIME_WAIT does or does not limit this trial.
+    pub port_note: String,
+    /// Round trips from connect() to the first response byte: 2 for TCP,
+    /// 3 for TCP+TLS 1.3, 2 for QUIC, 1 for QUIC 0-RTT.
+    pub ttfb_rtts: f64,
+    /// The path's round trip, where measured (the link probe).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rtt_ns: Option<u64>,
+    /// `ttfb_rtts` x `rtt_ns`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttfb_ns: Option<u64>,
+    /// Median measured TTFB over `rtt_ns`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttfb_measured_rtts: Option<f64>,
 }
 
 /// Head-of-line blocking of a multistream trial (see `SCHEMA.md`).

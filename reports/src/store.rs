@@ -129,6 +129,7 @@ pub(crate) mod tests {
             impairment: None,
             hol: None,
             udp: None,
+            churn: None,
         });
         r
     }

@@ -48,6 +48,52 @@ fn percent(ratio: f64) -> String {
     format!("{p:.decimals$}%")
 }
 
+/// The churn columns: achieved rate (with the TIME_WAIT limit), failures
+/// by their commonest cause, the peak of this trial's TIME_WAIT sockets on
+/// the side that holds them, when ports ran out, and time to first byte.
+fn churn_cells(c: &crate::schema::ChurnMetrics) -> [String; 5] {
+    let e = &c.expectation;
+    let done = match e.sustainable_rate {
+        Some(limit) => format!("{} ({})", si(c.achieved_rate), si(limit)),
+        None => si(c.achieved_rate),
+    };
+    let errors = match c.errors.iter().max_by_key(|(_, n)| **n) {
+        None => "0".to_string(),
+        Some((cause, n)) if c.errors.len() == 1 => format!("{n} {cause}"),
+        Some((cause, n)) => format!("{n} {cause} +{}", c.failed - n),
+    };
+    let peak = c
+        .time_wait
+        .samples
+        .iter()
+        .map(|s| match e.time_wait_side.as_str() {
+            "receiver" => s.receiver_trial.unwrap_or(0),
+            "sender" => s.sender_trial,
+            _ => s.sender_trial.max(s.receiver_trial.unwrap_or(0)),
+        })
+        .max()
+        .unwrap_or(0);
+    let tw = format!("{peak} ({} {})", e.time_wait_expected, e.time_wait_side);
+    let out_at = match (c.first_eaddrnotavail_ns, e.exhaustion_after_ns) {
+        (None, None) => "-".to_string(),
+        (at, expected) => format!(
+            "{} ({})",
+            at.map_or("never".into(), human_ns),
+            expected.map_or("never".into(), human_ns)
+        ),
+    };
+    let ttfb = match e.ttfb_ns {
+        Some(ns) => format!(
+            "{} ({} RTT = {})",
+            human_ns(c.ttfb.p50),
+            e.ttfb_rtts,
+            human_ns(ns)
+        ),
+        None => format!("{} ({} RTT)", human_ns(c.ttfb.p50), e.ttfb_rtts),
+    };
+    [done, errors, tw, out_at, ttfb]
+}
+
 /// One row per trial: trial, mode, count, p50, p99, p99.9, max, loss,
 /// whether the trial is valid, and for multistream trials the head-of-line
 /// figures (late fraction, median fan-out, collateral fraction, overtakes).
@@ -58,6 +104,16 @@ pub fn summary_table(results: &RunResults) -> String {
     ];
     if with_hol {
         header.extend(["late (theory)", "fanout", "hol_frac (theory)", "overtakes"]);
+    }
+    let with_churn = results.trials.iter().any(|t| t.churn.is_some());
+    if with_churn {
+        header.extend([
+            "done/s (limit)",
+            "errors",
+            "TIME_WAIT peak (expected)",
+            "ports out at (expected)",
+            "ttfb p50 (expected)",
+        ]);
     }
     let mut rows: Vec<Vec<String>> = vec![header.iter().map(|s| s.to_string()).collect()];
     for t in &results.trials {
@@ -98,6 +154,12 @@ pub fn summary_table(results: &RunResults) -> String {
                     ])
                 }
                 None => row.extend(["-".to_string(), "-".into(), "-".into(), "-".into()]),
+            }
+        }
+        if with_churn {
+            match &t.churn {
+                Some(c) => row.extend(churn_cells(c)),
+                None => row.extend(std::iter::repeat_n("-".to_string(), 5)),
             }
         }
         rows.push(row);

@@ -19,6 +19,7 @@
 //! ```
 
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
 use thiserror::Error;
@@ -26,7 +27,7 @@ use thiserror::Error;
 use crate::frame::{FrameError, LengthPrefix};
 
 /// Bumped on any incompatible change to the frames below.
-pub const PROTOCOL_VERSION: u32 = 2;
+pub const PROTOCOL_VERSION: u32 = 3;
 pub const MAGIC: &str = "transbench";
 /// Control frames are small; anything larger is garbage.
 pub const CONTROL_FRAMING: LengthPrefix = LengthPrefix::new(64 * 1024);
@@ -51,10 +52,14 @@ pub enum Transport {
     /// Multistream: one TCP connection per logical stream.
     #[serde(rename = "tcp-n")]
     TcpN,
+    /// Churn and handshake: QUIC resuming an earlier session, the request
+    /// sent as 0-RTT data in the client's first flight.
+    #[serde(rename = "quic-0rtt")]
+    Quic0Rtt,
 }
 
 impl Transport {
-    pub const ALL: [Transport; 7] = [
+    pub const ALL: [Transport; 8] = [
         Transport::Udp,
         Transport::Tcp,
         Transport::TcpTls,
@@ -62,6 +67,7 @@ impl Transport {
         Transport::TcpMux,
         Transport::TcpTlsMux,
         Transport::TcpN,
+        Transport::Quic0Rtt,
     ];
 
     /// The name used on the command line and in results.
@@ -74,13 +80,22 @@ impl Transport {
             Transport::TcpMux => "tcp-mux",
             Transport::TcpTlsMux => "tcp+tls-mux",
             Transport::TcpN => "tcp-n",
+            Transport::Quic0Rtt => "quic-0rtt",
         }
     }
 
     /// Whether the data plane runs inside TLS (so the receiver sends its
     /// certificate fingerprint).
     pub fn uses_tls(self) -> bool {
-        matches!(self, Transport::TcpTls | Transport::TcpTlsMux | Transport::Quic)
+        matches!(
+            self,
+            Transport::TcpTls | Transport::TcpTlsMux | Transport::Quic | Transport::Quic0Rtt
+        )
+    }
+
+    /// Whether the data plane is QUIC.
+    pub fn is_quic(self) -> bool {
+        matches!(self, Transport::Quic | Transport::Quic0Rtt)
     }
 
     /// Whether data connections are TCP (so congestion control is pinned).
@@ -102,12 +117,12 @@ impl FromStr for Transport {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let s = s.trim();
-        Transport::ALL
-            .into_iter()
-            .find(|t| t.name() == s)
-            .ok_or_else(|| {
-                format!("unknown transport {s:?}: expected one of udp, tcp, tcp+tls, quic, tcp-mux, tcp+tls-mux, tcp-n")
-            })
+        Transport::ALL.into_iter().find(|t| t.name() == s).ok_or_else(|| {
+            format!(
+                "unknown transport {s:?}: expected one of udp, tcp, tcp+tls, quic, tcp-mux, tcp+tls-mux, \
+                     tcp-n, quic-0rtt"
+            )
+        })
     }
 }
 
@@ -122,16 +137,31 @@ pub enum Workload {
     Multistream,
     /// Datagrams at a target bit rate, one way (UDP).
     Stream,
+    /// A new connection per transaction (connect, request, response,
+    /// close), open-loop at an offered connection rate: TIME_WAIT and
+    /// ephemeral-port pressure.
+    Churn,
+    /// Like churn, at a gentle rate: what setting up a connection costs
+    /// (time to first response byte, handshake time, 0-RTT acceptance).
+    Handshake,
 }
 
 impl Workload {
-    pub const ALL: [Workload; 3] = [Workload::Rr, Workload::Multistream, Workload::Stream];
+    pub const ALL: [Workload; 5] = [
+        Workload::Rr,
+        Workload::Multistream,
+        Workload::Stream,
+        Workload::Churn,
+        Workload::Handshake,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
             Workload::Rr => "rr",
             Workload::Multistream => "multistream",
             Workload::Stream => "stream",
+            Workload::Churn => "churn",
+            Workload::Handshake => "handshake",
         }
     }
 
@@ -147,7 +177,26 @@ impl Workload {
                 Transport::Udp,
             ],
             Workload::Stream => &[Transport::Udp],
+            Workload::Churn | Workload::Handshake => &[
+                Transport::Tcp,
+                Transport::TcpTls,
+                Transport::Quic,
+                Transport::Quic0Rtt,
+            ],
         }
+    }
+
+    /// The transports `run` takes when none are given.
+    pub fn default_transports(self) -> &'static [Transport] {
+        match self {
+            Workload::Churn => &[Transport::Tcp, Transport::TcpTls, Transport::Quic],
+            other => other.transports(),
+        }
+    }
+
+    /// Whether each transaction opens a connection of its own.
+    pub fn is_churn(self) -> bool {
+        matches!(self, Workload::Churn | Workload::Handshake)
     }
 }
 
@@ -163,7 +212,9 @@ impl FromStr for Workload {
         Workload::ALL
             .into_iter()
             .find(|w| w.name() == s.trim())
-            .ok_or_else(|| format!("unknown workload {s:?}: expected one of rr, multistream, stream"))
+            .ok_or_else(|| {
+                format!("unknown workload {s:?}: expected one of rr, multistream, stream, churn, handshake")
+            })
     }
 }
 
@@ -184,6 +235,47 @@ impl QuicStreamMode {
             QuicStreamMode::PerRequest => "per-request",
             QuicStreamMode::Single => "single",
         }
+    }
+}
+
+/// Churn: which side closes a connection once its response is through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CloseMode {
+    /// The client closes first (FIN): TIME_WAIT lands on the client.
+    #[default]
+    Client,
+    /// The receiver closes first: TIME_WAIT lands on the receiver.
+    Server,
+    /// The client aborts with RST (SO_LINGER 0): no TIME_WAIT anywhere.
+    Rst,
+}
+
+impl CloseMode {
+    pub const ALL: [CloseMode; 3] = [CloseMode::Client, CloseMode::Server, CloseMode::Rst];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            CloseMode::Client => "client",
+            CloseMode::Server => "server",
+            CloseMode::Rst => "rst",
+        }
+    }
+}
+
+impl fmt::Display for CloseMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for CloseMode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        CloseMode::ALL
+            .into_iter()
+            .find(|c| c.name() == s.trim())
+            .ok_or_else(|| format!("unknown close mode {s:?}: expected client, server or rst"))
     }
 }
 
@@ -214,6 +306,9 @@ pub struct TrialSetup {
     /// round trip.
     #[serde(default)]
     pub echo: bool,
+    /// Churn and handshake: who closes each connection.
+    #[serde(default)]
+    pub close: CloseMode,
 }
 
 /// The receiver's side of a trial, sent after Stop.
@@ -235,7 +330,33 @@ pub struct ReceiverReport {
     /// TCP congestion control of the receiver's data connection.
     #[serde(default)]
     pub tcp_congestion: Option<String>,
+    /// Churn and handshake: the receiver's network namespace over the
+    /// trial (its TIME_WAIT samples travel in `TimeWait` frames before
+    /// this report).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<NamespaceReport>,
 }
+
+/// What one agent saw of its network namespace during a churn trial.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NamespaceReport {
+    /// CLOCK_MONOTONIC at the trial's start on this agent, ns: sample
+    /// times count from it.
+    pub start_mono_ns: u64,
+    /// The sysctls that shape TIME_WAIT and port choice, as in force.
+    pub sysctls: BTreeMap<String, String>,
+    /// `TcpExt` counters (TW, TWRecycled, TCPTimeWaitOverflow, ...)
+    /// before and after the trial.
+    pub tcp_ext_before: BTreeMap<String, u64>,
+    pub tcp_ext_after: BTreeMap<String, u64>,
+}
+
+/// One TIME_WAIT sample: `[mono_ns, namespace total, this trial's]`.
+pub type TimeWaitSample = [u64; 3];
+
+/// Samples per `TimeWait` frame: at most 64 bytes each as JSON, so a full
+/// frame stays well inside [`CONTROL_FRAMING`]'s limit.
+pub const SAMPLES_PER_FRAME: usize = 500;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -281,6 +402,11 @@ pub enum ControlMsg {
     /// after Stop and before the Report (see [`crate::delivery`]).
     Deliveries {
         records: String,
+    },
+    /// Churn: a batch of the receiver's TIME_WAIT samples, sent after Stop
+    /// and before the Report.
+    TimeWait {
+        samples: Vec<TimeWaitSample>,
     },
     Report(ReceiverReport),
 }
@@ -333,6 +459,7 @@ impl ControlMsg {
             ControlMsg::Start => "start",
             ControlMsg::Stop { .. } => "stop",
             ControlMsg::Deliveries { .. } => "deliveries",
+            ControlMsg::TimeWait { .. } => "time_wait",
             ControlMsg::Report(_) => "report",
         }
     }
@@ -371,6 +498,7 @@ mod tests {
                 tcp_congestion: Some("cubic".into()),
                 quic_congestion: None,
                 echo: true,
+                close: CloseMode::Server,
             }),
             ControlMsg::Ready {
                 data_port: 5001,
@@ -384,10 +512,19 @@ mod tests {
             ControlMsg::Deliveries {
                 records: "AAAA".into(),
             },
+            ControlMsg::TimeWait {
+                samples: vec![[1, 2, 3], [4, 5, 6]],
+            },
             ControlMsg::Report(ReceiverReport {
                 requests: 5,
                 responses: 5,
                 bytes: 320,
+                namespace: Some(NamespaceReport {
+                    start_mono_ns: 7,
+                    sysctls: [("net.ipv4.tcp_tw_reuse".to_string(), "2".to_string())].into(),
+                    tcp_ext_before: [("TW".to_string(), 1)].into(),
+                    tcp_ext_after: [("TW".to_string(), 9)].into(),
+                }),
                 ..Default::default()
             }),
         ]
@@ -418,6 +555,20 @@ mod tests {
     }
 
     #[test]
+    fn close_modes_round_trip_and_a_full_time_wait_frame_fits() {
+        for c in CloseMode::ALL {
+            assert_eq!(c.name().parse::<CloseMode>(), Ok(c));
+            assert_eq!(serde_json::to_string(&c).unwrap(), format!("\"{}\"", c.name()));
+        }
+        assert!("fin".parse::<CloseMode>().unwrap_err().contains("rst"));
+        let full = ControlMsg::TimeWait {
+            samples: vec![[u64::MAX; 3]; SAMPLES_PER_FRAME],
+        };
+        let mut out = Vec::new();
+        assert!(CONTROL_FRAMING.encode(&full.to_payload(), &mut out).is_ok());
+    }
+
+    #[test]
     fn a_bare_stop_still_decodes() {
         assert_eq!(
             ControlMsg::decode(br#"{"type":"stop"}"#).unwrap(),
@@ -439,7 +590,7 @@ mod tests {
 
     proptest! {
         #[test]
-        fn corrupted_frames_are_errors_not_panics(idx in 0usize..11, pos: usize, byte: u8) {
+        fn corrupted_frames_are_errors_not_panics(idx in 0usize..12, pos: usize, byte: u8) {
             let mut frame = samples()[idx].encode();
             let pos = pos % frame.len();
             frame[pos] ^= byte | 1;
@@ -450,14 +601,14 @@ mod tests {
         }
 
         #[test]
-        fn truncated_frames_need_more(idx in 0usize..11, cut: usize) {
+        fn truncated_frames_need_more(idx in 0usize..12, cut: usize) {
             let frame = samples()[idx].encode();
             let cut = cut % frame.len();
             prop_assert!(matches!(ControlMsg::split(&frame[..cut]), Ok(None)));
         }
 
         #[test]
-        fn truncated_payload_is_malformed(idx in 0usize..11, cut: usize) {
+        fn truncated_payload_is_malformed(idx in 0usize..12, cut: usize) {
             let frame = samples()[idx].encode();
             let payload = &frame[4..];
             let cut = cut % payload.len();

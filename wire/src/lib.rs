@@ -21,7 +21,8 @@ pub mod header;
 pub mod mux;
 
 pub use control::{
-    ControlError, ControlMsg, QuicStreamMode, ReceiverReport, Transport, TrialSetup, Workload,
+    CloseMode, ControlError, ControlMsg, NamespaceReport, QuicStreamMode, ReceiverReport, TimeWaitSample,
+    Transport, TrialSetup, Workload,
 };
 pub use frame::{FrameError, LengthPrefix};
 pub use header::{HeaderError, MessageHeader, MessageKind, HEADER_LEN};

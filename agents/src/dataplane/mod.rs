@@ -3,6 +3,7 @@
 //! [`ResponseSource`] per transport; the request/response engine in
 //! `rr.rs` drives them without knowing which transport it has.
 
+pub mod churn;
 pub mod multi;
 pub mod quic;
 pub mod stream;
@@ -87,6 +88,7 @@ impl ServeCounters {
             connections: self.connections.load(Ordering::Relaxed),
             cpu_ns,
             tcp_congestion: self.tcp_congestion.lock().expect("counters lock").clone(),
+            namespace: None,
         }
     }
 }

@@ -1,0 +1,749 @@
+//! The churn and handshake workloads, sender side: a new connection per
+//! transaction, open-loop at an offered rate with a cap on transactions in
+//! flight; TIME_WAIT sampled in both agents' namespaces while it runs, and
+//! what theory predicts written beside what was measured.
+
+use anyhow::Context;
+use hdrhistogram::Histogram;
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+use transbench_analysis::churn::{self as theory, ChurnPath, Closer, Setup};
+use transbench_reports::{
+    new_histogram, ChurnExpectation, ChurnMetrics, CounterDelta, LatencyKind, LatencySummary, PortRange,
+    TimeWaitPoint, TimeWaitSeries, TrialParams, TrialResult, ZeroRtt,
+};
+use transbench_wire::{
+    CloseMode, ControlMsg, MessageHeader, NamespaceReport, TimeWaitSample, Transport, TrialSetup,
+};
+
+use crate::clock::{mono_now_ns, thread_cpu_ns, Pacer};
+use crate::control_io::ControlChannel;
+use crate::dataplane::churn::{Dialer, Failure, PortChoice, Timings};
+use crate::dataplane::ErrorLog;
+use crate::oneway_sender::while_receiver_quiet;
+use crate::rr::{wall_at, START_LEAD_NS};
+use crate::schedule::OpenLoopSchedule;
+use crate::sender::{self, TrialSpec};
+use crate::tracker::record;
+use crate::{congestion, tls};
+
+/// TIME_WAIT is sampled this often on both agents.
+pub const SAMPLE_INTERVAL_NS: u64 = 100_000_000;
+
+/// The churn knobs of a trial.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChurnOptions {
+    pub close: CloseMode,
+    /// Most transactions in flight at once.
+    pub max_inflight: u32,
+    /// Bind each local port of the range in turn instead of letting
+    /// connect() choose.
+    pub port_cycle: bool,
+    /// Ephemeral ports for the client.
+    pub port_range: Option<(u16, u16)>,
+    /// Whether `port_range` is already the namespace's sysctl (the testbed
+    /// set it); otherwise each socket gets IP_LOCAL_PORT_RANGE.
+    pub port_range_in_namespace: bool,
+    /// `net.ipv4.tcp_tw_reuse` for the testbed to set in the sender's
+    /// namespace.
+    pub tw_reuse: Option<u8>,
+}
+
+impl Default for ChurnOptions {
+    fn default() -> Self {
+        ChurnOptions {
+            close: CloseMode::Client,
+            max_inflight: DEFAULT_MAX_INFLIGHT,
+            port_cycle: false,
+            port_range: None,
+            port_range_in_namespace: false,
+            tw_reuse: None,
+        }
+    }
+}
+
+pub const DEFAULT_MAX_INFLIGHT: u32 = 1000;
+pub const MAX_INFLIGHT: u32 = 65_536;
+
+/// One agent's view of its namespace over a trial: sysctls, `TcpExt`
+/// counters before and after, TIME_WAIT every [`SAMPLE_INTERVAL_NS`].
+pub struct NamespaceWatch {
+    sampler: procnet::TimeWaitSampler,
+    report: NamespaceReport,
+}
+
+impl NamespaceWatch {
+    /// Starts watching the calling thread's namespace; `trial` picks this
+    /// trial's sockets out of the namespace's: on the sender, those to the
+    /// data port; on the receiver, those on it (the two may share a
+    /// namespace, on loopback).
+    pub fn start(trial: procnet::PortFilter) -> std::io::Result<Self> {
+        let report = NamespaceReport {
+            start_mono_ns: mono_now_ns(),
+            sysctls: procnet::read_sysctls(procnet::CHURN_SYSCTLS),
+            tcp_ext_before: time_wait_counters(),
+            tcp_ext_after: BTreeMap::new(),
+        };
+        let sampler = procnet::TimeWaitSampler::start(SAMPLE_INTERVAL_NS, trial, mono_now_ns)?;
+        Ok(NamespaceWatch { sampler, report })
+    }
+
+    pub fn finish(self) -> (NamespaceReport, Vec<TimeWaitSample>) {
+        let samples = self.sampler.stop();
+        let mut report = self.report;
+        report.tcp_ext_after = time_wait_counters();
+        (report, samples)
+    }
+}
+
+fn time_wait_counters() -> BTreeMap<String, u64> {
+    match procnet::ProcNet::this_thread().tcp_ext() {
+        Ok(all) => procnet::select_counters(&all, procnet::TIME_WAIT_COUNTERS),
+        Err(e) => {
+            tracing::warn!("cannot read the TcpExt counters: {e}");
+            BTreeMap::new()
+        }
+    }
+}
+
+/// What the schedule did.
+struct Outcome {
+    t0: u64,
+    measured_start: u64,
+    measured_ns: u64,
+    offered: u64,
+    started: u64,
+    completed: u64,
+    failed: u64,
+    connect_lat: Histogram<u64>,
+    handshake_lat: Histogram<u64>,
+    ttfb: Histogram<u64>,
+    txn_lat: Histogram<u64>,
+    send_lag: Histogram<u64>,
+    errors: BTreeMap<String, u64>,
+    first_eaddrnotavail: Option<u64>,
+    /// When each transaction (warm-up included) ended, by outcome.
+    completions: Vec<u64>,
+    failures: Vec<u64>,
+    zero_rtt: ZeroRtt,
+    transactions: u64,
+    pacer_busy_ns: u64,
+}
+
+impl Outcome {
+    fn add(&mut self, measured: bool, intended: u64, result: Result<Timings, Failure>) {
+        match result {
+            Ok(t) => {
+                self.completions.push(t.done);
+                if !measured {
+                    return;
+                }
+                self.completed += 1;
+                record(&mut self.connect_lat, t.connected.saturating_sub(t.connect_start));
+                record(&mut self.handshake_lat, t.secured.saturating_sub(t.connect_start));
+                record(&mut self.ttfb, t.first_byte.saturating_sub(t.connect_start));
+                record(&mut self.txn_lat, t.done.saturating_sub(intended));
+                if let Some(accepted) = t.zero_rtt {
+                    self.zero_rtt.attempted += 1;
+                    self.zero_rtt.accepted += accepted as u64;
+                }
+            }
+            Err(f) => {
+                self.failures.push(f.at_ns);
+                if f.cause == "EADDRNOTAVAIL" && self.first_eaddrnotavail.is_none_or(|t| f.at_ns < t) {
+                    self.first_eaddrnotavail = Some(f.at_ns);
+                }
+                if measured {
+                    self.failed += 1;
+                    *self.errors.entry(f.cause).or_default() += 1;
+                }
+            }
+        }
+    }
+}
+
+struct Plan {
+    rate: f64,
+    warmup: Duration,
+    duration: Duration,
+    timeout: Duration,
+    max_inflight: u32,
+    close: CloseMode,
+    size: usize,
+}
+
+/// Runs the schedule: transaction i starts at its intended time, or as
+/// soon after as a slot is free; a transaction still waiting for a slot
+/// when the window closes is offered but never started.
+async fn run_schedule(
+    dialer: Arc<Dialer>,
+    peer: SocketAddr,
+    local_ip: IpAddr,
+    plan: Plan,
+) -> std::io::Result<Outcome> {
+    let mut pacer = Pacer::new()?;
+    let t0 = mono_now_ns() + START_LEAD_NS;
+    let schedule = OpenLoopSchedule::new(t0, plan.rate, plan.warmup, plan.duration);
+    let measured_start = schedule.intended_ns(schedule.warmup_count());
+    let end = measured_start + plan.duration.as_nanos() as u64;
+    let slots = Arc::new(Semaphore::new(plan.max_inflight as usize));
+    let mut tasks = JoinSet::new();
+    let mut out = Outcome {
+        t0,
+        measured_start,
+        measured_ns: plan.duration.as_nanos() as u64,
+        offered: schedule.total() - schedule.warmup_count(),
+        started: 0,
+        completed: 0,
+        failed: 0,
+        connect_lat: new_histogram(),
+        handshake_lat: new_histogram(),
+        ttfb: new_histogram(),
+        txn_lat: new_histogram(),
+        send_lag: new_histogram(),
+        errors: BTreeMap::new(),
+        first_eaddrnotavail: None,
+        completions: Vec::new(),
+        failures: Vec::new(),
+        zero_rtt: ZeroRtt {
+            connections: 0,
+            attempted: 0,
+            accepted: 0,
+            ratio: 0.0,
+        },
+        transactions: 0,
+        pacer_busy_ns: 0,
+    };
+    for i in 0..schedule.total() {
+        let intended = schedule.intended_ns(i);
+        pacer.wait_until(intended).await?;
+        let measured = schedule.is_measured(i);
+        if measured {
+            record(&mut out.send_lag, mono_now_ns().saturating_sub(intended));
+        }
+        let permit = match slots.clone().try_acquire_owned() {
+            Ok(p) => p,
+            Err(_) => {
+                let left = Duration::from_nanos(end.saturating_sub(mono_now_ns()));
+                match tokio::time::timeout(left, slots.clone().acquire_owned()).await {
+                    Ok(p) => p.expect("the semaphore is never closed"),
+                    Err(_) => break,
+                }
+            }
+        };
+        if mono_now_ns() >= end && measured {
+            break;
+        }
+        out.started += measured as u64;
+        out.transactions += 1;
+        let (dialer, size, close) = (dialer.clone(), plan.size, plan.close);
+        let limit = plan
+            .timeout
+            .saturating_sub(Duration::from_nanos(mono_now_ns().saturating_sub(intended)));
+        tasks.spawn(async move {
+            let _slot = permit;
+            let header = MessageHeader::request(0, i, intended);
+            let result = dialer
+                .transaction(peer, local_ip, header, size, close, limit)
+                .await;
+            (measured, intended, result)
+        });
+        while let Some(done) = tasks.try_join_next() {
+            let (measured, intended, result) = done.expect("transactions do not panic");
+            out.add(measured, intended, result);
+        }
+    }
+    // Every transaction is bounded (its timeout, then the close's).
+    while let Some(done) = tasks.join_next().await {
+        let (measured, intended, result) = done.expect("transactions do not panic");
+        out.add(measured, intended, result);
+    }
+    out.pacer_busy_ns = pacer.busy_ns();
+    out.completions.sort_unstable();
+    out.failures.sort_unstable();
+    Ok(out)
+}
+
+/// The ports the client's connections draw from, and who set them.
+fn port_range(spec: &ChurnOptions, sysctls: &BTreeMap<String, String>) -> PortRange {
+    let (range, set_by) = match spec.port_range {
+        Some(r) if spec.port_range_in_namespace => (r, "sysctl"),
+        Some(r) => (r, "socket"),
+        None => {
+            let system = sysctls
+                .get("net.ipv4.ip_local_port_range")
+                .and_then(|v| parse_port_range(v).ok())
+                .unwrap_or((32768, 60999));
+            (system, "system")
+        }
+    };
+    PortRange {
+        lo: range.0,
+        hi: range.1,
+        ports: u32::from(range.1 - range.0) + 1,
+        set_by: set_by.into(),
+    }
+}
+
+/// `LO-HI` (or `LO HI`, as the sysctl has it): an inclusive port range.
+pub fn parse_port_range(s: &str) -> Result<(u16, u16), String> {
+    let err = || format!("{s:?} is not a port range: expected LO-HI, e.g. 40000-40199");
+    let (lo, hi) = s.trim().split_once(['-', ' ', '\t']).ok_or_else(err)?;
+    let (lo, hi): (u16, u16) = (
+        lo.trim().parse().map_err(|_| err())?,
+        hi.trim().parse().map_err(|_| err())?,
+    );
+    if lo == 0 || lo > hi {
+        return Err(format!(
+            "port range {lo}-{hi} is empty or starts at 0: LO must be 1 to HI"
+        ));
+    }
+    Ok((lo, hi))
+}
+
+fn setup_of(transport: Transport) -> Setup {
+    match transport {
+        Transport::TcpTls => Setup::TcpTls13,
+        Transport::Quic => Setup::Quic,
+        Transport::Quic0Rtt => Setup::Quic0Rtt,
+        _ => Setup::Tcp,
+    }
+}
+
+/// Runs one churn or handshake trial on an authenticated control session.
+pub async fn run_trial(
+    mut ctl: ControlChannel,
+    boot_id: Option<String>,
+    addr: SocketAddr,
+    spec: &TrialSpec,
+    id: String,
+) -> anyhow::Result<TrialResult> {
+    let rate = spec
+        .rate
+        .context("churn is open-loop: it needs a connection rate")?;
+    let local_ip = ctl.stream().local_addr()?.ip();
+    let options = &spec.churn;
+    let (port, cert) = sender::setup(
+        &mut ctl,
+        TrialSetup {
+            transport: spec.transport,
+            workload: spec.workload,
+            size: spec.size as u32,
+            streams: 0,
+            udp_peer_port: None,
+            quic_stream: Default::default(),
+            tcp_congestion: spec
+                .transport
+                .is_tcp()
+                .then(|| spec.congestion.clone().unwrap_or(congestion::PREFERRED.into())),
+            quic_congestion: spec.quic_congestion(),
+            echo: false,
+            close: options.close,
+        },
+    )
+    .await?;
+    let peer = SocketAddr::new(addr.ip(), port);
+    let sysctls = procnet::read_sysctls(procnet::CHURN_SYSCTLS);
+    let range = port_range(options, &sysctls);
+    let zero_rtt = spec.transport == Transport::Quic0Rtt;
+    let mut endpoint = None;
+    let dialer = if spec.transport.is_quic() {
+        let mut e =
+            quinn::Endpoint::client(SocketAddr::new(local_ip, 0)).context("opening the QUIC endpoint")?;
+        let pin = sender::pinned(cert)?;
+        let cc = spec.congestion.as_deref();
+        e.set_default_client_config(tls::quic_client_config(&pin, cc)?);
+        endpoint = Some(e.clone());
+        Dialer::Quic {
+            endpoint: e,
+            zero_rtt: zero_rtt
+                .then(|| tls::ZeroRttClient::new(&pin, cc).map(Box::new))
+                .transpose()?,
+        }
+    } else {
+        Dialer::Tcp {
+            congestion: spec.congestion.clone(),
+            tls: match spec.transport {
+                Transport::TcpTls => Some(tokio_rustls::TlsConnector::from(tls::tls_client_config(
+                    &sender::pinned(cert)?,
+                )?)),
+                _ => None,
+            },
+            ports: if options.port_cycle {
+                PortChoice::Cycle {
+                    range: (range.lo, range.hi),
+                    next: Default::default(),
+                }
+            } else {
+                PortChoice::Kernel {
+                    socket_range: options.port_range.filter(|_| !options.port_range_in_namespace),
+                }
+            },
+            pinned: Default::default(),
+        }
+    };
+    let dialer = Arc::new(dialer);
+    if zero_rtt {
+        // The session ticket every later connection resumes with.
+        dialer
+            .transaction(
+                peer,
+                local_ip,
+                MessageHeader::request(0, u64::MAX, mono_now_ns()),
+                spec.size,
+                CloseMode::Client,
+                spec.loss_timeout,
+            )
+            .await
+            .map_err(|f| {
+                anyhow::anyhow!(
+                    "the first QUIC connection, for a session ticket, failed: {}",
+                    f.cause
+                )
+            })?;
+    }
+    ctl.send(&ControlMsg::Start).await?;
+    let start_mono = mono_now_ns();
+    let watch =
+        NamespaceWatch::start(procnet::PortFilter::Remote(port)).context("starting the TIME_WAIT sampler")?;
+    let cpu_start = thread_cpu_ns();
+    let plan = Plan {
+        rate,
+        warmup: spec.warmup,
+        duration: spec.duration,
+        timeout: spec.loss_timeout,
+        max_inflight: options.max_inflight,
+        close: options.close,
+        size: spec.size,
+    };
+    let outcome = while_receiver_quiet(&mut ctl, run_schedule(dialer.clone(), peer, local_ip, plan)).await;
+    let cpu_ns = thread_cpu_ns().saturating_sub(cpu_start);
+    let (sender_ns, sender_samples) = watch.finish();
+    let outcome = outcome?;
+    if let Some(e) = endpoint {
+        e.close(0u32.into(), b"trial over");
+        let _ = tokio::time::timeout(Duration::from_secs(1), e.wait_idle()).await;
+    }
+    ctl.send(&ControlMsg::Stop {
+        expect: None,
+        wait_ns: 0,
+    })
+    .await?;
+    let (_, receiver_samples, mut receiver) = sender::collect(&mut ctl, Duration::ZERO).await?;
+    let receiver_ns = receiver.namespace.take();
+    // One host, one clock; across hosts, line the receiver's start up
+    // with the Start frame's.
+    let shift = match (&receiver_ns, boot_id == crate::host::boot_id()) {
+        (Some(r), false) => start_mono as i64 - r.start_mono_ns as i64,
+        _ => 0,
+    };
+    let tcp_congestion = match &*dialer {
+        Dialer::Tcp { pinned, .. } => pinned.get().cloned(),
+        Dialer::Quic { .. } => None,
+    };
+    let rows = theory::merge_time_wait(
+        outcome.t0,
+        SAMPLE_INTERVAL_NS,
+        &sender_samples,
+        &receiver_samples,
+        shift,
+        &outcome.completions,
+        &outcome.failures,
+    );
+    let sides = Sides {
+        sender: sender_ns,
+        receiver: receiver_ns,
+        port,
+    };
+    build_result(
+        spec,
+        rate,
+        addr,
+        id,
+        outcome,
+        rows,
+        sides,
+        range,
+        receiver,
+        cpu_ns,
+        tcp_congestion,
+    )
+}
+
+/// Both agents' namespaces, and the data port that picks the trial's
+/// sockets out of them.
+struct Sides {
+    sender: NamespaceReport,
+    receiver: Option<NamespaceReport>,
+    port: u16,
+}
+
+#[allow(clippy::too_many_arguments)]
+fn build_result(
+    spec: &TrialSpec,
+    rate: f64,
+    addr: SocketAddr,
+    id: String,
+    mut o: Outcome,
+    rows: Vec<theory::TimeWaitRow>,
+    sides: Sides,
+    port_range: PortRange,
+    receiver: transbench_wire::ReceiverReport,
+    cpu_ns: u64,
+    tcp_congestion: Option<String>,
+) -> anyhow::Result<TrialResult> {
+    let measured_s = o.measured_ns as f64 / 1e9;
+    let txn_lat = LatencySummary::from_histogram(&o.txn_lat)?;
+    let send_lag = LatencySummary::from_histogram(&o.send_lag)?;
+    let ttfb = LatencySummary::from_histogram(&o.ttfb)?;
+    let closer = match spec.churn.close {
+        CloseMode::Client => Closer::Client,
+        CloseMode::Server => Closer::Server,
+        CloseMode::Rst => Closer::Rst,
+    };
+    let sysctl = |side: &NamespaceReport, name: &str| side.sysctls.get(name).cloned();
+    let closing_side = match closer {
+        Closer::Server => sides.receiver.as_ref().unwrap_or(&sides.sender),
+        _ => &sides.sender,
+    };
+    let pressure = theory::port_pressure(&ChurnPath {
+        ports: port_range.ports,
+        offered_rate: rate,
+        elapsed_s: (spec.warmup + spec.duration).as_secs_f64(),
+        closer,
+        tw_reuse: sysctl(&sides.sender, "net.ipv4.tcp_tw_reuse").and_then(|v| v.parse().ok()),
+        loopback: addr.ip().is_loopback(),
+        quic: spec.transport.is_quic(),
+        max_tw_buckets: sysctl(closing_side, "net.ipv4.tcp_max_tw_buckets").and_then(|v| v.parse().ok()),
+        port_cycle: spec.churn.port_cycle,
+    });
+    let setup = setup_of(spec.transport);
+    let rtt_ns = spec.hol.rtt_ns;
+    let expectation = ChurnExpectation {
+        time_wait_s: theory::TIME_WAIT_S,
+        sustainable_rate: pressure.sustainable_rate,
+        exhaustion_after_ns: pressure.exhaustion_after_s.map(|s| (s * 1e9) as u64),
+        time_wait_side: match pressure.side {
+            theory::TimeWaitSide::Sender => "sender",
+            theory::TimeWaitSide::Receiver => "receiver",
+            theory::TimeWaitSide::Neither => "none",
+        }
+        .into(),
+        time_wait_expected: pressure.time_wait_expected,
+        port_note: pressure.note,
+        ttfb_rtts: setup.ttfb_rtts(),
+        rtt_ns,
+        ttfb_ns: rtt_ns.map(|r| (setup.ttfb_rtts() * r as f64) as u64),
+        ttfb_measured_rtts: rtt_ns
+            .filter(|&r| r > 0 && ttfb.count > 0)
+            .map(|r| ttfb.p50 as f64 / r as f64),
+    };
+    let zero_rtt = (spec.transport == Transport::Quic0Rtt).then(|| {
+        o.zero_rtt.connections = o.completed;
+        o.zero_rtt.ratio = if o.zero_rtt.attempted > 0 {
+            o.zero_rtt.accepted as f64 / o.zero_rtt.attempted as f64
+        } else {
+            0.0
+        };
+        o.zero_rtt
+    });
+    let mut tcp_ext = BTreeMap::new();
+    let mut sysctls = BTreeMap::new();
+    for (name, side) in [
+        ("sender", Some(&sides.sender)),
+        ("receiver", sides.receiver.as_ref()),
+    ] {
+        if let Some(side) = side {
+            tcp_ext.insert(
+                name.to_string(),
+                CounterDelta {
+                    before: side.tcp_ext_before.clone(),
+                    after: side.tcp_ext_after.clone(),
+                },
+            );
+            sysctls.insert(name.to_string(), side.sysctls.clone());
+        }
+    }
+    let churn = ChurnMetrics {
+        data_port: sides.port,
+        close: spec.churn.close.name().into(),
+        port_choice: if spec.churn.port_cycle { "cycle" } else { "kernel" }.into(),
+        port_range,
+        max_inflight: spec.churn.max_inflight,
+        offered: o.offered,
+        started: o.started,
+        completed: o.completed,
+        failed: o.failed,
+        offered_rate: o.offered as f64 / measured_s,
+        achieved_rate: o.completed as f64 / measured_s,
+        errors: o.errors,
+        first_eaddrnotavail_ns: o.first_eaddrnotavail.map(|t| t.saturating_sub(o.t0)),
+        connect_lat: LatencySummary::from_histogram(&o.connect_lat)?,
+        handshake_lat: LatencySummary::from_histogram(&o.handshake_lat)?,
+        ttfb,
+        txn_lat: txn_lat.clone(),
+        zero_rtt,
+        time_wait: TimeWaitSeries {
+            interval_ns: SAMPLE_INTERVAL_NS,
+            samples: rows
+                .into_iter()
+                .map(|r| TimeWaitPoint {
+                    t_ns: r.t_ns,
+                    sender: r.sender,
+                    receiver: r.receiver.map(|x| x.0),
+                    sender_trial: r.sender_trial,
+                    receiver_trial: r.receiver.map(|x| x.1),
+                    completed: r.completed,
+                    failed: r.failed,
+                })
+                .collect(),
+        },
+        tcp_ext,
+        sysctls,
+        expectation,
+    };
+    // Failed connections are this workload's findings, not a broken trial.
+    let invalid_reasons = sender::invalid_reasons(
+        spec,
+        &send_lag,
+        o.measured_ns,
+        o.started,
+        &ErrorLog::default(),
+        &receiver,
+    );
+    let per_txn = |ns: u64| ns as f64 / o.transactions.max(1) as f64;
+    Ok(TrialResult {
+        id,
+        transport: spec.transport,
+        workload: spec.workload.name().into(),
+        params: TrialParams {
+            rate: Some(rate),
+            size: spec.size as u32,
+            duration_ns: spec.duration.as_nanos() as u64,
+            warmup_ns: spec.warmup.as_nanos() as u64,
+            closed_loop: false,
+            loss_timeout_ns: spec.loss_timeout.as_nanos() as u64,
+            quic_stream: None,
+            peer: addr.to_string(),
+            tcp_congestion,
+            quic_congestion: spec.quic_congestion(),
+            streams: None,
+            bitrate: None,
+            gso: None,
+        },
+        start_time: humantime::format_rfc3339_millis(wall_at(o.measured_start)).to_string(),
+        duration_ns: o.measured_ns,
+        valid: invalid_reasons.is_empty(),
+        invalid_reasons,
+        counters: transbench_reports::Counters {
+            sent: o.started,
+            received: o.completed,
+            lost: o.failed,
+            late: 0,
+            duplicates: 0,
+            errors: o.failed,
+        },
+        latency_kind: LatencyKind::Rtt,
+        lat: txn_lat,
+        send_lag,
+        cpu_ns_per_msg: per_txn(cpu_ns),
+        pacer_busy_ns_per_msg: per_txn(o.pacer_busy_ns),
+        receiver,
+        impairment: None,
+        hol: None,
+        udp: None,
+        churn: Some(churn),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn port_ranges_parse_both_spellings() {
+        assert_eq!(parse_port_range("40000-40199"), Ok((40000, 40199)));
+        assert_eq!(parse_port_range("32768\t60999"), Ok((32768, 60999)));
+        assert!(parse_port_range("5-4").unwrap_err().contains("empty"));
+        assert!(parse_port_range("0-10").is_err());
+        assert!(parse_port_range("40000").unwrap_err().contains("LO-HI"));
+        assert!(parse_port_range("a-b").is_err());
+    }
+
+    #[test]
+    fn port_range_says_who_set_it() {
+        let sysctls: BTreeMap<String, String> = [(
+            "net.ipv4.ip_local_port_range".to_string(),
+            "1000 1999".to_string(),
+        )]
+        .into();
+        let mut options = ChurnOptions::default();
+        let system = port_range(&options, &sysctls);
+        assert_eq!(
+            (system.lo, system.hi, system.ports, system.set_by.as_str()),
+            (1000, 1999, 1000, "system")
+        );
+        options.port_range = Some((40000, 40199));
+        assert_eq!(port_range(&options, &sysctls).set_by, "socket");
+        options.port_range_in_namespace = true;
+        let ns = port_range(&options, &sysctls);
+        assert_eq!((ns.ports, ns.set_by.as_str()), (200, "sysctl"));
+    }
+
+    #[test]
+    fn outcomes_count_measured_transactions_and_time_every_end() {
+        let mut o = Outcome {
+            t0: 0,
+            measured_start: 0,
+            measured_ns: 1,
+            offered: 3,
+            started: 3,
+            completed: 0,
+            failed: 0,
+            connect_lat: new_histogram(),
+            handshake_lat: new_histogram(),
+            ttfb: new_histogram(),
+            txn_lat: new_histogram(),
+            send_lag: new_histogram(),
+            errors: BTreeMap::new(),
+            first_eaddrnotavail: None,
+            completions: vec![],
+            failures: vec![],
+            zero_rtt: ZeroRtt {
+                connections: 0,
+                attempted: 0,
+                accepted: 0,
+                ratio: 0.0,
+            },
+            transactions: 3,
+            pacer_busy_ns: 0,
+        };
+        let timings = Timings {
+            connect_start: 100,
+            connected: 200,
+            secured: 300,
+            first_byte: 400,
+            done: 500,
+            zero_rtt: Some(true),
+        };
+        let fail = |cause: &str, at_ns| Failure {
+            cause: cause.into(),
+            at_ns,
+        };
+        o.add(false, 50, Err(fail("EADDRNOTAVAIL", 900)));
+        o.add(true, 50, Ok(timings));
+        o.add(true, 60, Err(fail("EADDRNOTAVAIL", 700)));
+        o.add(true, 60, Err(fail("ECONNRESET", 800)));
+        assert_eq!((o.completed, o.failed), (1, 2));
+        assert_eq!(o.errors["EADDRNOTAVAIL"], 1, "warm-up failures are not counted");
+        assert_eq!(o.first_eaddrnotavail, Some(700), "but they are timed");
+        assert_eq!((o.failures.len(), o.completions.len()), (3, 1));
+        assert_eq!(o.txn_lat.max(), 450);
+        assert_eq!(o.ttfb.max(), 300);
+        assert_eq!((o.zero_rtt.attempted, o.zero_rtt.accepted), (1, 1));
+    }
+}

@@ -1,0 +1,554 @@
+//! A connection per transaction (churn, handshake): on the sender, dial,
+//! send one request, time the response, close as the trial says; on the
+//! receiver, answer the one request and close as the trial says.
+
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::task::JoinSet;
+use transbench_wire::frame::PREFIX_LEN;
+use transbench_wire::{CloseMode, LengthPrefix, MessageHeader, MessageKind};
+
+use super::stream::read_frame;
+use super::ServeCounters;
+use crate::clock::mono_now_ns;
+
+/// How long a receiver waits for the peer's side of a close.
+const CLOSE_WAIT: Duration = Duration::from_secs(10);
+
+/// Receiver: answers the connection's one request, then closes as `close`
+/// says. With `server`, it sends its FIN first (TIME_WAIT lands here);
+/// otherwise it waits for the client's FIN or RST. Either way it reads to
+/// the end before letting go, so nothing arrives at a closed socket (which
+/// would answer with RST and skip TIME_WAIT).
+pub async fn serve_transaction<S: AsyncRead + AsyncWrite + Unpin>(
+    io: S,
+    size: usize,
+    close: CloseMode,
+    counters: Arc<ServeCounters>,
+) -> io::Result<()> {
+    let (mut r, mut w) = tokio::io::split(io);
+    let framing = LengthPrefix::new(size as u32);
+    let mut msg = Vec::with_capacity(size);
+    if read_frame(&mut r, framing, &mut msg).await?.is_none() {
+        return Ok(());
+    }
+    let header = match MessageHeader::decode(&msg) {
+        Ok(h) if h.kind == MessageKind::Request => h,
+        _ => {
+            counters.rejected();
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "not a transbench request",
+            ));
+        }
+    };
+    counters.request(msg.len());
+    header.response().encode(&mut msg);
+    let mut frame = Vec::with_capacity(PREFIX_LEN + size);
+    framing
+        .encode(&msg, &mut frame)
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+    w.write_all(&frame).await?;
+    w.flush().await?;
+    counters.response();
+    if close == CloseMode::Server {
+        w.shutdown().await?;
+    }
+    let mut sink = [0u8; 512];
+    let drained = tokio::time::timeout(CLOSE_WAIT, async {
+        loop {
+            match r.read(&mut sink).await {
+                Ok(0) => return Ok(()),
+                Ok(_) => {}
+                // The client's RST (close rst) ends it as well as a FIN.
+                Err(e) if e.kind() == io::ErrorKind::ConnectionReset => return Ok(()),
+                Err(e) => return Err(e),
+            }
+        }
+    })
+    .await;
+    drained.unwrap_or(Ok(()))
+}
+
+/// Receiver: every QUIC connection of a churn trial carries one request on
+/// one stream. With `server` the receiver closes the connection once the
+/// client has acknowledged the response; otherwise it waits for the
+/// client's close. `zero_rtt` serves requests that came as 0-RTT data at
+/// once (0.5-RTT), without waiting for the handshake to finish.
+pub async fn serve_quic(
+    endpoint: quinn::Endpoint,
+    peer_ip: IpAddr,
+    size: usize,
+    close: CloseMode,
+    zero_rtt: bool,
+    counters: Arc<ServeCounters>,
+) {
+    let mut conns = JoinSet::new();
+    while let Some(incoming) = endpoint.accept().await {
+        while conns.try_join_next().is_some() {}
+        if incoming.remote_address().ip() != peer_ip {
+            counters.rejected();
+            incoming.refuse();
+            continue;
+        }
+        let counters = counters.clone();
+        conns.spawn(async move {
+            let connecting = match incoming.accept() {
+                Ok(c) => c,
+                Err(e) => return tracing::debug!("QUIC connection refused: {e}"),
+            };
+            let conn = if zero_rtt {
+                match connecting.into_0rtt() {
+                    Ok((conn, _)) => conn,
+                    Err(connecting) => match connecting.await {
+                        Ok(c) => c,
+                        Err(e) => return tracing::debug!("QUIC handshake failed: {e}"),
+                    },
+                }
+            } else {
+                match connecting.await {
+                    Ok(c) => c,
+                    Err(e) => return tracing::debug!("QUIC handshake failed: {e}"),
+                }
+            };
+            counters.connection();
+            let Ok((mut send, recv)) = conn.accept_bi().await else {
+                return;
+            };
+            let served = super::stream::serve(recv, &mut send, size, counters).await;
+            if served.is_ok() && send.finish().is_ok() && close == CloseMode::Server {
+                // Closing at once would discard a response not yet acknowledged.
+                let _ = tokio::time::timeout(CLOSE_WAIT, send.stopped()).await;
+                conn.close(0u32.into(), b"transaction done");
+            }
+            let _ = tokio::time::timeout(CLOSE_WAIT, conn.closed()).await;
+        });
+    }
+}
+
+/// How the sender reaches the receiver for each transaction.
+pub enum Dialer {
+    Tcp {
+        congestion: Option<String>,
+        tls: Option<tokio_rustls::TlsConnector>,
+        ports: PortChoice,
+        /// The congestion control the kernel reports for the first
+        /// connection, for the record.
+        pinned: std::sync::OnceLock<String>,
+    },
+    Quic {
+        endpoint: quinn::Endpoint,
+        /// quic-0rtt: resumes sessions and sends the request as 0-RTT data.
+        zero_rtt: Option<Box<crate::tls::ZeroRttClient>>,
+    },
+}
+
+/// Which local port a TCP transaction uses.
+#[derive(Debug, Clone)]
+pub enum PortChoice {
+    /// connect() picks, within this range if given (IP_LOCAL_PORT_RANGE on
+    /// the socket) or the namespace's.
+    Kernel { socket_range: Option<(u16, u16)> },
+    /// The client binds each port of the range in turn, with SO_REUSEADDR
+    /// (as netperf's TCP_CRR does).
+    Cycle {
+        range: (u16, u16),
+        next: Arc<std::sync::atomic::AtomicU32>,
+    },
+}
+
+/// IP_LOCAL_PORT_RANGE (Linux 6.3+): bounds the ports connect() may pick
+/// for one socket; not yet in the libc crate.
+const IP_LOCAL_PORT_RANGE: libc::c_int = 51;
+
+impl PortChoice {
+    fn apply(&self, socket: &tokio::net::TcpSocket, local_ip: IpAddr) -> io::Result<()> {
+        match self {
+            PortChoice::Kernel { socket_range: None } => Ok(()),
+            PortChoice::Kernel {
+                socket_range: Some((lo, hi)),
+            } => {
+                let value = u32::from(*lo) | (u32::from(*hi) << 16);
+                crate::sockopt::set(
+                    socket,
+                    libc::IPPROTO_IP,
+                    IP_LOCAL_PORT_RANGE,
+                    &value.to_ne_bytes(),
+                )
+            }
+            PortChoice::Cycle { range, next } => {
+                let span = u32::from(range.1 - range.0) + 1;
+                let k = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % span;
+                socket.set_reuseaddr(true)?;
+                socket.bind(SocketAddr::new(local_ip, range.0 + k as u16))
+            }
+        }
+    }
+}
+
+/// What one transaction took, CLOCK_MONOTONIC ns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timings {
+    pub connect_start: u64,
+    pub connected: u64,
+    pub secured: u64,
+    pub first_byte: u64,
+    pub done: u64,
+    /// quic-0rtt: `Some(accepted)` when the request went as 0-RTT data.
+    pub zero_rtt: Option<bool>,
+}
+
+/// Why a transaction failed: an errno name, or what else went wrong.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    pub cause: String,
+    pub at_ns: u64,
+}
+
+impl Failure {
+    fn new(cause: impl Into<String>) -> Self {
+        Failure {
+            cause: cause.into(),
+            at_ns: mono_now_ns(),
+        }
+    }
+
+    fn io(e: &io::Error, otherwise: &str) -> Self {
+        Failure::new(io_cause(e, otherwise))
+    }
+}
+
+/// The errno's name when the kernel said no; else the kind of failure.
+fn io_cause(e: &io::Error, otherwise: &str) -> String {
+    if let Some(name) = e.raw_os_error().and_then(errno_name) {
+        return name.to_string();
+    }
+    if let Some(code) = e.raw_os_error() {
+        return format!("errno {code}");
+    }
+    match e.kind() {
+        io::ErrorKind::UnexpectedEof => "eof".into(),
+        io::ErrorKind::TimedOut => "timeout".into(),
+        io::ErrorKind::ConnectionReset => "ECONNRESET".into(),
+        _ => otherwise.into(),
+    }
+}
+
+/// Names of the errnos a connection can fail with.
+pub fn errno_name(code: i32) -> Option<&'static str> {
+    Some(match code {
+        libc::EADDRNOTAVAIL => "EADDRNOTAVAIL",
+        libc::EADDRINUSE => "EADDRINUSE",
+        libc::ECONNREFUSED => "ECONNREFUSED",
+        libc::ECONNRESET => "ECONNRESET",
+        libc::ECONNABORTED => "ECONNABORTED",
+        libc::ETIMEDOUT => "ETIMEDOUT",
+        libc::EHOSTUNREACH => "EHOSTUNREACH",
+        libc::ENETUNREACH => "ENETUNREACH",
+        libc::EPIPE => "EPIPE",
+        libc::EMFILE => "EMFILE",
+        libc::ENFILE => "ENFILE",
+        libc::ENOBUFS => "ENOBUFS",
+        libc::ENOMEM => "ENOMEM",
+        libc::EAGAIN => "EAGAIN",
+        libc::EINTR => "EINTR",
+        libc::EINVAL => "EINVAL",
+        libc::EPERM => "EPERM",
+        libc::EACCES => "EACCES",
+        libc::ENOPROTOOPT => "ENOPROTOOPT",
+        _ => return None,
+    })
+}
+
+fn quic_cause(e: &quinn::ConnectionError) -> String {
+    match e {
+        quinn::ConnectionError::TimedOut => "timeout".into(),
+        quinn::ConnectionError::Reset => "quic_reset".into(),
+        quinn::ConnectionError::ConnectionClosed(_) | quinn::ConnectionError::ApplicationClosed(_) => {
+            "quic_closed".into()
+        }
+        _ => "quic".into(),
+    }
+}
+
+/// One request frame of `size` bytes carrying `header`.
+fn request_frame(header: MessageHeader, size: usize) -> Vec<u8> {
+    let mut msg = vec![0u8; size];
+    header.encode(&mut msg);
+    let mut frame = Vec::with_capacity(PREFIX_LEN + size);
+    LengthPrefix::new(size as u32)
+        .encode(&msg, &mut frame)
+        .expect("size is validated against the frame limit");
+    frame
+}
+
+/// Reads the response frame; returns when its first byte arrived.
+async fn read_response<R: AsyncRead + Unpin>(r: &mut R, size: usize) -> io::Result<u64> {
+    let mut buf = vec![0u8; PREFIX_LEN + size];
+    let n = r.read(&mut buf).await?;
+    if n == 0 {
+        return Err(io::ErrorKind::UnexpectedEof.into());
+    }
+    let first_byte = mono_now_ns();
+    r.read_exact(&mut buf[n..]).await?;
+    let len = LengthPrefix::new(size as u32)
+        .decode_len(buf[..PREFIX_LEN].try_into().expect("prefix length"))
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+    match MessageHeader::decode(&buf[PREFIX_LEN..]) {
+        Ok(h) if h.kind == MessageKind::Response && len == size => Ok(first_byte),
+        _ => Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "not a transbench response",
+        )),
+    }
+}
+
+impl Dialer {
+    /// Runs one transaction against `peer`: connect, request and response
+    /// within `limit` (else it fails as `timeout`), then the close as
+    /// `close` says (bounded on its own).
+    pub async fn transaction(
+        &self,
+        peer: SocketAddr,
+        local_ip: IpAddr,
+        header: MessageHeader,
+        size: usize,
+        close: CloseMode,
+        limit: Duration,
+    ) -> Result<Timings, Failure> {
+        let deadline = tokio::time::Instant::now() + limit;
+        match self {
+            Dialer::Tcp {
+                congestion,
+                tls,
+                ports,
+                pinned,
+            } => {
+                let socket = if peer.is_ipv4() {
+                    tokio::net::TcpSocket::new_v4()
+                } else {
+                    tokio::net::TcpSocket::new_v6()
+                }
+                .map_err(|e| Failure::io(&e, "socket"))?;
+                crate::congestion::pin(&socket, congestion.as_deref()).map_err(|e| Failure::io(&e, "cc"))?;
+                socket.set_nodelay(true).map_err(|e| Failure::io(&e, "socket"))?;
+                if close == CloseMode::Rst {
+                    let linger = libc::linger {
+                        l_onoff: 1,
+                        l_linger: 0,
+                    };
+                    // SAFETY: a plain-old-data struct viewed as its bytes.
+                    let bytes = unsafe {
+                        std::slice::from_raw_parts(
+                            (&linger as *const libc::linger).cast::<u8>(),
+                            std::mem::size_of::<libc::linger>(),
+                        )
+                    };
+                    crate::sockopt::set(&socket, libc::SOL_SOCKET, libc::SO_LINGER, bytes)
+                        .map_err(|e| Failure::io(&e, "socket"))?;
+                }
+                ports
+                    .apply(&socket, local_ip)
+                    .map_err(|e| Failure::io(&e, "bind"))?;
+                let connect_start = mono_now_ns();
+                let tcp = within(deadline, socket.connect(peer))
+                    .await?
+                    .map_err(|e| Failure::io(&e, "connect"))?;
+                let connected = mono_now_ns();
+                if pinned.get().is_none() {
+                    if let Ok(name) = crate::congestion::get(&tcp) {
+                        let _ = pinned.set(name);
+                    }
+                }
+                let frame = request_frame(header, size);
+                let times = (connect_start, connected);
+                match tls {
+                    None => exchange_and_close(tcp, &frame, size, close, times, connected, deadline).await,
+                    Some(connector) => {
+                        let tls = within(deadline, connector.connect(crate::tls::server_name(), tcp))
+                            .await?
+                            .map_err(|e| Failure::io(&e, "tls"))?;
+                        let secured = mono_now_ns();
+                        exchange_and_close(tls, &frame, size, close, times, secured, deadline).await
+                    }
+                }
+            }
+            Dialer::Quic { endpoint, zero_rtt } => {
+                let connect_start = mono_now_ns();
+                let (connecting, tickets) = match zero_rtt {
+                    None => (endpoint.connect(peer, crate::tls::SERVER_NAME), None),
+                    Some(client) => {
+                        let (config, tickets) = client.connection().map_err(|_| Failure::new("tls"))?;
+                        (
+                            endpoint.connect_with(config, peer, crate::tls::SERVER_NAME),
+                            Some(tickets),
+                        )
+                    }
+                };
+                let connecting = connecting.map_err(|_| Failure::new("quic_connect"))?;
+                let attempt = if tickets.is_some() {
+                    connecting.into_0rtt()
+                } else {
+                    Err(connecting)
+                };
+                let (conn, accepted) = match attempt {
+                    Ok((conn, accepted)) => (conn, Some(accepted)),
+                    Err(connecting) => (
+                        within(deadline, connecting)
+                            .await?
+                            .map_err(|e| Failure::new(quic_cause(&e)))?,
+                        None,
+                    ),
+                };
+                // 0-RTT: the handshake completes while the request is out.
+                let handshake = accepted.map(|a| tokio::spawn(async move { (a.await, mono_now_ns()) }));
+                let handshaken = mono_now_ns();
+                let frame = request_frame(header, size);
+                let quic_io = |e: io::Error| Failure::io(&e, "quic");
+                let exchanged = within(deadline, async {
+                    let mut first_byte = quic_exchange(&conn, &frame, size).await;
+                    let (zero_rtt, secured) = match handshake {
+                        Some(h) => {
+                            let (ok, at) = h.await.map_err(|_| Failure::new("quic"))?;
+                            if !ok {
+                                // Rejected 0-RTT data never reached the
+                                // receiver: ask again, now in 1-RTT.
+                                first_byte = quic_exchange(&conn, &frame, size).await;
+                            }
+                            (Some(ok), at)
+                        }
+                        None => (None, handshaken),
+                    };
+                    Ok((first_byte.map_err(quic_io)?, zero_rtt, secured))
+                })
+                .await;
+                let (first_byte, zero_rtt, secured) = match exchanged {
+                    Ok(Ok(x)) => x,
+                    Ok(Err(f)) | Err(f) => {
+                        conn.close(0u32.into(), b"transaction failed");
+                        return Err(f);
+                    }
+                };
+                let done = mono_now_ns();
+                if let Some(tickets) = tickets {
+                    // The connections to come resume with the tickets this
+                    // one brings, a round trip after its response.
+                    tickets.arrived(CLOSE_WAIT).await;
+                }
+                match close {
+                    CloseMode::Server => {
+                        let _ = tokio::time::timeout(CLOSE_WAIT, conn.closed()).await;
+                    }
+                    CloseMode::Client | CloseMode::Rst => conn.close(0u32.into(), b"transaction done"),
+                }
+                Ok(Timings {
+                    connect_start,
+                    connected: secured,
+                    secured,
+                    first_byte,
+                    done,
+                    zero_rtt,
+                })
+            }
+        }
+    }
+}
+
+/// `fut`, or a `timeout` failure at `deadline`.
+async fn within<T>(
+    deadline: tokio::time::Instant,
+    fut: impl std::future::Future<Output = T>,
+) -> Result<T, Failure> {
+    tokio::time::timeout_at(deadline, fut)
+        .await
+        .map_err(|_| Failure::new("timeout"))
+}
+
+/// The request on a new stream, and the response's first byte time.
+async fn quic_exchange(conn: &quinn::Connection, frame: &[u8], size: usize) -> io::Result<u64> {
+    let (mut send, mut recv) = conn.open_bi().await?;
+    send.write_all(frame).await?;
+    send.finish().map_err(io::Error::other)?;
+    read_response(&mut recv, size).await
+}
+
+/// Request, response, then the close: `client` sends FIN at once (TLS:
+/// close_notify first), `server` waits for the receiver's FIN before
+/// closing, `rst` drops the socket with SO_LINGER 0 already set.
+async fn exchange_and_close<S: AsyncRead + AsyncWrite + Unpin>(
+    mut io: S,
+    frame: &[u8],
+    size: usize,
+    close: CloseMode,
+    (connect_start, connected): (u64, u64),
+    secured: u64,
+    deadline: tokio::time::Instant,
+) -> Result<Timings, Failure> {
+    let first_byte = within(deadline, async {
+        io.write_all(frame).await.map_err(|e| Failure::io(&e, "send"))?;
+        io.flush().await.map_err(|e| Failure::io(&e, "send"))?;
+        read_response(&mut io, size)
+            .await
+            .map_err(|e| Failure::io(&e, "protocol"))
+    })
+    .await??;
+    let done = mono_now_ns();
+    match close {
+        CloseMode::Client => {
+            let _ = io.shutdown().await;
+        }
+        CloseMode::Server => {
+            let mut b = [0u8; 64];
+            let _ = tokio::time::timeout(CLOSE_WAIT, async {
+                while matches!(io.read(&mut b).await, Ok(n) if n > 0) {}
+            })
+            .await;
+        }
+        CloseMode::Rst => {}
+    }
+    Ok(Timings {
+        connect_start,
+        connected,
+        secured,
+        first_byte,
+        done,
+        zero_rtt: None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errno_names_are_the_kernels() {
+        assert_eq!(errno_name(libc::EADDRNOTAVAIL), Some("EADDRNOTAVAIL"));
+        assert_eq!(errno_name(libc::ECONNRESET), Some("ECONNRESET"));
+        assert_eq!(errno_name(100_000), None);
+        let e = io::Error::from_raw_os_error(libc::EADDRNOTAVAIL);
+        assert_eq!(io_cause(&e, "x"), "EADDRNOTAVAIL");
+        assert_eq!(io_cause(&io::ErrorKind::UnexpectedEof.into(), "x"), "eof");
+        assert_eq!(io_cause(&io::Error::other("tls alert"), "tls"), "tls");
+    }
+
+    #[tokio::test]
+    async fn a_transaction_over_a_pipe_closes_as_told() {
+        for close in CloseMode::ALL {
+            let (client, server) = tokio::io::duplex(4096);
+            let counters = Arc::new(ServeCounters::default());
+            let served = tokio::spawn(serve_transaction(server, 100, close, counters.clone()));
+            let frame = request_frame(MessageHeader::request(0, 1, 5), 100);
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+            let t = exchange_and_close(client, &frame, 100, close, (1, 2), 3, deadline)
+                .await
+                .unwrap();
+            assert!(t.first_byte <= t.done && t.connect_start == 1);
+            served.await.unwrap().unwrap();
+            let report = counters.report(0);
+            assert_eq!((report.requests, report.responses), (1, 1), "{close}");
+        }
+    }
+}
