@@ -80,8 +80,8 @@ impl NamespaceWatch {
     /// Starts watching the calling thread's namespace; `trial` picks this
     /// trial's sockets out of the namespace's: on the sender, those to the
     /// data port; on the receiver, those on it (the two may share a
-    /// namespace, on loopback).
-    pub fn start(trial: procnet::PortFilter) -> std::io::Result<Self> {
+    /// namespace, on loopback). QUIC has none (`None`).
+    pub fn start(trial: Option<procnet::PortFilter>) -> std::io::Result<Self> {
         let report = NamespaceReport {
             start_mono_ns: mono_now_ns(),
             sysctls: procnet::read_sysctls(procnet::CHURN_SYSCTLS),
@@ -244,6 +244,16 @@ async fn run_schedule(
         let limit = plan
             .timeout
             .saturating_sub(Duration::from_nanos(mono_now_ns().saturating_sub(intended)));
+        if limit.is_zero() {
+            // It waited out its whole loss timeout for a slot: failed,
+            // without a connection.
+            let failure = Failure {
+                cause: "timeout".into(),
+                at_ns: mono_now_ns(),
+            };
+            out.add(measured, intended, Err(failure));
+            continue;
+        }
         tasks.spawn(async move {
             let _slot = permit;
             let header = MessageHeader::request(0, i, intended);
@@ -408,8 +418,11 @@ pub async fn run_trial(
     }
     ctl.send(&ControlMsg::Start).await?;
     let start_mono = mono_now_ns();
-    let watch =
-        NamespaceWatch::start(procnet::PortFilter::Remote(port)).context("starting the TIME_WAIT sampler")?;
+    let trial_sockets = spec
+        .transport
+        .is_tcp()
+        .then_some(procnet::PortFilter::Remote(port));
+    let watch = NamespaceWatch::start(trial_sockets).context("starting the TIME_WAIT sampler")?;
     let cpu_start = thread_cpu_ns();
     let plan = Plan {
         rate,
@@ -596,7 +609,7 @@ fn build_result(
                     sender: r.sender,
                     receiver: r.receiver.map(|x| x.0),
                     sender_trial: r.sender_trial,
-                    receiver_trial: r.receiver.map(|x| x.1),
+                    receiver_trial: r.receiver.and_then(|x| x.1),
                     completed: r.completed,
                     failed: r.failed,
                 })

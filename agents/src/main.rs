@@ -85,6 +85,22 @@ enum Command {
         out: PathBuf,
         #[command(flatten)]
         impair: ImpairArgs,
+        /// Churn, handshake: step each transport up these offered
+        /// connection rates (per second, rising, comma-separated), one trial
+        /// each, and stop at the knee: the first step that completes under
+        /// 95 % of what it offered, fails over 1 % of its connections, or
+        /// breaks the TTFB p99 bound (--knee-p99).
+        #[arg(
+            long,
+            value_delimiter = ',',
+            value_name = "RATES",
+            conflicts_with = "conn_rate"
+        )]
+        sweep: Vec<f64>,
+        /// With --sweep: the TTFB p99 past which a step is beyond the knee
+        /// [default: 10 x the first step's TTFB p50].
+        #[arg(long, value_parser = humantime::parse_duration, value_name = "DURATION", requires = "sweep")]
+        knee_p99: Option<Duration>,
     },
     /// Run any command in a namespace behind an emulated link to a peer
     /// namespace (needs root). The command gets the peer's address in
@@ -417,6 +433,34 @@ impl TrialArgs {
     }
 }
 
+/// `--sweep`'s rates, checked: churn or handshake only, positive, rising.
+fn sweep_plan(
+    spec: &sender::TrialSpec,
+    rates: Vec<f64>,
+    knee_p99: Option<Duration>,
+) -> anyhow::Result<run::SweepPlan> {
+    if !spec.workload.is_churn() {
+        bail!("--sweep applies only to --workload churn or handshake");
+    }
+    if let Some(bad) = rates.iter().find(|r| !(r.is_finite() && **r > 0.0)) {
+        bail!("--sweep {bad}: every rate must be a positive number of connections per second");
+    }
+    if rates.windows(2).any(|w| w[1] <= w[0]) {
+        bail!("--sweep rates must rise, e.g. 100,200,400,800: the sweep stops at the first that does not keep up");
+    }
+    for rate in &rates {
+        sender::TrialSpec {
+            rate: Some(*rate),
+            ..spec.clone()
+        }
+        .validate()?;
+    }
+    Ok(run::SweepPlan {
+        rates,
+        p99_bound_ns: knee_p99.map(|d| d.as_nanos() as u64),
+    })
+}
+
 /// The stream workload's offered rate unless --bitrate says.
 const DEFAULT_BITRATE: f64 = 100e6;
 
@@ -531,6 +575,8 @@ fn run_command(cli: Cli) -> anyhow::Result<ExitCode> {
             trial,
             out,
             impair,
+            sweep,
+            knee_p99,
         } => {
             init_logging("warn");
             let transport = if transport.is_empty() {
@@ -549,11 +595,15 @@ fn run_command(cli: Cli) -> anyhow::Result<ExitCode> {
                      transbench never changes the host's own namespace"
                 );
             }
+            let sweep = (!sweep.is_empty())
+                .then(|| sweep_plan(&spec, sweep, knee_p99))
+                .transpose()?;
             single_thread_runtime()?.block_on(run::run(run::RunOptions {
                 transports: transport,
                 spec,
                 out,
                 impair,
+                sweep,
             }))?;
             Ok(ExitCode::SUCCESS)
         }

@@ -297,8 +297,8 @@ async fn trials(
             ControlMsg::Start => match trial.as_mut() {
                 Some(t) => {
                     t.cpu_start = thread_cpu_ns();
-                    if let Some(port) = t.watch_port {
-                        match NamespaceWatch::start(procnet::PortFilter::Local(port..=port)) {
+                    if let Some(trial_sockets) = t.watch_plan.take() {
+                        match NamespaceWatch::start(trial_sockets) {
                             Ok(w) => t.watch = Some(w),
                             Err(e) => tracing::warn!("cannot sample TIME_WAIT: {e}"),
                         }
@@ -345,9 +345,9 @@ struct TrialServer {
     quic: Option<quinn::Endpoint>,
     /// One-way workloads: what was delivered.
     deliveries: Option<Arc<DeliveryLog>>,
-    /// Churn: the data port whose TIME_WAIT sockets are the trial's, and
-    /// the namespace watch from Start to Stop.
-    watch_port: Option<u16>,
+    /// Churn: the namespace watch to start at Start (with the trial's own
+    /// sockets, when TCP), and the watch from Start to Stop.
+    watch_plan: Option<Option<procnet::PortFilter>>,
     watch: Option<NamespaceWatch>,
 }
 
@@ -446,7 +446,7 @@ impl TrialServer {
                 cpu_start: thread_cpu_ns(),
                 quic: quic_endpoint,
                 deliveries: None,
-                watch_port: None,
+                watch_plan: None,
                 watch: None,
             },
             ControlMsg::Ready {
@@ -519,7 +519,7 @@ impl TrialServer {
                 cpu_start: thread_cpu_ns(),
                 quic: quic_endpoint,
                 deliveries: Some(rec.log),
-                watch_port: None,
+                watch_plan: None,
                 watch: None,
             },
             ControlMsg::Ready {
@@ -572,7 +572,13 @@ impl TrialServer {
                 cpu_start: thread_cpu_ns(),
                 quic: quic_endpoint,
                 deliveries: None,
-                watch_port: Some(data_port),
+                // TCP on the data port; QUIC has no TIME_WAIT of its own.
+                watch_plan: Some(
+                    setup
+                        .transport
+                        .is_tcp()
+                        .then_some(procnet::PortFilter::Local(data_port..=data_port)),
+                ),
                 watch: None,
             },
             ControlMsg::Ready {
@@ -688,7 +694,9 @@ impl ConnectionRole {
                 multi::read_framed(r, rec.echo.then_some(w), rec).await
             }
             ConnectionRole::Transaction(size, close) => {
-                churn::serve_transaction(io, size, close, counters).await
+                let mut io = io;
+                churn::answer(&mut io, size, close, &counters).await?;
+                churn::await_fin(&mut io).await
             }
         }
     }
@@ -716,21 +724,30 @@ async fn accept_streams(
             counters.rejected();
             continue;
         }
-        let _ = tcp.set_nodelay(true);
+        // A plain TCP transaction writes once, which Nagle never holds back.
+        if tls.is_some() || !matches!(role, ConnectionRole::Transaction(..)) {
+            let _ = tcp.set_nodelay(true);
+        }
         if let Some(name) = &congestion {
             if let Err(e) = crate::congestion::set(&tcp, name) {
                 tracing::warn!("cannot pin congestion control {name} as the sender asked: {e}");
             }
         }
-        if let Ok(name) = crate::congestion::get(&tcp) {
-            counters.tcp_congestion(name);
+        // Once is enough for the record (churn accepts thousands per second).
+        if !counters.has_tcp_congestion() {
+            if let Ok(name) = crate::congestion::get(&tcp) {
+                counters.tcp_congestion(name);
+            }
         }
         counters.connection();
         let (tls, counters, role) = (tls.clone(), counters.clone(), role.clone());
         conns.spawn(async move {
-            let served = match tls {
-                None => role.run(tcp, counters).await,
-                Some(acceptor) => match acceptor.accept(tcp).await {
+            let served = match (role, tls) {
+                (ConnectionRole::Transaction(size, close), Some(acceptor)) => {
+                    tls_transaction(tcp, acceptor, size, close, &counters).await
+                }
+                (role, None) => role.run(tcp, counters).await,
+                (role, Some(acceptor)) => match acceptor.accept(tcp).await {
                     Ok(tls) => role.run(tls, counters).await,
                     Err(e) => Err(e),
                 },
@@ -740,6 +757,21 @@ async fn accept_streams(
             }
         });
     }
+}
+
+/// Churn over TLS: one transaction, then the client's FIN read on the TCP
+/// stream underneath (see [`churn::await_fin`]).
+async fn tls_transaction(
+    tcp: TcpStream,
+    acceptor: tokio_rustls::TlsAcceptor,
+    size: usize,
+    close: CloseMode,
+    counters: &ServeCounters,
+) -> std::io::Result<()> {
+    let mut tls = acceptor.accept(tcp).await?;
+    churn::answer(&mut tls, size, close, counters).await?;
+    let (mut tcp, _) = tls.into_inner();
+    churn::await_fin(&mut tcp).await
 }
 
 /// What `--listen` resolves to; a bare port means loopback.

@@ -13,9 +13,10 @@ use std::time::{Duration, SystemTime};
 use testbed::{Backend, Testbed};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
+use transbench_analysis::churn as churn_theory;
 use transbench_reports::{
     human_ns, summary_table, write_atomic, DeliveredDirection, DeliveredLink, Impairment, LatencyKind,
-    LinkEvents, RunResults, TrialResult,
+    LinkEvents, RunResults, Sweep, SweepStep, TrialResult,
 };
 use transbench_wire::auth::{random_nonce, to_hex, Secret};
 use transbench_wire::{Transport, Workload};
@@ -105,6 +106,80 @@ pub struct RunOptions {
     pub out: PathBuf,
     /// Run across an emulated link instead of loopback.
     pub impair: Option<LinkProfiles>,
+    /// Churn and handshake: step each transport up these rates to its knee.
+    pub sweep: Option<SweepPlan>,
+}
+
+/// `run --sweep`: offered connection rates in rising order, and the TTFB
+/// p99 beyond which a step is past the knee (default: 10 x the first
+/// step's p50).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SweepPlan {
+    pub rates: Vec<f64>,
+    pub p99_bound_ns: Option<u64>,
+}
+
+/// The sweeps of a run as they progress: a transport's stops at its first
+/// step past the knee.
+#[derive(Default)]
+struct Sweeps {
+    p99_bound_ns: Option<u64>,
+    list: Vec<Sweep>,
+}
+
+impl Sweeps {
+    fn past_knee(&self, transport: Transport) -> bool {
+        self.list
+            .iter()
+            .any(|s| s.transport == transport && s.knee_reason.is_some())
+    }
+
+    fn record(&mut self, rate: f64, trial: &TrialResult) {
+        let Some(c) = &trial.churn else { return };
+        if !self.list.iter().any(|s| s.transport == trial.transport) {
+            let (bound, source) = match self.p99_bound_ns {
+                Some(b) => (b, "--knee-p99".to_string()),
+                None => (
+                    churn_theory::DEFAULT_P99_FACTOR * c.ttfb.p50,
+                    format!("{} x the first step's TTFB p50", churn_theory::DEFAULT_P99_FACTOR),
+                ),
+            };
+            self.list.push(Sweep {
+                transport: trial.transport,
+                workload: trial.workload.clone(),
+                ttfb_p99_bound_ns: bound,
+                bound_source: source,
+                steps: Vec::new(),
+                knee_rate: None,
+                knee_reason: None,
+            });
+        }
+        let sweep = self
+            .list
+            .iter_mut()
+            .find(|s| s.transport == trial.transport)
+            .expect("added above");
+        let figures = churn_theory::StepFigures {
+            offered_rate: rate,
+            achieved_rate: c.achieved_rate,
+            started: c.started,
+            failed: c.failed,
+            ttfb_p99_ns: c.ttfb.p99,
+        };
+        let past = churn_theory::past_knee(&figures, sweep.ttfb_p99_bound_ns);
+        sweep.steps.push(SweepStep {
+            rate,
+            trial: trial.id.clone(),
+            achieved_rate: c.achieved_rate,
+            failed_frac: c.failed as f64 / c.started.max(1) as f64,
+            ttfb_p99_ns: c.ttfb.p99,
+            kept_up: past.is_none(),
+        });
+        match past {
+            None => sweep.knee_rate = Some(rate),
+            Some(why) => sweep.knee_reason = Some(format!("at {rate:.0}/s: {why}")),
+        }
+    }
 }
 
 /// The netem profile of each direction of the link.
@@ -278,15 +353,34 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
         }
         _ => None,
     };
-    let phases = 1 + baseline.is_some() as u64;
-    // Churn leaves TIME_WAIT sockets behind for 60 s: each transport gets a
-    // fresh testbed, so its counts and ports are its own.
-    let groups: Vec<Vec<Transport>> = if opts.impair.is_some() && opts.spec.workload.is_churn() {
-        opts.transports.iter().map(|t| vec![*t]).collect()
-    } else {
-        vec![opts.transports.clone()]
+    let rates: Vec<Option<f64>> = match &opts.sweep {
+        Some(plan) => plan.rates.iter().map(|r| Some(*r)).collect(),
+        None => vec![None],
     };
-    let bar = ProgressBar::new(phases * opts.transports.len() as u64).with_style(
+    let cells: Vec<Cell> = opts
+        .transports
+        .iter()
+        .flat_map(|t| rates.iter().map(move |r| (*t, *r)))
+        .collect();
+    // Churn leaves TIME_WAIT sockets behind for 60 s: each trial gets a
+    // fresh testbed, so its counts and ports are its own.
+    let groups: Vec<Vec<Cell>> = if opts.impair.is_some() && opts.spec.workload.is_churn() {
+        cells.iter().map(|c| vec![*c]).collect()
+    } else {
+        vec![cells.clone()]
+    };
+    let baseline_cells: Vec<Cell> = opts.transports.iter().map(|t| (*t, None)).collect();
+    let planned = cells.len()
+        + if baseline.is_some() {
+            baseline_cells.len()
+        } else {
+            0
+        };
+    let mut sweeps = Sweeps {
+        p99_bound_ns: opts.sweep.as_ref().and_then(|s| s.p99_bound_ns),
+        list: Vec::new(),
+    };
+    let bar = ProgressBar::new(planned as u64).with_style(
         ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} trials  {msg}")
             .expect("static template"),
     );
@@ -299,31 +393,18 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
     let mut terminate = signal(SignalKind::terminate())?;
     let phases = async {
         let mut bases = HashMap::new();
+        let mut out = Outputs {
+            results: &mut results,
+            path: &results_path,
+            bar: &bar,
+            bases: &mut bases,
+            sweeps: &mut sweeps,
+        };
         if let Some(profiles) = &baseline {
-            run_phase(
-                &opts,
-                &opts.transports,
-                Some(profiles),
-                true,
-                &mut results,
-                &results_path,
-                &bar,
-                &mut bases,
-            )
-            .await?;
+            run_phase(&opts, &baseline_cells, Some(profiles), true, &mut out).await?;
         }
-        for transports in &groups {
-            run_phase(
-                &opts,
-                transports,
-                opts.impair.as_ref(),
-                false,
-                &mut results,
-                &results_path,
-                &bar,
-                &mut bases,
-            )
-            .await?;
+        for group in &groups {
+            run_phase(&opts, group, opts.impair.as_ref(), false, &mut out).await?;
         }
         anyhow::Ok(())
     };
@@ -342,33 +423,61 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
     let results = transbench_reports::read_results(&results_path)?;
 
     print!("{}", summary_table(&results));
+    for sweep in &results.sweeps {
+        let knee = match (sweep.knee_rate, &sweep.knee_reason) {
+            (Some(rate), Some(why)) => format!("keeps up to {rate:.0}/s; {why}"),
+            (Some(rate), None) => format!("kept up at every step, to {rate:.0}/s: the knee lies beyond"),
+            (None, Some(why)) => format!("past the knee at the first step, {why}"),
+            (None, None) => "no step ran".to_string(),
+        };
+        println!("knee, {}: {knee}", sweep.transport);
+    }
     if let Some(d) = &results.delivered_impairment {
         println!("link as delivered, sender -> receiver: {}", describe(&d.forward));
         println!("link as delivered, receiver -> sender: {}", describe(&d.reverse));
     }
     println!("results: {}", results_path.display());
-    let planned = bar.length().unwrap_or(0) as usize;
-    let failed = planned - results.trials.len();
+    // Steps past a knee were never run: they are no failures.
+    let skipped: usize = results.sweeps.iter().map(|s| rates.len() - s.steps.len()).sum();
+    let failed = planned - skipped - results.trials.len();
     if failed > 0 {
-        bail!("{failed} of {planned} trials failed (see the errors above)");
+        bail!(
+            "{failed} of {} trials failed (see the errors above)",
+            planned - skipped
+        );
     }
     Ok(())
 }
 
-/// Each of `transports` once on one path: its own link (or loopback) and
+/// A trial to run: a transport, at a sweep's rate or the run's.
+type Cell = (Transport, Option<f64>);
+
+/// Where the phases of a run put what they find.
+struct Outputs<'a> {
+    results: &'a mut RunResults,
+    path: &'a Path,
+    bar: &'a ProgressBar,
+    /// Each transport's no-loss p1, from the baseline phase.
+    bases: &'a mut HashMap<Transport, (u64, String)>,
+    sweeps: &'a mut Sweeps,
+}
+
+/// Each of `cells` once on one path: its own link (or loopback) and
 /// receiver, both gone when this returns or is dropped. A baseline phase
-/// records each transport's no-loss p1 in `bases`; the phase after uses it.
-#[allow(clippy::too_many_arguments)]
+/// records each transport's no-loss p1; the phase after uses it. A sweep
+/// skips a transport's steps past its knee.
 async fn run_phase(
     opts: &RunOptions,
-    transports: &[Transport],
+    cells: &[Cell],
     profiles: Option<&LinkProfiles>,
     baseline: bool,
-    results: &mut RunResults,
-    results_path: &Path,
-    bar: &ProgressBar,
-    bases: &mut HashMap<Transport, (u64, String)>,
+    out: &mut Outputs<'_>,
 ) -> anyhow::Result<()> {
+    if cells.iter().all(|(t, _)| out.sweeps.past_knee(*t)) {
+        out.bar.inc(cells.len() as u64);
+        return Ok(());
+    }
+    let (results, results_path, bar, bases) = (&mut *out.results, out.path, out.bar, &mut *out.bases);
     let secret_hex = to_hex(&random_nonce());
     let secret = Secret::new(secret_hex.as_bytes())?;
     let link = profiles.map(start_testbed).transpose()?;
@@ -404,12 +513,20 @@ async fn run_phase(
         .map(|d| d.forward.measured.delay_p50_ns + d.reverse.measured.delay_p50_ns);
     let per_trial = opts.spec.warmup + opts.spec.duration;
     let suffix = if baseline { "-base" } else { "" };
-    for transport in transports {
+    for (transport, rate) in cells {
+        if out.sweeps.past_knee(*transport) {
+            bar.inc(1);
+            continue;
+        }
         let n = results.trials.len() + 1;
-        let id = format!("{transport}{suffix}-{n}");
+        let id = match rate {
+            Some(r) => format!("{transport}@{r}{suffix}-{n}"),
+            None => format!("{transport}{suffix}-{n}"),
+        };
         bar.set_message(format!("{id} ({} s each)", per_trial.as_secs_f64()));
         let spec = TrialSpec {
             transport: *transport,
+            rate: rate.or(opts.spec.rate),
             hol: HolInputs {
                 base: opts
                     .spec
@@ -482,6 +599,10 @@ async fn run_phase(
                     if let Some(p1) = p1(&trial) {
                         bases.insert(*transport, (p1, format!("trial {id}")));
                     }
+                }
+                if let Some(rate) = rate {
+                    out.sweeps.record(*rate, &trial);
+                    results.sweeps = out.sweeps.list.clone();
                 }
                 results.trials.push(trial);
                 write_atomic(results_path, results)?;

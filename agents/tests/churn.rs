@@ -37,8 +37,10 @@ fn trial<'a>(r: &'a RunResults, transport: &str) -> (&'a TrialResult, &'a ChurnM
     (t, t.churn.as_ref().expect("churn metrics"))
 }
 
-fn peak(c: &ChurnMetrics, side: fn(&transbench_reports::TimeWaitPoint) -> u64) -> u64 {
-    c.time_wait.samples.iter().map(side).max().unwrap_or(0)
+/// The highest count of this trial's TIME_WAIT sockets on one side, over
+/// the samples that counted them.
+fn peak(c: &ChurnMetrics, side: fn(&transbench_reports::TimeWaitPoint) -> Option<u64>) -> u64 {
+    c.time_wait.samples.iter().filter_map(side).max().unwrap_or(0)
 }
 
 fn ss_time_wait_to(port: u16) -> u64 {
@@ -59,7 +61,7 @@ fn loopback_churn_counts_every_transaction_and_samples_time_wait() {
         "churn",
         &[
             "--transport",
-            "tcp,quic",
+            "tcp,quic,tcp+tls",
             "--conn-rate",
             "100",
             "--duration",
@@ -83,14 +85,14 @@ fn loopback_churn_counts_every_transaction_and_samples_time_wait() {
     assert!(samples.windows(2).all(|w| w[1].t_ns > w[0].t_ns));
     assert!(samples
         .iter()
-        .all(|s| s.receiver.is_some() && s.sender >= s.sender_trial));
+        .all(|s| s.receiver.is_some() && s.sender_trial.is_none_or(|ours| s.sender >= ours)));
     let last = samples.last().unwrap();
     // The client closed first: its sockets wait 60 s, the receiver's none.
-    assert_eq!(last.sender_trial, c.completed, "{last:?}");
+    assert_eq!(last.sender_trial, Some(c.completed), "{last:?}");
     assert_eq!(last.receiver_trial, Some(0));
     assert_eq!(last.completed, c.completed);
     // And `ss` sees the same TIME_WAIT sockets to the trial's port now.
-    assert_eq!(ss_time_wait_to(c.data_port), last.sender_trial);
+    assert_eq!(Some(ss_time_wait_to(c.data_port)), last.sender_trial);
     let tw = |when: &std::collections::BTreeMap<String, u64>| when["TW"];
     let sender_ext = &c.tcp_ext["sender"];
     assert!(tw(&sender_ext.after) >= tw(&sender_ext.before) + c.completed);
@@ -101,7 +103,11 @@ fn loopback_churn_counts_every_transaction_and_samples_time_wait() {
     let (quic, q) = trial(&r, "quic");
     assert!(quic.valid, "{:?}", quic.invalid_reasons);
     assert!(q.completed >= 198, "{q:?}");
-    assert!(q.time_wait.samples.iter().all(|s| s.sender_trial == 0));
+    assert!(q
+        .time_wait
+        .samples
+        .iter()
+        .all(|s| s.sender_trial.unwrap_or(0) == 0));
     assert_eq!(q.expectation.time_wait_side, "none");
 }
 
@@ -141,6 +147,36 @@ fn loopback_port_range_per_socket_runs_out_and_errors_are_counted() {
         (150_000_000..400_000_000).contains(&first),
         "ran out at {first} ns"
     );
+}
+
+#[test]
+fn a_sweep_stops_at_the_knee() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    // One at a time, 100,000/s is far past what any machine does.
+    let r = churn_run(
+        "handshake",
+        &[
+            "--transport",
+            "tcp",
+            "--max-inflight",
+            "1",
+            "--sweep",
+            "50,100000,200000",
+            "--duration",
+            "1s",
+        ],
+        dir.path(),
+    );
+    assert_eq!(r.trials.len(), 2, "the step past the knee ends the sweep");
+    assert!(r.trials[0].id.starts_with("tcp@50-"));
+    let sweep = &r.sweeps[0];
+    assert_eq!(sweep.steps.len(), 2);
+    assert!(sweep.steps[0].kept_up && !sweep.steps[1].kept_up);
+    assert_eq!(sweep.knee_rate, Some(50.0));
+    let why = sweep.knee_reason.as_deref().unwrap();
+    assert!(why.starts_with("at 100000/s: achieved"), "{why}");
+    assert!(sweep.bound_source.contains("first step"));
 }
 
 fn testbed_churn(close: &str, dir: &std::path::Path) -> RunResults {
@@ -194,7 +230,7 @@ fn testbed_client_close_runs_out_of_ports_as_predicted() {
         (180..=200).contains(&sender_peak),
         "TIME_WAIT peaked at {sender_peak}"
     );
-    assert_eq!(peak(c, |s| s.receiver_trial.unwrap_or(0)), 0);
+    assert_eq!(peak(c, |s| s.receiver_trial), 0);
     // Ports / 60 s is all the path sustains; the run still ends cleanly.
     assert!((3.0..3.4).contains(&c.expectation.sustainable_rate.unwrap()));
     assert!(c.completed <= 200, "completed {}", c.completed);
@@ -215,9 +251,9 @@ fn testbed_rst_leaves_no_time_wait_and_server_close_puts_it_on_the_receiver() {
     assert!(c.errors.is_empty(), "{:?}", c.errors);
     assert!(c.completed >= 1190, "completed {}", c.completed);
     assert_eq!(peak(c, |s| s.sender_trial), 0);
-    assert_eq!(peak(c, |s| s.receiver_trial.unwrap_or(0)), 0);
+    assert_eq!(peak(c, |s| s.receiver_trial), 0);
     assert_eq!(
-        peak(c, |s| s.sender),
+        peak(c, |s| Some(s.sender)),
         0,
         "a fresh namespace: nothing else in TIME_WAIT"
     );
@@ -231,7 +267,7 @@ fn testbed_rst_leaves_no_time_wait_and_server_close_puts_it_on_the_receiver() {
     assert!(c.completed >= 1190, "completed {}", c.completed);
     // One per 4-tuple: a new SYN replaces a TIME_WAIT of the same ports,
     // and connect() keeps to the 100 even ports of the range.
-    let receiver_peak = peak(c, |s| s.receiver_trial.unwrap_or(0));
+    let receiver_peak = peak(c, |s| s.receiver_trial);
     let expected = c.expectation.time_wait_expected;
     assert_eq!(expected, 100);
     assert!(

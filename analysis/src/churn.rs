@@ -177,51 +177,104 @@ impl Setup {
     }
 }
 
+/// A step of a rate sweep keeps up while it completes this share of what
+/// it offered...
+pub const KEEP_UP: f64 = 0.95;
+/// ...fails no more than this share of what it started...
+pub const MAX_FAILED: f64 = 0.01;
+/// ...and, unless told otherwise, keeps its TTFB p99 within this many
+/// times the first step's p50.
+pub const DEFAULT_P99_FACTOR: u64 = 10;
+
+/// What a sweep step measured.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct StepFigures {
+    pub offered_rate: f64,
+    pub achieved_rate: f64,
+    pub started: u64,
+    pub failed: u64,
+    pub ttfb_p99_ns: u64,
+}
+
+/// Why a step is past the knee (its achieved rate stopped following the
+/// offered one, it failed connections, or its TTFB p99 broke the bound);
+/// `None` while it keeps up.
+pub fn past_knee(step: &StepFigures, p99_bound_ns: u64) -> Option<String> {
+    if step.achieved_rate < KEEP_UP * step.offered_rate {
+        return Some(format!(
+            "achieved {:.0}/s of {:.0}/s offered (under {:.0} %)",
+            step.achieved_rate,
+            step.offered_rate,
+            100.0 * KEEP_UP
+        ));
+    }
+    let failed = step.failed as f64 / step.started.max(1) as f64;
+    if failed > MAX_FAILED {
+        return Some(format!(
+            "{:.1} % of connections failed (over {:.0} %)",
+            100.0 * failed,
+            100.0 * MAX_FAILED
+        ));
+    }
+    if step.ttfb_p99_ns > p99_bound_ns {
+        return Some(format!(
+            "TTFB p99 {:.2} ms over the bound {:.2} ms",
+            step.ttfb_p99_ns as f64 / 1e6,
+            p99_bound_ns as f64 / 1e6
+        ));
+    }
+    None
+}
+
+/// One agent's sample: time, the namespace's TIME_WAIT total, and the
+/// trial's own (when counted).
+pub type Sample = (u64, u64, Option<u64>);
+
 /// One point of the merged TIME_WAIT series; times from `t0`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct TimeWaitRow {
     pub t_ns: u64,
     pub sender: u64,
-    pub sender_trial: u64,
-    /// The receiver's sample nearest in time, if one lies within an
-    /// interval.
-    pub receiver: Option<(u64, u64)>,
+    pub sender_trial: Option<u64>,
+    /// The receiver's sample nearest in time (total, trial's), if one lies
+    /// within an interval.
+    pub receiver: Option<(u64, Option<u64>)>,
     pub completed: u64,
     pub failed: u64,
 }
 
-/// Merges the agents' samples (`[time, total, trial's]`) onto the
+/// Merges the agents' samples (time, total, trial's) onto the
 /// sender's: `receiver_shift_ns` is added to each receiver time to put it
 /// on the sender's clock. `completions` and `failures` are the sorted
 /// times transactions ended.
 pub fn merge_time_wait(
     t0: u64,
     interval_ns: u64,
-    sender: &[[u64; 3]],
-    receiver: &[[u64; 3]],
+    sender: &[Sample],
+    receiver: &[Sample],
     receiver_shift_ns: i64,
     completions: &[u64],
     failures: &[u64],
 ) -> Vec<TimeWaitRow> {
-    let shifted: Vec<(i128, [u64; 3])> = receiver
+    let shifted: Vec<(i128, Sample)> = receiver
         .iter()
-        .map(|s| (s[0] as i128 + receiver_shift_ns as i128, *s))
+        .map(|s| (s.0 as i128 + receiver_shift_ns as i128, *s))
         .collect();
     sender
         .iter()
-        .map(|s| {
+        .map(|&(at, total, trial)| {
             let nearest = shifted
                 .iter()
-                .min_by_key(|(t, _)| (t - s[0] as i128).abs())
-                .filter(|(t, _)| (t - s[0] as i128).unsigned_abs() <= u128::from(interval_ns))
-                .map(|(_, r)| (r[1], r[2]));
+                .min_by_key(|(t, _)| (t - at as i128).abs())
+                .filter(|(t, _)| (t - at as i128).unsigned_abs() <= u128::from(interval_ns))
+                .map(|(_, r)| (r.1, r.2));
             TimeWaitRow {
-                t_ns: s[0].saturating_sub(t0),
-                sender: s[1],
-                sender_trial: s[2],
+                t_ns: at.saturating_sub(t0),
+                sender: total,
+                sender_trial: trial,
                 receiver: nearest,
-                completed: completions.partition_point(|&c| c <= s[0]) as u64,
-                failed: failures.partition_point(|&f| f <= s[0]) as u64,
+                completed: completions.partition_point(|&c| c <= at) as u64,
+                failed: failures.partition_point(|&f| f <= at) as u64,
             }
         })
         .collect()
@@ -329,20 +382,52 @@ mod tests {
     }
 
     #[test]
+    fn a_step_is_past_the_knee_for_the_first_reason_that_holds() {
+        let keeping_up = StepFigures {
+            offered_rate: 1000.0,
+            achieved_rate: 990.0,
+            started: 3000,
+            failed: 3,
+            ttfb_p99_ns: 2_000_000,
+        };
+        assert_eq!(past_knee(&keeping_up, 5_000_000), None);
+        let slow = StepFigures {
+            achieved_rate: 900.0,
+            ..keeping_up
+        };
+        assert!(past_knee(&slow, 5_000_000)
+            .unwrap()
+            .contains("achieved 900/s of 1000/s"));
+        let failing = StepFigures {
+            failed: 60,
+            ..keeping_up
+        };
+        assert!(past_knee(&failing, 5_000_000)
+            .unwrap()
+            .contains("2.0 % of connections failed"));
+        assert!(past_knee(&keeping_up, 1_000_000)
+            .unwrap()
+            .contains("TTFB p99 2.00 ms"));
+    }
+
+    #[test]
     fn series_merge_on_the_senders_clock() {
-        let sender = [[1_000, 5, 1], [1_100, 9, 4], [1_200, 9, 4]];
+        let sender = [(1_000, 5, Some(1)), (1_100, 9, None), (1_200, 9, Some(4))];
         // The receiver's clock runs 10_000 ahead; its second sample is
         // nearest the sender's second.
-        let receiver = [[11_010, 2, 2], [11_095, 3, 3]];
+        let receiver = [(11_010, 2, Some(2)), (11_095, 3, None)];
         let rows = merge_time_wait(1_000, 100, &sender, &receiver, -10_000, &[1_050, 1_150], &[1_100]);
         assert_eq!(rows.len(), 3);
         assert_eq!(rows[0].t_ns, 0);
-        assert_eq!(rows[0].receiver, Some((2, 2)));
-        assert_eq!(rows[1].receiver, Some((3, 3)));
-        assert_eq!((rows[1].completed, rows[1].failed), (1, 1));
-        assert_eq!((rows[2].completed, rows[2].sender_trial), (2, 4));
+        assert_eq!(rows[0].receiver, Some((2, Some(2))));
+        assert_eq!(rows[1].receiver, Some((3, None)));
+        assert_eq!(
+            (rows[1].completed, rows[1].failed, rows[1].sender_trial),
+            (1, 1, None)
+        );
+        assert_eq!((rows[2].completed, rows[2].sender_trial), (2, Some(4)));
         // Nothing within an interval: no receiver value.
-        let far = merge_time_wait(0, 100, &sender, &[[5_000, 1, 1]], 0, &[], &[]);
+        let far = merge_time_wait(0, 100, &sender, &[(5_000, 1, Some(1))], 0, &[], &[]);
         assert!(far.iter().all(|r| r.receiver.is_none()));
     }
 }

@@ -16,6 +16,14 @@ const NLMSG_HDRLEN: usize = 16;
 const TCP_TIME_WAIT: u8 = 6;
 /// struct inet_diag_req_v2: family, protocol, ext, pad, states, sockid (48).
 const REQ_LEN: usize = 56;
+/// INET_DIAG_REQ_BYTECODE: a filter the kernel runs on every socket.
+const INET_DIAG_REQ_BYTECODE: u16 = 1;
+/// inet_diag_bc_op codes.
+const BC_JMP: u8 = 1;
+const BC_S_GE: u8 = 2;
+const BC_S_LE: u8 = 3;
+const BC_S_EQ: u8 = 11;
+const BC_D_EQ: u8 = 12;
 /// Bytes of struct inet_diag_msg read here: family, state, timer,
 /// retrans, then the socket id's source and destination ports.
 const MSG_PORTS_END: usize = 8;
@@ -44,17 +52,31 @@ impl DiagSocket {
         })
     }
 
-    /// TIME_WAIT TCP sockets of `family` whose (local, remote) ports
-    /// `admit` accepts.
-    pub fn count_time_wait(&self, family: u8, admit: impl Fn(u16, u16) -> bool) -> io::Result<u64> {
-        let mut req = [0u8; NLMSG_HDRLEN + REQ_LEN];
-        req[0..4].copy_from_slice(&((NLMSG_HDRLEN + REQ_LEN) as u32).to_ne_bytes());
+    /// TIME_WAIT TCP sockets of `family` that `filter` admits. The kernel
+    /// applies the filter (as bytecode) while it walks its tables, so only
+    /// the sockets that count cross to user space.
+    pub fn count_time_wait(&self, family: u8, filter: &crate::PortFilter) -> io::Result<u64> {
+        let bytecode = bytecode(filter);
+        let attr_len = if bytecode.is_empty() {
+            0
+        } else {
+            4 + bytecode.len()
+        };
+        let mut req = vec![0u8; NLMSG_HDRLEN + REQ_LEN + attr_len];
+        let total = req.len() as u32;
+        req[0..4].copy_from_slice(&total.to_ne_bytes());
         req[4..6].copy_from_slice(&SOCK_DIAG_BY_FAMILY.to_ne_bytes());
         req[6..8].copy_from_slice(&(NLM_F_REQUEST | NLM_F_DUMP).to_ne_bytes());
         req[8..12].copy_from_slice(&1u32.to_ne_bytes());
         req[16] = family;
         req[17] = libc::IPPROTO_TCP as u8;
         req[20..24].copy_from_slice(&(1u32 << TCP_TIME_WAIT).to_ne_bytes());
+        if attr_len > 0 {
+            let at = NLMSG_HDRLEN + REQ_LEN;
+            req[at..at + 2].copy_from_slice(&(attr_len as u16).to_ne_bytes());
+            req[at + 2..at + 4].copy_from_slice(&INET_DIAG_REQ_BYTECODE.to_ne_bytes());
+            req[at + 4..].copy_from_slice(&bytecode);
+        }
         // SAFETY: an all-zero sockaddr_nl is the kernel's address.
         let mut kernel: libc::sockaddr_nl = unsafe { std::mem::zeroed() };
         kernel.nl_family = libc::AF_NETLINK as libc::sa_family_t;
@@ -84,12 +106,51 @@ impl DiagSocket {
                 }
                 return Err(e);
             }
-            match parse(&buf[..n as usize], &admit)? {
+            match parse(&buf[..n as usize], &|local, remote| filter.admits(local, remote))? {
                 Batch::More(k) => count += k,
                 Batch::Done(k) => return Ok(count + k),
             }
         }
     }
+}
+
+/// One inet_diag_bc_op: on a match go `yes` bytes on, else `no` (a jump
+/// always goes `no`); the filter admits a socket when it ends exactly at
+/// the end of the program, and rejects it by jumping past the end. The
+/// kernel checks that following every `yes` visits every op, and that each
+/// `no` lands on one of them or at the end (or 4 past it).
+fn op(code: u8, yes: u8, no: u16) -> [u8; 4] {
+    let n = no.to_ne_bytes();
+    [code, yes, n[0], n[1]]
+}
+
+/// The kernel's form of `filter` (inet_diag's bytecode; empty for any).
+/// A port comparison is two ops: the test, then one carrying the port.
+fn bytecode(filter: &crate::PortFilter) -> Vec<u8> {
+    use crate::PortFilter;
+    let port = |p: u16| op(0, 0, p);
+    let parts: Vec<[u8; 4]> = match filter {
+        PortFilter::Any => return Vec::new(),
+        // Match: to the end (8); else past it (12).
+        PortFilter::Remote(p) => vec![op(BC_D_EQ, 8, 12), port(*p)],
+        // Local port in lo..=hi: both tests must pass.
+        PortFilter::Local(range) => vec![
+            op(BC_S_GE, 8, 20),
+            port(*range.start()),
+            op(BC_S_LE, 8, 12),
+            port(*range.end()),
+        ],
+        // Local port (then jump to the end), else remote port; as ss
+        // builds an `or`.
+        PortFilter::Either(p) => vec![
+            op(BC_S_EQ, 8, 12),
+            port(*p),
+            op(BC_JMP, 4, 12),
+            op(BC_D_EQ, 8, 12),
+            port(*p),
+        ],
+    };
+    parts.concat()
 }
 
 enum Batch {
@@ -168,6 +229,62 @@ mod tests {
         assert!(matches!(parse(&data, &admit), Ok(Batch::More(1))));
         data.extend(message(NLMSG_DONE, &[0; 4]));
         assert!(matches!(parse(&data, &admit), Ok(Batch::Done(1))));
+    }
+
+    /// The kernel's interpreter (inet_diag_bc_run), for the port tests.
+    fn run(bc: &[u8], local: u16, remote: u16) -> bool {
+        let mut at = 0usize;
+        let mut len = bc.len() as i64;
+        while len > 0 {
+            let (code, yes, no) = (
+                bc[at],
+                bc[at + 1] as i64,
+                u16::from_ne_bytes([bc[at + 2], bc[at + 3]]) as i64,
+            );
+            let arg = bc
+                .get(at + 6..at + 8)
+                .map_or(0, |a| u16::from_ne_bytes([a[0], a[1]]));
+            let hit = match code {
+                BC_JMP => false,
+                BC_S_GE => local >= arg,
+                BC_S_LE => local <= arg,
+                BC_S_EQ => local == arg,
+                BC_D_EQ => remote == arg,
+                _ => unreachable!(),
+            };
+            let step = if hit { yes } else { no };
+            len -= step;
+            at += step as usize;
+        }
+        len == 0
+    }
+
+    #[test]
+    fn bytecode_admits_what_the_filter_admits() {
+        use crate::PortFilter;
+        assert!(bytecode(&PortFilter::Any).is_empty());
+        let filters = [
+            PortFilter::Remote(8080),
+            PortFilter::Local(40000..=40001),
+            PortFilter::Either(8080),
+        ];
+        for f in &filters {
+            let bc = bytecode(f);
+            for (local, remote) in [
+                (8080, 1),
+                (1, 8080),
+                (40000, 8080),
+                (40001, 2),
+                (40002, 3),
+                (5, 6),
+            ] {
+                assert_eq!(
+                    run(&bc, local, remote),
+                    f.admits(local, remote),
+                    "{f:?} ({local}, {remote})"
+                );
+            }
+        }
     }
 
     #[test]

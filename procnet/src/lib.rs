@@ -79,7 +79,7 @@ pub enum PortFilter {
 }
 
 impl PortFilter {
-    fn admits(&self, local: u16, remote: u16) -> bool {
+    pub(crate) fn admits(&self, local: u16, remote: u16) -> bool {
         match self {
             PortFilter::Any => true,
             PortFilter::Local(range) => range.contains(&local),
@@ -197,7 +197,7 @@ pub fn diag_time_wait(filter: &PortFilter) -> Result<u64, ReadError> {
     let mut n = 0;
     for family in [libc::AF_INET, libc::AF_INET6] {
         n += socket
-            .count_time_wait(family as u8, |local, remote| filter.admits(local, remote))
+            .count_time_wait(family as u8, filter)
             .map_err(|source| ReadError::Io {
                 path: "netlink sock_diag".into(),
                 source,
@@ -260,20 +260,54 @@ pub fn select_counters(all: &BTreeMap<String, u64>, names: &[&str]) -> BTreeMap<
         .collect()
 }
 
+/// One sample: when, the namespace's TIME_WAIT total, and the sockets the
+/// filter admits (`None` when not counted this time; see [`CountBudget`]).
+pub type Sample = (u64, u64, Option<u64>);
+
+/// Share of one core the per-trial count may take.
+pub const COUNT_BUDGET: f64 = 0.02;
+
+/// When the per-trial count may run again. Counting walks every TIME_WAIT
+/// socket of the namespace in the kernel (~200 ns each: 20 ms at 100,000),
+/// so a count that cost `c` waits `c / share` before the next: the sampler
+/// never takes more than `share` of a core, however many sockets a
+/// namespace holds; the cheap namespace total is sampled every time.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CountBudget {
+    share: f64,
+    next_at: u64,
+}
+
+impl CountBudget {
+    pub fn new(share: f64) -> Self {
+        CountBudget { share, next_at: 0 }
+    }
+
+    pub fn due(&self, now: u64) -> bool {
+        now >= self.next_at
+    }
+
+    /// A count ran from `start` to `end`.
+    pub fn spent(&mut self, start: u64, end: u64) {
+        self.next_at = end + ((end.saturating_sub(start)) as f64 / self.share) as u64;
+    }
+}
+
 /// Samples TIME_WAIT at a fixed interval on a thread of its own, in the
-/// network namespace of the thread that started it (threads inherit it):
-/// `[time, namespace total, sockets the filter admits]` per sample. The
-/// thread stops when the sampler is stopped or dropped.
+/// network namespace of the thread that started it (threads inherit it).
+/// The thread stops when the sampler is stopped or dropped.
 pub struct TimeWaitSampler {
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
-    thread: Option<std::thread::JoinHandle<Vec<[u64; 3]>>>,
+    thread: Option<std::thread::JoinHandle<Vec<Sample>>>,
 }
 
 impl TimeWaitSampler {
     /// `clock` gives the time of each sample (ns); the first is taken at
     /// once, the rest every `interval_ns` after it, and one more on stop.
-    /// A file that cannot be read skips that sample.
-    pub fn start(interval_ns: u64, filter: PortFilter, clock: fn() -> u64) -> std::io::Result<Self> {
+    /// The first and the last always count the filter's sockets; the rest
+    /// do within [`COUNT_BUDGET`]; without a filter, none do. A file that
+    /// cannot be read skips that sample.
+    pub fn start(interval_ns: u64, filter: Option<PortFilter>, clock: fn() -> u64) -> std::io::Result<Self> {
         use std::sync::atomic::Ordering;
         let interval_ns = interval_ns.max(1);
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -282,28 +316,37 @@ impl TimeWaitSampler {
             .name("time-wait sampler".into())
             .spawn(move || {
                 let proc_net = ProcNet::this_thread();
-                let sample = || {
+                let mut budget = CountBudget::new(COUNT_BUDGET);
+                let mut sample = |always: bool| {
+                    let t = clock();
                     let total = proc_net.time_wait_total().ok()?;
-                    let trial = diag_time_wait(&filter)
-                        .or_else(|_| proc_net.time_wait(&filter))
-                        .ok()?;
-                    Some([clock(), total, trial])
+                    let counted = filter.as_ref().filter(|_| always || budget.due(t));
+                    let trial = counted.and_then(|filter| {
+                        let start = clock();
+                        let n = diag_time_wait(filter)
+                            .or_else(|_| proc_net.time_wait(filter))
+                            .ok();
+                        budget.spent(start, clock());
+                        n
+                    });
+                    Some((t, total, trial))
                 };
                 let mut samples = Vec::new();
+                samples.extend(sample(true));
                 let start = clock();
-                let mut due = start;
+                let mut due = start + interval_ns;
                 while !stopping.load(Ordering::Acquire) {
                     let now = clock();
                     if now < due {
                         std::thread::park_timeout(std::time::Duration::from_nanos(due - now));
                         continue;
                     }
-                    samples.extend(sample());
+                    samples.extend(sample(false));
                     // A late sample is not made up for: the next is due on
                     // the next tick still ahead.
                     due = start + ((clock() - start) / interval_ns + 1) * interval_ns;
                 }
-                samples.extend(sample());
+                samples.extend(sample(true));
                 samples
             })?;
         Ok(TimeWaitSampler {
@@ -313,11 +356,11 @@ impl TimeWaitSampler {
     }
 
     /// Stops sampling (after one last sample) and returns the samples.
-    pub fn stop(mut self) -> Vec<[u64; 3]> {
+    pub fn stop(mut self) -> Vec<Sample> {
         self.halt()
     }
 
-    fn halt(&mut self) -> Vec<[u64; 3]> {
+    fn halt(&mut self) -> Vec<Sample> {
         self.stop.store(true, std::sync::atomic::Ordering::Release);
         match self.thread.take() {
             Some(t) => {
@@ -373,6 +416,20 @@ mod tests {
         assert_eq!(tcp_time_wait(TCP, &PortFilter::Remote(8080)), Ok(2));
         assert_eq!(tcp_time_wait(TCP, &PortFilter::Local(8080..=8080)), Ok(1));
         assert!(tcp_time_wait("header\n 1: x\n", &PortFilter::Any).is_err());
+    }
+
+    #[test]
+    fn the_count_waits_in_proportion_to_its_cost() {
+        let mut b = CountBudget::new(0.02);
+        assert!(b.due(0));
+        // A 1 ms count: the next after 50 ms more.
+        b.spent(100_000_000, 101_000_000);
+        assert!(!b.due(150_000_000));
+        assert!(b.due(151_000_000));
+        // A 20 ms one (100,000 sockets): one a second.
+        b.spent(200_000_000, 220_000_000);
+        assert!(!b.due(1_000_000_000));
+        assert!(b.due(1_220_000_000));
     }
 
     #[test]

@@ -21,6 +21,43 @@ pub struct RunResults {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub delivered_impairment: Option<DeliveredLink>,
     pub trials: Vec<TrialResult>,
+    /// `run --sweep`: each transport's steps up the offered rate, and its
+    /// knee.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sweeps: Vec<Sweep>,
+}
+
+/// A transport's rate sweep (churn, handshake): trials at rising offered
+/// connection rates until one no longer keeps up.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Sweep {
+    pub transport: Transport,
+    pub workload: String,
+    /// A step whose TTFB p99 exceeds this is past the knee.
+    pub ttfb_p99_bound_ns: u64,
+    /// Where the bound came from: `--knee-p99`, or `10 x the first step's
+    /// TTFB p50`.
+    pub bound_source: String,
+    pub steps: Vec<SweepStep>,
+    /// The highest offered rate that kept up; absent when the first step
+    /// did not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub knee_rate: Option<f64>,
+    /// Why the step after the knee did not keep up; absent when every step
+    /// did (the knee lies beyond the sweep).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub knee_reason: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SweepStep {
+    pub rate: f64,
+    /// The trial's id.
+    pub trial: String,
+    pub achieved_rate: f64,
+    pub failed_frac: f64,
+    pub ttfb_p99_ns: u64,
+    pub kept_up: bool,
 }
 
 impl RunResults {
@@ -31,6 +68,7 @@ impl RunResults {
             host,
             delivered_impairment: None,
             trials: Vec::new(),
+            sweeps: Vec::new(),
         }
     }
 }
@@ -283,7 +321,10 @@ pub struct TimeWaitPoint {
     /// Of `sender`, this trial's sockets (the client's, to the data port);
     /// of `receiver`, the receiver's (on the data port). On loopback both
     /// agents share a namespace, and these still tell the sides apart.
-    pub sender_trial: u64,
+    /// Counted within a CPU budget (the first and last samples always):
+    /// absent when not counted that time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sender_trial: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub receiver_trial: Option<u64>,
     /// Transactions completed and failed so far.

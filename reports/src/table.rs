@@ -68,8 +68,8 @@ fn churn_cells(c: &crate::schema::ChurnMetrics) -> [String; 5] {
         .iter()
         .map(|s| match e.time_wait_side.as_str() {
             "receiver" => s.receiver_trial.unwrap_or(0),
-            "sender" => s.sender_trial,
-            _ => s.sender_trial.max(s.receiver_trial.unwrap_or(0)),
+            "sender" => s.sender_trial.unwrap_or(0),
+            _ => s.sender_trial.unwrap_or(0).max(s.receiver_trial.unwrap_or(0)),
         })
         .max()
         .unwrap_or(0);

@@ -351,8 +351,9 @@ pub struct NamespaceReport {
     pub tcp_ext_after: BTreeMap<String, u64>,
 }
 
-/// One TIME_WAIT sample: `[mono_ns, namespace total, this trial's]`.
-pub type TimeWaitSample = [u64; 3];
+/// One TIME_WAIT sample: `[mono_ns, namespace total, this trial's]`, the
+/// last `null` when not counted that time.
+pub type TimeWaitSample = (u64, u64, Option<u64>);
 
 /// Samples per `TimeWait` frame: at most 64 bytes each as JSON, so a full
 /// frame stays well inside [`CONTROL_FRAMING`]'s limit.
@@ -513,7 +514,7 @@ mod tests {
                 records: "AAAA".into(),
             },
             ControlMsg::TimeWait {
-                samples: vec![[1, 2, 3], [4, 5, 6]],
+                samples: vec![(1, 2, Some(3)), (4, 5, None)],
             },
             ControlMsg::Report(ReceiverReport {
                 requests: 5,
@@ -562,7 +563,7 @@ mod tests {
         }
         assert!("fin".parse::<CloseMode>().unwrap_err().contains("rst"));
         let full = ControlMsg::TimeWait {
-            samples: vec![[u64::MAX; 3]; SAMPLES_PER_FRAME],
+            samples: vec![(u64::MAX, u64::MAX, Some(u64::MAX)); SAMPLES_PER_FRAME],
         };
         let mut out = Vec::new();
         assert!(CONTROL_FRAMING.encode(&full.to_payload(), &mut out).is_ok());

@@ -11,32 +11,42 @@ use tokio::task::JoinSet;
 use transbench_wire::frame::PREFIX_LEN;
 use transbench_wire::{CloseMode, LengthPrefix, MessageHeader, MessageKind};
 
-use super::stream::read_frame;
 use super::ServeCounters;
 use crate::clock::mono_now_ns;
 
 /// How long a receiver waits for the peer's side of a close.
 const CLOSE_WAIT: Duration = Duration::from_secs(10);
 
-/// Receiver: answers the connection's one request, then closes as `close`
-/// says. With `server`, it sends its FIN first (TIME_WAIT lands here);
-/// otherwise it waits for the client's FIN or RST. Either way it reads to
-/// the end before letting go, so nothing arrives at a closed socket (which
-/// would answer with RST and skip TIME_WAIT).
-pub async fn serve_transaction<S: AsyncRead + AsyncWrite + Unpin>(
-    io: S,
+/// Receiver: answers the connection's one request; with `server`, it then
+/// closes its side first (TLS: close_notify, then FIN), so TIME_WAIT lands
+/// here. `false` if the peer left before asking anything. The caller then
+/// waits for the client's FIN ([`await_fin`]) before letting go, so
+/// nothing arrives at a closed socket (which would answer with RST and
+/// skip TIME_WAIT).
+pub async fn answer<S: AsyncRead + AsyncWrite + Unpin>(
+    io: &mut S,
     size: usize,
     close: CloseMode,
-    counters: Arc<ServeCounters>,
-) -> io::Result<()> {
-    let (mut r, mut w) = tokio::io::split(io);
+    counters: &ServeCounters,
+) -> io::Result<bool> {
     let framing = LengthPrefix::new(size as u32);
-    let mut msg = Vec::with_capacity(size);
-    if read_frame(&mut r, framing, &mut msg).await?.is_none() {
-        return Ok(());
+    // The request is the whole frame, prefix and message: read as one (a
+    // read per part would cost a system call more per connection).
+    let mut frame = vec![0u8; PREFIX_LEN + size];
+    let mut got = 0;
+    while got < frame.len() {
+        match io.read(&mut frame[got..]).await? {
+            0 if got == 0 => return Ok(false),
+            0 => return Err(io::ErrorKind::UnexpectedEof.into()),
+            n => got += n,
+        }
     }
-    let header = match MessageHeader::decode(&msg) {
-        Ok(h) if h.kind == MessageKind::Request => h,
+    let prefix: [u8; PREFIX_LEN] = frame[..PREFIX_LEN].try_into().expect("prefix length");
+    let header = match (
+        framing.decode_len(prefix),
+        MessageHeader::decode(&frame[PREFIX_LEN..]),
+    ) {
+        (Ok(len), Ok(h)) if len == size && h.kind == MessageKind::Request => h,
         _ => {
             counters.rejected();
             return Err(io::Error::new(
@@ -45,18 +55,22 @@ pub async fn serve_transaction<S: AsyncRead + AsyncWrite + Unpin>(
             ));
         }
     };
-    counters.request(msg.len());
-    header.response().encode(&mut msg);
-    let mut frame = Vec::with_capacity(PREFIX_LEN + size);
-    framing
-        .encode(&msg, &mut frame)
-        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
-    w.write_all(&frame).await?;
-    w.flush().await?;
+    counters.request(size);
+    header.response().encode(&mut frame[PREFIX_LEN..]);
+    io.write_all(&frame).await?;
+    io.flush().await?;
     counters.response();
     if close == CloseMode::Server {
-        w.shutdown().await?;
+        io.shutdown().await?;
     }
+    Ok(true)
+}
+
+/// Reads and drops whatever comes until the peer's FIN or RST, at most
+/// [`CLOSE_WAIT`]. Over TLS, call it on the TCP stream underneath: TLS
+/// reports the end at the peer's close_notify, which comes just before its
+/// FIN, and closing in between would make this side the first to send FIN.
+pub async fn await_fin<R: AsyncRead + Unpin>(r: &mut R) -> io::Result<()> {
     let mut sink = [0u8; 512];
     let drained = tokio::time::timeout(CLOSE_WAIT, async {
         loop {
@@ -334,7 +348,11 @@ impl Dialer {
                 }
                 .map_err(|e| Failure::io(&e, "socket"))?;
                 crate::congestion::pin(&socket, congestion.as_deref()).map_err(|e| Failure::io(&e, "cc"))?;
-                socket.set_nodelay(true).map_err(|e| Failure::io(&e, "socket"))?;
+                // Plain TCP writes once each way, which Nagle never holds
+                // back; TLS writes its handshake flight first.
+                if tls.is_some() {
+                    socket.set_nodelay(true).map_err(|e| Failure::io(&e, "socket"))?;
+                }
                 if close == CloseMode::Rst {
                     let linger = libc::linger {
                         l_onoff: 1,
@@ -363,16 +381,46 @@ impl Dialer {
                         let _ = pinned.set(name);
                     }
                 }
+                let mut tcp = tcp;
                 let frame = request_frame(header, size);
-                let times = (connect_start, connected);
+                let timings = |secured, first_byte, done| Timings {
+                    connect_start,
+                    connected,
+                    secured,
+                    first_byte,
+                    done,
+                    zero_rtt: None,
+                };
                 match tls {
-                    None => exchange_and_close(tcp, &frame, size, close, times, connected, deadline).await,
+                    None => {
+                        let first_byte = within(deadline, exchange(&mut tcp, &frame, size)).await??;
+                        let done = mono_now_ns();
+                        // Client: the close sends FIN. Rst: SO_LINGER 0 is set.
+                        if close == CloseMode::Server {
+                            let _ = await_fin(&mut tcp).await;
+                        }
+                        Ok(timings(connected, first_byte, done))
+                    }
                     Some(connector) => {
-                        let tls = within(deadline, connector.connect(crate::tls::server_name(), tcp))
+                        let mut tls = within(deadline, connector.connect(crate::tls::server_name(), tcp))
                             .await?
                             .map_err(|e| Failure::io(&e, "tls"))?;
                         let secured = mono_now_ns();
-                        exchange_and_close(tls, &frame, size, close, times, secured, deadline).await
+                        let first_byte = within(deadline, exchange(&mut tls, &frame, size)).await??;
+                        let done = mono_now_ns();
+                        match close {
+                            // close_notify, then FIN.
+                            CloseMode::Client => {
+                                let _ = tls.shutdown().await;
+                            }
+                            CloseMode::Server => {
+                                let _ = await_fin(&mut tls).await;
+                                let (mut tcp, _) = tls.into_inner();
+                                let _ = await_fin(&mut tcp).await;
+                            }
+                            CloseMode::Rst => {}
+                        }
+                        Ok(timings(secured, first_byte, done))
                     }
                 }
             }
@@ -475,48 +523,18 @@ async fn quic_exchange(conn: &quinn::Connection, frame: &[u8], size: usize) -> i
     read_response(&mut recv, size).await
 }
 
-/// Request, response, then the close: `client` sends FIN at once (TLS:
-/// close_notify first), `server` waits for the receiver's FIN before
-/// closing, `rst` drops the socket with SO_LINGER 0 already set.
-async fn exchange_and_close<S: AsyncRead + AsyncWrite + Unpin>(
-    mut io: S,
+/// Sends the request and reads the response; returns when its first
+/// byte arrived.
+async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
+    io: &mut S,
     frame: &[u8],
     size: usize,
-    close: CloseMode,
-    (connect_start, connected): (u64, u64),
-    secured: u64,
-    deadline: tokio::time::Instant,
-) -> Result<Timings, Failure> {
-    let first_byte = within(deadline, async {
-        io.write_all(frame).await.map_err(|e| Failure::io(&e, "send"))?;
-        io.flush().await.map_err(|e| Failure::io(&e, "send"))?;
-        read_response(&mut io, size)
-            .await
-            .map_err(|e| Failure::io(&e, "protocol"))
-    })
-    .await??;
-    let done = mono_now_ns();
-    match close {
-        CloseMode::Client => {
-            let _ = io.shutdown().await;
-        }
-        CloseMode::Server => {
-            let mut b = [0u8; 64];
-            let _ = tokio::time::timeout(CLOSE_WAIT, async {
-                while matches!(io.read(&mut b).await, Ok(n) if n > 0) {}
-            })
-            .await;
-        }
-        CloseMode::Rst => {}
-    }
-    Ok(Timings {
-        connect_start,
-        connected,
-        secured,
-        first_byte,
-        done,
-        zero_rtt: None,
-    })
+) -> Result<u64, Failure> {
+    io.write_all(frame).await.map_err(|e| Failure::io(&e, "send"))?;
+    io.flush().await.map_err(|e| Failure::io(&e, "send"))?;
+    read_response(io, size)
+        .await
+        .map_err(|e| Failure::io(&e, "protocol"))
 }
 
 #[cfg(test)]
@@ -535,18 +553,24 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_transaction_over_a_pipe_closes_as_told() {
+    async fn a_transaction_over_a_pipe_is_answered_and_closed_as_told() {
         for close in CloseMode::ALL {
-            let (client, server) = tokio::io::duplex(4096);
+            let (mut client, mut server) = tokio::io::duplex(4096);
             let counters = Arc::new(ServeCounters::default());
-            let served = tokio::spawn(serve_transaction(server, 100, close, counters.clone()));
+            let c = counters.clone();
+            let served = tokio::spawn(async move {
+                let answered = answer(&mut server, 100, close, &c).await?;
+                await_fin(&mut server).await.map(|()| answered)
+            });
             let frame = request_frame(MessageHeader::request(0, 1, 5), 100);
-            let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-            let t = exchange_and_close(client, &frame, 100, close, (1, 2), 3, deadline)
-                .await
-                .unwrap();
-            assert!(t.first_byte <= t.done && t.connect_start == 1);
-            served.await.unwrap().unwrap();
+            let first_byte = exchange(&mut client, &frame, 100).await.unwrap();
+            assert!(first_byte > 0);
+            if close == CloseMode::Server {
+                // The receiver's end comes first.
+                await_fin(&mut client).await.unwrap();
+            }
+            drop(client);
+            assert!(served.await.unwrap().unwrap(), "{close}");
             let report = counters.report(0);
             assert_eq!((report.requests, report.responses), (1, 1), "{close}");
         }

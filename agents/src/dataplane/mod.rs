@@ -75,6 +75,9 @@ impl ServeCounters {
     pub fn connection(&self) {
         self.connections.fetch_add(1, Ordering::Relaxed);
     }
+    pub fn has_tcp_congestion(&self) -> bool {
+        self.tcp_congestion.lock().expect("counters lock").is_some()
+    }
     pub fn tcp_congestion(&self, name: String) {
         *self.tcp_congestion.lock().expect("counters lock") = Some(name);
     }
