@@ -126,6 +126,7 @@ struct Outcome {
     send_lag: Histogram<u64>,
     errors: BTreeMap<String, u64>,
     first_eaddrnotavail: Option<u64>,
+    first_eaddrinuse: Option<u64>,
     /// When each transaction (warm-up included) ended, by outcome.
     completions: Vec<u64>,
     failures: Vec<u64>,
@@ -154,8 +155,13 @@ impl Outcome {
             }
             Err(f) => {
                 self.failures.push(f.at_ns);
-                if f.cause == "EADDRNOTAVAIL" && self.first_eaddrnotavail.is_none_or(|t| f.at_ns < t) {
-                    self.first_eaddrnotavail = Some(f.at_ns);
+                let first = match f.cause.as_str() {
+                    "EADDRNOTAVAIL" => Some(&mut self.first_eaddrnotavail),
+                    "EADDRINUSE" => Some(&mut self.first_eaddrinuse),
+                    _ => None,
+                };
+                if let Some(first) = first.filter(|t| t.is_none_or(|t| f.at_ns < t)) {
+                    *first = Some(f.at_ns);
                 }
                 if measured {
                     self.failed += 1;
@@ -207,6 +213,7 @@ async fn run_schedule(
         send_lag: new_histogram(),
         errors: BTreeMap::new(),
         first_eaddrnotavail: None,
+        first_eaddrinuse: None,
         completions: Vec::new(),
         failures: Vec::new(),
         zero_rtt: ZeroRtt {
@@ -278,25 +285,47 @@ async fn run_schedule(
     Ok(out)
 }
 
-/// The ports the client's connections draw from, and who set them.
-fn port_range(spec: &ChurnOptions, sysctls: &BTreeMap<String, String>) -> PortRange {
+/// The ports the client's connections draw from, and who set them. A
+/// per-socket range only narrows the namespace's (the kernel takes the
+/// intersection, and ignores a range that misses it), except when the
+/// client binds each port itself (`cycle`).
+fn port_range(spec: &ChurnOptions, sysctls: &BTreeMap<String, String>) -> anyhow::Result<PortRange> {
+    let system = sysctls
+        .get("net.ipv4.ip_local_port_range")
+        .and_then(|v| parse_port_range(v).ok())
+        .unwrap_or((32768, 60999));
     let (range, set_by) = match spec.port_range {
         Some(r) if spec.port_range_in_namespace => (r, "sysctl"),
-        Some(r) => (r, "socket"),
-        None => {
-            let system = sysctls
-                .get("net.ipv4.ip_local_port_range")
-                .and_then(|v| parse_port_range(v).ok())
-                .unwrap_or((32768, 60999));
-            (system, "system")
+        Some(r) if spec.port_cycle => (r, "bind"),
+        Some((lo, hi)) => {
+            let (lo2, hi2) = (lo.max(system.0), hi.min(system.1));
+            if lo2 > hi2 {
+                anyhow::bail!(
+                    "--port-range {lo}-{hi} lies outside this namespace's ip_local_port_range {}-{}: a \
+                     per-socket range (IP_LOCAL_PORT_RANGE) can only narrow it; pick ports inside it, or \
+                     run in the testbed (--impair...), where --port-range sets the namespace's own",
+                    system.0,
+                    system.1
+                );
+            }
+            if (lo2, hi2) != (lo, hi) {
+                tracing::warn!(
+                    "--port-range {lo}-{hi}: the kernel uses only {lo2}-{hi2}, its part of this namespace's \
+                     ip_local_port_range {}-{}",
+                    system.0,
+                    system.1
+                );
+            }
+            ((lo2, hi2), "socket")
         }
+        None => (system, "system"),
     };
-    PortRange {
+    Ok(PortRange {
         lo: range.0,
         hi: range.1,
         ports: u32::from(range.1 - range.0) + 1,
         set_by: set_by.into(),
-    }
+    })
 }
 
 /// `LO-HI` (or `LO HI`, as the sysctl has it): an inclusive port range.
@@ -358,7 +387,11 @@ pub async fn run_trial(
     .await?;
     let peer = SocketAddr::new(addr.ip(), port);
     let sysctls = procnet::read_sysctls(procnet::CHURN_SYSCTLS);
-    let range = port_range(options, &sysctls);
+    // QUIC: one UDP socket carries every connection; no port range applies.
+    let range = (!spec.transport.is_quic())
+        .then(|| port_range(options, &sysctls))
+        .transpose()?;
+    let control_port = ctl.stream().local_addr()?.port();
     let zero_rtt = spec.transport == Transport::Quic0Rtt;
     let mut endpoint = None;
     let dialer = if spec.transport.is_quic() {
@@ -383,15 +416,18 @@ pub async fn run_trial(
                 )?)),
                 _ => None,
             },
-            ports: if options.port_cycle {
-                PortChoice::Cycle {
+            ports: match (&range, options.port_cycle) {
+                (Some(range), true) => PortChoice::Cycle {
                     range: (range.lo, range.hi),
                     next: Default::default(),
-                }
-            } else {
-                PortChoice::Kernel {
-                    socket_range: options.port_range.filter(|_| !options.port_range_in_namespace),
-                }
+                    skip: control_port,
+                },
+                _ => PortChoice::Kernel {
+                    socket_range: range
+                        .as_ref()
+                        .filter(|r| r.set_by == "socket")
+                        .map(|r| (r.lo, r.hi)),
+                },
             },
             pinned: Default::default(),
         }
@@ -504,7 +540,7 @@ fn build_result(
     mut o: Outcome,
     rows: Vec<theory::TimeWaitRow>,
     sides: Sides,
-    port_range: PortRange,
+    port_range: Option<PortRange>,
     receiver: transbench_wire::ReceiverReport,
     cpu_ns: u64,
     tcp_congestion: Option<String>,
@@ -524,7 +560,7 @@ fn build_result(
         _ => &sides.sender,
     };
     let pressure = theory::port_pressure(&ChurnPath {
-        ports: port_range.ports,
+        ports: port_range.as_ref().map_or(0, |r| r.ports),
         offered_rate: rate,
         elapsed_s: (spec.warmup + spec.duration).as_secs_f64(),
         closer,
@@ -533,6 +569,7 @@ fn build_result(
         quic: spec.transport.is_quic(),
         max_tw_buckets: sysctl(closing_side, "net.ipv4.tcp_max_tw_buckets").and_then(|v| v.parse().ok()),
         port_cycle: spec.churn.port_cycle,
+        timestamps: sysctl(&sides.sender, "net.ipv4.tcp_timestamps").map(|v| v != "0"),
     });
     let setup = setup_of(spec.transport);
     let rtt_ns = spec.hol.rtt_ns;
@@ -595,6 +632,7 @@ fn build_result(
         achieved_rate: o.completed as f64 / measured_s,
         errors: o.errors,
         first_eaddrnotavail_ns: o.first_eaddrnotavail.map(|t| t.saturating_sub(o.t0)),
+        first_eaddrinuse_ns: o.first_eaddrinuse.map(|t| t.saturating_sub(o.t0)),
         connect_lat: LatencySummary::from_histogram(&o.connect_lat)?,
         handshake_lat: LatencySummary::from_histogram(&o.handshake_lat)?,
         ttfb,
@@ -695,15 +733,29 @@ mod tests {
         )]
         .into();
         let mut options = ChurnOptions::default();
-        let system = port_range(&options, &sysctls);
+        let system = port_range(&options, &sysctls).unwrap();
         assert_eq!(
             (system.lo, system.hi, system.ports, system.set_by.as_str()),
             (1000, 1999, 1000, "system")
         );
+        // Per socket: only the part inside the namespace's range counts...
+        options.port_range = Some((1900, 2099));
+        let socket = port_range(&options, &sysctls).unwrap();
+        assert_eq!(
+            (socket.lo, socket.hi, socket.ports, socket.set_by.as_str()),
+            (1900, 1999, 100, "socket")
+        );
+        // ...and one outside it is refused.
         options.port_range = Some((40000, 40199));
-        assert_eq!(port_range(&options, &sysctls).set_by, "socket");
+        assert!(port_range(&options, &sysctls)
+            .unwrap_err()
+            .to_string()
+            .contains("outside"));
+        options.port_cycle = true;
+        assert_eq!(port_range(&options, &sysctls).unwrap().set_by, "bind");
+        options.port_cycle = false;
         options.port_range_in_namespace = true;
-        let ns = port_range(&options, &sysctls);
+        let ns = port_range(&options, &sysctls).unwrap();
         assert_eq!((ns.ports, ns.set_by.as_str()), (200, "sysctl"));
     }
 
@@ -724,6 +776,7 @@ mod tests {
             send_lag: new_histogram(),
             errors: BTreeMap::new(),
             first_eaddrnotavail: None,
+            first_eaddrinuse: None,
             completions: vec![],
             failures: vec![],
             zero_rtt: ZeroRtt {

@@ -61,7 +61,8 @@ enum Command {
         #[arg(long)]
         connect: String,
         /// Transport: udp, tcp, tcp+tls or quic; for multistream also
-        /// tcp-mux, tcp+tls-mux or tcp-n.
+        /// tcp-mux, tcp+tls-mux or tcp-n; for churn and handshake tcp,
+        /// tcp+tls, quic or quic-0rtt.
         #[arg(long)]
         transport: Transport,
         #[command(flatten)]
@@ -75,7 +76,10 @@ enum Command {
     /// Start a receiver and a sender on loopback and run each transport in turn.
     Run {
         /// Transports to run, comma-separated [default: udp,tcp,tcp+tls,quic
-        /// for rr; tcp-mux,tcp+tls-mux,tcp-n,quic,udp for multistream].
+        /// for rr; tcp-mux,tcp+tls-mux,tcp-n,quic,udp for multistream; udp
+        /// for stream; tcp,tcp+tls,quic for churn (tcp,tcp+tls with --close
+        /// rst or --client-port cycle); tcp,tcp+tls,quic,quic-0rtt for
+        /// handshake].
         #[arg(long, value_delimiter = ',')]
         transport: Vec<Transport>,
         #[command(flatten)]
@@ -228,8 +232,10 @@ const MIN_SECRET_LEN: usize = 16;
 #[derive(Args, Clone)]
 struct TrialArgs {
     /// Workload: rr (request/response, round-trip latency), multistream (N
-    /// streams of messages one way, for head-of-line blocking) or stream
-    /// (UDP datagrams one way at --bitrate).
+    /// streams of messages one way, for head-of-line blocking), stream
+    /// (UDP datagrams one way at --bitrate), churn (a new connection per
+    /// transaction: TIME_WAIT, ports) or handshake (the same, gently: time
+    /// to first byte of each setup).
     #[arg(long, default_value = "rr")]
     workload: Workload,
     /// Offered rate, open-loop (each message has an intended send time fixed
@@ -448,6 +454,9 @@ fn sweep_plan(
     if rates.windows(2).any(|w| w[1] <= w[0]) {
         bail!("--sweep rates must rise, e.g. 100,200,400,800: the sweep stops at the first that does not keep up");
     }
+    if knee_p99.is_some_and(|d| d.is_zero()) {
+        bail!("--knee-p99 must be longer than zero: every step would be past the knee");
+    }
     for rate in &rates {
         sender::TrialSpec {
             rate: Some(*rate),
@@ -482,6 +491,9 @@ fn parse_bitrate(s: &str) -> Result<f64, String> {
 }
 
 fn init_logging(default: &str) {
+    // quinn warns of a "duplicate reset token" when connections come and go
+    // by the thousand (churn); it changes nothing here.
+    let default = format!("{default},quinn_proto::endpoint=error");
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     tracing_subscriber::fmt()
@@ -580,7 +592,15 @@ fn run_command(cli: Cli) -> anyhow::Result<ExitCode> {
         } => {
             init_logging("warn");
             let transport = if transport.is_empty() {
-                trial.workload.default_transports().to_vec()
+                let tcp_only =
+                    trial.close == Some(CloseMode::Rst) || trial.client_port == Some(ClientPortArg::Cycle);
+                let defaults = trial.workload.default_transports().iter().copied();
+                if tcp_only && trial.workload.is_churn() {
+                    // RST and binding ports are TCP's: QUIC has neither.
+                    defaults.filter(|t| !t.is_quic()).collect()
+                } else {
+                    defaults.collect()
+                }
             } else {
                 transport
             };

@@ -83,7 +83,8 @@ impl TrialSpec {
         if self.workload.is_churn() {
             if self.churn.close == CloseMode::Rst && self.transport.is_quic() {
                 bail!(
-                    "--close rst is TCP's abortive close (SO_LINGER 0); QUIC has none: use --close client or server"
+                    "--close rst is TCP's abortive close (SO_LINGER 0); QUIC has none: use --close client or \
+                     server, or leave QUIC out (--transport tcp,tcp+tls)"
                 );
             }
             if !(1..=churn::MAX_INFLIGHT).contains(&self.churn.max_inflight) {
@@ -94,7 +95,10 @@ impl TrialSpec {
                 );
             }
             if self.churn.port_cycle && self.transport.is_quic() {
-                bail!("--client-port cycle binds TCP client ports; QUIC uses one UDP socket for every connection");
+                bail!(
+                    "--client-port cycle binds TCP client ports; QUIC uses one UDP socket for every connection: \
+                     leave QUIC out (--transport tcp,tcp+tls)"
+                );
             }
         }
         if matches!(self.workload, Workload::Multistream | Workload::Stream)
@@ -587,7 +591,7 @@ pub(crate) fn invalid_reasons(
             Workload::Rr => "lower --rate, or use --closed-loop",
             Workload::Multistream => "lower --rate or --streams",
             Workload::Stream => "lower --bitrate, or add --gso",
-            Workload::Churn | Workload::Handshake => "lower --conn-rate",
+            Workload::Churn | Workload::Handshake => "lower --conn-rate, or raise --max-inflight",
         };
         reasons.push(format!(
             "send_lag p99 {:.3} ms exceeds {:.3} ms: the sender could not keep its schedule ({advice})",

@@ -78,7 +78,7 @@ fn loopback_churn_counts_every_transaction_and_samples_time_wait() {
     assert_eq!(tcp.lat, c.txn_lat, "lat is txn_lat");
     assert!(c.connect_lat.p50 > 0 && c.connect_lat.p50 <= c.ttfb.p50);
     assert_eq!(c.close, "client");
-    assert_eq!(c.port_range.set_by, "system");
+    assert_eq!(c.port_range.as_ref().unwrap().set_by, "system");
     // Every 100 ms from the first transaction to the last, with both sides.
     let samples = &c.time_wait.samples;
     assert!(samples.len() >= 15, "{} samples", samples.len());
@@ -133,7 +133,8 @@ fn loopback_port_range_per_socket_runs_out_and_errors_are_counted() {
     );
     let (t, c) = trial(&r, "tcp");
     assert!(t.valid, "{:?}", t.invalid_reasons);
-    assert_eq!((c.port_range.ports, c.port_range.set_by.as_str()), (50, "socket"));
+    let range = c.port_range.as_ref().unwrap();
+    assert_eq!((range.ports, range.set_by.as_str()), (50, "socket"));
     assert!(
         c.errors.get("EADDRNOTAVAIL").copied().unwrap_or(0) > 100,
         "{:?}",
@@ -179,27 +180,25 @@ fn a_sweep_stops_at_the_knee() {
     assert!(sweep.bound_source.contains("first step"));
 }
 
-fn testbed_churn(close: &str, dir: &std::path::Path) -> RunResults {
-    churn_run(
-        "churn",
-        &[
-            "--transport",
-            "tcp",
-            "--conn-rate",
-            "400",
-            "--duration",
-            "3s",
-            "--port-range",
-            "40000-40199",
-            "--close",
-            close,
-            "--impair-backend",
-            "linkemu",
-            "--probe-packets",
-            "0",
-        ],
-        dir,
-    )
+fn testbed_churn(close: &str, extra: &[&str], dir: &std::path::Path) -> RunResults {
+    let mut args = vec![
+        "--transport",
+        "tcp",
+        "--conn-rate",
+        "400",
+        "--duration",
+        "3s",
+        "--port-range",
+        "40000-40199",
+        "--close",
+        close,
+        "--impair-backend",
+        "linkemu",
+        "--probe-packets",
+        "0",
+    ];
+    args.extend_from_slice(extra);
+    churn_run("churn", &args, dir)
 }
 
 #[test]
@@ -209,13 +208,11 @@ fn testbed_client_close_runs_out_of_ports_as_predicted() {
     }
     let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
-    let r = testbed_churn("client", dir.path());
+    let r = testbed_churn("client", &[], dir.path());
     let (t, c) = trial(&r, "tcp");
     assert_eq!(t.impairment.as_ref().unwrap().backend, "linkemu");
-    assert_eq!(
-        (c.port_range.ports, c.port_range.set_by.as_str()),
-        (200, "sysctl")
-    );
+    let range = c.port_range.as_ref().unwrap();
+    assert_eq!((range.ports, range.set_by.as_str()), (200, "sysctl"));
     assert_eq!(c.sysctls["sender"]["net.ipv4.ip_local_port_range"], "40000 40199");
     // 200 ports at 400/s: out after 0.5 s (the control connection holds one).
     assert_eq!(c.expectation.exhaustion_after_ns, Some(500_000_000));
@@ -235,6 +232,30 @@ fn testbed_client_close_runs_out_of_ports_as_predicted() {
     assert!((3.0..3.4).contains(&c.expectation.sustainable_rate.unwrap()));
     assert!(c.completed <= 200, "completed {}", c.completed);
     assert_eq!(c.completed + c.failed + (c.offered - c.started), c.offered);
+    assert_eq!(c.port_choice, "kernel");
+
+    // Binding each port in turn, as netperf's TCP_CRR does, is another
+    // matter: connect() of a bound socket takes a TIME_WAIT 4-tuple over at
+    // once (timestamps on), whatever tcp_tw_reuse says.
+    let dir = tempfile::tempdir().unwrap();
+    let r = testbed_churn("client", &["--client-port", "cycle"], dir.path());
+    let (t, c) = trial(&r, "tcp");
+    assert!(t.valid, "{:?}", t.invalid_reasons);
+    assert_eq!(c.port_choice, "cycle");
+    assert!(c.errors.is_empty(), "{:?}", c.errors);
+    assert!(c.completed >= 1190, "completed {}", c.completed);
+    assert_eq!(c.expectation.sustainable_rate, None);
+    let ext = &c.tcp_ext["sender"];
+    let recycled = ext.after["TWRecycled"] - ext.before["TWRecycled"];
+    assert!(
+        recycled + 200 >= c.completed,
+        "TWRecycled rose by {recycled} only"
+    );
+    let sender_peak = peak(c, |s| s.sender_trial);
+    assert!(
+        (180..=200).contains(&sender_peak),
+        "TIME_WAIT peaked at {sender_peak}"
+    );
 }
 
 #[test]
@@ -244,7 +265,7 @@ fn testbed_rst_leaves_no_time_wait_and_server_close_puts_it_on_the_receiver() {
     }
     let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
-    let r = testbed_churn("rst", dir.path());
+    let r = testbed_churn("rst", &[], dir.path());
     let (t, c) = trial(&r, "tcp");
     assert!(t.valid, "{:?}", t.invalid_reasons);
     assert_eq!(c.first_eaddrnotavail_ns, None);
@@ -259,7 +280,7 @@ fn testbed_rst_leaves_no_time_wait_and_server_close_puts_it_on_the_receiver() {
     );
 
     let dir = tempfile::tempdir().unwrap();
-    let r = testbed_churn("server", dir.path());
+    let r = testbed_churn("server", &[], dir.path());
     let (t, c) = trial(&r, "tcp");
     assert!(t.valid, "{:?}", t.invalid_reasons);
     assert_eq!(c.first_eaddrnotavail_ns, None);

@@ -62,6 +62,8 @@ pub struct ChurnPath {
     /// The client binds each port of the range in turn (rather than
     /// letting connect() choose).
     pub port_cycle: bool,
+    /// `net.ipv4.tcp_timestamps` of the client's namespace is on, if known.
+    pub timestamps: Option<bool>,
 }
 
 /// The TIME_WAIT arithmetic of a churn trial: with the client closing
@@ -111,6 +113,19 @@ pub fn port_pressure(path: &ChurnPath) -> PortPressure {
                 ),
             }
         }
+        // connect() of a socket bound to its port checks TIME_WAIT without
+        // the tcp_tw_reuse gate (tcp_twsk_unique without twp): with
+        // timestamps it takes the 4-tuple over at once, as TCP_CRR relies on.
+        Closer::Client if path.port_cycle && path.timestamps != Some(false) => PortPressure {
+            side: TimeWaitSide::Sender,
+            sustainable_rate: None,
+            exhaustion_after_s: None,
+            time_wait_expected: cap(opened.min(u64::from(path.ports))),
+            note: "the client binds each port (cycle): connect() takes over a TIME_WAIT of the same \
+                   4-tuple at once when timestamps are on (TcpExt TWRecycled counts it), so TIME_WAIT \
+                   does not limit the rate"
+                .into(),
+        },
         Closer::Client => {
             let reuse = match path.tw_reuse {
                 Some(1) => Some("tcp_tw_reuse 1"),
@@ -295,6 +310,7 @@ mod tests {
             quic: false,
             max_tw_buckets: Some(262_144),
             port_cycle: false,
+            timestamps: Some(true),
         }
     }
 
@@ -365,6 +381,20 @@ mod tests {
             ..path(Closer::Server)
         });
         assert_eq!(cycled.time_wait_expected, 200, "every port of the range");
+        // Bound ports take their TIME_WAIT over at once, given timestamps.
+        let bound = |timestamps| {
+            port_pressure(&ChurnPath {
+                port_cycle: true,
+                timestamps,
+                ..path(Closer::Client)
+            })
+        };
+        assert_eq!(
+            (bound(Some(true)).sustainable_rate, bound(None).exhaustion_after_s),
+            (None, None)
+        );
+        assert_eq!(bound(Some(true)).time_wait_expected, 200);
+        assert!((bound(Some(false)).exhaustion_after_s.unwrap() - 0.5).abs() < 1e-9);
         let rst = port_pressure(&path(Closer::Rst));
         assert_eq!((rst.side, rst.time_wait_expected), (TimeWaitSide::Neither, 0));
         let quic = port_pressure(&ChurnPath {

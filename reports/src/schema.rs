@@ -231,8 +231,10 @@ pub struct ChurnMetrics {
     /// `kernel` (connect() picks the port) or `cycle` (the client binds
     /// each port of the range in turn, with SO_REUSEADDR).
     pub port_choice: String,
-    /// The ephemeral ports the client used, and who set them.
-    pub port_range: PortRange,
+    /// The ephemeral ports the client used, and who set them; absent for
+    /// QUIC (one UDP socket carries every connection).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port_range: Option<PortRange>,
     /// Most transactions in flight at once; the schedule waits for a slot.
     pub max_inflight: u32,
     /// Transactions scheduled in the measured window.
@@ -253,6 +255,11 @@ pub struct ChurnMetrics {
     /// When connect() first failed with EADDRNOTAVAIL (ports exhausted).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub first_eaddrnotavail_ns: Option<u64>,
+    /// When bind() first failed with EADDRINUSE (`cycle`: a port still
+    /// held, e.g. by a TIME_WAIT socket of a connect() without
+    /// SO_REUSEADDR).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_eaddrinuse_ns: Option<u64>,
     /// Start of connect() to the transport connected (TCP: SYN-ACK seen;
     /// QUIC: handshake done).
     pub connect_lat: LatencySummary,
@@ -282,8 +289,9 @@ pub struct PortRange {
     pub hi: u16,
     pub ports: u32,
     /// `sysctl` (net.ipv4.ip_local_port_range of the sender's namespace,
-    /// set by --port-range), `socket` (IP_LOCAL_PORT_RANGE on each socket)
-    /// or `system` (the namespace's own range, untouched).
+    /// set by --port-range), `socket` (IP_LOCAL_PORT_RANGE on each socket:
+    /// its part inside the namespace's range), `bind` (the client binds
+    /// each port itself) or `system` (the namespace's own range).
     pub set_by: String,
 }
 

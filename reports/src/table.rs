@@ -74,7 +74,12 @@ fn churn_cells(c: &crate::schema::ChurnMetrics) -> [String; 5] {
         .max()
         .unwrap_or(0);
     let tw = format!("{peak} ({} {})", e.time_wait_expected, e.time_wait_side);
-    let out_at = match (c.first_eaddrnotavail_ns, e.exhaustion_after_ns) {
+    // Ports run out as EADDRNOTAVAIL (connect) or, binding them, EADDRINUSE.
+    let ran_out = match (c.first_eaddrnotavail_ns, c.first_eaddrinuse_ns) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    };
+    let out_at = match (ran_out, e.exhaustion_after_ns) {
         (None, None) => "-".to_string(),
         (at, expected) => format!(
             "{} ({})",
@@ -118,7 +123,12 @@ pub fn summary_table(results: &RunResults) -> String {
     let mut rows: Vec<Vec<String>> = vec![header.iter().map(|s| s.to_string()).collect()];
     for t in &results.trials {
         let c = &t.counters;
-        let loss = match (c.sent, c.lost) {
+        // Churn: of what was offered, what failed or never started.
+        let (sent, lost) = match &t.churn {
+            Some(ch) => (ch.offered, ch.failed + (ch.offered - ch.started)),
+            None => (c.sent, c.lost),
+        };
+        let loss = match (sent, lost) {
             (0, _) => "-".to_string(),
             (_, 0) => "0".to_string(),
             // The count too: 1 lost in 20,000 must not read as 0.00%.

@@ -167,10 +167,12 @@ pub enum PortChoice {
     /// the socket) or the namespace's.
     Kernel { socket_range: Option<(u16, u16)> },
     /// The client binds each port of the range in turn, with SO_REUSEADDR
-    /// (as netperf's TCP_CRR does).
+    /// (as netperf's TCP_CRR does), passing over `skip` (the control
+    /// connection's, which may lie in the range).
     Cycle {
         range: (u16, u16),
         next: Arc<std::sync::atomic::AtomicU32>,
+        skip: u16,
     },
 }
 
@@ -193,11 +195,15 @@ impl PortChoice {
                     &value.to_ne_bytes(),
                 )
             }
-            PortChoice::Cycle { range, next } => {
+            PortChoice::Cycle { range, next, skip } => {
                 let span = u32::from(range.1 - range.0) + 1;
-                let k = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % span;
+                let mut port = *skip;
+                while port == *skip && span > 1 {
+                    let k = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % span;
+                    port = range.0 + k as u16;
+                }
                 socket.set_reuseaddr(true)?;
-                socket.bind(SocketAddr::new(local_ip, range.0 + k as u16))
+                socket.bind(SocketAddr::new(local_ip, port))
             }
         }
     }
