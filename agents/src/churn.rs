@@ -136,6 +136,36 @@ struct Outcome {
 }
 
 impl Outcome {
+    fn new(t0: u64, measured_start: u64, measured_ns: u64, offered: u64) -> Self {
+        Outcome {
+            t0,
+            measured_start,
+            measured_ns,
+            offered,
+            started: 0,
+            completed: 0,
+            failed: 0,
+            connect_lat: new_histogram(),
+            handshake_lat: new_histogram(),
+            ttfb: new_histogram(),
+            txn_lat: new_histogram(),
+            send_lag: new_histogram(),
+            errors: BTreeMap::new(),
+            first_eaddrnotavail: None,
+            first_eaddrinuse: None,
+            completions: Vec::new(),
+            failures: Vec::new(),
+            zero_rtt: ZeroRtt {
+                connections: 0,
+                attempted: 0,
+                accepted: 0,
+                ratio: 0.0,
+            },
+            transactions: 0,
+            pacer_busy_ns: 0,
+        }
+    }
+
     fn add(&mut self, measured: bool, intended: u64, result: Result<Timings, Failure>) {
         match result {
             Ok(t) => {
@@ -198,33 +228,12 @@ async fn run_schedule(
     let end = measured_start + plan.duration.as_nanos() as u64;
     let slots = Arc::new(Semaphore::new(plan.max_inflight as usize));
     let mut tasks = JoinSet::new();
-    let mut out = Outcome {
+    let mut out = Outcome::new(
         t0,
         measured_start,
-        measured_ns: plan.duration.as_nanos() as u64,
-        offered: schedule.total() - schedule.warmup_count(),
-        started: 0,
-        completed: 0,
-        failed: 0,
-        connect_lat: new_histogram(),
-        handshake_lat: new_histogram(),
-        ttfb: new_histogram(),
-        txn_lat: new_histogram(),
-        send_lag: new_histogram(),
-        errors: BTreeMap::new(),
-        first_eaddrnotavail: None,
-        first_eaddrinuse: None,
-        completions: Vec::new(),
-        failures: Vec::new(),
-        zero_rtt: ZeroRtt {
-            connections: 0,
-            attempted: 0,
-            accepted: 0,
-            ratio: 0.0,
-        },
-        transactions: 0,
-        pacer_busy_ns: 0,
-    };
+        plan.duration.as_nanos() as u64,
+        schedule.total() - schedule.warmup_count(),
+    );
     for i in 0..schedule.total() {
         let intended = schedule.intended_ns(i);
         pacer.wait_until(intended).await?;
@@ -761,33 +770,8 @@ mod tests {
 
     #[test]
     fn outcomes_count_measured_transactions_and_time_every_end() {
-        let mut o = Outcome {
-            t0: 0,
-            measured_start: 0,
-            measured_ns: 1,
-            offered: 3,
-            started: 3,
-            completed: 0,
-            failed: 0,
-            connect_lat: new_histogram(),
-            handshake_lat: new_histogram(),
-            ttfb: new_histogram(),
-            txn_lat: new_histogram(),
-            send_lag: new_histogram(),
-            errors: BTreeMap::new(),
-            first_eaddrnotavail: None,
-            first_eaddrinuse: None,
-            completions: vec![],
-            failures: vec![],
-            zero_rtt: ZeroRtt {
-                connections: 0,
-                attempted: 0,
-                accepted: 0,
-                ratio: 0.0,
-            },
-            transactions: 3,
-            pacer_busy_ns: 0,
-        };
+        let mut o = Outcome::new(0, 0, 1, 3);
+        (o.started, o.transactions) = (3, 3);
         let timings = Timings {
             connect_start: 100,
             connected: 200,

@@ -10,22 +10,11 @@
 mod common;
 
 use common::*;
-use std::process::{Command, Stdio};
-use transbench_reports::{read_results, ChurnMetrics, RunResults, TrialResult};
+use std::process::Command;
+use transbench_reports::{ChurnMetrics, RunResults, TrialResult};
 
 fn churn_run(workload: &str, args: &[&str], dir: &std::path::Path) -> RunResults {
-    let child = Command::new(BIN)
-        .args(["run", "--workload", workload, "--warmup", "0s", "--out"])
-        .arg(dir)
-        .args(args)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let o = wait_cleanly(child);
-    assert!(o.status.success(), "{}", stderr(&o));
-    read_results(&dir.join("results.json")).unwrap()
+    run_workload(workload, "0s", args, dir)
 }
 
 fn trial<'a>(r: &'a RunResults, transport: &str) -> (&'a TrialResult, &'a ChurnMetrics) {

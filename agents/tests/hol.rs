@@ -14,22 +14,10 @@
 mod common;
 
 use common::*;
-use std::process::{Command, Stdio};
-use transbench_reports::{read_results, RunResults, TrialResult};
+use transbench_reports::{RunResults, TrialResult};
 
 fn multistream_run(args: &[&str], dir: &std::path::Path) -> RunResults {
-    let child = Command::new(BIN)
-        .args(["run", "--workload", "multistream", "--warmup", "1s", "--out"])
-        .arg(dir)
-        .args(args)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let o = wait_cleanly(child);
-    assert!(o.status.success(), "{}", stderr(&o));
-    read_results(&dir.join("results.json")).unwrap()
+    run_workload("multistream", "1s", args, dir)
 }
 
 fn trial<'a>(r: &'a RunResults, transport: &str) -> &'a TrialResult {

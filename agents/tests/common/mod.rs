@@ -130,6 +130,28 @@ pub fn our_namespaces(pid: u32) -> Vec<String> {
         .collect()
 }
 
+/// `transbench run --workload W --warmup WARMUP --out DIR ARGS...`, which
+/// must succeed and leave no namespace behind; its results.
+pub fn run_workload(
+    workload: &str,
+    warmup: &str,
+    args: &[&str],
+    dir: &Path,
+) -> transbench_reports::RunResults {
+    let child = Command::new(BIN)
+        .args(["run", "--workload", workload, "--warmup", warmup, "--out"])
+        .arg(dir)
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let o = wait_cleanly(child);
+    assert!(o.status.success(), "{}", stderr(&o));
+    transbench_reports::read_results(&dir.join("results.json")).unwrap()
+}
+
 /// Waits for a `run` and checks it left no namespace behind.
 pub fn wait_cleanly(child: Child) -> Output {
     let pid = child.id();
