@@ -418,7 +418,8 @@ pub async fn run_trial(
         }
     } else {
         Dialer::Tcp {
-            congestion: spec.congestion.clone(),
+            congestion: (!congestion::is_namespace_default(spec.congestion.as_deref()))
+                .then(|| spec.congestion.clone()),
             tls: match spec.transport {
                 Transport::TcpTls => Some(tokio_rustls::TlsConnector::from(tls::tls_client_config(
                     &sender::pinned(cert)?,

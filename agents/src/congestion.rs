@@ -61,6 +61,14 @@ pub fn pin(socket: &impl AsRawFd, required: Option<&str>) -> io::Result<()> {
     }
 }
 
+/// Whether new sockets of the calling thread's namespace get `required`
+/// (or [`PREFERRED`]) without a pin: it is the namespace default. Churn
+/// pins nothing then, saving a system call per connection on each side.
+pub fn is_namespace_default(required: Option<&str>) -> bool {
+    std::fs::read_to_string("/proc/sys/net/ipv4/tcp_congestion_control")
+        .is_ok_and(|d| d.trim() == required.unwrap_or(PREFERRED))
+}
+
 /// Refuses a congestion control this kernel does not have, before any
 /// trial runs (when the kernel says which it has).
 pub fn check_available(name: &str) -> anyhow::Result<()> {

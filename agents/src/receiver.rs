@@ -710,6 +710,8 @@ async fn accept_streams(
     counters: Arc<ServeCounters>,
     role: ConnectionRole,
 ) {
+    // Accepted sockets inherit the namespace default: no pin needed for it.
+    let congestion = congestion.filter(|name| !crate::congestion::is_namespace_default(Some(name)));
     let mut conns = JoinSet::new();
     loop {
         let (tcp, from) = match listener.accept().await {

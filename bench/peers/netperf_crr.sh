@@ -21,8 +21,10 @@ cd "$(dirname "$0")/../.."
 rounds=${1:-5}
 secs=${2:-5}
 tb=target/release/transbench
-command -v netperf >/dev/null && command -v netserver >/dev/null ||
-    { echo "netperf not found: apt-get install netperf (Debian non-free)" >&2; exit 1; }
+if ! command -v netperf >/dev/null || ! command -v netserver >/dev/null; then
+    echo "netperf not found: apt-get install netperf (Debian non-free)" >&2
+    exit 1
+fi
 [ -x "$tb" ] || { echo "$tb not found: run cargo build --release" >&2; exit 1; }
 
 work=$(mktemp -d)
@@ -50,12 +52,17 @@ np() { # -> transactions/s
     netperf -P 0 -H 127.0.0.1 -p "$np_port" -t TCP_CRR -l "$secs" -- -r 64,64 2>&1 |
         awk 'NF >= 6 { rate = $6 } END { print rate }'
 }
+# netperf keeps the system's congestion control; so does transbench here
+# (it pins cubic by default), for TCP: like for like.
+cc=$(cat /proc/sys/net/ipv4/tcp_congestion_control)
 tbc() { # transport [inflight] -> completed connections/s
+    local cc_arg=(--cc "$cc")
+    [ "$1" = quic ] && cc_arg=()
     # A loss timeout past the trial: every transaction connects, however
     # long it waited for a slot.
     "$tb" sender --connect "$tb_addr" --transport "$1" --workload churn --conn-rate 100000 \
         --max-inflight "${2:-1}" --loss-timeout 60s --size 64 --duration "${secs}s" --warmup 0s \
-        --out "$work/c.json" >/dev/null
+        "${cc_arg[@]}" --out "$work/c.json" >/dev/null
     python3 -c 'import json,sys; print(round(json.load(open(sys.argv[1]))["trials"][0]["churn"]["achieved_rate"]))' \
         "$work/c.json"
 }

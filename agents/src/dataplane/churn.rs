@@ -146,7 +146,9 @@ pub async fn serve_quic(
 /// How the sender reaches the receiver for each transaction.
 pub enum Dialer {
     Tcp {
-        congestion: Option<String>,
+        /// The congestion control to pin on each socket (see
+        /// `congestion::pin`); `None` when the namespace default already is it.
+        congestion: Option<Option<String>>,
         tls: Option<tokio_rustls::TlsConnector>,
         ports: PortChoice,
         /// The congestion control the kernel reports for the first
@@ -353,7 +355,9 @@ impl Dialer {
                     tokio::net::TcpSocket::new_v6()
                 }
                 .map_err(|e| Failure::io(&e, "socket"))?;
-                crate::congestion::pin(&socket, congestion.as_deref()).map_err(|e| Failure::io(&e, "cc"))?;
+                if let Some(cc) = congestion {
+                    crate::congestion::pin(&socket, cc.as_deref()).map_err(|e| Failure::io(&e, "cc"))?;
+                }
                 // Plain TCP writes once each way, which Nagle never holds
                 // back; TLS writes its handshake flight first.
                 if tls.is_some() {
