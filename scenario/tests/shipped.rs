@@ -1,0 +1,46 @@
+//! The scenarios shipped in `bench/scenarios/` parse, with the profiles
+//! shipped in `netem-scripts/profiles/`, and expand as their comments say.
+
+use std::path::Path;
+
+fn load(name: &str) -> transbench_scenario::Scenario {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    transbench_scenario::load(
+        &root.join("bench/scenarios").join(name),
+        &root.join("netem-scripts/profiles"),
+    )
+    .unwrap_or_else(|e| panic!("{e}"))
+}
+
+#[test]
+fn every_shipped_scenario_parses() {
+    let quick = load("quick.toml");
+    assert_eq!(quick.cells.len(), 4);
+    assert!(
+        quick.cells.iter().all(|c| c.profile.link.is_none()),
+        "quick runs without root"
+    );
+    // Under a minute: 8 trials of 3.5 s.
+    let secs = quick.trials().len() as f64 * (quick.duration + quick.warmup).as_secs_f64();
+    assert!(secs < 60.0, "{secs} s");
+
+    let ci = load("ci.toml");
+    assert!(ci.trials >= 10 && ci.cells.iter().all(|c| c.profile.link.is_none()));
+
+    let hol = load("hol.toml");
+    assert_eq!(hol.cells.len(), 4 * 3);
+    let churn = load("churn.toml");
+    assert_eq!(churn.cells.len(), 2 * 3 + 4);
+    let wan = load("lossy-wan.toml");
+    assert_eq!(wan.cells.len(), 4 * 4 * 2);
+    assert!(wan.cells.iter().all(|c| c.profile.link.is_some()));
+}
+
+#[test]
+fn a_missing_file_says_which() {
+    let e = transbench_scenario::load(Path::new("/nonexistent.toml"), Path::new("/")).unwrap_err();
+    assert!(
+        e.to_string().starts_with("/nonexistent.toml: cannot read it: "),
+        "{e}"
+    );
+}
