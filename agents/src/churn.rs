@@ -718,6 +718,8 @@ fn build_result(
         hol: None,
         udp: None,
         churn: Some(churn),
+        cell: None,
+        repetition: None,
     })
 }
 

@@ -12,6 +12,7 @@ mod oneway_sender;
 mod receiver;
 mod rr;
 mod run;
+mod scenario_run;
 mod schedule;
 mod sender;
 mod shell;
@@ -73,8 +74,26 @@ enum Command {
         #[arg(long)]
         out: PathBuf,
     },
-    /// Start a receiver and a sender on loopback and run each transport in turn.
+    /// Start a receiver and a sender on loopback and run each transport in
+    /// turn; or run a scenario file's trials (`transbench run
+    /// bench/scenarios/quick.toml`).
+    #[command(
+        after_help = "Scenario files (TOML): bench/scenarios/*.toml and reports/SCHEMA.md. A scenario sets \
+        the transports, workloads, profiles and parameters itself; --out, --resume and --profiles apply to it."
+    )]
     Run {
+        /// A scenario file: a matrix of transports x workloads x profiles x
+        /// parameters, trials per cell, in a seeded order.
+        #[arg(value_name = "SCENARIO")]
+        scenario: Option<PathBuf>,
+        /// With SCENARIO: continue the run in DIR, running only the trials
+        /// its results.json lacks (after an interruption or a failure).
+        #[arg(long, value_name = "DIR", requires = "scenario")]
+        resume: Option<PathBuf>,
+        /// With SCENARIO: where named profiles live [default: the nearest
+        /// netem-scripts/profiles above the scenario file].
+        #[arg(long, value_name = "DIR", requires = "scenario")]
+        profiles: Option<PathBuf>,
         /// Transports to run, comma-separated [default: udp,tcp,tcp+tls,quic
         /// for rr; tcp-mux,tcp+tls-mux,tcp-n,quic,udp for multistream; udp
         /// for stream; tcp,tcp+tls,quic for churn (tcp,tcp+tls with --close
@@ -583,6 +602,9 @@ fn run_command(cli: Cli) -> anyhow::Result<ExitCode> {
             })
         }
         Command::Run {
+            scenario,
+            resume,
+            profiles,
             transport,
             trial,
             out,
@@ -591,6 +613,28 @@ fn run_command(cli: Cli) -> anyhow::Result<ExitCode> {
             knee_p99,
         } => {
             init_logging("warn");
+            if let Some(file) = scenario {
+                if !transport.is_empty() || !sweep.is_empty() || impair.profiles()?.is_some() {
+                    bail!(
+                        "{} sets the transports, profiles and parameters itself: drop --transport, --impair... \
+                         and --sweep (or edit the scenario)",
+                        file.display()
+                    );
+                }
+                let (out, resume) = match resume {
+                    Some(dir) => (dir, true),
+                    None => (out, false),
+                };
+                single_thread_runtime()?.block_on(scenario_run::run_scenario(
+                    scenario_run::ScenarioOptions {
+                        file,
+                        profiles,
+                        out,
+                        resume,
+                    },
+                ))?;
+                return Ok(ExitCode::SUCCESS);
+            }
             let transport = if transport.is_empty() {
                 let tcp_only =
                     trial.close == Some(CloseMode::Rst) || trial.client_port == Some(ClientPortArg::Cycle);

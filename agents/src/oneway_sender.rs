@@ -534,5 +534,7 @@ fn build_result(
         hol,
         udp,
         churn: None,
+        cell: None,
+        repetition: None,
     })
 }

@@ -122,7 +122,7 @@ pub struct SweepPlan {
 /// The sweeps of a run as they progress: a transport's stops at its first
 /// step past the knee.
 #[derive(Default)]
-struct Sweeps {
+pub(crate) struct Sweeps {
     p99_bound_ns: Option<u64>,
     list: Vec<Sweep>,
 }
@@ -450,23 +450,23 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
 }
 
 /// A trial to run: a transport, at a sweep's rate or the run's.
-type Cell = (Transport, Option<f64>);
+pub(crate) type Cell = (Transport, Option<f64>);
 
 /// Where the phases of a run put what they find.
-struct Outputs<'a> {
-    results: &'a mut RunResults,
-    path: &'a Path,
-    bar: &'a ProgressBar,
+pub(crate) struct Outputs<'a> {
+    pub results: &'a mut RunResults,
+    pub path: &'a Path,
+    pub bar: &'a ProgressBar,
     /// Each transport's no-loss p1, from the baseline phase.
-    bases: &'a mut HashMap<Transport, (u64, String)>,
-    sweeps: &'a mut Sweeps,
+    pub bases: &'a mut HashMap<Transport, (u64, String)>,
+    pub sweeps: &'a mut Sweeps,
 }
 
 /// Each of `cells` once on one path: its own link (or loopback) and
 /// receiver, both gone when this returns or is dropped. A baseline phase
 /// records each transport's no-loss p1; the phase after uses it. A sweep
 /// skips a transport's steps past its knee.
-async fn run_phase(
+pub(crate) async fn run_phase(
     opts: &RunOptions,
     cells: &[Cell],
     profiles: Option<&LinkProfiles>,

@@ -558,6 +558,8 @@ fn build_result(
         hol: None,
         udp,
         churn: None,
+        cell: None,
+        repetition: None,
     })
 }
 

@@ -25,6 +25,23 @@ pub struct RunResults {
     /// knee.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub sweeps: Vec<Sweep>,
+    /// `run SCENARIO`: the scenario the trials come from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scenario: Option<ScenarioInfo>,
+}
+
+/// The scenario of a run: enough to resume it and to group its trials.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScenarioInfo {
+    pub name: String,
+    /// The scenario file, as given.
+    pub file: String,
+    pub seed: u64,
+    /// `random` (seeded) or `as-written`.
+    pub order: String,
+    /// Cell ids, in the file's order.
+    pub cells: Vec<String>,
+    pub trials_per_cell: u32,
 }
 
 /// A transport's rate sweep (churn, handshake): trials at rising offered
@@ -69,6 +86,7 @@ impl RunResults {
             delivered_impairment: None,
             trials: Vec::new(),
             sweeps: Vec::new(),
+            scenario: None,
         }
     }
 }
@@ -216,6 +234,12 @@ pub struct TrialResult {
     /// Churn and handshake: a connection per transaction.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub churn: Option<ChurnMetrics>,
+    /// `run SCENARIO`: the trial's cell (its id in `scenario.cells`) and
+    /// which repetition of it this is (from 0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cell: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repetition: Option<u32>,
 }
 
 /// A connection per transaction (workloads `churn` and `handshake`; see

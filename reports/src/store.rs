@@ -130,6 +130,8 @@ pub(crate) mod tests {
             hol: None,
             udp: None,
             churn: None,
+            cell: None,
+            repetition: None,
         });
         r
     }

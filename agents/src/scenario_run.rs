@@ -1,0 +1,237 @@
+//! `transbench run SCENARIO`: every trial of a scenario file, in its seeded
+//! order, each on its own path (loopback, or a fresh emulated link with the
+//! cell's profile); results.json rewritten after every trial, and
+//! `--resume DIR` runs only the trials a results file lacks.
+
+use anyhow::{bail, Context};
+use indicatif::{ProgressBar, ProgressStyle};
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+use transbench_reports::{read_results, summary_table, write_atomic, RunResults, ScenarioInfo};
+use transbench_scenario::{Cell, Order, Scenario};
+
+use crate::host::host_info;
+use crate::run::{self, LinkProfiles, Outputs, RunOptions, Sweeps};
+use crate::sender::TrialSpec;
+use crate::TrialArgs;
+
+pub struct ScenarioOptions {
+    pub file: PathBuf,
+    /// Where named profiles live [default: the nearest
+    /// `netem-scripts/profiles` above the scenario file, or below the
+    /// working directory].
+    pub profiles: Option<PathBuf>,
+    pub out: PathBuf,
+    /// Continue the run in `out`: only the trials its results lack.
+    pub resume: bool,
+}
+
+/// The profiles directory for a scenario file.
+fn profiles_dir(file: &Path, given: Option<&Path>) -> PathBuf {
+    if let Some(dir) = given {
+        return dir.to_path_buf();
+    }
+    let start = std::fs::canonicalize(file).unwrap_or_else(|_| file.to_path_buf());
+    start
+        .ancestors()
+        .map(|d| d.join("netem-scripts/profiles"))
+        .find(|d| d.is_dir())
+        .unwrap_or_else(|| PathBuf::from("netem-scripts/profiles"))
+}
+
+/// A cell as a trial: the spec `run` would build from the same flags.
+fn spec_of(scenario: &Scenario, cell: &Cell) -> anyhow::Result<TrialSpec> {
+    let p = &cell.params;
+    let args = TrialArgs {
+        workload: cell.workload,
+        rate: p.rate,
+        size: p.size.map(|s| s as usize),
+        bitrate: p.bitrate,
+        gso: false,
+        streams: p.streams,
+        hol_base: None,
+        round_trip: false,
+        duration: scenario.duration,
+        warmup: scenario.warmup,
+        closed_loop: false,
+        loss_timeout: Duration::from_secs(2),
+        cc: p.cc.clone(),
+        quic_stream: None,
+        conn_rate: p.conn_rate,
+        max_inflight: None,
+        close: p.close,
+        port_range: None,
+        tw_reuse: None,
+        client_port: None,
+    };
+    let spec = args.spec(cell.transport, &[cell.transport])?;
+    spec.validate()?;
+    Ok(spec)
+}
+
+pub async fn run_scenario(opts: ScenarioOptions) -> anyhow::Result<()> {
+    let profiles = profiles_dir(&opts.file, opts.profiles.as_deref());
+    let scenario = transbench_scenario::load(&opts.file, &profiles)?;
+    // Every cell checked before anything runs.
+    let mut specs = Vec::with_capacity(scenario.cells.len());
+    for cell in &scenario.cells {
+        let spec = spec_of(&scenario, cell).map_err(|e| {
+            anyhow::anyhow!("{}:{}: cell {:?}: {e:#}", opts.file.display(), cell.line, cell.id)
+        })?;
+        specs.push(spec);
+    }
+    if scenario.cells.iter().any(|c| c.profile.link.is_some()) && !testbed::is_root() {
+        let named: Vec<&str> = scenario
+            .cells
+            .iter()
+            .filter(|c| c.profile.link.is_some())
+            .map(|c| c.profile.name.as_str())
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .collect();
+        bail!(
+            "{}: profiles {} need an emulated link, which needs root (namespaces, TUN): run as root, or \
+             keep to profiles = [\"none\"]",
+            opts.file.display(),
+            named.join(", ")
+        );
+    }
+    let info = ScenarioInfo {
+        name: scenario.name.clone(),
+        file: opts.file.display().to_string(),
+        seed: scenario.seed,
+        order: match scenario.order {
+            Order::Random => "random",
+            Order::AsWritten => "as-written",
+        }
+        .into(),
+        cells: scenario.cells.iter().map(|c| c.id.clone()).collect(),
+        trials_per_cell: scenario.trials,
+    };
+    std::fs::create_dir_all(&opts.out)
+        .with_context(|| format!("cannot create the output directory {}", opts.out.display()))?;
+    let results_path = opts.out.join("results.json");
+    let mut results = if opts.resume {
+        let earlier = read_results(&results_path)
+            .with_context(|| format!("--resume {}: no results to continue", opts.out.display()))?;
+        match &earlier.scenario {
+            Some(s) if s.name == info.name && s.seed == info.seed && s.cells == info.cells => earlier,
+            _ => bail!(
+                "--resume {}: its results come from another scenario (or another version of this one); \
+                 start a new run in another directory",
+                opts.out.display()
+            ),
+        }
+    } else {
+        let created = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
+        let mut r = RunResults::new(created, host_info());
+        r.scenario = Some(info);
+        r
+    };
+    write_atomic(&results_path, &results)?;
+    let done: HashSet<(String, u32)> = results
+        .trials
+        .iter()
+        .filter_map(|t| Some((t.cell.clone()?, t.repetition?)))
+        .collect();
+    let plan: Vec<_> = scenario
+        .trials()
+        .into_iter()
+        .filter(|t| !done.contains(&(scenario.cells[t.cell].id.clone(), t.repetition)))
+        .collect();
+    if opts.resume {
+        eprintln!(
+            "resuming {}: {} trials done, {} to run",
+            opts.out.display(),
+            done.len(),
+            plan.len()
+        );
+    }
+
+    let bar = ProgressBar::new(plan.len() as u64).with_style(
+        ProgressStyle::with_template(
+            "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} trials, ETA {eta}  {msg}",
+        )
+        .expect("static template"),
+    );
+    bar.enable_steady_tick(Duration::from_millis(200));
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    let mut terminate = signal(SignalKind::terminate())?;
+    let mut failed = 0usize;
+    let trials = async {
+        let mut bases = HashMap::new();
+        let mut sweeps = Sweeps::default();
+        for t in &plan {
+            let cell = &scenario.cells[t.cell];
+            bar.set_message(format!(
+                "{} (trial {} of {})",
+                cell.id,
+                t.repetition + 1,
+                scenario.trials
+            ));
+            let trial_opts = RunOptions {
+                transports: vec![cell.transport],
+                spec: specs[t.cell].clone(),
+                out: opts.out.clone(),
+                impair: cell.profile.link.clone().map(|(forward, reverse)| LinkProfiles {
+                    forward,
+                    reverse,
+                    backend: None,
+                    probe_packets: 500,
+                }),
+                sweep: None,
+            };
+            let before = results.trials.len();
+            let mut out = Outputs {
+                results: &mut results,
+                path: &results_path,
+                bar: &bar,
+                bases: &mut bases,
+                sweeps: &mut sweeps,
+            };
+            run::run_phase(
+                &trial_opts,
+                &[(cell.transport, None)],
+                trial_opts.impair.as_ref(),
+                false,
+                &mut out,
+            )
+            .await?;
+            match results.trials.get_mut(before) {
+                Some(trial) => {
+                    trial.cell = Some(cell.id.clone());
+                    trial.repetition = Some(t.repetition);
+                    write_atomic(&results_path, &results)?;
+                }
+                None => failed += 1,
+            }
+        }
+        anyhow::Ok(())
+    };
+    let outcome = tokio::select! {
+        outcome = trials => outcome,
+        _ = interrupt.recv() => Err(anyhow::anyhow!("interrupted")),
+        _ = terminate.recv() => Err(anyhow::anyhow!("terminated")),
+    };
+    bar.finish_and_clear();
+    outcome.with_context(|| {
+        format!(
+            "run stopped; the trials that finished are in {} (--resume {} runs the rest)",
+            results_path.display(),
+            opts.out.display()
+        )
+    })?;
+    let results = read_results(&results_path)?;
+    print!("{}", summary_table(&results));
+    println!("results: {}", results_path.display());
+    if failed > 0 {
+        bail!(
+            "{failed} of {} trials failed (see the errors above); --resume {} runs them again",
+            plan.len(),
+            opts.out.display()
+        );
+    }
+    Ok(())
+}

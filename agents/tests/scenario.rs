@@ -1,0 +1,134 @@
+//! `transbench run SCENARIO` on loopback: every trial of the matrix in the
+//! scenario's seeded order, each tagged with its cell; `--resume` runs only
+//! what a results file lacks; a bad scenario stops before anything runs,
+//! saying file, line and key.
+
+mod common;
+
+use common::*;
+use std::path::Path;
+use std::process::{Command, Output};
+use transbench_reports::read_results;
+
+const SCENARIO: &str = r#"name = "tiny"
+duration = "300ms"
+warmup = "100ms"
+trials = 2
+seed = 11
+
+[[matrix]]
+workload = "rr"
+transports = ["udp", "tcp"]
+profiles = ["none"]
+rate = 500
+"#;
+
+fn run(args: &[&str]) -> Output {
+    Command::new(BIN)
+        .arg("run")
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .env_remove("TRANSBENCH_SECRET")
+        .output()
+        .unwrap()
+}
+
+fn write(dir: &Path, text: &str) -> String {
+    let path = dir.join("tiny.toml");
+    std::fs::write(&path, text).unwrap();
+    path.display().to_string()
+}
+
+#[test]
+fn a_scenario_runs_every_trial_in_its_order_and_resumes() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(dir.path(), SCENARIO);
+    let out = dir.path().join("out");
+    let o = run(&[&file, "--out", out.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let results = read_results(&out.join("results.json")).unwrap();
+    let info = results.scenario.as_ref().expect("scenario recorded");
+    assert_eq!(
+        (info.name.as_str(), info.seed, info.trials_per_cell),
+        ("tiny", 11, 2)
+    );
+    assert_eq!(info.cells, ["rr udp none rate=500", "rr tcp none rate=500"]);
+    // The seeded order, as the scenario crate computes it.
+    let scenario = transbench_scenario::parse("tiny.toml", SCENARIO, &|_| None).unwrap();
+    let expected: Vec<(String, u32)> = scenario
+        .trials()
+        .iter()
+        .map(|t| (scenario.cells[t.cell].id.clone(), t.repetition))
+        .collect();
+    let ran: Vec<(String, u32)> = results
+        .trials
+        .iter()
+        .map(|t| (t.cell.clone().unwrap(), t.repetition.unwrap()))
+        .collect();
+    assert_eq!(ran, expected);
+    assert!(results.trials.iter().all(|t| t.valid && t.lat.count > 0));
+
+    // Lose the last two trials, as an interrupted run would; --resume runs
+    // those two and keeps the rest as they were.
+    let mut cut = results.clone();
+    cut.trials.truncate(2);
+    transbench_reports::write_atomic(&out.join("results.json"), &cut).unwrap();
+    let o = run(&[&file, "--resume", out.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("2 trials done, 2 to run"), "{}", stderr(&o));
+    let resumed = read_results(&out.join("results.json")).unwrap();
+    assert_eq!(resumed.trials.len(), 4);
+    assert_eq!(resumed.trials[..2], results.trials[..2]);
+    let mut cells: Vec<_> = resumed
+        .trials
+        .iter()
+        .map(|t| (t.cell.clone().unwrap(), t.repetition.unwrap()))
+        .collect();
+    cells.sort();
+    let mut all = expected.clone();
+    all.sort();
+    assert_eq!(cells, all, "every trial once");
+
+    // Another scenario's results are not resumed.
+    let other = write(dir.path(), &SCENARIO.replace("seed = 11", "seed = 12"));
+    let o = run(&[&other, "--resume", out.to_str().unwrap()]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("another scenario"), "{}", stderr(&o));
+}
+
+#[test]
+fn a_bad_scenario_stops_before_anything_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let file = write(dir.path(), &SCENARIO.replace(r#""tcp"]"#, r#""sctp"]"#));
+    let o = run(&[&file, "--out", out.to_str().unwrap()]);
+    assert!(!o.status.success());
+    let err = stderr(&o);
+    assert!(
+        err.contains("tiny.toml:9: matrix[0].transports: unknown transport \"sctp\""),
+        "{err}"
+    );
+    assert!(!out.exists(), "nothing ran");
+
+    // Valid TOML, but a trial no sender would run: its cell and line.
+    let file = write(
+        dir.path(),
+        &SCENARIO.replace("rate = 500", "rate = 500\nsize = 10"),
+    );
+    let o = run(&[&file, "--out", out.to_str().unwrap()]);
+    assert!(!o.status.success());
+    let err = stderr(&o);
+    assert!(
+        err.contains("tiny.toml:7: cell \"rr udp none rate=500 size=10\""),
+        "{err}"
+    );
+    assert!(err.contains("--size 10 is out of range"), "{err}");
+    assert!(!out.exists(), "nothing ran");
+
+    // A scenario sets its own transports.
+    let file = write(dir.path(), SCENARIO);
+    let o = run(&[&file, "--transport", "quic"]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("sets the transports"), "{}", stderr(&o));
+}
