@@ -67,7 +67,13 @@ fn a_scenario_runs_every_trial_in_its_order_and_resumes() {
         .map(|t| (t.cell.clone().unwrap(), t.repetition.unwrap()))
         .collect();
     assert_eq!(ran, expected);
-    assert!(results.trials.iter().all(|t| t.valid && t.lat.count > 0));
+    // (Validity is not the point here: 0.3 s trials on a loaded machine may
+    // miss their schedule.)
+    for t in &results.trials {
+        assert!(t.lat.count > 0, "{}", t.id);
+        let cell = t.cell.as_deref().unwrap();
+        assert_eq!(cell.split(' ').nth(1), Some(t.transport.name()), "{cell}");
+    }
 
     // Lose the last two trials, as an interrupted run would; --resume runs
     // those two and keeps the rest as they were.
@@ -99,6 +105,7 @@ fn a_scenario_runs_every_trial_in_its_order_and_resumes() {
 
 #[test]
 fn a_bad_scenario_stops_before_anything_runs() {
+    let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out");
     let file = write(dir.path(), &SCENARIO.replace(r#""tcp"]"#, r#""sctp"]"#));
