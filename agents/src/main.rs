@@ -263,7 +263,8 @@ struct TrialArgs {
     #[arg(long, conflicts_with = "closed_loop", allow_negative_numbers = true)]
     rate: Option<f64>,
     /// Bytes per message, 24-byte header included (rr: request and response)
-    /// [default: 64 for rr, 1024 for multistream, 1200 for stream].
+    /// [default: 64 for rr, churn and handshake, 1024 for multistream, 1200
+    /// for stream].
     #[arg(long)]
     size: Option<usize>,
     /// Stream: offered bit rate, bits/s with an optional k, M or G (e.g.
