@@ -385,12 +385,6 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
             .expect("static template"),
     );
     bar.enable_steady_tick(Duration::from_millis(200));
-    // A signal to this process alone (a CI job's timeout, a supervisor) must
-    // still stop the receiver it started: dropping a phase stops it and
-    // removes the link.
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut interrupt = signal(SignalKind::interrupt())?;
-    let mut terminate = signal(SignalKind::terminate())?;
     let phases = async {
         let mut bases = HashMap::new();
         let mut out = Outputs {
@@ -408,11 +402,7 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
         }
         anyhow::Ok(())
     };
-    let outcome = tokio::select! {
-        outcome = phases => outcome,
-        _ = interrupt.recv() => Err(anyhow::anyhow!("interrupted")),
-        _ = terminate.recv() => Err(anyhow::anyhow!("terminated")),
-    };
+    let outcome = unless_signalled(phases).await;
     bar.finish_and_clear();
     outcome.with_context(|| {
         format!(
@@ -447,6 +437,23 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// Runs `work` unless this process is sent SIGINT or SIGTERM first. A
+/// signal to this process alone (a CI job's timeout, a supervisor) must
+/// still stop the receiver it started: dropping `work` stops it and
+/// removes the link.
+pub(crate) async fn unless_signalled<T>(
+    work: impl std::future::Future<Output = anyhow::Result<T>>,
+) -> anyhow::Result<T> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    let mut terminate = signal(SignalKind::terminate())?;
+    tokio::select! {
+        outcome = work => outcome,
+        _ = interrupt.recv() => Err(anyhow::anyhow!("interrupted")),
+        _ = terminate.recv() => Err(anyhow::anyhow!("terminated")),
+    }
 }
 
 /// A trial to run: a transport, at a sweep's rate or the run's.

@@ -156,9 +156,6 @@ pub async fn run_scenario(opts: ScenarioOptions) -> anyhow::Result<()> {
         .expect("static template"),
     );
     bar.enable_steady_tick(Duration::from_millis(200));
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut interrupt = signal(SignalKind::interrupt())?;
-    let mut terminate = signal(SignalKind::terminate())?;
     let mut failed = 0usize;
     let trials = async {
         let mut bases = HashMap::new();
@@ -210,11 +207,7 @@ pub async fn run_scenario(opts: ScenarioOptions) -> anyhow::Result<()> {
         }
         anyhow::Ok(())
     };
-    let outcome = tokio::select! {
-        outcome = trials => outcome,
-        _ = interrupt.recv() => Err(anyhow::anyhow!("interrupted")),
-        _ = terminate.recv() => Err(anyhow::anyhow!("terminated")),
-    };
+    let outcome = run::unless_signalled(trials).await;
     bar.finish_and_clear();
     outcome.with_context(|| {
         format!(

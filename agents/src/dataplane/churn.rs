@@ -7,7 +7,6 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::task::JoinSet;
 use transbench_wire::frame::PREFIX_LEN;
 use transbench_wire::{CloseMode, LengthPrefix, MessageHeader, MessageKind};
 
@@ -100,16 +99,10 @@ pub async fn serve_quic(
     zero_rtt: bool,
     counters: Arc<ServeCounters>,
 ) {
-    let mut conns = JoinSet::new();
-    while let Some(incoming) = endpoint.accept().await {
-        while conns.try_join_next().is_some() {}
-        if incoming.remote_address().ip() != peer_ip {
-            counters.rejected();
-            incoming.refuse();
-            continue;
-        }
-        let counters = counters.clone();
-        conns.spawn(async move {
+    let shared = counters.clone();
+    super::quic::accept_from(endpoint, peer_ip, &counters, move |incoming| {
+        let counters = shared.clone();
+        async move {
             let connecting = match incoming.accept() {
                 Ok(c) => c,
                 Err(e) => return tracing::debug!("QUIC connection refused: {e}"),
@@ -139,8 +132,9 @@ pub async fn serve_quic(
                 conn.close(0u32.into(), b"transaction done");
             }
             let _ = tokio::time::timeout(CLOSE_WAIT, conn.closed()).await;
-        });
-    }
+        }
+    })
+    .await
 }
 
 /// How the sender reaches the receiver for each transaction.

@@ -346,15 +346,10 @@ pub async fn read_datagrams(sock: Arc<UdpSocket>, peer_ip: IpAddr, rec: Recordin
 /// of its own: a sequential reader would put back the head-of-line
 /// blocking QUIC removes.
 pub async fn serve_quic(endpoint: quinn::Endpoint, peer_ip: IpAddr, rec: Recording) {
-    let mut conns = JoinSet::new();
-    while let Some(incoming) = endpoint.accept().await {
-        if incoming.remote_address().ip() != peer_ip {
-            rec.counters.rejected();
-            incoming.refuse();
-            continue;
-        }
+    let counters = rec.counters.clone();
+    super::quic::accept_from(endpoint, peer_ip, &counters, move |incoming| {
         let rec = rec.clone();
-        conns.spawn(async move {
+        async move {
             let Ok(conn) = incoming.await else { return };
             rec.counters.connection();
             let mut readers = JoinSet::new();
@@ -368,8 +363,9 @@ pub async fn serve_quic(endpoint: quinn::Endpoint, peer_ip: IpAddr, rec: Recordi
                 });
             }
             while readers.join_next().await.is_some() {}
-        });
-    }
+        }
+    })
+    .await
 }
 
 /// The message bytes for `header`, padded to `size`.

@@ -103,20 +103,37 @@ impl ResponseSource for ChannelSource {
     }
 }
 
-/// Serves every connection and stream of a trial's endpoint.
-pub async fn serve(endpoint: quinn::Endpoint, peer_ip: IpAddr, size: usize, counters: Arc<ServeCounters>) {
+/// Accepts a trial endpoint's connections until it closes, each handed to
+/// `serve` in a task of its own (reaped as they end). Only the trial's
+/// sender: anyone else would load this session's thread and skew its
+/// measurement, so they are refused and counted as rejected.
+pub async fn accept_from<F, Fut>(
+    endpoint: quinn::Endpoint,
+    peer_ip: IpAddr,
+    counters: &ServeCounters,
+    mut serve: F,
+) where
+    F: FnMut(quinn::Incoming) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
     let mut conns = JoinSet::new();
     while let Some(incoming) = endpoint.accept().await {
         while conns.try_join_next().is_some() {}
-        // Only the trial's sender: anyone else would load this session's
-        // thread and skew its measurement.
         if incoming.remote_address().ip() != peer_ip {
             counters.rejected();
             incoming.refuse();
             continue;
         }
-        let counters = counters.clone();
-        conns.spawn(async move {
+        conns.spawn(serve(incoming));
+    }
+}
+
+/// Serves every connection and stream of a trial's endpoint.
+pub async fn serve(endpoint: quinn::Endpoint, peer_ip: IpAddr, size: usize, counters: Arc<ServeCounters>) {
+    let shared = counters.clone();
+    accept_from(endpoint, peer_ip, &counters, move |incoming| {
+        let counters = shared.clone();
+        async move {
             let conn = match incoming.await {
                 Ok(c) => c,
                 Err(e) => {
@@ -139,6 +156,7 @@ pub async fn serve(endpoint: quinn::Endpoint, peer_ip: IpAddr, size: usize, coun
                     }
                 });
             }
-        });
-    }
+        }
+    })
+    .await
 }
