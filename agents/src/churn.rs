@@ -128,7 +128,7 @@ struct Outcome {
     first_eaddrnotavail: Option<u64>,
     first_eaddrinuse: Option<u64>,
     /// When each transaction (warm-up included) ended, by outcome.
-    completions: Vec<u64>,
+    completions: Vec<theory::Completion>,
     failures: Vec<u64>,
     zero_rtt: ZeroRtt,
     transactions: u64,
@@ -169,7 +169,10 @@ impl Outcome {
     fn add(&mut self, measured: bool, intended: u64, result: Result<Timings, Failure>) {
         match result {
             Ok(t) => {
-                self.completions.push(t.done);
+                self.completions.push(theory::Completion {
+                    done_ns: t.done,
+                    connect_ns: t.connected.saturating_sub(t.connect_start),
+                });
                 if !measured {
                     return;
                 }
@@ -660,6 +663,7 @@ fn build_result(
                     receiver_trial: r.receiver.and_then(|x| x.1),
                     completed: r.completed,
                     failed: r.failed,
+                    connect_p99_ns: r.connect_p99_ns,
                 })
                 .collect(),
         },
@@ -720,6 +724,7 @@ fn build_result(
         churn: Some(churn),
         cell: None,
         repetition: None,
+        baseline: false,
     })
 }
 

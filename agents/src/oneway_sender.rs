@@ -536,5 +536,6 @@ fn build_result(
         churn: None,
         cell: None,
         repetition: None,
+        baseline: false,
     })
 }

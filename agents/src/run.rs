@@ -296,8 +296,8 @@ pub fn start_testbed(profiles: &LinkProfiles) -> anyhow::Result<(Testbed, LinkPr
     // A queue above the bandwidth-delay product unless the profile says
     // otherwise: netem's default of 1000 packets tail-drops a fast, long
     // path by itself.
-    forward.limit.get_or_insert(IMPAIRED_LIMIT);
-    reverse.limit.get_or_insert(IMPAIRED_LIMIT);
+    forward.limit.get_or_insert(linkemu::spec::IMPAIRED_LIMIT);
+    reverse.limit.get_or_insert(linkemu::spec::IMPAIRED_LIMIT);
     // Each direction its own seed (derived from the profile's, if it has
     // one, so one `--impair "... seed 7"` does not mirror losses), recorded
     // in the profile so the run can be repeated decision for decision --
@@ -326,9 +326,6 @@ pub fn start_testbed(profiles: &LinkProfiles) -> anyhow::Result<(Testbed, LinkPr
         },
     ))
 }
-
-/// netem's queue limit for impaired runs when the profile sets none.
-const IMPAIRED_LIMIT: u32 = 100_000;
 
 pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
     for t in &opts.transports {
@@ -456,6 +453,21 @@ pub(crate) async fn unless_signalled<T>(
     }
 }
 
+/// A transport on a path without its loss: where a baseline holds.
+pub(crate) type BaseKey = (Transport, String);
+
+pub(crate) fn base_key(transport: Transport, profiles: Option<&LinkProfiles>) -> BaseKey {
+    let path = match profiles {
+        None => "loopback".to_string(),
+        Some(p) => {
+            let lossless = p.without_loss();
+            let p = lossless.as_ref().unwrap_or(p);
+            format!("{} | {}", p.forward, p.reverse)
+        }
+    };
+    (transport, path)
+}
+
 /// A trial to run: a transport, at a sweep's rate or the run's.
 pub(crate) type Cell = (Transport, Option<f64>);
 
@@ -464,8 +476,8 @@ pub(crate) struct Outputs<'a> {
     pub results: &'a mut RunResults,
     pub path: &'a Path,
     pub bar: &'a ProgressBar,
-    /// Each transport's no-loss p1, from the baseline phase.
-    pub bases: &'a mut HashMap<Transport, (u64, String)>,
+    /// Each transport's no-loss p1 on each path, from baseline phases.
+    pub bases: &'a mut HashMap<BaseKey, (u64, String)>,
     pub sweeps: &'a mut Sweeps,
 }
 
@@ -491,9 +503,11 @@ pub(crate) async fn run_phase(
     if let Some((bed, _)) = &link {
         set_sender_sysctls(bed, &opts.spec.churn)?;
     }
+    let mut delivered = None;
     if let Some((bed, profiles)) = &link {
         if !baseline && profiles.probe_packets > 0 {
-            results.delivered_impairment = Some(probe_link(bed, profiles)?);
+            delivered = Some(probe_link(bed, profiles)?);
+            results.delivered_impairment = delivered.clone();
             write_atomic(results_path, results)?;
         }
     }
@@ -513,10 +527,8 @@ pub(crate) async fn run_phase(
         bed.sender.enter()?;
     }
     // The probe's one-way delays, both ways: the path's RTT.
-    let rtt_ns = results
-        .delivered_impairment
+    let rtt_ns = delivered
         .as_ref()
-        .filter(|_| !baseline)
         .map(|d| d.forward.measured.delay_p50_ns + d.reverse.measured.delay_p50_ns);
     let per_trial = opts.spec.warmup + opts.spec.duration;
     let suffix = if baseline { "-base" } else { "" };
@@ -540,12 +552,12 @@ pub(crate) async fn run_phase(
                     .hol
                     .base
                     .clone()
-                    .or_else(|| bases.get(transport).cloned()),
+                    .or_else(|| bases.get(&base_key(*transport, profiles)).cloned()),
                 rtt_ns,
                 loss_p: link.as_ref().and_then(|(_, p)| {
-                    let forward = configured_loss(&p.forward)?;
+                    let forward = p.forward.mean_loss().filter(|&l| l > 0.0)?;
                     let reverse = if opts.spec.round_trip {
-                        configured_loss(&p.reverse)?
+                        p.reverse.mean_loss()?
                     } else {
                         0.0
                     };
@@ -600,11 +612,13 @@ pub(crate) async fn run_phase(
                         forward: profiles.forward.to_string(),
                         reverse: profiles.reverse.to_string(),
                         events,
+                        delivered: delivered.clone(),
                     });
                 }
+                trial.baseline = baseline;
                 if baseline {
                     if let Some(p1) = p1(&trial) {
-                        bases.insert(*transport, (p1, format!("trial {id}")));
+                        bases.insert(base_key(*transport, profiles), (p1, format!("trial {id}")));
                     }
                 }
                 if let Some(rate) = rate {
@@ -647,22 +661,4 @@ fn set_sender_sysctls(bed: &Testbed, churn: &ChurnOptions) -> anyhow::Result<()>
 fn p1(trial: &TrialResult) -> Option<u64> {
     let h = trial.lat.histogram().ok()?;
     (!h.is_empty()).then(|| h.value_at_quantile(0.01))
-}
-
-/// The mean packet loss a profile configures, where a model has one.
-fn configured_loss(spec: &NetemSpec) -> Option<f64> {
-    use linkemu::spec::Loss;
-    match spec.loss? {
-        Loss::Random(c) => Some(c.probability),
-        Loss::GilbertElliott {
-            p,
-            r,
-            bad_loss,
-            good_loss,
-        } if p + r > 0.0 => {
-            let bad = p / (p + r);
-            Some(bad * bad_loss + (1.0 - bad) * good_loss)
-        }
-        _ => None,
-    }
 }

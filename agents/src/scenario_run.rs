@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 use transbench_reports::{read_results, summary_table, write_atomic, RunResults, ScenarioInfo};
 use transbench_scenario::{Cell, Order, Scenario};
+use transbench_wire::Workload;
 
 use crate::host::host_info;
 use crate::run::{self, LinkProfiles, Outputs, RunOptions, Sweeps};
@@ -81,11 +82,30 @@ pub async fn run_scenario(opts: ScenarioOptions) -> anyhow::Result<()> {
         })?;
         specs.push(spec);
     }
-    if scenario.cells.iter().any(|c| c.profile.link.is_some()) && !testbed::is_root() {
+    let root = testbed::is_root();
+    let skipped: Vec<&str> = scenario
+        .cells
+        .iter()
+        .filter(|c| c.skip_without_root && !root)
+        .map(|c| c.id.as_str())
+        .collect();
+    if !skipped.is_empty() {
+        eprintln!(
+            "not root: leaving out {} cells that need an emulated link ({}); run as root to include them",
+            skipped.len(),
+            skipped.join("; ")
+        );
+    }
+    if scenario
+        .cells
+        .iter()
+        .any(|c| c.profile.link.is_some() && !c.skip_without_root)
+        && !root
+    {
         let named: Vec<&str> = scenario
             .cells
             .iter()
-            .filter(|c| c.profile.link.is_some())
+            .filter(|c| c.profile.link.is_some() && !c.skip_without_root)
             .map(|c| c.profile.name.as_str())
             .collect::<HashSet<_>>()
             .into_iter()
@@ -139,6 +159,7 @@ pub async fn run_scenario(opts: ScenarioOptions) -> anyhow::Result<()> {
         .trials()
         .into_iter()
         .filter(|t| !done.contains(&(scenario.cells[t.cell].id.clone(), t.repetition)))
+        .filter(|t| root || !scenario.cells[t.cell].skip_without_root)
         .collect();
     if opts.resume {
         eprintln!(
@@ -180,6 +201,30 @@ pub async fn run_scenario(opts: ScenarioOptions) -> anyhow::Result<()> {
                 }),
                 sweep: None,
             };
+            // Head-of-line excess counts from the same transport on the
+            // same path without loss: measured once per path, first.
+            let lossless = trial_opts.impair.as_ref().and_then(LinkProfiles::without_loss);
+            if let Some(lossless) = lossless.filter(|_| {
+                cell.workload == Workload::Multistream
+                    && !bases.contains_key(&run::base_key(cell.transport, trial_opts.impair.as_ref()))
+            }) {
+                bar.inc_length(1);
+                let mut out = Outputs {
+                    results: &mut results,
+                    path: &results_path,
+                    bar: &bar,
+                    bases: &mut bases,
+                    sweeps: &mut sweeps,
+                };
+                run::run_phase(
+                    &trial_opts,
+                    &[(cell.transport, None)],
+                    Some(&lossless),
+                    true,
+                    &mut out,
+                )
+                .await?;
+            }
             let before = results.trials.len();
             let mut out = Outputs {
                 results: &mut results,
@@ -227,4 +272,31 @@ pub async fn run_scenario(opts: ScenarioOptions) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every cell of every shipped scenario makes a trial `run` accepts:
+    /// checks the scenario crate cannot make (a parameter a transport
+    /// refuses, say).
+    #[test]
+    fn every_shipped_cell_is_a_valid_trial() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let mut checked = 0;
+        for entry in std::fs::read_dir(root.join("bench/scenarios")).unwrap() {
+            let file = entry.unwrap().path();
+            if file.extension().is_none_or(|e| e != "toml") {
+                continue;
+            }
+            let scenario = transbench_scenario::load(&file, &root.join("netem-scripts/profiles"))
+                .unwrap_or_else(|e| panic!("{e}"));
+            for cell in &scenario.cells {
+                spec_of(&scenario, cell).unwrap_or_else(|e| panic!("{}: {}: {e:#}", file.display(), cell.id));
+                checked += 1;
+            }
+        }
+        assert!(checked > 20, "{checked} cells");
+    }
 }

@@ -560,6 +560,7 @@ fn build_result(
         churn: None,
         cell: None,
         repetition: None,
+        baseline: false,
     })
 }
 

@@ -256,6 +256,16 @@ pub struct TimeWaitRow {
     pub receiver: Option<(u64, Option<u64>)>,
     pub completed: u64,
     pub failed: u64,
+    /// p99 connect time of the connections completed since the previous
+    /// row (nearest rank); absent when none completed.
+    pub connect_p99_ns: Option<u64>,
+}
+
+/// A completed transaction: when it ended and how long its connect took.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Completion {
+    pub done_ns: u64,
+    pub connect_ns: u64,
 }
 
 /// Merges the agents' samples (time, total, trial's) onto the
@@ -268,16 +278,28 @@ pub fn merge_time_wait(
     sender: &[Sample],
     receiver: &[Sample],
     receiver_shift_ns: i64,
-    completions: &[u64],
+    completions: &[Completion],
     failures: &[u64],
 ) -> Vec<TimeWaitRow> {
     let shifted: Vec<(i128, Sample)> = receiver
         .iter()
         .map(|s| (s.0 as i128 + receiver_shift_ns as i128, *s))
         .collect();
+    let mut since = 0usize;
     sender
         .iter()
         .map(|&(at, total, trial)| {
+            let upto = completions.partition_point(|c| c.done_ns <= at);
+            let mut window: Vec<u64> = completions[since.min(upto)..upto]
+                .iter()
+                .map(|c| c.connect_ns)
+                .collect();
+            since = upto;
+            window.sort_unstable();
+            let connect_p99_ns = (!window.is_empty()).then(|| {
+                let rank = (0.99 * window.len() as f64).ceil() as usize;
+                window[rank.clamp(1, window.len()) - 1]
+            });
             let nearest = shifted
                 .iter()
                 .min_by_key(|(t, _)| (t - at as i128).abs())
@@ -288,8 +310,9 @@ pub fn merge_time_wait(
                 sender: total,
                 sender_trial: trial,
                 receiver: nearest,
-                completed: completions.partition_point(|&c| c <= at) as u64,
+                completed: upto as u64,
                 failed: failures.partition_point(|&f| f <= at) as u64,
+                connect_p99_ns,
             }
         })
         .collect()
@@ -446,7 +469,9 @@ mod tests {
         // The receiver's clock runs 10_000 ahead; its second sample is
         // nearest the sender's second.
         let receiver = [(11_010, 2, Some(2)), (11_095, 3, None)];
-        let rows = merge_time_wait(1_000, 100, &sender, &receiver, -10_000, &[1_050, 1_150], &[1_100]);
+        let done = |done_ns, connect_ns| Completion { done_ns, connect_ns };
+        let completions = [done(1_050, 7), done(1_150, 30), done(1_160, 20)];
+        let rows = merge_time_wait(1_000, 100, &sender, &receiver, -10_000, &completions, &[1_100]);
         assert_eq!(rows.len(), 3);
         assert_eq!(rows[0].t_ns, 0);
         assert_eq!(rows[0].receiver, Some((2, Some(2))));
@@ -455,7 +480,10 @@ mod tests {
             (rows[1].completed, rows[1].failed, rows[1].sender_trial),
             (1, 1, None)
         );
-        assert_eq!((rows[2].completed, rows[2].sender_trial), (2, Some(4)));
+        assert_eq!((rows[2].completed, rows[2].sender_trial), (3, Some(4)));
+        // Each row's connect p99 covers only what completed since the last.
+        let p99: Vec<_> = rows.iter().map(|r| r.connect_p99_ns).collect();
+        assert_eq!(p99, [None, Some(7), Some(30)]);
         // Nothing within an interval: no receiver value.
         let far = merge_time_wait(0, 100, &sender, &[(5_000, 1, Some(1))], 0, &[], &[]);
         assert!(far.iter().all(|r| r.receiver.is_none()));

@@ -15,6 +15,10 @@ use crate::dist::Distribution;
 /// netem's default queue limit, in packets.
 pub const DEFAULT_LIMIT: u32 = 1000;
 
+/// The queue limit transbench gives a profile that sets none: deep enough
+/// that the queue drops nothing the profile did not ask for.
+pub const IMPAIRED_LIMIT: u32 = 100_000;
+
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct NetemSpec {
     /// Queue limit in packets; `None`: netem's default, [`DEFAULT_LIMIT`].
@@ -285,6 +289,25 @@ fn parse_size(w: &str) -> Option<u64> {
 impl NetemSpec {
     pub fn effective_limit(&self) -> u32 {
         self.limit.unwrap_or(DEFAULT_LIMIT)
+    }
+
+    /// The mean packet loss this spec configures: 0 without loss, `None`
+    /// for a model without a closed form here (4-state).
+    pub fn mean_loss(&self) -> Option<f64> {
+        match self.loss {
+            None => Some(0.0),
+            Some(Loss::Random(c)) => Some(c.probability),
+            Some(Loss::GilbertElliott {
+                p,
+                r,
+                bad_loss,
+                good_loss,
+            }) if p + r > 0.0 => {
+                let bad = p / (p + r);
+                Some(bad * bad_loss + (1.0 - bad) * good_loss)
+            }
+            Some(_) => None,
+        }
     }
 
     /// A profile file (`netem-scripts/profiles/*.netem`): netem words over

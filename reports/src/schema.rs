@@ -240,6 +240,10 @@ pub struct TrialResult {
     pub cell: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub repetition: Option<u32>,
+    /// A no-loss baseline, measured only to give other trials their
+    /// reference (multistream's HOL excess); no cell of the run.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub baseline: bool,
 }
 
 /// A connection per transaction (workloads `churn` and `handshake`; see
@@ -362,6 +366,10 @@ pub struct TimeWaitPoint {
     /// Transactions completed and failed so far.
     pub completed: u64,
     pub failed: u64,
+    /// p99 connect time of the connections completed since the previous
+    /// sample; absent when none did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connect_p99_ns: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -518,7 +526,7 @@ pub struct UdpMetrics {
     pub offered_bps: f64,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Impairment {
     /// `linkemu` (userspace emulator over TUN devices) or `netem` (tc).
     pub backend: String,
@@ -528,6 +536,10 @@ pub struct Impairment {
     pub reverse: String,
     /// What the link did to packets during this trial (linkemu only).
     pub events: Option<LinkEvents>,
+    /// The probe of this trial's path, run before its first trial (absent
+    /// for baselines and with `--probe-packets 0`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delivered: Option<DeliveredLink>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -132,6 +132,7 @@ pub(crate) mod tests {
             churn: None,
             cell: None,
             repetition: None,
+            baseline: false,
         });
         r
     }

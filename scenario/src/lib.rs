@@ -88,6 +88,9 @@ pub struct Cell {
     /// The line of the `[[matrix]]` entry it came from, for errors found
     /// later (`file:line`).
     pub line: usize,
+    /// `skip_without_root = true`: without root (no namespaces for an
+    /// emulated link) the run leaves this cell out instead of refusing.
+    pub skip_without_root: bool,
 }
 
 /// The emulated link of a cell.
@@ -177,6 +180,7 @@ struct RawMatrix {
     conn_rate: Option<Spanned<OneOrMany<f64>>>,
     close: Option<Spanned<OneOrMany<String>>>,
     cc: Option<Spanned<OneOrMany<String>>>,
+    skip_without_root: Option<bool>,
 }
 
 #[derive(Deserialize, Clone)]
@@ -497,6 +501,7 @@ fn expand(
                     profile: link.clone(),
                     params,
                     line,
+                    skip_without_root: m.skip_without_root.unwrap_or(false),
                 });
             }
         }
