@@ -10,6 +10,7 @@ mod host;
 mod oneway;
 mod oneway_sender;
 mod receiver;
+mod report;
 mod rr;
 mod run;
 mod scenario_run;
@@ -124,6 +125,18 @@ enum Command {
         /// [default: 10 x the first step's TTFB p50].
         #[arg(long, value_parser = humantime::parse_duration, value_name = "DURATION", requires = "sweep")]
         knee_p99: Option<Duration>,
+    },
+    /// Render a run's report: index.html (charts inline, opens from disk),
+    /// each chart as PNG and SVG, summary.md, and per cell the latency as
+    /// HdrHistogram files (hdr/*.hgrm, hdr/*.hlog). `run` does this at its
+    /// end; use this to render again or from a copied results file.
+    Report {
+        /// A run directory (holding results.json) or a results file.
+        #[arg(value_name = "DIR|RESULTS.json")]
+        input: PathBuf,
+        /// Where the report goes [default: report/ beside the results file].
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
     },
     /// Run any command in a namespace behind an emulated link to a peer
     /// namespace (needs root). The command gets the peer's address in
@@ -670,6 +683,12 @@ fn run_command(cli: Cli) -> anyhow::Result<ExitCode> {
                 impair,
                 sweep,
             }))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Report { input, out } => {
+            init_logging("warn");
+            let (results, default_out) = report::locate(&input);
+            report::render(&results, &out.unwrap_or(default_out))?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Shell { impair, command } => {

@@ -424,6 +424,7 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
         println!("link as delivered, receiver -> sender: {}", describe(&d.reverse));
     }
     println!("results: {}", results_path.display());
+    crate::report::render(&results_path, &opts.out.join("report"))?;
     // Steps past a knee were never run: they are no failures.
     let skipped: usize = results.sweeps.iter().map(|s| rates.len() - s.steps.len()).sum();
     let failed = planned - skipped - results.trials.len();

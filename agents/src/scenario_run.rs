@@ -264,6 +264,7 @@ pub async fn run_scenario(opts: ScenarioOptions) -> anyhow::Result<()> {
     let results = read_results(&results_path)?;
     print!("{}", summary_table(&results));
     println!("results: {}", results_path.display());
+    crate::report::render(&results_path, &opts.out.join("report"))?;
     if failed > 0 {
         bail!(
             "{failed} of {} trials failed (see the errors above); --resume {} runs them again",

@@ -95,6 +95,27 @@ fn a_scenario_runs_every_trial_in_its_order_and_resumes() {
     let mut all = expected.clone();
     all.sort();
     assert_eq!(cells, all, "every trial once");
+    // The run ends with its report, beside the results, of every trial.
+    let report = out.join("report");
+    for file in ["index.html", "summary.md", "spectrum-rr.png", "spectrum-rr.svg"] {
+        assert!(report.join(file).is_file(), "{file}");
+    }
+    let summary = std::fs::read_to_string(report.join("summary.md")).unwrap();
+    assert!(summary.contains("| rr udp none rate=500 | 2 |"), "{summary}");
+    assert!(report.join("hdr/rr_tcp_none_rate_500.hlog").is_file());
+    // `report` renders it again, anywhere.
+    let again = dir.path().join("again");
+    let report_cmd = |args: &[&str]| Command::new(BIN).arg("report").args(args).output().unwrap();
+    let o = report_cmd(&[
+        out.join("results.json").to_str().unwrap(),
+        "--out",
+        again.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(again.join("index.html").is_file());
+    let o = report_cmd(&[dir.path().join("nothing-here").to_str().unwrap()]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("cannot read"), "{}", stderr(&o));
 
     // Another scenario's results are not resumed.
     let other = write(dir.path(), &SCENARIO.replace("seed = 11", "seed = 12"));

@@ -1,7 +1,9 @@
 //! transbench's results: the versioned JSON schema (see `SCHEMA.md`),
-//! histogram encoding, latency summaries and atomic result files.
+//! histogram encoding and HdrHistogram's files, latency summaries and
+//! atomic result files.
 //! Nothing here touches a socket.
 
+pub mod hdrfiles;
 pub mod hist;
 pub mod schema;
 pub mod store;

@@ -1,0 +1,153 @@
+//! Trials grouped into cells: the same transport, workload, path and
+//! parameters, repeated. Charts and tables speak of cells.
+
+use hdrhistogram::Histogram;
+use linkemu::spec::IMPAIRED_LIMIT;
+use linkemu::NetemSpec;
+use transbench_reports::{new_histogram, LatencyKind, RunResults, TrialResult};
+use transbench_wire::Transport;
+
+#[derive(Debug, Clone)]
+pub struct CellTrials<'a> {
+    /// The scenario's cell id, or one made the same way.
+    pub id: String,
+    pub workload: String,
+    pub transport: Transport,
+    /// The netem words of the path ("loopback" without one); both
+    /// directions when they differ.
+    pub profile: String,
+    /// The configured mean loss in percent (both directions for round
+    /// trips); `None` where the model has no closed form.
+    pub loss_pct: Option<f64>,
+    pub backend: Option<String>,
+    pub trials: Vec<&'a TrialResult>,
+}
+
+impl CellTrials<'_> {
+    /// Every trial's latency histogram added together: the cell's
+    /// distribution over all its repetitions.
+    pub fn merged_lat(&self) -> Histogram<u64> {
+        let mut all = new_histogram();
+        for t in &self.trials {
+            if let Ok(h) = t.lat.histogram() {
+                // Auto-resizing, so adding never runs out of range.
+                let _ = all.add(&h);
+            }
+        }
+        all
+    }
+
+    pub fn valid(&self) -> usize {
+        self.trials.iter().filter(|t| t.valid).count()
+    }
+}
+
+/// A transport's colour, the same in every chart.
+pub fn transport_color(t: Transport) -> usize {
+    Transport::ALL.iter().position(|x| *x == t).unwrap_or(0)
+}
+
+/// A trial's path in netem words, without what every trial of a run
+/// shares or differs in by design: the per-trial seed and the queue limit
+/// `run` adds to a profile that sets none.
+pub fn profile_of(t: &TrialResult) -> String {
+    let unseeded = |words: &str| match NetemSpec::parse(words) {
+        Ok(spec) => {
+            let added = spec.limit.is_none_or(|l| l == IMPAIRED_LIMIT);
+            let spec = NetemSpec {
+                seed: None,
+                limit: None,
+                ..spec
+            };
+            let words = spec.to_string();
+            // netem words always start with the queue limit.
+            let rest = words
+                .split_once(' ')
+                .map_or("", |(_, r)| r)
+                .trim_start_matches(|c: char| c.is_ascii_digit())
+                .trim();
+            match (added, rest.is_empty()) {
+                (true, true) => "emulated link, no impairment".to_string(),
+                (true, false) => rest.to_string(),
+                (false, _) => words,
+            }
+        }
+        Err(_) => words.to_string(),
+    };
+    match &t.impairment {
+        None => "loopback".into(),
+        Some(i) => {
+            let (forward, reverse) = (unseeded(&i.forward), unseeded(&i.reverse));
+            if forward == reverse {
+                forward
+            } else {
+                format!("{forward} / back: {reverse}")
+            }
+        }
+    }
+}
+
+fn loss_pct(t: &TrialResult) -> Option<f64> {
+    let Some(i) = &t.impairment else {
+        return Some(0.0);
+    };
+    let loss = |words: &str| NetemSpec::parse(words).ok()?.mean_loss();
+    let mut p = loss(&i.forward)?;
+    if t.latency_kind == LatencyKind::Rtt {
+        p += loss(&i.reverse)?;
+    }
+    Some(p * 100.0)
+}
+
+/// The cells of a run: a scenario's in its file's order, others in the
+/// order their first trial ran. Baseline trials (measured only to set
+/// another trial's reference) are left out.
+pub fn cells(results: &RunResults) -> Vec<CellTrials<'_>> {
+    let mut out = in_run_order(results);
+    if let Some(s) = &results.scenario {
+        out.sort_by_key(|c| s.cells.iter().position(|id| *id == c.id).unwrap_or(usize::MAX));
+    }
+    out
+}
+
+fn in_run_order(results: &RunResults) -> Vec<CellTrials<'_>> {
+    let mut out: Vec<CellTrials<'_>> = Vec::new();
+    for t in results.trials.iter().filter(|t| !t.baseline) {
+        let profile = profile_of(t);
+        let id = t.cell.clone().unwrap_or_else(|| {
+            let mut id = format!("{} {} {profile}", t.workload, t.transport);
+            if let Some(rate) = t.params.rate {
+                id.push_str(&format!(" rate={rate}"));
+            }
+            id
+        });
+        match out.iter_mut().find(|c| c.id == id) {
+            Some(c) => c.trials.push(t),
+            None => out.push(CellTrials {
+                id,
+                workload: t.workload.clone(),
+                transport: t.transport,
+                loss_pct: loss_pct(t),
+                backend: t.impairment.as_ref().map(|i| i.backend.clone()),
+                profile,
+                trials: vec![t],
+            }),
+        }
+    }
+    out
+}
+
+/// A file name made from a cell id: letters, digits, `.`, `_`, `-` only.
+pub fn slug(id: &str) -> String {
+    let mut s = String::with_capacity(id.len());
+    for c in id.chars() {
+        match c {
+            'a'..='z' | 'A'..='Z' | '0'..='9' | '.' | '-' => s.push(c),
+            '+' => s.push('-'),
+            '%' => s.push_str("pct"),
+            _ if s.ends_with('_') => {}
+            _ => s.push('_'),
+        }
+    }
+    s.trim_matches('_').to_string()
+}

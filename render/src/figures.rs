@@ -1,0 +1,943 @@
+//! The report's charts, built from a run's results: each only where the
+//! run has its data.
+
+use base64::Engine;
+use hdrhistogram::Histogram;
+use std::collections::BTreeMap;
+use transbench_reports::{new_histogram, LatencyKind, RunResults, TrialResult};
+use transbench_wire::Transport;
+
+use crate::cells::{cells, slug, transport_color, CellTrials};
+use crate::chart::{Axis, Bar, BoxStat, Chart, HeatCell, Mark, Panel, Scale, Series, Shape};
+
+const MS: f64 = 1e6;
+
+/// Every chart's file name starts with its kind.
+pub const KINDS: [&str; 8] = [
+    "latency-vs-loss-",
+    "spectrum-",
+    "ontime-",
+    "goodput-vs-p95-",
+    "hol-raster-",
+    "hol-fanout",
+    "churn-",
+    "ttfb-",
+];
+
+/// Every chart the results support, in the report's order.
+pub fn charts(results: &RunResults) -> Vec<Chart> {
+    let cells = cells(results);
+    let mut out = Vec::new();
+    for workload in workloads(&cells) {
+        let of: Vec<&CellTrials> = cells.iter().filter(|c| c.workload == workload).collect();
+        out.extend(latency_vs_loss(&workload, &of));
+        out.extend(spectrum(&workload, &of));
+        if !is_connection_per_transaction(&workload) {
+            out.extend(ontime(&workload, &of));
+            out.extend(goodput_vs_p95(&workload, &of));
+        }
+    }
+    let multistream: Vec<&CellTrials> = cells.iter().filter(|c| c.workload == "multistream").collect();
+    out.extend(hol_rasters(&multistream));
+    out.extend(hol_fanout(&multistream));
+    for c in cells
+        .iter()
+        .filter(|c| is_connection_per_transaction(&c.workload))
+    {
+        out.extend(churn_over_time(c));
+    }
+    for workload in workloads(&cells)
+        .into_iter()
+        .filter(|w| is_connection_per_transaction(w))
+    {
+        let of: Vec<&CellTrials> = cells.iter().filter(|c| c.workload == workload).collect();
+        out.extend(ttfb(&workload, &of));
+    }
+    out
+}
+
+fn is_connection_per_transaction(workload: &str) -> bool {
+    matches!(workload, "churn" | "handshake")
+}
+
+fn workloads(cells: &[CellTrials]) -> Vec<String> {
+    let mut w: Vec<String> = Vec::new();
+    for c in cells {
+        if !w.contains(&c.workload) {
+            w.push(c.workload.clone());
+        }
+    }
+    w
+}
+
+fn transports(cells: &[&CellTrials]) -> Vec<Transport> {
+    let mut t: Vec<Transport> = cells.iter().map(|c| c.transport).collect();
+    t.sort_by_key(|t| transport_color(*t));
+    t.dedup();
+    t
+}
+
+/// Profiles in order of loss, then name.
+fn profiles(cells: &[&CellTrials]) -> Vec<(String, Option<f64>)> {
+    let mut p: Vec<(String, Option<f64>)> = Vec::new();
+    for c in cells {
+        if !p.iter().any(|(name, _)| *name == c.profile) {
+            p.push((c.profile.clone(), c.loss_pct));
+        }
+    }
+    p.sort_by(|a, b| {
+        a.1.unwrap_or(f64::MAX)
+            .total_cmp(&b.1.unwrap_or(f64::MAX))
+            .then_with(|| a.0.cmp(&b.0))
+    });
+    p
+}
+
+/// "Profiles: ...; backend: ...; N trials (k per cell)."
+fn caption(lead: &str, cells: &[&CellTrials]) -> String {
+    let mut profiles: Vec<&str> = cells.iter().map(|c| c.profile.as_str()).collect();
+    profiles.dedup();
+    profiles.sort();
+    profiles.dedup();
+    let mut backends: Vec<&str> = cells.iter().filter_map(|c| c.backend.as_deref()).collect();
+    backends.sort();
+    backends.dedup();
+    let backend = if backends.is_empty() {
+        "none (loopback)".to_string()
+    } else {
+        backends.join(", ")
+    };
+    let trials: usize = cells.iter().map(|c| c.trials.len()).sum();
+    let per: Vec<usize> = cells.iter().map(|c| c.trials.len()).collect();
+    let (lo, hi) = (
+        per.iter().min().copied().unwrap_or(0),
+        per.iter().max().copied().unwrap_or(0),
+    );
+    let per = if lo == hi {
+        format!("{lo}")
+    } else {
+        format!("{lo}-{hi}")
+    };
+    let plural = |n: usize, what: &str| {
+        if n == 1 {
+            format!("1 {what}")
+        } else {
+            format!("{n} {what}s")
+        }
+    };
+    format!(
+        "{lead} {}: {}. Impairment backend: {backend}. {}, {per} per cell.",
+        if profiles.len() == 1 {
+            "Profile"
+        } else {
+            "Profiles"
+        },
+        profiles.join("; "),
+        plural(trials, "trial")
+    )
+}
+
+fn latency_word(cells: &[&CellTrials]) -> &'static str {
+    match cells
+        .first()
+        .and_then(|c| c.trials.first())
+        .map(|t| t.latency_kind)
+    {
+        Some(LatencyKind::Rtt) => "round-trip latency",
+        _ => "one-way latency",
+    }
+}
+
+fn loss_axis(cells: &[&CellTrials]) -> &'static str {
+    match cells
+        .first()
+        .and_then(|c| c.trials.first())
+        .map(|t| t.latency_kind)
+    {
+        Some(LatencyKind::Rtt) => "configured loss, both ways added (%)",
+        _ => "configured loss (%)",
+    }
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n == 0 {
+        0.0
+    } else if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+/// Log where the values span more than a decade.
+fn scale_for(values: impl Iterator<Item = f64>) -> Scale {
+    let (lo, hi) = values
+        .filter(|v| *v > 0.0)
+        .fold((f64::INFINITY, 0.0f64), |(lo, hi), v| (lo.min(v), hi.max(v)));
+    if hi > 0.0 && hi / lo > 10.0 {
+        Scale::Log
+    } else {
+        Scale::Linear
+    }
+}
+
+fn lat_ms(t: &TrialResult, pick: fn(&TrialResult) -> u64) -> f64 {
+    pick(t) as f64 / MS
+}
+
+/// Chart 1: Latency percentiles against loss rate: a line per transport through
+/// the trials' median, a band from the lowest to the highest trial.
+fn latency_vs_loss(workload: &str, cells: &[&CellTrials]) -> Option<Chart> {
+    let mut losses: Vec<f64> = cells.iter().filter_map(|c| c.loss_pct).collect();
+    losses.sort_by(f64::total_cmp);
+    losses.dedup_by(|a, b| (*a - *b).abs() < 1e-9);
+    if losses.len() < 2 {
+        return None;
+    }
+    type Pick = fn(&TrialResult) -> u64;
+    let pcts: [(&str, Pick); 3] = [
+        ("p50", |t| t.lat.p50),
+        ("p99", |t| t.lat.p99),
+        ("p99.9", |t| t.lat.p999),
+    ];
+    let all: Vec<f64> = cells
+        .iter()
+        .flat_map(|c| &c.trials)
+        .flat_map(|t| pcts.iter().map(|(_, f)| lat_ms(t, *f)))
+        .collect();
+    let y_scale = scale_for(all.iter().copied());
+    let panels = pcts
+        .iter()
+        .map(|(name, pick)| {
+            let mut series = Vec::new();
+            for t in transports(cells) {
+                let mut points = Vec::new();
+                for &loss in &losses {
+                    let mut v: Vec<f64> = cells
+                        .iter()
+                        .filter(|c| c.transport == t && c.loss_pct.is_some_and(|l| (l - loss).abs() < 1e-9))
+                        .flat_map(|c| &c.trials)
+                        .filter(|t| t.lat.count > 0)
+                        .map(|t| lat_ms(t, *pick))
+                        .collect();
+                    if v.is_empty() {
+                        continue;
+                    }
+                    let (lo, hi) = (
+                        v.iter().copied().fold(f64::INFINITY, f64::min),
+                        v.iter().copied().fold(0.0, f64::max),
+                    );
+                    points.push((loss, lo, median(&mut v), hi));
+                }
+                if points.is_empty() {
+                    continue;
+                }
+                series.push(Series {
+                    label: String::new(),
+                    color: transport_color(t),
+                    mark: Mark::Band(points.iter().map(|p| (p.0, p.1, p.3)).collect()),
+                });
+                series.push(Series {
+                    label: t.to_string(),
+                    color: transport_color(t),
+                    mark: Mark::Line(points.iter().map(|p| (p.0, p.2)).collect()),
+                });
+            }
+            Panel {
+                title: name.to_string(),
+                x: Axis::new(loss_axis(cells), Scale::Linear).including(&[0.0]),
+                y: Axis::new(format!("{name} latency (ms)"), y_scale),
+                series,
+            }
+        })
+        .collect();
+    Some(Chart {
+        slug: format!("latency-vs-loss-{}", slug(workload)),
+        title: format!("{workload}: {} percentiles against packet loss", latency_word(cells)),
+        caption: caption(
+            "Lines: the median over a cell's trials; bands: lowest to highest trial. A lost message counts at the loss timeout.",
+            cells,
+        ),
+        panels,
+        columns: 3,
+    })
+}
+
+/// The latency at each quantile, from 0 to as many nines as the samples
+/// support.
+fn spectrum_points(h: &Histogram<u64>) -> Vec<(f64, f64)> {
+    if h.is_empty() {
+        return Vec::new();
+    }
+    let nines = (h.len() as f64).log10().floor().clamp(1.0, 6.0);
+    let steps = (nines * 20.0) as u32;
+    (0..=steps)
+        .map(|i| {
+            let k = i as f64 / 20.0;
+            let q = 1.0 - 10f64.powf(-k);
+            (q, h.value_at_quantile(q) as f64 / MS)
+        })
+        .collect()
+}
+
+/// Chart 2: The whole distribution on a "nines" axis, a panel per profile.
+fn spectrum(workload: &str, cells: &[&CellTrials]) -> Option<Chart> {
+    let mut panels = Vec::new();
+    let mut all = Vec::new();
+    for (profile, _) in profiles(cells) {
+        let mut series = Vec::new();
+        for t in transports(cells) {
+            let mut h = new_histogram();
+            for c in cells.iter().filter(|c| c.transport == t && c.profile == profile) {
+                let _ = h.add(c.merged_lat());
+            }
+            let points = spectrum_points(&h);
+            if points.is_empty() {
+                continue;
+            }
+            all.extend(points.iter().map(|p| p.1));
+            series.push(Series {
+                label: t.to_string(),
+                color: transport_color(t),
+                mark: Mark::Line(points),
+            });
+        }
+        if !series.is_empty() {
+            panels.push(Panel {
+                title: profile,
+                x: Axis::new("percentile", Scale::Nines),
+                y: Axis::new("latency (ms)", Scale::Linear),
+                series,
+            });
+        }
+    }
+    if panels.is_empty() {
+        return None;
+    }
+    let y = scale_for(all.into_iter());
+    for p in &mut panels {
+        p.y.scale = y;
+    }
+    Some(Chart {
+        slug: format!("spectrum-{}", slug(workload)),
+        title: format!("{workload}: {} at every percentile", latency_word(cells)),
+        caption: caption(
+            "Each line: all of a cell's messages, its trials' histograms added; drawn to as many nines as the messages support. A lost message counts at the loss timeout.",
+            cells,
+        ),
+        columns: 2,
+        panels,
+    })
+}
+
+/// Chart 3: The share of messages delivered within a deadline, lost ones
+/// counting as late.
+fn ontime(workload: &str, cells: &[&CellTrials]) -> Option<Chart> {
+    // Lost messages sit in `lat` at the loss timeout: the deadlines stop
+    // at the latest message that arrived.
+    let mut lo = f64::INFINITY;
+    let mut hi = 0.0f64;
+    for c in cells {
+        let h = c.merged_lat();
+        let arrived = delivered(c);
+        if !h.is_empty() && arrived > 0 {
+            lo = lo.min(h.min().max(1) as f64);
+            hi = hi.max(h.value_at_quantile(arrived as f64 / h.len() as f64) as f64);
+        }
+    }
+    if hi == 0.0 {
+        return None;
+    }
+    let (lo, hi) = ((lo * 0.8).log10(), (hi * 1.2).log10());
+    let deadlines: Vec<f64> = (0..=60)
+        .map(|i| 10f64.powf(lo + (hi - lo) * i as f64 / 60.0))
+        .collect();
+    let mut panels = Vec::new();
+    for (profile, _) in profiles(cells) {
+        let mut series = Vec::new();
+        for t in transports(cells) {
+            let of: Vec<&&CellTrials> = cells
+                .iter()
+                .filter(|c| c.transport == t && c.profile == profile)
+                .collect();
+            let sent: u64 = of.iter().flat_map(|c| &c.trials).map(|t| t.counters.sent).sum();
+            if sent == 0 {
+                continue;
+            }
+            let mut h = new_histogram();
+            for c in &of {
+                let _ = h.add(c.merged_lat());
+            }
+            let arrived: u64 = of.iter().map(|c| delivered(c)).sum();
+            let points = deadlines
+                .iter()
+                .map(|&d| {
+                    let on_time = h.count_between(0, d as u64).min(arrived);
+                    (d / MS, (on_time as f64 / sent as f64).min(1.0))
+                })
+                .collect();
+            series.push(Series {
+                label: t.to_string(),
+                color: transport_color(t),
+                mark: Mark::Line(points),
+            });
+        }
+        if !series.is_empty() {
+            panels.push(Panel {
+                title: profile,
+                x: Axis::new("deadline (ms)", Scale::Log),
+                y: Axis::new("on time (share of messages sent)", Scale::Linear).including(&[0.0, 1.0]),
+                series,
+            });
+        }
+    }
+    (!panels.is_empty()).then(|| Chart {
+        slug: format!("ontime-{}", slug(workload)),
+        title: format!("{workload}: share of messages on time, by deadline"),
+        caption: caption(
+            "A message is on time if its latency is within the deadline; lost messages never are. Trials of a cell pooled.",
+            cells,
+        ),
+        columns: 2,
+        panels,
+    })
+}
+
+/// Messages of a cell that arrived: its latencies less the lost ones
+/// recorded at the loss timeout.
+fn delivered(c: &CellTrials) -> u64 {
+    c.trials
+        .iter()
+        .map(|t| t.lat.count.saturating_sub(t.counters.lost))
+        .sum()
+}
+
+fn goodput_bps(t: &TrialResult) -> f64 {
+    match &t.udp {
+        Some(u) => u.goodput_bps,
+        None if t.duration_ns > 0 => {
+            t.counters.received as f64 * t.params.size as f64 * 8.0 / (t.duration_ns as f64 / 1e9)
+        }
+        None => 0.0,
+    }
+}
+
+/// Chart 5: Goodput against p95 latency, one point per trial.
+fn goodput_vs_p95(workload: &str, cells: &[&CellTrials]) -> Option<Chart> {
+    let profiles = profiles(cells);
+    let mut series = Vec::new();
+    let mut xs = Vec::new();
+    let mut cells = cells.to_vec();
+    cells.sort_by_key(|c| transport_color(c.transport));
+    for c in &cells {
+        let shape = profiles.iter().position(|(p, _)| *p == c.profile).unwrap_or(0);
+        let points: Vec<(f64, f64)> = c
+            .trials
+            .iter()
+            .filter_map(|t| {
+                let h = t.lat.histogram().ok().filter(|h| !h.is_empty())?;
+                Some((h.value_at_quantile(0.95) as f64 / MS, goodput_bps(t) / 1e6))
+            })
+            .collect();
+        if points.is_empty() {
+            continue;
+        }
+        xs.extend(points.iter().map(|p| p.0));
+        let label = if profiles.len() > 1 {
+            format!("{}, {}", c.transport, c.profile)
+        } else {
+            c.transport.to_string()
+        };
+        series.push(Series {
+            label,
+            color: transport_color(c.transport),
+            mark: Mark::Points(points, Shape::ALL[shape % Shape::ALL.len()]),
+        });
+    }
+    if series.is_empty() {
+        return None;
+    }
+    Some(Chart {
+        slug: format!("goodput-vs-p95-{}", slug(workload)),
+        title: format!("{workload}: goodput against p95 latency, one point per trial"),
+        caption: caption(
+            "Goodput: payload bytes delivered per second of the measured interval. Colour: transport; shape: profile.",
+            &cells,
+        ),
+        panels: vec![Panel {
+            title: String::new(),
+            x: Axis::new("p95 latency (ms)", scale_for(xs.into_iter())),
+            y: Axis::new("goodput (Mbit/s)", Scale::Linear).including(&[0.0]),
+            series,
+        }],
+        columns: 1,
+    })
+}
+
+/// A multistream trial's messages: (stream, send time µs, latency µs or
+/// lost), from `hol.timeline`.
+pub fn timeline(b64: &str) -> Option<Vec<(u32, u32, Option<u32>)>> {
+    let bytes = base64::engine::general_purpose::STANDARD.decode(b64).ok()?;
+    let word = |b: &[u8]| u32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+    Some(
+        bytes
+            .chunks_exact(12)
+            .map(|r| {
+                let lat = word(&r[8..]);
+                (word(r), word(&r[4..]), (lat != u32::MAX).then_some(lat))
+            })
+            .collect(),
+    )
+}
+
+const RASTER_BINS: usize = 160;
+
+/// Chart 4a: Streams against time, coloured by how late each message was over
+/// the path's no-loss latency: HOL stalls show as vertical stripes across
+/// streams, per-stream loss as single cells. One chart per lossy profile,
+/// the first trial of each transport.
+fn hol_rasters(cells: &[&CellTrials]) -> Vec<Chart> {
+    let mut out = Vec::new();
+    for (profile, loss) in profiles(cells) {
+        if loss.is_some_and(|l| l == 0.0) {
+            continue;
+        }
+        let mut panels = Vec::new();
+        let mut used = Vec::new();
+        let mut excess_all = Vec::new();
+        for t in transports(cells) {
+            let Some(c) = cells.iter().find(|c| c.transport == t && c.profile == profile) else {
+                continue;
+            };
+            let Some((trial, hol, msgs)) = c.trials.iter().find_map(|tr| {
+                let hol = tr.hol.as_ref()?;
+                Some((tr, hol, timeline(hol.timeline.as_deref()?)?))
+            }) else {
+                continue;
+            };
+            if msgs.is_empty() {
+                continue;
+            }
+            let end = msgs.iter().map(|m| m.1).max().unwrap_or(0) as f64 + 1.0;
+            let bin_us = end / RASTER_BINS as f64;
+            let base_us = hol.base_ns as f64 / 1e3;
+            // (stream, bin) -> worst excess; lost beats any delay.
+            let mut grid: BTreeMap<(u32, usize), Option<f64>> = BTreeMap::new();
+            for &(stream, at, lat) in &msgs {
+                let bin = ((at as f64 / bin_us) as usize).min(RASTER_BINS - 1);
+                let excess = lat.map(|l| (l as f64 - base_us).max(0.0) / 1e3);
+                if let Some(x) = excess {
+                    excess_all.push(x);
+                }
+                let cell = grid.entry((stream, bin)).or_insert(Some(0.0));
+                *cell = match (*cell, excess) {
+                    (None, _) | (_, None) => None,
+                    (Some(a), Some(b)) => Some(a.max(b)),
+                };
+            }
+            let cells = grid
+                .into_iter()
+                .map(|((stream, bin), value)| HeatCell {
+                    x0: bin as f64 * bin_us / 1e6,
+                    x1: (bin + 1) as f64 * bin_us / 1e6,
+                    y0: stream as f64,
+                    y1: stream as f64 + 1.0,
+                    value,
+                })
+                .collect();
+            used.push(*c);
+            panels.push(Panel {
+                title: format!("{t} (trial {})", trial.id),
+                x: Axis::new("time since the first message (s)", Scale::Linear),
+                y: Axis::new("stream", Scale::Linear),
+                series: vec![Series {
+                    label: String::new(),
+                    color: transport_color(t),
+                    mark: Mark::Heat {
+                        cells,
+                        max: 0.0,
+                        label: "excess delay (ms)".into(),
+                    },
+                }],
+            });
+        }
+        if panels.is_empty() {
+            continue;
+        }
+        // The colour scale tops out at the 99th percentile of excess, so
+        // one extreme stall does not wash out the rest.
+        let mut v = excess_all;
+        v.sort_by(f64::total_cmp);
+        let top = v
+            .get(((v.len() as f64 * 0.99) as usize).min(v.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or(1.0);
+        let top = top.max(1.0);
+        for p in &mut panels {
+            for s in &mut p.series {
+                if let Mark::Heat { max, .. } = &mut s.mark {
+                    *max = top;
+                }
+            }
+        }
+        out.push(Chart {
+            slug: format!("hol-raster-{}", slug(&profile)),
+            title: format!("Head-of-line blocking under {profile}: each stream's messages over time"),
+            caption: caption(
+                "Colour: the worst excess delay (latency over the no-loss p1) of a stream's messages in each time slice; red: a message lost. A stall on one ordered connection shows as a stripe across all streams.",
+                &used,
+            ),
+            columns: 2,
+            panels,
+        });
+    }
+    out
+}
+
+/// Quartiles of a counted distribution (value -> count).
+fn box_of(counts: &BTreeMap<u32, u64>, x: f64, width: f64) -> Option<BoxStat> {
+    let n: u64 = counts.values().sum();
+    if n == 0 {
+        return None;
+    }
+    let at = |q: f64| {
+        let rank = ((q * n as f64).ceil() as u64).clamp(1, n);
+        let mut seen = 0;
+        for (v, c) in counts {
+            seen += c;
+            if seen >= rank {
+                return *v as f64;
+            }
+        }
+        0.0
+    };
+    Some(BoxStat {
+        x,
+        width,
+        min: *counts.keys().next()? as f64,
+        q1: at(0.25),
+        median: at(0.5),
+        q3: at(0.75),
+        max: *counts.keys().next_back()? as f64,
+    })
+}
+
+/// Chart 4b: How many streams each stall held up, per transport and loss rate.
+fn hol_fanout(cells: &[&CellTrials]) -> Option<Chart> {
+    let transports = transports(cells);
+    let lossy: Vec<(String, Option<f64>)> = profiles(cells)
+        .into_iter()
+        .filter(|(_, l)| *l != Some(0.0))
+        .collect();
+    if lossy.is_empty() {
+        return None;
+    }
+    let width = 0.8 / lossy.len() as f64;
+    let mut series = Vec::new();
+    for (k, (profile, loss)) in lossy.iter().enumerate() {
+        let boxes: Vec<BoxStat> = transports
+            .iter()
+            .enumerate()
+            .filter_map(|(i, t)| {
+                let mut counts = BTreeMap::new();
+                for c in cells
+                    .iter()
+                    .filter(|c| c.transport == *t && c.profile == *profile)
+                {
+                    for hol in c.trials.iter().filter_map(|t| t.hol.as_ref()) {
+                        for (v, n) in &hol.hol_fanout.counts {
+                            *counts.entry(*v).or_insert(0) += n;
+                        }
+                    }
+                }
+                let x = i as f64 - 0.4 + width * (k as f64 + 0.5);
+                box_of(&counts, x, width * 0.8)
+            })
+            .collect();
+        if boxes.is_empty() {
+            continue;
+        }
+        series.push(Series {
+            label: match loss {
+                Some(l) => format!("loss {}%", crate::draw::number(*l)),
+                None => profile.clone(),
+            },
+            color: (k + 1) % 8,
+            mark: Mark::Boxes(boxes),
+        });
+    }
+    if series.is_empty() {
+        return None;
+    }
+    let streams = cells
+        .iter()
+        .flat_map(|c| &c.trials)
+        .filter_map(|t| t.hol.as_ref())
+        .map(|h| h.streams)
+        .max()
+        .unwrap_or(1);
+    let used: Vec<&CellTrials> = cells
+        .iter()
+        .copied()
+        .filter(|c| c.loss_pct != Some(0.0))
+        .collect();
+    Some(Chart {
+        slug: "hol-fanout".into(),
+        title: "Head-of-line blocking: streams held up per stall episode".into(),
+        caption: caption(
+            &format!(
+                "Boxes: quartiles and median of every stall episode's count of late streams, over all trials; whiskers: fewest to most. {streams} streams in all: one ordered connection stalls them all at once."
+            ),
+            &used,
+        ),
+        panels: vec![Panel {
+            title: String::new(),
+            x: Axis::categories("transport", transports.iter().map(|t| t.to_string()).collect()),
+            y: Axis::new("late streams per episode", Scale::Linear).including(&[0.0, streams as f64]),
+            series,
+        }],
+        columns: 1,
+    })
+}
+
+/// Chart 6: A churn trial over time: connection rate, TIME_WAIT sockets and
+/// connect p99, with the first EADDRNOTAVAIL marked. The cell's first
+/// trial.
+fn churn_over_time(c: &CellTrials) -> Option<Chart> {
+    let (trial, churn) = c.trials.iter().find_map(|t| Some((t, t.churn.as_ref()?)))?;
+    let samples = &churn.time_wait.samples;
+    if samples.len() < 2 {
+        return None;
+    }
+    let s = |ns: u64| ns as f64 / 1e9;
+    let mut completed = Vec::new();
+    let mut failed = Vec::new();
+    for w in samples.windows(2) {
+        let dt = s(w[1].t_ns.saturating_sub(w[0].t_ns));
+        if dt <= 0.0 {
+            continue;
+        }
+        completed.push((
+            s(w[1].t_ns),
+            w[1].completed.saturating_sub(w[0].completed) as f64 / dt,
+        ));
+        failed.push((s(w[1].t_ns), w[1].failed.saturating_sub(w[0].failed) as f64 / dt));
+    }
+    let rule = churn.first_eaddrnotavail_ns.map(|at| Series {
+        label: String::new(),
+        color: 1,
+        mark: Mark::Rule {
+            x: s(at),
+            text: format!("first EADDRNOTAVAIL, {:.2} s", s(at)),
+        },
+    });
+    let end = s(samples.last().map_or(0, |p| p.t_ns));
+    let time = || Axis::new("time since the trial started (s)", Scale::Linear).including(&[0.0, end]);
+    let mut rate = vec![Series {
+        label: "completed/s".into(),
+        color: 0,
+        mark: Mark::Line(completed),
+    }];
+    if churn.failed > 0 || failed.iter().any(|f| f.1 > 0.0) {
+        rate.push(Series {
+            label: "failed/s".into(),
+            color: 1,
+            mark: Mark::Line(failed),
+        });
+    }
+    let mut tw = vec![Series {
+        label: "TIME_WAIT, sender's namespace".into(),
+        color: 2,
+        mark: Mark::Line(samples.iter().map(|p| (s(p.t_ns), p.sender as f64)).collect()),
+    }];
+    let receiver: Vec<(f64, f64)> = samples
+        .iter()
+        .filter_map(|p| Some((s(p.t_ns), p.receiver? as f64)))
+        .collect();
+    if !receiver.is_empty() {
+        tw.push(Series {
+            label: "TIME_WAIT, receiver's namespace".into(),
+            color: 3,
+            mark: Mark::Line(receiver),
+        });
+    }
+    let p99: Vec<(f64, f64)> = samples
+        .iter()
+        .filter_map(|p| Some((s(p.t_ns), p.connect_p99_ns? as f64 / MS)))
+        .collect();
+    let mut connect = vec![Series {
+        label: "connect p99 per 100 ms".into(),
+        color: 4,
+        mark: Mark::Line(p99.clone()),
+    }];
+    for panel in [&mut rate, &mut tw, &mut connect] {
+        panel.extend(rule.clone());
+    }
+    let mut panels = vec![
+        Panel {
+            title: "connections per second".into(),
+            x: time(),
+            y: Axis::new("transactions/s", Scale::Linear).including(&[0.0]),
+            series: rate,
+        },
+        Panel {
+            title: "TIME_WAIT sockets".into(),
+            x: time(),
+            y: Axis::new("sockets", Scale::Linear).including(&[0.0]),
+            series: tw,
+        },
+    ];
+    if !p99.is_empty() {
+        panels.push(Panel {
+            title: "connect time".into(),
+            x: time(),
+            y: Axis::new("connect p99 (ms)", scale_for(p99.iter().map(|p| p.1))),
+            series: connect,
+        });
+    }
+    let range = churn
+        .port_range
+        .as_ref()
+        .map(|r| format!(" Ports {}-{} ({} set by {}).", r.lo, r.hi, r.ports, r.set_by))
+        .unwrap_or_default();
+    Some(Chart {
+        slug: format!("churn-{}", slug(&c.id)),
+        title: format!(
+            "{} {}: a new connection per transaction, offered {:.0}/s, closed by {}",
+            c.workload, c.transport, churn.offered_rate, churn.close
+        ),
+        caption: caption(
+            &format!(
+                "Trial {}: {} completed, {} failed.{range} Sampled every {} ms.",
+                trial.id,
+                churn.completed,
+                churn.failed,
+                churn.time_wait.interval_ns / 1_000_000
+            ),
+            &[c],
+        ),
+        panels,
+        columns: 1,
+    })
+}
+
+/// Chart 7: Time to first byte per setup mode and loss rate: bars at the
+/// trials' median p50, whiskers to their median p99, crosses at what
+/// theory expects (RTTs of the setup x the probe's RTT).
+fn ttfb(workload: &str, cells: &[&CellTrials]) -> Option<Chart> {
+    let transports = transports(cells);
+    let profiles = profiles(cells);
+    let width = 0.8 / profiles.len() as f64;
+    let mut series = Vec::new();
+    let mut expected = Vec::new();
+    let mut ys = Vec::new();
+    for (k, (profile, loss)) in profiles.iter().enumerate() {
+        let mut bars = Vec::new();
+        for (i, t) in transports.iter().enumerate() {
+            let churn: Vec<_> = cells
+                .iter()
+                .filter(|c| c.transport == *t && c.profile == *profile)
+                .flat_map(|c| &c.trials)
+                .filter_map(|t| t.churn.as_ref())
+                .filter(|m| m.ttfb.count > 0)
+                .collect();
+            if churn.is_empty() {
+                continue;
+            }
+            let x = i as f64 - 0.4 + width * (k as f64 + 0.5);
+            let p50 = median(&mut churn.iter().map(|m| m.ttfb.p50 as f64 / MS).collect::<Vec<_>>());
+            let p99 = median(&mut churn.iter().map(|m| m.ttfb.p99 as f64 / MS).collect::<Vec<_>>());
+            ys.extend([p50, p99]);
+            bars.push(Bar {
+                x,
+                width: width * 0.8,
+                value: p50,
+                whisker: Some(p99),
+            });
+            if let Some(e) = churn[0].expectation.ttfb_ns.filter(|&e| e > 0) {
+                expected.push((x, e as f64 / MS));
+            }
+        }
+        if bars.is_empty() {
+            continue;
+        }
+        series.push(Series {
+            label: match loss {
+                Some(l) if profiles.len() > 1 => format!("{profile} (loss {}%)", crate::draw::number(*l)),
+                _ => profile.clone(),
+            },
+            color: (k + 1) % 8,
+            mark: Mark::Bars(bars),
+        });
+    }
+    if series.is_empty() {
+        return None;
+    }
+    if !expected.is_empty() {
+        series.push(Series {
+            label: "expected: setup RTTs x probe RTT".into(),
+            color: 6,
+            mark: Mark::Points(expected, Shape::Cross),
+        });
+    }
+    let scale = scale_for(ys.into_iter());
+    Some(Chart {
+        slug: format!("ttfb-{}", slug(workload)),
+        title: format!("{workload}: time to first byte, by setup"),
+        caption: caption(
+            "Bars: the median over trials of TTFB p50 (from connect() to the first response byte); whiskers: of p99. TCP 2 RTTs, TCP+TLS 1.3 3, QUIC 2, QUIC 0-RTT 1.",
+            cells,
+        ),
+        panels: vec![Panel {
+            title: String::new(),
+            x: Axis::categories("setup", transports.iter().map(|t| t.to_string()).collect()),
+            y: Axis::new("time to first byte (ms)", scale).including(if scale == Scale::Linear { &[0.0] } else { &[] }),
+            series,
+        }],
+        columns: 1,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn box_quartiles_of_counted_values() {
+        // 1 x10, 2 x5, 8 x5: median 1.5 -> nearest rank 1 at 50 %, q3 2.
+        let counts: BTreeMap<u32, u64> = [(1, 10), (2, 5), (8, 5)].into();
+        let b = box_of(&counts, 0.0, 0.5).unwrap();
+        assert_eq!((b.min, b.q1, b.median, b.q3, b.max), (1.0, 1.0, 1.0, 2.0, 8.0));
+        assert!(box_of(&BTreeMap::new(), 0.0, 0.5).is_none());
+    }
+
+    #[test]
+    fn timeline_records_decode() {
+        use base64::Engine;
+        let mut bytes = Vec::new();
+        for (stream, at, lat) in [(3u32, 0u32, 150u32), (1, 40_000, u32::MAX)] {
+            bytes.extend_from_slice(&stream.to_be_bytes());
+            bytes.extend_from_slice(&at.to_be_bytes());
+            bytes.extend_from_slice(&lat.to_be_bytes());
+        }
+        let b64 = base64::engine::general_purpose::STANDARD.encode(bytes);
+        assert_eq!(timeline(&b64).unwrap(), [(3, 0, Some(150)), (1, 40_000, None)]);
+    }
+
+    #[test]
+    fn spectrum_reaches_the_nines_the_samples_support() {
+        let mut h = new_histogram();
+        for v in 1..=10_000u64 {
+            h.record(v * 1_000).unwrap();
+        }
+        let points = spectrum_points(&h);
+        let (q, v) = *points.last().unwrap();
+        // 10,000 samples: four nines, no more.
+        assert!((q - 0.9999).abs() < 1e-12, "{q}");
+        assert!((v - 10.0).abs() < 0.02, "{v} ms");
+        assert!(points.windows(2).all(|w| w[1].1 >= w[0].1), "monotone");
+        assert!(spectrum_points(&new_histogram()).is_empty());
+    }
+}

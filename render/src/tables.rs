@@ -1,0 +1,275 @@
+//! The report's tables, once, for both Markdown and HTML.
+
+use transbench_reports::{human_ns, RunResults, TrialResult};
+
+use crate::cells::CellTrials;
+
+pub struct Table {
+    pub title: String,
+    pub note: String,
+    pub headers: Vec<String>,
+    pub rows: Vec<Vec<String>>,
+}
+
+impl Table {
+    pub fn markdown(&self) -> String {
+        let mut s = format!("### {}\n\n", self.title);
+        if !self.note.is_empty() {
+            s.push_str(&format!("{}\n\n", self.note));
+        }
+        let cell = |v: &str| v.replace('|', "\\|");
+        s.push_str(&format!(
+            "| {} |\n",
+            self.headers
+                .iter()
+                .map(|h| cell(h))
+                .collect::<Vec<_>>()
+                .join(" | ")
+        ));
+        s.push_str(&format!("|{}\n", "---|".repeat(self.headers.len())));
+        for row in &self.rows {
+            s.push_str(&format!(
+                "| {} |\n",
+                row.iter().map(|v| cell(v)).collect::<Vec<_>>().join(" | ")
+            ));
+        }
+        s.push('\n');
+        s
+    }
+
+    pub fn html(&self) -> String {
+        let mut s = format!("<h3>{}</h3>\n", escape(&self.title));
+        if !self.note.is_empty() {
+            s.push_str(&format!(
+                "<p class=\"note\">{}</p>\n",
+                code_spans(&escape(&self.note))
+            ));
+        }
+        s.push_str("<table>\n<tr>");
+        for h in &self.headers {
+            s.push_str(&format!("<th>{}</th>", escape(h)));
+        }
+        s.push_str("</tr>\n");
+        for row in &self.rows {
+            s.push_str("<tr>");
+            for v in row {
+                s.push_str(&format!("<td>{}</td>", escape(v)));
+            }
+            s.push_str("</tr>\n");
+        }
+        s.push_str("</table>\n");
+        s
+    }
+}
+
+/// Markdown's `code` spans as HTML.
+fn code_spans(s: &str) -> String {
+    s.split('`')
+        .enumerate()
+        .map(|(i, part)| {
+            if i % 2 == 1 {
+                format!("<code>{part}</code>")
+            } else {
+                part.to_string()
+            }
+        })
+        .collect()
+}
+
+pub fn escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+fn median_of(mut v: Vec<f64>) -> Option<f64> {
+    v.retain(|x| x.is_finite());
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    Some(if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    })
+}
+
+fn med(c: &CellTrials, f: impl Fn(&TrialResult) -> Option<f64>) -> Option<f64> {
+    median_of(c.trials.iter().filter_map(|t| f(t)).collect())
+}
+
+fn ns(v: Option<f64>) -> String {
+    v.map_or("-".into(), |v| human_ns(v as u64))
+}
+
+fn pct(v: Option<f64>) -> String {
+    v.map_or("-".into(), |v| format!("{:.2} %", v * 100.0))
+}
+
+fn trials_cell(c: &CellTrials) -> String {
+    let valid = c.valid();
+    if valid == c.trials.len() {
+        valid.to_string()
+    } else {
+        format!("{} ({} invalid)", c.trials.len(), c.trials.len() - valid)
+    }
+}
+
+/// Latency and delivery per cell: medians over its trials.
+pub fn latency(cells: &[CellTrials]) -> Option<Table> {
+    let rows: Vec<Vec<String>> = cells
+        .iter()
+        .map(|c| {
+            let goodput = med(c, |t| {
+                let s = t.duration_ns as f64 / 1e9;
+                let bps = match &t.udp {
+                    Some(u) => u.goodput_bps,
+                    None if s > 0.0 => t.counters.received as f64 * t.params.size as f64 * 8.0 / s,
+                    None => return None,
+                };
+                Some(bps)
+            });
+            vec![
+                c.id.clone(),
+                trials_cell(c),
+                ns(med(c, |t| Some(t.lat.p50 as f64))),
+                ns(med(c, |t| Some(t.lat.p99 as f64))),
+                ns(med(c, |t| Some(t.lat.p999 as f64))),
+                pct(med(c, |t| {
+                    (t.counters.sent > 0).then(|| t.counters.lost as f64 / t.counters.sent as f64)
+                })),
+                goodput.map_or("-".into(), |g| format!("{:.2} Mbit/s", g / 1e6)),
+            ]
+        })
+        .collect();
+    (!rows.is_empty()).then(|| Table {
+        title: "Latency and delivery per cell".into(),
+        note: "Medians over each cell's trials. Latency is `lat`: delivery minus intended send time (one-way), or the round trip for rr and connection workloads.".into(),
+        headers: ["cell", "trials", "p50", "p99", "p99.9", "lost", "goodput"].map(String::from).to_vec(),
+        rows,
+    })
+}
+
+/// Head-of-line blocking per multistream cell, theory beside it.
+pub fn hol(cells: &[CellTrials]) -> Option<Table> {
+    let rows: Vec<Vec<String>> = cells
+        .iter()
+        .filter(|c| c.trials.iter().any(|t| t.hol.is_some()))
+        .map(|c| {
+            let h = |f: fn(&transbench_reports::HolMetrics) -> f64| med(c, |t| t.hol.as_ref().map(f));
+            vec![
+                c.id.clone(),
+                trials_cell(c),
+                pct(h(|m| m.late_frac)),
+                pct(h(|m| m.theory.late_frac)),
+                pct(h(|m| m.hol_frac)),
+                h(|m| m.hol_fanout.median).map_or("-".into(), |v| format!("{v:.1}")),
+                h(|m| m.episodes as f64).map_or("-".into(), |v| format!("{v:.0}")),
+                pct(h(|m| {
+                    m.ontime_ratio
+                        .iter()
+                        .find(|o| (o.rtts - 2.0).abs() < 1e-9)
+                        .map_or(f64::NAN, |o| o.ratio)
+                })),
+            ]
+        })
+        .collect();
+    (!rows.is_empty()).then(|| Table {
+        title: "Head-of-line blocking".into(),
+        note: "late: messages over the no-loss p1 by more than max(2 ms, RTT/8); theory: p L R for one ordered connection, p (L/N) R per stream; collateral: late messages on streams other than the stalled one.".into(),
+        headers: ["cell", "trials", "late", "late (theory)", "collateral", "fan-out (median)", "episodes", "on time at 2 RTT"]
+            .map(String::from)
+            .to_vec(),
+        rows,
+    })
+}
+
+/// Connection churn and setup per cell.
+pub fn churn(cells: &[CellTrials]) -> Option<Table> {
+    let rows: Vec<Vec<String>> = cells
+        .iter()
+        .filter(|c| c.trials.iter().any(|t| t.churn.is_some()))
+        .map(|c| {
+            let m = |f: fn(&transbench_reports::ChurnMetrics) -> f64| med(c, |t| t.churn.as_ref().map(f));
+            let errors = c
+                .trials
+                .iter()
+                .filter_map(|t| t.churn.as_ref())
+                .flat_map(|m| m.errors.iter())
+                .fold(
+                    std::collections::BTreeMap::<&str, u64>::new(),
+                    |mut acc, (k, v)| {
+                        *acc.entry(k).or_default() += v;
+                        acc
+                    },
+                );
+            let errors = if errors.is_empty() {
+                "-".to_string()
+            } else {
+                errors
+                    .iter()
+                    .map(|(k, v)| format!("{k} {v}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            let eaddr = med(c, |t| t.churn.as_ref()?.first_eaddrnotavail_ns.map(|v| v as f64));
+            vec![
+                c.id.clone(),
+                trials_cell(c),
+                m(|x| x.offered_rate).map_or("-".into(), |v| format!("{v:.0}/s")),
+                m(|x| x.achieved_rate).map_or("-".into(), |v| format!("{v:.0}/s")),
+                errors,
+                m(|x| x.time_wait.samples.iter().map(|s| s.sender).max().unwrap_or(0) as f64)
+                    .map_or("-".into(), |v| format!("{v:.0}")),
+                ns(eaddr),
+                ns(m(|x| x.ttfb.p50 as f64)),
+                ns(med(c, |t| {
+                    t.churn.as_ref()?.expectation.ttfb_ns.map(|v| v as f64)
+                })),
+            ]
+        })
+        .collect();
+    (!rows.is_empty()).then(|| Table {
+        title: "Connections".into(),
+        note: "Medians over trials; errors summed. TIME_WAIT: the sender namespace's peak.".into(),
+        headers: [
+            "cell",
+            "trials",
+            "offered",
+            "achieved",
+            "errors",
+            "TIME_WAIT peak",
+            "first EADDRNOTAVAIL",
+            "TTFB p50",
+            "TTFB expected",
+        ]
+        .map(String::from)
+        .to_vec(),
+        rows,
+    })
+}
+
+/// Trials whose numbers should not be trusted, and why.
+pub fn invalid(results: &RunResults) -> Option<Table> {
+    let rows: Vec<Vec<String>> = results
+        .trials
+        .iter()
+        .filter(|t| !t.valid)
+        .map(|t| {
+            vec![
+                t.id.clone(),
+                t.cell.clone().unwrap_or_else(|| "-".into()),
+                t.invalid_reasons.join("; "),
+            ]
+        })
+        .collect();
+    (!rows.is_empty()).then(|| Table {
+        title: "Invalid trials".into(),
+        note: "Their numbers are in the tables and charts above, but the run could not hold its method during them.".into(),
+        headers: ["trial", "cell", "why"].map(String::from).to_vec(),
+        rows,
+    })
+}

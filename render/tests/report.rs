@@ -1,0 +1,235 @@
+//! The report from a fixture: real trials of every workload
+//! (`tests/fixtures/results.json`, trials picked from runs of
+//! `bench/scenarios/quick.toml`, `hol.toml`, and a churn and a handshake
+//! run in the testbed; see `tests/fixtures/README.md`).
+
+use hdrhistogram::serialization::interval_log::{IntervalLogIterator, LogEntry};
+use hdrhistogram::serialization::Deserializer;
+use hdrhistogram::Histogram;
+use std::collections::BTreeSet;
+use std::path::Path;
+use transbench_render::cells::{cells, slug};
+use transbench_reports::{read_results, RunResults};
+
+fn fixture() -> RunResults {
+    read_results(&Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/results.json")).unwrap()
+}
+
+fn rendered(results: &RunResults) -> (tempfile::TempDir, transbench_render::Rendered) {
+    let dir = tempfile::tempdir().unwrap();
+    let r = transbench_render::render(results, "fixture", dir.path()).unwrap();
+    (dir, r)
+}
+
+fn files(dir: &Path, ext: &str) -> BTreeSet<String> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .filter_map(|e| {
+            let name = e.unwrap().file_name().into_string().unwrap();
+            name.strip_suffix(&format!(".{ext}")).map(String::from)
+        })
+        .collect()
+}
+
+#[test]
+fn every_chart_whose_data_exists_and_no_other() {
+    let results = fixture();
+    let (dir, r) = rendered(&results);
+    let charts: BTreeSet<String> = r.charts.iter().cloned().collect();
+    let kinds: BTreeSet<&str> = charts
+        .iter()
+        .map(|c| {
+            transbench_render::figures::KINDS
+                .into_iter()
+                .find(|k| c.starts_with(k))
+                .unwrap_or_else(|| panic!("unknown chart {c}"))
+        })
+        .collect();
+    // The fixture has rr and multistream at several loss rates, HOL
+    // timelines, a churn trial and handshakes: all seven kinds of chart.
+    assert_eq!(kinds.len(), 8, "{charts:?}");
+    assert!(charts.contains("latency-vs-loss-rr") && charts.contains("latency-vs-loss-multistream"));
+    assert!(charts.contains("ttfb-handshake"), "{charts:?}");
+    // Connection workloads have no message deadlines or goodput.
+    assert!(!charts
+        .iter()
+        .any(|c| c == "ontime-churn" || c == "goodput-vs-p95-handshake"));
+    // Each chart as PNG and SVG, nothing else.
+    assert_eq!(files(dir.path(), "png"), charts);
+    assert_eq!(files(dir.path(), "svg"), charts);
+
+    // Only loopback rr: one loss rate, no HOL, no connections.
+    let mut plain = results.clone();
+    plain
+        .trials
+        .retain(|t| t.workload == "rr" && t.impairment.is_none());
+    let (dir, r) = rendered(&plain);
+    let charts: BTreeSet<String> = r.charts.iter().cloned().collect();
+    assert_eq!(
+        charts,
+        ["spectrum-rr", "ontime-rr", "goodput-vs-p95-rr"]
+            .map(String::from)
+            .into(),
+    );
+    assert_eq!(files(dir.path(), "png"), charts);
+
+    // Rendered again into the same directory: the earlier charts the new
+    // report lacks are gone, other files stay.
+    std::fs::write(dir.path().join("notes.png"), b"mine").unwrap();
+    let mut udp = plain.clone();
+    udp.trials
+        .retain(|t| t.transport == transbench_wire::Transport::Udp);
+    transbench_render::render(&udp, "fixture", dir.path()).unwrap();
+    let mut left = files(dir.path(), "png");
+    assert!(left.remove("notes"));
+    assert_eq!(left, charts, "the same kinds, one transport");
+    assert_eq!(files(&dir.path().join("hdr"), "hlog").len(), 1);
+}
+
+#[test]
+fn svg_is_well_formed_and_the_page_holds_it() {
+    let results = fixture();
+    let (dir, r) = rendered(&results);
+    for chart in &r.charts {
+        let text = std::fs::read_to_string(dir.path().join(format!("{chart}.svg"))).unwrap();
+        let doc = roxmltree::Document::parse(&text).unwrap_or_else(|e| panic!("{chart}.svg: {e}"));
+        let root = doc.root_element();
+        assert_eq!(root.tag_name().name(), "svg");
+        assert!(root.attribute("width").is_some() && root.attribute("height").is_some());
+        let texts: Vec<&str> = doc
+            .descendants()
+            .filter(|n| n.has_tag_name("text"))
+            .filter_map(|n| n.text())
+            .collect();
+        assert!(texts.len() > 5, "{chart}.svg has {} texts", texts.len());
+    }
+    let html = std::fs::read_to_string(&r.index).unwrap();
+    assert_eq!(html.matches("<svg").count(), r.charts.len(), "every chart inline");
+    assert!(
+        !html.contains("http://")
+            || html.matches("http://").count() == html.matches("xmlns=\"http://").count(),
+        "nothing to fetch from the network"
+    );
+    assert!(!html.contains("<?xml"), "inline SVG without an XML declaration");
+}
+
+#[test]
+fn png_text_areas_have_ink() {
+    let results = fixture();
+    let (dir, r) = rendered(&results);
+    for chart in &r.charts {
+        let img = image::open(dir.path().join(format!("{chart}.png")))
+            .unwrap()
+            .to_rgb8();
+        let dark_in = |x0: u32, y0: u32, x1: u32, y1: u32| {
+            let mut n = 0;
+            for y in y0..y1.min(img.height()) {
+                for x in x0..x1.min(img.width()) {
+                    let p = img.get_pixel(x, y);
+                    if (p[0] as u32 + p[1] as u32 + p[2] as u32) < 300 {
+                        n += 1;
+                    }
+                }
+            }
+            n
+        };
+        // The title's glyphs, and the caption's at the bottom.
+        let title = dark_in(15, 5, 500, 38);
+        let h = img.height();
+        let caption = dark_in(15, h - 40, img.width(), h);
+        assert!(title > 200, "{chart}.png: title has {title} dark pixels");
+        assert!(caption > 100, "{chart}.png: caption has {caption} dark pixels");
+    }
+}
+
+/// (value ms, quantile, total count) rows of an .hgrm file.
+fn hgrm_rows(text: &str) -> Vec<(f64, f64, u64)> {
+    text.lines()
+        .skip(2)
+        .take_while(|l| !l.starts_with('#'))
+        .map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (
+                f[0].parse().unwrap(),
+                f[1].parse().unwrap(),
+                f[2].parse().unwrap(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn hgrm_percentiles_match_the_json() {
+    let results = fixture();
+    let (dir, _) = rendered(&results);
+    let mut single = 0;
+    for c in cells(&results) {
+        let text =
+            std::fs::read_to_string(dir.path().join("hdr").join(format!("{}.hgrm", slug(&c.id)))).unwrap();
+        let rows = hgrm_rows(&text);
+        assert!(!rows.is_empty(), "{}", c.id);
+        // All the cell's trials' histograms, from the JSON, added.
+        let mut all = transbench_reports::new_histogram();
+        for t in &c.trials {
+            all.add(t.lat.histogram().unwrap()).unwrap();
+        }
+        for (value, q, _) in &rows {
+            // The percentile column has 12 decimals: the value may belong
+            // to a quantile a hair either side of the printed one.
+            let near = [*q - 1e-11, *q, *q + 1e-11].map(|q| all.value_at_quantile(q.min(1.0)) as f64 / 1e6);
+            assert!(
+                near.iter().any(|want| (value - want).abs() <= 0.0005),
+                "{}: q {q} {value} vs {near:?}",
+                c.id
+            );
+        }
+        assert_eq!(rows.last().unwrap().2, all.len());
+        if let [t] = c.trials.as_slice() {
+            // One trial: the 50 % row is the JSON's p50, the last its max,
+            // the footer its count and mean (ms, 3 decimals, as
+            // HdrHistogram prints them).
+            single += 1;
+            let at = |q: f64| rows.iter().find(|r| (r.1 - q).abs() < 1e-9).map(|r| r.0).unwrap();
+            assert!((at(0.5) - t.lat.p50 as f64 / 1e6).abs() <= 0.0005, "{}", c.id);
+            assert!((at(1.0) - t.lat.max as f64 / 1e6).abs() <= 0.0005, "{}", c.id);
+            assert!(
+                text.contains(&format!("Total count    = {:12}]", t.lat.count)),
+                "{}",
+                c.id
+            );
+            assert!(
+                text.contains(&format!("#[Mean    = {:12.3},", t.lat.mean / 1e6)),
+                "{}",
+                c.id
+            );
+        }
+    }
+    assert!(single > 0, "the fixture has single-trial cells");
+}
+
+#[test]
+fn hlog_intervals_are_the_trials() {
+    let results = fixture();
+    let (dir, _) = rendered(&results);
+    for c in cells(&results) {
+        let text = std::fs::read(dir.path().join("hdr").join(format!("{}.hlog", slug(&c.id)))).unwrap();
+        let mut intervals = Vec::new();
+        for entry in IntervalLogIterator::new(&text) {
+            if let LogEntry::Interval(i) = entry.unwrap() {
+                use base64::Engine;
+                let bytes = base64::engine::general_purpose::STANDARD
+                    .decode(i.encoded_histogram())
+                    .unwrap();
+                let h: Histogram<u64> = Deserializer::new().deserialize(&mut bytes.as_slice()).unwrap();
+                intervals.push(h);
+            }
+        }
+        assert_eq!(intervals.len(), c.trials.len(), "{}", c.id);
+        for (h, t) in intervals.iter().zip(&c.trials) {
+            assert_eq!(h.len(), t.lat.count);
+            assert_eq!(h.value_at_quantile(0.5), t.lat.p50);
+            assert_eq!(h.value_at_quantile(0.99), t.lat.p99);
+            assert_eq!(h.value_at_quantile(0.999), t.lat.p999);
+        }
+    }
+}
