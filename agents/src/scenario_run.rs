@@ -203,12 +203,21 @@ pub async fn run_scenario(opts: ScenarioOptions) -> anyhow::Result<()> {
             };
             // Head-of-line excess counts from the same transport on the
             // same path without loss: measured once per path, first.
-            let lossless = trial_opts.impair.as_ref().and_then(LinkProfiles::without_loss);
-            if let Some(lossless) = lossless.filter(|_| {
-                cell.workload == Workload::Multistream
-                    && !bases.contains_key(&run::base_key(cell.transport, trial_opts.impair.as_ref()))
-            }) {
+            let base = trial_opts
+                .impair
+                .as_ref()
+                .and_then(LinkProfiles::without_loss)
+                .filter(|_| {
+                    cell.workload == Workload::Multistream
+                        && !bases.contains_key(&run::base_key(cell.transport, trial_opts.impair.as_ref()))
+                });
+            if base.is_some() {
                 bar.inc_length(1);
+            }
+            let phases = base.as_ref().map(|b| (Some(b), true)).into_iter();
+            let mut before = results.trials.len();
+            for (profiles, baseline) in phases.chain([(trial_opts.impair.as_ref(), false)]) {
+                before = results.trials.len();
                 let mut out = Outputs {
                     results: &mut results,
                     path: &results_path,
@@ -219,28 +228,12 @@ pub async fn run_scenario(opts: ScenarioOptions) -> anyhow::Result<()> {
                 run::run_phase(
                     &trial_opts,
                     &[(cell.transport, None)],
-                    Some(&lossless),
-                    true,
+                    profiles,
+                    baseline,
                     &mut out,
                 )
                 .await?;
             }
-            let before = results.trials.len();
-            let mut out = Outputs {
-                results: &mut results,
-                path: &results_path,
-                bar: &bar,
-                bases: &mut bases,
-                sweeps: &mut sweeps,
-            };
-            run::run_phase(
-                &trial_opts,
-                &[(cell.transport, None)],
-                trial_opts.impair.as_ref(),
-                false,
-                &mut out,
-            )
-            .await?;
             match results.trials.get_mut(before) {
                 Some(trial) => {
                     trial.cell = Some(cell.id.clone());

@@ -160,3 +160,58 @@ fn a_bad_scenario_stops_before_anything_runs() {
     assert!(!o.status.success());
     assert!(stderr(&o).contains("sets the transports"), "{}", stderr(&o));
 }
+
+/// As root: a lossy multistream cell gets its no-loss baseline on the same
+/// path first (marked, in no cell), each trial carries its own link probe,
+/// and a cell marked skip_without_root runs.
+#[test]
+fn a_lossy_multistream_cell_gets_its_baseline_and_each_trial_its_probe() {
+    if !have_root() {
+        return;
+    }
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("hol.toml");
+    std::fs::write(
+        &file,
+        r#"name = "tiny-hol"
+duration = "1s"
+warmup = "200ms"
+trials = 2
+seed = 3
+
+[[matrix]]
+workload = "multistream"
+transports = ["tcp-mux"]
+profiles = ["delay 5ms loss 1%"]
+streams = 4
+rate = 20
+size = 256
+skip_without_root = true
+"#,
+    )
+    .unwrap();
+    let out = dir.path().join("out");
+    let o = run(&[file.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let r = read_results(&out.join("results.json")).unwrap();
+    assert_eq!(r.trials.len(), 3, "one baseline, two trials");
+    let base = &r.trials[0];
+    assert!(base.baseline && base.cell.is_none(), "{}", base.id);
+    let link = base.impairment.as_ref().unwrap();
+    assert!(!link.forward.contains("loss"), "{}", link.forward);
+    for t in &r.trials[1..] {
+        assert!(!t.baseline && t.cell.is_some(), "{}", t.id);
+        let hol = t.hol.as_ref().unwrap();
+        assert_eq!(hol.base_source, format!("trial {}", base.id), "{}", t.id);
+        let probe = t.impairment.as_ref().unwrap().delivered.as_ref().unwrap();
+        assert!(probe.forward.measured.delay_p50_ns >= 5_000_000, "{}", t.id);
+    }
+    // The report leaves the baseline out of its cells.
+    let summary = std::fs::read_to_string(out.join("report/summary.md")).unwrap();
+    assert!(summary.contains("3 (1 of them no-loss baselines)"), "{summary}");
+    assert!(
+        summary.contains("| multistream tcp-mux delay 5ms loss 1% rate=20 size=256 streams=4 | 2 |"),
+        "{summary}"
+    );
+}

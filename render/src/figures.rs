@@ -265,6 +265,54 @@ fn latency_vs_loss(workload: &str, cells: &[&CellTrials]) -> Option<Chart> {
     })
 }
 
+/// The latency of several cells' trials, their histograms added.
+fn merged(of: &[&CellTrials]) -> Histogram<u64> {
+    let mut h = new_histogram();
+    for c in of {
+        // Auto-resizing, so adding never runs out of range.
+        let _ = h.add(c.merged_lat());
+    }
+    h
+}
+
+/// A panel per profile, and in each a line per transport drawn from that
+/// profile's cells of it (none where `line` gives no points).
+fn line_per_transport(
+    cells: &[&CellTrials],
+    x: impl Fn() -> Axis,
+    y: impl Fn() -> Axis,
+    line: impl Fn(&[&CellTrials]) -> Vec<(f64, f64)>,
+) -> Vec<Panel> {
+    let mut panels = Vec::new();
+    for (profile, _) in profiles(cells) {
+        let series: Vec<Series> = transports(cells)
+            .into_iter()
+            .filter_map(|t| {
+                let of: Vec<&CellTrials> = cells
+                    .iter()
+                    .copied()
+                    .filter(|c| c.transport == t && c.profile == profile)
+                    .collect();
+                let points = line(&of);
+                (!points.is_empty()).then(|| Series {
+                    label: t.to_string(),
+                    color: transport_color(t),
+                    mark: Mark::Line(points),
+                })
+            })
+            .collect();
+        if !series.is_empty() {
+            panels.push(Panel {
+                title: profile,
+                x: x(),
+                y: y(),
+                series,
+            });
+        }
+    }
+    panels
+}
+
 /// The latency at each quantile, from 0 to as many nines as the samples
 /// support.
 fn spectrum_points(h: &Histogram<u64>) -> Vec<(f64, f64)> {
@@ -284,39 +332,20 @@ fn spectrum_points(h: &Histogram<u64>) -> Vec<(f64, f64)> {
 
 /// Chart 2: The whole distribution on a "nines" axis, a panel per profile.
 fn spectrum(workload: &str, cells: &[&CellTrials]) -> Option<Chart> {
-    let mut panels = Vec::new();
-    let mut all = Vec::new();
-    for (profile, _) in profiles(cells) {
-        let mut series = Vec::new();
-        for t in transports(cells) {
-            let mut h = new_histogram();
-            for c in cells.iter().filter(|c| c.transport == t && c.profile == profile) {
-                let _ = h.add(c.merged_lat());
-            }
-            let points = spectrum_points(&h);
-            if points.is_empty() {
-                continue;
-            }
-            all.extend(points.iter().map(|p| p.1));
-            series.push(Series {
-                label: t.to_string(),
-                color: transport_color(t),
-                mark: Mark::Line(points),
-            });
-        }
-        if !series.is_empty() {
-            panels.push(Panel {
-                title: profile,
-                x: Axis::new("percentile", Scale::Nines),
-                y: Axis::new("latency (ms)", Scale::Linear),
-                series,
-            });
-        }
-    }
+    let mut panels = line_per_transport(
+        cells,
+        || Axis::new("percentile", Scale::Nines),
+        || Axis::new("latency (ms)", Scale::Linear),
+        |of| spectrum_points(&merged(of)),
+    );
     if panels.is_empty() {
         return None;
     }
-    let y = scale_for(all.into_iter());
+    let all = panels.iter().flat_map(|p| &p.series).flat_map(|s| match &s.mark {
+        Mark::Line(points) => points.iter().map(|p| p.1).collect(),
+        _ => Vec::new(),
+    });
+    let y = scale_for(all);
     for p in &mut panels {
         p.y.scale = y;
     }
@@ -354,45 +383,26 @@ fn ontime(workload: &str, cells: &[&CellTrials]) -> Option<Chart> {
     let deadlines: Vec<f64> = (0..=60)
         .map(|i| 10f64.powf(lo + (hi - lo) * i as f64 / 60.0))
         .collect();
-    let mut panels = Vec::new();
-    for (profile, _) in profiles(cells) {
-        let mut series = Vec::new();
-        for t in transports(cells) {
-            let of: Vec<&&CellTrials> = cells
-                .iter()
-                .filter(|c| c.transport == t && c.profile == profile)
-                .collect();
+    let panels = line_per_transport(
+        cells,
+        || Axis::new("deadline (ms)", Scale::Log),
+        || Axis::new("on time (share of messages sent)", Scale::Linear).including(&[0.0, 1.0]),
+        |of| {
             let sent: u64 = of.iter().flat_map(|c| &c.trials).map(|t| t.counters.sent).sum();
             if sent == 0 {
-                continue;
+                return Vec::new();
             }
-            let mut h = new_histogram();
-            for c in &of {
-                let _ = h.add(c.merged_lat());
-            }
+            let h = merged(of);
             let arrived: u64 = of.iter().map(|c| delivered(c)).sum();
-            let points = deadlines
+            deadlines
                 .iter()
                 .map(|&d| {
                     let on_time = h.count_between(0, d as u64).min(arrived);
                     (d / MS, (on_time as f64 / sent as f64).min(1.0))
                 })
-                .collect();
-            series.push(Series {
-                label: t.to_string(),
-                color: transport_color(t),
-                mark: Mark::Line(points),
-            });
-        }
-        if !series.is_empty() {
-            panels.push(Panel {
-                title: profile,
-                x: Axis::new("deadline (ms)", Scale::Log),
-                y: Axis::new("on time (share of messages sent)", Scale::Linear).including(&[0.0, 1.0]),
-                series,
-            });
-        }
-    }
+                .collect()
+        },
+    );
     (!panels.is_empty()).then(|| Chart {
         slug: format!("ontime-{}", slug(workload)),
         title: format!("{workload}: share of messages on time, by deadline"),
