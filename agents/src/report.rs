@@ -22,9 +22,18 @@ pub fn locate(input: &Path) -> (PathBuf, PathBuf) {
 /// Renders the report of `results` into `out` and says where it is.
 pub fn render(results: &Path, out: &Path) -> anyhow::Result<()> {
     let started = Instant::now();
-    let run = transbench_reports::read_results(results).context(
-        "the report needs a results file: give a run directory (holding results.json) or the file itself",
-    )?;
+    if results.file_name().is_some_and(|n| n == "results.json")
+        && results.parent().is_some_and(|d| d.is_dir())
+        && !results.exists()
+    {
+        anyhow::bail!(
+            "{} has no results.json: give a run directory (run --out DIR) or a results file",
+            results
+                .parent()
+                .map_or_else(String::new, |d| d.display().to_string())
+        );
+    }
+    let run = transbench_reports::read_results(results)?;
     let rendered =
         transbench_render::render(&run, &results.display().to_string(), out).with_context(|| {
             format!(

@@ -2,8 +2,8 @@
 //! parameters, repeated. Charts and tables speak of cells.
 
 use hdrhistogram::Histogram;
-use linkemu::spec::IMPAIRED_LIMIT;
 use linkemu::NetemSpec;
+use transbench_reports::cell::{cell_key, lossless_path_label, path_label};
 use transbench_reports::{new_histogram, LatencyKind, RunResults, TrialResult};
 use transbench_wire::Transport;
 
@@ -16,6 +16,8 @@ pub struct CellTrials<'a> {
     /// The netem words of the path ("loopback" without one); both
     /// directions when they differ.
     pub profile: String,
+    /// The path without its loss: cells on one loss axis share it.
+    pub lossless: String,
     /// The configured mean loss in percent (both directions for round
     /// trips); `None` where the model has no closed form.
     pub loss_pct: Option<f64>,
@@ -47,46 +49,6 @@ pub fn transport_color(t: Transport) -> usize {
     Transport::ALL.iter().position(|x| *x == t).unwrap_or(0)
 }
 
-/// A trial's path in netem words, without what every trial of a run
-/// shares or differs in by design: the per-trial seed and the queue limit
-/// `run` adds to a profile that sets none.
-pub fn profile_of(t: &TrialResult) -> String {
-    let unseeded = |words: &str| match NetemSpec::parse(words) {
-        Ok(spec) => {
-            let added = spec.limit.is_none_or(|l| l == IMPAIRED_LIMIT);
-            let spec = NetemSpec {
-                seed: None,
-                limit: None,
-                ..spec
-            };
-            let words = spec.to_string();
-            // netem words always start with the queue limit.
-            let rest = words
-                .split_once(' ')
-                .map_or("", |(_, r)| r)
-                .trim_start_matches(|c: char| c.is_ascii_digit())
-                .trim();
-            match (added, rest.is_empty()) {
-                (true, true) => "emulated link, no impairment".to_string(),
-                (true, false) => rest.to_string(),
-                (false, _) => words,
-            }
-        }
-        Err(_) => words.to_string(),
-    };
-    match &t.impairment {
-        None => "loopback".into(),
-        Some(i) => {
-            let (forward, reverse) = (unseeded(&i.forward), unseeded(&i.reverse));
-            if forward == reverse {
-                forward
-            } else {
-                format!("{forward} / back: {reverse}")
-            }
-        }
-    }
-}
-
 fn loss_pct(t: &TrialResult) -> Option<f64> {
     let Some(i) = &t.impairment else {
         return Some(0.0);
@@ -113,14 +75,8 @@ pub fn cells(results: &RunResults) -> Vec<CellTrials<'_>> {
 fn in_run_order(results: &RunResults) -> Vec<CellTrials<'_>> {
     let mut out: Vec<CellTrials<'_>> = Vec::new();
     for t in results.trials.iter().filter(|t| !t.baseline) {
-        let profile = profile_of(t);
-        let id = t.cell.clone().unwrap_or_else(|| {
-            let mut id = format!("{} {} {profile}", t.workload, t.transport);
-            if let Some(rate) = t.params.rate {
-                id.push_str(&format!(" rate={rate}"));
-            }
-            id
-        });
+        let profile = path_label(t.impairment.as_ref());
+        let id = t.cell.clone().unwrap_or_else(|| cell_key(t));
         match out.iter_mut().find(|c| c.id == id) {
             Some(c) => c.trials.push(t),
             None => out.push(CellTrials {
@@ -130,6 +86,7 @@ fn in_run_order(results: &RunResults) -> Vec<CellTrials<'_>> {
                 loss_pct: loss_pct(t),
                 backend: t.impairment.as_ref().map(|i| i.backend.clone()),
                 profile,
+                lossless: lossless_path_label(t.impairment.as_ref()),
                 trials: vec![t],
             }),
         }

@@ -457,6 +457,35 @@ impl Ranged for Ticked {
 
 type Coords = Cartesian2d<Ticked, Ticked>;
 
+/// Every tick's text, with as many decimals as it takes to tell
+/// neighbouring ticks apart on a narrow range.
+pub fn tick_labels(axis: &Axis, ticks: &[f64]) -> Vec<String> {
+    let first: Vec<String> = ticks.iter().map(|&p| tick_label(axis, p)).collect();
+    let distinct = |l: &[String]| l.windows(2).all(|w| w[0] != w[1]);
+    if distinct(&first) || !axis.categories.is_empty() || axis.scale == Scale::Nines {
+        return first;
+    }
+    let value = |p: f64| {
+        if axis.scale == Scale::Log {
+            10f64.powf(p)
+        } else {
+            p
+        }
+    };
+    (1..=6)
+        .map(|d| {
+            ticks
+                .iter()
+                .map(|&p| {
+                    let s = format!("{:.*}", d, value(p));
+                    s.trim_end_matches('0').trim_end_matches('.').to_string()
+                })
+                .collect::<Vec<_>>()
+        })
+        .find(|l| distinct(l))
+        .unwrap_or(first)
+}
+
 fn draw_panel<DB: DrawingBackend>(area: &Area<'_, DB>, panel: &Panel) -> Result<(), String> {
     let e = |e: DrawingAreaErrorKind<DB::ErrorType>| e.to_string();
     let mut xs = Vec::new();
@@ -497,17 +526,24 @@ fn draw_panel<DB: DrawingBackend>(area: &Area<'_, DB>, panel: &Panel) -> Result<
             Ticked {
                 lo: x0,
                 hi: x1,
-                ticks: xt,
+                ticks: xt.clone(),
             },
             Ticked {
                 lo: y0,
                 hi: y1,
-                ticks: yt,
+                ticks: yt.clone(),
             },
         )
         .map_err(e)?;
-    let x_label = |v: &f64| tick_label(&panel.x, *v);
-    let y_label = |v: &f64| tick_label(&panel.y, *v);
+    let label = |ticks: &[f64], labels: &[String], axis: &Axis, v: f64| {
+        ticks
+            .iter()
+            .position(|t| (t - v).abs() <= 1e-9 * (1.0 + t.abs()))
+            .map_or_else(|| tick_label(axis, v), |i| labels[i].clone())
+    };
+    let (x_texts, y_texts) = (tick_labels(&panel.x, &xt), tick_labels(&panel.y, &yt));
+    let x_label = |v: &f64| label(&xt, &x_texts, &panel.x, *v);
+    let y_label = |v: &f64| label(&yt, &y_texts, &panel.y, *v);
     chart
         .configure_mesh()
         .x_desc(panel.x.label.clone())
@@ -732,6 +768,21 @@ mod tests {
         assert_eq!(t, [0.0, 1.0]);
         assert_eq!(tick_label(&axis, 1.0), "quic");
         assert_eq!(tick_label(&axis, 0.5), "");
+    }
+
+    #[test]
+    fn narrow_ranges_get_the_decimals_they_need() {
+        let axis = Axis::new("latency (ms)", Scale::Linear);
+        let (_, _, t) = ticks(&axis, &[10.12, 10.27]);
+        let labels = tick_labels(&axis, &t);
+        assert!(labels.windows(2).all(|w| w[0] != w[1]), "{labels:?}");
+        let log = Axis::new("ms", Scale::Log);
+        let ticks = [50.35f64.log10(), 50.45f64.log10()];
+        let labels = tick_labels(&log, &ticks);
+        assert!(
+            labels[0] != labels[1] && labels.iter().all(|l| l.starts_with("50.")),
+            "{labels:?}"
+        );
     }
 
     #[test]

@@ -20,7 +20,7 @@ pub const KINDS: [&str; 8] = [
     "goodput-vs-p95-",
     "hol-raster-",
     "hol-fanout",
-    "churn-",
+    "over-time-",
     "ttfb-",
 ];
 
@@ -30,7 +30,16 @@ pub fn charts(results: &RunResults) -> Vec<Chart> {
     let mut out = Vec::new();
     for workload in workloads(&cells) {
         let of: Vec<&CellTrials> = cells.iter().filter(|c| c.workload == workload).collect();
-        out.extend(latency_vs_loss(&workload, &of));
+        // One loss axis per path: cells that differ in delay or rate as
+        // well as loss would show the delay as an effect of loss.
+        let mut paths: Vec<&str> = of.iter().map(|c| c.lossless.as_str()).collect();
+        paths.sort();
+        paths.dedup();
+        for path in &paths {
+            let on: Vec<&CellTrials> = of.iter().copied().filter(|c| c.lossless == *path).collect();
+            let tag = (paths.len() > 1).then_some(*path);
+            out.extend(latency_vs_loss(&workload, tag, &on));
+        }
         out.extend(spectrum(&workload, &of));
         if !is_connection_per_transaction(&workload) {
             out.extend(ontime(&workload, &of));
@@ -138,6 +147,12 @@ fn caption(lead: &str, cells: &[&CellTrials]) -> String {
 }
 
 fn latency_word(cells: &[&CellTrials]) -> &'static str {
+    if cells
+        .first()
+        .is_some_and(|c| is_connection_per_transaction(&c.workload))
+    {
+        return "transaction time (completed connections)";
+    }
     match cells
         .first()
         .and_then(|c| c.trials.first())
@@ -189,7 +204,7 @@ fn lat_ms(t: &TrialResult, pick: fn(&TrialResult) -> u64) -> f64 {
 
 /// Chart 1: Latency percentiles against loss rate: a line per transport through
 /// the trials' median, a band from the lowest to the highest trial.
-fn latency_vs_loss(workload: &str, cells: &[&CellTrials]) -> Option<Chart> {
+fn latency_vs_loss(workload: &str, path: Option<&str>, cells: &[&CellTrials]) -> Option<Chart> {
     let mut losses: Vec<f64> = cells.iter().filter_map(|c| c.loss_pct).collect();
     losses.sort_by(f64::total_cmp);
     losses.dedup_by(|a, b| (*a - *b).abs() < 1e-9);
@@ -254,8 +269,15 @@ fn latency_vs_loss(workload: &str, cells: &[&CellTrials]) -> Option<Chart> {
         })
         .collect();
     Some(Chart {
-        slug: format!("latency-vs-loss-{}", slug(workload)),
-        title: format!("{workload}: {} percentiles against packet loss", latency_word(cells)),
+        slug: match path {
+            Some(p) => format!("latency-vs-loss-{}-{}", slug(workload), slug(p)),
+            None => format!("latency-vs-loss-{}", slug(workload)),
+        },
+        title: format!(
+            "{workload}: {} percentiles against packet loss, {}",
+            latency_word(cells),
+            cells.first().map_or("", |c| c.lossless.as_str())
+        ),
         caption: caption(
             "Lines: the median over a cell's trials; bands: lowest to highest trial. A lost message counts at the loss timeout.",
             cells,
@@ -353,7 +375,14 @@ fn spectrum(workload: &str, cells: &[&CellTrials]) -> Option<Chart> {
         slug: format!("spectrum-{}", slug(workload)),
         title: format!("{workload}: {} at every percentile", latency_word(cells)),
         caption: caption(
-            "Each line: all of a cell's messages, its trials' histograms added; drawn to as many nines as the messages support. A lost message counts at the loss timeout.",
+            if cells
+                .first()
+                .is_some_and(|c| is_connection_per_transaction(&c.workload))
+            {
+                "Each line: every completed transaction of a cell, from its intended start to the whole response; failed connections are not in it (see the Connections table)."
+            } else {
+                "Each line: all of a cell's messages, its trials' histograms added; drawn to as many nines as the messages support. A lost message counts at the loss timeout."
+            },
             cells,
         ),
         columns: 2,
@@ -510,13 +539,13 @@ const RASTER_BINS: usize = 160;
 /// the first trial of each transport.
 fn hol_rasters(cells: &[&CellTrials]) -> Vec<Chart> {
     let mut out = Vec::new();
+    let mut excess_all = Vec::new();
     for (profile, loss) in profiles(cells) {
         if loss.is_some_and(|l| l == 0.0) {
             continue;
         }
         let mut panels = Vec::new();
         let mut used = Vec::new();
-        let mut excess_all = Vec::new();
         for t in transports(cells) {
             let Some(c) = cells.iter().find(|c| c.transport == t && c.profile == profile) else {
                 continue;
@@ -552,8 +581,8 @@ fn hol_rasters(cells: &[&CellTrials]) -> Vec<Chart> {
                 .map(|((stream, bin), value)| HeatCell {
                     x0: bin as f64 * bin_us / 1e6,
                     x1: (bin + 1) as f64 * bin_us / 1e6,
-                    y0: stream as f64,
-                    y1: stream as f64 + 1.0,
+                    y0: stream as f64 - 0.5,
+                    y1: stream as f64 + 0.5,
                     value,
                 })
                 .collect();
@@ -561,7 +590,7 @@ fn hol_rasters(cells: &[&CellTrials]) -> Vec<Chart> {
             panels.push(Panel {
                 title: format!("{t} (trial {})", trial.id),
                 x: Axis::new("time since the first message (s)", Scale::Linear),
-                y: Axis::new("stream", Scale::Linear),
+                y: Axis::categories("stream", (0..hol.streams).map(|s| s.to_string()).collect()),
                 series: vec![Series {
                     label: String::new(),
                     color: transport_color(t),
@@ -576,32 +605,33 @@ fn hol_rasters(cells: &[&CellTrials]) -> Vec<Chart> {
         if panels.is_empty() {
             continue;
         }
-        // The colour scale tops out at the 99th percentile of excess, so
-        // one extreme stall does not wash out the rest.
-        let mut v = excess_all;
-        v.sort_by(f64::total_cmp);
-        let top = v
-            .get(((v.len() as f64 * 0.99) as usize).min(v.len().saturating_sub(1)))
-            .copied()
-            .unwrap_or(1.0);
-        let top = top.max(1.0);
-        for p in &mut panels {
-            for s in &mut p.series {
-                if let Mark::Heat { max, .. } = &mut s.mark {
-                    *max = top;
-                }
-            }
-        }
         out.push(Chart {
             slug: format!("hol-raster-{}", slug(&profile)),
             title: format!("Head-of-line blocking under {profile}: each stream's messages over time"),
             caption: caption(
-                "Colour: the worst excess delay (latency over the no-loss p1) of a stream's messages in each time slice; red: a message lost. A stall on one ordered connection shows as a stripe across all streams.",
+                "Colour: the worst excess delay (latency over the no-loss p1) of a stream's messages in each time slice, on one scale for every raster of the report; red: a message lost. A stall on one ordered connection shows as a stripe across all streams. Each panel: the first trial of its cell.",
                 &used,
             ),
             columns: 2,
             panels,
         });
+    }
+    // One colour scale for every raster, topping out at the 99th
+    // percentile of excess so one extreme stall does not wash out the rest.
+    excess_all.sort_by(f64::total_cmp);
+    let top = excess_all
+        .get(((excess_all.len() as f64 * 0.99) as usize).min(excess_all.len().saturating_sub(1)))
+        .copied()
+        .unwrap_or(1.0)
+        .max(1.0);
+    for s in out
+        .iter_mut()
+        .flat_map(|c| &mut c.panels)
+        .flat_map(|p| &mut p.series)
+    {
+        if let Mark::Heat { max, .. } = &mut s.mark {
+            *max = top;
+        }
     }
     out
 }
@@ -724,9 +754,12 @@ fn churn_over_time(c: &CellTrials) -> Option<Chart> {
     let s = |ns: u64| ns as f64 / 1e9;
     let mut completed = Vec::new();
     let mut failed = Vec::new();
+    let nominal = s(churn.time_wait.interval_ns);
     for w in samples.windows(2) {
         let dt = s(w[1].t_ns.saturating_sub(w[0].t_ns));
-        if dt <= 0.0 {
+        // The last sample can follow the one before by a millisecond: a
+        // rate over it says nothing.
+        if dt < nominal / 2.0 {
             continue;
         }
         completed.push((
@@ -785,20 +818,21 @@ fn churn_over_time(c: &CellTrials) -> Option<Chart> {
     for panel in [&mut rate, &mut tw, &mut connect] {
         panel.extend(rule.clone());
     }
-    let mut panels = vec![
-        Panel {
-            title: "connections per second".into(),
-            x: time(),
-            y: Axis::new("transactions/s", Scale::Linear).including(&[0.0]),
-            series: rate,
-        },
-        Panel {
+    let mut panels = vec![Panel {
+        title: "connections per second".into(),
+        x: time(),
+        y: Axis::new("transactions/s", Scale::Linear).including(&[0.0]),
+        series: rate,
+    }];
+    // QUIC has no TCP connection to leave in TIME_WAIT.
+    if !c.transport.is_quic() {
+        panels.push(Panel {
             title: "TIME_WAIT sockets".into(),
             x: time(),
             y: Axis::new("sockets", Scale::Linear).including(&[0.0]),
             series: tw,
-        },
-    ];
+        });
+    }
     if !p99.is_empty() {
         panels.push(Panel {
             title: "connect time".into(),
@@ -813,7 +847,7 @@ fn churn_over_time(c: &CellTrials) -> Option<Chart> {
         .map(|r| format!(" Ports {}-{} ({} set by {}).", r.lo, r.hi, r.ports, r.set_by))
         .unwrap_or_default();
     Some(Chart {
-        slug: format!("churn-{}", slug(&c.id)),
+        slug: format!("over-time-{}", slug(&c.id)),
         title: format!(
             "{} {}: a new connection per transaction, offered {:.0}/s, closed by {}",
             c.workload, c.transport, churn.offered_rate, churn.close
@@ -897,7 +931,7 @@ fn ttfb(workload: &str, cells: &[&CellTrials]) -> Option<Chart> {
         slug: format!("ttfb-{}", slug(workload)),
         title: format!("{workload}: time to first byte, by setup"),
         caption: caption(
-            "Bars: the median over trials of TTFB p50 (from connect() to the first response byte); whiskers: of p99. TCP 2 RTTs, TCP+TLS 1.3 3, QUIC 2, QUIC 0-RTT 1.",
+            "Bars: the median over trials of TTFB p50 (from connect() to the first response byte); whiskers: the median of TTFB p99. Crosses: what theory expects, the setup's round trips (TCP 2, TCP with TLS 1.3 3, QUIC 2, QUIC 0-RTT 1) times the probe's RTT.",
             cells,
         ),
         panels: vec![Panel {

@@ -69,6 +69,9 @@ pub fn render(results: &RunResults, source: &str, out: &Path) -> Result<Rendered
         draw::png(chart, &out.join(format!("{}.png", chart.slug)))?;
         svgs.push(svg);
     }
+    if results.trials.is_empty() {
+        tracing::warn!("{source} has no trials: the report is empty");
+    }
     let hdr = hdr_files(results, &hdr_dir)?;
     let tables = tables_of(results);
     let summary = out.join("summary.md");
@@ -236,10 +239,28 @@ fn header_facts(results: &RunResults, source: &str) -> Vec<(&'static str, String
                 h.hostname, h.cpu_model, h.cores, h.kernel
             ),
         ),
-        (
-            "congestion control",
-            h.congestion_control.clone().unwrap_or_else(|| "unknown".into()),
-        ),
+        ("congestion control", {
+            let mut pinned: Vec<String> = results
+                .trials
+                .iter()
+                .filter_map(|t| {
+                    let tcp = t.params.tcp_congestion.as_ref().map(|c| format!("TCP {c}"));
+                    let quic = t.params.quic_congestion.as_ref().map(|c| format!("QUIC {c}"));
+                    tcp.or(quic)
+                })
+                .collect();
+            pinned.sort();
+            pinned.dedup();
+            let host = h.congestion_control.as_deref().unwrap_or("unknown");
+            if pinned.is_empty() {
+                format!("{host} (the host's default)")
+            } else {
+                format!(
+                    "{} in the trials; the host's default is {host}",
+                    pinned.join(", ")
+                )
+            }
+        }),
         (
             "tool",
             format!(
@@ -340,10 +361,20 @@ fn html(
     for t in tables {
         s.push_str(&t.html());
     }
+    if !charts.is_empty() {
+        s.push_str("<h2>Charts</h2>\n<ol>\n");
+        for c in charts {
+            s.push_str(&format!(
+                "<li><a href=\"#{}\">{}</a></li>\n",
+                c.slug,
+                escape(&c.title)
+            ));
+        }
+        s.push_str("</ol>\n");
+    }
     for (c, svg) in charts.iter().zip(svgs) {
         s.push_str(&format!(
-            "<figure id=\"{slug}\">\n<h2>{}</h2>\n{}\n<figcaption>{} <a href=\"{slug}.png\">PNG</a> · <a href=\"{slug}.svg\">SVG</a></figcaption>\n</figure>\n",
-            escape(&c.title),
+            "<figure id=\"{slug}\">\n{}\n<figcaption>{} <a href=\"{slug}.png\">PNG</a> · <a href=\"{slug}.svg\">SVG</a></figcaption>\n</figure>\n",
             svg.trim_start_matches(|c| c != '<').trim_start_matches("<?xml version=\"1.0\" encoding=\"UTF-8\"?>"),
             escape(&c.caption),
             slug = c.slug,

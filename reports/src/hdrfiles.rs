@@ -56,8 +56,15 @@ fn footer(h: &Histogram<u64>) -> String {
          #[Buckets = {:12}, SubBuckets     = {:12}]\n",
         h.len(),
         h.buckets(),
-        h.distinct_values()
+        sub_buckets(h.sigfig())
     )
+}
+
+/// HdrHistogram's sub-bucket count for a precision: the power of two that
+/// holds 2 x 10^digits values at single-unit resolution.
+fn sub_buckets(digits: u8) -> u64 {
+    let single_unit = 2 * 10u64.pow(digits as u32);
+    single_unit.next_power_of_two()
 }
 
 /// One interval of a log: a trial's histogram, when it started and how
@@ -152,6 +159,7 @@ mod tests {
         let last = rows.last().unwrap();
         assert_eq!((last.1, last.2), (1.0, 10_000));
         assert!(text.contains("Total count    =        10000"));
+        assert!(text.contains("SubBuckets     =         2048]"), "{text}");
     }
 
     #[test]

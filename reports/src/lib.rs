@@ -3,6 +3,7 @@
 //! atomic result files.
 //! Nothing here touches a socket.
 
+pub mod cell;
 pub mod hdrfiles;
 pub mod hist;
 pub mod schema;

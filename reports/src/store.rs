@@ -14,6 +14,11 @@ pub enum StoreError {
     Write { path: PathBuf, source: std::io::Error },
     #[error("cannot read {path}")]
     Read { path: PathBuf, source: std::io::Error },
+    #[error("{path} ends before the JSON does (truncated: a copy cut short, or a disk that filled?)")]
+    Truncated {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
     #[error("{path} is not a transbench results file")]
     Parse {
         path: PathBuf,
@@ -56,9 +61,13 @@ pub fn read_results(path: &Path) -> Result<RunResults, StoreError> {
         path: path.to_path_buf(),
         source,
     })?;
-    let value: serde_json::Value = serde_json::from_slice(&bytes).map_err(|source| StoreError::Parse {
-        path: path.to_path_buf(),
-        source,
+    let value: serde_json::Value = serde_json::from_slice(&bytes).map_err(|source| {
+        let path = path.to_path_buf();
+        if source.is_eof() {
+            StoreError::Truncated { path, source }
+        } else {
+            StoreError::Parse { path, source }
+        }
     })?;
     let found = value.get("schema").and_then(|s| s.as_str()).unwrap_or("(none)");
     if found != SCHEMA {

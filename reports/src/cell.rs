@@ -1,0 +1,106 @@
+//! Which cell a trial belongs to: the same workload, transport, path and
+//! parameters. Reports group trials by it and `compare` matches two runs
+//! by it.
+
+use linkemu::spec::IMPAIRED_LIMIT;
+use linkemu::NetemSpec;
+
+use crate::schema::{Impairment, TrialResult};
+
+/// A trial's path in netem words, without what every trial of a run
+/// shares or differs in by design: the per-trial seed and the queue limit
+/// `run` adds to a profile that sets none. "loopback" without a link.
+pub fn path_label(impairment: Option<&Impairment>) -> String {
+    let unseeded = |words: &str| match NetemSpec::parse(words) {
+        Ok(spec) => {
+            let added = spec.limit.is_none_or(|l| l == IMPAIRED_LIMIT);
+            let spec = NetemSpec {
+                seed: None,
+                limit: None,
+                ..spec
+            };
+            let words = spec.to_string();
+            // netem words always start with the queue limit.
+            let rest = words
+                .split_once(' ')
+                .map_or("", |(_, r)| r)
+                .trim_start_matches(|c: char| c.is_ascii_digit())
+                .trim();
+            match (added, rest.is_empty()) {
+                (true, true) => "emulated link, no impairment".to_string(),
+                (true, false) => rest.to_string(),
+                (false, _) => words,
+            }
+        }
+        Err(_) => words.to_string(),
+    };
+    match impairment {
+        None => "loopback".into(),
+        Some(i) => {
+            let (forward, reverse) = (unseeded(&i.forward), unseeded(&i.reverse));
+            if forward == reverse {
+                forward
+            } else {
+                format!("{forward} / back: {reverse}")
+            }
+        }
+    }
+}
+
+/// The path without its loss and corruption: trials whose paths differ
+/// only in loss share it, and only they belong on one loss axis.
+pub fn lossless_path_label(impairment: Option<&Impairment>) -> String {
+    let strip = |words: &str| match NetemSpec::parse(words) {
+        Ok(spec) => NetemSpec {
+            loss: None,
+            corrupt: None,
+            ..spec
+        }
+        .to_string(),
+        Err(_) => words.to_string(),
+    };
+    let stripped = impairment.map(|i| Impairment {
+        forward: strip(&i.forward),
+        reverse: strip(&i.reverse),
+        ..i.clone()
+    });
+    path_label(stripped.as_ref())
+}
+
+/// `workload transport path [param=value ...]`: the parameters that make
+/// an experiment (offered rate, sizes, streams, loop, churn's close mode),
+/// not the trial's duration or its seed.
+pub fn cell_key(t: &TrialResult) -> String {
+    format!(
+        "{} {} {}{}",
+        t.workload,
+        t.transport,
+        path_label(t.impairment.as_ref()),
+        params_key(t)
+    )
+}
+
+/// The parameters of [`cell_key`], each ` name=value`.
+pub fn params_key(t: &TrialResult) -> String {
+    let p = &t.params;
+    let mut key = String::new();
+    let mut add = |name: &str, value: String| key.push_str(&format!(" {name}={value}"));
+    if let Some(rate) = p.rate {
+        add("rate", rate.to_string());
+    }
+    add("size", p.size.to_string());
+    if let Some(streams) = p.streams {
+        add("streams", streams.to_string());
+    }
+    if let Some(bitrate) = p.bitrate {
+        add("bitrate", bitrate.to_string());
+    }
+    if p.closed_loop {
+        add("loop", "closed".into());
+    }
+    if let Some(c) = &t.churn {
+        add("close", c.close.clone());
+        add("ports", c.port_choice.clone());
+    }
+    key
+}
