@@ -3,6 +3,7 @@
 
 mod churn;
 mod clock;
+mod compare;
 mod congestion;
 mod control_io;
 mod dataplane;
@@ -137,6 +138,34 @@ enum Command {
         /// Where the report goes [default: report/ beside the results file].
         #[arg(long, value_name = "DIR")]
         out: Option<PathBuf>,
+    },
+    /// Compare a candidate run with a baseline and gate on it: per cell
+    /// and metric, the median change with a 95 % bootstrap interval, a
+    /// rank test (Holm-corrected) and a verdict. Exit 0: no regression; 1:
+    /// a REGRESSION; 2: inputs that cannot be compared.
+    #[command(
+        after_help = "Verdicts: REGRESSION (the whole 95 % interval beyond the noise band on the worse side, and         p < 0.05 after Holm), IMPROVEMENT (likewise on the better side), SAME (the 90 % interval inside the band),         INCONCLUSIVE (neither; says how many trials a side would likely decide). The band is the metric's floor         (2 % p50 and goodput, 5 % p99, 10 % p99.9 and loss), raised to each run's own spread when both have 6 or         more trials a cell, or --threshold. Cells match by workload, transport, path and parameters; trials pair         by repetition when both runs are one scenario with one seed. Invariants (invalid trials, errors, rejects,         flow-control backlog) that the candidate breaks and the base did not count as regressions."
+    )]
+    Compare {
+        /// The baseline: a run directory or its results.json.
+        #[arg(value_name = "BASE")]
+        base: PathBuf,
+        /// The candidate: a run directory or its results.json.
+        #[arg(value_name = "CAND")]
+        cand: PathBuf,
+        /// Metrics to gate on [default: every one both runs have]: p50,
+        /// p99, p999, goodput, loss, conn_rate, ttfb_p50, ttfb_p99.
+        #[arg(long = "metric", value_name = "NAME", value_delimiter = ',')]
+        metrics: Vec<String>,
+        /// A metric's noise band in percent, replacing its floor and the
+        /// runs' own noise, e.g. --threshold p99=8.
+        #[arg(long = "threshold", value_name = "METRIC=PCT", value_parser = compare::parse_threshold)]
+        thresholds: Vec<(String, f64)>,
+        #[arg(long, value_enum, default_value = "text")]
+        format: compare::Format,
+        /// Compare runs from different hosts or scenarios anyway.
+        #[arg(long)]
+        allow_host_mismatch: bool,
     },
     /// Run any command in a namespace behind an emulated link to a peer
     /// namespace (needs root). The command gets the peer's address in
@@ -685,6 +714,21 @@ fn run_command(cli: Cli) -> anyhow::Result<ExitCode> {
             }))?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Compare {
+            base,
+            cand,
+            metrics,
+            thresholds,
+            format,
+            allow_host_mismatch,
+        } => Ok(compare::run(
+            &base,
+            &cand,
+            metrics,
+            thresholds,
+            format,
+            allow_host_mismatch,
+        )),
         Command::Report { input, out } => {
             init_logging("warn");
             let (results, default_out) = report::locate(&input);

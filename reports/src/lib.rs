@@ -4,9 +4,11 @@
 //! Nothing here touches a socket.
 
 pub mod cell;
+pub mod compare;
 pub mod hdrfiles;
 pub mod hist;
 pub mod schema;
+pub mod stats;
 pub mod store;
 pub mod table;
 

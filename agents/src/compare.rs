@@ -1,0 +1,98 @@
+//! `transbench compare BASE CAND`: the CI gate. Exit 0 without a
+//! regression, 1 with one, 2 when the inputs cannot be compared.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::ExitCode;
+use transbench_reports::compare::{compare, Options};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Text,
+    Markdown,
+    Json,
+}
+
+/// `METRIC=PCT` (a percentage, `5` or `5%`) into (metric, fraction).
+pub fn parse_threshold(s: &str) -> Result<(String, f64), String> {
+    let (name, pct) = s
+        .split_once('=')
+        .ok_or_else(|| format!("{s:?}: expected METRIC=PCT, e.g. p99=5"))?;
+    let pct: f64 = pct
+        .trim()
+        .trim_end_matches('%')
+        .parse()
+        .map_err(|_| format!("{s:?}: {pct:?} is not a percentage"))?;
+    if !(pct.is_finite() && pct > 0.0 && pct < 1000.0) {
+        return Err(format!("{s:?}: the band must be a positive percentage"));
+    }
+    Ok((name.trim().to_string(), pct / 100.0))
+}
+
+fn input_error(what: impl std::fmt::Display) -> ExitCode {
+    eprintln!("error: {what}");
+    ExitCode::from(2)
+}
+
+fn results_path(p: &Path) -> std::path::PathBuf {
+    if p.is_dir() {
+        p.join("results.json")
+    } else {
+        p.to_path_buf()
+    }
+}
+
+pub fn run(
+    base: &Path,
+    cand: &Path,
+    metrics: Vec<String>,
+    thresholds: Vec<(String, f64)>,
+    format: Format,
+    allow_mismatch: bool,
+) -> ExitCode {
+    let read = |p: &Path| transbench_reports::read_results(&results_path(p));
+    let base = match read(base) {
+        Ok(r) => r,
+        Err(e) => return input_error(format!("base: {e}")),
+    };
+    let cand = match read(cand) {
+        Ok(r) => r,
+        Err(e) => return input_error(format!("candidate: {e}")),
+    };
+    let opts = Options {
+        metrics,
+        thresholds: thresholds.into_iter().collect::<BTreeMap<_, _>>(),
+        allow_mismatch,
+    };
+    let c = match compare(&base, &cand, &opts) {
+        Ok(c) => c,
+        Err(e) => return input_error(e),
+    };
+    match format {
+        Format::Text => print!("{}", c.text()),
+        Format::Markdown => print!("{}", c.markdown()),
+        Format::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&c).expect("comparisons serialize")
+        ),
+    }
+    if c.regressions() > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn thresholds_read_as_fractions() {
+        assert_eq!(parse_threshold("p99=5"), Ok(("p99".into(), 0.05)));
+        assert_eq!(parse_threshold("goodput=2.5%"), Ok(("goodput".into(), 0.025)));
+        assert!(parse_threshold("p99").unwrap_err().contains("METRIC=PCT"));
+        assert!(parse_threshold("p99=x").unwrap_err().contains("not a percentage"));
+        assert!(parse_threshold("p99=-1").is_err());
+    }
+}

@@ -1,0 +1,680 @@
+//! The statistics behind `transbench compare`: a candidate's trials
+//! against a baseline's, per metric. Effects are log ratios (so 2 % faster
+//! and 2 % slower weigh the same), estimated by the median, with a seeded
+//! bootstrap interval and a rank test; verdicts need both.
+
+use linkemu::rng::Prng;
+use serde::{Deserialize, Serialize};
+
+/// Bootstrap resamples, and the seed that makes every comparison
+/// reproducible.
+pub const RESAMPLES: u32 = 10_000;
+pub const SEED: u64 = 0x7472_616e_7362_656e;
+/// Two-sided significance level, after Holm's correction.
+pub const ALPHA: f64 = 0.05;
+/// The power a minimum detectable effect is quoted at.
+pub const POWER: f64 = 0.8;
+
+/// Which way is better for a metric.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Better {
+    Lower,
+    Higher,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Verdict {
+    Regression,
+    Improvement,
+    Same,
+    Inconclusive,
+}
+
+impl std::fmt::Display for Verdict {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Verdict::Regression => "REGRESSION",
+            Verdict::Improvement => "IMPROVEMENT",
+            Verdict::Same => "SAME",
+            Verdict::Inconclusive => "INCONCLUSIVE",
+        })
+    }
+}
+
+pub fn median(v: &[f64]) -> f64 {
+    let mut s = v.to_vec();
+    s.sort_by(f64::total_cmp);
+    let n = s.len();
+    match n {
+        0 => f64::NAN,
+        _ if n % 2 == 1 => s[n / 2],
+        _ => (s[n / 2 - 1] + s[n / 2]) / 2.0,
+    }
+}
+
+fn ln_all(v: &[f64]) -> Vec<f64> {
+    v.iter().map(|x| x.ln()).collect()
+}
+
+/// The effect in log units: median(ln cand) - median(ln base), or, for
+/// trials paired by seed, the median of ln(cand_i / base_i). Values must
+/// be positive.
+pub fn effect(base: &[f64], cand: &[f64], paired: bool) -> f64 {
+    if paired {
+        let d: Vec<f64> = base.iter().zip(cand).map(|(b, c)| (c / b).ln()).collect();
+        median(&d)
+    } else {
+        median(&ln_all(cand)) - median(&ln_all(base))
+    }
+}
+
+/// A bootstrap interval of [`effect`] at `level` (0.95, 0.90): each side
+/// resampled with replacement (pairs together when paired), read at
+/// Hesterberg's expanded percentiles, which widen the plain percentile
+/// interval by sqrt(n / (n - 1)) t(n - 1) / z so that it keeps its
+/// coverage with the few trials a benchmark has (the plain one covers
+/// too seldom below about 20).
+pub fn bootstrap_ci(
+    base: &[f64],
+    cand: &[f64],
+    paired: bool,
+    level: f64,
+    resamples: u32,
+    seed: u64,
+) -> (f64, f64) {
+    let mut rng = Prng::new(seed);
+    let (lb, lc) = (ln_all(base), ln_all(cand));
+    let mut draw = |from: &[f64], into: &mut Vec<f64>| {
+        into.clear();
+        for _ in 0..from.len() {
+            into.push(from[rng.below(from.len() as u32) as usize]);
+        }
+    };
+    let mut stats = Vec::with_capacity(resamples as usize);
+    let (mut b, mut c) = (Vec::new(), Vec::new());
+    let d: Vec<f64> = lb.iter().zip(&lc).map(|(b, c)| c - b).collect();
+    for _ in 0..resamples {
+        if paired {
+            draw(&d, &mut b);
+            stats.push(median(&b));
+        } else {
+            draw(&lb, &mut b);
+            draw(&lc, &mut c);
+            stats.push(median(&c) - median(&b));
+        }
+    }
+    stats.sort_by(f64::total_cmp);
+    let n = base.len().min(cand.len()).max(2) as f64;
+    let tail = (1.0 - level) / 2.0;
+    let expanded = (n / (n - 1.0)).sqrt() * student_t_quantile(1.0 - tail, n - 1.0);
+    let q = normal_sf(expanded);
+    let at = |q: f64| stats[((q * (stats.len() - 1) as f64).round() as usize).min(stats.len() - 1)];
+    (at(q), at(1.0 - q))
+}
+
+/// Student's t quantile by its Cornish-Fisher expansion in 1/df (within
+/// 0.5 % from 4 degrees of freedom, 3 % at 2).
+pub fn student_t_quantile(p: f64, df: f64) -> f64 {
+    let z = normal_quantile(p);
+    let (z3, z5, z7) = (z.powi(3), z.powi(5), z.powi(7));
+    z + (z3 + z) / (4.0 * df)
+        + (5.0 * z5 + 16.0 * z3 + 3.0 * z) / (96.0 * df * df)
+        + (3.0 * z7 + 19.0 * z5 + 17.0 * z3 - 15.0 * z) / (384.0 * df.powi(3))
+}
+
+/// Average ranks (1-based) of `v`, ties sharing theirs; and the tie
+/// correction term sum(t^3 - t).
+fn ranks(v: &[f64]) -> (Vec<f64>, f64) {
+    let mut idx: Vec<usize> = (0..v.len()).collect();
+    idx.sort_by(|&a, &b| v[a].total_cmp(&v[b]));
+    let mut r = vec![0.0; v.len()];
+    let mut ties = 0.0;
+    let mut i = 0;
+    while i < idx.len() {
+        let mut j = i;
+        while j + 1 < idx.len() && v[idx[j + 1]] == v[idx[i]] {
+            j += 1;
+        }
+        let t = (j - i + 1) as f64;
+        ties += t * t * t - t;
+        for k in i..=j {
+            r[idx[k]] = (i + j) as f64 / 2.0 + 1.0;
+        }
+        i = j + 1;
+    }
+    (r, ties)
+}
+
+/// Standard normal upper tail, P(Z > z) (Abramowitz-Stegun 7.1.26 via
+/// erfc; |error| < 1.5e-7).
+fn normal_sf(z: f64) -> f64 {
+    let x = z.abs() / std::f64::consts::SQRT_2;
+    let t = 1.0 / (1.0 + 0.327_591_1 * x);
+    let poly = t
+        * (0.254_829_592
+            + t * (-0.284_496_736 + t * (1.421_413_741 + t * (-1.453_152_027 + t * 1.061_405_429))));
+    let erfc = poly * (-x * x).exp();
+    if z >= 0.0 {
+        erfc / 2.0
+    } else {
+        1.0 - erfc / 2.0
+    }
+}
+
+/// The standard normal quantile (Acklam's rational approximation).
+pub fn normal_quantile(p: f64) -> f64 {
+    const A: [f64; 6] = [
+        -39.696_830_286_653_76,
+        220.946_098_424_520_5,
+        -275.928_510_446_968_7,
+        138.357_751_867_269,
+        -30.664_798_066_147_16,
+        2.506_628_277_459_239,
+    ];
+    const B: [f64; 5] = [
+        -54.476_098_798_224_06,
+        161.585_836_858_040_9,
+        -155.698_979_859_886_6,
+        66.801_311_887_719_72,
+        -13.280_681_552_885_72,
+    ];
+    const C: [f64; 6] = [
+        -0.007_784_894_002_430_293,
+        -0.322_396_458_041_136_5,
+        -2.400_758_277_161_838,
+        -2.549_732_539_343_734,
+        4.374_664_141_464_968,
+        2.938_163_982_698_783,
+    ];
+    const D: [f64; 4] = [
+        0.007_784_695_709_041_462,
+        0.322_467_129_070_039_8,
+        2.445_134_137_142_996,
+        3.754_408_661_907_416,
+    ];
+    let tail = |q: f64| {
+        (((((C[0] * q + C[1]) * q + C[2]) * q + C[3]) * q + C[4]) * q + C[5])
+            / ((((D[0] * q + D[1]) * q + D[2]) * q + D[3]) * q + 1.0)
+    };
+    if p < 0.02425 {
+        tail((-2.0 * p.ln()).sqrt())
+    } else if p > 1.0 - 0.02425 {
+        -tail((-2.0 * (1.0 - p).ln()).sqrt())
+    } else {
+        let q = p - 0.5;
+        let r = q * q;
+        (((((A[0] * r + A[1]) * r + A[2]) * r + A[3]) * r + A[4]) * r + A[5]) * q
+            / (((((B[0] * r + B[1]) * r + B[2]) * r + B[3]) * r + B[4]) * r + 1.0)
+    }
+}
+
+/// Two-sided Mann-Whitney U test. Exact (the U distribution counted)
+/// without ties for up to 50 trials a side; otherwise the normal
+/// approximation with tie and continuity corrections.
+pub fn mann_whitney_p(a: &[f64], b: &[f64]) -> f64 {
+    let (n1, n2) = (a.len(), b.len());
+    if n1 == 0 || n2 == 0 {
+        return 1.0;
+    }
+    let all: Vec<f64> = a.iter().chain(b).copied().collect();
+    let (r, ties) = ranks(&all);
+    let r1: f64 = r[..n1].iter().sum();
+    let u = r1 - (n1 * (n1 + 1)) as f64 / 2.0;
+    let mean = (n1 * n2) as f64 / 2.0;
+    if ties == 0.0 && n1 <= 50 && n2 <= 50 {
+        let dist = u_distribution(n1, n2);
+        let total: f64 = dist.iter().sum();
+        let k = u.round() as usize;
+        let lower: f64 = dist[..=k].iter().sum::<f64>() / total;
+        let upper: f64 = dist[k..].iter().sum::<f64>() / total;
+        return (2.0 * lower.min(upper)).min(1.0);
+    }
+    let n = (n1 + n2) as f64;
+    let var = (n1 * n2) as f64 / 12.0 * ((n + 1.0) - ties / (n * (n - 1.0)));
+    if var <= 0.0 {
+        return 1.0;
+    }
+    let z = ((u - mean).abs() - 0.5).max(0.0) / var.sqrt();
+    (2.0 * normal_sf(z)).min(1.0)
+}
+
+/// Counts of each U from 0 to n1 n2 over all arrangements of two samples
+/// without ties.
+fn u_distribution(n1: usize, n2: usize) -> Vec<f64> {
+    // f[m][u] for samples (m, n) built up n by n: f(m, n, u) = f(m-1, n, u-n) + f(m, n-1, u).
+    let max = n1 * n2;
+    let mut prev: Vec<Vec<f64>> = (0..=n1).map(|_| vec![0.0; max + 1]).collect();
+    for row in prev.iter_mut() {
+        row[0] = 1.0; // n = 0: one arrangement, U = 0
+    }
+    for n in 1..=n2 {
+        let mut cur: Vec<Vec<f64>> = (0..=n1).map(|_| vec![0.0; max + 1]).collect();
+        cur[0][0] = 1.0;
+        for m in 1..=n1 {
+            for u in 0..=m * n {
+                let with_a_last = if u >= n { cur[m - 1][u - n] } else { 0.0 };
+                cur[m][u] = with_a_last + prev[m][u];
+            }
+        }
+        prev = cur;
+    }
+    prev.swap_remove(n1)
+}
+
+/// Two-sided Wilcoxon signed-rank test of paired differences (zeros
+/// dropped). Exact without ties for up to 30 pairs; otherwise normal.
+pub fn wilcoxon_p(d: &[f64]) -> f64 {
+    let d: Vec<f64> = d.iter().copied().filter(|x| *x != 0.0).collect();
+    let n = d.len();
+    if n == 0 {
+        return 1.0;
+    }
+    let abs: Vec<f64> = d.iter().map(|x| x.abs()).collect();
+    let (r, ties) = ranks(&abs);
+    let w: f64 = r.iter().zip(&d).filter(|(_, x)| **x > 0.0).map(|(r, _)| r).sum();
+    let max = n * (n + 1) / 2;
+    if ties == 0.0 && n <= 30 {
+        // Subsets of ranks 1..n by their sum.
+        let mut count = vec![0.0f64; max + 1];
+        count[0] = 1.0;
+        for k in 1..=n {
+            for s in (k..=max).rev() {
+                count[s] += count[s - k];
+            }
+        }
+        let total: f64 = count.iter().sum();
+        let k = w.round() as usize;
+        let lower = count[..=k].iter().sum::<f64>() / total;
+        let upper = count[k..].iter().sum::<f64>() / total;
+        return (2.0 * lower.min(upper)).min(1.0);
+    }
+    let nf = n as f64;
+    let mean = nf * (nf + 1.0) / 4.0;
+    let var = nf * (nf + 1.0) * (2.0 * nf + 1.0) / 24.0 - ties / 48.0;
+    if var <= 0.0 {
+        return 1.0;
+    }
+    let z = ((w - mean).abs() - 0.5).max(0.0) / var.sqrt();
+    (2.0 * normal_sf(z)).min(1.0)
+}
+
+/// Holm's step-down adjustment: each p-value multiplied by the number of
+/// hypotheses not yet rejected, kept monotone, capped at 1.
+pub fn holm(p: &[f64]) -> Vec<f64> {
+    let m = p.len();
+    let mut order: Vec<usize> = (0..m).collect();
+    order.sort_by(|&a, &b| p[a].total_cmp(&p[b]));
+    let mut out = vec![0.0; m];
+    let mut running = 0.0f64;
+    for (k, &i) in order.iter().enumerate() {
+        running = running.max(((m - k) as f64 * p[i]).min(1.0));
+        out[i] = running;
+    }
+    out
+}
+
+/// A robust spread of log values: 1.4826 x the median absolute deviation
+/// (the standard deviation for normal noise).
+pub fn log_spread(v: &[f64]) -> f64 {
+    let l = ln_all(v);
+    let m = median(&l);
+    let dev: Vec<f64> = l.iter().map(|x| (x - m).abs()).collect();
+    1.4826 * median(&dev)
+}
+
+/// Half the width of the effect's 95 % interval expected with n1 and n2
+/// trials at spread `sigma` (log units): the median's standard error is
+/// sqrt(pi/2) sigma / sqrt(n).
+fn half_width(sigma: f64, n1: f64, n2: f64, z: f64) -> f64 {
+    z * (std::f64::consts::PI / 2.0).sqrt() * sigma * (1.0 / n1 + 1.0 / n2).sqrt()
+}
+
+/// The smallest effect (log units) these trial counts would detect at
+/// `ALPHA` with `POWER`.
+pub fn minimum_detectable(sigma: f64, n1: usize, n2: usize) -> f64 {
+    let z = normal_quantile(1.0 - ALPHA / 2.0) + normal_quantile(POWER);
+    half_width(sigma, n1 as f64, n2 as f64, z)
+}
+
+/// Trials per side that would likely turn an inconclusive comparison into
+/// a verdict: enough for the interval to clear the band's edge by the
+/// distance the estimate now lies from it. `None` past 1,000.
+pub fn trials_to_decide(effect: f64, band: f64, sigma: f64) -> Option<u32> {
+    let distance = (effect.abs() - band).abs();
+    if sigma == 0.0 {
+        return Some(2);
+    }
+    if distance < 1e-12 {
+        return None;
+    }
+    let z = normal_quantile(1.0 - ALPHA / 2.0);
+    // half_width(n, n) = z sqrt(pi/2) sigma sqrt(2/n) <= distance
+    let n = 2.0 * (z * (std::f64::consts::PI / 2.0).sqrt() * sigma / distance).powi(2);
+    let n = n.ceil().max(2.0);
+    (n <= 1000.0).then_some(n as u32)
+}
+
+/// The fewest trials a side for which the rank test can reach `ALPHA`
+/// at all once Holm has `comparisons` to correct for: its smallest p is
+/// 2 / 2^n paired, 2 / C(2n, n) unpaired.
+pub fn trials_for_rank_test(paired: bool, comparisons: usize) -> u32 {
+    let needed = ALPHA / comparisons.max(1) as f64;
+    (2..=1000u32)
+        .find(|&n| {
+            let smallest = if paired {
+                2.0 / 2f64.powi(n as i32)
+            } else {
+                // C(2n, n) grows past any bound here long before n = 1000.
+                let c = (1..=n).fold(1.0f64, |c, k| c * (n + k) as f64 / k as f64);
+                2.0 / c
+            };
+            smallest < needed
+        })
+        .unwrap_or(1000)
+}
+
+/// The A/A noise of a run: how far apart the medians of two random halves
+/// of its trials fall (95th percentile of |difference| over seeded
+/// splits), in log units. Needs 6 trials: halves of fewer say more about
+/// chance than about the run.
+pub fn aa_noise(v: &[f64], seed: u64) -> Option<f64> {
+    if v.len() < 6 {
+        return None;
+    }
+    let l = ln_all(v);
+    let mut rng = Prng::new(seed);
+    let mut diffs = Vec::with_capacity(500);
+    let mut idx: Vec<usize> = (0..l.len()).collect();
+    for _ in 0..500 {
+        for i in (1..idx.len()).rev() {
+            let j = rng.below(i as u32 + 1) as usize;
+            idx.swap(i, j);
+        }
+        let half = idx.len() / 2;
+        let a: Vec<f64> = idx[..half].iter().map(|&i| l[i]).collect();
+        let b: Vec<f64> = idx[half..2 * half].iter().map(|&i| l[i]).collect();
+        diffs.push((median(&a) - median(&b)).abs());
+    }
+    diffs.sort_by(f64::total_cmp);
+    Some(diffs[(diffs.len() * 95) / 100])
+}
+
+/// A metric's noise band in log units: its floor (a fraction), raised to
+/// the A/A noise each run shows of itself when both have the trials to
+/// show it.
+pub fn noise_band(floor: f64, base: &[f64], cand: &[f64]) -> f64 {
+    let floor = (1.0 + floor).ln();
+    match (aa_noise(base, SEED), aa_noise(cand, SEED)) {
+        (Some(a), Some(b)) => floor.max(a).max(b),
+        _ => floor,
+    }
+}
+
+/// The verdict from the effect's 95 % interval (`wide`) and its 90 %
+/// interval (`narrow`), in log units; the band (log units, symmetric); the
+/// adjusted p-value; and the metric's direction. A change is a regression
+/// (improvement) when the whole 95 % interval lies beyond the band on the
+/// worse (better) side and the rank test agrees; the same when the 90 %
+/// interval lies inside the band (two one-sided tests at 5 %).
+pub fn verdict(wide: (f64, f64), narrow: (f64, f64), band: f64, p_adjusted: f64, better: Better) -> Verdict {
+    // Worse is up for lower-is-better metrics; flip the others.
+    let flip = |(lo, hi): (f64, f64)| match better {
+        Better::Lower => (lo, hi),
+        Better::Higher => (-hi, -lo),
+    };
+    let ((lo, hi), (nlo, nhi)) = (flip(wide), flip(narrow));
+    let significant = p_adjusted < ALPHA;
+    if lo > band && significant {
+        Verdict::Regression
+    } else if hi < -band && significant {
+        Verdict::Improvement
+    } else if nlo >= -band && nhi <= band {
+        Verdict::Same
+    } else {
+        Verdict::Inconclusive
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Seeded normal noise (Box-Muller on linkemu's PRNG).
+    fn noisy(n: usize, center: f64, rel_sd: f64, seed: u64) -> Vec<f64> {
+        let mut rng = Prng::new(seed);
+        let mut u = || (rng.next_u32() as f64 + 0.5) / 4_294_967_296.0;
+        (0..n)
+            .map(|_| {
+                let z = (-2.0 * u().ln()).sqrt() * (2.0 * std::f64::consts::PI * u()).cos();
+                center * (rel_sd * z).exp()
+            })
+            .collect()
+    }
+
+    struct Outcome {
+        verdict: Verdict,
+        ci: (f64, f64),
+    }
+
+    /// One metric of one cell, as `compare` does it: the band from the
+    /// floor and both runs' A/A noise.
+    fn compare(base: &[f64], cand: &[f64], floor: f64, better: Better) -> Outcome {
+        let ci = bootstrap_ci(base, cand, false, 0.95, RESAMPLES, SEED);
+        let narrow = bootstrap_ci(base, cand, false, 0.90, RESAMPLES, SEED);
+        let p = mann_whitney_p(base, cand);
+        Outcome {
+            verdict: verdict(ci, narrow, noise_band(floor, base, cand), p, better),
+            ci,
+        }
+    }
+
+    #[test]
+    fn identical_samples_are_the_same() {
+        let a = noisy(10, 100.0, 0.03, 1);
+        let o = compare(&a, &a, 0.02, Better::Lower);
+        assert_eq!(o.verdict, Verdict::Same, "{:?}", o.ci);
+        // Paired by seed, identical trials differ by nothing at all.
+        let ci = bootstrap_ci(&a, &a, true, 0.95, RESAMPLES, SEED);
+        assert_eq!(ci, (0.0, 0.0));
+        assert_eq!(wilcoxon_p(&[0.0; 10]), 1.0);
+        assert_eq!(verdict(ci, ci, (1.02f64).ln(), 1.0, Better::Lower), Verdict::Same);
+    }
+
+    #[test]
+    fn expanded_intervals_widen_most_for_few_trials() {
+        assert!((student_t_quantile(0.975, 4.0) - 2.776).abs() < 0.01);
+        assert!((student_t_quantile(0.975, 9.0) - 2.262).abs() < 0.005);
+        assert!((student_t_quantile(0.95, 19.0) - 1.729).abs() < 0.005);
+        let width = |n: usize| {
+            let (lo, hi) = bootstrap_ci(
+                &noisy(n, 100.0, 0.05, 11),
+                &noisy(n, 100.0, 0.05, 12),
+                false,
+                0.95,
+                RESAMPLES,
+                SEED,
+            );
+            (hi - lo) * (n as f64).sqrt()
+        };
+        // Scaled by sqrt(n), the interval of 5 trials is the widest.
+        assert!(width(5) > width(40), "{} {}", width(5), width(40));
+    }
+
+    #[test]
+    fn a_20_percent_shift_in_3_percent_noise_is_found_either_way() {
+        let base = noisy(10, 100.0, 0.03, 2);
+        let slower = noisy(10, 120.0, 0.03, 3);
+        assert_eq!(
+            compare(&base, &slower, 0.02, Better::Lower).verdict,
+            Verdict::Regression
+        );
+        assert_eq!(
+            compare(&base, &slower, 0.02, Better::Higher).verdict,
+            Verdict::Improvement
+        );
+        assert_eq!(
+            compare(&slower, &base, 0.02, Better::Lower).verdict,
+            Verdict::Improvement
+        );
+    }
+
+    #[test]
+    fn a_2_percent_shift_in_5_percent_noise_with_5_trials_is_never_a_regression() {
+        let mut inconclusive = 0;
+        for seed in 0..100 {
+            let base = noisy(5, 100.0, 0.05, 1000 + seed);
+            let cand = noisy(5, 102.0, 0.05, 2000 + seed);
+            let v = compare(&base, &cand, 0.02, Better::Lower).verdict;
+            assert_ne!(v, Verdict::Regression, "seed {seed}");
+            inconclusive += (v == Verdict::Inconclusive) as u32;
+        }
+        assert!(inconclusive >= 90, "{inconclusive} of 100 inconclusive");
+    }
+
+    #[test]
+    fn one_outlier_trial_does_not_flip_a_verdict() {
+        // Over many cases: making one candidate trial 4x slower (or 40 %
+        // faster) leaves the verdict as it was.
+        let mut flipped = Vec::new();
+        let mut verdicts = std::collections::BTreeSet::new();
+        for seed in 0..40u64 {
+            let base = noisy(10, 100.0, 0.03, 100 + seed);
+            let shift = [1.0, 1.25][seed as usize % 2];
+            let cand = noisy(10, 100.0 * shift, 0.03, 200 + seed);
+            let before = compare(&base, &cand, 0.02, Better::Lower).verdict;
+            verdicts.insert(before);
+            for (at, factor) in [(3, 4.0), (7, 0.6)] {
+                let mut odd = cand.clone();
+                odd[at] *= factor;
+                let after = compare(&base, &odd, 0.02, Better::Lower).verdict;
+                if after != before {
+                    flipped.push((seed, factor, before, after));
+                }
+            }
+        }
+        // Never into or out of a regression; a case on the band's edge may
+        // move between SAME and INCONCLUSIVE, as any other trial's change
+        // could move it.
+        assert!(
+            flipped
+                .iter()
+                .all(|f| f.2 != Verdict::Regression && f.3 != Verdict::Regression),
+            "{flipped:?}"
+        );
+        assert!(flipped.len() <= 8, "{} of 80 moved: {flipped:?}", flipped.len());
+        assert!(
+            verdicts.contains(&Verdict::Regression) && verdicts.len() >= 2,
+            "{verdicts:?}"
+        );
+    }
+
+    #[test]
+    fn bootstrap_interval_covers_the_true_shift_in_90_percent() {
+        let truth = 1.1f64.ln();
+        let mut covered = 0;
+        for seed in 0..200 {
+            let base = noisy(10, 100.0, 0.05, 10_000 + seed);
+            let cand = noisy(10, 110.0, 0.05, 20_000 + seed);
+            let (lo, hi) = bootstrap_ci(&base, &cand, false, 0.95, 2_000, SEED + seed);
+            covered += (lo <= truth && truth <= hi) as u32;
+        }
+        assert!(covered >= 180, "covered in {covered} of 200");
+    }
+
+    #[test]
+    fn holm_turns_a_marginal_result_when_many_are_compared() {
+        let alone = holm(&[0.03]);
+        assert!(alone[0] < ALPHA);
+        let many = holm(&[0.03, 0.2, 0.5, 0.8, 0.9, 0.6]);
+        assert!(many[0] >= ALPHA, "{many:?}");
+        // Step-down: the smallest times m, the next times m - 1, monotone.
+        assert_eq!(holm(&[0.01, 0.02, 0.04]), [0.03, 0.04, 0.04]);
+        // Ten and ten, four overlapping: p = 0.0029 alone, 0.058 once
+        // Holm has 20 comparisons to correct for.
+        let base = [
+            100.0, 101.0, 102.0, 103.0, 104.0, 105.0, 106.0, 107.0, 108.0, 109.0,
+        ];
+        let cand = [
+            103.5, 105.5, 107.5, 109.5, 110.0, 111.0, 112.0, 113.0, 114.0, 115.0,
+        ];
+        let ci = bootstrap_ci(&base, &cand, false, 0.95, RESAMPLES, SEED);
+        let narrow = bootstrap_ci(&base, &cand, false, 0.90, RESAMPLES, SEED);
+        let p = mann_whitney_p(&base, &cand);
+        assert!((0.002..0.0025 * 1.2).contains(&p), "{p}");
+        let band = 1.005f64.ln();
+        assert_eq!(
+            verdict(ci, narrow, band, p, Better::Lower),
+            Verdict::Regression,
+            "p {p}, ci {ci:?}"
+        );
+        let mut all = vec![0.5; 20];
+        all[0] = p;
+        let adjusted = holm(&all)[0];
+        assert!(adjusted > ALPHA, "{adjusted}");
+        assert_eq!(
+            verdict(ci, narrow, band, adjusted, Better::Lower),
+            Verdict::Inconclusive
+        );
+    }
+
+    #[test]
+    fn mann_whitney_exact_matches_tables() {
+        // Complete separation of 5 and 5: p = 2 / C(10, 5) = 2/252.
+        let a = [1.0, 2.0, 3.0, 4.0, 5.0];
+        let b = [6.0, 7.0, 8.0, 9.0, 10.0];
+        assert!((mann_whitney_p(&a, &b) - 2.0 / 252.0).abs() < 1e-12);
+        // Interleaved: nothing to see.
+        assert!(mann_whitney_p(&[1.0, 3.0, 5.0, 7.0], &[2.0, 4.0, 6.0, 8.0]) > 0.5);
+        // Ties take the normal route and stay in range.
+        let p = mann_whitney_p(&[1.0, 1.0, 2.0], &[1.0, 2.0, 2.0]);
+        assert!((0.0..=1.0).contains(&p));
+    }
+
+    #[test]
+    fn wilcoxon_exact_matches_tables() {
+        // 6 positive differences: p = 2 / 2^6.
+        assert!((wilcoxon_p(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0]) - 2.0 / 64.0).abs() < 1e-12);
+        assert!(wilcoxon_p(&[1.0, -2.0, 3.0, -4.0]) > 0.5);
+        assert_eq!(wilcoxon_p(&[0.0, 0.0]), 1.0);
+    }
+
+    #[test]
+    fn normal_quantile_and_tail_agree() {
+        for p in [0.01, 0.025, 0.2, 0.5, 0.8, 0.975, 0.999] {
+            let z = normal_quantile(p);
+            assert!((1.0 - normal_sf(z) - p).abs() < 1e-6, "p {p}: z {z}");
+        }
+        assert!((normal_quantile(0.975) - 1.959_964).abs() < 1e-5);
+    }
+
+    #[test]
+    fn minimum_detectable_effect_shrinks_with_trials() {
+        let sigma = 0.05;
+        let (few, many) = (minimum_detectable(sigma, 5, 5), minimum_detectable(sigma, 20, 20));
+        assert!((few / many - 2.0).abs() < 1e-9, "4x trials halve it");
+        assert!(few > 0.05 && few < 0.15, "{few}");
+        assert_eq!(trials_to_decide(0.0, 0.02, 0.0), Some(2));
+        let n = trials_to_decide(0.0, 0.02, 0.05).unwrap();
+        assert!(n > 20, "{n}");
+    }
+
+    #[test]
+    fn rank_tests_need_enough_trials_to_survive_holm() {
+        // Paired: 2/2^6 = 0.031 passes alone, not against 10 comparisons.
+        assert_eq!(trials_for_rank_test(true, 1), 6);
+        assert_eq!(trials_for_rank_test(true, 10), 9);
+        // Unpaired: 2/C(8,4) = 0.029 alone.
+        assert_eq!(trials_for_rank_test(false, 1), 4);
+        assert_eq!(trials_for_rank_test(false, 10), 6);
+    }
+
+    #[test]
+    fn aa_noise_tracks_the_runs_own_spread() {
+        let quiet = aa_noise(&noisy(10, 100.0, 0.01, 9), SEED).unwrap();
+        let loud = aa_noise(&noisy(10, 100.0, 0.10, 9), SEED).unwrap();
+        assert!(loud > 5.0 * quiet, "{quiet} {loud}");
+        assert!(aa_noise(&[1.0, 2.0, 3.0], SEED).is_none());
+    }
+}
