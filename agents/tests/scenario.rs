@@ -101,7 +101,8 @@ fn a_scenario_runs_every_trial_in_its_order_and_resumes() {
         assert!(report.join(file).is_file(), "{file}");
     }
     let summary = std::fs::read_to_string(report.join("summary.md")).unwrap();
-    assert!(summary.contains("| rr udp none rate=500 | 2 |"), "{summary}");
+    // Two trials of the cell (a loaded machine may mark one invalid).
+    assert!(summary.contains("| rr udp none rate=500 | 2"), "{summary}");
     assert!(report.join("hdr/rr_tcp_none_rate_500.hlog").is_file());
     // `report` renders it again, anywhere.
     let again = dir.path().join("again");
@@ -211,7 +212,7 @@ skip_without_root = true
     let summary = std::fs::read_to_string(out.join("report/summary.md")).unwrap();
     assert!(summary.contains("3 (1 of them no-loss baselines)"), "{summary}");
     assert!(
-        summary.contains("| multistream tcp-mux delay 5ms loss 1% rate=20 size=256 streams=4 | 2 |"),
+        summary.contains("| multistream tcp-mux delay 5ms loss 1% rate=20 size=256 streams=4 | 2"),
         "{summary}"
     );
 }

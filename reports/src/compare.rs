@@ -21,8 +21,8 @@ pub struct Metric {
     pub unit: Unit,
     /// What the statistics use (positive).
     pub value: fn(&TrialResult) -> Option<f64>,
-    /// What the tables show.
-    pub shown: fn(&TrialResult) -> Option<f64>,
+    /// What the tables show, where it differs from `value`.
+    pub shown: Option<fn(&TrialResult) -> Option<f64>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -58,7 +58,7 @@ pub const METRICS: &[Metric] = &[
         floor: 0.02,
         unit: Unit::Ns,
         value: |t| positive(t.lat.p50 as f64),
-        shown: |t| positive(t.lat.p50 as f64),
+        shown: None,
     },
     Metric {
         name: "p99",
@@ -67,7 +67,7 @@ pub const METRICS: &[Metric] = &[
         floor: 0.05,
         unit: Unit::Ns,
         value: |t| positive(t.lat.p99 as f64),
-        shown: |t| positive(t.lat.p99 as f64),
+        shown: None,
     },
     Metric {
         name: "p999",
@@ -76,7 +76,7 @@ pub const METRICS: &[Metric] = &[
         floor: 0.10,
         unit: Unit::Ns,
         value: |t| positive(t.lat.p999 as f64),
-        shown: |t| positive(t.lat.p999 as f64),
+        shown: None,
     },
     Metric {
         name: "goodput",
@@ -85,7 +85,7 @@ pub const METRICS: &[Metric] = &[
         floor: 0.02,
         unit: Unit::Bps,
         value: goodput,
-        shown: goodput,
+        shown: None,
     },
     Metric {
         name: "loss",
@@ -96,7 +96,7 @@ pub const METRICS: &[Metric] = &[
         // Half a message more on both sides keeps no-loss trials finite in
         // log units and equal to each other.
         value: |t| (t.counters.sent > 0).then(|| (t.counters.lost as f64 + 0.5) / t.counters.sent as f64),
-        shown: |t| (t.counters.sent > 0).then(|| t.counters.lost as f64 / t.counters.sent as f64),
+        shown: Some(|t| (t.counters.sent > 0).then(|| t.counters.lost as f64 / t.counters.sent as f64)),
     },
     Metric {
         name: "conn_rate",
@@ -105,7 +105,7 @@ pub const METRICS: &[Metric] = &[
         floor: 0.02,
         unit: Unit::PerSecond,
         value: |t| positive(t.churn.as_ref()?.achieved_rate),
-        shown: |t| positive(t.churn.as_ref()?.achieved_rate),
+        shown: None,
     },
     Metric {
         name: "ttfb_p50",
@@ -114,7 +114,7 @@ pub const METRICS: &[Metric] = &[
         floor: 0.02,
         unit: Unit::Ns,
         value: |t| positive(t.churn.as_ref()?.ttfb.p50 as f64),
-        shown: |t| positive(t.churn.as_ref()?.ttfb.p50 as f64),
+        shown: None,
     },
     Metric {
         name: "ttfb_p99",
@@ -123,7 +123,7 @@ pub const METRICS: &[Metric] = &[
         floor: 0.05,
         unit: Unit::Ns,
         value: |t| positive(t.churn.as_ref()?.ttfb.p99 as f64),
-        shown: |t| positive(t.churn.as_ref()?.ttfb.p99 as f64),
+        shown: None,
     },
 ];
 
@@ -411,7 +411,8 @@ pub fn compare(base: &RunResults, cand: &RunResults, opts: &Options) -> Result<C
                 continue;
             }
             let shown = |ts: &[&TrialResult]| {
-                stats::median(&ts.iter().filter_map(|t| (m.shown)(t)).collect::<Vec<_>>())
+                let read = m.shown.unwrap_or(m.value);
+                stats::median(&ts.iter().filter_map(|t| read(t)).collect::<Vec<_>>())
             };
             let mut r = row(
                 &label,
