@@ -72,7 +72,14 @@ fn multistream_round_trips_come_back_on_every_transport() {
         assert_eq!(t.latency_kind, LatencyKind::Rtt, "{}", t.id);
         assert_eq!(t.counters.sent, 150, "{}", t.id);
         assert_eq!((t.counters.lost, t.counters.duplicates), (0, 0), "{}", t.id);
-        assert!(t.valid, "{}: {:?}", t.id, t.invalid_reasons);
+        // A loaded machine may make the sender miss its schedule (CI saw
+        // a send_lag p99 of 1.15 ms once); anything else invalid is a bug.
+        assert!(
+            t.invalid_reasons.iter().all(|r| r.starts_with("send_lag")),
+            "{}: {:?}",
+            t.id,
+            t.invalid_reasons
+        );
         let h = t.hol.as_ref().unwrap();
         assert_eq!(h.rtt_source, "base (round trip)");
         assert!(t.receiver.requests >= 150, "{}", t.id);
