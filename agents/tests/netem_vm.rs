@@ -1,0 +1,227 @@
+//! The real `tc netem`, tested on a kernel without it: the test re-runs
+//! itself inside a QEMU guest (`netem-scripts/vm-run.sh`, Debian's kernel,
+//! which has sch_netem) and there drives `run --impair-backend netem` and
+//! `netem-scripts/` (testbed-up/down, apply/clear with IFB ingress),
+//! checking measured delay and loss and that everything is removed after.
+//! One guest boot for all of it. Needs root, qemu-system-x86,
+//! linux-image-amd64, busybox-static and cpio: `.ci/run` installs them; in
+//! CI (CI=true) their absence fails, elsewhere it skips with the reason.
+
+mod common;
+
+use common::*;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use transbench_reports::read_results;
+
+const IN_GUEST: &str = "TRANSBENCH_IN_NETEM_GUEST";
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn sh(cmd: &str) -> (bool, String) {
+    let o = Command::new("bash").args(["-c", cmd]).output().unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    (o.status.success(), text)
+}
+
+/// Loss within a binomial bound: |observed - p| <= 4 sigma + 1/n.
+fn assert_loss(lost: u64, n: u64, p: f64, what: &str) {
+    let observed = lost as f64 / n as f64;
+    let bound = 4.0 * (p * (1.0 - p) / n as f64).sqrt() + 1.0 / n as f64;
+    assert!(
+        (observed - p).abs() <= bound,
+        "{what}: {lost} of {n} lost, expected {p} +- {bound:.4}"
+    );
+}
+
+/// `ping -q` summary: (transmitted, received, avg rtt ms).
+fn ping(from_ns: &str, to: &str, count: u32) -> (u64, u64, f64) {
+    let (ok, text) = sh(&format!(
+        "ip netns exec {from_ns} ping -q -c {count} -i 0.01 -W 1 {to}"
+    ));
+    let nums = |line: &str| -> Vec<f64> {
+        line.split(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .filter_map(|w| w.parse().ok())
+            .collect()
+    };
+    let stats = text
+        .lines()
+        .find(|l| l.contains("packets transmitted"))
+        .unwrap_or_else(|| panic!("{ok} {text}"));
+    let rtt = text
+        .lines()
+        .find(|l| l.contains("rtt min/avg"))
+        .map_or(f64::NAN, |l| nums(l)[1]);
+    let n = nums(stats);
+    (n[0] as u64, n[1] as u64, rtt)
+}
+
+/// What the test does inside the guest, as root on a kernel with netem.
+fn in_guest(out: &Path) {
+    assert!(testbed::probe_netem().unwrap().is_some() || sh("modprobe sch_netem").0);
+
+    // 1. run --impair-backend netem: the probe sees what netem was told.
+    let run = out.join("run");
+    let o = Command::new(BIN)
+        .args([
+            "run",
+            "--workload",
+            "rr",
+            "--transport",
+            "udp",
+            "--rate",
+            "200",
+            "--duration",
+            "2s",
+        ])
+        .args([
+            "--warmup",
+            "0s",
+            "--impair-backend",
+            "netem",
+            "--impair",
+            "delay 10ms loss 5%",
+        ])
+        .arg("--out")
+        .arg(&run)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let r = read_results(&run.join("results.json")).unwrap();
+    let t = &r.trials[0];
+    let link = t.impairment.as_ref().unwrap();
+    assert_eq!(link.backend, "netem");
+    let probe = link.delivered.as_ref().unwrap();
+    for d in [&probe.forward, &probe.reverse] {
+        let lost = d.measured.sent - d.measured.received;
+        assert_loss(lost, d.measured.sent, 0.05, "probe");
+        // TCG adds about a millisecond to every hop.
+        let p50 = d.measured.delay_p50_ns as f64 / 1e6;
+        eprintln!(
+            "guest: probe lost {lost} of {}, one-way p50 {p50:.2} ms",
+            d.measured.sent
+        );
+        assert!((10.0..14.0).contains(&p50), "probe one-way p50 {p50} ms");
+    }
+    eprintln!("guest: rr lost {} of {}", t.counters.lost, t.counters.sent);
+    // A request and its response each cross one lossy direction.
+    assert_loss(
+        t.counters.lost,
+        t.counters.sent,
+        1.0 - 0.95f64.powi(2),
+        "rr requests",
+    );
+    let (_, left) = sh("ip netns list");
+    assert!(!left.contains("tb-"), "run left namespaces: {left}");
+
+    // 2. The lab scripts: a testbed with netem on the router, both ways.
+    let scripts = repo().join("netem-scripts");
+    let script = |name: &str, args: &[&str]| {
+        let o = Command::new(scripts.join(name)).args(args).output().unwrap();
+        assert!(o.status.success(), "{name} {args:?}: {}", stderr(&o));
+    };
+    script("testbed-up.sh", &["vmt", "delay 5ms loss 10%"]);
+    let (sent, received, rtt) = ping("vmt-snd", "10.203.2.1", 400);
+    script("testbed-down.sh", &["vmt"]);
+    eprintln!(
+        "guest: testbed ping lost {} of {sent}, rtt {rtt:.2} ms",
+        sent - received
+    );
+    // Lost if either crossing drops it: 1 - 0.9^2.
+    assert_loss(sent - received, sent, 0.19, "testbed ping");
+    assert!((10.0..16.0).contains(&rtt), "testbed rtt {rtt} ms");
+    let (_, left) = sh("ip netns list");
+    assert!(!left.contains("vmt-"), "testbed-down left {left}");
+
+    // 3. apply/clear on a veth, egress and ingress (through IFB).
+    let (ok, text) = sh("ip netns add vma && ip netns add vmb && \
+         ip link add va netns vma type veth peer name vb netns vmb && \
+         ip -n vma addr add 10.9.0.1/24 dev va && ip -n vmb addr add 10.9.0.2/24 dev vb && \
+         ip -n vma link set va up && ip -n vmb link set vb up");
+    assert!(ok, "{text}");
+    let in_ns = |ns: &str, name: &str, args: &[&str]| {
+        let o = Command::new("ip")
+            .args(["netns", "exec", ns])
+            .arg(scripts.join(name))
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{name} {args:?}: {}", stderr(&o));
+    };
+    in_ns("vma", "apply.sh", &["va", "delay 20ms"]);
+    let (_, _, egress) = ping("vma", "10.9.0.2", 50);
+    in_ns("vma", "apply.sh", &["va", "delay 30ms", "ingress"]);
+    let (_, _, both) = ping("vma", "10.9.0.2", 50);
+    in_ns("vma", "clear.sh", &["va"]);
+    let (_, _, cleared) = ping("vma", "10.9.0.2", 50);
+    let (_, qdiscs) = sh("ip netns exec vma tc qdisc show; ip netns exec vma ip link show");
+    sh("ip netns del vma; ip netns del vmb");
+    eprintln!(
+        "guest: apply.sh rtt {egress:.2} ms egress, {both:.2} ms with ingress, {cleared:.2} ms cleared"
+    );
+    assert!(
+        (20.0..25.0).contains(&egress),
+        "egress delay 20ms: rtt {egress} ms"
+    );
+    assert!(
+        (50.0..56.0).contains(&both),
+        "egress 20ms + ingress 30ms: rtt {both} ms"
+    );
+    assert!(cleared < 5.0, "after clear.sh: rtt {cleared} ms");
+    assert!(
+        !qdiscs.contains("netem") && !qdiscs.contains("ifb"),
+        "clear.sh left: {qdiscs}"
+    );
+}
+
+#[test]
+fn real_netem_in_a_guest_kernel() {
+    if std::env::var(IN_GUEST).is_ok() {
+        let out = PathBuf::from(std::env::var(IN_GUEST).unwrap());
+        return in_guest(&out);
+    }
+    if !have_root() {
+        return;
+    }
+    let runner = repo().join("netem-scripts/vm-run.sh");
+    let dir = tempfile::tempdir().unwrap();
+    let exe = std::env::current_exe().unwrap();
+    let o = Command::new(&runner)
+        .args(["--timeout", "300", "--rw"])
+        .arg(dir.path())
+        .arg("--env")
+        .arg(format!("{IN_GUEST}={}", dir.path().display()))
+        .arg("--")
+        .arg(&exe)
+        .args([
+            "--exact",
+            "real_netem_in_a_guest_kernel",
+            "--nocapture",
+            "--test-threads",
+            "1",
+        ])
+        .current_dir(repo())
+        .output()
+        .unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&o.stdout), stderr(&o));
+    if o.status.code() == Some(2) && text.contains("vm-run: missing") {
+        if std::env::var("CI").as_deref() == Ok("true") {
+            panic!("CI=true: .ci/run must install the guest's packages: {text}");
+        }
+        return eprintln!("skipping: {}", text.trim());
+    }
+    assert!(o.status.success(), "in the guest:\n{text}");
+    assert!(text.contains("test result: ok. 1 passed"), "{text}");
+    for line in text.lines().filter(|l| l.starts_with("guest: ")) {
+        eprintln!("{line}");
+    }
+    // The guest wrote its results through the read-write share.
+    let r = read_results(&dir.path().join("run/results.json")).unwrap();
+    assert_eq!(r.trials[0].impairment.as_ref().unwrap().backend, "netem");
+}
