@@ -128,7 +128,9 @@ share=$(mktemp -d)
 trap 'rm -rf "$share"' EXIT
 {
     echo 'mount -t proc proc /proc; mount -t sysfs sysfs /sys; mount -t devtmpfs devtmpfs /dev 2>/dev/null'
-    echo 'mount -t tmpfs tmpfs /tmp; mount -t tmpfs tmpfs /run; mkdir -p /dev/pts /dev/shm /dev/net /var/run/netns'
+    # /tmp stays the host's (under the overlay): commands and test binaries
+    # often live there. /run is the guest's own, for its namespaces.
+    echo 'mount -t tmpfs tmpfs /run; mkdir -p /dev/pts /dev/shm /dev/net /var/run/netns'
     echo 'mount -t devpts devpts /dev/pts; mount -t tmpfs tmpfs /dev/shm'
     echo 'ip link set lo up'
     if [[ -n "$rw" ]]; then
