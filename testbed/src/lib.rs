@@ -222,6 +222,23 @@ impl Testbed {
     }
 }
 
+/// A device's MAC address in a namespace.
+fn mac(ns: &NetNs, dev: &str) -> Result<String, TestbedError> {
+    let out = std::process::Command::new("ip")
+        .args(["-n", ns.name(), "-o", "link", "show", "dev", dev])
+        .output()
+        .map_err(|e| TestbedError::io("running ip link show", e))?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.split_whitespace()
+        .skip_while(|w| *w != "link/ether")
+        .nth(1)
+        .map(str::to_string)
+        .ok_or_else(|| TestbedError::Command {
+            what: format!("ip -n {} link show dev {dev}", ns.name()),
+            detail: format!("no link/ether address in: {}", text.trim()),
+        })
+}
+
 /// sender --veth-- router --veth-- receiver, with netem on the router's
 /// egress towards each end, so neither end's own queues see the delay.
 fn netem_path(
@@ -265,6 +282,29 @@ fn netem_path(
         "via",
         &ROUTER_TO_RECEIVER.to_string(),
     ])?;
+    // ARP would cross netem too: a lost request stalls a path for a second
+    // (the retry interval), longer than a probe lasts. Pin the neighbours.
+    for (end, end_dev, end_addr, rtr_dev, rtr_addr) in [
+        (sender, "tbs", SENDER_ADDR, "tbrs", ROUTER_TO_SENDER),
+        (receiver, "tbr", RECEIVER_ADDR, "tbrr", ROUTER_TO_RECEIVER),
+    ] {
+        let (end_mac, rtr_mac) = (mac(end, end_dev)?, mac(router, rtr_dev)?);
+        let pin = |ns: &NetNs, addr: Ipv4Addr, lladdr: &str, dev: &str| {
+            ns.ip(&[
+                "neigh",
+                "replace",
+                &addr.to_string(),
+                "lladdr",
+                lladdr,
+                "dev",
+                dev,
+                "nud",
+                "permanent",
+            ])
+        };
+        pin(end, rtr_addr, &rtr_mac, end_dev)?;
+        pin(router, end_addr, &end_mac, rtr_dev)?;
+    }
     router
         .run(|| std::fs::write("/proc/sys/net/ipv4/ip_forward", "1"))?
         .map_err(|e| TestbedError::io("enabling forwarding in the router namespace", e))?;
