@@ -47,6 +47,16 @@ iface_up "$name-snd" "$name-s"
 iface_up "$name-rtr" "$name-rs"
 iface_up "$name-rtr" "$name-rr"
 iface_up "$name-rcv" "$name-r"
+# ARP would cross netem too, and a lost request stalls a path for the
+# 1 s retry: pin each end's neighbour.
+mac() { ip -n "$1" -o link show dev "$2" | sed -n 's/.*link\/ether \([0-9a-f:]*\).*/\1/p'; }
+pin() { # NS ADDR PEER_NS PEER_DEV DEV
+    ip -n "$1" neigh replace "$2" lladdr "$(mac "$3" "$4")" dev "$5" nud permanent
+}
+pin "$name-snd" 10.203.1.254 "$name-rtr" "$name-rs" "$name-s"
+pin "$name-rtr" 10.203.1.1 "$name-snd" "$name-s" "$name-rs"
+pin "$name-rtr" 10.203.2.1 "$name-rcv" "$name-r" "$name-rr"
+pin "$name-rcv" 10.203.2.254 "$name-rtr" "$name-rr" "$name-r"
 ip -n "$name-snd" route add default via 10.203.1.254
 ip -n "$name-rcv" route add default via 10.203.2.254
 ip netns exec "$name-rtr" sysctl -qw net.ipv4.ip_forward=1
