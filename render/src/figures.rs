@@ -4,6 +4,7 @@
 use base64::Engine;
 use hdrhistogram::Histogram;
 use std::collections::BTreeMap;
+use transbench_reports::stats::median;
 use transbench_reports::{new_histogram, LatencyKind, RunResults, TrialResult};
 use transbench_wire::Transport;
 
@@ -174,18 +175,6 @@ fn loss_axis(cells: &[&CellTrials]) -> &'static str {
     }
 }
 
-fn median(v: &mut [f64]) -> f64 {
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    if n == 0 {
-        0.0
-    } else if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
-    }
-}
-
 /// Log where the values span more than a decade.
 fn scale_for(values: impl Iterator<Item = f64>) -> Scale {
     let (lo, hi) = values
@@ -230,7 +219,7 @@ fn latency_vs_loss(workload: &str, path: Option<&str>, cells: &[&CellTrials]) ->
             for t in transports(cells) {
                 let mut points = Vec::new();
                 for &loss in &losses {
-                    let mut v: Vec<f64> = cells
+                    let v: Vec<f64> = cells
                         .iter()
                         .filter(|c| c.transport == t && c.loss_pct.is_some_and(|l| (l - loss).abs() < 1e-9))
                         .flat_map(|c| &c.trials)
@@ -244,7 +233,7 @@ fn latency_vs_loss(workload: &str, path: Option<&str>, cells: &[&CellTrials]) ->
                         v.iter().copied().fold(f64::INFINITY, f64::min),
                         v.iter().copied().fold(0.0, f64::max),
                     );
-                    points.push((loss, lo, median(&mut v), hi));
+                    points.push((loss, lo, median(&v), hi));
                 }
                 if points.is_empty() {
                     continue;
@@ -453,16 +442,6 @@ fn delivered(c: &CellTrials) -> u64 {
         .sum()
 }
 
-fn goodput_bps(t: &TrialResult) -> f64 {
-    match &t.udp {
-        Some(u) => u.goodput_bps,
-        None if t.duration_ns > 0 => {
-            t.counters.received as f64 * t.params.size as f64 * 8.0 / (t.duration_ns as f64 / 1e9)
-        }
-        None => 0.0,
-    }
-}
-
 /// Chart 5: Goodput against p95 latency, one point per trial.
 fn goodput_vs_p95(workload: &str, cells: &[&CellTrials]) -> Option<Chart> {
     let profiles = profiles(cells);
@@ -477,7 +456,10 @@ fn goodput_vs_p95(workload: &str, cells: &[&CellTrials]) -> Option<Chart> {
             .iter()
             .filter_map(|t| {
                 let h = t.lat.histogram().ok().filter(|h| !h.is_empty())?;
-                Some((h.value_at_quantile(0.95) as f64 / MS, goodput_bps(t) / 1e6))
+                Some((
+                    h.value_at_quantile(0.95) as f64 / MS,
+                    t.goodput_bps().unwrap_or(0.0) / 1e6,
+                ))
             })
             .collect();
         if points.is_empty() {
@@ -891,8 +873,8 @@ fn ttfb(workload: &str, cells: &[&CellTrials]) -> Option<Chart> {
                 continue;
             }
             let x = i as f64 - 0.4 + width * (k as f64 + 0.5);
-            let p50 = median(&mut churn.iter().map(|m| m.ttfb.p50 as f64 / MS).collect::<Vec<_>>());
-            let p99 = median(&mut churn.iter().map(|m| m.ttfb.p99 as f64 / MS).collect::<Vec<_>>());
+            let p50 = median(&churn.iter().map(|m| m.ttfb.p50 as f64 / MS).collect::<Vec<_>>());
+            let p99 = median(&churn.iter().map(|m| m.ttfb.p99 as f64 / MS).collect::<Vec<_>>());
             ys.extend([p50, p99]);
             bars.push(Bar {
                 x,

@@ -1,5 +1,6 @@
 //! The report's tables, once, for both Markdown and HTML.
 
+use transbench_reports::stats::median;
 use transbench_reports::{human_ns, RunResults, TrialResult};
 
 use crate::cells::CellTrials;
@@ -85,16 +86,7 @@ pub fn escape(s: &str) -> String {
 
 fn median_of(mut v: Vec<f64>) -> Option<f64> {
     v.retain(|x| x.is_finite());
-    if v.is_empty() {
-        return None;
-    }
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    Some(if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
-    })
+    (!v.is_empty()).then(|| median(&v))
 }
 
 fn med(c: &CellTrials, f: impl Fn(&TrialResult) -> Option<f64>) -> Option<f64> {
@@ -123,15 +115,7 @@ pub fn latency(cells: &[CellTrials]) -> Option<Table> {
     let rows: Vec<Vec<String>> = cells
         .iter()
         .map(|c| {
-            let goodput = med(c, |t| {
-                let s = t.duration_ns as f64 / 1e9;
-                let bps = match &t.udp {
-                    Some(u) => u.goodput_bps,
-                    None if s > 0.0 => t.counters.received as f64 * t.params.size as f64 * 8.0 / s,
-                    None => return None,
-                };
-                Some(bps)
-            });
+            let goodput = med(c, TrialResult::goodput_bps);
             vec![
                 c.id.clone(),
                 trials_cell(c),

@@ -42,11 +42,7 @@ fn goodput(t: &TrialResult) -> Option<f64> {
     if t.churn.is_some() {
         return None;
     }
-    let bps = match &t.udp {
-        Some(u) => u.goodput_bps,
-        None => t.counters.received as f64 * t.params.size as f64 * 8.0 / (t.duration_ns as f64 / 1e9),
-    };
-    positive(bps)
+    positive(t.goodput_bps()?)
 }
 
 /// Every metric `compare` knows, in its output's order.

@@ -246,6 +246,22 @@ pub struct TrialResult {
     pub baseline: bool,
 }
 
+impl TrialResult {
+    /// Payload delivered per second of the measured window, bits/s: UDP's
+    /// own figure, else messages received x their size; `None` without a
+    /// measured window.
+    pub fn goodput_bps(&self) -> Option<f64> {
+        match &self.udp {
+            Some(u) => Some(u.goodput_bps),
+            None if self.duration_ns > 0 => Some(
+                self.counters.received as f64 * self.params.size as f64 * 8.0
+                    / (self.duration_ns as f64 / 1e9),
+            ),
+            None => None,
+        }
+    }
+}
+
 /// A connection per transaction (workloads `churn` and `handshake`; see
 /// `SCHEMA.md`). Times in `time_wait` and `first_eaddrnotavail_ns` count
 /// from the first transaction's intended start (warm-up included).

@@ -53,25 +53,34 @@ fn parse(out: &[u8]) -> Vec<u64> {
         .collect()
 }
 
+/// `python3 -c SCRIPT ARG`'s output; `None` (having said why, or failed
+/// in CI) when python3 or its `hdrhistogram` package cannot run it.
+fn python(script: &str, arg: &str) -> Option<Vec<u8>> {
+    match Command::new("python3").args(["-c", script, arg]).output() {
+        Ok(o) if o.status.success() => Some(o.stdout),
+        Ok(o) => {
+            missing(&format!(
+                "python3 cannot run the reader with hdrhistogram: {}",
+                String::from_utf8_lossy(&o.stderr).trim()
+            ));
+            None
+        }
+        Err(e) => {
+            missing(&format!("python3 not runnable: {e}"));
+            None
+        }
+    }
+}
+
 #[test]
 fn python_reader_agrees() {
     let h = sample();
     let script = "import sys\nfrom hdrh.histogram import HdrHistogram\nh = HdrHistogram.decode(sys.argv[1])\n\
                   print(h.get_total_count(), h.get_value_at_percentile(50.0), h.get_value_at_percentile(99.0), h.get_max_value())";
-    let out = match Command::new("python3")
-        .args(["-c", script, &encode_hdr(&h).unwrap()])
-        .output()
-    {
-        Ok(o) if o.status.success() => o,
-        Ok(o) => {
-            return missing(&format!(
-                "python3 cannot decode with hdrhistogram: {}",
-                String::from_utf8_lossy(&o.stderr).trim()
-            ))
-        }
-        Err(e) => return missing(&format!("python3 not runnable: {e}")),
+    let Some(out) = python(script, &encode_hdr(&h).unwrap()) else {
+        return;
     };
-    assert_eq!(parse(&out.stdout), expected(&h));
+    assert_eq!(parse(&out), expected(&h));
 }
 
 #[test]
@@ -152,17 +161,10 @@ fn python_log_reader_reads_the_hlog() {
                   while True:\n    h = r.get_next_interval_histogram()\n    if h is None: break\n    \
                   print(h.get_total_count(), h.get_value_at_percentile(50.0), h.get_value_at_percentile(99.0), \
                   h.get_value_at_percentile(99.9), h.get_max_value())";
-    let out = match Command::new("python3").args(["-c", script]).arg(&path).output() {
-        Ok(o) if o.status.success() => o,
-        Ok(o) => {
-            return missing(&format!(
-                "python3 cannot read the log with hdrhistogram: {}",
-                String::from_utf8_lossy(&o.stderr).trim()
-            ))
-        }
-        Err(e) => return missing(&format!("python3 not runnable: {e}")),
+    let Some(out) = python(script, path.to_str().unwrap()) else {
+        return;
     };
-    assert_eq!(parse(&out.stdout), per_interval(&hs));
+    assert_eq!(parse(&out), per_interval(&hs));
 }
 
 #[test]
