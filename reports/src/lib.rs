@@ -5,6 +5,7 @@
 
 pub mod cell;
 pub mod compare;
+pub mod fidelity;
 pub mod hdrfiles;
 pub mod hist;
 pub mod schema;
@@ -19,5 +20,5 @@ pub use schema::{
     OntimeRatio, PortRange, RunResults, ScenarioInfo, Sweep, SweepStep, TimeWaitPoint, TimeWaitSeries,
     TrialParams, TrialResult, UdpMetrics, ZeroRtt, MAX_TIMELINE, SCHEMA,
 };
-pub use store::{read_results, write_atomic, StoreError};
+pub use store::{read_results, write_atomic, write_bytes_atomic, StoreError};
 pub use table::{human_ns, summary_table};

@@ -300,6 +300,100 @@ pub fn wilcoxon_p(d: &[f64]) -> f64 {
     (2.0 * normal_sf(z)).min(1.0)
 }
 
+/// Two-sided pooled two-proportion z test: is `x1` of `n1` the same rate
+/// as `x2` of `n2`? 1 when either sample is empty or both rates are 0 or 1.
+pub fn two_proportion_p(x1: u64, n1: u64, x2: u64, n2: u64) -> f64 {
+    two_proportion_p_inflated((x1, n1, 1.0), (x2, n2, 1.0))
+}
+
+/// As [`two_proportion_p`], for events that come in bursts: each side's
+/// (count, trials, variance inflation), the inflation being how much more
+/// its rate varies than independent trials would (see
+/// [`variance_inflation`]).
+pub fn two_proportion_p_inflated(a: (u64, u64, f64), b: (u64, u64, f64)) -> f64 {
+    let ((x1, n1, f1), (x2, n2, f2)) = (a, b);
+    if n1 == 0 || n2 == 0 {
+        return 1.0;
+    }
+    let (n1f, n2f) = (n1 as f64, n2 as f64);
+    let pooled = (x1 + x2) as f64 / (n1f + n2f);
+    let var = pooled * (1.0 - pooled) * (f1.max(1.0) / n1f + f2.max(1.0) / n2f);
+    if var <= 0.0 {
+        return 1.0;
+    }
+    let z = (x1 as f64 / n1f - x2 as f64 / n2f).abs() / var.sqrt();
+    (2.0 * normal_sf(z)).min(1.0)
+}
+
+/// How much more the mean of a 0/1 series varies than if its values were
+/// independent, by batch means: the variance of the means of `batches`
+/// consecutive batches, over what independent values would give. At least
+/// 1; 1 for a series too short to batch or without events.
+pub fn variance_inflation(series: &[f64], batches: usize) -> f64 {
+    let len = series.len() / batches.max(1);
+    if batches < 2 || len == 0 {
+        return 1.0;
+    }
+    let means: Vec<f64> = series
+        .chunks_exact(len)
+        .take(batches)
+        .map(|c| c.iter().sum::<f64>() / len as f64)
+        .collect();
+    let mean = means.iter().sum::<f64>() / batches as f64;
+    let p = mean.clamp(0.0, 1.0);
+    if p == 0.0 || p == 1.0 {
+        return 1.0;
+    }
+    let var = means.iter().map(|m| (m - mean).powi(2)).sum::<f64>() / (batches - 1) as f64;
+    (var / (p * (1.0 - p) / len as f64)).max(1.0)
+}
+
+/// Two-sample Kolmogorov-Smirnov test with a tolerance: the largest
+/// vertical gap D between the empirical CDFs that is left once either
+/// sample may be shifted by up to `tolerance` (0: the classic D), and its
+/// two-sided p from Kolmogorov's distribution with Stephens' small-sample
+/// correction. Samples that differ by a shift within the tolerance have
+/// D = 0, so the test only sees differences beyond it; conservative when
+/// values tie, as counts do. `(0, 1)` when either sample is empty.
+pub fn ks_two_sample(a: &[f64], b: &[f64], tolerance: f64) -> (f64, f64) {
+    if a.is_empty() || b.is_empty() {
+        return (0.0, 1.0);
+    }
+    let sorted = |v: &[f64]| {
+        let mut v = v.to_vec();
+        v.sort_by(f64::total_cmp);
+        v
+    };
+    let (a, b) = (sorted(a), sorted(b));
+    let cdf = |v: &[f64], x: f64| v.partition_point(|&y| y <= x) as f64 / v.len() as f64;
+    // sup over x of F_b(x - t) - F_a(x), reached where F_b steps: x = b_j + t.
+    let one_sided = |a: &[f64], b: &[f64]| {
+        b.iter()
+            .map(|&y| cdf(b, y) - cdf(a, y + tolerance))
+            .fold(0.0, f64::max)
+    };
+    let d = one_sided(&a, &b).max(one_sided(&b, &a));
+    let (na, nb) = (a.len() as f64, b.len() as f64);
+    let ne = na * nb / (na + nb);
+    let lambda = (ne.sqrt() + 0.12 + 0.11 / ne.sqrt()) * d;
+    (d, kolmogorov_sf(lambda))
+}
+
+/// P(K > lambda) for Kolmogorov's distribution.
+fn kolmogorov_sf(lambda: f64) -> f64 {
+    if lambda < 0.2 {
+        return 1.0;
+    }
+    let sum: f64 = (1..=100)
+        .map(|k| {
+            let k = k as f64;
+            let sign = if k as u64 % 2 == 1 { 1.0 } else { -1.0 };
+            sign * (-2.0 * k * k * lambda * lambda).exp()
+        })
+        .sum();
+    (2.0 * sum).clamp(0.0, 1.0)
+}
+
 /// Holm's step-down adjustment: each p-value multiplied by the number of
 /// hypotheses not yet rejected, kept monotone, capped at 1.
 pub fn holm(p: &[f64]) -> Vec<f64> {
@@ -676,5 +770,84 @@ mod tests {
         let loud = aa_noise(&noisy(10, 100.0, 0.10, 9), SEED).unwrap();
         assert!(loud > 5.0 * quiet, "{quiet} {loud}");
         assert!(aa_noise(&[1.0, 2.0, 3.0], SEED).is_none());
+    }
+
+    #[test]
+    fn two_proportions_alike_and_apart() {
+        assert_eq!(two_proportion_p(0, 100, 0, 100), 1.0);
+        assert_eq!(two_proportion_p(5, 0, 3, 10), 1.0);
+        assert!(two_proportion_p(50, 1000, 52, 1000) > 0.5);
+        // 5 % against 10 % of 1000 each: z = 4.2, p ~ 3e-5.
+        let p = two_proportion_p(50, 1000, 100, 1000);
+        assert!(p < 1e-4 && p > 1e-6, "{p}");
+    }
+
+    #[test]
+    fn bursts_inflate_the_variance_and_keep_the_test_honest() {
+        // Gilbert-style bursts: enter a burst with 1 %, leave it with 20 %,
+        // lose everything inside (about 4.8 % loss, in runs of 5).
+        let bursty = |rng: &mut Prng, n: usize| -> Vec<f64> {
+            let mut bad = false;
+            (0..n)
+                .map(|_| {
+                    let u = rng.next_u32() as f64 / u32::MAX as f64;
+                    bad = if bad { u >= 0.2 } else { u < 0.01 };
+                    bad as u8 as f64
+                })
+                .collect()
+        };
+        let mut rng = Prng::new(21);
+        let independent: Vec<f64> = (0..5000)
+            .map(|_| (rng.next_u32() < u32::MAX / 20) as u8 as f64)
+            .collect();
+        let f = variance_inflation(&independent, 25);
+        assert!(f < 2.0, "independent values: inflation {f}");
+        let (mut naive, mut corrected) = (0, 0);
+        for _ in 0..100 {
+            let (a, b) = (bursty(&mut rng, 5000), bursty(&mut rng, 5000));
+            let count = |v: &[f64]| v.iter().sum::<f64>() as u64;
+            naive += (two_proportion_p(count(&a), 5000, count(&b), 5000) < 0.01) as u32;
+            let (fa, fb) = (variance_inflation(&a, 25), variance_inflation(&b, 25));
+            assert!(fa > 3.0, "bursts: inflation {fa}");
+            corrected +=
+                (two_proportion_p_inflated((count(&a), 5000, fa), (count(&b), 5000, fb)) < 0.01) as u32;
+        }
+        // Same process on both sides: the naive test cries wolf often, the
+        // corrected one about as often as its level says (binomial(100,
+        // 0.01): P(> 5) < 0.1 %; the batch estimate is itself noisy).
+        assert!(naive > 10, "naive rejections {naive}");
+        assert!(corrected <= 5, "corrected rejections {corrected}");
+    }
+
+    #[test]
+    fn ks_accepts_one_distribution_and_rejects_a_shift() {
+        let mut rng = Prng::new(11);
+        let mut uniform = |n: usize, shift: f64| -> Vec<f64> {
+            (0..n)
+                .map(|_| rng.next_u32() as f64 / u32::MAX as f64 + shift)
+                .collect()
+        };
+        // Under the null, p is uniform: at most ~1 of 100 below 0.01
+        // (binomial(100, 0.01): P(>= 5) < 0.4 %).
+        let below = (0..100)
+            .filter(|_| {
+                let (a, b) = (uniform(500, 0.0), uniform(700, 0.0));
+                ks_two_sample(&a, &b, 0.0).1 < 0.01
+            })
+            .count();
+        assert!(below < 5, "{below} of 100 null comparisons rejected");
+        let (a, b) = (uniform(2000, 0.0), uniform(2000, 0.1));
+        let (d, p) = ks_two_sample(&a, &b, 0.0);
+        assert!((d - 0.1).abs() < 0.04 && p < 1e-6, "D {d} p {p}");
+        // The same shift within a tolerance of 0.12 is no difference; a
+        // tolerance of 0.05 leaves about half of it.
+        assert!(ks_two_sample(&a, &b, 0.12).1 > 0.5);
+        let (d, p) = ks_two_sample(&a, &b, 0.05);
+        assert!((d - 0.05).abs() < 0.04 && p < 0.01, "D {d} p {p}");
+        assert_eq!(ks_two_sample(&[], &[1.0], 0.0), (0.0, 1.0));
+        // Ties: identical samples of counts are identical.
+        let counts = [1.0, 1.0, 2.0, 1.0, 3.0, 1.0];
+        assert_eq!(ks_two_sample(&counts, &counts, 0.0), (0.0, 1.0));
+        assert_eq!(ks_two_sample(&[1.0, 2.0], &[2.0, 3.0], 0.0).0, 0.5);
     }
 }

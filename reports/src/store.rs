@@ -29,6 +29,13 @@ pub enum StoreError {
 }
 
 pub fn write_atomic(path: &Path, results: &RunResults) -> Result<(), StoreError> {
+    let mut json = serde_json::to_vec_pretty(results).expect("results always serialize");
+    json.push(b'\n');
+    write_bytes_atomic(path, &json)
+}
+
+/// Any file, written as results are: whole or not at all.
+pub fn write_bytes_atomic(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
     let err = |source| StoreError::Write {
         path: path.to_path_buf(),
         source,
@@ -42,11 +49,9 @@ pub fn write_atomic(path: &Path, results: &RunResults) -> Result<(), StoreError>
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-    let json = serde_json::to_vec_pretty(results).expect("results always serialize");
     let write = || -> std::io::Result<()> {
         let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(&json)?;
-        f.write_all(b"\n")?;
+        f.write_all(bytes)?;
         f.sync_all()?;
         std::fs::rename(&tmp, path)
     };
