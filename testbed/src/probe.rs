@@ -2,6 +2,11 @@
 //! each way, and what arrived — loss, duplicates, reordering (RFC 4737:
 //! a packet is reordered when one with a higher number arrived before it)
 //! and one-way delay (both ends read the same CLOCK_MONOTONIC).
+//!
+//! Datagrams go without a UDP checksum (SO_NO_CHECK) and carry their own
+//! hash instead, so a datagram whose payload the link corrupted is
+//! delivered and counted as corrupted, not silently dropped by the
+//! receiver's kernel as an ordinary UDP checksum failure would be.
 
 use std::net::{Ipv4Addr, UdpSocket};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -50,9 +55,63 @@ fn summarise(sent: u64, wait: Duration, arrivals: &[Arrival]) -> DeliveredImpair
 /// The port probes use on both sides of the link.
 const PROBE_PORT: u16 = 9;
 
+/// A probe datagram's length: number, send time, filler, hash.
+pub const PAYLOAD_LEN: usize = 64;
+
+/// FNV-1a: every single-byte change alters it (each step is a bijection).
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
+        (h ^ b as u64).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+/// A probe datagram: number, send time, a filler that depends on the
+/// number, and the hash of all that.
+pub fn encode(seq: u64, sent_ns: u64) -> [u8; PAYLOAD_LEN] {
+    let mut pkt = [0u8; PAYLOAD_LEN];
+    pkt[..8].copy_from_slice(&seq.to_be_bytes());
+    pkt[8..16].copy_from_slice(&sent_ns.to_be_bytes());
+    for (i, b) in pkt[16..PAYLOAD_LEN - 8].iter_mut().enumerate() {
+        *b = (seq as u8).wrapping_add(i as u8);
+    }
+    let hash = fnv1a(&pkt[..PAYLOAD_LEN - 8]);
+    pkt[PAYLOAD_LEN - 8..].copy_from_slice(&hash.to_be_bytes());
+    pkt
+}
+
+/// What a received datagram says, or `Corrupt` when its bytes are not
+/// those sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decoded {
+    Intact { seq: u64, sent_ns: u64 },
+    Corrupt,
+}
+
+pub fn decode(pkt: &[u8]) -> Decoded {
+    if pkt.len() != PAYLOAD_LEN || fnv1a(&pkt[..PAYLOAD_LEN - 8]).to_be_bytes() != pkt[PAYLOAD_LEN - 8..] {
+        return Decoded::Corrupt;
+    }
+    Decoded::Intact {
+        seq: u64::from_be_bytes(pkt[..8].try_into().expect("8 bytes")),
+        sent_ns: u64::from_be_bytes(pkt[8..16].try_into().expect("8 bytes")),
+    }
+}
+
+/// Everything the receiver saw: intact datagrams in arrival order, and how
+/// many arrived corrupted (their numbers cannot be trusted).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ProbeTrace {
+    pub sent: u64,
+    pub arrivals: Vec<Arrival>,
+    pub corrupted: u64,
+    /// Intact arrivals marked Congestion Experienced.
+    pub ce_marked: u64,
+}
+
 /// Sends `count` datagrams from `from_ns` (`from`) to `to` in `to_ns`, one
 /// every `interval`, and analyses what arrives until `wait` after the last
-/// was sent.
+/// was sent. Corrupted datagrams count as lost here, as a checksum would
+/// make them.
 pub fn probe(
     from_ns: &NetNs,
     from: Ipv4Addr,
@@ -62,6 +121,24 @@ pub fn probe(
     interval: Duration,
     wait: Duration,
 ) -> Result<DeliveredImpairment, TestbedError> {
+    let t = trace(from_ns, from, to_ns, to, count, interval, wait, false)?;
+    Ok(summarise(count, wait, &t.arrivals))
+}
+
+/// As [`probe`], but returns every arrival; with `ecn_capable` datagrams
+/// leave marked ECT(0), so an `ecn` profile marks them instead of
+/// dropping them.
+#[allow(clippy::too_many_arguments)]
+pub fn trace(
+    from_ns: &NetNs,
+    from: Ipv4Addr,
+    to_ns: &NetNs,
+    to: Ipv4Addr,
+    count: u64,
+    interval: Duration,
+    wait: Duration,
+    ecn_capable: bool,
+) -> Result<ProbeTrace, TestbedError> {
     let io = |what: &str| {
         let what = what.to_string();
         move |e| TestbedError::io(what.clone(), e)
@@ -72,31 +149,50 @@ pub fn probe(
     let (ready_tx, ready_rx) = std::sync::mpsc::channel();
     std::thread::scope(|s| {
         let deadline = &deadline;
-        let receiver = s.spawn(move || -> Result<Vec<Arrival>, TestbedError> {
+        let receiver = s.spawn(move || -> Result<ProbeTrace, TestbedError> {
             to_ns.enter()?;
             let sock = UdpSocket::bind((to, PROBE_PORT)).map_err(io("binding the probe receiver"))?;
             sock.set_read_timeout(Some(Duration::from_millis(20)))
                 .map_err(io("probe socket"))?;
+            set_int_option(&sock, libc::IPPROTO_IP, libc::IP_RECVTOS, 1)
+                .map_err(io("setting IP_RECVTOS on the probe receiver"))?;
             let _ = ready_tx.send(());
-            let mut arrivals = Vec::new();
-            let mut buf = [0u8; 64];
+            let mut t = ProbeTrace {
+                sent: count,
+                ..ProbeTrace::default()
+            };
+            let mut buf = [0u8; 2 * PAYLOAD_LEN];
             while mono_now_ns() < deadline.load(Ordering::Acquire) {
-                let Ok(n) = sock.recv(&mut buf) else { continue };
+                let Ok((n, tos)) = recv_with_tos(&sock, &mut buf) else {
+                    continue;
+                };
                 let now = mono_now_ns();
-                if n >= 16 {
-                    arrivals.push(Arrival {
-                        seq: u64::from_be_bytes(buf[..8].try_into().expect("8 bytes")),
-                        sent_ns: u64::from_be_bytes(buf[8..16].try_into().expect("8 bytes")),
-                        received_ns: now,
-                    });
+                match decode(&buf[..n]) {
+                    Decoded::Intact { seq, sent_ns } => {
+                        t.arrivals.push(Arrival {
+                            seq,
+                            sent_ns,
+                            received_ns: now,
+                        });
+                        t.ce_marked += (tos & ECN_MASK == ECN_CE) as u64;
+                    }
+                    Decoded::Corrupt => t.corrupted += 1,
                 }
             }
-            Ok(arrivals)
+            Ok(t)
         });
         let sent = s
             .spawn(move || -> Result<(), TestbedError> {
                 from_ns.enter()?;
                 let sock = UdpSocket::bind((from, 0)).map_err(io("binding the probe sender"))?;
+                // No UDP checksum (RFC 768 allows it), so corruption
+                // reaches the receiver.
+                set_int_option(&sock, libc::SOL_SOCKET, libc::SO_NO_CHECK, 1)
+                    .map_err(io("setting SO_NO_CHECK on the probe sender"))?;
+                if ecn_capable {
+                    set_int_option(&sock, libc::IPPROTO_IP, libc::IP_TOS, ECN_ECT0 as libc::c_int)
+                        .map_err(io("setting IP_TOS on the probe sender"))?;
+                }
                 let _ = ready_rx.recv_timeout(Duration::from_secs(5));
                 let start = mono_now_ns();
                 for seq in 0..count {
@@ -105,10 +201,7 @@ pub fn probe(
                     if due > now {
                         std::thread::sleep(Duration::from_nanos(due - now));
                     }
-                    let mut pkt = [0u8; 64];
-                    pkt[..8].copy_from_slice(&seq.to_be_bytes());
-                    pkt[8..16].copy_from_slice(&mono_now_ns().to_be_bytes());
-                    sock.send_to(&pkt, (to, PROBE_PORT))
+                    sock.send_to(&encode(seq, mono_now_ns()), (to, PROBE_PORT))
                         .map_err(io("sending a probe"))?;
                 }
                 Ok(())
@@ -117,9 +210,71 @@ pub fn probe(
             .expect("probe sender thread");
         deadline.store(mono_now_ns() + wait.as_nanos() as u64, Ordering::Release);
         sent?;
-        let arrivals = receiver.join().expect("probe receiver thread")?;
-        Ok(summarise(count, wait, &arrivals))
+        receiver.join().expect("probe receiver thread")
     })
+}
+
+const ECN_MASK: u8 = 0x03;
+const ECN_ECT0: u8 = 0x02;
+const ECN_CE: u8 = 0x03;
+
+fn set_int_option(
+    sock: &UdpSocket,
+    level: libc::c_int,
+    name: libc::c_int,
+    value: libc::c_int,
+) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: a valid socket, and a c_int option value of the size passed.
+    let rc = unsafe {
+        libc::setsockopt(
+            sock.as_raw_fd(),
+            level,
+            name,
+            (&value as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+/// One datagram and the TOS byte it arrived with (IP_RECVTOS must be on).
+fn recv_with_tos(sock: &UdpSocket, buf: &mut [u8]) -> std::io::Result<(usize, u8)> {
+    use std::os::fd::AsRawFd;
+    let mut iov = libc::iovec {
+        iov_base: buf.as_mut_ptr().cast(),
+        iov_len: buf.len(),
+    };
+    // Room for one cmsg of an int, 8-aligned.
+    let mut control = [0u64; 8];
+    // SAFETY: msghdr is plain data; zeroed is a valid empty value.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.as_mut_ptr().cast();
+    msg.msg_controllen = std::mem::size_of_val(&control) as _;
+    // SAFETY: msg points at live buffers of the lengths it gives.
+    let n = unsafe { libc::recvmsg(sock.as_raw_fd(), &mut msg, 0) };
+    if n < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    let mut tos = 0;
+    // SAFETY: the kernel filled msg_control; the CMSG macros walk it
+    // within msg_controllen.
+    unsafe {
+        let mut cmsg = libc::CMSG_FIRSTHDR(&msg);
+        while !cmsg.is_null() {
+            if (*cmsg).cmsg_level == libc::IPPROTO_IP && (*cmsg).cmsg_type == libc::IP_TOS {
+                tos = *libc::CMSG_DATA(cmsg);
+            }
+            cmsg = libc::CMSG_NXTHDR(&msg, cmsg);
+        }
+    }
+    Ok((n as usize, tos))
 }
 
 #[cfg(test)]
@@ -146,5 +301,23 @@ mod tests {
             (d.delay_min_ns, d.delay_p50_ns, d.delay_max_ns, d.delay_mean_ns),
             (10, 20, 30, 20)
         );
+    }
+
+    #[test]
+    fn any_single_bit_flip_is_seen_as_corruption() {
+        let pkt = encode(0x0102_0304_0506_0708, 42);
+        assert_eq!(
+            decode(&pkt),
+            Decoded::Intact {
+                seq: 0x0102_0304_0506_0708,
+                sent_ns: 42
+            }
+        );
+        for bit in 0..PAYLOAD_LEN * 8 {
+            let mut bad = pkt;
+            bad[bit / 8] ^= 1 << (bit % 8);
+            assert_eq!(decode(&bad), Decoded::Corrupt, "bit {bit}");
+        }
+        assert_eq!(decode(&pkt[..PAYLOAD_LEN - 1]), Decoded::Corrupt);
     }
 }
