@@ -2,13 +2,15 @@
 //! [`Pipeline::enqueue`] takes a packet and the time, [`Pipeline::dequeue`]
 //! hands out what is due, [`Pipeline::next_due`] says when to ask again.
 //!
-//! The order of decisions follows `netem_enqueue()`:
+//! The order of decisions follows `netem_enqueue()` (Linux 6.1.192):
 //! 1. duplication is decided first; then loss (or an ECN mark instead);
-//! 2. a duplicate is cloned before the original can be corrupted, then goes
-//!    through the pipeline again on its own (its own loss, corruption,
-//!    delay, reordering) and is never duplicated again;
-//! 3. the original may be corrupted (one random bit flipped);
-//! 4. `limit` drops at the tail when the queue is full;
+//! 2. a duplicate is cloned before the original can be corrupted;
+//! 3. the original may be corrupted (one random bit flipped, anywhere in
+//!    the frame netem sees on an Ethernet link: the 14-byte header too);
+//! 4. `limit` drops at the tail when the queue is full, the copy with it;
+//!    otherwise the copy goes through the pipeline again on its own (its
+//!    own loss, corruption, limit, delay, reordering), never duplicated
+//!    again, and queues ahead of the original;
 //! 5. reordering: unless inside the gap, a packet may be sent at once,
 //!    ahead of delayed ones; otherwise it gets delay + jitter, and with a
 //!    rate its serialization time, counted from the last queued packet's
@@ -32,6 +34,10 @@ pub struct LinkCounters {
     pub arrived: u64,
     pub dropped_loss: u64,
     pub dropped_limit: u64,
+    /// Corrupted in the Ethernet header's destination or EtherType, where
+    /// no receiver would take the frame.
+    #[serde(default)]
+    pub dropped_corrupt: u64,
     pub duplicated: u64,
     pub corrupted: u64,
     pub reordered: u64,
@@ -46,6 +52,7 @@ impl LinkCounters {
             arrived: self.arrived - earlier.arrived,
             dropped_loss: self.dropped_loss - earlier.dropped_loss,
             dropped_limit: self.dropped_limit - earlier.dropped_limit,
+            dropped_corrupt: self.dropped_corrupt - earlier.dropped_corrupt,
             duplicated: self.duplicated - earlier.duplicated,
             corrupted: self.corrupted - earlier.corrupted,
             reordered: self.reordered - earlier.reordered,
@@ -77,6 +84,14 @@ struct SlotState {
     bytes_left: i64,
 }
 
+/// A queued packet. One whose Ethernet header was corrupted still takes
+/// its place in the queue and its time on the link, as in netem; only the
+/// receiver would drop it, so it is dropped on the way out.
+struct Frame {
+    packet: Vec<u8>,
+    deliverable: bool,
+}
+
 pub struct Pipeline {
     spec: NetemSpec,
     prng: Prng,
@@ -89,8 +104,8 @@ pub struct Pipeline {
     four: FourState,
     /// Packets since the last reordered one (netem's `counter`).
     since_reorder: u32,
-    /// Queued packets by (send time, arrival order).
-    queue: BTreeMap<(u64, u64), Vec<u8>>,
+    /// Queued frames by (send time, arrival order).
+    queue: BTreeMap<(u64, u64), Frame>,
     arrivals: u64,
     /// The current slot, once the first one has started.
     slot: Option<SlotState>,
@@ -106,10 +121,26 @@ impl Pipeline {
             Some(Loss::Random(c)) => Some(c.correlation),
             _ => None,
         };
+        // tc sends the delay, loss and duplicate correlations together, and
+        // only when a delay, loss, reorder or corrupt correlation is given
+        // (iproute2 6.1): a duplicate correlation alone never reaches the
+        // kernel, so it is not applied here either.
+        let correlations_sent = [
+            spec.delay.map(|d| d.correlation),
+            loss_corr,
+            spec.reorder.map(|r| r.chance.correlation),
+            spec.corrupt.map(|c| c.correlation),
+        ]
+        .iter()
+        .any(|c| c.is_some_and(|c| c > 0.0));
+        let dup_corr = spec
+            .duplicate
+            .map(|c| c.correlation)
+            .filter(|_| correlations_sent);
         Pipeline {
             delay_cor: cor(spec.delay.map(|d| d.correlation), &mut prng),
             loss_cor: cor(loss_corr, &mut prng),
-            dup_cor: cor(spec.duplicate.map(|c| c.correlation), &mut prng),
+            dup_cor: cor(dup_corr, &mut prng),
             reorder_cor: cor(spec.reorder.map(|r| r.chance.correlation), &mut prng),
             corrupt_cor: cor(spec.corrupt.map(|c| c.correlation), &mut prng),
             spec: spec.clone(),
@@ -152,12 +183,21 @@ impl Pipeline {
             self.counters.dropped_loss += 1;
             return;
         }
-        if count > 1 {
-            self.counters.duplicated += 1;
-            self.enqueue_duplicate(packet.clone(), now_ns);
+        let copy = (count > 1).then(|| packet.clone());
+        let deliverable = self.maybe_corrupt(&mut packet);
+        if self.queue_full() {
+            self.counters.dropped_limit += 1 + copy.is_some() as u64;
+            return;
         }
-        self.maybe_corrupt(&mut packet);
-        self.schedule(packet, now_ns);
+        if let Some(copy) = copy {
+            self.counters.duplicated += 1;
+            self.enqueue_duplicate(copy, now_ns);
+        }
+        self.schedule(Frame { packet, deliverable }, now_ns);
+    }
+
+    fn queue_full(&self) -> bool {
+        self.queue.len() >= self.spec.effective_limit() as usize
     }
 
     /// The copy's own trip through netem_enqueue, minus duplication.
@@ -170,28 +210,44 @@ impl Pipeline {
                 return;
             }
         }
-        self.maybe_corrupt(&mut packet);
-        self.schedule(packet, now_ns);
-    }
-
-    /// Flips one random bit, with the corrupt probability.
-    fn maybe_corrupt(&mut self, packet: &mut [u8]) {
-        let Some(corrupt) = self.spec.corrupt else { return };
-        if corrupt.probability > 0.0
-            && !packet.is_empty()
-            && scaled(corrupt.probability) >= self.corrupt_cor.next(&mut self.prng)
-        {
-            let byte = self.prng.below(packet.len() as u32) as usize;
-            packet[byte] ^= 1 << self.prng.below(8);
-            self.counters.corrupted += 1;
-        }
-    }
-
-    fn schedule(&mut self, packet: Vec<u8>, now_ns: u64) {
-        if self.queue.len() >= self.spec.effective_limit() as usize {
+        let deliverable = self.maybe_corrupt(&mut packet);
+        if self.queue_full() {
             self.counters.dropped_limit += 1;
             return;
         }
+        self.schedule(Frame { packet, deliverable }, now_ns);
+    }
+
+    /// Flips one random bit, with the corrupt probability. netem flips a
+    /// bit of the frame it holds, and on an Ethernet link (a veth, a NIC)
+    /// that begins with a 14-byte header TUN packets lack: a flip there
+    /// leaves the IP packet intact, and the frame is delivered if it hit
+    /// the source address or the destination's group bit, and dropped by
+    /// the receiver otherwise (another destination, another EtherType).
+    /// False when the receiver would drop the frame.
+    fn maybe_corrupt(&mut self, packet: &mut [u8]) -> bool {
+        let Some(corrupt) = self.spec.corrupt else {
+            return true;
+        };
+        if corrupt.probability == 0.0
+            || packet.is_empty()
+            || scaled(corrupt.probability) < self.corrupt_cor.next(&mut self.prng)
+        {
+            return true;
+        }
+        self.counters.corrupted += 1;
+        let byte = self.prng.below((packet.len() + L2_HEADER_LEN) as u32) as usize;
+        let bit = self.prng.below(8);
+        match byte.checked_sub(L2_HEADER_LEN) {
+            Some(at) => {
+                packet[at] ^= 1 << bit;
+                true
+            }
+            None => matches!((byte, bit), (0, 0) | (6..=11, _)),
+        }
+    }
+
+    fn schedule(&mut self, frame: Frame, now_ns: u64) {
         let order = self.arrivals;
         self.arrivals += 1;
         let reorder_now = match self.spec.reorder {
@@ -205,7 +261,7 @@ impl Pipeline {
             // Sent at once, ahead of everything still delayed.
             self.since_reorder = 0;
             self.counters.reordered += 1;
-            self.queue.insert((now_ns, order), packet);
+            self.queue.insert((now_ns, order), frame);
             return;
         }
         let (latency, jitter, distribution) = match self.spec.delay {
@@ -222,7 +278,7 @@ impl Pipeline {
                 delay = (delay - (last as i64 - from)).max(0);
                 from = last as i64;
             }
-            let mut len = (packet.len() + L2_HEADER_LEN) as i64 + rate.packet_overhead as i64;
+            let mut len = (frame.packet.len() + L2_HEADER_LEN) as i64 + rate.packet_overhead as i64;
             if rate.cell_size > 0 {
                 let cell = rate.cell_size as i64;
                 let cells = (len + cell - 1) / cell;
@@ -232,7 +288,7 @@ impl Pipeline {
         }
         self.since_reorder = self.since_reorder.saturating_add(1);
         let send_at = (from + delay).max(0) as u64;
-        self.queue.insert((send_at, order), packet);
+        self.queue.insert((send_at, order), frame);
     }
 
     /// When the next packet may leave, if any is queued.
@@ -246,6 +302,17 @@ impl Pipeline {
 
     /// A packet due at `now_ns`, if any (call until `None`).
     pub fn dequeue(&mut self, now_ns: u64) -> Option<Vec<u8>> {
+        loop {
+            let frame = self.dequeue_frame(now_ns)?;
+            if frame.deliverable {
+                self.counters.delivered += 1;
+                return Some(frame.packet);
+            }
+            self.counters.dropped_corrupt += 1;
+        }
+    }
+
+    fn dequeue_frame(&mut self, now_ns: u64) -> Option<Frame> {
         let (&(send_at, order), _) = self.queue.first_key_value()?;
         // As netem: a slot that ended before this packet was due is over;
         // the next starts now (and so does the very first).
@@ -256,16 +323,15 @@ impl Pipeline {
         if send_at > now_ns || !slot_open {
             return None;
         }
-        let packet = self.queue.remove(&(send_at, order)).expect("first key exists");
+        let frame = self.queue.remove(&(send_at, order)).expect("first key exists");
         if let Some(s) = &mut self.slot {
             s.packets_left -= 1;
-            s.bytes_left -= (packet.len() + L2_HEADER_LEN) as i64;
+            s.bytes_left -= (frame.packet.len() + L2_HEADER_LEN) as i64;
             if s.packets_left <= 0 || s.bytes_left <= 0 {
                 self.start_slot(now_ns);
             }
         }
-        self.counters.delivered += 1;
-        Some(packet)
+        Some(frame)
     }
 
     fn start_slot(&mut self, now_ns: u64) {
