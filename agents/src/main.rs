@@ -7,6 +7,7 @@ mod compare;
 mod congestion;
 mod control_io;
 mod dataplane;
+mod fidelity;
 mod host;
 mod oneway;
 mod oneway_sender;
@@ -167,6 +168,15 @@ enum Command {
         #[arg(long)]
         allow_host_mismatch: bool,
     },
+    /// Hold linkemu against the kernel's netem: probe a set of profiles
+    /// through one backend (`probe`), then compare the two backends'
+    /// traces feature by feature (`compare`). netem-scripts/fidelity.sh
+    /// runs both, the netem side in a QEMU guest, and rewrites
+    /// docs/fidelity.md.
+    Fidelity {
+        #[command(subcommand)]
+        action: FidelityAction,
+    },
     /// Run any command in a namespace behind an emulated link to a peer
     /// namespace (needs root). The command gets the peer's address in
     /// TRANSBENCH_PEER and the peer namespace's name in TRANSBENCH_PEER_NS;
@@ -182,6 +192,56 @@ enum Command {
         #[arg(last = true, required = true, value_name = "CMD")]
         command: Vec<String>,
     },
+}
+
+#[derive(Subcommand)]
+enum FidelityAction {
+    /// Send each profile's datagrams one way through BACKEND and write
+    /// OUT/BACKEND/PROFILE.json: every arrival with its number and times,
+    /// and how many arrived corrupted (needs root).
+    Probe {
+        #[arg(long, value_enum)]
+        backend: ProbeBackend,
+        /// The profiles, counts and intervals (TOML).
+        #[arg(long, default_value = "bench/fidelity.toml", value_name = "FILE")]
+        set: PathBuf,
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+        /// Only these profiles (comma-separated; the baseline and the
+        /// timing profile always run: the comparison needs them).
+        #[arg(long, value_delimiter = ',', value_name = "NAMES")]
+        only: Vec<String>,
+    },
+    /// Compare DIR/netem/*.json with DIR/linkemu/*.json and print the
+    /// table in Markdown. Exit 0: no unexplained FAIL; 1: one or more;
+    /// 2: unusable input.
+    Compare {
+        /// The directory both probes wrote into.
+        #[arg(value_name = "DIR")]
+        dir: PathBuf,
+        #[arg(long, default_value = "bench/fidelity.toml", value_name = "FILE")]
+        set: PathBuf,
+        /// Also write the Markdown here.
+        #[arg(long, value_name = "FILE")]
+        markdown: Option<PathBuf>,
+        /// Also write the table as JSON (schema transbench-fidelity/1).
+        #[arg(long, value_name = "FILE")]
+        json: Option<PathBuf>,
+        /// How the table was made, for its header.
+        #[arg(long, default_value = "netem-scripts/fidelity.sh", value_name = "TEXT")]
+        command: String,
+        /// Where the netem side ran, for its header.
+        #[arg(long, default_value = "on the host", value_name = "TEXT")]
+        netem_where: String,
+    },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum ProbeBackend {
+    /// tc netem on a router namespace (the kernel's sch_netem).
+    Netem,
+    /// The built-in userspace emulator over TUN devices.
+    Linkemu,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -734,6 +794,39 @@ fn run_command(cli: Cli) -> anyhow::Result<ExitCode> {
             let (results, default_out) = report::locate(&input);
             report::render(&results, &out.unwrap_or(default_out))?;
             Ok(ExitCode::SUCCESS)
+        }
+        Command::Fidelity { action } => {
+            init_logging("warn");
+            match action {
+                FidelityAction::Probe {
+                    backend,
+                    set,
+                    out,
+                    only,
+                } => {
+                    let backend = match backend {
+                        ProbeBackend::Netem => testbed::Backend::Netem,
+                        ProbeBackend::Linkemu => testbed::Backend::Linkemu,
+                    };
+                    fidelity::probe(&set, backend, &out, &only)?;
+                    Ok(ExitCode::SUCCESS)
+                }
+                FidelityAction::Compare {
+                    dir,
+                    set,
+                    markdown,
+                    json,
+                    command,
+                    netem_where,
+                } => Ok(fidelity::compare(&fidelity::CompareOptions {
+                    dir,
+                    set,
+                    markdown,
+                    json,
+                    command,
+                    netem_where,
+                })),
+            }
         }
         Command::Shell { impair, command } => {
             init_logging("warn");

@@ -2,8 +2,10 @@
 //! itself inside a QEMU guest (`netem-scripts/vm-run.sh`, Debian's kernel,
 //! which has sch_netem) and there drives `run --impair-backend netem` and
 //! `netem-scripts/` (testbed-up/down, apply/clear with IFB ingress),
-//! checking measured delay and loss and that everything is removed after.
-//! One guest boot for all of it. Needs root, qemu-system-x86,
+//! checking measured delay and loss and that everything is removed after,
+//! and probes a few fidelity profiles for a comparison with linkemu on the
+//! host (the whole table is netem-scripts/fidelity.sh). One guest boot for
+//! all of it. Needs root, qemu-system-x86,
 //! linux-image-amd64, busybox-static and cpio: `.ci/run` installs them; in
 //! CI (CI=true) their absence fails, elsewhere it skips with the reason.
 
@@ -60,6 +62,36 @@ fn ping(from_ns: &str, to: &str, count: u32) -> (u64, u64, f64) {
         .map_or(f64::NAN, |l| nums(l)[1]);
     let n = nums(stats);
     (n[0] as u64, n[1] as u64, rtt)
+}
+
+/// The fidelity profiles CI compares: the loss models' burstiest, the
+/// features linkemu was fixed for (tc's duplicate correlation, corruption
+/// of the Ethernet header, Pareto-normal's tail), ECN, reordering with a
+/// gap, rate with overhead and cells.
+const FIDELITY: &str =
+    "loss-gemodel,duplicate-correlation-alone,corrupt,ecn,reorder-gap,jitter-paretonormal,rate-overhead";
+
+fn fidelity_probe(backend: &str, out: &Path) {
+    let o = Command::new(BIN)
+        .args([
+            "fidelity",
+            "probe",
+            "--backend",
+            backend,
+            "--only",
+            FIDELITY,
+            "--set",
+        ])
+        .arg(repo().join("bench/fidelity.toml"))
+        .arg("--out")
+        .arg(out)
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "fidelity probe --backend {backend}: {}",
+        stderr(&o)
+    );
 }
 
 /// What the test does inside the guest, as root on a kernel with netem.
@@ -180,6 +212,11 @@ fn in_guest(out: &Path) {
         !qdiscs.contains("netem") && !qdiscs.contains("ifb"),
         "clear.sh left: {qdiscs}"
     );
+
+    // 4. The fidelity profiles through the kernel's netem.
+    fidelity_probe("netem", &out.join("fidelity"));
+    let (_, left) = sh("ip netns list");
+    assert!(!left.contains("tb-"), "fidelity probe left namespaces: {left}");
 }
 
 #[test]
@@ -226,4 +263,36 @@ fn real_netem_in_a_guest_kernel() {
     // The guest wrote its results through the read-write share.
     let r = read_results(&dir.path().join("run/results.json")).unwrap();
     assert_eq!(r.trials[0].impairment.as_ref().unwrap().backend, "netem");
+
+    // The same fidelity profiles through linkemu here: no row may FAIL
+    // (family-wise 1 %: Holm over the rows).
+    let fid = dir.path().join("fidelity");
+    fidelity_probe("linkemu", &fid);
+    let table = fid.join("fidelity.json");
+    let o = Command::new(BIN)
+        .args(["fidelity", "compare", "--set"])
+        .arg(repo().join("bench/fidelity.toml"))
+        .arg(&fid)
+        .arg("--json")
+        .arg(&table)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&o.stdout);
+    for line in text
+        .lines()
+        .filter(|l| l.starts_with("| ") && !l.starts_with("| profile"))
+    {
+        eprintln!("{line}");
+    }
+    assert!(o.status.success(), "fidelity compare: {text}{}", stderr(&o));
+    let t: transbench_reports::fidelity::FidelityTable =
+        serde_json::from_slice(&std::fs::read(&table).unwrap()).unwrap();
+    for name in FIDELITY.split(',') {
+        assert!(
+            t.rows.iter().any(|r| r.profile == name),
+            "no rows for {name}: missing {:?}",
+            t.missing
+        );
+    }
+    assert_eq!(t.failures(), 0);
 }

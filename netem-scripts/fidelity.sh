@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# Holds linkemu against the kernel's netem and rewrites the table in the
+# docs: sends every profile of a set through linkemu here and through tc
+# netem (in a QEMU guest via vm-run.sh when this kernel has no sch_netem),
+# then compares the two feature by feature (transbench fidelity compare).
+#
+#   netem-scripts/fidelity.sh [--set FILE] [--out DIR] [--doc FILE] [--only NAMES]
+#
+# --set    the profiles (default bench/fidelity.toml)
+# --out    where the traces go (default: a new directory under /tmp, kept)
+# --doc    the Markdown table (default docs/fidelity.md; "-" for none);
+#          with --only it is left alone unless given
+# --only   a comma-separated subset of the set's profiles
+#
+# Exit status: 0 when no row FAILs unexplained, 1 when one does, 2 for a
+# set-up problem. Needs root, a release build of transbench (built if
+# missing; TRANSBENCH=path to use another) and, without sch_netem here,
+# what vm-run.sh needs. About 2 minutes here and 3 in the guest.
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+repo=$(cd "$here/.." && pwd)
+
+set_file=$repo/bench/fidelity.toml
+out=
+doc=
+only=
+while [[ $# -gt 0 ]]; do
+    case "$1" in
+        --set) set_file=$(realpath "$2"); shift 2 ;;
+        --out) out=$2; shift 2 ;;
+        --doc) doc=$2; shift 2 ;;
+        --only) only=$2; shift 2 ;;
+        -h|--help) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        *) echo "error: unknown argument $1 (see --help)" >&2; exit 2 ;;
+    esac
+done
+[ "$(id -u)" = 0 ] || { echo "error: fidelity.sh needs root (namespaces, TUN, tc)" >&2; exit 2; }
+if [ -z "$doc" ]; then
+    if [ -n "$only" ]; then doc=-; else doc=$repo/docs/fidelity.md; fi
+fi
+out=${out:-$(mktemp -d /tmp/transbench-fidelity.XXXXXX)}
+mkdir -p "$out"
+out=$(realpath "$out")
+
+tb=${TRANSBENCH:-$repo/target/release/transbench}
+if [ ! -x "$tb" ]; then
+    echo "building transbench (cargo build --release)..." >&2
+    (cd "$repo" && cargo build --release --quiet) || exit 2
+fi
+tb=$(realpath "$tb")
+
+probe=(fidelity probe --set "$set_file" --out "$out")
+[ -n "$only" ] && probe+=(--only "$only")
+
+# Does this kernel have netem? Tried in a namespace of our own.
+ns=tbfid-$$
+ip netns add "$ns"
+trap 'ip netns del "$ns" 2>/dev/null || true' EXIT
+if tc -n "$ns" qdisc add dev lo root netem delay 1ms 2>/dev/null; then
+    where="on this host"
+    "$tb" "${probe[@]}" --backend netem
+else
+    where="in a QEMU guest: this host's kernel has no sch_netem"
+    "$here/vm-run.sh" --timeout 1200 --rw "$out" -- "$tb" "${probe[@]}" --backend netem
+fi
+ip netns del "$ns"
+trap - EXIT
+"$tb" "${probe[@]}" --backend linkemu
+
+compare=(fidelity compare "$out" --set "$set_file" --json "$out/fidelity.json"
+    --command netem-scripts/fidelity.sh --netem-where "$where")
+[ "$doc" != - ] && compare+=(--markdown "$doc")
+status=0
+"$tb" "${compare[@]}" || status=$?
+echo "traces and fidelity.json in $out" >&2
+exit "$status"
