@@ -103,17 +103,14 @@ pub fn probe(set_path: &Path, backend: Backend, out: &Path, only: &[String]) -> 
         let none = NetemSpec::default();
         let bed = Testbed::up(backend, &spec, &none, seed_for(&p.name))
             .with_context(|| format!("profile {}: setting up the {} link", p.name, backend.name()))?;
-        let trace = testbed::probe::trace(
-            &bed.sender,
-            SENDER_ADDR,
-            &bed.receiver,
-            RECEIVER_ADDR,
-            count,
-            interval,
-            wait,
-            true,
-        )
-        .with_context(|| format!("profile {}: probing", p.name))?;
+        let path = testbed::probe::OneWay {
+            from_ns: &bed.sender,
+            from: SENDER_ADDR,
+            to_ns: &bed.receiver,
+            to: RECEIVER_ADDR,
+        };
+        let trace = testbed::probe::trace(path, count, interval, wait, true)
+            .with_context(|| format!("profile {}: probing", p.name))?;
         drop(bed);
         let file = ProbeTraceFile {
             schema: TRACE_SCHEMA.into(),
@@ -169,14 +166,24 @@ fn read_traces(dir: &Path, set: &FidelitySet) -> anyhow::Result<Vec<ProbeTraceFi
     Ok(traces)
 }
 
+#[derive(clap::Args)]
 pub struct CompareOptions {
+    /// The directory both probes wrote into.
+    #[arg(value_name = "DIR")]
     pub dir: PathBuf,
+    #[arg(long, default_value = "bench/fidelity.toml", value_name = "FILE")]
     pub set: PathBuf,
+    /// Also write the Markdown here.
+    #[arg(long, value_name = "FILE")]
     pub markdown: Option<PathBuf>,
+    /// Also write the table as JSON (schema transbench-fidelity/1).
+    #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
-    /// How to regenerate the table, and where the netem side ran, for
-    /// its header.
+    /// How the table was made, for its header.
+    #[arg(long, default_value = "netem-scripts/fidelity.sh", value_name = "TEXT")]
     pub command: String,
+    /// Where the netem side ran, for its header.
+    #[arg(long, default_value = "on the host", value_name = "TEXT")]
     pub netem_where: String,
 }
 

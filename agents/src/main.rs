@@ -215,25 +215,7 @@ enum FidelityAction {
     /// Compare DIR/netem/*.json with DIR/linkemu/*.json and print the
     /// table in Markdown. Exit 0: no unexplained FAIL; 1: one or more;
     /// 2: unusable input.
-    Compare {
-        /// The directory both probes wrote into.
-        #[arg(value_name = "DIR")]
-        dir: PathBuf,
-        #[arg(long, default_value = "bench/fidelity.toml", value_name = "FILE")]
-        set: PathBuf,
-        /// Also write the Markdown here.
-        #[arg(long, value_name = "FILE")]
-        markdown: Option<PathBuf>,
-        /// Also write the table as JSON (schema transbench-fidelity/1).
-        #[arg(long, value_name = "FILE")]
-        json: Option<PathBuf>,
-        /// How the table was made, for its header.
-        #[arg(long, default_value = "netem-scripts/fidelity.sh", value_name = "TEXT")]
-        command: String,
-        /// Where the netem side ran, for its header.
-        #[arg(long, default_value = "on the host", value_name = "TEXT")]
-        netem_where: String,
-    },
+    Compare(fidelity::CompareOptions),
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -811,21 +793,7 @@ fn run_command(cli: Cli) -> anyhow::Result<ExitCode> {
                     fidelity::probe(&set, backend, &out, &only)?;
                     Ok(ExitCode::SUCCESS)
                 }
-                FidelityAction::Compare {
-                    dir,
-                    set,
-                    markdown,
-                    json,
-                    command,
-                    netem_where,
-                } => Ok(fidelity::compare(&fidelity::CompareOptions {
-                    dir,
-                    set,
-                    markdown,
-                    json,
-                    command,
-                    netem_where,
-                })),
+                FidelityAction::Compare(options) => Ok(fidelity::compare(&options)),
             }
         }
         Command::Shell { impair, command } => {

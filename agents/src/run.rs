@@ -222,10 +222,12 @@ fn probe_link(bed: &Testbed, profiles: &LinkProfiles) -> anyhow::Result<Delivere
         let worst = spec.delay.map_or(0, |d| d.latency_ns + 4 * d.jitter_ns);
         let wait = Duration::from_nanos(worst) + Duration::from_millis(500);
         let measured = testbed::probe::probe(
-            from,
-            from_ip,
-            to,
-            to_ip,
+            testbed::probe::OneWay {
+                from_ns: from,
+                from: from_ip,
+                to_ns: to,
+                to: to_ip,
+            },
             profiles.probe_packets,
             Duration::from_millis(1),
             wait,

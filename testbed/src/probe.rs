@@ -108,37 +108,45 @@ pub struct ProbeTrace {
     pub ce_marked: u64,
 }
 
-/// Sends `count` datagrams from `from_ns` (`from`) to `to` in `to_ns`, one
-/// every `interval`, and analyses what arrives until `wait` after the last
-/// was sent. Corrupted datagrams count as lost here, as a checksum would
-/// make them.
+/// One direction through the testbed: from an address in one namespace to
+/// an address in another.
+#[derive(Clone, Copy)]
+pub struct OneWay<'a> {
+    pub from_ns: &'a NetNs,
+    pub from: Ipv4Addr,
+    pub to_ns: &'a NetNs,
+    pub to: Ipv4Addr,
+}
+
+/// Sends `count` datagrams along `path`, one every `interval`, and
+/// analyses what arrives until `wait` after the last was sent. Corrupted
+/// datagrams count as lost here, as a checksum would make them.
 pub fn probe(
-    from_ns: &NetNs,
-    from: Ipv4Addr,
-    to_ns: &NetNs,
-    to: Ipv4Addr,
+    path: OneWay<'_>,
     count: u64,
     interval: Duration,
     wait: Duration,
 ) -> Result<DeliveredImpairment, TestbedError> {
-    let t = trace(from_ns, from, to_ns, to, count, interval, wait, false)?;
+    let t = trace(path, count, interval, wait, false)?;
     Ok(summarise(count, wait, &t.arrivals))
 }
 
 /// As [`probe`], but returns every arrival; with `ecn_capable` datagrams
 /// leave marked ECT(0), so an `ecn` profile marks them instead of
 /// dropping them.
-#[allow(clippy::too_many_arguments)]
 pub fn trace(
-    from_ns: &NetNs,
-    from: Ipv4Addr,
-    to_ns: &NetNs,
-    to: Ipv4Addr,
+    path: OneWay<'_>,
     count: u64,
     interval: Duration,
     wait: Duration,
     ecn_capable: bool,
 ) -> Result<ProbeTrace, TestbedError> {
+    let OneWay {
+        from_ns,
+        from,
+        to_ns,
+        to,
+    } = path;
     let io = |what: &str| {
         let what = what.to_string();
         move |e| TestbedError::io(what.clone(), e)
