@@ -51,7 +51,9 @@ impl FromStr for Distribution {
     }
 }
 
-/// Table entries are 16-bit at scale 8192: values stop just short of 4.
+/// iproute2's tables: 4096 entries, 16-bit at scale 8192, so values stop
+/// just short of 4.
+const TABLE_SLOTS: u32 = 4096;
 const TABLE_MAX: f64 = 32767.0 / 8192.0;
 const TABLE_MIN: f64 = -32768.0 / 8192.0;
 
@@ -63,15 +65,25 @@ pub fn sample(dist: Distribution, mu: i64, sigma: i64, rnd: u32) -> i64 {
     if dist == Distribution::Uniform {
         return (rnd as i64 % (2 * sigma)) + mu - sigma;
     }
-    // The draw picks a quantile, as it picks a table slot in netem.
-    let q = (rnd as f64 + 0.5) / 4_294_967_296.0;
+    // The draw picks one of the table's slots (`rnd % size` in
+    // tabledist), and slot i holds about the quantile i/4096: the same
+    // draw gives the kernel's delay to within the table's rounding.
+    let slot = rnd % TABLE_SLOTS;
+    let q = slot as f64 / TABLE_SLOTS as f64;
+    let normal = || {
+        if slot == 0 {
+            TABLE_MIN
+        } else {
+            normal_quantile(q).max(TABLE_MIN)
+        }
+    };
     let t = match dist {
         Distribution::Uniform => unreachable!("handled above"),
-        Distribution::Normal => normal_quantile(q),
+        Distribution::Normal => normal(),
         Distribution::Pareto => pareto_quantile(q),
         // iproute2 clamps the Pareto part to its table's range before the
         // mix, so the mix tops out below the table's end.
-        Distribution::ParetoNormal => (normal_quantile(q) + 3.0 * pareto_quantile(q).min(TABLE_MAX)) / 4.0,
+        Distribution::ParetoNormal => (normal() + 3.0 * pareto_quantile(q).min(TABLE_MAX)) / 4.0,
     };
     mu + (sigma as f64 * t.clamp(TABLE_MIN, TABLE_MAX)).round() as i64
 }
@@ -204,8 +216,11 @@ mod tests {
         // Slots of iproute2's paretonormal.dist (4096 of them, scale 8192);
         // before the Pareto part was clamped first, the top 1 % came out up
         // to 0.3 jitters too long.
-        let at = |slot: u32| sample(Distribution::ParetoNormal, 0, 8192, slot << 20) as f64 / 8192.0;
+        // The draw's remainder by 4096 picks the slot, as in tabledist.
+        let at =
+            |slot: u32| sample(Distribution::ParetoNormal, 0, 8192, slot + 4096 * 12_345) as f64 / 8192.0;
         for (slot, table) in [
+            (0, -1.502),
             (2048, -0.24),
             (3686, 0.974),
             (4055, 3.582),

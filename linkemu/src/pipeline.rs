@@ -20,7 +20,7 @@
 use std::collections::BTreeMap;
 
 use crate::dist::{self, Distribution};
-use crate::rng::{scaled, Correlated, Prng};
+use crate::rng::{scaled, Correlated, Prng, Taus113};
 use crate::spec::{Loss, NetemSpec, SlotInterval};
 
 /// What tc's rate counts per packet beyond the IP packet: the Ethernet
@@ -94,7 +94,14 @@ struct Frame {
 
 pub struct Pipeline {
     spec: NetemSpec,
-    prng: Prng,
+    /// What netem draws its decisions from (`q->prng`), seeded as netem
+    /// seeds it: the same seed, the same decisions as a kernel whose netem
+    /// takes `seed` (6.12 does; 6.1 does not).
+    draws: Taus113,
+    /// What netem takes from the kernel's unseeded entropy instead: the
+    /// correlations' first values, where a corruption falls, uniform slot
+    /// gaps. Seeded too, so linkemu repeats itself.
+    entropy: Prng,
     delay_cor: Correlated,
     loss_cor: Correlated,
     dup_cor: Correlated,
@@ -115,8 +122,9 @@ pub struct Pipeline {
 impl Pipeline {
     /// `seed` is used when the spec has none.
     pub fn new(spec: &NetemSpec, seed: u64) -> Self {
-        let mut prng = Prng::new(spec.seed.unwrap_or(seed));
-        let cor = |c: Option<f64>, prng: &mut Prng| Correlated::new(c.unwrap_or(0.0), prng);
+        let seed = spec.seed.unwrap_or(seed);
+        let mut entropy = Prng::new(seed);
+        let mut cor = |c: Option<f64>| Correlated::new(c.unwrap_or(0.0), entropy.next_u32());
         let loss_corr = match spec.loss {
             Some(Loss::Random(c)) => Some(c.correlation),
             _ => None,
@@ -138,13 +146,14 @@ impl Pipeline {
             .map(|c| c.correlation)
             .filter(|_| correlations_sent);
         Pipeline {
-            delay_cor: cor(spec.delay.map(|d| d.correlation), &mut prng),
-            loss_cor: cor(loss_corr, &mut prng),
-            dup_cor: cor(dup_corr, &mut prng),
-            reorder_cor: cor(spec.reorder.map(|r| r.chance.correlation), &mut prng),
-            corrupt_cor: cor(spec.corrupt.map(|c| c.correlation), &mut prng),
+            delay_cor: cor(spec.delay.map(|d| d.correlation)),
+            loss_cor: cor(loss_corr),
+            dup_cor: cor(dup_corr),
+            reorder_cor: cor(spec.reorder.map(|r| r.chance.correlation)),
+            corrupt_cor: cor(spec.corrupt.map(|c| c.correlation)),
             spec: spec.clone(),
-            prng,
+            draws: Taus113::from_netem_seed(seed),
+            entropy,
             ge: GeState::Good,
             four: FourState::TxGap,
             since_reorder: 0,
@@ -168,7 +177,7 @@ impl Pipeline {
         self.counters.arrived += 1;
         let mut count = 1;
         if let Some(dup) = self.spec.duplicate {
-            if dup.probability > 0.0 && scaled(dup.probability) >= self.dup_cor.next(&mut self.prng) {
+            if dup.probability > 0.0 && scaled(dup.probability) >= self.dup_cor.blend(self.draws.next_u32()) {
                 count += 1;
             }
         }
@@ -231,13 +240,13 @@ impl Pipeline {
         };
         if corrupt.probability == 0.0
             || packet.is_empty()
-            || scaled(corrupt.probability) < self.corrupt_cor.next(&mut self.prng)
+            || scaled(corrupt.probability) < self.corrupt_cor.blend(self.draws.next_u32())
         {
             return true;
         }
         self.counters.corrupted += 1;
-        let byte = self.prng.below((packet.len() + L2_HEADER_LEN) as u32) as usize;
-        let bit = self.prng.below(8);
+        let byte = self.entropy.below((packet.len() + L2_HEADER_LEN) as u32) as usize;
+        let bit = self.entropy.below(8);
         match byte.checked_sub(L2_HEADER_LEN) {
             Some(at) => {
                 packet[at] ^= 1 << bit;
@@ -253,7 +262,7 @@ impl Pipeline {
         let reorder_now = match self.spec.reorder {
             Some(r) => {
                 self.since_reorder + 1 >= r.gap
-                    && scaled(r.chance.probability) >= self.reorder_cor.next(&mut self.prng)
+                    && scaled(r.chance.probability) >= self.reorder_cor.blend(self.draws.next_u32())
             }
             None => false,
         };
@@ -268,7 +277,12 @@ impl Pipeline {
             Some(d) => (d.latency_ns as i64, d.jitter_ns as i64, d.distribution),
             None => (0, 0, Distribution::Uniform),
         };
-        let rnd = self.delay_cor.next(&mut self.prng);
+        // As tabledist: no draw without jitter.
+        let rnd = if jitter > 0 {
+            self.delay_cor.blend(self.draws.next_u32())
+        } else {
+            0
+        };
         let mut delay = dist::sample(distribution, latency, jitter, rnd);
         let mut from = now_ns as i64;
         if let Some(rate) = self.spec.rate {
@@ -339,7 +353,7 @@ impl Pipeline {
         let gap = match slot.interval {
             SlotInterval::Range { min_ns, max_ns } => {
                 let spread = max_ns - min_ns;
-                min_ns + ((self.prng.next_u32() as u64 * spread) >> 32)
+                min_ns + ((self.entropy.next_u32() as u64 * spread) >> 32)
             }
             SlotInterval::Distributed {
                 distribution,
@@ -349,7 +363,7 @@ impl Pipeline {
                 distribution,
                 delay_ns as i64,
                 jitter_ns as i64,
-                self.prng.next_u32(),
+                if jitter_ns > 0 { self.draws.next_u32() } else { 0 },
             )
             .max(0) as u64,
         };
@@ -366,7 +380,7 @@ impl Pipeline {
         };
         match loss {
             Loss::Random(c) => {
-                c.probability > 0.0 && scaled(c.probability) >= self.loss_cor.next(&mut self.prng)
+                c.probability > 0.0 && scaled(c.probability) >= self.loss_cor.blend(self.draws.next_u32())
             }
             Loss::GilbertElliott {
                 p,
@@ -378,16 +392,17 @@ impl Pipeline {
                 // transition drawn first applies to the next packet.
                 match self.ge {
                     GeState::Good => {
-                        if self.prng.next_u32() < scaled(p) {
+                        if self.draws.next_u32() < scaled(p) {
                             self.ge = GeState::Bad;
                         }
-                        self.prng.next_u32() < scaled(good_loss)
+                        self.draws.next_u32() < scaled(good_loss)
                     }
                     GeState::Bad => {
-                        if self.prng.next_u32() < scaled(r) {
+                        if self.draws.next_u32() < scaled(r) {
                             self.ge = GeState::Good;
                         }
-                        self.prng.next_u32() > scaled(1.0 - bad_loss)
+                        // tc sends "1-h" as h = max - (1-h).
+                        self.draws.next_u32() > u32::MAX - scaled(bad_loss)
                     }
                 }
             }
@@ -398,7 +413,7 @@ impl Pipeline {
                 p23,
                 p14,
             } => {
-                let rnd = self.prng.next_u32() as u64;
+                let rnd = self.draws.next_u32() as u64;
                 let (a1, a2, a3, a4, a5) = (
                     scaled(p13) as u64,
                     scaled(p31) as u64,
