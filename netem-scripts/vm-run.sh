@@ -5,7 +5,7 @@
 # test binaries run unchanged and the host is never written), and the
 # current directory's results come back through a read-write share.
 #
-#   netem-scripts/vm-run.sh [--mem MiB] [--cpus N] [--timeout S]
+#   netem-scripts/vm-run.sh [--mem MiB] [--cpus N] [--timeout S] [--kernel-root DIR]
 #                           [--rw DIR] [--env NAME=VALUE ...] -- CMD [ARGS...]
 #
 # --rw DIR mounts the host's DIR read-write at the same path in the guest
@@ -16,7 +16,10 @@
 # script's output. Needs: qemu-system-x86, an installed Debian -amd64 kernel
 # with its modules, busybox-static and cpio:
 #   apt-get install qemu-system-x86 linux-image-amd64 busybox-static cpio
-# The newest installed -amd64 kernel is used; its uncompressed image and an
+# The newest installed -amd64 kernel is used, or with --kernel-root the
+# newest in DIR, a Debian kernel package unpacked with `dpkg -x PKG DIR`
+# (another release's, say, uninstalled; its module index is made there on
+# first use); its uncompressed image and an
 # initramfs are built once and cached in ${XDG_CACHE_HOME:-~/.cache}/transbench-vm.
 set -euo pipefail
 
@@ -24,6 +27,7 @@ mem=2048
 cpus=2
 timeout=600
 rw=
+kroot=
 envs=()
 while [[ $# -gt 0 ]]; do
     case "$1" in
@@ -32,6 +36,7 @@ while [[ $# -gt 0 ]]; do
         --timeout) timeout=$2; shift 2 ;;
         --) shift; break ;;
         --rw) rw=$(cd "$2" && pwd); shift 2 ;;
+        --kernel-root) kroot=$(cd "$2" && pwd); shift 2 ;;
         --env) envs+=("$2"); shift 2 ;;
         -h|--help) sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "vm-run: unknown option $1 (the command goes after --)" >&2; exit 2 ;;
@@ -49,13 +54,22 @@ busybox=$(command -v busybox || true)
 if [[ -z "$busybox" ]] || ! file -L "$busybox" 2>/dev/null | grep -q 'statically linked'; then
     [[ -x /bin/busybox ]] && file -L /bin/busybox | grep -q 'statically linked' && busybox=/bin/busybox || missing+=(busybox-static)
 fi
-kernel=$(find /boot -maxdepth 1 -name 'vmlinuz-*-amd64' -printf '%f\n' 2>/dev/null | sed 's/^vmlinuz-//' | sort -V | tail -n 1)
-[[ -n "$kernel" && -d /lib/modules/$kernel ]] || missing+=(linux-image-amd64)
+kernel=$(find "$kroot/boot" -maxdepth 1 -name 'vmlinuz-*-amd64' -printf '%f\n' 2>/dev/null | sed 's/^vmlinuz-//' | sort -V | tail -n 1)
+modules=$kroot/lib/modules/$kernel
+if [[ -n "$kroot" ]] && [[ -z "$kernel" || ! -d $modules ]]; then
+    echo "vm-run: --kernel-root $kroot holds no boot/vmlinuz-*-amd64 with its lib/modules (dpkg -x a linux-image-*-amd64 package there)" >&2
+    exit 2
+fi
+[[ -n "$kernel" && -d $modules ]] || missing+=(linux-image-amd64)
 if [[ ${#missing[@]} -gt 0 ]]; then
     echo "vm-run: missing ${missing[*]}: apt-get install ${missing[*]}" >&2
     exit 2
 fi
-if ! find "/lib/modules/$kernel" -name 'sch_netem.ko*' | grep -q .; then
+if [[ -n "$kroot" && ! -s $modules/modules.dep ]]; then
+    # dpkg -x skips the package's depmod; modprobe in the guest needs it.
+    depmod -b "$kroot" "$kernel" || { echo "vm-run: depmod -b $kroot $kernel failed" >&2; exit 2; }
+fi
+if ! find "$modules" -name 'sch_netem.ko*' | grep -q .; then
     echo "vm-run: kernel $kernel has no sch_netem module; install a Debian -amd64 kernel that does" >&2
     exit 2
 fi
@@ -68,13 +82,24 @@ mkdir -p "$cache"
 # The uncompressed kernel: QEMU boots an ELF vmlinux through PVH directly,
 # which saves the guest's own decompression (seconds under TCG).
 if [[ ! -s $cache/vmlinux ]]; then
-    image=/boot/vmlinuz-$kernel
-    offset=$(LC_ALL=C grep -obUaP '\xfd7zXZ\x00' "$image" | head -n 1 | cut -d: -f1)
+    image=$kroot/boot/vmlinuz-$kernel
+    # Debian compresses with xz (6.1) or zstd (6.12): find whichever
+    # stream comes first.
+    offset=$(LC_ALL=C grep -obUaP '\xfd7zXZ\x00' "$image" | head -n 1 | cut -d: -f1 || true)
+    unpack=(xz -dc)
     if [[ -z "$offset" ]]; then
-        echo "vm-run: no xz stream in $image: cannot extract vmlinux" >&2
+        offset=$(LC_ALL=C grep -obUaP '\x28\xb5\x2f\xfd' "$image" | head -n 1 | cut -d: -f1 || true)
+        unpack=(zstd -qdc)
+    fi
+    if [[ -z "$offset" ]]; then
+        echo "vm-run: no xz or zstd stream in $image: cannot extract vmlinux" >&2
         exit 2
     fi
-    tail -c +"$((offset + 1))" "$image" | xz -dc 2>/dev/null > "$cache/vmlinux.tmp" || true
+    if ! command -v "${unpack[0]}" >/dev/null; then
+        echo "vm-run: $image is ${unpack[0]}-compressed: apt-get install ${unpack[0]/xz/xz-utils}" >&2
+        exit 2
+    fi
+    tail -c +"$((offset + 1))" "$image" | "${unpack[@]}" 2>/dev/null > "$cache/vmlinux.tmp" || true
     if ! head -c 4 "$cache/vmlinux.tmp" | grep -q 'ELF'; then
         echo "vm-run: $image did not decompress to an ELF kernel" >&2
         rm -f "$cache/vmlinux.tmp"
@@ -91,7 +116,7 @@ if [[ ! -s $cache/initramfs.cpio.gz ]]; then
     mkdir -p "$stage"/{bin,dev,proc,sys,lower,upper,newroot,modules}
     cp "$busybox" "$stage/bin/busybox"
     for m in virtio_ring virtio virtio_pci_legacy_dev virtio_pci_modern_dev virtio_pci netfs fscache 9pnet 9pnet_virtio 9p overlay; do
-        f=$(find "/lib/modules/$kernel" -name "$m.ko*" | head -n 1)
+        f=$(find "$modules" -name "$m.ko*" | head -n 1)
         [[ -n "$f" ]] || continue
         case "$f" in
             *.xz) xz -dc "$f" > "$stage/modules/$m.ko" ;;
@@ -133,6 +158,10 @@ trap 'rm -rf "$share"' EXIT
     echo 'mount -t tmpfs tmpfs /run; mkdir -p /dev/pts /dev/shm /dev/net /var/run/netns'
     echo 'mount -t devpts devpts /dev/pts; mount -t tmpfs tmpfs /dev/shm'
     echo 'ip link set lo up'
+    if [[ -n "$kroot" ]]; then
+        # modprobe looks in /lib/modules: lend it the unpacked package's.
+        printf 'mkdir -p %q && mount --bind %q %q\n' "/lib/modules/$kernel" "$modules" "/lib/modules/$kernel"
+    fi
     if [[ -n "$rw" ]]; then
         printf 'mkdir -p %q && mount -t 9p -o trans=virtio,version=9p2000.L,msize=512000 rw %q\n' "$rw" "$rw"
     fi
@@ -142,8 +171,10 @@ trap 'rm -rf "$share"' EXIT
     printf '%q ' "$@"
     echo '< /dev/null'
     echo 'echo $? > /vmout/status'
-    # Power off is asynchronous: wait for it rather than let init exit.
-    echo 'sync; echo o > /proc/sysrq-trigger; sleep 30'
+    # Power off is asynchronous: wait for it rather than let init exit,
+    # and in a loop of builtins, since a binary run now may be read from a
+    # 9p share that is going away (init dies of SIGBUS, and panics).
+    echo 'sync; echo o > /proc/sysrq-trigger; while :; do :; done'
 } > "$share/guest.sh"
 
 extra=()
