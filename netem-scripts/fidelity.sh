@@ -5,12 +5,17 @@
 # then compares the two feature by feature (transbench fidelity compare).
 #
 #   netem-scripts/fidelity.sh [--set FILE] [--out DIR] [--doc FILE] [--only NAMES]
+#                             [--kernel-root DIR]
 #
 # --set    the profiles (default bench/fidelity.toml)
 # --out    where the traces go (default: a new directory under /tmp, kept)
 # --doc    the Markdown table (default docs/fidelity.md; "-" for none);
 #          with --only it is left alone unless given
 # --only   a comma-separated subset of the set's profiles
+# --kernel-root  boot the guest from this unpacked kernel package (see
+#          vm-run.sh): another kernel's netem, e.g. one that takes `seed`
+#          (6.12 does, 6.1 does not; tc must take it too: put a newer
+#          iproute2's first in PATH)
 #
 # Exit status: 0 when no row FAILs unexplained, 1 when one does, 2 for a
 # set-up problem. Needs root, a release build of transbench (built if
@@ -21,17 +26,20 @@ set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(cd "$here/.." && pwd)
 
+invocation="netem-scripts/fidelity.sh${*:+ $*}"
 set_file=$repo/bench/fidelity.toml
 out=
 doc=
 only=
+kroot=()
 while [[ $# -gt 0 ]]; do
     case "$1" in
         --set) set_file=$(realpath "$2"); shift 2 ;;
         --out) out=$2; shift 2 ;;
         --doc) doc=$2; shift 2 ;;
         --only) only=$2; shift 2 ;;
-        -h|--help) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        --kernel-root) kroot=(--kernel-root "$2"); shift 2 ;;
+        -h|--help) sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "error: unknown argument $1 (see --help)" >&2; exit 2 ;;
     esac
 done
@@ -57,19 +65,19 @@ probe=(fidelity probe --set "$set_file" --out "$out")
 ns=tbfid-$$
 ip netns add "$ns"
 trap 'ip netns del "$ns" 2>/dev/null || true' EXIT
-if tc -n "$ns" qdisc add dev lo root netem delay 1ms 2>/dev/null; then
+if [ ${#kroot[@]} -eq 0 ] && tc -n "$ns" qdisc add dev lo root netem delay 1ms 2>/dev/null; then
     where="on this host"
     "$tb" "${probe[@]}" --backend netem
 else
-    where="in a QEMU guest: this host's kernel has no sch_netem"
-    "$here/vm-run.sh" --timeout 1200 --rw "$out" -- "$tb" "${probe[@]}" --backend netem
+    where="in a QEMU guest"
+    "$here/vm-run.sh" --timeout 1200 "${kroot[@]}" --rw "$out" -- "$tb" "${probe[@]}" --backend netem
 fi
 ip netns del "$ns"
 trap - EXIT
 "$tb" "${probe[@]}" --backend linkemu
 
 compare=(fidelity compare "$out" --set "$set_file" --json "$out/fidelity.json"
-    --command netem-scripts/fidelity.sh --netem-where "$where")
+    --command "$invocation" --netem-where "$where")
 [ "$doc" != - ] && compare+=(--markdown "$doc")
 status=0
 "$tb" "${compare[@]}" || status=$?

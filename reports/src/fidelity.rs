@@ -215,10 +215,13 @@ pub enum Feature {
     ReorderExtent,
     Delay,
     EcnMarked,
+    /// With a seed: each datagram's fate (lost, delivered, how many
+    /// copies), datagram by datagram.
+    Decisions,
 }
 
 impl Feature {
-    pub const ALL: [Feature; 8] = [
+    pub const ALL: [Feature; 9] = [
         Feature::Loss,
         Feature::LossBursts,
         Feature::Duplicate,
@@ -227,6 +230,7 @@ impl Feature {
         Feature::ReorderExtent,
         Feature::Delay,
         Feature::EcnMarked,
+        Feature::Decisions,
     ];
 
     pub fn name(self) -> &'static str {
@@ -239,6 +243,7 @@ impl Feature {
             Feature::ReorderExtent => "reorder-extent",
             Feature::Delay => "delay",
             Feature::EcnMarked => "ecn-marked",
+            Feature::Decisions => "decisions",
         }
     }
 
@@ -330,6 +335,10 @@ struct Observed {
     extents: Vec<f64>,
     /// One-way delay of each first copy, ns, sorted.
     delays: Vec<f64>,
+    /// Copies of each datagram that arrived intact, by number.
+    copies: Vec<u32>,
+    /// One-way delay of each datagram's first copy, by number.
+    delay_of: Vec<Option<f64>>,
 }
 
 /// Batches for the variance inflation of rates: 200 datagrams each in a
@@ -349,6 +358,7 @@ fn observe(t: &ProbeTraceFile) -> Observed {
     let m = seq::analyse(t.sent, t.wait_ns, &arrivals);
     // Per number: copies that arrived in time; first copies in arrival order.
     let mut copies = vec![0u32; t.sent as usize];
+    let mut delay_of = vec![None; t.sent as usize];
     let mut delays = Vec::new();
     let mut order = Vec::new();
     for a in arrivals
@@ -357,7 +367,9 @@ fn observe(t: &ProbeTraceFile) -> Observed {
     {
         copies[a.seq as usize] += 1;
         if copies[a.seq as usize] == 1 {
-            delays.push(a.received_ns.saturating_sub(a.sent_ns) as f64);
+            let delay = a.received_ns.saturating_sub(a.sent_ns) as f64;
+            delay_of[a.seq as usize] = Some(delay);
+            delays.push(delay);
             order.push(a.seq);
         }
     }
@@ -370,14 +382,16 @@ fn observe(t: &ProbeTraceFile) -> Observed {
         lowest_after = lowest_after.min(seq);
     }
     let inflation = |series: Vec<f64>| stats::variance_inflation(&series, BATCHES);
+    let lost_series = copies.iter().map(|&c| (c == 0) as u8 as f64).collect();
+    let duplicate_series = copies.iter().map(|&c| c.saturating_sub(1) as f64).collect();
     let missing = t.sent - m.received;
     Observed {
         sent: t.sent,
         lost: missing.saturating_sub(t.corrupted),
-        lost_inflation: inflation(copies.iter().map(|&c| (c == 0) as u8 as f64).collect()),
+        lost_inflation: inflation(lost_series),
         received: m.received,
         duplicates: (m.dup_ratio * t.sent as f64).round() as u64,
-        duplicate_inflation: inflation(copies.iter().map(|&c| c.saturating_sub(1) as f64).collect()),
+        duplicate_inflation: inflation(duplicate_series),
         corrupted: t.corrupted,
         ce_marked: t.ce_marked,
         early: early.iter().sum::<f64>() as u64,
@@ -389,6 +403,8 @@ fn observe(t: &ProbeTraceFile) -> Observed {
             .collect(),
         extents: m.reorder_extents.iter().map(|&e| e as f64).collect(),
         delays,
+        copies,
+        delay_of,
     }
 }
 
@@ -569,6 +585,53 @@ fn rows_for(
                 None,
             );
         }
+    }
+    if spec.seed.is_some() {
+        // The same seed should make the same decisions, datagram by datagram
+        // (where the kernel's netem takes a seed; linkemu draws as it does):
+        // the same fates, and with a delay the same delay for each datagram
+        // up to the clocks' noise (the median gap; a draw out of step would
+        // put it near the jitter).
+        let same = kernel
+            .copies
+            .iter()
+            .zip(&emu.copies)
+            .filter(|(a, b)| a == b)
+            .count();
+        let n = kernel.copies.len().max(emu.copies.len());
+        let fates = |o: &Observed| {
+            format!(
+                "{} lost, {} copied",
+                o.copies.iter().filter(|&&c| c == 0).count(),
+                o.copies.iter().filter(|&&c| c > 1).count()
+            )
+        };
+        let mut gaps: Vec<f64> = kernel
+            .delay_of
+            .iter()
+            .zip(&emu.delay_of)
+            .filter_map(|(&k, &l)| Some(((k? - timing.0.offset) - (l? - timing.1.offset)).abs()))
+            .collect();
+        gaps.sort_by(f64::total_cmp);
+        let delays_agree = !has_delay || quantile(&gaps, 0.5) <= DELAY_TOLERANCE_NS;
+        let mut test = format!("same fate: {same} of {n} datagrams");
+        if has_delay && !gaps.is_empty() {
+            let within = gaps.iter().filter(|&&g| g <= DELAY_TOLERANCE_NS).count();
+            test += &format!(
+                "; delay per datagram: median gap {:.2} ms, {within} of {} within {} ms",
+                quantile(&gaps, 0.5) / 1e6,
+                gaps.len(),
+                DELAY_TOLERANCE_NS / 1e6
+            );
+        }
+        push(
+            Feature::Decisions,
+            test,
+            fates(kernel),
+            fates(emu),
+            None,
+            Some(same == n && delays_agree),
+        );
     }
     out
 }
@@ -965,6 +1028,48 @@ netem = "delay 10ms 4ms duplicate 3% corrupt 2%"
         }
         let delay = row(&compare(&set, &late, &emu), "delay", Feature::Delay);
         assert_eq!(delay.verdict, FidelityVerdict::Fail, "{delay:?}");
+    }
+
+    #[test]
+    fn a_seed_makes_the_same_decisions_or_fails() {
+        let text = format!("{SET}\n[[profile]]\nname = \"seeded\"\nnetem = \"loss 10% seed 7\"\n");
+        let set = FidelitySet::parse(&text).unwrap();
+        let emu = traces(&set, 2, HOST, None);
+        // The seed in the words wins over each side's own: same fates.
+        let same = row(
+            &compare(&set, &traces(&set, 1, GUEST, None), &emu),
+            "seeded",
+            Feature::Decisions,
+        );
+        assert_eq!(same.verdict, FidelityVerdict::Pass, "{same:?}");
+        assert_eq!(same.test, "same fate: 4000 of 4000 datagrams");
+        let other = traces(&set, 1, GUEST, Some(("seeded", "loss 10% seed 8")));
+        let differs = row(&compare(&set, &other, &emu), "seeded", Feature::Decisions);
+        assert_eq!(differs.verdict, FidelityVerdict::Fail, "{differs:?}");
+        // The rates still agree: only the decisions tell the seeds apart.
+        assert_eq!(
+            row(&compare(&set, &other, &emu), "seeded", Feature::Loss).verdict,
+            FidelityVerdict::Pass
+        );
+    }
+
+    #[test]
+    fn a_seed_makes_the_same_delays_too_or_fails() {
+        // Nothing lost, so every fate agrees whatever the seed: the delays,
+        // datagram by datagram, are what tell draws out of step.
+        let text = format!("{SET}\n[[profile]]\nname = \"seeded\"\nnetem = \"delay 10ms 4ms seed 7\"\n");
+        let set = FidelitySet::parse(&text).unwrap();
+        let emu = traces(&set, 2, HOST, None);
+        let same = row(
+            &compare(&set, &traces(&set, 1, GUEST, None), &emu),
+            "seeded",
+            Feature::Decisions,
+        );
+        assert_eq!(same.verdict, FidelityVerdict::Pass, "{same:?}");
+        let other = traces(&set, 1, GUEST, Some(("seeded", "delay 10ms 4ms seed 8")));
+        let differs = row(&compare(&set, &other, &emu), "seeded", Feature::Decisions);
+        assert!(differs.test.starts_with("same fate: 4000 of 4000"), "{differs:?}");
+        assert_eq!(differs.verdict, FidelityVerdict::Fail, "{differs:?}");
     }
 
     #[test]
