@@ -9,8 +9,8 @@
 #
 # --set    the profiles (default bench/fidelity.toml)
 # --out    where the traces go (default: a new directory under /tmp, kept)
-# --doc    the Markdown table (default docs/fidelity.md; "-" for none);
-#          with --only it is left alone unless given
+# --doc    the Markdown table ("-" for none; default docs/fidelity.md for
+#          the default set and all its profiles, else none)
 # --only   a comma-separated subset of the set's profiles
 # --kernel-root  boot the guest from this unpacked kernel package (see
 #          vm-run.sh): another kernel's netem, e.g. one that takes `seed`
@@ -20,14 +20,16 @@
 # Exit status: 0 when no row FAILs unexplained, 1 when one does, 2 for a
 # set-up problem. Needs root, a release build of transbench (built if
 # missing; TRANSBENCH=path to use another) and, without sch_netem here,
-# what vm-run.sh needs. About 2 minutes here and 3 in the guest.
+# what vm-run.sh needs. The default set takes about 4 minutes (3 in the
+# guest, 1 here).
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(cd "$here/.." && pwd)
 
 invocation="netem-scripts/fidelity.sh${*:+ $*}"
-set_file=$repo/bench/fidelity.toml
+default_set=$repo/bench/fidelity.toml
+set_file=$default_set
 out=
 doc=
 only=
@@ -45,7 +47,7 @@ while [[ $# -gt 0 ]]; do
 done
 [ "$(id -u)" = 0 ] || { echo "error: fidelity.sh needs root (namespaces, TUN, tc)" >&2; exit 2; }
 if [ -z "$doc" ]; then
-    if [ -n "$only" ]; then doc=-; else doc=$repo/docs/fidelity.md; fi
+    if [ -z "$only" ] && [ "$set_file" = "$default_set" ]; then doc=$repo/docs/fidelity.md; else doc=-; fi
 fi
 out=${out:-$(mktemp -d /tmp/transbench-fidelity.XXXXXX)}
 mkdir -p "$out"
@@ -66,10 +68,10 @@ ns=tbfid-$$
 ip netns add "$ns"
 trap 'ip netns del "$ns" 2>/dev/null || true' EXIT
 if [ ${#kroot[@]} -eq 0 ] && tc -n "$ns" qdisc add dev lo root netem delay 1ms 2>/dev/null; then
-    where="on this host"
+    where="on this host, $(tc -V | head -n 1)"
     "$tb" "${probe[@]}" --backend netem
 else
-    where="in a QEMU guest"
+    where="in a QEMU guest, $(tc -V | head -n 1)"
     "$here/vm-run.sh" --timeout 1200 "${kroot[@]}" --rw "$out" -- "$tb" "${probe[@]}" --backend netem
 fi
 ip netns del "$ns"

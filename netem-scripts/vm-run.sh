@@ -2,8 +2,8 @@
 # Runs one command inside a throwaway QEMU guest whose kernel has sch_netem,
 # for hosts (and CI runners) whose own kernel lacks it. The guest sees the
 # host's / read-only over 9p with a tmpfs on top (so host binaries, tc, ip,
-# test binaries run unchanged and the host is never written), and the
-# current directory's results come back through a read-write share.
+# test binaries run unchanged and the host is never written); results
+# come back through --rw.
 #
 #   netem-scripts/vm-run.sh [--mem MiB] [--cpus N] [--timeout S] [--kernel-root DIR]
 #                           [--rw DIR] [--env NAME=VALUE ...] -- CMD [ARGS...]
@@ -19,8 +19,8 @@
 # The newest installed -amd64 kernel is used, or with --kernel-root the
 # newest in DIR, a Debian kernel package unpacked with `dpkg -x PKG DIR`
 # (another release's, say, uninstalled; its module index is made there on
-# first use); its uncompressed image and an
-# initramfs are built once and cached in ${XDG_CACHE_HOME:-~/.cache}/transbench-vm.
+# first use). Its uncompressed image and an initramfs are built once and
+# cached in ${XDG_CACHE_HOME:-~/.cache}/transbench-vm.
 set -euo pipefail
 
 mem=2048
@@ -38,7 +38,7 @@ while [[ $# -gt 0 ]]; do
         --rw) rw=$(cd "$2" && pwd); shift 2 ;;
         --kernel-root) kroot=$(cd "$2" && pwd); shift 2 ;;
         --env) envs+=("$2"); shift 2 ;;
-        -h|--help) sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "vm-run: unknown option $1 (the command goes after --)" >&2; exit 2 ;;
     esac
 done

@@ -171,6 +171,7 @@ pub struct CompareOptions {
     /// The directory both probes wrote into.
     #[arg(value_name = "DIR")]
     pub dir: PathBuf,
+    /// The profiles the traces were probed with (TOML), and their notes.
     #[arg(long, default_value = "bench/fidelity.toml", value_name = "FILE")]
     pub set: PathBuf,
     /// Also write the Markdown here.
@@ -183,7 +184,7 @@ pub struct CompareOptions {
     #[arg(long, default_value = "netem-scripts/fidelity.sh", value_name = "TEXT")]
     pub command: String,
     /// Where the netem side ran, for its header.
-    #[arg(long, default_value = "on the host", value_name = "TEXT")]
+    #[arg(long, default_value = "on this host", value_name = "TEXT")]
     pub netem_where: String,
 }
 

@@ -171,8 +171,8 @@ enum Command {
     /// Hold linkemu against the kernel's netem: probe a set of profiles
     /// through one backend (`probe`), then compare the two backends'
     /// traces feature by feature (`compare`). netem-scripts/fidelity.sh
-    /// runs both, the netem side in a QEMU guest, and rewrites
-    /// docs/fidelity.md.
+    /// runs both (the netem side in a QEMU guest when this kernel has no
+    /// netem) and rewrites docs/fidelity.md.
     Fidelity {
         #[command(subcommand)]
         action: FidelityAction,
@@ -205,6 +205,7 @@ enum FidelityAction {
         /// The profiles, counts and intervals (TOML).
         #[arg(long, default_value = "bench/fidelity.toml", value_name = "FILE")]
         set: PathBuf,
+        /// Where the traces go: DIR/BACKEND/PROFILE.json.
         #[arg(long, value_name = "DIR")]
         out: PathBuf,
         /// Only these profiles (comma-separated; the baseline and the
