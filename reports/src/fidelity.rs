@@ -1076,23 +1076,34 @@ netem = "delay 10ms 4ms duplicate 3% corrupt 2%"
         assert_eq!(delay.verdict, FidelityVerdict::Fail, "{delay:?}");
     }
 
-    #[test]
-    fn a_seed_makes_the_same_decisions_or_fails() {
-        let text = format!("{SET}\n[[profile]]\nname = \"seeded\"\nnetem = \"loss 10% seed 7\"\n");
+    /// The decisions row of a seeded profile against linkemu with the same
+    /// words, and against a kernel run of `other` words.
+    fn seeded_decisions(
+        words: &str,
+        other: &str,
+    ) -> (FidelityRow, FidelityRow, FidelitySet, Vec<ProbeTraceFile>) {
+        let text = format!("{SET}\n[[profile]]\nname = \"seeded\"\nnetem = \"{words}\"\n");
         let set = FidelitySet::parse(&text).unwrap();
         let emu = traces(&set, 2, HOST, None);
-        // The seed in the words wins over each side's own: same fates.
+        // The seed in the words wins over each side's own.
         let same = row(
             &compare(&set, &traces(&set, 1, GUEST, None), &emu),
             "seeded",
             Feature::Decisions,
         );
-        assert_eq!(same.verdict, FidelityVerdict::Pass, "{same:?}");
-        assert_eq!(same.test, "same fate: 4000 of 4000 datagrams");
-        let other = traces(&set, 1, GUEST, Some(("seeded", "loss 10% seed 8")));
+        let other = traces(&set, 1, GUEST, Some(("seeded", other)));
         let differs = row(&compare(&set, &other, &emu), "seeded", Feature::Decisions);
+        assert_eq!(same.verdict, FidelityVerdict::Pass, "{same:?}");
         assert_eq!(differs.verdict, FidelityVerdict::Fail, "{differs:?}");
+        (same, differs, set, other)
+    }
+
+    #[test]
+    fn a_seed_makes_the_same_decisions_or_fails() {
+        let (same, _, set, other) = seeded_decisions("loss 10% seed 7", "loss 10% seed 8");
+        assert_eq!(same.test, "same fate: 4000 of 4000 datagrams");
         // The rates still agree: only the decisions tell the seeds apart.
+        let emu = traces(&set, 2, HOST, None);
         assert_eq!(
             row(&compare(&set, &other, &emu), "seeded", Feature::Loss).verdict,
             FidelityVerdict::Pass
@@ -1103,19 +1114,8 @@ netem = "delay 10ms 4ms duplicate 3% corrupt 2%"
     fn a_seed_makes_the_same_delays_too_or_fails() {
         // Nothing lost, so every fate agrees whatever the seed: the delays,
         // datagram by datagram, are what tell draws out of step.
-        let text = format!("{SET}\n[[profile]]\nname = \"seeded\"\nnetem = \"delay 10ms 4ms seed 7\"\n");
-        let set = FidelitySet::parse(&text).unwrap();
-        let emu = traces(&set, 2, HOST, None);
-        let same = row(
-            &compare(&set, &traces(&set, 1, GUEST, None), &emu),
-            "seeded",
-            Feature::Decisions,
-        );
-        assert_eq!(same.verdict, FidelityVerdict::Pass, "{same:?}");
-        let other = traces(&set, 1, GUEST, Some(("seeded", "delay 10ms 4ms seed 8")));
-        let differs = row(&compare(&set, &other, &emu), "seeded", Feature::Decisions);
+        let (_, differs, _, _) = seeded_decisions("delay 10ms 4ms seed 7", "delay 10ms 4ms seed 8");
         assert!(differs.test.starts_with("same fate: 4000 of 4000"), "{differs:?}");
-        assert_eq!(differs.verdict, FidelityVerdict::Fail, "{differs:?}");
     }
 
     #[test]
