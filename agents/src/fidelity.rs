@@ -46,9 +46,7 @@ fn wait_for(spec: &NetemSpec) -> Duration {
 /// linkemu's seed for a profile: fixed by its name, so a trace can be
 /// made again decision for decision.
 fn seed_for(name: &str) -> u64 {
-    name.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
-        (h ^ b as u64).wrapping_mul(0x0100_0000_01b3)
-    })
+    testbed::probe::fnv1a(name.as_bytes())
 }
 
 pub fn probe(set_path: &Path, backend: Backend, out: &Path, only: &[String]) -> anyhow::Result<()> {

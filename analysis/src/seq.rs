@@ -38,6 +38,18 @@ pub struct SeqMetrics {
     pub ipdv_ns: Vec<i64>,
 }
 
+/// For distinct numbers in arrival order: whether each arrived early, ahead
+/// of a lower number that arrives after it (what netem's `reorder` does).
+pub fn early_flags(order: &[u64]) -> Vec<bool> {
+    let mut early = vec![false; order.len()];
+    let mut lowest_after = u64::MAX;
+    for (i, &seq) in order.iter().enumerate().rev() {
+        early[i] = lowest_after < seq;
+        lowest_after = lowest_after.min(seq);
+    }
+    early
+}
+
 /// Analyses `arrivals` (in arrival order) of datagrams numbered `0..sent`.
 /// Arrivals later than `wait_ns` after their send time count as lost.
 pub fn analyse(sent: u64, wait_ns: u64, arrivals: &[Arrival]) -> SeqMetrics {
@@ -87,15 +99,7 @@ pub fn analyse(sent: u64, wait_ns: u64, arrivals: &[Arrival]) -> SeqMetrics {
     m.loss_ratio = ratio(sent - m.received, sent);
     m.dup_ratio = ratio(dups, sent);
     m.reorder_ratio = ratio(reordered, m.received);
-    // Early: some lower number arrives after it.
-    let mut lowest_after = u64::MAX;
-    let mut early = 0u64;
-    for &seq in order.iter().rev() {
-        if lowest_after < seq {
-            early += 1;
-        }
-        lowest_after = lowest_after.min(seq);
-    }
+    let early = early_flags(&order).iter().filter(|&&e| e).count() as u64;
     m.early_ratio = ratio(early, m.received);
     m.jitter_rfc3550_ns = jitter;
     let mut burst = 0u64;

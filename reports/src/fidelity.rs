@@ -363,7 +363,6 @@ fn observe(t: &ProbeTraceFile) -> Observed {
     // Per number: copies that arrived in time; first copies in arrival order.
     let mut copies = vec![0u32; t.sent as usize];
     let mut delay_of = vec![None; t.sent as usize];
-    let mut delays = Vec::new();
     let mut order = Vec::new();
     for a in arrivals
         .iter()
@@ -371,20 +370,13 @@ fn observe(t: &ProbeTraceFile) -> Observed {
     {
         copies[a.seq as usize] += 1;
         if copies[a.seq as usize] == 1 {
-            let delay = a.received_ns.saturating_sub(a.sent_ns) as f64;
-            delay_of[a.seq as usize] = Some(delay);
-            delays.push(delay);
+            delay_of[a.seq as usize] = Some(a.received_ns.saturating_sub(a.sent_ns) as f64);
             order.push(a.seq);
         }
     }
+    let mut delays: Vec<f64> = delay_of.iter().flatten().copied().collect();
     delays.sort_by(f64::total_cmp);
-    // Early: a lower number arrives after it (as seq::analyse counts).
-    let mut early = vec![0.0; order.len()];
-    let mut lowest_after = u64::MAX;
-    for (i, &seq) in order.iter().enumerate().rev() {
-        early[i] = (lowest_after < seq) as u8 as f64;
-        lowest_after = lowest_after.min(seq);
-    }
+    let early: Vec<f64> = seq::early_flags(&order).iter().map(|&e| e as u8 as f64).collect();
     let inflation = |series: Vec<f64>| stats::variance_inflation(&series, BATCHES);
     let lost_series = copies.iter().map(|&c| (c == 0) as u8 as f64).collect();
     let duplicate_series = copies.iter().map(|&c| c.saturating_sub(1) as f64).collect();

@@ -59,7 +59,7 @@ const PROBE_PORT: u16 = 9;
 pub const PAYLOAD_LEN: usize = 64;
 
 /// FNV-1a: every single-byte change alters it (each step is a bijection).
-fn fnv1a(bytes: &[u8]) -> u64 {
+pub fn fnv1a(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
         (h ^ b as u64).wrapping_mul(0x0100_0000_01b3)
     })
