@@ -725,6 +725,7 @@ fn build_result(
         cell: None,
         repetition: None,
         baseline: false,
+        sender_netns: testbed::netns::current().ok(),
     })
 }
 

@@ -537,5 +537,6 @@ fn build_result(
         cell: None,
         repetition: None,
         baseline: false,
+        sender_netns: testbed::netns::current().ok(),
     })
 }

@@ -525,10 +525,9 @@ pub(crate) async fn run_phase(
         }
         None => ReceiverProcess::start(&secret_hex, Ipv4Addr::LOCALHOST.into(), None).await?,
     };
-    if let Some((bed, _)) = &link {
-        // This thread runs the sender: its sockets must live there.
-        bed.sender.enter()?;
-    }
+    // This thread runs the sender: its sockets must live there, for this
+    // phase only (the next may be loopback, and start its receiver here).
+    let in_sender_ns = link.as_ref().map(|(bed, _)| bed.sender.enter()).transpose()?;
     // The probe's one-way delays, both ways: the path's RTT.
     let rtt_ns = delivered
         .as_ref()
@@ -636,6 +635,7 @@ pub(crate) async fn run_phase(
         bar.inc(1);
     }
     receiver.stop().await;
+    drop(in_sender_ns);
     // The link and its namespaces go last, after everything that used them.
     drop(link);
     Ok(())

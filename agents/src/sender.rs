@@ -561,6 +561,7 @@ fn build_result(
         cell: None,
         repetition: None,
         baseline: false,
+        sender_netns: testbed::netns::current().ok(),
     })
 }
 

@@ -244,6 +244,10 @@ pub struct TrialResult {
     /// reference (multistream's HOL excess); no cell of the run.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub baseline: bool,
+    /// The network namespace the sender's trial thread ran in
+    /// (`net:[INODE]`; the receiver's is `receiver.netns`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sender_netns: Option<String>,
 }
 
 impl TrialResult {

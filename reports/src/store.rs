@@ -147,6 +147,7 @@ pub(crate) mod tests {
             cell: None,
             repetition: None,
             baseline: false,
+            sender_netns: None,
         });
         r
     }

@@ -18,7 +18,7 @@ use thiserror::Error;
 use linkemu::{NetemSpec, Pipeline};
 
 pub use link::{Link, LinkStats};
-pub use netns::{remove_stale, NetNs};
+pub use netns::{remove_stale, Entered, NetNs};
 
 #[derive(Debug, Error)]
 pub enum TestbedError {

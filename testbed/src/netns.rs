@@ -2,6 +2,7 @@
 //! to `ip netns exec` and removed with `ip netns del`.
 
 use std::fs::File;
+use std::marker::PhantomData;
 use std::os::fd::AsRawFd;
 use std::process::Command;
 
@@ -60,19 +61,20 @@ impl NetNs {
             .unwrap_or_default()
     }
 
-    /// Moves the calling thread into the namespace: sockets it opens from
-    /// then on live there.
-    pub fn enter(&self) -> Result<(), TestbedError> {
+    /// Moves the calling thread into the namespace: sockets it opens, and
+    /// processes it starts, live there until the guard is dropped, which
+    /// moves the thread back to the namespace it came from.
+    pub fn enter(&self) -> Result<Entered, TestbedError> {
+        let previous =
+            File::open(THREAD_NETNS).map_err(|e| TestbedError::io(format!("opening {THREAD_NETNS}"), e))?;
         let path = format!("/run/netns/{}", self.name);
         let file = File::open(&path).map_err(|e| TestbedError::io(format!("opening {path}"), e))?;
-        // SAFETY: setns on a namespace fd we hold open.
-        if unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
-            return Err(TestbedError::io(
-                format!("entering network namespace {}", self.name),
-                std::io::Error::last_os_error(),
-            ));
-        }
-        Ok(())
+        setns(&file).map_err(|e| TestbedError::io(format!("entering network namespace {}", self.name), e))?;
+        Ok(Entered {
+            previous,
+            name: self.name.clone(),
+            _this_thread: PhantomData,
+        })
     }
 
     /// Runs `f` on a fresh thread inside the namespace (file descriptors it
@@ -83,7 +85,7 @@ impl NetNs {
         let joined = std::thread::spawn(move || {
             let entered = ns.enter();
             std::mem::forget(ns);
-            entered.map(|()| f())
+            entered.map(|_inside| f())
         })
         .join();
         match joined {
@@ -92,6 +94,44 @@ impl NetNs {
                 what: format!("a task in namespace {name}"),
                 detail: "panicked".into(),
             }),
+        }
+    }
+}
+
+/// The calling thread's network namespace.
+const THREAD_NETNS: &str = "/proc/thread-self/ns/net";
+
+fn setns(ns: &File) -> std::io::Result<()> {
+    // SAFETY: setns on a namespace fd we hold open; it affects only the
+    // calling thread.
+    if unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Which network namespace the calling thread is in, as the kernel names
+/// it (`net:[4026531840]`): equal for threads in the same one.
+pub fn current() -> std::io::Result<String> {
+    Ok(std::fs::read_link(THREAD_NETNS)?.to_string_lossy().into_owned())
+}
+
+/// The calling thread inside a namespace ([`NetNs::enter`]); dropping it
+/// moves the thread back. Bound to the thread that entered (not `Send`).
+#[must_use = "the thread leaves the namespace again when this is dropped"]
+pub struct Entered {
+    previous: File,
+    name: String,
+    _this_thread: PhantomData<*const ()>,
+}
+
+impl Drop for Entered {
+    fn drop(&mut self) {
+        if let Err(e) = setns(&self.previous) {
+            // Everything this thread opens from now on would land in the
+            // wrong namespace: no measurement can be trusted after this.
+            tracing::error!("cannot leave network namespace {}: {e}", self.name);
+            std::process::abort();
         }
     }
 }

@@ -158,7 +158,7 @@ pub fn trace(
     std::thread::scope(|s| {
         let deadline = &deadline;
         let receiver = s.spawn(move || -> Result<ProbeTrace, TestbedError> {
-            to_ns.enter()?;
+            let _inside = to_ns.enter()?;
             let sock = UdpSocket::bind((to, PROBE_PORT)).map_err(io("binding the probe receiver"))?;
             sock.set_read_timeout(Some(Duration::from_millis(20)))
                 .map_err(io("probe socket"))?;
@@ -191,7 +191,7 @@ pub fn trace(
         });
         let sent = s
             .spawn(move || -> Result<(), TestbedError> {
-                from_ns.enter()?;
+                let _inside = from_ns.enter()?;
                 let sock = UdpSocket::bind((from, 0)).map_err(io("binding the probe sender"))?;
                 // No UDP checksum (RFC 768 allows it), so corruption
                 // reaches the receiver.

@@ -24,7 +24,7 @@ fn delay_each_way_gives_the_round_trip_it_should() {
     let bed = Testbed::up(Backend::Linkemu, &spec("delay 10ms"), &spec("delay 10ms"), 1).unwrap();
     let rtts = std::thread::scope(|s| {
         let echo = s.spawn(|| {
-            bed.receiver.enter().unwrap();
+            let _inside = bed.receiver.enter().unwrap();
             let sock = UdpSocket::bind((RECEIVER_ADDR, 7000)).unwrap();
             sock.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
             let mut buf = [0u8; 2048];
@@ -34,7 +34,7 @@ fn delay_each_way_gives_the_round_trip_it_should() {
         });
         let rtts = s
             .spawn(|| {
-                bed.sender.enter().unwrap();
+                let _inside = bed.sender.enter().unwrap();
                 let sock = UdpSocket::bind((SENDER_ADDR, 0)).unwrap();
                 sock.set_read_timeout(Some(Duration::from_millis(500))).unwrap();
                 let mut rtts = Vec::new();
@@ -80,7 +80,7 @@ fn random_loss_hits_real_packets_at_its_rate() {
     let n = 10_000u32;
     let received = std::thread::scope(|s| {
         let sink = s.spawn(|| {
-            bed.receiver.enter().unwrap();
+            let _inside = bed.receiver.enter().unwrap();
             let sock = UdpSocket::bind((RECEIVER_ADDR, 7001)).unwrap();
             sock.set_read_timeout(Some(Duration::from_millis(1500))).unwrap();
             let mut buf = [0u8; 2048];
@@ -91,7 +91,7 @@ fn random_loss_hits_real_packets_at_its_rate() {
             got
         });
         s.spawn(|| {
-            bed.sender.enter().unwrap();
+            let _inside = bed.sender.enter().unwrap();
             let sock = UdpSocket::bind((SENDER_ADDR, 0)).unwrap();
             std::thread::sleep(Duration::from_millis(200));
             for i in 0..n {
@@ -128,7 +128,7 @@ fn tcp_completes_a_transfer_through_loss_and_reordering() {
     const BYTES: usize = 2 * 1024 * 1024;
     let got = std::thread::scope(|s| {
         let server = s.spawn(|| {
-            bed.receiver.enter().unwrap();
+            let _inside = bed.receiver.enter().unwrap();
             let listener = TcpListener::bind((RECEIVER_ADDR, 7002)).unwrap();
             let (mut conn, _) = listener.accept().unwrap();
             conn.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
@@ -142,7 +142,7 @@ fn tcp_completes_a_transfer_through_loss_and_reordering() {
             }
         });
         s.spawn(|| {
-            bed.sender.enter().unwrap();
+            let _inside = bed.sender.enter().unwrap();
             std::thread::sleep(Duration::from_millis(200));
             let addr = SocketAddr::from((RECEIVER_ADDR, 7002));
             let mut conn = TcpStream::connect_timeout(&addr, Duration::from_secs(10)).unwrap();
@@ -210,7 +210,7 @@ fn the_netem_backend_works_where_the_kernel_has_netem_and_says_why_not_elsewhere
         assert!(bed.link_stats().is_none(), "netem keeps its own counters");
         let ok = std::thread::scope(|s| {
             s.spawn(|| {
-                bed.sender.enter().unwrap();
+                let _inside = bed.sender.enter().unwrap();
                 UdpSocket::bind((SENDER_ADDR, 0))
                     .unwrap()
                     .send_to(b"x", (RECEIVER_ADDR, 9))

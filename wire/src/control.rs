@@ -335,6 +335,10 @@ pub struct ReceiverReport {
     /// this report).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub namespace: Option<NamespaceReport>,
+    /// The receiver's network namespace as the kernel names it
+    /// (`net:[INODE]`), to tell which one served the trial.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub netns: Option<String>,
 }
 
 /// What one agent saw of its network namespace during a churn trial.

@@ -92,6 +92,7 @@ impl ServeCounters {
             cpu_ns,
             tcp_congestion: self.tcp_congestion.lock().expect("counters lock").clone(),
             namespace: None,
+            netns: testbed::netns::current().ok(),
         }
     }
 }
