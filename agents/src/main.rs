@@ -1,27 +1,6 @@
 //! transbench: benchmark raw UDP, TCP, TCP+TLS and QUIC with open-loop,
-//! coordinated-omission-free latency histograms.
-
-mod churn;
-mod clock;
-mod compare;
-mod congestion;
-mod control_io;
-mod dataplane;
-mod fidelity;
-mod host;
-mod oneway;
-mod oneway_sender;
-mod receiver;
-mod report;
-mod rr;
-mod run;
-mod scenario_run;
-mod schedule;
-mod sender;
-mod shell;
-mod sockopt;
-mod tls;
-mod tracker;
+//! coordinated-omission-free latency histograms. This file parses the
+//! command line and dispatches; the work is in the library.
 
 use anyhow::{bail, Context};
 use clap::{Args, Parser, Subcommand};
@@ -29,9 +8,13 @@ use linkemu::NetemSpec;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, SystemTime};
+use transbench::spec::TrialArgs;
+use transbench::{
+    compare, fidelity, host, receiver, report, run, scenario_run, shell, single_thread_runtime,
+};
 use transbench_reports::{summary_table, write_atomic, RunResults};
 use transbench_wire::auth::Secret;
-use transbench_wire::{CloseMode, QuicStreamMode, Transport, Workload};
+use transbench_wire::Transport;
 
 #[derive(Parser)]
 #[command(
@@ -333,220 +316,21 @@ impl SecretArgs {
 /// Shorter secrets work, with a warning.
 const MIN_SECRET_LEN: usize = 16;
 
-#[derive(Args, Clone)]
-struct TrialArgs {
-    /// Workload: rr (request/response, round-trip latency), multistream (N
-    /// streams of messages one way, for head-of-line blocking), stream
-    /// (UDP datagrams one way at --bitrate), churn (a new connection per
-    /// transaction: TIME_WAIT, ports) or handshake (the same, gently: time
-    /// to first byte of each setup).
-    #[arg(long, default_value = "rr")]
-    workload: Workload,
-    /// Offered rate, open-loop (each message has an intended send time fixed
-    /// in advance, and latency counts from it): requests/s for rr, messages/s
-    /// per stream for multistream [default: 1000 for rr, 125 for multistream].
-    #[arg(long, conflicts_with = "closed_loop", allow_negative_numbers = true)]
-    rate: Option<f64>,
-    /// Bytes per message, 24-byte header included (rr: request and response)
-    /// [default: 64 for rr, churn and handshake, 1024 for multistream, 1200
-    /// for stream].
-    #[arg(long)]
-    size: Option<usize>,
-    /// Stream: offered bit rate, bits/s with an optional k, M or G (e.g.
-    /// 200M); the datagram rate is this over --size [default: 100M].
-    #[arg(long, value_parser = parse_bitrate, value_name = "BITS")]
-    bitrate: Option<f64>,
-    /// Stream: send datagrams in batches with UDP GSO (one system call for
-    /// up to 64 KiB); a datagram may wait up to 200 us for its batch, which
-    /// shows in its latency.
-    #[arg(long)]
-    gso: bool,
-    /// Multistream: logical streams, 1 to 64 (tcp-n: connections; udp:
-    /// flows) [default: 8].
-    #[arg(long)]
-    streams: Option<u32>,
-    /// Multistream: the no-loss latency that head-of-line excess counts from
-    /// (p1 of the same transport at 0 % loss) [default: `run` measures it on
-    /// the same path without loss; `sender` takes the trial's own p1].
-    #[arg(long, value_parser = humantime::parse_duration, value_name = "DURATION")]
-    hol_base: Option<Duration>,
-    /// Multistream: measure each message's round trip (the receiver echoes
-    /// its header at once) instead of its one-way delivery. Automatic when
-    /// the receiver runs on another host, where there is no shared clock.
-    #[arg(long)]
-    round_trip: bool,
-    /// Measured time per trial (e.g. 3s, 500ms, 1m).
-    #[arg(long, default_value = "3s", value_parser = humantime::parse_duration)]
-    duration: Duration,
-    /// Time before measuring, discarded.
-    #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
-    warmup: Duration,
-    /// Ping-pong at the maximum rate instead of a schedule (rr only; recorded as such).
-    #[arg(long)]
-    closed_loop: bool,
-    /// A request unanswered (a message undelivered) this long after its
-    /// intended send time is lost.
-    #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
-    loss_timeout: Duration,
-    /// Congestion control. TCP transports: pinned per socket on both ends
-    /// [default: cubic where permitted, else the system's], recorded as the
-    /// kernel reports it. QUIC: quinn's controller, cubic [default], bbr or
-    /// reno.
-    #[arg(long, value_name = "NAME")]
-    cc: Option<String>,
-    /// QUIC rr only: a new stream per request [default], or one long-lived stream.
-    #[arg(long, value_enum)]
-    quic_stream: Option<QuicStreamArg>,
-    /// Churn, handshake: offered connections per second, open-loop (each
-    /// transaction's latency counts from its intended start) [default: 200
-    /// for churn, 20 for handshake].
-    #[arg(long, value_name = "PER_SEC", allow_negative_numbers = true)]
-    conn_rate: Option<f64>,
-    /// Churn, handshake: most transactions in flight at once; a transaction
-    /// waits for a slot, and its wait counts in txn_lat [default: 1000].
-    #[arg(long, value_name = "N")]
-    max_inflight: Option<u32>,
-    /// Churn, handshake: who closes first once the response is through:
-    /// client (FIN; TIME_WAIT on the client), server (TIME_WAIT on the
-    /// receiver) or rst (SO_LINGER 0; no TIME_WAIT) [default: client].
-    #[arg(long, value_name = "WHO")]
-    close: Option<CloseMode>,
-    /// Churn, handshake: the client's ephemeral ports, LO-HI (e.g.
-    /// 40000-40199). In the testbed (--impair...) it is the sender
-    /// namespace's net.ipv4.ip_local_port_range; on loopback each socket
-    /// gets IP_LOCAL_PORT_RANGE (Linux 6.3+, no root needed).
-    #[arg(long, value_name = "LO-HI", value_parser = churn::parse_port_range)]
-    port_range: Option<(u16, u16)>,
-    /// Churn, handshake: net.ipv4.tcp_tw_reuse of the sender's namespace
-    /// (0 off, 1 on, 2 loopback only); testbed only (--impair...), never
-    /// the host's own namespace [default: the namespace's, recorded].
-    #[arg(long, value_name = "0|1|2", value_parser = clap::value_parser!(u8).range(0..=2))]
-    tw_reuse: Option<u8>,
-    /// Churn, handshake: how TCP client ports are chosen: kernel
-    /// (connect() picks) or cycle (bind each port of the range in turn
-    /// with SO_REUSEADDR, as netperf's TCP_CRR does) [default: kernel].
-    #[arg(long, value_enum, value_name = "HOW")]
-    client_port: Option<ClientPortArg>,
+fn init_logging(default: &str) {
+    // quinn warns of a "duplicate reset token" when connections come and go
+    // by the thousand (churn); it changes nothing here.
+    let default = format!("{default},quinn_proto::endpoint=error");
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
 }
-
-#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-enum ClientPortArg {
-    /// connect() picks a free port.
-    Kernel,
-    /// The client binds each port of the range in turn.
-    Cycle,
-}
-
-#[derive(Clone, Copy, clap::ValueEnum)]
-enum QuicStreamArg {
-    /// A new bidirectional stream per request.
-    PerRequest,
-    /// One long-lived bidirectional stream, like TCP.
-    Single,
-}
-
-impl TrialArgs {
-    /// The trial for `transport`; `all` are the transports of the whole
-    /// command, to refuse options none of them uses.
-    fn spec(&self, transport: Transport, all: &[Transport]) -> anyhow::Result<sender::TrialSpec> {
-        if self.quic_stream.is_some() && (!all.contains(&Transport::Quic) || self.workload != Workload::Rr) {
-            bail!("--quic-stream applies only to --transport quic with --workload rr");
-        }
-        let multistream = self.workload == Workload::Multistream;
-        if self.hol_base.is_some() && !multistream {
-            bail!("--hol-base applies only to --workload multistream");
-        }
-        if self.round_trip && !multistream {
-            bail!("--round-trip applies only to --workload multistream");
-        }
-        if self.streams.is_some() && !multistream {
-            bail!("--streams applies only to --workload multistream");
-        }
-        let stream = self.workload == Workload::Stream;
-        if self.bitrate.is_some() && !stream {
-            bail!("--bitrate applies only to --workload stream");
-        }
-        if self.gso && !stream {
-            bail!("--gso applies only to --workload stream");
-        }
-        if stream && self.rate.is_some() {
-            bail!("--workload stream is paced by --bitrate (bits/s), not --rate");
-        }
-        let churn = self.workload.is_churn();
-        if churn && self.rate.is_some() {
-            bail!(
-                "--workload {} is paced by --conn-rate (connections/s), not --rate",
-                self.workload
-            );
-        }
-        if churn && self.closed_loop {
-            bail!(
-                "--workload {} is open-loop only: drop --closed-loop",
-                self.workload
-            );
-        }
-        for (given, flag) in [
-            (self.conn_rate.is_some(), "--conn-rate"),
-            (self.max_inflight.is_some(), "--max-inflight"),
-            (self.close.is_some(), "--close"),
-            (self.port_range.is_some(), "--port-range"),
-            (self.tw_reuse.is_some(), "--tw-reuse"),
-            (self.client_port.is_some(), "--client-port"),
-        ] {
-            if given && !churn {
-                bail!("{flag} applies only to --workload churn or handshake");
-            }
-        }
-        let size = self.size.unwrap_or(match self.workload {
-            Workload::Rr => 64,
-            Workload::Multistream => 1024,
-            Workload::Stream => 1200,
-            Workload::Churn | Workload::Handshake => 64,
-        });
-        let rate = match self.workload {
-            Workload::Rr => self.rate.unwrap_or(1000.0),
-            Workload::Multistream => self.rate.unwrap_or(125.0),
-            Workload::Stream => self.bitrate.unwrap_or(DEFAULT_BITRATE) / (8.0 * size.max(1) as f64),
-            Workload::Churn => self.conn_rate.unwrap_or(200.0),
-            Workload::Handshake => self.conn_rate.unwrap_or(20.0),
-        };
-        Ok(sender::TrialSpec {
-            transport,
-            workload: self.workload,
-            rate: (!self.closed_loop).then_some(rate),
-            gso: self.gso,
-            round_trip: self.round_trip,
-            streams: if multistream { self.streams.unwrap_or(8) } else { 1 },
-            hol: oneway_sender::HolInputs {
-                base: self
-                    .hol_base
-                    .map(|d| (d.as_nanos() as u64, "--hol-base".to_string())),
-                ..Default::default()
-            },
-            size,
-            duration: self.duration,
-            warmup: self.warmup,
-            loss_timeout: self.loss_timeout,
-            congestion: self.cc.clone(),
-            quic_stream: match self.quic_stream {
-                None | Some(QuicStreamArg::PerRequest) => QuicStreamMode::PerRequest,
-                Some(QuicStreamArg::Single) => QuicStreamMode::Single,
-            },
-            churn: churn::ChurnOptions {
-                close: self.close.unwrap_or_default(),
-                max_inflight: self.max_inflight.unwrap_or(churn::DEFAULT_MAX_INFLIGHT),
-                port_cycle: self.client_port == Some(ClientPortArg::Cycle),
-                port_range: self.port_range,
-                port_range_in_namespace: false,
-                tw_reuse: self.tw_reuse,
-            },
-        })
-    }
-}
-
 /// `--sweep`'s rates, checked: churn or handshake only, positive, rising.
 fn sweep_plan(
-    spec: &sender::TrialSpec,
+    spec: &transbench::spec::TrialSpec,
     rates: Vec<f64>,
     knee_p99: Option<Duration>,
 ) -> anyhow::Result<run::SweepPlan> {
@@ -563,7 +347,7 @@ fn sweep_plan(
         bail!("--knee-p99 must be longer than zero: every step would be past the knee");
     }
     for rate in &rates {
-        sender::TrialSpec {
+        transbench::spec::TrialSpec {
             rate: Some(*rate),
             ..spec.clone()
         }
@@ -573,51 +357,6 @@ fn sweep_plan(
         rates,
         p99_bound_ns: knee_p99.map(|d| d.as_nanos() as u64),
     })
-}
-
-/// The stream workload's offered rate unless --bitrate says.
-const DEFAULT_BITRATE: f64 = 100e6;
-
-/// Bits per second: a number with an optional k, M or G (powers of 1000).
-fn parse_bitrate(s: &str) -> Result<f64, String> {
-    let t = s.trim();
-    let (num, scale) = match t.chars().last() {
-        Some('k' | 'K') => (&t[..t.len() - 1], 1e3),
-        Some('m' | 'M') => (&t[..t.len() - 1], 1e6),
-        Some('g' | 'G') => (&t[..t.len() - 1], 1e9),
-        _ => (t, 1.0),
-    };
-    match num.parse::<f64>() {
-        Ok(v) if v.is_finite() && v > 0.0 => Ok(v * scale),
-        _ => Err(format!(
-            "{s:?} is not a bit rate: expected a positive number of bits/s, e.g. 500k, 200M or 1.5G"
-        )),
-    }
-}
-
-fn init_logging(default: &str) {
-    // quinn warns of a "duplicate reset token" when connections come and go
-    // by the thousand (churn); it changes nothing here.
-    let default = format!("{default},quinn_proto::endpoint=error");
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
-}
-
-/// One thread, one runtime: what both agents run their data paths on. A
-/// multi-threaded runtime hands wake-ups between workers (a futex wake and a
-/// context switch each, ~10 us on a VM), and a benchmark would measure
-/// those as transport latency: QUIC, with the most task hops per request,
-/// would pay the most.
-fn single_thread_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")
 }
 
 fn main() -> ExitCode {
@@ -677,9 +416,11 @@ fn run_command(cli: Cli) -> anyhow::Result<ExitCode> {
                     .with_context(|| format!("cannot create the directory for --out {}", out.display()))?;
             }
             single_thread_runtime()?.block_on(async {
-                let addr = sender::resolve(&connect).await?;
+                let addr = transbench::session::resolve(&connect).await?;
                 let created = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
-                let trial = sender::run_trial(addr, secret.as_ref(), &spec, format!("{transport}-1")).await?;
+                let trial =
+                    transbench::workload::run_trial(addr, secret.as_ref(), &spec, format!("{transport}-1"))
+                        .await?;
                 let mut results = RunResults::new(created, host::host_info());
                 results.trials.push(trial);
                 write_atomic(&out, &results)?;
@@ -722,15 +463,7 @@ fn run_command(cli: Cli) -> anyhow::Result<ExitCode> {
                 return Ok(ExitCode::SUCCESS);
             }
             let transport = if transport.is_empty() {
-                let tcp_only =
-                    trial.close == Some(CloseMode::Rst) || trial.client_port == Some(ClientPortArg::Cycle);
-                let defaults = trial.workload.default_transports().iter().copied();
-                if tcp_only && trial.workload.is_churn() {
-                    // RST and binding ports are TCP's: QUIC has neither.
-                    defaults.filter(|t| !t.is_quic()).collect()
-                } else {
-                    defaults.collect()
-                }
+                trial.default_transports()
             } else {
                 transport
             };

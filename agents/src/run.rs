@@ -21,11 +21,12 @@ use transbench_reports::{
 use transbench_wire::auth::{random_nonce, to_hex, Secret};
 use transbench_wire::{Transport, Workload};
 
-use crate::churn::ChurnOptions;
 use crate::host::host_info;
-use crate::oneway;
-use crate::oneway_sender::HolInputs;
-use crate::sender::{self, TrialSpec};
+use crate::spec::TrialSpec;
+use crate::workload;
+use crate::workload::churn::ChurnOptions;
+use crate::workload::oneway::analysis;
+use crate::workload::oneway::HolInputs;
 
 /// What the receiver prints first on stdout; `run` and tests parse it.
 pub const LISTENING_PREFIX: &str = "transbench receiver listening on ";
@@ -573,7 +574,7 @@ pub(crate) async fn run_phase(
             ..opts.spec.clone()
         };
         let before = link.as_ref().map(|(bed, _)| bed.link_stats());
-        match sender::run_trial(receiver.addr, Some(&secret), &spec, id.clone()).await {
+        match workload::run_trial(receiver.addr, Some(&secret), &spec, id.clone()).await {
             Ok(mut trial) => {
                 if let (Some((bed, profiles)), Some(before)) = (&link, before) {
                     let after = bed.link_stats();
@@ -599,7 +600,7 @@ pub(crate) async fn run_phase(
                                 } else {
                                     0.0
                                 };
-                            hol.theory = oneway::expectation(
+                            hol.theory = analysis::expectation(
                                 spec.transport,
                                 spec.streams,
                                 spec.rate.unwrap_or(0.0),

@@ -14,8 +14,7 @@ use transbench_wire::Workload;
 
 use crate::host::host_info;
 use crate::run::{self, LinkProfiles, Outputs, RunOptions, Sweeps};
-use crate::sender::TrialSpec;
-use crate::TrialArgs;
+use crate::spec::{TrialArgs, TrialSpec};
 
 pub struct ScenarioOptions {
     pub file: PathBuf,

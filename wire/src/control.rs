@@ -25,106 +25,13 @@ use std::str::FromStr;
 use thiserror::Error;
 
 use crate::frame::{FrameError, LengthPrefix};
+pub use crate::transport::{Capabilities, Carrier, Streams, Transport};
 
 /// Bumped on any incompatible change to the frames below.
 pub const PROTOCOL_VERSION: u32 = 3;
 pub const MAGIC: &str = "transbench";
 /// Control frames are small; anything larger is garbage.
 pub const CONTROL_FRAMING: LengthPrefix = LengthPrefix::new(64 * 1024);
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub enum Transport {
-    #[serde(rename = "udp")]
-    Udp,
-    #[serde(rename = "tcp")]
-    Tcp,
-    #[serde(rename = "tcp+tls")]
-    TcpTls,
-    #[serde(rename = "quic")]
-    Quic,
-    /// Multistream: one TCP connection carrying every logical stream in
-    /// HTTP/2-style frames.
-    #[serde(rename = "tcp-mux")]
-    TcpMux,
-    /// `tcp-mux` inside TLS.
-    #[serde(rename = "tcp+tls-mux")]
-    TcpTlsMux,
-    /// Multistream: one TCP connection per logical stream.
-    #[serde(rename = "tcp-n")]
-    TcpN,
-    /// Churn and handshake: QUIC resuming an earlier session, the request
-    /// sent as 0-RTT data in the client's first flight.
-    #[serde(rename = "quic-0rtt")]
-    Quic0Rtt,
-}
-
-impl Transport {
-    pub const ALL: [Transport; 8] = [
-        Transport::Udp,
-        Transport::Tcp,
-        Transport::TcpTls,
-        Transport::Quic,
-        Transport::TcpMux,
-        Transport::TcpTlsMux,
-        Transport::TcpN,
-        Transport::Quic0Rtt,
-    ];
-
-    /// The name used on the command line and in results.
-    pub fn name(self) -> &'static str {
-        match self {
-            Transport::Udp => "udp",
-            Transport::Tcp => "tcp",
-            Transport::TcpTls => "tcp+tls",
-            Transport::Quic => "quic",
-            Transport::TcpMux => "tcp-mux",
-            Transport::TcpTlsMux => "tcp+tls-mux",
-            Transport::TcpN => "tcp-n",
-            Transport::Quic0Rtt => "quic-0rtt",
-        }
-    }
-
-    /// Whether the data plane runs inside TLS (so the receiver sends its
-    /// certificate fingerprint).
-    pub fn uses_tls(self) -> bool {
-        matches!(
-            self,
-            Transport::TcpTls | Transport::TcpTlsMux | Transport::Quic | Transport::Quic0Rtt
-        )
-    }
-
-    /// Whether the data plane is QUIC.
-    pub fn is_quic(self) -> bool {
-        matches!(self, Transport::Quic | Transport::Quic0Rtt)
-    }
-
-    /// Whether data connections are TCP (so congestion control is pinned).
-    pub fn is_tcp(self) -> bool {
-        matches!(
-            self,
-            Transport::Tcp | Transport::TcpTls | Transport::TcpMux | Transport::TcpTlsMux | Transport::TcpN
-        )
-    }
-}
-
-impl fmt::Display for Transport {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-impl FromStr for Transport {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let s = s.trim();
-        Transport::ALL.into_iter().find(|t| t.name() == s).ok_or_else(|| {
-            format!(
-                "unknown transport {s:?}: expected one of udp, tcp, tcp+tls, quic, tcp-mux, tcp+tls-mux, \
-                     tcp-n, quic-0rtt"
-            )
-        })
-    }
-}
 
 /// What a trial does with its transport.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
@@ -165,33 +72,48 @@ impl Workload {
         }
     }
 
-    /// The transports this workload runs on.
-    pub fn transports(self) -> &'static [Transport] {
+    /// Whether this workload runs on a transport with these capabilities.
+    pub fn runs_on(self, caps: Capabilities) -> bool {
+        let connection = caps.carrier != Carrier::Udp;
         match self {
-            Workload::Rr => &[Transport::Udp, Transport::Tcp, Transport::TcpTls, Transport::Quic],
-            Workload::Multistream => &[
-                Transport::TcpMux,
-                Transport::TcpTlsMux,
-                Transport::TcpN,
-                Transport::Quic,
-                Transport::Udp,
-            ],
-            Workload::Stream => &[Transport::Udp],
-            Workload::Churn | Workload::Handshake => &[
-                Transport::Tcp,
-                Transport::TcpTls,
-                Transport::Quic,
-                Transport::Quic0Rtt,
-            ],
+            // One long-lived flow or connection carries every request.
+            Workload::Rr => {
+                !caps.zero_rtt
+                    && matches!(
+                        caps.streams,
+                        Streams::Single | Streams::FlowPerStream | Streams::Native
+                    )
+            }
+            Workload::Multistream => !caps.zero_rtt && caps.streams != Streams::Single,
+            // Datagrams at a bit rate: what gets lost stays lost.
+            Workload::Stream => !caps.reliable(),
+            // A connection per transaction, one request on it.
+            Workload::Churn | Workload::Handshake => {
+                connection && matches!(caps.streams, Streams::Single | Streams::Native)
+            }
         }
     }
 
-    /// The transports `run` takes when none are given.
-    pub fn default_transports(self) -> &'static [Transport] {
-        match self {
-            Workload::Churn => &[Transport::Tcp, Transport::TcpTls, Transport::Quic],
-            other => other.transports(),
+    /// The transports this workload runs on, as their capabilities say;
+    /// multistream's with the most head-of-line blocking first.
+    pub fn transports(self) -> Vec<Transport> {
+        let mut all: Vec<Transport> = Transport::ALL
+            .into_iter()
+            .filter(|t| self.runs_on(t.capabilities()))
+            .collect();
+        if self == Workload::Multistream {
+            all.sort_by_key(|t| t.capabilities().streams.isolation());
         }
+        all
+    }
+
+    /// The transports `run` takes when none are given: churn leaves out
+    /// the resuming ones (`handshake` compares every setup).
+    pub fn default_transports(self) -> Vec<Transport> {
+        self.transports()
+            .into_iter()
+            .filter(|t| !(self == Workload::Churn && t.capabilities().zero_rtt))
+            .collect()
     }
 
     /// Whether each transaction opens a connection of its own.
@@ -557,6 +479,29 @@ mod tests {
             assert_eq!(serde_json::to_string(&w).unwrap(), format!("\"{}\"", w.name()));
         }
         assert_eq!(" tcp".parse::<Transport>(), Ok(Transport::Tcp));
+    }
+
+    #[test]
+    fn capabilities_decide_which_workload_runs_where() {
+        use Transport::*;
+        let runs = |w: Workload| w.transports();
+        assert_eq!(runs(Workload::Rr), [Udp, Tcp, TcpTls, Quic]);
+        assert_eq!(runs(Workload::Multistream), [TcpMux, TcpTlsMux, TcpN, Quic, Udp]);
+        assert_eq!(runs(Workload::Stream), [Udp]);
+        for w in [Workload::Churn, Workload::Handshake] {
+            assert_eq!(runs(w), [Tcp, TcpTls, Quic, Quic0Rtt]);
+        }
+        assert_eq!(Workload::Churn.default_transports(), [Tcp, TcpTls, Quic]);
+        assert_eq!(
+            Workload::Handshake.default_transports(),
+            runs(Workload::Handshake)
+        );
+        // Every transport runs something, and TLS/QUIC/TCP follow from the carrier.
+        for t in Transport::ALL {
+            assert!(Workload::ALL.iter().any(|w| w.runs_on(t.capabilities())), "{t}");
+            assert!(!(t.is_quic() && t.is_tcp()), "{t}");
+            assert!(!t.is_quic() || t.uses_tls(), "{t}: QUIC always runs TLS");
+        }
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! - [`header`]: the fixed header every data-plane message starts with;
 //! - [`frame`]: the length prefix that delimits messages on byte streams
 //!   (TCP, TLS, QUIC streams) and control frames;
+//! - [`transport`]: the transports by name, and each one's capabilities;
 //! - [`control`]: the versioned control protocol between sender and receiver;
 //! - [`mux`]: HTTP/2-style frames carrying many streams over one byte
 //!   stream (the `tcp-mux` transports);
@@ -19,10 +20,12 @@ pub mod delivery;
 pub mod frame;
 pub mod header;
 pub mod mux;
+pub mod transport;
 
 pub use control::{
     CloseMode, ControlError, ControlMsg, NamespaceReport, QuicStreamMode, ReceiverReport, TimeWaitSample,
-    Transport, TrialSetup, Workload,
+    TrialSetup, Workload,
 };
 pub use frame::{FrameError, LengthPrefix};
 pub use header::{HeaderError, MessageHeader, MessageKind, HEADER_LEN};
+pub use transport::{Capabilities, Carrier, Streams, Transport};

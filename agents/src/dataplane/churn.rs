@@ -152,7 +152,7 @@ pub enum Dialer {
     Quic {
         endpoint: quinn::Endpoint,
         /// quic-0rtt: resumes sessions and sends the request as 0-RTT data.
-        zero_rtt: Option<Box<crate::tls::ZeroRttClient>>,
+        zero_rtt: Option<Box<crate::transport::tls::ZeroRttClient>>,
     },
 }
 
@@ -184,7 +184,7 @@ impl PortChoice {
                 socket_range: Some((lo, hi)),
             } => {
                 let value = u32::from(*lo) | (u32::from(*hi) << 16);
-                crate::sockopt::set(
+                crate::transport::sockopt::set(
                     socket,
                     libc::IPPROTO_IP,
                     IP_LOCAL_PORT_RANGE,
@@ -350,7 +350,8 @@ impl Dialer {
                 }
                 .map_err(|e| Failure::io(&e, "socket"))?;
                 if let Some(cc) = congestion {
-                    crate::congestion::pin(&socket, cc.as_deref()).map_err(|e| Failure::io(&e, "cc"))?;
+                    crate::transport::congestion::pin(&socket, cc.as_deref())
+                        .map_err(|e| Failure::io(&e, "cc"))?;
                 }
                 // Plain TCP writes once each way, which Nagle never holds
                 // back; TLS writes its handshake flight first.
@@ -369,7 +370,7 @@ impl Dialer {
                             std::mem::size_of::<libc::linger>(),
                         )
                     };
-                    crate::sockopt::set(&socket, libc::SOL_SOCKET, libc::SO_LINGER, bytes)
+                    crate::transport::sockopt::set(&socket, libc::SOL_SOCKET, libc::SO_LINGER, bytes)
                         .map_err(|e| Failure::io(&e, "socket"))?;
                 }
                 ports
@@ -381,7 +382,7 @@ impl Dialer {
                     .map_err(|e| Failure::io(&e, "connect"))?;
                 let connected = mono_now_ns();
                 if pinned.get().is_none() {
-                    if let Ok(name) = crate::congestion::get(&tcp) {
+                    if let Ok(name) = crate::transport::congestion::get(&tcp) {
                         let _ = pinned.set(name);
                     }
                 }
@@ -406,9 +407,12 @@ impl Dialer {
                         Ok(timings(connected, first_byte, done))
                     }
                     Some(connector) => {
-                        let mut tls = within(deadline, connector.connect(crate::tls::server_name(), tcp))
-                            .await?
-                            .map_err(|e| Failure::io(&e, "tls"))?;
+                        let mut tls = within(
+                            deadline,
+                            connector.connect(crate::transport::tls::server_name(), tcp),
+                        )
+                        .await?
+                        .map_err(|e| Failure::io(&e, "tls"))?;
                         let secured = mono_now_ns();
                         let first_byte = within(deadline, exchange(&mut tls, &frame, size)).await??;
                         let done = mono_now_ns();
@@ -431,11 +435,11 @@ impl Dialer {
             Dialer::Quic { endpoint, zero_rtt } => {
                 let connect_start = mono_now_ns();
                 let (connecting, tickets) = match zero_rtt {
-                    None => (endpoint.connect(peer, crate::tls::SERVER_NAME), None),
+                    None => (endpoint.connect(peer, crate::transport::tls::SERVER_NAME), None),
                     Some(client) => {
                         let (config, tickets) = client.connection().map_err(|_| Failure::new("tls"))?;
                         (
-                            endpoint.connect_with(config, peer, crate::tls::SERVER_NAME),
+                            endpoint.connect_with(config, peer, crate::transport::tls::SERVER_NAME),
                             Some(tickets),
                         )
                     }

@@ -93,7 +93,7 @@ pub const RECEIVE_BUFFER: libc::c_int = 16 * 1024 * 1024;
 /// Enlarges the socket's receive buffer: beyond `net.core.rmem_max` when
 /// privileged (SO_RCVBUFFORCE), else up to it.
 pub fn enlarge_receive_buffer(sock: &UdpSocket, bytes: libc::c_int) {
-    use crate::sockopt::set_int;
+    use crate::transport::sockopt::set_int;
     if set_int(sock, libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, bytes).is_err() {
         let _ = set_int(sock, libc::SOL_SOCKET, libc::SO_RCVBUF, bytes);
     }

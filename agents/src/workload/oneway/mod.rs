@@ -1,4 +1,4 @@
-//! The sender side of the one-way workloads. The receiver records when each
+//! The one-way workloads (multistream, stream), sender side. The receiver records when each
 //! message reached its application and hands the records back; both agents
 //! share CLOCK_MONOTONIC, so `lat` is the one-way delivery time.
 //!
@@ -10,6 +10,8 @@
 //!   system call with GSO; offered against received rate, and the sequence
 //!   tracker's loss, reordering, jitter and IPDV.
 
+pub mod analysis;
+
 use anyhow::{bail, Context};
 use hdrhistogram::Histogram;
 use std::net::{IpAddr, SocketAddr};
@@ -20,20 +22,22 @@ use tokio::task::JoinSet;
 use transbench_reports::{new_histogram, LatencyKind, LatencySummary, TrialParams, TrialResult};
 use transbench_wire::delivery;
 use transbench_wire::{
-    ControlMsg, MessageHeader, MessageKind, ReceiverReport, Transport, TrialSetup, Workload,
+    Carrier, ControlMsg, MessageHeader, MessageKind, ReceiverReport, Streams, Transport, TrialSetup, Workload,
 };
 
 use crate::clock::{mono_now_ns, thread_cpu_ns, Pacer};
 use crate::control_io::ControlChannel;
 use crate::dataplane::multi::{self, DeliveryLog, Recording, Writers};
-use crate::dataplane::udp::DatagramBatcher;
+use crate::dataplane::udp::{self, DatagramBatcher};
 use crate::dataplane::{ErrorLog, ServeCounters};
-use crate::oneway::{self, HolReference, Sent};
-use crate::rr::{wall_at, START_LEAD_NS};
+use crate::receiver::{listen, ReceiverState, TrialServer};
 use crate::schedule::OpenLoopSchedule;
-use crate::sender::{self, TrialSpec};
-use crate::tracker::record;
-use crate::{congestion, tls};
+use crate::session;
+use crate::spec::TrialSpec;
+use crate::transport::{self, congestion};
+use crate::workload::rr::engine::{wall_at, START_LEAD_NS};
+use crate::workload::rr::tracker::record;
+use analysis::{HolReference, Sent};
 
 /// What the head-of-line analysis of a trial is measured against, when the
 /// caller knows it (`transbench run` does).
@@ -190,12 +194,16 @@ async fn open_writers(
     let cc = spec.congestion.as_deref();
     let mut quic = None;
     let mut tcp_congestion = None;
-    match spec.transport {
-        Transport::TcpMux | Transport::TcpTlsMux => {
-            let tcp = sender::connect_tcp(peer, cc)
+    let caps = spec.transport.capabilities();
+    let connector = (caps.tls && caps.carrier == Carrier::Tcp)
+        .then(|| transport::tls_connector(cert.clone()))
+        .transpose()?;
+    match (caps.streams, caps.carrier) {
+        (Streams::Multiplexed, Carrier::Tcp) => {
+            let tcp = transport::connect_tcp(peer, cc)
                 .await
                 .context("connecting the multiplexed TCP connection")?;
-            crate::sockopt::set_int(
+            crate::transport::sockopt::set_int(
                 &tcp,
                 libc::IPPROTO_TCP,
                 libc::TCP_NOTSENT_LOWAT,
@@ -203,12 +211,8 @@ async fn open_writers(
             )
             .context("setting TCP_NOTSENT_LOWAT")?;
             tcp_congestion = congestion::get(&tcp).ok();
-            if spec.transport == Transport::TcpTlsMux {
-                let connector =
-                    tokio_rustls::TlsConnector::from(tls::tls_client_config(&sender::pinned(cert)?)?);
-                let tls = connector.connect(tls::server_name(), tcp).await.context(
-                    "TLS handshake with the receiver (certificate pinned from the control channel)",
-                )?;
+            if let Some(connector) = &connector {
+                let tls = transport::tls_handshake(connector, tcp).await?;
                 let (r, w) = tokio::io::split(tls);
                 writers.spawn(|rx| multi::mux_writer(w, streams, rx));
                 read_echoes(&mut readers, echoes, |rec| multi::read_mux(r, NO_ECHO, rec));
@@ -218,28 +222,27 @@ async fn open_writers(
                 read_echoes(&mut readers, echoes, |rec| multi::read_mux(r, NO_ECHO, rec));
             }
         }
-        Transport::TcpN => {
+        (Streams::ConnectionPerStream, Carrier::Tcp) => {
             for s in 0..streams {
-                let tcp = sender::connect_tcp(peer, cc)
+                let tcp = transport::connect_tcp(peer, cc)
                     .await
                     .with_context(|| format!("connecting TCP connection {} of {streams}", s + 1))?;
                 tcp_congestion = congestion::get(&tcp).ok();
-                let (r, w) = tcp.into_split();
-                writers.spawn(|rx| multi::framed_writer(w, size, rx));
-                read_echoes(&mut readers, echoes, |rec| multi::read_framed(r, NO_ECHO, rec));
+                if let Some(connector) = &connector {
+                    let tls = transport::tls_handshake(connector, tcp).await?;
+                    let (r, w) = tokio::io::split(tls);
+                    writers.spawn(|rx| multi::framed_writer(w, size, rx));
+                    read_echoes(&mut readers, echoes, |rec| multi::read_framed(r, NO_ECHO, rec));
+                } else {
+                    let (r, w) = tcp.into_split();
+                    writers.spawn(|rx| multi::framed_writer(w, size, rx));
+                    read_echoes(&mut readers, echoes, |rec| multi::read_framed(r, NO_ECHO, rec));
+                }
             }
         }
-        Transport::Quic => {
-            let mut endpoint =
-                quinn::Endpoint::client(SocketAddr::new(local_ip, 0)).context("opening the QUIC endpoint")?;
-            endpoint.set_default_client_config(tls::quic_client_config(
-                &sender::pinned(cert)?,
-                spec.congestion.as_deref(),
-            )?);
-            let conn = endpoint
-                .connect(peer, tls::SERVER_NAME)?
-                .await
-                .context("QUIC handshake with the receiver (certificate pinned from the control channel)")?;
+        (Streams::Native, Carrier::Quic) => {
+            let endpoint = transport::quic_client(local_ip, cert, spec.congestion.as_deref())?;
+            let conn = transport::quic_connect(&endpoint, peer).await?;
             for s in 0..streams {
                 let (send, recv) = conn
                     .open_bi()
@@ -250,7 +253,7 @@ async fn open_writers(
             }
             quic = Some((endpoint, conn));
         }
-        Transport::Udp => {
+        (Streams::FlowPerStream, Carrier::Udp) => {
             for _ in 0..streams {
                 let sock = UdpSocket::bind((local_ip, 0))
                     .await
@@ -264,8 +267,8 @@ async fn open_writers(
                 });
             }
         }
-        Transport::Tcp | Transport::TcpTls | Transport::Quic0Rtt => bail!(
-            "{} does not run multistream: use tcp-mux, tcp+tls-mux, tcp-n, quic or udp",
+        (streams_kind, carrier) => bail!(
+            "{} ({streams_kind:?} streams over {carrier:?}) has no multistream data plane here",
             spec.transport
         ),
     }
@@ -306,6 +309,81 @@ where
     }
 }
 
+/// The receiver's side, the data plane of one-way workloads (multistream; stream, one UDP
+/// flow): every stream read concurrently, every message's delivery
+/// recorded.
+pub async fn serve(
+    setup: &TrialSetup,
+    ctx: &ReceiverState,
+    local_ip: IpAddr,
+    peer_ip: IpAddr,
+) -> anyhow::Result<TrialServer> {
+    let rec = Recording {
+        streams: setup.streams.max(1),
+        size: setup.size as usize,
+        kind: transbench_wire::MessageKind::Request,
+        echo: setup.echo,
+        log: Arc::new(DeliveryLog::default()),
+        counters: Arc::new(ServeCounters::default()),
+    };
+    let mut tasks = JoinSet::new();
+    let mut quic_endpoint = None;
+    let caps = setup.transport.capabilities();
+    let data_port = match (caps.streams, caps.carrier) {
+        (Streams::FlowPerStream, Carrier::Udp) => {
+            let sock = UdpSocket::bind((local_ip, 0)).await?;
+            udp::enlarge_receive_buffer(&sock, udp::RECEIVE_BUFFER);
+            let data_port = sock.local_addr()?.port();
+            let rec = rec.clone();
+            tasks.spawn(async move {
+                if let Err(e) = multi::read_datagrams(Arc::new(sock), peer_ip, rec).await {
+                    tracing::warn!("UDP data plane failed: {e}");
+                }
+            });
+            data_port
+        }
+        (Streams::Native, Carrier::Quic) => {
+            let (endpoint, data_port) = listen::bind_quic(setup, ctx, local_ip)?;
+            tasks.spawn(multi::serve_quic(endpoint.clone(), peer_ip, rec.clone()));
+            quic_endpoint = Some(endpoint);
+            data_port
+        }
+        (streams @ (Streams::Multiplexed | Streams::ConnectionPerStream), Carrier::Tcp) => {
+            let (listener, data_port, acceptor) = listen::bind_tcp(setup, ctx, local_ip).await?;
+            let role = if streams == Streams::ConnectionPerStream {
+                listen::ConnectionRole::ReadFramed(rec.clone())
+            } else {
+                listen::ConnectionRole::ReadMux(rec.clone())
+            };
+            tasks.spawn(listen::accept_streams(
+                listener,
+                acceptor,
+                peer_ip,
+                setup.tcp_congestion.clone(),
+                rec.counters.clone(),
+                role,
+            ));
+            data_port
+        }
+        (streams, carrier) => {
+            bail!(
+                "{} ({streams:?} streams over {carrier:?}) has no one-way data plane here",
+                setup.transport
+            )
+        }
+    };
+    Ok(TrialServer {
+        tasks,
+        counters: rec.counters,
+        cpu_start: thread_cpu_ns(),
+        quic: quic_endpoint,
+        deliveries: Some(rec.log),
+        watch_plan: None,
+        watch: None,
+        data_port,
+    })
+}
+
 /// Runs a one-way trial (multistream, or stream on UDP) on an
 /// authenticated control session.
 pub async fn run_trial(
@@ -336,15 +414,12 @@ pub async fn run_trial(
         streams: spec.streams,
         udp_peer_port: None,
         quic_stream: Default::default(),
-        tcp_congestion: spec
-            .transport
-            .is_tcp()
-            .then(|| spec.congestion.clone().unwrap_or(congestion::PREFERRED.into())),
+        tcp_congestion: spec.tcp_congestion(),
         quic_congestion: spec.quic_congestion(),
         echo: round_trip,
         close: Default::default(),
     };
-    let (port, cert) = sender::setup(&mut ctl, setup).await?;
+    let (port, cert) = session::setup(&mut ctl, setup).await?;
     let cpu_start = thread_cpu_ns();
     let peer = SocketAddr::new(addr.ip(), port);
     let echoes = round_trip.then(|| Recording {
@@ -363,12 +438,14 @@ pub async fn run_trial(
         let batcher = DatagramBatcher::new(sock, peer, spec.gso).context("preparing the UDP socket")?;
         let mut errors = ErrorLog::default();
         ctl.send(&ControlMsg::Start).await?;
-        let paced = while_receiver_quiet(&mut ctl, pace_datagrams(spec, rate, &batcher, &mut errors)).await?;
+        let paced =
+            session::while_receiver_quiet(&mut ctl, pace_datagrams(spec, rate, &batcher, &mut errors))
+                .await?;
         (paced, errors, JoinSet::new(), None, None)
     } else {
         let open = open_writers(spec, peer, local_ip, cert, echoes.as_ref()).await?;
         ctl.send(&ControlMsg::Start).await?;
-        let paced = while_receiver_quiet(&mut ctl, pace(spec, rate, &open.writers)).await?;
+        let paced = session::while_receiver_quiet(&mut ctl, pace(spec, rate, &open.writers)).await?;
         (
             paced,
             open.writers.finish(spec.loss_timeout).await,
@@ -393,15 +470,14 @@ pub async fn run_trial(
         wait_ns: if echoes.is_none() { remaining } else { 0 },
     })
     .await?;
-    let (mut deliveries, _, report) = sender::collect(&mut ctl, Duration::from_nanos(remaining)).await?;
+    let (mut deliveries, _, report) = session::collect(&mut ctl, Duration::from_nanos(remaining)).await?;
     if let Some(rec) = &echoes {
         // Round trip: when each echo came back, on this host's clock.
         deliveries = rec.log.take();
     }
     let cpu_ns = thread_cpu_ns().saturating_sub(cpu_start);
     if let Some((endpoint, conn)) = quic {
-        conn.close(0u32.into(), b"trial over");
-        let _ = tokio::time::timeout(Duration::from_secs(1), endpoint.wait_idle()).await;
+        transport::quic_close(&endpoint, Some(&conn)).await;
     }
     build_result(
         spec,
@@ -416,23 +492,6 @@ pub async fn run_trial(
         tcp_congestion,
         round_trip,
     )
-}
-
-/// Runs the data plane while the receiver stays quiet: it says nothing
-/// between start and stop, so anything on the control connection (above
-/// all its end) aborts the trial.
-pub(crate) async fn while_receiver_quiet<T>(
-    ctl: &mut ControlChannel,
-    data_plane: impl std::future::Future<Output = std::io::Result<T>>,
-) -> anyhow::Result<T> {
-    tokio::select! {
-        paced = data_plane => paced.context("pacing the workload"),
-        msg = ctl.recv() => match msg {
-            Ok(ControlMsg::Refused { reason }) => bail!("receiver aborted the trial: {reason}"),
-            Ok(other) => bail!("receiver broke the protocol: {} during a trial", other.name()),
-            Err(e) => Err(anyhow::Error::new(e).context("lost the receiver mid-trial; no result written")),
-        },
-    }
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -450,7 +509,7 @@ fn build_result(
     round_trip: bool,
 ) -> anyhow::Result<TrialResult> {
     let wait_ns = spec.loss_timeout.as_nanos() as u64;
-    let matched = oneway::match_deliveries(spec.streams, &paced.sent, &deliveries, wait_ns);
+    let matched = analysis::match_deliveries(spec.streams, &paced.sent, &deliveries, wait_ns);
     let mut counters = matched.counters.clone();
     counters.errors = errors.count;
     let lat = LatencySummary::from_histogram(&matched.lat)?;
@@ -464,7 +523,7 @@ fn build_result(
         (None, true) => (base.0, "base (round trip)"),
         (None, false) => (2 * base.0, "2 x base"),
     };
-    let theory = oneway::expectation(
+    let theory = analysis::expectation(
         spec.transport,
         spec.streams,
         rate,
@@ -479,15 +538,15 @@ fn build_result(
         rtt_source: rtt_source.into(),
     };
     let mut hol = (spec.workload == Workload::Multistream)
-        .then(|| oneway::hol_metrics(&matched.messages, spec.streams, &reference, theory))
+        .then(|| analysis::hol_metrics(&matched.messages, spec.streams, &reference, theory))
         .transpose()?;
     if let Some(h) = hol.as_mut() {
         h.backlog = spec.transport != Transport::Udp && counters.lost > 0;
     }
     let udp = (spec.transport == Transport::Udp)
-        .then(|| oneway::udp_metrics(&matched.flows, wait_ns, spec.size, paced.measured_ns))
+        .then(|| analysis::udp_metrics(&matched.flows, wait_ns, spec.size, paced.measured_ns))
         .transpose()?;
-    let invalid_reasons = sender::invalid_reasons(
+    let invalid_reasons = session::invalid_reasons(
         spec,
         &send_lag,
         paced.measured_ns,

@@ -1,25 +1,27 @@
 //! The receiver agent: serves control sessions until stopped; each session
 //! authenticates, then runs trials, each on fresh data-plane sockets.
 
+pub mod listen;
+
 use anyhow::{bail, Context};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
 use transbench_wire::auth::{from_hex, random_nonce, to_hex, FrameMac, Role, Secret, NONCE_LEN};
 use transbench_wire::control::SAMPLES_PER_FRAME;
 use transbench_wire::control::{MAGIC, PROTOCOL_VERSION};
 use transbench_wire::delivery::{self, RECORDS_PER_FRAME};
-use transbench_wire::{CloseMode, ControlMsg, TimeWaitSample, Transport, TrialSetup, Workload, HEADER_LEN};
+use transbench_wire::{ControlMsg, TimeWaitSample, TrialSetup, Workload, HEADER_LEN};
 
-use crate::churn::NamespaceWatch;
 use crate::clock::thread_cpu_ns;
 use crate::control_io::{ControlChannel, ControlIoError};
-use crate::dataplane::multi::{self, DeliveryLog, Recording};
-use crate::dataplane::{churn, quic, stream, udp, ServeCounters};
-use crate::tls::Identity;
+use crate::dataplane::multi::{self, DeliveryLog};
+use crate::dataplane::ServeCounters;
+use crate::transport::tls::Identity;
+use crate::workload::churn::NamespaceWatch;
 
 /// How long a peer may take over the hello and auth exchange.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -31,10 +33,11 @@ pub struct Receiver {
     ctx: Arc<ReceiverState>,
 }
 
-struct ReceiverState {
+/// What every trial of a receiver shares: its secret and TLS identity.
+pub struct ReceiverState {
     secret: Option<Secret>,
-    identity: Identity,
-    tls: Arc<rustls::ServerConfig>,
+    pub(crate) identity: Identity,
+    pub(crate) tls: Arc<rustls::ServerConfig>,
 }
 
 impl Receiver {
@@ -285,8 +288,16 @@ async fn trials(
                 if trial.is_some() {
                     return Err(refuse(&mut ctl, "setup while a trial is running".into()).await);
                 }
-                match TrialServer::start(&setup, ctx, local_ip, peer_ip).await {
-                    Ok((server, ready)) => {
+                let served = match validate(&setup) {
+                    Ok(()) => crate::workload::serve_trial(&setup, ctx, local_ip, peer_ip).await,
+                    Err(e) => Err(e),
+                };
+                match served {
+                    Ok(server) => {
+                        let ready = ControlMsg::Ready {
+                            data_port: server.data_port,
+                            cert_sha256: certificate(&setup, ctx),
+                        };
                         tracing::info!(transport = %setup.transport, size = setup.size, "trial set up");
                         trial = Some(server);
                         ctl.send(&ready).await?;
@@ -335,20 +346,30 @@ async fn trials(
 
 /// The longest a receiver waits for a one-way trial's last messages (the
 /// sender refuses longer loss timeouts).
-const MAX_DRAIN_NS: u64 = crate::sender::MAX_ONE_WAY_WAIT.as_nanos() as u64;
+const MAX_DRAIN_NS: u64 = crate::spec::MAX_ONE_WAY_WAIT.as_nanos() as u64;
+
+/// The fingerprint the sender pins, for transports inside TLS.
+fn certificate(setup: &TrialSetup, ctx: &ReceiverState) -> Option<String> {
+    setup
+        .transport
+        .uses_tls()
+        .then(|| ctx.identity.fingerprint.clone())
+}
 
 /// One trial's data plane; dropping it stops every task it started.
-struct TrialServer {
-    tasks: JoinSet<()>,
-    counters: Arc<ServeCounters>,
-    cpu_start: u64,
-    quic: Option<quinn::Endpoint>,
+pub struct TrialServer {
+    pub(crate) tasks: JoinSet<()>,
+    pub(crate) counters: Arc<ServeCounters>,
+    pub(crate) cpu_start: u64,
+    pub(crate) quic: Option<quinn::Endpoint>,
     /// One-way workloads: what was delivered.
-    deliveries: Option<Arc<DeliveryLog>>,
+    pub(crate) deliveries: Option<Arc<DeliveryLog>>,
     /// Churn: the namespace watch to start at Start (with the trial's own
     /// sockets, when TCP), and the watch from Start to Stop.
-    watch_plan: Option<Option<procnet::PortFilter>>,
-    watch: Option<NamespaceWatch>,
+    pub(crate) watch_plan: Option<Option<procnet::PortFilter>>,
+    pub(crate) watch: Option<NamespaceWatch>,
+    /// Where the sender sends its data.
+    pub(crate) data_port: u16,
 }
 
 fn validate(setup: &TrialSetup) -> anyhow::Result<()> {
@@ -366,10 +387,7 @@ fn validate(setup: &TrialSetup) -> anyhow::Result<()> {
             multi::MAX_STREAMS
         );
     }
-    let max = match setup.transport {
-        Transport::Udp => udp::MAX_DATAGRAM,
-        _ => stream::MAX_MESSAGE,
-    };
+    let max = crate::transport::max_message(setup.transport);
     let size = setup.size as usize;
     if !(HEADER_LEN..=max).contains(&size) {
         bail!(
@@ -381,213 +399,6 @@ fn validate(setup: &TrialSetup) -> anyhow::Result<()> {
 }
 
 impl TrialServer {
-    async fn start(
-        setup: &TrialSetup,
-        ctx: &ReceiverState,
-        local_ip: IpAddr,
-        peer_ip: IpAddr,
-    ) -> anyhow::Result<(Self, ControlMsg)> {
-        validate(setup)?;
-        match setup.workload {
-            Workload::Rr => {}
-            Workload::Churn | Workload::Handshake => {
-                return Self::start_churn(setup, ctx, local_ip, peer_ip).await
-            }
-            Workload::Multistream | Workload::Stream => {
-                return Self::start_one_way(setup, ctx, local_ip, peer_ip).await
-            }
-        }
-        let size = setup.size as usize;
-        let counters = Arc::new(ServeCounters::default());
-        let mut tasks = JoinSet::new();
-        let mut quic_endpoint = None;
-        let data_port = match setup.transport {
-            Transport::Udp => {
-                let port = setup
-                    .udp_peer_port
-                    .context("UDP setup without the sender's data port")?;
-                let sock = UdpSocket::bind((local_ip, 0)).await?;
-                // Connected: the kernel drops datagrams from anyone else.
-                sock.connect((peer_ip, port)).await?;
-                let data_port = sock.local_addr()?.port();
-                let c = counters.clone();
-                tasks.spawn(async move {
-                    if let Err(e) = udp::serve(sock, size, c).await {
-                        tracing::warn!("UDP data plane failed: {e}");
-                    }
-                });
-                data_port
-            }
-            Transport::Tcp | Transport::TcpTls => {
-                let (listener, data_port, acceptor) = bind_tcp(setup, ctx, local_ip).await?;
-                let c = counters.clone();
-                tasks.spawn(accept_streams(
-                    listener,
-                    acceptor,
-                    peer_ip,
-                    setup.tcp_congestion.clone(),
-                    c,
-                    ConnectionRole::Serve(size),
-                ));
-                data_port
-            }
-            Transport::Quic => {
-                let (endpoint, data_port) = bind_quic(setup, ctx, local_ip)?;
-                tasks.spawn(quic::serve(endpoint.clone(), peer_ip, size, counters.clone()));
-                quic_endpoint = Some(endpoint);
-                data_port
-            }
-            other => bail!("{other} does not run the request/response workload"),
-        };
-        Ok((
-            TrialServer {
-                tasks,
-                counters,
-                cpu_start: thread_cpu_ns(),
-                quic: quic_endpoint,
-                deliveries: None,
-                watch_plan: None,
-                watch: None,
-            },
-            ControlMsg::Ready {
-                data_port,
-                cert_sha256: certificate(setup, ctx),
-            },
-        ))
-    }
-
-    /// The data plane of one-way workloads (multistream; stream, one UDP
-    /// flow): every stream read concurrently, every message's delivery
-    /// recorded.
-    async fn start_one_way(
-        setup: &TrialSetup,
-        ctx: &ReceiverState,
-        local_ip: IpAddr,
-        peer_ip: IpAddr,
-    ) -> anyhow::Result<(Self, ControlMsg)> {
-        let rec = Recording {
-            streams: setup.streams.max(1),
-            size: setup.size as usize,
-            kind: transbench_wire::MessageKind::Request,
-            echo: setup.echo,
-            log: Arc::new(DeliveryLog::default()),
-            counters: Arc::new(ServeCounters::default()),
-        };
-        let mut tasks = JoinSet::new();
-        let mut quic_endpoint = None;
-        let data_port = match setup.transport {
-            Transport::Udp => {
-                let sock = UdpSocket::bind((local_ip, 0)).await?;
-                udp::enlarge_receive_buffer(&sock, udp::RECEIVE_BUFFER);
-                let data_port = sock.local_addr()?.port();
-                let rec = rec.clone();
-                tasks.spawn(async move {
-                    if let Err(e) = multi::read_datagrams(Arc::new(sock), peer_ip, rec).await {
-                        tracing::warn!("UDP data plane failed: {e}");
-                    }
-                });
-                data_port
-            }
-            Transport::Quic => {
-                let (endpoint, data_port) = bind_quic(setup, ctx, local_ip)?;
-                tasks.spawn(multi::serve_quic(endpoint.clone(), peer_ip, rec.clone()));
-                quic_endpoint = Some(endpoint);
-                data_port
-            }
-            transport => {
-                let (listener, data_port, acceptor) = bind_tcp(setup, ctx, local_ip).await?;
-                let role = if transport == Transport::TcpN {
-                    ConnectionRole::ReadFramed(rec.clone())
-                } else {
-                    ConnectionRole::ReadMux(rec.clone())
-                };
-                tasks.spawn(accept_streams(
-                    listener,
-                    acceptor,
-                    peer_ip,
-                    setup.tcp_congestion.clone(),
-                    rec.counters.clone(),
-                    role,
-                ));
-                data_port
-            }
-        };
-        Ok((
-            TrialServer {
-                tasks,
-                counters: rec.counters,
-                cpu_start: thread_cpu_ns(),
-                quic: quic_endpoint,
-                deliveries: Some(rec.log),
-                watch_plan: None,
-                watch: None,
-            },
-            ControlMsg::Ready {
-                data_port,
-                cert_sha256: certificate(setup, ctx),
-            },
-        ))
-    }
-
-    /// Churn and handshake: one transaction per connection, closed as the
-    /// sender asked, with this namespace watched from Start to Stop.
-    async fn start_churn(
-        setup: &TrialSetup,
-        ctx: &ReceiverState,
-        local_ip: IpAddr,
-        peer_ip: IpAddr,
-    ) -> anyhow::Result<(Self, ControlMsg)> {
-        let size = setup.size as usize;
-        let counters = Arc::new(ServeCounters::default());
-        let mut tasks = JoinSet::new();
-        let mut quic_endpoint = None;
-        let data_port = if setup.transport.is_quic() {
-            let (endpoint, data_port) = bind_quic(setup, ctx, local_ip)?;
-            tasks.spawn(churn::serve_quic(
-                endpoint.clone(),
-                peer_ip,
-                size,
-                setup.close,
-                setup.transport == Transport::Quic0Rtt,
-                counters.clone(),
-            ));
-            quic_endpoint = Some(endpoint);
-            data_port
-        } else {
-            let (listener, data_port, acceptor) = bind_tcp(setup, ctx, local_ip).await?;
-            tasks.spawn(accept_streams(
-                listener,
-                acceptor,
-                peer_ip,
-                setup.tcp_congestion.clone(),
-                counters.clone(),
-                ConnectionRole::Transaction(size, setup.close),
-            ));
-            data_port
-        };
-        Ok((
-            TrialServer {
-                tasks,
-                counters,
-                cpu_start: thread_cpu_ns(),
-                quic: quic_endpoint,
-                deliveries: None,
-                // TCP on the data port; QUIC has no TIME_WAIT of its own.
-                watch_plan: Some(
-                    setup
-                        .transport
-                        .is_tcp()
-                        .then_some(procnet::PortFilter::Local(data_port..=data_port)),
-                ),
-                watch: None,
-            },
-            ControlMsg::Ready {
-                data_port,
-                cert_sha256: certificate(setup, ctx),
-            },
-        ))
-    }
-
     /// Waits until `expect` distinct messages have arrived, at most `wait_ns`.
     async fn await_deliveries(&self, expect: u64, wait_ns: u64) {
         if let Some(log) = &self.deliveries {
@@ -619,161 +430,6 @@ impl TrialServer {
         report.namespace = namespace;
         (report, deliveries, samples)
     }
-}
-
-/// The fingerprint the sender pins, for transports inside TLS.
-fn certificate(setup: &TrialSetup, ctx: &ReceiverState) -> Option<String> {
-    setup
-        .transport
-        .uses_tls()
-        .then(|| ctx.identity.fingerprint.clone())
-}
-
-/// A QUIC endpoint for one trial, with the congestion controller it asks
-/// for, and its port.
-fn bind_quic(
-    setup: &TrialSetup,
-    ctx: &ReceiverState,
-    local_ip: IpAddr,
-) -> anyhow::Result<(quinn::Endpoint, u16)> {
-    let config = ctx.identity.quic_server_config(
-        setup.quic_congestion.as_deref(),
-        setup.transport == Transport::Quic0Rtt,
-    )?;
-    let endpoint = quinn::Endpoint::server(config, SocketAddr::new(local_ip, 0))?;
-    let port = endpoint.local_addr()?.port();
-    Ok((endpoint, port))
-}
-
-/// A TCP listener for one trial, its port, and a TLS acceptor when the
-/// transport runs inside TLS.
-async fn bind_tcp(
-    setup: &TrialSetup,
-    ctx: &ReceiverState,
-    local_ip: IpAddr,
-) -> anyhow::Result<(TcpListener, u16, Option<tokio_rustls::TlsAcceptor>)> {
-    let listener = TcpListener::bind((local_ip, 0)).await?;
-    let port = listener.local_addr()?.port();
-    let acceptor = setup
-        .transport
-        .uses_tls()
-        .then(|| tokio_rustls::TlsAcceptor::from(ctx.tls.clone()));
-    Ok((listener, port, acceptor))
-}
-
-/// What a data connection is for.
-#[derive(Clone)]
-enum ConnectionRole {
-    /// Request/response: answer every request with `size` bytes.
-    Serve(usize),
-    /// Multistream over one connection: record every message of every stream.
-    ReadMux(Recording),
-    /// Multistream, one connection per stream.
-    ReadFramed(Recording),
-    /// Churn: answer the one request, then close as the sender asked.
-    Transaction(usize, CloseMode),
-}
-
-impl ConnectionRole {
-    async fn run<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
-        self,
-        io: S,
-        counters: Arc<ServeCounters>,
-    ) -> std::io::Result<()> {
-        match self {
-            ConnectionRole::Serve(size) => {
-                let (r, w) = tokio::io::split(io);
-                stream::serve(r, w, size, counters).await
-            }
-            ConnectionRole::ReadMux(rec) => {
-                let (r, w) = tokio::io::split(io);
-                multi::read_mux(r, rec.echo.then_some(w), rec).await
-            }
-            ConnectionRole::ReadFramed(rec) => {
-                let (r, w) = tokio::io::split(io);
-                multi::read_framed(r, rec.echo.then_some(w), rec).await
-            }
-            ConnectionRole::Transaction(size, close) => {
-                let mut io = io;
-                churn::answer(&mut io, size, close, &counters).await?;
-                churn::await_fin(&mut io).await
-            }
-        }
-    }
-}
-
-async fn accept_streams(
-    listener: TcpListener,
-    tls: Option<tokio_rustls::TlsAcceptor>,
-    peer_ip: IpAddr,
-    congestion: Option<String>,
-    counters: Arc<ServeCounters>,
-    role: ConnectionRole,
-) {
-    // Accepted sockets inherit the namespace default: no pin needed for it.
-    let congestion = congestion.filter(|name| !crate::congestion::is_namespace_default(Some(name)));
-    let mut conns = JoinSet::new();
-    loop {
-        let (tcp, from) = match listener.accept().await {
-            Ok(a) => a,
-            Err(e) => {
-                tracing::warn!("data accept failed: {e}");
-                return;
-            }
-        };
-        while conns.try_join_next().is_some() {}
-        if from.ip() != peer_ip {
-            counters.rejected();
-            continue;
-        }
-        // A plain TCP transaction writes once, which Nagle never holds back.
-        if tls.is_some() || !matches!(role, ConnectionRole::Transaction(..)) {
-            let _ = tcp.set_nodelay(true);
-        }
-        if let Some(name) = &congestion {
-            if let Err(e) = crate::congestion::set(&tcp, name) {
-                tracing::warn!("cannot pin congestion control {name} as the sender asked: {e}");
-            }
-        }
-        // Once is enough for the record (churn accepts thousands per second).
-        if !counters.has_tcp_congestion() {
-            if let Ok(name) = crate::congestion::get(&tcp) {
-                counters.tcp_congestion(name);
-            }
-        }
-        counters.connection();
-        let (tls, counters, role) = (tls.clone(), counters.clone(), role.clone());
-        conns.spawn(async move {
-            let served = match (role, tls) {
-                (ConnectionRole::Transaction(size, close), Some(acceptor)) => {
-                    tls_transaction(tcp, acceptor, size, close, &counters).await
-                }
-                (role, None) => role.run(tcp, counters).await,
-                (role, Some(acceptor)) => match acceptor.accept(tcp).await {
-                    Ok(tls) => role.run(tls, counters).await,
-                    Err(e) => Err(e),
-                },
-            };
-            if let Err(e) = served {
-                tracing::debug!("data connection ended: {e}");
-            }
-        });
-    }
-}
-
-/// Churn over TLS: one transaction, then the client's FIN read on the TCP
-/// stream underneath (see [`churn::await_fin`]).
-async fn tls_transaction(
-    tcp: TcpStream,
-    acceptor: tokio_rustls::TlsAcceptor,
-    size: usize,
-    close: CloseMode,
-    counters: &ServeCounters,
-) -> std::io::Result<()> {
-    let mut tls = acceptor.accept(tcp).await?;
-    churn::answer(&mut tls, size, close, counters).await?;
-    let (mut tcp, _) = tls.into_inner();
-    churn::await_fin(&mut tcp).await
 }
 
 /// What `--listen` resolves to; a bare port means loopback.

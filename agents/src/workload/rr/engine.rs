@@ -11,7 +11,7 @@ use transbench_wire::MessageHeader;
 use crate::clock::{mono_now_ns, Pacer};
 use crate::dataplane::{ErrorLog, RequestSink, ResponseSource};
 use crate::schedule::OpenLoopSchedule;
-use crate::tracker::{RrTracker, TrackerTotals};
+use crate::workload::rr::tracker::{RrTracker, TrackerTotals};
 
 #[derive(Debug, Clone, Copy)]
 pub struct RrPlan {

@@ -12,7 +12,7 @@ use std::os::fd::AsRawFd;
 pub const PREFERRED: &str = "cubic";
 
 pub fn set(socket: &impl AsRawFd, name: &str) -> io::Result<()> {
-    crate::sockopt::set(socket, libc::IPPROTO_TCP, libc::TCP_CONGESTION, name.as_bytes())
+    crate::transport::sockopt::set(socket, libc::IPPROTO_TCP, libc::TCP_CONGESTION, name.as_bytes())
 }
 
 pub fn get(socket: &impl AsRawFd) -> io::Result<String> {

@@ -17,19 +17,21 @@ use transbench_reports::{
     TimeWaitPoint, TimeWaitSeries, TrialParams, TrialResult, ZeroRtt,
 };
 use transbench_wire::{
-    CloseMode, ControlMsg, MessageHeader, NamespaceReport, TimeWaitSample, Transport, TrialSetup,
+    Carrier, CloseMode, ControlMsg, MessageHeader, NamespaceReport, TimeWaitSample, Transport, TrialSetup,
 };
 
 use crate::clock::{mono_now_ns, thread_cpu_ns, Pacer};
 use crate::control_io::ControlChannel;
 use crate::dataplane::churn::{Dialer, Failure, PortChoice, Timings};
 use crate::dataplane::ErrorLog;
-use crate::oneway_sender::while_receiver_quiet;
-use crate::rr::{wall_at, START_LEAD_NS};
+use crate::dataplane::{churn, ServeCounters};
+use crate::receiver::{listen, ReceiverState, TrialServer};
 use crate::schedule::OpenLoopSchedule;
-use crate::sender::{self, TrialSpec};
-use crate::tracker::record;
-use crate::{congestion, tls};
+use crate::session;
+use crate::spec::TrialSpec;
+use crate::transport::{self, congestion, tls};
+use crate::workload::rr::engine::{wall_at, START_LEAD_NS};
+use crate::workload::rr::tracker::record;
 
 /// TIME_WAIT is sampled this often on both agents.
 pub const SAMPLE_INTERVAL_NS: u64 = 100_000_000;
@@ -356,13 +358,79 @@ pub fn parse_port_range(s: &str) -> Result<(u16, u16), String> {
     Ok((lo, hi))
 }
 
-fn setup_of(transport: Transport) -> Setup {
-    match transport {
-        Transport::TcpTls => Setup::TcpTls13,
-        Transport::Quic => Setup::Quic,
-        Transport::Quic0Rtt => Setup::Quic0Rtt,
-        _ => Setup::Tcp,
-    }
+/// What setting up a connection of `transport` costs, in theory.
+fn setup_of(transport: Transport) -> anyhow::Result<Setup> {
+    let caps = transport.capabilities();
+    Ok(match (caps.carrier, caps.tls, caps.zero_rtt) {
+        (Carrier::Tcp, false, false) => Setup::Tcp,
+        (Carrier::Tcp, true, false) => Setup::TcpTls13,
+        (Carrier::Quic, _, false) => Setup::Quic,
+        (Carrier::Quic, _, true) => Setup::Quic0Rtt,
+        (Carrier::Udp, ..) | (Carrier::Tcp, _, true) => {
+            anyhow::bail!("{transport} opens no connection of a kind churn can time")
+        }
+    })
+}
+
+/// The receiver's side of churn and handshake: one transaction per connection, closed as the
+/// sender asked, with this namespace watched from Start to Stop.
+pub async fn serve(
+    setup: &TrialSetup,
+    ctx: &ReceiverState,
+    local_ip: IpAddr,
+    peer_ip: IpAddr,
+) -> anyhow::Result<TrialServer> {
+    let size = setup.size as usize;
+    let counters = Arc::new(ServeCounters::default());
+    let mut tasks = JoinSet::new();
+    let mut quic_endpoint = None;
+    let data_port = match setup.transport.capabilities().carrier {
+        Carrier::Quic => {
+            let (endpoint, data_port) = listen::bind_quic(setup, ctx, local_ip)?;
+            tasks.spawn(churn::serve_quic(
+                endpoint.clone(),
+                peer_ip,
+                size,
+                setup.close,
+                setup.transport.capabilities().zero_rtt,
+                counters.clone(),
+            ));
+            quic_endpoint = Some(endpoint);
+            data_port
+        }
+        Carrier::Tcp => {
+            let (listener, data_port, acceptor) = listen::bind_tcp(setup, ctx, local_ip).await?;
+            tasks.spawn(listen::accept_streams(
+                listener,
+                acceptor,
+                peer_ip,
+                setup.tcp_congestion.clone(),
+                counters.clone(),
+                listen::ConnectionRole::Transaction(size, setup.close),
+            ));
+            data_port
+        }
+        Carrier::Udp => anyhow::bail!(
+            "{} opens no connections: churn needs a connection per transaction",
+            setup.transport
+        ),
+    };
+    Ok(TrialServer {
+        tasks,
+        counters,
+        cpu_start: thread_cpu_ns(),
+        quic: quic_endpoint,
+        deliveries: None,
+        // TCP on the data port; QUIC has no TIME_WAIT of its own.
+        watch_plan: Some(
+            setup
+                .transport
+                .is_tcp()
+                .then_some(procnet::PortFilter::Local(data_port..=data_port)),
+        ),
+        watch: None,
+        data_port,
+    })
 }
 
 /// Runs one churn or handshake trial on an authenticated control session.
@@ -378,7 +446,7 @@ pub async fn run_trial(
         .context("churn is open-loop: it needs a connection rate")?;
     let local_ip = ctl.stream().local_addr()?.ip();
     let options = &spec.churn;
-    let (port, cert) = sender::setup(
+    let (port, cert) = session::setup(
         &mut ctl,
         TrialSetup {
             transport: spec.transport,
@@ -387,10 +455,7 @@ pub async fn run_trial(
             streams: 0,
             udp_peer_port: None,
             quic_stream: Default::default(),
-            tcp_congestion: spec
-                .transport
-                .is_tcp()
-                .then(|| spec.congestion.clone().unwrap_or(congestion::PREFERRED.into())),
+            tcp_congestion: spec.tcp_congestion(),
             quic_congestion: spec.quic_congestion(),
             echo: false,
             close: options.close,
@@ -406,29 +471,24 @@ pub async fn run_trial(
     let control_port = ctl.stream().local_addr()?.port();
     let zero_rtt = spec.transport == Transport::Quic0Rtt;
     let mut endpoint = None;
-    let dialer = if spec.transport.is_quic() {
-        let mut e =
-            quinn::Endpoint::client(SocketAddr::new(local_ip, 0)).context("opening the QUIC endpoint")?;
-        let pin = sender::pinned(cert)?;
-        let cc = spec.congestion.as_deref();
-        e.set_default_client_config(tls::quic_client_config(&pin, cc)?);
-        endpoint = Some(e.clone());
-        Dialer::Quic {
-            endpoint: e,
-            zero_rtt: zero_rtt
-                .then(|| tls::ZeroRttClient::new(&pin, cc).map(Box::new))
-                .transpose()?,
+    let caps = spec.transport.capabilities();
+    let dialer = match caps.carrier {
+        Carrier::Quic => {
+            let pin = transport::pinned(cert.clone())?;
+            let cc = spec.congestion.as_deref();
+            let e = transport::quic_client(local_ip, cert, cc)?;
+            endpoint = Some(e.clone());
+            Dialer::Quic {
+                endpoint: e,
+                zero_rtt: zero_rtt
+                    .then(|| tls::ZeroRttClient::new(&pin, cc).map(Box::new))
+                    .transpose()?,
+            }
         }
-    } else {
-        Dialer::Tcp {
+        Carrier::Tcp => Dialer::Tcp {
             congestion: (!congestion::is_namespace_default(spec.congestion.as_deref()))
                 .then(|| spec.congestion.clone()),
-            tls: match spec.transport {
-                Transport::TcpTls => Some(tokio_rustls::TlsConnector::from(tls::tls_client_config(
-                    &sender::pinned(cert)?,
-                )?)),
-                _ => None,
-            },
+            tls: caps.tls.then(|| transport::tls_connector(cert)).transpose()?,
             ports: match (&range, options.port_cycle) {
                 (Some(range), true) => PortChoice::Cycle {
                     range: (range.lo, range.hi),
@@ -443,7 +503,11 @@ pub async fn run_trial(
                 },
             },
             pinned: Default::default(),
-        }
+        },
+        Carrier::Udp => anyhow::bail!(
+            "{} opens no connections: churn needs a connection per transaction",
+            spec.transport
+        ),
     };
     let dialer = Arc::new(dialer);
     if zero_rtt {
@@ -482,20 +546,20 @@ pub async fn run_trial(
         close: options.close,
         size: spec.size,
     };
-    let outcome = while_receiver_quiet(&mut ctl, run_schedule(dialer.clone(), peer, local_ip, plan)).await;
+    let outcome =
+        session::while_receiver_quiet(&mut ctl, run_schedule(dialer.clone(), peer, local_ip, plan)).await;
     let cpu_ns = thread_cpu_ns().saturating_sub(cpu_start);
     let (sender_ns, sender_samples) = watch.finish();
     let outcome = outcome?;
     if let Some(e) = endpoint {
-        e.close(0u32.into(), b"trial over");
-        let _ = tokio::time::timeout(Duration::from_secs(1), e.wait_idle()).await;
+        transport::quic_close(&e, None).await;
     }
     ctl.send(&ControlMsg::Stop {
         expect: None,
         wait_ns: 0,
     })
     .await?;
-    let (_, receiver_samples, mut receiver) = sender::collect(&mut ctl, Duration::ZERO).await?;
+    let (_, receiver_samples, mut receiver) = session::collect(&mut ctl, Duration::ZERO).await?;
     let receiver_ns = receiver.namespace.take();
     // One host, one clock; across hosts, line the receiver's start up
     // with the Start frame's.
@@ -584,7 +648,7 @@ fn build_result(
         port_cycle: spec.churn.port_cycle,
         timestamps: sysctl(&sides.sender, "net.ipv4.tcp_timestamps").map(|v| v != "0"),
     });
-    let setup = setup_of(spec.transport);
+    let setup = setup_of(spec.transport)?;
     let rtt_ns = spec.hol.rtt_ns;
     let expectation = ChurnExpectation {
         time_wait_s: theory::TIME_WAIT_S,
@@ -672,7 +736,7 @@ fn build_result(
         expectation,
     };
     // Failed connections are this workload's findings, not a broken trial.
-    let invalid_reasons = sender::invalid_reasons(
+    let invalid_reasons = session::invalid_reasons(
         spec,
         &send_lag,
         o.measured_ns,

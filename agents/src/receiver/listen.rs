@@ -1,0 +1,161 @@
+//! The receiver's data-plane listeners: a QUIC endpoint or a TCP listener
+//! (with TLS where the transport runs inside it) per trial, and what each
+//! accepted byte stream is for.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinSet;
+use transbench_wire::{CloseMode, TrialSetup};
+
+use super::ReceiverState;
+use crate::dataplane::multi::{self, Recording};
+use crate::dataplane::{churn, stream, ServeCounters};
+
+/// A QUIC endpoint for one trial, with the congestion controller it asks
+/// for, and its port.
+pub fn bind_quic(
+    setup: &TrialSetup,
+    ctx: &ReceiverState,
+    local_ip: IpAddr,
+) -> anyhow::Result<(quinn::Endpoint, u16)> {
+    let config = ctx.identity.quic_server_config(
+        setup.quic_congestion.as_deref(),
+        setup.transport.capabilities().zero_rtt,
+    )?;
+    let endpoint = quinn::Endpoint::server(config, SocketAddr::new(local_ip, 0))?;
+    let port = endpoint.local_addr()?.port();
+    Ok((endpoint, port))
+}
+
+/// A TCP listener for one trial, its port, and a TLS acceptor when the
+/// transport runs inside TLS.
+pub async fn bind_tcp(
+    setup: &TrialSetup,
+    ctx: &ReceiverState,
+    local_ip: IpAddr,
+) -> anyhow::Result<(TcpListener, u16, Option<tokio_rustls::TlsAcceptor>)> {
+    let listener = TcpListener::bind((local_ip, 0)).await?;
+    let port = listener.local_addr()?.port();
+    let acceptor = setup
+        .transport
+        .uses_tls()
+        .then(|| tokio_rustls::TlsAcceptor::from(ctx.tls.clone()));
+    Ok((listener, port, acceptor))
+}
+
+/// What a data connection is for.
+#[derive(Clone)]
+pub enum ConnectionRole {
+    /// Request/response: answer every request with `size` bytes.
+    Serve(usize),
+    /// Multistream over one connection: record every message of every stream.
+    ReadMux(Recording),
+    /// Multistream, one connection per stream.
+    ReadFramed(Recording),
+    /// Churn: answer the one request, then close as the sender asked.
+    Transaction(usize, CloseMode),
+}
+
+impl ConnectionRole {
+    async fn run<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
+        self,
+        io: S,
+        counters: Arc<ServeCounters>,
+    ) -> std::io::Result<()> {
+        match self {
+            ConnectionRole::Serve(size) => {
+                let (r, w) = tokio::io::split(io);
+                stream::serve(r, w, size, counters).await
+            }
+            ConnectionRole::ReadMux(rec) => {
+                let (r, w) = tokio::io::split(io);
+                multi::read_mux(r, rec.echo.then_some(w), rec).await
+            }
+            ConnectionRole::ReadFramed(rec) => {
+                let (r, w) = tokio::io::split(io);
+                multi::read_framed(r, rec.echo.then_some(w), rec).await
+            }
+            ConnectionRole::Transaction(size, close) => {
+                let mut io = io;
+                churn::answer(&mut io, size, close, &counters).await?;
+                churn::await_fin(&mut io).await
+            }
+        }
+    }
+}
+
+pub async fn accept_streams(
+    listener: TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    peer_ip: IpAddr,
+    congestion: Option<String>,
+    counters: Arc<ServeCounters>,
+    role: ConnectionRole,
+) {
+    // Accepted sockets inherit the namespace default: no pin needed for it.
+    let congestion =
+        congestion.filter(|name| !crate::transport::congestion::is_namespace_default(Some(name)));
+    let mut conns = JoinSet::new();
+    loop {
+        let (tcp, from) = match listener.accept().await {
+            Ok(a) => a,
+            Err(e) => {
+                tracing::warn!("data accept failed: {e}");
+                return;
+            }
+        };
+        while conns.try_join_next().is_some() {}
+        if from.ip() != peer_ip {
+            counters.rejected();
+            continue;
+        }
+        // A plain TCP transaction writes once, which Nagle never holds back.
+        if tls.is_some() || !matches!(role, ConnectionRole::Transaction(..)) {
+            let _ = tcp.set_nodelay(true);
+        }
+        if let Some(name) = &congestion {
+            if let Err(e) = crate::transport::congestion::set(&tcp, name) {
+                tracing::warn!("cannot pin congestion control {name} as the sender asked: {e}");
+            }
+        }
+        // Once is enough for the record (churn accepts thousands per second).
+        if !counters.has_tcp_congestion() {
+            if let Ok(name) = crate::transport::congestion::get(&tcp) {
+                counters.tcp_congestion(name);
+            }
+        }
+        counters.connection();
+        let (tls, counters, role) = (tls.clone(), counters.clone(), role.clone());
+        conns.spawn(async move {
+            let served = match (role, tls) {
+                (ConnectionRole::Transaction(size, close), Some(acceptor)) => {
+                    tls_transaction(tcp, acceptor, size, close, &counters).await
+                }
+                (role, None) => role.run(tcp, counters).await,
+                (role, Some(acceptor)) => match acceptor.accept(tcp).await {
+                    Ok(tls) => role.run(tls, counters).await,
+                    Err(e) => Err(e),
+                },
+            };
+            if let Err(e) = served {
+                tracing::debug!("data connection ended: {e}");
+            }
+        });
+    }
+}
+
+/// Churn over TLS: one transaction, then the client's FIN read on the TCP
+/// stream underneath (see [`churn::await_fin`]).
+async fn tls_transaction(
+    tcp: TcpStream,
+    acceptor: tokio_rustls::TlsAcceptor,
+    size: usize,
+    close: CloseMode,
+    counters: &ServeCounters,
+) -> std::io::Result<()> {
+    let mut tls = acceptor.accept(tcp).await?;
+    churn::answer(&mut tls, size, close, counters).await?;
+    let (mut tcp, _) = tls.into_inner();
+    churn::await_fin(&mut tcp).await
+}

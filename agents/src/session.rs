@@ -1,0 +1,227 @@
+//! The sender's side of a control session: connect and authenticate,
+//! set a trial up, run its data plane while the receiver stays quiet,
+//! collect what the receiver recorded, and the rules that make a trial
+//! invalid. Every workload runs its trial through these.
+
+use anyhow::{bail, Context};
+use std::net::SocketAddr;
+use std::time::Duration;
+use tokio::net::TcpStream;
+use transbench_reports::LatencySummary;
+use transbench_wire::auth::{from_hex, random_nonce, to_hex, FrameMac, Role, Secret, NONCE_LEN};
+use transbench_wire::control::{MAGIC, PROTOCOL_VERSION};
+use transbench_wire::delivery;
+use transbench_wire::{ControlMsg, ReceiverReport, TimeWaitSample, TrialSetup, Workload};
+
+use crate::control_io::ControlChannel;
+use crate::dataplane::ErrorLog;
+use crate::spec::TrialSpec;
+
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+pub const REPLY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A trial whose send lag p99 exceeds this could not keep its schedule.
+pub const MAX_SEND_LAG_P99_NS: u64 = 1_000_000;
+
+/// Resolves `HOST:PORT` (a name or an address).
+pub async fn resolve(connect: &str) -> anyhow::Result<SocketAddr> {
+    tokio::net::lookup_host(connect)
+        .await
+        .with_context(|| format!("cannot resolve --connect {connect:?}: expected HOST:PORT"))?
+        .next()
+        .with_context(|| format!("--connect {connect:?} resolves to no address"))
+}
+
+pub async fn expect_reply(ctl: &mut ControlChannel, what: &str) -> anyhow::Result<ControlMsg> {
+    let msg = tokio::time::timeout(REPLY_TIMEOUT, ctl.recv())
+        .await
+        .with_context(|| format!("receiver did not answer within {REPLY_TIMEOUT:?} (waiting for {what})"))?
+        .with_context(|| format!("waiting for {what}"))?;
+    if let ControlMsg::Refused { reason } = &msg {
+        bail!("receiver refused: {reason}");
+    }
+    Ok(msg)
+}
+
+/// Opens an authenticated control session; returns it with the receiver's
+/// kernel boot id.
+pub async fn connect(
+    addr: SocketAddr,
+    secret: Option<&Secret>,
+) -> anyhow::Result<(ControlChannel, Option<String>)> {
+    let stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr))
+        .await
+        .with_context(|| format!("connecting to the receiver at {addr} timed out"))?
+        .with_context(|| {
+            format!("cannot connect to the receiver at {addr}: is `transbench receiver` running there?")
+        })?;
+    let mut ctl = ControlChannel::new(stream);
+    let client_nonce = random_nonce();
+    ctl.send(&ControlMsg::Hello {
+        magic: MAGIC.into(),
+        version: PROTOCOL_VERSION,
+        client_nonce: to_hex(&client_nonce),
+    })
+    .await?;
+    let ControlMsg::Challenge {
+        server_nonce,
+        auth_required,
+        server_proof,
+    } = expect_reply(&mut ctl, "the challenge").await?
+    else {
+        bail!("receiver at {addr} broke the protocol: expected a challenge");
+    };
+    let server_nonce = from_hex(&server_nonce)
+        .filter(|n| n.len() == NONCE_LEN)
+        .context("receiver sent a malformed nonce")?;
+    let client_proof = match (secret, auth_required) {
+        (None, false) => None,
+        (None, true) => bail!(
+            "receiver at {addr} requires a shared secret: pass --secret-file FILE (or set TRANSBENCH_SECRET)"
+        ),
+        (Some(_), false) => bail!(
+            "receiver at {addr} has no secret configured, so it cannot prove who it is; \
+             start it with the same --secret-file, or drop the secret on this side"
+        ),
+        (Some(s), true) => {
+            let proof = server_proof.context("receiver sent no proof of the secret")?;
+            s.verify(Role::Receiver, &client_nonce, &server_nonce, &proof)
+                .map_err(|_| {
+                    anyhow::anyhow!("authentication failed: receiver at {addr} holds a different secret")
+                })?;
+            Some(s.prove(Role::Sender, &client_nonce, &server_nonce))
+        }
+    };
+    ctl.send(&ControlMsg::Auth { client_proof }).await?;
+    if let Some(s) = secret {
+        ctl.authenticate(FrameMac::new(s, Role::Sender, &client_nonce, &server_nonce));
+    }
+    match expect_reply(&mut ctl, "the welcome").await? {
+        ControlMsg::Welcome { boot_id, .. } => Ok((ctl, boot_id)),
+        other => bail!(
+            "receiver broke the protocol: expected welcome, got {}",
+            other.name()
+        ),
+    }
+}
+
+pub async fn setup(ctl: &mut ControlChannel, setup: TrialSetup) -> anyhow::Result<(u16, Option<String>)> {
+    ctl.send(&ControlMsg::Setup(setup)).await?;
+    match expect_reply(ctl, "ready").await? {
+        ControlMsg::Ready {
+            data_port,
+            cert_sha256,
+        } => Ok((data_port, cert_sha256)),
+        other => bail!(
+            "receiver broke the protocol: expected ready, got {}",
+            other.name()
+        ),
+    }
+}
+
+/// After Stop: what the receiver sends back before its report (one-way
+/// deliveries, churn's TIME_WAIT samples), and the report. The first frame
+/// may take `drain` longer while the receiver waits for stragglers.
+pub async fn collect(
+    ctl: &mut ControlChannel,
+    drain: Duration,
+) -> anyhow::Result<(Vec<delivery::Delivery>, Vec<TimeWaitSample>, ReceiverReport)> {
+    let mut deliveries = Vec::new();
+    let mut samples = Vec::new();
+    let mut within = drain + REPLY_TIMEOUT;
+    loop {
+        let reply = tokio::time::timeout(within, expect_reply(ctl, "the receiver's records and report"))
+            .await
+            .with_context(|| format!("receiver sent no report within {within:?} of the trial's end"))?;
+        within = REPLY_TIMEOUT;
+        match reply.context("lost the receiver before its report; no result written")? {
+            ControlMsg::Deliveries { records } => deliveries
+                .extend(delivery::decode(&records).context("receiver sent malformed delivery records")?),
+            ControlMsg::TimeWait { samples: batch } => samples.extend(batch),
+            ControlMsg::Report(report) => return Ok((deliveries, samples, report)),
+            other => bail!(
+                "receiver broke the protocol: expected records or a report, got {}",
+                other.name()
+            ),
+        }
+    }
+}
+
+pub fn pinned(cert: Option<String>) -> anyhow::Result<String> {
+    cert.context("receiver sent no certificate fingerprint for a TLS transport")
+}
+
+/// Runs the data plane while the receiver stays quiet: it says nothing
+/// between start and stop, so anything on the control connection (above
+/// all its end) aborts the trial.
+pub async fn while_receiver_quiet<T>(
+    ctl: &mut ControlChannel,
+    data_plane: impl std::future::Future<Output = std::io::Result<T>>,
+) -> anyhow::Result<T> {
+    tokio::select! {
+        paced = data_plane => paced.context("pacing the workload"),
+        msg = ctl.recv() => match msg {
+            Ok(ControlMsg::Refused { reason }) => bail!("receiver aborted the trial: {reason}"),
+            Ok(other) => bail!("receiver broke the protocol: {} during a trial", other.name()),
+            Err(e) => Err(anyhow::Error::new(e).context("lost the receiver mid-trial; no result written")),
+        },
+    }
+}
+
+/// Why a trial's numbers cannot be trusted; empty if they can.
+pub fn invalid_reasons(
+    spec: &TrialSpec,
+    send_lag: &LatencySummary,
+    measured_ns: u64,
+    sent: u64,
+    errors: &ErrorLog,
+    receiver: &ReceiverReport,
+) -> Vec<String> {
+    let mut reasons = Vec::new();
+    if receiver.rejected > 0 {
+        reasons.push(format!(
+            "the receiver rejected {} messages or connections (garbage, a stranger's address, or past its \
+             record limit): they count as lost here",
+            receiver.rejected
+        ));
+    }
+    // Churn's connection setups share the sender's thread with its pacer
+    // (a TLS or QUIC handshake is hundreds of microseconds of CPU): a lag
+    // within one period still offers the rate asked for, and every
+    // transaction's latency counts from its intended start anyway.
+    let lag_bound = match (spec.workload.is_churn(), spec.rate) {
+        (true, Some(rate)) => MAX_SEND_LAG_P99_NS.max((1e9 / rate) as u64),
+        _ => MAX_SEND_LAG_P99_NS,
+    };
+    if spec.rate.is_some() && send_lag.p99 > lag_bound {
+        let advice = match spec.workload {
+            Workload::Rr => "lower --rate, or use --closed-loop",
+            Workload::Multistream => "lower --rate or --streams",
+            Workload::Stream => "lower --bitrate, or add --gso",
+            Workload::Churn | Workload::Handshake => "lower --conn-rate, or raise --max-inflight",
+        };
+        reasons.push(format!(
+            "send_lag p99 {:.3} ms exceeds {:.3} ms: the sender could not keep its schedule ({advice})",
+            send_lag.p99 as f64 / 1e6,
+            lag_bound as f64 / 1e6
+        ));
+    }
+    if measured_ns < spec.duration.as_nanos() as u64 {
+        reasons.push(format!(
+            "the data plane failed after {:.3} s of the {:.3} s measured window",
+            measured_ns as f64 / 1e9,
+            spec.duration.as_secs_f64()
+        ));
+    }
+    if sent == 0 {
+        reasons.push("no message was sent in the measured window".into());
+    }
+    if errors.count > 0 {
+        reasons.push(format!(
+            "{} data-plane errors, first: {}",
+            errors.count,
+            errors.messages.join("; ")
+        ));
+    }
+    reasons
+}

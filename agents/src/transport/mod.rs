@@ -1,0 +1,91 @@
+//! The transports' connection set-up on both agents: how a sender dials
+//! each one (TCP with its congestion control pinned, TLS with the
+//! receiver's certificate pinned, a QUIC client endpoint) and the limits
+//! each carrier puts on a message. What each transport *is* lives with its
+//! name, in `transbench_wire::transport`.
+
+pub mod congestion;
+pub mod sockopt;
+pub mod tls;
+
+use anyhow::Context;
+use std::net::{IpAddr, SocketAddr};
+use tokio::net::TcpStream;
+use transbench_wire::{Carrier, Transport};
+
+use crate::dataplane::{stream, udp};
+
+/// The largest message, header included, that `transport` carries.
+pub fn max_message(transport: Transport) -> usize {
+    match transport.capabilities().carrier {
+        Carrier::Udp => udp::MAX_DATAGRAM,
+        Carrier::Tcp | Carrier::Quic => stream::MAX_MESSAGE,
+    }
+}
+
+/// The certificate fingerprint the receiver sent for a TLS transport.
+pub fn pinned(cert: Option<String>) -> anyhow::Result<String> {
+    cert.context("receiver sent no certificate fingerprint for a TLS transport")
+}
+
+/// A TCP connection with TCP_NODELAY and its congestion control pinned
+/// before the handshake.
+pub async fn connect_tcp(addr: SocketAddr, congestion: Option<&str>) -> anyhow::Result<TcpStream> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    congestion::pin(&socket, congestion)?;
+    socket.set_nodelay(true)?;
+    Ok(socket.connect(addr).await?)
+}
+
+/// A TLS client that accepts exactly the receiver's certificate.
+pub fn tls_connector(cert: Option<String>) -> anyhow::Result<tokio_rustls::TlsConnector> {
+    Ok(tokio_rustls::TlsConnector::from(tls::tls_client_config(
+        &pinned(cert)?,
+    )?))
+}
+
+/// TLS over an open TCP connection, the receiver's certificate pinned.
+pub async fn tls_handshake(
+    connector: &tokio_rustls::TlsConnector,
+    tcp: TcpStream,
+) -> anyhow::Result<tokio_rustls::client::TlsStream<TcpStream>> {
+    connector
+        .connect(tls::server_name(), tcp)
+        .await
+        .context("TLS handshake with the receiver (certificate pinned from the control channel)")
+}
+
+/// A QUIC client endpoint on `local_ip` whose connections pin the
+/// receiver's certificate and run congestion controller `cc`.
+pub fn quic_client(
+    local_ip: IpAddr,
+    cert: Option<String>,
+    cc: Option<&str>,
+) -> anyhow::Result<quinn::Endpoint> {
+    let mut endpoint =
+        quinn::Endpoint::client(SocketAddr::new(local_ip, 0)).context("opening the QUIC endpoint")?;
+    endpoint.set_default_client_config(tls::quic_client_config(&pinned(cert)?, cc)?);
+    Ok(endpoint)
+}
+
+/// A QUIC connection to the receiver from `endpoint`.
+pub async fn quic_connect(endpoint: &quinn::Endpoint, peer: SocketAddr) -> anyhow::Result<quinn::Connection> {
+    endpoint
+        .connect(peer, tls::SERVER_NAME)?
+        .await
+        .context("QUIC handshake with the receiver (certificate pinned from the control channel)")
+}
+
+/// Closes a trial's QUIC connection and gives the close a second to reach
+/// the receiver.
+pub async fn quic_close(endpoint: &quinn::Endpoint, conn: Option<&quinn::Connection>) {
+    match conn {
+        Some(c) => c.close(0u32.into(), b"trial over"),
+        None => endpoint.close(0u32.into(), b"trial over"),
+    }
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(1), endpoint.wait_idle()).await;
+}

@@ -1,0 +1,278 @@
+//! The request/response workload, sender side: requests on an open-loop
+//! schedule (or ping-pong), each answered by the receiver, latency the
+//! round trip from the intended send time; turned into a [`TrialResult`].
+
+pub mod engine;
+pub mod tracker;
+
+use anyhow::Context;
+use std::net::{IpAddr, SocketAddr};
+use tokio::net::UdpSocket;
+use transbench_reports::{LatencyKind, LatencySummary, TrialParams, TrialResult};
+use transbench_wire::{
+    Carrier, CloseMode, ControlMsg, QuicStreamMode, ReceiverReport, Transport, TrialSetup, Workload,
+};
+
+use crate::clock::thread_cpu_ns;
+use crate::control_io::ControlChannel;
+use crate::dataplane::ServeCounters;
+use crate::dataplane::{quic, stream, udp, RequestSink, ResponseSource};
+use crate::receiver::{listen, ReceiverState, TrialServer};
+use crate::session;
+use crate::spec::TrialSpec;
+use crate::transport::{self, congestion};
+use engine::{RrOutcome, RrPlan};
+use std::sync::Arc;
+use tokio::task::JoinSet;
+
+async fn drive<S: RequestSink, R: ResponseSource>(
+    ctl: &mut ControlChannel,
+    plan: RrPlan,
+    sink: S,
+    source: R,
+) -> anyhow::Result<(RrOutcome, ReceiverReport)> {
+    ctl.send(&ControlMsg::Start).await?;
+    let outcome = session::while_receiver_quiet(ctl, engine::run(plan, sink, source)).await?;
+    ctl.send(&ControlMsg::Stop {
+        expect: None,
+        wait_ns: 0,
+    })
+    .await?;
+    let (_, _, report) = session::collect(ctl, std::time::Duration::ZERO).await?;
+    Ok((outcome, report))
+}
+
+/// The receiver's side: answers every request with a response of the
+/// same size, on the transport the sender asked for.
+pub async fn serve(
+    setup: &TrialSetup,
+    ctx: &ReceiverState,
+    local_ip: IpAddr,
+    peer_ip: IpAddr,
+) -> anyhow::Result<TrialServer> {
+    let size = setup.size as usize;
+    let counters = Arc::new(ServeCounters::default());
+    let mut tasks = JoinSet::new();
+    let mut quic_endpoint = None;
+    let caps = setup.transport.capabilities();
+    let data_port = match caps.carrier {
+        Carrier::Udp => {
+            let port = setup
+                .udp_peer_port
+                .context("UDP setup without the sender's data port")?;
+            let sock = UdpSocket::bind((local_ip, 0)).await?;
+            // Connected: the kernel drops datagrams from anyone else.
+            sock.connect((peer_ip, port)).await?;
+            let data_port = sock.local_addr()?.port();
+            let c = counters.clone();
+            tasks.spawn(async move {
+                if let Err(e) = udp::serve(sock, size, c).await {
+                    tracing::warn!("UDP data plane failed: {e}");
+                }
+            });
+            data_port
+        }
+        Carrier::Tcp => {
+            let (listener, data_port, acceptor) = listen::bind_tcp(setup, ctx, local_ip).await?;
+            let c = counters.clone();
+            tasks.spawn(listen::accept_streams(
+                listener,
+                acceptor,
+                peer_ip,
+                setup.tcp_congestion.clone(),
+                c,
+                listen::ConnectionRole::Serve(size),
+            ));
+            data_port
+        }
+        Carrier::Quic => {
+            let (endpoint, data_port) = listen::bind_quic(setup, ctx, local_ip)?;
+            tasks.spawn(quic::serve(endpoint.clone(), peer_ip, size, counters.clone()));
+            quic_endpoint = Some(endpoint);
+            data_port
+        }
+    };
+    Ok(TrialServer {
+        tasks,
+        counters,
+        cpu_start: thread_cpu_ns(),
+        quic: quic_endpoint,
+        deliveries: None,
+        watch_plan: None,
+        watch: None,
+        data_port,
+    })
+}
+
+/// Runs one request/response trial on an authenticated control session.
+pub async fn run_trial(
+    mut ctl: ControlChannel,
+    addr: SocketAddr,
+    spec: &TrialSpec,
+    id: String,
+) -> anyhow::Result<TrialResult> {
+    let peer_ip: IpAddr = addr.ip();
+    let local_ip = ctl.stream().local_addr()?.ip();
+    let plan = RrPlan {
+        rate: spec.rate,
+        warmup: spec.warmup,
+        duration: spec.duration,
+        loss_timeout: spec.loss_timeout,
+        log_sequence: spec.transport == Transport::Udp,
+    };
+    let caps = spec.transport.capabilities();
+    let mut trial_setup = TrialSetup {
+        transport: spec.transport,
+        workload: Workload::Rr,
+        size: spec.size as u32,
+        streams: 0,
+        udp_peer_port: None,
+        quic_stream: spec.quic_stream,
+        tcp_congestion: spec.tcp_congestion(),
+        quic_congestion: spec.quic_congestion(),
+        echo: false,
+        close: CloseMode::Client,
+    };
+    let mut tcp_congestion = None;
+    let cpu_start = thread_cpu_ns();
+    let (outcome, report) = match caps.carrier {
+        Carrier::Udp => {
+            let sock = UdpSocket::bind((local_ip, 0))
+                .await
+                .context("binding the UDP data socket")?;
+            trial_setup.udp_peer_port = Some(sock.local_addr()?.port());
+            let (port, _) = session::setup(&mut ctl, trial_setup).await?;
+            sock.connect((peer_ip, port)).await?;
+            let (sink, source) = udp::client(sock, spec.size);
+            drive(&mut ctl, plan, sink, source).await?
+        }
+        Carrier::Tcp => {
+            let (port, cert) = session::setup(&mut ctl, trial_setup).await?;
+            let connector = caps.tls.then(|| transport::tls_connector(cert)).transpose()?;
+            let tcp = transport::connect_tcp(SocketAddr::new(peer_ip, port), spec.congestion.as_deref())
+                .await
+                .context("connecting the TCP data connection")?;
+            tcp_congestion = congestion::get(&tcp).ok();
+            match connector {
+                Some(connector) => {
+                    let tls = transport::tls_handshake(&connector, tcp).await?;
+                    let (r, w) = tokio::io::split(tls);
+                    let (sink, source) = stream::client(r, w, spec.size);
+                    drive(&mut ctl, plan, sink, source).await?
+                }
+                None => {
+                    let (r, w) = tcp.into_split();
+                    let (sink, source) = stream::client(r, w, spec.size);
+                    drive(&mut ctl, plan, sink, source).await?
+                }
+            }
+        }
+        Carrier::Quic => {
+            let (port, cert) = session::setup(&mut ctl, trial_setup).await?;
+            let endpoint = transport::quic_client(local_ip, cert, spec.congestion.as_deref())?;
+            let conn = transport::quic_connect(&endpoint, SocketAddr::new(peer_ip, port)).await?;
+            let result = match spec.quic_stream {
+                QuicStreamMode::PerRequest => {
+                    let (sink, source, stream_errors) = quic::per_request_client(conn.clone(), spec.size);
+                    let (mut outcome, report) = drive(&mut ctl, plan, sink, source).await?;
+                    // Taken before the close below: streams it cuts were
+                    // already counted lost, and are no transport error.
+                    let failed = std::mem::take(&mut *stream_errors.lock().expect("error log lock"));
+                    outcome.errors.merge(failed);
+                    (outcome, report)
+                }
+                QuicStreamMode::Single => {
+                    let (send, recv) = conn.open_bi().await.context("opening the QUIC stream")?;
+                    let (sink, source) = stream::client(recv, send, spec.size);
+                    drive(&mut ctl, plan, sink, source).await?
+                }
+            };
+            transport::quic_close(&endpoint, Some(&conn)).await;
+            result
+        }
+    };
+    let cpu_ns = thread_cpu_ns().saturating_sub(cpu_start);
+    build_result(spec, addr, id, outcome, report, cpu_ns, tcp_congestion)
+}
+
+fn build_result(
+    spec: &TrialSpec,
+    addr: SocketAddr,
+    id: String,
+    outcome: RrOutcome,
+    receiver: ReceiverReport,
+    cpu_ns: u64,
+    tcp_congestion: Option<String>,
+) -> anyhow::Result<TrialResult> {
+    let per_request = |ns: u64| {
+        if outcome.requests_total > 0 {
+            ns as f64 / outcome.requests_total as f64
+        } else {
+            0.0
+        }
+    };
+    let totals = outcome.totals;
+    let udp = totals
+        .sequence
+        .as_ref()
+        .map(|flow| {
+            crate::workload::oneway::analysis::udp_metrics(
+                std::slice::from_ref(flow),
+                spec.loss_timeout.as_nanos() as u64,
+                spec.size,
+                outcome.measured_ns,
+            )
+        })
+        .transpose()?;
+    let mut counters = totals.counters;
+    counters.errors = outcome.errors.count;
+    let lat = LatencySummary::from_histogram(&totals.lat)?;
+    let send_lag = LatencySummary::from_histogram(&totals.send_lag)?;
+    let invalid_reasons = session::invalid_reasons(
+        spec,
+        &send_lag,
+        outcome.measured_ns,
+        counters.sent,
+        &outcome.errors,
+        &receiver,
+    );
+    Ok(TrialResult {
+        id,
+        transport: spec.transport,
+        workload: Workload::Rr.name().into(),
+        params: TrialParams {
+            rate: spec.rate,
+            size: spec.size as u32,
+            duration_ns: spec.duration.as_nanos() as u64,
+            warmup_ns: spec.warmup.as_nanos() as u64,
+            closed_loop: spec.rate.is_none(),
+            loss_timeout_ns: spec.loss_timeout.as_nanos() as u64,
+            quic_stream: (spec.transport == Transport::Quic).then(|| spec.quic_stream.name().to_string()),
+            peer: addr.to_string(),
+            tcp_congestion,
+            quic_congestion: spec.quic_congestion(),
+            streams: None,
+            bitrate: None,
+            gso: None,
+        },
+        start_time: humantime::format_rfc3339_millis(outcome.measured_start).to_string(),
+        duration_ns: outcome.measured_ns,
+        valid: invalid_reasons.is_empty(),
+        invalid_reasons,
+        counters,
+        latency_kind: LatencyKind::Rtt,
+        lat,
+        send_lag,
+        cpu_ns_per_msg: per_request(cpu_ns),
+        pacer_busy_ns_per_msg: per_request(outcome.pacer_busy_ns),
+        receiver,
+        impairment: None,
+        hol: None,
+        udp,
+        churn: None,
+        cell: None,
+        repetition: None,
+        baseline: false,
+        sender_netns: testbed::netns::current().ok(),
+    })
+}
