@@ -162,7 +162,8 @@ pub fn trace(
             let sock = UdpSocket::bind((to, PROBE_PORT)).map_err(io("binding the probe receiver"))?;
             sock.set_read_timeout(Some(Duration::from_millis(20)))
                 .map_err(io("probe socket"))?;
-            set_int_option(&sock, libc::IPPROTO_IP, libc::IP_RECVTOS, 1)
+            socket2::SockRef::from(&sock)
+                .set_recv_tos_v4(true)
                 .map_err(io("setting IP_RECVTOS on the probe receiver"))?;
             let _ = ready_tx.send(());
             let mut t = ProbeTrace {
@@ -195,10 +196,10 @@ pub fn trace(
                 let sock = UdpSocket::bind((from, 0)).map_err(io("binding the probe sender"))?;
                 // No UDP checksum (RFC 768 allows it), so corruption
                 // reaches the receiver.
-                set_int_option(&sock, libc::SOL_SOCKET, libc::SO_NO_CHECK, 1)
-                    .map_err(io("setting SO_NO_CHECK on the probe sender"))?;
+                set_no_check(&sock).map_err(io("setting SO_NO_CHECK on the probe sender"))?;
                 if ecn_capable {
-                    set_int_option(&sock, libc::IPPROTO_IP, libc::IP_TOS, ECN_ECT0 as libc::c_int)
+                    socket2::SockRef::from(&sock)
+                        .set_tos_v4(u32::from(ECN_ECT0))
                         .map_err(io("setting IP_TOS on the probe sender"))?;
                 }
                 let _ = ready_rx.recv_timeout(Duration::from_secs(5));
@@ -226,20 +227,17 @@ const ECN_MASK: u8 = 0x03;
 const ECN_ECT0: u8 = 0x02;
 const ECN_CE: u8 = 0x03;
 
-fn set_int_option(
-    sock: &UdpSocket,
-    level: libc::c_int,
-    name: libc::c_int,
-    value: libc::c_int,
-) -> std::io::Result<()> {
+/// SO_NO_CHECK (no UDP checksum), which socket2 does not cover.
+fn set_no_check(sock: &UdpSocket) -> std::io::Result<()> {
     use std::os::fd::AsRawFd;
-    // SAFETY: a valid socket, and a c_int option value of the size passed.
+    let on: libc::c_int = 1;
+    // SAFETY: a socket we hold open, and a c_int option value of the size passed.
     let rc = unsafe {
         libc::setsockopt(
             sock.as_raw_fd(),
-            level,
-            name,
-            (&value as *const libc::c_int).cast(),
+            libc::SOL_SOCKET,
+            libc::SO_NO_CHECK,
+            (&on as *const libc::c_int).cast(),
             std::mem::size_of::<libc::c_int>() as libc::socklen_t,
         )
     };

@@ -184,11 +184,11 @@ impl PortChoice {
                 socket_range: Some((lo, hi)),
             } => {
                 let value = u32::from(*lo) | (u32::from(*hi) << 16);
-                crate::transport::sockopt::set(
+                crate::transport::sockopt::set_int(
                     socket,
                     libc::IPPROTO_IP,
                     IP_LOCAL_PORT_RANGE,
-                    &value.to_ne_bytes(),
+                    value as libc::c_int,
                 )
             }
             PortChoice::Cycle { range, next, skip } => {
@@ -359,18 +359,8 @@ impl Dialer {
                     socket.set_nodelay(true).map_err(|e| Failure::io(&e, "socket"))?;
                 }
                 if close == CloseMode::Rst {
-                    let linger = libc::linger {
-                        l_onoff: 1,
-                        l_linger: 0,
-                    };
-                    // SAFETY: a plain-old-data struct viewed as its bytes.
-                    let bytes = unsafe {
-                        std::slice::from_raw_parts(
-                            (&linger as *const libc::linger).cast::<u8>(),
-                            std::mem::size_of::<libc::linger>(),
-                        )
-                    };
-                    crate::transport::sockopt::set(&socket, libc::SOL_SOCKET, libc::SO_LINGER, bytes)
+                    socket2::SockRef::from(&socket)
+                        .set_linger(Some(Duration::ZERO))
                         .map_err(|e| Failure::io(&e, "socket"))?;
                 }
                 ports

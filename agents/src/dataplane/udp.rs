@@ -88,14 +88,19 @@ pub async fn serve(sock: UdpSocket, size: usize, counters: Arc<ServeCounters>) -
 /// Receive buffer asked for on one-way UDP receivers: at a gigabit,
 /// the kernel's default (~200 KB) overflows in under 2 ms of scheduling
 /// delay.
-pub const RECEIVE_BUFFER: libc::c_int = 16 * 1024 * 1024;
+pub const RECEIVE_BUFFER: usize = 16 * 1024 * 1024;
 
 /// Enlarges the socket's receive buffer: beyond `net.core.rmem_max` when
 /// privileged (SO_RCVBUFFORCE), else up to it.
-pub fn enlarge_receive_buffer(sock: &UdpSocket, bytes: libc::c_int) {
-    use crate::transport::sockopt::set_int;
-    if set_int(sock, libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, bytes).is_err() {
-        let _ = set_int(sock, libc::SOL_SOCKET, libc::SO_RCVBUF, bytes);
+pub fn enlarge_receive_buffer(sock: &UdpSocket, bytes: usize) {
+    let forced = crate::transport::sockopt::set_int(
+        sock,
+        libc::SOL_SOCKET,
+        libc::SO_RCVBUFFORCE,
+        bytes as libc::c_int,
+    );
+    if forced.is_err() {
+        let _ = socket2::SockRef::from(sock).set_recv_buffer_size(bytes);
     }
 }
 

@@ -4,34 +4,20 @@
 //! just the host default), while a privileged socket can use any algorithm
 //! the kernel has; and because lab hosts differ in their defaults.
 
+use socket2::SockRef;
 use std::io;
-use std::os::fd::AsRawFd;
+use std::os::fd::AsFd;
 
 /// What transbench pins unless told otherwise: the Linux default for most
 /// of its history and of the hosts people compare against.
 pub const PREFERRED: &str = "cubic";
 
-pub fn set(socket: &impl AsRawFd, name: &str) -> io::Result<()> {
-    crate::transport::sockopt::set(socket, libc::IPPROTO_TCP, libc::TCP_CONGESTION, name.as_bytes())
+pub fn set(socket: &impl AsFd, name: &str) -> io::Result<()> {
+    SockRef::from(socket).set_tcp_congestion(name.as_bytes())
 }
 
-pub fn get(socket: &impl AsRawFd) -> io::Result<String> {
-    let mut buf = [0u8; 32];
-    let mut len = buf.len() as libc::socklen_t;
-    // SAFETY: getsockopt writes at most `len` bytes into our buffer.
-    let rc = unsafe {
-        libc::getsockopt(
-            socket.as_raw_fd(),
-            libc::IPPROTO_TCP,
-            libc::TCP_CONGESTION,
-            buf.as_mut_ptr().cast(),
-            &mut len,
-        )
-    };
-    if rc != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    let name = &buf[..len as usize];
+pub fn get(socket: &impl AsFd) -> io::Result<String> {
+    let name = SockRef::from(socket).tcp_congestion()?;
     let end = name.iter().position(|&b| b == 0).unwrap_or(name.len());
     Ok(String::from_utf8_lossy(&name[..end]).into_owned())
 }
@@ -39,7 +25,7 @@ pub fn get(socket: &impl AsRawFd) -> io::Result<String> {
 /// Pins `required` (an error if the kernel refuses it), or else tries
 /// [`PREFERRED`] and keeps the namespace default when that is refused
 /// (unprivileged, or not in the allowed list).
-pub fn pin(socket: &impl AsRawFd, required: Option<&str>) -> io::Result<()> {
+pub fn pin(socket: &impl AsFd, required: Option<&str>) -> io::Result<()> {
     match required {
         Some(name) => set(socket, name).map_err(|e| {
             io::Error::new(

@@ -56,7 +56,7 @@ pub struct HolInputs {
 /// TCP_NOTSENT_LOWAT of `tcp-mux` connections: the kernel holds at most
 /// this much unsent data, so frames wait in the round-robin writer (where
 /// every stream gets its turn), not in the socket buffer.
-const MUX_NOTSENT_LOWAT: libc::c_int = 16 * 1024;
+const MUX_NOTSENT_LOWAT: u32 = 16 * 1024;
 
 /// The schedule as it ran.
 struct Paced {
@@ -203,13 +203,9 @@ async fn open_writers(
             let tcp = transport::connect_tcp(peer, cc)
                 .await
                 .context("connecting the multiplexed TCP connection")?;
-            crate::transport::sockopt::set_int(
-                &tcp,
-                libc::IPPROTO_TCP,
-                libc::TCP_NOTSENT_LOWAT,
-                MUX_NOTSENT_LOWAT,
-            )
-            .context("setting TCP_NOTSENT_LOWAT")?;
+            socket2::SockRef::from(&tcp)
+                .set_tcp_notsent_lowat(MUX_NOTSENT_LOWAT)
+                .context("setting TCP_NOTSENT_LOWAT")?;
             tcp_congestion = congestion::get(&tcp).ok();
             if let Some(connector) = &connector {
                 let tls = transport::tls_handshake(connector, tcp).await?;
