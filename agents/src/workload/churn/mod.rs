@@ -14,7 +14,7 @@ use tokio::task::JoinSet;
 use transbench_analysis::churn::{self as theory, ChurnPath, Closer, Setup};
 use transbench_reports::{
     new_histogram, ChurnExpectation, ChurnMetrics, CounterDelta, LatencyKind, LatencySummary, PortRange,
-    TimeWaitPoint, TimeWaitSeries, TrialParams, TrialResult, ZeroRtt,
+    TimeWaitPoint, TimeWaitSeries, TrialResult, ZeroRtt,
 };
 use transbench_wire::{
     Carrier, CloseMode, ControlMsg, MessageHeader, NamespaceReport, TimeWaitSample, Transport, TrialSetup,
@@ -735,62 +735,35 @@ fn build_result(
         sysctls,
         expectation,
     };
-    // Failed connections are this workload's findings, not a broken trial.
-    let invalid_reasons = session::invalid_reasons(
+    let mut result = super::trial_result(
         spec,
-        &send_lag,
-        o.measured_ns,
-        o.started,
-        &ErrorLog::default(),
-        &receiver,
-    );
-    let per_txn = |ns: u64| ns as f64 / o.transactions.max(1) as f64;
-    Ok(TrialResult {
         id,
-        transport: spec.transport,
-        workload: spec.workload.name().into(),
-        params: TrialParams {
-            rate: Some(rate),
-            size: spec.size as u32,
-            duration_ns: spec.duration.as_nanos() as u64,
-            warmup_ns: spec.warmup.as_nanos() as u64,
-            closed_loop: false,
-            loss_timeout_ns: spec.loss_timeout.as_nanos() as u64,
-            quic_stream: None,
-            peer: addr.to_string(),
+        super::Measured {
+            peer: addr,
+            start: wall_at(o.measured_start),
+            measured_ns: o.measured_ns,
+            counters: transbench_reports::Counters {
+                sent: o.started,
+                received: o.completed,
+                lost: o.failed,
+                late: 0,
+                duplicates: 0,
+                errors: o.failed,
+            },
+            latency_kind: LatencyKind::Rtt,
+            lat: txn_lat,
+            send_lag,
+            cpu_ns,
+            pacer_busy_ns: o.pacer_busy_ns,
+            messages: o.transactions,
+            // Failed connections are this workload's findings, not a broken trial.
+            errors: ErrorLog::default(),
+            receiver,
             tcp_congestion,
-            quic_congestion: spec.quic_congestion(),
-            streams: None,
-            bitrate: None,
-            gso: None,
         },
-        start_time: humantime::format_rfc3339_millis(wall_at(o.measured_start)).to_string(),
-        duration_ns: o.measured_ns,
-        valid: invalid_reasons.is_empty(),
-        invalid_reasons,
-        counters: transbench_reports::Counters {
-            sent: o.started,
-            received: o.completed,
-            lost: o.failed,
-            late: 0,
-            duplicates: 0,
-            errors: o.failed,
-        },
-        latency_kind: LatencyKind::Rtt,
-        lat: txn_lat,
-        send_lag,
-        cpu_ns_per_msg: per_txn(cpu_ns),
-        pacer_busy_ns_per_msg: per_txn(o.pacer_busy_ns),
-        receiver,
-        impairment: None,
-        hol: None,
-        udp: None,
-        churn: Some(churn),
-        cell: None,
-        repetition: None,
-        baseline: false,
-        sender_netns: testbed::netns::current().ok(),
-    })
+    );
+    result.churn = Some(churn);
+    Ok(result)
 }
 
 #[cfg(test)]

@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 use tokio::net::UdpSocket;
 use tokio::task::JoinSet;
-use transbench_reports::{new_histogram, LatencyKind, LatencySummary, TrialParams, TrialResult};
+use transbench_reports::{new_histogram, LatencyKind, LatencySummary, TrialResult};
 use transbench_wire::delivery;
 use transbench_wire::{
     Carrier, ControlMsg, MessageHeader, MessageKind, ReceiverReport, Streams, Transport, TrialSetup, Workload,
@@ -542,56 +542,30 @@ fn build_result(
     let udp = (spec.transport == Transport::Udp)
         .then(|| analysis::udp_metrics(&matched.flows, wait_ns, spec.size, paced.measured_ns))
         .transpose()?;
-    let invalid_reasons = session::invalid_reasons(
+    let mut result = super::trial_result(
         spec,
-        &send_lag,
-        paced.measured_ns,
-        counters.sent,
-        &errors,
-        &receiver,
-    );
-    let messages_total = paced.sent.len().max(1) as f64;
-    Ok(TrialResult {
         id,
-        transport: spec.transport,
-        workload: spec.workload.name().into(),
-        params: TrialParams {
-            rate: Some(rate),
-            size: spec.size as u32,
-            duration_ns: spec.duration.as_nanos() as u64,
-            warmup_ns: spec.warmup.as_nanos() as u64,
-            closed_loop: false,
-            loss_timeout_ns: wait_ns,
-            quic_stream: None,
-            peer: addr.to_string(),
+        super::Measured {
+            peer: addr,
+            start: paced.measured_start,
+            measured_ns: paced.measured_ns,
+            counters,
+            latency_kind: if round_trip {
+                LatencyKind::Rtt
+            } else {
+                LatencyKind::OneWay
+            },
+            lat,
+            send_lag,
+            cpu_ns,
+            pacer_busy_ns: paced.pacer_busy_ns,
+            messages: paced.sent.len() as u64,
+            errors,
+            receiver,
             tcp_congestion,
-            quic_congestion: spec.quic_congestion(),
-            streams: (spec.workload == Workload::Multistream).then_some(spec.streams),
-            bitrate: (spec.workload == Workload::Stream).then_some(rate * spec.size as f64 * 8.0),
-            gso: (spec.workload == Workload::Stream).then_some(spec.gso),
         },
-        start_time: humantime::format_rfc3339_millis(paced.measured_start).to_string(),
-        duration_ns: paced.measured_ns,
-        valid: invalid_reasons.is_empty(),
-        invalid_reasons,
-        counters,
-        latency_kind: if round_trip {
-            LatencyKind::Rtt
-        } else {
-            LatencyKind::OneWay
-        },
-        lat,
-        send_lag,
-        cpu_ns_per_msg: cpu_ns as f64 / messages_total,
-        pacer_busy_ns_per_msg: paced.pacer_busy_ns as f64 / messages_total,
-        receiver,
-        impairment: None,
-        hol,
-        udp,
-        churn: None,
-        cell: None,
-        repetition: None,
-        baseline: false,
-        sender_netns: testbed::netns::current().ok(),
-    })
+    );
+    result.hol = hol;
+    result.udp = udp;
+    Ok(result)
 }

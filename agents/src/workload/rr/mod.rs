@@ -8,7 +8,7 @@ pub mod tracker;
 use anyhow::Context;
 use std::net::{IpAddr, SocketAddr};
 use tokio::net::UdpSocket;
-use transbench_reports::{LatencyKind, LatencySummary, TrialParams, TrialResult};
+use transbench_reports::{LatencyKind, LatencySummary, TrialResult};
 use transbench_wire::{
     Carrier, CloseMode, ControlMsg, QuicStreamMode, ReceiverReport, Transport, TrialSetup, Workload,
 };
@@ -204,13 +204,6 @@ fn build_result(
     cpu_ns: u64,
     tcp_congestion: Option<String>,
 ) -> anyhow::Result<TrialResult> {
-    let per_request = |ns: u64| {
-        if outcome.requests_total > 0 {
-            ns as f64 / outcome.requests_total as f64
-        } else {
-            0.0
-        }
-    };
     let totals = outcome.totals;
     let udp = totals
         .sequence
@@ -228,51 +221,25 @@ fn build_result(
     counters.errors = outcome.errors.count;
     let lat = LatencySummary::from_histogram(&totals.lat)?;
     let send_lag = LatencySummary::from_histogram(&totals.send_lag)?;
-    let invalid_reasons = session::invalid_reasons(
+    let mut result = super::trial_result(
         spec,
-        &send_lag,
-        outcome.measured_ns,
-        counters.sent,
-        &outcome.errors,
-        &receiver,
-    );
-    Ok(TrialResult {
         id,
-        transport: spec.transport,
-        workload: Workload::Rr.name().into(),
-        params: TrialParams {
-            rate: spec.rate,
-            size: spec.size as u32,
-            duration_ns: spec.duration.as_nanos() as u64,
-            warmup_ns: spec.warmup.as_nanos() as u64,
-            closed_loop: spec.rate.is_none(),
-            loss_timeout_ns: spec.loss_timeout.as_nanos() as u64,
-            quic_stream: (spec.transport == Transport::Quic).then(|| spec.quic_stream.name().to_string()),
-            peer: addr.to_string(),
+        super::Measured {
+            peer: addr,
+            start: outcome.measured_start,
+            measured_ns: outcome.measured_ns,
+            counters,
+            latency_kind: LatencyKind::Rtt,
+            lat,
+            send_lag,
+            cpu_ns,
+            pacer_busy_ns: outcome.pacer_busy_ns,
+            messages: outcome.requests_total,
+            errors: outcome.errors,
+            receiver,
             tcp_congestion,
-            quic_congestion: spec.quic_congestion(),
-            streams: None,
-            bitrate: None,
-            gso: None,
         },
-        start_time: humantime::format_rfc3339_millis(outcome.measured_start).to_string(),
-        duration_ns: outcome.measured_ns,
-        valid: invalid_reasons.is_empty(),
-        invalid_reasons,
-        counters,
-        latency_kind: LatencyKind::Rtt,
-        lat,
-        send_lag,
-        cpu_ns_per_msg: per_request(cpu_ns),
-        pacer_busy_ns_per_msg: per_request(outcome.pacer_busy_ns),
-        receiver,
-        impairment: None,
-        hol: None,
-        udp,
-        churn: None,
-        cell: None,
-        repetition: None,
-        baseline: false,
-        sender_netns: testbed::netns::current().ok(),
-    })
+    );
+    result.udp = udp;
+    Ok(result)
 }
