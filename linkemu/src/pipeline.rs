@@ -38,6 +38,7 @@ pub struct LinkCounters {
     /// no receiver would take the frame.
     #[serde(default)]
     pub dropped_corrupt: u64,
+    /// Copies made; each is then delivered or dropped like any packet.
     pub duplicated: u64,
     pub corrupted: u64,
     pub reordered: u64,
@@ -193,13 +194,14 @@ impl Pipeline {
             return;
         }
         let copy = (count > 1).then(|| packet.clone());
+        // Counted when made: a full queue drops it (below) like any other.
+        self.counters.duplicated += copy.is_some() as u64;
         let deliverable = self.maybe_corrupt(&mut packet);
         if self.queue_full() {
             self.counters.dropped_limit += 1 + copy.is_some() as u64;
             return;
         }
         if let Some(copy) = copy {
-            self.counters.duplicated += 1;
             self.enqueue_duplicate(copy, now_ns);
         }
         self.schedule(Frame { packet, deliverable }, now_ns);

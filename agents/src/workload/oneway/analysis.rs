@@ -483,3 +483,185 @@ mod tests {
         assert!((u.goodput_bps - 4000.0).abs() < 1e-9);
     }
 }
+
+// Properties of delivery matching over arbitrary schedules and delivery
+// records (missing, duplicated, late, early, never sent, in any order).
+#[cfg(test)]
+mod proptests {
+    use super::*;
+    use proptest::prelude::*;
+    use proptest::test_runner::RngSeed;
+
+    const MS: u64 = 1_000_000;
+    const WAIT_NS: u64 = 50 * MS;
+
+    fn config() -> ProptestConfig {
+        ProptestConfig {
+            cases: 256,
+            rng_seed: RngSeed::Fixed(0x006f_6e65_7761_7970),
+            failure_persistence: None,
+            ..ProptestConfig::default()
+        }
+    }
+
+    /// A schedule: which stream sends next (per stream in seq order), 1 ms
+    /// apart; each stream's first `warmup` messages are warm-up.
+    fn schedule(streams: u32, order: &[u32], warmup: u64) -> Vec<Sent> {
+        let mut next = vec![0u64; streams as usize];
+        order
+            .iter()
+            .enumerate()
+            .map(|(i, &stream)| {
+                let seq = next[stream as usize];
+                next[stream as usize] += 1;
+                Sent {
+                    stream,
+                    seq,
+                    intended_ns: i as u64 * MS,
+                    measured: seq >= warmup,
+                }
+            })
+            .collect()
+    }
+
+    /// Delivered this long after (or, as a receiver's clock behind the
+    /// sender's may say, before) the intended time.
+    fn offsets() -> impl Strategy<Value = Vec<i64>> {
+        let offset = prop_oneof![
+            8 => 0..=WAIT_NS as i64,
+            2 => WAIT_NS as i64 + 1..=3 * WAIT_NS as i64,
+            1 => -(MS as i64)..0,
+        ];
+        // Most messages once, some lost, some copied.
+        let copies = prop_oneof![2 => Just(0usize), 6 => Just(1usize), 2 => 2usize..=3];
+        (copies, proptest::array::uniform3(offset)).prop_map(|(k, o)| o[..k].to_vec())
+    }
+
+    #[derive(Debug, Clone)]
+    struct Case {
+        streams: u32,
+        sent: Vec<Sent>,
+        /// Per sent message, the offsets of its copies.
+        copies: Vec<Vec<i64>>,
+        deliveries: Vec<Delivery>,
+        /// Records for messages never sent.
+        unknown: u64,
+    }
+
+    fn cases() -> impl Strategy<Value = Case> {
+        (1u32..=4, 0u64..=3)
+            .prop_flat_map(|(streams, warmup)| {
+                (
+                    Just(streams),
+                    proptest::collection::vec(0..streams, 0..=60),
+                    Just(warmup),
+                )
+            })
+            .prop_flat_map(|(streams, order, warmup)| {
+                let sent = schedule(streams, &order, warmup);
+                let n = sent.len();
+                (
+                    Just(streams),
+                    Just(sent),
+                    proptest::collection::vec(offsets(), n),
+                    proptest::collection::vec((0..streams + 2, 1000u64..1010, 0..100 * MS), 0..=4),
+                )
+            })
+            .prop_flat_map(|(streams, sent, copies, unknown)| {
+                let mut deliveries: Vec<Delivery> = sent
+                    .iter()
+                    .zip(&copies)
+                    .flat_map(|(s, offsets)| {
+                        offsets.iter().map(move |&o| Delivery {
+                            stream: s.stream,
+                            seq: s.seq,
+                            delivered_ns: s.intended_ns.saturating_add_signed(o),
+                        })
+                    })
+                    .collect();
+                deliveries.extend(unknown.iter().map(|&(stream, seq, at)| Delivery {
+                    stream,
+                    seq,
+                    delivered_ns: at,
+                }));
+                let unknown = unknown.len() as u64;
+                Just(deliveries).prop_shuffle().prop_map(move |deliveries| Case {
+                    streams,
+                    sent: sent.clone(),
+                    copies: copies.clone(),
+                    deliveries,
+                    unknown,
+                })
+            })
+    }
+
+    proptest! {
+        #![proptest_config(config())]
+
+        // Every measured message matched once, to its first delivery, or
+        // lost; received <= sent; duplicates as injected; latencies within
+        // [0, wait]; each stream's arrivals numbered within its messages.
+        #[test]
+        fn every_message_is_matched_once_or_lost(case in cases()) {
+            let m = match_deliveries(case.streams, &case.sent, &case.deliveries, WAIT_NS);
+            let c = &m.counters;
+
+            // The model: a message's first delivery in record order decides.
+            let first = |s: &Sent| {
+                case.deliveries
+                    .iter()
+                    .find(|d| (d.stream, d.seq) == (s.stream, s.seq))
+                    .map(|d| d.delivered_ns)
+            };
+            let measured: Vec<(&Sent, &Vec<i64>)> =
+                case.sent.iter().zip(&case.copies).filter(|(s, _)| s.measured).collect();
+            let in_time = |s: &Sent| first(s).filter(|&t| t.saturating_sub(s.intended_ns) <= WAIT_NS);
+            let received = measured.iter().filter(|(s, _)| in_time(s).is_some()).count() as u64;
+            let late = measured
+                .iter()
+                .filter(|(s, _)| first(s).is_some() && in_time(s).is_none())
+                .count() as u64;
+            let extra: u64 = measured.iter().map(|(_, o)| (o.len() as u64).saturating_sub(1)).sum();
+
+            prop_assert_eq!(c.sent, measured.len() as u64);
+            prop_assert!(c.received <= c.sent);
+            prop_assert_eq!(c.received, received);
+            prop_assert_eq!(c.sent, c.received + c.lost);
+            prop_assert_eq!(c.late, late);
+            prop_assert_eq!(
+                c.duplicates,
+                extra + case.unknown,
+                "copies beyond the first and records of nothing sent"
+            );
+
+            // One entry per measured message, in send order, with its first
+            // delivery if that came within the wait.
+            prop_assert_eq!(m.messages.len(), measured.len());
+            for (msg, (s, _)) in m.messages.iter().zip(&measured) {
+                prop_assert_eq!((msg.stream, msg.seq, msg.intended_ns), (s.stream, s.seq, s.intended_ns));
+                prop_assert_eq!(msg.delivered_ns, in_time(s));
+            }
+            let delivered = m.messages.iter().filter(|x| x.delivered_ns.is_some()).count();
+            prop_assert_eq!(delivered as u64, c.received);
+
+            // Latencies: one per measured message, none negative (a
+            // delivery stamped before its intended time is 0, not a wrap)
+            // and none beyond the wait.
+            prop_assert_eq!(m.lat.len(), c.sent);
+            if c.sent > 0 {
+                let most = m.lat.max();
+                prop_assert!(most <= m.lat.highest_equivalent(WAIT_NS), "latency {} beyond the wait", most);
+            }
+
+            // Per stream: its measured count, and every copy of those.
+            prop_assert_eq!(m.flows.len(), case.streams as usize);
+            for (stream, (flow_sent, arrivals)) in m.flows.iter().enumerate() {
+                let own: Vec<&(&Sent, &Vec<i64>)> =
+                    measured.iter().filter(|(s, _)| s.stream == stream as u32).collect();
+                prop_assert_eq!(*flow_sent, own.len() as u64);
+                prop_assert_eq!(arrivals.len(), own.iter().map(|(_, o)| o.len()).sum::<usize>());
+                prop_assert!(arrivals.iter().all(|a| a.seq < *flow_sent));
+            }
+        }
+    }
+}

@@ -411,3 +411,160 @@ mod tests {
         assert_eq!(t.finish().send_lag.len(), 0);
     }
 }
+
+// Properties of the rr tracker over arbitrary interleavings of sends,
+// responses and expiries on a fake clock, against a reference model.
+#[cfg(test)]
+mod proptests {
+    use super::*;
+    use proptest::prelude::*;
+    use proptest::test_runner::RngSeed;
+
+    const MS: u64 = 1_000_000;
+
+    fn config() -> ProptestConfig {
+        ProptestConfig {
+            cases: 256,
+            rng_seed: RngSeed::Fixed(0x7472_6163_6b65_7272),
+            failure_persistence: None,
+            ..ProptestConfig::default()
+        }
+    }
+
+    /// What the caller does next: let time pass, send the next request
+    /// (its intended time up to `lag_ns` earlier), answer one (any number,
+    /// sent or not, again or not), or expire.
+    #[derive(Debug, Clone)]
+    enum Op {
+        Advance(u64),
+        Send { lag_ns: u64 },
+        Respond(u64),
+        Expire,
+    }
+
+    fn ops() -> impl Strategy<Value = Vec<Op>> {
+        let op = prop_oneof![
+            3 => prop_oneof![Just(0), 0..=60 * MS].prop_map(Op::Advance),
+            4 => (0..=5 * MS).prop_map(|lag_ns| Op::Send { lag_ns }),
+            4 => any::<u64>().prop_map(Op::Respond),
+            1 => Just(Op::Expire),
+        ];
+        proptest::collection::vec(op, 0..=120)
+    }
+
+    /// The model's request: its intended time, whether it is measured,
+    /// whether it was answered at all yet, and how many expiries came
+    /// before it was sent.
+    struct Sent {
+        intended_ns: u64,
+        measured: bool,
+        responded: bool,
+        expiries_before: usize,
+    }
+
+    proptest! {
+        #![proptest_config(config())]
+
+        // Every response classified as the model says; in the end sent =
+        // answered + lost, each request counted once however often it is
+        // answered, answers to unknown numbers counted nowhere else.
+        #[test]
+        fn every_measured_request_is_answered_or_lost_once(
+            ops in ops(),
+            warmup in 0u64..=5,
+            timeout_ns in 1..=20 * MS,
+            record_send_lag in any::<bool>(),
+        ) {
+            let mut t = RrTracker::new(timeout_ns, record_send_lag).log_sequence();
+            let mut sent: Vec<Sent> = Vec::new();
+            let mut clock = 0u64;
+            let mut last_intended = 0u64;
+            let (mut expiries, mut last_expiry) = (0usize, 0u64);
+            let mut outcomes = Vec::new();
+            let mut responses_logged = Vec::new();
+            for op in &ops {
+                match *op {
+                    Op::Advance(dt) => clock += dt,
+                    Op::Send { lag_ns } => {
+                        let seq = sent.len() as u64;
+                        // Intended times never go backwards (expire relies on it).
+                        let intended_ns = clock.saturating_sub(lag_ns).max(last_intended);
+                        last_intended = intended_ns;
+                        let measured = seq >= warmup;
+                        t.on_sent(seq, intended_ns, clock, measured);
+                        let expiries_before = expiries;
+                        sent.push(Sent { intended_ns, measured, responded: false, expiries_before });
+                    }
+                    Op::Expire => {
+                        t.expire(clock);
+                        expiries += 1;
+                        last_expiry = clock;
+                    }
+                    Op::Respond(pick) => {
+                        // Mostly numbers sent, some not (yet).
+                        let seq = pick % (sent.len() as u64 + 3);
+                        let first_measured = (sent.len() as u64 > warmup).then_some(warmup);
+                        let expected = match sent.get_mut(seq as usize) {
+                            None if first_measured.is_none_or(|f| seq < f) => ResponseOutcome::Warmup,
+                            None => ResponseOutcome::Duplicate,
+                            Some(r) if r.responded => {
+                                if r.measured { ResponseOutcome::Duplicate } else { ResponseOutcome::Warmup }
+                            }
+                            Some(r) => {
+                                r.responded = true;
+                                let lat_ns = clock - r.intended_ns;
+                                // Forgotten: an expiry since it was sent came
+                                // LATE_HORIZON timeouts after its intended time.
+                                let forgotten = expiries > r.expiries_before
+                                    && last_expiry >= r.intended_ns + timeout_ns * LATE_HORIZON;
+                                if lat_ns < timeout_ns {
+                                    ResponseOutcome::Answered { lat_ns, measured: r.measured }
+                                } else if !r.measured {
+                                    ResponseOutcome::Warmup
+                                } else if forgotten {
+                                    ResponseOutcome::Duplicate
+                                } else {
+                                    ResponseOutcome::Late
+                                }
+                            }
+                        };
+                        let got = t.on_response(seq, clock);
+                        prop_assert_eq!(got, expected, "response to {} at {}", seq, clock);
+                        outcomes.push((seq, got));
+                        responses_logged.push(seq);
+                    }
+                }
+            }
+            let measured = sent.iter().filter(|r| r.measured).count() as u64;
+            let count = |f: &dyn Fn(&ResponseOutcome) -> bool| {
+                outcomes.iter().filter(|(_, o)| f(o)).count() as u64
+            };
+            let answered = count(&|o| matches!(o, ResponseOutcome::Answered { measured: true, .. }));
+            let late = count(&|o| *o == ResponseOutcome::Late);
+            let duplicates = count(&|o| *o == ResponseOutcome::Duplicate);
+            // No request answered (in time or late) twice.
+            let mut settled = std::collections::HashSet::new();
+            for (seq, o) in &outcomes {
+                if matches!(o, ResponseOutcome::Answered { .. } | ResponseOutcome::Late) {
+                    prop_assert!(settled.insert(*seq), "request {} settled twice", seq);
+                }
+            }
+
+            let totals = t.finish();
+            let c = totals.counters;
+            prop_assert_eq!(c.sent, measured);
+            prop_assert_eq!(c.received, answered);
+            prop_assert_eq!(c.sent, c.received + c.lost, "sent = answered + lost");
+            prop_assert!(c.late <= c.lost);
+            prop_assert_eq!((c.late, c.duplicates, c.errors), (late, duplicates, 0));
+            prop_assert_eq!(totals.lat.len(), measured, "one latency per measured request");
+            prop_assert_eq!(totals.send_lag.len(), if record_send_lag { measured } else { 0 });
+            let (logged_sent, arrivals) = totals.sequence.unwrap();
+            prop_assert_eq!(logged_sent, measured);
+            let window = warmup..warmup + measured;
+            let in_window = responses_logged.iter().filter(|&&s| window.contains(&s)).count();
+            prop_assert_eq!(arrivals.len(), in_window);
+            prop_assert!(arrivals.iter().all(|a| a.seq < measured));
+        }
+    }
+}
