@@ -328,37 +328,6 @@ fn init_logging(default: &str) {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
 }
-/// `--sweep`'s rates, checked: churn or handshake only, positive, rising.
-fn sweep_plan(
-    spec: &transbench::spec::TrialSpec,
-    rates: Vec<f64>,
-    knee_p99: Option<Duration>,
-) -> anyhow::Result<run::SweepPlan> {
-    if !spec.workload.is_churn() {
-        bail!("--sweep applies only to --workload churn or handshake");
-    }
-    if let Some(bad) = rates.iter().find(|r| !(r.is_finite() && **r > 0.0)) {
-        bail!("--sweep {bad}: every rate must be a positive number of connections per second");
-    }
-    if rates.windows(2).any(|w| w[1] <= w[0]) {
-        bail!("--sweep rates must rise, e.g. 100,200,400,800: the sweep stops at the first that does not keep up");
-    }
-    if knee_p99.is_some_and(|d| d.is_zero()) {
-        bail!("--knee-p99 must be longer than zero: every step would be past the knee");
-    }
-    for rate in &rates {
-        transbench::spec::TrialSpec {
-            rate: Some(*rate),
-            ..spec.clone()
-        }
-        .validate()?;
-    }
-    Ok(run::SweepPlan {
-        rates,
-        p99_bound_ns: knee_p99.map(|d| d.as_nanos() as u64),
-    })
-}
-
 fn main() -> ExitCode {
     match run_command(Cli::parse()) {
         Ok(code) => code,
@@ -404,7 +373,7 @@ fn run_command(cli: Cli) -> anyhow::Result<ExitCode> {
             let secret = secret.load()?;
             let spec = trial.spec(transport, &[transport])?;
             spec.validate()?;
-            if spec.churn.tw_reuse.is_some() {
+            if trial.tw_reuse.is_some() {
                 bail!(
                     "--tw-reuse sets net.ipv4.tcp_tw_reuse in the sender's own network namespace, which only \
                      `transbench run` with the testbed does; set it yourself where you run the sender"
@@ -471,7 +440,7 @@ fn run_command(cli: Cli) -> anyhow::Result<ExitCode> {
             let impair = impair.profiles()?;
             if impair.is_some() {
                 require_root("--impair (drop it to measure loopback)")?;
-            } else if spec.churn.tw_reuse.is_some() {
+            } else if trial.tw_reuse.is_some() {
                 bail!(
                     "--tw-reuse sets net.ipv4.tcp_tw_reuse in the sender's namespace, so it needs the testbed: \
                      add --impair-backend linkemu (an unimpaired emulated link) or an --impair profile (root); \
@@ -479,7 +448,7 @@ fn run_command(cli: Cli) -> anyhow::Result<ExitCode> {
                 );
             }
             let sweep = (!sweep.is_empty())
-                .then(|| sweep_plan(&spec, sweep, knee_p99))
+                .then(|| run::SweepPlan::checked(&spec, sweep, knee_p99))
                 .transpose()?;
             single_thread_runtime()?.block_on(run::run(run::RunOptions {
                 transports: transport,

@@ -19,14 +19,12 @@ use transbench_reports::{
     LinkEvents, RunResults, Sweep, SweepStep, TrialResult,
 };
 use transbench_wire::auth::{random_nonce, to_hex, Secret};
-use transbench_wire::{Transport, Workload};
+use transbench_wire::Transport;
 
 use crate::host::host_info;
-use crate::spec::TrialSpec;
+use crate::spec::{ChurnOptions, TrialSpec, WorkloadSpec};
 use crate::workload;
-use crate::workload::churn::ChurnOptions;
 use crate::workload::oneway::analysis;
-use crate::workload::oneway::HolInputs;
 
 /// What the receiver prints first on stdout; `run` and tests parse it.
 pub const LISTENING_PREFIX: &str = "transbench receiver listening on ";
@@ -118,6 +116,38 @@ pub struct RunOptions {
 pub struct SweepPlan {
     pub rates: Vec<f64>,
     pub p99_bound_ns: Option<u64>,
+}
+
+impl SweepPlan {
+    /// `--sweep`'s rates, checked: churn or handshake only, positive,
+    /// rising, and each a valid trial.
+    pub fn checked(spec: &TrialSpec, rates: Vec<f64>, knee_p99: Option<Duration>) -> anyhow::Result<Self> {
+        if spec.workload.churn().is_none() {
+            bail!("--sweep applies only to --workload churn or handshake");
+        }
+        if let Some(bad) = rates.iter().find(|r| !(r.is_finite() && **r > 0.0)) {
+            bail!("--sweep {bad}: every rate must be a positive number of connections per second");
+        }
+        if rates.windows(2).any(|w| w[1] <= w[0]) {
+            bail!(
+                "--sweep rates must rise, e.g. 100,200,400,800: the sweep stops at the first that does not keep up"
+            );
+        }
+        if knee_p99.is_some_and(|d| d.is_zero()) {
+            bail!("--knee-p99 must be longer than zero: every step would be past the knee");
+        }
+        for rate in &rates {
+            TrialSpec {
+                workload: spec.workload.at_rate(*rate),
+                ..spec.clone()
+            }
+            .validate()?;
+        }
+        Ok(SweepPlan {
+            rates,
+            p99_bound_ns: knee_p99.map(|d| d.as_nanos() as u64),
+        })
+    }
 }
 
 /// The sweeps of a run as they progress: a transport's stops at its first
@@ -348,7 +378,7 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
     // Head-of-line excess counts from the same transport's latency without
     // loss: measure it first, on the same path minus its loss.
     let baseline = match &opts.impair {
-        Some(p) if opts.spec.workload == Workload::Multistream && opts.spec.hol.base.is_none() => {
+        Some(p) if matches!(&opts.spec.workload, WorkloadSpec::Multistream(m) if m.hol.base.is_none()) => {
             p.without_loss()
         }
         _ => None,
@@ -364,7 +394,7 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
         .collect();
     // Churn leaves TIME_WAIT sockets behind for 60 s: each trial gets a
     // fresh testbed, so its counts and ports are its own.
-    let groups: Vec<Vec<Cell>> = if opts.impair.is_some() && opts.spec.workload.is_churn() {
+    let groups: Vec<Vec<Cell>> = if opts.impair.is_some() && opts.spec.workload().is_churn() {
         cells.iter().map(|c| vec![*c]).collect()
     } else {
         vec![cells.clone()]
@@ -504,8 +534,8 @@ pub(crate) async fn run_phase(
     let secret_hex = to_hex(&random_nonce());
     let secret = Secret::new(secret_hex.as_bytes())?;
     let link = profiles.map(start_testbed).transpose()?;
-    if let Some((bed, _)) = &link {
-        set_sender_sysctls(bed, &opts.spec.churn)?;
+    if let (Some((bed, _)), Some(churn)) = (&link, opts.spec.workload.churn()) {
+        set_sender_sysctls(bed, &churn.options)?;
     }
     let mut delivered = None;
     if let Some((bed, profiles)) = &link {
@@ -546,33 +576,30 @@ pub(crate) async fn run_phase(
             None => format!("{transport}{suffix}-{n}"),
         };
         bar.set_message(format!("{id} ({} s each)", per_trial.as_secs_f64()));
-        let spec = TrialSpec {
+        let mut spec = TrialSpec {
             transport: *transport,
-            rate: rate.or(opts.spec.rate),
-            hol: HolInputs {
-                base: opts
-                    .spec
-                    .hol
-                    .base
-                    .clone()
-                    .or_else(|| bases.get(&base_key(*transport, profiles)).cloned()),
-                rtt_ns,
-                loss_p: link.as_ref().and_then(|(_, p)| {
-                    let forward = p.forward.mean_loss().filter(|&l| l > 0.0)?;
-                    let reverse = if opts.spec.round_trip {
-                        p.reverse.mean_loss()?
-                    } else {
-                        0.0
-                    };
-                    Some(forward + reverse)
-                }),
-            },
-            churn: ChurnOptions {
-                port_range_in_namespace: link.is_some(),
-                ..opts.spec.churn.clone()
-            },
+            path_rtt_ns: rtt_ns,
             ..opts.spec.clone()
         };
+        if let Some(rate) = rate {
+            spec.workload = spec.workload.at_rate(*rate);
+        }
+        match &mut spec.workload {
+            WorkloadSpec::Multistream(m) => {
+                if m.hol.base.is_none() {
+                    m.hol.base = bases.get(&base_key(*transport, profiles)).cloned();
+                }
+                m.hol.loss_p = link.as_ref().and_then(|(_, p)| {
+                    let forward = p.forward.mean_loss().filter(|&l| l > 0.0)?;
+                    let reverse = if m.round_trip { p.reverse.mean_loss()? } else { 0.0 };
+                    Some(forward + reverse)
+                });
+            }
+            WorkloadSpec::Churn(c) | WorkloadSpec::Handshake(c) => {
+                c.options.port_range_in_namespace = link.is_some();
+            }
+            WorkloadSpec::Rr(_) | WorkloadSpec::Stream(_) => {}
+        }
         let before = link.as_ref().map(|(bed, _)| bed.link_stats());
         match workload::run_trial(receiver.addr, Some(&secret), &spec, id.clone()).await {
             Ok(mut trial) => {
@@ -602,8 +629,8 @@ pub(crate) async fn run_phase(
                                 };
                             hol.theory = analysis::expectation(
                                 spec.transport,
-                                spec.streams,
-                                spec.rate.unwrap_or(0.0),
+                                spec.workload.streams(),
+                                spec.workload.rate().unwrap_or(0.0),
                                 spec.size,
                                 hol.rtt_ns,
                                 Some((p, "link")),

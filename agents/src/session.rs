@@ -189,12 +189,14 @@ pub fn invalid_reasons(
     // (a TLS or QUIC handshake is hundreds of microseconds of CPU): a lag
     // within one period still offers the rate asked for, and every
     // transaction's latency counts from its intended start anyway.
-    let lag_bound = match (spec.workload.is_churn(), spec.rate) {
+    let workload = spec.workload();
+    let rate = spec.workload.rate();
+    let lag_bound = match (workload.is_churn(), rate) {
         (true, Some(rate)) => MAX_SEND_LAG_P99_NS.max((1e9 / rate) as u64),
         _ => MAX_SEND_LAG_P99_NS,
     };
-    if spec.rate.is_some() && send_lag.p99 > lag_bound {
-        let advice = match spec.workload {
+    if rate.is_some() && send_lag.p99 > lag_bound {
+        let advice = match workload {
             Workload::Rr => "lower --rate, or use --closed-loop",
             Workload::Multistream => "lower --rate or --streams",
             Workload::Stream => "lower --bitrate, or add --gso",

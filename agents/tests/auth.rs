@@ -162,15 +162,13 @@ fn after_authentication_every_frame_must_carry_the_session_tag() {
     let receiver = ReceiverGuard::start(&["--secret-file", path.to_str().unwrap()]);
     let setup = ControlMsg::Setup(TrialSetup {
         transport: Transport::Tcp,
-        workload: transbench_wire::Workload::Rr,
         size: 64,
-        streams: 0,
-        udp_peer_port: None,
-        quic_stream: QuicStreamMode::PerRequest,
         tcp_congestion: None,
         quic_congestion: None,
-        echo: false,
-        close: Default::default(),
+        workload: transbench_wire::WorkloadSetup::Rr {
+            udp_peer_port: None,
+            quic_stream: QuicStreamMode::PerRequest,
+        },
     });
 
     // Twice: once tagging `setup` properly, once sending it bare.

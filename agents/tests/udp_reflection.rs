@@ -41,15 +41,13 @@ fn setup_udp_trial(receiver: &ReceiverGuard, peer_port: u16, size: u32) -> (TcpS
     assert!(matches!(recv_msg(&mut s), ControlMsg::Welcome { .. }));
     let setup = ControlMsg::Setup(TrialSetup {
         transport: Transport::Udp,
-        workload: transbench_wire::Workload::Rr,
         size,
-        streams: 0,
-        udp_peer_port: Some(peer_port),
-        quic_stream: QuicStreamMode::PerRequest,
         tcp_congestion: None,
         quic_congestion: None,
-        echo: false,
-        close: Default::default(),
+        workload: transbench_wire::WorkloadSetup::Rr {
+            udp_peer_port: Some(peer_port),
+            quic_stream: QuicStreamMode::PerRequest,
+        },
     });
     s.write_all(&setup.encode()).unwrap();
     let ControlMsg::Ready { data_port, .. } = recv_msg(&mut s) else {

@@ -28,7 +28,7 @@ use crate::frame::{FrameError, LengthPrefix};
 pub use crate::transport::{Capabilities, Carrier, Streams, Transport};
 
 /// Bumped on any incompatible change to the frames below.
-pub const PROTOCOL_VERSION: u32 = 3;
+pub const PROTOCOL_VERSION: u32 = 4;
 pub const MAGIC: &str = "transbench";
 /// Control frames are small; anything larger is garbage.
 pub const CONTROL_FRAMING: LengthPrefix = LengthPrefix::new(64 * 1024);
@@ -201,36 +201,62 @@ impl FromStr for CloseMode {
     }
 }
 
-/// What the receiver needs to know to serve one trial.
+/// What the receiver needs to know to serve one trial: what every trial
+/// has, and the workload's own part.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TrialSetup {
     pub transport: Transport,
-    pub workload: Workload,
     /// Bytes per message, header included; responses are the same size.
     pub size: u32,
-    /// Multistream: logical streams (for `tcp-n`, connections; for `udp`,
-    /// flows).
-    #[serde(default)]
-    pub streams: u32,
-    /// For UDP: the sender's data port. The receiver answers only this port
-    /// at the control connection's peer address.
-    pub udp_peer_port: Option<u16>,
-    #[serde(default)]
-    pub quic_stream: QuicStreamMode,
     /// TCP congestion control the sender pinned; the receiver pins the same.
     #[serde(default)]
     pub tcp_congestion: Option<String>,
     /// QUIC congestion controller (quinn's) for both ends.
     #[serde(default)]
     pub quic_congestion: Option<String>,
-    /// One-way workloads across hosts (no shared clock): the receiver
-    /// echoes each message's header at once, and the sender measures the
-    /// round trip.
-    #[serde(default)]
-    pub echo: bool,
-    /// Churn and handshake: who closes each connection.
-    #[serde(default)]
-    pub close: CloseMode,
+    #[serde(flatten)]
+    pub workload: WorkloadSetup,
+}
+
+/// Each workload's part of a trial's setup, tagged by the workload's name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "workload", rename_all = "snake_case")]
+pub enum WorkloadSetup {
+    Rr {
+        /// UDP: the sender's data port. The receiver answers only this
+        /// port at the control connection's peer address.
+        udp_peer_port: Option<u16>,
+        quic_stream: QuicStreamMode,
+    },
+    Multistream {
+        /// Logical streams (for `tcp-n`, connections; for `udp`, flows).
+        streams: u32,
+        /// Across hosts (no shared clock): the receiver echoes each
+        /// message's header at once, and the sender measures the round
+        /// trip.
+        echo: bool,
+    },
+    /// One flow of datagrams.
+    Stream {},
+    Churn {
+        /// Who closes each connection.
+        close: CloseMode,
+    },
+    Handshake {
+        close: CloseMode,
+    },
+}
+
+impl WorkloadSetup {
+    pub fn kind(&self) -> Workload {
+        match self {
+            WorkloadSetup::Rr { .. } => Workload::Rr,
+            WorkloadSetup::Multistream { .. } => Workload::Multistream,
+            WorkloadSetup::Stream {} => Workload::Stream,
+            WorkloadSetup::Churn { .. } => Workload::Churn,
+            WorkloadSetup::Handshake { .. } => Workload::Handshake,
+        }
+    }
 }
 
 /// The receiver's side of a trial, sent after Stop.
@@ -417,15 +443,32 @@ mod tests {
             ControlMsg::Refused { reason: "no".into() },
             ControlMsg::Setup(TrialSetup {
                 transport: Transport::TcpTls,
-                workload: Workload::Multistream,
                 size: 64,
-                streams: 8,
-                udp_peer_port: Some(4000),
-                quic_stream: QuicStreamMode::Single,
                 tcp_congestion: Some("cubic".into()),
                 quic_congestion: None,
-                echo: true,
-                close: CloseMode::Server,
+                workload: WorkloadSetup::Multistream {
+                    streams: 8,
+                    echo: true,
+                },
+            }),
+            ControlMsg::Setup(TrialSetup {
+                transport: Transport::Udp,
+                size: 64,
+                tcp_congestion: None,
+                quic_congestion: None,
+                workload: WorkloadSetup::Rr {
+                    udp_peer_port: Some(4000),
+                    quic_stream: QuicStreamMode::Single,
+                },
+            }),
+            ControlMsg::Setup(TrialSetup {
+                transport: Transport::Tcp,
+                size: 64,
+                tcp_congestion: None,
+                quic_congestion: None,
+                workload: WorkloadSetup::Churn {
+                    close: CloseMode::Server,
+                },
             }),
             ControlMsg::Ready {
                 data_port: 5001,
@@ -540,7 +583,7 @@ mod tests {
 
     proptest! {
         #[test]
-        fn corrupted_frames_are_errors_not_panics(idx in 0usize..12, pos: usize, byte: u8) {
+        fn corrupted_frames_are_errors_not_panics(idx in 0usize..14, pos: usize, byte: u8) {
             let mut frame = samples()[idx].encode();
             let pos = pos % frame.len();
             frame[pos] ^= byte | 1;
@@ -551,14 +594,14 @@ mod tests {
         }
 
         #[test]
-        fn truncated_frames_need_more(idx in 0usize..12, cut: usize) {
+        fn truncated_frames_need_more(idx in 0usize..14, cut: usize) {
             let frame = samples()[idx].encode();
             let cut = cut % frame.len();
             prop_assert!(matches!(ControlMsg::split(&frame[..cut]), Ok(None)));
         }
 
         #[test]
-        fn truncated_payload_is_malformed(idx in 0usize..12, cut: usize) {
+        fn truncated_payload_is_malformed(idx in 0usize..14, cut: usize) {
             let frame = samples()[idx].encode();
             let payload = &frame[4..];
             let cut = cut % payload.len();

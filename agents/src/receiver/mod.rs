@@ -14,7 +14,7 @@ use transbench_wire::auth::{from_hex, random_nonce, to_hex, FrameMac, Role, Secr
 use transbench_wire::control::SAMPLES_PER_FRAME;
 use transbench_wire::control::{MAGIC, PROTOCOL_VERSION};
 use transbench_wire::delivery::{self, RECORDS_PER_FRAME};
-use transbench_wire::{ControlMsg, TimeWaitSample, TrialSetup, Workload, HEADER_LEN};
+use transbench_wire::{ControlMsg, TimeWaitSample, TrialSetup, WorkloadSetup, HEADER_LEN};
 
 use crate::clock::thread_cpu_ns;
 use crate::control_io::{ControlChannel, ControlIoError};
@@ -298,7 +298,7 @@ async fn trials(
                             data_port: server.data_port,
                             cert_sha256: certificate(&setup, ctx),
                         };
-                        tracing::info!(transport = %setup.transport, size = setup.size, "trial set up");
+                        tracing::info!(transport = %setup.transport, workload = %setup.workload.kind(), size = setup.size, "trial set up");
                         trial = Some(server);
                         ctl.send(&ready).await?;
                     }
@@ -373,19 +373,14 @@ pub struct TrialServer {
 }
 
 fn validate(setup: &TrialSetup) -> anyhow::Result<()> {
-    if !setup.workload.transports().contains(&setup.transport) {
-        bail!(
-            "transport {} does not run workload {}",
-            setup.transport,
-            setup.workload
-        );
+    let workload = setup.workload.kind();
+    if !workload.runs_on(setup.transport.capabilities()) {
+        bail!("transport {} does not run workload {workload}", setup.transport);
     }
-    if setup.workload == Workload::Multistream && !(1..=multi::MAX_STREAMS).contains(&setup.streams) {
-        bail!(
-            "{} streams is out of range: 1 to {}",
-            setup.streams,
-            multi::MAX_STREAMS
-        );
+    if let WorkloadSetup::Multistream { streams, .. } = setup.workload {
+        if !(1..=multi::MAX_STREAMS).contains(&streams) {
+            bail!("{streams} streams is out of range: 1 to {}", multi::MAX_STREAMS);
+        }
     }
     let max = crate::transport::max_message(setup.transport);
     let size = setup.size as usize;

@@ -11,13 +11,13 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::SystemTime;
 use transbench_reports::{Counters, LatencyKind, LatencySummary, TrialParams, TrialResult};
 use transbench_wire::auth::Secret;
-use transbench_wire::{ReceiverReport, TrialSetup, Workload};
+use transbench_wire::{ReceiverReport, TrialSetup, WorkloadSetup};
 
 use crate::receiver::{ReceiverState, TrialServer};
 
 use crate::dataplane::ErrorLog;
 use crate::session;
-use crate::spec::TrialSpec;
+use crate::spec::{TrialSpec, WorkloadSpec};
 
 /// Runs one trial against the receiver at `addr`.
 pub async fn run_trial(
@@ -28,10 +28,14 @@ pub async fn run_trial(
 ) -> anyhow::Result<TrialResult> {
     spec.validate()?;
     let (ctl, boot_id) = session::connect(addr, secret).await?;
-    match spec.workload {
-        Workload::Rr => rr::run_trial(ctl, addr, spec, id).await,
-        Workload::Multistream | Workload::Stream => oneway::run_trial(ctl, boot_id, addr, spec, id).await,
-        Workload::Churn | Workload::Handshake => churn::run_trial(ctl, boot_id, addr, spec, id).await,
+    match &spec.workload {
+        WorkloadSpec::Rr(rr) => rr::run_trial(ctl, addr, spec, rr, id).await,
+        WorkloadSpec::Multistream(_) | WorkloadSpec::Stream(_) => {
+            oneway::run_trial(ctl, boot_id, addr, spec, id).await
+        }
+        WorkloadSpec::Churn(churn) | WorkloadSpec::Handshake(churn) => {
+            churn::run_trial(ctl, boot_id, addr, spec, churn, id).await
+        }
     }
 }
 
@@ -43,9 +47,16 @@ pub async fn serve_trial(
     peer_ip: IpAddr,
 ) -> anyhow::Result<TrialServer> {
     match setup.workload {
-        Workload::Rr => rr::serve(setup, ctx, local_ip, peer_ip).await,
-        Workload::Multistream | Workload::Stream => oneway::serve(setup, ctx, local_ip, peer_ip).await,
-        Workload::Churn | Workload::Handshake => churn::serve(setup, ctx, local_ip, peer_ip).await,
+        WorkloadSetup::Rr { udp_peer_port, .. } => {
+            rr::serve(setup, udp_peer_port, ctx, local_ip, peer_ip).await
+        }
+        WorkloadSetup::Multistream { streams, echo } => {
+            oneway::serve(setup, streams, echo, ctx, local_ip, peer_ip).await
+        }
+        WorkloadSetup::Stream {} => oneway::serve(setup, 1, false, ctx, local_ip, peer_ip).await,
+        WorkloadSetup::Churn { close } | WorkloadSetup::Handshake { close } => {
+            churn::serve(setup, close, ctx, local_ip, peer_ip).await
+        }
     }
 }
 
@@ -90,7 +101,7 @@ pub fn trial_result(spec: &TrialSpec, id: String, m: Measured) -> TrialResult {
     TrialResult {
         id,
         transport: spec.transport,
-        workload: spec.workload.name().into(),
+        workload: spec.workload().name().into(),
         params: params(spec, m.peer, m.tcp_congestion),
         start_time: humantime::format_rfc3339_millis(m.start).to_string(),
         duration_ns: m.measured_ns,
@@ -116,21 +127,33 @@ pub fn trial_result(spec: &TrialSpec, id: String, m: Measured) -> TrialResult {
 
 /// A trial's parameters as recorded: what the spec asked for.
 fn params(spec: &TrialSpec, peer: SocketAddr, tcp_congestion: Option<String>) -> TrialParams {
-    let stream = spec.workload == Workload::Stream;
+    let rate = spec.workload.rate();
+    let (quic_stream, streams, bitrate, gso) = match &spec.workload {
+        WorkloadSpec::Rr(rr) => (
+            spec.transport
+                .is_quic()
+                .then(|| rr.quic_stream.name().to_string()),
+            None,
+            None,
+            None,
+        ),
+        WorkloadSpec::Multistream(m) => (None, Some(m.streams), None, None),
+        WorkloadSpec::Stream(s) => (None, None, Some(s.bitrate(spec.size)), Some(s.gso)),
+        WorkloadSpec::Churn(_) | WorkloadSpec::Handshake(_) => (None, None, None, None),
+    };
     TrialParams {
-        rate: spec.rate,
+        rate,
         size: spec.size as u32,
         duration_ns: spec.duration.as_nanos() as u64,
         warmup_ns: spec.warmup.as_nanos() as u64,
-        closed_loop: spec.rate.is_none(),
+        closed_loop: rate.is_none(),
         loss_timeout_ns: spec.loss_timeout.as_nanos() as u64,
-        quic_stream: (spec.workload == Workload::Rr && spec.transport.is_quic())
-            .then(|| spec.quic_stream.name().to_string()),
+        quic_stream,
         peer: peer.to_string(),
         tcp_congestion,
         quic_congestion: spec.quic_congestion(),
-        streams: (spec.workload == Workload::Multistream).then_some(spec.streams),
-        bitrate: stream.then(|| spec.rate.unwrap_or(0.0) * spec.size as f64 * 8.0),
-        gso: stream.then_some(spec.gso),
+        streams,
+        bitrate,
+        gso,
     }
 }

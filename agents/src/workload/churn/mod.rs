@@ -22,54 +22,19 @@ use transbench_wire::{
 
 use crate::clock::{mono_now_ns, thread_cpu_ns, Pacer};
 use crate::control_io::ControlChannel;
-use crate::dataplane::churn::{Dialer, Failure, PortChoice, Timings};
-use crate::dataplane::ErrorLog;
-use crate::dataplane::{churn, ServeCounters};
+use crate::dataplane::churn::{serve_quic, Dialer, Failure, PortChoice, Timings};
+use crate::dataplane::{ErrorLog, ServeCounters};
 use crate::receiver::{listen, ReceiverState, TrialServer};
 use crate::schedule::OpenLoopSchedule;
 use crate::session;
-use crate::spec::TrialSpec;
+use crate::spec::churn::parse_port_range;
+use crate::spec::{ChurnOptions, ChurnSpec, TrialSpec};
 use crate::transport::{self, congestion, tls};
 use crate::workload::rr::engine::{wall_at, START_LEAD_NS};
 use crate::workload::rr::tracker::record;
 
 /// TIME_WAIT is sampled this often on both agents.
 pub const SAMPLE_INTERVAL_NS: u64 = 100_000_000;
-
-/// The churn knobs of a trial.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ChurnOptions {
-    pub close: CloseMode,
-    /// Most transactions in flight at once.
-    pub max_inflight: u32,
-    /// Bind each local port of the range in turn instead of letting
-    /// connect() choose.
-    pub port_cycle: bool,
-    /// Ephemeral ports for the client.
-    pub port_range: Option<(u16, u16)>,
-    /// Whether `port_range` is already the namespace's sysctl (the testbed
-    /// set it); otherwise each socket gets IP_LOCAL_PORT_RANGE.
-    pub port_range_in_namespace: bool,
-    /// `net.ipv4.tcp_tw_reuse` for the testbed to set in the sender's
-    /// namespace.
-    pub tw_reuse: Option<u8>,
-}
-
-impl Default for ChurnOptions {
-    fn default() -> Self {
-        ChurnOptions {
-            close: CloseMode::Client,
-            max_inflight: DEFAULT_MAX_INFLIGHT,
-            port_cycle: false,
-            port_range: None,
-            port_range_in_namespace: false,
-            tw_reuse: None,
-        }
-    }
-}
-
-pub const DEFAULT_MAX_INFLIGHT: u32 = 1000;
-pub const MAX_INFLIGHT: u32 = 65_536;
 
 /// One agent's view of its namespace over a trial: sysctls, `TcpExt`
 /// counters before and after, TIME_WAIT every [`SAMPLE_INTERVAL_NS`].
@@ -342,22 +307,6 @@ fn port_range(spec: &ChurnOptions, sysctls: &BTreeMap<String, String>) -> anyhow
     })
 }
 
-/// `LO-HI` (or `LO HI`, as the sysctl has it): an inclusive port range.
-pub fn parse_port_range(s: &str) -> Result<(u16, u16), String> {
-    let err = || format!("{s:?} is not a port range: expected LO-HI, e.g. 40000-40199");
-    let (lo, hi) = s.trim().split_once(['-', ' ', '\t']).ok_or_else(err)?;
-    let (lo, hi): (u16, u16) = (
-        lo.trim().parse().map_err(|_| err())?,
-        hi.trim().parse().map_err(|_| err())?,
-    );
-    if lo == 0 || lo > hi {
-        return Err(format!(
-            "port range {lo}-{hi} is empty or starts at 0: LO must be 1 to HI"
-        ));
-    }
-    Ok((lo, hi))
-}
-
 /// What setting up a connection of `transport` costs, in theory.
 fn setup_of(transport: Transport) -> anyhow::Result<Setup> {
     let caps = transport.capabilities();
@@ -376,6 +325,7 @@ fn setup_of(transport: Transport) -> anyhow::Result<Setup> {
 /// sender asked, with this namespace watched from Start to Stop.
 pub async fn serve(
     setup: &TrialSetup,
+    close: CloseMode,
     ctx: &ReceiverState,
     local_ip: IpAddr,
     peer_ip: IpAddr,
@@ -387,11 +337,11 @@ pub async fn serve(
     let data_port = match setup.transport.capabilities().carrier {
         Carrier::Quic => {
             let (endpoint, data_port) = listen::bind_quic(setup, ctx, local_ip)?;
-            tasks.spawn(churn::serve_quic(
+            tasks.spawn(serve_quic(
                 endpoint.clone(),
                 peer_ip,
                 size,
-                setup.close,
+                close,
                 setup.transport.capabilities().zero_rtt,
                 counters.clone(),
             ));
@@ -406,7 +356,7 @@ pub async fn serve(
                 peer_ip,
                 setup.tcp_congestion.clone(),
                 counters.clone(),
-                listen::ConnectionRole::Transaction(size, setup.close),
+                listen::ConnectionRole::Transaction(size, close),
             ));
             data_port
         }
@@ -439,29 +389,13 @@ pub async fn run_trial(
     boot_id: Option<String>,
     addr: SocketAddr,
     spec: &TrialSpec,
+    churn: &ChurnSpec,
     id: String,
 ) -> anyhow::Result<TrialResult> {
-    let rate = spec
-        .rate
-        .context("churn is open-loop: it needs a connection rate")?;
+    let rate = churn.rate;
     let local_ip = ctl.stream().local_addr()?.ip();
-    let options = &spec.churn;
-    let (port, cert) = session::setup(
-        &mut ctl,
-        TrialSetup {
-            transport: spec.transport,
-            workload: spec.workload,
-            size: spec.size as u32,
-            streams: 0,
-            udp_peer_port: None,
-            quic_stream: Default::default(),
-            tcp_congestion: spec.tcp_congestion(),
-            quic_congestion: spec.quic_congestion(),
-            echo: false,
-            close: options.close,
-        },
-    )
-    .await?;
+    let options = &churn.options;
+    let (port, cert) = session::setup(&mut ctl, spec.setup()).await?;
     let peer = SocketAddr::new(addr.ip(), port);
     let sysctls = procnet::read_sysctls(procnet::CHURN_SYSCTLS);
     // QUIC: one UDP socket carries every connection; no port range applies.
@@ -469,7 +403,7 @@ pub async fn run_trial(
         .then(|| port_range(options, &sysctls))
         .transpose()?;
     let control_port = ctl.stream().local_addr()?.port();
-    let zero_rtt = spec.transport == Transport::Quic0Rtt;
+    let zero_rtt = spec.transport.capabilities().zero_rtt;
     let mut endpoint = None;
     let caps = spec.transport.capabilities();
     let dialer = match caps.carrier {
@@ -587,7 +521,7 @@ pub async fn run_trial(
     };
     build_result(
         spec,
-        rate,
+        churn,
         addr,
         id,
         outcome,
@@ -611,7 +545,7 @@ struct Sides {
 #[allow(clippy::too_many_arguments)]
 fn build_result(
     spec: &TrialSpec,
-    rate: f64,
+    churn: &ChurnSpec,
     addr: SocketAddr,
     id: String,
     mut o: Outcome,
@@ -626,7 +560,7 @@ fn build_result(
     let txn_lat = LatencySummary::from_histogram(&o.txn_lat)?;
     let send_lag = LatencySummary::from_histogram(&o.send_lag)?;
     let ttfb = LatencySummary::from_histogram(&o.ttfb)?;
-    let closer = match spec.churn.close {
+    let closer = match churn.options.close {
         CloseMode::Client => Closer::Client,
         CloseMode::Server => Closer::Server,
         CloseMode::Rst => Closer::Rst,
@@ -638,18 +572,18 @@ fn build_result(
     };
     let pressure = theory::port_pressure(&ChurnPath {
         ports: port_range.as_ref().map_or(0, |r| r.ports),
-        offered_rate: rate,
+        offered_rate: churn.rate,
         elapsed_s: (spec.warmup + spec.duration).as_secs_f64(),
         closer,
         tw_reuse: sysctl(&sides.sender, "net.ipv4.tcp_tw_reuse").and_then(|v| v.parse().ok()),
         loopback: addr.ip().is_loopback(),
         quic: spec.transport.is_quic(),
         max_tw_buckets: sysctl(closing_side, "net.ipv4.tcp_max_tw_buckets").and_then(|v| v.parse().ok()),
-        port_cycle: spec.churn.port_cycle,
+        port_cycle: churn.options.port_cycle,
         timestamps: sysctl(&sides.sender, "net.ipv4.tcp_timestamps").map(|v| v != "0"),
     });
     let setup = setup_of(spec.transport)?;
-    let rtt_ns = spec.hol.rtt_ns;
+    let rtt_ns = spec.path_rtt_ns;
     let expectation = ChurnExpectation {
         time_wait_s: theory::TIME_WAIT_S,
         sustainable_rate: pressure.sustainable_rate,
@@ -697,10 +631,15 @@ fn build_result(
     }
     let churn = ChurnMetrics {
         data_port: sides.port,
-        close: spec.churn.close.name().into(),
-        port_choice: if spec.churn.port_cycle { "cycle" } else { "kernel" }.into(),
+        close: churn.options.close.name().into(),
+        port_choice: if churn.options.port_cycle {
+            "cycle"
+        } else {
+            "kernel"
+        }
+        .into(),
         port_range,
-        max_inflight: spec.churn.max_inflight,
+        max_inflight: churn.options.max_inflight,
         offered: o.offered,
         started: o.started,
         completed: o.completed,
@@ -769,16 +708,6 @@ fn build_result(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn port_ranges_parse_both_spellings() {
-        assert_eq!(parse_port_range("40000-40199"), Ok((40000, 40199)));
-        assert_eq!(parse_port_range("32768\t60999"), Ok((32768, 60999)));
-        assert!(parse_port_range("5-4").unwrap_err().contains("empty"));
-        assert!(parse_port_range("0-10").is_err());
-        assert!(parse_port_range("40000").unwrap_err().contains("LO-HI"));
-        assert!(parse_port_range("a-b").is_err());
-    }
 
     #[test]
     fn port_range_says_who_set_it() {

@@ -22,7 +22,7 @@ use tokio::task::JoinSet;
 use transbench_reports::{new_histogram, LatencyKind, LatencySummary, TrialResult};
 use transbench_wire::delivery;
 use transbench_wire::{
-    Carrier, ControlMsg, MessageHeader, MessageKind, ReceiverReport, Streams, Transport, TrialSetup, Workload,
+    Carrier, ControlMsg, MessageHeader, MessageKind, ReceiverReport, Streams, TrialSetup, WorkloadSetup,
 };
 
 use crate::clock::{mono_now_ns, thread_cpu_ns, Pacer};
@@ -33,25 +33,11 @@ use crate::dataplane::{ErrorLog, ServeCounters};
 use crate::receiver::{listen, ReceiverState, TrialServer};
 use crate::schedule::OpenLoopSchedule;
 use crate::session;
-use crate::spec::TrialSpec;
+use crate::spec::{HolInputs, TrialSpec, WorkloadSpec};
 use crate::transport::{self, congestion};
 use crate::workload::rr::engine::{wall_at, START_LEAD_NS};
 use crate::workload::rr::tracker::record;
 use analysis::{HolReference, Sent};
-
-/// What the head-of-line analysis of a trial is measured against, when the
-/// caller knows it (`transbench run` does).
-#[derive(Debug, Clone, Default)]
-pub struct HolInputs {
-    /// p1 of the same transport's latency at 0 % loss, and where it came
-    /// from; `None`: this trial's own p1.
-    pub base: Option<(u64, String)>,
-    /// The path's round-trip time from the link probe; `None`: twice the
-    /// base.
-    pub rtt_ns: Option<u64>,
-    /// Packet loss configured in the data direction.
-    pub loss_p: Option<f64>,
-}
 
 /// TCP_NOTSENT_LOWAT of `tcp-mux` connections: the kernel holds at most
 /// this much unsent data, so frames wait in the round-robin writer (where
@@ -68,8 +54,8 @@ struct Paced {
     last_intended_ns: u64,
 }
 
-async fn pace(spec: &TrialSpec, rate: f64, writers: &Writers) -> std::io::Result<Paced> {
-    let n = spec.streams as u64;
+async fn pace(spec: &TrialSpec, rate: f64, streams: u32, writers: &Writers) -> std::io::Result<Paced> {
+    let n = streams as u64;
     let mut pacer = Pacer::new()?;
     let t0 = mono_now_ns() + START_LEAD_NS;
     // All streams together: message j is stream j mod N's (j div N)-th.
@@ -183,6 +169,7 @@ async fn pace_datagrams(
 /// after the trial, and the congestion control the kernel reports.
 async fn open_writers(
     spec: &TrialSpec,
+    streams: u32,
     peer: SocketAddr,
     local_ip: IpAddr,
     cert: Option<String>,
@@ -190,7 +177,7 @@ async fn open_writers(
 ) -> anyhow::Result<OpenWriters> {
     let mut writers = Writers::default();
     let mut readers = JoinSet::new();
-    let (streams, size) = (spec.streams, spec.size);
+    let size = spec.size;
     let cc = spec.congestion.as_deref();
     let mut quic = None;
     let mut tcp_congestion = None;
@@ -310,15 +297,17 @@ where
 /// recorded.
 pub async fn serve(
     setup: &TrialSetup,
+    streams: u32,
+    echo: bool,
     ctx: &ReceiverState,
     local_ip: IpAddr,
     peer_ip: IpAddr,
 ) -> anyhow::Result<TrialServer> {
     let rec = Recording {
-        streams: setup.streams.max(1),
+        streams: streams.max(1),
         size: setup.size as usize,
         kind: transbench_wire::MessageKind::Request,
-        echo: setup.echo,
+        echo,
         log: Arc::new(DeliveryLog::default()),
         counters: Arc::new(ServeCounters::default()),
     };
@@ -389,13 +378,16 @@ pub async fn run_trial(
     spec: &TrialSpec,
     id: String,
 ) -> anyhow::Result<TrialResult> {
-    let rate = spec
-        .rate
-        .context("one-way workloads are open-loop: they need a rate")?;
+    let (rate, streams, gso, hol) = match &spec.workload {
+        WorkloadSpec::Multistream(m) => (m.rate, m.streams, None, Some(&m.hol)),
+        WorkloadSpec::Stream(s) => (s.rate, 1, Some(s.gso), None),
+        other => bail!("{} is not a one-way workload", other.kind()),
+    };
     // One-way delays need one clock: the same kernel (boot id) on both ends.
     let shared_clock = receiver_boot_id.is_some() && receiver_boot_id == crate::host::boot_id();
-    let round_trip = spec.round_trip || !shared_clock;
-    if round_trip && spec.workload == Workload::Stream {
+    let asked = matches!(&spec.workload, WorkloadSpec::Multistream(m) if m.round_trip);
+    let round_trip = asked || !shared_clock;
+    if round_trip && gso.is_some() {
         bail!(
             "the stream workload measures one-way delivery and needs both agents on one host (one \
              CLOCK_MONOTONIC), but the receiver at {addr} runs on another kernel (or did not say); \
@@ -403,35 +395,27 @@ pub async fn run_trial(
         );
     }
     let local_ip = ctl.stream().local_addr()?.ip();
-    let setup = TrialSetup {
-        transport: spec.transport,
-        workload: spec.workload,
-        size: spec.size as u32,
-        streams: spec.streams,
-        udp_peer_port: None,
-        quic_stream: Default::default(),
-        tcp_congestion: spec.tcp_congestion(),
-        quic_congestion: spec.quic_congestion(),
-        echo: round_trip,
-        close: Default::default(),
-    };
+    let mut setup = spec.setup();
+    if let WorkloadSetup::Multistream { echo, .. } = &mut setup.workload {
+        *echo = round_trip;
+    }
     let (port, cert) = session::setup(&mut ctl, setup).await?;
     let cpu_start = thread_cpu_ns();
     let peer = SocketAddr::new(addr.ip(), port);
     let echoes = round_trip.then(|| Recording {
-        streams: spec.streams,
+        streams,
         size: spec.size,
         kind: MessageKind::Response,
         echo: false,
         log: Arc::new(DeliveryLog::default()),
         counters: Arc::new(ServeCounters::default()),
     });
-    let (paced, errors, readers, quic, tcp_congestion) = if spec.workload == Workload::Stream {
+    let (paced, errors, readers, quic, tcp_congestion) = if let Some(gso) = gso {
         let sock = UdpSocket::bind((local_ip, 0))
             .await
             .context("binding the UDP data socket")?;
         sock.connect(peer).await?;
-        let batcher = DatagramBatcher::new(sock, peer, spec.gso).context("preparing the UDP socket")?;
+        let batcher = DatagramBatcher::new(sock, peer, gso).context("preparing the UDP socket")?;
         let mut errors = ErrorLog::default();
         ctl.send(&ControlMsg::Start).await?;
         let paced =
@@ -439,9 +423,9 @@ pub async fn run_trial(
                 .await?;
         (paced, errors, JoinSet::new(), None, None)
     } else {
-        let open = open_writers(spec, peer, local_ip, cert, echoes.as_ref()).await?;
+        let open = open_writers(spec, streams, peer, local_ip, cert, echoes.as_ref()).await?;
         ctl.send(&ControlMsg::Start).await?;
-        let paced = session::while_receiver_quiet(&mut ctl, pace(spec, rate, &open.writers)).await?;
+        let paced = session::while_receiver_quiet(&mut ctl, pace(spec, rate, streams, &open.writers)).await?;
         (
             paced,
             open.writers.finish(spec.loss_timeout).await,
@@ -477,7 +461,7 @@ pub async fn run_trial(
     }
     build_result(
         spec,
-        rate,
+        (rate, streams, hol),
         addr,
         id,
         paced,
@@ -493,7 +477,7 @@ pub async fn run_trial(
 #[allow(clippy::too_many_arguments)]
 fn build_result(
     spec: &TrialSpec,
-    rate: f64,
+    (rate, streams, hol): (f64, u32, Option<&HolInputs>),
     addr: SocketAddr,
     id: String,
     paced: Paced,
@@ -505,27 +489,27 @@ fn build_result(
     round_trip: bool,
 ) -> anyhow::Result<TrialResult> {
     let wait_ns = spec.loss_timeout.as_nanos() as u64;
-    let matched = analysis::match_deliveries(spec.streams, &paced.sent, &deliveries, wait_ns);
+    let matched = analysis::match_deliveries(streams, &paced.sent, &deliveries, wait_ns);
     let mut counters = matched.counters.clone();
     counters.errors = errors.count;
     let lat = LatencySummary::from_histogram(&matched.lat)?;
     let send_lag = LatencySummary::from_histogram(&paced.send_lag)?;
-    let base = match &spec.hol.base {
+    let base = match hol.and_then(|h| h.base.as_ref()) {
         Some((ns, source)) => (*ns, source.clone()),
         None => (matched.lat.value_at_quantile(0.01), "this trial".to_string()),
     };
-    let (rtt_ns, rtt_source) = match (spec.hol.rtt_ns, round_trip) {
+    let (rtt_ns, rtt_source) = match (spec.path_rtt_ns, round_trip) {
         (Some(rtt), _) => (rtt, "probe"),
         (None, true) => (base.0, "base (round trip)"),
         (None, false) => (2 * base.0, "2 x base"),
     };
     let theory = analysis::expectation(
         spec.transport,
-        spec.streams,
+        streams,
         rate,
         spec.size,
         rtt_ns,
-        spec.hol.loss_p.map(|p| (p, "configured")),
+        hol.and_then(|h| h.loss_p).map(|p| (p, "configured")),
     );
     let reference = HolReference {
         base_ns: base.0,
@@ -533,13 +517,15 @@ fn build_result(
         rtt_ns,
         rtt_source: rtt_source.into(),
     };
-    let mut hol = (spec.workload == Workload::Multistream)
-        .then(|| analysis::hol_metrics(&matched.messages, spec.streams, &reference, theory))
+    let reliable = spec.transport.capabilities().reliable();
+    let mut hol = hol
+        .map(|_| analysis::hol_metrics(&matched.messages, streams, &reference, theory))
         .transpose()?;
     if let Some(h) = hol.as_mut() {
-        h.backlog = spec.transport != Transport::Udp && counters.lost > 0;
+        // A reliable transport loses nothing: what never came was still queued.
+        h.backlog = reliable && counters.lost > 0;
     }
-    let udp = (spec.transport == Transport::Udp)
+    let udp = (!reliable)
         .then(|| analysis::udp_metrics(&matched.flows, wait_ns, spec.size, paced.measured_ns))
         .transpose()?;
     let mut result = super::trial_result(

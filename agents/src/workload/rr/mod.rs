@@ -10,7 +10,7 @@ use std::net::{IpAddr, SocketAddr};
 use tokio::net::UdpSocket;
 use transbench_reports::{LatencyKind, LatencySummary, TrialResult};
 use transbench_wire::{
-    Carrier, CloseMode, ControlMsg, QuicStreamMode, ReceiverReport, Transport, TrialSetup, Workload,
+    Carrier, ControlMsg, QuicStreamMode, ReceiverReport, Transport, TrialSetup, WorkloadSetup,
 };
 
 use crate::clock::thread_cpu_ns;
@@ -19,7 +19,7 @@ use crate::dataplane::ServeCounters;
 use crate::dataplane::{quic, stream, udp, RequestSink, ResponseSource};
 use crate::receiver::{listen, ReceiverState, TrialServer};
 use crate::session;
-use crate::spec::TrialSpec;
+use crate::spec::{RrSpec, TrialSpec};
 use crate::transport::{self, congestion};
 use engine::{RrOutcome, RrPlan};
 use std::sync::Arc;
@@ -46,6 +46,7 @@ async fn drive<S: RequestSink, R: ResponseSource>(
 /// same size, on the transport the sender asked for.
 pub async fn serve(
     setup: &TrialSetup,
+    udp_peer_port: Option<u16>,
     ctx: &ReceiverState,
     local_ip: IpAddr,
     peer_ip: IpAddr,
@@ -57,9 +58,7 @@ pub async fn serve(
     let caps = setup.transport.capabilities();
     let data_port = match caps.carrier {
         Carrier::Udp => {
-            let port = setup
-                .udp_peer_port
-                .context("UDP setup without the sender's data port")?;
+            let port = udp_peer_port.context("UDP setup without the sender's data port")?;
             let sock = UdpSocket::bind((local_ip, 0)).await?;
             // Connected: the kernel drops datagrams from anyone else.
             sock.connect((peer_ip, port)).await?;
@@ -109,30 +108,20 @@ pub async fn run_trial(
     mut ctl: ControlChannel,
     addr: SocketAddr,
     spec: &TrialSpec,
+    rr: &RrSpec,
     id: String,
 ) -> anyhow::Result<TrialResult> {
     let peer_ip: IpAddr = addr.ip();
     let local_ip = ctl.stream().local_addr()?.ip();
     let plan = RrPlan {
-        rate: spec.rate,
+        rate: rr.rate,
         warmup: spec.warmup,
         duration: spec.duration,
         loss_timeout: spec.loss_timeout,
         log_sequence: spec.transport == Transport::Udp,
     };
     let caps = spec.transport.capabilities();
-    let mut trial_setup = TrialSetup {
-        transport: spec.transport,
-        workload: Workload::Rr,
-        size: spec.size as u32,
-        streams: 0,
-        udp_peer_port: None,
-        quic_stream: spec.quic_stream,
-        tcp_congestion: spec.tcp_congestion(),
-        quic_congestion: spec.quic_congestion(),
-        echo: false,
-        close: CloseMode::Client,
-    };
+    let mut trial_setup = spec.setup();
     let mut tcp_congestion = None;
     let cpu_start = thread_cpu_ns();
     let (outcome, report) = match caps.carrier {
@@ -140,7 +129,10 @@ pub async fn run_trial(
             let sock = UdpSocket::bind((local_ip, 0))
                 .await
                 .context("binding the UDP data socket")?;
-            trial_setup.udp_peer_port = Some(sock.local_addr()?.port());
+            trial_setup.workload = WorkloadSetup::Rr {
+                udp_peer_port: Some(sock.local_addr()?.port()),
+                quic_stream: rr.quic_stream,
+            };
             let (port, _) = session::setup(&mut ctl, trial_setup).await?;
             sock.connect((peer_ip, port)).await?;
             let (sink, source) = udp::client(sock, spec.size);
@@ -171,7 +163,7 @@ pub async fn run_trial(
             let (port, cert) = session::setup(&mut ctl, trial_setup).await?;
             let endpoint = transport::quic_client(local_ip, cert, spec.congestion.as_deref())?;
             let conn = transport::quic_connect(&endpoint, SocketAddr::new(peer_ip, port)).await?;
-            let result = match spec.quic_stream {
+            let result = match rr.quic_stream {
                 QuicStreamMode::PerRequest => {
                     let (sink, source, stream_errors) = quic::per_request_client(conn.clone(), spec.size);
                     let (mut outcome, report) = drive(&mut ctl, plan, sink, source).await?;

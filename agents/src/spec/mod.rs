@@ -1,0 +1,555 @@
+//! A trial's options, in one place. [`TrialArgs`] holds them as given, on
+//! the command line or in a scenario file (which sets any of them by the
+//! flag's name); [`TrialArgs::spec`] checks them once into a [`TrialSpec`]:
+//! what every trial has, and the workload's own typed options, with its
+//! defaults. The wire setup is made from the spec ([`TrialSpec::setup`]).
+
+pub mod churn;
+pub mod oneway;
+pub mod rr;
+
+use anyhow::bail;
+use clap::Args;
+use std::time::Duration;
+use transbench_wire::{Carrier, CloseMode, Transport, TrialSetup, Workload, WorkloadSetup, HEADER_LEN};
+
+use crate::dataplane::multi;
+use crate::transport::{congestion, tls};
+
+pub use churn::{ChurnOptions, ChurnSpec};
+pub use oneway::{HolInputs, MultistreamSpec, StreamSpec};
+pub use rr::RrSpec;
+
+/// The longest `--loss-timeout` of one-way workloads: the receiver waits
+/// this long at most for the last messages.
+pub const MAX_ONE_WAY_WAIT: Duration = Duration::from_secs(60);
+
+#[derive(Args, Clone)]
+pub struct TrialArgs {
+    /// Workload: rr (request/response, round-trip latency), multistream (N
+    /// streams of messages one way, for head-of-line blocking), stream
+    /// (UDP datagrams one way at --bitrate), churn (a new connection per
+    /// transaction: TIME_WAIT, ports) or handshake (the same, gently: time
+    /// to first byte of each setup).
+    #[arg(long, default_value = "rr")]
+    pub workload: Workload,
+    /// Offered rate, open-loop (each message has an intended send time fixed
+    /// in advance, and latency counts from it): requests/s for rr, messages/s
+    /// per stream for multistream [default: 1000 for rr, 125 for multistream].
+    #[arg(long, conflicts_with = "closed_loop", allow_negative_numbers = true)]
+    pub rate: Option<f64>,
+    /// Bytes per message, 24-byte header included (rr: request and response)
+    /// [default: 64 for rr, churn and handshake, 1024 for multistream, 1200
+    /// for stream].
+    #[arg(long)]
+    pub size: Option<usize>,
+    /// Stream: offered bit rate, bits/s with an optional k, M or G (e.g.
+    /// 200M); the datagram rate is this over --size [default: 100M].
+    #[arg(long, value_parser = oneway::parse_bitrate, value_name = "BITS")]
+    pub bitrate: Option<f64>,
+    /// Stream: send datagrams in batches with UDP GSO (one system call for
+    /// up to 64 KiB); a datagram may wait up to 200 us for its batch, which
+    /// shows in its latency.
+    #[arg(long)]
+    pub gso: bool,
+    /// Multistream: logical streams, 1 to 64 (tcp-n: connections; udp:
+    /// flows) [default: 8].
+    #[arg(long)]
+    pub streams: Option<u32>,
+    /// Multistream: the no-loss latency that head-of-line excess counts from
+    /// (p1 of the same transport at 0 % loss) [default: `run` measures it on
+    /// the same path without loss; `sender` takes the trial's own p1].
+    #[arg(long, value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub hol_base: Option<Duration>,
+    /// Multistream: measure each message's round trip (the receiver echoes
+    /// its header at once) instead of its one-way delivery. Automatic when
+    /// the receiver runs on another host, where there is no shared clock.
+    #[arg(long)]
+    pub round_trip: bool,
+    /// Measured time per trial (e.g. 3s, 500ms, 1m).
+    #[arg(long, default_value = "3s", value_parser = humantime::parse_duration)]
+    pub duration: Duration,
+    /// Time before measuring, discarded.
+    #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
+    pub warmup: Duration,
+    /// Ping-pong at the maximum rate instead of a schedule (rr only; recorded as such).
+    #[arg(long)]
+    pub closed_loop: bool,
+    /// A request unanswered (a message undelivered) this long after its
+    /// intended send time is lost.
+    #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
+    pub loss_timeout: Duration,
+    /// Congestion control. TCP transports: pinned per socket on both ends
+    /// [default: cubic where permitted, else the system's], recorded as the
+    /// kernel reports it. QUIC: quinn's controller, cubic [default], bbr or
+    /// reno.
+    #[arg(long, value_name = "NAME")]
+    pub cc: Option<String>,
+    /// QUIC rr only: a new stream per request [default], or one long-lived stream.
+    #[arg(long, value_enum)]
+    pub quic_stream: Option<QuicStreamArg>,
+    /// Churn, handshake: offered connections per second, open-loop (each
+    /// transaction's latency counts from its intended start) [default: 200
+    /// for churn, 20 for handshake].
+    #[arg(long, value_name = "PER_SEC", allow_negative_numbers = true)]
+    pub conn_rate: Option<f64>,
+    /// Churn, handshake: most transactions in flight at once; a transaction
+    /// waits for a slot, and its wait counts in txn_lat [default: 1000].
+    #[arg(long, value_name = "N")]
+    pub max_inflight: Option<u32>,
+    /// Churn, handshake: who closes first once the response is through:
+    /// client (FIN; TIME_WAIT on the client), server (TIME_WAIT on the
+    /// receiver) or rst (SO_LINGER 0; no TIME_WAIT) [default: client].
+    #[arg(long, value_name = "WHO")]
+    pub close: Option<CloseMode>,
+    /// Churn, handshake: the client's ephemeral ports, LO-HI (e.g.
+    /// 40000-40199). In the testbed (--impair...) it is the sender
+    /// namespace's net.ipv4.ip_local_port_range; on loopback each socket
+    /// gets IP_LOCAL_PORT_RANGE (Linux 6.3+, no root needed).
+    #[arg(long, value_name = "LO-HI", value_parser = churn::parse_port_range)]
+    pub port_range: Option<(u16, u16)>,
+    /// Churn, handshake: net.ipv4.tcp_tw_reuse of the sender's namespace
+    /// (0 off, 1 on, 2 loopback only); testbed only (--impair...), never
+    /// the host's own namespace [default: the namespace's, recorded].
+    #[arg(long, value_name = "0|1|2", value_parser = clap::value_parser!(u8).range(0..=2))]
+    pub tw_reuse: Option<u8>,
+    /// Churn, handshake: how TCP client ports are chosen: kernel
+    /// (connect() picks) or cycle (bind each port of the range in turn
+    /// with SO_REUSEADDR, as netperf's TCP_CRR does) [default: kernel].
+    #[arg(long, value_enum, value_name = "HOW")]
+    pub client_port: Option<ClientPortArg>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ClientPortArg {
+    /// connect() picks a free port.
+    Kernel,
+    /// The client binds each port of the range in turn.
+    Cycle,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum QuicStreamArg {
+    /// A new bidirectional stream per request.
+    PerRequest,
+    /// One long-lived bidirectional stream, like TCP.
+    Single,
+}
+
+impl TrialArgs {
+    /// The flags given that only some workloads take.
+    fn workload_flags_given(&self) -> Vec<&'static str> {
+        [
+            (self.rate.is_some(), "--rate"),
+            (self.closed_loop, "--closed-loop"),
+            (self.quic_stream.is_some(), "--quic-stream"),
+            (self.streams.is_some(), "--streams"),
+            (self.hol_base.is_some(), "--hol-base"),
+            (self.round_trip, "--round-trip"),
+            (self.bitrate.is_some(), "--bitrate"),
+            (self.gso, "--gso"),
+            (self.conn_rate.is_some(), "--conn-rate"),
+            (self.max_inflight.is_some(), "--max-inflight"),
+            (self.close.is_some(), "--close"),
+            (self.port_range.is_some(), "--port-range"),
+            (self.tw_reuse.is_some(), "--tw-reuse"),
+            (self.client_port.is_some(), "--client-port"),
+        ]
+        .into_iter()
+        .filter_map(|(given, flag)| given.then_some(flag))
+        .collect()
+    }
+
+    /// The transports `run` measures when none are named: every one the
+    /// workload runs on by default, less those an option rules out (RST
+    /// and bound client ports are TCP's: QUIC has neither).
+    pub fn default_transports(&self) -> Vec<Transport> {
+        let tcp_only = self.close == Some(CloseMode::Rst) || self.client_port == Some(ClientPortArg::Cycle);
+        self.workload
+            .default_transports()
+            .into_iter()
+            .filter(|t| !(tcp_only && self.workload.is_churn() && t.is_quic()))
+            .collect()
+    }
+
+    /// The trial for `transport`; `all` are the transports of the whole
+    /// command, to refuse options none of them uses.
+    pub fn spec(&self, transport: Transport, all: &[Transport]) -> anyhow::Result<TrialSpec> {
+        for flag in self.workload_flags_given() {
+            if !WorkloadSpec::flags(self.workload).contains(&flag) {
+                bail!("{}", misplaced(flag, self.workload));
+            }
+        }
+        if self.quic_stream.is_some() && !all.iter().any(|t| t.is_quic()) {
+            bail!("--quic-stream applies only to --transport quic with --workload rr");
+        }
+        let size = self.size.unwrap_or(WorkloadSpec::default_size(self.workload));
+        let workload = match self.workload {
+            Workload::Rr => WorkloadSpec::Rr(RrSpec::from_args(self)),
+            Workload::Multistream => WorkloadSpec::Multistream(MultistreamSpec::from_args(self)),
+            Workload::Stream => WorkloadSpec::Stream(StreamSpec::from_args(self, size)),
+            Workload::Churn => WorkloadSpec::Churn(ChurnSpec::from_args(self, churn::CHURN_RATE)),
+            Workload::Handshake => WorkloadSpec::Handshake(ChurnSpec::from_args(self, churn::HANDSHAKE_RATE)),
+        };
+        Ok(TrialSpec {
+            transport,
+            size,
+            duration: self.duration,
+            warmup: self.warmup,
+            loss_timeout: self.loss_timeout,
+            congestion: self.cc.clone(),
+            path_rtt_ns: None,
+            workload,
+        })
+    }
+}
+
+/// Why `flag` is refused with `workload`: which workloads take it, and
+/// what this one is paced by instead.
+fn misplaced(flag: &str, workload: Workload) -> String {
+    let takers: Vec<&str> = Workload::ALL
+        .into_iter()
+        .filter(|w| WorkloadSpec::flags(*w).contains(&flag))
+        .map(Workload::name)
+        .collect();
+    match (flag, workload) {
+        ("--rate", Workload::Stream) => "--workload stream is paced by --bitrate (bits/s), not --rate".into(),
+        ("--rate", w) if w.is_churn() => {
+            format!("--workload {w} is paced by --conn-rate (connections/s), not --rate")
+        }
+        ("--closed-loop", w) => format!("--workload {w} is open-loop only: drop --closed-loop"),
+        _ => format!("{flag} applies only to --workload {}", takers.join(" or ")),
+    }
+}
+
+/// One trial: its transport, what every trial has, and its workload's own
+/// options.
+#[derive(Debug, Clone)]
+pub struct TrialSpec {
+    pub transport: Transport,
+    /// Bytes per message, header included.
+    pub size: usize,
+    pub duration: Duration,
+    pub warmup: Duration,
+    pub loss_timeout: Duration,
+    /// Congestion control to pin (TCP) or run (QUIC); `None`: the
+    /// preferred one where permitted (see `congestion`).
+    pub congestion: Option<String>,
+    /// The path's round-trip time from the link probe, when `run` knows
+    /// it: what head-of-line and handshake expectations count in.
+    pub path_rtt_ns: Option<u64>,
+    pub workload: WorkloadSpec,
+}
+
+/// Each workload's own options, typed.
+#[derive(Debug, Clone)]
+pub enum WorkloadSpec {
+    Rr(RrSpec),
+    Multistream(MultistreamSpec),
+    Stream(StreamSpec),
+    Churn(ChurnSpec),
+    Handshake(ChurnSpec),
+}
+
+impl WorkloadSpec {
+    pub fn kind(&self) -> Workload {
+        match self {
+            WorkloadSpec::Rr(_) => Workload::Rr,
+            WorkloadSpec::Multistream(_) => Workload::Multistream,
+            WorkloadSpec::Stream(_) => Workload::Stream,
+            WorkloadSpec::Churn(_) => Workload::Churn,
+            WorkloadSpec::Handshake(_) => Workload::Handshake,
+        }
+    }
+
+    /// The flags this workload takes beyond those every workload takes.
+    pub fn flags(workload: Workload) -> &'static [&'static str] {
+        match workload {
+            Workload::Rr => rr::FLAGS,
+            Workload::Multistream => oneway::MULTISTREAM_FLAGS,
+            Workload::Stream => oneway::STREAM_FLAGS,
+            Workload::Churn | Workload::Handshake => churn::FLAGS,
+        }
+    }
+
+    /// Bytes per message unless `--size` says.
+    pub fn default_size(workload: Workload) -> usize {
+        match workload {
+            Workload::Rr => rr::DEFAULT_SIZE,
+            Workload::Multistream => oneway::MULTISTREAM_SIZE,
+            Workload::Stream => oneway::STREAM_SIZE,
+            Workload::Churn | Workload::Handshake => churn::DEFAULT_SIZE,
+        }
+    }
+
+    /// The offered rate: requests/s (rr; `None` closed-loop), messages/s
+    /// per stream (multistream), datagrams/s (stream), connections/s
+    /// (churn, handshake).
+    pub fn rate(&self) -> Option<f64> {
+        match self {
+            WorkloadSpec::Rr(r) => r.rate,
+            WorkloadSpec::Multistream(m) => Some(m.rate),
+            WorkloadSpec::Stream(s) => Some(s.rate),
+            WorkloadSpec::Churn(c) | WorkloadSpec::Handshake(c) => Some(c.rate),
+        }
+    }
+
+    /// The same workload at another offered rate (a sweep's step).
+    pub fn at_rate(&self, rate: f64) -> WorkloadSpec {
+        let mut spec = self.clone();
+        match &mut spec {
+            WorkloadSpec::Rr(r) => r.rate = Some(rate),
+            WorkloadSpec::Multistream(m) => m.rate = rate,
+            WorkloadSpec::Stream(s) => s.rate = rate,
+            WorkloadSpec::Churn(c) | WorkloadSpec::Handshake(c) => c.rate = rate,
+        }
+        spec
+    }
+
+    /// Messages in flight per intended send time: the streams of a
+    /// multistream trial, else one.
+    pub fn streams(&self) -> u32 {
+        match self {
+            WorkloadSpec::Multistream(m) => m.streams,
+            _ => 1,
+        }
+    }
+
+    /// What a workload that opens a connection per transaction asks for.
+    pub fn churn(&self) -> Option<&ChurnSpec> {
+        match self {
+            WorkloadSpec::Churn(c) | WorkloadSpec::Handshake(c) => Some(c),
+            _ => None,
+        }
+    }
+
+    /// The wire's form of these options.
+    fn setup(&self) -> WorkloadSetup {
+        match self {
+            WorkloadSpec::Rr(r) => WorkloadSetup::Rr {
+                quic_stream: r.quic_stream,
+                udp_peer_port: None,
+            },
+            WorkloadSpec::Multistream(m) => WorkloadSetup::Multistream {
+                streams: m.streams,
+                echo: m.round_trip,
+            },
+            WorkloadSpec::Stream(_) => WorkloadSetup::Stream {},
+            WorkloadSpec::Churn(c) => WorkloadSetup::Churn {
+                close: c.options.close,
+            },
+            WorkloadSpec::Handshake(c) => WorkloadSetup::Handshake {
+                close: c.options.close,
+            },
+        }
+    }
+}
+
+impl TrialSpec {
+    pub fn validate(&self) -> anyhow::Result<()> {
+        let workload = self.workload.kind();
+        if !workload.runs_on(self.transport.capabilities()) {
+            let names: Vec<&str> = workload.transports().iter().map(|t| t.name()).collect();
+            bail!(
+                "transport {} does not run workload {workload}: it runs on {}",
+                self.transport,
+                names.join(", ")
+            );
+        }
+        match &self.workload {
+            WorkloadSpec::Rr(r) => r.check()?,
+            WorkloadSpec::Multistream(m) => m.check(self)?,
+            WorkloadSpec::Stream(s) => s.check(self)?,
+            WorkloadSpec::Churn(c) | WorkloadSpec::Handshake(c) => c.check(self)?,
+        }
+        if let Some(rate) = self.workload.rate() {
+            let messages =
+                rate * self.workload.streams() as f64 * (self.warmup + self.duration).as_secs_f64();
+            if workload != Workload::Rr && messages > multi::MAX_RECORDS as f64 {
+                let what = if workload.is_churn() {
+                    "connections, more than a trial records"
+                } else {
+                    "messages, more than the receiver records"
+                };
+                bail!(
+                    "this trial would send {messages:.0} {what} ({}): shorten --duration or lower the rate",
+                    multi::MAX_RECORDS
+                );
+            }
+        }
+        if let Some(cc) = &self.congestion {
+            match self.transport.capabilities().carrier {
+                Carrier::Udp => bail!("--cc {cc}: {} has no congestion control", self.transport),
+                Carrier::Tcp => congestion::check_available(cc)?,
+                Carrier::Quic if !tls::QUIC_CONGESTION.contains(&cc.as_str()) => bail!(
+                    "--cc {cc}: QUIC runs quinn's congestion controllers: {}",
+                    tls::QUIC_CONGESTION.join(", ")
+                ),
+                Carrier::Quic => {}
+            }
+        }
+        let max = crate::transport::max_message(self.transport);
+        if !(HEADER_LEN..=max).contains(&self.size) {
+            bail!(
+                "--size {} is out of range for {}: messages carry a {HEADER_LEN}-byte header and may be at most {max} bytes",
+                self.size,
+                self.transport
+            );
+        }
+        if self.duration.is_zero() {
+            bail!("--duration must be longer than zero");
+        }
+        if self.loss_timeout.is_zero() {
+            bail!("--loss-timeout must be longer than zero");
+        }
+        Ok(())
+    }
+
+    pub fn workload(&self) -> Workload {
+        self.workload.kind()
+    }
+
+    /// TCP transports: the congestion control the receiver pins, as the
+    /// sender does.
+    pub fn tcp_congestion(&self) -> Option<String> {
+        self.transport
+            .is_tcp()
+            .then(|| self.congestion.clone().unwrap_or(congestion::PREFERRED.into()))
+    }
+
+    /// QUIC: the congestion controller both ends run.
+    pub fn quic_congestion(&self) -> Option<String> {
+        self.transport
+            .is_quic()
+            .then(|| self.congestion.clone().unwrap_or_else(|| "cubic".into()))
+    }
+
+    /// What the receiver is told of this trial.
+    pub fn setup(&self) -> TrialSetup {
+        TrialSetup {
+            transport: self.transport,
+            size: self.size as u32,
+            tcp_congestion: self.tcp_congestion(),
+            quic_congestion: self.quic_congestion(),
+            workload: self.workload.setup(),
+        }
+    }
+}
+
+/// A rate given on the command line, checked: finite and positive.
+fn positive_rate(rate: f64, flag: &str, unit: &str) -> anyhow::Result<()> {
+    if !(rate.is_finite() && rate > 0.0) {
+        bail!("{flag} {rate} must be a positive number of {unit} per second");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Flags {
+        #[command(flatten)]
+        trial: TrialArgs,
+    }
+
+    fn args(flags: &[&str]) -> TrialArgs {
+        Flags::try_parse_from(std::iter::once("transbench").chain(flags.iter().copied()))
+            .unwrap()
+            .trial
+    }
+
+    fn spec(flags: &[&str], transport: Transport) -> anyhow::Result<TrialSpec> {
+        args(flags).spec(transport, &[transport])
+    }
+
+    #[test]
+    fn each_workload_gets_its_own_defaults() {
+        let rr = spec(&[], Transport::Tcp).unwrap();
+        assert_eq!((rr.size, rr.workload.rate()), (64, Some(1000.0)));
+        let m = spec(&["--workload", "multistream"], Transport::Quic).unwrap();
+        assert_eq!(
+            (m.size, m.workload.rate(), m.workload.streams()),
+            (1024, Some(125.0), 8)
+        );
+        let s = spec(&["--workload", "stream", "--bitrate", "96k"], Transport::Udp).unwrap();
+        assert_eq!((s.size, s.workload.rate()), (1200, Some(10.0)));
+        let c = spec(&["--workload", "churn"], Transport::Tcp).unwrap();
+        let h = spec(&["--workload", "handshake"], Transport::Tcp).unwrap();
+        assert_eq!((c.workload.rate(), h.workload.rate()), (Some(200.0), Some(20.0)));
+        let closed = spec(&["--closed-loop"], Transport::Udp).unwrap();
+        assert_eq!(closed.workload.rate(), None);
+    }
+
+    #[test]
+    fn a_flag_another_workload_takes_is_refused_naming_who_takes_it() {
+        let refused = |flags: &[&str]| spec(flags, Transport::Tcp).unwrap_err().to_string();
+        assert_eq!(refused(&["--gso"]), "--gso applies only to --workload stream");
+        assert_eq!(
+            refused(&["--close", "rst"]),
+            "--close applies only to --workload churn or handshake"
+        );
+        assert!(refused(&["--workload", "stream", "--rate", "5"]).contains("--bitrate"));
+        assert!(refused(&["--workload", "churn", "--rate", "5"]).contains("--conn-rate"));
+        assert!(refused(&["--workload", "churn", "--closed-loop"]).contains("open-loop only"));
+        // Every flag some workload takes is taken by one at least.
+        for w in Workload::ALL {
+            for flag in WorkloadSpec::flags(w) {
+                assert!(!misplaced(flag, Workload::Rr).ends_with("--workload "), "{flag}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_wire_setup_carries_the_workload_s_own_options() {
+        let m = spec(
+            &["--workload", "multistream", "--streams", "3", "--round-trip"],
+            Transport::TcpN,
+        )
+        .unwrap();
+        assert_eq!(
+            m.setup().workload,
+            WorkloadSetup::Multistream {
+                streams: 3,
+                echo: true
+            }
+        );
+        assert_eq!(m.setup().tcp_congestion.as_deref(), Some(congestion::PREFERRED));
+        let c = spec(&["--workload", "churn", "--close", "server"], Transport::Quic).unwrap();
+        assert_eq!(
+            c.setup().workload,
+            WorkloadSetup::Churn {
+                close: CloseMode::Server
+            }
+        );
+        assert_eq!(
+            (c.setup().tcp_congestion, c.setup().quic_congestion.as_deref()),
+            (None, Some("cubic"))
+        );
+    }
+
+    #[test]
+    fn checks_hold_for_every_workload() {
+        let invalid = |flags: &[&str], transport| {
+            spec(flags, transport)
+                .unwrap()
+                .validate()
+                .unwrap_err()
+                .to_string()
+        };
+        assert!(
+            invalid(&["--workload", "multistream", "--streams", "65"], Transport::Quic)
+                .contains("--streams 65")
+        );
+        assert!(
+            invalid(&["--workload", "churn", "--close", "rst"], Transport::Quic).contains("QUIC has none")
+        );
+        assert!(invalid(&["--rate", "0"], Transport::Udp).contains("--rate 0"));
+        assert!(invalid(&["--workload", "stream"], Transport::Tcp).contains("does not run workload stream"));
+        assert!(invalid(&["--cc", "bbr"], Transport::Udp).contains("no congestion control"));
+        let long = ["--workload", "stream", "--loss-timeout", "61s"];
+        assert!(invalid(&long, Transport::Udp).contains("--loss-timeout"));
+    }
+}
