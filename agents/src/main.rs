@@ -238,7 +238,7 @@ struct ImpairArgs {
     impair_backend: BackendArg,
     /// UDP datagrams sent each way (1 per ms) to measure the link as
     /// delivered before the trials; 0 skips the probe.
-    #[arg(long, default_value_t = 500, value_name = "N")]
+    #[arg(long, default_value_t = run::DEFAULT_PROBE_PACKETS, value_name = "N")]
     probe_packets: u64,
 }
 
@@ -440,12 +440,8 @@ fn run_command(cli: Cli) -> anyhow::Result<ExitCode> {
             let impair = impair.profiles()?;
             if impair.is_some() {
                 require_root("--impair (drop it to measure loopback)")?;
-            } else if trial.tw_reuse.is_some() {
-                bail!(
-                    "--tw-reuse sets net.ipv4.tcp_tw_reuse in the sender's namespace, so it needs the testbed: \
-                     add --impair-backend linkemu (an unimpaired emulated link) or an --impair profile (root); \
-                     transbench never changes the host's own namespace"
-                );
+            } else {
+                trial.check_path(false)?;
             }
             let sweep = (!sweep.is_empty())
                 .then(|| run::SweepPlan::checked(&spec, sweep, knee_p99))

@@ -29,6 +29,8 @@ use crate::workload::oneway::analysis;
 /// What the receiver prints first on stdout; `run` and tests parse it.
 pub const LISTENING_PREFIX: &str = "transbench receiver listening on ";
 pub const SECRET_ENV: &str = "TRANSBENCH_SECRET";
+/// UDP datagrams the link probe sends each way before a run's trials.
+pub const DEFAULT_PROBE_PACKETS: u64 = 500;
 
 /// A receiver child process; stopped (SIGTERM, then SIGKILL) when dropped.
 struct ReceiverProcess {

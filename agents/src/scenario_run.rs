@@ -40,31 +40,25 @@ fn profiles_dir(file: &Path, given: Option<&Path>) -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("netem-scripts/profiles"))
 }
 
+/// Checks one trial option of a scenario, as `run` checks the flag of
+/// that name: its value, and that the workload takes it.
+fn check_option(workload: Workload, key: &str, value: &str) -> Result<(), String> {
+    let args = TrialArgs::from_options(workload, [(key, value)])?;
+    let transports = workload.transports();
+    args.spec(transports[0], &transports)
+        .map(|_| ())
+        .map_err(|e| format!("{e:#}"))
+}
+
 /// A cell as a trial: the spec `run` would build from the same flags.
 fn spec_of(scenario: &Scenario, cell: &Cell) -> anyhow::Result<TrialSpec> {
-    let p = &cell.params;
-    let args = TrialArgs {
-        workload: cell.workload,
-        rate: p.rate,
-        size: p.size.map(|s| s as usize),
-        bitrate: p.bitrate,
-        gso: false,
-        streams: p.streams,
-        hol_base: None,
-        round_trip: false,
-        duration: scenario.duration,
-        warmup: scenario.warmup,
-        closed_loop: false,
-        loss_timeout: Duration::from_secs(2),
-        cc: p.cc.clone(),
-        quic_stream: None,
-        conn_rate: p.conn_rate,
-        max_inflight: None,
-        close: p.close,
-        port_range: None,
-        tw_reuse: None,
-        client_port: None,
-    };
+    let duration = humantime::format_duration(scenario.duration).to_string();
+    let warmup = humantime::format_duration(scenario.warmup).to_string();
+    let options = [("duration", duration.as_str()), ("warmup", warmup.as_str())]
+        .into_iter()
+        .chain(cell.params.0.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+    let args = TrialArgs::from_options(cell.workload, options).map_err(anyhow::Error::msg)?;
+    args.check_path(cell.profile.link.is_some())?;
     let spec = args.spec(cell.transport, &[cell.transport])?;
     spec.validate()?;
     Ok(spec)
@@ -72,7 +66,7 @@ fn spec_of(scenario: &Scenario, cell: &Cell) -> anyhow::Result<TrialSpec> {
 
 pub async fn run_scenario(opts: ScenarioOptions) -> anyhow::Result<()> {
     let profiles = profiles_dir(&opts.file, opts.profiles.as_deref());
-    let scenario = transbench_scenario::load(&opts.file, &profiles)?;
+    let scenario = transbench_scenario::load(&opts.file, &profiles, &check_option)?;
     // Every cell checked before anything runs.
     let mut specs = Vec::with_capacity(scenario.cells.len());
     for cell in &scenario.cells {
@@ -196,7 +190,7 @@ pub async fn run_scenario(opts: ScenarioOptions) -> anyhow::Result<()> {
                     forward,
                     reverse,
                     backend: None,
-                    probe_packets: 500,
+                    probe_packets: run::DEFAULT_PROBE_PACKETS,
                 }),
                 sweep: None,
             };
@@ -283,8 +277,9 @@ mod tests {
             if file.extension().is_none_or(|e| e != "toml") {
                 continue;
             }
-            let scenario = transbench_scenario::load(&file, &root.join("netem-scripts/profiles"))
-                .unwrap_or_else(|e| panic!("{e}"));
+            let scenario =
+                transbench_scenario::load(&file, &root.join("netem-scripts/profiles"), &check_option)
+                    .unwrap_or_else(|e| panic!("{e}"));
             for cell in &scenario.cells {
                 spec_of(&scenario, cell).unwrap_or_else(|e| panic!("{}: {}: {e:#}", file.display(), cell.id));
                 checked += 1;

@@ -26,11 +26,12 @@
 
 use linkemu::NetemSpec;
 use serde::Deserialize;
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 use thiserror::Error;
 use toml::Spanned;
-use transbench_wire::{CloseMode, Transport, Workload};
+use transbench_wire::{Transport, Workload};
 
 /// A problem in a scenario file, where it is: `file:line: key: message`
 /// (line 0 and key `-` when it is the whole file).
@@ -103,17 +104,20 @@ pub struct LinkProfile {
     pub link: Option<(NetemSpec, NetemSpec)>,
 }
 
-/// A cell's parameters; unset ones take the workload's defaults.
+/// A cell's trial options, by the name of their flag (`conn_rate` is
+/// `--conn-rate`), each with its value as written (`true` for a flag
+/// without a value); unset ones take the workload's defaults.
 #[derive(Debug, Clone, PartialEq, Default)]
-pub struct Params {
-    pub rate: Option<f64>,
-    pub size: Option<u32>,
-    pub streams: Option<u32>,
-    pub bitrate: Option<f64>,
-    pub conn_rate: Option<f64>,
-    pub close: Option<CloseMode>,
-    pub cc: Option<String>,
+pub struct Params(pub Vec<(String, String)>);
+
+impl Params {
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.0.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+    }
 }
+
+/// Checks one trial option of a workload: `Err` says what is wrong with it.
+pub type OptionCheck<'a> = &'a dyn Fn(Workload, &str, &str) -> Result<(), String>;
 
 /// One trial: which cell, and which repetition of it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -167,21 +171,29 @@ struct RawScenario {
     matrix: Option<Vec<Spanned<RawMatrix>>>,
 }
 
+/// A matrix entry's structural keys; every other key is a trial option
+/// (read again as [`RawOptions`]).
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 struct RawMatrix {
     workload: Spanned<String>,
     transports: Spanned<Vec<Spanned<String>>>,
     profiles: Option<Spanned<Vec<Spanned<RawProfile>>>>,
-    rate: Option<Spanned<OneOrMany<f64>>>,
-    size: Option<Spanned<OneOrMany<i64>>>,
-    streams: Option<Spanned<OneOrMany<i64>>>,
-    bitrate: Option<Spanned<OneOrMany<f64>>>,
-    conn_rate: Option<Spanned<OneOrMany<f64>>>,
-    close: Option<Spanned<OneOrMany<String>>>,
-    cc: Option<Spanned<OneOrMany<String>>>,
     skip_without_root: Option<bool>,
 }
+
+/// Every key of every matrix entry, with where it is.
+#[derive(Deserialize)]
+struct RawOptions {
+    matrix: Option<Vec<BTreeMap<String, Spanned<toml::Value>>>>,
+}
+
+/// Keys of a matrix entry that are not trial options.
+const STRUCTURAL: [&str; 4] = ["workload", "transports", "profiles", "skip_without_root"];
+
+/// The order options take in a cell's id: these first (the ids earlier
+/// runs recorded, which `--resume` and `compare` match), then any other
+/// alphabetically.
+const ID_ORDER: [&str; 7] = ["rate", "bitrate", "conn_rate", "size", "streams", "close", "cc"];
 
 #[derive(Deserialize, Clone)]
 #[serde(untagged)]
@@ -190,25 +202,9 @@ enum RawProfile {
     Split { forward: String, reverse: String },
 }
 
-#[derive(Deserialize, Clone)]
-#[serde(untagged)]
-enum OneOrMany<T> {
-    One(T),
-    Many(Vec<T>),
-}
-
-impl<T: Clone> OneOrMany<T> {
-    fn values(&self) -> Vec<T> {
-        match self {
-            OneOrMany::One(v) => vec![v.clone()],
-            OneOrMany::Many(v) => v.clone(),
-        }
-    }
-}
-
 /// Reads a scenario file, with profiles by name from `profiles_dir`
-/// (`NAME.netem`).
-pub fn load(path: &Path, profiles_dir: &Path) -> Result<Scenario, ScenarioError> {
+/// (`NAME.netem`) and each trial option checked by `option`.
+pub fn load(path: &Path, profiles_dir: &Path, option: OptionCheck) -> Result<Scenario, ScenarioError> {
     let file = path.display().to_string();
     let text = std::fs::read_to_string(path).map_err(|e| ScenarioError {
         file: file.clone(),
@@ -216,9 +212,8 @@ pub fn load(path: &Path, profiles_dir: &Path) -> Result<Scenario, ScenarioError>
         key: "-".into(),
         message: format!("cannot read it: {e}"),
     })?;
-    parse(&file, &text, &|name| {
-        std::fs::read_to_string(profiles_dir.join(format!("{name}.netem"))).ok()
-    })
+    let profile = |name: &str| std::fs::read_to_string(profiles_dir.join(format!("{name}.netem"))).ok();
+    parse_checked(&file, &text, &profile, option)
 }
 
 /// Where errors point: the file and its text, to turn byte offsets into
@@ -248,20 +243,34 @@ impl Source<'_> {
     }
 }
 
-/// Checks and expands a scenario. `profile` returns a named profile's file
-/// text, if there is one by that name.
+/// Checks and expands a scenario, taking its trial options as written
+/// (whoever runs it checks them: see [`parse_checked`]). `profile`
+/// returns a named profile's file text, if there is one by that name.
 pub fn parse(
     file: &str,
     text: &str,
     profile: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Scenario, ScenarioError> {
+    parse_checked(file, text, profile, &|_, _, _| Ok(()))
+}
+
+/// [`parse`], with each value of each trial option checked by `option`,
+/// so a bad one is reported at its key.
+pub fn parse_checked(
+    file: &str,
+    text: &str,
+    profile: &dyn Fn(&str) -> Option<String>,
+    option: OptionCheck,
+) -> Result<Scenario, ScenarioError> {
     let src = Source { file, text };
-    let raw: RawScenario = toml::from_str(text).map_err(|e| ScenarioError {
+    let toml_error = |e: toml::de::Error| ScenarioError {
         file: file.to_string(),
         line: e.span().map_or(0, |s| src.line(s.start)),
         key: "-".into(),
         message: e.message().trim().to_string(),
-    })?;
+    };
+    let raw: RawScenario = toml::from_str(text).map_err(toml_error)?;
+    let options: RawOptions = toml::from_str(text).map_err(toml_error)?;
     let duration = parse_duration(&src, &raw.duration, "duration")?;
     if duration.is_zero() {
         return src.error(raw.duration.span(), "duration", "must be longer than zero");
@@ -298,8 +307,9 @@ pub fn parse(
         return src.error(0..0, "matrix", "no [[matrix]] entry: nothing to run");
     }
     let mut cells = Vec::new();
-    for (k, m) in matrices.iter().enumerate() {
-        expand(&src, k, m, profile, &mut cells)?;
+    let options = options.matrix.unwrap_or_default();
+    for (k, (m, opts)) in matrices.iter().zip(&options).enumerate() {
+        expand(&src, k, m, opts, profile, option, &mut cells)?;
     }
     let mut seen = std::collections::HashSet::new();
     for c in &cells {
@@ -337,23 +347,13 @@ fn parse_duration(src: &Source, value: &Spanned<String>, key: &str) -> Result<Du
     })
 }
 
-/// Which workloads take a parameter.
-fn applies(param: &str, workload: Workload) -> bool {
-    use Workload::*;
-    match param {
-        "rate" => matches!(workload, Rr | Multistream),
-        "streams" => workload == Multistream,
-        "bitrate" => workload == Stream,
-        "conn_rate" | "close" => matches!(workload, Churn | Handshake),
-        _ => true,
-    }
-}
-
 fn expand(
     src: &Source,
     k: usize,
     m: &Spanned<RawMatrix>,
+    options: &BTreeMap<String, Spanned<toml::Value>>,
     profile: &dyn Fn(&str) -> Option<String>,
+    option: OptionCheck,
     cells: &mut Vec<Cell>,
 ) -> Result<(), ScenarioError> {
     let at = |key: &str| format!("matrix[{k}].{key}");
@@ -405,95 +405,49 @@ fn expand(
             .collect::<Result<_, _>>()?,
     };
 
-    // Each parameter's values, checked; absent ones leave the default.
-    let mut axes: Vec<(&str, Vec<Value>)> = Vec::new();
-    let positive = |key: &str,
-                    v: &Option<Spanned<OneOrMany<f64>>>,
-                    axes: &mut Vec<(&'static str, Vec<Value>)>,
-                    name: &'static str|
-     -> Result<(), ScenarioError> {
-        if let Some(v) = v {
-            let values = v.get_ref().values();
-            if values.is_empty() {
-                return src.error(v.span(), key, "an empty list: give at least one value");
-            }
-            if let Some(bad) = values.iter().find(|x| !(x.is_finite() && **x > 0.0)) {
-                return src.error(v.span(), key, format!("{bad} must be a positive number"));
-            }
-            axes.push((name, values.into_iter().map(Value::Number).collect()));
+    // Each option's values, checked; absent ones leave the default.
+    let mut axes: Vec<(&str, Vec<String>)> = Vec::new();
+    for (key, value) in options {
+        if STRUCTURAL.contains(&key.as_str()) {
+            continue;
         }
-        Ok(())
-    };
-    positive(&at("rate"), &m.rate, &mut axes, "rate")?;
-    positive(&at("bitrate"), &m.bitrate, &mut axes, "bitrate")?;
-    positive(&at("conn_rate"), &m.conn_rate, &mut axes, "conn_rate")?;
-    for (name, v) in [("size", &m.size), ("streams", &m.streams)] {
-        if let Some(v) = v {
-            let values = v.get_ref().values();
-            if values.is_empty() {
-                return src.error(v.span(), &at(name), "an empty list: give at least one value");
-            }
-            if let Some(bad) = values.iter().find(|x| !(1..=u32::MAX as i64).contains(x)) {
-                return src.error(
-                    v.span(),
-                    &at(name),
-                    format!("{bad} must be a positive whole number"),
-                );
-            }
-            axes.push((
-                name,
-                values.into_iter().map(|x| Value::Number(x as f64)).collect(),
-            ));
-        }
-    }
-    if let Some(v) = &m.close {
-        let mut values = Vec::new();
-        for c in v.get_ref().values() {
-            let mode: CloseMode = c
-                .parse()
-                .or_else(|e: String| src.error(v.span(), &at("close"), e))?;
-            values.push(Value::Close(mode));
-        }
-        axes.push(("close", values));
-    }
-    if let Some(v) = &m.cc {
-        axes.push(("cc", v.get_ref().values().into_iter().map(Value::Text).collect()));
-    }
-    for (name, _) in &axes {
-        if !applies(name, workload) {
-            let span = match *name {
-                "rate" => m.rate.as_ref().map(|v| v.span()),
-                "streams" => m.streams.as_ref().map(|v| v.span()),
-                "bitrate" => m.bitrate.as_ref().map(|v| v.span()),
-                "conn_rate" => m.conn_rate.as_ref().map(|v| v.span()),
-                _ => m.close.as_ref().map(|v| v.span()),
-            };
+        if matches!(key.as_str(), "duration" | "warmup") {
             return src.error(
-                span.unwrap_or(0..0),
-                &at(name),
-                format!("does not apply to workload {workload}"),
+                value.span(),
+                &at(key),
+                "is set once, at the top of the file, for every cell",
             );
         }
+        let values = match value.get_ref() {
+            toml::Value::Array(list) => list.iter().map(scalar).collect::<Option<Vec<_>>>(),
+            one => scalar(one).map(|v| vec![v]),
+        };
+        let Some(values) = values else {
+            return src.error(
+                value.span(),
+                &at(key),
+                "expected a number, a string, true or false, or a list of them",
+            );
+        };
+        if values.is_empty() {
+            return src.error(value.span(), &at(key), "an empty list: give at least one value");
+        }
+        for v in &values {
+            option(workload, key, v).or_else(|e| src.error(value.span(), &at(key), e))?;
+        }
+        axes.push((key.as_str(), values));
     }
+    let rank = |key: &str| ID_ORDER.iter().position(|k| *k == key).unwrap_or(ID_ORDER.len());
+    axes.sort_by(|a, b| (rank(a.0), a.0).cmp(&(rank(b.0), b.0)));
 
     for transport in &transports {
         for link in &profiles {
             for combo in product(&axes) {
-                let mut params = Params::default();
                 let mut label = format!("{workload} {transport} {}", link.name);
                 for (name, value) in &combo {
                     label.push_str(&format!(" {name}={value}"));
-                    match (*name, value) {
-                        ("rate", Value::Number(x)) => params.rate = Some(*x),
-                        ("bitrate", Value::Number(x)) => params.bitrate = Some(*x),
-                        ("conn_rate", Value::Number(x)) => params.conn_rate = Some(*x),
-                        ("size", Value::Number(x)) => params.size = Some(*x as u32),
-                        ("streams", Value::Number(x)) => params.streams = Some(*x as u32),
-                        ("close", Value::Close(c)) => params.close = Some(*c),
-                        ("cc", Value::Text(t)) => params.cc = Some(t.clone()),
-                        _ => unreachable!("each axis holds its own kind of value"),
-                    }
                 }
+                let params = Params(combo.into_iter().map(|(k, v)| (k.to_string(), v)).collect());
                 cells.push(Cell {
                     id: label,
                     workload,
@@ -509,25 +463,20 @@ fn expand(
     Ok(())
 }
 
-#[derive(Debug, Clone, PartialEq)]
-enum Value {
-    Number(f64),
-    Close(CloseMode),
-    Text(String),
-}
-
-impl std::fmt::Display for Value {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Value::Number(x) => write!(f, "{x}"),
-            Value::Close(c) => write!(f, "{c}"),
-            Value::Text(t) => f.write_str(t),
-        }
+/// A scalar option value as text: numbers as written (a float as Rust
+/// prints it, so `1000.0` is `1000`), strings as they are.
+fn scalar(v: &toml::Value) -> Option<String> {
+    match v {
+        toml::Value::String(s) => Some(s.clone()),
+        toml::Value::Integer(i) => Some(i.to_string()),
+        toml::Value::Float(f) => Some(f.to_string()),
+        toml::Value::Boolean(b) => Some(b.to_string()),
+        _ => None,
     }
 }
 
 /// Every combination of the axes' values, in order.
-fn product<'a>(axes: &'a [(&'a str, Vec<Value>)]) -> Vec<Vec<(&'a str, Value)>> {
+fn product<'a>(axes: &'a [(&'a str, Vec<String>)]) -> Vec<Vec<(&'a str, String)>> {
     let mut out = vec![Vec::new()];
     for (name, values) in axes {
         out = out
@@ -605,8 +554,18 @@ mod tests {
         (name == "lan").then(|| "# a LAN\ndelay 250us 50us\n".to_string())
     }
 
+    /// Stands in for the agents' checks of trial options: what matters
+    /// here is where its refusals are reported.
+    fn option(workload: Workload, key: &str, value: &str) -> Result<(), String> {
+        match (key, value.starts_with('-'), workload) {
+            ("rate", true, _) => Err(format!("{value} must be a positive number")),
+            ("streams", _, Workload::Churn) => Err("does not apply to workload churn".into()),
+            _ => Ok(()),
+        }
+    }
+
     fn check(text: &str) -> Result<Scenario, ScenarioError> {
-        parse("s.toml", text, &profiles)
+        parse_checked("s.toml", text, &profiles, &option)
     }
 
     const GOOD: &str = r#"
@@ -641,8 +600,12 @@ close = ["client", "rst"]
         let c = &s.cells[0];
         assert_eq!(c.id, "rr udp none rate=500 size=64");
         assert_eq!(
-            (c.params.rate, c.params.size, c.profile.link.is_none()),
-            (Some(500.0), Some(64), true)
+            (
+                c.params.get("rate"),
+                c.params.get("size"),
+                c.profile.link.is_none()
+            ),
+            (Some("500"), Some("64"), true)
         );
         let lan = s.cells.iter().find(|c| c.profile.name == "lan").unwrap();
         let (f, r) = lan.profile.link.as_ref().unwrap();
@@ -651,8 +614,25 @@ close = ["client", "rst"]
         let split = s.cells.iter().find(|c| c.profile.name.contains('/')).unwrap();
         let (f, r) = split.profile.link.as_ref().unwrap();
         assert!(f.loss.is_some() && r.loss.is_none() && r.delay.is_none());
-        assert_eq!(s.cells[13].params.close, Some(CloseMode::Rst));
+        assert_eq!(s.cells[13].params.get("close"), Some("rst"));
         assert_eq!(s.cells[13].line, 15, "its [[matrix]] line");
+    }
+
+    #[test]
+    fn any_option_is_an_axis_and_ids_keep_their_order() {
+        let text = GOOD.replace(
+            "size = 64",
+            "size = 64\ngso = [true, false]\ncc = \"bbr\"\nloss_timeout = \"1s\"",
+        );
+        let s = parse("s.toml", &text, &profiles).unwrap();
+        assert_eq!(s.cells.len(), 2 * 12 + 2);
+        // rate and size first, as ids always had them; the rest alphabetically.
+        assert_eq!(
+            s.cells[0].id,
+            "rr udp none rate=500 size=64 cc=bbr gso=true loss_timeout=1s"
+        );
+        assert_eq!(s.cells[0].params.get("gso"), Some("true"));
+        assert_eq!(s.cells[1].params.get("gso"), Some("false"));
     }
 
     #[test]
@@ -729,6 +709,13 @@ close = ["client", "rst"]
         let duration = GOOD.replace(r#"duration = "2s""#, r#"duration = "two""#);
         let e = error(&duration);
         assert_eq!((e.line, e.key.as_str()), (3, "duration"));
+
+        let at_top = GOOD.replace("size = 64", "size = 64\nduration = \"1s\"");
+        let e = error(&at_top);
+        assert_eq!((e.line, e.key.as_str()), (14, "matrix[0].duration"));
+
+        let table = GOOD.replace("size = 64", "size = { bytes = 64 }");
+        assert!(error(&table).message.contains("expected a number"));
 
         let twice = GOOD.replace(r#"["client", "rst"]"#, r#"["client", "client"]"#);
         assert!(error(&twice).message.contains("appears twice"));

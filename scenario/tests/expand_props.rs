@@ -141,25 +141,11 @@ fn toml(matrices: &[Matrix], trials: u32, seed: u64, order: Option<&str>) -> Str
 type Key = (String, String, String, BTreeMap<String, String>);
 
 fn key(c: &Cell) -> Key {
-    let p = &c.params;
-    let mut params = BTreeMap::new();
-    let mut put = |name: &str, v: Option<String>| {
-        if let Some(v) = v {
-            params.insert(name.to_string(), v);
-        }
-    };
-    put("rate", p.rate.map(|x| x.to_string()));
-    put("size", p.size.map(|x| x.to_string()));
-    put("streams", p.streams.map(|x| x.to_string()));
-    put("bitrate", p.bitrate.map(|x| x.to_string()));
-    put("conn_rate", p.conn_rate.map(|x| x.to_string()));
-    put("close", p.close.map(|x| x.to_string()));
-    put("cc", p.cc.clone());
     (
         c.workload.to_string(),
         c.transport.to_string(),
         c.profile.name.clone(),
-        params,
+        c.params.0.iter().cloned().collect(),
     )
 }
 

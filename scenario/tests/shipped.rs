@@ -8,6 +8,7 @@ fn load(name: &str) -> transbench_scenario::Scenario {
     transbench_scenario::load(
         &root.join("bench/scenarios").join(name),
         &root.join("netem-scripts/profiles"),
+        &|_, _, _| Ok(()),
     )
     .unwrap_or_else(|e| panic!("{e}"))
 }
@@ -42,7 +43,8 @@ fn every_shipped_scenario_parses() {
 
 #[test]
 fn a_missing_file_says_which() {
-    let e = transbench_scenario::load(Path::new("/nonexistent.toml"), Path::new("/")).unwrap_err();
+    let e = transbench_scenario::load(Path::new("/nonexistent.toml"), Path::new("/"), &|_, _, _| Ok(()))
+        .unwrap_err();
     assert!(
         e.to_string().starts_with("/nonexistent.toml: cannot read it: "),
         "{e}"

@@ -24,7 +24,7 @@ pub use rr::RrSpec;
 /// this long at most for the last messages.
 pub const MAX_ONE_WAY_WAIT: Duration = Duration::from_secs(60);
 
-#[derive(Args, Clone)]
+#[derive(Args, Clone, Debug)]
 pub struct TrialArgs {
     /// Workload: rr (request/response, round-trip latency), multistream (N
     /// streams of messages one way, for head-of-line blocking), stream
@@ -120,7 +120,7 @@ pub struct TrialArgs {
     pub client_port: Option<ClientPortArg>,
 }
 
-#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum ClientPortArg {
     /// connect() picks a free port.
     Kernel,
@@ -128,7 +128,7 @@ pub enum ClientPortArg {
     Cycle,
 }
 
-#[derive(Clone, Copy, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
 pub enum QuicStreamArg {
     /// A new bidirectional stream per request.
     PerRequest,
@@ -202,6 +202,86 @@ impl TrialArgs {
             workload,
         })
     }
+}
+
+/// `TrialArgs` alone, to parse options given other than on the command
+/// line.
+#[derive(clap::Parser)]
+#[command(name = "transbench run", no_binary_name = true, disable_help_flag = true)]
+struct OptionsOnly {
+    #[command(flatten)]
+    trial: TrialArgs,
+}
+
+impl TrialArgs {
+    /// The options of a `workload` trial given by flag name, as a scenario
+    /// file gives them (`conn_rate = 400` is `--conn-rate 400`; `true`
+    /// gives a flag without a value, `false` leaves it out), parsed and
+    /// defaulted exactly as on the command line.
+    pub fn from_options<'a>(
+        workload: Workload,
+        options: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) -> Result<TrialArgs, String> {
+        use clap::{CommandFactory, FromArgMatches};
+        let command = OptionsOnly::command();
+        let mut argv = vec!["--workload".to_string(), workload.name().to_string()];
+        for (key, value) in options {
+            let long = key.replace('_', "-");
+            let Some(arg) = command
+                .get_arguments()
+                .find(|a| a.get_long() == Some(long.as_str()))
+            else {
+                return Err(format!(
+                    "{key:?} is no trial option: a scenario sets the flags of `transbench run --help` \
+                     by name, with underscores ({})",
+                    trial_option_names().join(", ")
+                ));
+            };
+            if key.contains('-') || long == "workload" {
+                return Err(format!("{key:?}: write it as {}", key.replace('-', "_")));
+            }
+            if arg.get_action().takes_values() {
+                argv.extend([format!("--{long}"), value.to_string()]);
+            } else {
+                match value {
+                    "true" => argv.push(format!("--{long}")),
+                    "false" => {}
+                    other => return Err(format!("{key} = {other}: it is true or false")),
+                }
+            }
+        }
+        let matches = command.try_get_matches_from(argv).map_err(|e| {
+            let text = e.to_string();
+            let first = text.lines().next().unwrap_or("").trim_start_matches("error: ");
+            first.to_string()
+        })?;
+        OptionsOnly::from_arg_matches(&matches)
+            .map(|o| o.trial)
+            .map_err(|e| e.to_string())
+    }
+
+    /// A trial's options that need the testbed: refused on loopback.
+    pub fn check_path(&self, emulated: bool) -> anyhow::Result<()> {
+        if self.tw_reuse.is_some() && !emulated {
+            bail!(
+                "--tw-reuse sets net.ipv4.tcp_tw_reuse in the sender's namespace, so it needs the testbed: \
+                 add --impair-backend linkemu (an unimpaired emulated link) or an --impair profile (root); \
+                 transbench never changes the host's own namespace"
+            );
+        }
+        Ok(())
+    }
+}
+
+/// Every trial option by the name a scenario file gives it.
+fn trial_option_names() -> Vec<String> {
+    use clap::CommandFactory;
+    OptionsOnly::command()
+        .get_arguments()
+        .filter_map(|a| a.get_long())
+        .filter(|l| *l != "workload")
+        .map(|l| l.replace('-', "_"))
+        .collect()
 }
 
 /// Why `flag` is refused with `workload`: which workloads take it, and
@@ -551,5 +631,56 @@ mod tests {
         assert!(invalid(&["--cc", "bbr"], Transport::Udp).contains("no congestion control"));
         let long = ["--workload", "stream", "--loss-timeout", "61s"];
         assert!(invalid(&long, Transport::Udp).contains("--loss-timeout"));
+    }
+}
+
+#[cfg(test)]
+mod option_tests {
+    use super::*;
+
+    #[test]
+    fn options_by_name_parse_as_their_flags_do() {
+        let args = TrialArgs::from_options(
+            Workload::Churn,
+            [
+                ("conn_rate", "400"),
+                ("close", "rst"),
+                ("port_range", "40000-40199"),
+                ("loss_timeout", "1s"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(
+            (args.conn_rate, args.close, args.port_range, args.loss_timeout),
+            (
+                Some(400.0),
+                Some(CloseMode::Rst),
+                Some((40000, 40199)),
+                Duration::from_secs(1)
+            )
+        );
+        let stream = TrialArgs::from_options(Workload::Stream, [("gso", "true"), ("bitrate", "2M")]).unwrap();
+        assert!(stream.gso);
+        assert_eq!(stream.bitrate, Some(2e6));
+        assert!(
+            !TrialArgs::from_options(Workload::Stream, [("gso", "false")])
+                .unwrap()
+                .gso
+        );
+    }
+
+    #[test]
+    fn a_bad_option_says_what_is_wrong() {
+        let err =
+            |opts: &[(&str, &str)]| TrialArgs::from_options(Workload::Rr, opts.iter().copied()).unwrap_err();
+        assert!(
+            err(&[("rat", "5")]).contains("conn_rate"),
+            "{}",
+            err(&[("rat", "5")])
+        );
+        assert!(err(&[("size", "big")]).contains("big"));
+        assert!(err(&[("gso", "yes")]).contains("true or false"));
+        assert!(err(&[("conn-rate", "5")]).contains("conn_rate"));
+        assert!(err(&[("workload", "rr")]).contains("workload"));
     }
 }
