@@ -179,7 +179,7 @@ impl Sweeps {
             };
             self.list.push(Sweep {
                 transport: trial.transport,
-                workload: trial.workload.clone(),
+                workload: trial.workload,
                 ttfb_p99_bound_ns: bound,
                 bound_source: source,
                 steps: Vec::new(),

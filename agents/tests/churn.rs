@@ -66,8 +66,8 @@ fn loopback_churn_counts_every_transaction_and_samples_time_wait() {
     assert_eq!(c.txn_lat.count, c.completed);
     assert_eq!(tcp.lat, c.txn_lat, "lat is txn_lat");
     assert!(c.connect_lat.p50 > 0 && c.connect_lat.p50 <= c.ttfb.p50);
-    assert_eq!(c.close, "client");
-    assert_eq!(c.port_range.as_ref().unwrap().set_by, "system");
+    assert_eq!(c.close.name(), "client");
+    assert_eq!(c.port_range.as_ref().unwrap().set_by.name(), "system");
     // Every 100 ms from the first transaction to the last, with both sides.
     let samples = &c.time_wait.samples;
     assert!(samples.len() >= 15, "{} samples", samples.len());
@@ -97,7 +97,7 @@ fn loopback_churn_counts_every_transaction_and_samples_time_wait() {
         .samples
         .iter()
         .all(|s| s.sender_trial.unwrap_or(0) == 0));
-    assert_eq!(q.expectation.time_wait_side, "none");
+    assert_eq!(q.expectation.time_wait_side.name(), "none");
 }
 
 #[test]
@@ -123,7 +123,7 @@ fn loopback_port_range_per_socket_runs_out_and_errors_are_counted() {
     let (t, c) = trial(&r, "tcp");
     assert!(t.valid, "{:?}", t.invalid_reasons);
     let range = c.port_range.as_ref().unwrap();
-    assert_eq!((range.ports, range.set_by.as_str()), (50, "socket"));
+    assert_eq!((range.ports, range.set_by.name()), (50, "socket"));
     assert!(
         c.errors.get("EADDRNOTAVAIL").copied().unwrap_or(0) > 100,
         "{:?}",
@@ -201,7 +201,7 @@ fn testbed_client_close_runs_out_of_ports_as_predicted() {
     let (t, c) = trial(&r, "tcp");
     assert_eq!(t.impairment.as_ref().unwrap().backend, "linkemu");
     let range = c.port_range.as_ref().unwrap();
-    assert_eq!((range.ports, range.set_by.as_str()), (200, "sysctl"));
+    assert_eq!((range.ports, range.set_by.name()), (200, "sysctl"));
     assert_eq!(c.sysctls["sender"]["net.ipv4.ip_local_port_range"], "40000 40199");
     // 200 ports at 400/s: out after 0.5 s (the control connection holds one).
     assert_eq!(c.expectation.exhaustion_after_ns, Some(500_000_000));
@@ -221,7 +221,7 @@ fn testbed_client_close_runs_out_of_ports_as_predicted() {
     assert!((3.0..3.4).contains(&c.expectation.sustainable_rate.unwrap()));
     assert!(c.completed <= 200, "completed {}", c.completed);
     assert_eq!(c.completed + c.failed + (c.offered - c.started), c.offered);
-    assert_eq!(c.port_choice, "kernel");
+    assert_eq!(c.port_choice.name(), "kernel");
 
     // Binding each port in turn, as netperf's TCP_CRR does, is another
     // matter: connect() of a bound socket takes a TIME_WAIT 4-tuple over at
@@ -230,7 +230,7 @@ fn testbed_client_close_runs_out_of_ports_as_predicted() {
     let r = testbed_churn("client", &["--client-port", "cycle"], dir.path());
     let (t, c) = trial(&r, "tcp");
     assert!(t.valid, "{:?}", t.invalid_reasons);
-    assert_eq!(c.port_choice, "cycle");
+    assert_eq!(c.port_choice.name(), "cycle");
     assert!(c.errors.is_empty(), "{:?}", c.errors);
     assert!(c.completed >= 1190, "completed {}", c.completed);
     assert_eq!(c.expectation.sustainable_rate, None);
@@ -286,7 +286,7 @@ fn testbed_rst_leaves_no_time_wait_and_server_close_puts_it_on_the_receiver() {
         c.completed
     );
     assert_eq!(peak(c, |s| s.sender_trial), 0);
-    assert_eq!(c.expectation.time_wait_side, "receiver");
+    assert_eq!(c.expectation.time_wait_side.name(), "receiver");
     let tw = &c.tcp_ext["receiver"];
     assert!(tw.after["TW"] >= tw.before["TW"] + receiver_peak);
 }

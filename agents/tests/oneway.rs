@@ -28,7 +28,7 @@ fn multistream_delivers_every_message_on_every_transport() {
     let names: Vec<&str> = r.trials.iter().map(|t| t.transport.name()).collect();
     assert_eq!(names, ["tcp-mux", "tcp+tls-mux", "tcp-n", "quic", "udp"]);
     for t in &r.trials {
-        assert_eq!(t.workload, "multistream");
+        assert_eq!(t.workload.name(), "multistream");
         assert_eq!(t.latency_kind, LatencyKind::OneWay);
         assert_eq!(t.params.streams, Some(4));
         assert_eq!(t.counters.sent, 400, "{}: 4 streams x 100/s x 1 s", t.id);
@@ -95,7 +95,7 @@ fn udp_stream_offers_its_bit_rate_with_and_without_gso() {
         }
         let r = run(&args);
         let t = &r.trials[0];
-        assert_eq!((t.transport.name(), t.workload.as_str()), ("udp", "stream"));
+        assert_eq!((t.transport.name(), t.workload.name()), ("udp", "stream"));
         assert_eq!(t.params.gso, Some(gso));
         assert_eq!(t.params.bitrate, Some(20e6));
         assert_eq!(t.latency_kind, LatencyKind::OneWay);

@@ -5,13 +5,13 @@ use hdrhistogram::Histogram;
 use linkemu::NetemSpec;
 use transbench_reports::cell::{cell_key, lossless_path_label, path_label};
 use transbench_reports::{new_histogram, LatencyKind, RunResults, TrialResult};
-use transbench_wire::Transport;
+use transbench_wire::{Transport, Workload};
 
 #[derive(Debug, Clone)]
 pub struct CellTrials<'a> {
     /// The scenario's cell id, or one made the same way.
     pub id: String,
-    pub workload: String,
+    pub workload: Workload,
     pub transport: Transport,
     /// The netem words of the path ("loopback" without one); both
     /// directions when they differ.
@@ -81,7 +81,7 @@ fn in_run_order(results: &RunResults) -> Vec<CellTrials<'_>> {
             Some(c) => c.trials.push(t),
             None => out.push(CellTrials {
                 id,
-                workload: t.workload.clone(),
+                workload: t.workload,
                 transport: t.transport,
                 loss_pct: loss_pct(t),
                 backend: t.impairment.as_ref().map(|i| i.backend.clone()),

@@ -6,7 +6,7 @@ use hdrhistogram::Histogram;
 use std::collections::BTreeMap;
 use transbench_reports::stats::median;
 use transbench_reports::{new_histogram, LatencyKind, RunResults, TrialResult};
-use transbench_wire::Transport;
+use transbench_wire::{Transport, Workload};
 
 use crate::cells::{cells, slug, transport_color, CellTrials};
 use crate::chart::{Axis, Bar, BoxStat, Chart, HeatCell, Mark, Panel, Scale, Series, Shape};
@@ -39,42 +39,35 @@ pub fn charts(results: &RunResults) -> Vec<Chart> {
         for path in &paths {
             let on: Vec<&CellTrials> = of.iter().copied().filter(|c| c.lossless == *path).collect();
             let tag = (paths.len() > 1).then_some(*path);
-            out.extend(latency_vs_loss(&workload, tag, &on));
+            out.extend(latency_vs_loss(workload, tag, &on));
         }
-        out.extend(spectrum(&workload, &of));
-        if !is_connection_per_transaction(&workload) {
-            out.extend(ontime(&workload, &of));
-            out.extend(goodput_vs_p95(&workload, &of));
+        out.extend(spectrum(workload, &of));
+        if !workload.is_churn() {
+            out.extend(ontime(workload, &of));
+            out.extend(goodput_vs_p95(workload, &of));
         }
     }
-    let multistream: Vec<&CellTrials> = cells.iter().filter(|c| c.workload == "multistream").collect();
+    let multistream: Vec<&CellTrials> = cells
+        .iter()
+        .filter(|c| c.workload == Workload::Multistream)
+        .collect();
     out.extend(hol_rasters(&multistream));
     out.extend(hol_fanout(&multistream));
-    for c in cells
-        .iter()
-        .filter(|c| is_connection_per_transaction(&c.workload))
-    {
+    for c in cells.iter().filter(|c| c.workload.is_churn()) {
         out.extend(churn_over_time(c));
     }
-    for workload in workloads(&cells)
-        .into_iter()
-        .filter(|w| is_connection_per_transaction(w))
-    {
+    for workload in workloads(&cells).into_iter().filter(|w| w.is_churn()) {
         let of: Vec<&CellTrials> = cells.iter().filter(|c| c.workload == workload).collect();
-        out.extend(ttfb(&workload, &of));
+        out.extend(ttfb(workload, &of));
     }
     out
 }
 
-fn is_connection_per_transaction(workload: &str) -> bool {
-    matches!(workload, "churn" | "handshake")
-}
-
-fn workloads(cells: &[CellTrials]) -> Vec<String> {
-    let mut w: Vec<String> = Vec::new();
+fn workloads(cells: &[CellTrials]) -> Vec<Workload> {
+    let mut w: Vec<Workload> = Vec::new();
     for c in cells {
         if !w.contains(&c.workload) {
-            w.push(c.workload.clone());
+            w.push(c.workload);
         }
     }
     w
@@ -148,10 +141,7 @@ fn caption(lead: &str, cells: &[&CellTrials]) -> String {
 }
 
 fn latency_word(cells: &[&CellTrials]) -> &'static str {
-    if cells
-        .first()
-        .is_some_and(|c| is_connection_per_transaction(&c.workload))
-    {
+    if cells.first().is_some_and(|c| c.workload.is_churn()) {
         return "transaction time (completed connections)";
     }
     match cells
@@ -193,7 +183,7 @@ fn lat_ms(t: &TrialResult, pick: fn(&TrialResult) -> u64) -> f64 {
 
 /// Chart 1: Latency percentiles against loss rate: a line per transport through
 /// the trials' median, a band from the lowest to the highest trial.
-fn latency_vs_loss(workload: &str, path: Option<&str>, cells: &[&CellTrials]) -> Option<Chart> {
+fn latency_vs_loss(workload: Workload, path: Option<&str>, cells: &[&CellTrials]) -> Option<Chart> {
     let mut losses: Vec<f64> = cells.iter().filter_map(|c| c.loss_pct).collect();
     losses.sort_by(f64::total_cmp);
     losses.dedup_by(|a, b| (*a - *b).abs() < 1e-9);
@@ -259,8 +249,8 @@ fn latency_vs_loss(workload: &str, path: Option<&str>, cells: &[&CellTrials]) ->
         .collect();
     Some(Chart {
         slug: match path {
-            Some(p) => format!("latency-vs-loss-{}-{}", slug(workload), slug(p)),
-            None => format!("latency-vs-loss-{}", slug(workload)),
+            Some(p) => format!("latency-vs-loss-{}-{}", slug(workload.name()), slug(p)),
+            None => format!("latency-vs-loss-{}", slug(workload.name())),
         },
         title: format!(
             "{workload}: {} percentiles against packet loss, {}",
@@ -342,7 +332,7 @@ fn spectrum_points(h: &Histogram<u64>) -> Vec<(f64, f64)> {
 }
 
 /// Chart 2: The whole distribution on a "nines" axis, a panel per profile.
-fn spectrum(workload: &str, cells: &[&CellTrials]) -> Option<Chart> {
+fn spectrum(workload: Workload, cells: &[&CellTrials]) -> Option<Chart> {
     let mut panels = line_per_transport(
         cells,
         || Axis::new("percentile", Scale::Nines),
@@ -361,13 +351,10 @@ fn spectrum(workload: &str, cells: &[&CellTrials]) -> Option<Chart> {
         p.y.scale = y;
     }
     Some(Chart {
-        slug: format!("spectrum-{}", slug(workload)),
+        slug: format!("spectrum-{}", slug(workload.name())),
         title: format!("{workload}: {} at every percentile", latency_word(cells)),
         caption: caption(
-            if cells
-                .first()
-                .is_some_and(|c| is_connection_per_transaction(&c.workload))
-            {
+            if cells.first().is_some_and(|c| c.workload.is_churn()) {
                 "Each line: every completed transaction of a cell, from its intended start to the whole response; failed connections are not in it (see the Connections table)."
             } else {
                 "Each line: all of a cell's messages, its trials' histograms added; drawn to as many nines as the messages support. A lost message counts at the loss timeout."
@@ -381,7 +368,7 @@ fn spectrum(workload: &str, cells: &[&CellTrials]) -> Option<Chart> {
 
 /// Chart 3: The share of messages delivered within a deadline, lost ones
 /// counting as late.
-fn ontime(workload: &str, cells: &[&CellTrials]) -> Option<Chart> {
+fn ontime(workload: Workload, cells: &[&CellTrials]) -> Option<Chart> {
     // Lost messages sit in `lat` at the loss timeout: the deadlines stop
     // at the latest message that arrived.
     let mut lo = f64::INFINITY;
@@ -422,7 +409,7 @@ fn ontime(workload: &str, cells: &[&CellTrials]) -> Option<Chart> {
         },
     );
     (!panels.is_empty()).then(|| Chart {
-        slug: format!("ontime-{}", slug(workload)),
+        slug: format!("ontime-{}", slug(workload.name())),
         title: format!("{workload}: share of messages on time, by deadline"),
         caption: caption(
             "A message is on time if its latency is within the deadline; lost messages never are. Trials of a cell pooled.",
@@ -443,7 +430,7 @@ fn delivered(c: &CellTrials) -> u64 {
 }
 
 /// Chart 5: Goodput against p95 latency, one point per trial.
-fn goodput_vs_p95(workload: &str, cells: &[&CellTrials]) -> Option<Chart> {
+fn goodput_vs_p95(workload: Workload, cells: &[&CellTrials]) -> Option<Chart> {
     let profiles = profiles(cells);
     let mut series = Vec::new();
     let mut xs = Vec::new();
@@ -481,7 +468,7 @@ fn goodput_vs_p95(workload: &str, cells: &[&CellTrials]) -> Option<Chart> {
         return None;
     }
     Some(Chart {
-        slug: format!("goodput-vs-p95-{}", slug(workload)),
+        slug: format!("goodput-vs-p95-{}", slug(workload.name())),
         title: format!("{workload}: goodput against p95 latency, one point per trial"),
         caption: caption(
             "Goodput: payload bytes delivered per second of the measured interval. Colour: transport; shape: profile.",
@@ -852,7 +839,7 @@ fn churn_over_time(c: &CellTrials) -> Option<Chart> {
 /// Chart 7: Time to first byte per setup mode and loss rate: bars at the
 /// trials' median p50, whiskers to their median p99, crosses at what
 /// theory expects (RTTs of the setup x the probe's RTT).
-fn ttfb(workload: &str, cells: &[&CellTrials]) -> Option<Chart> {
+fn ttfb(workload: Workload, cells: &[&CellTrials]) -> Option<Chart> {
     let transports = transports(cells);
     let profiles = profiles(cells);
     let width = 0.8 / profiles.len() as f64;
@@ -910,7 +897,7 @@ fn ttfb(workload: &str, cells: &[&CellTrials]) -> Option<Chart> {
     }
     let scale = scale_for(ys.into_iter());
     Some(Chart {
-        slug: format!("ttfb-{}", slug(workload)),
+        slug: format!("ttfb-{}", slug(workload.name())),
         title: format!("{workload}: time to first byte, by setup"),
         caption: caption(
             "Bars: the median over trials of TTFB p50 (from connect() to the first response byte); whiskers: the median of TTFB p99. Crosses: what theory expects, the setup's round trips (TCP 2, TCP with TLS 1.3 3, QUIC 2, QUIC 0-RTT 1) times the probe's RTT.",

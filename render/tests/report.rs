@@ -68,7 +68,7 @@ fn every_chart_whose_data_exists_and_no_other() {
     let mut plain = results.clone();
     plain
         .trials
-        .retain(|t| t.workload == "rr" && t.impairment.is_none());
+        .retain(|t| t.workload == transbench_wire::Workload::Rr && t.impairment.is_none());
     let (dir, r) = rendered(&plain);
     let charts: BTreeSet<String> = r.charts.iter().cloned().collect();
     assert_eq!(

@@ -99,8 +99,8 @@ pub fn params_key(t: &TrialResult) -> String {
         add("loop", "closed".into());
     }
     if let Some(c) = &t.churn {
-        add("close", c.close.clone());
-        add("ports", c.port_choice.clone());
+        add("close", c.close.name().to_string());
+        add("ports", c.port_choice.name().to_string());
     }
     key
 }

@@ -17,8 +17,9 @@ pub use hist::{decode_hdr, encode_hdr, new_histogram, HistError, LatencySummary}
 pub use schema::{
     ChurnExpectation, ChurnMetrics, CounterDelta, Counters, DeliveredDirection, DeliveredImpairment,
     DeliveredLink, Fanout, HolExpectation, HolMetrics, HostInfo, Impairment, LatencyKind, LinkEvents,
-    OntimeRatio, PortRange, RunResults, ScenarioInfo, Sweep, SweepStep, TimeWaitPoint, TimeWaitSeries,
-    TrialParams, TrialResult, UdpMetrics, ZeroRtt, MAX_TIMELINE, SCHEMA,
+    OntimeRatio, PortChoice, PortRange, PortRangeSource, RunResults, ScenarioInfo, Sweep, SweepStep,
+    TimeWaitPoint, TimeWaitSeries, TimeWaitSide, TrialParams, TrialResult, UdpMetrics, ZeroRtt, MAX_TIMELINE,
+    SCHEMA,
 };
 pub use store::{read_results, write_atomic, write_bytes_atomic, StoreError};
 pub use table::{human_ns, summary_table};

@@ -4,7 +4,7 @@
 use linkemu::LinkCounters;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use transbench_wire::{ReceiverReport, Transport};
+use transbench_wire::{CloseMode, ReceiverReport, Transport, Workload};
 
 use crate::hist::LatencySummary;
 
@@ -49,7 +49,7 @@ pub struct ScenarioInfo {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Sweep {
     pub transport: Transport,
-    pub workload: String,
+    pub workload: Workload,
     /// A step whose TTFB p99 exceeds this is past the knee.
     pub ttfb_p99_bound_ns: u64,
     /// Where the bound came from: `--knee-p99`, or `10 x the first step's
@@ -201,7 +201,7 @@ pub struct Counters {
 pub struct TrialResult {
     pub id: String,
     pub transport: Transport,
-    pub workload: String,
+    pub workload: Workload,
     pub params: TrialParams,
     /// Start of the measured window, RFC 3339 UTC.
     pub start_time: String,
@@ -274,11 +274,9 @@ pub struct ChurnMetrics {
     /// The receiver's data port: this trial's sockets are those to or from
     /// it (`ss -tan state time-wait '( dport = :PORT )'`).
     pub data_port: u16,
-    /// Who closed first: `client`, `server` or `rst`.
-    pub close: String,
-    /// `kernel` (connect() picks the port) or `cycle` (the client binds
-    /// each port of the range in turn, with SO_REUSEADDR).
-    pub port_choice: String,
+    /// Who closed first.
+    pub close: CloseMode,
+    pub port_choice: PortChoice,
     /// The ephemeral ports the client used, and who set them; absent for
     /// QUIC (one UDP socket carries every connection).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -336,11 +334,68 @@ pub struct PortRange {
     pub lo: u16,
     pub hi: u16,
     pub ports: u32,
-    /// `sysctl` (net.ipv4.ip_local_port_range of the sender's namespace,
-    /// set by --port-range), `socket` (IP_LOCAL_PORT_RANGE on each socket:
-    /// its part inside the namespace's range), `bind` (the client binds
-    /// each port itself) or `system` (the namespace's own range).
-    pub set_by: String,
+    pub set_by: PortRangeSource,
+}
+
+/// How a churn client's local ports are chosen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PortChoice {
+    /// connect() picks the port.
+    Kernel,
+    /// The client binds each port of the range in turn, with SO_REUSEADDR.
+    Cycle,
+}
+
+/// Who set a churn client's port range.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PortRangeSource {
+    /// net.ipv4.ip_local_port_range of the sender's namespace, set by
+    /// --port-range (testbed only).
+    Sysctl,
+    /// IP_LOCAL_PORT_RANGE on each socket: its part inside the
+    /// namespace's range.
+    Socket,
+    /// The client binds each port itself (`--client-port cycle`).
+    Bind,
+    /// The namespace's own range.
+    System,
+}
+
+/// The name as the results file has it, for each of these enums.
+macro_rules! named {
+    ($ty:ident { $($variant:ident => $name:literal),+ $(,)? }) => {
+        impl $ty {
+            pub fn name(self) -> &'static str {
+                match self {
+                    $($ty::$variant => $name),+
+                }
+            }
+        }
+
+        impl std::fmt::Display for $ty {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.name())
+            }
+        }
+    };
+}
+
+named!(PortChoice { Kernel => "kernel", Cycle => "cycle" });
+named!(PortRangeSource { Sysctl => "sysctl", Socket => "socket", Bind => "bind", System => "system" });
+named!(TimeWaitSide { Sender => "sender", Receiver => "receiver", None => "none" });
+
+/// Where a churn trial's TIME_WAIT sockets land.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TimeWaitSide {
+    /// The client closes first.
+    Sender,
+    /// The server closes first.
+    Receiver,
+    /// Nowhere: RST, or QUIC.
+    None,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -412,9 +467,7 @@ pub struct ChurnExpectation {
     /// until connect() runs out of ports.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exhaustion_after_ns: Option<u64>,
-    /// Where TIME_WAIT lands: `sender` (client closes), `receiver`
-    /// (server closes) or `none` (RST, QUIC).
-    pub time_wait_side: String,
+    pub time_wait_side: TimeWaitSide,
     /// TIME_WAIT sockets of this trial expected on that side at its end:
     /// rate x min(trial, 60 s), at most the ports (client side) or
     /// `tcp_max_tw_buckets`.

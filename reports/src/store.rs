@@ -113,7 +113,7 @@ pub(crate) mod tests {
         r.trials.push(TrialResult {
             id: "tcp+tls-1".into(),
             transport: Transport::TcpTls,
-            workload: "rr".into(),
+            workload: transbench_wire::Workload::Rr,
             params: TrialParams {
                 rate: Some(1000.0),
                 size: 64,

@@ -1,6 +1,6 @@
 //! The summary table printed at the end of a run.
 
-use crate::schema::RunResults;
+use crate::schema::{RunResults, TimeWaitSide};
 
 /// A duration in ns as people read it: `850ns`, `23.4us`, `1.25ms`, `2.00s`.
 pub fn human_ns(ns: u64) -> String {
@@ -66,10 +66,10 @@ fn churn_cells(c: &crate::schema::ChurnMetrics) -> [String; 5] {
         .time_wait
         .samples
         .iter()
-        .map(|s| match e.time_wait_side.as_str() {
-            "receiver" => s.receiver_trial.unwrap_or(0),
-            "sender" => s.sender_trial.unwrap_or(0),
-            _ => s.sender_trial.unwrap_or(0).max(s.receiver_trial.unwrap_or(0)),
+        .map(|s| match e.time_wait_side {
+            TimeWaitSide::Receiver => s.receiver_trial.unwrap_or(0),
+            TimeWaitSide::Sender => s.sender_trial.unwrap_or(0),
+            TimeWaitSide::None => s.sender_trial.unwrap_or(0).max(s.receiver_trial.unwrap_or(0)),
         })
         .max()
         .unwrap_or(0);

@@ -101,7 +101,7 @@ pub fn trial_result(spec: &TrialSpec, id: String, m: Measured) -> TrialResult {
     TrialResult {
         id,
         transport: spec.transport,
-        workload: spec.workload().name().into(),
+        workload: spec.workload(),
         params: params(spec, m.peer, m.tcp_congestion),
         start_time: humantime::format_rfc3339_millis(m.start).to_string(),
         duration_ns: m.measured_ns,

@@ -14,7 +14,7 @@ use tokio::task::JoinSet;
 use transbench_analysis::churn::{self as theory, ChurnPath, Closer, Setup};
 use transbench_reports::{
     new_histogram, ChurnExpectation, ChurnMetrics, CounterDelta, LatencyKind, LatencySummary, PortRange,
-    TimeWaitPoint, TimeWaitSeries, TrialResult, ZeroRtt,
+    PortRangeSource, TimeWaitPoint, TimeWaitSeries, TimeWaitSide, TrialResult, ZeroRtt,
 };
 use transbench_wire::{
     Carrier, CloseMode, ControlMsg, MessageHeader, NamespaceReport, TimeWaitSample, Transport, TrialSetup,
@@ -274,8 +274,8 @@ fn port_range(spec: &ChurnOptions, sysctls: &BTreeMap<String, String>) -> anyhow
         .and_then(|v| parse_port_range(v).ok())
         .unwrap_or((32768, 60999));
     let (range, set_by) = match spec.port_range {
-        Some(r) if spec.port_range_in_namespace => (r, "sysctl"),
-        Some(r) if spec.port_cycle => (r, "bind"),
+        Some(r) if spec.port_range_in_namespace => (r, PortRangeSource::Sysctl),
+        Some(r) if spec.port_cycle => (r, PortRangeSource::Bind),
         Some((lo, hi)) => {
             let (lo2, hi2) = (lo.max(system.0), hi.min(system.1));
             if lo2 > hi2 {
@@ -295,15 +295,15 @@ fn port_range(spec: &ChurnOptions, sysctls: &BTreeMap<String, String>) -> anyhow
                     system.1
                 );
             }
-            ((lo2, hi2), "socket")
+            ((lo2, hi2), PortRangeSource::Socket)
         }
-        None => (system, "system"),
+        None => (system, PortRangeSource::System),
     };
     Ok(PortRange {
         lo: range.0,
         hi: range.1,
         ports: u32::from(range.1 - range.0) + 1,
-        set_by: set_by.into(),
+        set_by,
     })
 }
 
@@ -432,7 +432,7 @@ pub async fn run_trial(
                 _ => PortChoice::Kernel {
                     socket_range: range
                         .as_ref()
-                        .filter(|r| r.set_by == "socket")
+                        .filter(|r| r.set_by == PortRangeSource::Socket)
                         .map(|r| (r.lo, r.hi)),
                 },
             },
@@ -589,11 +589,10 @@ fn build_result(
         sustainable_rate: pressure.sustainable_rate,
         exhaustion_after_ns: pressure.exhaustion_after_s.map(|s| (s * 1e9) as u64),
         time_wait_side: match pressure.side {
-            theory::TimeWaitSide::Sender => "sender",
-            theory::TimeWaitSide::Receiver => "receiver",
-            theory::TimeWaitSide::Neither => "none",
-        }
-        .into(),
+            theory::TimeWaitSide::Sender => TimeWaitSide::Sender,
+            theory::TimeWaitSide::Receiver => TimeWaitSide::Receiver,
+            theory::TimeWaitSide::Neither => TimeWaitSide::None,
+        },
         time_wait_expected: pressure.time_wait_expected,
         port_note: pressure.note,
         ttfb_rtts: setup.ttfb_rtts(),
@@ -631,13 +630,12 @@ fn build_result(
     }
     let churn = ChurnMetrics {
         data_port: sides.port,
-        close: churn.options.close.name().into(),
+        close: churn.options.close,
         port_choice: if churn.options.port_cycle {
-            "cycle"
+            transbench_reports::PortChoice::Cycle
         } else {
-            "kernel"
-        }
-        .into(),
+            transbench_reports::PortChoice::Kernel
+        },
         port_range,
         max_inflight: churn.options.max_inflight,
         offered: o.offered,
@@ -719,14 +717,14 @@ mod tests {
         let mut options = ChurnOptions::default();
         let system = port_range(&options, &sysctls).unwrap();
         assert_eq!(
-            (system.lo, system.hi, system.ports, system.set_by.as_str()),
+            (system.lo, system.hi, system.ports, system.set_by.name()),
             (1000, 1999, 1000, "system")
         );
         // Per socket: only the part inside the namespace's range counts...
         options.port_range = Some((1900, 2099));
         let socket = port_range(&options, &sysctls).unwrap();
         assert_eq!(
-            (socket.lo, socket.hi, socket.ports, socket.set_by.as_str()),
+            (socket.lo, socket.hi, socket.ports, socket.set_by.name()),
             (1900, 1999, 100, "socket")
         );
         // ...and one outside it is refused.
@@ -736,11 +734,11 @@ mod tests {
             .to_string()
             .contains("outside"));
         options.port_cycle = true;
-        assert_eq!(port_range(&options, &sysctls).unwrap().set_by, "bind");
+        assert_eq!(port_range(&options, &sysctls).unwrap().set_by.name(), "bind");
         options.port_cycle = false;
         options.port_range_in_namespace = true;
         let ns = port_range(&options, &sysctls).unwrap();
-        assert_eq!((ns.ports, ns.set_by.as_str()), (200, "sysctl"));
+        assert_eq!((ns.ports, ns.set_by.name()), (200, "sysctl"));
     }
 
     #[test]
