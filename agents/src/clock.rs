@@ -110,6 +110,16 @@ pub fn thread_cpu_ns() -> u64 {
     tv(ru.ru_utime) + tv(ru.ru_stime)
 }
 
+/// The wall-clock time of a CLOCK_MONOTONIC instant, for the record.
+pub fn wall_at(mono_ns: u64) -> std::time::SystemTime {
+    let (wall, now) = (std::time::SystemTime::now(), mono_now_ns());
+    if mono_ns >= now {
+        wall + std::time::Duration::from_nanos(mono_ns - now)
+    } else {
+        wall - std::time::Duration::from_nanos(now - mono_ns)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -8,6 +8,7 @@ pub mod control_io;
 pub mod dataplane;
 pub mod fidelity;
 pub mod host;
+pub mod measure;
 pub mod receiver;
 pub mod report;
 pub mod run;

@@ -22,9 +22,9 @@ use transbench_wire::auth::{random_nonce, to_hex, Secret};
 use transbench_wire::Transport;
 
 use crate::host::host_info;
+use crate::measure::oneway as analysis;
 use crate::spec::{ChurnOptions, TrialSpec, WorkloadSpec};
 use crate::workload;
-use crate::workload::oneway::analysis;
 
 /// What the receiver prints first on stdout; `run` and tests parse it.
 pub const LISTENING_PREFIX: &str = "transbench receiver listening on ";

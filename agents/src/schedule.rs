@@ -4,6 +4,9 @@
 
 use std::time::Duration;
 
+/// Lead time between scheduling and the first intended send time.
+pub const START_LEAD_NS: u64 = 5_000_000;
+
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct OpenLoopSchedule {
     t0_ns: u64,

@@ -28,6 +28,13 @@ pub fn new_histogram() -> Histogram<u64> {
     h
 }
 
+/// Records `v` in a histogram from [`new_histogram`]; 0 counts as 1 ns
+/// (the lowest value an auto-resizing histogram takes).
+pub fn record(h: &mut Histogram<u64>, v: u64) {
+    h.record(v.max(1))
+        .expect("auto-resizing histogram accepts any value");
+}
+
 pub fn encode_hdr(h: &Histogram<u64>) -> Result<String, HistError> {
     let mut bytes = Vec::new();
     V2DeflateSerializer::new()

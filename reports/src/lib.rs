@@ -13,7 +13,7 @@ pub mod stats;
 pub mod store;
 pub mod table;
 
-pub use hist::{decode_hdr, encode_hdr, new_histogram, HistError, LatencySummary};
+pub use hist::{decode_hdr, encode_hdr, new_histogram, record, HistError, LatencySummary};
 pub use schema::{
     ChurnExpectation, ChurnMetrics, CounterDelta, Counters, DeliveredDirection, DeliveredImpairment,
     DeliveredLink, Fanout, HolExpectation, HolMetrics, HostInfo, Impairment, LatencyKind, LinkEvents,

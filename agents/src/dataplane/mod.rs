@@ -4,6 +4,7 @@
 //! `rr.rs` drives them without knowing which transport it has.
 
 pub mod churn;
+pub mod listen;
 pub mod multi;
 pub mod quic;
 pub mod stream;

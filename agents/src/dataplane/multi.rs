@@ -324,7 +324,7 @@ where
 /// Reads datagrams from any of the peer's flows (anyone else's are dropped
 /// and counted); with `rec.echo`, answers each to where it came from.
 pub async fn read_datagrams(sock: Arc<UdpSocket>, peer_ip: IpAddr, rec: Recording) -> io::Result<()> {
-    let mut buf = vec![0u8; super::udp::MAX_DATAGRAM];
+    let mut buf = vec![0u8; crate::transport::MAX_DATAGRAM];
     loop {
         let (n, from) = sock.recv_from(&mut buf).await?;
         let t = mono_now_ns();

@@ -10,9 +10,6 @@ use transbench_wire::{LengthPrefix, MessageHeader, MessageKind};
 use super::{RequestSink, ResponseSource, ServeCounters};
 use crate::clock::mono_now_ns;
 
-/// Largest message on a byte stream.
-pub const MAX_MESSAGE: usize = 16 * 1024 * 1024;
-
 pub struct StreamSink<W> {
     w: W,
     frame: Vec<u8>,

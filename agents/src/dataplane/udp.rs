@@ -7,9 +7,7 @@ use transbench_wire::{MessageHeader, MessageKind};
 
 use super::{RequestSink, ResponseSource, ServeCounters};
 use crate::clock::mono_now_ns;
-
-/// Largest UDP payload over IPv4.
-pub const MAX_DATAGRAM: usize = 65_507;
+use crate::transport::MAX_DATAGRAM;
 
 pub struct UdpSink {
     sock: Arc<UdpSocket>,

@@ -13,13 +13,16 @@ use std::net::{IpAddr, SocketAddr};
 use tokio::net::TcpStream;
 use transbench_wire::{Carrier, Transport};
 
-use crate::dataplane::{stream, udp};
+/// Largest UDP payload over IPv4.
+pub const MAX_DATAGRAM: usize = 65_507;
+/// Largest message on a byte stream (TCP, TLS, a QUIC stream).
+pub const MAX_MESSAGE: usize = 16 * 1024 * 1024;
 
 /// The largest message, header included, that `transport` carries.
 pub fn max_message(transport: Transport) -> usize {
     match transport.capabilities().carrier {
-        Carrier::Udp => udp::MAX_DATAGRAM,
-        Carrier::Tcp | Carrier::Quic => stream::MAX_MESSAGE,
+        Carrier::Udp => MAX_DATAGRAM,
+        Carrier::Tcp | Carrier::Quic => MAX_MESSAGE,
     }
 }
 

@@ -13,7 +13,14 @@ use transbench_reports::{Counters, LatencyKind, LatencySummary, TrialParams, Tri
 use transbench_wire::auth::Secret;
 use transbench_wire::{ReceiverReport, TrialSetup, WorkloadSetup};
 
-use crate::receiver::{ReceiverState, TrialServer};
+use crate::clock::thread_cpu_ns;
+use crate::dataplane::listen::ServerTls;
+use crate::dataplane::multi::DeliveryLog;
+use crate::dataplane::ServeCounters;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::task::JoinSet;
+use transbench_wire::{delivery, TimeWaitSample};
 
 use crate::dataplane::ErrorLog;
 use crate::session;
@@ -42,7 +49,7 @@ pub async fn run_trial(
 /// Serves the receiver's side of the trial `setup` asks for.
 pub async fn serve_trial(
     setup: &TrialSetup,
-    ctx: &ReceiverState,
+    ctx: &ServerTls,
     local_ip: IpAddr,
     peer_ip: IpAddr,
 ) -> anyhow::Result<TrialServer> {
@@ -155,5 +162,67 @@ fn params(spec: &TrialSpec, peer: SocketAddr, tcp_congestion: Option<String>) ->
         streams,
         bitrate,
         gso,
+    }
+}
+
+/// One trial's data plane; dropping it stops every task it started.
+pub struct TrialServer {
+    pub(crate) tasks: JoinSet<()>,
+    pub(crate) counters: Arc<ServeCounters>,
+    pub(crate) cpu_start: u64,
+    pub(crate) quic: Option<quinn::Endpoint>,
+    /// One-way workloads: what was delivered.
+    pub(crate) deliveries: Option<Arc<DeliveryLog>>,
+    /// Churn: the namespace watch to start at Start (with the trial's own
+    /// sockets, when TCP), and the watch from Start to Stop.
+    pub(crate) watch_plan: Option<Option<procnet::PortFilter>>,
+    pub(crate) watch: Option<churn::NamespaceWatch>,
+    /// Where the sender sends its data.
+    pub(crate) data_port: u16,
+}
+
+impl TrialServer {
+    /// The trial starts: CPU time counts from here, and churn's namespace
+    /// watch begins.
+    pub fn start(&mut self) {
+        self.cpu_start = thread_cpu_ns();
+        if let Some(trial_sockets) = self.watch_plan.take() {
+            match churn::NamespaceWatch::start(trial_sockets) {
+                Ok(w) => self.watch = Some(w),
+                Err(e) => tracing::warn!("cannot sample TIME_WAIT: {e}"),
+            }
+        }
+    }
+
+    /// Waits until `expect` distinct messages have arrived, at most `wait_ns`.
+    pub async fn await_deliveries(&self, expect: u64, wait_ns: u64) {
+        if let Some(log) = &self.deliveries {
+            log.await_distinct(expect, Duration::from_nanos(wait_ns)).await;
+        }
+    }
+
+    pub async fn stop(
+        mut self,
+    ) -> (
+        transbench_wire::ReceiverReport,
+        Vec<delivery::Delivery>,
+        Vec<TimeWaitSample>,
+    ) {
+        let cpu = thread_cpu_ns().saturating_sub(self.cpu_start);
+        let (namespace, samples) = match self.watch.take() {
+            Some(w) => {
+                let (namespace, samples) = w.finish();
+                (Some(namespace), samples)
+            }
+            None => (None, Vec::new()),
+        };
+        if let Some(endpoint) = self.quic.take() {
+            endpoint.close(0u32.into(), b"trial over");
+        }
+        self.tasks.shutdown().await;
+        let deliveries = self.deliveries.as_ref().map(|d| d.take()).unwrap_or_default();
+        let mut report = self.counters.report(cpu);
+        report.namespace = namespace;
+        (report, deliveries, samples)
     }
 }

@@ -20,18 +20,20 @@ use transbench_wire::{
     Carrier, CloseMode, ControlMsg, MessageHeader, NamespaceReport, TimeWaitSample, Transport, TrialSetup,
 };
 
+use super::TrialServer;
+use crate::clock::wall_at;
 use crate::clock::{mono_now_ns, thread_cpu_ns, Pacer};
 use crate::control_io::ControlChannel;
 use crate::dataplane::churn::{serve_quic, Dialer, Failure, PortChoice, Timings};
+use crate::dataplane::listen::{self, ServerTls};
 use crate::dataplane::{ErrorLog, ServeCounters};
-use crate::receiver::{listen, ReceiverState, TrialServer};
 use crate::schedule::OpenLoopSchedule;
+use crate::schedule::START_LEAD_NS;
 use crate::session;
 use crate::spec::churn::parse_port_range;
 use crate::spec::{ChurnOptions, ChurnSpec, TrialSpec};
 use crate::transport::{self, congestion, tls};
-use crate::workload::rr::engine::{wall_at, START_LEAD_NS};
-use crate::workload::rr::tracker::record;
+use transbench_reports::record;
 
 /// TIME_WAIT is sampled this often on both agents.
 pub const SAMPLE_INTERVAL_NS: u64 = 100_000_000;
@@ -326,7 +328,7 @@ fn setup_of(transport: Transport) -> anyhow::Result<Setup> {
 pub async fn serve(
     setup: &TrialSetup,
     close: CloseMode,
-    ctx: &ReceiverState,
+    ctx: &ServerTls,
     local_ip: IpAddr,
     peer_ip: IpAddr,
 ) -> anyhow::Result<TrialServer> {

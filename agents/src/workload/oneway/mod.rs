@@ -10,8 +10,6 @@
 //!   system call with GSO; offered against received rate, and the sequence
 //!   tracker's loss, reordering, jitter and IPDV.
 
-pub mod analysis;
-
 use anyhow::{bail, Context};
 use hdrhistogram::Histogram;
 use std::net::{IpAddr, SocketAddr};
@@ -25,19 +23,21 @@ use transbench_wire::{
     Carrier, ControlMsg, MessageHeader, MessageKind, ReceiverReport, Streams, TrialSetup, WorkloadSetup,
 };
 
+use super::TrialServer;
+use crate::clock::wall_at;
 use crate::clock::{mono_now_ns, thread_cpu_ns, Pacer};
 use crate::control_io::ControlChannel;
+use crate::dataplane::listen::{self, ServerTls};
 use crate::dataplane::multi::{self, DeliveryLog, Recording, Writers};
 use crate::dataplane::udp::{self, DatagramBatcher};
 use crate::dataplane::{ErrorLog, ServeCounters};
-use crate::receiver::{listen, ReceiverState, TrialServer};
+use crate::measure::oneway::{self as analysis, HolReference, Sent};
 use crate::schedule::OpenLoopSchedule;
+use crate::schedule::START_LEAD_NS;
 use crate::session;
 use crate::spec::{HolInputs, TrialSpec, WorkloadSpec};
 use crate::transport::{self, congestion};
-use crate::workload::rr::engine::{wall_at, START_LEAD_NS};
-use crate::workload::rr::tracker::record;
-use analysis::{HolReference, Sent};
+use transbench_reports::record;
 
 /// TCP_NOTSENT_LOWAT of `tcp-mux` connections: the kernel holds at most
 /// this much unsent data, so frames wait in the round-robin writer (where
@@ -299,7 +299,7 @@ pub async fn serve(
     setup: &TrialSetup,
     streams: u32,
     echo: bool,
-    ctx: &ReceiverState,
+    ctx: &ServerTls,
     local_ip: IpAddr,
     peer_ip: IpAddr,
 ) -> anyhow::Result<TrialServer> {

@@ -8,10 +8,12 @@ use tokio::sync::mpsc;
 
 use transbench_wire::MessageHeader;
 
+use crate::clock::wall_at;
 use crate::clock::{mono_now_ns, Pacer};
 use crate::dataplane::{ErrorLog, RequestSink, ResponseSource};
+use crate::measure::tracker::{RrTracker, TrackerTotals};
 use crate::schedule::OpenLoopSchedule;
-use crate::workload::rr::tracker::{RrTracker, TrackerTotals};
+use crate::schedule::START_LEAD_NS;
 
 #[derive(Debug, Clone, Copy)]
 pub struct RrPlan {
@@ -37,18 +39,6 @@ pub struct RrOutcome {
     /// Length of the measured window actually run: shorter than planned
     /// when the data plane failed.
     pub measured_ns: u64,
-}
-
-/// Lead time between scheduling and the first request.
-pub(crate) const START_LEAD_NS: u64 = 5_000_000;
-
-pub(crate) fn wall_at(mono_ns: u64) -> SystemTime {
-    let (wall, now) = (SystemTime::now(), mono_now_ns());
-    if mono_ns >= now {
-        wall + Duration::from_nanos(mono_ns - now)
-    } else {
-        wall - Duration::from_nanos(now - mono_ns)
-    }
 }
 
 pub async fn run<S: RequestSink, R: ResponseSource>(

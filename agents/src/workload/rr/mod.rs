@@ -3,7 +3,6 @@
 //! round trip from the intended send time; turned into a [`TrialResult`].
 
 pub mod engine;
-pub mod tracker;
 
 use anyhow::Context;
 use std::net::{IpAddr, SocketAddr};
@@ -13,11 +12,12 @@ use transbench_wire::{
     Carrier, ControlMsg, QuicStreamMode, ReceiverReport, Transport, TrialSetup, WorkloadSetup,
 };
 
+use super::TrialServer;
 use crate::clock::thread_cpu_ns;
 use crate::control_io::ControlChannel;
+use crate::dataplane::listen::{self, ServerTls};
 use crate::dataplane::ServeCounters;
 use crate::dataplane::{quic, stream, udp, RequestSink, ResponseSource};
-use crate::receiver::{listen, ReceiverState, TrialServer};
 use crate::session;
 use crate::spec::{RrSpec, TrialSpec};
 use crate::transport::{self, congestion};
@@ -47,7 +47,7 @@ async fn drive<S: RequestSink, R: ResponseSource>(
 pub async fn serve(
     setup: &TrialSetup,
     udp_peer_port: Option<u16>,
-    ctx: &ReceiverState,
+    ctx: &ServerTls,
     local_ip: IpAddr,
     peer_ip: IpAddr,
 ) -> anyhow::Result<TrialServer> {
@@ -201,7 +201,7 @@ fn build_result(
         .sequence
         .as_ref()
         .map(|flow| {
-            crate::workload::oneway::analysis::udp_metrics(
+            crate::measure::oneway::udp_metrics(
                 std::slice::from_ref(flow),
                 spec.loss_timeout.as_nanos() as u64,
                 spec.size,

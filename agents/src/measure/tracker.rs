@@ -10,7 +10,7 @@
 use hdrhistogram::Histogram;
 use std::collections::BTreeMap;
 use transbench_analysis::seq;
-use transbench_reports::{new_histogram, Counters};
+use transbench_reports::{new_histogram, record, Counters};
 
 #[derive(Debug, Clone, Copy)]
 struct Pending {
@@ -217,12 +217,6 @@ impl RrTracker {
         self.counters.lost += 1;
         record(&mut self.lat, self.loss_timeout_ns);
     }
-}
-
-pub fn record(h: &mut Histogram<u64>, v: u64) {
-    // Auto-resizing histograms only refuse 0 < lowest discernible; clamp.
-    h.record(v.max(1))
-        .expect("auto-resizing histogram accepts any value");
 }
 
 #[cfg(test)]

@@ -1,27 +1,22 @@
 //! The receiver agent: serves control sessions until stopped; each session
 //! authenticates, then runs trials, each on fresh data-plane sockets.
 
-pub mod listen;
-
 use anyhow::{bail, Context};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::task::JoinSet;
 use transbench_wire::auth::{from_hex, random_nonce, to_hex, FrameMac, Role, Secret, NONCE_LEN};
 use transbench_wire::control::SAMPLES_PER_FRAME;
 use transbench_wire::control::{MAGIC, PROTOCOL_VERSION};
 use transbench_wire::delivery::{self, RECORDS_PER_FRAME};
-use transbench_wire::{ControlMsg, TimeWaitSample, TrialSetup, WorkloadSetup, HEADER_LEN};
+use transbench_wire::{ControlMsg, TrialSetup, WorkloadSetup, HEADER_LEN};
 
-use crate::clock::thread_cpu_ns;
 use crate::control_io::{ControlChannel, ControlIoError};
-use crate::dataplane::multi::{self, DeliveryLog};
-use crate::dataplane::ServeCounters;
-use crate::transport::tls::Identity;
-use crate::workload::churn::NamespaceWatch;
+use crate::dataplane::listen::ServerTls;
+use crate::dataplane::multi;
+use crate::workload::TrialServer;
 
 /// How long a peer may take over the hello and auth exchange.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -33,11 +28,11 @@ pub struct Receiver {
     ctx: Arc<ReceiverState>,
 }
 
-/// What every trial of a receiver shares: its secret and TLS identity.
-pub struct ReceiverState {
+/// What every session of a receiver shares: its secret, and the TLS
+/// identity of its data planes.
+struct ReceiverState {
     secret: Option<Secret>,
-    pub(crate) identity: Identity,
-    pub(crate) tls: Arc<rustls::ServerConfig>,
+    tls: ServerTls,
 }
 
 impl Receiver {
@@ -51,10 +46,8 @@ impl Receiver {
                  both agents, or listen on 127.0.0.1 / [::1]"
             );
         }
-        let identity = Identity::self_signed()?;
         let ctx = ReceiverState {
-            tls: identity.tls_server_config()?,
-            identity,
+            tls: ServerTls::self_signed()?,
             secret,
         };
         let listener = TcpListener::bind(listen)
@@ -289,14 +282,14 @@ async fn trials(
                     return Err(refuse(&mut ctl, "setup while a trial is running".into()).await);
                 }
                 let served = match validate(&setup) {
-                    Ok(()) => crate::workload::serve_trial(&setup, ctx, local_ip, peer_ip).await,
+                    Ok(()) => crate::workload::serve_trial(&setup, &ctx.tls, local_ip, peer_ip).await,
                     Err(e) => Err(e),
                 };
                 match served {
                     Ok(server) => {
                         let ready = ControlMsg::Ready {
                             data_port: server.data_port,
-                            cert_sha256: certificate(&setup, ctx),
+                            cert_sha256: ctx.tls.fingerprint_for(setup.transport),
                         };
                         tracing::info!(transport = %setup.transport, workload = %setup.workload.kind(), size = setup.size, "trial set up");
                         trial = Some(server);
@@ -307,13 +300,7 @@ async fn trials(
             }
             ControlMsg::Start => match trial.as_mut() {
                 Some(t) => {
-                    t.cpu_start = thread_cpu_ns();
-                    if let Some(trial_sockets) = t.watch_plan.take() {
-                        match NamespaceWatch::start(trial_sockets) {
-                            Ok(w) => t.watch = Some(w),
-                            Err(e) => tracing::warn!("cannot sample TIME_WAIT: {e}"),
-                        }
-                    }
+                    t.start();
                 }
                 None => return Err(refuse(&mut ctl, "start before setup".into()).await),
             },
@@ -348,30 +335,6 @@ async fn trials(
 /// sender refuses longer loss timeouts).
 const MAX_DRAIN_NS: u64 = crate::spec::MAX_ONE_WAY_WAIT.as_nanos() as u64;
 
-/// The fingerprint the sender pins, for transports inside TLS.
-fn certificate(setup: &TrialSetup, ctx: &ReceiverState) -> Option<String> {
-    setup
-        .transport
-        .uses_tls()
-        .then(|| ctx.identity.fingerprint.clone())
-}
-
-/// One trial's data plane; dropping it stops every task it started.
-pub struct TrialServer {
-    pub(crate) tasks: JoinSet<()>,
-    pub(crate) counters: Arc<ServeCounters>,
-    pub(crate) cpu_start: u64,
-    pub(crate) quic: Option<quinn::Endpoint>,
-    /// One-way workloads: what was delivered.
-    pub(crate) deliveries: Option<Arc<DeliveryLog>>,
-    /// Churn: the namespace watch to start at Start (with the trial's own
-    /// sockets, when TCP), and the watch from Start to Stop.
-    pub(crate) watch_plan: Option<Option<procnet::PortFilter>>,
-    pub(crate) watch: Option<NamespaceWatch>,
-    /// Where the sender sends its data.
-    pub(crate) data_port: u16,
-}
-
 fn validate(setup: &TrialSetup) -> anyhow::Result<()> {
     let workload = setup.workload.kind();
     if !workload.runs_on(setup.transport.capabilities()) {
@@ -391,40 +354,6 @@ fn validate(setup: &TrialSetup) -> anyhow::Result<()> {
         );
     }
     Ok(())
-}
-
-impl TrialServer {
-    /// Waits until `expect` distinct messages have arrived, at most `wait_ns`.
-    async fn await_deliveries(&self, expect: u64, wait_ns: u64) {
-        if let Some(log) = &self.deliveries {
-            log.await_distinct(expect, Duration::from_nanos(wait_ns)).await;
-        }
-    }
-
-    async fn stop(
-        mut self,
-    ) -> (
-        transbench_wire::ReceiverReport,
-        Vec<delivery::Delivery>,
-        Vec<TimeWaitSample>,
-    ) {
-        let cpu = thread_cpu_ns().saturating_sub(self.cpu_start);
-        let (namespace, samples) = match self.watch.take() {
-            Some(w) => {
-                let (namespace, samples) = w.finish();
-                (Some(namespace), samples)
-            }
-            None => (None, Vec::new()),
-        };
-        if let Some(endpoint) = self.quic.take() {
-            endpoint.close(0u32.into(), b"trial over");
-        }
-        self.tasks.shutdown().await;
-        let deliveries = self.deliveries.as_ref().map(|d| d.take()).unwrap_or_default();
-        let mut report = self.counters.report(cpu);
-        report.namespace = namespace;
-        (report, deliveries, samples)
-    }
 }
 
 /// What `--listen` resolves to; a bare port means loopback.

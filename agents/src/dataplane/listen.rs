@@ -8,15 +8,38 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
 use transbench_wire::{CloseMode, TrialSetup};
 
-use super::ReceiverState;
-use crate::dataplane::multi::{self, Recording};
-use crate::dataplane::{churn, stream, ServeCounters};
+use super::multi::{self, Recording};
+use super::{churn, stream, ServeCounters};
+use crate::transport::tls::Identity;
+use transbench_wire::Transport;
+
+/// The receiver's TLS identity, made once at start: its data planes'
+/// certificate and the TCP side's server configuration.
+pub struct ServerTls {
+    identity: Identity,
+    tls: Arc<rustls::ServerConfig>,
+}
+
+impl ServerTls {
+    pub fn self_signed() -> anyhow::Result<Self> {
+        let identity = Identity::self_signed()?;
+        Ok(ServerTls {
+            tls: identity.tls_server_config()?,
+            identity,
+        })
+    }
+
+    /// The fingerprint the sender pins, for transports inside TLS.
+    pub fn fingerprint_for(&self, transport: Transport) -> Option<String> {
+        transport.uses_tls().then(|| self.identity.fingerprint.clone())
+    }
+}
 
 /// A QUIC endpoint for one trial, with the congestion controller it asks
 /// for, and its port.
 pub fn bind_quic(
     setup: &TrialSetup,
-    ctx: &ReceiverState,
+    ctx: &ServerTls,
     local_ip: IpAddr,
 ) -> anyhow::Result<(quinn::Endpoint, u16)> {
     let config = ctx.identity.quic_server_config(
@@ -32,7 +55,7 @@ pub fn bind_quic(
 /// transport runs inside TLS.
 pub async fn bind_tcp(
     setup: &TrialSetup,
-    ctx: &ReceiverState,
+    ctx: &ServerTls,
     local_ip: IpAddr,
 ) -> anyhow::Result<(TcpListener, u16, Option<tokio_rustls::TlsAcceptor>)> {
     let listener = TcpListener::bind((local_ip, 0)).await?;

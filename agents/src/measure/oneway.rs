@@ -12,7 +12,7 @@ use transbench_reports::{
 use transbench_wire::delivery::Delivery;
 use transbench_wire::Transport;
 
-use crate::workload::rr::tracker::record;
+use transbench_reports::record;
 
 /// One message as scheduled by the sender.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
