@@ -86,7 +86,7 @@ impl Workload {
             }
             Workload::Multistream => !caps.zero_rtt && caps.streams != Streams::Single,
             // Datagrams at a bit rate: what gets lost stays lost.
-            Workload::Stream => !caps.reliable(),
+            Workload::Stream => !caps.reliable,
             // A connection per transaction, one request on it.
             Workload::Churn | Workload::Handshake => {
                 connection && matches!(caps.streams, Streams::Single | Streams::Native)

@@ -56,16 +56,12 @@ pub struct Capabilities {
     /// Runs inside TLS 1.3 (the receiver's certificate pinned).
     pub tls: bool,
     pub streams: Streams,
+    /// Whether what is sent arrives (retransmitted when lost); UDP's
+    /// datagrams do not.
+    pub reliable: bool,
     /// Every connection resumes an earlier session and sends its request
     /// as 0-RTT data: meaningful only where connections come and go.
     pub zero_rtt: bool,
-}
-
-impl Capabilities {
-    /// Whether what is sent arrives (retransmitted when lost).
-    pub fn reliable(self) -> bool {
-        self.carrier != Carrier::Udp
-    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -138,6 +134,7 @@ impl Transport {
             carrier,
             tls,
             streams,
+            reliable: carrier != Carrier::Udp,
             zero_rtt,
         }
     }
@@ -170,10 +167,8 @@ impl FromStr for Transport {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let s = s.trim();
         Transport::ALL.into_iter().find(|t| t.name() == s).ok_or_else(|| {
-            format!(
-                "unknown transport {s:?}: expected one of udp, tcp, tcp+tls, quic, tcp-mux, tcp+tls-mux, \
-                     tcp-n, quic-0rtt"
-            )
+            let names: Vec<&str> = Transport::ALL.iter().map(|t| t.name()).collect();
+            format!("unknown transport {s:?}: expected one of {}", names.join(", "))
         })
     }
 }

@@ -10,7 +10,7 @@ use transbench_reports::{
     UdpMetrics, MAX_TIMELINE,
 };
 use transbench_wire::delivery::Delivery;
-use transbench_wire::Transport;
+use transbench_wire::{Streams, Transport};
 
 use transbench_reports::record;
 
@@ -252,13 +252,12 @@ pub fn expectation(
     let recovery_ns = rtt_ns + rtt_ns / 4;
     let t = hol::theory(p, packet_rate, recovery_ns, streams);
     let p_l_r = t.late_frac_single_order;
-    let (late_frac, hol_frac) = match transport {
-        Transport::TcpMux | Transport::TcpTlsMux | Transport::Tcp | Transport::TcpTls => {
-            (t.late_frac_single_order, t.hol_frac_single_order)
-        }
-        Transport::Quic | Transport::Quic0Rtt | Transport::TcpN => (t.late_frac_per_stream, 0.0),
+    let (late_frac, hol_frac) = match transport.capabilities().streams {
+        // One order for every stream: a loss holds them all.
+        Streams::Single | Streams::Multiplexed => (t.late_frac_single_order, t.hol_frac_single_order),
+        Streams::ConnectionPerStream | Streams::Native => (t.late_frac_per_stream, 0.0),
         // A message is lost if any of its packets is.
-        Transport::Udp => (1.0 - (1.0 - p).powf(packets_per_message), 0.0),
+        Streams::FlowPerStream => (1.0 - (1.0 - p).powf(packets_per_message), 0.0),
     };
     let valid = t.valid;
     HolExpectation {

@@ -1,4 +1,4 @@
-//! The churn and handshake workloads, sender side: a new connection per
+//! The churn and handshake workloads, both sides: a new connection per
 //! transaction, open-loop at an offered rate with a cap on transactions in
 //! flight; TIME_WAIT sampled in both agents' namespaces while it runs, and
 //! what theory predicts written beside what was measured.

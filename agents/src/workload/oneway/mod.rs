@@ -1,6 +1,7 @@
-//! The one-way workloads (multistream, stream), sender side. The receiver records when each
-//! message reached its application and hands the records back; both agents
-//! share CLOCK_MONOTONIC, so `lat` is the one-way delivery time.
+//! The one-way workloads (multistream, stream), both sides. The receiver
+//! records when each message reached its application and hands the
+//! records back; both agents share CLOCK_MONOTONIC, so `lat` is the
+//! one-way delivery time.
 //!
 //! - `multistream`: N logical streams of S-byte messages at R messages/s
 //!   each, open-loop, phases staggered (stream k sends at k/(N R) past each
@@ -517,7 +518,7 @@ fn build_result(
         rtt_ns,
         rtt_source: rtt_source.into(),
     };
-    let reliable = spec.transport.capabilities().reliable();
+    let reliable = spec.transport.capabilities().reliable;
     let mut hol = hol
         .map(|_| analysis::hol_metrics(&matched.messages, streams, &reference, theory))
         .transpose()?;

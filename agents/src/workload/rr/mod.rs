@@ -1,4 +1,4 @@
-//! The request/response workload, sender side: requests on an open-loop
+//! The request/response workload, both sides: requests on an open-loop
 //! schedule (or ping-pong), each answered by the receiver, latency the
 //! round trip from the intended send time; turned into a [`TrialResult`].
 
