@@ -30,7 +30,8 @@ pub fn parse_threshold(s: &str) -> Result<(String, f64), String> {
 }
 
 fn input_error(what: impl std::fmt::Display) -> ExitCode {
-    eprintln!("error: {what}");
+    // It may quote the results files (a host, a scenario's name).
+    eprintln!("error: {}", transbench_wire::printable(&what.to_string()));
     ExitCode::from(2)
 }
 

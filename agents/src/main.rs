@@ -14,7 +14,7 @@ use transbench::{
 };
 use transbench_reports::{summary_table, write_atomic, RunResults};
 use transbench_wire::auth::Secret;
-use transbench_wire::Transport;
+use transbench_wire::{printable, Transport};
 
 #[derive(Parser)]
 #[command(
@@ -332,8 +332,9 @@ fn main() -> ExitCode {
     match run_command(Cli::parse()) {
         Ok(code) => code,
         Err(e) => {
-            // The whole chain on one line: what failed, and why.
-            eprintln!("error: {e:#}");
+            // The whole chain on one line: what failed, and why. It may
+            // quote a peer or a file, so it is escaped.
+            eprintln!("error: {}", printable(&format!("{e:#}")));
             ExitCode::FAILURE
         }
     }

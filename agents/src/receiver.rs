@@ -11,7 +11,7 @@ use transbench_wire::auth::{from_hex, random_nonce, to_hex, FrameMac, Role, Secr
 use transbench_wire::control::SAMPLES_PER_FRAME;
 use transbench_wire::control::{MAGIC, PROTOCOL_VERSION};
 use transbench_wire::delivery::{self, RECORDS_PER_FRAME};
-use transbench_wire::{ControlMsg, TrialSetup, WorkloadSetup, HEADER_LEN};
+use transbench_wire::{printable, ControlMsg, TrialSetup, WorkloadSetup, HEADER_LEN};
 
 use crate::control_io::{ControlChannel, ControlIoError};
 use crate::dataplane::listen::ServerTls;
@@ -93,13 +93,13 @@ impl Receiver {
                 drop(slot);
                 let ctl = match handshake {
                     Ok(Ok(ctl)) => ctl,
-                    Ok(Err(e)) => return tracing::warn!(%peer, "session refused: {e:#}"),
+                    Ok(Err(e)) => return tracing::warn!(%peer, "session refused: {}", peer_text(&e)),
                     Err(_) => {
                         return tracing::warn!(%peer, "session refused: no handshake within {HANDSHAKE_TIMEOUT:?}")
                     }
                 };
                 if let Err(e) = start_session(ctl, ctx, &active).await {
-                    tracing::warn!(%peer, "session not started: {e:#}");
+                    tracing::warn!(%peer, "session not started: {}", peer_text(&e));
                 }
             });
         }
@@ -132,7 +132,7 @@ async fn start_session(
             });
             match outcome {
                 Ok(()) => tracing::info!(%peer, "session ended"),
-                Err(e) => tracing::warn!(%peer, "session failed: {e:#}"),
+                Err(e) => tracing::warn!(%peer, "session failed: {}", peer_text(&e)),
             }
         })
         .context("starting a session thread")?;
@@ -158,6 +158,13 @@ impl Drop for SessionSlot {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::AcqRel);
     }
+}
+
+/// An error of a session, for the log: its whole chain, escaped, since
+/// it may quote what the peer sent (a field it got wrong, a name it asked
+/// for).
+fn peer_text(e: &anyhow::Error) -> String {
+    printable(&format!("{e:#}")).into_owned()
 }
 
 async fn refuse(ctl: &mut ControlChannel, reason: String) -> anyhow::Error {

@@ -660,7 +660,12 @@ pub(crate) async fn run_phase(
                 results.trials.push(trial);
                 write_atomic(results_path, results)?;
             }
-            Err(e) => bar.suspend(|| eprintln!("error: {id} trial failed: {e:#}")),
+            Err(e) => bar.suspend(|| {
+                eprintln!(
+                    "error: {id} trial failed: {}",
+                    transbench_wire::printable(&format!("{e:#}"))
+                )
+            }),
         }
         bar.inc(1);
     }

@@ -11,7 +11,7 @@ use transbench_reports::LatencySummary;
 use transbench_wire::auth::{from_hex, random_nonce, to_hex, FrameMac, Role, Secret, NONCE_LEN};
 use transbench_wire::control::{MAGIC, PROTOCOL_VERSION};
 use transbench_wire::delivery;
-use transbench_wire::{ControlMsg, ReceiverReport, TimeWaitSample, TrialSetup, Workload};
+use transbench_wire::{printable, ControlMsg, ReceiverReport, TimeWaitSample, TrialSetup, Workload};
 
 use crate::control_io::ControlChannel;
 use crate::dataplane::ErrorLog;
@@ -38,7 +38,7 @@ pub async fn expect_reply(ctl: &mut ControlChannel, what: &str) -> anyhow::Resul
         .with_context(|| format!("receiver did not answer within {REPLY_TIMEOUT:?} (waiting for {what})"))?
         .with_context(|| format!("waiting for {what}"))?;
     if let ControlMsg::Refused { reason } = &msg {
-        bail!("receiver refused: {reason}");
+        bail!("receiver refused: {}", printable(reason));
     }
     Ok(msg)
 }
@@ -161,7 +161,7 @@ pub async fn while_receiver_quiet<T>(
     tokio::select! {
         paced = data_plane => paced.context("pacing the workload"),
         msg = ctl.recv() => match msg {
-            Ok(ControlMsg::Refused { reason }) => bail!("receiver aborted the trial: {reason}"),
+            Ok(ControlMsg::Refused { reason }) => bail!("receiver aborted the trial: {}", printable(&reason)),
             Ok(other) => bail!("receiver broke the protocol: {} during a trial", other.name()),
             Err(e) => Err(anyhow::Error::new(e).context("lost the receiver mid-trial; no result written")),
         },

@@ -5,6 +5,7 @@
 use serde::Serialize;
 use std::collections::BTreeMap;
 use thiserror::Error;
+use transbench_wire::printable;
 
 use crate::cell::{cell_key, params_key};
 use crate::schema::{HostInfo, RunResults, TrialResult};
@@ -596,7 +597,7 @@ impl Comparison {
             .iter()
             .map(|r| {
                 vec![
-                    r.cell.clone(),
+                    printable(&r.cell).into_owned(),
                     r.metric.to_string(),
                     value(r.unit, r.base_median),
                     value(r.unit, r.cand_median),
@@ -611,6 +612,8 @@ impl Comparison {
         (headers, rows)
     }
 
+    /// What the table leaves out, a line each; cell ids escaped, as in
+    /// the table: they come from the results files.
     fn notes(&self) -> Vec<String> {
         let mut notes = Vec::new();
         for i in &self.invariants {
@@ -636,7 +639,7 @@ impl Comparison {
         } else {
             format!("{n} REGRESSION(S)")
         });
-        notes
+        notes.into_iter().map(|n| printable(&n).into_owned()).collect()
     }
 
     pub fn text(&self) -> String {
@@ -766,6 +769,25 @@ mod tests {
             back.rows.iter().find(|r| r.metric == "p50").unwrap().verdict,
             Verdict::Improvement
         );
+    }
+
+    #[test]
+    fn cell_ids_from_the_files_reach_the_terminal_escaped() {
+        let mut base = run(&[Transport::Tcp, Transport::Udp], 6, 50_000.0, 4);
+        for t in &mut base.trials {
+            t.cell = Some(format!("rr {}\x1b[2J\nnone", t.transport));
+        }
+        let mut cand = base.clone();
+        cand.trials.retain(|t| t.transport == Transport::Tcp);
+        let c = compare(&base, &cand, &opts()).unwrap();
+        for out in [c.text(), c.markdown()] {
+            assert!(!out.contains('\x1b'), "{out}");
+            assert!(out.contains("rr tcp\\u{1b}[2J\\nnone"), "{out}");
+            assert!(
+                out.contains("only in the base, not compared: rr udp\\u{1b}[2J\\nnone"),
+                "{out}"
+            );
+        }
     }
 
     #[test]

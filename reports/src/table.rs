@@ -1,6 +1,9 @@
-//! The summary table printed at the end of a run.
+//! The summary table printed at the end of a run. Its text from the
+//! results file (trial ids, reasons, error causes) is escaped: a file may
+//! come from elsewhere, and this goes to a terminal.
 
 use crate::schema::{RunResults, TimeWaitSide};
+use transbench_wire::printable;
 
 /// A duration in ns as people read it: `850ns`, `23.4us`, `1.25ms`, `2.00s`.
 pub fn human_ns(ns: u64) -> String {
@@ -59,8 +62,8 @@ fn churn_cells(c: &crate::schema::ChurnMetrics) -> [String; 5] {
     };
     let errors = match c.errors.iter().max_by_key(|(_, n)| **n) {
         None => "0".to_string(),
-        Some((cause, n)) if c.errors.len() == 1 => format!("{n} {cause}"),
-        Some((cause, n)) => format!("{n} {cause} +{}", c.failed - n),
+        Some((cause, n)) if c.errors.len() == 1 => format!("{n} {}", printable(cause)),
+        Some((cause, n)) => format!("{n} {} +{}", printable(cause), c.failed - n),
     };
     let peak = c
         .time_wait
@@ -141,7 +144,7 @@ pub fn summary_table(results: &RunResults) -> String {
             (None, _, _) => "closed".to_string(),
         };
         let mut row = vec![
-            t.id.clone(),
+            printable(&t.id).into_owned(),
             mode,
             t.lat.count.to_string(),
             human_ns(t.lat.p50),
@@ -206,7 +209,8 @@ pub fn summary_table(results: &RunResults) -> String {
             out.push_str(&format!(
                 "{}: {} messages undelivered at the loss timeout: the transport fell behind the offered \
                  load, so its HOL figures describe a growing queue, not stalls (lower --rate or --size)\n",
-                t.id, t.counters.lost
+                printable(&t.id),
+                t.counters.lost
             ));
         }
     }
@@ -214,8 +218,8 @@ pub fn summary_table(results: &RunResults) -> String {
         out.push_str(&format!(
             "{} ({}) invalid: {}\n",
             t.transport,
-            t.id,
-            t.invalid_reasons.join("; ")
+            printable(&t.id),
+            printable(&t.invalid_reasons.join("; "))
         ));
     }
     out
@@ -287,6 +291,19 @@ mod tests {
             rr_row.trim_end().ends_with('-'),
             "rr rows have no HOL figures: {rr_row}"
         );
+    }
+
+    #[test]
+    fn text_from_the_file_is_escaped() {
+        let mut r = crate::store::tests::sample();
+        let t = &mut r.trials[0];
+        t.id = "tcp-1\x1b[2J".into();
+        t.valid = false;
+        t.invalid_reasons = vec!["\x1b]0;title\x07\nforged".into()];
+        let table = summary_table(&r);
+        assert!(!table.contains('\x1b') && !table.contains('\x07'), "{table}");
+        assert!(table.contains("tcp-1\\u{1b}[2J"), "{table}");
+        assert!(table.contains("\\u{1b}]0;title\\u{7}\\nforged"), "{table}");
     }
 
     #[test]

@@ -11,6 +11,7 @@
 //! - [`delivery`]: the receiver's per-message delivery records of one-way
 //!   workloads;
 //! - [`auth`]: HMAC-SHA256 challenge-response over a shared secret;
+//! - [`printable`]: text from a peer or a file, escaped for a terminal;
 //! - [`clock`]: CLOCK_MONOTONIC nanoseconds, shared by every local process.
 
 pub mod auth;
@@ -20,6 +21,7 @@ pub mod delivery;
 pub mod frame;
 pub mod header;
 pub mod mux;
+pub mod printable;
 pub mod transport;
 
 pub use control::{
@@ -28,4 +30,5 @@ pub use control::{
 };
 pub use frame::{FrameError, LengthPrefix};
 pub use header::{HeaderError, MessageHeader, MessageKind, HEADER_LEN};
+pub use printable::printable;
 pub use transport::{Capabilities, Carrier, Streams, Transport};

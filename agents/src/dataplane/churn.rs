@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use transbench_wire::frame::PREFIX_LEN;
-use transbench_wire::{CloseMode, LengthPrefix, MessageHeader, MessageKind};
+use transbench_wire::{printable, CloseMode, LengthPrefix, MessageHeader, MessageKind};
 
 use super::ServeCounters;
 use crate::clock::mono_now_ns;
@@ -105,20 +105,22 @@ pub async fn serve_quic(
         async move {
             let connecting = match incoming.accept() {
                 Ok(c) => c,
-                Err(e) => return tracing::debug!("QUIC connection refused: {e}"),
+                Err(e) => return tracing::debug!("QUIC connection refused: {}", printable(&e.to_string())),
             };
             let conn = if zero_rtt {
                 match connecting.into_0rtt() {
                     Ok((conn, _)) => conn,
                     Err(connecting) => match connecting.await {
                         Ok(c) => c,
-                        Err(e) => return tracing::debug!("QUIC handshake failed: {e}"),
+                        Err(e) => {
+                            return tracing::debug!("QUIC handshake failed: {}", printable(&e.to_string()))
+                        }
                     },
                 }
             } else {
                 match connecting.await {
                     Ok(c) => c,
-                    Err(e) => return tracing::debug!("QUIC handshake failed: {e}"),
+                    Err(e) => return tracing::debug!("QUIC handshake failed: {}", printable(&e.to_string())),
                 }
             };
             counters.connection();

@@ -6,7 +6,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
-use transbench_wire::{CloseMode, TrialSetup};
+use transbench_wire::{printable, CloseMode, TrialSetup};
 
 use super::multi::{self, Recording};
 use super::{churn, stream, ServeCounters};
@@ -139,7 +139,10 @@ pub async fn accept_streams(
         }
         if let Some(name) = &congestion {
             if let Err(e) = crate::transport::congestion::set(&tcp, name) {
-                tracing::warn!("cannot pin congestion control {name} as the sender asked: {e}");
+                tracing::warn!(
+                    "cannot pin congestion control {} as the sender asked: {e}",
+                    printable(name)
+                );
             }
         }
         // Once is enough for the record (churn accepts thousands per second).
@@ -162,7 +165,7 @@ pub async fn accept_streams(
                 },
             };
             if let Err(e) = served {
-                tracing::debug!("data connection ended: {e}");
+                tracing::debug!("data connection ended: {}", printable(&e.to_string()));
             }
         });
     }

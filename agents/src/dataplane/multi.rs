@@ -23,7 +23,7 @@ use tokio::task::JoinSet;
 use transbench_wire::delivery::Delivery;
 use transbench_wire::frame::PREFIX_LEN;
 use transbench_wire::mux::{MuxReader, MuxWriter, MAX_FRAME_PAYLOAD};
-use transbench_wire::{LengthPrefix, MessageHeader, MessageKind, HEADER_LEN};
+use transbench_wire::{printable, LengthPrefix, MessageHeader, MessageKind, HEADER_LEN};
 
 use super::stream::read_frame;
 use super::{ErrorLog, ServeCounters};
@@ -358,7 +358,7 @@ pub async fn serve_quic(endpoint: quinn::Endpoint, peer_ip: IpAddr, rec: Recordi
                 readers.spawn(async move {
                     let echo_to = rec.echo.then_some(send);
                     if let Err(e) = read_framed(recv, echo_to, rec).await {
-                        tracing::debug!("QUIC stream ended: {e}");
+                        tracing::debug!("QUIC stream ended: {}", printable(&e.to_string()));
                     }
                 });
             }

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use transbench_wire::frame::PREFIX_LEN;
-use transbench_wire::{LengthPrefix, MessageHeader, MessageKind};
+use transbench_wire::{printable, LengthPrefix, MessageHeader, MessageKind};
 
 use super::stream::read_frame;
 use super::{ErrorLog, RequestSink, ResponseSource, ServeCounters};
@@ -137,7 +137,7 @@ pub async fn serve(endpoint: quinn::Endpoint, peer_ip: IpAddr, size: usize, coun
             let conn = match incoming.await {
                 Ok(c) => c,
                 Err(e) => {
-                    tracing::debug!("QUIC handshake failed: {e}");
+                    tracing::debug!("QUIC handshake failed: {}", printable(&e.to_string()));
                     return;
                 }
             };

@@ -287,7 +287,10 @@ where
         let read = reader(rec.clone());
         readers.spawn(async move {
             if let Err(e) = read.await {
-                tracing::debug!("echo reader ended: {e}");
+                tracing::debug!(
+                    "echo reader ended: {}",
+                    transbench_wire::printable(&e.to_string())
+                );
             }
         });
     }
