@@ -1,8 +1,10 @@
 //! Scenario files: a TOML matrix of transports x workloads x impairment
 //! profiles x parameters, with trials per cell, duration, warm-up, seed and
 //! order. [`parse`] checks a file and reports the first problem with its
-//! file, line and key, before anything runs; [`Scenario::trials`] expands
-//! the cells into trials in a seeded random order (or as written).
+//! file, line and key, before anything runs (a scenario of more than
+//! [`MAX_TRIALS`] trials among them, counted before any cell is made);
+//! [`Scenario::trials`] expands the cells into trials in a seeded random
+//! order (or as written).
 //!
 //! ```toml
 //! name = "quick"
@@ -187,6 +189,15 @@ struct RawOptions {
     matrix: Option<Vec<BTreeMap<String, Spanned<toml::Value>>>>,
 }
 
+/// The most trials one scenario may run (cells x trials per cell),
+/// counted before any cell is made. A run rewrites results.json after
+/// every trial, a few KB each (a multistream timeline up to 1.6 MB):
+/// 10,000 trials make a file of 50 MB or more, rewritten as often, and at
+/// a few seconds a trial, most of a day of running; it is also the most
+/// trials one cell may have. Beyond it a scenario is a list multiplying
+/// another by mistake (a 14 KB file can ask for 10^9 cells): split it.
+pub const MAX_TRIALS: u64 = 10_000;
+
 /// Keys of a matrix entry that are not trial options.
 const STRUCTURAL: [&str; 4] = ["workload", "transports", "profiles", "skip_without_root"];
 
@@ -306,8 +317,9 @@ pub fn parse_checked(
     if matrices.is_empty() {
         return src.error(0..0, "matrix", "no [[matrix]] entry: nothing to run");
     }
-    let mut cells = Vec::new();
     let options = options.matrix.unwrap_or_default();
+    count_trials(&src, &matrices, &options, trials)?;
+    let mut cells = Vec::new();
     for (k, (m, opts)) in matrices.iter().zip(&options).enumerate() {
         expand(&src, k, m, opts, profile, option, &mut cells)?;
     }
@@ -332,6 +344,58 @@ pub fn parse_checked(
         order,
         cells,
     })
+}
+
+/// Refuses a scenario of more than [`MAX_TRIALS`] trials, at the matrix
+/// entry that takes it past, from the lengths of its lists alone: nothing
+/// is made or checked before.
+fn count_trials(
+    src: &Source,
+    matrices: &[Spanned<RawMatrix>],
+    options: &[BTreeMap<String, Spanned<toml::Value>>],
+    trials: u32,
+) -> Result<(), ScenarioError> {
+    let mut cells = 0u64;
+    for (k, (m, opts)) in matrices.iter().zip(options).enumerate() {
+        let raw = m.get_ref();
+        let mut factors = vec![(raw.transports.get_ref().len() as u64, "transports".to_string())];
+        if let Some(p) = &raw.profiles {
+            factors.push((p.get_ref().len() as u64, "profiles".into()));
+        }
+        for (key, value) in opts.iter().filter(|(key, _)| !STRUCTURAL.contains(&key.as_str())) {
+            if let toml::Value::Array(list) = value.get_ref() {
+                factors.push((list.len() as u64, format!("{key} values")));
+            }
+        }
+        let made = factors.iter().fold(1u64, |n, (f, _)| n.saturating_mul(*f));
+        cells = cells.saturating_add(made);
+        let total = cells.saturating_mul(trials.into());
+        if total > MAX_TRIALS {
+            let product: Vec<String> = factors
+                .iter()
+                .filter(|(n, _)| *n > 1)
+                .map(|(n, what)| format!("{n} {what}"))
+                .collect();
+            let product = match product.is_empty() {
+                true => String::new(),
+                false => format!(" ({})", product.join(" x ")),
+            };
+            let before = match cells - made {
+                0 => String::new(),
+                n => format!(" after {n} before it"),
+            };
+            return src.error(
+                m.span(),
+                &format!("matrix[{k}]"),
+                format!(
+                    "makes {made} cells{product}{before}, so with trials = {trials} the scenario would run \
+                     {total} trials, more than the {MAX_TRIALS} one scenario may: trim its lists, or split \
+                     it into several scenarios"
+                ),
+            );
+        }
+    }
+    Ok(())
 }
 
 fn parse_duration(src: &Source, value: &Spanned<String>, key: &str) -> Result<Duration, ScenarioError> {
@@ -725,5 +789,69 @@ close = ["client", "rst"]
 
         let syntax = "name = \"e\"\nduration = \n";
         assert_eq!(error(syntax).line, 2);
+    }
+
+    /// `n` values, as a TOML list.
+    fn list(n: usize) -> String {
+        let values: Vec<String> = (1..=n).map(|v| v.to_string()).collect();
+        format!("[{}]", values.join(", "))
+    }
+
+    #[test]
+    fn a_billion_cells_are_refused_before_any_is_made() {
+        // Every value is checked, so an expansion would show: it never runs.
+        let checked = std::cell::Cell::new(0u32);
+        let option = |_: Workload, _: &str, _: &str| {
+            checked.set(checked.get() + 1);
+            Ok(())
+        };
+        let text = format!(
+            "name = \"big\"\nduration = \"1s\"\ntrials = 3\n\n[[matrix]]\nworkload = \"rr\"\n\
+             transports = [\"udp\"]\nrate = {}\nsize = {}\nloss_timeout = {}\n",
+            list(1000),
+            list(1000),
+            list(1000)
+        );
+        let e = parse_checked("big.toml", &text, &profiles, &option).unwrap_err();
+        assert_eq!(
+            (e.file.as_str(), e.line, e.key.as_str()),
+            ("big.toml", 5, "matrix[0]")
+        );
+        assert!(
+            e.message.starts_with(
+                "makes 1000000000 cells (1000 loss_timeout values x 1000 rate values x 1000 size values), \
+                 so with trials = 3 the scenario would run 3000000000 trials, more than the 10000"
+            ),
+            "{e}"
+        );
+        assert_eq!(checked.get(), 0, "no option was checked");
+    }
+
+    #[test]
+    fn the_limit_counts_trials_over_every_entry() {
+        let entry = |sizes: usize| {
+            format!(
+                "\n[[matrix]]\nworkload = \"rr\"\ntransports = [\"udp\"]\nrate = {}\nsize = {}\n",
+                list(100),
+                list(sizes)
+            )
+        };
+        let scenario = |trials: u32, entries: &str| {
+            format!("name = \"n\"\nduration = \"1s\"\ntrials = {trials}\n{entries}")
+        };
+        // 100 x 100 cells, once each: exactly the limit.
+        let at_limit = check(&scenario(1, &entry(100))).unwrap();
+        assert_eq!(at_limit.trials().len() as u64, MAX_TRIALS);
+        let e = error(&scenario(2, &entry(100)));
+        assert_eq!(e.key, "matrix[0]");
+        assert!(e.message.contains("20000 trials"), "{e}");
+        // The entry that takes the scenario past the limit is the one named.
+        let e = error(&scenario(1, &(entry(50) + &entry(51).replace("udp", "tcp"))));
+        assert_eq!((e.line, e.key.as_str()), (11, "matrix[1]"));
+        assert!(
+            e.message
+                .contains("makes 5100 cells (100 rate values x 51 size values) after 5000 before it"),
+            "{e}"
+        );
     }
 }
