@@ -86,3 +86,39 @@ fn a_senders_garbage_is_logged_escaped_by_the_receiver() {
         "a forged line: {log}"
     );
 }
+
+#[test]
+fn report_refuses_a_histogram_transbench_never_writes() {
+    use base64::Engine;
+    let fixture =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../render/tests/fixtures/results.json");
+    let mut results: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(fixture).unwrap()).unwrap();
+    // HdrHistogram V2, plain: 5 digits from 1 ns to u64::MAX (49 MB of
+    // counts to decode), none recorded.
+    let mut v2 = 0x1c84_9313u32.to_be_bytes().to_vec();
+    for word in [0u32, 0, 5] {
+        v2.extend(word.to_be_bytes());
+    }
+    v2.extend(1u64.to_be_bytes());
+    v2.extend(u64::MAX.to_be_bytes());
+    v2.extend(1.0f64.to_be_bytes());
+    let trial = &mut results["trials"][0];
+    trial["lat"]["hdr"] = base64::engine::general_purpose::STANDARD.encode(v2).into();
+    let id = trial["id"].as_str().unwrap().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("results.json");
+    std::fs::write(&file, serde_json::to_vec(&results).unwrap()).unwrap();
+    let o = std::process::Command::new(BIN)
+        .arg("report")
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(!o.status.success(), "report exited 0");
+    let err = stderr(&o);
+    assert!(
+        err.contains(&format!("trial {id}: histogram tracks values from 1 to")),
+        "{err}"
+    );
+    assert!(!dir.path().join("report/index.html").exists());
+}

@@ -55,6 +55,7 @@ fn write(path: &Path, bytes: &[u8]) -> Result<(), RenderError> {
 /// Renders the report of `results` into `out` (created if missing).
 /// `source` names the results file in the report's header.
 pub fn render(results: &RunResults, source: &str, out: &Path) -> Result<Rendered, RenderError> {
+    check_histograms(results)?;
     let hdr_dir = out.join("hdr");
     std::fs::create_dir_all(&hdr_dir).map_err(|source| RenderError::Write {
         path: hdr_dir.clone(),
@@ -90,6 +91,21 @@ pub fn render(results: &RunResults, source: &str, out: &Path) -> Result<Rendered
         index,
         summary,
     })
+}
+
+/// Every histogram a report decodes (each trial's `lat`), checked before
+/// anything is drawn or written: one out of bounds (a corrupt file, or one
+/// transbench did not write, see `transbench_reports::hist`) fails the
+/// report, naming its trial. Leaving it out would redraw its cell from the
+/// other trials without a word.
+fn check_histograms(results: &RunResults) -> Result<(), RenderError> {
+    for t in &results.trials {
+        t.lat.histogram().map_err(|source| RenderError::Histogram {
+            trial: t.id.clone(),
+            source,
+        })?;
+    }
+    Ok(())
 }
 
 /// A report rendered again into the same directory must not keep charts

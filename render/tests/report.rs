@@ -93,6 +93,36 @@ fn every_chart_whose_data_exists_and_no_other() {
 }
 
 #[test]
+fn a_histogram_out_of_bounds_fails_the_report_naming_its_trial() {
+    use base64::Engine;
+    let mut results = fixture();
+    // HdrHistogram V2, plain: 5 digits from 1 ns to u64::MAX (49 MB of
+    // counts to decode), none recorded.
+    let mut v2 = 0x1c84_9313u32.to_be_bytes().to_vec();
+    for word in [0u32, 0, 5] {
+        v2.extend(word.to_be_bytes());
+    }
+    v2.extend(1u64.to_be_bytes());
+    v2.extend(u64::MAX.to_be_bytes());
+    v2.extend(1.0f64.to_be_bytes());
+    let last = results.trials.len() - 1;
+    results.trials[last].lat.hdr = base64::engine::general_purpose::STANDARD.encode(v2);
+    let dir = tempfile::tempdir().unwrap();
+    let err = transbench_render::render(&results, "fixture", dir.path()).unwrap_err();
+    let trial = &results.trials[last].id;
+    assert!(
+        err.to_string()
+            .starts_with(&format!("trial {trial}: histogram tracks values from 1 to")),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        0,
+        "nothing written"
+    );
+}
+
+#[test]
 fn svg_is_well_formed_and_the_page_holds_it() {
     let results = fixture();
     let (dir, r) = rendered(&results);

@@ -1,15 +1,44 @@
 //! Histograms as stored in results: HdrHistogram V2 with deflate, base64 —
 //! the encoding HdrHistogram's Java, Python, Go and C readers decode.
+//! A histogram's header says how many counts to allocate, so it is checked
+//! against what transbench writes before anything is decoded.
 
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
-use hdrhistogram::serialization::{Deserializer, Serializer, V2DeflateSerializer};
+use hdrhistogram::serialization::{DeserializeError, Deserializer, Serializer, V2DeflateSerializer};
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
+use std::io::Read;
 use thiserror::Error;
 
 /// Significant decimal digits kept by every latency histogram.
 pub const SIGNIFICANT_DIGITS: u8 = 3;
+
+/// The longest latency or lag transbench records: an hour, in ns. Each is
+/// a time within one trial, and no loss timeout is longer (the sender
+/// refuses one); [`record`] clamps to it, as at least an hour.
+pub const MAX_VALUE_NS: u64 = 3_600_000_000_000;
+
+/// The highest value a histogram in results may track: the top of the
+/// bucket an hour falls in (an auto-resizing histogram grows a bucket at a
+/// time), 2^42 - 1 ns, 73 minutes. So whatever transbench writes, it reads
+/// back; a wider range is a file transbench did not write, or a corrupt one.
+pub const MAX_TRACKABLE_NS: u64 = MAX_VALUE_NS.next_power_of_two() - 1;
+
+/// The most memory a decoded histogram's counts may take: about twice
+/// what 3 significant digits from 1 ns to [`MAX_TRACKABLE_NS`] need
+/// (33,792 counts, 264 KiB), so a few hundred in a report stay small.
+pub const MAX_HISTOGRAM_BYTES: u64 = 512 * 1024;
+
+/// HdrHistogram's V2 cookies, plain and deflated (`V2 | 0x10` as its
+/// serializers write them).
+const V2_COOKIE: u32 = 0x1c84_9313;
+const V2_DEFLATE_COOKIE: u32 = 0x1c84_9314;
+/// A V2 header: cookie, payload length, normalizing offset, significant
+/// digits, lowest and highest trackable values, integer-to-double ratio.
+const V2_HEADER_LEN: usize = 40;
+/// The longest varint a count takes in a V2 payload.
+const MAX_VARINT_LEN: u64 = 9;
 
 #[derive(Debug, Error)]
 pub enum HistError {
@@ -19,6 +48,19 @@ pub enum HistError {
     Decode(hdrhistogram::serialization::DeserializeError),
     #[error("histogram does not encode: {0:?}")]
     Encode(hdrhistogram::serialization::V2DeflateSerializeError),
+    #[error(
+        "histogram tracks values from {low} to {high} ns at {digits} significant digits ({bytes} bytes \
+         of counts): transbench's track values to {MAX_TRACKABLE_NS} ns (an hour and its bucket) in at \
+         most {MAX_HISTOGRAM_BYTES} bytes, so this one is corrupt or was not written by transbench"
+    )]
+    OutOfBounds {
+        low: u64,
+        high: u64,
+        digits: u32,
+        bytes: u64,
+    },
+    #[error("histogram says its counts take {len} bytes, more than its range can ({max}): it is corrupt")]
+    Payload { len: u64, max: u64 },
 }
 
 /// An auto-resizing histogram of nanoseconds with 3 significant digits.
@@ -29,9 +71,10 @@ pub fn new_histogram() -> Histogram<u64> {
 }
 
 /// Records `v` in a histogram from [`new_histogram`]; 0 counts as 1 ns
-/// (the lowest value an auto-resizing histogram takes).
+/// (the lowest value an auto-resizing histogram takes), and anything over
+/// [`MAX_VALUE_NS`] as that: at least an hour.
 pub fn record(h: &mut Histogram<u64>, v: u64) {
-    h.record(v.max(1))
+    h.record(v.clamp(1, MAX_VALUE_NS))
         .expect("auto-resizing histogram accepts any value");
 }
 
@@ -43,11 +86,92 @@ pub fn encode_hdr(h: &Histogram<u64>) -> Result<String, HistError> {
     Ok(B64.encode(bytes))
 }
 
+/// Decodes a histogram of results, once its header is within
+/// [`MAX_TRACKABLE_NS`] and [`MAX_HISTOGRAM_BYTES`].
 pub fn decode_hdr(b64: &str) -> Result<Histogram<u64>, HistError> {
     let bytes = B64.decode(b64.trim())?;
+    check_header(&bytes)?;
     Deserializer::new()
         .deserialize(&mut bytes.as_slice())
         .map_err(HistError::Decode)
+}
+
+/// Refuses a histogram whose header asks for more than transbench writes:
+/// a range past [`MAX_TRACKABLE_NS`], counts past [`MAX_HISTOGRAM_BYTES`],
+/// a payload longer than those counts can be. Reads the header alone
+/// (inflating its first bytes), so nothing large is allocated.
+fn check_header(bytes: &[u8]) -> Result<(), HistError> {
+    let truncated = || {
+        HistError::Decode(DeserializeError::IoError(
+            std::io::ErrorKind::UnexpectedEof.into(),
+        ))
+    };
+    let cookie = |b: &[u8]| {
+        b.get(..4)
+            .map(|c| u32::from_be_bytes(c.try_into().expect("4 bytes")))
+    };
+    let mut header = [0u8; V2_HEADER_LEN];
+    match cookie(bytes).ok_or_else(truncated)? {
+        V2_COOKIE => header.copy_from_slice(bytes.get(..V2_HEADER_LEN).ok_or_else(truncated)?),
+        V2_DEFLATE_COOKIE => {
+            let deflated = bytes.get(8..).ok_or_else(truncated)?;
+            flate2::read::ZlibDecoder::new(deflated)
+                .read_exact(&mut header)
+                .map_err(|e| HistError::Decode(DeserializeError::IoError(e)))?;
+            if cookie(&header) != Some(V2_COOKIE) {
+                return Err(HistError::Decode(DeserializeError::InvalidCookie));
+            }
+        }
+        _ => return Err(HistError::Decode(DeserializeError::InvalidCookie)),
+    }
+    let word = |at: usize| u32::from_be_bytes(header[at..at + 4].try_into().expect("4 bytes"));
+    let long = |at: usize| u64::from_be_bytes(header[at..at + 8].try_into().expect("8 bytes"));
+    let (payload_len, digits, low, high) = (word(4), word(12), long(16), long(24));
+    let counts =
+        counts_len(low, high, digits).ok_or(HistError::Decode(DeserializeError::InvalidParameters))?;
+    let bytes = counts * 8;
+    if high > MAX_TRACKABLE_NS || bytes > MAX_HISTOGRAM_BYTES {
+        return Err(HistError::OutOfBounds {
+            low,
+            high,
+            digits,
+            bytes,
+        });
+    }
+    let max = counts * MAX_VARINT_LEN;
+    if u64::from(payload_len) > max {
+        return Err(HistError::Payload {
+            len: payload_len.into(),
+            max,
+        });
+    }
+    Ok(())
+}
+
+/// How many counts an HdrHistogram of these bounds holds, as its own
+/// constructor lays them out: a power-of-two number of sub-buckets for
+/// `digits`, buckets doubling from `low` until one covers `high`. `None`
+/// where HdrHistogram refuses the bounds.
+fn counts_len(low: u64, high: u64, digits: u32) -> Option<u64> {
+    if digits > 5 || low == 0 || high < low.saturating_mul(2) {
+        return None;
+    }
+    let sub_buckets = (2 * 10u64.pow(digits)).next_power_of_two();
+    let unit_magnitude = low.ilog2();
+    if unit_magnitude + sub_buckets.ilog2() > 63 {
+        return None;
+    }
+    let mut smallest_untrackable = sub_buckets << unit_magnitude;
+    let mut buckets = 1;
+    while smallest_untrackable <= high {
+        if smallest_untrackable > u64::MAX / 2 {
+            buckets += 1;
+            break;
+        }
+        smallest_untrackable <<= 1;
+        buckets += 1;
+    }
+    Some((buckets + 1) * (sub_buckets / 2))
 }
 
 /// A latency metric in results: the usual percentiles (ns) and the full
@@ -136,6 +260,93 @@ mod tests {
     fn empty_summary_is_zero_not_panic() {
         let s = LatencySummary::from_histogram(&new_histogram()).unwrap();
         assert_eq!((s.count, s.p50, s.max), (0, 0, 0));
+    }
+
+    /// A V2 histogram's header with these bounds and no counts, deflated
+    /// as transbench writes it or plain, in base64.
+    fn crafted(digits: u32, low: u64, high: u64, payload_len: u32, deflate: bool) -> String {
+        use std::io::Write;
+        let mut v2 = V2_COOKIE.to_be_bytes().to_vec();
+        for word in [payload_len, 0, digits] {
+            v2.extend(word.to_be_bytes());
+        }
+        v2.extend(low.to_be_bytes());
+        v2.extend(high.to_be_bytes());
+        v2.extend(1.0f64.to_be_bytes());
+        if !deflate {
+            return B64.encode(v2);
+        }
+        let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+        z.write_all(&v2).unwrap();
+        let z = z.finish().unwrap();
+        let mut out = V2_DEFLATE_COOKIE.to_be_bytes().to_vec();
+        out.extend((z.len() as u32).to_be_bytes());
+        out.extend(z);
+        B64.encode(out)
+    }
+
+    #[test]
+    fn an_extreme_range_is_refused_before_it_is_allocated() {
+        for deflate in [true, false] {
+            // 5 digits from 1 ns to u64::MAX: 6.2 million counts, 49 MB.
+            let err = decode_hdr(&crafted(5, 1, u64::MAX, 0, deflate)).unwrap_err();
+            assert!(
+                matches!(err, HistError::OutOfBounds { high: u64::MAX, digits: 5, bytes, .. } if bytes > 40_000_000),
+                "{err}"
+            );
+            assert!(err.to_string().contains("not written by transbench"), "{err}");
+            // Past an hour's bucket, however few counts.
+            let err = decode_hdr(&crafted(1, 1, MAX_TRACKABLE_NS + 1, 0, deflate)).unwrap_err();
+            assert!(matches!(err, HistError::OutOfBounds { .. }), "{err}");
+            // Within the hour, but 4 digits over all of it: 3.8 MB.
+            let err = decode_hdr(&crafted(4, 1, MAX_TRACKABLE_NS, 0, deflate)).unwrap_err();
+            assert!(matches!(err, HistError::OutOfBounds { .. }), "{err}");
+            // A payload longer than its counts can be.
+            let err = decode_hdr(&crafted(3, 1, 1_000_000, u32::MAX, deflate)).unwrap_err();
+            assert!(matches!(err, HistError::Payload { .. }), "{err}");
+            // Bounds HdrHistogram itself refuses.
+            assert!(decode_hdr(&crafted(6, 1, 1_000, 0, deflate)).is_err());
+            assert!(decode_hdr(&crafted(3, 0, 1_000, 0, deflate)).is_err());
+            // The widest range transbench writes is fine.
+            let empty = decode_hdr(&crafted(3, 1, MAX_TRACKABLE_NS, 0, deflate)).unwrap();
+            assert!(empty.is_empty());
+        }
+    }
+
+    #[test]
+    fn what_transbench_records_it_reads_back() {
+        let mut h = new_histogram();
+        record(&mut h, 0);
+        record(&mut h, u64::MAX);
+        assert!(h.equivalent(h.max(), MAX_VALUE_NS), "clamped to an hour");
+        let back = decode_hdr(&encode_hdr(&h).unwrap()).unwrap();
+        assert_eq!((back.len(), back.min()), (2, 1));
+        assert_eq!(back.distinct_values(), 33_792, "the most transbench writes");
+    }
+
+    #[test]
+    fn counts_are_counted_as_hdrhistogram_lays_them_out() {
+        for digits in 0..=5u8 {
+            for (low, high) in [
+                (1, 2),
+                (1, 1_000),
+                (1, MAX_TRACKABLE_NS),
+                (1_000, 1 << 40),
+                (7, u64::MAX),
+            ] {
+                let h = Histogram::<u64>::new_with_bounds(low, high, digits).unwrap();
+                assert_eq!(
+                    counts_len(low, high, digits.into()),
+                    Some(h.distinct_values() as u64),
+                    "{digits} digits, {low}..{high}"
+                );
+                if digits >= 4 {
+                    break; // Wider ranges at 4 and 5 digits take 10 to 50 MB.
+                }
+            }
+        }
+        assert_eq!(counts_len(1, 1, 3), None);
+        assert_eq!(counts_len(1, 100, 6), None);
     }
 
     #[test]

@@ -24,6 +24,10 @@ pub use rr::RrSpec;
 /// this long at most for the last messages.
 pub const MAX_ONE_WAY_WAIT: Duration = Duration::from_secs(60);
 
+/// The longest `--loss-timeout` of any workload: lost requests are
+/// recorded at it, and results hold latencies of an hour at most.
+pub const MAX_LOSS_TIMEOUT: Duration = Duration::from_nanos(transbench_reports::hist::MAX_VALUE_NS);
+
 #[derive(Args, Clone, Debug)]
 pub struct TrialArgs {
     /// Workload: rr (request/response, round-trip latency), multistream (N
@@ -76,7 +80,8 @@ pub struct TrialArgs {
     #[arg(long)]
     pub closed_loop: bool,
     /// A request unanswered (a message undelivered) this long after its
-    /// intended send time is lost.
+    /// intended send time is lost; at most 1h (60s for multistream and
+    /// stream).
     #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
     pub loss_timeout: Duration,
     /// Congestion control. TCP transports: pinned per socket on both ends
@@ -482,6 +487,13 @@ impl TrialSpec {
         if self.loss_timeout.is_zero() {
             bail!("--loss-timeout must be longer than zero");
         }
+        if self.loss_timeout > MAX_LOSS_TIMEOUT {
+            bail!(
+                "--loss-timeout {} is longer than the hour results record latencies up to (a lost request \
+                 is recorded at its loss timeout): use at most 1h",
+                humantime::format_duration(self.loss_timeout)
+            );
+        }
         Ok(())
     }
 
@@ -631,6 +643,11 @@ mod tests {
         assert!(invalid(&["--cc", "bbr"], Transport::Udp).contains("no congestion control"));
         let long = ["--workload", "stream", "--loss-timeout", "61s"];
         assert!(invalid(&long, Transport::Udp).contains("--loss-timeout"));
+        assert!(invalid(&["--loss-timeout", "2h"], Transport::Tcp).contains("at most 1h"));
+        spec(&["--loss-timeout", "1h"], Transport::Tcp)
+            .unwrap()
+            .validate()
+            .unwrap();
     }
 }
 
