@@ -1,11 +1,22 @@
 //! The open-loop schedule: request i has the intended send time
 //! `t0 + i / rate`, fixed before the run starts, so a slow response never
-//! delays the requests after it (no coordinated omission).
+//! delays the requests after it (no coordinated omission). What a pacer
+//! can keep bounds the rate asked for.
 
 use std::time::Duration;
 
 /// Lead time between scheduling and the first intended send time.
 pub const START_LEAD_NS: u64 = 5_000_000;
+
+/// The shortest period between intended send times a trial may ask for,
+/// all its streams together: 1 us, a million sends a second. Each one
+/// costs the sender's single thread a clock read, a send-lag record, the
+/// message's own record and (but for GSO batches) a system call, which
+/// together take longer; and the pacer's last stretch spins from one
+/// clock read to the next, yielding to the runtime between them, so it
+/// cannot tell deadlines closer than that apart either. A shorter period
+/// would only measure how far the sender falls behind.
+pub const MIN_PERIOD_NS: f64 = 1_000.0;
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct OpenLoopSchedule {

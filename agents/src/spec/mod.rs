@@ -14,6 +14,7 @@ use std::time::Duration;
 use transbench_wire::{Carrier, CloseMode, Transport, TrialSetup, Workload, WorkloadSetup, HEADER_LEN};
 
 use crate::dataplane::multi;
+use crate::schedule;
 use crate::transport::{congestion, tls};
 
 pub use churn::{ChurnOptions, ChurnSpec};
@@ -40,6 +41,8 @@ pub struct TrialArgs {
     /// Offered rate, open-loop (each message has an intended send time fixed
     /// in advance, and latency counts from it): requests/s for rr, messages/s
     /// per stream for multistream [default: 1000 for rr, 125 for multistream].
+    /// At most a million sends a second in all, and 5,000,000 over warm-up
+    /// and duration.
     #[arg(long, conflicts_with = "closed_loop", allow_negative_numbers = true)]
     pub rate: Option<f64>,
     /// Bytes per message, 24-byte header included (rr: request and response)
@@ -307,6 +310,35 @@ fn misplaced(flag: &str, workload: Workload) -> String {
     }
 }
 
+/// The most messages (requests, datagrams, connections) one trial may
+/// schedule, warm-up included: what the receiver's delivery log keeps
+/// ([`multi::MAX_RECORDS`]), and what bounds the sender's own records. The
+/// one-way pacer keeps one per message and churn one per connection; rr's
+/// tracker keeps each request until it is answered or a loss timeout past
+/// it (a lost one four more), and on UDP 24 bytes of each for the
+/// sequence tracker. Five million of them are a few hundred MB.
+pub const MAX_MESSAGES: u64 = multi::MAX_RECORDS as u64;
+
+/// A workload's offered rate as the sender paces it: the flag that sets
+/// it and its value as given, the sends a second it makes, and what to
+/// change besides the flag.
+struct Pacing {
+    flag: &'static str,
+    given: String,
+    sends: f64,
+    /// The flag's value per send a second.
+    flag_per_send: f64,
+    what: &'static str,
+    advice: &'static str,
+}
+
+impl Pacing {
+    /// The flag's value for `sends` a second.
+    fn flag_at(&self, sends: f64) -> f64 {
+        sends * self.flag_per_send
+    }
+}
+
 /// One trial: its transport, what every trial has, and its workload's own
 /// options.
 #[derive(Debug, Clone)]
@@ -400,6 +432,35 @@ impl WorkloadSpec {
         }
     }
 
+    /// How the offered rate was given and what it sends, for refusing one
+    /// the sender cannot schedule; `None` closed-loop.
+    fn pacing(&self, size: usize) -> Option<Pacing> {
+        let rate = self.rate()?;
+        let simple = |flag, what, advice| Pacing {
+            flag,
+            given: rate.to_string(),
+            sends: rate,
+            flag_per_send: 1.0,
+            what,
+            advice,
+        };
+        Some(match self {
+            WorkloadSpec::Rr(_) => simple("--rate", "requests", ", or use --closed-loop"),
+            WorkloadSpec::Multistream(m) => Pacing {
+                given: format!("{rate} x --streams {}", m.streams),
+                sends: rate * f64::from(m.streams),
+                flag_per_send: 1.0 / f64::from(m.streams),
+                ..simple("--rate", "messages", ", or fewer --streams")
+            },
+            WorkloadSpec::Stream(s) => Pacing {
+                given: format!("{} at --size {size}", s.bitrate(size)),
+                flag_per_send: 8.0 * size as f64,
+                ..simple("--bitrate", "datagrams", ", or a larger --size")
+            },
+            WorkloadSpec::Churn(_) | WorkloadSpec::Handshake(_) => simple("--conn-rate", "connections", ""),
+        })
+    }
+
     /// What a workload that opens a connection per transaction asks for.
     pub fn churn(&self) -> Option<&ChurnSpec> {
         match self {
@@ -447,21 +508,7 @@ impl TrialSpec {
             WorkloadSpec::Stream(s) => s.check(self)?,
             WorkloadSpec::Churn(c) | WorkloadSpec::Handshake(c) => c.check(self)?,
         }
-        if let Some(rate) = self.workload.rate() {
-            let messages =
-                rate * self.workload.streams() as f64 * (self.warmup + self.duration).as_secs_f64();
-            if workload != Workload::Rr && messages > multi::MAX_RECORDS as f64 {
-                let what = if workload.is_churn() {
-                    "connections, more than a trial records"
-                } else {
-                    "messages, more than the receiver records"
-                };
-                bail!(
-                    "this trial would send {messages:.0} {what} ({}): shorten --duration or lower the rate",
-                    multi::MAX_RECORDS
-                );
-            }
-        }
+        self.check_schedule()?;
         if let Some(cc) = &self.congestion {
             match self.transport.capabilities().carrier {
                 Carrier::Udp => bail!("--cc {cc}: {} has no congestion control", self.transport),
@@ -492,6 +539,49 @@ impl TrialSpec {
                 "--loss-timeout {} is longer than the hour results record latencies up to (a lost request \
                  is recorded at its loss timeout): use at most 1h",
                 humantime::format_duration(self.loss_timeout)
+            );
+        }
+        Ok(())
+    }
+
+    /// A schedule the sender can keep and record: no period shorter than
+    /// [`schedule::MIN_PERIOD_NS`], no more than [`MAX_MESSAGES`] over
+    /// warm-up and duration. Closed-loop rr is paced by its answers.
+    fn check_schedule(&self) -> anyhow::Result<()> {
+        let Some(pacing) = self.workload.pacing(self.size) else {
+            return Ok(());
+        };
+        let Pacing {
+            flag,
+            ref given,
+            sends,
+            what,
+            advice,
+            ..
+        } = pacing;
+        let at_most = |sends: f64| pacing.flag_at(sends).floor();
+        let max_rate = 1e9 / schedule::MIN_PERIOD_NS;
+        if sends > max_rate {
+            let period = match 1e9 / sends {
+                p if p >= 10.0 => format!("{p:.0}"),
+                p => format!("{p:.3}"),
+            };
+            bail!(
+                "{flag} {given} asks for {sends:.0} {what} a second, one every {period} ns: the sender's \
+                 pacer keeps at most one send every {:.0} ns ({max_rate:.0} a second in all): give {flag} {} \
+                 or less{advice}",
+                schedule::MIN_PERIOD_NS,
+                at_most(max_rate)
+            );
+        }
+        let window = self.warmup + self.duration;
+        let scheduled = sends * window.as_secs_f64();
+        if scheduled > MAX_MESSAGES as f64 {
+            bail!(
+                "{flag} {given} over --warmup + --duration ({}) schedules {scheduled:.0} {what}, more than the \
+                 {MAX_MESSAGES} one trial records: give {flag} {} or less, or a shorter --duration",
+                humantime::format_duration(window),
+                at_most(MAX_MESSAGES as f64 / window.as_secs_f64())
             );
         }
         Ok(())
@@ -648,6 +738,96 @@ mod tests {
             .unwrap()
             .validate()
             .unwrap();
+    }
+
+    fn refused(flags: &[&str], transport: Transport) -> String {
+        spec(flags, transport)
+            .unwrap()
+            .validate()
+            .unwrap_err()
+            .to_string()
+    }
+
+    #[test]
+    fn a_rate_the_pacer_cannot_keep_is_refused_with_the_flag_and_the_limit() {
+        // The finding: udp at 1e12/s, accepted, never ended.
+        let e = refused(&["--rate", "1e12", "--duration", "2s"], Transport::Udp);
+        assert_eq!(
+            e,
+            "--rate 1000000000000 asks for 1000000000000 requests a second, one every 0.001 ns: the \
+             sender's pacer keeps at most one send every 1000 ns (1000000 a second in all): give --rate \
+             1000000 or less, or use --closed-loop"
+        );
+        let e = refused(&["--rate", "1e9"], Transport::Tcp);
+        assert!(e.starts_with("--rate 1000000000 asks for"), "{e}");
+        // Streams share the pacer: it is their sum that counts.
+        let e = refused(
+            &["--workload", "multistream", "--rate", "200000", "--streams", "8"],
+            Transport::Quic,
+        );
+        assert!(
+            e.starts_with("--rate 200000 x --streams 8 asks for 1600000 messages"),
+            "{e}"
+        );
+        assert!(
+            e.contains("give --rate 125000 or less, or fewer --streams"),
+            "{e}"
+        );
+        let e = refused(&["--workload", "stream", "--bitrate", "20G"], Transport::Udp);
+        assert!(
+            e.starts_with("--bitrate 20000000000 at --size 1200 asks for 2083333 datagrams"),
+            "{e}"
+        );
+        assert!(
+            e.contains("give --bitrate 9600000000 or less, or a larger --size"),
+            "{e}"
+        );
+        let e = refused(&["--workload", "churn", "--conn-rate", "2e6"], Transport::Tcp);
+        assert!(e.contains("give --conn-rate 1000000 or less"), "{e}");
+    }
+
+    #[test]
+    fn more_than_a_trial_records_is_refused_with_the_flag_and_the_limit() {
+        let e = refused(&["--rate", "1e6", "--duration", "10s"], Transport::Udp);
+        assert_eq!(
+            e,
+            "--rate 1000000 over --warmup + --duration (11s) schedules 11000000 requests, more than the \
+             5000000 one trial records: give --rate 454545 or less, or a shorter --duration"
+        );
+        let e = refused(
+            &["--workload", "churn", "--conn-rate", "5000", "--duration", "20m"],
+            Transport::Tcp,
+        );
+        assert!(e.contains("schedules 6005000 connections"), "{e}");
+        let e = refused(
+            &["--workload", "stream", "--bitrate", "1G", "--duration", "1m"],
+            Transport::Udp,
+        );
+        assert!(e.contains("give --bitrate 786885245 or less"), "{e}");
+    }
+
+    #[test]
+    fn rates_up_to_the_limits_are_accepted() {
+        for flags in [
+            &["--rate", "1e6", "--duration", "1s", "--warmup", "0s"][..],
+            &["--rate", "1e6"],
+            &["--closed-loop", "--duration", "1h"],
+        ] {
+            spec(flags, Transport::Udp).unwrap().validate().unwrap();
+        }
+        let m = [
+            "--workload",
+            "multistream",
+            "--rate",
+            "125000",
+            "--streams",
+            "8",
+            "--duration",
+            "4s",
+            "--warmup",
+            "1s",
+        ];
+        spec(&m, Transport::Quic).unwrap().validate().unwrap();
     }
 }
 
