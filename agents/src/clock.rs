@@ -110,6 +110,12 @@ pub fn thread_cpu_ns() -> u64 {
     tv(ru.ru_utime) + tv(ru.ru_stime)
 }
 
+/// The tokio instant of a CLOCK_MONOTONIC instant, to bound an await by
+/// it (tokio's timers count on a clock of their own).
+pub fn tokio_instant_at(mono_ns: u64) -> tokio::time::Instant {
+    tokio::time::Instant::now() + std::time::Duration::from_nanos(mono_ns.saturating_sub(mono_now_ns()))
+}
+
 /// The wall-clock time of a CLOCK_MONOTONIC instant, for the record.
 pub fn wall_at(mono_ns: u64) -> std::time::SystemTime {
     let (wall, now) = (std::time::SystemTime::now(), mono_now_ns());

@@ -15,6 +15,7 @@ use transbench_wire::{printable, ControlMsg, ReceiverReport, TimeWaitSample, Tri
 
 use crate::control_io::ControlChannel;
 use crate::dataplane::ErrorLog;
+use crate::schedule;
 use crate::spec::TrialSpec;
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -153,13 +154,22 @@ pub fn pinned(cert: Option<String>) -> anyhow::Result<String> {
 
 /// Runs the data plane while the receiver stays quiet: it says nothing
 /// between start and stop, so anything on the control connection (above
-/// all its end) aborts the trial.
+/// all its end) aborts the trial. A data plane still running after
+/// `limit` ([`schedule::data_plane_limit`]) is stopped, and the trial
+/// fails: every trial ends on time, whatever held it.
 pub async fn while_receiver_quiet<T>(
     ctl: &mut ControlChannel,
+    limit: Duration,
     data_plane: impl std::future::Future<Output = std::io::Result<T>>,
 ) -> anyhow::Result<T> {
     tokio::select! {
         paced = data_plane => paced.context("pacing the workload"),
+        _ = tokio::time::sleep(limit) => bail!(
+            "the data plane still ran {} after it started, past warm-up + duration + loss timeout + {}: \
+             stopped, no result written (a transport that blocked, or a machine too loaded to finish)",
+            humantime::format_duration(limit),
+            humantime::format_duration(schedule::GRACE)
+        ),
         msg = ctl.recv() => match msg {
             Ok(ControlMsg::Refused { reason }) => bail!("receiver aborted the trial: {}", printable(&reason)),
             Ok(other) => bail!("receiver broke the protocol: {} during a trial", other.name()),
@@ -174,6 +184,7 @@ pub fn invalid_reasons(
     send_lag: &LatencySummary,
     measured_ns: u64,
     sent: u64,
+    unsent: u64,
     errors: &ErrorLog,
     receiver: &ReceiverReport,
 ) -> Vec<String> {
@@ -195,17 +206,26 @@ pub fn invalid_reasons(
         (true, Some(rate)) => MAX_SEND_LAG_P99_NS.max((1e9 / rate) as u64),
         _ => MAX_SEND_LAG_P99_NS,
     };
+    let (sends, advice) = match workload {
+        Workload::Rr => ("requests", "lower --rate, or use --closed-loop"),
+        Workload::Multistream => ("messages", "lower --rate or --streams"),
+        Workload::Stream => ("datagrams", "lower --bitrate, or add --gso"),
+        Workload::Churn | Workload::Handshake => {
+            ("connections", "lower --conn-rate, or raise --max-inflight")
+        }
+    };
     if rate.is_some() && send_lag.p99 > lag_bound {
-        let advice = match workload {
-            Workload::Rr => "lower --rate, or use --closed-loop",
-            Workload::Multistream => "lower --rate or --streams",
-            Workload::Stream => "lower --bitrate, or add --gso",
-            Workload::Churn | Workload::Handshake => "lower --conn-rate, or raise --max-inflight",
-        };
         reasons.push(format!(
             "send_lag p99 {:.3} ms exceeds {:.3} ms: the sender could not keep its schedule ({advice})",
             send_lag.p99 as f64 / 1e6,
             lag_bound as f64 / 1e6
+        ));
+    }
+    if unsent > 0 {
+        reasons.push(format!(
+            "the sender fell so far behind its schedule that {unsent} {sends} of the measured window were \
+             never sent: it stops {} ms after the window closes ({advice})",
+            schedule::LATE_SEND_NS / 1_000_000
         ));
     }
     if measured_ns < spec.duration.as_nanos() as u64 {

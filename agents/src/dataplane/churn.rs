@@ -13,8 +13,9 @@ use transbench_wire::{printable, CloseMode, LengthPrefix, MessageHeader, Message
 use super::ServeCounters;
 use crate::clock::mono_now_ns;
 
-/// How long a receiver waits for the peer's side of a close.
-const CLOSE_WAIT: Duration = Duration::from_secs(10);
+/// How long one step of a close waits for the peer (its FIN, its close,
+/// a session ticket).
+pub const CLOSE_WAIT: Duration = Duration::from_secs(10);
 
 /// Receiver: answers the connection's one request; with `server`, it then
 /// closes its side first (TLS: close_notify, then FIN), so TIME_WAIT lands
@@ -327,7 +328,9 @@ async fn read_response<R: AsyncRead + Unpin>(r: &mut R, size: usize) -> io::Resu
 impl Dialer {
     /// Runs one transaction against `peer`: connect, request and response
     /// within `limit` (else it fails as `timeout`), then the close as
-    /// `close` says (bounded on its own).
+    /// `close` says, each of its steps bounded on its own and all of them
+    /// by `close_by` (the trial's end: the outcome is known by then).
+    #[allow(clippy::too_many_arguments)]
     pub async fn transaction(
         &self,
         peer: SocketAddr,
@@ -336,6 +339,7 @@ impl Dialer {
         size: usize,
         close: CloseMode,
         limit: Duration,
+        close_by: tokio::time::Instant,
     ) -> Result<Timings, Failure> {
         let deadline = tokio::time::Instant::now() + limit;
         match self {
@@ -394,7 +398,7 @@ impl Dialer {
                         let done = mono_now_ns();
                         // Client: the close sends FIN. Rst: SO_LINGER 0 is set.
                         if close == CloseMode::Server {
-                            let _ = await_fin(&mut tcp).await;
+                            closing(close_by, await_fin(&mut tcp)).await;
                         }
                         Ok(timings(connected, first_byte, done))
                     }
@@ -410,13 +414,11 @@ impl Dialer {
                         let done = mono_now_ns();
                         match close {
                             // close_notify, then FIN.
-                            CloseMode::Client => {
-                                let _ = tls.shutdown().await;
-                            }
+                            CloseMode::Client => closing(close_by, tls.shutdown()).await,
                             CloseMode::Server => {
-                                let _ = await_fin(&mut tls).await;
+                                closing(close_by, await_fin(&mut tls)).await;
                                 let (mut tcp, _) = tls.into_inner();
-                                let _ = await_fin(&mut tcp).await;
+                                closing(close_by, await_fin(&mut tcp)).await;
                             }
                             CloseMode::Rst => {}
                         }
@@ -484,11 +486,11 @@ impl Dialer {
                 if let Some(tickets) = tickets {
                     // The connections to come resume with the tickets this
                     // one brings, a round trip after its response.
-                    tickets.arrived(CLOSE_WAIT).await;
+                    closing(close_by, tickets.arrived(CLOSE_WAIT)).await;
                 }
                 match close {
                     CloseMode::Server => {
-                        let _ = tokio::time::timeout(CLOSE_WAIT, conn.closed()).await;
+                        closing(close_by, tokio::time::timeout(CLOSE_WAIT, conn.closed())).await
                     }
                     CloseMode::Client | CloseMode::Rst => conn.close(0u32.into(), b"transaction done"),
                 }
@@ -503,6 +505,12 @@ impl Dialer {
             }
         }
     }
+}
+
+/// A step of a close, cut short at `close_by`: what it waits for changes
+/// nothing measured.
+async fn closing<T>(close_by: tokio::time::Instant, step: impl std::future::Future<Output = T>) {
+    let _ = tokio::time::timeout_at(close_by, step).await;
 }
 
 /// `fut`, or a `timeout` failure at `deadline`.

@@ -76,6 +76,9 @@ pub struct Measured {
     pub start: SystemTime,
     pub measured_ns: u64,
     pub counters: Counters,
+    /// Messages of the measured window the pacer never sent: it fell so
+    /// far behind that the window was over.
+    pub unsent: u64,
     pub latency_kind: LatencyKind,
     pub lat: LatencySummary,
     pub send_lag: LatencySummary,
@@ -98,6 +101,7 @@ pub fn trial_result(spec: &TrialSpec, id: String, m: Measured) -> TrialResult {
         &m.send_lag,
         m.measured_ns,
         m.counters.sent,
+        m.unsent,
         &m.errors,
         &m.receiver,
     );

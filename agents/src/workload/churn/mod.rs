@@ -22,13 +22,12 @@ use transbench_wire::{
 
 use super::TrialServer;
 use crate::clock::wall_at;
-use crate::clock::{mono_now_ns, thread_cpu_ns, Pacer};
+use crate::clock::{mono_now_ns, thread_cpu_ns, tokio_instant_at, Pacer};
 use crate::control_io::ControlChannel;
-use crate::dataplane::churn::{serve_quic, Dialer, Failure, PortChoice, Timings};
+use crate::dataplane::churn::{serve_quic, Dialer, Failure, PortChoice, Timings, CLOSE_WAIT};
 use crate::dataplane::listen::{self, ServerTls};
 use crate::dataplane::{ErrorLog, ServeCounters};
-use crate::schedule::OpenLoopSchedule;
-use crate::schedule::START_LEAD_NS;
+use crate::schedule::{self, OpenLoopSchedule, START_LEAD_NS};
 use crate::session;
 use crate::spec::churn::parse_port_range;
 use crate::spec::{ChurnOptions, ChurnSpec, TrialSpec};
@@ -186,7 +185,9 @@ struct Plan {
 
 /// Runs the schedule: transaction i starts at its intended time, or as
 /// soon after as a slot is free; a transaction still waiting for a slot
-/// when the window closes is offered but never started.
+/// when the window closes is offered but never started, as is every one
+/// the pacer has not reached by its cutoff. Every transaction is over a
+/// loss timeout past the cutoff, its close cut short if need be.
 async fn run_schedule(
     dialer: Arc<Dialer>,
     peer: SocketAddr,
@@ -199,6 +200,7 @@ async fn run_schedule(
     let measured_start = schedule.intended_ns(schedule.warmup_count());
     let end = measured_start + plan.duration.as_nanos() as u64;
     let slots = Arc::new(Semaphore::new(plan.max_inflight as usize));
+    let close_by = tokio_instant_at(schedule.cutoff_ns() + plan.timeout.as_nanos() as u64);
     let mut tasks = JoinSet::new();
     let mut out = Outcome::new(
         t0,
@@ -209,9 +211,14 @@ async fn run_schedule(
     for i in 0..schedule.total() {
         let intended = schedule.intended_ns(i);
         pacer.wait_until(intended).await?;
+        let now = mono_now_ns();
+        // So far behind that the window is over: the rest never start.
+        if now >= schedule.cutoff_ns() {
+            break;
+        }
         let measured = schedule.is_measured(i);
         if measured {
-            record(&mut out.send_lag, mono_now_ns().saturating_sub(intended));
+            record(&mut out.send_lag, now.saturating_sub(intended));
         }
         let permit = match slots.clone().try_acquire_owned() {
             Ok(p) => p,
@@ -246,7 +253,7 @@ async fn run_schedule(
             let _slot = permit;
             let header = MessageHeader::request(0, i, intended);
             let result = dialer
-                .transaction(peer, local_ip, header, size, close, limit)
+                .transaction(peer, local_ip, header, size, close, limit, close_by)
                 .await;
             (measured, intended, result)
         });
@@ -255,7 +262,7 @@ async fn run_schedule(
             out.add(measured, intended, result);
         }
     }
-    // Every transaction is bounded (its timeout, then the close's).
+    // Every transaction is bounded (its timeout, then `close_by`).
     while let Some(done) = tasks.join_next().await {
         let (measured, intended, result) = done.expect("transactions do not panic");
         out.add(measured, intended, result);
@@ -456,6 +463,8 @@ pub async fn run_trial(
                 spec.size,
                 CloseMode::Client,
                 spec.loss_timeout,
+                // No trial's end yet: the wait for its ticket has its own bound.
+                tokio::time::Instant::now() + spec.loss_timeout + CLOSE_WAIT,
             )
             .await
             .map_err(|f| {
@@ -482,8 +491,13 @@ pub async fn run_trial(
         close: options.close,
         size: spec.size,
     };
-    let outcome =
-        session::while_receiver_quiet(&mut ctl, run_schedule(dialer.clone(), peer, local_ip, plan)).await;
+    let limit = schedule::data_plane_limit(spec.warmup, spec.duration, spec.loss_timeout);
+    let outcome = session::while_receiver_quiet(
+        &mut ctl,
+        limit,
+        run_schedule(dialer.clone(), peer, local_ip, plan),
+    )
+    .await;
     let cpu_ns = thread_cpu_ns().saturating_sub(cpu_start);
     let (sender_ns, sender_samples) = watch.finish();
     let outcome = outcome?;
@@ -689,6 +703,8 @@ fn build_result(
                 duplicates: 0,
                 errors: o.failed,
             },
+            // What never started is counted in `churn` as offered, not started.
+            unsent: 0,
             latency_kind: LatencyKind::Rtt,
             lat: txn_lat,
             send_lag,

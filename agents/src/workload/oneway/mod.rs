@@ -33,8 +33,7 @@ use crate::dataplane::multi::{self, DeliveryLog, Recording, Writers};
 use crate::dataplane::udp::{self, DatagramBatcher};
 use crate::dataplane::{ErrorLog, ServeCounters};
 use crate::measure::oneway::{self as analysis, HolReference, Sent};
-use crate::schedule::OpenLoopSchedule;
-use crate::schedule::START_LEAD_NS;
+use crate::schedule::{self, OpenLoopSchedule, START_LEAD_NS};
 use crate::session;
 use crate::spec::{HolInputs, TrialSpec, WorkloadSpec};
 use crate::transport::{self, congestion};
@@ -53,6 +52,9 @@ struct Paced {
     measured_start: SystemTime,
     measured_ns: u64,
     last_intended_ns: u64,
+    /// Measured messages never sent: the pacer fell so far behind that
+    /// the window was over.
+    unsent: u64,
 }
 
 async fn pace(spec: &TrialSpec, rate: f64, streams: u32, writers: &Writers) -> std::io::Result<Paced> {
@@ -67,12 +69,19 @@ async fn pace(spec: &TrialSpec, rate: f64, streams: u32, writers: &Writers) -> s
     let mut send_lag = new_histogram();
     let mut measured_end = planned_end;
     let mut last_intended_ns = t0;
+    let mut unsent = 0;
     for j in 0..schedule.total() {
         let intended = schedule.intended_ns(j);
         pacer.wait_until(intended).await?;
+        let now = mono_now_ns();
+        // So far behind that the window is over: the rest are never sent.
+        if now >= schedule.cutoff_ns() {
+            unsent = schedule.measured_from(j);
+            break;
+        }
         let measured = schedule.is_measured(j);
         if measured {
-            record(&mut send_lag, mono_now_ns().saturating_sub(intended));
+            record(&mut send_lag, now.saturating_sub(intended));
         }
         let (stream, seq) = ((j % n) as u32, j / n);
         let header = MessageHeader::request(stream, seq, intended);
@@ -96,6 +105,7 @@ async fn pace(spec: &TrialSpec, rate: f64, streams: u32, writers: &Writers) -> s
         measured_start: wall_at(measured_start),
         measured_ns: measured_end - measured_start,
         last_intended_ns,
+        unsent,
     })
 }
 
@@ -121,6 +131,7 @@ async fn pace_datagrams(
     let mut send_lag = new_histogram();
     let mut batch = Vec::new();
     let mut i = 0;
+    let mut unsent = 0;
     while i < total {
         // Read each time: quinn-udp turns GSO off when the kernel refuses it.
         let max_batch = batcher.max_batch(spec.size) as u64;
@@ -131,6 +142,11 @@ async fn pace_datagrams(
             .max(schedule.intended_ns(i));
         pacer.wait_until(wake).await?;
         let now = mono_now_ns();
+        // So far behind that the window is over: the rest are never sent.
+        if now >= schedule.cutoff_ns() {
+            unsent = schedule.measured_from(i);
+            break;
+        }
         batch.clear();
         let first = i;
         while i < total && i - first < max_batch && schedule.intended_ns(i) <= now {
@@ -161,7 +177,8 @@ async fn pace_datagrams(
         pacer_busy_ns: pacer.busy_ns(),
         measured_start: wall_at(measured_start),
         measured_ns: spec.duration.as_nanos() as u64,
-        last_intended_ns: schedule.intended_ns(total.saturating_sub(1)),
+        last_intended_ns: schedule.intended_ns(i.saturating_sub(1)),
+        unsent,
     })
 }
 
@@ -414,6 +431,7 @@ pub async fn run_trial(
         log: Arc::new(DeliveryLog::default()),
         counters: Arc::new(ServeCounters::default()),
     });
+    let limit = schedule::data_plane_limit(spec.warmup, spec.duration, spec.loss_timeout);
     let (paced, errors, readers, quic, tcp_congestion) = if let Some(gso) = gso {
         let sock = UdpSocket::bind((local_ip, 0))
             .await
@@ -423,13 +441,14 @@ pub async fn run_trial(
         let mut errors = ErrorLog::default();
         ctl.send(&ControlMsg::Start).await?;
         let paced =
-            session::while_receiver_quiet(&mut ctl, pace_datagrams(spec, rate, &batcher, &mut errors))
+            session::while_receiver_quiet(&mut ctl, limit, pace_datagrams(spec, rate, &batcher, &mut errors))
                 .await?;
         (paced, errors, JoinSet::new(), None, None)
     } else {
         let open = open_writers(spec, streams, peer, local_ip, cert, echoes.as_ref()).await?;
         ctl.send(&ControlMsg::Start).await?;
-        let paced = session::while_receiver_quiet(&mut ctl, pace(spec, rate, streams, &open.writers)).await?;
+        let paced =
+            session::while_receiver_quiet(&mut ctl, limit, pace(spec, rate, streams, &open.writers)).await?;
         (
             paced,
             open.writers.finish(spec.loss_timeout).await,
@@ -540,6 +559,7 @@ fn build_result(
             start: paced.measured_start,
             measured_ns: paced.measured_ns,
             counters,
+            unsent: paced.unsent,
             latency_kind: if round_trip {
                 LatencyKind::Rtt
             } else {

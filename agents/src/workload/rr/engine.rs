@@ -39,6 +39,9 @@ pub struct RrOutcome {
     /// Length of the measured window actually run: shorter than planned
     /// when the data plane failed.
     pub measured_ns: u64,
+    /// Measured requests never sent: the pacer fell so far behind that
+    /// the window was over (see `schedule::LATE_SEND_NS`).
+    pub unsent: u64,
 }
 
 pub async fn run<S: RequestSink, R: ResponseSource>(
@@ -111,6 +114,7 @@ fn into_outcome(
     pacer_busy_ns: u64,
     measured_start_ns: u64,
     measured_end_ns: u64,
+    unsent: u64,
 ) -> RrOutcome {
     let tracker = Arc::try_unwrap(tracker)
         .ok()
@@ -125,6 +129,7 @@ fn into_outcome(
         pacer_busy_ns,
         measured_start: wall_at(measured_start_ns),
         measured_ns: measured_end_ns.saturating_sub(measured_start_ns),
+        unsent,
     }
 }
 
@@ -148,12 +153,19 @@ async fn open_loop<S: RequestSink, R: ResponseSource>(
     let schedule = OpenLoopSchedule::new(t0, rate, plan.warmup, plan.duration);
     let measured_start = schedule.intended_ns(schedule.warmup_count());
     let planned_end = measured_start + plan.duration.as_nanos() as u64;
+    let cutoff = schedule.cutoff_ns();
     let mut requests_total = 0;
     let mut cut_short = false;
+    let mut unsent = 0;
     for i in 0..schedule.total() {
         let intended = schedule.intended_ns(i);
         pacer.wait_until(intended).await?;
         let actual = mono_now_ns();
+        // So far behind that the window is over: the rest are never sent.
+        if actual >= cutoff {
+            unsent = schedule.measured_from(i);
+            break;
+        }
         {
             let mut t = tracker.lock().expect("tracker lock");
             t.expire(actual);
@@ -179,8 +191,9 @@ async fn open_loop<S: RequestSink, R: ResponseSource>(
         planned_end
     };
 
-    // Wait for the last answers, at most one loss timeout.
-    let deadline = mono_now_ns() + timeout_ns;
+    // Wait for the last answers, at most one loss timeout past the
+    // cutoff: the trial ends on time however far behind it fell.
+    let deadline = mono_now_ns().min(cutoff) + timeout_ns;
     loop {
         let now = mono_now_ns();
         {
@@ -203,6 +216,7 @@ async fn open_loop<S: RequestSink, R: ResponseSource>(
         pacer.busy_ns(),
         measured_start,
         measured_end,
+        unsent,
     ))
 }
 
@@ -261,5 +275,78 @@ async fn closed_loop<S: RequestSink, R: ResponseSource>(
         measured_end = end;
     }
     receiving.stop().await;
-    Ok(into_outcome(tracker, log, seq, 0, warm_end, measured_end))
+    Ok(into_outcome(tracker, log, seq, 0, warm_end, measured_end, 0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io;
+
+    /// A transport in memory that answers every request at once; each send
+    /// costs `cost` of the sending thread (a slow transport, or a loaded
+    /// machine).
+    struct Memory {
+        answers: mpsc::UnboundedSender<MessageHeader>,
+        cost: Duration,
+    }
+
+    struct Answers(mpsc::UnboundedReceiver<MessageHeader>);
+
+    impl RequestSink for Memory {
+        const FATAL_ERRORS: bool = true;
+
+        async fn send(&mut self, header: MessageHeader) -> io::Result<()> {
+            // Blocking on purpose: the cost is the pacer's own thread's.
+            std::thread::sleep(self.cost);
+            let _ = self.answers.send(header);
+            Ok(())
+        }
+    }
+
+    impl ResponseSource for Answers {
+        async fn recv(&mut self) -> io::Result<(MessageHeader, u64)> {
+            let h = self.0.recv().await.ok_or(io::ErrorKind::UnexpectedEof)?;
+            Ok((h.response(), mono_now_ns()))
+        }
+    }
+
+    async fn run_with(rate: f64, duration_ms: u64, cost: Duration) -> (RrOutcome, Duration) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let plan = RrPlan {
+            rate: Some(rate),
+            warmup: Duration::ZERO,
+            duration: Duration::from_millis(duration_ms),
+            loss_timeout: Duration::from_millis(200),
+            log_sequence: false,
+        };
+        let start = std::time::Instant::now();
+        let outcome = run(plan, Memory { answers: tx, cost }, Answers(rx))
+            .await
+            .unwrap();
+        (outcome, start.elapsed())
+    }
+
+    #[tokio::test]
+    async fn a_schedule_kept_sends_everything_and_ends_with_its_window() {
+        let (o, _) = run_with(1000.0, 200, Duration::ZERO).await;
+        let c = &o.totals.counters;
+        assert_eq!((c.sent, c.received, o.unsent), (200, 200, 0));
+        assert_eq!(o.measured_ns, 200_000_000);
+    }
+
+    #[tokio::test]
+    async fn a_sender_behind_stops_after_the_window_and_counts_what_it_never_sent() {
+        // 3000 requests due in 300 ms, each taking 1 ms to send: without
+        // the cutoff, 3 s.
+        let (o, took) = run_with(10_000.0, 300, Duration::from_millis(1)).await;
+        let c = &o.totals.counters;
+        assert!(o.unsent > 0 && c.sent > 0, "sent {}, unsent {}", c.sent, o.unsent);
+        assert_eq!(c.sent + o.unsent, 3000, "every request sent or counted unsent");
+        assert_eq!(c.sent, c.received + c.lost);
+        assert_eq!(o.measured_ns, 300_000_000, "the window ran in full");
+        // Window, late sends, loss timeout, and some room for a loaded machine.
+        let bound = Duration::from_millis(300 + crate::schedule::LATE_SEND_NS / 1_000_000 + 200 + 500);
+        assert!(took < bound, "took {took:?}, more than {bound:?}");
+    }
 }

@@ -18,6 +18,7 @@ use crate::control_io::ControlChannel;
 use crate::dataplane::listen::{self, ServerTls};
 use crate::dataplane::ServeCounters;
 use crate::dataplane::{quic, stream, udp, RequestSink, ResponseSource};
+use crate::schedule;
 use crate::session;
 use crate::spec::{RrSpec, TrialSpec};
 use crate::transport::{self, congestion};
@@ -32,7 +33,8 @@ async fn drive<S: RequestSink, R: ResponseSource>(
     source: R,
 ) -> anyhow::Result<(RrOutcome, ReceiverReport)> {
     ctl.send(&ControlMsg::Start).await?;
-    let outcome = session::while_receiver_quiet(ctl, engine::run(plan, sink, source)).await?;
+    let limit = schedule::data_plane_limit(plan.warmup, plan.duration, plan.loss_timeout);
+    let outcome = session::while_receiver_quiet(ctl, limit, engine::run(plan, sink, source)).await?;
     ctl.send(&ControlMsg::Stop {
         expect: None,
         wait_ns: 0,
@@ -221,6 +223,7 @@ fn build_result(
             start: outcome.measured_start,
             measured_ns: outcome.measured_ns,
             counters,
+            unsent: outcome.unsent,
             latency_kind: LatencyKind::Rtt,
             lat,
             send_lag,
