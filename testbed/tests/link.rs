@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{have_root, namespaces, serial};
+use common::{have_root, namespaces, realtime, serial};
 use linkemu::NetemSpec;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
@@ -21,6 +21,7 @@ fn delay_each_way_gives_the_round_trip_it_should() {
         return;
     }
     let _serial = serial();
+    let _realtime = realtime();
     let bed = Testbed::up(Backend::Linkemu, &spec("delay 10ms"), &spec("delay 10ms"), 1).unwrap();
     let rtts = std::thread::scope(|s| {
         let echo = s.spawn(|| {
@@ -63,10 +64,14 @@ fn delay_each_way_gives_the_round_trip_it_should() {
         "only {} of 200 echoes came back",
         sorted.len()
     );
-    let p50 = sorted[sorted.len() / 2];
+    // None sooner than the path allows; the least (the echo a busy
+    // machine disturbed least) within half a millisecond of it. A busy
+    // machine only adds delay, to some echoes more than others.
+    let least = sorted[0];
     assert!(
-        (p50 - 20.0).abs() < 0.5,
-        "RTT p50 {p50:.3} ms, configured 2 x 10 ms"
+        (19.95..20.5).contains(&least),
+        "RTT min {least:.3} ms (p50 {:.3}), configured 2 x 10 ms",
+        sorted[sorted.len() / 2]
     );
 }
 
@@ -76,6 +81,9 @@ fn random_loss_hits_real_packets_at_its_rate() {
         return;
     }
     let _serial = serial();
+    // The sink must keep up, or its socket buffer would lose datagrams the
+    // link did not.
+    let _realtime = realtime();
     let bed = Testbed::up(Backend::Linkemu, &spec("loss 5%"), &spec(""), 2).unwrap();
     let n = 10_000u32;
     let received = std::thread::scope(|s| {

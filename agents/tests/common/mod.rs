@@ -1,13 +1,27 @@
 //! Helpers for end-to-end tests: the built binary as real processes on
 //! 127.0.0.1, each receiver on its own ephemeral port, every process killed
 //! by PID when its guard drops (also when a test fails).
+//!
+//! A busy machine (CI runners, a shared box where others build) is part
+//! of what these tests must hold on. Three tools for that, used by the
+//! tests that check timing:
+//!
+//! - [`realtime`]: a trial's processes at real-time priority (SCHED_RR),
+//!   where the tests may set it (root), so a CPU-bound neighbour cannot
+//!   preempt the pacer, the receiver or the emulated link for a time
+//!   slice. It changes nothing the trial measures on an idle machine.
+//! - [`lagged_only`]: a trial that is invalid only because the sender
+//!   missed its schedule (send lag) is the machine's doing, not a bug.
+//! - [`retried`]: a test whose claim needs an undisturbed trial runs it
+//!   again, at most [`ATTEMPTS`] times in all, saying so on stderr.
 
 #![allow(dead_code)]
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Write};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
+use transbench_reports::TrialResult;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_transbench");
 
@@ -130,15 +144,37 @@ pub fn our_namespaces(pid: u32) -> Vec<String> {
         .collect()
 }
 
-/// `transbench run --workload W --warmup WARMUP --out DIR ARGS...`, which
-/// must succeed and leave no namespace behind; its results.
+/// `transbench run --workload W --warmup WARMUP --out DIR ARGS...` at
+/// real-time priority where it can be had ([`realtime`]), which must
+/// succeed and leave no namespace behind; its results.
 pub fn run_workload(
     workload: &str,
     warmup: &str,
     args: &[&str],
     dir: &Path,
 ) -> transbench_reports::RunResults {
-    let child = Command::new(BIN)
+    run_workload_from(realtime(&mut Command::new(BIN)), workload, warmup, args, dir)
+}
+
+/// [`run_workload`] at normal priority: for trials that keep a core busy
+/// by design.
+pub fn run_workload_at_normal_priority(
+    workload: &str,
+    warmup: &str,
+    args: &[&str],
+    dir: &Path,
+) -> transbench_reports::RunResults {
+    run_workload_from(&mut Command::new(BIN), workload, warmup, args, dir)
+}
+
+fn run_workload_from(
+    cmd: &mut Command,
+    workload: &str,
+    warmup: &str,
+    args: &[&str],
+    dir: &Path,
+) -> transbench_reports::RunResults {
+    let child = cmd
         .args(["run", "--workload", workload, "--warmup", warmup, "--out"])
         .arg(dir)
         .args(args)
@@ -158,4 +194,130 @@ pub fn wait_cleanly(child: Child) -> Output {
     let out = child.wait_with_output().unwrap();
     assert!(our_namespaces(pid).is_empty(), "run {pid} left namespaces behind");
     out
+}
+
+/// The real-time priority of timing-sensitive trials: low among real-time
+/// threads (the kernel's own run at 50), above every normal one. SCHED_RR,
+/// not FIFO: two of a trial's threads at one priority still take turns.
+pub const REALTIME_PRIORITY: i32 = 10;
+
+fn set_realtime(policy: libc::c_int, priority: i32) -> bool {
+    let param = libc::sched_param {
+        sched_priority: priority,
+    };
+    // SAFETY: plain syscall on the calling thread with a valid struct.
+    unsafe { libc::sched_setscheduler(0, policy, &param) == 0 }
+}
+
+/// Whether this process may run threads at real-time priority (root, or
+/// CAP_SYS_NICE, and a cgroup that grants real-time time), unless
+/// TRANSBENCH_TEST_REALTIME=0 says not to (to see a test without it).
+/// Tried once, on a thread of its own that then exits; said once on
+/// stderr.
+pub fn realtime_available() -> bool {
+    static AVAILABLE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *AVAILABLE.get_or_init(|| {
+        let (ok, why) = if std::env::var("TRANSBENCH_TEST_REALTIME").as_deref() == Ok("0") {
+            (false, "TRANSBENCH_TEST_REALTIME=0".to_string())
+        } else {
+            std::thread::spawn(|| {
+                let ok = set_realtime(libc::SCHED_RR, REALTIME_PRIORITY);
+                (ok, std::io::Error::last_os_error().to_string())
+            })
+            .join()
+            .unwrap_or((false, "the probe thread panicked".into()))
+        };
+        if ok {
+            note(&format!(
+                "timing-sensitive trials run at SCHED_RR {REALTIME_PRIORITY}"
+            ));
+        } else {
+            note(&format!(
+                "timing-sensitive trials run at normal priority ({why}): on a busy machine \
+                 more of them may need another attempt"
+            ));
+        }
+        ok
+    })
+}
+
+/// `cmd`'s process, and every thread and process it starts, at
+/// [`REALTIME_PRIORITY`] (SCHED_RR) where [`realtime_available`]; as it
+/// was otherwise. For trials whose processes mostly wait on the network:
+/// not for ones that keep a core busy by design (a sweep's overload step,
+/// a closed loop), which would starve the machine's other work.
+pub fn realtime(cmd: &mut Command) -> &mut Command {
+    if realtime_available() {
+        use std::os::unix::process::CommandExt;
+        // SAFETY: the closure runs between fork and exec and makes one
+        // async-signal-safe system call.
+        unsafe {
+            cmd.pre_exec(|| {
+                set_realtime(libc::SCHED_RR, REALTIME_PRIORITY);
+                Ok(())
+            })
+        };
+    }
+    cmd
+}
+
+/// A line on the test's real stderr, past libtest's capture: retries and
+/// priorities show in the output of a passing run too.
+pub fn note(line: &str) {
+    let _ = writeln!(std::io::stderr(), "note: {line}");
+}
+
+/// How many times, in all, a test may run a trial that a busy machine
+/// disturbed before the test fails.
+pub const ATTEMPTS: u32 = 3;
+
+/// Runs `attempt` until it returns `Ok`, at most [`ATTEMPTS`] times. An
+/// attempt returns `Err(why)` only when the machine disturbed its trial
+/// (the sender missed its schedule, the path was noisy without any loss):
+/// never for a mechanism that failed, which panics at once. Every retry is
+/// said on stderr; when all attempts were disturbed the test fails, saying
+/// why each was.
+pub fn retried<T>(what: &str, mut attempt: impl FnMut() -> Result<T, String>) -> T {
+    let mut why = Vec::new();
+    for n in 1..=ATTEMPTS {
+        match attempt() {
+            Ok(t) => {
+                if n > 1 {
+                    note(&format!("{what}: attempt {n} of {ATTEMPTS} was undisturbed"));
+                }
+                return t;
+            }
+            Err(reason) => {
+                note(&format!(
+                    "{what}: attempt {n} of {ATTEMPTS} disturbed by the machine: {reason}"
+                ));
+                why.push(reason);
+            }
+        }
+    }
+    panic!("{what}: the machine disturbed all {ATTEMPTS} attempts: {why:#?}")
+}
+
+/// True if `t` is valid, or invalid only because the sender could not
+/// keep its schedule (send lag: a busy machine's doing). Any other reason
+/// is a bug, and fails the test here.
+pub fn lagged_only(t: &TrialResult) -> bool {
+    assert!(
+        t.invalid_reasons.iter().all(|r| r.starts_with("send_lag")),
+        "{}: {:?}",
+        t.id,
+        t.invalid_reasons
+    );
+    t.valid
+}
+
+/// `Err` naming the first of `trials` the sender could not keep on
+/// schedule, for [`retried`]; panics as [`lagged_only`] does.
+pub fn undisturbed<'a>(trials: impl IntoIterator<Item = &'a TrialResult>) -> Result<(), String> {
+    for t in trials {
+        if !lagged_only(t) {
+            return Err(format!("{}: {}", t.id, t.invalid_reasons.join("; ")));
+        }
+    }
+    Ok(())
 }

@@ -41,3 +41,35 @@ pub fn serial() -> std::sync::MutexGuard<'static, ()> {
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
+
+/// The calling thread, and every thread it starts from now on (the link's
+/// own among them), at real-time priority (SCHED_RR 10) where the test may
+/// set it (root, unless TRANSBENCH_TEST_REALTIME=0), so a CPU-bound
+/// neighbour on a busy machine cannot hold a packet up for a time slice.
+/// The calling thread is back at normal priority when the guard drops.
+/// Not for a link that carries bulk traffic: its thread spins before
+/// every packet due, and would keep a core from everything else.
+pub fn realtime() -> RealtimeGuard {
+    let param = libc::sched_param { sched_priority: 10 };
+    let wanted = std::env::var("TRANSBENCH_TEST_REALTIME").as_deref() != Ok("0");
+    // SAFETY: plain syscall on the calling thread with a valid struct.
+    let set = wanted && unsafe { libc::sched_setscheduler(0, libc::SCHED_RR, &param) } == 0;
+    if !set {
+        eprintln!("at normal priority: {}", std::io::Error::last_os_error());
+    }
+    RealtimeGuard { set }
+}
+
+pub struct RealtimeGuard {
+    set: bool,
+}
+
+impl Drop for RealtimeGuard {
+    fn drop(&mut self) {
+        if self.set {
+            let param = libc::sched_param { sched_priority: 0 };
+            // SAFETY: as above.
+            unsafe { libc::sched_setscheduler(0, libc::SCHED_OTHER, &param) };
+        }
+    }
+}
