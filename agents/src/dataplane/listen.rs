@@ -53,7 +53,7 @@ pub fn bind_quic(
 
 /// A TCP listener for one trial, its port, and a TLS acceptor when the
 /// transport runs inside TLS.
-pub async fn bind_tcp(
+async fn bind_tcp(
     setup: &TrialSetup,
     ctx: &ServerTls,
     local_ip: IpAddr,
@@ -65,6 +65,29 @@ pub async fn bind_tcp(
         .uses_tls()
         .then(|| tokio_rustls::TlsAcceptor::from(ctx.tls.clone()));
     Ok((listener, port, acceptor))
+}
+
+/// A TCP listener for one trial (inside TLS when the transport is), whose
+/// connections from `peer_ip` a task in `tasks` serves as `role`; its port.
+pub async fn serve_tcp(
+    setup: &TrialSetup,
+    ctx: &ServerTls,
+    local_ip: IpAddr,
+    peer_ip: IpAddr,
+    counters: Arc<ServeCounters>,
+    role: ConnectionRole,
+    tasks: &mut JoinSet<()>,
+) -> anyhow::Result<u16> {
+    let (listener, port, acceptor) = bind_tcp(setup, ctx, local_ip).await?;
+    tasks.spawn(accept_streams(
+        listener,
+        acceptor,
+        peer_ip,
+        setup.tcp_congestion.clone(),
+        counters,
+        role,
+    ));
+    Ok(port)
 }
 
 /// What a data connection is for.
@@ -108,7 +131,7 @@ impl ConnectionRole {
     }
 }
 
-pub async fn accept_streams(
+async fn accept_streams(
     listener: TcpListener,
     tls: Option<tokio_rustls::TlsAcceptor>,
     peer_ip: IpAddr,

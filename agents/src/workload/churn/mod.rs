@@ -358,16 +358,8 @@ pub async fn serve(
             data_port
         }
         Carrier::Tcp => {
-            let (listener, data_port, acceptor) = listen::bind_tcp(setup, ctx, local_ip).await?;
-            tasks.spawn(listen::accept_streams(
-                listener,
-                acceptor,
-                peer_ip,
-                setup.tcp_congestion.clone(),
-                counters.clone(),
-                listen::ConnectionRole::Transaction(size, close),
-            ));
-            data_port
+            let role = listen::ConnectionRole::Transaction(size, close);
+            listen::serve_tcp(setup, ctx, local_ip, peer_ip, counters.clone(), role, &mut tasks).await?
         }
         Carrier::Udp => anyhow::bail!(
             "{} opens no connections: churn needs a connection per transaction",

@@ -355,21 +355,21 @@ pub async fn serve(
             data_port
         }
         (streams @ (Streams::Multiplexed | Streams::ConnectionPerStream), Carrier::Tcp) => {
-            let (listener, data_port, acceptor) = listen::bind_tcp(setup, ctx, local_ip).await?;
             let role = if streams == Streams::ConnectionPerStream {
                 listen::ConnectionRole::ReadFramed(rec.clone())
             } else {
                 listen::ConnectionRole::ReadMux(rec.clone())
             };
-            tasks.spawn(listen::accept_streams(
-                listener,
-                acceptor,
+            listen::serve_tcp(
+                setup,
+                ctx,
+                local_ip,
                 peer_ip,
-                setup.tcp_congestion.clone(),
                 rec.counters.clone(),
                 role,
-            ));
-            data_port
+                &mut tasks,
+            )
+            .await?
         }
         (streams, carrier) => {
             bail!(

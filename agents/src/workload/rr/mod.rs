@@ -74,17 +74,8 @@ pub async fn serve(
             data_port
         }
         Carrier::Tcp => {
-            let (listener, data_port, acceptor) = listen::bind_tcp(setup, ctx, local_ip).await?;
-            let c = counters.clone();
-            tasks.spawn(listen::accept_streams(
-                listener,
-                acceptor,
-                peer_ip,
-                setup.tcp_congestion.clone(),
-                c,
-                listen::ConnectionRole::Serve(size),
-            ));
-            data_port
+            let role = listen::ConnectionRole::Serve(size);
+            listen::serve_tcp(setup, ctx, local_ip, peer_ip, counters.clone(), role, &mut tasks).await?
         }
         Carrier::Quic => {
             let (endpoint, data_port) = listen::bind_quic(setup, ctx, local_ip)?;
