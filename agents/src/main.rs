@@ -8,6 +8,7 @@ use linkemu::NetemSpec;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, SystemTime};
+use transbench::admission::ReceiverLimits;
 use transbench::spec::TrialArgs;
 use transbench::{
     compare, fidelity, host, receiver, report, run, scenario_run, shell, single_thread_runtime,
@@ -41,6 +42,8 @@ enum Command {
         listen: String,
         #[command(flatten)]
         secret: SecretArgs,
+        #[command(flatten)]
+        limits: ReceiverLimits,
     },
     /// Run one trial against a receiver and write its result.
     Sender {
@@ -305,7 +308,7 @@ impl SecretArgs {
         if bytes.trim_ascii().len() < MIN_SECRET_LEN {
             tracing::warn!(
                 "the shared secret in {origin} is only {} bytes: anyone who can guess it can drive this \
-                 host's traffic; use at least {MIN_SECRET_LEN} random bytes (e.g. `head -c 32 /dev/urandom | base64`)",
+                 host's traffic, and one handshake recorded on the path lets guesses be tested offline; use at least {MIN_SECRET_LEN} random bytes (e.g. `head -c 32 /dev/urandom | base64`)",
                 bytes.trim_ascii().len()
             );
         }
@@ -342,12 +345,12 @@ fn main() -> ExitCode {
 
 fn run_command(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Command::Receiver { listen, secret } => {
+        Command::Receiver { listen, secret, limits } => {
             init_logging("info");
             let listen = receiver::parse_listen(&listen)?;
             let secret = secret.load()?;
             single_thread_runtime()?.block_on(async {
-                let receiver = receiver::Receiver::bind(listen, secret).await?;
+                let receiver = receiver::Receiver::bind(listen, secret, limits).await?;
                 let addr = receiver.local_addr()?;
                 // Handlers go in before the address is printed: whoever read
                 // it may signal us at once.

@@ -2,43 +2,63 @@
 //! authenticates, then runs trials, each on fresh data-plane sockets.
 
 use anyhow::{bail, Context};
+use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
+use tokio::task::AbortHandle;
 use transbench_wire::auth::{from_hex, random_nonce, to_hex, FrameMac, Role, Secret, NONCE_LEN};
 use transbench_wire::control::SAMPLES_PER_FRAME;
 use transbench_wire::control::{MAGIC, PROTOCOL_VERSION};
 use transbench_wire::delivery::{self, RECORDS_PER_FRAME};
 use transbench_wire::{printable, ControlMsg, TrialSetup, WorkloadSetup, HEADER_LEN};
 
+use crate::admission::{
+    self, MemoryBudget, PendingHandshakes, ReceiverLimits, Reservation, BASE_BYTES, SESSION_BYTES,
+};
 use crate::control_io::{ControlChannel, ControlIoError};
 use crate::dataplane::listen::ServerTls;
 use crate::dataplane::multi;
 use crate::workload::TrialServer;
 
-/// How long a peer may take over the hello and auth exchange.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-/// How long a session may sit idle between control frames.
-const IDLE_TIMEOUT: Duration = Duration::from_secs(600);
+/// How long a peer may take over the hello and auth exchange: two round
+/// trips, with room for a slow path and a busy host.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(3);
 
 pub struct Receiver {
     listener: TcpListener,
     ctx: Arc<ReceiverState>,
 }
 
-/// What every session of a receiver shares: its secret, and the TLS
-/// identity of its data planes.
+/// What every session of a receiver shares: its secret, the TLS identity
+/// of its data planes, its limits and its memory budget.
 struct ReceiverState {
     secret: Option<Secret>,
     tls: ServerTls,
+    limits: ReceiverLimits,
+    budget: Arc<MemoryBudget>,
+    sessions: AtomicUsize,
+}
+
+/// The connections in their handshake, and how to drop each.
+#[derive(Default)]
+struct Handshakes {
+    table: PendingHandshakes,
+    tasks: HashMap<u64, AbortHandle>,
+}
+
+type SharedHandshakes = Arc<Mutex<Handshakes>>;
+
+fn lock(h: &SharedHandshakes) -> std::sync::MutexGuard<'_, Handshakes> {
+    h.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl Receiver {
     /// Binds the control port. Without a secret, only loopback is allowed:
     /// anyone who can reach the port could otherwise drive traffic.
-    pub async fn bind(listen: SocketAddr, secret: Option<Secret>) -> anyhow::Result<Self> {
+    pub async fn bind(listen: SocketAddr, secret: Option<Secret>, limits: ReceiverLimits) -> anyhow::Result<Self> {
         if secret.is_none() && !listen.ip().is_loopback() {
             bail!(
                 "refusing to listen on {listen} without a shared secret: anyone who reaches it could \
@@ -46,9 +66,25 @@ impl Receiver {
                  both agents, or listen on 127.0.0.1 / [::1]"
             );
         }
+        let floor = BASE_BYTES + SESSION_BYTES;
+        if limits.memory_budget < floor {
+            bail!(
+                "--memory-budget {} leaves no room for a session: give at least {} bytes ({} MiB)",
+                limits.memory_budget,
+                floor,
+                floor >> 20
+            );
+        }
+        if limits.max_sessions == 0 {
+            bail!("--max-sessions 0 would refuse every sender: give at least 1");
+        }
+        raise_descriptor_limit();
         let ctx = ReceiverState {
             tls: ServerTls::self_signed()?,
             secret,
+            budget: MemoryBudget::new(limits.memory_budget),
+            limits,
+            sessions: AtomicUsize::new(0),
         };
         let listener = TcpListener::bind(listen)
             .await
@@ -64,66 +100,129 @@ impl Receiver {
     }
 
     /// Serves sessions until the listener fails. Hello and authentication
-    /// run here, on the acceptor, under their own cap and deadline; only an
-    /// authenticated session gets a thread of its own, with a
-    /// single-threaded runtime: no hand-offs between worker threads on the
-    /// data path (they cost tens of microseconds per request for QUIC, and
-    /// would be measured as latency), sessions spread over cores, and one
-    /// bad peer never stops the others.
+    /// run here, on the acceptor, each under a deadline; a new connection
+    /// always gets in, and room is made by dropping one that has not said
+    /// hello (see [`PendingHandshakes`]), so strangers holding connections
+    /// open cannot keep a sender out. Only an authenticated session gets a
+    /// thread of its own, with a single-threaded runtime: no hand-offs
+    /// between worker threads on the data path (they cost tens of
+    /// microseconds per request for QUIC, and would be measured as
+    /// latency), sessions spread over cores, and one bad peer never stops
+    /// the others.
     pub async fn serve(self) -> anyhow::Result<()> {
-        let active = Arc::new(AtomicUsize::new(0));
-        let pending = Arc::new(AtomicUsize::new(0));
+        let handshakes = SharedHandshakes::default();
         loop {
             let (stream, peer) = match self.listener.accept().await {
                 Ok(a) => a,
                 Err(e) => {
+                    // Out of descriptors, most likely: the handshakes in
+                    // progress end by their deadline and free some.
                     tracing::warn!("accept failed: {e}");
                     tokio::time::sleep(Duration::from_millis(50)).await;
                     continue;
                 }
             };
-            if pending.load(Ordering::Acquire) >= MAX_PENDING_HANDSHAKES {
-                tracing::warn!(%peer, "too many connections in their handshake; dropped this one");
-                continue;
+            let (id, evicted) = {
+                let mut h = lock(&handshakes);
+                let (id, evicted) = h.table.admit(peer.ip());
+                for e in &evicted {
+                    if let Some(task) = h.tasks.remove(e) {
+                        task.abort();
+                    }
+                }
+                (id, evicted)
+            };
+            if !evicted.is_empty() {
+                tracing::debug!(%peer, dropped = evicted.len(), "handshakes full: dropped the longest silent");
             }
-            let slot = SessionSlot::take(&pending);
-            let (ctx, active) = (self.ctx.clone(), active.clone());
-            tokio::spawn(async move {
-                let handshake = tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake(stream, &ctx)).await;
-                drop(slot);
-                let ctl = match handshake {
-                    Ok(Ok(ctl)) => ctl,
+            let (ctx, shared) = (self.ctx.clone(), handshakes.clone());
+            let task = tokio::spawn(async move {
+                let said_hello = || lock(&shared).table.said_hello(id);
+                let handshake = tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake(stream, &ctx, said_hello)).await;
+                {
+                    let mut h = lock(&shared);
+                    h.tasks.remove(&id);
+                    h.table.finish(id);
+                }
+                let (ctl, admitted) = match handshake {
+                    Ok(Ok(session)) => session,
                     Ok(Err(e)) => return tracing::warn!(%peer, "session refused: {}", peer_text(&e)),
                     Err(_) => {
                         return tracing::warn!(%peer, "session refused: no handshake within {HANDSHAKE_TIMEOUT:?}")
                     }
                 };
-                if let Err(e) = start_session(ctl, ctx, &active).await {
+                if let Err(e) = start_session(ctl, admitted, ctx).await {
                     tracing::warn!(%peer, "session not started: {}", peer_text(&e));
                 }
             });
+            {
+                let mut h = lock(&handshakes);
+                if h.table.contains(id) {
+                    h.tasks.insert(id, task.abort_handle());
+                }
+            }
+            // Let the new connection read what it was sent before the next
+            // is accepted: a sender's hello is there already, and once read
+            // it puts the sender behind every silent stranger in line to
+            // be dropped.
+            tokio::task::yield_now().await;
         }
     }
 }
 
-/// Hands an authenticated session to a thread of its own.
-async fn start_session(
-    mut ctl: ControlChannel,
-    ctx: Arc<ReceiverState>,
-    active: &Arc<AtomicUsize>,
-) -> anyhow::Result<()> {
-    if active.load(Ordering::Acquire) >= MAX_SESSIONS {
-        let reason = format!("receiver busy: {MAX_SESSIONS} sessions already running; try again later");
-        return Err(refuse(&mut ctl, reason).await);
+/// Each handshake, session and data connection is a descriptor: take what
+/// the hard limit allows, so the soft default (often 1024) is not what
+/// runs out first.
+fn raise_descriptor_limit() {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit on this process with a valid struct.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
+            lim.rlim_cur = lim.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+        }
     }
+}
+
+/// What an authenticated session holds while it lives: its place among
+/// the receiver's sessions and its memory.
+struct Admitted {
+    _slot: SessionSlot,
+    _memory: Reservation,
+}
+
+/// A place for one more session, if the receiver's session limit and
+/// memory budget have room; else the reason, for the sender.
+fn admit_session(ctx: &Arc<ReceiverState>) -> Result<Admitted, String> {
+    let max = ctx.limits.max_sessions;
+    let slot = SessionSlot::take(ctx, max).ok_or_else(|| {
+        format!(
+            "receiver busy: {max} sessions already running (its --max-sessions); try again later, or restart \
+             the receiver with a larger --max-sessions"
+        )
+    })?;
+    let memory = ctx
+        .budget
+        .reserve(SESSION_BYTES)
+        .map_err(|used| over_budget("a session", SESSION_BYTES, used, &ctx.budget))?;
+    Ok(Admitted {
+        _slot: slot,
+        _memory: memory,
+    })
+}
+
+/// Hands an authenticated session to a thread of its own.
+async fn start_session(ctl: ControlChannel, admitted: Admitted, ctx: Arc<ReceiverState>) -> anyhow::Result<()> {
     let peer = ctl.stream().peer_addr()?;
     let local_ip = ctl.stream().local_addr()?.ip();
     let (stream, mac) = ctl.into_std()?;
-    let slot = SessionSlot::take(active);
     std::thread::Builder::new()
         .name(format!("session {peer}"))
         .spawn(move || {
-            let _slot = slot;
+            let _held = admitted;
             let outcome = crate::single_thread_runtime().and_then(|rt| {
                 rt.block_on(async {
                     let ctl = ControlChannel::from_std(stream, mac)?;
@@ -139,24 +238,32 @@ async fn start_session(
     Ok(())
 }
 
-/// Connections still in hello/auth at once; more are dropped unanswered.
-const MAX_PENDING_HANDSHAKES: usize = 128;
-/// Most sessions served at once; more are refused with a reason.
-const MAX_SESSIONS: usize = 64;
+fn over_budget(what: &str, bytes: u64, used: u64, budget: &MemoryBudget) -> String {
+    format!(
+        "receiver out of memory budget: {what} needs {} MiB and {} of its --memory-budget {} MiB are in use; \
+         try again later, ask for less (shorter, slower, smaller messages), or restart the receiver with a \
+         larger --memory-budget",
+        bytes.div_ceil(1 << 20),
+        used >> 20,
+        budget.total() >> 20
+    )
+}
 
 /// Counts a running session for as long as it lives.
-struct SessionSlot(Arc<AtomicUsize>);
+struct SessionSlot(Arc<ReceiverState>);
 
 impl SessionSlot {
-    fn take(active: &Arc<AtomicUsize>) -> Self {
-        active.fetch_add(1, Ordering::AcqRel);
-        SessionSlot(active.clone())
+    fn take(ctx: &Arc<ReceiverState>, max: usize) -> Option<Self> {
+        ctx.sessions
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < max).then_some(n + 1))
+            .ok()?;
+        Some(SessionSlot(ctx.clone()))
     }
 }
 
 impl Drop for SessionSlot {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::AcqRel);
+        self.0.sessions.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -176,15 +283,13 @@ async fn refuse(ctl: &mut ControlChannel, reason: String) -> anyhow::Error {
     anyhow::anyhow!(reason)
 }
 
-async fn recv_within(ctl: &mut ControlChannel, limit: Duration) -> Result<ControlMsg, ControlIoError> {
-    tokio::time::timeout(limit, ctl.recv())
-        .await
-        .unwrap_or_else(|_| Err(ControlIoError::Io(std::io::ErrorKind::TimedOut.into())))
-}
-
-/// Hello, challenge and (with a secret) mutual authentication; from then
-/// on every frame is tagged.
-async fn handshake(stream: TcpStream, ctx: &ReceiverState) -> anyhow::Result<ControlChannel> {
+/// Hello, challenge and (with a secret) mutual authentication, the
+/// sender proving first; from then on every frame is tagged.
+async fn handshake(
+    stream: TcpStream,
+    ctx: &Arc<ReceiverState>,
+    said_hello: impl FnOnce(),
+) -> anyhow::Result<(ControlChannel, Admitted)> {
     let mut ctl = ControlChannel::new(stream);
 
     let client_nonce = match ctl.recv().await {
@@ -218,21 +323,17 @@ async fn handshake(stream: TcpStream, ctx: &ReceiverState) -> anyhow::Result<Con
         }
         Err(e) => return Err(e.into()),
     };
+    said_hello();
 
     let server_nonce = random_nonce();
     let secret = ctx.secret.clone();
     ctl.send(&ControlMsg::Challenge {
         server_nonce: to_hex(&server_nonce),
         auth_required: secret.is_some(),
-        server_proof: secret
-            .as_ref()
-            .map(|s| s.prove(Role::Receiver, &client_nonce, &server_nonce)),
     })
     .await?;
     let auth = match ctl.recv().await {
-        Err(ControlIoError::Closed) if secret.is_some() => {
-            bail!("sender left during authentication: it holds a different secret, or none")
-        }
+        Err(ControlIoError::Closed) => bail!("sender left during authentication"),
         other => other?,
     };
     match auth {
@@ -258,15 +359,30 @@ async fn handshake(stream: TcpStream, ctx: &ReceiverState) -> anyhow::Result<Con
         },
         other => return Err(refuse(&mut ctl, format!("expected auth, got {}", other.name())).await),
     }
-    if let Some(s) = &secret {
-        ctl.authenticate(FrameMac::new(s, Role::Receiver, &client_nonce, &server_nonce));
-    }
+    let admitted = match admit_session(ctx) {
+        Ok(a) => a,
+        Err(reason) => return Err(refuse(&mut ctl, reason).await),
+    };
     ctl.send(&ControlMsg::Welcome {
         receiver_version: env!("CARGO_PKG_VERSION").to_string(),
+        server_proof: secret
+            .as_ref()
+            .map(|s| s.prove(Role::Receiver, &client_nonce, &server_nonce)),
         boot_id: crate::host::boot_id(),
     })
     .await?;
-    Ok(ctl)
+    if let Some(s) = &secret {
+        ctl.authenticate(FrameMac::new(s, Role::Receiver, &client_nonce, &server_nonce));
+    }
+    Ok((ctl, admitted))
+}
+
+/// A trial being served, and the memory it holds against the budget.
+struct Serving {
+    server: TrialServer,
+    /// When the sender must have stopped it by.
+    deadline: tokio::time::Instant,
+    _memory: Reservation,
 }
 
 /// Runs the trials of one authenticated session until the sender leaves.
@@ -276,18 +392,48 @@ async fn trials(
     local_ip: IpAddr,
     peer_ip: IpAddr,
 ) -> anyhow::Result<()> {
-    let mut trial: Option<TrialServer> = None;
+    let limits = &ctx.limits;
+    let mut trial: Option<Serving> = None;
     loop {
-        let msg = match recv_within(&mut ctl, IDLE_TIMEOUT).await {
-            Ok(m) => m,
-            Err(ControlIoError::Closed) => return Ok(()),
-            Err(e) => return Err(e.into()),
+        let deadline = match &trial {
+            Some(t) => t.deadline,
+            None => tokio::time::Instant::now() + limits.idle_timeout,
+        };
+        let msg = match tokio::time::timeout_at(deadline, ctl.recv()).await {
+            Ok(Ok(m)) => m,
+            Ok(Err(ControlIoError::Closed)) => return Ok(()),
+            Ok(Err(e)) => return Err(e.into()),
+            Err(_) => {
+                let reason = match trial {
+                    Some(_) => format!(
+                        "the trial ran past the end it declared and then {} more (the receiver's \
+                         --idle-timeout): session closed",
+                        humantime::format_duration(limits.idle_timeout)
+                    ),
+                    None => format!(
+                        "session idle for {} (the receiver's --idle-timeout): closed",
+                        humantime::format_duration(limits.idle_timeout)
+                    ),
+                };
+                return Err(refuse(&mut ctl, reason).await);
+            }
         };
         match msg {
             ControlMsg::Setup(setup) => {
                 if trial.is_some() {
                     return Err(refuse(&mut ctl, "setup while a trial is running".into()).await);
                 }
+                if let Err(reason) = limits.check(&setup) {
+                    return Err(refuse(&mut ctl, reason).await);
+                }
+                let bytes = admission::trial_bytes(&setup);
+                let memory = match ctx.budget.reserve(bytes) {
+                    Ok(m) => m,
+                    Err(used) => {
+                        let reason = over_budget("this trial", bytes, used, &ctx.budget);
+                        return Err(refuse(&mut ctl, reason).await);
+                    }
+                };
                 let served = match validate(&setup) {
                     Ok(()) => crate::workload::serve_trial(&setup, &ctx.tls, local_ip, peer_ip).await,
                     Err(e) => Err(e),
@@ -299,7 +445,11 @@ async fn trials(
                             cert_sha256: ctx.tls.fingerprint_for(setup.transport),
                         };
                         tracing::info!(transport = %setup.transport, workload = %setup.workload.kind(), size = setup.size, "trial set up");
-                        trial = Some(server);
+                        trial = Some(Serving {
+                            server,
+                            deadline: tokio::time::Instant::now() + limits.trial_deadline(&setup),
+                            _memory: memory,
+                        });
                         ctl.send(&ready).await?;
                     }
                     Err(e) => return Err(refuse(&mut ctl, format!("cannot set up the trial: {e:#}")).await),
@@ -307,12 +457,12 @@ async fn trials(
             }
             ControlMsg::Start => match trial.as_mut() {
                 Some(t) => {
-                    t.start();
+                    t.server.start();
                 }
                 None => return Err(refuse(&mut ctl, "start before setup".into()).await),
             },
             ControlMsg::Stop { expect, wait_ns } => match trial.take() {
-                Some(t) => {
+                Some(Serving { server: t, _memory, .. }) => {
                     if let Some(expect) = expect {
                         t.await_deliveries(expect, wait_ns.min(MAX_DRAIN_NS)).await;
                     }

@@ -67,7 +67,6 @@ pub async fn connect(
     let ControlMsg::Challenge {
         server_nonce,
         auth_required,
-        server_proof,
     } = expect_reply(&mut ctl, "the challenge").await?
     else {
         bail!("receiver at {addr} broke the protocol: expected a challenge");
@@ -84,26 +83,22 @@ pub async fn connect(
             "receiver at {addr} has no secret configured, so it cannot prove who it is; \
              start it with the same --secret-file, or drop the secret on this side"
         ),
-        (Some(s), true) => {
-            let proof = server_proof.context("receiver sent no proof of the secret")?;
-            s.verify(Role::Receiver, &client_nonce, &server_nonce, &proof)
-                .map_err(|_| {
-                    anyhow::anyhow!("authentication failed: receiver at {addr} holds a different secret")
-                })?;
-            Some(s.prove(Role::Sender, &client_nonce, &server_nonce))
-        }
+        (Some(s), true) => Some(s.prove(Role::Sender, &client_nonce, &server_nonce)),
     };
     ctl.send(&ControlMsg::Auth { client_proof }).await?;
+    let ControlMsg::Welcome {
+        server_proof, boot_id, ..
+    } = expect_reply(&mut ctl, "the welcome").await?
+    else {
+        bail!("receiver at {addr} broke the protocol: expected welcome");
+    };
     if let Some(s) = secret {
+        let proof = server_proof.context("receiver sent no proof of the secret")?;
+        s.verify(Role::Receiver, &client_nonce, &server_nonce, &proof)
+            .map_err(|_| anyhow::anyhow!("authentication failed: receiver at {addr} holds a different secret"))?;
         ctl.authenticate(FrameMac::new(s, Role::Sender, &client_nonce, &server_nonce));
     }
-    match expect_reply(&mut ctl, "the welcome").await? {
-        ControlMsg::Welcome { boot_id, .. } => Ok((ctl, boot_id)),
-        other => bail!(
-            "receiver broke the protocol: expected welcome, got {}",
-            other.name()
-        ),
-    }
+    Ok((ctl, boot_id))
 }
 
 pub async fn setup(ctl: &mut ControlChannel, setup: TrialSetup) -> anyhow::Result<(u16, Option<String>)> {

@@ -137,20 +137,6 @@ fn receiver_without_secret_refuses_non_loopback_addresses() {
     assert!(stderr(&o).contains("without a shared secret"), "{}", stderr(&o));
 }
 
-fn read_frame(s: &mut TcpStream) -> Option<Vec<u8>> {
-    let mut prefix = [0u8; 4];
-    s.read_exact(&mut prefix).ok()?;
-    let mut payload = vec![0u8; u32::from_be_bytes(prefix) as usize];
-    s.read_exact(&mut payload).ok()?;
-    Some(payload)
-}
-
-fn frame(payload: &[u8]) -> Vec<u8> {
-    let mut out = (payload.len() as u32).to_be_bytes().to_vec();
-    out.extend_from_slice(payload);
-    out
-}
-
 #[test]
 fn after_authentication_every_frame_must_carry_the_session_tag() {
     use transbench_wire::auth::{from_hex, random_nonce, to_hex, FrameMac, Role, Secret};
@@ -165,6 +151,7 @@ fn after_authentication_every_frame_must_carry_the_session_tag() {
         size: 64,
         tcp_congestion: None,
         quic_congestion: None,
+        plan: test_plan(),
         workload: transbench_wire::WorkloadSetup::Rr {
             udp_peer_port: None,
             quic_stream: QuicStreamMode::PerRequest,
@@ -192,12 +179,15 @@ fn after_authentication_every_frame_must_carry_the_session_tag() {
             client_proof: Some(secret.prove(Role::Sender, &cn, &sn)),
         };
         s.write_all(&auth.encode()).unwrap();
+        let ControlMsg::Welcome {
+            server_proof: Some(proof),
+            ..
+        } = ControlMsg::decode(&read_frame(&mut s).unwrap()).unwrap()
+        else {
+            panic!("expected a welcome with the receiver's proof")
+        };
+        secret.verify(Role::Receiver, &cn, &sn, &proof).unwrap();
         let mut mac = FrameMac::new(&secret, Role::Sender, &cn, &sn);
-        let welcome = read_frame(&mut s).unwrap();
-        assert!(matches!(
-            ControlMsg::decode(mac.open(&welcome).expect("welcome is tagged")).unwrap(),
-            ControlMsg::Welcome { .. }
-        ));
 
         if tag_it {
             s.write_all(&frame(&mac.seal(&setup.to_payload()))).unwrap();

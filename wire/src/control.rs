@@ -5,10 +5,14 @@
 //! ```text
 //! sender                                  receiver
 //!   Hello{magic, version, client_nonce} ->
-//!                         <- Challenge{server_nonce, auth, server_proof}
+//!                         <- Challenge{server_nonce, auth_required}
 //!                                        (or Refused: wrong version/magic)
 //!   Auth{client_proof}                  ->
-//!                         <- Welcome     (or Refused: wrong secret)
+//!                         <- Welcome{server_proof}  (or Refused: wrong secret)
+//!
+//! The sender proves it holds the secret first: the receiver reveals
+//! nothing computed from the secret to a peer that has not proved it, so
+//! reaching the control port gives no way to test guesses offline.
 //!   then any number of trials:
 //!   Setup{..}                           ->
 //!                         <- Ready{data_port, cert_sha256}  (or Refused)
@@ -28,7 +32,7 @@ use crate::frame::{FrameError, LengthPrefix};
 pub use crate::transport::{Capabilities, Carrier, Streams, Transport};
 
 /// Bumped on any incompatible change to the frames below.
-pub const PROTOCOL_VERSION: u32 = 4;
+pub const PROTOCOL_VERSION: u32 = 5;
 pub const MAGIC: &str = "transbench";
 /// Control frames are small; anything larger is garbage.
 pub const CONTROL_FRAMING: LengthPrefix = LengthPrefix::new(64 * 1024);
@@ -214,8 +218,38 @@ pub struct TrialSetup {
     /// QUIC congestion controller (quinn's) for both ends.
     #[serde(default)]
     pub quic_congestion: Option<String>,
+    /// How long and how fast: what the receiver's limits are checked
+    /// against, and how long it waits for the trial to end.
+    pub plan: TrialPlan,
     #[serde(flatten)]
     pub workload: WorkloadSetup,
+}
+
+/// A trial's length and load, as the sender scheduled it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TrialPlan {
+    pub warmup_ns: u64,
+    pub duration_ns: u64,
+    /// How long the sender waits for a message or connection before it
+    /// counts it lost.
+    pub loss_timeout_ns: u64,
+    /// Messages (for churn and handshake, connections) scheduled over
+    /// warm-up and duration; `None` for a closed loop, whose rate only its
+    /// round trips bound.
+    pub messages: Option<u64>,
+}
+
+impl TrialPlan {
+    /// Warm-up and duration: how long the sender offers load.
+    pub fn offered_ns(&self) -> u64 {
+        self.warmup_ns.saturating_add(self.duration_ns)
+    }
+
+    /// Scheduled messages (or connections) per second; `None` for a closed loop.
+    pub fn rate(&self) -> Option<f64> {
+        let secs = self.offered_ns() as f64 / 1e9;
+        self.messages.map(|m| if secs > 0.0 { m as f64 / secs } else { f64::INFINITY })
+    }
 }
 
 /// Each workload's part of a trial's setup, tagged by the workload's name.
@@ -322,13 +356,16 @@ pub enum ControlMsg {
     Challenge {
         server_nonce: String,
         auth_required: bool,
-        server_proof: Option<String>,
     },
     Auth {
         client_proof: Option<String>,
     },
     Welcome {
         receiver_version: String,
+        /// With a secret: the receiver's proof, sent only once the
+        /// sender's own has checked out.
+        #[serde(default)]
+        server_proof: Option<String>,
         /// The receiver's kernel boot id: equal to the sender's when both
         /// share one CLOCK_MONOTONIC, so one-way delays are exact.
         #[serde(default)]
@@ -423,6 +460,20 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
+    const PLAN: TrialPlan = TrialPlan {
+        warmup_ns: 1_000_000_000,
+        duration_ns: 10_000_000_000,
+        loss_timeout_ns: 2_000_000_000,
+        messages: Some(11_000),
+    };
+
+    #[test]
+    fn a_plans_rate_is_its_messages_over_its_offered_time() {
+        assert_eq!(PLAN.rate(), Some(1000.0));
+        let closed = TrialPlan { messages: None, ..PLAN };
+        assert_eq!(closed.rate(), None);
+    }
+
     fn samples() -> Vec<ControlMsg> {
         vec![
             ControlMsg::Hello {
@@ -433,11 +484,11 @@ mod tests {
             ControlMsg::Challenge {
                 server_nonce: "ab".into(),
                 auth_required: true,
-                server_proof: Some("cd".into()),
             },
             ControlMsg::Auth { client_proof: None },
             ControlMsg::Welcome {
                 receiver_version: "0.1.0".into(),
+                server_proof: Some("cd".into()),
                 boot_id: Some("b".into()),
             },
             ControlMsg::Refused { reason: "no".into() },
@@ -446,6 +497,7 @@ mod tests {
                 size: 64,
                 tcp_congestion: Some("cubic".into()),
                 quic_congestion: None,
+                plan: PLAN,
                 workload: WorkloadSetup::Multistream {
                     streams: 8,
                     echo: true,
@@ -456,6 +508,7 @@ mod tests {
                 size: 64,
                 tcp_congestion: None,
                 quic_congestion: None,
+                plan: PLAN,
                 workload: WorkloadSetup::Rr {
                     udp_peer_port: Some(4000),
                     quic_stream: QuicStreamMode::Single,
@@ -466,6 +519,7 @@ mod tests {
                 size: 64,
                 tcp_congestion: None,
                 quic_congestion: None,
+                plan: PLAN,
                 workload: WorkloadSetup::Churn {
                     close: CloseMode::Server,
                 },

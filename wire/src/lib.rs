@@ -26,7 +26,7 @@ pub mod transport;
 
 pub use control::{
     CloseMode, ControlError, ControlMsg, NamespaceReport, QuicStreamMode, ReceiverReport, TimeWaitSample,
-    TrialSetup, Workload, WorkloadSetup,
+    TrialPlan, TrialSetup, Workload, WorkloadSetup,
 };
 pub use frame::{FrameError, LengthPrefix};
 pub use header::{HeaderError, MessageHeader, MessageKind, HEADER_LEN};

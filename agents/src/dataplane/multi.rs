@@ -160,10 +160,17 @@ pub async fn datagram_writer(
 }
 
 /// Receiver side: every message delivered to the application and when, in
-/// delivery order.
-#[derive(Debug, Default)]
+/// delivery order, up to a cap.
+#[derive(Debug)]
 pub struct DeliveryLog {
     inner: Mutex<LogInner>,
+    cap: usize,
+}
+
+impl Default for DeliveryLog {
+    fn default() -> Self {
+        DeliveryLog::with_cap(MAX_RECORDS)
+    }
 }
 
 #[derive(Debug, Default)]
@@ -177,9 +184,17 @@ struct LogInner {
 pub const MAX_RECORDS: usize = 5_000_000;
 
 impl DeliveryLog {
+    /// Keeps at most `cap` records (and never more than [`MAX_RECORDS`]).
+    pub fn with_cap(cap: usize) -> Self {
+        DeliveryLog {
+            inner: Mutex::default(),
+            cap: cap.min(MAX_RECORDS),
+        }
+    }
+
     fn record(&self, h: &MessageHeader, t: u64, counters: &ServeCounters, bytes: usize) {
         let mut inner = self.inner.lock().expect("delivery log lock");
-        if inner.records.len() >= MAX_RECORDS {
+        if inner.records.len() >= self.cap {
             counters.rejected();
             return;
         }

@@ -11,7 +11,7 @@ pub mod rr;
 use anyhow::bail;
 use clap::Args;
 use std::time::Duration;
-use transbench_wire::{Carrier, CloseMode, Transport, TrialSetup, Workload, WorkloadSetup, HEADER_LEN};
+use transbench_wire::{Carrier, CloseMode, Transport, TrialPlan, TrialSetup, Workload, WorkloadSetup, HEADER_LEN};
 
 use crate::dataplane::multi;
 use crate::schedule;
@@ -613,7 +613,22 @@ impl TrialSpec {
             size: self.size as u32,
             tcp_congestion: self.tcp_congestion(),
             quic_congestion: self.quic_congestion(),
+            plan: self.plan(),
             workload: self.workload.setup(),
+        }
+    }
+
+    /// How long and how much, for the receiver's limits.
+    fn plan(&self) -> TrialPlan {
+        let window = self.warmup + self.duration;
+        TrialPlan {
+            warmup_ns: self.warmup.as_nanos() as u64,
+            duration_ns: self.duration.as_nanos() as u64,
+            loss_timeout_ns: self.loss_timeout.as_nanos() as u64,
+            messages: self
+                .workload
+                .pacing(self.size)
+                .map(|p| (p.sends * window.as_secs_f64()).ceil() as u64),
         }
     }
 }

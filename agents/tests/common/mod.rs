@@ -104,6 +104,72 @@ pub fn sender(addr: SocketAddr, transport: &str, out: &Path, extra: &[&str]) -> 
         .expect("run sender")
 }
 
+/// One control frame's payload, or `None` once the peer has closed.
+pub fn read_frame(s: &mut std::net::TcpStream) -> Option<Vec<u8>> {
+    use std::io::Read;
+    let mut prefix = [0u8; 4];
+    s.read_exact(&mut prefix).ok()?;
+    let mut payload = vec![0u8; u32::from_be_bytes(prefix) as usize];
+    s.read_exact(&mut payload).ok()?;
+    Some(payload)
+}
+
+/// `payload` as a control frame.
+pub fn frame(payload: &[u8]) -> Vec<u8> {
+    let mut out = (payload.len() as u32).to_be_bytes().to_vec();
+    out.extend_from_slice(payload);
+    out
+}
+
+/// The sender's side of the control handshake, by hand: the stream and,
+/// with a secret, the session's frame tags; `Err` with what went wrong.
+pub fn raw_session(
+    addr: SocketAddr,
+    secret: Option<&transbench_wire::auth::Secret>,
+    timeout: std::time::Duration,
+) -> Result<(std::net::TcpStream, Option<transbench_wire::auth::FrameMac>), String> {
+    use transbench_wire::auth::{from_hex, random_nonce, to_hex, FrameMac, Role};
+    use transbench_wire::control::{MAGIC, PROTOCOL_VERSION};
+    use transbench_wire::ControlMsg;
+    let mut s = std::net::TcpStream::connect_timeout(&addr, timeout).map_err(|e| format!("connect: {e}"))?;
+    s.set_read_timeout(Some(timeout)).unwrap();
+    let cn = random_nonce();
+    let hello = ControlMsg::Hello {
+        magic: MAGIC.into(),
+        version: PROTOCOL_VERSION,
+        client_nonce: to_hex(&cn),
+    };
+    s.write_all(&hello.encode()).map_err(|e| format!("hello: {e}"))?;
+    let reply = |s: &mut std::net::TcpStream, what: &str| {
+        let payload = read_frame(s).ok_or_else(|| format!("closed while waiting for {what}"))?;
+        ControlMsg::decode(&payload).map_err(|e| format!("{what}: {e}"))
+    };
+    let ControlMsg::Challenge { server_nonce, .. } = reply(&mut s, "the challenge")? else {
+        return Err("expected a challenge".into());
+    };
+    let sn = from_hex(&server_nonce).ok_or("malformed server nonce")?;
+    let auth = ControlMsg::Auth {
+        client_proof: secret.map(|k| k.prove(Role::Sender, &cn, &sn)),
+    };
+    s.write_all(&auth.encode()).map_err(|e| format!("auth: {e}"))?;
+    match reply(&mut s, "the welcome")? {
+        ControlMsg::Welcome { .. } => {}
+        ControlMsg::Refused { reason } => return Err(format!("refused: {reason}")),
+        other => return Err(format!("expected welcome, got {}", other.name())),
+    }
+    Ok((s, secret.map(|k| FrameMac::new(k, Role::Sender, &cn, &sn))))
+}
+
+/// The plan of a hand-made trial setup: a closed loop of 10 s.
+pub fn test_plan() -> transbench_wire::TrialPlan {
+    transbench_wire::TrialPlan {
+        warmup_ns: 0,
+        duration_ns: 10_000_000_000,
+        loss_timeout_ns: 1_000_000_000,
+        messages: None,
+    }
+}
+
 pub fn secret_file(dir: &Path, name: &str, contents: &str) -> PathBuf {
     let p = dir.join(name);
     std::fs::write(&p, contents).unwrap();

@@ -329,7 +329,8 @@ pub async fn serve(
         size: setup.size as usize,
         kind: transbench_wire::MessageKind::Request,
         echo,
-        log: Arc::new(DeliveryLog::default()),
+        // What the admission reserved memory for; beyond, counted as rejected.
+        log: Arc::new(DeliveryLog::with_cap(crate::admission::record_cap(setup))),
         counters: Arc::new(ServeCounters::default()),
     };
     let mut tasks = JoinSet::new();
