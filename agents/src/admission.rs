@@ -197,7 +197,8 @@ impl ReceiverLimits {
                 }
                 Some(rate) if rate > max * 1.001 => {
                     return Err(format!(
-                        "the trial offers {rate:.0} per second, more than this receiver's --max-rate {max}: \
+                        "the trial offers {rate:.0} per second (messages of all its streams, or connections), \
+                         more than this receiver's --max-rate {max}: \
                          lower the rate, or restart the receiver with a larger --max-rate"
                     ))
                 }
