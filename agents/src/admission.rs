@@ -189,19 +189,15 @@ impl ReceiverLimits {
         }
         if let Some(max) = self.max_rate {
             match setup.plan.rate() {
-                None => {
-                    return Err(format!(
-                        "a closed-loop trial has no rate, and this receiver allows at most --max-rate {max} per \
+                None => return Err(format!(
+                    "a closed-loop trial has no rate, and this receiver allows at most --max-rate {max} per \
                          second: give --rate, or restart the receiver without --max-rate"
-                    ))
-                }
-                Some(rate) if rate > max * 1.001 => {
-                    return Err(format!(
-                        "the trial offers {rate:.0} per second (messages of all its streams, or connections), \
+                )),
+                Some(rate) if rate > max * 1.001 => return Err(format!(
+                    "the trial offers {rate:.0} per second (messages of all its streams, or connections), \
                          more than this receiver's --max-rate {max}: \
                          lower the rate, or restart the receiver with a larger --max-rate"
-                    ))
-                }
+                )),
                 Some(_) => {}
             }
         }
@@ -326,7 +322,9 @@ impl Drop for Reservation {
 /// in powers of 1000; KiB, MiB, GiB in powers of 1024).
 pub fn parse_bytes(s: &str) -> Result<u64, String> {
     let t = s.trim();
-    let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
     let (number, unit) = t.split_at(split);
     let scale: u64 = match unit.trim().to_ascii_lowercase().as_str() {
         "" | "b" => 1,
@@ -336,7 +334,11 @@ pub fn parse_bytes(s: &str) -> Result<u64, String> {
         "kib" => 1 << 10,
         "mib" => 1 << 20,
         "gib" => 1 << 30,
-        other => return Err(format!("unknown unit {other:?} in {s:?}: use B, KB, MB, GB, KiB, MiB or GiB")),
+        other => {
+            return Err(format!(
+                "unknown unit {other:?} in {s:?}: use B, KB, MB, GB, KiB, MiB or GiB"
+            ))
+        }
     };
     let value: f64 = number
         .parse()
@@ -446,9 +448,15 @@ mod tests {
             max_rate: Some(500.0),
             ..ReceiverLimits::default()
         };
-        assert!(limits.check(&setup(rr(), 64, Some(5_000))).is_ok(), "500/s over 10 s");
+        assert!(
+            limits.check(&setup(rr(), 64, Some(5_000))).is_ok(),
+            "500/s over 10 s"
+        );
         let err = limits.check(&setup(rr(), 64, Some(5_100))).unwrap_err();
-        assert!(err.contains("510 per second") && err.contains("--max-rate 500"), "{err}");
+        assert!(
+            err.contains("510 per second") && err.contains("--max-rate 500"),
+            "{err}"
+        );
         let err = limits.check(&setup(rr(), 64, None)).unwrap_err();
         assert!(err.contains("closed-loop"), "{err}");
     }
@@ -472,7 +480,15 @@ mod tests {
             crate::dataplane::multi::MAX_RECORDS,
             "never more than a trial records"
         );
-        let churn = |messages| setup(WorkloadSetup::Churn { close: Default::default() }, 64, Some(messages));
+        let churn = |messages| {
+            setup(
+                WorkloadSetup::Churn {
+                    close: Default::default(),
+                },
+                64,
+                Some(messages),
+            )
+        };
         // 200/s with a 1 s loss timeout: about 400 connections open at once.
         let bytes = trial_bytes(&churn(2_000));
         assert_eq!(bytes, 400 * (CONNECTION_BYTES + 128));

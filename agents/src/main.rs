@@ -345,7 +345,11 @@ fn main() -> ExitCode {
 
 fn run_command(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Command::Receiver { listen, secret, limits } => {
+        Command::Receiver {
+            listen,
+            secret,
+            limits,
+        } => {
             init_logging("info");
             let listen = receiver::parse_listen(&listen)?;
             let secret = secret.load()?;

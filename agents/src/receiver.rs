@@ -58,7 +58,11 @@ fn lock(h: &SharedHandshakes) -> std::sync::MutexGuard<'_, Handshakes> {
 impl Receiver {
     /// Binds the control port. Without a secret, only loopback is allowed:
     /// anyone who can reach the port could otherwise drive traffic.
-    pub async fn bind(listen: SocketAddr, secret: Option<Secret>, limits: ReceiverLimits) -> anyhow::Result<Self> {
+    pub async fn bind(
+        listen: SocketAddr,
+        secret: Option<Secret>,
+        limits: ReceiverLimits,
+    ) -> anyhow::Result<Self> {
         if secret.is_none() && !listen.ip().is_loopback() {
             bail!(
                 "refusing to listen on {listen} without a shared secret: anyone who reaches it could \
@@ -138,7 +142,8 @@ impl Receiver {
             let (ctx, shared) = (self.ctx.clone(), handshakes.clone());
             let task = tokio::spawn(async move {
                 let said_hello = || lock(&shared).table.said_hello(id);
-                let handshake = tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake(stream, &ctx, said_hello)).await;
+                let handshake =
+                    tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake(stream, &ctx, said_hello)).await;
                 {
                     let mut h = lock(&shared);
                     h.tasks.remove(&id);
@@ -215,7 +220,11 @@ fn admit_session(ctx: &Arc<ReceiverState>) -> Result<Admitted, String> {
 }
 
 /// Hands an authenticated session to a thread of its own.
-async fn start_session(ctl: ControlChannel, admitted: Admitted, ctx: Arc<ReceiverState>) -> anyhow::Result<()> {
+async fn start_session(
+    ctl: ControlChannel,
+    admitted: Admitted,
+    ctx: Arc<ReceiverState>,
+) -> anyhow::Result<()> {
     let peer = ctl.stream().peer_addr()?;
     let local_ip = ctl.stream().local_addr()?.ip();
     let (stream, mac) = ctl.into_std()?;
@@ -255,7 +264,9 @@ struct SessionSlot(Arc<ReceiverState>);
 impl SessionSlot {
     fn take(ctx: &Arc<ReceiverState>, max: usize) -> Option<Self> {
         ctx.sessions
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < max).then_some(n + 1))
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < max).then_some(n + 1)
+            })
             .ok()?;
         Some(SessionSlot(ctx.clone()))
     }
@@ -462,7 +473,9 @@ async fn trials(
                 None => return Err(refuse(&mut ctl, "start before setup".into()).await),
             },
             ControlMsg::Stop { expect, wait_ns } => match trial.take() {
-                Some(Serving { server: t, _memory, .. }) => {
+                Some(Serving {
+                    server: t, _memory, ..
+                }) => {
                     if let Some(expect) = expect {
                         t.await_deliveries(expect, wait_ns.min(MAX_DRAIN_NS)).await;
                     }

@@ -87,7 +87,9 @@ pub async fn connect(
     };
     ctl.send(&ControlMsg::Auth { client_proof }).await?;
     let ControlMsg::Welcome {
-        server_proof, boot_id, ..
+        server_proof,
+        boot_id,
+        ..
     } = expect_reply(&mut ctl, "the welcome").await?
     else {
         bail!("receiver at {addr} broke the protocol: expected welcome");
@@ -95,7 +97,9 @@ pub async fn connect(
     if let Some(s) = secret {
         let proof = server_proof.context("receiver sent no proof of the secret")?;
         s.verify(Role::Receiver, &client_nonce, &server_nonce, &proof)
-            .map_err(|_| anyhow::anyhow!("authentication failed: receiver at {addr} holds a different secret"))?;
+            .map_err(|_| {
+                anyhow::anyhow!("authentication failed: receiver at {addr} holds a different secret")
+            })?;
         ctl.authenticate(FrameMac::new(s, Role::Sender, &client_nonce, &server_nonce));
     }
     Ok((ctl, boot_id))

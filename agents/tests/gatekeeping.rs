@@ -55,7 +55,11 @@ fn a_stranger_gets_nothing_computed_from_the_secret() {
         .unwrap();
         let mut rest = Vec::new();
         let _ = s.read_to_end(&mut rest);
-        let transcript = [String::from_utf8_lossy(&challenge), String::from_utf8_lossy(&rest)].concat();
+        let transcript = [
+            String::from_utf8_lossy(&challenge),
+            String::from_utf8_lossy(&rest),
+        ]
+        .concat();
         assert!(
             !transcript.contains(&receiver_proof),
             "the receiver proved itself to a stranger: {transcript}"
@@ -218,7 +222,11 @@ fn refused(addr: SocketAddr, transport: &str, flags: &[&str]) -> String {
         .args(flags)
         .output()
         .unwrap();
-    assert!(!o.status.success(), "a trial beyond the limits ran: {}", stderr(&o));
+    assert!(
+        !o.status.success(),
+        "a trial beyond the limits ran: {}",
+        stderr(&o)
+    );
     assert!(!out.exists());
     stderr(&o)
 }
@@ -236,13 +244,19 @@ fn a_trial_beyond_a_limit_is_refused_naming_the_limit() {
     let cases: [(&[&str], &str); 4] = [
         (&["--duration", "5s", "--rate", "500"], "--max-duration 3s"),
         (&["--duration", "1s", "--rate", "2000"], "--max-rate 1000"),
-        (&["--duration", "1s", "--rate", "500", "--size", "1200"], "--max-message-size 1000"),
+        (
+            &["--duration", "1s", "--rate", "500", "--size", "1200"],
+            "--max-message-size 1000",
+        ),
         (&["--duration", "1s", "--closed-loop"], "closed-loop"),
     ];
     for (flags, names) in cases {
         let err = refused(receiver.addr, "udp", flags);
         assert!(err.contains(names), "{flags:?}: {err}");
-        assert!(err.contains("restart the receiver with"), "says how to raise it: {err}");
+        assert!(
+            err.contains("restart the receiver with"),
+            "says how to raise it: {err}"
+        );
         assert_eq!(err.trim_end().lines().count(), 1, "one line: {err}");
     }
     assert!(receiver.is_running());
@@ -274,4 +288,54 @@ fn a_trial_beyond_the_memory_budget_is_refused_before_it_starts() {
     let dir = tempfile::tempdir().unwrap();
     let o = sender(receiver.addr, "udp", &dir.path().join("ok.json"), &[]);
     assert!(o.status.success(), "a trial that fits: {}", stderr(&o));
+}
+
+#[test]
+fn sessions_together_stay_within_the_memory_budget() {
+    use transbench_wire::{Transport, TrialPlan, TrialSetup, WorkloadSetup};
+    let budget: u64 = 160 << 20;
+    let receiver = ReceiverGuard::start(&["--memory-budget", "160MiB"]);
+    // Each of these trials may record 2 x 200,000 deliveries: 25 MB.
+    let setup = ControlMsg::Setup(TrialSetup {
+        transport: Transport::Udp,
+        size: 64,
+        tcp_congestion: None,
+        quic_congestion: None,
+        plan: TrialPlan {
+            messages: Some(200_000),
+            ..test_plan()
+        },
+        workload: WorkloadSetup::Multistream {
+            streams: 1,
+            echo: false,
+        },
+    });
+    let mut held = Vec::new();
+    let refusal = loop {
+        assert!(held.len() < 10, "ten trials of 25 MB each fit a 160 MiB budget");
+        let (mut s, _) = raw_session(receiver.addr, None, Duration::from_secs(10)).unwrap();
+        s.write_all(&setup.encode()).unwrap();
+        match ControlMsg::decode(&read_frame(&mut s).expect("an answer to setup")).unwrap() {
+            ControlMsg::Ready { .. } => held.push(s),
+            ControlMsg::Refused { reason } => break reason,
+            other => panic!("expected ready or refused, got {}", other.name()),
+        }
+    };
+    assert!(refusal.contains("--memory-budget 160 MiB"), "{refusal}");
+    // 160 MiB less the receiver's 32 MiB: four trials and their sessions.
+    assert_eq!(held.len(), 4, "{refusal}");
+    let used = rss(receiver.pid());
+    assert!(used < budget, "receiver RSS {used} is over its budget {budget}");
+    // A trial's memory comes back when its session ends.
+    drop(held.pop());
+    let wait = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (mut s, _) = raw_session(receiver.addr, None, Duration::from_secs(10)).unwrap();
+        s.write_all(&setup.encode()).unwrap();
+        match ControlMsg::decode(&read_frame(&mut s).unwrap()).unwrap() {
+            ControlMsg::Ready { .. } => break,
+            _ if Instant::now() < wait => std::thread::sleep(Duration::from_millis(100)),
+            other => panic!("the ended session's memory never came back: {other:?}"),
+        }
+    }
 }

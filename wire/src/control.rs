@@ -248,7 +248,13 @@ impl TrialPlan {
     /// Scheduled messages (or connections) per second; `None` for a closed loop.
     pub fn rate(&self) -> Option<f64> {
         let secs = self.offered_ns() as f64 / 1e9;
-        self.messages.map(|m| if secs > 0.0 { m as f64 / secs } else { f64::INFINITY })
+        self.messages.map(|m| {
+            if secs > 0.0 {
+                m as f64 / secs
+            } else {
+                f64::INFINITY
+            }
+        })
     }
 }
 
@@ -470,7 +476,10 @@ mod tests {
     #[test]
     fn a_plans_rate_is_its_messages_over_its_offered_time() {
         assert_eq!(PLAN.rate(), Some(1000.0));
-        let closed = TrialPlan { messages: None, ..PLAN };
+        let closed = TrialPlan {
+            messages: None,
+            ..PLAN
+        };
         assert_eq!(closed.rate(), None);
     }
 

@@ -11,7 +11,9 @@ pub mod rr;
 use anyhow::bail;
 use clap::Args;
 use std::time::Duration;
-use transbench_wire::{Carrier, CloseMode, Transport, TrialPlan, TrialSetup, Workload, WorkloadSetup, HEADER_LEN};
+use transbench_wire::{
+    Carrier, CloseMode, Transport, TrialPlan, TrialSetup, Workload, WorkloadSetup, HEADER_LEN,
+};
 
 use crate::dataplane::multi;
 use crate::schedule;
