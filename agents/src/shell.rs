@@ -7,8 +7,7 @@
 
 use anyhow::Context;
 use std::process::ExitCode;
-use std::time::Duration;
-use testbed::{NetNs, Testbed};
+use testbed::Testbed;
 use tokio::signal::unix::{signal, SignalKind};
 
 use crate::run::{start_testbed, LinkProfiles};
@@ -36,10 +35,9 @@ pub async fn shell(profiles: LinkProfiles, command: Vec<String>) -> anyhow::Resu
         profiles.reverse
     );
     let status = run_command(&bed, program, args, &mut signals).await;
-    for ns in [&bed.sender, &bed.receiver] {
-        stop_processes_in(ns).await;
-    }
     let stats = bed.link_stats();
+    // Stops what the command left running in the namespaces, then removes
+    // them.
     drop(bed);
     if let Some(stats) = stats {
         eprintln!(
@@ -90,21 +88,5 @@ async fn run_command(
                 unsafe { libc::kill(pid, libc::SIGTERM) };
             }
         }
-    }
-}
-
-/// Stops processes the command left running in a namespace of ours (a
-/// server started in the peer namespace, say): SIGTERM, then SIGKILL.
-async fn stop_processes_in(ns: &NetNs) {
-    for signal in [libc::SIGTERM, libc::SIGKILL] {
-        let pids = ns.pids();
-        if pids.is_empty() {
-            return;
-        }
-        for pid in pids {
-            // SAFETY: these processes run in a namespace this shell made.
-            unsafe { libc::kill(pid as libc::pid_t, signal) };
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
     }
 }
