@@ -71,8 +71,8 @@ pub fn probe(set_path: &Path, backend: Backend, out: &Path, only: &[String]) -> 
              netem-scripts/vm-run.sh, as netem-scripts/fidelity.sh does"
         );
     }
-    for name in testbed::remove_stale() {
-        eprintln!("removed network namespace {name}, left behind by a run that was killed");
+    for removed in testbed::remove_stale() {
+        eprintln!("{removed}");
     }
     let dir = out.join(backend.name());
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;

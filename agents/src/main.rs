@@ -178,6 +178,18 @@ enum Command {
         #[arg(last = true, required = true, value_name = "CMD")]
         command: Vec<String>,
     },
+    /// Started by `shell`, not by hand: once the shell process has exited,
+    /// removes what it left (its namespaces and the processes in them).
+    #[command(hide = true)]
+    ShellWatchdog {
+        /// The shell's PID.
+        #[arg(long)]
+        pid: u32,
+        /// The shell's start time (field 22 of /proc/PID/stat): a later
+        /// process with its PID is not the shell.
+        #[arg(long)]
+        start_time: u64,
+    },
 }
 
 #[derive(Subcommand)]
@@ -513,6 +525,11 @@ fn run_command(cli: Cli) -> anyhow::Result<ExitCode> {
             });
             require_root("transbench shell")?;
             single_thread_runtime()?.block_on(shell::shell(profiles, command))
+        }
+        Command::ShellWatchdog { pid, start_time } => {
+            init_logging("warn");
+            shell::watchdog(testbed::marker::Owner { pid, start_time })?;
+            Ok(ExitCode::SUCCESS)
         }
     }
 }

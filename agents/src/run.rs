@@ -310,8 +310,8 @@ fn describe(direction: &DeliveredDirection) -> String {
 /// first, and each direction gets a seed (recorded in its profile) so the
 /// run can be repeated decision for decision.
 pub fn start_testbed(profiles: &LinkProfiles) -> anyhow::Result<(Testbed, LinkProfiles)> {
-    for name in testbed::remove_stale() {
-        eprintln!("removed network namespace {name}, left behind by a run that was killed");
+    for removed in testbed::remove_stale() {
+        eprintln!("{removed}");
     }
     let netem = match profiles.backend {
         Some(Backend::Linkemu) => None,

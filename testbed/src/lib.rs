@@ -3,12 +3,17 @@
 //! direction) running on a thread of the calling process.
 //!
 //! Everything made here is removed when its guard drops — on return, on
-//! error and on panic; a process killed outright leaves namespaces behind,
-//! which [`remove_stale`] finds by the dead PID in their name and removes.
+//! error and on panic, processes left in the namespaces included. A
+//! process killed outright leaves its namespaces behind; each carries a
+//! marker naming the process that made it ([`marker`]), by which
+//! [`remove_stale`] finds them once that process is gone, stops what runs
+//! in them and removes them. Namespaces without a marker are never touched.
 
 pub mod link;
+pub mod marker;
 pub mod netns;
 pub mod probe;
+pub mod process;
 pub mod tun;
 
 use std::net::Ipv4Addr;
@@ -18,7 +23,7 @@ use thiserror::Error;
 use linkemu::{NetemSpec, Pipeline};
 
 pub use link::{Link, LinkStats};
-pub use netns::{remove_stale, Entered, NetNs};
+pub use netns::{remove_left_by, remove_stale, Entered, NetNs, RemovedNamespace};
 
 #[derive(Debug, Error)]
 pub enum TestbedError {

@@ -189,24 +189,6 @@ fn nothing_is_left_behind() {
 }
 
 #[test]
-fn namespaces_of_dead_processes_are_removed() {
-    if !have_root("the testbed needs root (namespaces, TUN)") {
-        return;
-    }
-    let _serial = serial();
-    // PIDs above the kernel's maximum never exist.
-    let stale = "tb-4194305-0-snd";
-    assert!(std::process::Command::new("ip")
-        .args(["netns", "add", stale])
-        .status()
-        .unwrap()
-        .success());
-    let removed = testbed::remove_stale();
-    assert!(removed.contains(&stale.to_string()), "{removed:?}");
-    assert!(!namespaces().contains(stale));
-}
-
-#[test]
 fn the_netem_backend_works_where_the_kernel_has_netem_and_says_why_not_elsewhere() {
     if !have_root("the testbed needs root (namespaces, TUN)") {
         return;
