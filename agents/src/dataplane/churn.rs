@@ -12,6 +12,7 @@ use transbench_wire::{printable, CloseMode, LengthPrefix, MessageHeader, Message
 
 use super::ServeCounters;
 use crate::clock::mono_now_ns;
+use crate::read_growing::read_growing;
 
 /// How long one step of a close waits for the peer (its FIN, its close,
 /// a session ticket).
@@ -31,15 +32,13 @@ pub async fn answer<S: AsyncRead + AsyncWrite + Unpin>(
 ) -> io::Result<bool> {
     let framing = LengthPrefix::new(size as u32);
     // The request is the whole frame, prefix and message: read as one (a
-    // read per part would cost a system call more per connection).
-    let mut frame = vec![0u8; PREFIX_LEN + size];
-    let mut got = 0;
-    while got < frame.len() {
-        match io.read(&mut frame[got..]).await? {
-            0 if got == 0 => return Ok(false),
-            0 => return Err(io::ErrorKind::UnexpectedEof.into()),
-            n => got += n,
-        }
+    // read per part would cost a system call more per connection), into a
+    // buffer that grows only as its bytes come.
+    let mut frame = Vec::new();
+    match read_growing(io, &mut frame, PREFIX_LEN + size).await? {
+        0 => return Ok(false),
+        got if got < PREFIX_LEN + size => return Err(io::ErrorKind::UnexpectedEof.into()),
+        _ => {}
     }
     let prefix: [u8; PREFIX_LEN] = frame[..PREFIX_LEN].try_into().expect("prefix length");
     let header = match (

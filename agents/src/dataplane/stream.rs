@@ -9,6 +9,7 @@ use transbench_wire::{LengthPrefix, MessageHeader, MessageKind};
 
 use super::{RequestSink, ResponseSource, ServeCounters};
 use crate::clock::mono_now_ns;
+use crate::read_growing::read_exact_growing;
 
 pub struct StreamSink<W> {
     w: W,
@@ -65,8 +66,10 @@ fn invalid(e: impl std::fmt::Display) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, e.to_string())
 }
 
-/// Reads one frame into `buf` (resized to it); `None` on a clean end of
-/// stream between frames.
+/// Reads one frame into `buf` (replacing what it held); `None` on a clean
+/// end of stream between frames. A length beyond `framing`'s limit is
+/// refused before anything is read for it, and `buf` grows only with the
+/// bytes that arrive.
 pub async fn read_frame<R: AsyncRead + Unpin>(
     r: &mut R,
     framing: LengthPrefix,
@@ -86,8 +89,8 @@ pub async fn read_frame<R: AsyncRead + Unpin>(
         got += n;
     }
     let len = framing.decode_len(prefix).map_err(invalid)?;
-    buf.resize(len, 0);
-    r.read_exact(buf).await?;
+    buf.clear();
+    read_exact_growing(r, buf, len).await?;
     Ok(Some(()))
 }
 
@@ -153,6 +156,30 @@ mod tests {
         server.await.unwrap().unwrap();
         let report = counters.report(0);
         assert_eq!((report.requests, report.responses, report.bytes), (5, 5, 500));
+    }
+
+    #[tokio::test]
+    async fn a_claimed_length_is_not_allocated_before_its_bytes_come() {
+        let (mut peer, mut ours) = tokio::io::duplex(4096);
+        let framing = LengthPrefix::new(16 << 20);
+        peer.write_all(&(16u32 << 20).to_be_bytes()).await.unwrap();
+        peer.write_all(&[1; 10]).await.unwrap();
+        drop(peer);
+        let mut buf = Vec::new();
+        let e = read_frame(&mut ours, framing, &mut buf).await.unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::UnexpectedEof);
+        assert!(
+            buf.capacity() <= crate::read_growing::READ_CHUNK,
+            "{}",
+            buf.capacity()
+        );
+        // Beyond the trial's size: refused before any byte is read for it.
+        let (mut peer, mut ours) = tokio::io::duplex(4096);
+        peer.write_all(&101u32.to_be_bytes()).await.unwrap();
+        let e = read_frame(&mut ours, LengthPrefix::new(100), &mut buf)
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::InvalidData);
     }
 
     #[tokio::test]
