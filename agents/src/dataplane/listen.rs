@@ -4,12 +4,14 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::AsyncReadExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
-use transbench_wire::{printable, CloseMode, TrialSetup};
+use transbench_wire::{printable, CloseMode, TrialSetup, TrialToken, TOKEN_LEN};
 
 use super::multi::{self, Recording};
-use super::{churn, stream, ServeCounters};
+use super::{churn, stream, ServeCounters, TrialPeer};
 use crate::transport::tls::Identity;
 use transbench_wire::Transport;
 
@@ -68,12 +70,13 @@ async fn bind_tcp(
 }
 
 /// A TCP listener for one trial (inside TLS when the transport is), whose
-/// connections from `peer_ip` a task in `tasks` serves as `role`; its port.
+/// connections from `peer` (its address, opening with its token) a task in
+/// `tasks` serves as `role`; its port.
 pub async fn serve_tcp(
     setup: &TrialSetup,
     ctx: &ServerTls,
     local_ip: IpAddr,
-    peer_ip: IpAddr,
+    peer: TrialPeer,
     counters: Arc<ServeCounters>,
     role: ConnectionRole,
     tasks: &mut JoinSet<()>,
@@ -82,12 +85,24 @@ pub async fn serve_tcp(
     tasks.spawn(accept_streams(
         listener,
         acceptor,
-        peer_ip,
+        peer,
         setup.tcp_congestion.clone(),
         counters,
         role,
     ));
     Ok(port)
+}
+
+/// How long a data connection may take to show the trial's token: the
+/// sender sends it the moment it is connected.
+const TOKEN_WAIT: Duration = Duration::from_secs(5);
+
+/// Whether the connection opens with the trial's token, within
+/// [`TOKEN_WAIT`]. Nothing else is read, and nothing is sent, before.
+async fn shows_token(tcp: &mut TcpStream, token: TrialToken) -> bool {
+    let mut shown = [0u8; TOKEN_LEN];
+    let read = tokio::time::timeout(TOKEN_WAIT, tcp.read_exact(&mut shown)).await;
+    matches!(read, Ok(Ok(_))) && token.matches(&shown)
 }
 
 /// What a data connection is for.
@@ -107,12 +122,13 @@ impl ConnectionRole {
     async fn run<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
         self,
         io: S,
+        token: TrialToken,
         counters: Arc<ServeCounters>,
     ) -> std::io::Result<()> {
         match self {
             ConnectionRole::Serve(size) => {
                 let (r, w) = tokio::io::split(io);
-                stream::serve(r, w, size, counters).await
+                stream::serve(r, w, size, token, counters).await
             }
             ConnectionRole::ReadMux(rec) => {
                 let (r, w) = tokio::io::split(io);
@@ -124,7 +140,7 @@ impl ConnectionRole {
             }
             ConnectionRole::Transaction(size, close) => {
                 let mut io = io;
-                churn::answer(&mut io, size, close, &counters).await?;
+                churn::answer(&mut io, size, close, token, &counters).await?;
                 churn::await_fin(&mut io).await
             }
         }
@@ -134,7 +150,7 @@ impl ConnectionRole {
 async fn accept_streams(
     listener: TcpListener,
     tls: Option<tokio_rustls::TlsAcceptor>,
-    peer_ip: IpAddr,
+    peer: TrialPeer,
     congestion: Option<String>,
     counters: Arc<ServeCounters>,
     role: ConnectionRole,
@@ -152,38 +168,28 @@ async fn accept_streams(
             }
         };
         while conns.try_join_next().is_some() {}
-        if from.ip() != peer_ip {
+        if from.ip() != peer.ip {
             counters.rejected();
             continue;
         }
-        // A plain TCP transaction writes once, which Nagle never holds back.
-        if tls.is_some() || !matches!(role, ConnectionRole::Transaction(..)) {
-            let _ = tcp.set_nodelay(true);
-        }
-        if let Some(name) = &congestion {
-            if let Err(e) = crate::transport::congestion::set(&tcp, name) {
-                tracing::warn!(
-                    "cannot pin congestion control {} as the sender asked: {e}",
-                    printable(name)
-                );
-            }
-        }
-        // Once is enough for the record (churn accepts thousands per second).
-        if !counters.has_tcp_congestion() {
-            if let Ok(name) = crate::transport::congestion::get(&tcp) {
-                counters.tcp_congestion(name);
-            }
-        }
-        counters.connection();
-        let (tls, counters, role) = (tls.clone(), counters.clone(), role.clone());
+        let (tls, counters, role, congestion) =
+            (tls.clone(), counters.clone(), role.clone(), congestion.clone());
+        // In a task of its own: a connection slow to show its token holds
+        // up no other.
         conns.spawn(async move {
+            let mut tcp = tcp;
+            if !shows_token(&mut tcp, peer.token).await {
+                counters.rejected();
+                return;
+            }
+            admit(&tcp, &role, tls.is_some(), congestion.as_deref(), &counters);
             let served = match (role, tls) {
                 (ConnectionRole::Transaction(size, close), Some(acceptor)) => {
-                    tls_transaction(tcp, acceptor, size, close, &counters).await
+                    tls_transaction(tcp, acceptor, size, close, peer.token, &counters).await
                 }
-                (role, None) => role.run(tcp, counters).await,
+                (role, None) => role.run(tcp, peer.token, counters).await,
                 (role, Some(acceptor)) => match acceptor.accept(tcp).await {
-                    Ok(tls) => role.run(tls, counters).await,
+                    Ok(tls) => role.run(tls, peer.token, counters).await,
                     Err(e) => Err(e),
                 },
             };
@@ -194,6 +200,36 @@ async fn accept_streams(
     }
 }
 
+/// A connection that showed the trial's token: its socket options, and
+/// its count.
+fn admit(
+    tcp: &TcpStream,
+    role: &ConnectionRole,
+    tls: bool,
+    congestion: Option<&str>,
+    counters: &ServeCounters,
+) {
+    // A plain TCP transaction writes once, which Nagle never holds back.
+    if tls || !matches!(role, ConnectionRole::Transaction(..)) {
+        let _ = tcp.set_nodelay(true);
+    }
+    if let Some(name) = congestion {
+        if let Err(e) = crate::transport::congestion::set(tcp, name) {
+            tracing::warn!(
+                "cannot pin congestion control {} as the sender asked: {e}",
+                printable(name)
+            );
+        }
+    }
+    // Once is enough for the record (churn accepts thousands per second).
+    if !counters.has_tcp_congestion() {
+        if let Ok(name) = crate::transport::congestion::get(tcp) {
+            counters.tcp_congestion(name);
+        }
+    }
+    counters.connection();
+}
+
 /// Churn over TLS: one transaction, then the client's FIN read on the TCP
 /// stream underneath (see [`churn::await_fin`]).
 async fn tls_transaction(
@@ -201,10 +237,11 @@ async fn tls_transaction(
     acceptor: tokio_rustls::TlsAcceptor,
     size: usize,
     close: CloseMode,
+    token: TrialToken,
     counters: &ServeCounters,
 ) -> std::io::Result<()> {
     let mut tls = acceptor.accept(tcp).await?;
-    churn::answer(&mut tls, size, close, counters).await?;
+    churn::answer(&mut tls, size, close, token, counters).await?;
     let (mut tcp, _) = tls.into_inner();
     churn::await_fin(&mut tcp).await
 }

@@ -12,8 +12,18 @@ pub mod udp;
 
 use std::future::Future;
 use std::io;
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use transbench_wire::{MessageHeader, ReceiverReport};
+use transbench_wire::{MessageHeader, ReceiverReport, TrialToken};
+
+/// Whom a trial's data plane serves: the peer's address, and the token the
+/// receiver handed out for the trial. Traffic without both is a
+/// stranger's.
+#[derive(Debug, Clone, Copy)]
+pub struct TrialPeer {
+    pub ip: IpAddr,
+    pub token: TrialToken,
+}
 
 pub trait RequestSink: Send + 'static {
     /// Whether a failed send ends the trial (a broken byte stream) or loses
@@ -58,6 +68,7 @@ pub struct ServeCounters {
     responses: AtomicU64,
     bytes: AtomicU64,
     rejected: AtomicU64,
+    discarded: AtomicU64,
     connections: AtomicU64,
     tcp_congestion: std::sync::Mutex<Option<String>>,
 }
@@ -70,8 +81,14 @@ impl ServeCounters {
     pub fn response(&self) {
         self.responses.fetch_add(1, Ordering::Relaxed);
     }
+    /// A stranger's datagram or connection (see [`ReceiverReport::rejected`]).
     pub fn rejected(&self) {
         self.rejected.fetch_add(1, Ordering::Relaxed);
+    }
+    /// One of the trial's own messages it could not use (see
+    /// [`ReceiverReport::discarded`]).
+    pub fn discarded(&self) {
+        self.discarded.fetch_add(1, Ordering::Relaxed);
     }
     pub fn connection(&self) {
         self.connections.fetch_add(1, Ordering::Relaxed);
@@ -89,6 +106,7 @@ impl ServeCounters {
             responses: self.responses.load(Ordering::Relaxed),
             bytes: self.bytes.load(Ordering::Relaxed),
             rejected: self.rejected.load(Ordering::Relaxed),
+            discarded: self.discarded.load(Ordering::Relaxed),
             connections: self.connections.load(Ordering::Relaxed),
             cpu_ns,
             tcp_congestion: self.tcp_congestion.lock().expect("counters lock").clone(),
