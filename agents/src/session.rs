@@ -209,6 +209,13 @@ pub fn invalid_reasons(
 ) -> Vec<String> {
     let mut reasons = Vec::new();
     let sent = counters.sent;
+    if receiver.errors > 0 {
+        reasons.push(format!(
+            "the receiver's data plane failed {} times, first: {}",
+            receiver.errors,
+            receiver.error_messages.join("; ")
+        ));
+    }
     if receiver.discarded > 0 {
         reasons.push(format!(
             "the receiver discarded {} of the trial's own messages (malformed, or past its record limit): \

@@ -281,6 +281,13 @@ pub struct ReceiverReport {
     pub discarded: u64,
     /// Data connections accepted (TCP, TLS, QUIC).
     pub connections: u64,
+    /// Failures of the receiver's own data plane (an accept that found no
+    /// file descriptor left, ...): how many, and the first few in words.
+    /// Any makes the trial invalid.
+    #[serde(default)]
+    pub errors: u64,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub error_messages: Vec<String>,
     /// CPU time of the receiver process over the trial, ns (user + system).
     pub cpu_ns: u64,
     /// TCP congestion control of the receiver's data connection.

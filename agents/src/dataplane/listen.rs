@@ -93,6 +93,61 @@ pub async fn serve_tcp(
     Ok(port)
 }
 
+/// How long an accept that failed for want of a resource waits to try
+/// again: long enough not to spin on a listen queue that stays readable,
+/// short next to a trial.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+
+/// accept(2) reports some errors of the pending connection itself (Linux
+/// passes its network errors on, and ECONNABORTED is a connection reset
+/// while queued): that connection is gone, the listener is fine.
+fn is_pending_connections_own(e: &std::io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(
+            libc::ECONNABORTED
+                | libc::EPROTO
+                | libc::ENOPROTOOPT
+                | libc::EHOSTDOWN
+                | libc::ENONET
+                | libc::EHOSTUNREACH
+                | libc::EOPNOTSUPP
+                | libc::ENETDOWN
+                | libc::ENETUNREACH
+                | libc::EPERM
+                | libc::EINTR
+        )
+    )
+}
+
+/// An accept's error in words, with what it means for the trial when the
+/// receiver ran out of something.
+struct AcceptFailure(std::io::Error);
+
+impl std::fmt::Display for AcceptFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let e = &self.0;
+        match e.raw_os_error() {
+            Some(libc::EMFILE) => write!(
+                f,
+                "{e} (EMFILE): the receiver ran out of file descriptors (its `ulimit -n`); the sender's \
+                 connections waited in the listen queue"
+            ),
+            Some(libc::ENFILE) => write!(
+                f,
+                "{e} (ENFILE): the receiver's host ran out of file descriptors (fs.file-max); the sender's \
+                 connections waited in the listen queue"
+            ),
+            Some(libc::ENOMEM | libc::ENOBUFS) => write!(
+                f,
+                "{e}: the receiver's kernel ran out of memory for sockets; the sender's connections waited \
+                 in the listen queue"
+            ),
+            _ => write!(f, "{e}"),
+        }
+    }
+}
+
 /// How long a data connection may take to show the trial's token: the
 /// sender sends it the moment it is connected.
 const TOKEN_WAIT: Duration = Duration::from_secs(5);
@@ -162,9 +217,19 @@ async fn accept_streams(
     loop {
         let (tcp, from) = match listener.accept().await {
             Ok(a) => a,
+            Err(e) if is_pending_connections_own(&e) => continue,
             Err(e) => {
-                tracing::warn!("data accept failed: {e}");
-                return;
+                // Out of descriptors (or memory): what waits stays in the
+                // listen queue, and is taken once something closes. The
+                // listener keeps serving; the sender hears of it in the report.
+                let why = AcceptFailure(e);
+                if counters.failure("accepting a data connection", &why) == 1 {
+                    tracing::warn!(
+                        "accepting a data connection failed: {why}; retrying every {ACCEPT_BACKOFF:?}"
+                    );
+                }
+                tokio::time::sleep(ACCEPT_BACKOFF).await;
+                continue;
             }
         };
         while conns.try_join_next().is_some() {}
@@ -244,4 +309,29 @@ async fn tls_transaction(
     churn::answer(&mut tls, size, close, token, counters).await?;
     let (mut tcp, _) = tls.into_inner();
     churn::await_fin(&mut tcp).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn running_out_is_the_receivers_failure_a_connection_lost_in_the_queue_is_not() {
+        let e = |code| std::io::Error::from_raw_os_error(code);
+        assert!(is_pending_connections_own(&e(libc::ECONNABORTED)));
+        for code in [
+            libc::EMFILE,
+            libc::ENFILE,
+            libc::ENOMEM,
+            libc::ENOBUFS,
+            libc::EBADF,
+        ] {
+            assert!(!is_pending_connections_own(&e(code)), "{code}");
+        }
+        let said = AcceptFailure(e(libc::EMFILE)).to_string();
+        assert!(
+            said.contains("EMFILE") && said.contains("out of file descriptors"),
+            "{said}"
+        );
+    }
 }
