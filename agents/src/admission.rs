@@ -189,15 +189,19 @@ impl ReceiverLimits {
         }
         if let Some(max) = self.max_rate {
             match setup.plan.rate() {
-                None => return Err(format!(
+                None => {
+                    return Err(format!(
                     "a closed-loop trial has no rate, and this receiver allows at most --max-rate {max} per \
                          second: give --rate, or restart the receiver without --max-rate"
-                )),
-                Some(rate) if rate > max * 1.001 => return Err(format!(
+                ))
+                }
+                Some(rate) if rate > max * 1.001 => {
+                    return Err(format!(
                     "the trial offers {rate:.0} per second (messages of all its streams, or connections), \
                          more than this receiver's --max-rate {max}: \
                          lower the rate, or restart the receiver with a larger --max-rate"
-                )),
+                ))
+                }
                 Some(_) => {}
             }
         }

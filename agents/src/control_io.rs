@@ -10,6 +10,8 @@ use transbench_wire::control::CONTROL_FRAMING;
 use transbench_wire::frame::PREFIX_LEN;
 use transbench_wire::{ControlError, ControlMsg};
 
+use crate::read_growing::read_exact_growing;
+
 #[derive(Debug, Error)]
 pub enum ControlIoError {
     #[error("control connection closed by the peer")]
@@ -77,14 +79,16 @@ impl ControlChannel {
             Err(e) => return Err(e.into()),
         }
         let len = CONTROL_FRAMING.decode_len(prefix).map_err(ControlError::from)?;
-        let mut payload = vec![0u8; len];
-        self.stream.read_exact(&mut payload).await.map_err(|e| {
-            if e.kind() == io::ErrorKind::UnexpectedEof {
-                ControlIoError::Closed
-            } else {
-                e.into()
-            }
-        })?;
+        let mut payload = Vec::new();
+        read_exact_growing(&mut self.stream, &mut payload, len)
+            .await
+            .map_err(|e| {
+                if e.kind() == io::ErrorKind::UnexpectedEof {
+                    ControlIoError::Closed
+                } else {
+                    e.into()
+                }
+            })?;
         let Some(mac) = &mut self.mac else {
             return Ok(ControlMsg::decode(&payload)?);
         };

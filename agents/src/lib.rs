@@ -10,6 +10,7 @@ pub mod dataplane;
 pub mod fidelity;
 pub mod host;
 pub mod measure;
+pub mod read_growing;
 pub mod receiver;
 pub mod report;
 pub mod run;

@@ -454,6 +454,7 @@ async fn trials(
                         let ready = ControlMsg::Ready {
                             data_port: server.data_port,
                             cert_sha256: ctx.tls.fingerprint_for(setup.transport),
+                            token: server.token,
                         };
                         tracing::info!(transport = %setup.transport, workload = %setup.workload.kind(), size = setup.size, "trial set up");
                         trial = Some(Serving {

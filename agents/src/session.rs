@@ -7,11 +7,13 @@ use anyhow::{bail, Context};
 use std::net::SocketAddr;
 use std::time::Duration;
 use tokio::net::TcpStream;
-use transbench_reports::LatencySummary;
+use transbench_reports::{Counters, LatencySummary};
 use transbench_wire::auth::{from_hex, random_nonce, to_hex, FrameMac, Role, Secret, NONCE_LEN};
 use transbench_wire::control::{MAGIC, PROTOCOL_VERSION};
 use transbench_wire::delivery;
-use transbench_wire::{printable, ControlMsg, ReceiverReport, TimeWaitSample, TrialSetup, Workload};
+use transbench_wire::{
+    printable, ControlMsg, ReceiverReport, TimeWaitSample, TrialSetup, TrialToken, Workload,
+};
 
 use crate::control_io::ControlChannel;
 use crate::dataplane::ErrorLog;
@@ -105,13 +107,27 @@ pub async fn connect(
     Ok((ctl, boot_id))
 }
 
-pub async fn setup(ctl: &mut ControlChannel, setup: TrialSetup) -> anyhow::Result<(u16, Option<String>)> {
+/// What the receiver's `Ready` grants a trial's data plane.
+pub struct Admitted {
+    pub data_port: u16,
+    /// The certificate fingerprint to pin, for transports inside TLS.
+    pub cert: Option<String>,
+    /// What every data message, connection and QUIC handshake shows.
+    pub token: TrialToken,
+}
+
+pub async fn setup(ctl: &mut ControlChannel, setup: TrialSetup) -> anyhow::Result<Admitted> {
     ctl.send(&ControlMsg::Setup(setup)).await?;
     match expect_reply(ctl, "ready").await? {
         ControlMsg::Ready {
             data_port,
             cert_sha256,
-        } => Ok((data_port, cert_sha256)),
+            token,
+        } => Ok(Admitted {
+            data_port,
+            cert: cert_sha256,
+            token,
+        }),
         other => bail!(
             "receiver broke the protocol: expected ready, got {}",
             other.name()
@@ -177,22 +193,40 @@ pub async fn while_receiver_quiet<T>(
     }
 }
 
-/// Why a trial's numbers cannot be trusted; empty if they can.
+/// Why a trial's numbers cannot be trusted; empty if they can. Strangers'
+/// traffic the receiver rejected is not the trial's and leaves it valid,
+/// unless the trial lost messages too: then the strangers may have
+/// displaced them, and nobody can tell.
 pub fn invalid_reasons(
     spec: &TrialSpec,
     send_lag: &LatencySummary,
     measured_ns: u64,
-    sent: u64,
+    counters: &Counters,
     unsent: u64,
     errors: &ErrorLog,
     receiver: &ReceiverReport,
 ) -> Vec<String> {
     let mut reasons = Vec::new();
-    if receiver.rejected > 0 {
+    let sent = counters.sent;
+    if receiver.errors > 0 {
         reasons.push(format!(
-            "the receiver rejected {} messages or connections (garbage, a stranger's address, or past its \
-             record limit): they count as lost here",
-            receiver.rejected
+            "the receiver's data plane failed {} times, first: {}",
+            receiver.errors,
+            receiver.error_messages.join("; ")
+        ));
+    }
+    if receiver.discarded > 0 {
+        reasons.push(format!(
+            "the receiver discarded {} of the trial's own messages (malformed, or past its record limit): \
+             they count as lost here",
+            receiver.discarded
+        ));
+    }
+    if receiver.rejected > 0 && counters.lost > 0 {
+        reasons.push(format!(
+            "the receiver rejected {} datagrams or connections from outside the trial while {} of the \
+             trial's were lost: the strangers' traffic may have displaced them",
+            receiver.rejected, counters.lost
         ));
     }
     // Churn's connection setups share the sender's thread with its pacer

@@ -68,18 +68,6 @@ fn a_stranger_gets_nothing_computed_from_the_secret() {
     }
 }
 
-/// Reads the receiver's resident memory, in bytes.
-fn rss(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let kb: u64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .expect("VmRSS in /proc/PID/status");
-    kb * 1024
-}
-
 /// Holds `count` connections to `addr` open, sending nothing (or, one in
 /// four, a control length prefix and nothing after it), and reopens each
 /// one the receiver closes, until dropped.
@@ -173,7 +161,7 @@ fn five_hundred_idle_strangers_cannot_keep_a_sender_out() {
             "handshake {attempt} took {took:?} among idle strangers"
         );
         slowest = slowest.max(took);
-        let used = rss(receiver.pid());
+        let used = rss_bytes(receiver.pid());
         assert!(used < budget, "receiver RSS {used} is over its budget {budget}");
         std::thread::sleep(Duration::from_millis(100));
     }
@@ -324,7 +312,7 @@ fn sessions_together_stay_within_the_memory_budget() {
     assert!(refusal.contains("--memory-budget 160 MiB"), "{refusal}");
     // 160 MiB less the receiver's 32 MiB: four trials and their sessions.
     assert_eq!(held.len(), 4, "{refusal}");
-    let used = rss(receiver.pid());
+    let used = rss_bytes(receiver.pid());
     assert!(used < budget, "receiver RSS {used} is over its budget {budget}");
     // A trial's memory comes back when its session ends.
     drop(held.pop());

@@ -1,44 +1,22 @@
 //! The UDP receiver is no reflector: it answers only the peer registered
-//! over the control channel, and never with more bytes than it received.
+//! over the control channel, only requests that carry the trial's token,
+//! and never with more bytes than it received.
 
 mod common;
 
 use common::*;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::{TcpStream, UdpSocket};
 use std::time::Duration;
-use transbench_wire::control::{MAGIC, PROTOCOL_VERSION};
-use transbench_wire::{ControlMsg, MessageHeader, MessageKind, QuicStreamMode, Transport, TrialSetup};
-
-fn recv_msg(s: &mut TcpStream) -> ControlMsg {
-    let mut prefix = [0u8; 4];
-    s.read_exact(&mut prefix).unwrap();
-    let mut payload = vec![0u8; u32::from_be_bytes(prefix) as usize];
-    s.read_exact(&mut payload).unwrap();
-    ControlMsg::decode(&payload).unwrap()
-}
+use transbench_wire::{
+    ControlMsg, MessageHeader, MessageKind, QuicStreamMode, Transport, TrialSetup, TrialToken,
+};
 
 /// Opens a session without a secret and sets up a UDP trial whose
-/// registered peer is `peer_port`; returns the control stream and data port.
-fn setup_udp_trial(receiver: &ReceiverGuard, peer_port: u16, size: u32) -> (TcpStream, u16) {
-    let mut s = TcpStream::connect(receiver.addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    let hello = ControlMsg::Hello {
-        magic: MAGIC.into(),
-        version: PROTOCOL_VERSION,
-        client_nonce: "11".repeat(32),
-    };
-    s.write_all(&hello.encode()).unwrap();
-    assert!(matches!(
-        recv_msg(&mut s),
-        ControlMsg::Challenge {
-            auth_required: false,
-            ..
-        }
-    ));
-    s.write_all(&ControlMsg::Auth { client_proof: None }.encode())
-        .unwrap();
-    assert!(matches!(recv_msg(&mut s), ControlMsg::Welcome { .. }));
+/// registered peer is `peer_port`; returns the control stream, the data
+/// port and the trial's token.
+fn setup_udp_trial(receiver: &ReceiverGuard, peer_port: u16, size: u32) -> (TcpStream, u16, TrialToken) {
+    let (mut s, _) = raw_session(receiver.addr, None, Duration::from_secs(5)).unwrap();
     let setup = ControlMsg::Setup(TrialSetup {
         transport: Transport::Udp,
         size,
@@ -51,16 +29,16 @@ fn setup_udp_trial(receiver: &ReceiverGuard, peer_port: u16, size: u32) -> (TcpS
         },
     });
     s.write_all(&setup.encode()).unwrap();
-    let ControlMsg::Ready { data_port, .. } = recv_msg(&mut s) else {
+    let ControlMsg::Ready { data_port, token, .. } = recv_msg(&mut s) else {
         panic!("expected ready")
     };
     s.write_all(&ControlMsg::Start.encode()).unwrap();
-    (s, data_port)
+    (s, data_port, token)
 }
 
-fn request(len: usize, seq: u64) -> Vec<u8> {
+fn request(token: TrialToken, len: usize, seq: u64) -> Vec<u8> {
     let mut buf = vec![0u8; len];
-    MessageHeader::request(0, seq, 1).encode(&mut buf);
+    MessageHeader::request(token, 0, seq, 1).encode(&mut buf);
     buf
 }
 
@@ -72,7 +50,7 @@ fn only_the_registered_peer_gets_answers_never_larger_than_asked() {
     for s in [&registered, &stranger] {
         s.set_read_timeout(Some(Duration::from_millis(500))).unwrap();
     }
-    let (mut ctl, data_port) = setup_udp_trial(&receiver, registered.local_addr().unwrap().port(), 64);
+    let (mut ctl, data_port, token) = setup_udp_trial(&receiver, registered.local_addr().unwrap().port(), 64);
     let target = ("127.0.0.1", data_port);
     // An answer that should come is waited for generously (a busy machine
     // may keep the receiver off the CPU); one that must not, for 500 ms.
@@ -83,20 +61,27 @@ fn only_the_registered_peer_gets_answers_never_larger_than_asked() {
         got
     };
 
-    stranger.send_to(&request(64, 1), target).unwrap();
+    stranger.send_to(&request(token, 64, 1), target).unwrap();
     let mut buf = [0u8; 2048];
     assert!(stranger.recv_from(&mut buf).is_err(), "a stranger got an answer");
+    // From the registered port, without the trial's token: no answer.
+    let guess = TrialToken::from_bytes([0; 8]);
+    registered.send_to(&request(guess, 64, 9), target).unwrap();
+    assert!(
+        registered.recv_from(&mut buf).is_err(),
+        "answered without the token"
+    );
 
     // Shorter than the trial's size: the answer must not be padded up.
-    registered.send_to(&request(30, 2), target).unwrap();
+    registered.send_to(&request(token, 40, 2), target).unwrap();
     let (n, from) = answered(&registered, &mut buf).expect("the registered peer is answered");
     assert_eq!(from.port(), data_port);
-    assert_eq!(n, 30);
+    assert_eq!(n, 40);
     let h = MessageHeader::decode(&buf[..n]).unwrap();
     assert_eq!((h.kind, h.seq), (MessageKind::Response, 2));
 
     // Longer than the trial's size: the answer is cut to the size.
-    registered.send_to(&request(1000, 3), target).unwrap();
+    registered.send_to(&request(token, 1000, 3), target).unwrap();
     let (n, _) = answered(&registered, &mut buf).unwrap();
     assert_eq!(n, 64);
 
@@ -117,5 +102,6 @@ fn only_the_registered_peer_gets_answers_never_larger_than_asked() {
     };
     assert_eq!(report.requests, 2, "{report:?}");
     assert_eq!(report.responses, 2);
-    assert_eq!(report.rejected, 1);
+    assert_eq!(report.rejected, 2, "the guess and the garbage");
+    assert_eq!(report.discarded, 0);
 }

@@ -6,7 +6,9 @@ use linkemu::{NetemSpec, Pipeline};
 use std::hint::black_box;
 use transbench_reports::{encode_hdr, new_histogram};
 use transbench_wire::control::CONTROL_FRAMING;
-use transbench_wire::{ControlMsg, LengthPrefix, MessageHeader, HEADER_LEN};
+use transbench_wire::{ControlMsg, LengthPrefix, MessageHeader, TrialToken, HEADER_LEN};
+
+const TOKEN: TrialToken = TrialToken::from_bytes(*b"trial-42");
 
 fn header(c: &mut Criterion) {
     let mut buf = [0u8; 64];
@@ -14,10 +16,10 @@ fn header(c: &mut Criterion) {
         let mut seq = 0u64;
         b.iter(|| {
             seq += 1;
-            MessageHeader::request(3, seq, seq * 1000).encode(black_box(&mut buf));
+            MessageHeader::request(TOKEN, 3, seq, seq * 1000).encode(black_box(&mut buf));
         })
     });
-    MessageHeader::request(3, 42, 42_000).encode(&mut buf);
+    MessageHeader::request(TOKEN, 3, 42, 42_000).encode(&mut buf);
     c.bench_function("header_decode", |b| {
         b.iter(|| MessageHeader::decode(black_box(&buf[..HEADER_LEN])).unwrap())
     });
@@ -41,6 +43,7 @@ fn framing(c: &mut Criterion) {
     let ready = ControlMsg::Ready {
         data_port: 5000,
         cert_sha256: Some("ab".repeat(32)),
+        token: TOKEN,
     }
     .encode();
     c.bench_function("control_frame_decode", |b| {

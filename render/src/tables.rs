@@ -110,13 +110,17 @@ fn trials_cell(c: &CellTrials) -> String {
     }
 }
 
-/// Latency and delivery per cell: medians over its trials.
+/// Latency and delivery per cell: medians over its trials; strangers'
+/// traffic the receiver rejected, summed, where any trial had some.
 pub fn latency(cells: &[CellTrials]) -> Option<Table> {
+    let with_rejected = cells
+        .iter()
+        .any(|c| c.trials.iter().any(|t| t.receiver.rejected > 0));
     let rows: Vec<Vec<String>> = cells
         .iter()
         .map(|c| {
             let goodput = med(c, TrialResult::goodput_bps);
-            vec![
+            let mut row = vec![
                 c.id.clone(),
                 trials_cell(c),
                 ns(med(c, |t| Some(t.lat.p50 as f64))),
@@ -126,13 +130,26 @@ pub fn latency(cells: &[CellTrials]) -> Option<Table> {
                     (t.counters.sent > 0).then(|| t.counters.lost as f64 / t.counters.sent as f64)
                 })),
                 goodput.map_or("-".into(), |g| format!("{:.2} Mbit/s", g / 1e6)),
-            ]
+            ];
+            if with_rejected {
+                let rejected: u64 = c.trials.iter().map(|t| t.receiver.rejected).sum();
+                row.push(rejected.to_string());
+            }
+            row
         })
         .collect();
+    let mut headers: Vec<String> = ["cell", "trials", "p50", "p99", "p99.9", "lost", "goodput"]
+        .map(String::from)
+        .to_vec();
+    let mut note = "Medians over each cell's trials. Latency is `lat`: delivery minus intended send time (one-way), or the round trip for rr and connection workloads.".to_string();
+    if with_rejected {
+        headers.push("rejected".into());
+        note.push_str(" rejected: strangers' datagrams and connections the receiver dropped unanswered (without the trial's token), summed over the cell's trials.");
+    }
     (!rows.is_empty()).then(|| Table {
         title: "Latency and delivery per cell".into(),
-        note: "Medians over each cell's trials. Latency is `lat`: delivery minus intended send time (one-way), or the round trip for rr and connection workloads.".into(),
-        headers: ["cell", "trials", "p50", "p99", "p99.9", "lost", "goodput"].map(String::from).to_vec(),
+        note,
+        headers,
         rows,
     })
 }

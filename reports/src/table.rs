@@ -103,13 +103,19 @@ fn churn_cells(c: &crate::schema::ChurnMetrics) -> [String; 5] {
 }
 
 /// One row per trial: trial, mode, count, p50, p99, p99.9, max, loss,
-/// whether the trial is valid, and for multistream trials the head-of-line
-/// figures (late fraction, median fan-out, collateral fraction, overtakes).
+/// whether the trial is valid, strangers' traffic the receiver rejected
+/// (where any trial had some), and for multistream trials the
+/// head-of-line figures (late fraction, median fan-out, collateral
+/// fraction, overtakes).
 pub fn summary_table(results: &RunResults) -> String {
     let with_hol = results.trials.iter().any(|t| t.hol.is_some());
+    let with_rejected = results.trials.iter().any(|t| t.receiver.rejected > 0);
     let mut header = vec![
         "trial", "mode", "count", "p50", "p99", "p99.9", "max", "loss", "valid",
     ];
+    if with_rejected {
+        header.push("rejected");
+    }
     if with_hol {
         header.extend(["late (theory)", "fanout", "hol_frac (theory)", "overtakes"]);
     }
@@ -154,6 +160,9 @@ pub fn summary_table(results: &RunResults) -> String {
             loss,
             if t.valid { "yes".into() } else { "NO".into() },
         ];
+        if with_rejected {
+            row.push(t.receiver.rejected.to_string());
+        }
         if with_hol {
             match &t.hol {
                 Some(h) => {
@@ -196,6 +205,12 @@ pub fn summary_table(results: &RunResults) -> String {
             .collect();
         out.push_str(line.join("  ").trim_end());
         out.push('\n');
+    }
+    if with_rejected {
+        out.push_str(
+            "rejected: strangers' datagrams and connections the receiver dropped unanswered (without the \
+             trial's token); not the trial's, not in its loss\n",
+        );
     }
     if results
         .trials
@@ -339,5 +354,17 @@ mod tests {
         );
         assert!(t.contains("1 (0.500%)"), "{t}");
         assert!(t.contains("invalid: send_lag too high"), "{t}");
+        assert!(!t.contains("rejected"), "no column without strangers: {t}");
+    }
+
+    #[test]
+    fn strangers_traffic_gets_a_column_beside_the_trials_own() {
+        let mut r = crate::store::tests::sample();
+        r.trials[0].receiver.rejected = 37;
+        let t = summary_table(&r);
+        let header = t.lines().next().unwrap();
+        assert!(header.trim_end().ends_with("valid  rejected"), "{t}");
+        assert!(t.lines().nth(1).unwrap().trim_end().ends_with(" 37"), "{t}");
+        assert!(t.contains("rejected: strangers'"), "{t}");
     }
 }

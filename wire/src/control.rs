@@ -15,7 +15,7 @@
 //! reaching the control port gives no way to test guesses offline.
 //!   then any number of trials:
 //!   Setup{..}                           ->
-//!                         <- Ready{data_port, cert_sha256}  (or Refused)
+//!                         <- Ready{data_port, cert_sha256, token}  (or Refused)
 //!   Start                               ->
 //!   ... data plane ...
 //!   Stop                                ->
@@ -29,6 +29,7 @@ use std::str::FromStr;
 use thiserror::Error;
 
 use crate::frame::{FrameError, LengthPrefix};
+use crate::token::TrialToken;
 pub use crate::transport::{Capabilities, Carrier, Streams, Transport};
 
 /// Bumped on any incompatible change to the frames below.
@@ -308,11 +309,25 @@ pub struct ReceiverReport {
     pub responses: u64,
     /// Payload bytes received, headers included.
     pub bytes: u64,
-    /// Datagrams or frames that were not transbench requests, and data
-    /// connections from an address other than the sender's; never answered.
+    /// Traffic that did not show it belongs to the trial: datagrams
+    /// without its token, data connections that did not open with it or
+    /// came from another address. Never answered, never counted as the
+    /// trial's.
     pub rejected: u64,
+    /// The trial's own messages (they showed its token) that the receiver
+    /// could not use: malformed, of a stream the trial does not have, or
+    /// past its record limit.
+    #[serde(default)]
+    pub discarded: u64,
     /// Data connections accepted (TCP, TLS, QUIC).
     pub connections: u64,
+    /// Failures of the receiver's own data plane (an accept that found no
+    /// file descriptor left, ...): how many, and the first few in words.
+    /// Any makes the trial invalid.
+    #[serde(default)]
+    pub errors: u64,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub error_messages: Vec<String>,
     /// CPU time of the receiver process over the trial, ns (user + system).
     pub cpu_ns: u64,
     /// TCP congestion control of the receiver's data connection.
@@ -384,6 +399,9 @@ pub enum ControlMsg {
     Ready {
         data_port: u16,
         cert_sha256: Option<String>,
+        /// What the trial's data-plane traffic shows to be served
+        /// ([`crate::token`]).
+        token: TrialToken,
     },
     Start,
     /// Ends the trial. One-way workloads say how many messages were sent,
@@ -536,6 +554,7 @@ mod tests {
             ControlMsg::Ready {
                 data_port: 5001,
                 cert_sha256: Some("beef".into()),
+                token: TrialToken::from_bytes(*b"trial-42"),
             },
             ControlMsg::Start,
             ControlMsg::Stop {

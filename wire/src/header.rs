@@ -2,7 +2,7 @@
 //!
 //! Every message (a UDP datagram, or one length-prefixed message on a byte
 //! stream) starts with this header; the rest of the message is padding up to
-//! the configured size. Layout, big-endian:
+//! the configured size. Layout, big-endian, version 2:
 //!
 //! | bytes | field |
 //! |---|---|
@@ -12,12 +12,20 @@
 //! | 4..8 | stream id |
 //! | 8..16 | sequence number |
 //! | 16..24 | intended send time, ns of the sender's CLOCK_MONOTONIC |
+//! | 24..32 | the trial's token ([`crate::token`]); a response repeats its request's |
+//!
+//! Version 1 was the first 24 bytes alone. The token is in the header,
+//! not in a separate prefix, because a datagram has nothing else to carry
+//! it in, and one header for every carrier keeps every message's size
+//! what `--size` says.
 
 use thiserror::Error;
 
-pub const HEADER_LEN: usize = 24;
+use crate::token::{TrialToken, TOKEN_LEN};
+
+pub const HEADER_LEN: usize = 32;
 const MAGIC: u16 = 0x7462;
-const VERSION: u8 = 1;
+const VERSION: u8 = 2;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MessageKind {
@@ -31,6 +39,8 @@ pub struct MessageHeader {
     pub stream: u32,
     pub seq: u64,
     pub t_intended_ns: u64,
+    /// The trial this message belongs to.
+    pub token: TrialToken,
 }
 
 #[derive(Debug, Error, PartialEq, Eq)]
@@ -46,16 +56,18 @@ pub enum HeaderError {
 }
 
 impl MessageHeader {
-    pub fn request(stream: u32, seq: u64, t_intended_ns: u64) -> Self {
+    pub fn request(token: TrialToken, stream: u32, seq: u64, t_intended_ns: u64) -> Self {
         MessageHeader {
             kind: MessageKind::Request,
             stream,
             seq,
             t_intended_ns,
+            token,
         }
     }
 
-    /// The response to this request: same stream, sequence and intended time.
+    /// The response to this request: same stream, sequence, intended time
+    /// and token.
     pub fn response(&self) -> Self {
         MessageHeader {
             kind: MessageKind::Response,
@@ -75,6 +87,7 @@ impl MessageHeader {
         buf[4..8].copy_from_slice(&self.stream.to_be_bytes());
         buf[8..16].copy_from_slice(&self.seq.to_be_bytes());
         buf[16..24].copy_from_slice(&self.t_intended_ns.to_be_bytes());
+        buf[24..32].copy_from_slice(self.token.as_bytes());
     }
 
     pub fn decode(buf: &[u8]) -> Result<Self, HeaderError> {
@@ -100,6 +113,7 @@ impl MessageHeader {
             stream: u32::from_be_bytes(buf[4..8].try_into().expect("4 bytes")),
             seq: u64_at(8),
             t_intended_ns: u64_at(16),
+            token: TrialToken::from_bytes(buf[24..24 + TOKEN_LEN].try_into().expect("8 bytes")),
         })
     }
 }
@@ -109,18 +123,31 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
+    const T: TrialToken = TrialToken::from_bytes(*b"trial-42");
+
     #[test]
     fn response_keeps_identity() {
-        let req = MessageHeader::request(3, 42, 1_000);
+        let req = MessageHeader::request(T, 3, 42, 1_000);
         let resp = req.response();
         assert_eq!(resp.kind, MessageKind::Response);
-        assert_eq!((resp.stream, resp.seq, resp.t_intended_ns), (3, 42, 1_000));
+        assert_eq!(
+            (resp.stream, resp.seq, resp.t_intended_ns, resp.token),
+            (3, 42, 1_000, T)
+        );
+    }
+
+    #[test]
+    fn the_token_is_the_last_eight_bytes() {
+        let mut buf = [0u8; HEADER_LEN];
+        MessageHeader::request(T, 0, 1, 2).encode(&mut buf);
+        assert_eq!(&buf[24..], b"trial-42");
+        assert_eq!(buf[2], 0x20, "version 2, a request");
     }
 
     #[test]
     fn rejects_foreign_bytes() {
         let mut buf = [0u8; HEADER_LEN];
-        MessageHeader::request(0, 1, 2).encode(&mut buf);
+        MessageHeader::request(T, 0, 1, 2).encode(&mut buf);
         let mut bad = buf;
         bad[0] = b'G';
         assert!(matches!(
@@ -128,18 +155,20 @@ mod tests {
             Err(HeaderError::BadMagic(_))
         ));
         let mut bad = buf;
-        bad[2] = 0x20;
-        assert_eq!(MessageHeader::decode(&bad), Err(HeaderError::BadVersion(2)));
+        bad[2] = 0x10;
+        assert_eq!(MessageHeader::decode(&bad), Err(HeaderError::BadVersion(1)));
         let mut bad = buf;
-        bad[2] = 0x17;
+        bad[2] = 0x27;
         assert_eq!(MessageHeader::decode(&bad), Err(HeaderError::UnknownKind(7)));
         assert_eq!(MessageHeader::decode(&buf[..10]), Err(HeaderError::Truncated(10)));
+        // A version 1 message of 24 bytes is too short to carry a token.
+        assert_eq!(MessageHeader::decode(&buf[..24]), Err(HeaderError::Truncated(24)));
     }
 
     proptest! {
         #[test]
-        fn round_trips(stream: u32, seq: u64, t: u64, response: bool, pad in 0usize..64) {
-            let mut h = MessageHeader::request(stream, seq, t);
+        fn round_trips(stream: u32, seq: u64, t: u64, token: [u8; TOKEN_LEN], response: bool, pad in 0usize..64) {
+            let mut h = MessageHeader::request(TrialToken::from_bytes(token), stream, seq, t);
             if response { h = h.response(); }
             let mut buf = vec![0xAA; HEADER_LEN + pad];
             h.encode(&mut buf);
@@ -154,7 +183,7 @@ mod tests {
         #[test]
         fn any_truncation_is_an_error(seq: u64, cut in 0usize..HEADER_LEN) {
             let mut buf = [0u8; HEADER_LEN];
-            MessageHeader::request(1, seq, 9).encode(&mut buf);
+            MessageHeader::request(T, 1, seq, 9).encode(&mut buf);
             prop_assert_eq!(MessageHeader::decode(&buf[..cut]), Err(HeaderError::Truncated(cut)));
         }
     }

@@ -2,6 +2,8 @@
 //! their timestamps count in:
 //!
 //! - [`header`]: the fixed header every data-plane message starts with;
+//! - [`token`]: the per-trial token that data-plane traffic shows to be
+//!   served;
 //! - [`frame`]: the length prefix that delimits messages on byte streams
 //!   (TCP, TLS, QUIC streams) and control frames;
 //! - [`transport`]: the transports by name, and each one's capabilities;
@@ -22,6 +24,7 @@ pub mod frame;
 pub mod header;
 pub mod mux;
 pub mod printable;
+pub mod token;
 pub mod transport;
 
 pub use control::{
@@ -31,4 +34,5 @@ pub use control::{
 pub use frame::{FrameError, LengthPrefix};
 pub use header::{HeaderError, MessageHeader, MessageKind, HEADER_LEN};
 pub use printable::printable;
+pub use token::{TrialToken, TOKEN_LEN};
 pub use transport::{Capabilities, Carrier, Streams, Transport};

@@ -8,10 +8,11 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use transbench_wire::frame::PREFIX_LEN;
-use transbench_wire::{printable, CloseMode, LengthPrefix, MessageHeader, MessageKind};
+use transbench_wire::{printable, CloseMode, LengthPrefix, MessageHeader, MessageKind, TrialToken};
 
-use super::ServeCounters;
+use super::{ServeCounters, TrialPeer};
 use crate::clock::mono_now_ns;
+use crate::read_growing::read_growing;
 
 /// How long one step of a close waits for the peer (its FIN, its close,
 /// a session ticket).
@@ -27,28 +28,28 @@ pub async fn answer<S: AsyncRead + AsyncWrite + Unpin>(
     io: &mut S,
     size: usize,
     close: CloseMode,
+    token: TrialToken,
     counters: &ServeCounters,
 ) -> io::Result<bool> {
     let framing = LengthPrefix::new(size as u32);
     // The request is the whole frame, prefix and message: read as one (a
-    // read per part would cost a system call more per connection).
-    let mut frame = vec![0u8; PREFIX_LEN + size];
-    let mut got = 0;
-    while got < frame.len() {
-        match io.read(&mut frame[got..]).await? {
-            0 if got == 0 => return Ok(false),
-            0 => return Err(io::ErrorKind::UnexpectedEof.into()),
-            n => got += n,
-        }
+    // read per part would cost a system call more per connection), into a
+    // buffer that grows only as its bytes come.
+    let mut frame = Vec::new();
+    match read_growing(io, &mut frame, PREFIX_LEN + size).await? {
+        0 => return Ok(false),
+        got if got < PREFIX_LEN + size => return Err(io::ErrorKind::UnexpectedEof.into()),
+        _ => {}
     }
     let prefix: [u8; PREFIX_LEN] = frame[..PREFIX_LEN].try_into().expect("prefix length");
     let header = match (
         framing.decode_len(prefix),
         MessageHeader::decode(&frame[PREFIX_LEN..]),
     ) {
-        (Ok(len), Ok(h)) if len == size && h.kind == MessageKind::Request => h,
+        (Ok(len), Ok(h)) if len == size && h.kind == MessageKind::Request && h.token == token => h,
+        // The connection showed the trial's token: this is its own garbage.
         _ => {
-            counters.rejected();
+            counters.discarded();
             return Err(io::Error::new(
                 io::ErrorKind::InvalidData,
                 "not a transbench request",
@@ -94,14 +95,14 @@ pub async fn await_fin<R: AsyncRead + Unpin>(r: &mut R) -> io::Result<()> {
 /// once (0.5-RTT), without waiting for the handshake to finish.
 pub async fn serve_quic(
     endpoint: quinn::Endpoint,
-    peer_ip: IpAddr,
+    peer: TrialPeer,
     size: usize,
     close: CloseMode,
     zero_rtt: bool,
     counters: Arc<ServeCounters>,
 ) {
     let shared = counters.clone();
-    super::quic::accept_from(endpoint, peer_ip, &counters, move |incoming| {
+    super::quic::accept_from(endpoint, peer, &counters, move |incoming| {
         let counters = shared.clone();
         async move {
             let connecting = match incoming.accept() {
@@ -128,7 +129,7 @@ pub async fn serve_quic(
             let Ok((mut send, recv)) = conn.accept_bi().await else {
                 return;
             };
-            let served = super::stream::serve(recv, &mut send, size, counters).await;
+            let served = super::stream::serve(recv, &mut send, size, peer.token, counters).await;
             if served.is_ok() && send.finish().is_ok() && close == CloseMode::Server {
                 // Closing at once would discard a response not yet acknowledged.
                 let _ = tokio::time::timeout(CLOSE_WAIT, send.stopped()).await;
@@ -148,6 +149,8 @@ pub enum Dialer {
         congestion: Option<Option<String>>,
         tls: Option<tokio_rustls::TlsConnector>,
         ports: PortChoice,
+        /// What each connection opens with, before TLS and the request.
+        token: TrialToken,
         /// The congestion control the kernel reports for the first
         /// connection, for the record.
         pinned: std::sync::OnceLock<String>,
@@ -347,6 +350,7 @@ impl Dialer {
                 congestion,
                 tls,
                 ports,
+                token,
                 pinned,
             } => {
                 let socket = if peer.is_ipv4() {
@@ -394,7 +398,9 @@ impl Dialer {
                 };
                 match tls {
                     None => {
-                        let first_byte = within(deadline, exchange(&mut tcp, &frame, size)).await??;
+                        // The token and the request in one write, as one request was.
+                        let opening = [token.as_bytes().as_slice(), &frame].concat();
+                        let first_byte = within(deadline, exchange(&mut tcp, &opening, size)).await??;
                         let done = mono_now_ns();
                         // Client: the close sends FIN. Rst: SO_LINGER 0 is set.
                         if close == CloseMode::Server {
@@ -403,6 +409,9 @@ impl Dialer {
                         Ok(timings(connected, first_byte, done))
                     }
                     Some(connector) => {
+                        within(deadline, tcp.write_all(token.as_bytes()))
+                            .await?
+                            .map_err(|e| Failure::io(&e, "send"))?;
                         let mut tls = within(
                             deadline,
                             connector.connect(crate::transport::tls::server_name(), tcp),
@@ -549,6 +558,8 @@ async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
 mod tests {
     use super::*;
 
+    const T: TrialToken = TrialToken::from_bytes(*b"trial-42");
+
     #[test]
     fn errno_names_are_the_kernels() {
         assert_eq!(errno_name(libc::EADDRNOTAVAIL), Some("EADDRNOTAVAIL"));
@@ -567,10 +578,10 @@ mod tests {
             let counters = Arc::new(ServeCounters::default());
             let c = counters.clone();
             let served = tokio::spawn(async move {
-                let answered = answer(&mut server, 100, close, &c).await?;
+                let answered = answer(&mut server, 100, close, T, &c).await?;
                 await_fin(&mut server).await.map(|()| answered)
             });
-            let frame = request_frame(MessageHeader::request(0, 1, 5), 100);
+            let frame = request_frame(MessageHeader::request(T, 0, 1, 5), 100);
             let first_byte = exchange(&mut client, &frame, 100).await.unwrap();
             assert!(first_byte > 0);
             if close == CloseMode::Server {

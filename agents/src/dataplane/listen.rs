@@ -4,12 +4,14 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::AsyncReadExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
-use transbench_wire::{printable, CloseMode, TrialSetup};
+use transbench_wire::{printable, CloseMode, TrialSetup, TrialToken, TOKEN_LEN};
 
 use super::multi::{self, Recording};
-use super::{churn, stream, ServeCounters};
+use super::{churn, stream, ServeCounters, TrialPeer};
 use crate::transport::tls::Identity;
 use transbench_wire::Transport;
 
@@ -68,12 +70,13 @@ async fn bind_tcp(
 }
 
 /// A TCP listener for one trial (inside TLS when the transport is), whose
-/// connections from `peer_ip` a task in `tasks` serves as `role`; its port.
+/// connections from `peer` (its address, opening with its token) a task in
+/// `tasks` serves as `role`; its port.
 pub async fn serve_tcp(
     setup: &TrialSetup,
     ctx: &ServerTls,
     local_ip: IpAddr,
-    peer_ip: IpAddr,
+    peer: TrialPeer,
     counters: Arc<ServeCounters>,
     role: ConnectionRole,
     tasks: &mut JoinSet<()>,
@@ -82,12 +85,79 @@ pub async fn serve_tcp(
     tasks.spawn(accept_streams(
         listener,
         acceptor,
-        peer_ip,
+        peer,
         setup.tcp_congestion.clone(),
         counters,
         role,
     ));
     Ok(port)
+}
+
+/// How long an accept that failed for want of a resource waits to try
+/// again: long enough not to spin on a listen queue that stays readable,
+/// short next to a trial.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+
+/// accept(2) reports some errors of the pending connection itself (Linux
+/// passes its network errors on, and ECONNABORTED is a connection reset
+/// while queued): that connection is gone, the listener is fine.
+fn is_pending_connections_own(e: &std::io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(
+            libc::ECONNABORTED
+                | libc::EPROTO
+                | libc::ENOPROTOOPT
+                | libc::EHOSTDOWN
+                | libc::ENONET
+                | libc::EHOSTUNREACH
+                | libc::EOPNOTSUPP
+                | libc::ENETDOWN
+                | libc::ENETUNREACH
+                | libc::EPERM
+                | libc::EINTR
+        )
+    )
+}
+
+/// An accept's error in words, with what it means for the trial when the
+/// receiver ran out of something.
+struct AcceptFailure(std::io::Error);
+
+impl std::fmt::Display for AcceptFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let e = &self.0;
+        match e.raw_os_error() {
+            Some(libc::EMFILE) => write!(
+                f,
+                "{e} (EMFILE): the receiver ran out of file descriptors (its `ulimit -n`); the sender's \
+                 connections waited in the listen queue"
+            ),
+            Some(libc::ENFILE) => write!(
+                f,
+                "{e} (ENFILE): the receiver's host ran out of file descriptors (fs.file-max); the sender's \
+                 connections waited in the listen queue"
+            ),
+            Some(libc::ENOMEM | libc::ENOBUFS) => write!(
+                f,
+                "{e}: the receiver's kernel ran out of memory for sockets; the sender's connections waited \
+                 in the listen queue"
+            ),
+            _ => write!(f, "{e}"),
+        }
+    }
+}
+
+/// How long a data connection may take to show the trial's token: the
+/// sender sends it the moment it is connected.
+const TOKEN_WAIT: Duration = Duration::from_secs(5);
+
+/// Whether the connection opens with the trial's token, within
+/// [`TOKEN_WAIT`]. Nothing else is read, and nothing is sent, before.
+async fn shows_token(tcp: &mut TcpStream, token: TrialToken) -> bool {
+    let mut shown = [0u8; TOKEN_LEN];
+    let read = tokio::time::timeout(TOKEN_WAIT, tcp.read_exact(&mut shown)).await;
+    matches!(read, Ok(Ok(_))) && token.matches(&shown)
 }
 
 /// What a data connection is for.
@@ -107,12 +177,13 @@ impl ConnectionRole {
     async fn run<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
         self,
         io: S,
+        token: TrialToken,
         counters: Arc<ServeCounters>,
     ) -> std::io::Result<()> {
         match self {
             ConnectionRole::Serve(size) => {
                 let (r, w) = tokio::io::split(io);
-                stream::serve(r, w, size, counters).await
+                stream::serve(r, w, size, token, counters).await
             }
             ConnectionRole::ReadMux(rec) => {
                 let (r, w) = tokio::io::split(io);
@@ -124,7 +195,7 @@ impl ConnectionRole {
             }
             ConnectionRole::Transaction(size, close) => {
                 let mut io = io;
-                churn::answer(&mut io, size, close, &counters).await?;
+                churn::answer(&mut io, size, close, token, &counters).await?;
                 churn::await_fin(&mut io).await
             }
         }
@@ -134,7 +205,7 @@ impl ConnectionRole {
 async fn accept_streams(
     listener: TcpListener,
     tls: Option<tokio_rustls::TlsAcceptor>,
-    peer_ip: IpAddr,
+    peer: TrialPeer,
     congestion: Option<String>,
     counters: Arc<ServeCounters>,
     role: ConnectionRole,
@@ -146,44 +217,44 @@ async fn accept_streams(
     loop {
         let (tcp, from) = match listener.accept().await {
             Ok(a) => a,
+            Err(e) if is_pending_connections_own(&e) => continue,
             Err(e) => {
-                tracing::warn!("data accept failed: {e}");
-                return;
+                // Out of descriptors (or memory): what waits stays in the
+                // listen queue, and is taken once something closes. The
+                // listener keeps serving; the sender hears of it in the report.
+                let why = AcceptFailure(e);
+                if counters.failure("accepting a data connection", &why) == 1 {
+                    tracing::warn!(
+                        "accepting a data connection failed: {why}; retrying every {ACCEPT_BACKOFF:?}"
+                    );
+                }
+                tokio::time::sleep(ACCEPT_BACKOFF).await;
+                continue;
             }
         };
         while conns.try_join_next().is_some() {}
-        if from.ip() != peer_ip {
+        if from.ip() != peer.ip {
             counters.rejected();
             continue;
         }
-        // A plain TCP transaction writes once, which Nagle never holds back.
-        if tls.is_some() || !matches!(role, ConnectionRole::Transaction(..)) {
-            let _ = tcp.set_nodelay(true);
-        }
-        if let Some(name) = &congestion {
-            if let Err(e) = crate::transport::congestion::set(&tcp, name) {
-                tracing::warn!(
-                    "cannot pin congestion control {} as the sender asked: {e}",
-                    printable(name)
-                );
-            }
-        }
-        // Once is enough for the record (churn accepts thousands per second).
-        if !counters.has_tcp_congestion() {
-            if let Ok(name) = crate::transport::congestion::get(&tcp) {
-                counters.tcp_congestion(name);
-            }
-        }
-        counters.connection();
-        let (tls, counters, role) = (tls.clone(), counters.clone(), role.clone());
+        let (tls, counters, role, congestion) =
+            (tls.clone(), counters.clone(), role.clone(), congestion.clone());
+        // In a task of its own: a connection slow to show its token holds
+        // up no other.
         conns.spawn(async move {
+            let mut tcp = tcp;
+            if !shows_token(&mut tcp, peer.token).await {
+                counters.rejected();
+                return;
+            }
+            admit(&tcp, &role, tls.is_some(), congestion.as_deref(), &counters);
             let served = match (role, tls) {
                 (ConnectionRole::Transaction(size, close), Some(acceptor)) => {
-                    tls_transaction(tcp, acceptor, size, close, &counters).await
+                    tls_transaction(tcp, acceptor, size, close, peer.token, &counters).await
                 }
-                (role, None) => role.run(tcp, counters).await,
+                (role, None) => role.run(tcp, peer.token, counters).await,
                 (role, Some(acceptor)) => match acceptor.accept(tcp).await {
-                    Ok(tls) => role.run(tls, counters).await,
+                    Ok(tls) => role.run(tls, peer.token, counters).await,
                     Err(e) => Err(e),
                 },
             };
@@ -194,6 +265,36 @@ async fn accept_streams(
     }
 }
 
+/// A connection that showed the trial's token: its socket options, and
+/// its count.
+fn admit(
+    tcp: &TcpStream,
+    role: &ConnectionRole,
+    tls: bool,
+    congestion: Option<&str>,
+    counters: &ServeCounters,
+) {
+    // A plain TCP transaction writes once, which Nagle never holds back.
+    if tls || !matches!(role, ConnectionRole::Transaction(..)) {
+        let _ = tcp.set_nodelay(true);
+    }
+    if let Some(name) = congestion {
+        if let Err(e) = crate::transport::congestion::set(tcp, name) {
+            tracing::warn!(
+                "cannot pin congestion control {} as the sender asked: {e}",
+                printable(name)
+            );
+        }
+    }
+    // Once is enough for the record (churn accepts thousands per second).
+    if !counters.has_tcp_congestion() {
+        if let Ok(name) = crate::transport::congestion::get(tcp) {
+            counters.tcp_congestion(name);
+        }
+    }
+    counters.connection();
+}
+
 /// Churn over TLS: one transaction, then the client's FIN read on the TCP
 /// stream underneath (see [`churn::await_fin`]).
 async fn tls_transaction(
@@ -201,10 +302,36 @@ async fn tls_transaction(
     acceptor: tokio_rustls::TlsAcceptor,
     size: usize,
     close: CloseMode,
+    token: TrialToken,
     counters: &ServeCounters,
 ) -> std::io::Result<()> {
     let mut tls = acceptor.accept(tcp).await?;
-    churn::answer(&mut tls, size, close, counters).await?;
+    churn::answer(&mut tls, size, close, token, counters).await?;
     let (mut tcp, _) = tls.into_inner();
     churn::await_fin(&mut tcp).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn running_out_is_the_receivers_failure_a_connection_lost_in_the_queue_is_not() {
+        let e = |code| std::io::Error::from_raw_os_error(code);
+        assert!(is_pending_connections_own(&e(libc::ECONNABORTED)));
+        for code in [
+            libc::EMFILE,
+            libc::ENFILE,
+            libc::ENOMEM,
+            libc::ENOBUFS,
+            libc::EBADF,
+        ] {
+            assert!(!is_pending_connections_own(&e(code)), "{code}");
+        }
+        let said = AcceptFailure(e(libc::EMFILE)).to_string();
+        assert!(
+            said.contains("EMFILE") && said.contains("out of file descriptors"),
+            "{said}"
+        );
+    }
 }

@@ -12,8 +12,18 @@ pub mod udp;
 
 use std::future::Future;
 use std::io;
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use transbench_wire::{MessageHeader, ReceiverReport};
+use transbench_wire::{MessageHeader, ReceiverReport, TrialToken};
+
+/// Whom a trial's data plane serves: the peer's address, and the token the
+/// receiver handed out for the trial. Traffic without both is a
+/// stranger's.
+#[derive(Debug, Clone, Copy)]
+pub struct TrialPeer {
+    pub ip: IpAddr,
+    pub token: TrialToken,
+}
 
 pub trait RequestSink: Send + 'static {
     /// Whether a failed send ends the trial (a broken byte stream) or loses
@@ -37,10 +47,13 @@ pub struct ErrorLog {
 }
 
 impl ErrorLog {
+    /// Counts one error; keeps its words unless the same are kept already
+    /// (a failure that repeats is one line, however often).
     pub fn note(&mut self, what: &str, e: &dyn std::fmt::Display) {
         self.count += 1;
-        if self.messages.len() < 5 {
-            self.messages.push(format!("{what}: {e}"));
+        let message = format!("{what}: {e}");
+        if self.messages.len() < 5 && !self.messages.contains(&message) {
+            self.messages.push(message);
         }
     }
 
@@ -58,7 +71,9 @@ pub struct ServeCounters {
     responses: AtomicU64,
     bytes: AtomicU64,
     rejected: AtomicU64,
+    discarded: AtomicU64,
     connections: AtomicU64,
+    failures: std::sync::Mutex<ErrorLog>,
     tcp_congestion: std::sync::Mutex<Option<String>>,
 }
 
@@ -70,11 +85,24 @@ impl ServeCounters {
     pub fn response(&self) {
         self.responses.fetch_add(1, Ordering::Relaxed);
     }
+    /// A stranger's datagram or connection (see [`ReceiverReport::rejected`]).
     pub fn rejected(&self) {
         self.rejected.fetch_add(1, Ordering::Relaxed);
     }
+    /// One of the trial's own messages it could not use (see
+    /// [`ReceiverReport::discarded`]).
+    pub fn discarded(&self) {
+        self.discarded.fetch_add(1, Ordering::Relaxed);
+    }
     pub fn connection(&self) {
         self.connections.fetch_add(1, Ordering::Relaxed);
+    }
+    /// A failure of the receiver's own data plane, which the sender hears
+    /// of in the report; returns how many there were so far.
+    pub fn failure(&self, what: &str, e: &dyn std::fmt::Display) -> u64 {
+        let mut failures = self.failures.lock().expect("counters lock");
+        failures.note(what, e);
+        failures.count
     }
     pub fn has_tcp_congestion(&self) -> bool {
         self.tcp_congestion.lock().expect("counters lock").is_some()
@@ -84,16 +112,38 @@ impl ServeCounters {
     }
 
     pub fn report(&self, cpu_ns: u64) -> ReceiverReport {
+        let failures = self.failures.lock().expect("counters lock");
         ReceiverReport {
             requests: self.requests.load(Ordering::Relaxed),
             responses: self.responses.load(Ordering::Relaxed),
             bytes: self.bytes.load(Ordering::Relaxed),
             rejected: self.rejected.load(Ordering::Relaxed),
+            discarded: self.discarded.load(Ordering::Relaxed),
             connections: self.connections.load(Ordering::Relaxed),
+            errors: failures.count,
+            error_messages: failures.messages.clone(),
             cpu_ns,
             tcp_congestion: self.tcp_congestion.lock().expect("counters lock").clone(),
             namespace: None,
             netns: testbed::netns::current().ok(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failure_that_repeats_is_counted_each_time_and_said_once() {
+        let counters = ServeCounters::default();
+        let emfile = io::Error::from_raw_os_error(libc::EMFILE);
+        assert_eq!(counters.failure("accepting", &emfile), 1);
+        assert_eq!(counters.failure("accepting", &emfile), 2);
+        counters.failure("binding", &emfile);
+        let report = counters.report(0);
+        assert_eq!(report.errors, 3);
+        assert_eq!(report.error_messages.len(), 2, "{:?}", report.error_messages);
+        assert!(report.error_messages[0].starts_with("accepting: Too many open files"));
     }
 }

@@ -13,7 +13,7 @@
 use std::collections::HashSet;
 use std::future::Future;
 use std::io;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -23,10 +23,10 @@ use tokio::task::JoinSet;
 use transbench_wire::delivery::Delivery;
 use transbench_wire::frame::PREFIX_LEN;
 use transbench_wire::mux::{MuxReader, MuxWriter, MAX_FRAME_PAYLOAD};
-use transbench_wire::{printable, LengthPrefix, MessageHeader, MessageKind, HEADER_LEN};
+use transbench_wire::{printable, LengthPrefix, MessageHeader, MessageKind, TrialToken, HEADER_LEN};
 
 use super::stream::read_frame;
-use super::{ErrorLog, ServeCounters};
+use super::{ErrorLog, ServeCounters, TrialPeer};
 use crate::clock::mono_now_ns;
 
 /// Most logical streams in a trial.
@@ -180,7 +180,7 @@ struct LogInner {
 }
 
 /// Records kept per trial at most (with the set of distinct messages,
-/// about 300 MB); beyond, messages are counted as rejected.
+/// about 300 MB); beyond, messages are counted as discarded.
 pub const MAX_RECORDS: usize = 5_000_000;
 
 impl DeliveryLog {
@@ -195,7 +195,7 @@ impl DeliveryLog {
     fn record(&self, h: &MessageHeader, t: u64, counters: &ServeCounters, bytes: usize) {
         let mut inner = self.inner.lock().expect("delivery log lock");
         if inner.records.len() >= self.cap {
-            counters.rejected();
+            counters.discarded();
             return;
         }
         inner.records.push(Delivery {
@@ -237,21 +237,24 @@ pub struct Recording {
     /// Receiver of a round-trip trial: answer each message with its
     /// header, at once, on the same stream or flow.
     pub echo: bool,
+    /// The trial's: every message must carry it.
+    pub token: TrialToken,
     pub log: Arc<DeliveryLog>,
     pub counters: Arc<ServeCounters>,
 }
 
 impl Recording {
-    /// Checks and records one message; an error means garbage on the data
-    /// plane (counted as rejected).
+    /// Checks and records one of the trial's own messages (it came on a
+    /// connection that showed the token, or carries it); an error means
+    /// garbage from the trial's own peer (counted as discarded).
     fn deliver(&self, message: &[u8], t: u64) -> io::Result<MessageHeader> {
         match MessageHeader::decode(message) {
-            Ok(h) if h.kind == self.kind && h.stream < self.streams => {
+            Ok(h) if h.kind == self.kind && h.stream < self.streams && h.token == self.token => {
                 self.log.record(&h, t, &self.counters, message.len());
                 Ok(h)
             }
             _ => {
-                self.counters.rejected();
+                self.counters.discarded();
                 Err(io::Error::new(
                     io::ErrorKind::InvalidData,
                     "peer sent a message that is not a transbench multistream message",
@@ -299,7 +302,7 @@ where
                 }
             })
             .map_err(|e| {
-                rec.counters.rejected();
+                rec.counters.discarded();
                 io::Error::new(io::ErrorKind::InvalidData, e)
             })?;
         outcome?;
@@ -336,16 +339,30 @@ where
     Ok(())
 }
 
-/// Reads datagrams from any of the peer's flows (anyone else's are dropped
-/// and counted); with `rec.echo`, answers each to where it came from.
+/// Reads datagrams from the peer's flows, one per stream; with
+/// `rec.echo`, answers each to its flow. A datagram counts as the trial's
+/// only if it comes from the peer's address and carries the trial's token;
+/// a stream's flow is the address and port its first such datagram came
+/// from, and the only one answered. Anything else is a stranger's:
+/// dropped, counted as rejected, never answered.
 pub async fn read_datagrams(sock: Arc<UdpSocket>, peer_ip: IpAddr, rec: Recording) -> io::Result<()> {
     let mut buf = vec![0u8; crate::transport::MAX_DATAGRAM];
+    let mut flows: Vec<Option<SocketAddr>> = vec![None; rec.streams as usize];
     loop {
         let (n, from) = sock.recv_from(&mut buf).await?;
         let t = mono_now_ns();
-        if from.ip() != peer_ip {
-            rec.counters.rejected();
-            continue;
+        let shown = match MessageHeader::decode(&buf[..n]) {
+            Ok(h) if from.ip() == peer_ip && h.token == rec.token => h,
+            _ => {
+                rec.counters.rejected();
+                continue;
+            }
+        };
+        if let Some(flow) = flows.get_mut(shown.stream as usize) {
+            if *flow.get_or_insert(from) != from {
+                rec.counters.rejected();
+                continue;
+            }
         }
         // Garbage in a datagram costs only that datagram; so does an echo
         // the kernel refuses.
@@ -360,9 +377,9 @@ pub async fn read_datagrams(sock: Arc<UdpSocket>, peer_ip: IpAddr, rec: Recordin
 /// Accepts the sender's QUIC connection and reads every stream in a task
 /// of its own: a sequential reader would put back the head-of-line
 /// blocking QUIC removes.
-pub async fn serve_quic(endpoint: quinn::Endpoint, peer_ip: IpAddr, rec: Recording) {
+pub async fn serve_quic(endpoint: quinn::Endpoint, peer: TrialPeer, rec: Recording) {
     let counters = rec.counters.clone();
-    super::quic::accept_from(endpoint, peer_ip, &counters, move |incoming| {
+    super::quic::accept_from(endpoint, peer, &counters, move |incoming| {
         let rec = rec.clone();
         async move {
             let Ok(conn) = incoming.await else { return };
@@ -394,12 +411,15 @@ pub fn message(header: MessageHeader, size: usize) -> Vec<u8> {
 mod tests {
     use super::*;
 
+    const T: TrialToken = TrialToken::from_bytes(*b"trial-42");
+
     fn recording(streams: u32) -> Recording {
         Recording {
             streams,
             size: 100,
             kind: MessageKind::Request,
             echo: false,
+            token: T,
             log: Arc::new(DeliveryLog::default()),
             counters: Arc::new(ServeCounters::default()),
         }
@@ -414,7 +434,7 @@ mod tests {
         writers.spawn(|rx| mux_writer(client, 3, rx));
         for seq in 0..4 {
             for s in 0..3 {
-                assert!(writers.offer(s, message(MessageHeader::request(s, seq, 1), 100)));
+                assert!(writers.offer(s, message(MessageHeader::request(T, s, seq, 1), 100)));
             }
         }
         assert_eq!(writers.finish(Duration::from_secs(5)).await.count, 0);
@@ -447,7 +467,7 @@ mod tests {
         writers.spawn(|rx| mux_writer(client_w, 2, rx));
         for seq in 0..3 {
             for s in 0..2 {
-                writers.offer(s, message(MessageHeader::request(s, seq, 5), 100));
+                writers.offer(s, message(MessageHeader::request(T, s, seq, 5), 100));
             }
         }
         writers.finish(Duration::from_secs(5)).await;
@@ -470,18 +490,65 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn datagrams_count_only_with_the_token_and_from_their_streams_flow() {
+        let sock = Arc::new(UdpSocket::bind("127.0.0.1:0").await.unwrap());
+        let port = sock.local_addr().unwrap().port();
+        let rec = Recording {
+            echo: true,
+            ..recording(2)
+        };
+        let reader = tokio::spawn(read_datagrams(sock, "127.0.0.1".parse().unwrap(), rec.clone()));
+        let flow = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let other = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let to = ("127.0.0.1", port);
+        let datagram = |token, stream, seq| message(MessageHeader::request(token, stream, seq, 1), 100);
+        let mut echo = [0u8; 100];
+        flow.send_to(&datagram(T, 0, 0), to).await.unwrap();
+        let n = tokio::time::timeout(Duration::from_secs(10), flow.recv(&mut echo))
+            .await
+            .expect("the flow's own message is echoed")
+            .unwrap();
+        assert_eq!(
+            MessageHeader::decode(&echo[..n]).unwrap().kind,
+            MessageKind::Response
+        );
+        // Stream 0's flow is taken; another port is a stranger even with
+        // the token, and so is any datagram without it.
+        other.send_to(&datagram(T, 0, 1), to).await.unwrap();
+        other
+            .send_to(&datagram(TrialToken::from_bytes([0; 8]), 1, 0), to)
+            .await
+            .unwrap();
+        other.send_to(b"hello", to).await.unwrap();
+        // Stream 1's flow is the first port that shows the token for it.
+        other.send_to(&datagram(T, 1, 0), to).await.unwrap();
+        tokio::time::timeout(Duration::from_secs(10), other.recv(&mut echo))
+            .await
+            .expect("stream 1's message is echoed")
+            .unwrap();
+        assert_eq!(
+            MessageHeader::decode(&echo[..n]).unwrap().stream,
+            1,
+            "the first echo the other port gets is stream 1's"
+        );
+        reader.abort();
+        let report = rec.counters.report(0);
+        assert_eq!((report.requests, report.rejected, report.discarded), (2, 3, 0));
+    }
+
+    #[tokio::test]
     async fn framed_stream_records_and_refuses_garbage() {
         let (client, server) = tokio::io::duplex(1 << 16);
         let rec = recording(2);
         let reader = tokio::spawn(read_framed(server, None::<tokio::io::Sink>, rec.clone()));
         let mut writers = Writers::default();
         writers.spawn(|rx| framed_writer(client, 100, rx));
-        writers.offer(1, message(MessageHeader::request(1, 0, 1), 100));
+        writers.offer(1, message(MessageHeader::request(T, 1, 0, 1), 100));
         // A stream id beyond the trial's count is garbage.
-        writers.offer(1, message(MessageHeader::request(7, 1, 1), 100));
+        writers.offer(1, message(MessageHeader::request(T, 7, 1, 1), 100));
         writers.finish(Duration::from_secs(5)).await;
         assert!(reader.await.unwrap().is_err());
         assert_eq!(rec.log.distinct(), 1);
-        assert_eq!(rec.counters.report(0).rejected, 1);
+        assert_eq!(rec.counters.report(0).discarded, 1);
     }
 }

@@ -3,15 +3,14 @@
 //! long-lived stream carrying all of them, like TCP.
 
 use std::io;
-use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use transbench_wire::frame::PREFIX_LEN;
-use transbench_wire::{printable, LengthPrefix, MessageHeader, MessageKind};
+use transbench_wire::{printable, LengthPrefix, MessageHeader, MessageKind, TOKEN_LEN};
 
 use super::stream::read_frame;
-use super::{ErrorLog, RequestSink, ResponseSource, ServeCounters};
+use super::{ErrorLog, RequestSink, ResponseSource, ServeCounters, TrialPeer};
 use crate::clock::mono_now_ns;
 
 /// Opens a stream per request, then lets the exchange run in its own task,
@@ -106,10 +105,13 @@ impl ResponseSource for ChannelSource {
 /// Accepts a trial endpoint's connections until it closes, each handed to
 /// `serve` in a task of its own (reaped as they end). Only the trial's
 /// sender: anyone else would load this session's thread and skew its
-/// measurement, so they are refused and counted as rejected.
+/// measurement. A connection attempt from another address, or whose first
+/// destination connection ID does not start with the trial's token
+/// ([`transbench_wire::token`]), is dropped unanswered, before any
+/// handshake, and counted as rejected.
 pub async fn accept_from<F, Fut>(
     endpoint: quinn::Endpoint,
-    peer_ip: IpAddr,
+    peer: TrialPeer,
     counters: &ServeCounters,
     mut serve: F,
 ) where
@@ -119,9 +121,11 @@ pub async fn accept_from<F, Fut>(
     let mut conns = JoinSet::new();
     while let Some(incoming) = endpoint.accept().await {
         while conns.try_join_next().is_some() {}
-        if incoming.remote_address().ip() != peer_ip {
+        let shown = incoming.orig_dst_cid();
+        let token_shown = shown.get(..TOKEN_LEN).is_some_and(|t| peer.token.matches(t));
+        if incoming.remote_address().ip() != peer.ip || !token_shown {
             counters.rejected();
-            incoming.refuse();
+            incoming.ignore();
             continue;
         }
         conns.spawn(serve(incoming));
@@ -129,9 +133,9 @@ pub async fn accept_from<F, Fut>(
 }
 
 /// Serves every connection and stream of a trial's endpoint.
-pub async fn serve(endpoint: quinn::Endpoint, peer_ip: IpAddr, size: usize, counters: Arc<ServeCounters>) {
+pub async fn serve(endpoint: quinn::Endpoint, peer: TrialPeer, size: usize, counters: Arc<ServeCounters>) {
     let shared = counters.clone();
-    accept_from(endpoint, peer_ip, &counters, move |incoming| {
+    accept_from(endpoint, peer, &counters, move |incoming| {
         let counters = shared.clone();
         async move {
             let conn = match incoming.await {
@@ -148,7 +152,7 @@ pub async fn serve(endpoint: quinn::Endpoint, peer_ip: IpAddr, size: usize, coun
                 while streams.try_join_next().is_some() {}
                 let counters = counters.clone();
                 streams.spawn(async move {
-                    if super::stream::serve(recv, &mut send, size, counters)
+                    if super::stream::serve(recv, &mut send, size, peer.token, counters)
                         .await
                         .is_ok()
                     {

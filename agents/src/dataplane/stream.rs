@@ -5,10 +5,11 @@ use std::io;
 use std::sync::Arc;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use transbench_wire::frame::PREFIX_LEN;
-use transbench_wire::{LengthPrefix, MessageHeader, MessageKind};
+use transbench_wire::{LengthPrefix, MessageHeader, MessageKind, TrialToken};
 
 use super::{RequestSink, ResponseSource, ServeCounters};
 use crate::clock::mono_now_ns;
+use crate::read_growing::read_exact_growing;
 
 pub struct StreamSink<W> {
     w: W,
@@ -65,8 +66,10 @@ fn invalid(e: impl std::fmt::Display) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, e.to_string())
 }
 
-/// Reads one frame into `buf` (resized to it); `None` on a clean end of
-/// stream between frames.
+/// Reads one frame into `buf` (replacing what it held); `None` on a clean
+/// end of stream between frames. A length beyond `framing`'s limit is
+/// refused before anything is read for it, and `buf` grows only with the
+/// bytes that arrive.
 pub async fn read_frame<R: AsyncRead + Unpin>(
     r: &mut R,
     framing: LengthPrefix,
@@ -86,14 +89,22 @@ pub async fn read_frame<R: AsyncRead + Unpin>(
         got += n;
     }
     let len = framing.decode_len(prefix).map_err(invalid)?;
-    buf.resize(len, 0);
-    r.read_exact(buf).await?;
+    buf.clear();
+    read_exact_growing(r, buf, len).await?;
     Ok(Some(()))
 }
 
-/// Answers every request on one stream until the peer ends it. A frame that
-/// is not a transbench request closes the stream.
-pub async fn serve<R, W>(mut r: R, mut w: W, size: usize, counters: Arc<ServeCounters>) -> io::Result<()>
+/// Answers every request on one stream until the peer ends it. The stream
+/// comes from the trial's sender (it showed the trial's token): a frame
+/// that is not one of the trial's requests is discarded, and closes the
+/// stream.
+pub async fn serve<R, W>(
+    mut r: R,
+    mut w: W,
+    size: usize,
+    token: TrialToken,
+    counters: Arc<ServeCounters>,
+) -> io::Result<()>
 where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
@@ -109,15 +120,15 @@ where
                 // A frame too long for the trial is garbage; a reset or an
                 // end of stream is just the peer going away.
                 if e.kind() == io::ErrorKind::InvalidData {
-                    counters.rejected();
+                    counters.discarded();
                 }
                 return Err(e);
             }
         }
         let h = match MessageHeader::decode(&msg) {
-            Ok(h) if h.kind == MessageKind::Request => h,
+            Ok(h) if h.kind == MessageKind::Request && h.token == token => h,
             _ => {
-                counters.rejected();
+                counters.discarded();
                 return Err(invalid("peer sent a frame that is not a transbench request"));
             }
         };
@@ -135,16 +146,18 @@ where
 mod tests {
     use super::*;
 
+    const T: TrialToken = TrialToken::from_bytes(*b"trial-42");
+
     #[tokio::test]
     async fn client_and_server_exchange_over_a_duplex_pipe() {
         let (client_io, server_io) = tokio::io::duplex(4096);
         let counters = Arc::new(ServeCounters::default());
         let (sr, sw) = tokio::io::split(server_io);
-        let server = tokio::spawn(serve(sr, sw, 100, counters.clone()));
+        let server = tokio::spawn(serve(sr, sw, 100, T, counters.clone()));
         let (cr, cw) = tokio::io::split(client_io);
         let (mut sink, mut source) = client(cr, cw, 100);
         for seq in 0..5 {
-            sink.send(MessageHeader::request(0, seq, 7)).await.unwrap();
+            sink.send(MessageHeader::request(T, 0, seq, 7)).await.unwrap();
             let (h, _) = source.recv().await.unwrap();
             assert_eq!((h.kind, h.seq, h.t_intended_ns), (MessageKind::Response, seq, 7));
         }
@@ -156,13 +169,53 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_claimed_length_is_not_allocated_before_its_bytes_come() {
+        let (mut peer, mut ours) = tokio::io::duplex(4096);
+        let framing = LengthPrefix::new(16 << 20);
+        peer.write_all(&(16u32 << 20).to_be_bytes()).await.unwrap();
+        peer.write_all(&[1; 10]).await.unwrap();
+        drop(peer);
+        let mut buf = Vec::new();
+        let e = read_frame(&mut ours, framing, &mut buf).await.unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::UnexpectedEof);
+        assert!(
+            buf.capacity() <= crate::read_growing::READ_CHUNK,
+            "{}",
+            buf.capacity()
+        );
+        // Beyond the trial's size: refused before any byte is read for it.
+        let (mut peer, mut ours) = tokio::io::duplex(4096);
+        peer.write_all(&101u32.to_be_bytes()).await.unwrap();
+        let e = read_frame(&mut ours, LengthPrefix::new(100), &mut buf)
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::InvalidData);
+    }
+
+    #[tokio::test]
     async fn server_closes_on_garbage() {
         let (mut client_io, server_io) = tokio::io::duplex(4096);
         let counters = Arc::new(ServeCounters::default());
         let (sr, sw) = tokio::io::split(server_io);
-        let server = tokio::spawn(serve(sr, sw, 100, counters.clone()));
+        let server = tokio::spawn(serve(sr, sw, 100, T, counters.clone()));
         client_io.write_all(b"GET / HTTP/1.1\r\n\r\n").await.unwrap();
         assert!(server.await.unwrap().is_err());
-        assert_eq!(counters.report(0).rejected, 1);
+        assert_eq!(counters.report(0).discarded, 1);
+    }
+
+    #[tokio::test]
+    async fn a_request_of_another_trial_is_not_answered() {
+        let (client_io, server_io) = tokio::io::duplex(4096);
+        let counters = Arc::new(ServeCounters::default());
+        let (sr, sw) = tokio::io::split(server_io);
+        let server = tokio::spawn(serve(sr, sw, 100, T, counters.clone()));
+        let (cr, cw) = tokio::io::split(client_io);
+        let (mut sink, mut source) = client(cr, cw, 100);
+        let other = TrialToken::from_bytes(*b"trial-43");
+        sink.send(MessageHeader::request(other, 0, 1, 7)).await.unwrap();
+        assert!(server.await.unwrap().is_err());
+        assert!(source.recv().await.is_err(), "answered");
+        let report = counters.report(0);
+        assert_eq!((report.requests, report.responses, report.discarded), (0, 0, 1));
     }
 }

@@ -3,7 +3,7 @@
 use std::io;
 use std::sync::Arc;
 use tokio::net::UdpSocket;
-use transbench_wire::{MessageHeader, MessageKind};
+use transbench_wire::{MessageHeader, MessageKind, TrialToken};
 
 use super::{RequestSink, ResponseSource, ServeCounters};
 use crate::clock::mono_now_ns;
@@ -58,9 +58,15 @@ impl ResponseSource for UdpSource {
 }
 
 /// Answers requests on a socket connected to the one peer registered for
-/// the trial (the kernel drops datagrams from anyone else). A response is
-/// never longer than its request: no amplification.
-pub async fn serve(sock: UdpSocket, size: usize, counters: Arc<ServeCounters>) -> io::Result<()> {
+/// the trial (the kernel drops datagrams from anyone else), and only those
+/// that carry the trial's token. A response is never longer than its
+/// request: no amplification.
+pub async fn serve(
+    sock: UdpSocket,
+    size: usize,
+    token: TrialToken,
+    counters: Arc<ServeCounters>,
+) -> io::Result<()> {
     let mut buf = vec![0u8; MAX_DATAGRAM];
     loop {
         let n = match sock.recv(&mut buf).await {
@@ -70,7 +76,7 @@ pub async fn serve(sock: UdpSocket, size: usize, counters: Arc<ServeCounters>) -
             Err(e) => return Err(e),
         };
         match MessageHeader::decode(&buf[..n]) {
-            Ok(h) if h.kind == MessageKind::Request => {
+            Ok(h) if h.token == token && h.kind == MessageKind::Request => {
                 counters.request(n);
                 h.response().encode(&mut buf);
                 match sock.send(&buf[..n.min(size)]).await {
@@ -79,6 +85,7 @@ pub async fn serve(sock: UdpSocket, size: usize, counters: Arc<ServeCounters>) -
                     Err(e) => return Err(e),
                 }
             }
+            Ok(h) if h.token == token => counters.discarded(),
             _ => counters.rejected(),
         }
     }

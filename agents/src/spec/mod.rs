@@ -47,7 +47,7 @@ pub struct TrialArgs {
     /// and duration.
     #[arg(long, conflicts_with = "closed_loop", allow_negative_numbers = true)]
     pub rate: Option<f64>,
-    /// Bytes per message, 24-byte header included (rr: request and response)
+    /// Bytes per message, 32-byte header included (rr: request and response)
     /// [default: 64 for rr, churn and handshake, 1024 for multistream, 1200
     /// for stream].
     #[arg(long)]

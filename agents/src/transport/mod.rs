@@ -10,8 +10,9 @@ pub mod tls;
 
 use anyhow::Context;
 use std::net::{IpAddr, SocketAddr};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
-use transbench_wire::{Carrier, Transport};
+use transbench_wire::{Carrier, Transport, TrialToken};
 
 /// Largest UDP payload over IPv4.
 pub const MAX_DATAGRAM: usize = 65_507;
@@ -31,9 +32,15 @@ pub fn pinned(cert: Option<String>) -> anyhow::Result<String> {
     cert.context("receiver sent no certificate fingerprint for a TLS transport")
 }
 
-/// A TCP connection with TCP_NODELAY and its congestion control pinned
-/// before the handshake.
-pub async fn connect_tcp(addr: SocketAddr, congestion: Option<&str>) -> anyhow::Result<TcpStream> {
+/// A data connection of a trial: TCP with TCP_NODELAY and its congestion
+/// control pinned before the handshake, opened with the trial's token (the
+/// receiver serves no connection before it has seen it; TLS, where the
+/// transport has it, starts after).
+pub async fn connect_tcp(
+    addr: SocketAddr,
+    congestion: Option<&str>,
+    token: TrialToken,
+) -> anyhow::Result<TcpStream> {
     let socket = if addr.is_ipv4() {
         tokio::net::TcpSocket::new_v4()?
     } else {
@@ -41,7 +48,11 @@ pub async fn connect_tcp(addr: SocketAddr, congestion: Option<&str>) -> anyhow::
     };
     congestion::pin(&socket, congestion)?;
     socket.set_nodelay(true)?;
-    Ok(socket.connect(addr).await?)
+    let mut tcp = socket.connect(addr).await?;
+    tcp.write_all(token.as_bytes())
+        .await
+        .context("sending the trial's token")?;
+    Ok(tcp)
 }
 
 /// A TLS client that accepts exactly the receiver's certificate.
@@ -63,15 +74,17 @@ pub async fn tls_handshake(
 }
 
 /// A QUIC client endpoint on `local_ip` whose connections pin the
-/// receiver's certificate and run congestion controller `cc`.
+/// receiver's certificate, run congestion controller `cc` and show the
+/// trial's token.
 pub fn quic_client(
     local_ip: IpAddr,
     cert: Option<String>,
     cc: Option<&str>,
+    token: TrialToken,
 ) -> anyhow::Result<quinn::Endpoint> {
     let mut endpoint =
         quinn::Endpoint::client(SocketAddr::new(local_ip, 0)).context("opening the QUIC endpoint")?;
-    endpoint.set_default_client_config(tls::quic_client_config(&pinned(cert)?, cc)?);
+    endpoint.set_default_client_config(tls::quic_client_config(&pinned(cert)?, cc, token)?);
     Ok(endpoint)
 }
 

@@ -10,6 +10,7 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, Serve
 use rustls::{DigitallySignedStruct, SignatureScheme};
 use std::sync::Arc;
 use transbench_wire::auth::to_hex;
+use transbench_wire::{TrialToken, TOKEN_LEN};
 
 /// The name in the receiver's certificate and the one the sender asks for.
 pub const SERVER_NAME: &str = "transbench";
@@ -113,12 +114,29 @@ pub fn tls_client_config(pinned_sha256: &str) -> anyhow::Result<Arc<rustls::Clie
 pub fn quic_client_config(
     pinned_sha256: &str,
     congestion: Option<&str>,
+    token: TrialToken,
 ) -> anyhow::Result<quinn::ClientConfig> {
     let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(client_config(pinned_sha256, QUIC_ALPN)?)
         .context("building the QUIC client's TLS configuration")?;
     let mut cfg = quinn::ClientConfig::new(Arc::new(crypto));
     cfg.transport_config(Arc::new(quic_transport(congestion)?));
+    show_token(&mut cfg, token);
     Ok(cfg)
+}
+
+/// Connections of `cfg` show the trial's token in their first destination
+/// connection ID, which the receiver checks before anything else: the
+/// token, then 8 random bytes, since RFC 9000 (7.2) wants at least 8
+/// unpredictable ones and the receiver's endpoint tells connections apart
+/// by this ID until the handshake gives them their own.
+fn show_token(cfg: &mut quinn::ClientConfig, token: TrialToken) {
+    cfg.initial_dst_cid_provider(Arc::new(move || {
+        let mut id = [0u8; 2 * TOKEN_LEN];
+        id[..TOKEN_LEN].copy_from_slice(token.as_bytes());
+        ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut id[TOKEN_LEN..])
+            .expect("the OS random source is available");
+        quinn::ConnectionId::new(&id)
+    }));
 }
 
 /// A QUIC client that resumes sessions and sends its request as 0-RTT
@@ -132,16 +150,18 @@ pub struct ZeroRttClient {
     tls: rustls::ClientConfig,
     transport: Arc<quinn::TransportConfig>,
     tickets: Arc<TicketStore>,
+    token: TrialToken,
 }
 
 impl ZeroRttClient {
-    pub fn new(pinned_sha256: &str, congestion: Option<&str>) -> anyhow::Result<Self> {
+    pub fn new(pinned_sha256: &str, congestion: Option<&str>, token: TrialToken) -> anyhow::Result<Self> {
         let mut tls = client_config(pinned_sha256, QUIC_ALPN)?;
         tls.enable_early_data = true;
         Ok(ZeroRttClient {
             tls,
             transport: Arc::new(quic_transport(congestion)?),
             tickets: Arc::default(),
+            token,
         })
     }
 
@@ -158,6 +178,7 @@ impl ZeroRttClient {
             .context("building the QUIC client's TLS configuration")?;
         let mut cfg = quinn::ClientConfig::new(Arc::new(crypto));
         cfg.transport_config(self.transport.clone());
+        show_token(&mut cfg, self.token);
         Ok((cfg, mine))
     }
 }

@@ -11,12 +11,12 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::SystemTime;
 use transbench_reports::{Counters, LatencyKind, LatencySummary, TrialParams, TrialResult};
 use transbench_wire::auth::Secret;
-use transbench_wire::{ReceiverReport, TrialSetup, WorkloadSetup};
+use transbench_wire::{ReceiverReport, TrialSetup, TrialToken, WorkloadSetup};
 
 use crate::clock::thread_cpu_ns;
 use crate::dataplane::listen::ServerTls;
 use crate::dataplane::multi::DeliveryLog;
-use crate::dataplane::ServeCounters;
+use crate::dataplane::{ServeCounters, TrialPeer};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::task::JoinSet;
@@ -46,23 +46,27 @@ pub async fn run_trial(
     }
 }
 
-/// Serves the receiver's side of the trial `setup` asks for.
+/// Serves the receiver's side of the trial `setup` asks for, to the
+/// sender at `peer_ip` alone: its traffic shows a token made here, which
+/// the sender gets in `Ready` ([`TrialServer::token`]).
 pub async fn serve_trial(
     setup: &TrialSetup,
     ctx: &ServerTls,
     local_ip: IpAddr,
     peer_ip: IpAddr,
 ) -> anyhow::Result<TrialServer> {
+    let peer = TrialPeer {
+        ip: peer_ip,
+        token: TrialToken::random(),
+    };
     match setup.workload {
-        WorkloadSetup::Rr { udp_peer_port, .. } => {
-            rr::serve(setup, udp_peer_port, ctx, local_ip, peer_ip).await
-        }
+        WorkloadSetup::Rr { udp_peer_port, .. } => rr::serve(setup, udp_peer_port, ctx, local_ip, peer).await,
         WorkloadSetup::Multistream { streams, echo } => {
-            oneway::serve(setup, streams, echo, ctx, local_ip, peer_ip).await
+            oneway::serve(setup, streams, echo, ctx, local_ip, peer).await
         }
-        WorkloadSetup::Stream {} => oneway::serve(setup, 1, false, ctx, local_ip, peer_ip).await,
+        WorkloadSetup::Stream {} => oneway::serve(setup, 1, false, ctx, local_ip, peer).await,
         WorkloadSetup::Churn { close } | WorkloadSetup::Handshake { close } => {
-            churn::serve(setup, close, ctx, local_ip, peer_ip).await
+            churn::serve(setup, close, ctx, local_ip, peer).await
         }
     }
 }
@@ -100,7 +104,7 @@ pub fn trial_result(spec: &TrialSpec, id: String, m: Measured) -> TrialResult {
         spec,
         &m.send_lag,
         m.measured_ns,
-        m.counters.sent,
+        &m.counters,
         m.unsent,
         &m.errors,
         &m.receiver,
@@ -183,6 +187,8 @@ pub struct TrialServer {
     pub(crate) watch: Option<churn::NamespaceWatch>,
     /// Where the sender sends its data.
     pub(crate) data_port: u16,
+    /// What the sender's data-plane traffic shows.
+    pub(crate) token: TrialToken,
 }
 
 impl TrialServer {

@@ -114,6 +114,23 @@ pub fn read_frame(s: &mut std::net::TcpStream) -> Option<Vec<u8>> {
     Some(payload)
 }
 
+/// The next control message; panics on a closed or garbled stream.
+pub fn recv_msg(s: &mut std::net::TcpStream) -> transbench_wire::ControlMsg {
+    let payload = read_frame(s).expect("a control frame");
+    transbench_wire::ControlMsg::decode(&payload).unwrap()
+}
+
+/// Resident memory of `pid`, bytes (VmRSS).
+pub fn rss_bytes(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().strip_suffix("kB")?.trim().parse().ok())
+        .expect("VmRSS in /proc/PID/status");
+    kib * 1024
+}
+
 /// `payload` as a control frame.
 pub fn frame(payload: &[u8]) -> Vec<u8> {
     let mut out = (payload.len() as u32).to_be_bytes().to_vec();

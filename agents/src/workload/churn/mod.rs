@@ -18,6 +18,7 @@ use transbench_reports::{
 };
 use transbench_wire::{
     Carrier, CloseMode, ControlMsg, MessageHeader, NamespaceReport, TimeWaitSample, Transport, TrialSetup,
+    TrialToken,
 };
 
 use super::TrialServer;
@@ -26,7 +27,7 @@ use crate::clock::{mono_now_ns, thread_cpu_ns, tokio_instant_at, Pacer};
 use crate::control_io::ControlChannel;
 use crate::dataplane::churn::{serve_quic, Dialer, Failure, PortChoice, Timings, CLOSE_WAIT};
 use crate::dataplane::listen::{self, ServerTls};
-use crate::dataplane::{ErrorLog, ServeCounters};
+use crate::dataplane::{ErrorLog, ServeCounters, TrialPeer};
 use crate::schedule::{self, OpenLoopSchedule, START_LEAD_NS};
 use crate::session;
 use crate::spec::churn::parse_port_range;
@@ -181,6 +182,8 @@ struct Plan {
     max_inflight: u32,
     close: CloseMode,
     size: usize,
+    /// The trial's, for every request's header.
+    token: TrialToken,
 }
 
 /// Runs the schedule: transaction i starts at its intended time, or as
@@ -235,7 +238,7 @@ async fn run_schedule(
         }
         out.started += measured as u64;
         out.transactions += 1;
-        let (dialer, size, close) = (dialer.clone(), plan.size, plan.close);
+        let (dialer, size, close, token) = (dialer.clone(), plan.size, plan.close, plan.token);
         let limit = plan
             .timeout
             .saturating_sub(Duration::from_nanos(mono_now_ns().saturating_sub(intended)));
@@ -251,7 +254,7 @@ async fn run_schedule(
         }
         tasks.spawn(async move {
             let _slot = permit;
-            let header = MessageHeader::request(0, i, intended);
+            let header = MessageHeader::request(token, 0, i, intended);
             let result = dialer
                 .transaction(peer, local_ip, header, size, close, limit, close_by)
                 .await;
@@ -337,7 +340,7 @@ pub async fn serve(
     close: CloseMode,
     ctx: &ServerTls,
     local_ip: IpAddr,
-    peer_ip: IpAddr,
+    peer: TrialPeer,
 ) -> anyhow::Result<TrialServer> {
     let size = setup.size as usize;
     let counters = Arc::new(ServeCounters::default());
@@ -348,7 +351,7 @@ pub async fn serve(
             let (endpoint, data_port) = listen::bind_quic(setup, ctx, local_ip)?;
             tasks.spawn(serve_quic(
                 endpoint.clone(),
-                peer_ip,
+                peer,
                 size,
                 close,
                 setup.transport.capabilities().zero_rtt,
@@ -359,7 +362,7 @@ pub async fn serve(
         }
         Carrier::Tcp => {
             let role = listen::ConnectionRole::Transaction(size, close);
-            listen::serve_tcp(setup, ctx, local_ip, peer_ip, counters.clone(), role, &mut tasks).await?
+            listen::serve_tcp(setup, ctx, local_ip, peer, counters.clone(), role, &mut tasks).await?
         }
         Carrier::Udp => anyhow::bail!(
             "{} opens no connections: churn needs a connection per transaction",
@@ -381,6 +384,7 @@ pub async fn serve(
         ),
         watch: None,
         data_port,
+        token: peer.token,
     })
 }
 
@@ -396,7 +400,8 @@ pub async fn run_trial(
     let rate = churn.rate;
     let local_ip = ctl.stream().local_addr()?.ip();
     let options = &churn.options;
-    let (port, cert) = session::setup(&mut ctl, spec.setup()).await?;
+    let admitted = session::setup(&mut ctl, spec.setup()).await?;
+    let (port, cert, token) = (admitted.data_port, admitted.cert, admitted.token);
     let peer = SocketAddr::new(addr.ip(), port);
     let sysctls = procnet::read_sysctls(procnet::CHURN_SYSCTLS);
     // QUIC: one UDP socket carries every connection; no port range applies.
@@ -411,12 +416,12 @@ pub async fn run_trial(
         Carrier::Quic => {
             let pin = transport::pinned(cert.clone())?;
             let cc = spec.congestion.as_deref();
-            let e = transport::quic_client(local_ip, cert, cc)?;
+            let e = transport::quic_client(local_ip, cert, cc, token)?;
             endpoint = Some(e.clone());
             Dialer::Quic {
                 endpoint: e,
                 zero_rtt: zero_rtt
-                    .then(|| tls::ZeroRttClient::new(&pin, cc).map(Box::new))
+                    .then(|| tls::ZeroRttClient::new(&pin, cc, token).map(Box::new))
                     .transpose()?,
             }
         }
@@ -424,6 +429,7 @@ pub async fn run_trial(
             congestion: (!congestion::is_namespace_default(spec.congestion.as_deref()))
                 .then(|| spec.congestion.clone()),
             tls: caps.tls.then(|| transport::tls_connector(cert)).transpose()?,
+            token,
             ports: match (&range, options.port_cycle) {
                 (Some(range), true) => PortChoice::Cycle {
                     range: (range.lo, range.hi),
@@ -451,7 +457,7 @@ pub async fn run_trial(
             .transaction(
                 peer,
                 local_ip,
-                MessageHeader::request(0, u64::MAX, mono_now_ns()),
+                MessageHeader::request(token, 0, u64::MAX, mono_now_ns()),
                 spec.size,
                 CloseMode::Client,
                 spec.loss_timeout,
@@ -482,6 +488,7 @@ pub async fn run_trial(
         max_inflight: options.max_inflight,
         close: options.close,
         size: spec.size,
+        token,
     };
     let limit = schedule::data_plane_limit(spec.warmup, spec.duration, spec.loss_timeout);
     let outcome = session::while_receiver_quiet(

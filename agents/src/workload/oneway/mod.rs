@@ -21,7 +21,8 @@ use tokio::task::JoinSet;
 use transbench_reports::{new_histogram, LatencyKind, LatencySummary, TrialResult};
 use transbench_wire::delivery;
 use transbench_wire::{
-    Carrier, ControlMsg, MessageHeader, MessageKind, ReceiverReport, Streams, TrialSetup, WorkloadSetup,
+    Carrier, ControlMsg, MessageHeader, MessageKind, ReceiverReport, Streams, TrialSetup, TrialToken,
+    WorkloadSetup,
 };
 
 use super::TrialServer;
@@ -31,7 +32,7 @@ use crate::control_io::ControlChannel;
 use crate::dataplane::listen::{self, ServerTls};
 use crate::dataplane::multi::{self, DeliveryLog, Recording, Writers};
 use crate::dataplane::udp::{self, DatagramBatcher};
-use crate::dataplane::{ErrorLog, ServeCounters};
+use crate::dataplane::{ErrorLog, ServeCounters, TrialPeer};
 use crate::measure::oneway::{self as analysis, HolReference, Sent};
 use crate::schedule::{self, OpenLoopSchedule, START_LEAD_NS};
 use crate::session;
@@ -57,7 +58,13 @@ struct Paced {
     unsent: u64,
 }
 
-async fn pace(spec: &TrialSpec, rate: f64, streams: u32, writers: &Writers) -> std::io::Result<Paced> {
+async fn pace(
+    spec: &TrialSpec,
+    rate: f64,
+    streams: u32,
+    token: TrialToken,
+    writers: &Writers,
+) -> std::io::Result<Paced> {
     let n = streams as u64;
     let mut pacer = Pacer::new()?;
     let t0 = mono_now_ns() + START_LEAD_NS;
@@ -84,7 +91,7 @@ async fn pace(spec: &TrialSpec, rate: f64, streams: u32, writers: &Writers) -> s
             record(&mut send_lag, now.saturating_sub(intended));
         }
         let (stream, seq) = ((j % n) as u32, j / n);
-        let header = MessageHeader::request(stream, seq, intended);
+        let header = MessageHeader::request(token, stream, seq, intended);
         if !writers.offer(stream, multi::message(header, spec.size)) {
             // A writer failed: its error is collected when writers finish.
             measured_end = mono_now_ns().clamp(measured_start, planned_end);
@@ -119,6 +126,7 @@ const GSO_BATCH_WAIT_NS: u64 = 200_000;
 async fn pace_datagrams(
     spec: &TrialSpec,
     rate: f64,
+    token: TrialToken,
     batcher: &DatagramBatcher,
     errors: &mut ErrorLog,
 ) -> std::io::Result<Paced> {
@@ -153,7 +161,7 @@ async fn pace_datagrams(
             let intended = schedule.intended_ns(i);
             let start = batch.len();
             batch.resize(start + spec.size, 0);
-            MessageHeader::request(0, i, intended).encode(&mut batch[start..]);
+            MessageHeader::request(token, 0, i, intended).encode(&mut batch[start..]);
             let measured = schedule.is_measured(i);
             if measured {
                 record(&mut send_lag, now.saturating_sub(intended));
@@ -190,9 +198,10 @@ async fn open_writers(
     streams: u32,
     peer: SocketAddr,
     local_ip: IpAddr,
-    cert: Option<String>,
+    admitted: session::Admitted,
     echoes: Option<&Recording>,
 ) -> anyhow::Result<OpenWriters> {
+    let (cert, token) = (admitted.cert, admitted.token);
     let mut writers = Writers::default();
     let mut readers = JoinSet::new();
     let size = spec.size;
@@ -205,7 +214,7 @@ async fn open_writers(
         .transpose()?;
     match (caps.streams, caps.carrier) {
         (Streams::Multiplexed, Carrier::Tcp) => {
-            let tcp = transport::connect_tcp(peer, cc)
+            let tcp = transport::connect_tcp(peer, cc, token)
                 .await
                 .context("connecting the multiplexed TCP connection")?;
             socket2::SockRef::from(&tcp)
@@ -225,7 +234,7 @@ async fn open_writers(
         }
         (Streams::ConnectionPerStream, Carrier::Tcp) => {
             for s in 0..streams {
-                let tcp = transport::connect_tcp(peer, cc)
+                let tcp = transport::connect_tcp(peer, cc, token)
                     .await
                     .with_context(|| format!("connecting TCP connection {} of {streams}", s + 1))?;
                 tcp_congestion = congestion::get(&tcp).ok();
@@ -242,7 +251,7 @@ async fn open_writers(
             }
         }
         (Streams::Native, Carrier::Quic) => {
-            let endpoint = transport::quic_client(local_ip, cert, spec.congestion.as_deref())?;
+            let endpoint = transport::quic_client(local_ip, cert, spec.congestion.as_deref(), token)?;
             let conn = transport::quic_connect(&endpoint, peer).await?;
             for s in 0..streams {
                 let (send, recv) = conn
@@ -322,14 +331,15 @@ pub async fn serve(
     echo: bool,
     ctx: &ServerTls,
     local_ip: IpAddr,
-    peer_ip: IpAddr,
+    peer: TrialPeer,
 ) -> anyhow::Result<TrialServer> {
     let rec = Recording {
         streams: streams.max(1),
         size: setup.size as usize,
         kind: transbench_wire::MessageKind::Request,
         echo,
-        // What the admission reserved memory for; beyond, counted as rejected.
+        token: peer.token,
+        // What the admission reserved memory for; beyond, counted as discarded.
         log: Arc::new(DeliveryLog::with_cap(crate::admission::record_cap(setup))),
         counters: Arc::new(ServeCounters::default()),
     };
@@ -343,7 +353,7 @@ pub async fn serve(
             let data_port = sock.local_addr()?.port();
             let rec = rec.clone();
             tasks.spawn(async move {
-                if let Err(e) = multi::read_datagrams(Arc::new(sock), peer_ip, rec).await {
+                if let Err(e) = multi::read_datagrams(Arc::new(sock), peer.ip, rec).await {
                     tracing::warn!("UDP data plane failed: {e}");
                 }
             });
@@ -351,7 +361,7 @@ pub async fn serve(
         }
         (Streams::Native, Carrier::Quic) => {
             let (endpoint, data_port) = listen::bind_quic(setup, ctx, local_ip)?;
-            tasks.spawn(multi::serve_quic(endpoint.clone(), peer_ip, rec.clone()));
+            tasks.spawn(multi::serve_quic(endpoint.clone(), peer, rec.clone()));
             quic_endpoint = Some(endpoint);
             data_port
         }
@@ -361,16 +371,7 @@ pub async fn serve(
             } else {
                 listen::ConnectionRole::ReadMux(rec.clone())
             };
-            listen::serve_tcp(
-                setup,
-                ctx,
-                local_ip,
-                peer_ip,
-                rec.counters.clone(),
-                role,
-                &mut tasks,
-            )
-            .await?
+            listen::serve_tcp(setup, ctx, local_ip, peer, rec.counters.clone(), role, &mut tasks).await?
         }
         (streams, carrier) => {
             bail!(
@@ -388,6 +389,7 @@ pub async fn serve(
         watch_plan: None,
         watch: None,
         data_port,
+        token: peer.token,
     })
 }
 
@@ -421,14 +423,16 @@ pub async fn run_trial(
     if let WorkloadSetup::Multistream { echo, .. } = &mut setup.workload {
         *echo = round_trip;
     }
-    let (port, cert) = session::setup(&mut ctl, setup).await?;
+    let admitted = session::setup(&mut ctl, setup).await?;
+    let token = admitted.token;
     let cpu_start = thread_cpu_ns();
-    let peer = SocketAddr::new(addr.ip(), port);
+    let peer = SocketAddr::new(addr.ip(), admitted.data_port);
     let echoes = round_trip.then(|| Recording {
         streams,
         size: spec.size,
         kind: MessageKind::Response,
         echo: false,
+        token,
         log: Arc::new(DeliveryLog::default()),
         counters: Arc::new(ServeCounters::default()),
     });
@@ -441,15 +445,19 @@ pub async fn run_trial(
         let batcher = DatagramBatcher::new(sock, peer, gso).context("preparing the UDP socket")?;
         let mut errors = ErrorLog::default();
         ctl.send(&ControlMsg::Start).await?;
-        let paced =
-            session::while_receiver_quiet(&mut ctl, limit, pace_datagrams(spec, rate, &batcher, &mut errors))
-                .await?;
+        let paced = session::while_receiver_quiet(
+            &mut ctl,
+            limit,
+            pace_datagrams(spec, rate, token, &batcher, &mut errors),
+        )
+        .await?;
         (paced, errors, JoinSet::new(), None, None)
     } else {
-        let open = open_writers(spec, streams, peer, local_ip, cert, echoes.as_ref()).await?;
+        let open = open_writers(spec, streams, peer, local_ip, admitted, echoes.as_ref()).await?;
         ctl.send(&ControlMsg::Start).await?;
         let paced =
-            session::while_receiver_quiet(&mut ctl, limit, pace(spec, rate, streams, &open.writers)).await?;
+            session::while_receiver_quiet(&mut ctl, limit, pace(spec, rate, streams, token, &open.writers))
+                .await?;
         (
             paced,
             open.writers.finish(spec.loss_timeout).await,

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 use tokio::sync::mpsc;
 
-use transbench_wire::MessageHeader;
+use transbench_wire::{MessageHeader, TrialToken};
 
 use crate::clock::wall_at;
 use crate::clock::{mono_now_ns, Pacer};
@@ -24,6 +24,8 @@ pub struct RrPlan {
     pub loss_timeout: Duration,
     /// Keep every response for the UDP sequence tracker (open-loop).
     pub log_sequence: bool,
+    /// The trial's, for every request's header.
+    pub token: TrialToken,
 }
 
 pub struct RrOutcome {
@@ -172,7 +174,10 @@ async fn open_loop<S: RequestSink, R: ResponseSource>(
             t.on_sent(i, intended, actual, schedule.is_measured(i));
         }
         requests_total += 1;
-        if let Err(e) = sink.send(MessageHeader::request(0, i, intended)).await {
+        if let Err(e) = sink
+            .send(MessageHeader::request(plan.token, 0, i, intended))
+            .await
+        {
             log.lock().expect("log lock").note("send", &e);
             if S::FATAL_ERRORS {
                 cut_short = true;
@@ -248,7 +253,10 @@ async fn closed_loop<S: RequestSink, R: ResponseSource>(
             .expect("tracker lock")
             .on_sent(seq, t_send, t_send, t_send >= warm_end);
         seq += 1;
-        if let Err(e) = sink.send(MessageHeader::request(0, seq - 1, t_send)).await {
+        if let Err(e) = sink
+            .send(MessageHeader::request(plan.token, 0, seq - 1, t_send))
+            .await
+        {
             log.lock().expect("log lock").note("send", &e);
             if S::FATAL_ERRORS {
                 break 'trial;
@@ -319,6 +327,7 @@ mod tests {
             duration: Duration::from_millis(duration_ms),
             loss_timeout: Duration::from_millis(200),
             log_sequence: false,
+            token: TrialToken::from_bytes(*b"trial-42"),
         };
         let start = std::time::Instant::now();
         let outcome = run(plan, Memory { answers: tx, cost }, Answers(rx))

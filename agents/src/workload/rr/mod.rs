@@ -16,8 +16,8 @@ use super::TrialServer;
 use crate::clock::thread_cpu_ns;
 use crate::control_io::ControlChannel;
 use crate::dataplane::listen::{self, ServerTls};
-use crate::dataplane::ServeCounters;
 use crate::dataplane::{quic, stream, udp, RequestSink, ResponseSource};
+use crate::dataplane::{ServeCounters, TrialPeer};
 use crate::schedule;
 use crate::session;
 use crate::spec::{RrSpec, TrialSpec};
@@ -51,7 +51,7 @@ pub async fn serve(
     udp_peer_port: Option<u16>,
     ctx: &ServerTls,
     local_ip: IpAddr,
-    peer_ip: IpAddr,
+    peer: TrialPeer,
 ) -> anyhow::Result<TrialServer> {
     let size = setup.size as usize;
     let counters = Arc::new(ServeCounters::default());
@@ -63,11 +63,11 @@ pub async fn serve(
             let port = udp_peer_port.context("UDP setup without the sender's data port")?;
             let sock = UdpSocket::bind((local_ip, 0)).await?;
             // Connected: the kernel drops datagrams from anyone else.
-            sock.connect((peer_ip, port)).await?;
+            sock.connect((peer.ip, port)).await?;
             let data_port = sock.local_addr()?.port();
             let c = counters.clone();
             tasks.spawn(async move {
-                if let Err(e) = udp::serve(sock, size, c).await {
+                if let Err(e) = udp::serve(sock, size, peer.token, c).await {
                     tracing::warn!("UDP data plane failed: {e}");
                 }
             });
@@ -75,11 +75,11 @@ pub async fn serve(
         }
         Carrier::Tcp => {
             let role = listen::ConnectionRole::Serve(size);
-            listen::serve_tcp(setup, ctx, local_ip, peer_ip, counters.clone(), role, &mut tasks).await?
+            listen::serve_tcp(setup, ctx, local_ip, peer, counters.clone(), role, &mut tasks).await?
         }
         Carrier::Quic => {
             let (endpoint, data_port) = listen::bind_quic(setup, ctx, local_ip)?;
-            tasks.spawn(quic::serve(endpoint.clone(), peer_ip, size, counters.clone()));
+            tasks.spawn(quic::serve(endpoint.clone(), peer, size, counters.clone()));
             quic_endpoint = Some(endpoint);
             data_port
         }
@@ -93,6 +93,7 @@ pub async fn serve(
         watch_plan: None,
         watch: None,
         data_port,
+        token: peer.token,
     })
 }
 
@@ -106,12 +107,13 @@ pub async fn run_trial(
 ) -> anyhow::Result<TrialResult> {
     let peer_ip: IpAddr = addr.ip();
     let local_ip = ctl.stream().local_addr()?.ip();
-    let plan = RrPlan {
+    let plan = |token| RrPlan {
         rate: rr.rate,
         warmup: spec.warmup,
         duration: spec.duration,
         loss_timeout: spec.loss_timeout,
         log_sequence: spec.transport == Transport::Udp,
+        token,
     };
     let caps = spec.transport.capabilities();
     let mut trial_setup = spec.setup();
@@ -126,40 +128,53 @@ pub async fn run_trial(
                 udp_peer_port: Some(sock.local_addr()?.port()),
                 quic_stream: rr.quic_stream,
             };
-            let (port, _) = session::setup(&mut ctl, trial_setup).await?;
-            sock.connect((peer_ip, port)).await?;
+            let admitted = session::setup(&mut ctl, trial_setup).await?;
+            sock.connect((peer_ip, admitted.data_port)).await?;
             let (sink, source) = udp::client(sock, spec.size);
-            drive(&mut ctl, plan, sink, source).await?
+            drive(&mut ctl, plan(admitted.token), sink, source).await?
         }
         Carrier::Tcp => {
-            let (port, cert) = session::setup(&mut ctl, trial_setup).await?;
-            let connector = caps.tls.then(|| transport::tls_connector(cert)).transpose()?;
-            let tcp = transport::connect_tcp(SocketAddr::new(peer_ip, port), spec.congestion.as_deref())
-                .await
-                .context("connecting the TCP data connection")?;
+            let admitted = session::setup(&mut ctl, trial_setup).await?;
+            let connector = caps
+                .tls
+                .then(|| transport::tls_connector(admitted.cert))
+                .transpose()?;
+            let tcp = transport::connect_tcp(
+                SocketAddr::new(peer_ip, admitted.data_port),
+                spec.congestion.as_deref(),
+                admitted.token,
+            )
+            .await
+            .context("connecting the TCP data connection")?;
             tcp_congestion = congestion::get(&tcp).ok();
             match connector {
                 Some(connector) => {
                     let tls = transport::tls_handshake(&connector, tcp).await?;
                     let (r, w) = tokio::io::split(tls);
                     let (sink, source) = stream::client(r, w, spec.size);
-                    drive(&mut ctl, plan, sink, source).await?
+                    drive(&mut ctl, plan(admitted.token), sink, source).await?
                 }
                 None => {
                     let (r, w) = tcp.into_split();
                     let (sink, source) = stream::client(r, w, spec.size);
-                    drive(&mut ctl, plan, sink, source).await?
+                    drive(&mut ctl, plan(admitted.token), sink, source).await?
                 }
             }
         }
         Carrier::Quic => {
-            let (port, cert) = session::setup(&mut ctl, trial_setup).await?;
-            let endpoint = transport::quic_client(local_ip, cert, spec.congestion.as_deref())?;
-            let conn = transport::quic_connect(&endpoint, SocketAddr::new(peer_ip, port)).await?;
+            let admitted = session::setup(&mut ctl, trial_setup).await?;
+            let endpoint = transport::quic_client(
+                local_ip,
+                admitted.cert,
+                spec.congestion.as_deref(),
+                admitted.token,
+            )?;
+            let conn =
+                transport::quic_connect(&endpoint, SocketAddr::new(peer_ip, admitted.data_port)).await?;
             let result = match rr.quic_stream {
                 QuicStreamMode::PerRequest => {
                     let (sink, source, stream_errors) = quic::per_request_client(conn.clone(), spec.size);
-                    let (mut outcome, report) = drive(&mut ctl, plan, sink, source).await?;
+                    let (mut outcome, report) = drive(&mut ctl, plan(admitted.token), sink, source).await?;
                     // Taken before the close below: streams it cuts were
                     // already counted lost, and are no transport error.
                     let failed = std::mem::take(&mut *stream_errors.lock().expect("error log lock"));
@@ -169,7 +184,7 @@ pub async fn run_trial(
                 QuicStreamMode::Single => {
                     let (send, recv) = conn.open_bi().await.context("opening the QUIC stream")?;
                     let (sink, source) = stream::client(recv, send, spec.size);
-                    drive(&mut ctl, plan, sink, source).await?
+                    drive(&mut ctl, plan(admitted.token), sink, source).await?
                 }
             };
             transport::quic_close(&endpoint, Some(&conn)).await;
