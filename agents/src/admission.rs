@@ -239,6 +239,20 @@ pub fn record_cap(setup: &TrialSetup) -> usize {
     cap.min(crate::dataplane::multi::MAX_RECORDS as u64) as usize
 }
 
+/// Most data connections a trial keeps open at once at the receiver: what
+/// its sender opens, with room for connections the sender is through with
+/// and the receiver not yet.
+pub fn most_open(setup: &TrialSetup) -> usize {
+    const SLACK: usize = 4;
+    match setup.workload {
+        WorkloadSetup::Rr { .. } | WorkloadSetup::Stream {} => 1 + SLACK,
+        WorkloadSetup::Multistream { streams, .. } => streams as usize + SLACK,
+        WorkloadSetup::Churn { max_inflight, .. } | WorkloadSetup::Handshake { max_inflight, .. } => {
+            2 * max_inflight as usize + SLACK
+        }
+    }
+}
+
 /// The most memory a trial of `setup` is expected to hold at the
 /// receiver, beyond its session's.
 pub fn trial_bytes(setup: &TrialSetup) -> u64 {
@@ -259,7 +273,7 @@ pub fn trial_bytes(setup: &TrialSetup) -> u64 {
             let alive_s = plan.loss_timeout_ns as f64 / 1e9 + 1.0;
             let open = ((rate * alive_s).ceil() as u64)
                 .min(plan.messages.unwrap_or(u64::MAX))
-                .min(u64::from(crate::spec::churn::MAX_INFLIGHT));
+                .min(most_open(setup) as u64);
             open.max(1) * per_connection
         }
     }
@@ -484,18 +498,20 @@ mod tests {
             crate::dataplane::multi::MAX_RECORDS,
             "never more than a trial records"
         );
-        let churn = |messages| {
-            setup(
-                WorkloadSetup::Churn {
-                    close: Default::default(),
-                },
-                64,
-                Some(messages),
-            )
+        let churn = |messages, max_inflight| {
+            let workload = WorkloadSetup::Churn {
+                close: Default::default(),
+                max_inflight,
+            };
+            setup(workload, 64, Some(messages))
         };
         // 200/s with a 1 s loss timeout: about 400 connections open at once.
-        let bytes = trial_bytes(&churn(2_000));
-        assert_eq!(bytes, 400 * (CONNECTION_BYTES + 128));
+        assert_eq!(trial_bytes(&churn(2_000, 1000)), 400 * (CONNECTION_BYTES + 128));
+        // One at a time, however fast: a few.
+        assert_eq!(
+            trial_bytes(&churn(1_000_000, 1)),
+            most_open(&churn(0, 1)) as u64 * (CONNECTION_BYTES + 128)
+        );
     }
 
     #[test]

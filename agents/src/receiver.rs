@@ -21,6 +21,7 @@ use crate::admission::{
 use crate::control_io::{ControlChannel, ControlIoError};
 use crate::dataplane::listen::ServerTls;
 use crate::dataplane::multi;
+use crate::spec::churn::MAX_INFLIGHT;
 use crate::workload::TrialServer;
 
 /// How long a peer may take over the hello and auth exchange: two round
@@ -511,10 +512,16 @@ fn validate(setup: &TrialSetup) -> anyhow::Result<()> {
     if !workload.runs_on(setup.transport.capabilities()) {
         bail!("transport {} does not run workload {workload}", setup.transport);
     }
-    if let WorkloadSetup::Multistream { streams, .. } = setup.workload {
-        if !(1..=multi::MAX_STREAMS).contains(&streams) {
+    match setup.workload {
+        WorkloadSetup::Multistream { streams, .. } if !(1..=multi::MAX_STREAMS).contains(&streams) => {
             bail!("{streams} streams is out of range: 1 to {}", multi::MAX_STREAMS);
         }
+        WorkloadSetup::Churn { max_inflight, .. } | WorkloadSetup::Handshake { max_inflight, .. }
+            if !(1..=MAX_INFLIGHT).contains(&max_inflight) =>
+        {
+            bail!("--max-inflight {max_inflight} is out of range: 1 to {MAX_INFLIGHT}");
+        }
+        _ => {}
     }
     let max = crate::transport::max_message(setup.transport);
     let size = setup.size as usize;

@@ -282,9 +282,12 @@ pub enum WorkloadSetup {
     Churn {
         /// Who closes each connection.
         close: CloseMode,
+        /// Most transactions the sender has in flight at once.
+        max_inflight: u32,
     },
     Handshake {
         close: CloseMode,
+        max_inflight: u32,
     },
 }
 
@@ -549,6 +552,7 @@ mod tests {
                 plan: PLAN,
                 workload: WorkloadSetup::Churn {
                     close: CloseMode::Server,
+                    max_inflight: 1000,
                 },
             }),
             ControlMsg::Ready {

@@ -3,6 +3,7 @@
 //! accepted byte stream is for.
 
 use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::AsyncReadExt;
@@ -214,6 +215,8 @@ async fn accept_streams(
     let congestion =
         congestion.filter(|name| !crate::transport::congestion::is_namespace_default(Some(name)));
     let mut conns = JoinSet::new();
+    // Connections that showed the token and are being served.
+    let open = Arc::new(AtomicUsize::new(0));
     loop {
         let (tcp, from) = match listener.accept().await {
             Ok(a) => a,
@@ -237,8 +240,13 @@ async fn accept_streams(
             counters.rejected();
             continue;
         }
-        let (tls, counters, role, congestion) =
-            (tls.clone(), counters.clone(), role.clone(), congestion.clone());
+        let (tls, counters, role, congestion, open) = (
+            tls.clone(),
+            counters.clone(),
+            role.clone(),
+            congestion.clone(),
+            open.clone(),
+        );
         // In a task of its own: a connection slow to show its token holds
         // up no other.
         conns.spawn(async move {
@@ -247,6 +255,10 @@ async fn accept_streams(
                 counters.rejected();
                 return;
             }
+            let Some(_open) = OpenConnection::take(&open, peer.most_open) else {
+                counters.rejected();
+                return;
+            };
             admit(&tcp, &role, tls.is_some(), congestion.as_deref(), &counters);
             let served = match (role, tls) {
                 (ConnectionRole::Transaction(size, close), Some(acceptor)) => {
@@ -262,6 +274,25 @@ async fn accept_streams(
                 tracing::debug!("data connection ended: {}", printable(&e.to_string()));
             }
         });
+    }
+}
+
+/// Counts a served connection while it lives, if there is room for it.
+struct OpenConnection(Arc<AtomicUsize>);
+
+impl OpenConnection {
+    fn take(open: &Arc<AtomicUsize>, most: usize) -> Option<Self> {
+        open.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+            (n < most).then_some(n + 1)
+        })
+        .ok()?;
+        Some(OpenConnection(open.clone()))
+    }
+}
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
     }
 }
 

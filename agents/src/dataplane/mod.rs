@@ -23,6 +23,9 @@ use transbench_wire::{MessageHeader, ReceiverReport, TrialToken};
 pub struct TrialPeer {
     pub ip: IpAddr,
     pub token: TrialToken,
+    /// Most of its data connections open at once; more are refused (the
+    /// receiver's memory was reserved for these).
+    pub most_open: usize,
 }
 
 pub trait RequestSink: Send + 'static {

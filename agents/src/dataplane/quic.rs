@@ -108,7 +108,8 @@ impl ResponseSource for ChannelSource {
 /// measurement. A connection attempt from another address, or whose first
 /// destination connection ID does not start with the trial's token
 /// ([`transbench_wire::token`]), is dropped unanswered, before any
-/// handshake, and counted as rejected.
+/// handshake, and counted as rejected; so is one past the trial's
+/// [`TrialPeer::most_open`] (refused).
 pub async fn accept_from<F, Fut>(
     endpoint: quinn::Endpoint,
     peer: TrialPeer,
@@ -126,6 +127,11 @@ pub async fn accept_from<F, Fut>(
         if incoming.remote_address().ip() != peer.ip || !token_shown {
             counters.rejected();
             incoming.ignore();
+            continue;
+        }
+        if conns.len() >= peer.most_open {
+            counters.rejected();
+            incoming.refuse();
             continue;
         }
         conns.spawn(serve(incoming));

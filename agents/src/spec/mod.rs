@@ -485,9 +485,11 @@ impl WorkloadSpec {
             WorkloadSpec::Stream(_) => WorkloadSetup::Stream {},
             WorkloadSpec::Churn(c) => WorkloadSetup::Churn {
                 close: c.options.close,
+                max_inflight: c.options.max_inflight,
             },
             WorkloadSpec::Handshake(c) => WorkloadSetup::Handshake {
                 close: c.options.close,
+                max_inflight: c.options.max_inflight,
             },
         }
     }
@@ -720,7 +722,8 @@ mod tests {
         assert_eq!(
             c.setup().workload,
             WorkloadSetup::Churn {
-                close: CloseMode::Server
+                close: CloseMode::Server,
+                max_inflight: churn::DEFAULT_MAX_INFLIGHT,
             }
         );
         assert_eq!(

@@ -58,6 +58,7 @@ pub async fn serve_trial(
     let peer = TrialPeer {
         ip: peer_ip,
         token: TrialToken::random(),
+        most_open: crate::admission::most_open(setup),
     };
     match setup.workload {
         WorkloadSetup::Rr { udp_peer_port, .. } => rr::serve(setup, udp_peer_port, ctx, local_ip, peer).await,
@@ -65,7 +66,7 @@ pub async fn serve_trial(
             oneway::serve(setup, streams, echo, ctx, local_ip, peer).await
         }
         WorkloadSetup::Stream {} => oneway::serve(setup, 1, false, ctx, local_ip, peer).await,
-        WorkloadSetup::Churn { close } | WorkloadSetup::Handshake { close } => {
+        WorkloadSetup::Churn { close, .. } | WorkloadSetup::Handshake { close, .. } => {
             churn::serve(setup, close, ctx, local_ip, peer).await
         }
     }
