@@ -15,7 +15,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 use transbench_reports::TrialResult;
 use transbench_wire::{
-    ControlMsg, MessageHeader, QuicStreamMode, ReceiverReport, Transport, TrialSetup, TrialToken,
+    CloseMode, ControlMsg, MessageHeader, QuicStreamMode, ReceiverReport, Transport, TrialSetup, TrialToken,
     WorkloadSetup,
 };
 
@@ -98,6 +98,7 @@ fn a_claimed_length_costs_the_receiver_nothing_until_its_bytes_come() {
     const CLAIM: u32 = 16 << 20;
     let _one = serial();
     let receiver = ReceiverGuard::start(&[]);
+    // Churn: the workload whose trials open this many connections at once.
     let (mut ctl, port, token) = set_up(
         &receiver,
         TrialSetup {
@@ -106,9 +107,9 @@ fn a_claimed_length_costs_the_receiver_nothing_until_its_bytes_come() {
             tcp_congestion: None,
             quic_congestion: None,
             plan: test_plan(),
-            workload: WorkloadSetup::Rr {
-                udp_peer_port: None,
-                quic_stream: QuicStreamMode::PerRequest,
+            workload: WorkloadSetup::Churn {
+                close: CloseMode::Client,
+                max_inflight: CONNECTIONS as u32,
             },
         },
     );
@@ -137,6 +138,52 @@ fn a_claimed_length_costs_the_receiver_nothing_until_its_bytes_come() {
     assert_eq!(report.connections, CONNECTIONS as u64, "{report:?}");
     // 128 x 16 MiB would be 2 GiB; what arrived is 128 x 12 bytes.
     assert!(grown_mib < 200, "the receiver grew by {grown_mib} MiB");
+}
+
+#[test]
+fn a_trials_own_connections_beyond_what_it_opens_are_refused() {
+    let _one = serial();
+    let receiver = ReceiverGuard::start(&[]);
+    let (mut ctl, port, token) = set_up(
+        &receiver,
+        TrialSetup {
+            transport: Transport::Tcp,
+            size: 64,
+            tcp_congestion: None,
+            quic_congestion: None,
+            plan: test_plan(),
+            workload: WorkloadSetup::Rr {
+                udp_peer_port: None,
+                quic_stream: QuicStreamMode::PerRequest,
+            },
+        },
+    );
+    // An rr trial opens one connection; these 20 all show the token.
+    let conns: Vec<TcpStream> = (0..20)
+        .map(|_| {
+            let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
+            c.write_all(token.as_bytes()).unwrap();
+            c
+        })
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let report = loop {
+        std::thread::sleep(Duration::from_millis(200));
+        let closed = conns
+            .iter()
+            .filter(|c| {
+                c.set_read_timeout(Some(Duration::from_millis(10))).unwrap();
+                matches!((&**c).read(&mut [0u8; 1]), Ok(0))
+            })
+            .count();
+        if closed >= 15 || Instant::now() > deadline {
+            break stop(&mut ctl);
+        }
+    };
+    // The trial's one connection, and room for a few the receiver has not
+    // yet seen closed: five in all.
+    assert_eq!(report.connections, 5, "{report:?}");
+    assert_eq!(report.rejected, 15, "{report:?}");
 }
 
 #[test]
@@ -431,8 +478,12 @@ fn stop(ctl: &mut TcpStream) -> ReceiverReport {
         wait_ns: 0,
     };
     ctl.write_all(&stop.encode()).unwrap();
-    match recv_msg(ctl) {
-        ControlMsg::Report(report) => report,
-        other => panic!("expected a report, got {}", other.name()),
+    loop {
+        match recv_msg(ctl) {
+            ControlMsg::Report(report) => return report,
+            // What some workloads send before the report.
+            ControlMsg::Deliveries { .. } | ControlMsg::TimeWait { .. } => {}
+            other => panic!("expected a report, got {}", other.name()),
+        }
     }
 }
