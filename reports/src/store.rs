@@ -66,7 +66,13 @@ pub fn read_results(path: &Path) -> Result<RunResults, StoreError> {
         path: path.to_path_buf(),
         source,
     })?;
-    let value: serde_json::Value = serde_json::from_slice(&bytes).map_err(|source| {
+    parse_results(path, &bytes)
+}
+
+/// What [`read_results`] makes of a file's bytes; `path` only names the
+/// file in errors.
+pub fn parse_results(path: &Path, bytes: &[u8]) -> Result<RunResults, StoreError> {
+    let value: serde_json::Value = serde_json::from_slice(bytes).map_err(|source| {
         let path = path.to_path_buf();
         if source.is_eof() {
             StoreError::Truncated { path, source }
