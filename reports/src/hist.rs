@@ -8,7 +8,7 @@ use base64::Engine;
 use hdrhistogram::serialization::{DeserializeError, Deserializer, Serializer, V2DeflateSerializer};
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
-use std::io::Read;
+use std::io::{BufRead, Read};
 use thiserror::Error;
 
 /// Significant decimal digits kept by every latency histogram.
@@ -61,6 +61,8 @@ pub enum HistError {
     },
     #[error("histogram says its counts take {len} bytes, more than its range can ({max}): it is corrupt")]
     Payload { len: u64, max: u64 },
+    #[error("histogram skips {run} empty counts at once, more than its {counts} counts: it is corrupt")]
+    Skip { run: u64, counts: u64 },
 }
 
 /// An auto-resizing histogram of nanoseconds with 3 significant digits.
@@ -98,8 +100,9 @@ pub fn decode_hdr(b64: &str) -> Result<Histogram<u64>, HistError> {
 
 /// Refuses a histogram whose header asks for more than transbench writes:
 /// a range past [`MAX_TRACKABLE_NS`], counts past [`MAX_HISTOGRAM_BYTES`],
-/// a payload longer than those counts can be. Reads the header alone
-/// (inflating its first bytes), so nothing large is allocated.
+/// a payload longer than those counts can be; then one whose payload
+/// skips more counts than there are (see [`check_runs`]). Reads the
+/// payload as it inflates, so nothing large is allocated.
 fn check_header(bytes: &[u8]) -> Result<(), HistError> {
     let truncated = || {
         HistError::Decode(DeserializeError::IoError(
@@ -111,19 +114,24 @@ fn check_header(bytes: &[u8]) -> Result<(), HistError> {
             .map(|c| u32::from_be_bytes(c.try_into().expect("4 bytes")))
     };
     let mut header = [0u8; V2_HEADER_LEN];
-    match cookie(bytes).ok_or_else(truncated)? {
-        V2_COOKIE => header.copy_from_slice(bytes.get(..V2_HEADER_LEN).ok_or_else(truncated)?),
+    let payload: Box<dyn BufRead + '_> = match cookie(bytes).ok_or_else(truncated)? {
+        V2_COOKIE => {
+            header.copy_from_slice(bytes.get(..V2_HEADER_LEN).ok_or_else(truncated)?);
+            Box::new(&bytes[V2_HEADER_LEN..])
+        }
         V2_DEFLATE_COOKIE => {
             let deflated = bytes.get(8..).ok_or_else(truncated)?;
-            flate2::read::ZlibDecoder::new(deflated)
+            let mut inflated = std::io::BufReader::new(flate2::read::ZlibDecoder::new(deflated));
+            inflated
                 .read_exact(&mut header)
                 .map_err(|e| HistError::Decode(DeserializeError::IoError(e)))?;
             if cookie(&header) != Some(V2_COOKIE) {
                 return Err(HistError::Decode(DeserializeError::InvalidCookie));
             }
+            Box::new(inflated)
         }
         _ => return Err(HistError::Decode(DeserializeError::InvalidCookie)),
-    }
+    };
     let word = |at: usize| u32::from_be_bytes(header[at..at + 4].try_into().expect("4 bytes"));
     let long = |at: usize| u64::from_be_bytes(header[at..at + 8].try_into().expect("8 bytes"));
     let (payload_len, digits, low, high) = (word(4), word(12), long(16), long(24));
@@ -144,6 +152,34 @@ fn check_header(bytes: &[u8]) -> Result<(), HistError> {
             len: payload_len.into(),
             max,
         });
+    }
+    check_runs(payload.take(payload_len.into()), counts)
+}
+
+/// A V2 payload is LEB128 varints (at most 9 bytes, the 9th taken whole),
+/// each a count or, zig-zag negative, a run of empty counts to skip.
+/// hdrhistogram's deserializer negates a run in 64 bits, and the longest
+/// one a varint holds (2^63) overflows: a panic where overflow is checked
+/// (debug builds, the tests). No run is longer than the counts in a
+/// histogram that is not corrupt, so a longer one is refused here. Stops
+/// quietly where the payload does: the deserializer says it is short.
+fn check_runs(payload: impl BufRead, counts: u64) -> Result<(), HistError> {
+    let mut bytes = payload.bytes().map_while(Result::ok);
+    while let Some(first) = bytes.next() {
+        let (mut value, mut b, mut shift) = (u64::from(first & 0x7f), first, 7);
+        while b & 0x80 != 0 && shift < 63 {
+            let Some(next) = bytes.next() else { return Ok(()) };
+            b = next;
+            let bits = if shift == 56 { b } else { b & 0x7f };
+            value |= u64::from(bits) << shift;
+            shift += 7;
+        }
+        if value & 1 == 1 {
+            let run = (value >> 1) + 1;
+            if run > counts {
+                return Err(HistError::Skip { run, counts });
+            }
+        }
     }
     Ok(())
 }
@@ -265,6 +301,18 @@ mod tests {
     /// A V2 histogram's header with these bounds and no counts, deflated
     /// as transbench writes it or plain, in base64.
     fn crafted(digits: u32, low: u64, high: u64, payload_len: u32, deflate: bool) -> String {
+        crafted_with(digits, low, high, payload_len, &[], deflate)
+    }
+
+    /// The same, with this payload after the header.
+    fn crafted_with(
+        digits: u32,
+        low: u64,
+        high: u64,
+        payload_len: u32,
+        payload: &[u8],
+        deflate: bool,
+    ) -> String {
         use std::io::Write;
         let mut v2 = V2_COOKIE.to_be_bytes().to_vec();
         for word in [payload_len, 0, digits] {
@@ -273,6 +321,7 @@ mod tests {
         v2.extend(low.to_be_bytes());
         v2.extend(high.to_be_bytes());
         v2.extend(1.0f64.to_be_bytes());
+        v2.extend(payload);
         if !deflate {
             return B64.encode(v2);
         }
@@ -310,6 +359,24 @@ mod tests {
             // The widest range transbench writes is fine.
             let empty = decode_hdr(&crafted(3, 1, MAX_TRACKABLE_NS, 0, deflate)).unwrap();
             assert!(empty.is_empty());
+        }
+    }
+
+    #[test]
+    fn a_skip_past_the_counts_is_refused_before_it_overflows() {
+        // Found by fuzzing: a run of 2^63 empty counts (zig-zag -2^63 in a
+        // 9-byte varint) overflowed hdrhistogram's negation.
+        let longest = [0xff; 9];
+        // One count of 5 (zig-zag 10), a run of 3 empty ones (-3: 5), one of 1.
+        let fine = [10, 5, 2];
+        for deflate in [true, false] {
+            let err = decode_hdr(&crafted_with(3, 1, 1_000_000, 9, &longest, deflate)).unwrap_err();
+            assert!(
+                matches!(err, HistError::Skip { run, .. } if run == 1 << 63),
+                "{err}"
+            );
+            let h = decode_hdr(&crafted_with(3, 1, 1_000_000, 3, &fine, deflate)).unwrap();
+            assert_eq!((h.len(), h.count_at(0), h.count_at(4)), (6, 5, 1));
         }
     }
 
