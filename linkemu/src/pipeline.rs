@@ -354,8 +354,10 @@ impl Pipeline {
         let Some(slot) = self.spec.slot else { return };
         let gap = match slot.interval {
             SlotInterval::Range { min_ns, max_ns } => {
-                let spread = max_ns - min_ns;
-                min_ns + ((self.entropy.next_u32() as u64 * spread) >> 32)
+                // Uniform in [min, max): a 32-bit draw times the spread,
+                // in 128 bits (in 64 it overflows past a 4.3 s spread).
+                let spread = u128::from(max_ns - min_ns);
+                min_ns + ((u128::from(self.entropy.next_u32()) * spread) >> 32) as u64
             }
             SlotInterval::Distributed {
                 distribution,

@@ -426,3 +426,32 @@ fn slots_release_packets_in_bursts() {
     assert_eq!(departures.len(), 12);
     assert_eq!(times, [[MS; 4], [2 * MS; 4], [3 * MS; 4]].concat());
 }
+
+#[test]
+fn slot_gaps_are_uniform_over_a_wide_range() {
+    // Found by fuzzing: a spread past 4.3 s overflowed 64 bits.
+    let (min, max) = (MS, 20_000 * MS);
+    let mut p = pipeline("slot 1ms 20s packets 1");
+    let n = 400;
+    for i in 0..n {
+        p.enqueue(packet(i), 0);
+    }
+    let mut times = Vec::new();
+    let mut now = 0;
+    while let Some(due) = p.next_due() {
+        now = now.max(due);
+        while p.dequeue(now).is_some() {
+            times.push(now);
+        }
+    }
+    assert_eq!(times.len() as u64, n);
+    let gaps: Vec<f64> = times.windows(2).map(|w| (w[1] - w[0]) as f64).collect();
+    assert!(gaps.iter().all(|&g| g >= min as f64 && g < max as f64));
+    let mean = gaps.iter().sum::<f64>() / gaps.len() as f64;
+    let se = (max - min) as f64 / 12f64.sqrt() / (gaps.len() as f64).sqrt();
+    let expected = (min + max) as f64 / 2.0;
+    assert!(
+        (mean - expected).abs() < 5.0 * se,
+        "mean gap {mean} vs {expected}"
+    );
+}
