@@ -291,7 +291,7 @@ impl Pipeline {
             if let Some((&(last, _), _)) = self.queue.last_key_value() {
                 // The last queued packet is the reference: what is left of
                 // its wait counts towards this one's delay.
-                delay = (delay - (last as i64 - from)).max(0);
+                delay = delay.saturating_sub(last as i64 - from).max(0);
                 from = last as i64;
             }
             let mut len = (frame.packet.len() + L2_HEADER_LEN) as i64 + rate.packet_overhead as i64;
@@ -300,10 +300,13 @@ impl Pipeline {
                 let cells = (len + cell - 1) / cell;
                 len = cells * (cell + rate.cell_overhead as i64);
             }
-            delay += (len.max(0) as u128 * 1_000_000_000 / rate.bytes_per_sec as u128) as i64;
+            // Saturating, here and below: a slow enough rate with large
+            // overheads takes centuries a packet, and the times would wrap.
+            let serialization = len.max(0) as u128 * 1_000_000_000 / rate.bytes_per_sec as u128;
+            delay = delay.saturating_add(i64::try_from(serialization).unwrap_or(i64::MAX));
         }
         self.since_reorder = self.since_reorder.saturating_add(1);
-        let send_at = (from + delay).max(0) as u64;
+        let send_at = from.saturating_add(delay).max(0) as u64;
         self.queue.insert((send_at, order), frame);
     }
 

@@ -428,6 +428,23 @@ fn slots_release_packets_in_bursts() {
 }
 
 #[test]
+fn a_link_slower_than_centuries_a_packet_saturates() {
+    // Found by fuzzing: at 1 byte/s with 240,005 bytes a 4-byte cell, a
+    // packet takes 190 years; the second one's send time overflowed.
+    let mut p = pipeline("rate 10bit 100000 4 240005");
+    for i in 0..3 {
+        p.enqueue(packet(i), 0);
+    }
+    let first = p.next_due().unwrap();
+    assert!(first > 5_000_000_000 * 1_000_000_000, "{first}");
+    let mut left = Vec::new();
+    while let Some(pkt) = p.dequeue(u64::MAX) {
+        left.push(index(&pkt));
+    }
+    assert_eq!(left, [0, 1, 2]);
+}
+
+#[test]
 fn slot_gaps_are_uniform_over_a_wide_range() {
     // Found by fuzzing: a spread past 4.3 s overflowed 64 bits.
     let (min, max) = (MS, 20_000 * MS);
