@@ -377,7 +377,10 @@ impl Pipeline {
         self.slot = Some(SlotState {
             next_ns: now_ns + gap,
             packets_left: slot.packets.map_or(i32::MAX as i64, i64::from),
-            bytes_left: slot.bytes.map_or(i32::MAX as i64, |b| b as i64),
+            // More bytes than an i64 holds are as good as no limit.
+            bytes_left: slot
+                .bytes
+                .map_or(i32::MAX as i64, |b| i64::try_from(b).unwrap_or(i64::MAX)),
         });
     }
 

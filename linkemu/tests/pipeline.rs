@@ -445,6 +445,23 @@ fn a_link_slower_than_centuries_a_packet_saturates() {
 }
 
 #[test]
+fn a_slot_byte_budget_past_i64_is_no_limit() {
+    // 2^63 bytes read as an i64 was negative, and the first packet's
+    // bytes taken from it overflowed.
+    let mut p = pipeline("slot 1ms bytes 9223372036854775808 packets 2");
+    for i in 0..4 {
+        p.enqueue(packet(i), 0);
+    }
+    let mut times = Vec::new();
+    while let Some(due) = p.next_due() {
+        while p.dequeue(due).is_some() {
+            times.push(due);
+        }
+    }
+    assert_eq!(times, [MS, MS, 2 * MS, 2 * MS], "two packets a slot");
+}
+
+#[test]
 fn slot_gaps_are_uniform_over_a_wide_range() {
     // Found by fuzzing: a spread past 4.3 s overflowed 64 bits.
     let (min, max) = (MS, 20_000 * MS);
