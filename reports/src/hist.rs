@@ -25,6 +25,14 @@ pub const MAX_VALUE_NS: u64 = 3_600_000_000_000;
 /// back; a wider range is a file transbench did not write, or a corrupt one.
 pub const MAX_TRACKABLE_NS: u64 = MAX_VALUE_NS.next_power_of_two() - 1;
 
+/// The most values one histogram in results may hold: 2^48, a million a
+/// second for nine years. hdrhistogram adds counts up in `u64` unchecked
+/// (its percentiles: a panic where overflow is checked, wrong figures
+/// where not), so a histogram whose counts come near that is refused as
+/// corrupt; at this bound, even 10,000 trials' histograms added together
+/// (a report merges a cell's) stay far from it.
+pub const MAX_HISTOGRAM_COUNT: u64 = 1 << 48;
+
 /// The most memory a decoded histogram's counts may take: about twice
 /// what 3 significant digits from 1 ns to [`MAX_TRACKABLE_NS`] need
 /// (33,792 counts, 264 KiB), so a few hundred in a report stay small.
@@ -63,6 +71,8 @@ pub enum HistError {
     Payload { len: u64, max: u64 },
     #[error("histogram skips {run} empty counts at once, more than its {counts} counts: it is corrupt")]
     Skip { run: u64, counts: u64 },
+    #[error("histogram holds more than {MAX_HISTOGRAM_COUNT} values ({total} so far): it is corrupt")]
+    Count { total: u64 },
 }
 
 /// An auto-resizing histogram of nanoseconds with 3 significant digits.
@@ -101,7 +111,8 @@ pub fn decode_hdr(b64: &str) -> Result<Histogram<u64>, HistError> {
 /// Refuses a histogram whose header asks for more than transbench writes:
 /// a range past [`MAX_TRACKABLE_NS`], counts past [`MAX_HISTOGRAM_BYTES`],
 /// a payload longer than those counts can be; then one whose payload
-/// skips more counts than there are (see [`check_runs`]). Reads the
+/// skips more counts than there are or holds more than
+/// [`MAX_HISTOGRAM_COUNT`] values (see [`check_payload`]). Reads the
 /// payload as it inflates, so nothing large is allocated.
 fn check_header(bytes: &[u8]) -> Result<(), HistError> {
     let truncated = || {
@@ -153,7 +164,7 @@ fn check_header(bytes: &[u8]) -> Result<(), HistError> {
             max,
         });
     }
-    check_runs(payload.take(payload_len.into()), counts)
+    check_payload(payload.take(payload_len.into()), counts)
 }
 
 /// A V2 payload is LEB128 varints (at most 9 bytes, the 9th taken whole),
@@ -161,9 +172,11 @@ fn check_header(bytes: &[u8]) -> Result<(), HistError> {
 /// hdrhistogram's deserializer negates a run in 64 bits, and the longest
 /// one a varint holds (2^63) overflows: a panic where overflow is checked
 /// (debug builds, the tests). No run is longer than the counts in a
-/// histogram that is not corrupt, so a longer one is refused here. Stops
-/// quietly where the payload does: the deserializer says it is short.
-fn check_runs(payload: impl BufRead, counts: u64) -> Result<(), HistError> {
+/// histogram that is not corrupt, so a longer one is refused here; so are
+/// counts adding up past [`MAX_HISTOGRAM_COUNT`]. Stops quietly where the
+/// payload does: the deserializer says it is short.
+fn check_payload(payload: impl BufRead, counts: u64) -> Result<(), HistError> {
+    let mut total = 0u64;
     let mut bytes = payload.bytes().map_while(Result::ok);
     while let Some(first) = bytes.next() {
         let (mut value, mut b, mut shift) = (u64::from(first & 0x7f), first, 7);
@@ -178,6 +191,11 @@ fn check_runs(payload: impl BufRead, counts: u64) -> Result<(), HistError> {
             let run = (value >> 1) + 1;
             if run > counts {
                 return Err(HistError::Skip { run, counts });
+            }
+        } else {
+            total = total.saturating_add(value >> 1);
+            if total > MAX_HISTOGRAM_COUNT {
+                return Err(HistError::Count { total });
             }
         }
     }
@@ -377,6 +395,41 @@ mod tests {
             );
             let h = decode_hdr(&crafted_with(3, 1, 1_000_000, 3, &fine, deflate)).unwrap();
             assert_eq!((h.len(), h.count_at(0), h.count_at(4)), (6, 5, 1));
+        }
+    }
+
+    /// A LEB128-64b9B varint, as V2 payloads hold them.
+    fn varint(mut v: u64) -> Vec<u8> {
+        let mut out = Vec::new();
+        for _ in 0..8 {
+            if v < 0x80 {
+                out.push(v as u8);
+                return out;
+            }
+            out.push(v as u8 | 0x80);
+            v >>= 7;
+        }
+        out.push(v as u8);
+        out
+    }
+
+    #[test]
+    fn counts_past_the_most_a_histogram_holds_are_refused() {
+        // Found by fuzzing: counts adding up past u64 overflowed
+        // hdrhistogram's percentile scan.
+        let twice = [varint(u64::MAX - 1), varint(u64::MAX - 1)].concat();
+        let at_most = [varint(2 * MAX_HISTOGRAM_COUNT - 2), varint(2)].concat();
+        let over = [varint(2 * MAX_HISTOGRAM_COUNT), varint(2)].concat();
+        for deflate in [true, false] {
+            for payload in [&twice, &over] {
+                let text = crafted_with(3, 1, 1_000_000, payload.len() as u32, payload, deflate);
+                let err = decode_hdr(&text).unwrap_err();
+                assert!(matches!(err, HistError::Count { .. }), "{err}");
+            }
+            let text = crafted_with(3, 1, 1_000_000, at_most.len() as u32, &at_most, deflate);
+            let h = decode_hdr(&text).unwrap();
+            assert_eq!(h.len(), MAX_HISTOGRAM_COUNT);
+            assert_eq!(h.value_at_quantile(0.5), 0);
         }
     }
 
