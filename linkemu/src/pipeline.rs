@@ -291,7 +291,7 @@ impl Pipeline {
             if let Some((&(last, _), _)) = self.queue.last_key_value() {
                 // The last queued packet is the reference: what is left of
                 // its wait counts towards this one's delay.
-                delay = (delay - (last as i64 - from)).max(0);
+                delay = delay.saturating_sub(last as i64 - from).max(0);
                 from = last as i64;
             }
             let mut len = (frame.packet.len() + L2_HEADER_LEN) as i64 + rate.packet_overhead as i64;
@@ -300,10 +300,13 @@ impl Pipeline {
                 let cells = (len + cell - 1) / cell;
                 len = cells * (cell + rate.cell_overhead as i64);
             }
-            delay += (len.max(0) as u128 * 1_000_000_000 / rate.bytes_per_sec as u128) as i64;
+            // Saturating, here and below: a slow enough rate with large
+            // overheads takes centuries a packet, and the times would wrap.
+            let serialization = len.max(0) as u128 * 1_000_000_000 / rate.bytes_per_sec as u128;
+            delay = delay.saturating_add(i64::try_from(serialization).unwrap_or(i64::MAX));
         }
         self.since_reorder = self.since_reorder.saturating_add(1);
-        let send_at = (from + delay).max(0) as u64;
+        let send_at = from.saturating_add(delay).max(0) as u64;
         self.queue.insert((send_at, order), frame);
     }
 
@@ -354,8 +357,10 @@ impl Pipeline {
         let Some(slot) = self.spec.slot else { return };
         let gap = match slot.interval {
             SlotInterval::Range { min_ns, max_ns } => {
-                let spread = max_ns - min_ns;
-                min_ns + ((self.entropy.next_u32() as u64 * spread) >> 32)
+                // Uniform in [min, max): a 32-bit draw times the spread,
+                // in 128 bits (in 64 it overflows past a 4.3 s spread).
+                let spread = u128::from(max_ns - min_ns);
+                min_ns + ((u128::from(self.entropy.next_u32()) * spread) >> 32) as u64
             }
             SlotInterval::Distributed {
                 distribution,
@@ -372,7 +377,10 @@ impl Pipeline {
         self.slot = Some(SlotState {
             next_ns: now_ns + gap,
             packets_left: slot.packets.map_or(i32::MAX as i64, i64::from),
-            bytes_left: slot.bytes.map_or(i32::MAX as i64, |b| b as i64),
+            // More bytes than an i64 holds are as good as no limit.
+            bytes_left: slot
+                .bytes
+                .map_or(i32::MAX as i64, |b| i64::try_from(b).unwrap_or(i64::MAX)),
         });
     }
 

@@ -3,9 +3,11 @@
 //! What tc refuses is refused here too, with the word and what was
 //! expected: reorder without delay, gap without reorder, a distribution
 //! without delay and jitter, ecn without a loss model, probabilities outside
-//! 0-100 %. Stricter than tc in one way: times and rates need a unit (tc
+//! 0-100 %. Stricter than tc in two ways: times and rates need a unit (tc
 //! reads a bare number as microseconds or bits/s, a classic source of
-//! thousand-fold mistakes).
+//! thousand-fold mistakes), and a time is at most [`MAX_TIME_NS`], an hour
+//! (linkemu adds times to a monotonic clock and to each other, which a
+//! time of centuries overflows).
 
 use std::fmt;
 use thiserror::Error;
@@ -18,6 +20,10 @@ pub const DEFAULT_LIMIT: u32 = 1000;
 /// The queue limit transbench gives a profile that sets none: deep enough
 /// that the queue drops nothing the profile did not ask for.
 pub const IMPAIRED_LIMIT: u32 = 100_000;
+
+/// The longest time a profile may give (a delay, a jitter, a slot): an
+/// hour, longer than any link transbench emulates waits.
+pub const MAX_TIME_NS: u64 = 3_600_000_000_000;
 
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct NetemSpec {
@@ -199,8 +205,11 @@ impl<'a> Words<'a> {
 
     fn time(&mut self, what: &str) -> Result<u64, SpecError> {
         let w = self.value(what)?;
-        parse_time(w)
-            .ok_or_else(|| self.error(format!("{what}: a time with a unit (e.g. 10ms, 500us, 1.5s)")))
+        parse_time(w).ok_or_else(|| {
+            self.error(format!(
+                "{what}: a time with a unit, at most an hour (e.g. 10ms, 500us, 1.5s)"
+            ))
+        })
     }
 
     fn integer<T: std::str::FromStr>(&mut self, what: &str) -> Result<T, SpecError> {
@@ -238,7 +247,8 @@ fn parse_time(w: &str) -> Option<u64> {
         "ns" | "nsec" | "nsecs" => 1.0,
         _ => return None,
     };
-    Some((v * scale).round() as u64)
+    let ns = (v * scale).round();
+    (ns <= MAX_TIME_NS as f64).then_some(ns as u64)
 }
 
 /// A rate in bytes per second; tc's units (`kbit` = 1000 bits/s, `mbps` =

@@ -426,3 +426,66 @@ fn slots_release_packets_in_bursts() {
     assert_eq!(departures.len(), 12);
     assert_eq!(times, [[MS; 4], [2 * MS; 4], [3 * MS; 4]].concat());
 }
+
+#[test]
+fn a_link_slower_than_centuries_a_packet_saturates() {
+    // Found by fuzzing: at 1 byte/s with 240,005 bytes a 4-byte cell, a
+    // packet takes 190 years; the second one's send time overflowed.
+    let mut p = pipeline("rate 10bit 100000 4 240005");
+    for i in 0..3 {
+        p.enqueue(packet(i), 0);
+    }
+    let first = p.next_due().unwrap();
+    assert!(first > 5_000_000_000 * 1_000_000_000, "{first}");
+    let mut left = Vec::new();
+    while let Some(pkt) = p.dequeue(u64::MAX) {
+        left.push(index(&pkt));
+    }
+    assert_eq!(left, [0, 1, 2]);
+}
+
+#[test]
+fn a_slot_byte_budget_past_i64_is_no_limit() {
+    // 2^63 bytes read as an i64 was negative, and the first packet's
+    // bytes taken from it overflowed.
+    let mut p = pipeline("slot 1ms bytes 9223372036854775808 packets 2");
+    for i in 0..4 {
+        p.enqueue(packet(i), 0);
+    }
+    let mut times = Vec::new();
+    while let Some(due) = p.next_due() {
+        while p.dequeue(due).is_some() {
+            times.push(due);
+        }
+    }
+    assert_eq!(times, [MS, MS, 2 * MS, 2 * MS], "two packets a slot");
+}
+
+#[test]
+fn slot_gaps_are_uniform_over_a_wide_range() {
+    // Found by fuzzing: a spread past 4.3 s overflowed 64 bits.
+    let (min, max) = (MS, 20_000 * MS);
+    let mut p = pipeline("slot 1ms 20s packets 1");
+    let n = 400;
+    for i in 0..n {
+        p.enqueue(packet(i), 0);
+    }
+    let mut times = Vec::new();
+    let mut now = 0;
+    while let Some(due) = p.next_due() {
+        now = now.max(due);
+        while p.dequeue(now).is_some() {
+            times.push(now);
+        }
+    }
+    assert_eq!(times.len() as u64, n);
+    let gaps: Vec<f64> = times.windows(2).map(|w| (w[1] - w[0]) as f64).collect();
+    assert!(gaps.iter().all(|&g| g >= min as f64 && g < max as f64));
+    let mean = gaps.iter().sum::<f64>() / gaps.len() as f64;
+    let se = (max - min) as f64 / 12f64.sqrt() / (gaps.len() as f64).sqrt();
+    let expected = (min + max) as f64 / 2.0;
+    assert!(
+        (mean - expected).abs() < 5.0 * se,
+        "mean gap {mean} vs {expected}"
+    );
+}

@@ -127,6 +127,8 @@ fn refusals_name_the_word_and_what_was_expected() {
     for (profile, word, expected) in [
         ("delay 10", "10", "a time with a unit"),
         ("delay 10ms 2", "2", "a time with a unit"),
+        ("delay 3601s", "3601s", "at most an hour"),
+        ("slot 800us 1e40us", "1e40us", "at most an hour"),
         ("rate 100", "100", "a rate with a unit"),
         ("rate 10%", "10%", "a rate with a unit"),
         ("loss 120%", "120%", "from 0 to 100"),

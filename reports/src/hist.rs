@@ -8,7 +8,7 @@ use base64::Engine;
 use hdrhistogram::serialization::{DeserializeError, Deserializer, Serializer, V2DeflateSerializer};
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
-use std::io::Read;
+use std::io::{BufRead, Read};
 use thiserror::Error;
 
 /// Significant decimal digits kept by every latency histogram.
@@ -24,6 +24,14 @@ pub const MAX_VALUE_NS: u64 = 3_600_000_000_000;
 /// time), 2^42 - 1 ns, 73 minutes. So whatever transbench writes, it reads
 /// back; a wider range is a file transbench did not write, or a corrupt one.
 pub const MAX_TRACKABLE_NS: u64 = MAX_VALUE_NS.next_power_of_two() - 1;
+
+/// The most values one histogram in results may hold: 2^48, a million a
+/// second for nine years. hdrhistogram adds counts up in `u64` unchecked
+/// (its percentiles: a panic where overflow is checked, wrong figures
+/// where not), so a histogram whose counts come near that is refused as
+/// corrupt; at this bound, even 10,000 trials' histograms added together
+/// (a report merges a cell's) stay far from it.
+pub const MAX_HISTOGRAM_COUNT: u64 = 1 << 48;
 
 /// The most memory a decoded histogram's counts may take: about twice
 /// what 3 significant digits from 1 ns to [`MAX_TRACKABLE_NS`] need
@@ -61,6 +69,10 @@ pub enum HistError {
     },
     #[error("histogram says its counts take {len} bytes, more than its range can ({max}): it is corrupt")]
     Payload { len: u64, max: u64 },
+    #[error("histogram skips {run} empty counts at once, more than its {counts} counts: it is corrupt")]
+    Skip { run: u64, counts: u64 },
+    #[error("histogram holds more than {MAX_HISTOGRAM_COUNT} values ({total} so far): it is corrupt")]
+    Count { total: u64 },
 }
 
 /// An auto-resizing histogram of nanoseconds with 3 significant digits.
@@ -98,8 +110,10 @@ pub fn decode_hdr(b64: &str) -> Result<Histogram<u64>, HistError> {
 
 /// Refuses a histogram whose header asks for more than transbench writes:
 /// a range past [`MAX_TRACKABLE_NS`], counts past [`MAX_HISTOGRAM_BYTES`],
-/// a payload longer than those counts can be. Reads the header alone
-/// (inflating its first bytes), so nothing large is allocated.
+/// a payload longer than those counts can be; then one whose payload
+/// skips more counts than there are or holds more than
+/// [`MAX_HISTOGRAM_COUNT`] values (see [`check_payload`]). Reads the
+/// payload as it inflates, so nothing large is allocated.
 fn check_header(bytes: &[u8]) -> Result<(), HistError> {
     let truncated = || {
         HistError::Decode(DeserializeError::IoError(
@@ -111,19 +125,24 @@ fn check_header(bytes: &[u8]) -> Result<(), HistError> {
             .map(|c| u32::from_be_bytes(c.try_into().expect("4 bytes")))
     };
     let mut header = [0u8; V2_HEADER_LEN];
-    match cookie(bytes).ok_or_else(truncated)? {
-        V2_COOKIE => header.copy_from_slice(bytes.get(..V2_HEADER_LEN).ok_or_else(truncated)?),
+    let payload: Box<dyn BufRead + '_> = match cookie(bytes).ok_or_else(truncated)? {
+        V2_COOKIE => {
+            header.copy_from_slice(bytes.get(..V2_HEADER_LEN).ok_or_else(truncated)?);
+            Box::new(&bytes[V2_HEADER_LEN..])
+        }
         V2_DEFLATE_COOKIE => {
             let deflated = bytes.get(8..).ok_or_else(truncated)?;
-            flate2::read::ZlibDecoder::new(deflated)
+            let mut inflated = std::io::BufReader::new(flate2::read::ZlibDecoder::new(deflated));
+            inflated
                 .read_exact(&mut header)
                 .map_err(|e| HistError::Decode(DeserializeError::IoError(e)))?;
             if cookie(&header) != Some(V2_COOKIE) {
                 return Err(HistError::Decode(DeserializeError::InvalidCookie));
             }
+            Box::new(inflated)
         }
         _ => return Err(HistError::Decode(DeserializeError::InvalidCookie)),
-    }
+    };
     let word = |at: usize| u32::from_be_bytes(header[at..at + 4].try_into().expect("4 bytes"));
     let long = |at: usize| u64::from_be_bytes(header[at..at + 8].try_into().expect("8 bytes"));
     let (payload_len, digits, low, high) = (word(4), word(12), long(16), long(24));
@@ -144,6 +163,41 @@ fn check_header(bytes: &[u8]) -> Result<(), HistError> {
             len: payload_len.into(),
             max,
         });
+    }
+    check_payload(payload.take(payload_len.into()), counts)
+}
+
+/// A V2 payload is LEB128 varints (at most 9 bytes, the 9th taken whole),
+/// each a count or, zig-zag negative, a run of empty counts to skip.
+/// hdrhistogram's deserializer negates a run in 64 bits, and the longest
+/// one a varint holds (2^63) overflows: a panic where overflow is checked
+/// (debug builds, the tests). No run is longer than the counts in a
+/// histogram that is not corrupt, so a longer one is refused here; so are
+/// counts adding up past [`MAX_HISTOGRAM_COUNT`]. Stops quietly where the
+/// payload does: the deserializer says it is short.
+fn check_payload(payload: impl BufRead, counts: u64) -> Result<(), HistError> {
+    let mut total = 0u64;
+    let mut bytes = payload.bytes().map_while(Result::ok);
+    while let Some(first) = bytes.next() {
+        let (mut value, mut b, mut shift) = (u64::from(first & 0x7f), first, 7);
+        while b & 0x80 != 0 && shift < 63 {
+            let Some(next) = bytes.next() else { return Ok(()) };
+            b = next;
+            let bits = if shift == 56 { b } else { b & 0x7f };
+            value |= u64::from(bits) << shift;
+            shift += 7;
+        }
+        if value & 1 == 1 {
+            let run = (value >> 1) + 1;
+            if run > counts {
+                return Err(HistError::Skip { run, counts });
+            }
+        } else {
+            total = total.saturating_add(value >> 1);
+            if total > MAX_HISTOGRAM_COUNT {
+                return Err(HistError::Count { total });
+            }
+        }
     }
     Ok(())
 }
@@ -265,6 +319,18 @@ mod tests {
     /// A V2 histogram's header with these bounds and no counts, deflated
     /// as transbench writes it or plain, in base64.
     fn crafted(digits: u32, low: u64, high: u64, payload_len: u32, deflate: bool) -> String {
+        crafted_with(digits, low, high, payload_len, &[], deflate)
+    }
+
+    /// The same, with this payload after the header.
+    fn crafted_with(
+        digits: u32,
+        low: u64,
+        high: u64,
+        payload_len: u32,
+        payload: &[u8],
+        deflate: bool,
+    ) -> String {
         use std::io::Write;
         let mut v2 = V2_COOKIE.to_be_bytes().to_vec();
         for word in [payload_len, 0, digits] {
@@ -273,6 +339,7 @@ mod tests {
         v2.extend(low.to_be_bytes());
         v2.extend(high.to_be_bytes());
         v2.extend(1.0f64.to_be_bytes());
+        v2.extend(payload);
         if !deflate {
             return B64.encode(v2);
         }
@@ -310,6 +377,59 @@ mod tests {
             // The widest range transbench writes is fine.
             let empty = decode_hdr(&crafted(3, 1, MAX_TRACKABLE_NS, 0, deflate)).unwrap();
             assert!(empty.is_empty());
+        }
+    }
+
+    #[test]
+    fn a_skip_past_the_counts_is_refused_before_it_overflows() {
+        // Found by fuzzing: a run of 2^63 empty counts (zig-zag -2^63 in a
+        // 9-byte varint) overflowed hdrhistogram's negation.
+        let longest = [0xff; 9];
+        // One count of 5 (zig-zag 10), a run of 3 empty ones (-3: 5), one of 1.
+        let fine = [10, 5, 2];
+        for deflate in [true, false] {
+            let err = decode_hdr(&crafted_with(3, 1, 1_000_000, 9, &longest, deflate)).unwrap_err();
+            assert!(
+                matches!(err, HistError::Skip { run, .. } if run == 1 << 63),
+                "{err}"
+            );
+            let h = decode_hdr(&crafted_with(3, 1, 1_000_000, 3, &fine, deflate)).unwrap();
+            assert_eq!((h.len(), h.count_at(0), h.count_at(4)), (6, 5, 1));
+        }
+    }
+
+    /// A LEB128-64b9B varint, as V2 payloads hold them.
+    fn varint(mut v: u64) -> Vec<u8> {
+        let mut out = Vec::new();
+        for _ in 0..8 {
+            if v < 0x80 {
+                out.push(v as u8);
+                return out;
+            }
+            out.push(v as u8 | 0x80);
+            v >>= 7;
+        }
+        out.push(v as u8);
+        out
+    }
+
+    #[test]
+    fn counts_past_the_most_a_histogram_holds_are_refused() {
+        // Found by fuzzing: counts adding up past u64 overflowed
+        // hdrhistogram's percentile scan.
+        let twice = [varint(u64::MAX - 1), varint(u64::MAX - 1)].concat();
+        let at_most = [varint(2 * MAX_HISTOGRAM_COUNT - 2), varint(2)].concat();
+        let over = [varint(2 * MAX_HISTOGRAM_COUNT), varint(2)].concat();
+        for deflate in [true, false] {
+            for payload in [&twice, &over] {
+                let text = crafted_with(3, 1, 1_000_000, payload.len() as u32, payload, deflate);
+                let err = decode_hdr(&text).unwrap_err();
+                assert!(matches!(err, HistError::Count { .. }), "{err}");
+            }
+            let text = crafted_with(3, 1, 1_000_000, at_most.len() as u32, &at_most, deflate);
+            let h = decode_hdr(&text).unwrap();
+            assert_eq!(h.len(), MAX_HISTOGRAM_COUNT);
+            assert_eq!(h.value_at_quantile(0.5), 0);
         }
     }
 

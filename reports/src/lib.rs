@@ -21,5 +21,5 @@ pub use schema::{
     TimeWaitPoint, TimeWaitSeries, TimeWaitSide, TrialParams, TrialResult, UdpMetrics, ZeroRtt, MAX_TIMELINE,
     SCHEMA,
 };
-pub use store::{read_results, write_atomic, write_bytes_atomic, StoreError};
+pub use store::{parse_results, read_results, write_atomic, write_bytes_atomic, StoreError};
 pub use table::{human_ns, summary_table};

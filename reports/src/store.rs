@@ -66,7 +66,13 @@ pub fn read_results(path: &Path) -> Result<RunResults, StoreError> {
         path: path.to_path_buf(),
         source,
     })?;
-    let value: serde_json::Value = serde_json::from_slice(&bytes).map_err(|source| {
+    parse_results(path, &bytes)
+}
+
+/// What [`read_results`] makes of a file's bytes; `path` only names the
+/// file in errors.
+pub fn parse_results(path: &Path, bytes: &[u8]) -> Result<RunResults, StoreError> {
+    let value: serde_json::Value = serde_json::from_slice(bytes).map_err(|source| {
         let path = path.to_path_buf();
         if source.is_eof() {
             StoreError::Truncated { path, source }
@@ -167,6 +173,18 @@ pub(crate) mod tests {
         assert_eq!(names, vec![std::ffi::OsString::from("results.json")]);
         let text = std::fs::read_to_string(&path).unwrap();
         assert!(text.contains("\"transport\": \"tcp+tls\""), "{text}");
+    }
+
+    #[test]
+    fn floats_read_back_exactly() {
+        // Found by fuzzing: serde_json's default float parser read this
+        // one's shortest form back one ulp lower.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("results.json");
+        let mut r = sample();
+        r.trials[0].cpu_ns_per_msg = 0.41347008909995475;
+        write_atomic(&path, &r).unwrap();
+        assert_eq!(read_results(&path).unwrap(), r);
     }
 
     #[test]

@@ -63,7 +63,7 @@ fn churn_cells(c: &crate::schema::ChurnMetrics) -> [String; 5] {
     let errors = match c.errors.iter().max_by_key(|(_, n)| **n) {
         None => "0".to_string(),
         Some((cause, n)) if c.errors.len() == 1 => format!("{n} {}", printable(cause)),
-        Some((cause, n)) => format!("{n} {} +{}", printable(cause), c.failed - n),
+        Some((cause, n)) => format!("{n} {} +{}", printable(cause), c.failed.saturating_sub(*n)),
     };
     let peak = c
         .time_wait
@@ -134,7 +134,11 @@ pub fn summary_table(results: &RunResults) -> String {
         let c = &t.counters;
         // Churn: of what was offered, what failed or never started.
         let (sent, lost) = match &t.churn {
-            Some(ch) => (ch.offered, ch.failed + (ch.offered - ch.started)),
+            // Saturating: counts from a corrupt file may not add up.
+            Some(ch) => (
+                ch.offered,
+                ch.failed.saturating_add(ch.offered.saturating_sub(ch.started)),
+            ),
             None => (c.sent, c.lost),
         };
         let loss = match (sent, lost) {

@@ -167,13 +167,16 @@ pub fn to_hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// Hex digits, two a byte, either case; anything else is `None`.
+/// (`u8::from_str_radix` would take a sign too: "+f" as 0x0f.)
 pub fn from_hex(s: &str) -> Option<Vec<u8>> {
-    if s.len() % 2 != 0 || !s.is_ascii() {
+    if s.len() % 2 != 0 {
         return None;
     }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).ok())
+    let digit = |b: u8| char::from(b).to_digit(16);
+    s.as_bytes()
+        .chunks_exact(2)
+        .map(|pair| Some((digit(pair[0])? << 4 | digit(pair[1])?) as u8))
         .collect()
 }
 
@@ -257,5 +260,10 @@ mod tests {
         assert_eq!(from_hex(&to_hex(&bytes)).unwrap(), bytes);
         assert!(from_hex("abc").is_none());
         assert!(from_hex("é1").is_none());
+        assert_eq!(from_hex("ABcd").unwrap(), [0xab, 0xcd]);
+        // Found by fuzzing: a sign is not a digit.
+        assert!(from_hex("+f").is_none());
+        assert!(from_hex("0+").is_none());
+        assert!(from_hex("-0").is_none());
     }
 }
