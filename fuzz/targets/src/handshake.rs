@@ -68,26 +68,23 @@ fn receiver(frames: &mut Frames, secret: &Secret) {
     authenticated(frames, secret, Role::Receiver, &client_nonce, &SERVER_NONCE);
 }
 
-/// The sender: a challenge with the receiver's nonce and proof, a welcome,
-/// then authenticated frames.
+/// The sender: a challenge with the receiver's nonce, a welcome with its
+/// proof (the sender has sent its own by then), then authenticated frames.
 fn sender(frames: &mut Frames, secret: &Secret) {
-    let Some(Ok(ControlMsg::Challenge {
-        server_nonce,
-        server_proof,
-        ..
-    })) = frames.next().map(ControlMsg::decode)
-    else {
+    let Some(Ok(ControlMsg::Challenge { server_nonce, .. })) = frames.next().map(ControlMsg::decode) else {
         return;
     };
     let Some(server_nonce) = hex(&server_nonce).filter(|n| n.len() == NONCE_LEN) else {
         return;
     };
     proofs(secret, &CLIENT_NONCE, &server_nonce);
+    let Some(Ok(ControlMsg::Welcome { server_proof, .. })) = frames.next().map(ControlMsg::decode) else {
+        return;
+    };
     let Some(proof) = server_proof else { return };
     if !verified(secret, Role::Receiver, &CLIENT_NONCE, &server_nonce, &proof) {
         return;
     }
-    // The welcome comes sealed already.
     authenticated(frames, secret, Role::Sender, &CLIENT_NONCE, &server_nonce);
 }
 

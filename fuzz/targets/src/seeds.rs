@@ -16,7 +16,7 @@ use transbench_wire::control::{CONTROL_FRAMING, MAGIC, PROTOCOL_VERSION};
 use transbench_wire::delivery::{self, Delivery};
 use transbench_wire::frame::LengthPrefix;
 use transbench_wire::mux::MuxWriter;
-use transbench_wire::{ControlMsg, MessageHeader, HEADER_LEN};
+use transbench_wire::{ControlMsg, MessageHeader, TrialToken, HEADER_LEN};
 
 use crate::handshake::{CLIENT_NONCE, SECRET, SERVER_NONCE};
 
@@ -56,33 +56,33 @@ fn seed(name: &str, bytes: impl Into<Vec<u8>>) -> Seed {
 const MESSAGES: [(&str, &str); 14] = [
     (
         "hello",
-        r#"{"type":"hello","magic":"transbench","version":4,"client_nonce":"00ff"}"#,
+        r#"{"type":"hello","magic":"transbench","version":5,"client_nonce":"00ff"}"#,
     ),
     (
         "challenge",
-        r#"{"type":"challenge","server_nonce":"ab","auth_required":true,"server_proof":"cd"}"#,
+        r#"{"type":"challenge","server_nonce":"ab","auth_required":true}"#,
     ),
     ("auth", r#"{"type":"auth","client_proof":null}"#),
     (
         "welcome",
-        r#"{"type":"welcome","receiver_version":"0.2.0","boot_id":"b"}"#,
+        r#"{"type":"welcome","receiver_version":"0.2.0","server_proof":"cd","boot_id":"b"}"#,
     ),
     ("refused", r#"{"type":"refused","reason":"no"}"#),
     (
         "setup-multistream",
-        r#"{"type":"setup","transport":"tcp+tls","size":64,"tcp_congestion":"cubic","quic_congestion":null,"workload":"multistream","streams":8,"echo":true}"#,
+        r#"{"type":"setup","transport":"tcp+tls","size":64,"tcp_congestion":"cubic","quic_congestion":null,"plan":{"warmup_ns":1000000000,"duration_ns":3000000000,"loss_timeout_ns":2000000000,"messages":4000},"workload":"multistream","streams":8,"echo":true}"#,
     ),
     (
         "setup-rr",
-        r#"{"type":"setup","transport":"udp","size":64,"workload":"rr","udp_peer_port":4000,"quic_stream":"single"}"#,
+        r#"{"type":"setup","transport":"udp","size":64,"plan":{"warmup_ns":0,"duration_ns":1000000000,"loss_timeout_ns":1000000000,"messages":null},"workload":"rr","udp_peer_port":4000,"quic_stream":"single"}"#,
     ),
     (
         "setup-churn",
-        r#"{"type":"setup","transport":"tcp","size":64,"workload":"churn","close":"server"}"#,
+        r#"{"type":"setup","transport":"tcp","size":64,"plan":{"warmup_ns":0,"duration_ns":1000000000,"loss_timeout_ns":1000000000,"messages":200},"workload":"churn","close":"server","max_inflight":1000}"#,
     ),
     (
         "ready",
-        r#"{"type":"ready","data_port":5001,"cert_sha256":"beef"}"#,
+        r#"{"type":"ready","data_port":5001,"cert_sha256":"beef","token":"0123456789abcdef"}"#,
     ),
     ("start", r#"{"type":"start"}"#),
     ("stop", r#"{"type":"stop","expect":9,"wait_ns":5}"#),
@@ -163,15 +163,19 @@ fn handshake() -> Vec<Seed> {
     }
     without_auth.extend(frame(&payload(MESSAGES[5].1)));
 
-    // The sender under test: a receiver's challenge, then sealed frames,
-    // and a refusal sent before the session key.
+    // The sender under test: a receiver's challenge, its welcome with its
+    // proof, then sealed frames, and a refusal sent before the session key.
     let mut to_sender = vec![1u8];
     let challenge = format!(
-        r#"{{"type":"challenge","server_nonce":"{}","auth_required":true,"server_proof":"{}"}}"#,
-        to_hex(s),
-        secret.prove(Role::Receiver, c, s)
+        r#"{{"type":"challenge","server_nonce":"{}","auth_required":true}}"#,
+        to_hex(s)
     );
     to_sender.extend(frame(&payload(&challenge)));
+    let welcome = format!(
+        r#"{{"type":"welcome","receiver_version":"0.2.0","server_proof":"{}","boot_id":null}}"#,
+        secret.prove(Role::Receiver, c, s)
+    );
+    to_sender.extend(frame(&payload(&welcome)));
     let mut receiver = FrameMac::new(&secret, Role::Receiver, c, s);
     let deliveries = format!(r#"{{"type":"deliveries","records":"{}"}}"#, records());
     for json in [
@@ -197,7 +201,7 @@ fn header() -> Vec<Seed> {
         h.encode(&mut buf);
         buf
     };
-    let request = MessageHeader::request(3, 42, 1_000_000_000);
+    let request = MessageHeader::request(TrialToken::from_bytes(*b"trial-42"), 3, 42, 1_000_000_000);
     let mut out = vec![
         seed("datagram-request", message(request, 64)),
         seed("datagram-response", message(request.response(), HEADER_LEN)),
@@ -208,7 +212,10 @@ fn header() -> Vec<Seed> {
     for seq in 0..3 {
         LengthPrefix::new(size.into())
             .encode(
-                &message(MessageHeader::request(0, seq, seq * 1_000), 64),
+                &message(
+                    MessageHeader::request(TrialToken::from_bytes(*b"trial-42"), 0, seq, seq * 1_000),
+                    64,
+                ),
                 &mut stream,
             )
             .expect("64 bytes fit 64");
