@@ -80,6 +80,11 @@ impl Receiver {
                 floor >> 20
             );
         }
+        if let Some(rate) = limits.max_rate {
+            if !(rate.is_finite() && rate > 0.0) {
+                bail!("--max-rate {rate} must be a positive number of messages (or connections) per second");
+            }
+        }
         if limits.max_sessions == 0 {
             bail!("--max-sessions 0 would refuse every sender: give at least 1");
         }

@@ -327,3 +327,22 @@ fn sessions_together_stay_within_the_memory_budget() {
         }
     }
 }
+
+#[test]
+fn limits_that_cannot_work_are_refused_at_start() {
+    for (flags, names) in [
+        (&["--max-rate", "nan"][..], "--max-rate"),
+        (&["--memory-budget", "1MiB"], "--memory-budget"),
+        (&["--max-sessions", "0"], "--max-sessions"),
+        (&["--max-message-size", "12 parsecs"], "--max-message-size"),
+    ] {
+        let o = std::process::Command::new(BIN)
+            .args(["receiver", "--listen", "127.0.0.1:0"])
+            .args(flags)
+            .env_remove("TRANSBENCH_SECRET")
+            .output()
+            .unwrap();
+        assert!(!o.status.success(), "{flags:?} started");
+        assert!(stderr(&o).contains(names), "{flags:?}: {}", stderr(&o));
+    }
+}
