@@ -154,16 +154,16 @@ pub struct ReceiverLimits {
     pub memory_budget: u64,
 }
 
+/// The defaults are the flags' own, read the way the command line is: one
+/// definition of each.
 impl Default for ReceiverLimits {
     fn default() -> Self {
-        ReceiverLimits {
-            max_sessions: 16,
-            max_duration: Duration::from_secs(3600),
-            max_rate: None,
-            max_message_size: 16 << 20,
-            idle_timeout: Duration::from_secs(30),
-            memory_budget: 1 << 30,
+        #[derive(clap::Parser)]
+        struct NoFlags {
+            #[command(flatten)]
+            limits: ReceiverLimits,
         }
+        <NoFlags as clap::Parser>::parse_from(["receiver"]).limits
     }
 }
 
@@ -521,6 +521,17 @@ mod tests {
         assert_eq!(budget.reserve(50).unwrap_err(), BASE_BYTES + 60);
         drop(a);
         let _b = budget.reserve(100).unwrap();
+    }
+
+    #[test]
+    fn the_defaults_are_the_flags_defaults() {
+        let limits = ReceiverLimits::default();
+        assert_eq!(limits.max_sessions, 16);
+        assert_eq!(limits.max_duration, Duration::from_secs(3600));
+        assert_eq!(limits.max_rate, None);
+        assert_eq!(limits.max_message_size, 16 << 20);
+        assert_eq!(limits.idle_timeout, Duration::from_secs(30));
+        assert_eq!(limits.memory_budget, 1 << 30);
     }
 
     #[test]
