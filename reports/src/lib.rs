@@ -16,8 +16,8 @@ pub mod table;
 pub use hist::{decode_hdr, encode_hdr, new_histogram, record, HistError, LatencySummary};
 pub use schema::{
     ChurnExpectation, ChurnMetrics, CounterDelta, Counters, DeliveredDirection, DeliveredImpairment,
-    DeliveredLink, Fanout, HolExpectation, HolMetrics, HostInfo, Impairment, LatencyKind, LinkEvents,
-    OntimeRatio, PortChoice, PortRange, PortRangeSource, RunResults, ScenarioInfo, Sweep, SweepStep,
+    DeliveredLink, Fanout, HolExpectation, HolMetrics, HostInfo, Impairment, Interleaved, LatencyKind, LinkEvents,
+    OntimeRatio, PortChoice, PortRange, PortRangeSource, RunResults, ScenarioInfo, Side, Sweep, SweepStep,
     TimeWaitPoint, TimeWaitSeries, TimeWaitSide, TrialParams, TrialResult, UdpMetrics, ZeroRtt, MAX_TIMELINE,
     SCHEMA,
 };

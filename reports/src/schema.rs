@@ -28,6 +28,28 @@ pub struct RunResults {
     /// `run SCENARIO`: the scenario the trials come from.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scenario: Option<ScenarioInfo>,
+    /// `transbench ab`: this run is one side of two builds' trials run
+    /// alternately, so each trial has a partner run next to it in time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interleaved: Option<Interleaved>,
+}
+
+/// One side of an interleaved A/B run (`transbench ab`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Interleaved {
+    /// The A/B run's id, shared by both sides' results.
+    pub run: String,
+    pub side: Side,
+    /// The two builds, as given to `ab` (path and `--version`).
+    pub base: String,
+    pub cand: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Side {
+    Base,
+    Cand,
 }
 
 /// The scenario of a run: enough to resume it and to group its trials.
@@ -87,6 +109,7 @@ impl RunResults {
             trials: Vec::new(),
             sweeps: Vec::new(),
             scenario: None,
+            interleaved: None,
         }
     }
 }
