@@ -1,5 +1,6 @@
 //! `transbench compare BASE CAND`: the CI gate. Exit 0 without a
-//! regression, 1 with one, 2 when the inputs cannot be compared.
+//! regression, 1 with one, 2 when the inputs cannot be compared (or too
+//! few trials could call anything). `--plan SCENARIO`: before a run.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -43,14 +44,45 @@ fn results_path(p: &Path) -> std::path::PathBuf {
     }
 }
 
-pub fn run(
-    base: &Path,
-    cand: &Path,
-    metrics: Vec<String>,
-    thresholds: Vec<(String, f64)>,
-    format: Format,
-    allow_mismatch: bool,
-) -> ExitCode {
+/// `compare --plan SCENARIO`: what two runs of it could show, before
+/// either runs.
+pub fn plan(scenario: &Path, profiles: Option<&Path>, gate: &[String]) -> anyhow::Result<ExitCode> {
+    let scenario = crate::scenario_run::load(scenario, profiles)?;
+    let gate = match gate_metrics(gate) {
+        Ok(g) => g,
+        Err(e) => return Ok(input_error(e)),
+    };
+    print!("{}", crate::scenario_run::compare_plan(&scenario, &gate).text());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The metrics named, or the default gate; an unknown name is refused.
+fn gate_metrics(names: &[String]) -> Result<Vec<&'static str>, String> {
+    use transbench_reports::compare::{default_gate, metric, METRICS};
+    if names.is_empty() {
+        return Ok(default_gate());
+    }
+    names
+        .iter()
+        .map(|n| {
+            metric(n).map(|m| m.name).ok_or_else(|| {
+                let all: Vec<&str> = METRICS.iter().map(|m| m.name).collect();
+                format!("unknown metric {n:?}: one of {}", all.join(", "))
+            })
+        })
+        .collect()
+}
+
+/// What `compare` is told, beyond the two runs.
+pub struct CompareArgs {
+    pub gate: Vec<String>,
+    pub thresholds: Vec<(String, f64)>,
+    pub format: Format,
+    pub allow_host_mismatch: bool,
+    pub allow_scenario_mismatch: bool,
+}
+
+pub fn run(base: &Path, cand: &Path, args: CompareArgs) -> ExitCode {
     let read = |p: &Path| transbench_reports::read_results(&results_path(p));
     let base = match read(base) {
         Ok(r) => r,
@@ -60,10 +92,18 @@ pub fn run(
         Ok(r) => r,
         Err(e) => return input_error(format!("candidate: {e}")),
     };
+    let CompareArgs {
+        gate,
+        thresholds,
+        format,
+        allow_host_mismatch,
+        allow_scenario_mismatch,
+    } = args;
     let opts = Options {
-        metrics,
+        gate,
         thresholds: thresholds.into_iter().collect::<BTreeMap<_, _>>(),
-        allow_mismatch,
+        allow_host_mismatch,
+        allow_scenario_mismatch,
     };
     let c = match compare(&base, &cand, &opts) {
         Ok(c) => c,
@@ -79,6 +119,10 @@ pub fn run(
     }
     if c.regressions() > 0 {
         ExitCode::from(1)
+    } else if !c.decidable() {
+        // A gate that can never fail is no gate: the CI job should hear.
+        eprintln!("error: too few trials for any verdict (see the first line); exit 2");
+        ExitCode::from(2)
     } else {
         ExitCode::SUCCESS
     }

@@ -128,20 +128,39 @@ enum Command {
     },
     /// Compare a candidate run with a baseline and gate on it: per cell
     /// and metric, the median change with a 95 % bootstrap interval, a
-    /// rank test (Holm-corrected) and a verdict. Exit 0: no regression; 1:
-    /// a REGRESSION; 2: inputs that cannot be compared.
-    #[command(
-        after_help = "Verdicts: REGRESSION (the whole 95 % interval beyond the noise band on the worse side, and         p < 0.05 after Holm), IMPROVEMENT (likewise on the better side), SAME (the 90 % interval inside the band),         INCONCLUSIVE (neither; says how many trials a side would likely decide). The band is the metric's floor         (2 % p50 and goodput, 5 % p99, 10 % p99.9 and loss), raised to each run's own spread when both have 6 or         more trials a cell, or --threshold. Cells match by workload, transport, path and parameters; trials pair         by repetition when both runs are one scenario with one seed. Invariants (invalid trials, errors, discards,         flow-control backlog) that the candidate breaks and the base did not count as regressions."
-    )]
+    /// one-sided rank test (Holm-corrected over the gated metrics) and a
+    /// verdict. Exit 0: no regression; 1: a REGRESSION; 2: inputs that
+    /// cannot be compared, or too few trials for any verdict.
+    #[command(after_help = "Verdicts, per row of a gated metric (--metric; default p50, p99, conn_rate; the \
+        rest are printed, not gated): REGRESSION (the whole 95 % interval beyond the noise band on the worse \
+        side, and the one-sided rank test for worse at p < 0.05 after Holm over the gated rows), IMPROVEMENT \
+        (likewise on the better side, its own family), SAME (the 90 % interval inside the band), INCONCLUSIVE \
+        (neither; says how many trials a side would likely decide), TOO FEW TRIALS (the rank test cannot reach \
+        significance with these counts: the first line says how many would). The band is the metric's floor \
+        (2 % p50 and goodput, 5 % p99, 10 % p99.9 and loss), raised to each run's own spread when both have 6 or \
+        more trials a cell, or --threshold. Cells match by workload, transport, path and parameters. Trials \
+        pair (signed-rank test) only when the runs are the two sides of one `transbench ab` run, whose \
+        interleaving makes partners share the machine's state; two separate runs are compared unpaired \
+        (rank-sum test). Invalid trials are left out and listed. Invariants (errors, discards, flow-control \
+        backlog) that the candidate breaks and the base kept count as regressions. \
+        The method, with its arithmetic and measured power: docs/compare.md.")]
     Compare {
         /// The baseline: a run directory or its results.json.
-        #[arg(value_name = "BASE")]
-        base: PathBuf,
+        #[arg(value_name = "BASE", required_unless_present = "plan")]
+        base: Option<PathBuf>,
         /// The candidate: a run directory or its results.json.
-        #[arg(value_name = "CAND")]
-        cand: PathBuf,
-        /// Metrics to gate on [default: every one both runs have]: p50,
-        /// p99, p999, goodput, loss, conn_rate, ttfb_p50, ttfb_p99.
+        #[arg(value_name = "CAND", required_unless_present = "plan")]
+        cand: Option<PathBuf>,
+        /// Before any run: what comparing two runs of this scenario could
+        /// call (the smallest change likely detected with its trials).
+        #[arg(long, value_name = "SCENARIO", conflicts_with_all = ["base", "cand"])]
+        plan: Option<PathBuf>,
+        /// With --plan: where named profiles live.
+        #[arg(long, value_name = "DIR", requires = "plan")]
+        profiles: Option<PathBuf>,
+        /// Metrics to gate on, the family the correction is over [default:
+        /// p50, p99, conn_rate]; one of p50, p99, p999, goodput, loss,
+        /// conn_rate, ttfb_p50, ttfb_p99. Every metric is printed.
         #[arg(long = "metric", value_name = "NAME", value_delimiter = ',')]
         metrics: Vec<String>,
         /// A metric's noise band in percent, replacing its floor and the
@@ -150,9 +169,14 @@ enum Command {
         thresholds: Vec<(String, f64)>,
         #[arg(long, value_enum, default_value = "text")]
         format: compare::Format,
-        /// Compare runs from different hosts or scenarios anyway.
+        /// Compare runs from different hosts (CPU, cores, kernel,
+        /// congestion control) anyway.
         #[arg(long)]
         allow_host_mismatch: bool,
+        /// Compare runs of different scenarios anyway, matching cells by
+        /// workload, transport, path and parameters.
+        #[arg(long)]
+        allow_scenario_mismatch: bool,
     },
     /// Hold linkemu against the kernel's netem: probe a set of profiles
     /// through one backend (`probe`), then compare the two backends'
@@ -478,18 +502,28 @@ fn run_command(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Compare {
             base,
             cand,
+            plan,
+            profiles,
             metrics,
             thresholds,
             format,
             allow_host_mismatch,
-        } => Ok(compare::run(
-            &base,
-            &cand,
-            metrics,
-            thresholds,
-            format,
-            allow_host_mismatch,
-        )),
+            allow_scenario_mismatch,
+        } => match (plan, base, cand) {
+            (Some(scenario), _, _) => compare::plan(&scenario, profiles.as_deref(), &metrics),
+            (None, Some(base), Some(cand)) => Ok(compare::run(
+                &base,
+                &cand,
+                compare::CompareArgs {
+                    gate: metrics,
+                    thresholds,
+                    format,
+                    allow_host_mismatch,
+                    allow_scenario_mismatch,
+                },
+            )),
+            _ => unreachable!("clap requires BASE and CAND without --plan"),
+        },
         Command::Report { input, out } => {
             init_logging("warn");
             let (results, default_out) = report::locate(&input);

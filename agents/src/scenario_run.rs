@@ -64,9 +64,27 @@ fn spec_of(scenario: &Scenario, cell: &Cell) -> anyhow::Result<TrialSpec> {
     Ok(spec)
 }
 
+/// A scenario file with its named profiles, every option checked.
+pub fn load(file: &Path, profiles: Option<&Path>) -> anyhow::Result<Scenario> {
+    let profiles = profiles_dir(file, profiles);
+    Ok(transbench_scenario::load(file, &profiles, &check_option)?)
+}
+
+/// What comparing two runs of `scenario` could call, as run here (cells
+/// that need root left out without it).
+pub fn compare_plan(scenario: &Scenario, gate: &[&'static str]) -> transbench_reports::compare::Plan {
+    let root = testbed::is_root();
+    let workloads: Vec<Workload> = scenario
+        .cells
+        .iter()
+        .filter(|c| root || !c.skip_without_root)
+        .map(|c| c.workload)
+        .collect();
+    transbench_reports::compare::plan(&workloads, scenario.trials, gate)
+}
+
 pub async fn run_scenario(opts: ScenarioOptions) -> anyhow::Result<()> {
-    let profiles = profiles_dir(&opts.file, opts.profiles.as_deref());
-    let scenario = transbench_scenario::load(&opts.file, &profiles, &check_option)?;
+    let scenario = load(&opts.file, opts.profiles.as_deref())?;
     // Every cell checked before anything runs.
     let mut specs = Vec::with_capacity(scenario.cells.len());
     for cell in &scenario.cells {
@@ -124,6 +142,10 @@ pub async fn run_scenario(opts: ScenarioOptions) -> anyhow::Result<()> {
     };
     std::fs::create_dir_all(&opts.out)
         .with_context(|| format!("cannot create the output directory {}", opts.out.display()))?;
+    eprintln!(
+        "{}",
+        compare_plan(&scenario, &transbench_reports::compare::default_gate()).line()
+    );
     let results_path = opts.out.join("results.json");
     let mut results = if opts.resume {
         let earlier = read_results(&results_path)

@@ -107,7 +107,7 @@ fn two_halves_of_one_run_show_no_regression_and_a_slower_link_does() {
     assert_eq!(whole.trials.len(), 2 * 2 * HALF as usize);
 
     // The halves by repetition's parity, as two result files, through the
-    // CLI as JSON: every row paired by repetition.
+    // CLI as JSON: unpaired (one run's halves share seeds, not time).
     let (a, b) = (dir.path().join("a"), dir.path().join("b"));
     let ra = part(&whole, HALF, |rep| (rep % 2 == 0).then_some(rep / 2));
     let rb = part(&whole, HALF, |rep| (rep % 2 == 1).then_some(rep / 2));
@@ -129,16 +129,16 @@ fn two_halves_of_one_run_show_no_regression_and_a_slower_link_does() {
         .as_array()
         .unwrap()
         .iter()
-        .all(|r| r["paired"] == true));
+        .all(|r| r["paired"] == false));
 
     // 20 A/A comparisons: the parity halves, and 19 seeded splits. Each
-    // flags a REGRESSION with probability at most alpha/2 = 2.5 % by
-    // compare's construction (Holm at 5 % family-wise, two-sided; the
-    // noise band only lowers it), so at most 0.5 of 20 on average. Taken
-    // as independent, 4 or more happen with probability 0.13 %: at least
-    // 17 must be clean. (The splits share trials, so that tail is an
-    // approximation; on this busy 2-core VM, at normal priority, 0 of 300
-    // splits flagged one.)
+    // flags a REGRESSION with probability at most alpha = 5 % by compare's
+    // construction (one-sided rank-sum tests, Holm at 5 % over the gated
+    // rows), and the noise band lowers that a great deal: the interval
+    // must also clear the band, which each run's own A/A spread sets. The
+    // issue's bound is at most 1 in 20. (docs/compare.md has the measured
+    // rate: 0 in 2,000 splits of recorded runs, with and without a
+    // CPU-bound neighbour.)
     let clean = (0..20u64)
         .filter(|&k| {
             let (base, cand) = if k == 0 {
@@ -158,7 +158,7 @@ fn two_halves_of_one_run_show_no_regression_and_a_slower_link_does() {
             c.regressions() == 0
         })
         .count();
-    assert!(clean >= 17, "A/A: {clean} of 20 comparisons without a regression");
+    assert!(clean >= 19, "A/A: {clean} of 20 comparisons without a regression");
 
     // The candidate 2 ms slower each way: a regression on latency, exit 1.
     if !have_root() {

@@ -30,6 +30,11 @@ pub enum Verdict {
     Improvement,
     Same,
     Inconclusive,
+    /// The rank test cannot reach significance with these trial counts in
+    /// this family, whatever the values: no change could be called.
+    TooFewTrials,
+    /// Printed for information, outside the family the user gates on.
+    NotGated,
 }
 
 impl std::fmt::Display for Verdict {
@@ -39,6 +44,8 @@ impl std::fmt::Display for Verdict {
             Verdict::Improvement => "IMPROVEMENT",
             Verdict::Same => "SAME",
             Verdict::Inconclusive => "INCONCLUSIVE",
+            Verdict::TooFewTrials => "TOO FEW TRIALS",
+            Verdict::NotGated => "not gated",
         })
     }
 }
@@ -210,34 +217,124 @@ pub fn normal_quantile(p: f64) -> f64 {
     }
 }
 
-/// Two-sided Mann-Whitney U test. Exact (the U distribution counted)
-/// without ties for up to 50 trials a side; otherwise the normal
-/// approximation with tie and continuity corrections.
-pub fn mann_whitney_p(a: &[f64], b: &[f64]) -> f64 {
-    let (n1, n2) = (a.len(), b.len());
-    if n1 == 0 || n2 == 0 {
-        return 1.0;
+/// One-sided p-values of a rank test: of the candidate's values lying
+/// higher than the base's, and of their lying lower. `compare` gates on
+/// one side (a regression is "worse", one direction) and reports the
+/// other as an improvement, each its own family (see docs/compare.md).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Tails {
+    pub higher: f64,
+    pub lower: f64,
+}
+
+impl Tails {
+    const NONE: Tails = Tails {
+        higher: 1.0,
+        lower: 1.0,
+    };
+
+    /// (p of worse, p of better) for a metric whose `better` is given.
+    pub fn worse_better(self, better: Better) -> (f64, f64) {
+        match better {
+            Better::Lower => (self.higher, self.lower),
+            Better::Higher => (self.lower, self.higher),
+        }
     }
-    let all: Vec<f64> = a.iter().chain(b).copied().collect();
+
+    /// From an exact distribution of a statistic (counts by value) and
+    /// the observed value.
+    fn exact(counts: &[f64], observed: usize) -> Tails {
+        let total: f64 = counts.iter().sum();
+        Tails {
+            higher: counts[observed..].iter().sum::<f64>() / total,
+            lower: counts[..=observed].iter().sum::<f64>() / total,
+        }
+    }
+
+    /// By the normal approximation with a continuity correction.
+    fn normal(observed: f64, mean: f64, var: f64) -> Tails {
+        if var <= 0.0 {
+            return Tails::NONE;
+        }
+        let sd = var.sqrt();
+        Tails {
+            higher: normal_sf((observed - mean - 0.5) / sd).min(1.0),
+            lower: normal_sf((mean - observed - 0.5) / sd).min(1.0),
+        }
+    }
+}
+
+/// The rank test a comparison uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RankTest {
+    /// Wilcoxon signed-rank on the log ratios of paired trials.
+    SignedRank,
+    /// Mann-Whitney U (Wilcoxon rank-sum) of the two sides.
+    RankSum,
+}
+
+impl RankTest {
+    /// For trials paired by interleaving, the signed-rank test when it can
+    /// reach significance in a family of `family` at all, else the
+    /// rank-sum test (valid for interleaved trials too, and with far more
+    /// arrangements: its smallest p at 5 v 5 is 1/252 against 1/32).
+    /// Chosen from the counts alone, never from the values.
+    pub fn choose(paired: bool, n1: usize, n2: usize, family: usize) -> RankTest {
+        if paired && reachable(smallest_p(RankTest::SignedRank, n1, n2), family) {
+            RankTest::SignedRank
+        } else {
+            RankTest::RankSum
+        }
+    }
+
+    /// Its one-sided p-values; `base` and `cand` pair by index for
+    /// the signed-rank test. Values must be positive.
+    pub fn tails(self, base: &[f64], cand: &[f64]) -> Tails {
+        match self {
+            RankTest::SignedRank => {
+                let d: Vec<f64> = base.iter().zip(cand).map(|(b, c)| (c / b).ln()).collect();
+                signed_rank(&d)
+            }
+            RankTest::RankSum => rank_sum(base, cand),
+        }
+    }
+}
+
+/// The smallest one-sided p `test` can give with these trial counts: one
+/// arrangement of all that are equally likely under no change, 1 / 2^n
+/// for n pairs, 1 / C(n1 + n2, n1) unpaired.
+pub fn smallest_p(test: RankTest, n1: usize, n2: usize) -> f64 {
+    match test {
+        RankTest::SignedRank => 0.5f64.powi(n1.min(n2) as i32),
+        RankTest::RankSum => (1..=n1.min(n2)).fold(1.0, |p, k| p * k as f64 / (n1.max(n2) + k) as f64),
+    }
+}
+
+/// Whether a p-value of `p` survives Holm's first step in a family of
+/// `family`: the least any result in it needs.
+pub fn reachable(p: f64, family: usize) -> bool {
+    p * (family.max(1) as f64) < ALPHA
+}
+
+/// Mann-Whitney U of `cand` against `base`: exact (U counted over every
+/// arrangement) without ties for up to 50 trials a side; otherwise the
+/// normal approximation with tie and continuity corrections.
+pub fn rank_sum(base: &[f64], cand: &[f64]) -> Tails {
+    let (n1, n2) = (base.len(), cand.len());
+    if n1 == 0 || n2 == 0 {
+        return Tails::NONE;
+    }
+    let all: Vec<f64> = cand.iter().chain(base).copied().collect();
     let (r, ties) = ranks(&all);
-    let r1: f64 = r[..n1].iter().sum();
-    let u = r1 - (n1 * (n1 + 1)) as f64 / 2.0;
-    let mean = (n1 * n2) as f64 / 2.0;
+    // U of the candidate: how many (cand, base) pairs the candidate wins.
+    let u = r[..n2].iter().sum::<f64>() - (n2 * (n2 + 1)) as f64 / 2.0;
     if ties == 0.0 && n1 <= 50 && n2 <= 50 {
-        let dist = u_distribution(n1, n2);
-        let total: f64 = dist.iter().sum();
-        let k = u.round() as usize;
-        let lower: f64 = dist[..=k].iter().sum::<f64>() / total;
-        let upper: f64 = dist[k..].iter().sum::<f64>() / total;
-        return (2.0 * lower.min(upper)).min(1.0);
+        return Tails::exact(&u_distribution(n2, n1), u.round() as usize);
     }
     let n = (n1 + n2) as f64;
     let var = (n1 * n2) as f64 / 12.0 * ((n + 1.0) - ties / (n * (n - 1.0)));
-    if var <= 0.0 {
-        return 1.0;
-    }
-    let z = ((u - mean).abs() - 0.5).max(0.0) / var.sqrt();
-    (2.0 * normal_sf(z)).min(1.0)
+    Tails::normal(u, (n1 * n2) as f64 / 2.0, var)
 }
 
 /// Counts of each U from 0 to n1 n2 over all arrangements of two samples
@@ -263,13 +360,13 @@ fn u_distribution(n1: usize, n2: usize) -> Vec<f64> {
     prev.swap_remove(n1)
 }
 
-/// Two-sided Wilcoxon signed-rank test of paired differences (zeros
+/// Wilcoxon signed-rank test of paired differences (cand - base; zeros
 /// dropped). Exact without ties for up to 30 pairs; otherwise normal.
-pub fn wilcoxon_p(d: &[f64]) -> f64 {
+pub fn signed_rank(d: &[f64]) -> Tails {
     let d: Vec<f64> = d.iter().copied().filter(|x| *x != 0.0).collect();
     let n = d.len();
     if n == 0 {
-        return 1.0;
+        return Tails::NONE;
     }
     let abs: Vec<f64> = d.iter().map(|x| x.abs()).collect();
     let (r, ties) = ranks(&abs);
@@ -284,20 +381,11 @@ pub fn wilcoxon_p(d: &[f64]) -> f64 {
                 count[s] += count[s - k];
             }
         }
-        let total: f64 = count.iter().sum();
-        let k = w.round() as usize;
-        let lower = count[..=k].iter().sum::<f64>() / total;
-        let upper = count[k..].iter().sum::<f64>() / total;
-        return (2.0 * lower.min(upper)).min(1.0);
+        return Tails::exact(&count, w.round() as usize);
     }
     let nf = n as f64;
-    let mean = nf * (nf + 1.0) / 4.0;
     let var = nf * (nf + 1.0) * (2.0 * nf + 1.0) / 24.0 - ties / 48.0;
-    if var <= 0.0 {
-        return 1.0;
-    }
-    let z = ((w - mean).abs() - 0.5).max(0.0) / var.sqrt();
-    (2.0 * normal_sf(z)).min(1.0)
+    Tails::normal(w, nf * (nf + 1.0) / 4.0, var)
 }
 
 /// Two-sided pooled two-proportion z test: is `x1` of `n1` the same rate
@@ -418,18 +506,40 @@ pub fn log_spread(v: &[f64]) -> f64 {
     1.4826 * median(&dev)
 }
 
-/// Half the width of the effect's 95 % interval expected with n1 and n2
-/// trials at spread `sigma` (log units): the median's standard error is
-/// sqrt(pi/2) sigma / sqrt(n).
+/// Half the width of the effect's interval expected with n1 and n2
+/// trials at spread `sigma` (log units) for a quantile `z`: the median's
+/// standard error is sqrt(pi/2) sigma / sqrt(n).
 fn half_width(sigma: f64, n1: f64, n2: f64, z: f64) -> f64 {
     z * (std::f64::consts::PI / 2.0).sqrt() * sigma * (1.0 / n1 + 1.0 / n2).sqrt()
 }
 
-/// The smallest effect (log units) these trial counts would detect at
-/// `ALPHA` with `POWER`.
-pub fn minimum_detectable(sigma: f64, n1: usize, n2: usize) -> f64 {
-    let z = normal_quantile(1.0 - ALPHA / 2.0) + normal_quantile(POWER);
-    half_width(sigma, n1 as f64, n2 as f64, z)
+/// The quantile the 95 % interval is read at, as `bootstrap_ci` widens
+/// it for n trials.
+fn interval_quantile(n: f64) -> f64 {
+    let n = n.max(2.0);
+    (n / (n - 1.0)).sqrt() * student_t_quantile(0.975, n - 1.0)
+}
+
+/// The smallest change (log units) that `compare`'s rule would call with
+/// `POWER`, for n1 and n2 trials at spread `sigma`, a band of `band`, in
+/// a gated family of `family` rows: the interval must clear the band and
+/// the rank test survive Holm. `None` when the rank test cannot reach
+/// significance with these counts at all. An approximation (normal
+/// theory for both); docs/compare.md has the measured power.
+pub fn detectable_change(
+    sigma: f64,
+    n1: usize,
+    n2: usize,
+    band: f64,
+    test: RankTest,
+    family: usize,
+) -> Option<f64> {
+    if !reachable(smallest_p(test, n1, n2), family) {
+        return None;
+    }
+    let rank = normal_quantile(1.0 - ALPHA / family.max(1) as f64);
+    let z = interval_quantile(n1.min(n2) as f64).max(rank) + normal_quantile(POWER);
+    Some(band + half_width(sigma, n1 as f64, n2 as f64, z))
 }
 
 /// Trials per side that would likely turn an inconclusive comparison into
@@ -443,29 +553,15 @@ pub fn trials_to_decide(effect: f64, band: f64, sigma: f64) -> Option<u32> {
     if distance < 1e-12 {
         return None;
     }
-    let z = normal_quantile(1.0 - ALPHA / 2.0);
-    // half_width(n, n) = z sqrt(pi/2) sigma sqrt(2/n) <= distance
-    let n = 2.0 * (z * (std::f64::consts::PI / 2.0).sqrt() * sigma / distance).powi(2);
-    let n = n.ceil().max(2.0);
-    (n <= 1000.0).then_some(n as u32)
+    let n = (2..=1000u32).find(|&n| half_width(sigma, n as f64, n as f64, interval_quantile(n as f64)) <= distance)?;
+    Some(n)
 }
 
-/// The fewest trials a side for which the rank test can reach `ALPHA`
-/// at all once Holm has `comparisons` to correct for: its smallest p is
-/// 2 / 2^n paired, 2 / C(2n, n) unpaired.
-pub fn trials_for_rank_test(paired: bool, comparisons: usize) -> u32 {
-    let needed = ALPHA / comparisons.max(1) as f64;
+/// The fewest trials a side for which `test` can reach significance at
+/// all in a family of `family`.
+pub fn trials_for_rank_test(test: RankTest, family: usize) -> u32 {
     (2..=1000u32)
-        .find(|&n| {
-            let smallest = if paired {
-                2.0 / 2f64.powi(n as i32)
-            } else {
-                // C(2n, n) grows past any bound here long before n = 1000.
-                let c = (1..=n).fold(1.0f64, |c, k| c * (n + k) as f64 / k as f64);
-                2.0 / c
-            };
-            smallest < needed
-        })
+        .find(|&n| reachable(smallest_p(test, n as usize, n as usize), family))
         .unwrap_or(1000)
 }
 
@@ -508,21 +604,23 @@ pub fn noise_band(floor: f64, base: &[f64], cand: &[f64]) -> f64 {
 
 /// The verdict from the effect's 95 % interval (`wide`) and its 90 %
 /// interval (`narrow`), in log units; the band (log units, symmetric); the
-/// adjusted p-value; and the metric's direction. A change is a regression
+/// Holm-adjusted one-sided p-values of a change for the worse and for the
+/// better; and the metric's direction. A change is a regression
 /// (improvement) when the whole 95 % interval lies beyond the band on the
-/// worse (better) side and the rank test agrees; the same when the 90 %
-/// interval lies inside the band (two one-sided tests at 5 %).
-pub fn verdict(wide: (f64, f64), narrow: (f64, f64), band: f64, p_adjusted: f64, better: Better) -> Verdict {
+/// worse (better) side and the rank test for that side agrees; the same
+/// when the 90 % interval lies inside the band (two one-sided tests at
+/// 5 %).
+pub fn verdict(wide: (f64, f64), narrow: (f64, f64), band: f64, p: (f64, f64), better: Better) -> Verdict {
     // Worse is up for lower-is-better metrics; flip the others.
     let flip = |(lo, hi): (f64, f64)| match better {
         Better::Lower => (lo, hi),
         Better::Higher => (-hi, -lo),
     };
     let ((lo, hi), (nlo, nhi)) = (flip(wide), flip(narrow));
-    let significant = p_adjusted < ALPHA;
-    if lo > band && significant {
+    let (worse, better) = p;
+    if lo > band && worse < ALPHA {
         Verdict::Regression
-    } else if hi < -band && significant {
+    } else if hi < -band && better < ALPHA {
         Verdict::Improvement
     } else if nlo >= -band && nhi <= band {
         Verdict::Same
@@ -557,7 +655,7 @@ mod tests {
     fn compare(base: &[f64], cand: &[f64], floor: f64, better: Better) -> Outcome {
         let ci = bootstrap_ci(base, cand, false, 0.95, RESAMPLES, SEED);
         let narrow = bootstrap_ci(base, cand, false, 0.90, RESAMPLES, SEED);
-        let p = mann_whitney_p(base, cand);
+        let p = rank_sum(base, cand).worse_better(better);
         Outcome {
             verdict: verdict(ci, narrow, noise_band(floor, base, cand), p, better),
             ci,
@@ -572,8 +670,8 @@ mod tests {
         // Paired by seed, identical trials differ by nothing at all.
         let ci = bootstrap_ci(&a, &a, true, 0.95, RESAMPLES, SEED);
         assert_eq!(ci, (0.0, 0.0));
-        assert_eq!(wilcoxon_p(&[0.0; 10]), 1.0);
-        assert_eq!(verdict(ci, ci, (1.02f64).ln(), 1.0, Better::Lower), Verdict::Same);
+        assert_eq!(signed_rank(&[0.0; 10]), Tails::NONE);
+        assert_eq!(verdict(ci, ci, (1.02f64).ln(), (1.0, 1.0), Better::Lower), Verdict::Same);
     }
 
     #[test]
@@ -685,8 +783,8 @@ mod tests {
         assert!(many[0] >= ALPHA, "{many:?}");
         // Step-down: the smallest times m, the next times m - 1, monotone.
         assert_eq!(holm(&[0.01, 0.02, 0.04]), [0.03, 0.04, 0.04]);
-        // Ten and ten, four overlapping: p = 0.0029 alone, 0.058 once
-        // Holm has 20 comparisons to correct for.
+        // Ten and ten, four overlapping: one-sided p = 0.0014 alone, 0.029
+        // once Holm has 20 comparisons to correct for, 0.058 with 40.
         let base = [
             100.0, 101.0, 102.0, 103.0, 104.0, 105.0, 106.0, 107.0, 108.0, 109.0,
         ];
@@ -695,43 +793,67 @@ mod tests {
         ];
         let ci = bootstrap_ci(&base, &cand, false, 0.95, RESAMPLES, SEED);
         let narrow = bootstrap_ci(&base, &cand, false, 0.90, RESAMPLES, SEED);
-        let p = mann_whitney_p(&base, &cand);
-        assert!((0.002..0.0025 * 1.2).contains(&p), "{p}");
+        let p = rank_sum(&base, &cand);
+        assert!((0.001..0.0015).contains(&p.higher), "{p:?}");
+        assert!(p.lower > 0.99, "{p:?}");
         let band = 1.005f64.ln();
         assert_eq!(
-            verdict(ci, narrow, band, p, Better::Lower),
+            verdict(ci, narrow, band, (p.higher, p.lower), Better::Lower),
             Verdict::Regression,
-            "p {p}, ci {ci:?}"
+            "p {p:?}, ci {ci:?}"
         );
-        let mut all = vec![0.5; 20];
-        all[0] = p;
+        let mut all = vec![0.5; 40];
+        all[0] = p.higher;
         let adjusted = holm(&all)[0];
         assert!(adjusted > ALPHA, "{adjusted}");
         assert_eq!(
-            verdict(ci, narrow, band, adjusted, Better::Lower),
+            verdict(ci, narrow, band, (adjusted, 1.0), Better::Lower),
             Verdict::Inconclusive
         );
     }
 
     #[test]
-    fn mann_whitney_exact_matches_tables() {
-        // Complete separation of 5 and 5: p = 2 / C(10, 5) = 2/252.
+    fn rank_sum_exact_matches_tables() {
+        // Complete separation of 5 and 5: one arrangement of C(10, 5).
         let a = [1.0, 2.0, 3.0, 4.0, 5.0];
         let b = [6.0, 7.0, 8.0, 9.0, 10.0];
-        assert!((mann_whitney_p(&a, &b) - 2.0 / 252.0).abs() < 1e-12);
+        let t = rank_sum(&a, &b);
+        assert!((t.higher - 1.0 / 252.0).abs() < 1e-12, "{t:?}");
+        assert!((t.lower - 1.0).abs() < 1e-12, "{t:?}");
+        assert_eq!(t.higher, smallest_p(RankTest::RankSum, 5, 5));
+        // The other way round.
+        assert!((rank_sum(&b, &a).lower - 1.0 / 252.0).abs() < 1e-12);
+        // One overlap: U = 1 or less, 2 arrangements.
+        let t = rank_sum(&a, &[4.5, 7.0, 8.0, 9.0, 10.0]);
+        assert!((t.higher - 2.0 / 252.0).abs() < 1e-12, "{t:?}");
         // Interleaved: nothing to see.
-        assert!(mann_whitney_p(&[1.0, 3.0, 5.0, 7.0], &[2.0, 4.0, 6.0, 8.0]) > 0.5);
+        let t = rank_sum(&[1.0, 3.0, 5.0, 7.0], &[2.0, 4.0, 6.0, 8.0]);
+        assert!(t.higher > 0.3 && t.lower > 0.3, "{t:?}");
         // Ties take the normal route and stay in range.
-        let p = mann_whitney_p(&[1.0, 1.0, 2.0], &[1.0, 2.0, 2.0]);
-        assert!((0.0..=1.0).contains(&p));
+        let t = rank_sum(&[1.0, 1.0, 2.0], &[1.0, 2.0, 2.0]);
+        assert!((0.0..=1.0).contains(&t.higher) && (0.0..=1.0).contains(&t.lower));
+        // Uneven sides: 1 / C(9, 4).
+        assert!((smallest_p(RankTest::RankSum, 4, 5) - 1.0 / 126.0).abs() < 1e-12);
     }
 
     #[test]
-    fn wilcoxon_exact_matches_tables() {
-        // 6 positive differences: p = 2 / 2^6.
-        assert!((wilcoxon_p(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0]) - 2.0 / 64.0).abs() < 1e-12);
-        assert!(wilcoxon_p(&[1.0, -2.0, 3.0, -4.0]) > 0.5);
-        assert_eq!(wilcoxon_p(&[0.0, 0.0]), 1.0);
+    fn signed_rank_exact_matches_tables() {
+        // 6 positive differences: one arrangement of 2^6.
+        let t = signed_rank(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0]);
+        assert!((t.higher - 1.0 / 64.0).abs() < 1e-12, "{t:?}");
+        assert_eq!(t.higher, smallest_p(RankTest::SignedRank, 6, 6));
+        let t = signed_rank(&[1.0, -2.0, 3.0, -4.0]);
+        assert!(t.higher > 0.4 && t.lower > 0.4, "{t:?}");
+        assert_eq!(signed_rank(&[0.0, 0.0]), Tails::NONE);
+    }
+
+    #[test]
+    fn pairs_use_the_signed_rank_test_only_where_it_can_decide() {
+        // 5 pairs: 1/32 one-sided cannot survive Holm over 4; 1/252 can.
+        assert_eq!(RankTest::choose(true, 5, 5, 4), RankTest::RankSum);
+        assert_eq!(RankTest::choose(true, 5, 5, 1), RankTest::SignedRank);
+        assert_eq!(RankTest::choose(true, 10, 10, 4), RankTest::SignedRank);
+        assert_eq!(RankTest::choose(false, 10, 10, 1), RankTest::RankSum);
     }
 
     #[test]
@@ -744,11 +866,15 @@ mod tests {
     }
 
     #[test]
-    fn minimum_detectable_effect_shrinks_with_trials() {
-        let sigma = 0.05;
-        let (few, many) = (minimum_detectable(sigma, 5, 5), minimum_detectable(sigma, 20, 20));
-        assert!((few / many - 2.0).abs() < 1e-9, "4x trials halve it");
-        assert!(few > 0.05 && few < 0.15, "{few}");
+    fn detectable_change_shrinks_with_trials_and_needs_enough_of_them() {
+        let (sigma, band) = (0.05, 1.02f64.ln());
+        let at = |n: usize| detectable_change(sigma, n, n, band, RankTest::RankSum, 4).unwrap();
+        let (few, many) = (at(5), at(20));
+        assert!(few > many && many > band, "{few} {many}");
+        // With no noise, the band is what is left.
+        assert_eq!(detectable_change(0.0, 10, 10, band, RankTest::RankSum, 4), Some(band));
+        // 4 v 4: the rank test's 1/70 cannot survive Holm over 4.
+        assert_eq!(detectable_change(sigma, 4, 4, band, RankTest::RankSum, 4), None);
         assert_eq!(trials_to_decide(0.0, 0.02, 0.0), Some(2));
         let n = trials_to_decide(0.0, 0.02, 0.05).unwrap();
         assert!(n > 20, "{n}");
@@ -756,12 +882,13 @@ mod tests {
 
     #[test]
     fn rank_tests_need_enough_trials_to_survive_holm() {
-        // Paired: 2/2^6 = 0.031 passes alone, not against 10 comparisons.
-        assert_eq!(trials_for_rank_test(true, 1), 6);
-        assert_eq!(trials_for_rank_test(true, 10), 9);
-        // Unpaired: 2/C(8,4) = 0.029 alone.
-        assert_eq!(trials_for_rank_test(false, 1), 4);
-        assert_eq!(trials_for_rank_test(false, 10), 6);
+        // Paired: 1/2^5 = 0.031 passes alone, not against 4 comparisons.
+        assert_eq!(trials_for_rank_test(RankTest::SignedRank, 1), 5);
+        assert_eq!(trials_for_rank_test(RankTest::SignedRank, 4), 7);
+        // Unpaired: 1/C(8, 4) = 0.014 alone and for 3; 1/C(10, 5) to 12.
+        assert_eq!(trials_for_rank_test(RankTest::RankSum, 3), 4);
+        assert_eq!(trials_for_rank_test(RankTest::RankSum, 12), 5);
+        assert_eq!(trials_for_rank_test(RankTest::RankSum, 13), 6);
     }
 
     #[test]
