@@ -131,7 +131,8 @@ enum Command {
     /// one-sided rank test (Holm-corrected over the gated metrics) and a
     /// verdict. Exit 0: no regression; 1: a REGRESSION; 2: inputs that
     /// cannot be compared, or too few trials for any verdict.
-    #[command(after_help = "Verdicts, per row of a gated metric (--metric; default p50, p99, conn_rate; the \
+    #[command(
+        after_help = "Verdicts, per row of a gated metric (--metric; default p50, p99, conn_rate; the \
         rest are printed, not gated): REGRESSION (the whole 95 % interval beyond the noise band on the worse \
         side, and the one-sided rank test for worse at p < 0.05 after Holm over the gated rows), IMPROVEMENT \
         (likewise on the better side, its own family), SAME (the 90 % interval inside the band), INCONCLUSIVE \
@@ -143,7 +144,8 @@ enum Command {
         interleaving makes partners share the machine's state; two separate runs are compared unpaired \
         (rank-sum test). Invalid trials are left out and listed. Invariants (errors, discards, flow-control \
         backlog) that the candidate breaks and the base kept count as regressions. \
-        The method, with its arithmetic and measured power: docs/compare.md.")]
+        The method, with its arithmetic and measured power: docs/compare.md."
+    )]
     Compare {
         /// The baseline: a run directory or its results.json.
         #[arg(value_name = "BASE", required_unless_present = "plan")]

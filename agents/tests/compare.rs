@@ -1,17 +1,17 @@
 //! `transbench compare` end to end: A/A, the two halves of one run of a
 //! short scenario (20 trials a cell in its seeded order, halved by
 //! repetition: 10 a cell each, as `bench/scenarios/ci.toml`) show no
-//! regression, through the CLI and in at least 17 of 20 splits of the
-//! trials; a candidate behind an emulated 2 ms each way (root) is a
-//! latency REGRESSION (exit 1); inputs that cannot be compared exit 2 with
-//! a one-line reason.
+//! regression, through the CLI and in at least 19 of 20 splits of the
+//! trials; with 6 trials a side, a candidate behind an emulated 1 ms each
+//! way (root) is a latency REGRESSION (exit 1); inputs that cannot be
+//! compared exit 2 with a one-line reason.
 //!
 //! Why halves of one run and not two runs: on a machine whose load changes
 //! (a build starts next door), two runs one after the other differ for
 //! real, and compare rightly says so. The scenario's seeded order spreads
 //! each cell's trials over the whole run, so its two halves (and any split
-//! of its trials) see the same machine, as `bench/ci/compare.yml` spreads
-//! drift by alternating base and candidate.
+//! of its trials) see the same machine, as `transbench ab` (which
+//! `bench/ci/compare.yml` uses) interleaves two builds' trials.
 
 mod common;
 
@@ -160,20 +160,49 @@ fn two_halves_of_one_run_show_no_regression_and_a_slower_link_does() {
         .count();
     assert!(clean >= 19, "A/A: {clean} of 20 comparisons without a regression");
 
-    // The candidate 2 ms slower each way: a regression on latency, exit 1.
+    // 3 trials a side can call nothing with 4 gated rows: said first,
+    // exit 2, since a gate that cannot fail is no gate.
+    let (x, y) = (dir.path().join("x"), dir.path().join("y"));
+    for (path, keep) in [(&x, 0..3), (&y, 3..6)] {
+        std::fs::create_dir_all(path).unwrap();
+        let r = part(&whole, 3, |rep| keep.contains(&rep).then(|| rep - keep.start));
+        write_atomic(&path.join("results.json"), &r).unwrap();
+    }
+    let o = transbench(&["compare", x.to_str().unwrap(), y.to_str().unwrap()]);
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(2), "{text}{}", stderr(&o));
+    assert!(
+        text.starts_with("TOO FEW TRIALS: with 3 and 3 trials a cell"),
+        "{text}"
+    );
+    assert!(!text.contains("INCONCLUSIVE"), "{text}");
+    assert_eq!(stderr(&o).trim().lines().count(), 1, "{}", stderr(&o));
+
+    // The case: 6 trials a side, the candidate behind an emulated
+    // 1 ms each way. Its p50 is a REGRESSION, exit 1 (it was INCONCLUSIVE
+    // at p = 0.31 when seeds made pairs and Holm ran over every row).
     if !have_root() {
         return;
     }
+    const SIX: u32 = 6;
+    let base6 = dir.path().join("base6");
+    std::fs::create_dir_all(&base6).unwrap();
+    write_atomic(
+        &base6.join("results.json"),
+        &part(&whole, SIX, |rep| (rep < SIX).then_some(rep)),
+    )
+    .unwrap();
     let slow = dir.path().join("slow");
-    run_into(&scenario(dir.path(), "delay 2ms", HALF), &slow);
+    run_into(&scenario(dir.path(), "delay 1ms", SIX), &slow);
     let o = transbench(&[
         "compare",
-        a.to_str().unwrap(),
+        base6.to_str().unwrap(),
         slow.to_str().unwrap(),
         "--allow-host-mismatch",
     ]);
     let text = String::from_utf8_lossy(&o.stdout);
     assert_eq!(o.status.code(), Some(1), "{text}{}", stderr(&o));
+    assert!(text.starts_with("REGRESSION in "), "{text}");
     for t in ["udp", "tcp"] {
         let p50 = text
             .lines()

@@ -346,7 +346,10 @@ impl Comparison {
             "{} gated rows ({} of {} cells)",
             self.family,
             present.join(", "),
-            self.gated().map(|r| &r.cell).collect::<std::collections::BTreeSet<_>>().len()
+            self.gated()
+                .map(|r| &r.cell)
+                .collect::<std::collections::BTreeSet<_>>()
+                .len()
         );
         if !self.decidable() {
             let r = self.gated().next().expect("a comparison has a gated row");
@@ -420,7 +423,8 @@ pub fn plan(workloads: &[Workload], trials: u32, gate: &[&'static str]) -> Plan 
             let at = PLAN_SPREADS
                 .iter()
                 .map(|&sigma| {
-                    stats::detectable_change(sigma, n, n, band, RankTest::RankSum, family).map(|d| d.exp() - 1.0)
+                    stats::detectable_change(sigma, n, n, band, RankTest::RankSum, family)
+                        .map(|d| d.exp() - 1.0)
                 })
                 .collect();
             (m, at)
@@ -486,7 +490,10 @@ impl Plan {
              called (80 % power), by trial-to-trial spread of the metric:\n",
             self.family
         ));
-        let head: Vec<String> = PLAN_SPREADS.iter().map(|v| format!("at {:.0} %", v * 100.0)).collect();
+        let head: Vec<String> = PLAN_SPREADS
+            .iter()
+            .map(|v| format!("at {:.0} %", v * 100.0))
+            .collect();
         s.push_str(&format!("{:<10} {:>8}  {}\n", "metric", "floor", head.join("  ")));
         for (m, at) in &self.metrics {
             let cols: Vec<String> = at
@@ -756,7 +763,8 @@ fn decide(rows: &mut [Row], family: usize) {
         let (n1, n2) = (r.base.len(), r.cand.len());
         let (ln_band, ln_change) = ((1.0 + r.band).ln(), (1.0 + r.change).ln());
         let sigma = stats::log_spread(&r.base).max(stats::log_spread(&r.cand));
-        r.min_detectable = stats::detectable_change(sigma, n1, n2, ln_band, r.test, family).map(|d| d.exp() - 1.0);
+        r.min_detectable =
+            stats::detectable_change(sigma, n1, n2, ln_band, r.test, family).map(|d| d.exp() - 1.0);
         let (Some(worse), Some(better)) = (r.p_worse_adjusted, r.p_better_adjusted) else {
             r.verdict = Verdict::NotGated;
             continue;
@@ -785,15 +793,20 @@ fn decide(rows: &mut [Row], family: usize) {
 /// [`InvalidTrials`].)
 type Count = fn(&TrialResult) -> u64;
 const INVARIANTS: [(&str, Count); 3] = [
-    ("errors", |t| {
-        if t.churn.is_some() {
-            0
-        } else {
-            t.counters.errors
-        }
-    }),
+    (
+        "errors",
+        |t| {
+            if t.churn.is_some() {
+                0
+            } else {
+                t.counters.errors
+            }
+        },
+    ),
     ("discarded by the receiver", |t| t.receiver.discarded),
-    ("flow-control backlog", |t| t.hol.as_ref().is_some_and(|h| h.backlog) as u64),
+    ("flow-control backlog", |t| {
+        t.hol.as_ref().is_some_and(|h| h.backlog) as u64
+    }),
 ];
 
 fn narrow_ci(r: &Row) -> (f64, f64) {
@@ -1090,7 +1103,11 @@ mod tests {
             assert_eq!(r.verdict, expect, "{}", c.text());
         }
         assert_eq!(c.regressions(), 0);
-        assert!(c.text().starts_with("no regression in 4 gated rows"), "{}", c.text());
+        assert!(
+            c.text().starts_with("no regression in 4 gated rows"),
+            "{}",
+            c.text()
+        );
     }
 
     /// The issue's measured case: two 6-trial runs of 2 cells, the
@@ -1120,7 +1137,10 @@ mod tests {
         assert_eq!(c.regressions(), 0);
         let text = c.text();
         let first = text.lines().next().unwrap();
-        assert!(first.starts_with("TOO FEW TRIALS: with 3 and 3 trials a cell"), "{first}");
+        assert!(
+            first.starts_with("TOO FEW TRIALS: with 3 and 3 trials a cell"),
+            "{first}"
+        );
         assert!(first.contains("run 5 or more trials a cell"), "{first}");
         assert!(!text.contains("INCONCLUSIVE"), "{text}");
         // Gating on one metric makes the family small enough for 4 v 4
@@ -1140,13 +1160,21 @@ mod tests {
     fn only_an_interleaved_run_is_paired() {
         let mut base = run(&[Transport::Tcp], 10, 50_000.0, 14);
         let mut cand = run(&[Transport::Tcp], 10, 50_000.0, 15);
-        assert!(compare(&base, &cand, &opts()).unwrap().rows.iter().all(|r| !r.paired));
+        assert!(compare(&base, &cand, &opts())
+            .unwrap()
+            .rows
+            .iter()
+            .all(|r| !r.paired));
         interleave(&mut base, &mut cand);
         let c = compare(&base, &cand, &opts()).unwrap();
         assert!(c.rows.iter().all(|r| r.paired && r.test == RankTest::SignedRank));
         // Two runs each from its own A/B run: not partners.
         cand.interleaved.as_mut().unwrap().run = "ab-2".into();
-        assert!(compare(&base, &cand, &opts()).unwrap().rows.iter().all(|r| !r.paired));
+        assert!(compare(&base, &cand, &opts())
+            .unwrap()
+            .rows
+            .iter()
+            .all(|r| !r.paired));
     }
 
     #[test]
@@ -1294,7 +1322,10 @@ mod tests {
             text.contains("rr tcp none: invalid trials: 0 in the base, 1 in the candidate"),
             "{text}"
         );
-        assert!(!text.contains("IMPROVEMENT") && !text.contains("REGRESSION"), "{text}");
+        assert!(
+            !text.contains("IMPROVEMENT") && !text.contains("REGRESSION"),
+            "{text}"
+        );
     }
 
     #[test]

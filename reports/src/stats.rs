@@ -553,7 +553,8 @@ pub fn trials_to_decide(effect: f64, band: f64, sigma: f64) -> Option<u32> {
     if distance < 1e-12 {
         return None;
     }
-    let n = (2..=1000u32).find(|&n| half_width(sigma, n as f64, n as f64, interval_quantile(n as f64)) <= distance)?;
+    let n = (2..=1000u32)
+        .find(|&n| half_width(sigma, n as f64, n as f64, interval_quantile(n as f64)) <= distance)?;
     Some(n)
 }
 
@@ -671,7 +672,10 @@ mod tests {
         let ci = bootstrap_ci(&a, &a, true, 0.95, RESAMPLES, SEED);
         assert_eq!(ci, (0.0, 0.0));
         assert_eq!(signed_rank(&[0.0; 10]), Tails::NONE);
-        assert_eq!(verdict(ci, ci, (1.02f64).ln(), (1.0, 1.0), Better::Lower), Verdict::Same);
+        assert_eq!(
+            verdict(ci, ci, (1.02f64).ln(), (1.0, 1.0), Better::Lower),
+            Verdict::Same
+        );
     }
 
     #[test]
@@ -872,7 +876,10 @@ mod tests {
         let (few, many) = (at(5), at(20));
         assert!(few > many && many > band, "{few} {many}");
         // With no noise, the band is what is left.
-        assert_eq!(detectable_change(0.0, 10, 10, band, RankTest::RankSum, 4), Some(band));
+        assert_eq!(
+            detectable_change(0.0, 10, 10, band, RankTest::RankSum, 4),
+            Some(band)
+        );
         // 4 v 4: the rank test's 1/70 cannot survive Holm over 4.
         assert_eq!(detectable_change(sigma, 4, 4, band, RankTest::RankSum, 4), None);
         assert_eq!(trials_to_decide(0.0, 0.02, 0.0), Some(2));
