@@ -68,7 +68,7 @@ enum Command {
     /// bench/scenarios/quick.toml`).
     #[command(
         after_help = "Scenario files (TOML): bench/scenarios/*.toml and reports/SCHEMA.md. A scenario sets \
-        the transports, workloads, profiles and parameters itself; --out, --resume and --profiles apply to it."
+        the transports, workloads, profiles and parameters itself; --out, --resume, --max-trials and --profiles apply to it."
     )]
     Run {
         /// A scenario file: a matrix of transports x workloads x profiles x
@@ -83,6 +83,11 @@ enum Command {
         /// netem-scripts/profiles above the scenario file].
         #[arg(long, value_name = "DIR", requires = "scenario")]
         profiles: Option<PathBuf>,
+        /// With SCENARIO: run at most N of the trials left, in the plan's
+        /// order, then stop (`--resume DIR` continues); the summary and
+        /// the report come with the run's last trial.
+        #[arg(long, value_name = "N", requires = "scenario", value_parser = clap::value_parser!(u32).range(1..))]
+        max_trials: Option<u32>,
         /// Transports to run, comma-separated [default: udp,tcp,tcp+tls,quic
         /// for rr; tcp-mux,tcp+tls-mux,tcp-n,quic,udp for multistream; udp
         /// for stream; tcp,tcp+tls,quic for churn (tcp,tcp+tls with --close
@@ -421,6 +426,7 @@ fn run_command(cli: Cli) -> anyhow::Result<ExitCode> {
             scenario,
             resume,
             profiles,
+            max_trials,
             transport,
             trial,
             out,
@@ -447,6 +453,7 @@ fn run_command(cli: Cli) -> anyhow::Result<ExitCode> {
                         profiles,
                         out,
                         resume,
+                        max_trials: max_trials.map(|n| n as usize),
                     },
                 ))?;
                 return Ok(ExitCode::SUCCESS);
