@@ -6,6 +6,21 @@ use std::path::Path;
 use std::process::ExitCode;
 use transbench_reports::compare::{compare, Options};
 
+/// What to gate on and how to print it: `compare`'s and `ab`'s flags.
+#[derive(Debug, Clone, clap::Args)]
+pub struct GateArgs {
+    /// Metrics to gate on [default: every one both runs have]: p50,
+    /// p99, p999, goodput, loss, conn_rate, ttfb_p50, ttfb_p99.
+    #[arg(long = "metric", value_name = "NAME", value_delimiter = ',')]
+    pub metrics: Vec<String>,
+    /// A metric's noise band in percent, replacing its floor and the
+    /// runs' own noise, e.g. --threshold p99=8.
+    #[arg(long = "threshold", value_name = "METRIC=PCT", value_parser = parse_threshold)]
+    pub thresholds: Vec<(String, f64)>,
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: Format,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
     Text,
@@ -43,14 +58,12 @@ fn results_path(p: &Path) -> std::path::PathBuf {
     }
 }
 
-pub fn run(
-    base: &Path,
-    cand: &Path,
-    metrics: Vec<String>,
-    thresholds: Vec<(String, f64)>,
-    format: Format,
-    allow_mismatch: bool,
-) -> ExitCode {
+pub fn run(base: &Path, cand: &Path, gate: GateArgs, allow_mismatch: bool) -> ExitCode {
+    let GateArgs {
+        metrics,
+        thresholds,
+        format,
+    } = gate;
     let read = |p: &Path| transbench_reports::read_results(&results_path(p));
     let base = match read(base) {
         Ok(r) => r,

@@ -145,16 +145,8 @@ enum Command {
         /// The candidate: a run directory or its results.json.
         #[arg(value_name = "CAND")]
         cand: PathBuf,
-        /// Metrics to gate on [default: every one both runs have]: p50,
-        /// p99, p999, goodput, loss, conn_rate, ttfb_p50, ttfb_p99.
-        #[arg(long = "metric", value_name = "NAME", value_delimiter = ',')]
-        metrics: Vec<String>,
-        /// A metric's noise band in percent, replacing its floor and the
-        /// runs' own noise, e.g. --threshold p99=8.
-        #[arg(long = "threshold", value_name = "METRIC=PCT", value_parser = compare::parse_threshold)]
-        thresholds: Vec<(String, f64)>,
-        #[arg(long, value_enum, default_value = "text")]
-        format: compare::Format,
+        #[command(flatten)]
+        gate: compare::GateArgs,
         /// Compare runs from different hosts or scenarios anyway.
         #[arg(long)]
         allow_host_mismatch: bool,
@@ -485,18 +477,9 @@ fn run_command(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Compare {
             base,
             cand,
-            metrics,
-            thresholds,
-            format,
+            gate,
             allow_host_mismatch,
-        } => Ok(compare::run(
-            &base,
-            &cand,
-            metrics,
-            thresholds,
-            format,
-            allow_host_mismatch,
-        )),
+        } => Ok(compare::run(&base, &cand, gate, allow_host_mismatch)),
         Command::Report { input, out } => {
             init_logging("warn");
             let (results, default_out) = report::locate(&input);
