@@ -7,6 +7,22 @@ use std::path::Path;
 use std::process::ExitCode;
 use transbench_reports::compare::{compare, Options};
 
+/// What to gate on and how to print it: `compare`'s and `ab`'s flags.
+#[derive(Debug, Clone, clap::Args)]
+pub struct GateArgs {
+    /// Metrics to gate on, the family the correction is over [default:
+    /// p50, p99, conn_rate]; one of p50, p99, p999, goodput, loss,
+    /// conn_rate, ttfb_p50, ttfb_p99. Every metric is printed.
+    #[arg(long = "metric", value_name = "NAME", value_delimiter = ',')]
+    pub metrics: Vec<String>,
+    /// A metric's noise band in percent, replacing its floor and the
+    /// runs' own noise, e.g. --threshold p99=8.
+    #[arg(long = "threshold", value_name = "METRIC=PCT", value_parser = parse_threshold)]
+    pub thresholds: Vec<(String, f64)>,
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: Format,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
     Text,
@@ -73,16 +89,19 @@ fn gate_metrics(names: &[String]) -> Result<Vec<&'static str>, String> {
         .collect()
 }
 
-/// What `compare` is told, beyond the two runs.
-pub struct CompareArgs {
-    pub gate: Vec<String>,
-    pub thresholds: Vec<(String, f64)>,
-    pub format: Format,
-    pub allow_host_mismatch: bool,
-    pub allow_scenario_mismatch: bool,
+/// What may differ between the runs compared.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Mismatch {
+    pub host: bool,
+    pub scenario: bool,
 }
 
-pub fn run(base: &Path, cand: &Path, args: CompareArgs) -> ExitCode {
+pub fn run(base: &Path, cand: &Path, gate: GateArgs, allow: Mismatch) -> ExitCode {
+    let GateArgs {
+        metrics,
+        thresholds,
+        format,
+    } = gate;
     let read = |p: &Path| transbench_reports::read_results(&results_path(p));
     let base = match read(base) {
         Ok(r) => r,
@@ -92,18 +111,11 @@ pub fn run(base: &Path, cand: &Path, args: CompareArgs) -> ExitCode {
         Ok(r) => r,
         Err(e) => return input_error(format!("candidate: {e}")),
     };
-    let CompareArgs {
-        gate,
-        thresholds,
-        format,
-        allow_host_mismatch,
-        allow_scenario_mismatch,
-    } = args;
     let opts = Options {
-        gate,
+        gate: metrics,
         thresholds: thresholds.into_iter().collect::<BTreeMap<_, _>>(),
-        allow_host_mismatch,
-        allow_scenario_mismatch,
+        allow_host_mismatch: allow.host,
+        allow_scenario_mismatch: allow.scenario,
     };
     let c = match compare(&base, &cand, &opts) {
         Ok(c) => c,

@@ -2,6 +2,7 @@
 //! coordinated-omission-free latency histograms. The library behind the
 //! `transbench` binary: agents, workloads, transports and runs.
 
+pub mod ab;
 pub mod admission;
 pub mod clock;
 pub mod compare;

@@ -11,7 +11,7 @@ use std::time::{Duration, SystemTime};
 use transbench::admission::ReceiverLimits;
 use transbench::spec::TrialArgs;
 use transbench::{
-    compare, fidelity, host, receiver, report, run, scenario_run, shell, single_thread_runtime,
+    ab, compare, fidelity, host, receiver, report, run, scenario_run, shell, single_thread_runtime,
 };
 use transbench_reports::{summary_table, write_atomic, RunResults};
 use transbench_wire::auth::Secret;
@@ -68,7 +68,7 @@ enum Command {
     /// bench/scenarios/quick.toml`).
     #[command(
         after_help = "Scenario files (TOML): bench/scenarios/*.toml and reports/SCHEMA.md. A scenario sets \
-        the transports, workloads, profiles and parameters itself; --out, --resume and --profiles apply to it."
+        the transports, workloads, profiles and parameters itself; --out, --resume, --max-trials and --profiles apply to it."
     )]
     Run {
         /// A scenario file: a matrix of transports x workloads x profiles x
@@ -83,6 +83,11 @@ enum Command {
         /// netem-scripts/profiles above the scenario file].
         #[arg(long, value_name = "DIR", requires = "scenario")]
         profiles: Option<PathBuf>,
+        /// With SCENARIO: run at most N of the trials left, in the plan's
+        /// order, then stop (`--resume DIR` continues); the summary and
+        /// the report come with the run's last trial.
+        #[arg(long, value_name = "N", requires = "scenario", value_parser = clap::value_parser!(u32).range(1..))]
+        max_trials: Option<u32>,
         /// Transports to run, comma-separated [default: udp,tcp,tcp+tls,quic
         /// for rr; tcp-mux,tcp+tls-mux,tcp-n,quic,udp for multistream; udp
         /// for stream; tcp,tcp+tls,quic for churn (tcp,tcp+tls with --close
@@ -160,17 +165,8 @@ enum Command {
         /// With --plan: where named profiles live.
         #[arg(long, value_name = "DIR", requires = "plan")]
         profiles: Option<PathBuf>,
-        /// Metrics to gate on, the family the correction is over [default:
-        /// p50, p99, conn_rate]; one of p50, p99, p999, goodput, loss,
-        /// conn_rate, ttfb_p50, ttfb_p99. Every metric is printed.
-        #[arg(long = "metric", value_name = "NAME", value_delimiter = ',')]
-        metrics: Vec<String>,
-        /// A metric's noise band in percent, replacing its floor and the
-        /// runs' own noise, e.g. --threshold p99=8.
-        #[arg(long = "threshold", value_name = "METRIC=PCT", value_parser = compare::parse_threshold)]
-        thresholds: Vec<(String, f64)>,
-        #[arg(long, value_enum, default_value = "text")]
-        format: compare::Format,
+        #[command(flatten)]
+        gate: compare::GateArgs,
         /// Compare runs from different hosts (CPU, cores, kernel,
         /// congestion control) anyway.
         #[arg(long)]
@@ -179,6 +175,49 @@ enum Command {
         /// workload, transport, path and parameters.
         #[arg(long)]
         allow_scenario_mismatch: bool,
+    },
+    /// Run two builds against each other on one scenario, their trials
+    /// alternating in one run, and compare them as `compare` does (the same
+    /// output). Exit 0: no regression; 1: a REGRESSION; 2: the builds
+    /// could not run the scenario, or their runs cannot be compared.
+    #[command(
+        after_help = "Each build runs the scenario through its own CLI, one trial at a time (`BIN run SCENARIO \
+        --max-trials 1`, then `--resume`), so both builds need `run --max-trials`. Step by step through the \
+        scenario's seeded plan, both builds run the step's trial back to back, in ABBA order per cell: a \
+        cell's even repetitions base first, its odd ones the candidate first, so going first or second weighs on \
+        both sides alike in every cell. Both run the same file with its seed, so a trial's partner (same cell, \
+        same repetition) ran next to it in time; both results carry one `interleaved` run id, and compare \
+        pairs each trial with its partner (Wilcoxon), so a drift of the machine's speed over the run cancels \
+        in each pair. Each side's results are written after every trial: after Ctrl-C or a failing build, \
+        `--resume DIR` continues where the run stopped. DIR/base.log and DIR/cand.log keep what each build printed. \
+        Pairs need more trials than unpaired runs: the exact Wilcoxon test of n pairs gets no lower than p = 2/2^n, \
+        and Holm asks p < 0.05 / rows, so gate one metric of two cells on 8 trials a cell or more, the 15 rows \
+        of bench/scenarios/ci.toml on 16; an even count keeps ABBA balanced."
+    )]
+    Ab {
+        /// The baseline build: a transbench binary (or a script that runs
+        /// one).
+        #[arg(long, value_name = "BIN")]
+        base: PathBuf,
+        /// The candidate build.
+        #[arg(long, value_name = "BIN")]
+        cand: PathBuf,
+        /// The scenario file both builds run.
+        #[arg(value_name = "SCENARIO")]
+        scenario: PathBuf,
+        /// Where named profiles live, for both builds [default: the nearest
+        /// netem-scripts/profiles above the scenario file].
+        #[arg(long, value_name = "DIR")]
+        profiles: Option<PathBuf>,
+        /// Output directory: DIR/base and DIR/cand hold each build's run.
+        #[arg(long, value_name = "DIR", default_value = "transbench-ab")]
+        out: PathBuf,
+        /// Continue the A/B run in DIR, running only the trials each side
+        /// lacks.
+        #[arg(long, value_name = "DIR")]
+        resume: Option<PathBuf>,
+        #[command(flatten)]
+        gate: compare::GateArgs,
     },
     /// Hold linkemu against the kernel's netem: probe a set of profiles
     /// through one backend (`probe`), then compare the two backends'
@@ -373,12 +412,16 @@ fn main() -> ExitCode {
     match run_command(Cli::parse()) {
         Ok(code) => code,
         Err(e) => {
-            // The whole chain on one line: what failed, and why. It may
-            // quote a peer or a file, so it is escaped.
-            eprintln!("error: {}", printable(&format!("{e:#}")));
+            print_error(&e);
             ExitCode::FAILURE
         }
     }
+}
+
+fn print_error(e: &anyhow::Error) {
+    // The whole chain on one line: what failed, and why. It may quote a
+    // peer or a file, so it is escaped.
+    eprintln!("error: {}", printable(&format!("{e:#}")));
 }
 
 fn run_command(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -447,6 +490,7 @@ fn run_command(cli: Cli) -> anyhow::Result<ExitCode> {
             scenario,
             resume,
             profiles,
+            max_trials,
             transport,
             trial,
             out,
@@ -473,6 +517,7 @@ fn run_command(cli: Cli) -> anyhow::Result<ExitCode> {
                         profiles,
                         out,
                         resume,
+                        max_trials: max_trials.map(|n| n as usize),
                     },
                 ))?;
                 return Ok(ExitCode::SUCCESS);
@@ -506,26 +551,54 @@ fn run_command(cli: Cli) -> anyhow::Result<ExitCode> {
             cand,
             plan,
             profiles,
-            metrics,
-            thresholds,
-            format,
+            gate,
             allow_host_mismatch,
             allow_scenario_mismatch,
         } => match (plan, base, cand) {
-            (Some(scenario), _, _) => compare::plan(&scenario, profiles.as_deref(), &metrics),
+            (Some(scenario), _, _) => compare::plan(&scenario, profiles.as_deref(), &gate.metrics),
             (None, Some(base), Some(cand)) => Ok(compare::run(
                 &base,
                 &cand,
-                compare::CompareArgs {
-                    gate: metrics,
-                    thresholds,
-                    format,
-                    allow_host_mismatch,
-                    allow_scenario_mismatch,
+                gate,
+                compare::Mismatch {
+                    host: allow_host_mismatch,
+                    scenario: allow_scenario_mismatch,
                 },
             )),
             _ => unreachable!("clap requires BASE and CAND without --plan"),
         },
+        Command::Ab {
+            base,
+            cand,
+            scenario,
+            profiles,
+            out,
+            resume,
+            gate,
+        } => {
+            init_logging("warn");
+            let (out, resume) = match resume {
+                Some(dir) => (dir, true),
+                None => (out, false),
+            };
+            let opts = ab::AbOptions {
+                base,
+                cand,
+                scenario,
+                profiles,
+                out,
+                resume,
+                gate,
+            };
+            // Builds that could not run count as runs that cannot be
+            // compared: exit 2, as compare's, not 1, its REGRESSION.
+            Ok(single_thread_runtime()?
+                .block_on(ab::run(opts))
+                .unwrap_or_else(|e| {
+                    print_error(&e);
+                    ExitCode::from(2)
+                }))
+        }
         Command::Report { input, out } => {
             init_logging("warn");
             let (results, default_out) = report::locate(&input);

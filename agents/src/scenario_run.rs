@@ -1,7 +1,8 @@
 //! `transbench run SCENARIO`: every trial of a scenario file, in its seeded
 //! order, each on its own path (loopback, or a fresh emulated link with the
 //! cell's profile); results.json rewritten after every trial, and
-//! `--resume DIR` runs only the trials a results file lacks.
+//! `--resume DIR` runs only the trials a results file lacks
+//! (`--max-trials N`: only the next N of them).
 
 use anyhow::{bail, Context};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -9,7 +10,7 @@ use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 use transbench_reports::{read_results, summary_table, write_atomic, RunResults, ScenarioInfo};
-use transbench_scenario::{Cell, Order, Scenario};
+use transbench_scenario::{Cell, Order, Scenario, TrialPlan};
 use transbench_wire::Workload;
 
 use crate::host::host_info;
@@ -25,6 +26,9 @@ pub struct ScenarioOptions {
     pub out: PathBuf,
     /// Continue the run in `out`: only the trials its results lack.
     pub resume: bool,
+    /// Run at most this many of the trials left, in plan order, then stop
+    /// (the summary and report wait for the last one).
+    pub max_trials: Option<usize>,
 }
 
 /// The profiles directory for a scenario file.
@@ -83,14 +87,25 @@ pub fn compare_plan(scenario: &Scenario, gate: &[&'static str]) -> transbench_re
     transbench_reports::compare::plan(&workloads, scenario.trials, gate)
 }
 
-pub async fn run_scenario(opts: ScenarioOptions) -> anyhow::Result<()> {
-    let scenario = load(&opts.file, opts.profiles.as_deref())?;
+/// A scenario file as `run` runs it on this host: every cell checked as a
+/// trial, and the trials in their order, less the cells that need root
+/// when this is not (said on stderr).
+pub struct Planned {
+    pub scenario: Scenario,
+    /// Each cell's trial, by the cell's index.
+    pub specs: Vec<TrialSpec>,
+    pub plan: Vec<TrialPlan>,
+}
+
+/// Loads `file` and plans its trials: what `run SCENARIO` runs, and what
+/// `ab` runs with each build, in the same order.
+pub fn plan(file: &Path, profiles: Option<&Path>) -> anyhow::Result<Planned> {
+    let scenario = load(file, profiles)?;
     // Every cell checked before anything runs.
     let mut specs = Vec::with_capacity(scenario.cells.len());
     for cell in &scenario.cells {
-        let spec = spec_of(&scenario, cell).map_err(|e| {
-            anyhow::anyhow!("{}:{}: cell {:?}: {e:#}", opts.file.display(), cell.line, cell.id)
-        })?;
+        let spec = spec_of(&scenario, cell)
+            .map_err(|e| anyhow::anyhow!("{}:{}: cell {:?}: {e:#}", file.display(), cell.line, cell.id))?;
         specs.push(spec);
     }
     let root = testbed::is_root();
@@ -124,10 +139,28 @@ pub async fn run_scenario(opts: ScenarioOptions) -> anyhow::Result<()> {
         bail!(
             "{}: profiles {} need an emulated link, which needs root (namespaces, TUN): run as root, or \
              keep to profiles = [\"none\"]",
-            opts.file.display(),
+            file.display(),
             named.join(", ")
         );
     }
+    let plan = scenario
+        .trials()
+        .into_iter()
+        .filter(|t| root || !scenario.cells[t.cell].skip_without_root)
+        .collect();
+    Ok(Planned {
+        scenario,
+        specs,
+        plan,
+    })
+}
+
+pub async fn run_scenario(opts: ScenarioOptions) -> anyhow::Result<()> {
+    let Planned {
+        scenario,
+        specs,
+        plan,
+    } = plan(&opts.file, opts.profiles.as_deref())?;
     let info = ScenarioInfo {
         name: scenario.name.clone(),
         file: opts.file.display().to_string(),
@@ -142,10 +175,12 @@ pub async fn run_scenario(opts: ScenarioOptions) -> anyhow::Result<()> {
     };
     std::fs::create_dir_all(&opts.out)
         .with_context(|| format!("cannot create the output directory {}", opts.out.display()))?;
-    eprintln!(
-        "{}",
-        compare_plan(&scenario, &transbench_reports::compare::default_gate()).line()
-    );
+    if !opts.resume {
+        eprintln!(
+            "{}",
+            compare_plan(&scenario, &transbench_reports::compare::default_gate()).line()
+        );
+    }
     let results_path = opts.out.join("results.json");
     let mut results = if opts.resume {
         let earlier = read_results(&results_path)
@@ -170,11 +205,9 @@ pub async fn run_scenario(opts: ScenarioOptions) -> anyhow::Result<()> {
         .iter()
         .filter_map(|t| Some((t.cell.clone()?, t.repetition?)))
         .collect();
-    let plan: Vec<_> = scenario
-        .trials()
+    let mut plan: Vec<_> = plan
         .into_iter()
         .filter(|t| !done.contains(&(scenario.cells[t.cell].id.clone(), t.repetition)))
-        .filter(|t| root || !scenario.cells[t.cell].skip_without_root)
         .collect();
     if opts.resume {
         eprintln!(
@@ -184,6 +217,8 @@ pub async fn run_scenario(opts: ScenarioOptions) -> anyhow::Result<()> {
             plan.len()
         );
     }
+    let left_for_later = plan.len().saturating_sub(opts.max_trials.unwrap_or(usize::MAX));
+    plan.truncate(plan.len() - left_for_later);
 
     let bar = ProgressBar::new(plan.len() as u64).with_style(
         ProgressStyle::with_template(
@@ -269,10 +304,20 @@ pub async fn run_scenario(opts: ScenarioOptions) -> anyhow::Result<()> {
             opts.out.display()
         )
     })?;
-    let results = read_results(&results_path)?;
-    print!("{}", summary_table(&results));
-    println!("results: {}", results_path.display());
-    crate::report::render(&results_path, &opts.out.join("report"))?;
+    if left_for_later == 0 {
+        let results = read_results(&results_path)?;
+        print!("{}", summary_table(&results));
+        println!("results: {}", results_path.display());
+        crate::report::render(&results_path, &opts.out.join("report"))?;
+    } else if failed == 0 {
+        // The summary and the report are of a whole run: they wait for
+        // its last trial.
+        eprintln!(
+            "--max-trials {}: {left_for_later} trials remain; --resume {} runs them",
+            plan.len(),
+            opts.out.display()
+        );
+    }
     if failed > 0 {
         bail!(
             "{failed} of {} trials failed (see the errors above); --resume {} runs them again",
