@@ -16,10 +16,10 @@ pub mod table;
 pub use hist::{decode_hdr, encode_hdr, new_histogram, record, HistError, LatencySummary};
 pub use schema::{
     ChurnExpectation, ChurnMetrics, CounterDelta, Counters, DeliveredDirection, DeliveredImpairment,
-    DeliveredLink, Fanout, HolExpectation, HolMetrics, HostInfo, Impairment, Interleaved, LatencyKind, LinkEvents,
-    OntimeRatio, PortChoice, PortRange, PortRangeSource, RunResults, ScenarioInfo, Side, Sweep, SweepStep,
-    TimeWaitPoint, TimeWaitSeries, TimeWaitSide, TrialParams, TrialResult, UdpMetrics, ZeroRtt, MAX_TIMELINE,
-    SCHEMA,
+    DeliveredLink, Fanout, HolExpectation, HolMetrics, HostInfo, Impairment, Interleaved, LatencyKind,
+    LinkEvents, OntimeRatio, PortChoice, PortRange, PortRangeSource, RunResults, ScenarioInfo, Side, Sweep,
+    SweepStep, TimeWaitPoint, TimeWaitSeries, TimeWaitSide, TrialParams, TrialResult, UdpMetrics, ZeroRtt,
+    MAX_TIMELINE, SCHEMA,
 };
 pub use store::{parse_results, read_results, write_atomic, write_bytes_atomic, StoreError};
 pub use table::{human_ns, summary_table};
