@@ -1,16 +1,47 @@
 //! `transbench compare BASE CAND`: the CI gate. Exit 0 without a
-//! regression, 1 with one, 2 when the inputs cannot be compared.
+//! regression, 1 with one, 2 when the inputs cannot be compared (or have
+//! nothing to say in the format asked for).
 
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::ExitCode;
-use transbench_reports::compare::{compare, Options};
+use transbench_reports::compare::{compare, Comparison, Options};
+use transbench_reports::export::{bencher, github, junit, ExportError};
+use transbench_reports::stats::Better;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
+    /// The table and its notes.
     Text,
+    /// The same in Markdown, for a PR comment or a job summary.
     Markdown,
+    /// Every number behind the verdicts (reports/SCHEMA.md).
     Json,
+    /// The candidate's medians of the lower-is-better metrics, with change
+    /// and verdict, for github-action-benchmark's customSmallerIsBetter.
+    GithubSmaller,
+    /// The same of the higher-is-better metrics, for its
+    /// customBiggerIsBetter.
+    GithubBigger,
+    /// The candidate's medians in the Bencher Metric Format (bencher run
+    /// --adapter json).
+    Bmf,
+    /// A test case per row, invariant and unmatched cell, as the gate
+    /// judges it: JUnit XML for CI test reports.
+    Junit,
+}
+
+/// `c` in `format`.
+fn render(c: &Comparison, format: Format) -> Result<String, ExportError> {
+    Ok(match format {
+        Format::Text => c.text(),
+        Format::Markdown => c.markdown(),
+        Format::Json => serde_json::to_string_pretty(c).expect("comparisons serialize") + "\n",
+        Format::GithubSmaller => github::from_comparison(c, Better::Lower)?,
+        Format::GithubBigger => github::from_comparison(c, Better::Higher)?,
+        Format::Bmf => bencher::from_comparison(c)?,
+        Format::Junit => junit::from_comparison(c),
+    })
 }
 
 /// `METRIC=PCT` (a percentage, `5` or `5%`) into (metric, fraction).
@@ -69,13 +100,9 @@ pub fn run(
         Ok(c) => c,
         Err(e) => return input_error(e),
     };
-    match format {
-        Format::Text => print!("{}", c.text()),
-        Format::Markdown => print!("{}", c.markdown()),
-        Format::Json => println!(
-            "{}",
-            serde_json::to_string_pretty(&c).expect("comparisons serialize")
-        ),
+    match render(&c, format) {
+        Ok(out) => print!("{out}"),
+        Err(e) => return input_error(e),
     }
     if c.regressions() > 0 {
         ExitCode::from(1)
