@@ -1,11 +1,14 @@
 //! `transbench compare BASE CAND`: the CI gate. Exit 0 without a
 //! regression, 1 with one, 2 when the inputs cannot be compared (or too
-//! few trials could call anything). `--plan SCENARIO`: before a run.
+//! few trials could call anything, or have nothing to say in the format
+//! asked for). `--plan SCENARIO`: before a run.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::ExitCode;
-use transbench_reports::compare::{compare, Options};
+use transbench_reports::compare::{compare, Comparison, Options};
+use transbench_reports::export::{bencher, github, junit, ExportError};
+use transbench_reports::stats::Better;
 
 /// What to gate on and how to print it: `compare`'s and `ab`'s flags.
 #[derive(Debug, Clone, clap::Args)]
@@ -19,15 +22,47 @@ pub struct GateArgs {
     /// runs' own noise, e.g. --threshold p99=8.
     #[arg(long = "threshold", value_name = "METRIC=PCT", value_parser = parse_threshold)]
     pub thresholds: Vec<(String, f64)>,
+    /// What to print. The exit status is the same in every format; a
+    /// format with nothing to say (github-bigger of runs with no
+    /// higher-is-better metric) exits 2. reports/SCHEMA.md describes
+    /// each.
     #[arg(long, value_enum, default_value = "text")]
     pub format: Format,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
+    /// The table and its notes.
     Text,
+    /// The same in Markdown, for a PR comment or a job summary.
     Markdown,
+    /// Every number behind the verdicts (reports/SCHEMA.md).
     Json,
+    /// The candidate's medians of the lower-is-better metrics, with change
+    /// and verdict, for github-action-benchmark's customSmallerIsBetter.
+    GithubSmaller,
+    /// The same of the higher-is-better metrics, for its
+    /// customBiggerIsBetter.
+    GithubBigger,
+    /// The candidate's medians in the Bencher Metric Format (bencher run
+    /// --adapter json).
+    Bmf,
+    /// A test case per row, invariant and unmatched cell, as the gate
+    /// judges it: JUnit XML for CI test reports.
+    Junit,
+}
+
+/// `c` in `format`.
+fn render(c: &Comparison, format: Format) -> Result<String, ExportError> {
+    Ok(match format {
+        Format::Text => c.text(),
+        Format::Markdown => c.markdown(),
+        Format::Json => serde_json::to_string_pretty(c).expect("comparisons serialize") + "\n",
+        Format::GithubSmaller => github::from_comparison(c, Better::Lower)?,
+        Format::GithubBigger => github::from_comparison(c, Better::Higher)?,
+        Format::Bmf => bencher::from_comparison(c)?,
+        Format::Junit => junit::from_comparison(c),
+    })
 }
 
 /// `METRIC=PCT` (a percentage, `5` or `5%`) into (metric, fraction).
@@ -121,19 +156,15 @@ pub fn run(base: &Path, cand: &Path, gate: GateArgs, allow: Mismatch) -> ExitCod
         Ok(c) => c,
         Err(e) => return input_error(e),
     };
-    match format {
-        Format::Text => print!("{}", c.text()),
-        Format::Markdown => print!("{}", c.markdown()),
-        Format::Json => println!(
-            "{}",
-            serde_json::to_string_pretty(&c).expect("comparisons serialize")
-        ),
+    match render(&c, format) {
+        Ok(out) => print!("{out}"),
+        Err(e) => return input_error(e),
     }
     if c.regressions() > 0 {
         ExitCode::from(1)
     } else if !c.decidable() {
         // A gate that can never fail is no gate: the CI job should hear.
-        eprintln!("error: too few trials for any verdict (see the first line); exit 2");
+        eprintln!("error: {}", transbench_wire::printable(&c.headline()));
         ExitCode::from(2)
     } else {
         ExitCode::SUCCESS

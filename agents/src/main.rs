@@ -122,14 +122,29 @@ enum Command {
     /// Render a run's report: index.html (charts inline, opens from disk),
     /// each chart as PNG and SVG, summary.md, and per cell the latency as
     /// HdrHistogram files (hdr/*.hgrm, hdr/*.hlog). `run` does this at its
-    /// end; use this to render again or from a copied results file.
+    /// end; use this to render again or from a copied results file. Or,
+    /// with --format, print the run's medians for a CI tool that tracks
+    /// them across commits.
+    #[command(
+        after_help = "CI tools (--format, printed to stdout): per cell and metric the median of the valid \
+        trials, named \"<cell> <metric>\" as compare names them, in fixed units (latency ns, goodput \
+        Mbit/s, loss %, connection rate ops/s). github-smaller and github-bigger are \
+        github-action-benchmark's customSmallerIsBetter and customBiggerIsBetter input (one direction a \
+        file; range: the trials' smallest to largest); bmf is the Bencher Metric Format for bencher run \
+        --adapter json (measures latency, throughput, bitrate, percentage; lower_value and upper_value: \
+        the trials' range). reports/SCHEMA.md describes each."
+    )]
     Report {
         /// A run directory (holding results.json) or a results file.
         #[arg(value_name = "DIR|RESULTS.json")]
         input: PathBuf,
-        /// Where the report goes [default: report/ beside the results file].
+        /// Where the HTML report goes [default: report/ beside the results
+        /// file]; the other formats print to stdout.
         #[arg(long, value_name = "DIR")]
         out: Option<PathBuf>,
+        /// The HTML report, or a CI tool's input on stdout.
+        #[arg(long, value_enum, default_value = "html")]
+        format: report::Format,
     },
     /// Compare a candidate run with a baseline and gate on it: per cell
     /// and metric, the median change with a 95 % bootstrap interval, a
@@ -599,10 +614,9 @@ fn run_command(cli: Cli) -> anyhow::Result<ExitCode> {
                     ExitCode::from(2)
                 }))
         }
-        Command::Report { input, out } => {
+        Command::Report { input, out, format } => {
             init_logging("warn");
-            let (results, default_out) = report::locate(&input);
-            report::render(&results, &out.unwrap_or(default_out))?;
+            report::report(&input, format, out)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Fidelity { action } => {

@@ -5,6 +5,7 @@
 
 pub mod cell;
 pub mod compare;
+pub mod export;
 pub mod fidelity;
 pub mod hdrfiles;
 pub mod hist;
