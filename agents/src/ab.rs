@@ -413,5 +413,10 @@ pub async fn run(opts: AbOptions) -> anyhow::Result<ExitCode> {
         base.dir.display(),
         cand.dir.display()
     );
-    Ok(compare::run(&base.dir, &cand.dir, opts.gate, compare::Mismatch::default()))
+    Ok(compare::run(
+        &base.dir,
+        &cand.dir,
+        opts.gate,
+        compare::Mismatch::default(),
+    ))
 }

@@ -178,7 +178,9 @@ fn an_aa_run_interrupted_and_resumed_interleaves_abba_and_shows_no_regression() 
     assert_eq!(json["family"], 4, "p50 and p99 of 2 cells: {json}");
     assert!(rows.iter().all(|r| r["paired"] == true), "{json}");
     assert!(
-        rows.iter().filter(|r| r["gated"] == true).all(|r| r["test"] == "signed-rank"),
+        rows.iter()
+            .filter(|r| r["gated"] == true)
+            .all(|r| r["test"] == "signed-rank"),
         "8 pairs reach significance in a family of 4: {json}"
     );
 }
