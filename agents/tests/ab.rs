@@ -21,30 +21,6 @@ use transbench_reports::{read_results, RunResults, Side};
 
 const TRIALS: u32 = 8;
 
-fn scenario(dir: &Path) -> PathBuf {
-    let path = dir.join("ab.toml");
-    std::fs::write(
-        &path,
-        format!(
-            r#"name = "ab"
-duration = "1s"
-warmup = "200ms"
-trials = {TRIALS}
-seed = 21
-
-[[matrix]]
-workload = "rr"
-transports = ["udp", "tcp"]
-profiles = ["none"]
-rate = 1000
-size = 64
-"#
-        ),
-    )
-    .unwrap();
-    path
-}
-
 /// `transbench ab --base BASE --cand CAND SCENARIO ARGS...`,
 /// at real-time priority where it can be had (its builds inherit it).
 fn ab(base: &Path, cand: &Path, scenario: &Path, args: &[&str]) -> Command {
@@ -106,7 +82,7 @@ fn timeline(base: &RunResults, cand: &RunResults) -> Vec<(String, String, u32, S
 fn an_aa_run_interrupted_and_resumed_interleaves_abba_and_shows_no_regression() {
     let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
-    let file = scenario(dir.path());
+    let file = rr_scenario(dir.path(), "ab", "none", TRIALS);
     let out = dir.path().join("ab");
     let bin = Path::new(BIN);
     let started = Instant::now();
@@ -203,7 +179,7 @@ fn a_candidate_slowed_by_ptrace_is_a_p50_regression() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let file = scenario(dir.path());
+    let file = rr_scenario(dir.path(), "ab", "none", TRIALS);
     let out = dir.path().join("ab");
     let slowed = script(
         dir.path(),
@@ -238,7 +214,7 @@ fn a_candidate_slowed_by_ptrace_is_a_p50_regression() {
 fn a_build_without_max_trials_is_refused_in_one_line() {
     let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
-    let file = scenario(dir.path());
+    let file = rr_scenario(dir.path(), "ab", "none", TRIALS);
     let out = dir.path().join("ab");
     let old = script(
         dir.path(),

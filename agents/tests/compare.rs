@@ -16,42 +16,10 @@
 mod common;
 
 use common::*;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
+use std::process::Command;
 use transbench_reports::compare::{compare, Options};
 use transbench_reports::{read_results, write_atomic, RunResults};
-
-fn scenario(dir: &Path, profile: &str, trials: u32) -> PathBuf {
-    let path = dir.join(format!("aa-{}.toml", profile.replace(' ', "-")));
-    std::fs::write(
-        &path,
-        format!(
-            r#"name = "aa"
-duration = "1s"
-warmup = "200ms"
-trials = {trials}
-seed = 21
-
-[[matrix]]
-workload = "rr"
-transports = ["udp", "tcp"]
-profiles = ["{profile}"]
-rate = 1000
-size = 64
-"#
-        ),
-    )
-    .unwrap();
-    path
-}
-
-fn transbench(args: &[&str]) -> Output {
-    Command::new(BIN)
-        .args(args)
-        .env("RUST_LOG", "warn")
-        .output()
-        .unwrap()
-}
 
 fn run_into(file: &Path, out: &Path) -> RunResults {
     let o = realtime(&mut Command::new(BIN))
@@ -103,7 +71,10 @@ fn two_halves_of_one_run_show_no_regression_and_a_slower_link_does() {
     let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     const HALF: u32 = 10;
-    let whole = run_into(&scenario(dir.path(), "none", 2 * HALF), &dir.path().join("whole"));
+    let whole = run_into(
+        &rr_scenario(dir.path(), "aa", "none", 2 * HALF),
+        &dir.path().join("whole"),
+    );
     assert_eq!(whole.trials.len(), 2 * 2 * HALF as usize);
 
     // The halves by repetition's parity, as two result files, through the
@@ -193,7 +164,7 @@ fn two_halves_of_one_run_show_no_regression_and_a_slower_link_does() {
     )
     .unwrap();
     let slow = dir.path().join("slow");
-    run_into(&scenario(dir.path(), "delay 1ms", SIX), &slow);
+    run_into(&rr_scenario(dir.path(), "aa", "delay 1ms", SIX), &slow);
     let o = transbench(&[
         "compare",
         base6.to_str().unwrap(),

@@ -6,22 +6,14 @@
 
 mod common;
 
-use common::{stderr, BIN};
+use common::{stderr, transbench};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 use transbench_reports::{read_results, write_atomic, RunResults};
 
 fn fixture() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../render/tests/fixtures/results.json")
-}
-
-fn transbench(args: &[&str]) -> Output {
-    Command::new(BIN)
-        .args(args)
-        .env("RUST_LOG", "warn")
-        .output()
-        .unwrap()
 }
 
 fn stdout(o: &Output) -> String {

@@ -1032,16 +1032,16 @@ impl Comparison {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::hist::{new_histogram, LatencySummary};
     use crate::schema::{Interleaved, ScenarioInfo, Side};
     use transbench_wire::Transport;
 
-    /// A run of `n` trials per transport with latencies around `center` ns
-    /// (a seeded 3 % spread), as one scenario with one seed.
+    /// A run of `n` trials per transport, cells `rr <transport> none`
+    /// ([`crate::store::tests::synthetic`]), as one scenario with one seed.
     fn run(transports: &[Transport], n: u32, center: f64, seed: u64) -> RunResults {
-        let template = crate::store::tests::sample().trials.remove(0);
-        let mut r = crate::store::tests::sample();
-        r.trials.clear();
+        let cells: Vec<(Transport, String)> =
+            transports.iter().map(|t| (*t, format!("rr {t} none"))).collect();
+        let cells: Vec<(Transport, &str)> = cells.iter().map(|(t, c)| (*t, c.as_str())).collect();
+        let mut r = crate::store::tests::synthetic(&cells, n, center, seed);
         r.scenario = Some(ScenarioInfo {
             name: "s".into(),
             file: "s.toml".into(),
@@ -1050,23 +1050,6 @@ mod tests {
             cells: Vec::new(),
             trials_per_cell: n,
         });
-        let mut rng = linkemu::rng::Prng::new(seed);
-        for t in transports {
-            for rep in 0..n {
-                let jitter = 1.0 + 0.06 * (rng.next_u32() as f64 / u32::MAX as f64 - 0.5);
-                let mut h = new_histogram();
-                for i in 0..1000u64 {
-                    h.record((center * jitter) as u64 + i * 10).unwrap();
-                }
-                let mut trial = template.clone();
-                trial.id = format!("{t}-{rep}");
-                trial.transport = *t;
-                trial.cell = Some(format!("rr {t} none"));
-                trial.repetition = Some(rep);
-                trial.lat = LatencySummary::from_histogram(&h).unwrap();
-                r.trials.push(trial);
-            }
-        }
         r
     }
 

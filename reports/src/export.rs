@@ -180,37 +180,12 @@ pub fn describe(r: &Row) -> String {
 pub(crate) mod tests {
     use super::*;
     use crate::compare::{compare, Options};
-    use crate::hist::{new_histogram, LatencySummary};
     use transbench_wire::Transport;
 
-    /// `n` trials in each of `cells` with latencies around `center` ns (a
-    /// seeded 3 % spread) and 1 lost message in 1000.
+    /// `n` tcp trials in each of `cells`: [`crate::store::tests::synthetic`].
     pub(crate) fn run(cells: &[&str], n: u32, center: f64, seed: u64) -> RunResults {
-        let template = crate::store::tests::sample().trials.remove(0);
-        let mut r = crate::store::tests::sample();
-        r.trials.clear();
-        let mut rng = linkemu::rng::Prng::new(seed);
-        for cell in cells {
-            for rep in 0..n {
-                let jitter = 1.0 + 0.06 * (rng.next_u32() as f64 / u32::MAX as f64 - 0.5);
-                let mut h = new_histogram();
-                for i in 0..1000u64 {
-                    h.record((center * jitter) as u64 + i * 10).unwrap();
-                }
-                let mut t = template.clone();
-                t.id = format!("{cell}-{rep}");
-                t.transport = Transport::Tcp;
-                t.cell = Some(cell.to_string());
-                t.repetition = Some(rep);
-                t.lat = LatencySummary::from_histogram(&h).unwrap();
-                t.counters.sent = 1000;
-                t.counters.received = 999;
-                t.counters.lost = 1;
-                t.duration_ns = 1_000_000_000;
-                r.trials.push(t);
-            }
-        }
-        r
+        let cells: Vec<(Transport, &str)> = cells.iter().map(|c| (Transport::Tcp, *c)).collect();
+        crate::store::tests::synthetic(&cells, n, center, seed)
     }
 
     /// A candidate 20 % slower than its base in `slow`, the same in `same`.

@@ -193,6 +193,42 @@ pub fn secret_file(dir: &Path, name: &str, contents: &str) -> PathBuf {
     p
 }
 
+/// `transbench ARGS` at normal priority, its log quiet.
+pub fn transbench(args: &[&str]) -> Output {
+    Command::new(BIN)
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap()
+}
+
+/// A scenario file in `dir`: request/response on udp and tcp (1000/s,
+/// 64 bytes, 1 s trials) across `profile`, `trials` a cell, seed 21;
+/// what the compare and ab tests run.
+pub fn rr_scenario(dir: &Path, name: &str, profile: &str, trials: u32) -> PathBuf {
+    let path = dir.join(format!("{name}-{}.toml", profile.replace(' ', "-")));
+    std::fs::write(
+        &path,
+        format!(
+            r#"name = "{name}"
+duration = "1s"
+warmup = "200ms"
+trials = {trials}
+seed = 21
+
+[[matrix]]
+workload = "rr"
+transports = ["udp", "tcp"]
+profiles = ["{profile}"]
+rate = 1000
+size = 64
+"#
+        ),
+    )
+    .unwrap();
+    path
+}
+
 pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
