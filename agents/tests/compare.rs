@@ -107,9 +107,9 @@ fn two_halves_of_one_run_show_no_regression_and_a_slower_link_does() {
     // construction (one-sided rank-sum tests, Holm at 5 % over the gated
     // rows), and the noise band lowers that a great deal: the interval
     // must also clear the band, which each run's own A/A spread sets. The
-    // issue's bound is at most 1 in 20. (docs/compare.md has the measured
-    // rate: 0 in 2,000 splits of recorded runs, with and without a
-    // CPU-bound neighbour.)
+    // issue's bound is at most 1 in 20. (reports/tests/calibration.rs
+    // measures the rate on recorded runs, quiet and beside a CPU-bound
+    // neighbour: 1 in 400 splits.)
     let clean = (0..20u64)
         .filter(|&k| {
             let (base, cand) = if k == 0 {
