@@ -450,7 +450,8 @@ impl Plan {
     pub fn line(&self) -> String {
         if !self.decidable() {
             return format!(
-                "compare: with {} trials a cell, a comparison of two such runs can call no change ({} gated rows);                  {} trials a cell could",
+                "compare: with {} trials a cell, a comparison of two such runs can call no change ({} gated rows); \
+                 {} trials a cell could",
                 self.trials,
                 self.family,
                 stats::trials_for_rank_test(RankTest::RankSum, self.family)
@@ -1137,6 +1138,40 @@ mod tests {
         };
         let c = compare(&base, &cand, &one).unwrap();
         assert_eq!((c.family, c.regressions()), (2, 2), "{}", c.text());
+    }
+
+    #[test]
+    fn a_plan_says_before_a_run_what_its_trials_can_detect() {
+        let gate = default_gate();
+        let few = plan(&[Workload::Rr, Workload::Rr], 2, &gate);
+        assert_eq!(few.family, 4);
+        assert!(!few.decidable());
+        assert_eq!(
+            few.line(),
+            "compare: with 2 trials a cell, a comparison of two such runs can call no change (4 gated rows); 5 \
+             trials a cell could"
+        );
+        assert!(
+            few.text().contains("run 5 or more trials a cell"),
+            "{}",
+            few.text()
+        );
+        let enough = plan(&[Workload::Rr, Workload::Churn], 10, &gate);
+        // rr: p50, p99; churn: p50, p99 and conn_rate.
+        assert_eq!(enough.family, 5);
+        assert!(enough.decidable());
+        let names: Vec<&str> = enough.metrics.iter().map(|(m, _)| m.name).collect();
+        assert_eq!(names, ["p50", "p99", "conn_rate"]);
+        for (m, at) in &enough.metrics {
+            // Larger at a larger spread, never below the floor.
+            let at: Vec<f64> = at.iter().map(|d| d.unwrap()).collect();
+            assert!(
+                at[0] > m.floor && at[0] < at[1] && at[1] < at[2],
+                "{}: {at:?}",
+                m.name
+            );
+        }
+        assert!(!enough.line().contains("  "), "{}", enough.line());
     }
 
     #[test]
