@@ -162,7 +162,7 @@ enum Command {
         more trials a cell, or --threshold. Cells match by workload, transport, path and parameters. Trials \
         pair (signed-rank test) only when the runs are the two sides of one `transbench ab` run, whose \
         interleaving makes partners share the machine's state; two separate runs are compared unpaired \
-        (rank-sum test). Invalid trials are left out and listed. Invariants (errors, discards, flow-control \
+        (rank-sum test). Invalid trials are counted and listed, never given a verdict. Invariants (errors, discards, flow-control \
         backlog) that the candidate breaks and the base kept count as regressions. \
         The method, with its arithmetic and measured power: docs/compare.md."
     )]
@@ -202,12 +202,13 @@ enum Command {
         cell's even repetitions base first, its odd ones the candidate first, so going first or second weighs on \
         both sides alike in every cell. Both run the same file with its seed, so a trial's partner (same cell, \
         same repetition) ran next to it in time; both results carry one `interleaved` run id, and compare \
-        pairs each trial with its partner (Wilcoxon), so a drift of the machine's speed over the run cancels \
+        pairs each trial with its partner (the signed-rank test), so a drift of the machine's speed over the run cancels \
         in each pair. Each side's results are written after every trial: after Ctrl-C or a failing build, \
         `--resume DIR` continues where the run stopped. DIR/base.log and DIR/cand.log keep what each build printed. \
-        Pairs need more trials than unpaired runs: the exact Wilcoxon test of n pairs gets no lower than p = 2/2^n, \
-        and Holm asks p < 0.05 / rows, so gate one metric of two cells on 8 trials a cell or more, the 15 rows \
-        of bench/scenarios/ci.toml on 16; an even count keeps ABBA balanced."
+        Pairs need more trials than unpaired runs: the one-sided signed-rank test of n pairs gets no lower than \
+        p = 1/2^n, and Holm asks p < 0.05 / the gated rows; where the pairs are too few for that, compare uses the \
+        rank-sum test instead. `transbench compare --plan SCENARIO` says what a scenario's trials can detect; \
+        bench/scenarios/ci.toml runs 16 a cell (6 gated rows); an even count keeps ABBA balanced."
     )]
     Ab {
         /// The baseline build: a transbench binary (or a script that runs

@@ -377,15 +377,18 @@ impl Comparison {
         .filter(|(v, _)| count(*v) > 0)
         .map(|(v, what)| format!("{} {what}", count(*v)))
         .collect();
-        let tally = tally.join(", ");
+        let tally = match tally.join(", ") {
+            t if t.is_empty() => t,
+            t => format!(": {t}"),
+        };
         let worse = count(Verdict::Regression);
         let broken = match broken {
             0 => String::new(),
             n => format!(", and {n} invariant(s) broken"),
         };
         match self.regressions() {
-            0 => format!("no regression in {family}: {tally}"),
-            _ => format!("REGRESSION in {worse} of {family}{broken}; {tally}"),
+            0 => format!("no regression in {family}{tally}"),
+            _ => format!("REGRESSION in {worse} of {family}{broken}{tally}"),
         }
     }
 }

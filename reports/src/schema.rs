@@ -522,7 +522,8 @@ pub struct HolMetrics {
     /// `this trial` (its own p1), or `--hol-base`.
     pub base_source: String,
     pub rtt_ns: u64,
-    /// `probe` (the link as delivered) or `2 x base` (no probe).
+    /// `probe` (the link as delivered), `base (round trip)` (the
+    /// no-loss baseline of a round-trip run) or `2 x base` (no probe).
     pub rtt_source: String,
     /// max(2 ms, RTT/8): excess above this is late.
     pub late_threshold_ns: u64,

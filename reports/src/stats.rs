@@ -10,7 +10,8 @@ use serde::{Deserialize, Serialize};
 /// reproducible.
 pub const RESAMPLES: u32 = 10_000;
 pub const SEED: u64 = 0x7472_616e_7362_656e;
-/// Two-sided significance level, after Holm's correction.
+/// Significance level of each one-sided family (worse, better), after
+/// Holm's correction.
 pub const ALPHA: f64 = 0.05;
 /// The power a minimum detectable effect is quoted at.
 pub const POWER: f64 = 0.8;
@@ -66,7 +67,7 @@ fn ln_all(v: &[f64]) -> Vec<f64> {
 }
 
 /// The effect in log units: median(ln cand) - median(ln base), or, for
-/// trials paired by seed, the median of ln(cand_i / base_i). Values must
+/// trials paired (interleaved partners), the median of ln(cand_i / base_i). Values must
 /// be positive.
 pub fn effect(base: &[f64], cand: &[f64], paired: bool) -> f64 {
     if paired {
