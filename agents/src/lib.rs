@@ -11,6 +11,7 @@ pub mod dataplane;
 pub mod fidelity;
 pub mod host;
 pub mod measure;
+pub mod out_dir;
 pub mod read_growing;
 pub mod receiver;
 pub mod report;

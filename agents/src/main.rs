@@ -11,7 +11,7 @@ use std::time::{Duration, SystemTime};
 use transbench::admission::ReceiverLimits;
 use transbench::spec::TrialArgs;
 use transbench::{
-    ab, compare, fidelity, host, receiver, report, run, scenario_run, shell, single_thread_runtime,
+    ab, compare, fidelity, host, out_dir, receiver, report, run, scenario_run, shell, single_thread_runtime,
 };
 use transbench_reports::{summary_table, write_atomic, RunResults};
 use transbench_wire::auth::Secret;
@@ -77,7 +77,7 @@ enum Command {
         scenario: Option<PathBuf>,
         /// With SCENARIO: continue the run in DIR, running only the trials
         /// its results.json lacks (after an interruption or a failure).
-        #[arg(long, value_name = "DIR", requires = "scenario")]
+        #[arg(long, value_name = "DIR", requires = "scenario", conflicts_with = "out")]
         resume: Option<PathBuf>,
         /// With SCENARIO: where named profiles live [default: the nearest
         /// netem-scripts/profiles above the scenario file].
@@ -97,9 +97,18 @@ enum Command {
         transport: Vec<Transport>,
         #[command(flatten)]
         trial: TrialArgs,
-        /// Output directory; results go to DIR/results.json.
-        #[arg(long, default_value = "transbench-out")]
-        out: PathBuf,
+        /// Output directory; results go to DIR/results.json, the report to
+        /// DIR/report/. One that already holds a run is refused (--resume
+        /// continues it, --force replaces it) [default: a new directory
+        /// per run, transbench-out/NAME-YYYYMMDDTHHMMSSZ, NAME the
+        /// scenario's or the workload's, with transbench-out/latest
+        /// pointing at it].
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+        /// With --out: replace the run DIR already holds (its results.json
+        /// and report/; nothing else there is touched).
+        #[arg(long, requires = "out")]
+        force: bool,
         #[command(flatten)]
         impair: ImpairArgs,
         /// Churn, handshake: step each transport up these offered
@@ -513,8 +522,10 @@ fn run_command(cli: Cli) -> anyhow::Result<ExitCode> {
             impair,
             sweep,
             knee_p99,
+            force,
         } => {
             init_logging("warn");
+            let out = out_dir::OutChoice::from_flags(resume, out, force);
             if let Some(file) = scenario {
                 if !transport.is_empty() || !sweep.is_empty() || impair.profiles()?.is_some() {
                     bail!(
@@ -523,16 +534,11 @@ fn run_command(cli: Cli) -> anyhow::Result<ExitCode> {
                         file.display()
                     );
                 }
-                let (out, resume) = match resume {
-                    Some(dir) => (dir, true),
-                    None => (out, false),
-                };
                 single_thread_runtime()?.block_on(scenario_run::run_scenario(
                     scenario_run::ScenarioOptions {
                         file,
                         profiles,
                         out,
-                        resume,
                         max_trials: max_trials.map(|n| n as usize),
                     },
                 ))?;
@@ -553,13 +559,15 @@ fn run_command(cli: Cli) -> anyhow::Result<ExitCode> {
             let sweep = (!sweep.is_empty())
                 .then(|| run::SweepPlan::checked(&spec, sweep, knee_p99))
                 .transpose()?;
-            single_thread_runtime()?.block_on(run::run(run::RunOptions {
-                transports: transport,
-                spec,
-                out,
-                impair,
-                sweep,
-            }))?;
+            single_thread_runtime()?.block_on(run::run(
+                run::RunOptions {
+                    transports: transport,
+                    spec,
+                    impair,
+                    sweep,
+                },
+                &out,
+            ))?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Compare {

@@ -44,11 +44,15 @@ fn read(results: &Path) -> anyhow::Result<RunResults> {
         && results.parent().is_some_and(|d| d.is_dir())
         && !results.exists()
     {
+        let dir = results.parent().unwrap_or(Path::new("."));
+        let latest = dir.join(crate::out_dir::LATEST);
+        let newest = match latest.is_dir() {
+            true => format!(" ({} is its newest run)", latest.display()),
+            false => String::new(),
+        };
         anyhow::bail!(
-            "{} has no results.json: give a run directory (run --out DIR) or a results file",
-            results
-                .parent()
-                .map_or_else(String::new, |d| d.display().to_string())
+            "{} has no results.json: give a run directory (run --out DIR) or a results file{newest}",
+            dir.display()
         );
     }
     Ok(transbench_reports::read_results(results)?)

@@ -7,7 +7,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use linkemu::NetemSpec;
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, SystemTime};
 use testbed::{Backend, Testbed};
@@ -23,6 +23,7 @@ use transbench_wire::Transport;
 
 use crate::host::host_info;
 use crate::measure::oneway as analysis;
+use crate::out_dir::{self, OutChoice};
 use crate::spec::{ChurnOptions, TrialSpec, WorkloadSpec};
 use crate::workload;
 
@@ -104,7 +105,6 @@ impl ReceiverProcess {
 pub struct RunOptions {
     pub transports: Vec<Transport>,
     pub spec: TrialSpec,
-    pub out: PathBuf,
     /// Run across an emulated link instead of loopback.
     pub impair: Option<LinkProfiles>,
     /// Churn and handshake: step each transport up these rates to its knee.
@@ -362,7 +362,8 @@ pub fn start_testbed(profiles: &LinkProfiles) -> anyhow::Result<(Testbed, LinkPr
     ))
 }
 
-pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
+/// Runs `opts` into the directory `out` chooses (named by the workload).
+pub async fn run(opts: RunOptions, out: &OutChoice) -> anyhow::Result<()> {
     for t in &opts.transports {
         TrialSpec {
             transport: *t,
@@ -370,9 +371,8 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
         }
         .validate()?;
     }
-    std::fs::create_dir_all(&opts.out)
-        .with_context(|| format!("cannot create the output directory {}", opts.out.display()))?;
-    let results_path = opts.out.join("results.json");
+    let run_dir = out_dir::prepare(out, opts.spec.workload().name(), SystemTime::now())?;
+    let results_path = run_dir.join("results.json");
     let created = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
     let mut results = RunResults::new(created, host_info());
     write_atomic(&results_path, &results)?;
@@ -459,7 +459,7 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
         println!("link as delivered, receiver -> sender: {}", describe(&d.reverse));
     }
     println!("results: {}", results_path.display());
-    crate::report::render(&results_path, &opts.out.join("report"))?;
+    crate::report::render(&results_path, &run_dir.join("report"))?;
     // Steps past a knee were never run: they are no failures.
     let skipped: usize = results.sweeps.iter().map(|s| rates.len() - s.steps.len()).sum();
     let failed = planned - skipped - results.trials.len();

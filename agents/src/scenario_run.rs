@@ -14,6 +14,7 @@ use transbench_scenario::{Cell, Order, Scenario, TrialPlan};
 use transbench_wire::Workload;
 
 use crate::host::host_info;
+use crate::out_dir::{self, OutChoice};
 use crate::run::{self, LinkProfiles, Outputs, RunOptions, Sweeps};
 use crate::spec::{TrialArgs, TrialSpec};
 
@@ -23,9 +24,9 @@ pub struct ScenarioOptions {
     /// `netem-scripts/profiles` above the scenario file, or below the
     /// working directory].
     pub profiles: Option<PathBuf>,
-    pub out: PathBuf,
-    /// Continue the run in `out`: only the trials its results lack.
-    pub resume: bool,
+    /// Where the run goes: its own new directory, `--out DIR`, or `--resume
+    /// DIR` (only the trials its results lack).
+    pub out: OutChoice,
     /// Run at most this many of the trials left, in plan order, then stop
     /// (the summary and report wait for the last one).
     pub max_trials: Option<usize>,
@@ -173,24 +174,24 @@ pub async fn run_scenario(opts: ScenarioOptions) -> anyhow::Result<()> {
         cells: scenario.cells.iter().map(|c| c.id.clone()).collect(),
         trials_per_cell: scenario.trials,
     };
-    std::fs::create_dir_all(&opts.out)
-        .with_context(|| format!("cannot create the output directory {}", opts.out.display()))?;
-    if !opts.resume {
+    let resume = matches!(opts.out, OutChoice::Resume(_));
+    let run_dir = out_dir::prepare(&opts.out, &scenario.name, SystemTime::now())?;
+    if !resume {
         eprintln!(
             "{}",
             compare_plan(&scenario, &transbench_reports::compare::default_gate()).line()
         );
     }
-    let results_path = opts.out.join("results.json");
-    let mut results = if opts.resume {
+    let results_path = run_dir.join("results.json");
+    let mut results = if resume {
         let earlier = read_results(&results_path)
-            .with_context(|| format!("--resume {}: no results to continue", opts.out.display()))?;
+            .with_context(|| format!("--resume {}: no results to continue", run_dir.display()))?;
         match &earlier.scenario {
             Some(s) if s.name == info.name && s.seed == info.seed && s.cells == info.cells => earlier,
             _ => bail!(
                 "--resume {}: its results come from another scenario (or another version of this one); \
                  start a new run in another directory",
-                opts.out.display()
+                run_dir.display()
             ),
         }
     } else {
@@ -209,10 +210,10 @@ pub async fn run_scenario(opts: ScenarioOptions) -> anyhow::Result<()> {
         .into_iter()
         .filter(|t| !done.contains(&(scenario.cells[t.cell].id.clone(), t.repetition)))
         .collect();
-    if opts.resume {
+    if resume {
         eprintln!(
             "resuming {}: {} trials done, {} to run",
-            opts.out.display(),
+            run_dir.display(),
             done.len(),
             plan.len()
         );
@@ -242,7 +243,6 @@ pub async fn run_scenario(opts: ScenarioOptions) -> anyhow::Result<()> {
             let trial_opts = RunOptions {
                 transports: vec![cell.transport],
                 spec: specs[t.cell].clone(),
-                out: opts.out.clone(),
                 impair: cell.profile.link.clone().map(|(forward, reverse)| LinkProfiles {
                     forward,
                     reverse,
@@ -301,28 +301,28 @@ pub async fn run_scenario(opts: ScenarioOptions) -> anyhow::Result<()> {
         format!(
             "run stopped; the trials that finished are in {} (--resume {} runs the rest)",
             results_path.display(),
-            opts.out.display()
+            run_dir.display()
         )
     })?;
     if left_for_later == 0 {
         let results = read_results(&results_path)?;
         print!("{}", summary_table(&results));
         println!("results: {}", results_path.display());
-        crate::report::render(&results_path, &opts.out.join("report"))?;
+        crate::report::render(&results_path, &run_dir.join("report"))?;
     } else if failed == 0 {
         // The summary and the report are of a whole run: they wait for
         // its last trial.
         eprintln!(
             "--max-trials {}: {left_for_later} trials remain; --resume {} runs them",
             plan.len(),
-            opts.out.display()
+            run_dir.display()
         );
     }
     if failed > 0 {
         bail!(
             "{failed} of {} trials failed (see the errors above); --resume {} runs them again",
             plan.len(),
-            opts.out.display()
+            run_dir.display()
         );
     }
     Ok(())

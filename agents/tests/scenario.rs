@@ -125,6 +125,78 @@ fn a_scenario_runs_every_trial_in_its_order_and_resumes() {
     assert!(stderr(&o).contains("another scenario"), "{}", stderr(&o));
 }
 
+/// Without --out every run gets a directory of its own under
+/// transbench-out/ and `latest` follows the newest; an --out holding a
+/// run is refused, saying what is there and what to do, unless --force.
+#[test]
+fn a_second_run_never_replaces_the_first() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(
+        dir.path(),
+        &SCENARIO
+            .replace("trials = 2", "trials = 1")
+            .replace(r#", "tcp""#, ""),
+    );
+    let in_dir = |args: &[&str]| {
+        Command::new(BIN)
+            .arg("run")
+            .args(args)
+            .current_dir(dir.path())
+            .env("RUST_LOG", "warn")
+            .env_remove("TRANSBENCH_SECRET")
+            .output()
+            .unwrap()
+    };
+    let root = dir.path().join("transbench-out");
+    let mut printed = Vec::new();
+    for _ in 0..2 {
+        let o = in_dir(&[&file]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let stdout = String::from_utf8_lossy(&o.stdout).into_owned();
+        let results = stdout
+            .lines()
+            .find_map(|l| l.strip_prefix("results: "))
+            .unwrap_or_else(|| panic!("no results line: {stdout}"))
+            .to_string();
+        assert!(results.starts_with("transbench-out/tiny-"), "{results}");
+        assert!(stdout.contains(&format!(
+            "report: {}",
+            results.replace("results.json", "report/index.html")
+        )));
+        printed.push(dir.path().join(results));
+    }
+    assert_ne!(printed[0], printed[1]);
+    for results in &printed {
+        assert_eq!(
+            read_results(results).unwrap().trials.len(),
+            1,
+            "{}",
+            results.display()
+        );
+    }
+    let latest = std::fs::canonicalize(root.join("latest")).unwrap();
+    assert_eq!(
+        latest,
+        std::fs::canonicalize(printed[1].parent().unwrap()).unwrap()
+    );
+    assert!(std::fs::read_link(root.join("latest")).unwrap().is_relative());
+
+    // An --out that holds a run: refused, then replaced with --force.
+    let out = printed[0].parent().unwrap().to_str().unwrap().to_string();
+    let o = in_dir(&[&file, "--out", &out]);
+    assert!(!o.status.success());
+    let err = stderr(&o);
+    assert!(
+        err.contains("already holds a run (results.json with 1 trials of scenario \"tiny\"")
+            && err.contains(&format!("--resume {out} continues it, --force replaces it")),
+        "{err}"
+    );
+    let o = in_dir(&[&file, "--out", &out, "--force"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(read_results(&printed[0]).unwrap().trials.len(), 1);
+}
+
 #[test]
 fn a_bad_scenario_stops_before_anything_runs() {
     let _serial = serial();
