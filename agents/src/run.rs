@@ -609,6 +609,7 @@ pub(crate) async fn run_phase(
                     let after = bed.link_stats();
                     if after.is_some_and(|s| s.failed) {
                         trial.valid = false;
+                        trial.missed_schedule = false;
                         trial
                             .invalid_reasons
                             .push("the emulated link failed during the trial".into());

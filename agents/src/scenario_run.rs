@@ -173,6 +173,7 @@ pub async fn run_scenario(opts: ScenarioOptions) -> anyhow::Result<()> {
         .into(),
         cells: scenario.cells.iter().map(|c| c.id.clone()).collect(),
         trials_per_cell: scenario.trials,
+        retry_invalid: scenario.retry_invalid,
     };
     let resume = matches!(opts.out, OutChoice::Resume(_));
     let run_dir = out_dir::prepare(&opts.out, &scenario.name, SystemTime::now())?;
@@ -187,7 +188,11 @@ pub async fn run_scenario(opts: ScenarioOptions) -> anyhow::Result<()> {
         let earlier = read_results(&results_path)
             .with_context(|| format!("--resume {}: no results to continue", run_dir.display()))?;
         match &earlier.scenario {
-            Some(s) if s.name == info.name && s.seed == info.seed && s.cells == info.cells => earlier,
+            Some(s) if s.name == info.name && s.seed == info.seed && s.cells == info.cells => RunResults {
+                // The file's retries now, for the trials to come.
+                scenario: Some(info),
+                ..earlier
+            },
             _ => bail!(
                 "--resume {}: its results come from another scenario (or another version of this one); \
                  start a new run in another directory",
@@ -201,11 +206,7 @@ pub async fn run_scenario(opts: ScenarioOptions) -> anyhow::Result<()> {
         r
     };
     write_atomic(&results_path, &results)?;
-    let done: HashSet<(String, u32)> = results
-        .trials
-        .iter()
-        .filter_map(|t| Some((t.cell.clone()?, t.repetition?)))
-        .collect();
+    let (done, mut retry_from) = progress(&results, scenario.retry_invalid);
     let mut plan: Vec<_> = plan
         .into_iter()
         .filter(|t| !done.contains(&(scenario.cells[t.cell].id.clone(), t.repetition)))
@@ -234,40 +235,30 @@ pub async fn run_scenario(opts: ScenarioOptions) -> anyhow::Result<()> {
         let mut sweeps = Sweeps::default();
         for t in &plan {
             let cell = &scenario.cells[t.cell];
-            bar.set_message(format!(
-                "{} (trial {} of {})",
-                cell.id,
-                t.repetition + 1,
-                scenario.trials
-            ));
-            let trial_opts = RunOptions {
-                transports: vec![cell.transport],
-                spec: specs[t.cell].clone(),
-                impair: cell.profile.link.clone().map(|(forward, reverse)| LinkProfiles {
-                    forward,
-                    reverse,
-                    backend: None,
-                    probe_packets: run::DEFAULT_PROBE_PACKETS,
-                }),
-                sweep: None,
-            };
-            // Head-of-line excess counts from the same transport on the
-            // same path without loss: measured once per path, first.
-            let base = trial_opts
-                .impair
-                .as_ref()
-                .and_then(LinkProfiles::without_loss)
-                .filter(|_| {
-                    cell.workload == Workload::Multistream
-                        && !bases.contains_key(&run::base_key(cell.transport, trial_opts.impair.as_ref()))
-                });
-            if base.is_some() {
-                bar.inc_length(1);
-            }
-            let phases = base.as_ref().map(|b| (Some(b), true)).into_iter();
-            let mut before = results.trials.len();
-            for (profiles, baseline) in phases.chain([(trial_opts.impair.as_ref(), false)]) {
-                before = results.trials.len();
+            // The attempt this one replaces, if any: the trial's latest, when
+            // it missed its schedule and has retries left.
+            let mut previous = retry_from.remove(&(cell.id.clone(), t.repetition));
+            for step in 0.. {
+                if step > 0 {
+                    bar.inc_length(1);
+                }
+                let attempt = previous.map_or(1, |i| results.trials[i].attempt + 1);
+                let retrying = match attempt {
+                    1 => String::new(),
+                    n => {
+                        format!(
+                            ", retry {} of {}: the sender missed its schedule",
+                            n - 1,
+                            scenario.retry_invalid
+                        )
+                    }
+                };
+                bar.set_message(format!(
+                    "{} (trial {} of {}{retrying})",
+                    cell.id,
+                    t.repetition + 1,
+                    scenario.trials
+                ));
                 let mut out = Outputs {
                     results: &mut results,
                     path: &results_path,
@@ -275,22 +266,24 @@ pub async fn run_scenario(opts: ScenarioOptions) -> anyhow::Result<()> {
                     bases: &mut bases,
                     sweeps: &mut sweeps,
                 };
-                run::run_phase(
-                    &trial_opts,
-                    &[(cell.transport, None)],
-                    profiles,
-                    baseline,
-                    &mut out,
-                )
-                .await?;
-            }
-            match results.trials.get_mut(before) {
-                Some(trial) => {
-                    trial.cell = Some(cell.id.clone());
-                    trial.repetition = Some(t.repetition);
-                    write_atomic(&results_path, &results)?;
+                let ran = run_cell_trial(cell, &specs[t.cell], &mut out).await?;
+                let Some(trial) = ran.map(|i| &mut results.trials[i]) else {
+                    failed += 1;
+                    break;
+                };
+                trial.cell = Some(cell.id.clone());
+                trial.repetition = Some(t.repetition);
+                trial.attempt = attempt;
+                let id = trial.id.clone();
+                let again = trial.missed_schedule && attempt <= scenario.retry_invalid;
+                if let Some(i) = previous {
+                    results.trials[i].superseded_by = Some(id);
                 }
-                None => failed += 1,
+                write_atomic(&results_path, &results)?;
+                if !again {
+                    break;
+                }
+                previous = ran;
             }
         }
         anyhow::Ok(())
@@ -326,6 +319,73 @@ pub async fn run_scenario(opts: ScenarioOptions) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// One trial of `cell` on its own path (after the path's no-loss
+/// baseline, for a lossy multistream cell whose baseline is not yet
+/// measured); the index of its result, `None` if it failed (said on
+/// stderr).
+async fn run_cell_trial(
+    cell: &Cell,
+    spec: &TrialSpec,
+    out: &mut Outputs<'_>,
+) -> anyhow::Result<Option<usize>> {
+    let trial_opts = RunOptions {
+        transports: vec![cell.transport],
+        spec: spec.clone(),
+        impair: cell.profile.link.clone().map(|(forward, reverse)| LinkProfiles {
+            forward,
+            reverse,
+            backend: None,
+            probe_packets: run::DEFAULT_PROBE_PACKETS,
+        }),
+        sweep: None,
+    };
+    // Head-of-line excess counts from the same transport on the same path
+    // without loss: measured once per path, first.
+    let base = trial_opts
+        .impair
+        .as_ref()
+        .and_then(LinkProfiles::without_loss)
+        .filter(|_| {
+            cell.workload == Workload::Multistream
+                && !out
+                    .bases
+                    .contains_key(&run::base_key(cell.transport, trial_opts.impair.as_ref()))
+        });
+    if base.is_some() {
+        out.bar.inc_length(1);
+    }
+    let phases = base.as_ref().map(|b| (Some(b), true)).into_iter();
+    let mut before = out.results.trials.len();
+    for (profiles, baseline) in phases.chain([(trial_opts.impair.as_ref(), false)]) {
+        before = out.results.trials.len();
+        run::run_phase(&trial_opts, &[(cell.transport, None)], profiles, baseline, out).await?;
+    }
+    Ok((before < out.results.trials.len()).then_some(before))
+}
+
+/// A trial of a scenario: its cell's id and repetition.
+type TrialKey = (String, u32);
+
+/// What `results` holds of a scenario's trials: those done, and those
+/// whose latest attempt missed its schedule with retries left (by the
+/// index of that attempt), to run again.
+fn progress(results: &RunResults, retry_invalid: u32) -> (HashSet<TrialKey>, HashMap<TrialKey, usize>) {
+    let mut done = HashSet::new();
+    let mut retry_from = HashMap::new();
+    for (i, t) in results.trials.iter().enumerate() {
+        let (Some(cell), Some(repetition), None) = (&t.cell, t.repetition, &t.superseded_by) else {
+            continue;
+        };
+        let key = (cell.clone(), repetition);
+        if t.missed_schedule && t.attempt <= retry_invalid {
+            retry_from.insert(key, i);
+        } else {
+            done.insert(key);
+        }
+    }
+    (done, retry_from)
 }
 
 #[cfg(test)]

@@ -23,7 +23,8 @@ use crate::spec::TrialSpec;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 pub const REPLY_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// A trial whose send lag p99 exceeds this could not keep its schedule.
+/// A trial whose send lag p99 exceeds this could not keep its schedule
+/// (unless `--max-send-lag` says otherwise).
 pub const MAX_SEND_LAG_P99_NS: u64 = 1_000_000;
 
 /// Resolves `HOST:PORT` (a name or an address).
@@ -193,11 +194,21 @@ pub async fn while_receiver_quiet<T>(
     }
 }
 
-/// Why a trial's numbers cannot be trusted; empty if they can. Strangers'
-/// traffic the receiver rejected is not the trial's and leaves it valid,
-/// unless the trial lost messages too: then the strangers may have
-/// displaced them, and nobody can tell.
-pub fn invalid_reasons(
+/// Whether a trial's numbers can be trusted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verdict {
+    /// Why they cannot; empty if they can.
+    pub reasons: Vec<String>,
+    /// The only reasons are the sender's missed schedule (send lag, sends
+    /// never made): the host was busy, and the trial may be run again.
+    pub missed_schedule: bool,
+}
+
+/// Why a trial's numbers cannot be trusted. Strangers' traffic the
+/// receiver rejected is not the trial's and leaves it valid, unless the
+/// trial lost messages too: then the strangers may have displaced them,
+/// and nobody can tell.
+pub fn verdict(
     spec: &TrialSpec,
     send_lag: &LatencySummary,
     measured_ns: u64,
@@ -205,7 +216,7 @@ pub fn invalid_reasons(
     unsent: u64,
     errors: &ErrorLog,
     receiver: &ReceiverReport,
-) -> Vec<String> {
+) -> Verdict {
     let mut reasons = Vec::new();
     let sent = counters.sent;
     if receiver.errors > 0 {
@@ -229,16 +240,10 @@ pub fn invalid_reasons(
             receiver.rejected, counters.lost
         ));
     }
-    // Churn's connection setups share the sender's thread with its pacer
-    // (a TLS or QUIC handshake is hundreds of microseconds of CPU): a lag
-    // within one period still offers the rate asked for, and every
-    // transaction's latency counts from its intended start anyway.
     let workload = spec.workload();
     let rate = spec.workload.rate();
-    let lag_bound = match (workload.is_churn(), rate) {
-        (true, Some(rate)) => MAX_SEND_LAG_P99_NS.max((1e9 / rate) as u64),
-        _ => MAX_SEND_LAG_P99_NS,
-    };
+    let lag_bound = spec.send_lag_bound_ns();
+    let mut missed = Vec::new();
     let (sends, advice) = match workload {
         Workload::Rr => ("requests", "lower --rate, or use --closed-loop"),
         Workload::Multistream => ("messages", "lower --rate or --streams"),
@@ -248,14 +253,14 @@ pub fn invalid_reasons(
         }
     };
     if rate.is_some() && send_lag.p99 > lag_bound {
-        reasons.push(format!(
+        missed.push(format!(
             "send_lag p99 {:.3} ms exceeds {:.3} ms: the sender could not keep its schedule ({advice})",
             send_lag.p99 as f64 / 1e6,
             lag_bound as f64 / 1e6
         ));
     }
     if unsent > 0 {
-        reasons.push(format!(
+        missed.push(format!(
             "the sender fell so far behind its schedule that {unsent} {sends} of the measured window were \
              never sent: it stops {} ms after the window closes ({advice})",
             schedule::LATE_SEND_NS / 1_000_000
@@ -278,5 +283,8 @@ pub fn invalid_reasons(
             errors.messages.join("; ")
         ));
     }
-    reasons
+    Verdict {
+        missed_schedule: !missed.is_empty() && reasons.is_empty(),
+        reasons: missed.into_iter().chain(reasons).collect(),
+    }
 }

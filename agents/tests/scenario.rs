@@ -125,6 +125,86 @@ fn a_scenario_runs_every_trial_in_its_order_and_resumes() {
     assert!(stderr(&o).contains("another scenario"), "{}", stderr(&o));
 }
 
+/// A trial that misses its send schedule is run again, up to
+/// `retry_invalid` more times, every attempt kept and the replaced ones
+/// marked; the summary says in one line that the machine missed it; and
+/// `--resume` gives a trial cut off between attempts the ones it lacks.
+/// A send lag bound of 1 ns makes every attempt miss (no sender sends 99 %
+/// of its messages within a nanosecond of their time).
+#[test]
+fn a_trial_that_missed_its_schedule_is_retried_and_every_attempt_kept() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(
+        dir.path(),
+        &SCENARIO
+            .replace("seed = 11", "seed = 11\nretry_invalid = 2")
+            .replace("rate = 500", "rate = 500\nmax_send_lag = \"1ns\""),
+    );
+    let out = dir.path().join("out");
+    let o = run(&[&file, "--out", out.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let results = read_results(&out.join("results.json")).unwrap();
+    assert_eq!(results.scenario.as_ref().unwrap().retry_invalid, 2);
+    assert_eq!(
+        results.trials.len(),
+        4 * 3,
+        "2 cells x 2 repetitions x 3 attempts"
+    );
+    for attempts in results.trials.chunks(3) {
+        let key = |t: &transbench_reports::TrialResult| (t.cell.clone().unwrap(), t.repetition.unwrap());
+        for (k, t) in attempts.iter().enumerate() {
+            assert_eq!(key(t), key(&attempts[0]));
+            assert_eq!(t.attempt, k as u32 + 1, "{}", t.id);
+            assert!(!lagged_only(t) && t.missed_schedule, "{}", t.id);
+            assert_eq!(t.params.max_send_lag_ns, Some(1));
+            assert_eq!(
+                t.superseded_by.as_ref(),
+                attempts.get(k + 1).map(|n| &n.id),
+                "{}",
+                t.id
+            );
+        }
+    }
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    let last = stdout
+        .lines()
+        .rfind(|l| l.contains("missed their send schedule"))
+        .unwrap_or_default();
+    assert_eq!(
+        last,
+        "4 of 4 trials missed their send schedule on this machine (send lag p99 over 1ns: the host was busy, \
+         not the network); 4 still invalid after 2 retries: rerun on a quieter machine or raise trials",
+        "{stdout}"
+    );
+    assert_eq!(stdout.matches("NO (retried)").count(), 8, "{stdout}");
+    // The report counts each trial once, its final attempt.
+    let summary = std::fs::read_to_string(out.join("report/summary.md")).unwrap();
+    assert!(
+        summary.contains("| rr udp none rate=500 max_send_lag=1ns | 2 (2 invalid)"),
+        "{summary}"
+    );
+
+    // Cut off after a trial's first attempt: --resume runs its two retries
+    // and nothing else.
+    let mut cut = results.clone();
+    cut.trials.truncate(10);
+    cut.trials[9].superseded_by = None;
+    transbench_reports::write_atomic(&out.join("results.json"), &cut).unwrap();
+    let o = run(&[&file, "--resume", out.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("3 trials done, 1 to run"), "{}", stderr(&o));
+    let resumed = read_results(&out.join("results.json")).unwrap();
+    assert_eq!(resumed.trials.len(), 12);
+    assert_eq!(resumed.trials[..9], results.trials[..9]);
+    let attempts: Vec<u32> = resumed.trials[9..].iter().map(|t| t.attempt).collect();
+    assert_eq!(attempts, [1, 2, 3]);
+    assert_eq!(
+        resumed.trials[9].superseded_by.as_ref(),
+        Some(&resumed.trials[10].id)
+    );
+}
+
 /// Without --out every run gets a directory of its own under
 /// transbench-out/ and `latest` follows the newest; an --out holding a
 /// run is refused, saying what is there and what to do, unless --force.

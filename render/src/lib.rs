@@ -56,6 +56,10 @@ fn write(path: &Path, bytes: &[u8]) -> Result<(), RenderError> {
 /// `source` names the results file in the report's header.
 pub fn render(results: &RunResults, source: &str, out: &Path) -> Result<Rendered, RenderError> {
     check_histograms(results)?;
+    // Attempts a retry replaced are listed with the invalid trials, and
+    // nowhere else.
+    let attempts = results;
+    let results = &results.final_attempts();
     let hdr_dir = out.join("hdr");
     std::fs::create_dir_all(&hdr_dir).map_err(|source| RenderError::Write {
         path: hdr_dir.clone(),
@@ -74,7 +78,7 @@ pub fn render(results: &RunResults, source: &str, out: &Path) -> Result<Rendered
         tracing::warn!("{source} has no trials: the report is empty");
     }
     let hdr = hdr_files(results, &hdr_dir)?;
-    let tables = tables_of(results);
+    let tables = tables_of(attempts, results);
     let summary = out.join("summary.md");
     write(
         &summary,
@@ -138,10 +142,12 @@ fn remove_earlier(out: &Path, hdr_dir: &Path) -> Result<(), RenderError> {
     Ok(())
 }
 
-fn tables_of(results: &RunResults) -> Vec<Table> {
+/// The tables of the final attempts `results`, after the invalid trials
+/// among every attempt.
+fn tables_of(attempts: &RunResults, results: &RunResults) -> Vec<Table> {
     let cells = cells(results);
     [
-        tables::invalid(results),
+        tables::invalid(attempts),
         tables::latency(&cells),
         tables::hol(&cells),
         tables::churn(&cells),

@@ -260,16 +260,23 @@ pub fn invalid(results: &RunResults) -> Option<Table> {
         .iter()
         .filter(|t| !t.valid)
         .map(|t| {
+            let why = t.invalid_reasons.join("; ");
             vec![
                 t.id.clone(),
                 t.cell.clone().unwrap_or_else(|| "-".into()),
-                t.invalid_reasons.join("; "),
+                match &t.superseded_by {
+                    Some(next) => format!("{why} (retried: {next})"),
+                    None => why,
+                },
             ]
         })
         .collect();
     (!rows.is_empty()).then(|| Table {
         title: "Invalid trials".into(),
-        note: "Their numbers are in the tables and charts above, but the run could not hold its method during them.".into(),
+        note:
+            "Their numbers are in the tables and charts above, but the run could not hold its method during \
+               them; a retried one's are not, its final attempt's are."
+                .into(),
         headers: ["trial", "cell", "why"].map(String::from).to_vec(),
         rows,
     })

@@ -602,6 +602,9 @@ fn pairs<'a>(b: &[&'a TrialResult], c: &[&'a TrialResult]) -> Vec<(&'a TrialResu
 }
 
 pub fn compare(base: &RunResults, cand: &RunResults, opts: &Options) -> Result<Comparison, CompareError> {
+    // A trial retried for missing its schedule counts once, as its final
+    // attempt.
+    let (base, cand) = (&base.final_attempts(), &cand.final_attempts());
     if base.trials.is_empty() {
         return Err(CompareError::NoTrials { side: "the base" });
     }
@@ -1053,6 +1056,7 @@ mod tests {
             order: "random".into(),
             cells: Vec::new(),
             trials_per_cell: n,
+            retry_invalid: 0,
         });
         r
     }
@@ -1092,6 +1096,38 @@ mod tests {
         assert_eq!(c.regressions(), 0);
         assert!(
             c.text().starts_with("no regression in 4 gated rows"),
+            "{}",
+            c.text()
+        );
+    }
+
+    /// An attempt a retry replaced is no trial of the comparison: a
+    /// candidate with a slow superseded attempt in every cell compares as
+    /// its final attempts do.
+    #[test]
+    fn only_the_final_attempt_of_a_retried_trial_counts() {
+        let base = run(&[Transport::Tcp, Transport::Quic], 10, 50_000.0, 1);
+        let mut cand = base.clone();
+        for (i, mut slow) in base
+            .trials
+            .iter()
+            .cloned()
+            .enumerate()
+            .filter(|(_, t)| t.repetition == Some(0))
+        {
+            slow.id = format!("retried-{i}");
+            slow.lat.p50 *= 100;
+            slow.lat.p99 *= 100;
+            slow.valid = false;
+            slow.missed_schedule = true;
+            slow.superseded_by = Some(base.trials[i].id.clone());
+            cand.trials.push(slow);
+        }
+        assert_eq!(cand.trials.len(), base.trials.len() + 2);
+        let c = compare(&base, &cand, &opts()).unwrap();
+        assert_eq!(c.regressions(), 0, "{}", c.text());
+        assert!(
+            c.rows.iter().all(|r| r.cand.len() == 10 && r.cand == r.base),
             "{}",
             c.text()
         );

@@ -93,10 +93,15 @@ fn spread(v: &[f64]) -> Option<(f64, f64)> {
 
 /// Per cell (as `compare` groups them) and metric, the median of the valid
 /// trials' values as the tables show them. Invalid trials are left out:
-/// the load generator missed its schedule, so they measure the machine.
+/// the load generator missed its schedule, so they measure the machine;
+/// so are attempts a retry replaced.
 pub fn points_of_run(run: &RunResults) -> Vec<Point<'static>> {
     let mut cells: Vec<(String, Vec<&TrialResult>)> = Vec::new();
-    for t in run.trials.iter().filter(|t| t.valid && !t.baseline) {
+    for t in run
+        .trials
+        .iter()
+        .filter(|t| t.valid && !t.baseline && t.superseded_by.is_none())
+    {
         let id = t.cell.clone().unwrap_or_else(|| cell_key(t));
         match cells.iter_mut().find(|(c, _)| *c == id) {
             Some((_, trials)) => trials.push(t),

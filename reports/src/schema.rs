@@ -1,5 +1,6 @@
-//! The results document, schema `transbench/1`. `SCHEMA.md` documents every
-//! key; change both together, and bump [`SCHEMA`] on incompatible changes.
+//! The results document, schema `transbench/1.1`. `SCHEMA.md` documents
+//! every key; change both together, and bump [`SCHEMA`] on incompatible
+//! changes.
 
 use linkemu::LinkCounters;
 use serde::{Deserialize, Serialize};
@@ -8,7 +9,12 @@ use transbench_wire::{CloseMode, ReceiverReport, Transport, Workload};
 
 use crate::hist::LatencySummary;
 
-pub const SCHEMA: &str = "transbench/1";
+/// The schema this build writes. 1.1 added retried trials: a reader of
+/// 1 would take a superseded attempt for a trial of its own.
+pub const SCHEMA: &str = "transbench/1.1";
+/// The schemas this build reads: 1 is 1.1 without retries (every trial
+/// its only attempt).
+pub const READABLE_SCHEMAS: [&str; 2] = ["transbench/1", SCHEMA];
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunResults {
@@ -64,6 +70,10 @@ pub struct ScenarioInfo {
     /// Cell ids, in the file's order.
     pub cells: Vec<String>,
     pub trials_per_cell: u32,
+    /// More attempts a trial gets when the sender missed its schedule
+    /// (`retry_invalid`; 0 in files of schema 1).
+    #[serde(default)]
+    pub retry_invalid: u32,
 }
 
 /// A transport's rate sweep (churn, handshake): trials at rising offered
@@ -202,6 +212,11 @@ pub struct TrialParams {
     /// Stream workload: whether datagrams went out in GSO batches.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gso: Option<bool>,
+    /// The send lag p99 past which the trial is invalid (`--max-send-lag`,
+    /// or its default); absent in files of schema 1 (1 ms there, or one
+    /// period for churn and handshake if longer).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_send_lag_ns: Option<u64>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -233,6 +248,20 @@ pub struct TrialResult {
     pub valid: bool,
     /// Why the trial is not valid; empty when it is.
     pub invalid_reasons: Vec<String>,
+    /// Invalid only because the sender missed its schedule (send lag p99
+    /// over `params.max_send_lag_ns`, or sends of the measured window
+    /// never made): the host was busy, not the network.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub missed_schedule: bool,
+    /// `run SCENARIO` with `retry_invalid`: which attempt at its cell's
+    /// repetition this is, from 1.
+    #[serde(default = "first_attempt", skip_serializing_if = "is_first_attempt")]
+    pub attempt: u32,
+    /// The id of the attempt that replaced this one (it missed its
+    /// schedule and was run again); statistics, charts and exports use
+    /// only trials without it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub superseded_by: Option<String>,
     pub counters: Counters,
     pub latency_kind: LatencyKind,
     pub lat: LatencySummary,
@@ -271,6 +300,24 @@ pub struct TrialResult {
     /// (`net:[INODE]`; the receiver's is `receiver.netns`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sender_netns: Option<String>,
+}
+
+fn first_attempt() -> u32 {
+    1
+}
+
+fn is_first_attempt(attempt: &u32) -> bool {
+    *attempt == 1
+}
+
+impl RunResults {
+    /// The run as it stands: each trial's final attempt only, what
+    /// statistics, charts and exports use.
+    pub fn final_attempts(&self) -> RunResults {
+        let mut run = self.clone();
+        run.trials.retain(|t| t.superseded_by.is_none());
+        run
+    }
 }
 
 impl TrialResult {

@@ -6,7 +6,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use thiserror::Error;
 
-use crate::schema::{RunResults, SCHEMA};
+use crate::schema::{RunResults, READABLE_SCHEMAS};
 
 #[derive(Debug, Error)]
 pub enum StoreError {
@@ -24,7 +24,7 @@ pub enum StoreError {
         path: PathBuf,
         source: serde_json::Error,
     },
-    #[error("{path} has schema {found:?}; this build reads {SCHEMA:?}")]
+    #[error("{path} has schema {found:?}; this build reads {}", READABLE_SCHEMAS.join(" and "))]
     Schema { path: PathBuf, found: String },
 }
 
@@ -81,7 +81,7 @@ pub fn parse_results(path: &Path, bytes: &[u8]) -> Result<RunResults, StoreError
         }
     })?;
     let found = value.get("schema").and_then(|s| s.as_str()).unwrap_or("(none)");
-    if found != SCHEMA {
+    if !READABLE_SCHEMAS.contains(&found) {
         return Err(StoreError::Schema {
             path: path.to_path_buf(),
             found: found.to_string(),
@@ -165,11 +165,15 @@ pub(crate) mod tests {
                 streams: None,
                 bitrate: None,
                 gso: None,
+                max_send_lag_ns: Some(1_000_000),
             },
             start_time: "2026-11-27T10:00:00Z".into(),
             duration_ns: 1,
             valid: true,
             invalid_reasons: vec![],
+            missed_schedule: false,
+            attempt: 1,
+            superseded_by: None,
             counters: Counters::default(),
             latency_kind: LatencyKind::Rtt,
             lat: lat.clone(),

@@ -2,7 +2,7 @@
 //! results file (trial ids, reasons, error causes) is escaped: a file may
 //! come from elsewhere, and this goes to a terminal.
 
-use crate::schema::{RunResults, TimeWaitSide};
+use crate::schema::{RunResults, TimeWaitSide, TrialResult};
 use transbench_wire::printable;
 
 /// A duration in ns as people read it: `850ns`, `23.4us`, `1.25ms`, `2.00s`.
@@ -162,7 +162,11 @@ pub fn summary_table(results: &RunResults) -> String {
             human_ns(t.lat.p999),
             human_ns(t.lat.max),
             loss,
-            if t.valid { "yes".into() } else { "NO".into() },
+            match (t.valid, &t.superseded_by) {
+                (true, _) => "yes".into(),
+                (false, None) => "NO".into(),
+                (false, Some(_)) => "NO (retried)".into(),
+            },
         ];
         if with_rejected {
             row.push(t.receiver.rejected.to_string());
@@ -234,19 +238,167 @@ pub fn summary_table(results: &RunResults) -> String {
         }
     }
     for t in results.trials.iter().filter(|t| !t.valid) {
+        let retried = match &t.superseded_by {
+            Some(next) => format!(" (retried: {})", printable(next)),
+            None => String::new(),
+        };
         out.push_str(&format!(
-            "{} ({}) invalid: {}\n",
+            "{} ({}) invalid: {}{retried}\n",
             t.transport,
             printable(&t.id),
             printable(&t.invalid_reasons.join("; "))
         ));
     }
+    if let Some(line) = schedule_note(results) {
+        out.push_str(&line);
+        out.push('\n');
+    }
     out
 }
+
+/// One line, when a trial missed its send schedule (at any attempt): how
+/// many did, that the host and not the network missed it, how many a
+/// retry made valid, and what to do about the rest. `None` when none did.
+pub fn schedule_note(results: &RunResults) -> Option<String> {
+    let finals: Vec<&TrialResult> = results
+        .trials
+        .iter()
+        .filter(|t| t.superseded_by.is_none() && !t.baseline)
+        .collect();
+    // A retry follows only a missed schedule: a later attempt's trial missed it once.
+    let missed: Vec<&&TrialResult> = finals
+        .iter()
+        .filter(|t| t.missed_schedule || t.attempt > 1)
+        .collect();
+    if missed.is_empty() {
+        return None;
+    }
+    let recovered = missed.iter().filter(|t| t.valid).count();
+    let still = missed.iter().filter(|t| t.missed_schedule).count();
+    let mut bounds: Vec<u64> = results
+        .trials
+        .iter()
+        .filter(|t| t.missed_schedule)
+        .map(|t| t.params.max_send_lag_ns.unwrap_or(DEFAULT_MAX_SEND_LAG_NS))
+        .collect();
+    bounds.sort_unstable();
+    bounds.dedup();
+    let bound = match bounds[..] {
+        [one] if one % 1_000_000 == 0 => format!("{} ms", one / 1_000_000),
+        [one] => human_ns(one),
+        _ => "its bound".to_string(),
+    };
+    let mut line = format!(
+        "{} of {} trials missed their send schedule on this machine (send lag p99 over {bound}: the host was \
+         busy, not the network)",
+        missed.len(),
+        finals.len()
+    );
+    if recovered > 0 {
+        line.push_str(&format!("; {recovered} retried and valid on a later attempt"));
+    }
+    if still > 0 {
+        let (after, advice) = match results.scenario.as_ref().map(|s| s.retry_invalid) {
+            None => (String::new(), ""),
+            Some(0) => (
+                String::new(),
+                ", or set retry_invalid = 2 in the scenario to run such trials again",
+            ),
+            Some(n) => (format!(" after {n} retries"), ""),
+        };
+        line.push_str(&format!(
+            "; {still} still invalid{after}: rerun on a quieter machine or raise trials{advice}"
+        ));
+    }
+    Some(line)
+}
+
+/// The send lag bound of a trial that did not record its own (schema 1).
+const DEFAULT_MAX_SEND_LAG_NS: u64 = 1_000_000;
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Four trials of a scenario with retries: one valid at once, one
+    /// valid on its second attempt, one invalid after both retries, one
+    /// invalid for another reason.
+    fn retried_run() -> RunResults {
+        let mut r = crate::store::tests::sample();
+        let template = r.trials.remove(0);
+        r.scenario = Some(crate::schema::ScenarioInfo {
+            name: "s".into(),
+            file: "s.toml".into(),
+            seed: 1,
+            order: "random".into(),
+            cells: vec!["c".into()],
+            trials_per_cell: 4,
+            retry_invalid: 2,
+        });
+        let mut push = |repetition: u32, attempt: u32, missed: bool, other: bool, last: bool| {
+            let mut t = template.clone();
+            t.id = format!("tcp+tls-{}", r.trials.len() + 1);
+            t.cell = Some("c".into());
+            t.repetition = Some(repetition);
+            t.attempt = attempt;
+            t.missed_schedule = missed;
+            if missed || other {
+                t.valid = false;
+                t.invalid_reasons = vec![match missed {
+                    true => "send_lag p99 1.500 ms exceeds 1.000 ms".into(),
+                    false => "2 data-plane errors".into(),
+                }];
+            }
+            t.superseded_by = (!last).then(|| format!("tcp+tls-{}", r.trials.len() + 2));
+            r.trials.push(t);
+        };
+        push(0, 1, false, false, true);
+        push(1, 1, true, false, false);
+        push(1, 2, false, false, true);
+        push(2, 1, true, false, false);
+        push(2, 2, true, false, false);
+        push(2, 3, true, false, true);
+        push(3, 1, false, true, true);
+        r
+    }
+
+    #[test]
+    fn the_summary_ends_saying_the_host_missed_the_schedule() {
+        let r = retried_run();
+        assert_eq!(r.final_attempts().trials.len(), 4);
+        assert_eq!(
+            schedule_note(&r).unwrap(),
+            "2 of 4 trials missed their send schedule on this machine (send lag p99 over 1 ms: the host was \
+             busy, not the network); 1 retried and valid on a later attempt; 1 still invalid after 2 retries: \
+             rerun on a quieter machine or raise trials"
+        );
+        let table = summary_table(&r);
+        assert!(
+            table.ends_with(&format!("{}\n", schedule_note(&r).unwrap())),
+            "{table}"
+        );
+        assert_eq!(table.matches("NO (retried)").count(), 3, "{table}");
+        assert!(table.contains("invalid: send_lag p99 1.500 ms exceeds 1.000 ms (retried: tcp+tls-3)"));
+
+        // Every miss made good: no advice; none at all: no line.
+        let mut good = r.clone();
+        good.trials.truncate(3);
+        assert_eq!(
+            schedule_note(&good).unwrap(),
+            "1 of 2 trials missed their send schedule on this machine (send lag p99 over 1 ms: the host was \
+             busy, not the network); 1 retried and valid on a later attempt"
+        );
+        good.trials.truncate(1);
+        assert_eq!(schedule_note(&good), None);
+        // No retries asked for: says how to.
+        let mut once = r.clone();
+        once.trials.truncate(4);
+        once.trials[3].superseded_by = None;
+        once.scenario.as_mut().unwrap().retry_invalid = 0;
+        assert!(schedule_note(&once)
+            .unwrap()
+            .ends_with("1 still invalid: rerun on a quieter machine or raise trials, or set retry_invalid = 2 in the scenario to run such trials again"));
+    }
 
     #[test]
     fn human_units() {

@@ -11,6 +11,7 @@
 //! duration = "2s"
 //! warmup = "500ms"
 //! trials = 3
+//! retry_invalid = 2
 //! seed = 1
 //!
 //! [[matrix]]
@@ -73,6 +74,10 @@ pub struct Scenario {
     pub warmup: Duration,
     /// Trials per cell.
     pub trials: u32,
+    /// More attempts a trial gets when it is invalid only because the
+    /// sender missed its schedule (`retry_invalid`, at most
+    /// [`MAX_RETRY_INVALID`]); every attempt is kept.
+    pub retry_invalid: u32,
     pub seed: u64,
     pub order: Order,
     pub cells: Vec<Cell>,
@@ -168,6 +173,7 @@ struct RawScenario {
     duration: Spanned<String>,
     warmup: Option<Spanned<String>>,
     trials: Option<Spanned<i64>>,
+    retry_invalid: Option<Spanned<i64>>,
     seed: Option<Spanned<i64>>,
     order: Option<Spanned<String>>,
     matrix: Option<Vec<Spanned<RawMatrix>>>,
@@ -197,6 +203,9 @@ struct RawOptions {
 /// trials one cell may have. Beyond it a scenario is a list multiplying
 /// another by mistake (a 14 KB file can ask for 10^9 cells): split it.
 pub const MAX_TRIALS: u64 = 10_000;
+
+/// The most `retry_invalid` may be.
+pub const MAX_RETRY_INVALID: u32 = 10;
 
 /// Keys of a matrix entry that are not trial options.
 const STRUCTURAL: [&str; 4] = ["workload", "transports", "profiles", "skip_without_root"];
@@ -297,6 +306,20 @@ pub fn parse_checked(
         Some(t) => *t.get_ref() as u32,
         None => 1,
     };
+    let retry_invalid = match &raw.retry_invalid {
+        Some(r) if !(0..=i64::from(MAX_RETRY_INVALID)).contains(r.get_ref()) => {
+            return src.error(
+                r.span(),
+                "retry_invalid",
+                format!(
+                    "retries of a trial that missed its schedule must be 0 to {MAX_RETRY_INVALID}: a machine \
+                     that misses more often is too busy to measure on"
+                ),
+            )
+        }
+        Some(r) => *r.get_ref() as u32,
+        None => 0,
+    };
     let seed = match &raw.seed {
         Some(s) if *s.get_ref() < 0 => return src.error(s.span(), "seed", "must not be negative"),
         Some(s) => *s.get_ref() as u64,
@@ -340,6 +363,7 @@ pub fn parse_checked(
         duration,
         warmup,
         trials,
+        retry_invalid,
         seed,
         order,
         cells,
@@ -656,9 +680,11 @@ close = ["client", "rst"]
     fn a_matrix_expands_into_every_combination() {
         let s = check(GOOD).unwrap();
         assert_eq!(
-            (s.duration, s.warmup, s.trials, s.seed),
-            (Duration::from_secs(2), Duration::from_millis(500), 3, 9)
+            (s.duration, s.warmup, s.trials, s.seed, s.retry_invalid),
+            (Duration::from_secs(2), Duration::from_millis(500), 3, 9, 0)
         );
+        let retried = check(&GOOD.replace("seed = 9", "seed = 9\nretry_invalid = 2")).unwrap();
+        assert_eq!(retried.retry_invalid, 2);
         // 2 transports x 3 profiles x 2 rates, then 2 close modes.
         assert_eq!(s.cells.len(), 12 + 2);
         let c = &s.cells[0];
@@ -764,6 +790,11 @@ close = ["client", "rst"]
         let e = error(&misplaced);
         assert_eq!((e.line, e.key.as_str()), (18, "matrix[1].streams"));
         assert!(e.message.contains("does not apply to workload churn"), "{e}");
+
+        let retries = GOOD.replace("seed = 9", "seed = 9\nretry_invalid = 11");
+        let e = error(&retries);
+        assert_eq!((e.line, e.key.as_str()), (7, "retry_invalid"));
+        assert!(e.message.contains("must be 0 to 10"), "{e}");
 
         let unknown_key = GOOD.replace("seed = 9", "seed = 9\nrepeat = 2");
         let e = error(&unknown_key);

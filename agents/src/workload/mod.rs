@@ -101,7 +101,7 @@ pub struct Measured {
 
 /// The common part of a trial's result, and its verdict.
 pub fn trial_result(spec: &TrialSpec, id: String, m: Measured) -> TrialResult {
-    let invalid_reasons = session::invalid_reasons(
+    let verdict = session::verdict(
         spec,
         &m.send_lag,
         m.measured_ns,
@@ -121,8 +121,11 @@ pub fn trial_result(spec: &TrialSpec, id: String, m: Measured) -> TrialResult {
         params: params(spec, m.peer, m.tcp_congestion),
         start_time: humantime::format_rfc3339_millis(m.start).to_string(),
         duration_ns: m.measured_ns,
-        valid: invalid_reasons.is_empty(),
-        invalid_reasons,
+        valid: verdict.reasons.is_empty(),
+        invalid_reasons: verdict.reasons,
+        missed_schedule: verdict.missed_schedule,
+        attempt: 1,
+        superseded_by: None,
         counters: m.counters,
         latency_kind: m.latency_kind,
         lat: m.lat,
@@ -171,6 +174,8 @@ fn params(spec: &TrialSpec, peer: SocketAddr, tcp_congestion: Option<String>) ->
         streams,
         bitrate,
         gso,
+        // Closed-loop has no schedule to lag behind.
+        max_send_lag_ns: rate.map(|_| spec.send_lag_bound_ns()),
     }
 }
 

@@ -302,14 +302,39 @@ fn results() -> Vec<Seed> {
         let mut trial = trial.clone();
         shorten(&mut trial);
         let mut run = fixture.clone();
-        run["trials"] = Value::Array(vec![trial]);
+        run["trials"] = Value::Array(vec![trial.clone()]);
         out.push(seed(&format!("run-{workload}"), run.to_string()));
+        if workload == "rr" {
+            out.push(seed("run-retried", retried(&run, &trial).to_string()));
+        }
         seen.push(workload);
     }
     let mut empty = fixture;
     empty["trials"] = Value::Array(Vec::new());
     out.push(seed("run-empty", empty.to_string()));
     out
+}
+
+/// `run` (schema 1) as schema 1.1 with `trial` retried once: the first
+/// attempt missed its schedule and is superseded by the second.
+fn retried(run: &Value, trial: &Value) -> Value {
+    let mut run = run.clone();
+    run["schema"] = Value::from(transbench_reports::SCHEMA);
+    let mut first = trial.clone();
+    let mut second = trial.clone();
+    let id = |n: &str| Value::from(format!("{}-{n}", trial["id"].as_str().unwrap_or("t")));
+    first["id"] = id("a1");
+    first["valid"] = Value::from(false);
+    first["invalid_reasons"] = Value::from(vec!["send_lag p99 1.500 ms exceeds 1.000 ms"]);
+    first["missed_schedule"] = Value::from(true);
+    first["superseded_by"] = id("a2");
+    second["id"] = id("a2");
+    second["attempt"] = Value::from(2);
+    for t in [&mut first, &mut second] {
+        t["params"]["max_send_lag_ns"] = Value::from(1_000_000);
+    }
+    run["trials"] = Value::Array(vec![first, second]);
+    run
 }
 
 fn fixture() -> Option<Value> {
