@@ -79,15 +79,16 @@ pub fn render(results: &RunResults, source: &str, out: &Path) -> Result<Rendered
     }
     let hdr = hdr_files(results, &hdr_dir)?;
     let tables = tables_of(attempts, results);
+    let facts = header_facts(attempts, results, source);
     let summary = out.join("summary.md");
     write(
         &summary,
-        markdown(results, source, &charts, &tables, &hdr).as_bytes(),
+        markdown(results, &facts, &charts, &tables, &hdr).as_bytes(),
     )?;
     let index = out.join("index.html");
     write(
         &index,
-        html(results, source, &charts, &svgs, &tables, &hdr).as_bytes(),
+        html(results, &facts, &charts, &svgs, &tables, &hdr).as_bytes(),
     )?;
     Ok(Rendered {
         dir: out.to_path_buf(),
@@ -219,7 +220,8 @@ fn hdr_files(results: &RunResults, dir: &Path) -> Result<Vec<HdrFiles>, RenderEr
 }
 
 /// The facts every reader of a report needs before its numbers.
-fn header_facts(results: &RunResults, source: &str) -> Vec<(&'static str, String)> {
+/// Of the final attempts `results`; every attempt's misses from `attempts`.
+fn header_facts(attempts: &RunResults, results: &RunResults, source: &str) -> Vec<(&'static str, String)> {
     let h = &results.host;
     let mut backends: Vec<&str> = results
         .trials
@@ -308,6 +310,9 @@ fn header_facts(results: &RunResults, source: &str) -> Vec<(&'static str, String
             },
         ),
     ]);
+    if let Some(line) = transbench_reports::table::schedule_note(attempts) {
+        facts.push(("send schedule", line));
+    }
     facts
 }
 
@@ -320,13 +325,13 @@ fn title(results: &RunResults) -> String {
 
 fn markdown(
     results: &RunResults,
-    source: &str,
+    facts: &[(&'static str, String)],
     charts: &[Chart],
     tables: &[Table],
     hdr: &[HdrFiles],
 ) -> String {
     let mut s = format!("## {}\n\n", title(results));
-    for (k, v) in header_facts(results, source) {
+    for (k, v) in facts {
         s.push_str(&format!("- **{k}**: {v}\n"));
     }
     s.push('\n');
@@ -359,7 +364,7 @@ svg{max-width:100%;height:auto}.note{color:#555;font-size:14px}";
 
 fn html(
     results: &RunResults,
-    source: &str,
+    facts: &[(&'static str, String)],
     charts: &[Chart],
     svgs: &[String],
     tables: &[Table],
@@ -371,13 +376,13 @@ fn html(
         escape(&title),
         escape(&title)
     );
-    for (k, v) in header_facts(results, source) {
+    for (k, v) in facts {
         let class = if v.contains("INVALID") {
             " class=\"bad\""
         } else {
             ""
         };
-        s.push_str(&format!("<dt>{k}</dt><dd{class}>{}</dd>\n", escape(&v)));
+        s.push_str(&format!("<dt>{k}</dt><dd{class}>{}</dd>\n", escape(v)));
     }
     s.push_str("</dl>\n");
     for t in tables {

@@ -269,3 +269,59 @@ fn hlog_intervals_are_the_trials() {
         }
     }
 }
+
+/// An attempt a retry replaced is in no chart, table or histogram file of
+/// its cell, only among the invalid trials, and the header says the
+/// sender missed its schedule.
+#[test]
+fn a_retried_attempt_is_listed_as_invalid_and_nowhere_else() {
+    let plain = fixture();
+    let mut retried = plain.clone();
+    let final_attempt = retried
+        .trials
+        .iter_mut()
+        .find(|t| t.valid && !t.baseline)
+        .unwrap();
+    final_attempt.attempt = 2;
+    let mut first = final_attempt.clone();
+    first.id = "replaced-1".into();
+    first.attempt = 1;
+    first.valid = false;
+    first.missed_schedule = true;
+    first.invalid_reasons = vec!["send_lag p99 1.500 ms exceeds 1.000 ms".into()];
+    first.superseded_by = Some(final_attempt.id.clone());
+    first.lat.p50 *= 1000;
+    retried.trials.push(first);
+
+    let (a, _) = rendered(&plain);
+    let (b, _) = rendered(&retried);
+    let hlogs = files(&a.path().join("hdr"), "hlog");
+    assert_eq!(hlogs, files(&b.path().join("hdr"), "hlog"));
+    for cell in &hlogs {
+        let read =
+            |d: &tempfile::TempDir| std::fs::read(d.path().join("hdr").join(format!("{cell}.hlog"))).unwrap();
+        assert_eq!(read(&a), read(&b), "{cell}");
+    }
+    let summary = std::fs::read_to_string(b.path().join("summary.md")).unwrap();
+    assert!(
+        summary.contains("| replaced-1 |") && summary.contains("(retried: "),
+        "{summary}"
+    );
+    assert!(
+        summary.contains("- **send schedule**: 1 of ")
+            && summary.contains("1 retried and valid on a later attempt"),
+        "{summary}"
+    );
+    let table_rows = |s: &str| {
+        s.lines()
+            .filter(|l| l.starts_with("| rr "))
+            .map(String::from)
+            .collect::<Vec<_>>()
+    };
+    let before = std::fs::read_to_string(a.path().join("summary.md")).unwrap();
+    assert_eq!(
+        table_rows(&before),
+        table_rows(&summary),
+        "the cells' rows are the final attempts'"
+    );
+}
