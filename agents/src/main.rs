@@ -105,6 +105,18 @@ enum Command {
         /// pointing at it].
         #[arg(long, value_name = "DIR")]
         out: Option<PathBuf>,
+        /// Without SCENARIO: run a trial again, up to N more times, when it
+        /// is invalid only because the sender missed its schedule (a busy
+        /// machine); every attempt is kept (a scenario file sets this as
+        /// retry_invalid).
+        #[arg(
+            long,
+            value_name = "N",
+            default_value_t = 0,
+            conflicts_with_all = ["scenario", "sweep"],
+            value_parser = clap::value_parser!(u32).range(..=i64::from(transbench_scenario::MAX_RETRY_INVALID))
+        )]
+        retry_invalid: u32,
         /// With --out: replace the run DIR already holds (its results.json
         /// and report/; nothing else there is touched).
         #[arg(long, requires = "out")]
@@ -523,6 +535,7 @@ fn run_command(cli: Cli) -> anyhow::Result<ExitCode> {
             sweep,
             knee_p99,
             force,
+            retry_invalid,
         } => {
             init_logging("warn");
             let out = out_dir::OutChoice::from_flags(resume, out, force);
@@ -563,6 +576,7 @@ fn run_command(cli: Cli) -> anyhow::Result<ExitCode> {
                 run::RunOptions {
                     transports: transport,
                     spec,
+                    retry_invalid,
                     impair,
                     sweep,
                 },

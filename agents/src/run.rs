@@ -105,6 +105,9 @@ impl ReceiverProcess {
 pub struct RunOptions {
     pub transports: Vec<Transport>,
     pub spec: TrialSpec,
+    /// More attempts a trial gets when the sender missed its schedule
+    /// (`--retry-invalid`; not for sweep steps).
+    pub retry_invalid: u32,
     /// Run across an emulated link instead of loopback.
     pub impair: Option<LinkProfiles>,
     /// Churn and handshake: step each transport up these rates to its knee.
@@ -462,7 +465,12 @@ pub async fn run(opts: RunOptions, out: &OutChoice) -> anyhow::Result<()> {
     crate::report::render(&results_path, &run_dir.join("report"))?;
     // Steps past a knee were never run: they are no failures.
     let skipped: usize = results.sweeps.iter().map(|s| rates.len() - s.steps.len()).sum();
-    let failed = planned - skipped - results.trials.len();
+    let finished = results
+        .trials
+        .iter()
+        .filter(|t| t.superseded_by.is_none())
+        .count();
+    let failed = planned - skipped - finished;
     if failed > 0 {
         bail!(
             "{failed} of {} trials failed (see the errors above)",
@@ -572,101 +580,119 @@ pub(crate) async fn run_phase(
             bar.inc(1);
             continue;
         }
-        let n = results.trials.len() + 1;
-        let id = match rate {
-            Some(r) => format!("{transport}@{r}{suffix}-{n}"),
-            None => format!("{transport}{suffix}-{n}"),
-        };
-        bar.set_message(format!("{id} ({} s each)", per_trial.as_secs_f64()));
-        let mut spec = TrialSpec {
-            transport: *transport,
-            path_rtt_ns: rtt_ns,
-            ..opts.spec.clone()
-        };
-        if let Some(rate) = rate {
-            spec.workload = spec.workload.at_rate(*rate);
-        }
-        match &mut spec.workload {
-            WorkloadSpec::Multistream(m) => {
-                if m.hol.base.is_none() {
-                    m.hol.base = bases.get(&base_key(*transport, profiles)).cloned();
-                }
-                m.hol.loss_p = link.as_ref().and_then(|(_, p)| {
-                    let forward = p.forward.mean_loss().filter(|&l| l > 0.0)?;
-                    let reverse = if m.round_trip { p.reverse.mean_loss()? } else { 0.0 };
-                    Some(forward + reverse)
-                });
+        // The attempt a retry replaces (the sender missed its schedule).
+        let mut previous: Option<usize> = None;
+        for attempt in 1u32.. {
+            let n = results.trials.len() + 1;
+            let id = match rate {
+                Some(r) => format!("{transport}@{r}{suffix}-{n}"),
+                None => format!("{transport}{suffix}-{n}"),
+            };
+            bar.set_message(format!("{id} ({} s each)", per_trial.as_secs_f64()));
+            let mut spec = TrialSpec {
+                transport: *transport,
+                path_rtt_ns: rtt_ns,
+                ..opts.spec.clone()
+            };
+            if let Some(rate) = rate {
+                spec.workload = spec.workload.at_rate(*rate);
             }
-            WorkloadSpec::Churn(c) | WorkloadSpec::Handshake(c) => {
-                c.options.port_range_in_namespace = link.is_some();
-            }
-            WorkloadSpec::Rr(_) | WorkloadSpec::Stream(_) => {}
-        }
-        let before = link.as_ref().map(|(bed, _)| bed.link_stats());
-        match workload::run_trial(receiver.addr, Some(&secret), &spec, id.clone()).await {
-            Ok(mut trial) => {
-                if let (Some((bed, profiles)), Some(before)) = (&link, before) {
-                    let after = bed.link_stats();
-                    if after.is_some_and(|s| s.failed) {
-                        trial.valid = false;
-                        trial.missed_schedule = false;
-                        trial
-                            .invalid_reasons
-                            .push("the emulated link failed during the trial".into());
+            match &mut spec.workload {
+                WorkloadSpec::Multistream(m) => {
+                    if m.hol.base.is_none() {
+                        m.hol.base = bases.get(&base_key(*transport, profiles)).cloned();
                     }
-                    let events = before.zip(after).map(|(before, after)| LinkEvents {
-                        forward: after.forward.since(&before.forward),
-                        reverse: after.reverse.since(&before.reverse),
+                    m.hol.loss_p = link.as_ref().and_then(|(_, p)| {
+                        let forward = p.forward.mean_loss().filter(|&l| l > 0.0)?;
+                        let reverse = if m.round_trip { p.reverse.mean_loss()? } else { 0.0 };
+                        Some(forward + reverse)
                     });
-                    if let (Some(hol), Some(e)) = (trial.hol.as_mut(), events) {
-                        // What the link really dropped in this trial beats the configuration.
-                        if e.forward.arrived > 0 {
-                            let ratio =
-                                |c: &linkemu::LinkCounters| c.dropped_loss as f64 / c.arrived.max(1) as f64;
-                            // A round trip crosses the path twice.
-                            let p = ratio(&e.forward)
-                                + if trial.latency_kind == LatencyKind::Rtt {
-                                    ratio(&e.reverse)
-                                } else {
-                                    0.0
+                }
+                WorkloadSpec::Churn(c) | WorkloadSpec::Handshake(c) => {
+                    c.options.port_range_in_namespace = link.is_some();
+                }
+                WorkloadSpec::Rr(_) | WorkloadSpec::Stream(_) => {}
+            }
+            let before = link.as_ref().map(|(bed, _)| bed.link_stats());
+            match workload::run_trial(receiver.addr, Some(&secret), &spec, id.clone()).await {
+                Ok(mut trial) => {
+                    if let (Some((bed, profiles)), Some(before)) = (&link, before) {
+                        let after = bed.link_stats();
+                        if after.is_some_and(|s| s.failed) {
+                            trial.valid = false;
+                            trial.missed_schedule = false;
+                            trial
+                                .invalid_reasons
+                                .push("the emulated link failed during the trial".into());
+                        }
+                        let events = before.zip(after).map(|(before, after)| LinkEvents {
+                            forward: after.forward.since(&before.forward),
+                            reverse: after.reverse.since(&before.reverse),
+                        });
+                        if let (Some(hol), Some(e)) = (trial.hol.as_mut(), events) {
+                            // What the link really dropped in this trial beats the configuration.
+                            if e.forward.arrived > 0 {
+                                let ratio = |c: &linkemu::LinkCounters| {
+                                    c.dropped_loss as f64 / c.arrived.max(1) as f64
                                 };
-                            hol.theory = analysis::expectation(
-                                spec.transport,
-                                spec.workload.streams(),
-                                spec.workload.rate().unwrap_or(0.0),
-                                spec.size,
-                                hol.rtt_ns,
-                                Some((p, "link")),
-                            );
+                                // A round trip crosses the path twice.
+                                let p = ratio(&e.forward)
+                                    + if trial.latency_kind == LatencyKind::Rtt {
+                                        ratio(&e.reverse)
+                                    } else {
+                                        0.0
+                                    };
+                                hol.theory = analysis::expectation(
+                                    spec.transport,
+                                    spec.workload.streams(),
+                                    spec.workload.rate().unwrap_or(0.0),
+                                    spec.size,
+                                    hol.rtt_ns,
+                                    Some((p, "link")),
+                                );
+                            }
+                        }
+                        trial.impairment = Some(Impairment {
+                            backend: bed.backend.name().into(),
+                            forward: profiles.forward.to_string(),
+                            reverse: profiles.reverse.to_string(),
+                            events,
+                            delivered: delivered.clone(),
+                        });
+                    }
+                    trial.baseline = baseline;
+                    if baseline {
+                        if let Some(p1) = p1(&trial) {
+                            bases.insert(base_key(*transport, profiles), (p1, format!("trial {id}")));
                         }
                     }
-                    trial.impairment = Some(Impairment {
-                        backend: bed.backend.name().into(),
-                        forward: profiles.forward.to_string(),
-                        reverse: profiles.reverse.to_string(),
-                        events,
-                        delivered: delivered.clone(),
-                    });
-                }
-                trial.baseline = baseline;
-                if baseline {
-                    if let Some(p1) = p1(&trial) {
-                        bases.insert(base_key(*transport, profiles), (p1, format!("trial {id}")));
+                    if let Some(rate) = rate {
+                        out.sweeps.record(*rate, &trial);
+                        results.sweeps = out.sweeps.list.clone();
+                    }
+                    trial.attempt = attempt;
+                    // A sweep's steps are judged as they run: never retried.
+                    let again = trial.missed_schedule && attempt <= opts.retry_invalid && rate.is_none();
+                    results.trials.push(trial);
+                    if let Some(i) = previous {
+                        results.trials[i].superseded_by = Some(id.clone());
+                    }
+                    write_atomic(results_path, results)?;
+                    if again {
+                        previous = Some(results.trials.len() - 1);
+                        bar.inc_length(1);
+                        bar.inc(1);
+                        continue;
                     }
                 }
-                if let Some(rate) = rate {
-                    out.sweeps.record(*rate, &trial);
-                    results.sweeps = out.sweeps.list.clone();
-                }
-                results.trials.push(trial);
-                write_atomic(results_path, results)?;
+                Err(e) => bar.suspend(|| {
+                    eprintln!(
+                        "error: {id} trial failed: {}",
+                        transbench_wire::printable(&format!("{e:#}"))
+                    )
+                }),
             }
-            Err(e) => bar.suspend(|| {
-                eprintln!(
-                    "error: {id} trial failed: {}",
-                    transbench_wire::printable(&format!("{e:#}"))
-                )
-            }),
+            break;
         }
         bar.inc(1);
     }

@@ -333,6 +333,8 @@ async fn run_cell_trial(
     let trial_opts = RunOptions {
         transports: vec![cell.transport],
         spec: spec.clone(),
+        // Retried here, where the attempts get their cell.
+        retry_invalid: 0,
         impair: cell.profile.link.clone().map(|(forward, reverse)| LinkProfiles {
             forward,
             reverse,

@@ -159,6 +159,54 @@ fn run_writes_results_for_every_transport_asked() {
     assert!(!results.host.kernel.is_empty());
 }
 
+/// `run --retry-invalid N` runs a trial the sender could not keep on
+/// schedule again (a 1 ns send lag bound: every attempt misses), keeps
+/// every attempt, and its summary ends saying the host missed it.
+#[test]
+fn run_retries_a_trial_that_missed_its_schedule() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = std::process::Command::new(BIN)
+        .args([
+            "run",
+            "--transport",
+            "udp",
+            "--duration",
+            "300ms",
+            "--warmup",
+            "100ms",
+        ])
+        .args([
+            "--rate",
+            "200",
+            "--max-send-lag",
+            "1ns",
+            "--retry-invalid",
+            "1",
+            "--out",
+        ])
+        .arg(dir.path())
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let results = read_results(&dir.path().join("results.json")).unwrap();
+    let [first, second] = &results.trials[..] else {
+        panic!("two attempts: {:?}", results.trials.len());
+    };
+    assert_eq!((first.attempt, second.attempt), (1, 2));
+    assert!(first.missed_schedule && second.missed_schedule);
+    assert_eq!(first.superseded_by.as_ref(), Some(&second.id));
+    assert_eq!(second.superseded_by, None);
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        stdout.contains(
+            "1 of 1 trials missed their send schedule on this machine (send lag p99 over 1ns: the host was \
+             busy, not the network); 1 still invalid after 1 retry: rerun on a quieter machine\n"
+        ),
+        "{stdout}"
+    );
+}
+
 /// Nobody listens on port 9 of loopback: argument checks must come first.
 const NOBODY: std::net::SocketAddr =
     std::net::SocketAddr::V4(std::net::SocketAddrV4::new(std::net::Ipv4Addr::LOCALHOST, 9));

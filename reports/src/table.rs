@@ -298,17 +298,31 @@ pub fn schedule_note(results: &RunResults) -> Option<String> {
         line.push_str(&format!("; {recovered} retried and valid on a later attempt"));
     }
     if still > 0 {
-        let (after, advice) = match results.scenario.as_ref().map(|s| s.retry_invalid) {
-            None => (String::new(), ""),
-            Some(0) => (
-                String::new(),
-                ", or set retry_invalid = 2 in the scenario to run such trials again",
-            ),
-            Some(n) => (format!(" after {n} retries"), ""),
+        // A scenario's retries are recorded; a run's, seen in its attempts.
+        let retries = match &results.scenario {
+            Some(s) => s.retry_invalid,
+            None => missed
+                .iter()
+                .filter(|t| t.missed_schedule)
+                .map(|t| t.attempt.saturating_sub(1))
+                .max()
+                .unwrap_or(0),
         };
-        line.push_str(&format!(
-            "; {still} still invalid{after}: rerun on a quieter machine or raise trials{advice}"
-        ));
+        let after = match retries {
+            0 => String::new(),
+            1 => " after 1 retry".to_string(),
+            n => format!(" after {n} retries"),
+        };
+        let advice = match (&results.scenario, retries) {
+            (Some(_), 0) => {
+                "rerun on a quieter machine or raise trials, or set retry_invalid = 2 in the scenario to run \
+                 such trials again"
+            }
+            (Some(_), _) => "rerun on a quieter machine or raise trials",
+            (None, 0) => "rerun on a quieter machine, or with --retry-invalid 2 to run such trials again",
+            (None, _) => "rerun on a quieter machine",
+        };
+        line.push_str(&format!("; {still} still invalid{after}: {advice}"));
     }
     Some(line)
 }
@@ -398,6 +412,20 @@ mod tests {
         assert!(schedule_note(&once)
             .unwrap()
             .ends_with("1 still invalid: rerun on a quieter machine or raise trials, or set retry_invalid = 2 in the scenario to run such trials again"));
+    }
+
+    #[test]
+    fn a_run_without_a_scenario_counts_its_retries_from_its_attempts() {
+        let mut r = retried_run();
+        r.scenario = None;
+        assert!(schedule_note(&r)
+            .unwrap()
+            .ends_with("1 still invalid after 2 retries: rerun on a quieter machine"));
+        r.trials.truncate(4);
+        r.trials[3].superseded_by = None;
+        assert!(schedule_note(&r).unwrap().ends_with(
+            "1 still invalid: rerun on a quieter machine, or with --retry-invalid 2 to run such trials again"
+        ));
     }
 
     #[test]
