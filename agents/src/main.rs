@@ -68,7 +68,8 @@ enum Command {
     /// bench/scenarios/quick.toml`).
     #[command(
         after_help = "Scenario files (TOML): bench/scenarios/*.toml and reports/SCHEMA.md. A scenario sets \
-        the transports, workloads, profiles and parameters itself; --out, --resume, --max-trials and --profiles apply to it."
+        the transports, workloads, profiles and parameters itself; --out, --force, --resume, --max-trials and --profiles apply to it (retries: its \
+        retry_invalid, not --retry-invalid)."
     )]
     Run {
         /// A scenario file: a matrix of transports x workloads x profiles x
@@ -76,7 +77,8 @@ enum Command {
         #[arg(value_name = "SCENARIO")]
         scenario: Option<PathBuf>,
         /// With SCENARIO: continue the run in DIR, running only the trials
-        /// its results.json lacks (after an interruption or a failure).
+        /// its results.json lacks (after an interruption or a failure), and
+        /// the retries left to one whose last attempt missed its schedule.
         #[arg(long, value_name = "DIR", requires = "scenario", conflicts_with = "out")]
         resume: Option<PathBuf>,
         /// With SCENARIO: where named profiles live [default: the nearest
