@@ -274,7 +274,7 @@ pub fn schedule_note(results: &RunResults) -> Option<String> {
         return None;
     }
     let recovered = missed.iter().filter(|t| t.valid).count();
-    let still = missed.iter().filter(|t| t.missed_schedule).count();
+    let still = missed.iter().filter(|t| !t.valid && t.missed_schedule).count();
     let mut bounds: Vec<u64> = results
         .trials
         .iter()
@@ -296,6 +296,12 @@ pub fn schedule_note(results: &RunResults) -> Option<String> {
     );
     if recovered > 0 {
         line.push_str(&format!("; {recovered} retried and valid on a later attempt"));
+    }
+    let otherwise = missed.len().saturating_sub(recovered + still);
+    if otherwise > 0 {
+        line.push_str(&format!(
+            "; {otherwise} retried and invalid for another reason (above)"
+        ));
     }
     if still > 0 {
         // A scenario's retries are recorded; a run's, seen in its attempts.
@@ -402,6 +408,12 @@ mod tests {
             "1 of 2 trials missed their send schedule on this machine (send lag p99 over 1 ms: the host was \
              busy, not the network); 1 retried and valid on a later attempt"
         );
+        let mut broke = good.clone();
+        broke.trials[2].valid = false;
+        broke.trials[2].invalid_reasons = vec!["2 data-plane errors".into()];
+        assert!(schedule_note(&broke)
+            .unwrap()
+            .ends_with("not the network); 1 retried and invalid for another reason (above)"));
         good.trials.truncate(1);
         assert_eq!(schedule_note(&good), None);
         // No retries asked for: says how to.
