@@ -121,13 +121,6 @@ fn caption(lead: &str, cells: &[&CellTrials]) -> String {
     } else {
         format!("{lo}-{hi}")
     };
-    let plural = |n: usize, what: &str| {
-        if n == 1 {
-            format!("1 {what}")
-        } else {
-            format!("{n} {what}s")
-        }
-    };
     format!(
         "{lead} {}: {}. Impairment backend: {backend}. {}, {per} per cell.",
         if profiles.len() == 1 {
@@ -136,7 +129,7 @@ fn caption(lead: &str, cells: &[&CellTrials]) -> String {
             "Profiles"
         },
         profiles.join("; "),
-        plural(trials, "trial")
+        transbench_reports::counted(trials as u64, "trial")
     )
 }
 

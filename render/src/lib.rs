@@ -237,13 +237,13 @@ fn header_facts(results: &RunResults, source: &str) -> Vec<(&'static str, String
         facts.push((
             "scenario",
             format!(
-                "{} ({}; seed {}, order {}, {} cells x {} trials)",
+                "{} ({}; seed {}, order {}, {} x {})",
                 s.name,
                 s.file,
                 s.seed,
                 s.order,
-                s.cells.len(),
-                s.trials_per_cell
+                transbench_reports::counted(s.cells.len() as u64, "cell"),
+                transbench_reports::counted(s.trials_per_cell as u64, "trial")
             ),
         ));
     }

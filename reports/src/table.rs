@@ -5,6 +5,15 @@
 use crate::schema::{RunResults, TimeWaitSide};
 use transbench_wire::printable;
 
+/// `n` things, the noun in the plural unless there is one: `1 message`,
+/// `3 messages`.
+pub fn counted(n: u64, noun: &str) -> String {
+    match n {
+        1 => format!("1 {noun}"),
+        n => format!("{n} {noun}s"),
+    }
+}
+
 /// A duration in ns as people read it: `850ns`, `23.4us`, `1.25ms`, `2.00s`.
 pub fn human_ns(ns: u64) -> String {
     let v = ns as f64;
@@ -226,10 +235,10 @@ pub fn summary_table(results: &RunResults) -> String {
     for t in &results.trials {
         if t.hol.as_ref().is_some_and(|h| h.backlog) {
             out.push_str(&format!(
-                "{}: {} messages undelivered at the loss timeout: the transport fell behind the offered \
+                "{}: {} undelivered at the loss timeout: the transport fell behind the offered \
                  load, so its HOL figures describe a growing queue, not stalls (lower --rate or --size)\n",
                 printable(&t.id),
-                t.counters.lost
+                counted(t.counters.lost, "message")
             ));
         }
     }
@@ -254,6 +263,9 @@ mod tests {
         assert_eq!(human_ns(23_450), "23.4us");
         assert_eq!(human_ns(1_250_000), "1.25ms");
         assert_eq!(human_ns(2_000_000_000), "2.00s");
+        assert_eq!(counted(1, "message"), "1 message");
+        assert_eq!(counted(0, "trial"), "0 trials");
+        assert_eq!(counted(3, "cell"), "3 cells");
     }
 
     #[test]
