@@ -350,8 +350,14 @@ impl ImpairArgs {
         {
             return Ok(None);
         }
+        // The error names the flag the text came from: the direction's own,
+        // or --impair for both.
         let parse = |flag: &str, one: &Option<String>| -> anyhow::Result<NetemSpec> {
-            let text = one.as_ref().or(self.impair.as_ref()).map_or("", String::as_str);
+            let (flag, text) = match (one, &self.impair) {
+                (Some(own), _) => (flag, own.as_str()),
+                (None, Some(both)) => ("impair", both.as_str()),
+                (None, None) => (flag, ""),
+            };
             NetemSpec::parse(text).with_context(|| format!("--{flag} {text:?} is not a valid netem profile"))
         };
         Ok(Some(run::LinkProfiles {

@@ -129,7 +129,29 @@ fn a_bad_profile_is_refused_before_anything_is_built() {
         .output()
         .unwrap();
     assert!(!o.status.success());
-    assert!(stderr(&o).contains("a time with a unit"), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(err.contains("a time with a unit"), "{err}");
+    // It names the flag the user gave, not the direction it fed.
+    assert!(err.contains("--impair \"delay 10\""), "{err}");
+    assert!(!err.contains("--impair-forward"), "{err}");
+    // A direction's own flag is named as itself.
+    let o = Command::new(BIN)
+        .args([
+            "run",
+            "--impair",
+            "delay 10ms",
+            "--impair-reverse",
+            "delay 5",
+            "--out",
+        ])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        stderr(&o).contains("--impair-reverse \"delay 5\""),
+        "{}",
+        stderr(&o)
+    );
 }
 
 #[test]
