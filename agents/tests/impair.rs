@@ -222,3 +222,51 @@ fn ping_through_the_shell_sees_the_configured_delay() {
         "ping RTT min {least} ms through 2 x 10 ms: {rtts:?}"
     );
 }
+
+#[test]
+fn a_peer_variable_the_users_shell_expanded_is_explained() {
+    // Quoted at the user's prompt: ping would get the text itself. Refused
+    // before anything is built, root or not.
+    let o = Command::new(BIN)
+        .args([
+            "shell",
+            "--impair",
+            "delay 10ms",
+            "--",
+            "ping",
+            "-c",
+            "5",
+            "$TRANSBENCH_PEER",
+        ])
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    let err = stderr(&o);
+    assert!(
+        err.contains(r#"-- sh -c 'ping -c 5 "$TRANSBENCH_PEER"'"#),
+        "{err}"
+    );
+    if !have_root() {
+        return;
+    }
+    let _serial = serial();
+    if Command::new("ping").arg("-V").output().is_err() {
+        if std::env::var("CI").as_deref() == Ok("true") {
+            panic!("ping missing: .ci/run installs iputils-ping");
+        }
+        eprintln!("skipping the rest: ping is not installed");
+        return;
+    }
+    // Unquoted there, the word vanished: ping fails for want of an
+    // address, and the shell says why that happens.
+    let o = Command::new(BIN)
+        .args(["shell", "--impair", "delay 1ms", "--", "ping", "-c", "1"])
+        .output()
+        .unwrap();
+    assert!(!o.status.success(), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(
+        err.contains("got no peer address") && err.contains("sh -c"),
+        "{err}"
+    );
+}
