@@ -123,9 +123,9 @@ pub fn latency(cells: &[CellTrials]) -> Option<Table> {
             let mut row = vec![
                 c.id.clone(),
                 trials_cell(c),
-                ns(med(c, |t| Some(t.lat.p50 as f64))),
-                ns(med(c, |t| Some(t.lat.p99 as f64))),
-                ns(med(c, |t| Some(t.lat.p999 as f64))),
+                ns(med(c, |t| (t.lat.count > 0).then_some(t.lat.p50 as f64))),
+                ns(med(c, |t| (t.lat.count > 0).then_some(t.lat.p99 as f64))),
+                ns(med(c, |t| (t.lat.count > 0).then_some(t.lat.p999 as f64))),
                 pct(med(c, |t| {
                     (t.counters.sent > 0).then(|| t.counters.lost as f64 / t.counters.sent as f64)
                 })),
@@ -216,7 +216,7 @@ pub fn churn(cells: &[CellTrials]) -> Option<Table> {
                     .collect::<Vec<_>>()
                     .join(", ")
             };
-            let eaddr = med(c, |t| t.churn.as_ref()?.first_eaddrnotavail_ns.map(|v| v as f64));
+            let eaddr = med(c, |t| t.churn.as_ref()?.ports_ran_out_ns().map(|v| v as f64));
             vec![
                 c.id.clone(),
                 trials_cell(c),
@@ -226,7 +226,13 @@ pub fn churn(cells: &[CellTrials]) -> Option<Table> {
                 m(|x| x.time_wait.samples.iter().map(|s| s.sender).max().unwrap_or(0) as f64)
                     .map_or("-".into(), |v| format!("{v:.0}")),
                 ns(eaddr),
-                ns(m(|x| x.ttfb.p50 as f64)),
+                // Over the trials that completed a connection.
+                ns(med(c, |t| {
+                    t.churn
+                        .as_ref()
+                        .filter(|x| x.ttfb.count > 0)
+                        .map(|x| x.ttfb.p50 as f64)
+                })),
                 ns(med(c, |t| {
                     t.churn.as_ref()?.expectation.ttfb_ns.map(|v| v as f64)
                 })),
@@ -243,7 +249,7 @@ pub fn churn(cells: &[CellTrials]) -> Option<Table> {
             "achieved",
             "errors",
             "TIME_WAIT peak",
-            "first EADDRNOTAVAIL",
+            "ports out at",
             "TTFB p50",
             "TTFB expected",
         ]

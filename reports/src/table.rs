@@ -86,12 +86,7 @@ fn churn_cells(c: &crate::schema::ChurnMetrics) -> [String; 5] {
         .max()
         .unwrap_or(0);
     let tw = format!("{peak} ({} {})", e.time_wait_expected, e.time_wait_side);
-    // Ports run out as EADDRNOTAVAIL (connect) or, binding them, EADDRINUSE.
-    let ran_out = match (c.first_eaddrnotavail_ns, c.first_eaddrinuse_ns) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
-    };
-    let out_at = match (ran_out, e.exhaustion_after_ns) {
+    let out_at = match (c.ports_ran_out_ns(), e.exhaustion_after_ns) {
         (None, None) => "-".to_string(),
         (at, expected) => format!(
             "{} ({})",
@@ -99,14 +94,15 @@ fn churn_cells(c: &crate::schema::ChurnMetrics) -> [String; 5] {
             expected.map_or("never".into(), human_ns)
         ),
     };
+    // No connection got a response: there is no time to first byte.
+    let measured = if c.ttfb.count > 0 {
+        human_ns(c.ttfb.p50)
+    } else {
+        "-".into()
+    };
     let ttfb = match e.ttfb_ns {
-        Some(ns) => format!(
-            "{} ({} RTT = {})",
-            human_ns(c.ttfb.p50),
-            e.ttfb_rtts,
-            human_ns(ns)
-        ),
-        None => format!("{} ({} RTT)", human_ns(c.ttfb.p50), e.ttfb_rtts),
+        Some(ns) => format!("{measured} ({} RTT = {})", e.ttfb_rtts, human_ns(ns)),
+        None => format!("{measured} ({} RTT)", e.ttfb_rtts),
     };
     [done, errors, tw, out_at, ttfb]
 }
@@ -162,14 +158,16 @@ pub fn summary_table(results: &RunResults) -> String {
             (Some(rate), None, _) => format!("{}/s", si(rate)),
             (None, _, _) => "closed".to_string(),
         };
+        // An empty histogram reads as zeros; nothing was measured.
+        let lat = |ns: u64| if t.lat.count > 0 { human_ns(ns) } else { "-".into() };
         let mut row = vec![
             printable(&t.id).into_owned(),
             mode,
             t.lat.count.to_string(),
-            human_ns(t.lat.p50),
-            human_ns(t.lat.p99),
-            human_ns(t.lat.p999),
-            human_ns(t.lat.max),
+            lat(t.lat.p50),
+            lat(t.lat.p99),
+            lat(t.lat.p999),
+            lat(t.lat.max),
             loss,
             if t.valid { "yes".into() } else { "NO".into() },
         ];
@@ -241,6 +239,23 @@ pub fn summary_table(results: &RunResults) -> String {
                 counted(t.counters.lost, "message")
             ));
         }
+    }
+    for t in &results.trials {
+        let Some(c) = &t.churn else { continue };
+        let Some(at) = c.ports_ran_out_ns().filter(|&at| at < t.params.warmup_ns) else {
+            continue;
+        };
+        let ports = c
+            .port_range
+            .as_ref()
+            .map_or("ports".into(), |r| counted(r.ports.into(), "port"));
+        out.push_str(&format!(
+            "{}: its {ports} ran out at {}, during the {} warm-up: the measured window saw only what \
+             followed (shorten --warmup, widen --port-range or lower --conn-rate to measure the run-up)\n",
+            printable(&t.id),
+            human_ns(at),
+            human_ns(t.params.warmup_ns)
+        ));
     }
     for t in results.trials.iter().filter(|t| !t.valid) {
         out.push_str(&format!(
