@@ -232,11 +232,22 @@ pub fn summary_table(results: &RunResults) -> String {
     }
     for t in &results.trials {
         if t.hol.as_ref().is_some_and(|h| h.backlog) {
+            // A few: a retransmission timer that backed off past the
+            // timeout; many: a queue that kept growing.
+            let behind = t.counters.lost.saturating_mul(20) >= t.counters.sent;
+            let why = if behind {
+                "the transport fell behind the offered load, so its HOL figures describe a growing \
+                 queue, not stalls (lower --rate or --size)"
+            } else {
+                "stalls that long (a retransmission timer backing off under repeated loss) or a \
+                 transport falling behind; they count in the HOL figures (a longer --loss-timeout \
+                 tells them apart)"
+            };
             out.push_str(&format!(
-                "{}: {} undelivered at the loss timeout: the transport fell behind the offered \
-                 load, so its HOL figures describe a growing queue, not stalls (lower --rate or --size)\n",
+                "{}: {} undelivered at the loss timeout ({}): {why}\n",
                 printable(&t.id),
-                counted(t.counters.lost, "message")
+                counted(t.counters.lost, "message"),
+                human_ns(t.params.loss_timeout_ns)
             ));
         }
     }
@@ -332,6 +343,16 @@ mod tests {
         );
         assert!(table.contains("* p L R > 0.1"), "{table}");
         assert!(table.contains("tcp-mux-2: 0 messages undelivered"), "{table}");
+        assert!(table.contains("fell behind the offered load"), "{table}");
+        // A few of many: stalls, not a queue.
+        let t = r.trials.last_mut().unwrap();
+        (t.counters.sent, t.counters.lost) = (600, 2);
+        let table = summary_table(&r);
+        assert!(
+            table.contains("tcp-mux-2: 2 messages undelivered at the loss timeout")
+                && table.contains("stalls that long"),
+            "{table}"
+        );
         let rr_row = table.lines().find(|l| l.starts_with("tcp+tls-1")).unwrap();
         assert!(
             rr_row.trim_end().ends_with('-'),

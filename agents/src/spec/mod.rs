@@ -42,13 +42,13 @@ pub struct TrialArgs {
     pub workload: Workload,
     /// Offered rate, open-loop (each message has an intended send time fixed
     /// in advance, and latency counts from it): requests/s for rr, messages/s
-    /// per stream for multistream [default: 1000 for rr, 125 for multistream].
+    /// per stream for multistream [default: 1000 for rr, 25 for multistream].
     /// At most a million sends a second in all, and 5,000,000 over warm-up
     /// and duration.
     #[arg(long, conflicts_with = "closed_loop", allow_negative_numbers = true)]
     pub rate: Option<f64>,
     /// Bytes per message, 32-byte header included (rr: request and response)
-    /// [default: 64 for rr, churn and handshake, 1024 for multistream, 1200
+    /// [default: 64 for rr, churn and handshake, 512 for multistream, 1200
     /// for stream].
     #[arg(long)]
     pub size: Option<usize>,
@@ -695,7 +695,7 @@ mod tests {
         let m = spec(&["--workload", "multistream"], Transport::Quic).unwrap();
         assert_eq!(
             (m.size, m.workload.rate(), m.workload.streams()),
-            (1024, Some(125.0), 8)
+            (512, Some(25.0), 8)
         );
         let s = spec(&["--workload", "stream", "--bitrate", "96k"], Transport::Udp).unwrap();
         assert_eq!((s.size, s.workload.rate()), (1200, Some(10.0)));
