@@ -192,11 +192,7 @@ fn ping_through_the_shell_sees_the_configured_delay() {
         return;
     }
     let _serial = serial();
-    if Command::new("ping").arg("-V").output().is_err() {
-        if std::env::var("CI").as_deref() == Ok("true") {
-            panic!("ping missing: .ci/run installs iputils-ping");
-        }
-        eprintln!("skipping: ping is not installed");
+    if !installed("ping", "-V", "iputils-ping") {
         return;
     }
     // An independent client: iputils' ping, through 10 ms each way.
@@ -250,11 +246,7 @@ fn a_peer_variable_the_users_shell_expanded_is_explained() {
         return;
     }
     let _serial = serial();
-    if Command::new("ping").arg("-V").output().is_err() {
-        if std::env::var("CI").as_deref() == Ok("true") {
-            panic!("ping missing: .ci/run installs iputils-ping");
-        }
-        eprintln!("skipping the rest: ping is not installed");
+    if !installed("ping", "-V", "iputils-ping") {
         return;
     }
     // Unquoted there, the word vanished: ping fails for want of an
