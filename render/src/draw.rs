@@ -1,5 +1,6 @@
 //! Charts onto pixels and SVG, with plotters. Text is set in the embedded
-//! DejaVu Sans, so a PNG renders the same on a machine with no fonts.
+//! DejaVu Sans ([`crate::typeset`] on pixels), so a PNG renders the same on
+//! a machine with no fonts.
 
 use plotters::coord::ranged1d::{DefaultFormatting, KeyPointHint, Ranged};
 use plotters::coord::Shift;
@@ -11,8 +12,7 @@ use std::sync::Once;
 use thiserror::Error;
 
 use crate::chart::{Axis, Chart, Mark, Panel, Scale, Shape};
-
-static FONT: &[u8] = include_bytes!("../fonts/DejaVuSans.ttf");
+use crate::typeset::{Typeset, FONT};
 const FAMILY: &str = "sans-serif";
 
 #[derive(Debug, Error)]
@@ -84,7 +84,7 @@ pub fn png(chart: &Chart, path: &Path) -> Result<(), DrawError> {
         chart: chart.slug.clone(),
         message,
     };
-    let root = BitMapBackend::new(path, size(chart)).into_drawing_area();
+    let root = Typeset::new(BitMapBackend::new(path, size(chart))).into_drawing_area();
     draw(&root, chart).map_err(err)?;
     root.present()
         .map_err(|e| err(format!("{}: {e}", path.display())))

@@ -12,6 +12,7 @@ pub mod chart;
 pub mod draw;
 pub mod figures;
 pub mod tables;
+pub mod typeset;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
