@@ -324,11 +324,13 @@ pub fn ticks(axis: &Axis, values: &[f64]) -> (f64, f64, Vec<f64>) {
     };
     match axis.scale {
         Scale::Linear => {
-            let pad = (hi - lo) * 0.05;
-            let (lo, hi) = (lo - pad, hi + pad);
+            // The range ends on ticks at or beyond the data, then 5 % more:
+            // no value lies past the last labelled tick or on the frame.
             let step = nice_step((hi - lo) / 6.0);
-            let first = (lo / step).ceil() as i64;
-            let last = (hi / step).floor() as i64;
+            let first = (lo / step + 1e-9).floor() as i64;
+            let last = (hi / step - 1e-9).ceil() as i64;
+            let pad = (last - first) as f64 * step * 0.05;
+            let (lo, hi) = (first as f64 * step - pad, last as f64 * step + pad);
             (lo, hi, (first..=last).map(|k| k as f64 * step).collect())
         }
         Scale::Log => {
@@ -753,11 +755,20 @@ mod tests {
     }
 
     #[test]
-    fn linear_ticks_are_round() {
+    fn linear_ticks_are_round_and_enclose_the_data() {
         let axis = Axis::new("x", Scale::Linear).including(&[0.0]);
         let (lo, hi, t) = ticks(&axis, &[2.0, 9.3]);
-        assert!(lo < 0.0 && hi > 9.3);
-        assert_eq!(t, [0.0, 2.0, 4.0, 6.0, 8.0]);
+        assert!(lo < 0.0 && hi > 10.0);
+        assert_eq!(t, [0.0, 2.0, 4.0, 6.0, 8.0, 10.0]);
+        // Goodput of every trial at the offered 0.512 Mbit/s: a labelled
+        // tick above the points, and room between them and the frame.
+        let (lo, hi, t) = ticks(&axis, &[0.505, 0.512, 0.512]);
+        let top = *t.last().unwrap();
+        assert!(t[0] == 0.0 && top >= 0.512, "{t:?}");
+        assert!((hi - 0.512) / (hi - lo) > 0.1, "{lo}..{hi}");
+        // Values on ticks still get room inside the frame.
+        let (lo, hi, t) = ticks(&Axis::new("x", Scale::Linear), &[1.0, 2.0]);
+        assert!(lo < 1.0 && hi > 2.0 && t.contains(&1.0) && t.contains(&2.0));
     }
 
     #[test]
