@@ -60,23 +60,32 @@ fn register_font() {
     });
 }
 
+/// Where a chart's caption goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Caption {
+    /// Under the panels, in the picture: a file that stands alone.
+    Drawn,
+    /// Nowhere in the picture: a page sets it as text under the chart.
+    Omitted,
+}
+
 /// Pixel size of a chart: panels in a grid, a header (title, legend) above
-/// and the caption below.
-pub fn size(chart: &Chart) -> (u32, u32) {
+/// and the caption, if drawn, below.
+pub fn size(chart: &Chart, caption: Caption) -> (u32, u32) {
     let cols = chart.columns.clamp(1, chart.panels.len().max(1));
     let rows = chart.panels.len().div_ceil(cols).max(1);
     let width = (PANEL_W * cols as u32).max(760);
     let header = header_height(chart, width);
-    let caption = 10 + 18 * caption_lines(chart, width).len() as u32;
-    (width, header + PANEL_H * rows as u32 + caption)
+    let footer = footer_height(&caption_lines(chart, width, caption));
+    (width, header + PANEL_H * rows as u32 + footer)
 }
 
-pub fn svg(chart: &Chart) -> Result<String, DrawError> {
+pub fn svg(chart: &Chart, caption: Caption) -> Result<String, DrawError> {
     register_font();
     let mut out = String::new();
     {
-        let root = SVGBackend::with_string(&mut out, size(chart)).into_drawing_area();
-        draw(&root, chart).map_err(|message| DrawError {
+        let root = SVGBackend::with_string(&mut out, size(chart, caption)).into_drawing_area();
+        draw(&root, chart, caption).map_err(|message| DrawError {
             chart: chart.slug.clone(),
             message,
         })?;
@@ -94,8 +103,8 @@ pub fn png(chart: &Chart, path: &Path) -> Result<(), DrawError> {
         chart: chart.slug.clone(),
         message,
     };
-    let root = Typeset::new(BitMapBackend::new(path, size(chart))).into_drawing_area();
-    draw(&root, chart).map_err(err)?;
+    let root = Typeset::new(BitMapBackend::new(path, size(chart, Caption::Drawn))).into_drawing_area();
+    draw(&root, chart, Caption::Drawn).map_err(err)?;
     root.present()
         .map_err(|e| err(format!("{}: {e}", path.display())))
 }
@@ -104,8 +113,16 @@ fn title_lines(chart: &Chart, width: u32) -> Vec<String> {
     wrap(&chart.title, TITLE_PX, width)
 }
 
-fn caption_lines(chart: &Chart, width: u32) -> Vec<String> {
-    wrap(&chart.caption, CAPTION_PX, width)
+fn caption_lines(chart: &Chart, width: u32, caption: Caption) -> Vec<String> {
+    match caption {
+        Caption::Drawn => wrap(&chart.caption, CAPTION_PX, width),
+        Caption::Omitted => Vec::new(),
+    }
+}
+
+/// Below the panels: the caption's lines and a margin.
+fn footer_height(caption_lines: &[String]) -> u32 {
+    10 + 18 * caption_lines.len() as u32
 }
 
 /// Width in pixels of a line of text at a size.
@@ -167,16 +184,15 @@ fn legend_rows(chart: &Chart, width: u32) -> u32 {
 
 type Area<'a, DB> = DrawingArea<DB, Shift>;
 
-fn draw<DB: DrawingBackend>(root: &Area<'_, DB>, chart: &Chart) -> Result<(), String> {
+fn draw<DB: DrawingBackend>(root: &Area<'_, DB>, chart: &Chart, caption: Caption) -> Result<(), String> {
     let e = |e: DrawingAreaErrorKind<DB::ErrorType>| e.to_string();
     root.fill(&WHITE).map_err(e)?;
     let (width, height) = root.dim_in_pixel();
     let header_h = header_height(chart, width);
     let legend_top = 16 + 28 * title_lines(chart, width).len() as i32;
-    let caption_lines = caption_lines(chart, width);
-    let caption_h = 10 + 18 * caption_lines.len() as u32;
+    let caption_lines = caption_lines(chart, width, caption);
     let (header, rest) = root.split_vertically(header_h);
-    let (grid, caption) = rest.split_vertically(height - header_h - caption_h);
+    let (grid, footer) = rest.split_vertically(height - header_h - footer_height(&caption_lines));
 
     for (i, line) in title_lines(chart, width).into_iter().enumerate() {
         header
@@ -248,7 +264,7 @@ fn draw<DB: DrawingBackend>(root: &Area<'_, DB>, chart: &Chart) -> Result<(), St
         draw_panel(area, panel)?;
     }
     for (i, line) in caption_lines.iter().enumerate() {
-        caption
+        footer
             .draw(&Text::new(
                 line.clone(),
                 (MARGIN, 4 + 18 * i as i32),

@@ -21,6 +21,7 @@ use transbench_reports::{hdrfiles, RunResults};
 
 use crate::cells::{cells, slug};
 use crate::chart::Chart;
+use crate::draw::Caption;
 use crate::tables::{escape, Table};
 
 #[derive(Debug, Error)]
@@ -64,12 +65,15 @@ pub fn render(results: &RunResults, source: &str, out: &Path) -> Result<Rendered
     })?;
     remove_earlier(out, &hdr_dir)?;
     let charts = figures::charts(results);
+    // The files stand alone, caption drawn; the page sets each caption
+    // as text under its chart (it wraps to the window, can be selected
+    // and read aloud), so its inline copy leaves it out.
     let mut svgs = Vec::with_capacity(charts.len());
     for chart in &charts {
-        let svg = draw::svg(chart)?;
-        write(&out.join(format!("{}.svg", chart.slug)), svg.as_bytes())?;
+        let file = draw::svg(chart, Caption::Drawn)?;
+        write(&out.join(format!("{}.svg", chart.slug)), file.as_bytes())?;
         draw::png(chart, &out.join(format!("{}.png", chart.slug)))?;
-        svgs.push(svg);
+        svgs.push(draw::svg(chart, Caption::Omitted)?);
     }
     if results.trials.is_empty() {
         tracing::warn!("{source} has no trials: the report is empty");
@@ -392,7 +396,9 @@ fn html(
     for (c, svg) in charts.iter().zip(svgs) {
         s.push_str(&format!(
             "<figure id=\"{slug}\">\n{}\n<figcaption>{} <a href=\"{slug}.png\">PNG</a> · <a href=\"{slug}.svg\">SVG</a></figcaption>\n</figure>\n",
-            svg.trim_start_matches(|c| c != '<').trim_start_matches("<?xml version=\"1.0\" encoding=\"UTF-8\"?>"),
+            svg.trim_start_matches(|c| c != '<')
+                .trim_start_matches("<?xml version=\"1.0\" encoding=\"UTF-8\"?>")
+                .replacen("<svg ", &format!("<svg role=\"img\" aria-label=\"{}\" ", escape(&c.title)), 1),
             escape(&c.caption),
             slug = c.slug,
         ));

@@ -150,6 +150,43 @@ fn svg_is_well_formed_and_the_page_holds_it() {
 }
 
 #[test]
+fn the_page_shows_each_caption_once_and_the_files_keep_theirs() {
+    let results = fixture();
+    let (dir, r) = rendered(&results);
+    let html = std::fs::read_to_string(&r.index).unwrap();
+    for chart in transbench_render::figures::charts(&results) {
+        // The caption's opening words: the drawn caption breaks into lines.
+        let opening: String = chart
+            .caption
+            .split_whitespace()
+            .take(4)
+            .collect::<Vec<_>>()
+            .join(" ");
+        let figure = html
+            .split(&format!("<figure id=\"{}\">", chart.slug))
+            .nth(1)
+            .and_then(|rest| rest.split("</figure>").next())
+            .unwrap_or_else(|| panic!("{}: no figure", chart.slug));
+        assert_eq!(figure.matches(&opening).count(), 1, "{}: {opening}", chart.slug);
+        assert!(
+            figure.contains(&format!("<figcaption>{opening}")),
+            "{}",
+            chart.slug
+        );
+        assert!(
+            figure.contains(&format!(
+                "<svg role=\"img\" aria-label=\"{}\"",
+                transbench_render::tables::escape(&chart.title)
+            )),
+            "{}: the chart's title names it",
+            chart.slug
+        );
+        let file = std::fs::read_to_string(dir.path().join(format!("{}.svg", chart.slug))).unwrap();
+        assert_eq!(file.matches(&opening).count(), 1, "{}.svg: {opening}", chart.slug);
+    }
+}
+
+#[test]
 fn png_text_areas_have_ink() {
     let results = fixture();
     let (dir, r) = rendered(&results);
