@@ -145,6 +145,7 @@ fn remove_earlier(out: &Path, hdr_dir: &Path) -> Result<(), RenderError> {
 
 fn tables_of(results: &RunResults) -> Vec<Table> {
     let cells = cells(results);
+    // Invalid trials first: its note points down to the numbers it qualifies.
     [
         tables::invalid(results),
         tables::latency(&cells),
@@ -351,8 +352,8 @@ fn markdown(
 }
 
 const STYLE: &str = "body{font-family:DejaVu Sans,Verdana,sans-serif;max-width:1400px;margin:2em auto;padding:0 1em;color:#222}\
-table{border-collapse:collapse;margin:0.5em 0 1.5em}td,th{border:1px solid #ccc;padding:3px 8px;text-align:right;font-size:14px}\
-td:first-child,th:first-child{text-align:left}th{background:#f0f0f0}dl{display:grid;grid-template-columns:max-content auto;gap:2px 1em}\
+table{border-collapse:collapse;margin:0.5em 0 1.5em}td,th{border:1px solid #ccc;padding:3px 8px;text-align:left;font-size:14px}\
+.num{text-align:right}th{background:#f0f0f0}dl{display:grid;grid-template-columns:max-content auto;gap:2px 1em}\
 dt{font-weight:bold}.bad{color:#c00;font-weight:bold}figure{margin:2em 0}figcaption{color:#444;font-size:14px;max-width:1000px}\
 svg{max-width:100%;height:auto}.note{color:#555;font-size:14px}";
 

@@ -306,3 +306,30 @@ fn hlog_intervals_are_the_trials() {
         }
     }
 }
+
+#[test]
+fn invalid_trials_come_first_pointing_down_with_text_flush_left() {
+    let mut results = fixture();
+    results.trials[0].valid = false;
+    results.trials[0].invalid_reasons = vec!["send lag p99 1.4ms over the 1ms bound".into()];
+    let (_dir, r) = rendered(&results);
+    let html = std::fs::read_to_string(&r.index).unwrap();
+    let invalid = html.find("<h3>Invalid trials</h3>").unwrap();
+    let others = html.find("<h3>Latency and delivery per cell</h3>").unwrap();
+    let charts = html.find("<figure").unwrap();
+    assert!(invalid < others && invalid < charts);
+    let table = &html[invalid..others];
+    assert!(table.contains("tables and charts below"), "{table}");
+    // trial, cell and why are text: no column of it is set flush right.
+    assert!(!table.contains("class=\"num\""), "{table}");
+    assert!(table.contains("<td>send lag p99 1.4ms over the 1ms bound</td>"));
+    // In the latency table the cell is text, the numbers flush right.
+    let latency = &html[others..charts];
+    let first_row = latency.split("</tr>").nth(1).unwrap();
+    let cells: Vec<&str> = first_row.split("<td").skip(1).collect();
+    assert!(cells[0].starts_with('>'), "{first_row}");
+    assert!(
+        cells[1..].iter().all(|c| c.starts_with(" class=\"num\">")),
+        "{first_row}"
+    );
+}
