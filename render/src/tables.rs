@@ -63,7 +63,7 @@ impl Table {
             ));
         }
         let class = |i: usize| if self.numeric(i) { " class=\"num\"" } else { "" };
-        s.push_str("<table>\n<tr>");
+        s.push_str("<div class=\"table\"><table>\n<tr>");
         for (i, h) in self.headers.iter().enumerate() {
             s.push_str(&format!("<th{}>{}</th>", class(i), escape(h)));
         }
@@ -75,7 +75,7 @@ impl Table {
             }
             s.push_str("</tr>\n");
         }
-        s.push_str("</table>\n");
+        s.push_str("</table></div>\n");
         s
     }
 }
