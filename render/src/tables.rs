@@ -13,6 +13,19 @@ pub struct Table {
 }
 
 impl Table {
+    /// Whether a column holds numbers (each value, where there is one,
+    /// starts with a digit: "2", "40.1ms", "0.51 Mbit/s", "3 (1 invalid)"),
+    /// set flush right so their places line up; text reads from the left.
+    pub fn numeric(&self, column: usize) -> bool {
+        let values: Vec<&str> = self
+            .rows
+            .iter()
+            .filter_map(|r| r.get(column).map(String::as_str))
+            .filter(|v| *v != "-")
+            .collect();
+        !values.is_empty() && values.iter().all(|v| v.starts_with(|c: char| c.is_ascii_digit()))
+    }
+
     pub fn markdown(&self) -> String {
         let mut s = format!("### {}\n\n", self.title);
         if !self.note.is_empty() {
@@ -27,7 +40,10 @@ impl Table {
                 .collect::<Vec<_>>()
                 .join(" | ")
         ));
-        s.push_str(&format!("|{}\n", "---|".repeat(self.headers.len())));
+        let rule: String = (0..self.headers.len())
+            .map(|i| if self.numeric(i) { "--:|" } else { "---|" })
+            .collect();
+        s.push_str(&format!("|{rule}\n"));
         for row in &self.rows {
             s.push_str(&format!(
                 "| {} |\n",
@@ -46,19 +62,20 @@ impl Table {
                 code_spans(&escape(&self.note))
             ));
         }
-        s.push_str("<table>\n<tr>");
-        for h in &self.headers {
-            s.push_str(&format!("<th>{}</th>", escape(h)));
+        let class = |i: usize| if self.numeric(i) { " class=\"num\"" } else { "" };
+        s.push_str("<div class=\"table\"><table>\n<tr>");
+        for (i, h) in self.headers.iter().enumerate() {
+            s.push_str(&format!("<th{}>{}</th>", class(i), escape(h)));
         }
         s.push_str("</tr>\n");
         for row in &self.rows {
             s.push_str("<tr>");
-            for v in row {
-                s.push_str(&format!("<td>{}</td>", escape(v)));
+            for (i, v) in row.iter().enumerate() {
+                s.push_str(&format!("<td{}>{}</td>", class(i), escape(v)));
             }
             s.push_str("</tr>\n");
         }
-        s.push_str("</table>\n");
+        s.push_str("</table></div>\n");
         s
     }
 }
@@ -275,7 +292,7 @@ pub fn invalid(results: &RunResults) -> Option<Table> {
         .collect();
     (!rows.is_empty()).then(|| Table {
         title: "Invalid trials".into(),
-        note: "Their numbers are in the tables and charts above, but the run could not hold its method during them.".into(),
+        note: "Their numbers are in the tables and charts below, but the run could not hold its method during them.".into(),
         headers: ["trial", "cell", "why"].map(String::from).to_vec(),
         rows,
     })
