@@ -272,7 +272,10 @@ enum Command {
     /// TRANSBENCH_PEER and the peer namespace's name in TRANSBENCH_PEER_NS;
     /// the shell exits with its status and removes everything it made.
     #[command(
-        after_help = "Example:\n  transbench shell --impair \"delay 25ms loss 1%\" -- \\\n    \
+        after_help = "The variables exist only inside the shell: give them to a shell of its own, in \
+        single quotes, or your own shell expands them (to nothing) first.\n\nExamples:\n  \
+        transbench shell --impair \"delay 10ms\" -- sh -c 'ping -c 5 \"$TRANSBENCH_PEER\"'\n  \
+        transbench shell --impair \"delay 25ms loss 1%\" -- \\\n    \
         sh -c 'ip netns exec $TRANSBENCH_PEER_NS iperf3 -s -1 & sleep 1; iperf3 -c $TRANSBENCH_PEER'"
     )]
     Shell {
@@ -373,8 +376,14 @@ impl ImpairArgs {
         {
             return Ok(None);
         }
+        // The error names the flag the text came from: the direction's own,
+        // or --impair for both.
         let parse = |flag: &str, one: &Option<String>| -> anyhow::Result<NetemSpec> {
-            let text = one.as_ref().or(self.impair.as_ref()).map_or("", String::as_str);
+            let (flag, text) = match (one, &self.impair) {
+                (Some(own), _) => (flag, own.as_str()),
+                (None, Some(both)) => ("impair", both.as_str()),
+                (None, None) => (flag, ""),
+            };
             NetemSpec::parse(text).with_context(|| format!("--{flag} {text:?} is not a valid netem profile"))
         };
         Ok(Some(run::LinkProfiles {
@@ -665,6 +674,7 @@ fn run_command(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Shell { impair, command } => {
             init_logging("warn");
+            shell::check_command(&command)?;
             let profiles = impair.profiles()?.unwrap_or_else(|| run::LinkProfiles {
                 forward: NetemSpec::parse("").expect("an empty profile parses"),
                 reverse: NetemSpec::parse("").expect("an empty profile parses"),

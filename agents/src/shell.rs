@@ -35,6 +35,93 @@ pub const PEER_ENV: &str = "TRANSBENCH_PEER";
 pub const PEER_NS_ENV: &str = "TRANSBENCH_PEER_NS";
 pub const LOCAL_ENV: &str = "TRANSBENCH_LOCAL";
 
+/// Refuses a command that could never see the peer: an argument that is
+/// the unexpanded text of one of the shell's variables reaches the program
+/// as it is, since no shell runs between `transbench shell` and CMD.
+pub fn check_command(command: &[String]) -> anyhow::Result<()> {
+    let Some((program, args)) = command.split_first() else {
+        anyhow::bail!("give the command to run after --, e.g. `-- sh -c 'ping -c 5 \"${PEER_ENV}\"'`");
+    };
+    if is_shell(program) {
+        return Ok(());
+    }
+    if let Some(arg) = args.iter().find(|a| names_variable(a)) {
+        anyhow::bail!(
+            "{program} would get the text {arg:?} as it is: no shell runs between transbench and \
+             the command to expand it. Run the command through one, in single quotes so your own \
+             shell leaves the variable alone: -- sh -c '{}'",
+            through_shell(program, args)
+        );
+    }
+    Ok(())
+}
+
+/// What to tell the user when the command failed and none of its
+/// arguments named the peer: the usual cause is `$TRANSBENCH_PEER` typed
+/// at the user's own prompt, which expanded it (to nothing) before the
+/// shell existed.
+pub fn missing_peer_hint(command: &[String]) -> Option<String> {
+    let (program, args) = command.split_first()?;
+    let peer = testbed::RECEIVER_ADDR.to_string();
+    let mentions_peer = args
+        .iter()
+        .any(|a| a.contains("TRANSBENCH_") || a.contains(&peer));
+    if mentions_peer {
+        return None;
+    }
+    let empty = args.iter().any(String::is_empty);
+    Some(format!(
+        "{program} got no peer address{}: if you typed ${PEER_ENV} at your own prompt, your shell \
+         expanded it before transbench set it. The peer is {peer}; pass the variable through a \
+         shell, in single quotes: -- sh -c '{program} ... \"${PEER_ENV}\"'",
+        if empty { " (one argument is empty)" } else { "" }
+    ))
+}
+
+fn is_shell(program: &str) -> bool {
+    let name = program.rsplit('/').next().unwrap_or(program);
+    matches!(
+        name,
+        "sh" | "bash" | "dash" | "zsh" | "ksh" | "mksh" | "ash" | "busybox" | "env"
+    )
+}
+
+fn names_variable(arg: &str) -> bool {
+    [PEER_ENV, PEER_NS_ENV, LOCAL_ENV]
+        .iter()
+        .any(|v| arg.contains(&format!("${v}")) || arg.contains(&format!("${{{v}}}")))
+}
+
+/// The command as one `sh -c` script, to go in single quotes: variables
+/// and words with spaces in double quotes, any single quote escaped for
+/// the outer quotes.
+fn through_shell(program: &str, args: &[String]) -> String {
+    let plain = |a: &str| {
+        !a.is_empty()
+            && a.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_./:=,@%+".contains(c))
+    };
+    let words = std::iter::once(program)
+        .chain(args.iter().map(String::as_str))
+        .map(|a| {
+            if plain(a) {
+                a.to_string()
+            } else if names_variable(a) {
+                format!("\"{}\"", a.replace(['"', '\\', '`'], ""))
+            } else {
+                let escaped: String = a
+                    .chars()
+                    .flat_map(|c| match c {
+                        '"' | '\\' | '$' | '`' => vec!['\\', c],
+                        c => vec![c],
+                    })
+                    .collect();
+                format!("\"{escaped}\"")
+            }
+        });
+    words.collect::<Vec<_>>().join(" ").replace('\'', r"'\''")
+}
+
 pub async fn shell(profiles: LinkProfiles, command: Vec<String>) -> anyhow::Result<ExitCode> {
     let (program, args) = command
         .split_first()
@@ -66,6 +153,11 @@ pub async fn shell(profiles: LinkProfiles, command: Vec<String>) -> anyhow::Resu
         );
     }
     let status = status?;
+    if !status.success() {
+        if let Some(hint) = missing_peer_hint(&command) {
+            eprintln!("transbench shell: {hint}");
+        }
+    }
     Ok(match status.code() {
         Some(code) => ExitCode::from(code.clamp(0, 255) as u8),
         None => {
@@ -186,4 +278,53 @@ pub fn watchdog(shell: Owner) -> anyhow::Result<()> {
         eprintln!("transbench shell-watchdog: {removed}");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn words(s: &[&str]) -> Vec<String> {
+        s.iter().map(|w| w.to_string()).collect()
+    }
+
+    #[test]
+    fn an_unexpanded_variable_is_refused_with_the_sh_c_form() {
+        let err = check_command(&words(&["ping", "-c", "5", "$TRANSBENCH_PEER"])).unwrap_err();
+        let err = err.to_string();
+        assert!(
+            err.contains(r#"-- sh -c 'ping -c 5 "$TRANSBENCH_PEER"'"#),
+            "{err}"
+        );
+        let err = check_command(&words(&["iperf3", "-c", "${TRANSBENCH_PEER}"])).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains(r#"sh -c 'iperf3 -c "${TRANSBENCH_PEER}"'"#),
+            "{err}"
+        );
+        // Through a shell, the variable is the shell's to expand.
+        check_command(&words(&["sh", "-c", "ping -c 5 \"$TRANSBENCH_PEER\""])).unwrap();
+        check_command(&words(&["/bin/bash", "-c", "echo $TRANSBENCH_PEER_NS"])).unwrap();
+        check_command(&words(&["ping", "-c", "5", "10.201.0.2"])).unwrap();
+        assert!(check_command(&[]).is_err());
+    }
+
+    #[test]
+    fn the_suggested_script_survives_quotes_and_spaces() {
+        let script = through_shell("echo", &words(&["it's", "a b", "$TRANSBENCH_LOCAL"]));
+        assert_eq!(script, r#"echo "it'\''s" "a b" "$TRANSBENCH_LOCAL""#);
+    }
+
+    #[test]
+    fn a_failed_command_without_the_peer_gets_a_hint() {
+        // `ping -c 5 $TRANSBENCH_PEER` at the user's prompt: the word vanished.
+        let hint = missing_peer_hint(&words(&["ping", "-c", "5"])).unwrap();
+        assert!(hint.contains("10.201.0.2") && hint.contains("sh -c"), "{hint}");
+        // Quoted there, it became an empty argument.
+        let hint = missing_peer_hint(&words(&["ping", "-c", "5", ""])).unwrap();
+        assert!(hint.contains("one argument is empty"), "{hint}");
+        // A command that names the peer failed for its own reasons.
+        assert!(missing_peer_hint(&words(&["ping", "10.201.0.2"])).is_none());
+        assert!(missing_peer_hint(&words(&["sh", "-c", "ping $TRANSBENCH_PEER"])).is_none());
+    }
 }

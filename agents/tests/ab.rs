@@ -171,11 +171,7 @@ fn an_aa_run_interrupted_and_resumed_interleaves_abba_and_shows_no_regression() 
 #[test]
 fn a_candidate_slowed_by_ptrace_is_a_p50_regression() {
     let _serial = serial();
-    if Command::new("strace").arg("-V").output().is_err() {
-        if std::env::var("CI").as_deref() == Ok("true") {
-            panic!("CI=true but no strace: .ci/run installs it");
-        }
-        eprintln!("skipping: no strace to slow the candidate with (apt-get install strace)");
+    if !installed("strace", "-V", "strace") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -196,13 +192,7 @@ fn a_candidate_slowed_by_ptrace_is_a_p50_regression() {
         started.elapsed().as_secs_f64()
     ));
     assert_eq!(o.status.code(), Some(1), "{text}{}", stderr(&o));
-    for t in ["udp", "tcp"] {
-        let p50 = text
-            .lines()
-            .find(|l| l.starts_with(&format!("rr {t} none")) && l.contains(" p50 "))
-            .unwrap_or_else(|| panic!("no p50 row for {t}: {text}"));
-        assert!(p50.ends_with("REGRESSION"), "{p50}");
-    }
+    assert_p50_regressions(&text);
     let cand = side(&out, "cand").interleaved.unwrap();
     assert!(cand.cand.starts_with(slowed.to_str().unwrap()), "{cand:?}");
 }

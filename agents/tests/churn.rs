@@ -428,3 +428,60 @@ fn testbed_handshake_costs_whole_round_trips_in_protocol_order() {
     );
     assert!(zero_rtt.ratio > 0.9, "{zero_rtt:?}");
 }
+
+#[test]
+fn testbed_a_short_port_range_runs_out_in_the_measured_window_unless_told_otherwise() {
+    if !have_root() {
+        return;
+    }
+    let _serial = serial();
+    // The README's example, as written but for a shorter trial: no
+    // --warmup, so a tenth of the range's 500 ms.
+    let run = |extra: &[&str], dir: &std::path::Path| {
+        let child = realtime(&mut Command::new(BIN))
+            .args([
+                "run",
+                "--workload",
+                "churn",
+                "--transport",
+                "tcp",
+                "--conn-rate",
+                "400",
+            ])
+            .args(["--port-range", "40000-40199", "--impair-backend", "linkemu"])
+            .args(["--probe-packets", "0", "--duration", "1s", "--out"])
+            .arg(dir)
+            .args(extra)
+            .env("RUST_LOG", "warn")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let o = wait_cleanly(child);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let r = transbench_reports::read_results(&dir.join("results.json")).unwrap();
+        (String::from_utf8_lossy(&o.stdout).into_owned(), r)
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let (stdout, r) = run(&[], dir.path());
+    let (t, c) = trial(&r, "tcp");
+    assert_eq!(t.params.warmup_ns, 50_000_000);
+    // 200 ports, about 20 of them spent in the warm-up: the rest measured.
+    assert!(c.completed >= 100, "completed {} in the window", c.completed);
+    assert!(c.ttfb.count > 0 && t.lat.count > 0);
+    assert!(!stdout.contains("during the"), "{stdout}");
+    // Told to warm up for a second, the ports run out before measuring:
+    // the summary says so, and shows no latency for what was not measured.
+    let dir = tempfile::tempdir().unwrap();
+    let (stdout, r) = run(&["--warmup", "1s"], dir.path());
+    let (t, c) = trial(&r, "tcp");
+    assert!(c.ports_ran_out_ns().unwrap() < t.params.warmup_ns);
+    assert!(
+        stdout.contains("tcp-1: its 200 ports ran out at") && stdout.contains("during the 1.00s warm-up"),
+        "{stdout}"
+    );
+    if c.completed == 0 {
+        let row = stdout.lines().find(|l| l.starts_with("tcp-1 ")).unwrap();
+        assert!(!row.contains("0ns"), "{row}");
+    }
+}

@@ -174,13 +174,7 @@ fn two_halves_of_one_run_show_no_regression_and_a_slower_link_does() {
     let text = String::from_utf8_lossy(&o.stdout);
     assert_eq!(o.status.code(), Some(1), "{text}{}", stderr(&o));
     assert!(text.starts_with("REGRESSION in "), "{text}");
-    for t in ["udp", "tcp"] {
-        let p50 = text
-            .lines()
-            .find(|l| l.starts_with(&format!("rr {t} none")) && l.contains(" p50 "))
-            .unwrap_or_else(|| panic!("no p50 row for {t}: {text}"));
-        assert!(p50.ends_with("REGRESSION"), "{p50}");
-    }
+    assert_p50_regressions(&text);
     assert!(text.contains("the path differing"), "{text}");
 }
 

@@ -129,7 +129,29 @@ fn a_bad_profile_is_refused_before_anything_is_built() {
         .output()
         .unwrap();
     assert!(!o.status.success());
-    assert!(stderr(&o).contains("a time with a unit"), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(err.contains("a time with a unit"), "{err}");
+    // It names the flag the user gave, not the direction it fed.
+    assert!(err.contains("--impair \"delay 10\""), "{err}");
+    assert!(!err.contains("--impair-forward"), "{err}");
+    // A direction's own flag is named as itself.
+    let o = Command::new(BIN)
+        .args([
+            "run",
+            "--impair",
+            "delay 10ms",
+            "--impair-reverse",
+            "delay 5",
+            "--out",
+        ])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        stderr(&o).contains("--impair-reverse \"delay 5\""),
+        "{}",
+        stderr(&o)
+    );
 }
 
 #[test]
@@ -170,11 +192,7 @@ fn ping_through_the_shell_sees_the_configured_delay() {
         return;
     }
     let _serial = serial();
-    if Command::new("ping").arg("-V").output().is_err() {
-        if std::env::var("CI").as_deref() == Ok("true") {
-            panic!("ping missing: .ci/run installs iputils-ping");
-        }
-        eprintln!("skipping: ping is not installed");
+    if !installed("ping", "-V", "iputils-ping") {
         return;
     }
     // An independent client: iputils' ping, through 10 ms each way.
@@ -198,5 +216,49 @@ fn ping_through_the_shell_sees_the_configured_delay() {
     assert!(
         (19.95..20.5).contains(&least),
         "ping RTT min {least} ms through 2 x 10 ms: {rtts:?}"
+    );
+}
+
+#[test]
+fn a_peer_variable_the_users_shell_expanded_is_explained() {
+    // Quoted at the user's prompt: ping would get the text itself. Refused
+    // before anything is built, root or not.
+    let o = Command::new(BIN)
+        .args([
+            "shell",
+            "--impair",
+            "delay 10ms",
+            "--",
+            "ping",
+            "-c",
+            "5",
+            "$TRANSBENCH_PEER",
+        ])
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    let err = stderr(&o);
+    assert!(
+        err.contains(r#"-- sh -c 'ping -c 5 "$TRANSBENCH_PEER"'"#),
+        "{err}"
+    );
+    if !have_root() {
+        return;
+    }
+    let _serial = serial();
+    if !installed("ping", "-V", "iputils-ping") {
+        return;
+    }
+    // Unquoted there, the word vanished: ping fails for want of an
+    // address, and the shell says why that happens.
+    let o = Command::new(BIN)
+        .args(["shell", "--impair", "delay 1ms", "--", "ping", "-c", "1"])
+        .output()
+        .unwrap();
+    assert!(!o.status.success(), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(
+        err.contains("got no peer address") && err.contains("sh -c"),
+        "{err}"
     );
 }

@@ -1,5 +1,6 @@
 //! Charts onto pixels and SVG, with plotters. Text is set in the embedded
-//! DejaVu Sans, so a PNG renders the same on a machine with no fonts.
+//! DejaVu Sans ([`crate::typeset`] on pixels), so a PNG renders the same on
+//! a machine with no fonts.
 
 use plotters::coord::ranged1d::{DefaultFormatting, KeyPointHint, Ranged};
 use plotters::coord::Shift;
@@ -11,8 +12,7 @@ use std::sync::Once;
 use thiserror::Error;
 
 use crate::chart::{Axis, Chart, Mark, Panel, Scale, Shape};
-
-static FONT: &[u8] = include_bytes!("../fonts/DejaVuSans.ttf");
+use crate::typeset::{Line, Typeset, FONT};
 const FAMILY: &str = "sans-serif";
 
 #[derive(Debug, Error)]
@@ -41,6 +41,16 @@ pub fn color(i: usize) -> RGBColor {
 const LOST: RGBColor = RGBColor(200, 0, 0);
 const PANEL_W: u32 = 460;
 const PANEL_H: u32 = 330;
+/// Text sizes (px) of the title, legend and caption.
+const TITLE_PX: u32 = 22;
+const LEGEND_PX: u32 = 14;
+const CAPTION_PX: u32 = 13;
+/// A legend entry's marker and the space after it, before its label.
+const LEGEND_MARK: i32 = 30;
+/// Space between legend columns.
+const LEGEND_GAP: i32 = 24;
+/// Left and right margins of title, legend and caption.
+const MARGIN: i32 = 20;
 
 fn register_font() {
     static ONCE: Once = Once::new();
@@ -50,23 +60,32 @@ fn register_font() {
     });
 }
 
+/// Where a chart's caption goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Caption {
+    /// Under the panels, in the picture: a file that stands alone.
+    Drawn,
+    /// Nowhere in the picture: a page sets it as text under the chart.
+    Omitted,
+}
+
 /// Pixel size of a chart: panels in a grid, a header (title, legend) above
-/// and the caption below.
-pub fn size(chart: &Chart) -> (u32, u32) {
+/// and the caption, if drawn, below.
+pub fn size(chart: &Chart, caption: Caption) -> (u32, u32) {
     let cols = chart.columns.clamp(1, chart.panels.len().max(1));
     let rows = chart.panels.len().div_ceil(cols).max(1);
     let width = (PANEL_W * cols as u32).max(760);
     let header = header_height(chart, width);
-    let caption = 10 + 18 * wrap(&chart.caption, chars_per_line(width)).len() as u32;
-    (width, header + PANEL_H * rows as u32 + caption)
+    let footer = footer_height(&caption_lines(chart, width, caption));
+    (width, header + PANEL_H * rows as u32 + footer)
 }
 
-pub fn svg(chart: &Chart) -> Result<String, DrawError> {
+pub fn svg(chart: &Chart, caption: Caption) -> Result<String, DrawError> {
     register_font();
     let mut out = String::new();
     {
-        let root = SVGBackend::with_string(&mut out, size(chart)).into_drawing_area();
-        draw(&root, chart).map_err(|message| DrawError {
+        let root = SVGBackend::with_string(&mut out, size(chart, caption)).into_drawing_area();
+        draw(&root, chart, caption).map_err(|message| DrawError {
             chart: chart.slug.clone(),
             message,
         })?;
@@ -84,31 +103,45 @@ pub fn png(chart: &Chart, path: &Path) -> Result<(), DrawError> {
         chart: chart.slug.clone(),
         message,
     };
-    let root = BitMapBackend::new(path, size(chart)).into_drawing_area();
-    draw(&root, chart).map_err(err)?;
+    let root = Typeset::new(BitMapBackend::new(path, size(chart, Caption::Drawn))).into_drawing_area();
+    draw(&root, chart, Caption::Drawn).map_err(err)?;
     root.present()
         .map_err(|e| err(format!("{}: {e}", path.display())))
 }
 
-/// The title's lines: 22 px text wraps at about 12 px a character.
 fn title_lines(chart: &Chart, width: u32) -> Vec<String> {
-    wrap(&chart.title, (width as usize - 40) / 12)
+    wrap(&chart.title, TITLE_PX, width)
+}
+
+fn caption_lines(chart: &Chart, width: u32, caption: Caption) -> Vec<String> {
+    match caption {
+        Caption::Drawn => wrap(&chart.caption, CAPTION_PX, width),
+        Caption::Omitted => Vec::new(),
+    }
+}
+
+/// Below the panels: the caption's lines and a margin.
+fn footer_height(caption_lines: &[String]) -> u32 {
+    10 + 18 * caption_lines.len() as u32
+}
+
+/// Width in pixels of a line of text at a size.
+fn text_width(text: &str, px: u32) -> i32 {
+    Line::new(text, px as f32).width.ceil() as i32
 }
 
 fn header_height(chart: &Chart, width: u32) -> u32 {
     16 + 28 * title_lines(chart, width).len() as u32 + 24 * legend_rows(chart, width)
 }
 
-fn chars_per_line(width: u32) -> usize {
-    (width as usize - 40) / 7
-}
-
-/// Greedy word wrap.
-fn wrap(text: &str, width: usize) -> Vec<String> {
+/// Greedy word wrap of text at a size, as measured in the font, within a
+/// chart `width` wide less its margins.
+fn wrap(text: &str, px: u32, width: u32) -> Vec<String> {
+    let room = width as i32 - 2 * MARGIN;
     let mut lines: Vec<String> = Vec::new();
     for word in text.split_whitespace() {
         match lines.last_mut() {
-            Some(line) if line.len() + 1 + word.len() <= width => {
+            Some(line) if text_width(&format!("{line} {word}"), px) <= room => {
                 line.push(' ');
                 line.push_str(word);
             }
@@ -118,26 +151,29 @@ fn wrap(text: &str, width: usize) -> Vec<String> {
     lines
 }
 
-/// Legend entries laid out left to right, wrapping: each entry's row and x.
+/// Legend entries in a grid of equal columns, as wide as the widest entry
+/// and as many as fit, filled row by row, rows as even as they can be:
+/// each entry's row and x. A raster's colour scale takes a row of its own.
 fn legend_layout(chart: &Chart, width: u32) -> Vec<(u32, i32)> {
-    let mut at = Vec::new();
-    let (mut row, mut x) = (0u32, 20i32);
-    for (label, _, _) in chart.legend() {
-        let w = 34 + 8 * label.chars().count() as i32;
-        if x + w > width as i32 - 20 && x > 20 {
-            row += 1;
-            x = 20;
-        }
-        at.push((row, x));
-        x += w + 14;
-    }
+    let entries = chart.legend();
+    let column = entries
+        .iter()
+        .map(|(label, _, _)| LEGEND_MARK + text_width(label, LEGEND_PX) + LEGEND_GAP)
+        .max()
+        .unwrap_or(1);
+    let fit = ((width as i32 - 2 * MARGIN + LEGEND_GAP) / column).max(1) as usize;
+    let rows = entries.len().div_ceil(fit).max(1);
+    let columns = entries.len().div_ceil(rows).max(1);
+    let mut at: Vec<(u32, i32)> = (0..entries.len())
+        .map(|i| ((i / columns) as u32, MARGIN + (i % columns) as i32 * column))
+        .collect();
     let heat = chart
         .panels
         .iter()
         .flat_map(|p| &p.series)
         .any(|s| matches!(s.mark, Mark::Heat { .. }));
     if heat {
-        at.push((at.last().map_or(0, |a| a.0 + 1), 20));
+        at.push((at.last().map_or(0, |a| a.0 + 1), MARGIN));
     }
     at
 }
@@ -148,23 +184,22 @@ fn legend_rows(chart: &Chart, width: u32) -> u32 {
 
 type Area<'a, DB> = DrawingArea<DB, Shift>;
 
-fn draw<DB: DrawingBackend>(root: &Area<'_, DB>, chart: &Chart) -> Result<(), String> {
+fn draw<DB: DrawingBackend>(root: &Area<'_, DB>, chart: &Chart, caption: Caption) -> Result<(), String> {
     let e = |e: DrawingAreaErrorKind<DB::ErrorType>| e.to_string();
     root.fill(&WHITE).map_err(e)?;
     let (width, height) = root.dim_in_pixel();
     let header_h = header_height(chart, width);
     let legend_top = 16 + 28 * title_lines(chart, width).len() as i32;
-    let caption_lines = wrap(&chart.caption, chars_per_line(width));
-    let caption_h = 10 + 18 * caption_lines.len() as u32;
+    let caption_lines = caption_lines(chart, width, caption);
     let (header, rest) = root.split_vertically(header_h);
-    let (grid, caption) = rest.split_vertically(height - header_h - caption_h);
+    let (grid, footer) = rest.split_vertically(height - header_h - footer_height(&caption_lines));
 
     for (i, line) in title_lines(chart, width).into_iter().enumerate() {
         header
             .draw(&Text::new(
                 line,
-                (20, 10 + 28 * i as i32),
-                (FAMILY, 22).into_font().color(&BLACK),
+                (MARGIN, 10 + 28 * i as i32),
+                (FAMILY, TITLE_PX).into_font().color(&BLACK),
             ))
             .map_err(e)?;
     }
@@ -184,21 +219,22 @@ fn draw<DB: DrawingBackend>(root: &Area<'_, DB>, chart: &Chart) -> Result<(), St
         header
             .draw(&Text::new(
                 label.clone(),
-                (x + 30, y - 8),
-                (FAMILY, 14).into_font().color(&BLACK),
+                (x + LEGEND_MARK, y - 8),
+                (FAMILY, LEGEND_PX).into_font().color(&BLACK),
             ))
             .map_err(e)?;
     }
     if let (Some((row, _)), Some((max, label))) = (layout.get(entries.len()), heat_scale(chart)) {
         let y = legend_top + 24 * *row as i32;
+        let low = format!("{label}: 0");
+        let x0 = MARGIN + text_width(&low, LEGEND_PX) + 8;
         header
             .draw(&Text::new(
-                format!("{label}: 0"),
-                (20, y),
-                (FAMILY, 14).into_font().color(&BLACK),
+                low,
+                (MARGIN, y),
+                (FAMILY, LEGEND_PX).into_font().color(&BLACK),
             ))
             .map_err(e)?;
-        let x0 = 40 + 8 * (label.len() as i32 + 3);
         for i in 0..100 {
             let c = heat_color(i as f64 / 99.0);
             header
@@ -208,14 +244,15 @@ fn draw<DB: DrawingBackend>(root: &Area<'_, DB>, chart: &Chart) -> Result<(), St
                 ))
                 .map_err(e)?;
         }
+        let high = format!("{} or more    lost:", number(max));
+        let lx = x0 + 208 + text_width(&high, LEGEND_PX) + 8;
         header
             .draw(&Text::new(
-                format!("{} or more    lost:", number(max)),
+                high,
                 (x0 + 208, y),
-                (FAMILY, 14).into_font().color(&BLACK),
+                (FAMILY, LEGEND_PX).into_font().color(&BLACK),
             ))
             .map_err(e)?;
-        let lx = x0 + 208 + 8 * (number(max).len() as i32 + 15);
         header
             .draw(&Rectangle::new([(lx, y + 2), (lx + 14, y + 16)], LOST.filled()))
             .map_err(e)?;
@@ -227,11 +264,11 @@ fn draw<DB: DrawingBackend>(root: &Area<'_, DB>, chart: &Chart) -> Result<(), St
         draw_panel(area, panel)?;
     }
     for (i, line) in caption_lines.iter().enumerate() {
-        caption
+        footer
             .draw(&Text::new(
                 line.clone(),
-                (20, 4 + 18 * i as i32),
-                (FAMILY, 13).into_font().color(&RGBColor(60, 60, 60)),
+                (MARGIN, 4 + 18 * i as i32),
+                (FAMILY, CAPTION_PX).into_font().color(&RGBColor(60, 60, 60)),
             ))
             .map_err(e)?;
     }
@@ -324,11 +361,13 @@ pub fn ticks(axis: &Axis, values: &[f64]) -> (f64, f64, Vec<f64>) {
     };
     match axis.scale {
         Scale::Linear => {
-            let pad = (hi - lo) * 0.05;
-            let (lo, hi) = (lo - pad, hi + pad);
+            // The range ends on ticks at or beyond the data, then 5 % more:
+            // no value lies past the last labelled tick or on the frame.
             let step = nice_step((hi - lo) / 6.0);
-            let first = (lo / step).ceil() as i64;
-            let last = (hi / step).floor() as i64;
+            let first = (lo / step + 1e-9).floor() as i64;
+            let last = (hi / step - 1e-9).ceil() as i64;
+            let pad = (last - first) as f64 * step * 0.05;
+            let (lo, hi) = (first as f64 * step - pad, last as f64 * step + pad);
             (lo, hi, (first..=last).map(|k| k as f64 * step).collect())
         }
         Scale::Log => {
@@ -720,6 +759,7 @@ fn draw_mark<DB: DrawingBackend>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::chart::Series;
 
     #[test]
     fn nines_ticks_read_as_percentiles() {
@@ -753,11 +793,20 @@ mod tests {
     }
 
     #[test]
-    fn linear_ticks_are_round() {
+    fn linear_ticks_are_round_and_enclose_the_data() {
         let axis = Axis::new("x", Scale::Linear).including(&[0.0]);
         let (lo, hi, t) = ticks(&axis, &[2.0, 9.3]);
-        assert!(lo < 0.0 && hi > 9.3);
-        assert_eq!(t, [0.0, 2.0, 4.0, 6.0, 8.0]);
+        assert!(lo < 0.0 && hi > 10.0);
+        assert_eq!(t, [0.0, 2.0, 4.0, 6.0, 8.0, 10.0]);
+        // Goodput of every trial at the offered 0.512 Mbit/s: a labelled
+        // tick above the points, and room between them and the frame.
+        let (lo, hi, t) = ticks(&axis, &[0.505, 0.512, 0.512]);
+        let top = *t.last().unwrap();
+        assert!(t[0] == 0.0 && top >= 0.512, "{t:?}");
+        assert!((hi - 0.512) / (hi - lo) > 0.1, "{lo}..{hi}");
+        // Values on ticks still get room inside the frame.
+        let (lo, hi, t) = ticks(&Axis::new("x", Scale::Linear), &[1.0, 2.0]);
+        assert!(lo < 1.0 && hi > 2.0 && t.contains(&1.0) && t.contains(&2.0));
     }
 
     #[test]
@@ -786,8 +835,54 @@ mod tests {
     }
 
     #[test]
-    fn captions_wrap_on_words() {
-        let lines = wrap("one two three four five", 9);
+    fn captions_wrap_on_words_within_the_width() {
+        let width = 2 * MARGIN as u32 + text_width("four five", CAPTION_PX) as u32;
+        let lines = wrap("one two three four five", CAPTION_PX, width);
         assert_eq!(lines, ["one two", "three", "four five"]);
+    }
+
+    #[test]
+    fn legend_entries_sit_in_even_columns_and_rows() {
+        let series = |label: &str, color: usize| Series {
+            label: label.into(),
+            color,
+            mark: Mark::Points(vec![(1.0, 1.0)], Shape::Circle),
+        };
+        let labels = [
+            "udp, loopback",
+            "udp, delay 20ms loss random 1%",
+            "tcp, loopback",
+            "tcp, delay 20ms loss random 1%",
+            "tcp+tls, loopback",
+            "tcp+tls, delay 20ms loss random 1%",
+            "quic, loopback",
+        ];
+        let chart = Chart {
+            slug: "x".into(),
+            title: "x".into(),
+            caption: String::new(),
+            panels: vec![Panel {
+                title: String::new(),
+                x: Axis::new("x", Scale::Linear),
+                y: Axis::new("y", Scale::Linear),
+                series: labels.iter().enumerate().map(|(i, l)| series(l, i)).collect(),
+            }],
+            columns: 1,
+        };
+        for width in [760, 1000, 2000] {
+            let at = legend_layout(&chart, width);
+            let mut xs: Vec<i32> = at.iter().map(|a| a.1).collect();
+            xs.sort();
+            xs.dedup();
+            let rows = at.last().unwrap().0 as usize + 1;
+            // Filled row by row into equal columns, all within the margins.
+            assert_eq!(rows, labels.len().div_ceil(xs.len()), "{width}: {at:?}");
+            for (i, a) in at.iter().enumerate() {
+                assert_eq!(*a, ((i / xs.len()) as u32, xs[i % xs.len()]), "{width}");
+            }
+            let widest = labels.iter().map(|l| text_width(l, LEGEND_PX)).max().unwrap();
+            let right = xs.last().unwrap() + LEGEND_MARK + widest;
+            assert!(right <= width as i32 - MARGIN, "{width}: {at:?}");
+        }
     }
 }

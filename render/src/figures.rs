@@ -121,13 +121,6 @@ fn caption(lead: &str, cells: &[&CellTrials]) -> String {
     } else {
         format!("{lo}-{hi}")
     };
-    let plural = |n: usize, what: &str| {
-        if n == 1 {
-            format!("1 {what}")
-        } else {
-            format!("{n} {what}s")
-        }
-    };
     format!(
         "{lead} {}: {}. Impairment backend: {backend}. {}, {per} per cell.",
         if profiles.len() == 1 {
@@ -136,7 +129,7 @@ fn caption(lead: &str, cells: &[&CellTrials]) -> String {
             "Profiles"
         },
         profiles.join("; "),
-        plural(trials, "trial")
+        transbench_reports::counted(trials as u64, "trial")
     )
 }
 
@@ -434,10 +427,13 @@ fn goodput_vs_p95(workload: Workload, cells: &[&CellTrials]) -> Option<Chart> {
     let profiles = profiles(cells);
     let mut series = Vec::new();
     let mut xs = Vec::new();
+    let profile_of = |c: &CellTrials| profiles.iter().position(|(p, _)| *p == c.profile).unwrap_or(0);
+    // By transport, then profile: the legend's rows are transports and
+    // its columns profiles where they fit.
     let mut cells = cells.to_vec();
-    cells.sort_by_key(|c| transport_color(c.transport));
+    cells.sort_by_key(|c| (transport_color(c.transport), profile_of(c)));
     for c in &cells {
-        let shape = profiles.iter().position(|(p, _)| *p == c.profile).unwrap_or(0);
+        let shape = profile_of(c);
         let points: Vec<(f64, f64)> = c
             .trials
             .iter()

@@ -12,6 +12,7 @@ pub mod chart;
 pub mod draw;
 pub mod figures;
 pub mod tables;
+pub mod typeset;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
@@ -20,6 +21,7 @@ use transbench_reports::{hdrfiles, RunResults};
 
 use crate::cells::{cells, slug};
 use crate::chart::Chart;
+use crate::draw::Caption;
 use crate::tables::{escape, Table};
 
 #[derive(Debug, Error)]
@@ -67,12 +69,15 @@ pub fn render(results: &RunResults, source: &str, out: &Path) -> Result<Rendered
     })?;
     remove_earlier(out, &hdr_dir)?;
     let charts = figures::charts(results);
+    // The files stand alone, caption drawn; the page sets each caption
+    // as text under its chart (it wraps to the window, can be selected
+    // and read aloud), so its inline copy leaves it out.
     let mut svgs = Vec::with_capacity(charts.len());
     for chart in &charts {
-        let svg = draw::svg(chart)?;
-        write(&out.join(format!("{}.svg", chart.slug)), svg.as_bytes())?;
+        let file = draw::svg(chart, Caption::Drawn)?;
+        write(&out.join(format!("{}.svg", chart.slug)), file.as_bytes())?;
         draw::png(chart, &out.join(format!("{}.png", chart.slug)))?;
-        svgs.push(svg);
+        svgs.push(draw::svg(chart, Caption::Omitted)?);
     }
     if results.trials.is_empty() {
         tracing::warn!("{source} has no trials: the report is empty");
@@ -147,6 +152,7 @@ fn remove_earlier(out: &Path, hdr_dir: &Path) -> Result<(), RenderError> {
 /// among every attempt.
 fn tables_of(attempts: &RunResults, results: &RunResults) -> Vec<Table> {
     let cells = cells(results);
+    // Invalid trials first: its note points down to the numbers it qualifies.
     [
         tables::invalid(attempts),
         tables::latency(&cells),
@@ -245,13 +251,13 @@ fn header_facts(attempts: &RunResults, results: &RunResults, source: &str) -> Ve
         facts.push((
             "scenario",
             format!(
-                "{} ({}; seed {}, order {}, {} cells x {} trials)",
+                "{} ({}; seed {}, order {}, {} x {})",
                 s.name,
                 s.file,
                 s.seed,
                 s.order,
-                s.cells.len(),
-                s.trials_per_cell
+                transbench_reports::counted(s.cells.len() as u64, "cell"),
+                transbench_reports::counted(s.trials_per_cell as u64, "trial")
             ),
         ));
     }
@@ -356,11 +362,15 @@ fn markdown(
     s
 }
 
-const STYLE: &str = "body{font-family:DejaVu Sans,Verdana,sans-serif;max-width:1400px;margin:2em auto;padding:0 1em;color:#222}\
-table{border-collapse:collapse;margin:0.5em 0 1.5em}td,th{border:1px solid #ccc;padding:3px 8px;text-align:right;font-size:14px}\
-td:first-child,th:first-child{text-align:left}th{background:#f0f0f0}dl{display:grid;grid-template-columns:max-content auto;gap:2px 1em}\
-dt{font-weight:bold}.bad{color:#c00;font-weight:bold}figure{margin:2em 0}figcaption{color:#444;font-size:14px;max-width:1000px}\
-svg{max-width:100%;height:auto}.note{color:#555;font-size:14px}";
+/// The page fills a window up to 1360 px wide. Charts are vector drawings
+/// scaled to the page's width (no taller than most of the window, kept to
+/// the left); tables scroll inside their box rather than widen the page.
+const STYLE: &str = "body{font-family:DejaVu Sans,Verdana,sans-serif;max-width:1360px;margin:1.5em auto;padding:0 20px;color:#222}\
+.table{overflow-x:auto;margin:0.5em 0 1.5em}table{border-collapse:collapse}\
+td,th{border:1px solid #ccc;padding:3px 8px;text-align:left;font-size:14px}.num{text-align:right}th{background:#f0f0f0}\
+dl{display:grid;grid-template-columns:max-content minmax(0,auto);gap:2px 1em}dd{margin:0;overflow-wrap:anywhere}\
+dt{font-weight:bold}.bad{color:#c00;font-weight:bold}figure{margin:2em 0}figcaption{color:#444;font-size:14px}\
+svg{display:block;width:100%;height:auto;max-height:90vh}.note{color:#555;font-size:14px}";
 
 fn html(
     results: &RunResults,
@@ -372,7 +382,7 @@ fn html(
 ) -> String {
     let title = title(results);
     let mut s = format!(
-        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>{}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n<h1>{}</h1>\n<dl>\n",
+        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n<title>{}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n<h1>{}</h1>\n<dl>\n",
         escape(&title),
         escape(&title)
     );
@@ -402,7 +412,9 @@ fn html(
     for (c, svg) in charts.iter().zip(svgs) {
         s.push_str(&format!(
             "<figure id=\"{slug}\">\n{}\n<figcaption>{} <a href=\"{slug}.png\">PNG</a> · <a href=\"{slug}.svg\">SVG</a></figcaption>\n</figure>\n",
-            svg.trim_start_matches(|c| c != '<').trim_start_matches("<?xml version=\"1.0\" encoding=\"UTF-8\"?>"),
+            svg.trim_start_matches(|c| c != '<')
+                .trim_start_matches("<?xml version=\"1.0\" encoding=\"UTF-8\"?>")
+                .replacen("<svg ", &format!("<svg role=\"img\" aria-label=\"{}\" preserveAspectRatio=\"xMinYMin meet\" ", escape(&c.title)), 1),
             escape(&c.caption),
             slug = c.slug,
         ));

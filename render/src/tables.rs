@@ -13,6 +13,19 @@ pub struct Table {
 }
 
 impl Table {
+    /// Whether a column holds numbers (each value, where there is one,
+    /// starts with a digit: "2", "40.1ms", "0.51 Mbit/s", "3 (1 invalid)"),
+    /// set flush right so their places line up; text reads from the left.
+    pub fn numeric(&self, column: usize) -> bool {
+        let values: Vec<&str> = self
+            .rows
+            .iter()
+            .filter_map(|r| r.get(column).map(String::as_str))
+            .filter(|v| *v != "-")
+            .collect();
+        !values.is_empty() && values.iter().all(|v| v.starts_with(|c: char| c.is_ascii_digit()))
+    }
+
     pub fn markdown(&self) -> String {
         let mut s = format!("### {}\n\n", self.title);
         if !self.note.is_empty() {
@@ -27,7 +40,10 @@ impl Table {
                 .collect::<Vec<_>>()
                 .join(" | ")
         ));
-        s.push_str(&format!("|{}\n", "---|".repeat(self.headers.len())));
+        let rule: String = (0..self.headers.len())
+            .map(|i| if self.numeric(i) { "--:|" } else { "---|" })
+            .collect();
+        s.push_str(&format!("|{rule}\n"));
         for row in &self.rows {
             s.push_str(&format!(
                 "| {} |\n",
@@ -46,19 +62,20 @@ impl Table {
                 code_spans(&escape(&self.note))
             ));
         }
-        s.push_str("<table>\n<tr>");
-        for h in &self.headers {
-            s.push_str(&format!("<th>{}</th>", escape(h)));
+        let class = |i: usize| if self.numeric(i) { " class=\"num\"" } else { "" };
+        s.push_str("<div class=\"table\"><table>\n<tr>");
+        for (i, h) in self.headers.iter().enumerate() {
+            s.push_str(&format!("<th{}>{}</th>", class(i), escape(h)));
         }
         s.push_str("</tr>\n");
         for row in &self.rows {
             s.push_str("<tr>");
-            for v in row {
-                s.push_str(&format!("<td>{}</td>", escape(v)));
+            for (i, v) in row.iter().enumerate() {
+                s.push_str(&format!("<td{}>{}</td>", class(i), escape(v)));
             }
             s.push_str("</tr>\n");
         }
-        s.push_str("</table>\n");
+        s.push_str("</table></div>\n");
         s
     }
 }
@@ -123,9 +140,9 @@ pub fn latency(cells: &[CellTrials]) -> Option<Table> {
             let mut row = vec![
                 c.id.clone(),
                 trials_cell(c),
-                ns(med(c, |t| Some(t.lat.p50 as f64))),
-                ns(med(c, |t| Some(t.lat.p99 as f64))),
-                ns(med(c, |t| Some(t.lat.p999 as f64))),
+                ns(med(c, |t| (t.lat.count > 0).then_some(t.lat.p50 as f64))),
+                ns(med(c, |t| (t.lat.count > 0).then_some(t.lat.p99 as f64))),
+                ns(med(c, |t| (t.lat.count > 0).then_some(t.lat.p999 as f64))),
                 pct(med(c, |t| {
                     (t.counters.sent > 0).then(|| t.counters.lost as f64 / t.counters.sent as f64)
                 })),
@@ -216,7 +233,7 @@ pub fn churn(cells: &[CellTrials]) -> Option<Table> {
                     .collect::<Vec<_>>()
                     .join(", ")
             };
-            let eaddr = med(c, |t| t.churn.as_ref()?.first_eaddrnotavail_ns.map(|v| v as f64));
+            let eaddr = med(c, |t| t.churn.as_ref()?.ports_ran_out_ns().map(|v| v as f64));
             vec![
                 c.id.clone(),
                 trials_cell(c),
@@ -226,7 +243,13 @@ pub fn churn(cells: &[CellTrials]) -> Option<Table> {
                 m(|x| x.time_wait.samples.iter().map(|s| s.sender).max().unwrap_or(0) as f64)
                     .map_or("-".into(), |v| format!("{v:.0}")),
                 ns(eaddr),
-                ns(m(|x| x.ttfb.p50 as f64)),
+                // Over the trials that completed a connection.
+                ns(med(c, |t| {
+                    t.churn
+                        .as_ref()
+                        .filter(|x| x.ttfb.count > 0)
+                        .map(|x| x.ttfb.p50 as f64)
+                })),
                 ns(med(c, |t| {
                     t.churn.as_ref()?.expectation.ttfb_ns.map(|v| v as f64)
                 })),
@@ -243,7 +266,7 @@ pub fn churn(cells: &[CellTrials]) -> Option<Table> {
             "achieved",
             "errors",
             "TIME_WAIT peak",
-            "first EADDRNOTAVAIL",
+            "ports out at",
             "TTFB p50",
             "TTFB expected",
         ]
@@ -274,7 +297,7 @@ pub fn invalid(results: &RunResults) -> Option<Table> {
     (!rows.is_empty()).then(|| Table {
         title: "Invalid trials".into(),
         note:
-            "Their numbers are in the tables and charts above, but the run could not hold its method during \
+            "Their numbers are in the tables and charts below, but the run could not hold its method during \
                them; a retried one's are not, its final attempt's are."
                 .into(),
         headers: ["trial", "cell", "why"].map(String::from).to_vec(),

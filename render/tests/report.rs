@@ -150,6 +150,43 @@ fn svg_is_well_formed_and_the_page_holds_it() {
 }
 
 #[test]
+fn the_page_shows_each_caption_once_and_the_files_keep_theirs() {
+    let results = fixture();
+    let (dir, r) = rendered(&results);
+    let html = std::fs::read_to_string(&r.index).unwrap();
+    for chart in transbench_render::figures::charts(&results) {
+        // The caption's opening words: the drawn caption breaks into lines.
+        let opening: String = chart
+            .caption
+            .split_whitespace()
+            .take(4)
+            .collect::<Vec<_>>()
+            .join(" ");
+        let figure = html
+            .split(&format!("<figure id=\"{}\">", chart.slug))
+            .nth(1)
+            .and_then(|rest| rest.split("</figure>").next())
+            .unwrap_or_else(|| panic!("{}: no figure", chart.slug));
+        assert_eq!(figure.matches(&opening).count(), 1, "{}: {opening}", chart.slug);
+        assert!(
+            figure.contains(&format!("<figcaption>{opening}")),
+            "{}",
+            chart.slug
+        );
+        assert!(
+            figure.contains(&format!(
+                "<svg role=\"img\" aria-label=\"{}\"",
+                transbench_render::tables::escape(&chart.title)
+            )),
+            "{}: the chart's title names it",
+            chart.slug
+        );
+        let file = std::fs::read_to_string(dir.path().join(format!("{}.svg", chart.slug))).unwrap();
+        assert_eq!(file.matches(&opening).count(), 1, "{}.svg: {opening}", chart.slug);
+    }
+}
+
+#[test]
 fn png_text_areas_have_ink() {
     let results = fixture();
     let (dir, r) = rendered(&results);
@@ -323,5 +360,32 @@ fn a_retried_attempt_is_listed_as_invalid_and_nowhere_else() {
         table_rows(&before),
         table_rows(&summary),
         "the cells' rows are the final attempts'"
+    );
+}
+
+#[test]
+fn invalid_trials_come_first_pointing_down_with_text_flush_left() {
+    let mut results = fixture();
+    results.trials[0].valid = false;
+    results.trials[0].invalid_reasons = vec!["send lag p99 1.4ms over the 1ms bound".into()];
+    let (_dir, r) = rendered(&results);
+    let html = std::fs::read_to_string(&r.index).unwrap();
+    let invalid = html.find("<h3>Invalid trials</h3>").unwrap();
+    let others = html.find("<h3>Latency and delivery per cell</h3>").unwrap();
+    let charts = html.find("<figure").unwrap();
+    assert!(invalid < others && invalid < charts);
+    let table = &html[invalid..others];
+    assert!(table.contains("tables and charts below"), "{table}");
+    // trial, cell and why are text: no column of it is set flush right.
+    assert!(!table.contains("class=\"num\""), "{table}");
+    assert!(table.contains("<td>send lag p99 1.4ms over the 1ms bound</td>"));
+    // In the latency table the cell is text, the numbers flush right.
+    let latency = &html[others..charts];
+    let first_row = latency.split("</tr>").nth(1).unwrap();
+    let cells: Vec<&str> = first_row.split("<td").skip(1).collect();
+    assert!(cells[0].starts_with('>'), "{first_row}");
+    assert!(
+        cells[1..].iter().all(|c| c.starts_with(" class=\"num\">")),
+        "{first_row}"
     );
 }

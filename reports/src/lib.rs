@@ -23,4 +23,4 @@ pub use schema::{
     MAX_TIMELINE, SCHEMA,
 };
 pub use store::{parse_results, read_results, write_atomic, write_bytes_atomic, StoreError};
-pub use table::{human_ns, summary_table};
+pub use table::{counted, human_ns, summary_table};

@@ -399,6 +399,17 @@ pub struct ChurnMetrics {
     pub expectation: ChurnExpectation,
 }
 
+impl ChurnMetrics {
+    /// When the client's ports first ran out, from the start of the trial:
+    /// EADDRNOTAVAIL (connect) or, binding them, EADDRINUSE.
+    pub fn ports_ran_out_ns(&self) -> Option<u64> {
+        match (self.first_eaddrnotavail_ns, self.first_eaddrinuse_ns) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PortRange {
     pub lo: u16,

@@ -5,6 +5,15 @@
 use crate::schema::{RunResults, TimeWaitSide, TrialResult};
 use transbench_wire::printable;
 
+/// `n` things, the noun in the plural unless there is one: `1 message`,
+/// `3 messages`.
+pub fn counted(n: u64, noun: &str) -> String {
+    match n {
+        1 => format!("1 {noun}"),
+        n => format!("{n} {noun}s"),
+    }
+}
+
 /// A duration in ns as people read it: `850ns`, `23.4us`, `1.25ms`, `2.00s`.
 pub fn human_ns(ns: u64) -> String {
     let v = ns as f64;
@@ -77,12 +86,7 @@ fn churn_cells(c: &crate::schema::ChurnMetrics) -> [String; 5] {
         .max()
         .unwrap_or(0);
     let tw = format!("{peak} ({} {})", e.time_wait_expected, e.time_wait_side);
-    // Ports run out as EADDRNOTAVAIL (connect) or, binding them, EADDRINUSE.
-    let ran_out = match (c.first_eaddrnotavail_ns, c.first_eaddrinuse_ns) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
-    };
-    let out_at = match (ran_out, e.exhaustion_after_ns) {
+    let out_at = match (c.ports_ran_out_ns(), e.exhaustion_after_ns) {
         (None, None) => "-".to_string(),
         (at, expected) => format!(
             "{} ({})",
@@ -90,14 +94,15 @@ fn churn_cells(c: &crate::schema::ChurnMetrics) -> [String; 5] {
             expected.map_or("never".into(), human_ns)
         ),
     };
+    // No connection got a response: there is no time to first byte.
+    let measured = if c.ttfb.count > 0 {
+        human_ns(c.ttfb.p50)
+    } else {
+        "-".into()
+    };
     let ttfb = match e.ttfb_ns {
-        Some(ns) => format!(
-            "{} ({} RTT = {})",
-            human_ns(c.ttfb.p50),
-            e.ttfb_rtts,
-            human_ns(ns)
-        ),
-        None => format!("{} ({} RTT)", human_ns(c.ttfb.p50), e.ttfb_rtts),
+        Some(ns) => format!("{measured} ({} RTT = {})", e.ttfb_rtts, human_ns(ns)),
+        None => format!("{measured} ({} RTT)", e.ttfb_rtts),
     };
     [done, errors, tw, out_at, ttfb]
 }
@@ -153,14 +158,16 @@ pub fn summary_table(results: &RunResults) -> String {
             (Some(rate), None, _) => format!("{}/s", si(rate)),
             (None, _, _) => "closed".to_string(),
         };
+        // An empty histogram reads as zeros; nothing was measured.
+        let lat = |ns: u64| if t.lat.count > 0 { human_ns(ns) } else { "-".into() };
         let mut row = vec![
             printable(&t.id).into_owned(),
             mode,
             t.lat.count.to_string(),
-            human_ns(t.lat.p50),
-            human_ns(t.lat.p99),
-            human_ns(t.lat.p999),
-            human_ns(t.lat.max),
+            lat(t.lat.p50),
+            lat(t.lat.p99),
+            lat(t.lat.p999),
+            lat(t.lat.max),
             loss,
             match (t.valid, &t.superseded_by) {
                 (true, _) => "yes".into(),
@@ -229,13 +236,41 @@ pub fn summary_table(results: &RunResults) -> String {
     }
     for t in &results.trials {
         if t.hol.as_ref().is_some_and(|h| h.backlog) {
+            // A few: a retransmission timer that backed off past the
+            // timeout; many: a queue that kept growing.
+            let behind = t.counters.lost.saturating_mul(20) >= t.counters.sent;
+            let why = if behind {
+                "the transport fell behind the offered load, so its HOL figures describe a growing \
+                 queue, not stalls (lower --rate or --size)"
+            } else {
+                "stalls that long (a retransmission timer backing off under repeated loss) or a \
+                 transport falling behind; they count in the HOL figures (a longer --loss-timeout \
+                 tells them apart)"
+            };
             out.push_str(&format!(
-                "{}: {} messages undelivered at the loss timeout: the transport fell behind the offered \
-                 load, so its HOL figures describe a growing queue, not stalls (lower --rate or --size)\n",
+                "{}: {} undelivered at the loss timeout ({}): {why}\n",
                 printable(&t.id),
-                t.counters.lost
+                counted(t.counters.lost, "message"),
+                human_ns(t.params.loss_timeout_ns)
             ));
         }
+    }
+    for t in &results.trials {
+        let Some(c) = &t.churn else { continue };
+        let Some(at) = c.ports_ran_out_ns().filter(|&at| at < t.params.warmup_ns) else {
+            continue;
+        };
+        let ports = c
+            .port_range
+            .as_ref()
+            .map_or("ports".into(), |r| counted(r.ports.into(), "port"));
+        out.push_str(&format!(
+            "{}: its {ports} ran out at {}, during the {} warm-up: the measured window saw only what \
+             followed (shorten --warmup, widen --port-range or lower --conn-rate to measure the run-up)\n",
+            printable(&t.id),
+            human_ns(at),
+            human_ns(t.params.warmup_ns)
+        ));
     }
     for t in results.trials.iter().filter(|t| !t.valid) {
         let retried = match &t.superseded_by {
@@ -446,6 +481,9 @@ mod tests {
         assert_eq!(human_ns(23_450), "23.4us");
         assert_eq!(human_ns(1_250_000), "1.25ms");
         assert_eq!(human_ns(2_000_000_000), "2.00s");
+        assert_eq!(counted(1, "message"), "1 message");
+        assert_eq!(counted(0, "trial"), "0 trials");
+        assert_eq!(counted(3, "cell"), "3 cells");
     }
 
     #[test]
@@ -497,6 +535,16 @@ mod tests {
         );
         assert!(table.contains("* p L R > 0.1"), "{table}");
         assert!(table.contains("tcp-mux-2: 0 messages undelivered"), "{table}");
+        assert!(table.contains("fell behind the offered load"), "{table}");
+        // A few of many: stalls, not a queue.
+        let t = r.trials.last_mut().unwrap();
+        (t.counters.sent, t.counters.lost) = (600, 2);
+        let table = summary_table(&r);
+        assert!(
+            table.contains("tcp-mux-2: 2 messages undelivered at the loss timeout")
+                && table.contains("stalls that long"),
+            "{table}"
+        );
         let rr_row = table.lines().find(|l| l.starts_with("tcp+tls-1")).unwrap();
         assert!(
             rr_row.trim_end().ends_with('-'),

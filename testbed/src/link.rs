@@ -106,9 +106,11 @@ fn forward_loop(
         // Wake at least every 100 ms to publish counters; spin the last
         // stretch before a packet is due.
         let wait = due.map_or(100_000_000, |d| d.saturating_sub(now + SPIN_NS).min(100_000_000));
+        // At most 100 ms: no whole seconds (and no time_t, whose width
+        // musl is changing).
         let timeout = libc::timespec {
-            tv_sec: (wait / 1_000_000_000) as libc::time_t,
-            tv_nsec: (wait % 1_000_000_000) as libc::c_long,
+            tv_sec: 0,
+            tv_nsec: wait as libc::c_long,
         };
         let mut fds = [
             libc::pollfd {

@@ -9,7 +9,8 @@ use std::os::unix::fs::OpenOptionsExt;
 
 use crate::TestbedError;
 
-const TUNSETIFF: libc::c_ulong = 0x4004_54ca;
+// The request's type is the C library's: unsigned long in glibc, int in musl.
+const TUNSETIFF: libc::Ioctl = 0x4004_54ca as libc::Ioctl;
 
 #[repr(C)]
 struct IfReq {

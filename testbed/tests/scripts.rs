@@ -1,4 +1,4 @@
-//! netem-scripts/: shellcheck-clean, and the lab testbed comes up, carries
+//! netem-scripts/ (and .ci/'s scripts): shellcheck-clean, and the lab testbed comes up, carries
 //! traffic and goes away. (This kernel has no sch_netem, so impairments are
 //! checked to fail clearly and leave nothing behind.)
 
@@ -18,12 +18,14 @@ fn script(name: &str, args: &[&str]) -> std::process::Output {
 
 #[test]
 fn scripts_are_shellcheck_clean() {
-    let names: Vec<PathBuf> = std::fs::read_dir(scripts())
+    let mut names: Vec<PathBuf> = std::fs::read_dir(scripts())
         .unwrap()
         .map(|e| e.unwrap().path())
         .filter(|p| p.extension().is_some_and(|e| e == "sh"))
         .collect();
     assert!(names.len() >= 5, "{names:?}");
+    // And what CI and a release run.
+    names.extend(["run", "release"].map(|s| scripts().join("../.ci").join(s)));
     let out = match Command::new("shellcheck")
         .arg("-x")
         .args(&names)

@@ -42,13 +42,13 @@ pub struct TrialArgs {
     pub workload: Workload,
     /// Offered rate, open-loop (each message has an intended send time fixed
     /// in advance, and latency counts from it): requests/s for rr, messages/s
-    /// per stream for multistream [default: 1000 for rr, 125 for multistream].
+    /// per stream for multistream [default: 1000 for rr, 25 for multistream].
     /// At most a million sends a second in all, and 5,000,000 over warm-up
     /// and duration.
     #[arg(long, conflicts_with = "closed_loop", allow_negative_numbers = true)]
     pub rate: Option<f64>,
     /// Bytes per message, 32-byte header included (rr: request and response)
-    /// [default: 64 for rr, churn and handshake, 1024 for multistream, 1200
+    /// [default: 64 for rr, churn and handshake, 512 for multistream, 1200
     /// for stream].
     #[arg(long)]
     pub size: Option<usize>,
@@ -78,9 +78,11 @@ pub struct TrialArgs {
     /// Measured time per trial (e.g. 3s, 500ms, 1m).
     #[arg(long, default_value = "3s", value_parser = humantime::parse_duration)]
     pub duration: Duration,
-    /// Time before measuring, discarded.
-    #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
-    pub warmup: Duration,
+    /// Time before measuring, discarded [default: 1s; churn with
+    /// --port-range: at most a tenth of the time the range lasts at
+    /// --conn-rate, so that the ports run out in the measured window].
+    #[arg(long, value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub warmup: Option<Duration>,
     /// Ping-pong at the maximum rate instead of a schedule (rr only; recorded as such).
     #[arg(long)]
     pub closed_loop: bool,
@@ -188,6 +190,26 @@ impl TrialArgs {
             .collect()
     }
 
+    /// 1 s, unless a churn trial's own port range would run out in it: a
+    /// warm-up that spent the ports would leave the measured window only
+    /// failures, and the moment they ran out unmeasured.
+    fn default_warmup(&self) -> Duration {
+        const WARMUP: Duration = Duration::from_secs(1);
+        let default_rate = match self.workload {
+            Workload::Churn => churn::CHURN_RATE,
+            Workload::Handshake => churn::HANDSHAKE_RATE,
+            _ => return WARMUP,
+        };
+        let Some((lo, hi)) = self.port_range else {
+            return WARMUP;
+        };
+        let lasts_s = f64::from(hi - lo + 1) / self.conn_rate.unwrap_or(default_rate);
+        match Duration::try_from_secs_f64(lasts_s / 10.0) {
+            Ok(tenth) => tenth.min(WARMUP),
+            Err(_) => WARMUP,
+        }
+    }
+
     /// The trial for `transport`; `all` are the transports of the whole
     /// command, to refuse options none of them uses.
     pub fn spec(&self, transport: Transport, all: &[Transport]) -> anyhow::Result<TrialSpec> {
@@ -211,7 +233,7 @@ impl TrialArgs {
             transport,
             size,
             duration: self.duration,
-            warmup: self.warmup,
+            warmup: self.warmup.unwrap_or_else(|| self.default_warmup()),
             loss_timeout: self.loss_timeout,
             max_send_lag: self.max_send_lag,
             congestion: self.cc.clone(),
@@ -701,7 +723,7 @@ mod tests {
         let m = spec(&["--workload", "multistream"], Transport::Quic).unwrap();
         assert_eq!(
             (m.size, m.workload.rate(), m.workload.streams()),
-            (1024, Some(125.0), 8)
+            (512, Some(25.0), 8)
         );
         let s = spec(&["--workload", "stream", "--bitrate", "96k"], Transport::Udp).unwrap();
         assert_eq!((s.size, s.workload.rate()), (1200, Some(10.0)));
@@ -852,6 +874,36 @@ mod tests {
             Transport::Udp,
         );
         assert!(e.contains("give --bitrate 786885245 or less"), "{e}");
+    }
+
+    #[test]
+    fn a_churn_warmup_leaves_the_port_range_to_the_measured_window() {
+        let warmup = |flags: &[&str]| spec(flags, Transport::Tcp).unwrap().warmup;
+        // 200 ports at 400/s last 500 ms: the warm-up takes a tenth.
+        let churn = [
+            "--workload",
+            "churn",
+            "--conn-rate",
+            "400",
+            "--port-range",
+            "40000-40199",
+        ];
+        assert_eq!(warmup(&churn), Duration::from_millis(50));
+        // Given, it is the user's.
+        let given = [&churn[..], &["--warmup", "2s"]].concat();
+        assert_eq!(warmup(&given), Duration::from_secs(2));
+        // A range that lasts, and other workloads, keep 1 s.
+        let wide = [
+            "--workload",
+            "churn",
+            "--conn-rate",
+            "400",
+            "--port-range",
+            "30000-59999",
+        ];
+        assert_eq!(warmup(&wide), Duration::from_secs(1));
+        assert_eq!(warmup(&["--workload", "churn"]), Duration::from_secs(1));
+        assert_eq!(warmup(&["--rate", "100"]), Duration::from_secs(1));
     }
 
     #[test]

@@ -440,3 +440,29 @@ pub fn undisturbed<'a>(trials: impl IntoIterator<Item = &'a TrialResult>) -> Res
     }
     Ok(())
 }
+
+/// Whether `program` runs (`program arg`): in CI a missing one fails the
+/// test, since `.ci/run` installs `package`; elsewhere the test is skipped
+/// with the reason printed.
+pub fn installed(program: &str, arg: &str, package: &str) -> bool {
+    if Command::new(program).arg(arg).output().is_ok() {
+        return true;
+    }
+    if std::env::var("CI").as_deref() == Ok("true") {
+        panic!("CI=true but no {program}: .ci/run installs {package}");
+    }
+    eprintln!("skipping: {program} is not installed (apt-get install {package})");
+    false
+}
+
+/// `compare`'s text output flags the p50 row of both rr transports
+/// (udp, tcp) as a REGRESSION.
+pub fn assert_p50_regressions(text: &str) {
+    for t in ["udp", "tcp"] {
+        let p50 = text
+            .lines()
+            .find(|l| l.starts_with(&format!("rr {t} none")) && l.contains(" p50 "))
+            .unwrap_or_else(|| panic!("no p50 row for {t}: {text}"));
+        assert!(p50.ends_with("REGRESSION"), "{p50}");
+    }
+}
