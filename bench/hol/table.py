@@ -18,7 +18,9 @@ def main(out):
     cells = []
     for path in sorted(glob.glob(os.path.join(out, "*/results.json"))):
         results = json.load(open(path))
-        trials = [t for t in results["trials"] if "-base-" not in t["id"]]
+        # Baselines and attempts a retry replaced are no cells of the grid.
+        trials = [t for t in results["trials"]
+                  if "-base-" not in t["id"] and not t.get("superseded_by")]
         if not trials:
             continue
         profile = (trials[0].get("impairment") or {}).get("forward", "")
@@ -51,4 +53,6 @@ def main(out):
 
 
 if __name__ == "__main__":
-    main(sys.argv[1] if len(sys.argv) > 1 else "transbench-out/hol-table")
+    if len(sys.argv) != 2:
+        sys.exit("usage: python3 bench/hol/table.py OUT_DIR (the grid bench/hol/table.sh made)")
+    main(sys.argv[1])

@@ -6,6 +6,8 @@
 #
 #   bench/hol/table.sh [OUT_DIR] [-- extra transbench run options]
 #
+# OUT_DIR defaults to a new transbench-out/hol-table-<UTC time>/.
+#
 # Defaults: 8 streams x 25 messages/s x 512 bytes, 20 s per trial,
 # delays 10 and 50 ms, losses 0, 0.5, 1, 2 and 5 %. Needs root (the
 # emulated link), python3 and a release build (`cargo build --release`).
@@ -17,10 +19,15 @@ case "${1:-}" in
 esac
 cd "$(dirname "$0")/../.."
 
-out=transbench-out/hol-table
+# A grid of its own per run, as `transbench run` makes: a rerun keeps the last.
+out=transbench-out/hol-table-$(date -u +%Y%m%dT%H%M%SZ)
 if [ $# -gt 0 ] && [ "$1" != "--" ]; then
     out=$1
     shift
+fi
+if compgen -G "$out/*/results.json" >/dev/null; then
+    echo "$out already holds a grid: give another OUT_DIR (or none, for a new one)" >&2
+    exit 1
 fi
 [ "${1:-}" = "--" ] && shift
 tb=target/release/transbench
