@@ -360,6 +360,10 @@ pub fn schedule_note(results: &RunResults) -> Option<String> {
                  such trials again"
             }
             (Some(_), _) => "rerun on a quieter machine or raise trials",
+            // A sweep's steps are not retried: a step's trial decides its knee.
+            (None, 0) if !results.sweeps.is_empty() => {
+                "rerun on a quieter machine (a sweep's steps are not retried)"
+            }
             (None, 0) => "rerun on a quieter machine, or with --retry-invalid 2 to run such trials again",
             (None, _) => "rerun on a quieter machine",
         };
@@ -473,6 +477,19 @@ mod tests {
         assert!(schedule_note(&r).unwrap().ends_with(
             "1 still invalid: rerun on a quieter machine, or with --retry-invalid 2 to run such trials again"
         ));
+        // A sweep's steps are never retried: no flag is suggested.
+        r.sweeps.push(crate::schema::Sweep {
+            transport: r.trials[0].transport,
+            workload: transbench_wire::Workload::Handshake,
+            ttfb_p99_bound_ns: 1,
+            bound_source: "--knee-p99".into(),
+            steps: vec![],
+            knee_rate: None,
+            knee_reason: None,
+        });
+        assert!(schedule_note(&r)
+            .unwrap()
+            .ends_with("1 still invalid: rerun on a quieter machine (a sweep's steps are not retried)"));
     }
 
     #[test]
