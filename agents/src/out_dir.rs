@@ -155,8 +155,8 @@ fn held_run(dir: &Path) -> Vec<String> {
                     .map(|s| format!(" of scenario {:?}", s.name))
                     .unwrap_or_default();
                 format!(
-                    "{RESULTS} with {} trials{scenario}, started {}",
-                    r.trials.len(),
+                    "{RESULTS} with {}{scenario}, started {}",
+                    transbench_reports::counted(r.trials.len() as u64, "trial"),
                     r.created
                 )
             }

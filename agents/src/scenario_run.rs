@@ -213,9 +213,9 @@ pub async fn run_scenario(opts: ScenarioOptions) -> anyhow::Result<()> {
         .collect();
     if resume {
         eprintln!(
-            "resuming {}: {} trials done, {} to run",
+            "resuming {}: {} done, {} to run",
             run_dir.display(),
-            done.len(),
+            transbench_reports::counted(done.len() as u64, "trial"),
             plan.len()
         );
     }
@@ -306,8 +306,10 @@ pub async fn run_scenario(opts: ScenarioOptions) -> anyhow::Result<()> {
         // The summary and the report are of a whole run: they wait for
         // its last trial.
         eprintln!(
-            "--max-trials {}: {left_for_later} trials remain; --resume {} runs them",
+            "--max-trials {}: {} {}; --resume {} runs them",
             plan.len(),
+            transbench_reports::counted(left_for_later as u64, "trial"),
+            if left_for_later == 1 { "remains" } else { "remain" },
             run_dir.display()
         );
     }

@@ -268,7 +268,7 @@ fn a_second_run_never_replaces_the_first() {
     assert!(!o.status.success());
     let err = stderr(&o);
     assert!(
-        err.contains("already holds a run (results.json with 1 trials of scenario \"tiny\"")
+        err.contains("already holds a run (results.json with 1 trial of scenario \"tiny\"")
             && err.contains(&format!("--resume {out} continues it, --force replaces it")),
         "{err}"
     );
