@@ -672,7 +672,7 @@ pub(crate) async fn run_phase(
                     }
                     trial.attempt = attempt;
                     // A sweep's steps are judged as they run: never retried.
-                    let again = trial.missed_schedule && attempt <= opts.retry_invalid && rate.is_none();
+                    let again = rate.is_none() && trial.retry_due(opts.retry_invalid);
                     results.trials.push(trial);
                     if let Some(i) = previous {
                         results.trials[i].superseded_by = Some(id.clone());

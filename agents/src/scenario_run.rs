@@ -275,7 +275,7 @@ pub async fn run_scenario(opts: ScenarioOptions) -> anyhow::Result<()> {
                 trial.repetition = Some(t.repetition);
                 trial.attempt = attempt;
                 let id = trial.id.clone();
-                let again = trial.missed_schedule && attempt <= scenario.retry_invalid;
+                let again = trial.retry_due(scenario.retry_invalid);
                 if let Some(i) = previous {
                     results.trials[i].superseded_by = Some(id);
                 }
@@ -383,7 +383,7 @@ fn progress(results: &RunResults, retry_invalid: u32) -> (HashSet<TrialKey>, Has
             continue;
         };
         let key = (cell.clone(), repetition);
-        if t.missed_schedule && t.attempt <= retry_invalid {
+        if t.retry_due(retry_invalid) {
             retry_from.insert(key, i);
         } else {
             done.insert(key);

@@ -321,6 +321,12 @@ impl RunResults {
 }
 
 impl TrialResult {
+    /// Whether this attempt is to be run again with `retries` allowed: it
+    /// missed its schedule, and retries are left (attempt 1 is no retry).
+    pub fn retry_due(&self, retries: u32) -> bool {
+        self.missed_schedule && self.attempt <= retries
+    }
+
     /// Payload delivered per second of the measured window, bits/s: UDP's
     /// own figure, else messages received x their size; `None` without a
     /// measured window.
@@ -701,4 +707,17 @@ pub struct Impairment {
 pub struct LinkEvents {
     pub forward: LinkCounters,
     pub reverse: LinkCounters,
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn only_a_missed_schedule_with_retries_left_is_run_again() {
+        let mut t = crate::store::tests::sample().trials[0].clone();
+        assert!(!t.retry_due(2), "a trial that kept its schedule");
+        t.missed_schedule = true;
+        assert!(t.retry_due(2) && !t.retry_due(0));
+        t.attempt = 3;
+        assert!(!t.retry_due(2), "the third attempt used both retries");
+    }
 }
