@@ -465,11 +465,7 @@ pub async fn run(opts: RunOptions, out: &OutChoice) -> anyhow::Result<()> {
     crate::report::render(&results_path, &run_dir.join("report"))?;
     // Steps past a knee were never run: they are no failures.
     let skipped: usize = results.sweeps.iter().map(|s| rates.len() - s.steps.len()).sum();
-    let finished = results
-        .trials
-        .iter()
-        .filter(|t| t.superseded_by.is_none())
-        .count();
+    let finished = results.trials.iter().filter(|t| t.is_final()).count();
     let failed = planned - skipped - finished;
     if failed > 0 {
         bail!(

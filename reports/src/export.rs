@@ -100,7 +100,7 @@ pub fn points_of_run(run: &RunResults) -> Vec<Point<'static>> {
     for t in run
         .trials
         .iter()
-        .filter(|t| t.valid && !t.baseline && t.superseded_by.is_none())
+        .filter(|t| t.valid && !t.baseline && t.is_final())
     {
         let id = t.cell.clone().unwrap_or_else(|| cell_key(t));
         match cells.iter_mut().find(|(c, _)| *c == id) {

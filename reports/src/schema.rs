@@ -315,12 +315,18 @@ impl RunResults {
     /// statistics, charts and exports use.
     pub fn final_attempts(&self) -> RunResults {
         let mut run = self.clone();
-        run.trials.retain(|t| t.superseded_by.is_none());
+        run.trials.retain(TrialResult::is_final);
         run
     }
 }
 
 impl TrialResult {
+    /// Whether this is its trial's final attempt (no retry replaced it):
+    /// what statistics, charts, exports and counts of finished trials use.
+    pub fn is_final(&self) -> bool {
+        self.superseded_by.is_none()
+    }
+
     /// Whether this attempt is to be run again with `retries` allowed: it
     /// missed its schedule, and retries are left (attempt 1 is no retry).
     pub fn retry_due(&self, retries: u32) -> bool {

@@ -298,7 +298,7 @@ pub fn schedule_note(results: &RunResults) -> Option<String> {
     let finals: Vec<&TrialResult> = results
         .trials
         .iter()
-        .filter(|t| t.superseded_by.is_none() && !t.baseline)
+        .filter(|t| t.is_final() && !t.baseline)
         .collect();
     // A retry follows only a missed schedule: a later attempt's trial missed it once.
     let missed: Vec<&&TrialResult> = finals
