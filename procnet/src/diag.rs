@@ -1,6 +1,6 @@
-//! Counting TIME_WAIT sockets over netlink's sock_diag (inet_diag(7), the
-//! interface `ss` uses): one dump request per address family, asking the
-//! kernel for TIME_WAIT sockets only.
+//! Counting TCP sockets in given states over netlink's sock_diag
+//! (inet_diag(7), the interface `ss` uses): one dump request per address
+//! family, asking the kernel for sockets in those states only.
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
@@ -12,8 +12,6 @@ const NLM_F_DUMP: u16 = 0x300;
 const NLMSG_ERROR: u16 = 2;
 const NLMSG_DONE: u16 = 3;
 const NLMSG_HDRLEN: usize = 16;
-/// TCP_TIME_WAIT in the kernel's TCP state numbering.
-const TCP_TIME_WAIT: u8 = 6;
 /// struct inet_diag_req_v2: family, protocol, ext, pad, states, sockid (48).
 const REQ_LEN: usize = 56;
 /// INET_DIAG_REQ_BYTECODE: a filter the kernel runs on every socket.
@@ -52,10 +50,10 @@ impl DiagSocket {
         })
     }
 
-    /// TIME_WAIT TCP sockets of `family` that `filter` admits. The kernel
+    /// TCP sockets of `family` in `states` that `filter` admits. The kernel
     /// applies the filter (as bytecode) while it walks its tables, so only
     /// the sockets that count cross to user space.
-    pub fn count_time_wait(&self, family: u8, filter: &crate::PortFilter) -> io::Result<u64> {
+    pub fn count(&self, family: u8, states: crate::TcpStates, filter: &crate::PortFilter) -> io::Result<u64> {
         let bytecode = bytecode(filter);
         let attr_len = if bytecode.is_empty() {
             0
@@ -70,7 +68,7 @@ impl DiagSocket {
         req[8..12].copy_from_slice(&1u32.to_ne_bytes());
         req[16] = family;
         req[17] = libc::IPPROTO_TCP as u8;
-        req[20..24].copy_from_slice(&(1u32 << TCP_TIME_WAIT).to_ne_bytes());
+        req[20..24].copy_from_slice(&states.mask().to_ne_bytes());
         if attr_len > 0 {
             let at = NLMSG_HDRLEN + REQ_LEN;
             req[at..at + 2].copy_from_slice(&(attr_len as u16).to_ne_bytes());
@@ -106,7 +104,9 @@ impl DiagSocket {
                 }
                 return Err(e);
             }
-            match parse(&buf[..n as usize], &|local, remote| filter.admits(local, remote))? {
+            match parse(&buf[..n as usize], states, &|local, remote| {
+                filter.admits(local, remote)
+            })? {
                 Batch::More(k) => count += k,
                 Batch::Done(k) => return Ok(count + k),
             }
@@ -158,9 +158,9 @@ enum Batch {
     Done(u64),
 }
 
-/// Counts the admitted TIME_WAIT records of one datagram of netlink
+/// Counts the admitted records in `states` of one datagram of netlink
 /// messages.
-fn parse(mut data: &[u8], admit: &impl Fn(u16, u16) -> bool) -> io::Result<Batch> {
+fn parse(mut data: &[u8], states: crate::TcpStates, admit: &impl Fn(u16, u16) -> bool) -> io::Result<Batch> {
     let malformed = || io::Error::new(io::ErrorKind::InvalidData, "malformed sock_diag reply");
     let mut count = 0;
     while data.len() >= NLMSG_HDRLEN {
@@ -185,7 +185,7 @@ fn parse(mut data: &[u8], admit: &impl Fn(u16, u16) -> bool) -> io::Result<Batch
                 }
                 let local = u16::from_be_bytes([payload[4], payload[5]]);
                 let remote = u16::from_be_bytes([payload[6], payload[7]]);
-                if payload[1] == TCP_TIME_WAIT && admit(local, remote) {
+                if states.contains(payload[1]) && admit(local, remote) {
                     count += 1;
                 }
             }
@@ -200,6 +200,9 @@ fn parse(mut data: &[u8], admit: &impl Fn(u16, u16) -> bool) -> io::Result<Batch
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const TIME_WAIT: u8 = 6;
+    const FIN_WAIT2: u8 = 5;
 
     fn message(kind: u16, payload: &[u8]) -> Vec<u8> {
         let len = NLMSG_HDRLEN + payload.len();
@@ -221,14 +224,26 @@ mod tests {
     }
 
     #[test]
-    fn counts_admitted_time_wait_records_until_done() {
-        let mut data = socket(TCP_TIME_WAIT, 40000, 8080);
-        data.extend(socket(TCP_TIME_WAIT, 40001, 9090));
+    fn counts_admitted_records_in_the_states_until_done() {
+        use crate::TcpStates;
+        let mut data = socket(TIME_WAIT, 40000, 8080);
+        data.extend(socket(TIME_WAIT, 40001, 9090));
         data.extend(socket(1, 40002, 8080));
+        data.extend(socket(FIN_WAIT2, 40003, 8080));
         let admit = |_: u16, remote: u16| remote == 8080;
-        assert!(matches!(parse(&data, &admit), Ok(Batch::More(1))));
+        assert!(matches!(
+            parse(&data, TcpStates::TIME_WAIT, &admit),
+            Ok(Batch::More(1))
+        ));
+        assert!(matches!(
+            parse(&data, TcpStates::CLOSING, &admit),
+            Ok(Batch::More(1))
+        ));
         data.extend(message(NLMSG_DONE, &[0; 4]));
-        assert!(matches!(parse(&data, &admit), Ok(Batch::Done(1))));
+        assert!(matches!(
+            parse(&data, TcpStates::TIME_WAIT, &admit),
+            Ok(Batch::Done(1))
+        ));
     }
 
     /// The kernel's interpreter (inet_diag_bc_run), for the port tests.
@@ -290,10 +305,11 @@ mod tests {
     #[test]
     fn errors_and_garbage_are_errors() {
         let err = message(NLMSG_ERROR, &(-libc::EPERM).to_ne_bytes());
-        let e = parse(&err, &|_, _| true).err().unwrap();
+        let any = crate::TcpStates::TIME_WAIT;
+        let e = parse(&err, any, &|_, _| true).err().unwrap();
         assert_eq!(e.raw_os_error(), Some(libc::EPERM));
-        let mut bad = socket(TCP_TIME_WAIT, 1, 2);
+        let mut bad = socket(TIME_WAIT, 1, 2);
         bad[0..4].copy_from_slice(&9999u32.to_ne_bytes());
-        assert!(parse(&bad, &|_, _| true).is_err());
+        assert!(parse(&bad, any, &|_, _| true).is_err());
     }
 }

@@ -65,7 +65,7 @@ pub fn tcp_ext_counters(text: &str) -> Result<BTreeMap<String, u64>, ParseError>
         .collect()
 }
 
-/// Which TIME_WAIT sockets of `/proc/net/tcp{,6}` count.
+/// Which sockets of `/proc/net/tcp{,6}` (or sock_diag) count.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PortFilter {
     /// Every socket.
@@ -89,12 +89,29 @@ impl PortFilter {
     }
 }
 
-/// The `st` of a TIME_WAIT socket in `/proc/net/tcp` (TCP_TIME_WAIT).
-const TIME_WAIT: &str = "06";
+/// A set of TCP states, in the kernel's numbering (`include/net/tcp_states.h`,
+/// the `st` column of `/proc/net/tcp` in hex).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TcpStates(u32);
 
-/// TIME_WAIT sockets in the text of `/proc/net/tcp` or `/proc/net/tcp6`
+impl TcpStates {
+    pub const TIME_WAIT: TcpStates = TcpStates(1 << 6);
+    /// On the way to TIME_WAIT: this side closed first and the peer's FIN
+    /// has not come yet (FIN_WAIT1, FIN_WAIT2, CLOSING).
+    pub const CLOSING: TcpStates = TcpStates(1 << 4 | 1 << 5 | 1 << 11);
+
+    pub(crate) fn mask(self) -> u32 {
+        self.0
+    }
+
+    pub(crate) fn contains(self, state: u8) -> bool {
+        state < 32 && self.0 & (1 << state) != 0
+    }
+}
+
+/// Sockets in `states` in the text of `/proc/net/tcp` or `/proc/net/tcp6`
 /// that `filter` admits.
-pub fn tcp_time_wait(text: &str, filter: &PortFilter) -> Result<u64, ParseError> {
+pub fn tcp_sockets(text: &str, states: TcpStates, filter: &PortFilter) -> Result<u64, ParseError> {
     let mut count = 0;
     for line in text.lines().skip(1) {
         let fields: Vec<&str> = line.split_whitespace().collect();
@@ -105,7 +122,8 @@ pub fn tcp_time_wait(text: &str, filter: &PortFilter) -> Result<u64, ParseError>
         if fields.len() < 4 {
             return Err(malformed());
         }
-        if fields[3] != TIME_WAIT {
+        let state = u8::from_str_radix(fields[3], 16).map_err(|_| malformed())?;
+        if !states.contains(state) {
             continue;
         }
         let port = |addr: &str| {
@@ -168,13 +186,13 @@ impl ProcNet {
         Ok(sockstat_time_wait(&self.read("sockstat")?)?)
     }
 
-    /// TIME_WAIT sockets (IPv4 and IPv6) that `filter` admits, from the
-    /// text tables (slow with many sockets: see [`diag_time_wait`]).
-    pub fn time_wait(&self, filter: &PortFilter) -> Result<u64, ReadError> {
-        let mut n = tcp_time_wait(&self.read("tcp")?, filter)?;
+    /// Sockets (IPv4 and IPv6) in `states` that `filter` admits, from the
+    /// text tables (slow with many sockets: see [`diag_sockets`]).
+    pub fn sockets(&self, states: TcpStates, filter: &PortFilter) -> Result<u64, ReadError> {
+        let mut n = tcp_sockets(&self.read("tcp")?, states, filter)?;
         // A kernel without IPv6 has no tcp6.
         if let Ok(text) = self.read("tcp6") {
-            n += tcp_time_wait(&text, filter)?;
+            n += tcp_sockets(&text, states, filter)?;
         }
         Ok(n)
     }
@@ -184,12 +202,12 @@ impl ProcNet {
     }
 }
 
-/// TIME_WAIT sockets (IPv4 and IPv6) of the calling thread's namespace
+/// Sockets (IPv4 and IPv6) in `states` of the calling thread's namespace
 /// that `filter` admits, asked of the kernel over netlink (sock_diag, as
-/// `ss` does): the kernel sends only TIME_WAIT sockets, as binary records,
-/// about a hundred times cheaper than formatting `/proc/net/tcp` when
-/// tens of thousands are open.
-pub fn diag_time_wait(filter: &PortFilter) -> Result<u64, ReadError> {
+/// `ss` does): the kernel sends only sockets in those states, as binary
+/// records, about a hundred times cheaper than formatting `/proc/net/tcp`
+/// when tens of thousands are open.
+pub fn diag_sockets(states: TcpStates, filter: &PortFilter) -> Result<u64, ReadError> {
     let socket = diag::DiagSocket::open().map_err(|source| ReadError::Io {
         path: "netlink sock_diag".into(),
         source,
@@ -197,7 +215,7 @@ pub fn diag_time_wait(filter: &PortFilter) -> Result<u64, ReadError> {
     let mut n = 0;
     for family in [libc::AF_INET, libc::AF_INET6] {
         n += socket
-            .count_time_wait(family as u8, filter)
+            .count(family as u8, states, filter)
             .map_err(|source| ReadError::Io {
                 path: "netlink sock_diag".into(),
                 source,
@@ -293,6 +311,26 @@ impl CountBudget {
     }
 }
 
+/// How long the last sample waits for the filter's sockets still closing
+/// (FIN_WAIT1, FIN_WAIT2, CLOSING) to reach TIME_WAIT. A connection closed
+/// just before the stop is in FIN_WAIT2 until its peer closes too, which a
+/// busy peer may do hundreds of ms later: counted at once it would be
+/// missing from the count the trial leaves behind. A peer that never
+/// closes (gone, or behind a dead link) only delays the stop by this much.
+pub const SETTLE_BOUND_NS: u64 = 2_000_000_000;
+
+fn settle(filter: &PortFilter, proc_net: &ProcNet, clock: fn() -> u64) {
+    let until = clock().saturating_add(SETTLE_BOUND_NS);
+    let closing = || {
+        diag_sockets(TcpStates::CLOSING, filter)
+            .or_else(|_| proc_net.sockets(TcpStates::CLOSING, filter))
+            .unwrap_or(0)
+    };
+    while closing() > 0 && clock() < until {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
+
 /// Samples TIME_WAIT at a fixed interval on a thread of its own, in the
 /// network namespace of the thread that started it (threads inherit it).
 /// The thread stops when the sampler is stopped or dropped.
@@ -303,7 +341,9 @@ pub struct TimeWaitSampler {
 
 impl TimeWaitSampler {
     /// `clock` gives the time of each sample (ns); the first is taken at
-    /// once, the rest every `interval_ns` after it, and one more on stop.
+    /// once, the rest every `interval_ns` after it, and one more on stop,
+    /// once the filter's sockets still closing have settled (see
+    /// [`SETTLE_BOUND_NS`]).
     /// The first and the last always count the filter's sockets; the rest
     /// do within [`COUNT_BUDGET`]; without a filter, none do. A file that
     /// cannot be read skips that sample.
@@ -323,8 +363,8 @@ impl TimeWaitSampler {
                     let counted = filter.as_ref().filter(|_| always || budget.due(t));
                     let trial = counted.and_then(|filter| {
                         let start = clock();
-                        let n = diag_time_wait(filter)
-                            .or_else(|_| proc_net.time_wait(filter))
+                        let n = diag_sockets(TcpStates::TIME_WAIT, filter)
+                            .or_else(|_| proc_net.sockets(TcpStates::TIME_WAIT, filter))
                             .ok();
                         budget.spent(start, clock());
                         n
@@ -345,6 +385,9 @@ impl TimeWaitSampler {
                     // A late sample is not made up for: the next is due on
                     // the next tick still ahead.
                     due = start + ((clock() - start) / interval_ns + 1) * interval_ns;
+                }
+                if let Some(filter) = filter.as_ref() {
+                    settle(filter, &proc_net, clock);
                 }
                 samples.extend(sample(true));
                 samples
@@ -391,6 +434,8 @@ mod tests {
    2: 0100007F:9C41 0100007F:1F90 06 00000000:00000000 03:00001620 00000000     0        0 0 3 0
    3: 0100007F:1F90 0100007F:9C42 06 00000000:00000000 03:00001620 00000000     0        0 0 3 0
    4: 0100007F:C000 0100007F:0050 06 00000000:00000000 03:00001620 00000000     0        0 0 3 0
+   5: 0100007F:9C43 0100007F:1F90 05 00000000:00000000 03:00001620 00000000     0        0 0 3 0
+   6: 0100007F:9C44 0100007F:1F90 0B 00000000:00000000 03:00001620 00000000     0        0 0 3 0
 ";
 
     #[test]
@@ -407,15 +452,23 @@ mod tests {
     }
 
     #[test]
-    fn tcp_counts_time_wait_by_port() {
+    fn tcp_counts_sockets_by_state_and_port() {
         // Ports: 0x9C40 = 40000, 0x1F90 = 8080, 0xC000 = 49152, 0x50 = 80.
-        assert_eq!(tcp_time_wait(TCP, &PortFilter::Any), Ok(4));
-        assert_eq!(tcp_time_wait(TCP, &PortFilter::Local(40000..=40001)), Ok(2));
-        assert_eq!(tcp_time_wait(TCP, &PortFilter::Either(8080)), Ok(3));
-        assert_eq!(tcp_time_wait(TCP, &PortFilter::Either(80)), Ok(1));
-        assert_eq!(tcp_time_wait(TCP, &PortFilter::Remote(8080)), Ok(2));
-        assert_eq!(tcp_time_wait(TCP, &PortFilter::Local(8080..=8080)), Ok(1));
-        assert!(tcp_time_wait("header\n 1: x\n", &PortFilter::Any).is_err());
+        let tw = |filter: PortFilter| tcp_sockets(TCP, TcpStates::TIME_WAIT, &filter);
+        assert_eq!(tw(PortFilter::Any), Ok(4));
+        assert_eq!(tw(PortFilter::Local(40000..=40001)), Ok(2));
+        assert_eq!(tw(PortFilter::Either(8080)), Ok(3));
+        assert_eq!(tw(PortFilter::Either(80)), Ok(1));
+        assert_eq!(tw(PortFilter::Remote(8080)), Ok(2));
+        assert_eq!(tw(PortFilter::Local(8080..=8080)), Ok(1));
+        // FIN_WAIT2 (05) and CLOSING (0B) are on their way; LISTEN (0A) is not.
+        assert_eq!(tcp_sockets(TCP, TcpStates::CLOSING, &PortFilter::Any), Ok(2));
+        assert_eq!(
+            tcp_sockets(TCP, TcpStates::CLOSING, &PortFilter::Local(40003..=40003)),
+            Ok(1)
+        );
+        assert!(tcp_sockets("header\n 1: x\n", TcpStates::TIME_WAIT, &PortFilter::Any).is_err());
+        assert!(tcp_sockets("header\n 1: a b zz\n", TcpStates::TIME_WAIT, &PortFilter::Any).is_err());
     }
 
     #[test]

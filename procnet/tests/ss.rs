@@ -2,7 +2,7 @@
 //! connections to a listener of our own, each closed by the client first,
 //! leave 20 client sockets in TIME_WAIT (for the kernel's fixed 60 s).
 
-use procnet::{PortFilter, ProcNet};
+use procnet::{PortFilter, ProcNet, TcpStates};
 use std::io::Read;
 use std::net::{TcpListener, TcpStream};
 use std::process::Command;
@@ -16,6 +16,12 @@ fn ss_time_wait(port: u16) -> Option<u64> {
     out.status
         .success()
         .then(|| String::from_utf8_lossy(&out.stdout).lines().count() as u64)
+}
+
+fn mono_ns() -> u64 {
+    let t = std::time::Instant::now();
+    static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    t.duration_since(*START.get_or_init(|| t)).as_nanos() as u64
 }
 
 #[test]
@@ -42,7 +48,9 @@ fn time_wait_matches_ss() {
     // Let the last FINs land: every client socket reaches TIME_WAIT.
     let mut ours = 0;
     for _ in 0..200 {
-        ours = net.time_wait(&PortFilter::Either(port)).unwrap();
+        ours = net
+            .sockets(TcpStates::TIME_WAIT, &PortFilter::Either(port))
+            .unwrap();
         if ours == 20 {
             break;
         }
@@ -51,7 +59,7 @@ fn time_wait_matches_ss() {
     assert_eq!(ours, 20, "client sockets in TIME_WAIT");
     assert_eq!(ss_time_wait(port), Some(ours), "ss sees what /proc/net/tcp says");
     assert_eq!(
-        procnet::diag_time_wait(&PortFilter::Either(port)).unwrap(),
+        procnet::diag_sockets(TcpStates::TIME_WAIT, &PortFilter::Either(port)).unwrap(),
         ours,
         "sock_diag agrees"
     );
@@ -62,11 +70,6 @@ fn time_wait_matches_ss() {
 
 #[test]
 fn sampler_follows_time_wait_as_it_appears() {
-    fn mono_ns() -> u64 {
-        let t = std::time::Instant::now();
-        static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
-        t.duration_since(*START.get_or_init(|| t)).as_nanos() as u64
-    }
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     let start =
@@ -104,6 +107,40 @@ fn sampler_follows_time_wait_as_it_appears() {
         "the total includes ours"
     );
     assert!(samples.windows(2).all(|w| w[1].0 > w[0].0), "times increase");
+}
+
+#[test]
+fn the_last_sample_waits_for_a_slow_peer_to_close() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let ours = PortFilter::Remote(port);
+    let net = ProcNet::this_thread();
+    let closing = || procnet::diag_sockets(TcpStates::CLOSING, &ours).unwrap();
+    let sampler = procnet::TimeWaitSampler::start(10_000_000, Some(ours.clone()), mono_ns).unwrap();
+    let client = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let (mut server, _) = listener.accept().unwrap();
+    // The client closes; the server has not: FIN_WAIT2, not yet TIME_WAIT.
+    drop(client);
+    let mut buf = [0u8; 1];
+    assert_eq!(server.read(&mut buf).unwrap(), 0);
+    assert_eq!(closing(), 1, "the client's socket is closing");
+    assert_eq!(
+        net.sockets(TcpStates::CLOSING, &ours).unwrap(),
+        1,
+        "/proc/net/tcp agrees"
+    );
+    let late = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        drop(server);
+    });
+    let samples = sampler.stop();
+    late.join().unwrap();
+    assert_eq!(
+        samples.last().unwrap().2,
+        Some(1),
+        "the last sample came after the peer's close: {samples:?}"
+    );
+    assert_eq!(closing(), 0);
 }
 
 #[test]
