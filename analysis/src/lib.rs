@@ -8,8 +8,11 @@
 //!   messages, cross-stream overtakes, and the sparse-loss theory to set
 //!   beside them;
 //! - [`churn`]: what TIME_WAIT and handshakes predict for connection
-//!   churn, and the agents' TIME_WAIT samples on one timeline.
+//!   churn, and the agents' TIME_WAIT samples on one timeline;
+//! - [`bulk`]: goodput per flow and in total, Jain's fairness index, and
+//!   what a rate-limited link leaves each transport after its headers.
 
+pub mod bulk;
 pub mod churn;
 pub mod hol;
 pub mod seq;
