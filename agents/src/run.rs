@@ -607,6 +607,7 @@ pub(crate) async fn run_phase(
                 WorkloadSpec::Churn(c) | WorkloadSpec::Handshake(c) => {
                     c.options.port_range_in_namespace = link.is_some();
                 }
+                WorkloadSpec::Bulk(b) => b.link_rate = link.as_ref().and_then(|(_, p)| p.forward.rate),
                 WorkloadSpec::Rr(_) | WorkloadSpec::Stream(_) => {}
             }
             let before = link.as_ref().map(|(bed, _)| bed.link_stats());

@@ -136,15 +136,23 @@ pub async fn setup(ctl: &mut ControlChannel, setup: TrialSetup) -> anyhow::Resul
     }
 }
 
+/// What the receiver sent back after Stop.
+pub struct Collected {
+    pub deliveries: Vec<delivery::Delivery>,
+    pub time_wait: Vec<TimeWaitSample>,
+    /// Bulk: each flow's bytes per bin.
+    pub flows: Vec<Vec<u64>>,
+    pub report: ReceiverReport,
+}
+
 /// After Stop: what the receiver sends back before its report (one-way
-/// deliveries, churn's TIME_WAIT samples), and the report. The first frame
-/// may take `drain` longer while the receiver waits for stragglers.
-pub async fn collect(
-    ctl: &mut ControlChannel,
-    drain: Duration,
-) -> anyhow::Result<(Vec<delivery::Delivery>, Vec<TimeWaitSample>, ReceiverReport)> {
+/// deliveries, churn's TIME_WAIT samples, bulk's bins), and the report.
+/// The first frame may take `drain` longer while the receiver waits for
+/// stragglers.
+pub async fn collect(ctl: &mut ControlChannel, drain: Duration) -> anyhow::Result<Collected> {
     let mut deliveries = Vec::new();
     let mut samples = Vec::new();
+    let mut flows: Vec<Vec<u64>> = Vec::new();
     let mut within = drain + REPLY_TIMEOUT;
     loop {
         let reply = tokio::time::timeout(within, expect_reply(ctl, "the receiver's records and report"))
@@ -155,7 +163,33 @@ pub async fn collect(
             ControlMsg::Deliveries { records } => deliveries
                 .extend(delivery::decode(&records).context("receiver sent malformed delivery records")?),
             ControlMsg::TimeWait { samples: batch } => samples.extend(batch),
-            ControlMsg::Report(report) => return Ok((deliveries, samples, report)),
+            ControlMsg::FlowBins { flow, first, bins } => {
+                // A flow index is the receiver's to name, within the trial's flows.
+                let (flow, first) = (flow as usize, first as usize);
+                if flow >= crate::spec::bulk::MAX_FLOWS as usize
+                    || first.saturating_add(bins.len()) > crate::workload::bulk::MAX_BINS
+                {
+                    bail!(
+                        "receiver broke the protocol: bins {first}.. of flow {flow} are beyond any trial's"
+                    );
+                }
+                if flows.len() <= flow {
+                    flows.resize(flow + 1, Vec::new());
+                }
+                let into = &mut flows[flow];
+                if into.len() < first + bins.len() {
+                    into.resize(first + bins.len(), 0);
+                }
+                into[first..first + bins.len()].copy_from_slice(&bins);
+            }
+            ControlMsg::Report(report) => {
+                return Ok(Collected {
+                    deliveries,
+                    time_wait: samples,
+                    flows,
+                    report,
+                })
+            }
             other => bail!(
                 "receiver broke the protocol: expected records or a report, got {}",
                 other.name()
@@ -251,6 +285,8 @@ pub fn verdict(
         Workload::Churn | Workload::Handshake => {
             ("connections", "lower --conn-rate, or raise --max-inflight")
         }
+        // Paced by the transport: no schedule to miss.
+        Workload::Bulk => ("writes", ""),
     };
     if rate.is_some() && send_lag.p99 > lag_bound {
         missed.push(format!(

@@ -1,4 +1,4 @@
-//! The results document, schema `transbench/1.1`. `SCHEMA.md` documents
+//! The results document, schema `transbench/1.2`. `SCHEMA.md` documents
 //! every key; change both together, and bump [`SCHEMA`] on incompatible
 //! changes.
 
@@ -10,11 +10,12 @@ use transbench_wire::{CloseMode, ReceiverReport, Transport, Workload};
 use crate::hist::LatencySummary;
 
 /// The schema this build writes. 1.1 added retried trials: a reader of
-/// 1 would take a superseded attempt for a trial of its own.
-pub const SCHEMA: &str = "transbench/1.1";
+/// 1 would take a superseded attempt for a trial of its own. 1.2 added the
+/// `bulk` workload, which a reader of 1.1 does not know.
+pub const SCHEMA: &str = "transbench/1.2";
 /// The schemas this build reads: 1 is 1.1 without retries (every trial
-/// its only attempt).
-pub const READABLE_SCHEMAS: [&str; 2] = ["transbench/1", SCHEMA];
+/// its only attempt), 1.1 is 1.2 without bulk trials.
+pub const READABLE_SCHEMAS: [&str; 3] = ["transbench/1", "transbench/1.1", SCHEMA];
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunResults {
@@ -286,6 +287,9 @@ pub struct TrialResult {
     /// Churn and handshake: a connection per transaction.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub churn: Option<ChurnMetrics>,
+    /// Bulk transfer: goodput per flow, fairness, TCP_INFO, quinn's stats.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bulk: Option<BulkMetrics>,
     /// `run SCENARIO`: the trial's cell (its id in `scenario.cells`) and
     /// which repetition of it this is (from 0).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -337,6 +341,9 @@ impl TrialResult {
     /// own figure, else messages received x their size; `None` without a
     /// measured window.
     pub fn goodput_bps(&self) -> Option<f64> {
+        if let Some(b) = &self.bulk {
+            return Some(b.goodput_bps);
+        }
         match &self.udp {
             Some(u) => Some(u.goodput_bps),
             None if self.duration_ns > 0 => Some(
@@ -346,6 +353,118 @@ impl TrialResult {
             None => None,
         }
     }
+}
+
+/// Bulk transfer (workload `bulk`; see `SCHEMA.md`): flows that write as
+/// fast as their transport takes the bytes, measured by what the
+/// receiver's application read.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BulkMetrics {
+    /// Length of a bin of every series, ns.
+    pub bin_ns: u64,
+    /// The measured window in bins, `[from, to)`: warm-up excluded.
+    pub window: [u32; 2],
+    /// Application bytes read by the receiver in the window, all flows,
+    /// bits/s.
+    pub goodput_bps: f64,
+    /// All flows' goodput per bin, over the whole trial, bits/s.
+    pub series_bps: Vec<f64>,
+    /// Jain's fairness index of the flows' goodput in the window; absent
+    /// when no flow delivered anything.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jain: Option<f64>,
+    /// Bytes the sender's application wrote, and the receiver's read,
+    /// over the whole trial.
+    pub bytes_sent: u64,
+    pub bytes_received: u64,
+    /// CPU time per byte read by the receiver's application, ns: the
+    /// sender's trial (every thread of its process) and the receiver's.
+    pub sender_cpu_ns_per_byte: f64,
+    pub receiver_cpu_ns_per_byte: f64,
+    /// QUIC: connections the flows were spread over.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quic_connections: Option<u32>,
+    /// What a rate-limited emulated link leaves the transport once its
+    /// headers are paid, and how it was reckoned; absent without a rate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expected: Option<ExpectedGoodput>,
+    pub flows: Vec<FlowMetrics>,
+    /// QUIC: each connection's `quinn::Connection::stats()` over the trial.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub quic: Vec<QuicConnectionStats>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExpectedGoodput {
+    /// The link's rate, bits/s.
+    pub rate_bps: f64,
+    /// Application bytes per full packet, and the bytes the rate limiter
+    /// counts for it (IP packet and Ethernet header).
+    pub payload_bytes: f64,
+    pub wire_bytes: f64,
+    /// rate x payload / wire, bits/s.
+    pub goodput_bps: f64,
+    /// The packet sizes it assumed, in words.
+    pub basis: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FlowMetrics {
+    pub flow: u32,
+    pub bytes_sent: u64,
+    pub bytes_received: u64,
+    /// Goodput in the measured window, bits/s.
+    pub goodput_bps: f64,
+    /// Per bin over the whole trial, bits/s.
+    pub series_bps: Vec<f64>,
+    /// TCP: the sender's TCP_INFO every bin.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tcp_info: Vec<TcpInfoSample>,
+}
+
+/// The kernel's `struct tcp_info` of a sender's socket, the fields a
+/// throughput question needs (`ss -ti` shows the same).
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+pub struct TcpInfoSample {
+    /// Since the flow's first byte, ns.
+    pub t_ns: u64,
+    /// Smoothed RTT and its variation, µs.
+    pub rtt_us: u32,
+    pub rttvar_us: u32,
+    /// Congestion window, segments, and the segment size, bytes.
+    pub snd_cwnd: u32,
+    pub snd_mss: u32,
+    pub total_retrans: u32,
+    /// The kernel's delivery rate estimate and pacing rate, bytes/s.
+    pub delivery_rate: u64,
+    pub pacing_rate: u64,
+    /// Time with data in flight, and the parts of it limited by the
+    /// receiver's window and by the send buffer, µs.
+    pub busy_time_us: u64,
+    pub rwnd_limited_us: u64,
+    pub sndbuf_limited_us: u64,
+    pub bytes_acked: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct QuicConnectionStats {
+    pub connection: u32,
+    pub samples: Vec<QuicStatsSample>,
+}
+
+/// `quinn::Connection::stats()`, the path's part.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+pub struct QuicStatsSample {
+    /// Since the first flow's first byte, ns.
+    pub t_ns: u64,
+    pub rtt_ns: u64,
+    pub cwnd: u64,
+    pub congestion_events: u64,
+    pub lost_packets: u64,
+    pub lost_bytes: u64,
+    pub sent_packets: u64,
+    /// The UDP payload size quinn sends in now (PLPMTUD).
+    pub current_mtu: u16,
 }
 
 /// A connection per transaction (workloads `churn` and `handshake`; see

@@ -185,6 +185,7 @@ pub(crate) mod tests {
             hol: None,
             udp: None,
             churn: None,
+            bulk: None,
             cell: None,
             repetition: None,
             baseline: false,

@@ -113,8 +113,82 @@ fn churn_cells(c: &crate::schema::ChurnMetrics) -> [String; 5] {
 /// head-of-line figures (late fraction, median fan-out, collateral
 /// fraction, overtakes).
 pub fn summary_table(results: &RunResults) -> String {
-    let with_hol = results.trials.iter().any(|t| t.hol.is_some());
     let with_rejected = results.trials.iter().any(|t| t.receiver.rejected > 0);
+    let bulk = !results.trials.is_empty() && results.trials.iter().all(|t| t.bulk.is_some());
+    let rows = if bulk {
+        bulk_rows(results)
+    } else {
+        latency_rows(results, with_rejected)
+    };
+    let mut out = aligned(&rows);
+    notes(results, with_rejected, &mut out);
+    out
+}
+
+/// A bulk run: goodput against what the link leaves, fairness, and the
+/// congestion controller's view (TCP_INFO at the end; quinn's counts).
+fn bulk_rows(results: &RunResults) -> Vec<Vec<String>> {
+    let header = [
+        "trial",
+        "flows",
+        "goodput",
+        "expected",
+        "fairness",
+        "retrans/lost",
+        "rtt",
+        "cpu ns/B (snd rcv)",
+        "valid",
+    ];
+    let mut rows: Vec<Vec<String>> = vec![header.iter().map(|s| s.to_string()).collect()];
+    for t in &results.trials {
+        let Some(b) = &t.bulk else { continue };
+        let last_tcp: Vec<&crate::TcpInfoSample> = b.flows.iter().filter_map(|f| f.tcp_info.last()).collect();
+        let last_quic: Vec<&crate::QuicStatsSample> =
+            b.quic.iter().filter_map(|c| c.samples.last()).collect();
+        let (losses, rtt_ns) = if !last_tcp.is_empty() {
+            let retrans: u64 = last_tcp.iter().map(|i| u64::from(i.total_retrans)).sum();
+            let rtt = last_tcp.iter().map(|i| u64::from(i.rtt_us) * 1_000).max();
+            (format!("{retrans} segs"), rtt)
+        } else if !last_quic.is_empty() {
+            let lost: u64 = last_quic.iter().map(|s| s.lost_packets).sum();
+            (format!("{lost} pkts"), last_quic.iter().map(|s| s.rtt_ns).max())
+        } else {
+            ("-".into(), None)
+        };
+        rows.push(vec![
+            printable(&t.id).into_owned(),
+            b.flows.len().to_string(),
+            format!("{}bit/s", si(b.goodput_bps)),
+            b.expected.as_ref().map_or("-".into(), |e| {
+                format!(
+                    "{}bit/s ({})",
+                    si(e.goodput_bps),
+                    percent(b.goodput_bps / e.goodput_bps)
+                )
+            }),
+            b.jain.map_or("-".into(), |j| format!("{j:.3}")),
+            losses,
+            rtt_ns.map_or("-".into(), human_ns),
+            format!(
+                "{:.3} {:.3}",
+                b.sender_cpu_ns_per_byte, b.receiver_cpu_ns_per_byte
+            ),
+            validity(t),
+        ]);
+    }
+    rows
+}
+
+fn validity(t: &TrialResult) -> String {
+    match (t.valid, &t.superseded_by) {
+        (true, _) => "yes".into(),
+        (false, None) => "NO".into(),
+        (false, Some(_)) => "NO (retried)".into(),
+    }
+}
+
+fn latency_rows(results: &RunResults, with_rejected: bool) -> Vec<Vec<String>> {
+    let with_hol = results.trials.iter().any(|t| t.hol.is_some());
     let mut header = vec![
         "trial", "mode", "count", "p50", "p99", "p99.9", "max", "loss", "valid",
     ];
@@ -169,11 +243,7 @@ pub fn summary_table(results: &RunResults) -> String {
             lat(t.lat.p999),
             lat(t.lat.max),
             loss,
-            match (t.valid, &t.superseded_by) {
-                (true, _) => "yes".into(),
-                (false, None) => "NO".into(),
-                (false, Some(_)) => "NO (retried)".into(),
-            },
+            validity(t),
         ];
         if with_rejected {
             row.push(t.receiver.rejected.to_string());
@@ -201,11 +271,17 @@ pub fn summary_table(results: &RunResults) -> String {
         }
         rows.push(row);
     }
-    let widths: Vec<usize> = (0..header.len())
+    rows
+}
+
+/// The rows in columns: the first two to the left, numbers to the right.
+fn aligned(rows: &[Vec<String>]) -> String {
+    let columns = rows.first().map_or(0, Vec::len);
+    let widths: Vec<usize> = (0..columns)
         .map(|i| rows.iter().map(|r| r[i].len()).max().unwrap_or(0))
         .collect();
     let mut out = String::new();
-    for row in &rows {
+    for row in rows {
         let line: Vec<String> = row
             .iter()
             .zip(&widths)
@@ -221,6 +297,12 @@ pub fn summary_table(results: &RunResults) -> String {
         out.push_str(line.join("  ").trim_end());
         out.push('\n');
     }
+    out
+}
+
+/// What the table cannot say: strangers, HOL backlogs, ports spent in
+/// warm-up, invalid trials and missed schedules.
+fn notes(results: &RunResults, with_rejected: bool, out: &mut String) {
     if with_rejected {
         out.push_str(
             "rejected: strangers' datagrams and connections the receiver dropped unanswered (without the \
@@ -288,7 +370,6 @@ pub fn summary_table(results: &RunResults) -> String {
         out.push_str(&line);
         out.push('\n');
     }
-    out
 }
 
 /// One line, when a trial missed its send schedule (at any attempt): how

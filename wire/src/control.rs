@@ -33,7 +33,7 @@ use crate::token::TrialToken;
 pub use crate::transport::{Capabilities, Carrier, Streams, Transport};
 
 /// Bumped on any incompatible change to the frames below.
-pub const PROTOCOL_VERSION: u32 = 5;
+pub const PROTOCOL_VERSION: u32 = 6;
 pub const MAGIC: &str = "transbench";
 /// Control frames are small; anything larger is garbage.
 pub const CONTROL_FRAMING: LengthPrefix = LengthPrefix::new(64 * 1024);
@@ -56,15 +56,19 @@ pub enum Workload {
     /// Like churn, at a gentle rate: what setting up a connection costs
     /// (time to first response byte, handshake time, 0-RTT acceptance).
     Handshake,
+    /// N flows, each an open byte stream written as fast as the transport
+    /// takes it: goodput, fairness, and what the congestion controller did.
+    Bulk,
 }
 
 impl Workload {
-    pub const ALL: [Workload; 5] = [
+    pub const ALL: [Workload; 6] = [
         Workload::Rr,
         Workload::Multistream,
         Workload::Stream,
         Workload::Churn,
         Workload::Handshake,
+        Workload::Bulk,
     ];
 
     pub fn name(self) -> &'static str {
@@ -74,6 +78,7 @@ impl Workload {
             Workload::Stream => "stream",
             Workload::Churn => "churn",
             Workload::Handshake => "handshake",
+            Workload::Bulk => "bulk",
         }
     }
 
@@ -95,6 +100,11 @@ impl Workload {
             // A connection per transaction, one request on it.
             Workload::Churn | Workload::Handshake => {
                 connection && matches!(caps.streams, Streams::Single | Streams::Native)
+            }
+            // Byte streams, congestion controlled: a TCP connection or a
+            // QUIC stream per flow.
+            Workload::Bulk => {
+                caps.reliable && !caps.zero_rtt && matches!(caps.streams, Streams::Single | Streams::Native)
             }
         }
     }
@@ -140,7 +150,8 @@ impl FromStr for Workload {
             .into_iter()
             .find(|w| w.name() == s.trim())
             .ok_or_else(|| {
-                format!("unknown workload {s:?}: expected one of rr, multistream, stream, churn, handshake")
+                let names: Vec<&str> = Workload::ALL.iter().map(|w| w.name()).collect();
+                format!("unknown workload {s:?}: expected one of {}", names.join(", "))
             })
     }
 }
@@ -289,6 +300,13 @@ pub enum WorkloadSetup {
         close: CloseMode,
         max_inflight: u32,
     },
+    Bulk {
+        /// Flows: TCP connections, or QUIC streams.
+        flows: u32,
+        /// QUIC: connections the flows are spread over (flow i on
+        /// connection i mod this).
+        quic_connections: u32,
+    },
 }
 
 impl WorkloadSetup {
@@ -299,6 +317,7 @@ impl WorkloadSetup {
             WorkloadSetup::Stream {} => Workload::Stream,
             WorkloadSetup::Churn { .. } => Workload::Churn,
             WorkloadSetup::Handshake { .. } => Workload::Handshake,
+            WorkloadSetup::Bulk { .. } => Workload::Bulk,
         }
     }
 }
@@ -425,8 +444,24 @@ pub enum ControlMsg {
     TimeWait {
         samples: Vec<TimeWaitSample>,
     },
+    /// Bulk: bytes one flow's application read per bin (see
+    /// [`BIN_NS`]), from bin `first` on, sent after Stop and before the
+    /// Report; a flow's bins may take several frames.
+    FlowBins {
+        flow: u32,
+        first: u32,
+        bins: Vec<u64>,
+    },
     Report(ReceiverReport),
 }
+
+/// Bulk: how long a bin of [`ControlMsg::FlowBins`] is, from the moment
+/// the receiver took the Start.
+pub const BIN_NS: u64 = 100_000_000;
+
+/// Bins in one [`ControlMsg::FlowBins`] frame: 2,000 of 20 digits each
+/// stay within a control frame.
+pub const BINS_PER_FRAME: usize = 2_000;
 
 #[derive(Debug, Error)]
 pub enum ControlError {
@@ -477,6 +512,7 @@ impl ControlMsg {
             ControlMsg::Stop { .. } => "stop",
             ControlMsg::Deliveries { .. } => "deliveries",
             ControlMsg::TimeWait { .. } => "time_wait",
+            ControlMsg::FlowBins { .. } => "flow_bins",
             ControlMsg::Report(_) => "report",
         }
     }
@@ -571,6 +607,22 @@ mod tests {
             ControlMsg::TimeWait {
                 samples: vec![(1, 2, Some(3)), (4, 5, None)],
             },
+            ControlMsg::Setup(TrialSetup {
+                transport: Transport::Quic,
+                size: 65536,
+                tcp_congestion: None,
+                quic_congestion: Some("bbr".into()),
+                plan: PLAN,
+                workload: WorkloadSetup::Bulk {
+                    flows: 4,
+                    quic_connections: 2,
+                },
+            }),
+            ControlMsg::FlowBins {
+                flow: 3,
+                first: 2000,
+                bins: vec![0, 125_000, 1 << 40],
+            },
             ControlMsg::Report(ReceiverReport {
                 requests: 5,
                 responses: 5,
@@ -617,6 +669,7 @@ mod tests {
         assert_eq!(runs(Workload::Rr), [Udp, Tcp, TcpTls, Quic]);
         assert_eq!(runs(Workload::Multistream), [TcpMux, TcpTlsMux, TcpN, Quic, Udp]);
         assert_eq!(runs(Workload::Stream), [Udp]);
+        assert_eq!(runs(Workload::Bulk), [Tcp, TcpTls, Quic]);
         for w in [Workload::Churn, Workload::Handshake] {
             assert_eq!(runs(w), [Tcp, TcpTls, Quic, Quic0Rtt]);
         }
@@ -644,6 +697,12 @@ mod tests {
             samples: vec![(u64::MAX, u64::MAX, Some(u64::MAX)); SAMPLES_PER_FRAME],
         };
         let mut out = Vec::new();
+        assert!(CONTROL_FRAMING.encode(&full.to_payload(), &mut out).is_ok());
+        let full = ControlMsg::FlowBins {
+            flow: u32::MAX,
+            first: u32::MAX,
+            bins: vec![u64::MAX; BINS_PER_FRAME],
+        };
         assert!(CONTROL_FRAMING.encode(&full.to_payload(), &mut out).is_ok());
     }
 

@@ -3,6 +3,7 @@
 //! [`ResponseSource`] per transport; the request/response engine in
 //! `rr.rs` drives them without knowing which transport it has.
 
+pub mod bulk;
 pub mod churn;
 pub mod listen;
 pub mod multi;
@@ -84,6 +85,10 @@ impl ServeCounters {
     pub fn request(&self, bytes: usize) {
         self.requests.fetch_add(1, Ordering::Relaxed);
         self.bytes.fetch_add(bytes as u64, Ordering::Relaxed);
+    }
+    /// Bytes of a flow that carries no messages (bulk).
+    pub fn bytes(&self, n: u64) {
+        self.bytes.fetch_add(n, Ordering::Relaxed);
     }
     pub fn response(&self) {
         self.responses.fetch_add(1, Ordering::Relaxed);

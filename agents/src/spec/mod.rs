@@ -4,6 +4,7 @@
 //! what every trial has, and the workload's own typed options, with its
 //! defaults. The wire setup is made from the spec ([`TrialSpec::setup`]).
 
+pub mod bulk;
 pub mod churn;
 pub mod oneway;
 pub mod rr;
@@ -19,6 +20,7 @@ use crate::dataplane::multi;
 use crate::schedule;
 use crate::transport::{congestion, tls};
 
+pub use bulk::BulkSpec;
 pub use churn::{ChurnOptions, ChurnSpec};
 pub use oneway::{HolInputs, MultistreamSpec, StreamSpec};
 pub use rr::RrSpec;
@@ -36,8 +38,10 @@ pub struct TrialArgs {
     /// Workload: rr (request/response, round-trip latency), multistream (N
     /// streams of messages one way, for head-of-line blocking), stream
     /// (UDP datagrams one way at --bitrate), churn (a new connection per
-    /// transaction: TIME_WAIT, ports) or handshake (the same, gently: time
-    /// to first byte of each setup).
+    /// transaction: TIME_WAIT, ports), handshake (the same, gently: time
+    /// to first byte of each setup) or bulk (--flows byte streams as fast
+    /// as the transport takes them: goodput, fairness, TCP_INFO and
+    /// quinn's statistics).
     #[arg(long, default_value = "rr")]
     pub workload: Workload,
     /// Offered rate, open-loop (each message has an intended send time fixed
@@ -47,9 +51,9 @@ pub struct TrialArgs {
     /// and duration.
     #[arg(long, conflicts_with = "closed_loop", allow_negative_numbers = true)]
     pub rate: Option<f64>,
-    /// Bytes per message, 32-byte header included (rr: request and response)
-    /// [default: 64 for rr, churn and handshake, 512 for multistream, 1200
-    /// for stream].
+    /// Bytes per message, 32-byte header included (rr: request and response;
+    /// bulk: bytes per write) [default: 64 for rr, churn and handshake, 512
+    /// for multistream, 1200 for stream, 128 KiB for bulk].
     #[arg(long)]
     pub size: Option<usize>,
     /// Stream: offered bit rate, bits/s with an optional k, M or G (e.g.
@@ -75,6 +79,14 @@ pub struct TrialArgs {
     /// the receiver runs on another host, where there is no shared clock.
     #[arg(long)]
     pub round_trip: bool,
+    /// Bulk: parallel flows, 1 to 64, each a TCP connection (tcp, tcp+tls)
+    /// or a QUIC stream (quic) [default: 1].
+    #[arg(long, value_name = "N")]
+    pub flows: Option<u32>,
+    /// Bulk over QUIC: connections the flows are spread over, flow i on
+    /// connection i mod N [default: 1, every stream on one connection].
+    #[arg(long, value_name = "N")]
+    pub quic_connections: Option<u32>,
     /// Measured time per trial (e.g. 3s, 500ms, 1m).
     #[arg(long, default_value = "3s", value_parser = humantime::parse_duration)]
     pub duration: Duration,
@@ -172,6 +184,8 @@ impl TrialArgs {
             (self.port_range.is_some(), "--port-range"),
             (self.tw_reuse.is_some(), "--tw-reuse"),
             (self.client_port.is_some(), "--client-port"),
+            (self.flows.is_some(), "--flows"),
+            (self.quic_connections.is_some(), "--quic-connections"),
         ]
         .into_iter()
         .filter_map(|(given, flag)| given.then_some(flag))
@@ -228,6 +242,7 @@ impl TrialArgs {
             Workload::Stream => WorkloadSpec::Stream(StreamSpec::from_args(self, size)),
             Workload::Churn => WorkloadSpec::Churn(ChurnSpec::from_args(self, churn::CHURN_RATE)),
             Workload::Handshake => WorkloadSpec::Handshake(ChurnSpec::from_args(self, churn::HANDSHAKE_RATE)),
+            Workload::Bulk => WorkloadSpec::Bulk(BulkSpec::from_args(self)),
         };
         Ok(TrialSpec {
             transport,
@@ -399,6 +414,7 @@ pub enum WorkloadSpec {
     Stream(StreamSpec),
     Churn(ChurnSpec),
     Handshake(ChurnSpec),
+    Bulk(BulkSpec),
 }
 
 impl WorkloadSpec {
@@ -409,6 +425,7 @@ impl WorkloadSpec {
             WorkloadSpec::Stream(_) => Workload::Stream,
             WorkloadSpec::Churn(_) => Workload::Churn,
             WorkloadSpec::Handshake(_) => Workload::Handshake,
+            WorkloadSpec::Bulk(_) => Workload::Bulk,
         }
     }
 
@@ -419,6 +436,7 @@ impl WorkloadSpec {
             Workload::Multistream => oneway::MULTISTREAM_FLAGS,
             Workload::Stream => oneway::STREAM_FLAGS,
             Workload::Churn | Workload::Handshake => churn::FLAGS,
+            Workload::Bulk => bulk::FLAGS,
         }
     }
 
@@ -429,15 +447,18 @@ impl WorkloadSpec {
             Workload::Multistream => oneway::MULTISTREAM_SIZE,
             Workload::Stream => oneway::STREAM_SIZE,
             Workload::Churn | Workload::Handshake => churn::DEFAULT_SIZE,
+            Workload::Bulk => bulk::DEFAULT_SIZE,
         }
     }
 
     /// The offered rate: requests/s (rr; `None` closed-loop), messages/s
     /// per stream (multistream), datagrams/s (stream), connections/s
-    /// (churn, handshake).
+    /// (churn, handshake); `None` closed-loop (rr) and for bulk, which
+    /// the transport paces.
     pub fn rate(&self) -> Option<f64> {
         match self {
             WorkloadSpec::Rr(r) => r.rate,
+            WorkloadSpec::Bulk(_) => None,
             WorkloadSpec::Multistream(m) => Some(m.rate),
             WorkloadSpec::Stream(s) => Some(s.rate),
             WorkloadSpec::Churn(c) | WorkloadSpec::Handshake(c) => Some(c.rate),
@@ -452,6 +473,7 @@ impl WorkloadSpec {
             WorkloadSpec::Multistream(m) => m.rate = rate,
             WorkloadSpec::Stream(s) => s.rate = rate,
             WorkloadSpec::Churn(c) | WorkloadSpec::Handshake(c) => c.rate = rate,
+            WorkloadSpec::Bulk(_) => {}
         }
         spec
     }
@@ -491,6 +513,7 @@ impl WorkloadSpec {
                 ..simple("--bitrate", "datagrams", ", or a larger --size")
             },
             WorkloadSpec::Churn(_) | WorkloadSpec::Handshake(_) => simple("--conn-rate", "connections", ""),
+            WorkloadSpec::Bulk(_) => return None,
         })
     }
 
@@ -521,6 +544,10 @@ impl WorkloadSpec {
             WorkloadSpec::Handshake(c) => WorkloadSetup::Handshake {
                 close: c.options.close,
                 max_inflight: c.options.max_inflight,
+            },
+            WorkloadSpec::Bulk(b) => WorkloadSetup::Bulk {
+                flows: b.flows,
+                quic_connections: b.quic_connections,
             },
         }
     }
@@ -558,6 +585,7 @@ impl TrialSpec {
             WorkloadSpec::Multistream(m) => m.check(self)?,
             WorkloadSpec::Stream(s) => s.check(self)?,
             WorkloadSpec::Churn(c) | WorkloadSpec::Handshake(c) => c.check(self)?,
+            WorkloadSpec::Bulk(b) => b.check(self)?,
         }
         self.check_schedule()?;
         if let Some(cc) = &self.congestion {

@@ -6,6 +6,7 @@
 
 pub mod congestion;
 pub mod sockopt;
+pub mod tcp_info;
 pub mod tls;
 
 use anyhow::Context;

@@ -3,6 +3,7 @@
 //! [`TrialResult`], and holds its receiver side; `run_trial` and
 //! `serve_trial` hand a trial to the right one.
 
+pub mod bulk;
 pub mod churn;
 pub mod oneway;
 pub mod rr;
@@ -43,6 +44,7 @@ pub async fn run_trial(
         WorkloadSpec::Churn(churn) | WorkloadSpec::Handshake(churn) => {
             churn::run_trial(ctl, boot_id, addr, spec, churn, id).await
         }
+        WorkloadSpec::Bulk(b) => bulk::run_trial(ctl, addr, spec, b, id).await,
     }
 }
 
@@ -69,6 +71,7 @@ pub async fn serve_trial(
         WorkloadSetup::Churn { close, .. } | WorkloadSetup::Handshake { close, .. } => {
             churn::serve(setup, close, ctx, local_ip, peer).await
         }
+        WorkloadSetup::Bulk { flows, .. } => bulk::serve(setup, flows, ctx, local_ip, peer).await,
     }
 }
 
@@ -137,6 +140,7 @@ pub fn trial_result(spec: &TrialSpec, id: String, m: Measured) -> TrialResult {
         hol: None,
         udp: None,
         churn: None,
+        bulk: None,
         cell: None,
         repetition: None,
         baseline: false,
@@ -159,6 +163,7 @@ fn params(spec: &TrialSpec, peer: SocketAddr, tcp_congestion: Option<String>) ->
         WorkloadSpec::Multistream(m) => (None, Some(m.streams), None, None),
         WorkloadSpec::Stream(s) => (None, None, Some(s.bitrate(spec.size)), Some(s.gso)),
         WorkloadSpec::Churn(_) | WorkloadSpec::Handshake(_) => (None, None, None, None),
+        WorkloadSpec::Bulk(b) => (None, Some(b.flows), None, None),
     };
     TrialParams {
         rate,
@@ -187,6 +192,8 @@ pub struct TrialServer {
     pub(crate) quic: Option<quinn::Endpoint>,
     /// One-way workloads: what was delivered.
     pub(crate) deliveries: Option<Arc<DeliveryLog>>,
+    /// Bulk: what each flow's application read.
+    pub(crate) flows: Option<Arc<crate::dataplane::bulk::FlowMeter>>,
     /// Churn: the namespace watch to start at Start (with the trial's own
     /// sockets, when TCP), and the watch from Start to Stop.
     pub(crate) watch_plan: Option<Option<procnet::PortFilter>>,
@@ -198,10 +205,13 @@ pub struct TrialServer {
 }
 
 impl TrialServer {
-    /// The trial starts: CPU time counts from here, and churn's namespace
-    /// watch begins.
+    /// The trial starts: CPU time counts from here, bulk's bins, and
+    /// churn's namespace watch begins.
     pub fn start(&mut self) {
         self.cpu_start = thread_cpu_ns();
+        if let Some(meter) = &self.flows {
+            meter.start();
+        }
         if let Some(trial_sockets) = self.watch_plan.take() {
             match churn::NamespaceWatch::start(trial_sockets) {
                 Ok(w) => self.watch = Some(w),
@@ -210,20 +220,18 @@ impl TrialServer {
         }
     }
 
-    /// Waits until `expect` distinct messages have arrived, at most `wait_ns`.
+    /// Waits until `expect` distinct messages have arrived (bulk: every
+    /// flow has ended), at most `wait_ns`.
     pub async fn await_deliveries(&self, expect: u64, wait_ns: u64) {
         if let Some(log) = &self.deliveries {
             log.await_distinct(expect, Duration::from_nanos(wait_ns)).await;
         }
+        if let Some(meter) = &self.flows {
+            meter.await_finished(Duration::from_nanos(wait_ns)).await;
+        }
     }
 
-    pub async fn stop(
-        mut self,
-    ) -> (
-        transbench_wire::ReceiverReport,
-        Vec<delivery::Delivery>,
-        Vec<TimeWaitSample>,
-    ) {
+    pub async fn stop(mut self) -> Served {
         let cpu = thread_cpu_ns().saturating_sub(self.cpu_start);
         let (namespace, samples) = match self.watch.take() {
             Some(w) => {
@@ -239,6 +247,20 @@ impl TrialServer {
         let deliveries = self.deliveries.as_ref().map(|d| d.take()).unwrap_or_default();
         let mut report = self.counters.report(cpu);
         report.namespace = namespace;
-        (report, deliveries, samples)
+        Served {
+            report,
+            deliveries,
+            time_wait: samples,
+            flows: self.flows.as_ref().map(|m| m.take()).unwrap_or_default(),
+        }
     }
+}
+
+/// What a trial's receiver hands back at its end: its report, and the
+/// records of the workload (deliveries, TIME_WAIT samples, flows' bins).
+pub struct Served {
+    pub report: transbench_wire::ReceiverReport,
+    pub deliveries: Vec<delivery::Delivery>,
+    pub time_wait: Vec<TimeWaitSample>,
+    pub flows: Vec<Vec<u64>>,
 }

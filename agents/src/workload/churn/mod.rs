@@ -375,6 +375,7 @@ pub async fn serve(
         cpu_start: thread_cpu_ns(),
         quic: quic_endpoint,
         deliveries: None,
+        flows: None,
         // TCP on the data port; QUIC has no TIME_WAIT of its own.
         watch_plan: Some(
             setup
@@ -508,7 +509,8 @@ pub async fn run_trial(
         wait_ns: 0,
     })
     .await?;
-    let (_, receiver_samples, mut receiver) = session::collect(&mut ctl, Duration::ZERO).await?;
+    let collected = session::collect(&mut ctl, Duration::ZERO).await?;
+    let (receiver_samples, mut receiver) = (collected.time_wait, collected.report);
     let receiver_ns = receiver.namespace.take();
     // One host, one clock; across hosts, line the receiver's start up
     // with the Start frame's.

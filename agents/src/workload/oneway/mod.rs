@@ -386,6 +386,7 @@ pub async fn serve(
         cpu_start: thread_cpu_ns(),
         quic: quic_endpoint,
         deliveries: Some(rec.log),
+        flows: None,
         watch_plan: None,
         watch: None,
         data_port,
@@ -482,7 +483,8 @@ pub async fn run_trial(
         wait_ns: if echoes.is_none() { remaining } else { 0 },
     })
     .await?;
-    let (mut deliveries, _, report) = session::collect(&mut ctl, Duration::from_nanos(remaining)).await?;
+    let collected = session::collect(&mut ctl, Duration::from_nanos(remaining)).await?;
+    let (mut deliveries, report) = (collected.deliveries, collected.report);
     if let Some(rec) = &echoes {
         // Round trip: when each echo came back, on this host's clock.
         deliveries = rec.log.take();

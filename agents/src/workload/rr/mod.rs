@@ -40,7 +40,7 @@ async fn drive<S: RequestSink, R: ResponseSource>(
         wait_ns: 0,
     })
     .await?;
-    let (_, _, report) = session::collect(ctl, std::time::Duration::ZERO).await?;
+    let report = session::collect(ctl, std::time::Duration::ZERO).await?.report;
     Ok((outcome, report))
 }
 
@@ -90,6 +90,7 @@ pub async fn serve(
         cpu_start: thread_cpu_ns(),
         quic: quic_endpoint,
         deliveries: None,
+        flows: None,
         watch_plan: None,
         watch: None,
         data_port,

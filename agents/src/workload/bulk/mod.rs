@@ -1,0 +1,534 @@
+//! The bulk workload, both sides: `--flows` byte streams written as fast
+//! as the transport takes them for warm-up and duration (TCP and TCP+TLS:
+//! a connection per flow; QUIC: a unidirectional stream per flow, on one
+//! connection or spread over `--quic-connections`). The receiver counts
+//! what its application read per flow in bins of [`BIN_NS`]; the sender
+//! samples TCP_INFO of every connection, or quinn's statistics of every
+//! QUIC connection, once a bin.
+
+use anyhow::{bail, Context};
+use std::net::{IpAddr, SocketAddr};
+use std::os::fd::{AsFd, OwnedFd};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::task::JoinSet;
+use transbench_analysis::bulk as analysis;
+use transbench_reports::{
+    new_histogram, BulkMetrics, Counters, ExpectedGoodput, FlowMetrics, LatencyKind, LatencySummary,
+    QuicConnectionStats, QuicStatsSample, TcpInfoSample, TrialResult,
+};
+use transbench_wire::control::BIN_NS;
+use transbench_wire::{Carrier, ControlMsg, TrialSetup};
+
+use super::TrialServer;
+use crate::clock::{mono_now_ns, thread_cpu_ns, wall_at};
+use crate::control_io::ControlChannel;
+use crate::dataplane::bulk::{self as flows, FlowMeter};
+use crate::dataplane::listen::{self, ConnectionRole, ServerTls};
+use crate::dataplane::{ErrorLog, ServeCounters, TrialPeer};
+use crate::schedule;
+use crate::session;
+use crate::spec::{BulkSpec, TrialSpec};
+use crate::transport::{self, congestion, tcp_info};
+
+/// The most bins a receiver keeps per flow (an hour); later bytes count in
+/// the last.
+pub const MAX_BINS: usize = 36_000;
+
+/// Bins a trial of `setup` needs per flow: its warm-up, duration and loss
+/// timeout, and one more for the end.
+pub fn bins(setup: &TrialSetup) -> usize {
+    let ns = setup.plan.offered_ns().saturating_add(setup.plan.loss_timeout_ns);
+    ((ns / BIN_NS) as usize + 2).min(MAX_BINS)
+}
+
+/// The receiver's side: every flow read to its end and counted.
+pub async fn serve(
+    setup: &TrialSetup,
+    flow_count: u32,
+    ctx: &ServerTls,
+    local_ip: IpAddr,
+    peer: TrialPeer,
+) -> anyhow::Result<TrialServer> {
+    let meter = Arc::new(FlowMeter::new(flow_count, bins(setup)));
+    let counters = Arc::new(ServeCounters::default());
+    let mut tasks = JoinSet::new();
+    let mut quic = None;
+    let token = peer.token;
+    let data_port = match setup.transport.capabilities().carrier {
+        Carrier::Tcp => {
+            let role = ConnectionRole::Sink(meter.clone());
+            listen::serve_tcp(setup, ctx, local_ip, peer, counters.clone(), role, &mut tasks).await?
+        }
+        Carrier::Quic => {
+            let (endpoint, port) = listen::bind_quic(setup, ctx, local_ip)?;
+            tasks.spawn(serve_quic(
+                endpoint.clone(),
+                peer,
+                meter.clone(),
+                counters.clone(),
+            ));
+            quic = Some(endpoint);
+            port
+        }
+        Carrier::Udp => bail!("{} has no bulk data plane", setup.transport),
+    };
+    Ok(TrialServer {
+        tasks,
+        counters,
+        cpu_start: thread_cpu_ns(),
+        quic,
+        deliveries: None,
+        flows: Some(meter),
+        watch_plan: None,
+        watch: None,
+        data_port,
+        token,
+    })
+}
+
+async fn serve_quic(
+    endpoint: quinn::Endpoint,
+    peer: TrialPeer,
+    meter: Arc<FlowMeter>,
+    counters: Arc<ServeCounters>,
+) {
+    let shared = counters.clone();
+    crate::dataplane::quic::accept_from(endpoint, peer, &counters, move |incoming| {
+        let (meter, counters) = (meter.clone(), shared.clone());
+        async move {
+            let Ok(conn) = incoming.await else { return };
+            counters.connection();
+            let mut readers = JoinSet::new();
+            while let Ok(recv) = conn.accept_uni().await {
+                let (meter, counters) = (meter.clone(), counters.clone());
+                readers.spawn(async move {
+                    if let Err(e) = flows::read_quic_flow(recv, &meter, &counters).await {
+                        tracing::debug!("QUIC flow ended: {}", transbench_wire::printable(&e.to_string()));
+                    }
+                });
+            }
+            while readers.join_next().await.is_some() {}
+        }
+    })
+    .await
+}
+
+/// A flow's connection, open, and what to sample of it.
+enum Probe {
+    /// A duplicate of the TCP socket's descriptor, for TCP_INFO.
+    Tcp(OwnedFd),
+    Quic(quinn::Connection),
+}
+
+/// The sender's flows, open and not yet written.
+struct OpenFlows {
+    writers: Vec<Writer>,
+    probes: Vec<Probe>,
+    quic: Option<(quinn::Endpoint, Vec<quinn::Connection>)>,
+    tcp_congestion: Option<String>,
+}
+
+enum Writer {
+    Tcp(tokio::net::TcpStream),
+    Tls(Box<tokio_rustls::client::TlsStream<tokio::net::TcpStream>>),
+    Quic(quinn::SendStream),
+}
+
+async fn open_flows(
+    spec: &TrialSpec,
+    bulk: &BulkSpec,
+    peer: SocketAddr,
+    local_ip: IpAddr,
+    admitted: session::Admitted,
+) -> anyhow::Result<OpenFlows> {
+    let caps = spec.transport.capabilities();
+    let mut open = OpenFlows {
+        writers: Vec::new(),
+        probes: Vec::new(),
+        quic: None,
+        tcp_congestion: None,
+    };
+    match caps.carrier {
+        Carrier::Tcp => {
+            let connector = caps
+                .tls
+                .then(|| transport::tls_connector(admitted.cert))
+                .transpose()?;
+            for f in 0..bulk.flows {
+                let tcp = transport::connect_tcp(peer, spec.congestion.as_deref(), admitted.token)
+                    .await
+                    .with_context(|| format!("connecting flow {} of {}", f + 1, bulk.flows))?;
+                open.tcp_congestion = congestion::get(&tcp).ok();
+                open.probes.push(Probe::Tcp(
+                    tcp.as_fd().try_clone_to_owned().context("duplicating a socket")?,
+                ));
+                open.writers.push(match &connector {
+                    Some(c) => Writer::Tls(Box::new(transport::tls_handshake(c, tcp).await?)),
+                    None => Writer::Tcp(tcp),
+                });
+            }
+        }
+        Carrier::Quic => {
+            let endpoint = transport::quic_client(
+                local_ip,
+                admitted.cert,
+                spec.congestion.as_deref(),
+                admitted.token,
+            )?;
+            let mut conns = Vec::new();
+            for c in 0..bulk.quic_connections {
+                let conn = transport::quic_connect(&endpoint, peer)
+                    .await
+                    .with_context(|| format!("QUIC connection {} of {}", c + 1, bulk.quic_connections))?;
+                open.probes.push(Probe::Quic(conn.clone()));
+                conns.push(conn);
+            }
+            for f in 0..bulk.flows {
+                let send = conns[(f % bulk.quic_connections) as usize]
+                    .open_uni()
+                    .await
+                    .with_context(|| format!("opening QUIC stream {} of {}", f + 1, bulk.flows))?;
+                open.writers.push(Writer::Quic(send));
+            }
+            open.quic = Some((endpoint, conns));
+        }
+        Carrier::Udp => bail!("{} has no bulk data plane", spec.transport),
+    }
+    Ok(open)
+}
+
+/// Writes a TCP (or TLS) flow, ends it, and waits (at most `wait`) for the
+/// receiver to close its side: it has read every byte.
+async fn byte_stream_flow<S: AsyncRead + AsyncWrite + Unpin>(
+    mut io: S,
+    flow: u32,
+    size: usize,
+    end_ns: u64,
+    wait: Duration,
+) -> std::io::Result<u64> {
+    let written = flows::write_flow(&mut io, flow, size, end_ns).await?;
+    io.shutdown().await?;
+    let mut rest = [0u8; 64];
+    let drained = tokio::time::timeout(wait, async {
+        while io.read(&mut rest).await? > 0 {}
+        Ok::<_, std::io::Error>(())
+    })
+    .await;
+    match drained {
+        Ok(r) => r.map(|()| written),
+        Err(_) => Err(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            format!("the receiver did not close flow {flow} within {wait:?} of its end"),
+        )),
+    }
+}
+
+/// Writes a QUIC flow, finishes its stream, and waits (at most `wait`)
+/// until the receiver acknowledged every byte of it.
+async fn quic_flow(
+    mut send: quinn::SendStream,
+    flow: u32,
+    size: usize,
+    end_ns: u64,
+    wait: Duration,
+) -> std::io::Result<u64> {
+    let written = flows::write_flow(&mut send, flow, size, end_ns).await?;
+    send.finish().map_err(std::io::Error::other)?;
+    match tokio::time::timeout(wait, send.stopped()).await {
+        Ok(Ok(None)) => Ok(written),
+        Ok(Ok(Some(code))) => Err(std::io::Error::other(format!(
+            "the receiver stopped flow {flow} ({code})"
+        ))),
+        Ok(Err(e)) => Err(std::io::Error::other(e)),
+        Err(_) => Err(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            format!("flow {flow} was not acknowledged within {wait:?} of its end"),
+        )),
+    }
+}
+
+/// What the sender saw of its flows.
+struct Written {
+    t0_ns: u64,
+    /// Bytes each flow wrote.
+    bytes: Vec<u64>,
+    /// When the last flow ended, since `t0_ns`.
+    ran_ns: u64,
+    tcp_info: Vec<Vec<TcpInfoSample>>,
+    quic: Vec<Vec<QuicStatsSample>>,
+    errors: ErrorLog,
+}
+
+/// Runs every flow to the end of warm-up and duration, sampling each
+/// connection once a bin meanwhile.
+async fn run_flows(open: OpenFlows, spec: &TrialSpec) -> std::io::Result<Written> {
+    let t0_ns = mono_now_ns();
+    let end_ns = t0_ns + (spec.warmup + spec.duration).as_nanos() as u64;
+    let (size, wait) = (spec.size, spec.loss_timeout);
+    let mut running = JoinSet::new();
+    for (flow, writer) in open.writers.into_iter().enumerate() {
+        let flow = flow as u32;
+        running.spawn(async move {
+            let written = match writer {
+                Writer::Tcp(tcp) => byte_stream_flow(tcp, flow, size, end_ns, wait).await,
+                Writer::Tls(tls) => byte_stream_flow(tls, flow, size, end_ns, wait).await,
+                Writer::Quic(send) => quic_flow(send, flow, size, end_ns, wait).await,
+            };
+            (flow, written)
+        });
+    }
+    let flow_count = running.len();
+    let mut written = Written {
+        t0_ns,
+        bytes: vec![0; flow_count],
+        ran_ns: 0,
+        tcp_info: vec![Vec::new(); open.probes.iter().filter(|p| matches!(p, Probe::Tcp(_))).count()],
+        quic: vec![Vec::new(); open.probes.iter().filter(|p| matches!(p, Probe::Quic(_))).count()],
+        errors: ErrorLog::default(),
+    };
+    let mut ticks = tokio::time::interval(Duration::from_nanos(BIN_NS));
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    loop {
+        tokio::select! {
+            done = running.join_next() => match done {
+                Some(Ok((flow, Ok(bytes)))) => written.bytes[flow as usize] = bytes,
+                Some(Ok((flow, Err(e)))) => written.errors.note(&format!("flow {flow}"), &e),
+                Some(Err(e)) => written.errors.note("a flow's task", &e),
+                None => break,
+            },
+            _ = ticks.tick() => sample(&open.probes, mono_now_ns() - t0_ns, &mut written),
+        }
+    }
+    written.ran_ns = mono_now_ns() - t0_ns;
+    sample(&open.probes, written.ran_ns, &mut written);
+    Ok(written)
+}
+
+fn sample(probes: &[Probe], t_ns: u64, into: &mut Written) {
+    let (mut tcp, mut quic) = (0, 0);
+    for probe in probes {
+        match probe {
+            Probe::Tcp(fd) => {
+                // A socket already closed has nothing more to say.
+                if let Ok(info) = tcp_info::read(fd, t_ns) {
+                    into.tcp_info[tcp].push(info);
+                }
+                tcp += 1;
+            }
+            Probe::Quic(conn) => {
+                let path = conn.stats().path;
+                into.quic[quic].push(QuicStatsSample {
+                    t_ns,
+                    rtt_ns: path.rtt.as_nanos() as u64,
+                    cwnd: path.cwnd,
+                    congestion_events: path.congestion_events,
+                    lost_packets: path.lost_packets,
+                    lost_bytes: path.lost_bytes,
+                    sent_packets: path.sent_packets,
+                    current_mtu: path.current_mtu,
+                });
+                quic += 1;
+            }
+        }
+    }
+}
+
+/// Runs a bulk trial on an authenticated control session.
+pub async fn run_trial(
+    mut ctl: ControlChannel,
+    addr: SocketAddr,
+    spec: &TrialSpec,
+    bulk: &BulkSpec,
+    id: String,
+) -> anyhow::Result<TrialResult> {
+    let local_ip = ctl.stream().local_addr()?.ip();
+    let admitted = session::setup(&mut ctl, spec.setup()).await?;
+    let peer = SocketAddr::new(addr.ip(), admitted.data_port);
+    let cpu_start = thread_cpu_ns();
+    let open = open_flows(spec, bulk, peer, local_ip, admitted).await?;
+    let quic = open.quic.clone();
+    let tcp_congestion = open.tcp_congestion.clone();
+    ctl.send(&ControlMsg::Start).await?;
+    let limit = schedule::data_plane_limit(spec.warmup, spec.duration, spec.loss_timeout);
+    let written = session::while_receiver_quiet(&mut ctl, limit, run_flows(open, spec)).await?;
+    ctl.send(&ControlMsg::Stop {
+        expect: Some(u64::from(bulk.flows)),
+        wait_ns: spec.loss_timeout.as_nanos() as u64,
+    })
+    .await?;
+    let collected = session::collect(&mut ctl, spec.loss_timeout).await?;
+    let cpu_ns = thread_cpu_ns().saturating_sub(cpu_start);
+    if let Some((endpoint, conns)) = quic {
+        for c in &conns {
+            c.close(0u32.into(), b"trial over");
+        }
+        transport::quic_close(&endpoint, None).await;
+    }
+    build_result(
+        spec,
+        bulk,
+        addr,
+        id,
+        written,
+        collected.flows,
+        collected.report,
+        cpu_ns,
+        tcp_congestion,
+    )
+}
+
+#[allow(clippy::too_many_arguments)]
+fn build_result(
+    spec: &TrialSpec,
+    bulk: &BulkSpec,
+    addr: SocketAddr,
+    id: String,
+    written: Written,
+    mut bins: Vec<Vec<u64>>,
+    receiver: transbench_wire::ReceiverReport,
+    cpu_ns: u64,
+    tcp_congestion: Option<String>,
+) -> anyhow::Result<TrialResult> {
+    bins.resize(bulk.flows as usize, Vec::new());
+    let window = analysis::window(
+        BIN_NS,
+        spec.warmup.as_nanos() as u64,
+        spec.duration.as_nanos() as u64,
+    );
+    let bytes_sent: u64 = written.bytes.iter().sum();
+    let bytes_received: u64 = bins.iter().flatten().sum();
+    let goodputs: Vec<f64> = bins
+        .iter()
+        .map(|b| analysis::goodput_bps(b, BIN_NS, window.clone()))
+        .collect();
+    let total = analysis::total(&bins);
+    let mut tcp_info = written.tcp_info.into_iter();
+    let flows: Vec<FlowMetrics> = bins
+        .iter()
+        .enumerate()
+        .map(|(f, b)| FlowMetrics {
+            flow: f as u32,
+            bytes_sent: written.bytes[f],
+            bytes_received: b.iter().sum(),
+            goodput_bps: goodputs[f],
+            series_bps: analysis::series_bps(b, BIN_NS),
+            tcp_info: tcp_info.next().unwrap_or_default(),
+        })
+        .collect();
+    let quic: Vec<QuicConnectionStats> = written
+        .quic
+        .into_iter()
+        .enumerate()
+        .map(|(c, samples)| QuicConnectionStats {
+            connection: c as u32,
+            samples,
+        })
+        .collect();
+    let expected = expected_goodput(spec, bulk, &quic);
+    let per_byte = |ns: u64| match bytes_received {
+        0 => 0.0,
+        b => ns as f64 / b as f64,
+    };
+    let size = spec.size as u64;
+    let counters = Counters {
+        sent: bytes_sent / size,
+        received: bytes_received / size,
+        ..Counters::default()
+    };
+    let empty = LatencySummary::from_histogram(&new_histogram())?;
+    let measured_ns = spec.duration.as_nanos() as u64;
+    let ran_short = written.ran_ns < (spec.warmup + spec.duration).as_nanos() as u64;
+    let metrics = BulkMetrics {
+        bin_ns: BIN_NS,
+        window: [window.start as u32, window.end as u32],
+        goodput_bps: analysis::goodput_bps(&total, BIN_NS, window),
+        series_bps: analysis::series_bps(&total, BIN_NS),
+        jain: analysis::jain(&goodputs),
+        bytes_sent,
+        bytes_received,
+        sender_cpu_ns_per_byte: per_byte(cpu_ns),
+        receiver_cpu_ns_per_byte: per_byte(receiver.cpu_ns),
+        quic_connections: spec.transport.is_quic().then_some(bulk.quic_connections),
+        expected,
+        flows,
+        quic,
+    };
+    let mut result = super::trial_result(
+        spec,
+        id,
+        super::Measured {
+            peer: addr,
+            start: wall_at(written.t0_ns + spec.warmup.as_nanos() as u64),
+            measured_ns: if ran_short {
+                written.ran_ns.saturating_sub(spec.warmup.as_nanos() as u64)
+            } else {
+                measured_ns
+            },
+            counters,
+            unsent: 0,
+            latency_kind: LatencyKind::Rtt,
+            lat: empty.clone(),
+            send_lag: empty,
+            cpu_ns,
+            pacer_busy_ns: 0,
+            messages: bytes_sent / size,
+            errors: written.errors,
+            receiver,
+            tcp_congestion,
+        },
+    );
+    if bytes_received < bytes_sent {
+        result.valid = false;
+        result.missed_schedule = false;
+        result.invalid_reasons.push(format!(
+            "the receiver's application read {bytes_received} of the {bytes_sent} bytes written: the flows \
+             did not all end within --loss-timeout ({}) of the trial",
+            humantime::format_duration(spec.loss_timeout)
+        ));
+    }
+    result.bulk = Some(metrics);
+    Ok(result)
+}
+
+/// What a rate-limited link leaves the transport, when `run` knows the
+/// link's rate and nothing but the Ethernet header is added per packet.
+fn expected_goodput(
+    spec: &TrialSpec,
+    bulk: &BulkSpec,
+    quic: &[QuicConnectionStats],
+) -> Option<ExpectedGoodput> {
+    let rate = bulk.link_rate.filter(|r| r.cell_size == 0)?;
+    let rate_bps = rate.bytes_per_sec as f64 * 8.0;
+    let (mut cost, basis) = if spec.transport.is_quic() {
+        let mtu = quic
+            .iter()
+            .filter_map(|c| c.samples.last())
+            .map(|s| s.current_mtu)
+            .min()
+            .unwrap_or(1200);
+        (
+            analysis::PacketCost::quic(u32::from(mtu)),
+            format!("QUIC packets of {mtu} bytes of UDP payload (quinn's MTU at the end)"),
+        )
+    } else {
+        let tls = spec.transport.uses_tls();
+        (
+            analysis::PacketCost::tcp(testbed::MTU, tls),
+            format!(
+                "full TCP segments of a {}-byte MTU with timestamps{}",
+                testbed::MTU,
+                if tls { ", in 16 KiB TLS records" } else { "" }
+            ),
+        )
+    };
+    cost.wire += f64::from(rate.packet_overhead);
+    Some(ExpectedGoodput {
+        rate_bps,
+        payload_bytes: cost.payload,
+        wire_bytes: cost.wire,
+        goodput_bps: cost.goodput_bps(rate_bps),
+        basis: format!("{basis}; the rate counts the IP packet and a 14-byte Ethernet header"),
+    })
+}
