@@ -14,7 +14,7 @@ use crate::chart::{Axis, Bar, BoxStat, Chart, HeatCell, Mark, Panel, Scale, Seri
 const MS: f64 = 1e6;
 
 /// Every chart's file name starts with its kind.
-pub const KINDS: [&str; 8] = [
+pub const KINDS: [&str; 9] = [
     "latency-vs-loss-",
     "spectrum-",
     "ontime-",
@@ -23,6 +23,7 @@ pub const KINDS: [&str; 8] = [
     "hol-fanout",
     "over-time-",
     "ttfb-",
+    "flows-over-time-",
 ];
 
 /// Every chart the results support, in the report's order.
@@ -59,6 +60,9 @@ pub fn charts(results: &RunResults) -> Vec<Chart> {
     for workload in workloads(&cells).into_iter().filter(|w| w.is_churn()) {
         let of: Vec<&CellTrials> = cells.iter().filter(|c| c.workload == workload).collect();
         out.extend(ttfb(workload, &of));
+    }
+    for c in cells.iter().filter(|c| c.workload == Workload::Bulk) {
+        out.extend(flows_over_time(c));
     }
     out
 }
@@ -824,6 +828,172 @@ fn churn_over_time(c: &CellTrials) -> Option<Chart> {
                 churn.completed,
                 churn.failed,
                 churn.time_wait.interval_ns / 1_000_000
+            ),
+            &[c],
+        ),
+        panels,
+        columns: 1,
+    })
+}
+
+/// A bulk cell's first trial over time: each flow's goodput per bin (and
+/// the total, with the link's share after headers where there is one),
+/// then what the congestion controller saw: its window and the RTT.
+fn flows_over_time(c: &CellTrials) -> Option<Chart> {
+    let (trial, bulk) = c.trials.iter().find_map(|t| Some((t, t.bulk.as_ref()?)))?;
+    if bulk.series_bps.len() < 2 {
+        return None;
+    }
+    let bin_s = bulk.bin_ns as f64 / 1e9;
+    // A bin's goodput drawn at its end.
+    let line = |series: &[f64]| -> Vec<(f64, f64)> {
+        series
+            .iter()
+            .enumerate()
+            .map(|(i, bps)| ((i + 1) as f64 * bin_s, bps / 1e6))
+            .collect()
+    };
+    let end = bulk.series_bps.len() as f64 * bin_s;
+    let time = || Axis::new("time since the flows started (s)", Scale::Linear).including(&[0.0, end]);
+    let window = |text: &str| Series {
+        label: String::new(),
+        color: 5,
+        mark: Mark::Rule {
+            x: f64::from(bulk.window[0]) * bin_s,
+            text: text.into(),
+        },
+    };
+    // The link's line first, so the flows are drawn over it.
+    let mut goodput: Vec<Series> = bulk
+        .expected
+        .iter()
+        .map(|e| Series {
+            label: "the link less headers".into(),
+            color: 7,
+            mark: Mark::Line(vec![(0.0, e.goodput_bps / 1e6), (end, e.goodput_bps / 1e6)]),
+        })
+        .collect();
+    goodput.extend(bulk.flows.iter().map(|f| Series {
+        label: format!("flow {}", f.flow),
+        color: f.flow as usize,
+        mark: Mark::Line(line(&f.series_bps)),
+    }));
+    if bulk.flows.len() > 1 {
+        goodput.push(Series {
+            label: "all flows".into(),
+            color: 6,
+            mark: Mark::Line(line(&bulk.series_bps)),
+        });
+    }
+    goodput.push(window("measured from here"));
+    let mut panels = vec![Panel {
+        title: "goodput per 100 ms".into(),
+        x: time(),
+        y: Axis::new("goodput (Mbit/s)", Scale::Linear).including(&[0.0]),
+        series: goodput,
+    }];
+    let s = |ns: u64| ns as f64 / 1e9;
+    // Per connection: TCP's from TCP_INFO, QUIC's from quinn.
+    let (cwnd, rtt): (Vec<Series>, Vec<Series>) = if bulk.quic.is_empty() {
+        bulk.flows
+            .iter()
+            .filter(|f| !f.tcp_info.is_empty())
+            .map(|f| {
+                let color = f.flow as usize;
+                let cwnd = f
+                    .tcp_info
+                    .iter()
+                    .map(|i| (s(i.t_ns), f64::from(i.snd_cwnd) * f64::from(i.snd_mss) / 1e3))
+                    .collect();
+                let rtt = f
+                    .tcp_info
+                    .iter()
+                    .map(|i| (s(i.t_ns), f64::from(i.rtt_us) / 1e3))
+                    .collect();
+                let label = format!("flow {}", f.flow);
+                (
+                    Series {
+                        label: label.clone(),
+                        color,
+                        mark: Mark::Line(cwnd),
+                    },
+                    Series {
+                        label,
+                        color,
+                        mark: Mark::Line(rtt),
+                    },
+                )
+            })
+            .unzip()
+    } else {
+        bulk.quic
+            .iter()
+            .map(|q| {
+                let color = q.connection as usize;
+                let label = format!("connection {}", q.connection);
+                (
+                    Series {
+                        label: label.clone(),
+                        color,
+                        mark: Mark::Line(
+                            q.samples
+                                .iter()
+                                .map(|p| (s(p.t_ns), p.cwnd as f64 / 1e3))
+                                .collect(),
+                        ),
+                    },
+                    Series {
+                        label,
+                        color,
+                        mark: Mark::Line(
+                            q.samples
+                                .iter()
+                                .map(|p| (s(p.t_ns), p.rtt_ns as f64 / MS))
+                                .collect(),
+                        ),
+                    },
+                )
+            })
+            .unzip()
+    };
+    if !cwnd.is_empty() {
+        let source = if bulk.quic.is_empty() { "TCP_INFO" } else { "quinn" };
+        panels.push(Panel {
+            title: format!("congestion window ({source})"),
+            x: time(),
+            y: Axis::new("cwnd (kB)", Scale::Linear).including(&[0.0]),
+            series: cwnd,
+        });
+        panels.push(Panel {
+            title: format!("smoothed RTT ({source})"),
+            x: time(),
+            y: Axis::new("RTT (ms)", Scale::Linear).including(&[0.0]),
+            series: rtt,
+        });
+    }
+    let cc = trial
+        .params
+        .tcp_congestion
+        .as_deref()
+        .or(trial.params.quic_congestion.as_deref())
+        .unwrap_or("?");
+    let fairness = bulk
+        .jain
+        .map(|j| format!(", Jain's index {j:.3}"))
+        .unwrap_or_default();
+    Some(Chart {
+        slug: format!("flows-over-time-{}", slug(&c.id)),
+        title: format!(
+            "bulk {}: {} over {cc}, {:.1} Mbit/s in all",
+            c.transport,
+            transbench_reports::counted(bulk.flows.len() as u64, "flow"),
+            bulk.goodput_bps / 1e6
+        ),
+        caption: caption(
+            &format!(
+                "Trial {}: what the receiver's application read{fairness}; window and RTT sampled every {} ms.",
+                trial.id,
+                bulk.bin_ns / 1_000_000
             ),
             &[c],
         ),

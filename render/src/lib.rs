@@ -18,6 +18,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 use thiserror::Error;
 use transbench_reports::{hdrfiles, RunResults};
+use transbench_wire::Workload;
 
 use crate::cells::{cells, slug};
 use crate::chart::Chart;
@@ -158,6 +159,7 @@ fn tables_of(attempts: &RunResults, results: &RunResults) -> Vec<Table> {
         tables::latency(&cells),
         tables::hol(&cells),
         tables::churn(&cells),
+        tables::bulk(&cells),
     ]
     .into_iter()
     .flatten()
@@ -172,10 +174,14 @@ struct HdrFiles {
 }
 
 /// Per cell: `.hgrm` of all its trials' `lat` added together, and `.hlog`
-/// with each trial as one interval, in the order they ran.
+/// with each trial as one interval, in the order they ran. Bulk cells
+/// have no message latency, and no files.
 fn hdr_files(results: &RunResults, dir: &Path) -> Result<Vec<HdrFiles>, RenderError> {
     let mut out = Vec::new();
-    for c in cells(results) {
+    for c in cells(results)
+        .into_iter()
+        .filter(|c| c.workload != Workload::Bulk)
+    {
         let name = slug(&c.id);
         let mut histograms = Vec::with_capacity(c.trials.len());
         for t in &c.trials {

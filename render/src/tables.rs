@@ -205,6 +205,55 @@ pub fn hol(cells: &[CellTrials]) -> Option<Table> {
     })
 }
 
+/// Bulk transfer per cell: goodput against what the link leaves,
+/// fairness, and the congestion controller's losses.
+pub fn bulk(cells: &[CellTrials]) -> Option<Table> {
+    let rows: Vec<Vec<String>> = cells
+        .iter()
+        .filter(|c| c.trials.iter().any(|t| t.bulk.is_some()))
+        .map(|c| {
+            let b = |f: fn(&transbench_reports::BulkMetrics) -> Option<f64>| {
+                med(c, |t| t.bulk.as_ref().and_then(f))
+            };
+            let mbit = |v: Option<f64>| v.map_or("-".into(), |v| format!("{:.2} Mbit/s", v / 1e6));
+            vec![
+                c.id.clone(),
+                trials_cell(c),
+                b(|m| Some(m.flows.len() as f64)).map_or("-".into(), |v| format!("{v:.0}")),
+                mbit(b(|m| Some(m.goodput_bps))),
+                mbit(b(|m| m.expected.as_ref().map(|e| e.goodput_bps))),
+                b(|m| m.jain).map_or("-".into(), |v| format!("{v:.3}")),
+                b(|m| {
+                    let tcp: u32 = m
+                        .flows
+                        .iter()
+                        .filter_map(|f| f.tcp_info.last())
+                        .map(|i| i.total_retrans)
+                        .sum();
+                    let quic: u64 = m
+                        .quic
+                        .iter()
+                        .filter_map(|q| q.samples.last())
+                        .map(|s| s.lost_packets)
+                        .sum();
+                    Some(f64::from(tcp) + quic as f64)
+                })
+                .map_or("-".into(), |v| format!("{v:.0}")),
+                b(|m| Some(m.sender_cpu_ns_per_byte)).map_or("-".into(), |v| format!("{v:.3}")),
+                b(|m| Some(m.receiver_cpu_ns_per_byte)).map_or("-".into(), |v| format!("{v:.3}")),
+            ]
+        })
+        .collect();
+    (!rows.is_empty()).then(|| Table {
+        title: "Bulk transfer".into(),
+        note: "Medians over each cell's trials. goodput: what the receiver's application read in the measured window, all flows; expected: the emulated rate less each packet's headers (see SCHEMA.md); fairness: Jain's index over the flows; retransmitted: TCP segments (TCP_INFO) or QUIC packets lost (quinn); CPU per byte read, each agent's trial thread.".into(),
+        headers: ["cell", "trials", "flows", "goodput", "expected", "fairness", "retransmitted", "sender CPU ns/B", "receiver CPU ns/B"]
+            .map(String::from)
+            .to_vec(),
+        rows,
+    })
+}
+
 /// Connection churn and setup per cell.
 pub fn churn(cells: &[CellTrials]) -> Option<Table> {
     let rows: Vec<Vec<String>> = cells

@@ -46,8 +46,15 @@ fn every_chart_whose_data_exists_and_no_other() {
         })
         .collect();
     // The fixture has rr and multistream at several loss rates, HOL
-    // timelines, a churn trial and handshakes: all seven kinds of chart.
-    assert_eq!(kinds.len(), 8, "{charts:?}");
+    // timelines, a churn trial, handshakes and bulk flows: every kind of chart.
+    assert_eq!(kinds.len(), transbench_render::figures::KINDS.len(), "{charts:?}");
+    // A bulk cell per transport over time; bulk has no message latency to chart.
+    let bulk: Vec<&String> = charts
+        .iter()
+        .filter(|c| c.starts_with("flows-over-time-"))
+        .collect();
+    assert_eq!(bulk.len(), 3, "{charts:?}");
+    assert!(!charts.iter().any(|c| c.ends_with("-bulk")), "{charts:?}");
     // multistream's paths differ only in loss; rr's loopback and 20 ms
     // paths differ in delay too, so no loss axis would be honest there.
     assert!(charts.contains("latency-vs-loss-multistream"), "{charts:?}");
@@ -237,6 +244,11 @@ fn hgrm_percentiles_match_the_json() {
     let (dir, _) = rendered(&results);
     let mut single = 0;
     for c in cells(&results) {
+        let path = dir.path().join("hdr").join(format!("{}.hgrm", slug(&c.id)));
+        if c.workload == transbench_wire::Workload::Bulk {
+            assert!(!path.exists(), "{}: bulk has no message latency", c.id);
+            continue;
+        }
         let text =
             std::fs::read_to_string(dir.path().join("hdr").join(format!("{}.hgrm", slug(&c.id)))).unwrap();
         let rows = hgrm_rows(&text);
@@ -284,7 +296,10 @@ fn hgrm_percentiles_match_the_json() {
 fn hlog_intervals_are_the_trials() {
     let results = fixture();
     let (dir, _) = rendered(&results);
-    for c in cells(&results) {
+    for c in cells(&results)
+        .into_iter()
+        .filter(|c| c.workload != transbench_wire::Workload::Bulk)
+    {
         let text = std::fs::read(dir.path().join("hdr").join(format!("{}.hlog", slug(&c.id)))).unwrap();
         let mut intervals = Vec::new();
         for entry in IntervalLogIterator::new(&text) {

@@ -89,6 +89,17 @@ pub fn params_key(t: &TrialResult) -> String {
         add("rate", rate.to_string());
     }
     add("size", p.size.to_string());
+    if let Some(b) = &t.bulk {
+        // Paced by its transport, not closed-loop; its controller is the experiment.
+        add("flows", b.flows.len().to_string());
+        if let Some(n) = b.quic_connections.filter(|&n| n > 1) {
+            add("connections", n.to_string());
+        }
+        if let Some(cc) = p.tcp_congestion.as_ref().or(p.quic_congestion.as_ref()) {
+            add("cc", cc.clone());
+        }
+        return key;
+    }
     if let Some(streams) = p.streams {
         add("streams", streams.to_string());
     }
