@@ -33,19 +33,25 @@ pub struct Metric {
 /// The cells a metric has a value in, by workload.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Cells {
-    All,
+    /// Every workload that times messages (or transactions): all but bulk.
+    Timed,
     /// Churn and handshake: a connection per transaction.
     Churn,
-    NotChurn,
+    /// Messages one way or both: rr, multistream, stream.
+    Messages,
+    /// Bulk: byte streams, no messages.
+    Bulk,
 }
 
 impl Cells {
     pub fn has(self, workload: Workload) -> bool {
         let churn = matches!(workload, Workload::Churn | Workload::Handshake);
+        let bulk = workload == Workload::Bulk;
         match self {
-            Cells::All => true,
+            Cells::Timed => !bulk,
             Cells::Churn => churn,
-            Cells::NotChurn => !churn,
+            Cells::Messages => !churn && !bulk,
+            Cells::Bulk => bulk,
         }
     }
 }
@@ -64,7 +70,7 @@ fn positive(v: f64) -> Option<f64> {
 }
 
 fn goodput(t: &TrialResult) -> Option<f64> {
-    if t.churn.is_some() {
+    if t.churn.is_some() || t.bulk.is_some() {
         return None;
     }
     positive(t.goodput_bps()?)
@@ -78,7 +84,7 @@ pub const METRICS: &[Metric] = &[
         better: Better::Lower,
         floor: 0.02,
         gated: true,
-        cells: Cells::All,
+        cells: Cells::Timed,
         unit: Unit::Ns,
         value: |t| positive(t.lat.p50 as f64),
         shown: None,
@@ -89,7 +95,7 @@ pub const METRICS: &[Metric] = &[
         better: Better::Lower,
         floor: 0.05,
         gated: true,
-        cells: Cells::All,
+        cells: Cells::Timed,
         unit: Unit::Ns,
         value: |t| positive(t.lat.p99 as f64),
         shown: None,
@@ -100,7 +106,7 @@ pub const METRICS: &[Metric] = &[
         better: Better::Lower,
         floor: 0.10,
         gated: false,
-        cells: Cells::All,
+        cells: Cells::Timed,
         unit: Unit::Ns,
         value: |t| positive(t.lat.p999 as f64),
         shown: None,
@@ -111,7 +117,7 @@ pub const METRICS: &[Metric] = &[
         better: Better::Higher,
         floor: 0.02,
         gated: false,
-        cells: Cells::NotChurn,
+        cells: Cells::Messages,
         unit: Unit::Bps,
         value: goodput,
         shown: None,
@@ -122,12 +128,23 @@ pub const METRICS: &[Metric] = &[
         better: Better::Lower,
         floor: 0.10,
         gated: false,
-        cells: Cells::All,
+        cells: Cells::Timed,
         unit: Unit::Ratio,
         // Half a message more on both sides keeps no-loss trials finite in
         // log units and equal to each other.
         value: |t| (t.counters.sent > 0).then(|| (t.counters.lost as f64 + 0.5) / t.counters.sent as f64),
         shown: Some(|t| (t.counters.sent > 0).then(|| t.counters.lost as f64 / t.counters.sent as f64)),
+    },
+    Metric {
+        name: "throughput",
+        what: "bulk goodput",
+        better: Better::Higher,
+        floor: 0.02,
+        gated: true,
+        cells: Cells::Bulk,
+        unit: Unit::Bps,
+        value: |t| positive(t.bulk.as_ref()?.goodput_bps),
+        shown: None,
     },
     Metric {
         name: "conn_rate",
@@ -1177,6 +1194,55 @@ mod tests {
         };
         let c = compare(&base, &cand, &one).unwrap();
         assert_eq!((c.family, c.regressions()), (2, 2), "{}", c.text());
+    }
+
+    /// `run` as bulk trials, each with goodput `center` times its
+    /// synthetic latency's spread around the synthetic center.
+    fn bulk_run(n: u32, goodput: f64, seed: u64) -> RunResults {
+        let mut r = run(&[Transport::Tcp], n, 50_000.0, seed);
+        for t in &mut r.trials {
+            let spread = t.lat.p50 as f64 / 50_000.0;
+            t.workload = Workload::Bulk;
+            t.lat = crate::LatencySummary::from_histogram(&crate::new_histogram()).unwrap();
+            t.bulk = Some(crate::BulkMetrics {
+                bin_ns: 100_000_000,
+                window: [10, 40],
+                goodput_bps: goodput * spread,
+                series_bps: Vec::new(),
+                jain: Some(1.0),
+                bytes_sent: 1,
+                bytes_received: 1,
+                sender_cpu_ns_per_byte: 1.0,
+                receiver_cpu_ns_per_byte: 1.0,
+                quic_connections: None,
+                expected: None,
+                flows: Vec::new(),
+                quic: Vec::new(),
+            });
+        }
+        r
+    }
+
+    #[test]
+    fn bulk_is_gated_on_its_goodput_and_nothing_it_does_not_measure() {
+        let base = bulk_run(5, 95e6, 21);
+        let half = bulk_run(5, 47e6, 22);
+        let c = compare(&base, &half, &opts()).unwrap();
+        // One gated row: throughput; no latency rows for a workload without messages.
+        assert_eq!((c.family, c.regressions()), (1, 1), "{}", c.text());
+        let metrics: Vec<&str> = c.rows.iter().map(|r| r.metric).collect();
+        assert!(
+            metrics.contains(&"throughput") && !metrics.contains(&"p50"),
+            "{metrics:?}"
+        );
+        assert!(
+            !metrics.contains(&"goodput"),
+            "bulk's goodput is `throughput`: {metrics:?}"
+        );
+        let same = compare(&base, &bulk_run(5, 95e6, 23), &opts()).unwrap();
+        assert_eq!(same.regressions(), 0, "{}", same.text());
+        let p = plan(&[Workload::Bulk, Workload::Rr], 5, &default_gate());
+        assert_eq!(p.family, 3, "bulk: throughput; rr: p50, p99");
     }
 
     #[test]
