@@ -24,7 +24,7 @@ use transbench_wire::Transport;
 use crate::host::host_info;
 use crate::measure::oneway as analysis;
 use crate::out_dir::{self, OutChoice};
-use crate::spec::{ChurnOptions, TrialSpec, WorkloadSpec};
+use crate::spec::{ChurnOptions, LoadSpec, TrialSpec, WorkloadSpec};
 use crate::workload;
 
 /// What the receiver prints first on stdout; `run` and tests parse it.
@@ -607,7 +607,12 @@ pub(crate) async fn run_phase(
                 WorkloadSpec::Churn(c) | WorkloadSpec::Handshake(c) => {
                     c.options.port_range_in_namespace = link.is_some();
                 }
-                WorkloadSpec::Bulk(b) => b.link_rate = link.as_ref().and_then(|(_, p)| p.forward.rate),
+                WorkloadSpec::Bulk(b) | WorkloadSpec::Load(LoadSpec { bulk: b, .. }) => {
+                    if let Some((_, p)) = &link {
+                        b.link_rate = p.forward.rate;
+                        b.link_limit = Some(p.forward.effective_limit());
+                    }
+                }
                 WorkloadSpec::Rr(_) | WorkloadSpec::Stream(_) => {}
             }
             let before = link.as_ref().map(|(bed, _)| bed.link_stats());

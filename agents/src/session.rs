@@ -286,7 +286,7 @@ pub fn verdict(
             ("connections", "lower --conn-rate, or raise --max-inflight")
         }
         // Paced by the transport: no schedule to miss.
-        Workload::Bulk => ("writes", ""),
+        Workload::Bulk | Workload::Load => ("writes", ""),
     };
     if rate.is_some() && send_lag.p99 > lag_bound {
         missed.push(format!(

@@ -107,6 +107,13 @@ impl PacketCost {
     }
 }
 
+/// How long a full queue of `limit` packets of `packet_bytes` (as the
+/// rate limiter counts them) takes to drain at `rate_bps`: the most the
+/// queue can add to a packet's delay.
+pub fn queue_drain_ns(limit: u32, packet_bytes: f64, rate_bps: f64) -> u64 {
+    (f64::from(limit) * packet_bytes * 8.0 / rate_bps * 1e9) as u64
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -148,6 +155,12 @@ mod tests {
         assert!((jain(&[2.0, 1.0]).unwrap() - 0.9).abs() < 1e-12);
         assert_eq!(jain(&[]), None);
         assert_eq!(jain(&[0.0, 0.0]), None);
+    }
+
+    #[test]
+    fn a_full_queue_drains_at_the_rate() {
+        // The arithmetic: 1000 packets of 1500 B at 50 Mbit/s.
+        assert_eq!(queue_drain_ns(1000, 1500.0, 50e6), 240_000_000);
     }
 
     #[test]

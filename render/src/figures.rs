@@ -14,7 +14,7 @@ use crate::chart::{Axis, Bar, BoxStat, Chart, HeatCell, Mark, Panel, Scale, Seri
 const MS: f64 = 1e6;
 
 /// Every chart's file name starts with its kind.
-pub const KINDS: [&str; 9] = [
+pub const KINDS: [&str; 10] = [
     "latency-vs-loss-",
     "spectrum-",
     "ontime-",
@@ -24,6 +24,7 @@ pub const KINDS: [&str; 9] = [
     "over-time-",
     "ttfb-",
     "flows-over-time-",
+    "under-load-",
 ];
 
 /// Every chart the results support, in the report's order.
@@ -63,6 +64,9 @@ pub fn charts(results: &RunResults) -> Vec<Chart> {
     }
     for c in cells.iter().filter(|c| c.workload == Workload::Bulk) {
         out.extend(flows_over_time(c));
+    }
+    for c in cells.iter().filter(|c| c.workload == Workload::Load) {
+        out.extend(under_load(c));
     }
     out
 }
@@ -998,6 +1002,125 @@ fn flows_over_time(c: &CellTrials) -> Option<Chart> {
             &[c],
         ),
         panels,
+        columns: 1,
+    })
+}
+
+/// A latency-under-load cell's first trial, as Flent draws RRUL: the
+/// probe's round trips over time with the load's span marked, and under
+/// it the flows' goodput on the same clock.
+fn under_load(c: &CellTrials) -> Option<Chart> {
+    let (trial, load) = c.trials.iter().find_map(|t| Some((t, t.load.as_ref()?)))?;
+    let bulk = trial.bulk.as_ref()?;
+    let s = |ns: u64| ns as f64 / 1e9;
+    let end = load
+        .phases
+        .last()
+        .map_or(s(load.load_to_ns), |p| s(p.to_ns))
+        .max(s(load.load_to_ns));
+    let time = || Axis::new("time since the probe started (s)", Scale::Linear).including(&[0.0, end]);
+    let rules = || {
+        [
+            (load.load_from_ns, "load starts"),
+            (load.load_to_ns, "load stops"),
+        ]
+        .map(|(at, text)| Series {
+            label: String::new(),
+            color: 5,
+            mark: Mark::Rule {
+                x: s(at),
+                text: text.into(),
+            },
+        })
+    };
+    let rtts: Vec<(f64, f64)> = load
+        .probe_samples
+        .iter()
+        .filter_map(|&(t, rtt)| Some((s(t), rtt? as f64 / MS)))
+        .collect();
+    if rtts.len() < 2 {
+        return None;
+    }
+    let mut latency = vec![Series {
+        label: format!("{} probe round trip", load.probe),
+        color: 0,
+        mark: Mark::Line(rtts),
+    }];
+    let mut floor = 0.0f64;
+    if let (Some(drain), Some(before)) = (
+        load.queue_drain_ns,
+        load.phases.first().filter(|p| p.lat.count > 0),
+    ) {
+        // The idle round trip plus a full queue: the most the load can add.
+        floor = (before.lat.p50 + drain) as f64 / MS;
+        latency.push(Series {
+            label: "idle p50 + a full queue".into(),
+            color: 7,
+            mark: Mark::Line(vec![(0.0, floor), (end, floor)]),
+        });
+    }
+    latency.extend(rules());
+    let offset = s(load.load_from_ns);
+    let bin_s = bulk.bin_ns as f64 / 1e9;
+    let shifted = |series: &[f64]| -> Vec<(f64, f64)> {
+        series
+            .iter()
+            .enumerate()
+            .map(|(i, bps)| (offset + (i + 1) as f64 * bin_s, bps / 1e6))
+            .collect()
+    };
+    let mut goodput = vec![Series {
+        label: "all flows".into(),
+        color: 6,
+        mark: Mark::Line(shifted(&bulk.series_bps)),
+    }];
+    if bulk.flows.len() > 1 {
+        goodput.extend(bulk.flows.iter().map(|f| Series {
+            label: format!("flow {}", f.flow),
+            color: 1 + f.flow as usize,
+            mark: Mark::Line(shifted(&f.series_bps)),
+        }));
+    }
+    goodput.extend(rules());
+    let cc = trial
+        .params
+        .tcp_congestion
+        .as_deref()
+        .or(trial.params.quic_congestion.as_deref())
+        .unwrap_or("?");
+    let added = load
+        .added_p50_ns
+        .map(|ns| format!(" The load added {:.1} ms to the probe's p50.", ns as f64 / MS))
+        .unwrap_or_default();
+    Some(Chart {
+        slug: format!("under-load-{}", slug(&c.id)),
+        title: format!(
+            "latency under load: {} over {cc}, probed by {} at {}/s",
+            c.transport, load.probe, load.probe_rate
+        ),
+        caption: caption(
+            &format!(
+                "Trial {}: {} of {} bulk.{added}",
+                trial.id,
+                transbench_reports::counted(bulk.flows.len() as u64, "flow"),
+                c.transport
+            ),
+            &[c],
+        ),
+        panels: vec![
+            Panel {
+                title: "probe round trip".into(),
+                x: time(),
+                y: Axis::new("round trip (ms)", Scale::Linear).including(&[0.0, floor]),
+                series: latency,
+            },
+            Panel {
+                title: "goodput of the load per 100 ms".into(),
+                x: time(),
+                y: Axis::new("goodput (Mbit/s)", Scale::Linear).including(&[0.0]),
+                series: goodput,
+            },
+        ],
         columns: 1,
     })
 }

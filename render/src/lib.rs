@@ -160,6 +160,7 @@ fn tables_of(attempts: &RunResults, results: &RunResults) -> Vec<Table> {
         tables::hol(&cells),
         tables::churn(&cells),
         tables::bulk(&cells),
+        tables::load(&cells),
     ]
     .into_iter()
     .flatten()

@@ -254,6 +254,45 @@ pub fn bulk(cells: &[CellTrials]) -> Option<Table> {
     })
 }
 
+/// Latency under load per cell: the probe before, during and after the
+/// flows, and what the load added.
+pub fn load(cells: &[CellTrials]) -> Option<Table> {
+    let rows: Vec<Vec<String>> = cells
+        .iter()
+        .filter(|c| c.trials.iter().any(|t| t.load.is_some()))
+        .map(|c| {
+            let phase = |i: usize, q: fn(&transbench_reports::LatencySummary) -> u64| {
+                ns(med(c, |t| {
+                    let p = t.load.as_ref()?.phases.get(i)?;
+                    (p.lat.count > 0).then(|| q(&p.lat) as f64)
+                }))
+            };
+            let added = med(c, |t| t.load.as_ref()?.added_p50_ns.map(|v| v as f64));
+            vec![
+                c.id.clone(),
+                trials_cell(c),
+                phase(0, |l| l.p50),
+                phase(1, |l| l.p50),
+                phase(1, |l| l.p99),
+                phase(2, |l| l.p50),
+                added.map_or("-".into(), |v| {
+                    let sign = if v < 0.0 { "-" } else { "+" };
+                    format!("{sign}{}", human_ns(v.abs() as u64))
+                }),
+                ns(med(c, |t| t.load.as_ref()?.queue_drain_ns.map(|v| v as f64))),
+            ]
+        })
+        .collect();
+    (!rows.is_empty()).then(|| Table {
+        title: "Latency under load".into(),
+        note: "Medians over each cell's trials of the probe's round trip before the load, while its flows wrote, and after; added: the p50 during less the p50 before; full queue: how long the emulated link's queue limit of full-size packets takes to drain at its rate, the most a queue can add.".into(),
+        headers: ["cell", "trials", "before p50", "during p50", "during p99", "after p50", "added p50", "full queue"]
+            .map(String::from)
+            .to_vec(),
+        rows,
+    })
+}
+
 /// Connection churn and setup per cell.
 pub fn churn(cells: &[CellTrials]) -> Option<Table> {
     let rows: Vec<Vec<String>> = cells

@@ -33,13 +33,14 @@ pub struct Metric {
 /// The cells a metric has a value in, by workload.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Cells {
-    /// Every workload that times messages (or transactions): all but bulk.
+    /// Every workload that times messages, transactions or a probe: all
+    /// but bulk.
     Timed,
     /// Churn and handshake: a connection per transaction.
     Churn,
     /// Messages one way or both: rr, multistream, stream.
     Messages,
-    /// Bulk: byte streams, no messages.
+    /// Bulk flows: bulk, and the load of a latency-under-load trial.
     Bulk,
 }
 
@@ -47,11 +48,12 @@ impl Cells {
     pub fn has(self, workload: Workload) -> bool {
         let churn = matches!(workload, Workload::Churn | Workload::Handshake);
         let bulk = workload == Workload::Bulk;
+        let load = workload == Workload::Load;
         match self {
             Cells::Timed => !bulk,
             Cells::Churn => churn,
-            Cells::Messages => !churn && !bulk,
-            Cells::Bulk => bulk,
+            Cells::Messages => !churn && !bulk && !load,
+            Cells::Bulk => bulk || load,
         }
     }
 }

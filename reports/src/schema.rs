@@ -290,6 +290,10 @@ pub struct TrialResult {
     /// Bulk transfer: goodput per flow, fairness, TCP_INFO, quinn's stats.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bulk: Option<BulkMetrics>,
+    /// Latency under load: the probe before, during and after the bulk
+    /// flows (whose own section is `bulk`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub load: Option<LoadMetrics>,
     /// `run SCENARIO`: the trial's cell (its id in `scenario.cells`) and
     /// which repetition of it this is (from 0).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -392,6 +396,46 @@ pub struct BulkMetrics {
     /// QUIC: each connection's `quinn::Connection::stats()` over the trial.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub quic: Vec<QuicConnectionStats>,
+}
+
+/// Latency under load (workload `load`; see `SCHEMA.md`). Times count
+/// from the probe's first intended request.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LoadMetrics {
+    /// The probe's transport and its requests per second.
+    pub probe: Transport,
+    pub probe_rate: f64,
+    /// While the load's flows wrote, ns.
+    pub load_from_ns: u64,
+    pub load_to_ns: u64,
+    /// `before`, `during` and `after` the load, in that order.
+    pub phases: Vec<LoadPhase>,
+    /// The probe's p50 and p99 during the load less before it, ns
+    /// (negative when it fell); absent when a phase has no answers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub added_p50_ns: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub added_p99_ns: Option<i64>,
+    /// Behind an emulated rate and queue limit: how long a full queue of
+    /// full-size packets takes to drain, the most a queue can add.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queue_drain_ns: Option<u64>,
+    /// Every probe request: `[t_ns, rtt_ns]` by its intended time, the
+    /// round trip `null` when it was lost.
+    pub probe_samples: Vec<(u64, Option<u64>)>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LoadPhase {
+    /// `before`, `during` or `after`.
+    pub phase: String,
+    pub from_ns: u64,
+    pub to_ns: u64,
+    /// Probe requests due in the phase, and of those lost.
+    pub sent: u64,
+    pub lost: u64,
+    /// Round trips of the answered ones.
+    pub lat: LatencySummary,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

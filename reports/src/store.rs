@@ -186,6 +186,7 @@ pub(crate) mod tests {
             udp: None,
             churn: None,
             bulk: None,
+            load: None,
             cell: None,
             repetition: None,
             baseline: false,

@@ -114,8 +114,10 @@ fn churn_cells(c: &crate::schema::ChurnMetrics) -> [String; 5] {
 /// fraction, overtakes).
 pub fn summary_table(results: &RunResults) -> String {
     let with_rejected = results.trials.iter().any(|t| t.receiver.rejected > 0);
-    let bulk = !results.trials.is_empty() && results.trials.iter().all(|t| t.bulk.is_some());
-    let rows = if bulk {
+    let all = |has: fn(&TrialResult) -> bool| !results.trials.is_empty() && results.trials.iter().all(has);
+    let rows = if all(|t| t.load.is_some()) {
+        load_rows(results)
+    } else if all(|t| t.bulk.is_some()) {
         bulk_rows(results)
     } else {
         latency_rows(results, with_rejected)
@@ -173,6 +175,58 @@ fn bulk_rows(results: &RunResults) -> Vec<Vec<String>> {
                 "{:.3} {:.3}",
                 b.sender_cpu_ns_per_byte, b.receiver_cpu_ns_per_byte
             ),
+            validity(t),
+        ]);
+    }
+    rows
+}
+
+/// Latency under load: the probe before, during and after the flows,
+/// what the load added, and the flows' goodput.
+fn load_rows(results: &RunResults) -> Vec<Vec<String>> {
+    let header = [
+        "trial",
+        "probe",
+        "before p50",
+        "during p50",
+        "during p99",
+        "after p50",
+        "added p50 (queue max)",
+        "goodput",
+        "valid",
+    ];
+    let mut rows: Vec<Vec<String>> = vec![header.iter().map(|s| s.to_string()).collect()];
+    for t in &results.trials {
+        let Some(l) = &t.load else { continue };
+        let p50 = |i: usize| {
+            l.phases
+                .get(i)
+                .filter(|p| p.lat.count > 0)
+                .map_or("-".into(), |p| human_ns(p.lat.p50))
+        };
+        let signed = |ns: i64| {
+            let sign = if ns < 0 { "-" } else { "+" };
+            format!("{sign}{}", human_ns(ns.unsigned_abs()))
+        };
+        let added = l.added_p50_ns.map_or("-".into(), signed);
+        let added = match l.queue_drain_ns {
+            Some(max) => format!("{added} ({})", human_ns(max)),
+            None => added,
+        };
+        rows.push(vec![
+            printable(&t.id).into_owned(),
+            format!("{} {}/s", l.probe, si(l.probe_rate)),
+            p50(0),
+            p50(1),
+            l.phases
+                .get(1)
+                .filter(|p| p.lat.count > 0)
+                .map_or("-".into(), |p| human_ns(p.lat.p99)),
+            p50(2),
+            added,
+            t.bulk
+                .as_ref()
+                .map_or("-".into(), |b| format!("{}bit/s", si(b.goodput_bps))),
             validity(t),
         ]);
     }

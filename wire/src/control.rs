@@ -59,16 +59,22 @@ pub enum Workload {
     /// N flows, each an open byte stream written as fast as the transport
     /// takes it: goodput, fairness, and what the congestion controller did.
     Bulk,
+    /// Bulk flows and, on the same path, an open-loop request/response
+    /// probe before, during and after them: the latency the load adds.
+    /// The sender runs it as two trials, a bulk one and an rr one, so a
+    /// receiver never sees this workload in a setup.
+    Load,
 }
 
 impl Workload {
-    pub const ALL: [Workload; 6] = [
+    pub const ALL: [Workload; 7] = [
         Workload::Rr,
         Workload::Multistream,
         Workload::Stream,
         Workload::Churn,
         Workload::Handshake,
         Workload::Bulk,
+        Workload::Load,
     ];
 
     pub fn name(self) -> &'static str {
@@ -79,6 +85,7 @@ impl Workload {
             Workload::Churn => "churn",
             Workload::Handshake => "handshake",
             Workload::Bulk => "bulk",
+            Workload::Load => "load",
         }
     }
 
@@ -103,7 +110,7 @@ impl Workload {
             }
             // Byte streams, congestion controlled: a TCP connection or a
             // QUIC stream per flow.
-            Workload::Bulk => {
+            Workload::Bulk | Workload::Load => {
                 caps.reliable && !caps.zero_rtt && matches!(caps.streams, Streams::Single | Streams::Native)
             }
         }
@@ -670,6 +677,7 @@ mod tests {
         assert_eq!(runs(Workload::Multistream), [TcpMux, TcpTlsMux, TcpN, Quic, Udp]);
         assert_eq!(runs(Workload::Stream), [Udp]);
         assert_eq!(runs(Workload::Bulk), [Tcp, TcpTls, Quic]);
+        assert_eq!(runs(Workload::Load), [Tcp, TcpTls, Quic]);
         for w in [Workload::Churn, Workload::Handshake] {
             assert_eq!(runs(w), [Tcp, TcpTls, Quic, Quic0Rtt]);
         }

@@ -1,7 +1,9 @@
 //! Pure analyses of what a trial recorded, in the results' terms: the
 //! request/response accounting (`tracker`) and the one-way deliveries
 //! matched against the schedule (`oneway`: latency, head-of-line
-//! blocking, the UDP sequence metrics). No clock, no I/O.
+//! blocking, the UDP sequence metrics), and a probe split at the moments a
+//! load ran (`load`). No clock, no I/O.
 
+pub mod load;
 pub mod oneway;
 pub mod tracker;

@@ -47,7 +47,19 @@ pub struct RrTracker {
     send_lag: Histogram<u64>,
     counters: Counters,
     sequence: Option<SequenceLog>,
+    samples: Option<Vec<Sample>>,
 }
+
+/// One measured request: its intended send time and its round trip, or
+/// `None` when it was lost.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sample {
+    pub intended_ns: u64,
+    pub lat_ns: Option<u64>,
+}
+
+/// Samples kept at most (16 MB).
+const MAX_SAMPLES: usize = 1_000_000;
 
 /// Every response of the measured window with the intended time of its
 /// request: input for the UDP sequence tracker.
@@ -69,6 +81,9 @@ pub struct TrackerTotals {
     /// With [`RrTracker::log_sequence`]: measured requests, and every
     /// response to them (numbered from the first measured request).
     pub sequence: Option<(u64, Vec<seq::Arrival>)>,
+    /// With [`RrTracker::keep_samples`]: every measured request, in the
+    /// order its fate was known.
+    pub samples: Option<Vec<Sample>>,
 }
 
 impl RrTracker {
@@ -85,6 +100,20 @@ impl RrTracker {
             send_lag: new_histogram(),
             counters: Counters::default(),
             sequence: None,
+            samples: None,
+        }
+    }
+
+    /// Also keeps every measured request's round trip (or its loss), for
+    /// a latency over time.
+    pub fn keep_samples(mut self) -> Self {
+        self.samples = Some(Vec::new());
+        self
+    }
+
+    fn sample(&mut self, intended_ns: u64, lat_ns: Option<u64>) {
+        if let Some(samples) = self.samples.as_mut().filter(|s| s.len() < MAX_SAMPLES) {
+            samples.push(Sample { intended_ns, lat_ns });
         }
     }
 
@@ -129,13 +158,14 @@ impl RrTracker {
                 if !p.measured {
                     return ResponseOutcome::Warmup;
                 }
-                self.count_lost();
+                self.count_lost(p.intended_ns);
                 self.counters.late += 1;
                 return ResponseOutcome::Late;
             }
             if p.measured {
                 self.counters.received += 1;
                 record(&mut self.lat, lat_ns);
+                self.sample(p.intended_ns, Some(lat_ns));
             }
             return ResponseOutcome::Answered {
                 lat_ns,
@@ -202,20 +232,22 @@ impl RrTracker {
             lat: self.lat,
             send_lag: self.send_lag,
             sequence,
+            samples: self.samples,
         }
     }
 
     /// A measured request is lost, remembered so a late answer is known.
     fn declare_lost(&mut self, seq: u64, p: Pending) {
         if p.measured {
-            self.count_lost();
+            self.count_lost(p.intended_ns);
             self.lost.insert(seq, p.intended_ns);
         }
     }
 
-    fn count_lost(&mut self) {
+    fn count_lost(&mut self, intended_ns: u64) {
         self.counters.lost += 1;
         record(&mut self.lat, self.loss_timeout_ns);
+        self.sample(intended_ns, None);
     }
 }
 
@@ -224,6 +256,26 @@ mod tests {
     use super::*;
 
     const MS: u64 = 1_000_000;
+
+    #[test]
+    fn kept_samples_say_each_measured_request_and_its_fate() {
+        let mut t = RrTracker::new(100 * MS, true).keep_samples();
+        t.on_sent(0, 10 * MS, 10 * MS, false);
+        t.on_sent(1, 20 * MS, 20 * MS, true);
+        t.on_sent(2, 30 * MS, 30 * MS, true);
+        t.on_sent(3, 40 * MS, 40 * MS, true);
+        t.on_response(0, 11 * MS);
+        t.on_response(2, 33 * MS);
+        // 1 is answered past its loss timeout; 3 never.
+        t.on_response(1, 130 * MS);
+        let samples = t.finish().samples.unwrap();
+        let s = |intended_ms: u64, lat_ms: Option<u64>| Sample {
+            intended_ns: intended_ms * MS,
+            lat_ns: lat_ms.map(|l| l * MS),
+        };
+        assert_eq!(samples, [s(30, Some(3)), s(20, None), s(40, None)]);
+        assert!(RrTracker::new(MS, true).finish().samples.is_none());
+    }
 
     #[test]
     fn answered_requests_record_latency_from_intended_time() {

@@ -20,6 +20,8 @@ pub struct BulkSpec {
     /// The emulated link's rate in the data direction, when `run` knows
     /// it: what the goodput is held against.
     pub link_rate: Option<linkemu::spec::Rate>,
+    /// The emulated link's queue limit in the data direction (packets).
+    pub link_limit: Option<u32>,
 }
 
 impl BulkSpec {
@@ -28,6 +30,7 @@ impl BulkSpec {
             flows: args.flows.unwrap_or(1),
             quic_connections: args.quic_connections.unwrap_or(1),
             link_rate: None,
+            link_limit: None,
         }
     }
 

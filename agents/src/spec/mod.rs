@@ -6,6 +6,7 @@
 
 pub mod bulk;
 pub mod churn;
+pub mod load;
 pub mod oneway;
 pub mod rr;
 
@@ -22,6 +23,7 @@ use crate::transport::{congestion, tls};
 
 pub use bulk::BulkSpec;
 pub use churn::{ChurnOptions, ChurnSpec};
+pub use load::LoadSpec;
 pub use oneway::{HolInputs, MultistreamSpec, StreamSpec};
 pub use rr::RrSpec;
 
@@ -39,9 +41,10 @@ pub struct TrialArgs {
     /// streams of messages one way, for head-of-line blocking), stream
     /// (UDP datagrams one way at --bitrate), churn (a new connection per
     /// transaction: TIME_WAIT, ports), handshake (the same, gently: time
-    /// to first byte of each setup) or bulk (--flows byte streams as fast
+    /// to first byte of each setup), bulk (--flows byte streams as fast
     /// as the transport takes them: goodput, fairness, TCP_INFO and
-    /// quinn's statistics).
+    /// quinn's statistics) or load (bulk flows with a request/response
+    /// probe before, during and after them: the latency the load adds).
     #[arg(long, default_value = "rr")]
     pub workload: Workload,
     /// Offered rate, open-loop (each message has an intended send time fixed
@@ -87,6 +90,18 @@ pub struct TrialArgs {
     /// connection i mod N [default: 1, every stream on one connection].
     #[arg(long, value_name = "N")]
     pub quic_connections: Option<u32>,
+    /// Load: the probe's transport, a flow of its own beside the load's
+    /// (udp, tcp, tcp+tls or quic) [default: udp, as a ping measures the
+    /// queue].
+    #[arg(long, value_name = "TRANSPORT")]
+    pub probe: Option<Transport>,
+    /// Load: probe requests per second, open-loop [default: 100].
+    #[arg(long, value_name = "PER_SEC", allow_negative_numbers = true)]
+    pub probe_rate: Option<f64>,
+    /// Load: how long the probe runs alone before the load and after it
+    /// [default: 2s].
+    #[arg(long, value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub idle: Option<Duration>,
     /// Measured time per trial (e.g. 3s, 500ms, 1m).
     #[arg(long, default_value = "3s", value_parser = humantime::parse_duration)]
     pub duration: Duration,
@@ -186,6 +201,9 @@ impl TrialArgs {
             (self.client_port.is_some(), "--client-port"),
             (self.flows.is_some(), "--flows"),
             (self.quic_connections.is_some(), "--quic-connections"),
+            (self.probe.is_some(), "--probe"),
+            (self.probe_rate.is_some(), "--probe-rate"),
+            (self.idle.is_some(), "--idle"),
         ]
         .into_iter()
         .filter_map(|(given, flag)| given.then_some(flag))
@@ -243,6 +261,7 @@ impl TrialArgs {
             Workload::Churn => WorkloadSpec::Churn(ChurnSpec::from_args(self, churn::CHURN_RATE)),
             Workload::Handshake => WorkloadSpec::Handshake(ChurnSpec::from_args(self, churn::HANDSHAKE_RATE)),
             Workload::Bulk => WorkloadSpec::Bulk(BulkSpec::from_args(self)),
+            Workload::Load => WorkloadSpec::Load(LoadSpec::from_args(self)),
         };
         Ok(TrialSpec {
             transport,
@@ -415,6 +434,7 @@ pub enum WorkloadSpec {
     Churn(ChurnSpec),
     Handshake(ChurnSpec),
     Bulk(BulkSpec),
+    Load(LoadSpec),
 }
 
 impl WorkloadSpec {
@@ -426,6 +446,7 @@ impl WorkloadSpec {
             WorkloadSpec::Churn(_) => Workload::Churn,
             WorkloadSpec::Handshake(_) => Workload::Handshake,
             WorkloadSpec::Bulk(_) => Workload::Bulk,
+            WorkloadSpec::Load(_) => Workload::Load,
         }
     }
 
@@ -437,6 +458,7 @@ impl WorkloadSpec {
             Workload::Stream => oneway::STREAM_FLAGS,
             Workload::Churn | Workload::Handshake => churn::FLAGS,
             Workload::Bulk => bulk::FLAGS,
+            Workload::Load => load::FLAGS,
         }
     }
 
@@ -447,7 +469,7 @@ impl WorkloadSpec {
             Workload::Multistream => oneway::MULTISTREAM_SIZE,
             Workload::Stream => oneway::STREAM_SIZE,
             Workload::Churn | Workload::Handshake => churn::DEFAULT_SIZE,
-            Workload::Bulk => bulk::DEFAULT_SIZE,
+            Workload::Bulk | Workload::Load => bulk::DEFAULT_SIZE,
         }
     }
 
@@ -458,7 +480,7 @@ impl WorkloadSpec {
     pub fn rate(&self) -> Option<f64> {
         match self {
             WorkloadSpec::Rr(r) => r.rate,
-            WorkloadSpec::Bulk(_) => None,
+            WorkloadSpec::Bulk(_) | WorkloadSpec::Load(_) => None,
             WorkloadSpec::Multistream(m) => Some(m.rate),
             WorkloadSpec::Stream(s) => Some(s.rate),
             WorkloadSpec::Churn(c) | WorkloadSpec::Handshake(c) => Some(c.rate),
@@ -473,7 +495,7 @@ impl WorkloadSpec {
             WorkloadSpec::Multistream(m) => m.rate = rate,
             WorkloadSpec::Stream(s) => s.rate = rate,
             WorkloadSpec::Churn(c) | WorkloadSpec::Handshake(c) => c.rate = rate,
-            WorkloadSpec::Bulk(_) => {}
+            WorkloadSpec::Bulk(_) | WorkloadSpec::Load(_) => {}
         }
         spec
     }
@@ -513,7 +535,7 @@ impl WorkloadSpec {
                 ..simple("--bitrate", "datagrams", ", or a larger --size")
             },
             WorkloadSpec::Churn(_) | WorkloadSpec::Handshake(_) => simple("--conn-rate", "connections", ""),
-            WorkloadSpec::Bulk(_) => return None,
+            WorkloadSpec::Bulk(_) | WorkloadSpec::Load(_) => return None,
         })
     }
 
@@ -545,7 +567,9 @@ impl WorkloadSpec {
                 close: c.options.close,
                 max_inflight: c.options.max_inflight,
             },
-            WorkloadSpec::Bulk(b) => WorkloadSetup::Bulk {
+            // A load trial's own setup is its bulk trial's (the probe is
+            // an rr trial of its own).
+            WorkloadSpec::Bulk(b) | WorkloadSpec::Load(LoadSpec { bulk: b, .. }) => WorkloadSetup::Bulk {
                 flows: b.flows,
                 quic_connections: b.quic_connections,
             },
@@ -586,6 +610,7 @@ impl TrialSpec {
             WorkloadSpec::Stream(s) => s.check(self)?,
             WorkloadSpec::Churn(c) | WorkloadSpec::Handshake(c) => c.check(self)?,
             WorkloadSpec::Bulk(b) => b.check(self)?,
+            WorkloadSpec::Load(l) => l.check(self)?,
         }
         self.check_schedule()?;
         if let Some(cc) = &self.congestion {

@@ -5,6 +5,7 @@
 
 pub mod bulk;
 pub mod churn;
+pub mod load;
 pub mod oneway;
 pub mod rr;
 
@@ -25,7 +26,7 @@ use transbench_wire::{delivery, TimeWaitSample};
 
 use crate::dataplane::ErrorLog;
 use crate::session;
-use crate::spec::{TrialSpec, WorkloadSpec};
+use crate::spec::{LoadSpec, TrialSpec, WorkloadSpec};
 
 /// Runs one trial against the receiver at `addr`.
 pub async fn run_trial(
@@ -35,6 +36,10 @@ pub async fn run_trial(
     id: String,
 ) -> anyhow::Result<TrialResult> {
     spec.validate()?;
+    // Two trials of its own, each on a session of its own.
+    if let WorkloadSpec::Load(l) = &spec.workload {
+        return load::run_trial(addr, secret, spec, l, id).await;
+    }
     let (ctl, boot_id) = session::connect(addr, secret).await?;
     match &spec.workload {
         WorkloadSpec::Rr(rr) => rr::run_trial(ctl, addr, spec, rr, id).await,
@@ -45,6 +50,7 @@ pub async fn run_trial(
             churn::run_trial(ctl, boot_id, addr, spec, churn, id).await
         }
         WorkloadSpec::Bulk(b) => bulk::run_trial(ctl, addr, spec, b, id).await,
+        WorkloadSpec::Load(_) => unreachable!("a load trial runs its own sessions"),
     }
 }
 
@@ -141,6 +147,7 @@ pub fn trial_result(spec: &TrialSpec, id: String, m: Measured) -> TrialResult {
         udp: None,
         churn: None,
         bulk: None,
+        load: None,
         cell: None,
         repetition: None,
         baseline: false,
@@ -163,7 +170,9 @@ fn params(spec: &TrialSpec, peer: SocketAddr, tcp_congestion: Option<String>) ->
         WorkloadSpec::Multistream(m) => (None, Some(m.streams), None, None),
         WorkloadSpec::Stream(s) => (None, None, Some(s.bitrate(spec.size)), Some(s.gso)),
         WorkloadSpec::Churn(_) | WorkloadSpec::Handshake(_) => (None, None, None, None),
-        WorkloadSpec::Bulk(b) => (None, Some(b.flows), None, None),
+        WorkloadSpec::Bulk(b) | WorkloadSpec::Load(LoadSpec { bulk: b, .. }) => {
+            (None, Some(b.flows), None, None)
+        }
     };
     TrialParams {
         rate,

@@ -337,12 +337,31 @@ fn sample(probes: &[Probe], t_ns: u64, into: &mut Written) {
 
 /// Runs a bulk trial on an authenticated control session.
 pub async fn run_trial(
-    mut ctl: ControlChannel,
+    ctl: ControlChannel,
     addr: SocketAddr,
     spec: &TrialSpec,
     bulk: &BulkSpec,
     id: String,
 ) -> anyhow::Result<TrialResult> {
+    Ok(run_timed(ctl, addr, spec, bulk, id).await?.0)
+}
+
+/// When a bulk trial's flows wrote: from their start until warm-up and
+/// duration were over, CLOCK_MONOTONIC ns.
+#[derive(Debug, Clone, Copy)]
+pub struct Writing {
+    pub from_ns: u64,
+    pub to_ns: u64,
+}
+
+/// [`run_trial`], and when its flows wrote.
+pub async fn run_timed(
+    mut ctl: ControlChannel,
+    addr: SocketAddr,
+    spec: &TrialSpec,
+    bulk: &BulkSpec,
+    id: String,
+) -> anyhow::Result<(TrialResult, Writing)> {
     let local_ip = ctl.stream().local_addr()?.ip();
     let admitted = session::setup(&mut ctl, spec.setup()).await?;
     let peer = SocketAddr::new(addr.ip(), admitted.data_port);
@@ -366,7 +385,11 @@ pub async fn run_trial(
         }
         transport::quic_close(&endpoint, None).await;
     }
-    build_result(
+    let writing = Writing {
+        from_ns: written.t0_ns,
+        to_ns: written.t0_ns + (spec.warmup + spec.duration).as_nanos() as u64,
+    };
+    let result = build_result(
         spec,
         bulk,
         addr,
@@ -376,7 +399,8 @@ pub async fn run_trial(
         collected.report,
         cpu_ns,
         tcp_congestion,
-    )
+    )?;
+    Ok((result, writing))
 }
 
 #[allow(clippy::too_many_arguments)]

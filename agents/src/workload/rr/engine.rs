@@ -24,6 +24,8 @@ pub struct RrPlan {
     pub loss_timeout: Duration,
     /// Keep every response for the UDP sequence tracker (open-loop).
     pub log_sequence: bool,
+    /// Keep every measured request's round trip (open-loop).
+    pub keep_samples: bool,
     /// The trial's, for every request's header.
     pub token: TrialToken,
 }
@@ -145,6 +147,9 @@ async fn open_loop<S: RequestSink, R: ResponseSource>(
     let mut tracker = RrTracker::new(timeout_ns, true);
     if plan.log_sequence {
         tracker = tracker.log_sequence();
+    }
+    if plan.keep_samples {
+        tracker = tracker.keep_samples();
     }
     let tracker = Arc::new(Mutex::new(tracker));
     let log = Arc::new(Mutex::new(ErrorLog::default()));
@@ -327,6 +332,7 @@ mod tests {
             duration: Duration::from_millis(duration_ms),
             loss_timeout: Duration::from_millis(200),
             log_sequence: false,
+            keep_samples: false,
             token: TrialToken::from_bytes(*b"trial-42"),
         };
         let start = std::time::Instant::now();

@@ -100,12 +100,25 @@ pub async fn serve(
 
 /// Runs one request/response trial on an authenticated control session.
 pub async fn run_trial(
-    mut ctl: ControlChannel,
+    ctl: ControlChannel,
     addr: SocketAddr,
     spec: &TrialSpec,
     rr: &RrSpec,
     id: String,
 ) -> anyhow::Result<TrialResult> {
+    Ok(run_keeping_samples(ctl, addr, spec, rr, id, false).await?.0)
+}
+
+/// [`run_trial`], and with `keep_samples` (open-loop) every measured
+/// request's round trip or loss, by its intended send time.
+pub async fn run_keeping_samples(
+    mut ctl: ControlChannel,
+    addr: SocketAddr,
+    spec: &TrialSpec,
+    rr: &RrSpec,
+    id: String,
+    keep_samples: bool,
+) -> anyhow::Result<(TrialResult, Vec<crate::measure::tracker::Sample>)> {
     let peer_ip: IpAddr = addr.ip();
     let local_ip = ctl.stream().local_addr()?.ip();
     let plan = |token| RrPlan {
@@ -114,13 +127,14 @@ pub async fn run_trial(
         duration: spec.duration,
         loss_timeout: spec.loss_timeout,
         log_sequence: spec.transport == Transport::Udp,
+        keep_samples,
         token,
     };
     let caps = spec.transport.capabilities();
     let mut trial_setup = spec.setup();
     let mut tcp_congestion = None;
     let cpu_start = thread_cpu_ns();
-    let (outcome, report) = match caps.carrier {
+    let (mut outcome, report) = match caps.carrier {
         Carrier::Udp => {
             let sock = UdpSocket::bind((local_ip, 0))
                 .await
@@ -193,7 +207,9 @@ pub async fn run_trial(
         }
     };
     let cpu_ns = thread_cpu_ns().saturating_sub(cpu_start);
-    build_result(spec, addr, id, outcome, report, cpu_ns, tcp_congestion)
+    let samples = outcome.totals.samples.take().unwrap_or_default();
+    let result = build_result(spec, addr, id, outcome, report, cpu_ns, tcp_congestion)?;
+    Ok((result, samples))
 }
 
 fn build_result(
