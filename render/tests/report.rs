@@ -55,6 +55,9 @@ fn every_chart_whose_data_exists_and_no_other() {
         .collect();
     assert_eq!(bulk.len(), 3, "{charts:?}");
     assert!(!charts.iter().any(|c| c.ends_with("-bulk")), "{charts:?}");
+    // A load cell per congestion controller, the probe over time.
+    let load = charts.iter().filter(|c| c.starts_with("under-load-")).count();
+    assert_eq!(load, 2, "{charts:?}");
     // multistream's paths differ only in loss; rr's loopback and 20 ms
     // paths differ in delay too, so no loss axis would be honest there.
     assert!(charts.contains("latency-vs-loss-multistream"), "{charts:?}");

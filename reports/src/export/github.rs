@@ -172,6 +172,6 @@ mod tests {
             e.contains("customBiggerIsBetter") && e.contains("--format github-smaller"),
             "{e}"
         );
-        assert!(e.contains("goodput, conn_rate"), "{e}");
+        assert!(e.contains("goodput, throughput, conn_rate"), "{e}");
     }
 }
