@@ -191,7 +191,7 @@ fn inputs_that_cannot_be_compared_exit_2_with_a_reason() {
     let truncated = write("truncated.json", &text[..text.len() / 2]);
     let other = write(
         "other.json",
-        &text.replacen("\"transbench/1\"", "\"transbench/0\"", 1),
+        &text.replacen("\"transbench/1.2\"", "\"transbench/0\"", 1),
     );
     let mut empty: serde_json::Value = serde_json::from_str(&text).unwrap();
     empty["trials"] = serde_json::json!([]);

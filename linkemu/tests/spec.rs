@@ -201,6 +201,15 @@ fn every_shipped_profile_parses() {
     names.sort();
     assert_eq!(
         names,
-        ["bursty", "lan", "lossy-1pct", "mobile", "reorder", "wan-50ms"]
+        [
+            "bursty",
+            "lan",
+            "lossy-1pct",
+            "mobile",
+            "reorder",
+            "wan-100mbit",
+            "wan-100mbit-lossy",
+            "wan-50ms"
+        ]
     );
 }

@@ -5,7 +5,7 @@
 use linkemu::LinkCounters;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use transbench_wire::{CloseMode, ReceiverReport, Transport, Workload};
+use transbench_wire::{CloseMode, DatagramCounts, ReceiverReport, Transport, Workload};
 
 use crate::hist::LatencySummary;
 
@@ -290,6 +290,10 @@ pub struct TrialResult {
     /// Bulk transfer: goodput per flow, fairness, TCP_INFO, quinn's stats.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bulk: Option<BulkMetrics>,
+    /// quic-dgram: the sender's DATAGRAM frames (the receiver's are in
+    /// `receiver.quic_datagrams`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quic_datagrams: Option<DatagramCounts>,
     /// Latency under load: the probe before, during and after the bulk
     /// flows (whose own section is `bulk`).
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -187,6 +187,7 @@ pub(crate) mod tests {
             churn: None,
             bulk: None,
             load: None,
+            quic_datagrams: None,
             cell: None,
             repetition: None,
             baseline: false,

@@ -408,6 +408,16 @@ fn notes(results: &RunResults, with_rejected: bool, out: &mut String) {
             human_ns(t.params.warmup_ns)
         ));
     }
+    for t in &results.trials {
+        let Some(sender) = &t.quic_datagrams else { continue };
+        let receiver = t.receiver.quic_datagrams.unwrap_or_default();
+        let id = printable(&t.id);
+        for (way, from, to) in [("sent", sender, &receiver), ("answered", &receiver, sender)] {
+            if let Some(line) = datagram_fates(from, to) {
+                out.push_str(&format!("{id}: QUIC datagrams {way}: {line}\n"));
+            }
+        }
+    }
     for t in results.trials.iter().filter(|t| !t.valid) {
         let retried = match &t.superseded_by {
             Some(next) => format!(" (retried: {})", printable(next)),
@@ -424,6 +434,41 @@ fn notes(results: &RunResults, with_rejected: bool, out: &mut String) {
         out.push_str(&line);
         out.push('\n');
     }
+}
+
+/// What became of the datagrams one side offered, when any did not reach
+/// the other side's application; `None` when all did.
+fn datagram_fates(
+    from: &transbench_wire::DatagramCounts,
+    to: &transbench_wire::DatagramCounts,
+) -> Option<String> {
+    let fates = [
+        (
+            from.too_large,
+            "too large for quinn's max_datagram_size (never sent)",
+        ),
+        (
+            from.dropped_sending(),
+            "dropped by quinn before sending (its send buffer full behind the congestion window)",
+        ),
+        (from.sent.saturating_sub(to.received), "lost on the path"),
+        (
+            to.dropped_receiving(),
+            "dropped by the receiving quinn (read too slowly)",
+        ),
+    ];
+    let lost: Vec<String> = fates
+        .iter()
+        .filter(|(n, _)| *n > 0)
+        .map(|(n, what)| format!("{n} {what}"))
+        .collect();
+    (!lost.is_empty()).then(|| {
+        format!(
+            "of {} offered, {}",
+            from.offered + from.too_large,
+            lost.join(", ")
+        )
+    })
 }
 
 /// One line, when a trial missed its send schedule (at any attempt): how
@@ -512,6 +557,36 @@ const DEFAULT_MAX_SEND_LAG_NS: u64 = 1_000_000;
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn datagram_fates_name_each_way_a_datagram_was_lost() {
+        use transbench_wire::DatagramCounts;
+        let sender = DatagramCounts {
+            offered: 100,
+            too_large: 2,
+            sent: 95,
+            ..Default::default()
+        };
+        let receiver = DatagramCounts {
+            received: 90,
+            read: 89,
+            ..Default::default()
+        };
+        assert_eq!(
+            datagram_fates(&sender, &receiver).unwrap(),
+            "of 102 offered, 2 too large for quinn's max_datagram_size (never sent), 5 dropped by quinn \
+             before sending (its send buffer full behind the congestion window), 5 lost on the path, 1 \
+             dropped by the receiving quinn (read too slowly)"
+        );
+        let all = DatagramCounts {
+            offered: 10,
+            sent: 10,
+            received: 10,
+            read: 10,
+            ..Default::default()
+        };
+        assert_eq!(datagram_fates(&all, &all), None);
+    }
     use super::*;
 
     /// Four trials of a scenario with retries: one valid at once, one

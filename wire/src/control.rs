@@ -130,11 +130,13 @@ impl Workload {
     }
 
     /// The transports `run` takes when none are given: churn leaves out
-    /// the resuming ones (`handshake` compares every setup).
+    /// the resuming ones (`handshake` compares every setup); QUIC
+    /// datagrams are asked for by name.
     pub fn default_transports(self) -> Vec<Transport> {
         self.transports()
             .into_iter()
             .filter(|t| !(self == Workload::Churn && t.capabilities().zero_rtt))
+            .filter(|t| !t.is_quic_datagram())
             .collect()
     }
 
@@ -371,6 +373,42 @@ pub struct ReceiverReport {
     /// (`net:[INODE]`), to tell which one served the trial.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub netns: Option<String>,
+    /// quic-dgram: the receiver's side of its DATAGRAM frames.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quic_datagrams: Option<DatagramCounts>,
+}
+
+/// One side's QUIC DATAGRAM frames over a trial: what its application
+/// handed to quinn and read from it, and the frames quinn sent and
+/// received. quinn sends a datagram when the congestion window lets it
+/// and drops the oldest queued one when its send buffer is full; it drops
+/// the oldest received one when the application reads too slowly.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct DatagramCounts {
+    /// Datagrams the application handed to quinn.
+    pub offered: u64,
+    /// Of those refused at once: larger than the path's
+    /// `max_datagram_size` (never sent, never counted in `offered`).
+    pub too_large: u64,
+    /// DATAGRAM frames quinn sent (`frame_tx.datagram`).
+    pub sent: u64,
+    /// DATAGRAM frames quinn received (`frame_rx.datagram`).
+    pub received: u64,
+    /// Datagrams the application read.
+    pub read: u64,
+}
+
+impl DatagramCounts {
+    /// Offered but never sent: dropped from quinn's send buffer while the
+    /// congestion window held them back.
+    pub fn dropped_sending(&self) -> u64 {
+        self.offered.saturating_sub(self.sent)
+    }
+
+    /// Received but never read: dropped from quinn's receive buffer.
+    pub fn dropped_receiving(&self) -> u64 {
+        self.received.saturating_sub(self.read)
+    }
 }
 
 /// What one agent saw of its network namespace during a churn trial.
@@ -673,9 +711,14 @@ mod tests {
     fn capabilities_decide_which_workload_runs_where() {
         use Transport::*;
         let runs = |w: Workload| w.transports();
-        assert_eq!(runs(Workload::Rr), [Udp, Tcp, TcpTls, Quic]);
-        assert_eq!(runs(Workload::Multistream), [TcpMux, TcpTlsMux, TcpN, Quic, Udp]);
-        assert_eq!(runs(Workload::Stream), [Udp]);
+        assert_eq!(runs(Workload::Rr), [Udp, Tcp, TcpTls, Quic, QuicDgram]);
+        assert_eq!(
+            runs(Workload::Multistream),
+            [TcpMux, TcpTlsMux, TcpN, Quic, Udp, QuicDgram]
+        );
+        assert_eq!(runs(Workload::Stream), [Udp, QuicDgram]);
+        assert_eq!(Workload::Rr.default_transports(), [Udp, Tcp, TcpTls, Quic]);
+        assert_eq!(Workload::Stream.default_transports(), [Udp]);
         assert_eq!(runs(Workload::Bulk), [Tcp, TcpTls, Quic]);
         assert_eq!(runs(Workload::Load), [Tcp, TcpTls, Quic]);
         for w in [Workload::Churn, Workload::Handshake] {

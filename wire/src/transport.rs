@@ -15,7 +15,7 @@ pub enum Carrier {
     /// congestion control pinned per socket.
     Tcp,
     /// QUIC (quinn): independent streams in one connection over UDP, with
-    /// quinn's congestion control.
+    /// quinn's congestion control; or its unreliable DATAGRAM frames.
     Quic,
 }
 
@@ -88,10 +88,15 @@ pub enum Transport {
     /// sent as 0-RTT data in the client's first flight.
     #[serde(rename = "quic-0rtt")]
     Quic0Rtt,
+    /// QUIC DATAGRAM frames (RFC 9221): a message per datagram inside a
+    /// QUIC connection, encrypted and congestion controlled, never
+    /// retransmitted.
+    #[serde(rename = "quic-dgram")]
+    QuicDgram,
 }
 
 impl Transport {
-    pub const ALL: [Transport; 8] = [
+    pub const ALL: [Transport; 9] = [
         Transport::Udp,
         Transport::Tcp,
         Transport::TcpTls,
@@ -100,6 +105,7 @@ impl Transport {
         Transport::TcpTlsMux,
         Transport::TcpN,
         Transport::Quic0Rtt,
+        Transport::QuicDgram,
     ];
 
     /// The name used on the command line and in results.
@@ -113,6 +119,7 @@ impl Transport {
             Transport::TcpTlsMux => "tcp+tls-mux",
             Transport::TcpN => "tcp-n",
             Transport::Quic0Rtt => "quic-0rtt",
+            Transport::QuicDgram => "quic-dgram",
         }
     }
 
@@ -129,12 +136,15 @@ impl Transport {
             Transport::TcpTlsMux => (Carrier::Tcp, true, Streams::Multiplexed, false),
             Transport::TcpN => (Carrier::Tcp, false, Streams::ConnectionPerStream, false),
             Transport::Quic0Rtt => (Carrier::Quic, true, Streams::Native, true),
+            // A datagram per message: a logical stream is only a label.
+            Transport::QuicDgram => (Carrier::Quic, true, Streams::FlowPerStream, false),
         };
         Capabilities {
             carrier,
             tls,
             streams,
-            reliable: carrier != Carrier::Udp,
+            // Datagrams, over UDP or in QUIC's DATAGRAM frames, are never resent.
+            reliable: streams != Streams::FlowPerStream,
             zero_rtt,
         }
     }
@@ -148,6 +158,12 @@ impl Transport {
     /// Whether the data plane is QUIC.
     pub fn is_quic(self) -> bool {
         self.capabilities().carrier == Carrier::Quic
+    }
+
+    /// Whether messages travel in QUIC DATAGRAM frames.
+    pub fn is_quic_datagram(self) -> bool {
+        let caps = self.capabilities();
+        caps.carrier == Carrier::Quic && !caps.reliable
     }
 
     /// Whether data connections are TCP (so congestion control is pinned).

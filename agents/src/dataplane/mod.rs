@@ -8,6 +8,7 @@ pub mod churn;
 pub mod listen;
 pub mod multi;
 pub mod quic;
+pub mod quic_dgram;
 pub mod stream;
 pub mod udp;
 
@@ -134,6 +135,7 @@ impl ServeCounters {
             tcp_congestion: self.tcp_congestion.lock().expect("counters lock").clone(),
             namespace: None,
             netns: testbed::netns::current().ok(),
+            quic_datagrams: None,
         }
     }
 }

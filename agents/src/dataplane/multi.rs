@@ -247,7 +247,7 @@ impl Recording {
     /// Checks and records one of the trial's own messages (it came on a
     /// connection that showed the token, or carries it); an error means
     /// garbage from the trial's own peer (counted as discarded).
-    fn deliver(&self, message: &[u8], t: u64) -> io::Result<MessageHeader> {
+    pub(crate) fn deliver(&self, message: &[u8], t: u64) -> io::Result<MessageHeader> {
         match MessageHeader::decode(message) {
             Ok(h) if h.kind == self.kind && h.stream < self.streams && h.token == self.token => {
                 self.log.record(&h, t, &self.counters, message.len());
@@ -265,7 +265,7 @@ impl Recording {
 }
 
 /// The echo of a message: its header as a response.
-fn echo_of(h: &MessageHeader) -> [u8; HEADER_LEN] {
+pub(crate) fn echo_of(h: &MessageHeader) -> [u8; HEADER_LEN] {
     let mut bytes = [0u8; HEADER_LEN];
     h.response().encode(&mut bytes);
     bytes

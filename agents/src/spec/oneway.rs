@@ -94,6 +94,12 @@ impl StreamSpec {
 
     pub fn check(&self, trial: &TrialSpec) -> anyhow::Result<()> {
         positive_rate(self.rate, "--bitrate", "datagrams")?;
+        if self.gso && trial.transport.is_quic() {
+            bail!(
+                "--gso batches raw UDP datagrams: quinn batches {}'s itself",
+                trial.transport
+            );
+        }
         check_wait(trial)
     }
 }

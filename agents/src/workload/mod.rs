@@ -148,6 +148,7 @@ pub fn trial_result(spec: &TrialSpec, id: String, m: Measured) -> TrialResult {
         churn: None,
         bulk: None,
         load: None,
+        quic_datagrams: None,
         cell: None,
         repetition: None,
         baseline: false,
@@ -203,6 +204,8 @@ pub struct TrialServer {
     pub(crate) deliveries: Option<Arc<DeliveryLog>>,
     /// Bulk: what each flow's application read.
     pub(crate) flows: Option<Arc<crate::dataplane::bulk::FlowMeter>>,
+    /// quic-dgram: the receiver's datagrams.
+    pub(crate) datagrams: Option<Arc<crate::dataplane::quic_dgram::DatagramLedger>>,
     /// Churn: the namespace watch to start at Start (with the trial's own
     /// sockets, when TCP), and the watch from Start to Stop.
     pub(crate) watch_plan: Option<Option<procnet::PortFilter>>,
@@ -249,6 +252,7 @@ impl TrialServer {
             }
             None => (None, Vec::new()),
         };
+        let quic_datagrams = self.datagrams.as_ref().map(|d| d.counts());
         if let Some(endpoint) = self.quic.take() {
             endpoint.close(0u32.into(), b"trial over");
         }
@@ -256,6 +260,7 @@ impl TrialServer {
         let deliveries = self.deliveries.as_ref().map(|d| d.take()).unwrap_or_default();
         let mut report = self.counters.report(cpu);
         report.namespace = namespace;
+        report.quic_datagrams = quic_datagrams;
         Served {
             report,
             deliveries,

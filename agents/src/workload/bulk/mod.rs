@@ -81,6 +81,7 @@ pub async fn serve(
         quic,
         deliveries: None,
         flows: Some(meter),
+        datagrams: None,
         watch_plan: None,
         watch: None,
         data_port,

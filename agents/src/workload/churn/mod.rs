@@ -376,6 +376,7 @@ pub async fn serve(
         quic: quic_endpoint,
         deliveries: None,
         flows: None,
+        datagrams: None,
         // TCP on the data port; QUIC has no TIME_WAIT of its own.
         watch_plan: Some(
             setup

@@ -31,6 +31,7 @@ use crate::clock::{mono_now_ns, thread_cpu_ns, Pacer};
 use crate::control_io::ControlChannel;
 use crate::dataplane::listen::{self, ServerTls};
 use crate::dataplane::multi::{self, DeliveryLog, Recording, Writers};
+use crate::dataplane::quic_dgram::{self, DatagramLedger};
 use crate::dataplane::udp::{self, DatagramBatcher};
 use crate::dataplane::{ErrorLog, ServeCounters, TrialPeer};
 use crate::measure::oneway::{self as analysis, HolReference, Sent};
@@ -208,6 +209,7 @@ async fn open_writers(
     let cc = spec.congestion.as_deref();
     let mut quic = None;
     let mut tcp_congestion = None;
+    let mut datagrams = None;
     let caps = spec.transport.capabilities();
     let connector = (caps.tls && caps.carrier == Carrier::Tcp)
         .then(|| transport::tls_connector(cert.clone()))
@@ -263,6 +265,21 @@ async fn open_writers(
             }
             quic = Some((endpoint, conn));
         }
+        (Streams::FlowPerStream, Carrier::Quic) => {
+            let endpoint = transport::quic_client(local_ip, cert, spec.congestion.as_deref(), token)?;
+            let conn = transport::quic_connect(&endpoint, peer).await?;
+            let ledger = Arc::new(DatagramLedger::default());
+            ledger.watch(&conn);
+            // One connection: every stream's datagrams through one writer, in the order offered.
+            let (c, l) = (conn.clone(), ledger.clone());
+            writers.spawn(|rx| quic_dgram::writer(c, l, rx));
+            if let Some(rec) = echoes {
+                let (c, l, rec) = (conn.clone(), ledger.clone(), rec.clone());
+                readers.spawn(async move { quic_dgram::read_into(&c, &rec, &l).await });
+            }
+            datagrams = Some(ledger);
+            quic = Some((endpoint, conn));
+        }
         (Streams::FlowPerStream, Carrier::Udp) => {
             for _ in 0..streams {
                 let sock = UdpSocket::bind((local_ip, 0))
@@ -287,6 +304,7 @@ async fn open_writers(
         readers,
         quic,
         tcp_congestion,
+        datagrams,
     })
 }
 
@@ -298,6 +316,8 @@ struct OpenWriters {
     readers: JoinSet<()>,
     quic: Option<(quinn::Endpoint, quinn::Connection)>,
     tcp_congestion: Option<String>,
+    /// quic-dgram: the sender's datagrams.
+    datagrams: Option<Arc<DatagramLedger>>,
 }
 
 /// Readers of echoes never echo.
@@ -345,8 +365,22 @@ pub async fn serve(
     };
     let mut tasks = JoinSet::new();
     let mut quic_endpoint = None;
+    let mut datagrams = None;
     let caps = setup.transport.capabilities();
     let data_port = match (caps.streams, caps.carrier) {
+        (Streams::FlowPerStream, Carrier::Quic) => {
+            let (endpoint, data_port) = listen::bind_quic(setup, ctx, local_ip)?;
+            let ledger = Arc::new(DatagramLedger::default());
+            tasks.spawn(quic_dgram::record(
+                endpoint.clone(),
+                peer,
+                rec.clone(),
+                ledger.clone(),
+            ));
+            datagrams = Some(ledger);
+            quic_endpoint = Some(endpoint);
+            data_port
+        }
         (Streams::FlowPerStream, Carrier::Udp) => {
             let sock = UdpSocket::bind((local_ip, 0)).await?;
             udp::enlarge_receive_buffer(&sock, udp::RECEIVE_BUFFER);
@@ -387,6 +421,7 @@ pub async fn serve(
         quic: quic_endpoint,
         deliveries: Some(rec.log),
         flows: None,
+        datagrams,
         watch_plan: None,
         watch: None,
         data_port,
@@ -438,7 +473,9 @@ pub async fn run_trial(
         counters: Arc::new(ServeCounters::default()),
     });
     let limit = schedule::data_plane_limit(spec.warmup, spec.duration, spec.loss_timeout);
-    let (paced, errors, readers, quic, tcp_congestion) = if let Some(gso) = gso {
+    // Raw UDP's stream goes out in batches; quic-dgram's through quinn.
+    let batched = gso.filter(|_| spec.transport.capabilities().carrier == Carrier::Udp);
+    let (paced, errors, readers, quic, tcp_congestion, datagrams) = if let Some(gso) = batched {
         let sock = UdpSocket::bind((local_ip, 0))
             .await
             .context("binding the UDP data socket")?;
@@ -452,7 +489,7 @@ pub async fn run_trial(
             pace_datagrams(spec, rate, token, &batcher, &mut errors),
         )
         .await?;
-        (paced, errors, JoinSet::new(), None, None)
+        (paced, errors, JoinSet::new(), None, None, None)
     } else {
         let open = open_writers(spec, streams, peer, local_ip, admitted, echoes.as_ref()).await?;
         ctl.send(&ControlMsg::Start).await?;
@@ -465,6 +502,7 @@ pub async fn run_trial(
             open.readers,
             open.quic,
             open.tcp_congestion,
+            open.datagrams,
         )
     };
     let wait_ns = spec.loss_timeout.as_nanos() as u64;
@@ -493,7 +531,7 @@ pub async fn run_trial(
     if let Some((endpoint, conn)) = quic {
         transport::quic_close(&endpoint, Some(&conn)).await;
     }
-    build_result(
+    let mut result = build_result(
         spec,
         (rate, streams, hol),
         addr,
@@ -505,7 +543,9 @@ pub async fn run_trial(
         cpu_ns,
         tcp_congestion,
         round_trip,
-    )
+    )?;
+    result.quic_datagrams = datagrams.map(|d| d.counts());
+    Ok(result)
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -8,14 +8,13 @@ use anyhow::Context;
 use std::net::{IpAddr, SocketAddr};
 use tokio::net::UdpSocket;
 use transbench_reports::{LatencyKind, LatencySummary, TrialResult};
-use transbench_wire::{
-    Carrier, ControlMsg, QuicStreamMode, ReceiverReport, Transport, TrialSetup, WorkloadSetup,
-};
+use transbench_wire::{Carrier, ControlMsg, QuicStreamMode, ReceiverReport, TrialSetup, WorkloadSetup};
 
 use super::TrialServer;
 use crate::clock::thread_cpu_ns;
 use crate::control_io::ControlChannel;
 use crate::dataplane::listen::{self, ServerTls};
+use crate::dataplane::quic_dgram::{self, DatagramLedger};
 use crate::dataplane::{quic, stream, udp, RequestSink, ResponseSource};
 use crate::dataplane::{ServeCounters, TrialPeer};
 use crate::schedule;
@@ -57,6 +56,7 @@ pub async fn serve(
     let counters = Arc::new(ServeCounters::default());
     let mut tasks = JoinSet::new();
     let mut quic_endpoint = None;
+    let mut datagrams = None;
     let caps = setup.transport.capabilities();
     let data_port = match caps.carrier {
         Carrier::Udp => {
@@ -79,7 +79,19 @@ pub async fn serve(
         }
         Carrier::Quic => {
             let (endpoint, data_port) = listen::bind_quic(setup, ctx, local_ip)?;
-            tasks.spawn(quic::serve(endpoint.clone(), peer, size, counters.clone()));
+            if setup.transport.is_quic_datagram() {
+                let ledger = Arc::new(DatagramLedger::default());
+                tasks.spawn(quic_dgram::serve(
+                    endpoint.clone(),
+                    peer,
+                    size,
+                    counters.clone(),
+                    ledger.clone(),
+                ));
+                datagrams = Some(ledger);
+            } else {
+                tasks.spawn(quic::serve(endpoint.clone(), peer, size, counters.clone()));
+            }
             quic_endpoint = Some(endpoint);
             data_port
         }
@@ -91,6 +103,7 @@ pub async fn serve(
         quic: quic_endpoint,
         deliveries: None,
         flows: None,
+        datagrams,
         watch_plan: None,
         watch: None,
         data_port,
@@ -126,13 +139,15 @@ pub async fn run_keeping_samples(
         warmup: spec.warmup,
         duration: spec.duration,
         loss_timeout: spec.loss_timeout,
-        log_sequence: spec.transport == Transport::Udp,
+        // Datagrams: the sequence tracker's loss, reordering and jitter.
+        log_sequence: !spec.transport.capabilities().reliable,
         keep_samples,
         token,
     };
     let caps = spec.transport.capabilities();
     let mut trial_setup = spec.setup();
     let mut tcp_congestion = None;
+    let mut datagrams = None;
     let cpu_start = thread_cpu_ns();
     let (mut outcome, report) = match caps.carrier {
         Carrier::Udp => {
@@ -187,6 +202,13 @@ pub async fn run_keeping_samples(
             let conn =
                 transport::quic_connect(&endpoint, SocketAddr::new(peer_ip, admitted.data_port)).await?;
             let result = match rr.quic_stream {
+                _ if spec.transport.is_quic_datagram() => {
+                    let ledger = Arc::new(DatagramLedger::default());
+                    let (sink, source) = quic_dgram::client(conn.clone(), spec.size, ledger.clone());
+                    let driven = drive(&mut ctl, plan(admitted.token), sink, source).await?;
+                    datagrams = Some(ledger.counts());
+                    driven
+                }
                 QuicStreamMode::PerRequest => {
                     let (sink, source, stream_errors) = quic::per_request_client(conn.clone(), spec.size);
                     let (mut outcome, report) = drive(&mut ctl, plan(admitted.token), sink, source).await?;
@@ -208,7 +230,8 @@ pub async fn run_keeping_samples(
     };
     let cpu_ns = thread_cpu_ns().saturating_sub(cpu_start);
     let samples = outcome.totals.samples.take().unwrap_or_default();
-    let result = build_result(spec, addr, id, outcome, report, cpu_ns, tcp_congestion)?;
+    let mut result = build_result(spec, addr, id, outcome, report, cpu_ns, tcp_congestion)?;
+    result.quic_datagrams = datagrams;
     Ok((result, samples))
 }
 
