@@ -114,6 +114,23 @@ pub fn queue_drain_ns(limit: u32, packet_bytes: f64, rate_bps: f64) -> u64 {
     (f64::from(limit) * packet_bytes * 8.0 / rate_bps * 1e9) as u64
 }
 
+/// What one Reno-like TCP flow carries at random loss `p`, bits/s, as
+/// Mathis, Semke, Mahdavi and Ott (1997) give it: MSS / RTT x C / sqrt(p),
+/// C = sqrt(3/2) (one ACK a segment, periodic loss).
+pub fn mathis_bps(mss_bytes: f64, rtt_s: f64, p: f64) -> f64 {
+    mss_bytes * 8.0 / rtt_s * (1.5f64).sqrt() / p.sqrt()
+}
+
+/// The same from Padhye, Firoiu, Towsley and Kurose (1998), with the
+/// retransmission timeouts Mathis leaves out:
+/// MSS / (RTT sqrt(2bp/3) + T0 min(1, 3 sqrt(3bp/8)) p (1 + 32 p^2)),
+/// `b` segments acknowledged per ACK, `t0_s` the retransmission timeout.
+pub fn padhye_bps(mss_bytes: f64, rtt_s: f64, p: f64, b: f64, t0_s: f64) -> f64 {
+    let denominator = rtt_s * (2.0 * b * p / 3.0).sqrt()
+        + t0_s * (3.0 * (3.0 * b * p / 8.0).sqrt()).min(1.0) * p * (1.0 + 32.0 * p * p);
+    mss_bytes * 8.0 / denominator
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -155,6 +172,21 @@ mod tests {
         assert!((jain(&[2.0, 1.0]).unwrap() - 0.9).abs() < 1e-12);
         assert_eq!(jain(&[]), None);
         assert_eq!(jain(&[0.0, 0.0]), None);
+    }
+
+    #[test]
+    fn loss_bounds_a_reno_flow_as_mathis_and_padhye_say() {
+        // The profile's case: 1448-byte segments, 40 ms, 1 %: 3.55 Mbit/s.
+        let m = mathis_bps(1448.0, 0.040, 0.01);
+        assert!((m - 3.547e6).abs() < 0.01e6, "{m}");
+        // Four times the loss, half the rate.
+        assert!((mathis_bps(1448.0, 0.040, 0.04) * 2.0 - m).abs() < 1.0);
+        // Padhye without timeouts and b = 1 is Mathis; timeouts only lower it.
+        assert!((padhye_bps(1448.0, 0.040, 0.01, 1.0, 0.0) - m).abs() < 1.0);
+        let with_timeouts = padhye_bps(1448.0, 0.040, 0.01, 2.0, 0.240);
+        assert!(with_timeouts < m && with_timeouts > m / 2.0, "{with_timeouts}");
+        // At heavy loss the timeouts dominate.
+        assert!(padhye_bps(1448.0, 0.040, 0.2, 2.0, 0.240) < mathis_bps(1448.0, 0.040, 0.2) / 3.0);
     }
 
     #[test]

@@ -14,7 +14,7 @@ use crate::chart::{Axis, Bar, BoxStat, Chart, HeatCell, Mark, Panel, Scale, Seri
 const MS: f64 = 1e6;
 
 /// Every chart's file name starts with its kind.
-pub const KINDS: [&str; 10] = [
+pub const KINDS: [&str; 11] = [
     "latency-vs-loss-",
     "spectrum-",
     "ontime-",
@@ -25,13 +25,15 @@ pub const KINDS: [&str; 10] = [
     "ttfb-",
     "flows-over-time-",
     "under-load-",
+    "goodput-vs-loss-",
 ];
 
 /// Every chart the results support, in the report's order.
 pub fn charts(results: &RunResults) -> Vec<Chart> {
     let cells = cells(results);
     let mut out = Vec::new();
-    for workload in workloads(&cells) {
+    // Bulk times no messages: its charts are its own, below.
+    for workload in workloads(&cells).into_iter().filter(|w| *w != Workload::Bulk) {
         let of: Vec<&CellTrials> = cells.iter().filter(|c| c.workload == workload).collect();
         // One loss axis per path: cells that differ in delay or rate as
         // well as loss would show the delay as an effect of loss.
@@ -62,7 +64,15 @@ pub fn charts(results: &RunResults) -> Vec<Chart> {
         let of: Vec<&CellTrials> = cells.iter().filter(|c| c.workload == workload).collect();
         out.extend(ttfb(workload, &of));
     }
-    for c in cells.iter().filter(|c| c.workload == Workload::Bulk) {
+    let bulk: Vec<&CellTrials> = cells.iter().filter(|c| c.workload == Workload::Bulk).collect();
+    let mut paths: Vec<&str> = bulk.iter().map(|c| c.lossless.as_str()).collect();
+    paths.sort();
+    paths.dedup();
+    for path in &paths {
+        let on: Vec<&CellTrials> = bulk.iter().copied().filter(|c| c.lossless == *path).collect();
+        out.extend(goodput_vs_loss(path, &on));
+    }
+    for c in &bulk {
         out.extend(flows_over_time(c));
     }
     for c in cells.iter().filter(|c| c.workload == Workload::Load) {
@@ -1002,6 +1012,151 @@ fn flows_over_time(c: &CellTrials) -> Option<Chart> {
             &[c],
         ),
         panels,
+        columns: 1,
+    })
+}
+
+/// The loss in the data direction of a bulk trial's path, percent.
+fn data_loss_pct(t: &TrialResult) -> Option<f64> {
+    match &t.impairment {
+        None => Some(0.0),
+        Some(i) => Some(linkemu::NetemSpec::parse(&i.forward).ok()?.mean_loss()? * 100.0),
+    }
+}
+
+/// Bulk goodput against loss on one path, per transport and congestion
+/// controller, with what one Reno-like flow carries by Mathis and by
+/// Padhye drawn beside it (MSS 1448 B, the probe's round trip, a 200 ms
+/// minimum retransmission timeout as Linux has), capped at the link's
+/// share where the path has a rate.
+fn goodput_vs_loss(path: &str, cells: &[&CellTrials]) -> Option<Chart> {
+    let mut losses: Vec<f64> = cells
+        .iter()
+        .flat_map(|c| &c.trials)
+        .filter_map(|t| data_loss_pct(t))
+        .collect();
+    losses.sort_by(f64::total_cmp);
+    losses.dedup_by(|a, b| (*a - *b).abs() < 1e-9);
+    if losses.len() < 2 {
+        return None;
+    }
+    let cc = |t: &TrialResult| {
+        t.params
+            .tcp_congestion
+            .clone()
+            .or(t.params.quic_congestion.clone())
+            .unwrap_or_default()
+    };
+    // One line per transport and controller, through the medians.
+    let mut lines: Vec<(Transport, String)> = cells
+        .iter()
+        .flat_map(|c| c.trials.iter().map(|t| (c.transport, cc(t))))
+        .collect();
+    lines.sort_by_key(|(t, cc)| (transport_color(*t), cc.clone()));
+    lines.dedup();
+    let controllers: Vec<String> = {
+        let mut all: Vec<String> = lines.iter().map(|l| l.1.clone()).collect();
+        all.sort();
+        all.dedup();
+        all
+    };
+    let mut series = Vec::new();
+    let mut values = Vec::new();
+    for (transport, controller) in &lines {
+        let mut points = Vec::new();
+        for &loss in &losses {
+            let v: Vec<f64> = cells
+                .iter()
+                .filter(|c| c.transport == *transport)
+                .flat_map(|c| &c.trials)
+                .filter(|t| cc(t) == *controller && data_loss_pct(t).is_some_and(|l| (l - loss).abs() < 1e-9))
+                .filter_map(|t| Some(t.bulk.as_ref()?.goodput_bps / 1e6))
+                .filter(|g| *g > 0.0)
+                .collect();
+            if !v.is_empty() {
+                points.push((loss, median(&v)));
+            }
+        }
+        values.extend(points.iter().map(|p| p.1));
+        let shape =
+            Shape::ALL[controllers.iter().position(|c| c == controller).unwrap_or(0) % Shape::ALL.len()];
+        series.push(Series {
+            label: format!("{transport} {controller}"),
+            color: transport_color(*transport),
+            mark: Mark::Points(points.clone(), shape),
+        });
+        series.push(Series {
+            label: String::new(),
+            color: transport_color(*transport),
+            mark: Mark::Line(points),
+        });
+    }
+    // The path's round trip from its probe; the link's share, if it has a rate.
+    let trials: Vec<&TrialResult> = cells.iter().flat_map(|c| c.trials.iter().copied()).collect();
+    let rtt_s = trials.iter().find_map(|t| {
+        let d = t.impairment.as_ref()?.delivered.as_ref()?;
+        Some((d.forward.measured.delay_p50_ns + d.reverse.measured.delay_p50_ns) as f64 / 1e9)
+    });
+    let cap = trials
+        .iter()
+        .find_map(|t| Some(t.bulk.as_ref()?.expected.as_ref()?.goodput_bps / 1e6));
+    let lossy: Vec<f64> = losses.iter().copied().filter(|l| *l > 0.0).collect();
+    if let (Some(rtt_s), Some(&lo), Some(&hi)) = (rtt_s, lossy.first(), lossy.last()) {
+        let (lo, hi) = (lo / 4.0, hi * 2.0);
+        let xs: Vec<f64> = (0..=24)
+            .map(|i| lo * (hi / lo).powf(f64::from(i) / 24.0))
+            .collect();
+        let rto_s = 0.2 + rtt_s;
+        type Model = Box<dyn Fn(f64) -> f64>;
+        let models: [(&str, Model); 2] = [
+            (
+                "Mathis",
+                Box::new(move |p| transbench_analysis::bulk::mathis_bps(1448.0, rtt_s, p)),
+            ),
+            (
+                "Padhye",
+                Box::new(move |p| transbench_analysis::bulk::padhye_bps(1448.0, rtt_s, p, 2.0, rto_s)),
+            ),
+        ];
+        for (k, (name, model)) in models.iter().enumerate() {
+            let curve: Vec<(f64, f64)> = xs
+                .iter()
+                .map(|&pct| {
+                    let bps = model(pct / 100.0) / 1e6;
+                    (pct, cap.map_or(bps, |c| bps.min(c)))
+                })
+                .collect();
+            values.extend(curve.iter().map(|p| p.1));
+            series.push(Series {
+                label: format!("{name}, one Reno flow"),
+                color: 6 + k,
+                mark: Mark::Line(curve),
+            });
+        }
+    }
+    if series.is_empty() || values.is_empty() {
+        return None;
+    }
+    let rtt = rtt_s.map_or("no probe: no theory".to_string(), |r| {
+        format!("round trip {:.1} ms", r * 1e3)
+    });
+    Some(Chart {
+        slug: format!("goodput-vs-loss-{}", slug(path)),
+        title: format!("bulk: goodput against packet loss, {path}"),
+        caption: caption(
+            &format!(
+                "Points and lines: the median over a cell's trials, all flows. Theory for one flow: MSS 1448 B, \
+                 {rtt}, Padhye with 2 segments an ACK and a timeout of 200 ms plus the round trip{}.",
+                if cap.is_some() { ", both capped at the link's share" } else { "" }
+            ),
+            cells,
+        ),
+        panels: vec![Panel {
+            title: "goodput".into(),
+            x: Axis::new("configured loss, data direction (%)", Scale::Linear).including(&[0.0]),
+            y: Axis::new("goodput (Mbit/s)", Scale::Log),
+            series,
+        }],
         columns: 1,
     })
 }

@@ -48,13 +48,31 @@ fn every_chart_whose_data_exists_and_no_other() {
     // The fixture has rr and multistream at several loss rates, HOL
     // timelines, a churn trial, handshakes and bulk flows: every kind of chart.
     assert_eq!(kinds.len(), transbench_render::figures::KINDS.len(), "{charts:?}");
-    // A bulk cell per transport over time; bulk has no message latency to chart.
+    // A bulk cell per transport (and loss) over time; bulk has no message
+    // latency to chart, but goodput against loss where its path has several.
     let bulk: Vec<&String> = charts
         .iter()
         .filter(|c| c.starts_with("flows-over-time-"))
         .collect();
-    assert_eq!(bulk.len(), 3, "{charts:?}");
-    assert!(!charts.iter().any(|c| c.ends_with("-bulk")), "{charts:?}");
+    // (The loss-free one shares its cell with the fixture's other tcp bulk trial.)
+    assert_eq!(bulk.len(), 5, "{charts:?}");
+    let against_loss = charts
+        .iter()
+        .filter(|c| c.starts_with("goodput-vs-loss-"))
+        .count();
+    assert_eq!(against_loss, 1, "{charts:?}");
+    let latency_charts = [
+        "latency-vs-loss-bulk",
+        "spectrum-bulk",
+        "ontime-bulk",
+        "goodput-vs-p95-bulk",
+    ];
+    assert!(
+        !charts
+            .iter()
+            .any(|c| latency_charts.iter().any(|k| c.starts_with(k))),
+        "{charts:?}"
+    );
     // A load cell per congestion controller, the probe over time.
     let load = charts.iter().filter(|c| c.starts_with("under-load-")).count();
     assert_eq!(load, 2, "{charts:?}");
