@@ -24,8 +24,15 @@ fn scripts_are_shellcheck_clean() {
         .filter(|p| p.extension().is_some_and(|e| e == "sh"))
         .collect();
     assert!(names.len() >= 5, "{names:?}");
-    // And what CI and a release run.
+    // And what CI and a release run, and the comparisons with peers.
     names.extend(["run", "release"].map(|s| scripts().join("../.ci").join(s)));
+    let peers = scripts().join("../bench/peers");
+    names.extend(
+        std::fs::read_dir(&peers)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|e| e == "sh")),
+    );
     let out = match Command::new("shellcheck")
         .arg("-x")
         .args(&names)
