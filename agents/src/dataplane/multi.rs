@@ -192,6 +192,21 @@ impl DeliveryLog {
         }
     }
 
+    /// [`DeliveryLog::with_cap`], with room for `expected` records made
+    /// now: growing by doubling mid-trial copies every record (and rehashes
+    /// the set) while nobody reads the socket, tens of ms at a million
+    /// datagrams, enough to overflow its buffer.
+    pub fn sized(expected: usize, cap: usize) -> Self {
+        let log = DeliveryLog::with_cap(cap);
+        let room = expected.min(log.cap);
+        {
+            let mut inner = log.inner.lock().expect("delivery log lock");
+            inner.records.reserve_exact(room);
+            inner.distinct.reserve(room);
+        }
+        log
+    }
+
     fn record(&self, h: &MessageHeader, t: u64, counters: &ServeCounters, bytes: usize) {
         let mut inner = self.inner.lock().expect("delivery log lock");
         if inner.records.len() >= self.cap {
@@ -346,30 +361,32 @@ where
 /// from, and the only one answered. Anything else is a stranger's:
 /// dropped, counted as rejected, never answered.
 pub async fn read_datagrams(sock: Arc<UdpSocket>, peer_ip: IpAddr, rec: Recording) -> io::Result<()> {
-    let mut buf = vec![0u8; crate::transport::MAX_DATAGRAM];
+    let mut receiver = super::udp::BatchReceiver::new(&sock)?;
     let mut flows: Vec<Option<SocketAddr>> = vec![None; rec.streams as usize];
+    let mut echoes: Vec<([u8; HEADER_LEN], SocketAddr)> = Vec::new();
     loop {
-        let (n, from) = sock.recv_from(&mut buf).await?;
-        let t = mono_now_ns();
-        let shown = match MessageHeader::decode(&buf[..n]) {
-            Ok(h) if from.ip() == peer_ip && h.token == rec.token => h,
-            _ => {
-                rec.counters.rejected();
-                continue;
-            }
-        };
-        if let Some(flow) = flows.get_mut(shown.stream as usize) {
-            if *flow.get_or_insert(from) != from {
-                rec.counters.rejected();
-                continue;
-            }
-        }
-        // Garbage in a datagram costs only that datagram; so does an echo
-        // the kernel refuses.
-        if let Ok(h) = rec.deliver(&buf[..n], t) {
-            if rec.echo {
-                let _ = sock.send_to(&echo_of(&h), from).await;
-            }
+        receiver
+            .recv(&sock, |datagram, from, t| {
+                let shown = match MessageHeader::decode(datagram) {
+                    Ok(h) if from.ip() == peer_ip && h.token == rec.token => h,
+                    _ => return rec.counters.rejected(),
+                };
+                if let Some(flow) = flows.get_mut(shown.stream as usize) {
+                    if *flow.get_or_insert(from) != from {
+                        return rec.counters.rejected();
+                    }
+                }
+                // Garbage in a datagram costs only that datagram.
+                if let Ok(h) = rec.deliver(datagram, t) {
+                    if rec.echo {
+                        echoes.push((echo_of(&h), from));
+                    }
+                }
+            })
+            .await?;
+        // So does an echo the kernel refuses.
+        for (echo, to) in echoes.drain(..) {
+            let _ = sock.send_to(&echo, to).await;
         }
     }
 }

@@ -360,7 +360,10 @@ pub async fn serve(
         echo,
         token: peer.token,
         // What the admission reserved memory for; beyond, counted as discarded.
-        log: Arc::new(DeliveryLog::with_cap(crate::admission::record_cap(setup))),
+        log: Arc::new(DeliveryLog::sized(
+            setup.plan.messages.unwrap_or(0) as usize,
+            crate::admission::record_cap(setup),
+        )),
         counters: Arc::new(ServeCounters::default()),
     };
     let mut tasks = JoinSet::new();
