@@ -14,8 +14,9 @@ use transbench_reports::stats::Better;
 #[derive(Debug, Clone, clap::Args)]
 pub struct GateArgs {
     /// Metrics to gate on, the family the correction is over [default:
-    /// p50, p99, conn_rate]; one of p50, p99, p999, goodput, loss,
-    /// conn_rate, ttfb_p50, ttfb_p99. Every metric is printed.
+    /// p50, p99, conn_rate, throughput]; one of p50, p99, p999, goodput,
+    /// loss, throughput (bulk and load's goodput), conn_rate, ttfb_p50,
+    /// ttfb_p99. Every metric a cell's workload measures is printed.
     #[arg(long = "metric", value_name = "NAME", value_delimiter = ',')]
     pub metrics: Vec<String>,
     /// A metric's noise band in percent, replacing its floor and the

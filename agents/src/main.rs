@@ -94,7 +94,8 @@ enum Command {
         /// for rr; tcp-mux,tcp+tls-mux,tcp-n,quic,udp for multistream; udp
         /// for stream; tcp,tcp+tls,quic for churn (tcp,tcp+tls with --close
         /// rst or --client-port cycle); tcp,tcp+tls,quic,quic-0rtt for
-        /// handshake].
+        /// handshake; tcp,tcp+tls,quic for bulk and load]. quic-dgram (QUIC
+        /// DATAGRAM frames) runs rr, multistream and stream when named.
         #[arg(long, value_delimiter = ',')]
         transport: Vec<Transport>,
         #[command(flatten)]
@@ -175,7 +176,7 @@ enum Command {
     /// verdict. Exit 0: no regression; 1: a REGRESSION; 2: inputs that
     /// cannot be compared, or too few trials for any verdict.
     #[command(
-        after_help = "Verdicts, per row of a gated metric (--metric; default p50, p99, conn_rate; the \
+        after_help = "Verdicts, per row of a gated metric (--metric; default p50, p99, conn_rate, throughput; the \
         rest are printed, not gated): REGRESSION (the whole 95 % interval beyond the noise band on the worse \
         side, and the one-sided rank test for worse at p < 0.05 after Holm over the gated rows), IMPROVEMENT \
         (likewise on the better side, its own family), SAME (the 90 % interval inside the band), INCONCLUSIVE \

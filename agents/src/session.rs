@@ -285,8 +285,9 @@ pub fn verdict(
         Workload::Churn | Workload::Handshake => {
             ("connections", "lower --conn-rate, or raise --max-inflight")
         }
-        // Paced by the transport: no schedule to miss.
-        Workload::Bulk | Workload::Load => ("writes", ""),
+        // Paced by the transport: no schedule to miss, but a load's probe has one.
+        Workload::Bulk => ("writes", ""),
+        Workload::Load => ("probe requests", "lower --probe-rate, or raise --max-send-lag"),
     };
     if rate.is_some() && send_lag.p99 > lag_bound {
         missed.push(format!(

@@ -900,6 +900,14 @@ fn flows_over_time(c: &CellTrials) -> Option<Chart> {
         });
     }
     goodput.push(window("measured from here"));
+    goodput.push(Series {
+        label: String::new(),
+        color: 5,
+        mark: Mark::Rule {
+            x: f64::from(bulk.window[1]) * bin_s,
+            text: "to here".into(),
+        },
+    });
     let mut panels = vec![Panel {
         title: "goodput per 100 ms".into(),
         x: time(),
@@ -943,7 +951,8 @@ fn flows_over_time(c: &CellTrials) -> Option<Chart> {
         bulk.quic
             .iter()
             .map(|q| {
-                let color = q.connection as usize;
+                // Apart from the flows' colours in the panel above.
+                let color = 3 + q.connection as usize;
                 let label = format!("connection {}", q.connection);
                 (
                     Series {

@@ -114,6 +114,15 @@ fn ns(v: Option<f64>) -> String {
     v.map_or("-".into(), |v| human_ns(v as u64))
 }
 
+/// Bits per second in Mbit/s, or Gbit/s from 10 Gbit/s on.
+fn bits(v: Option<f64>) -> String {
+    match v {
+        None => "-".into(),
+        Some(v) if v >= 1e10 => format!("{:.2} Gbit/s", v / 1e9),
+        Some(v) => format!("{:.2} Mbit/s", v / 1e6),
+    }
+}
+
 fn pct(v: Option<f64>) -> String {
     v.map_or("-".into(), |v| format!("{:.2} %", v * 100.0))
 }
@@ -146,7 +155,7 @@ pub fn latency(cells: &[CellTrials]) -> Option<Table> {
                 pct(med(c, |t| {
                     (t.counters.sent > 0).then(|| t.counters.lost as f64 / t.counters.sent as f64)
                 })),
-                goodput.map_or("-".into(), |g| format!("{:.2} Mbit/s", g / 1e6)),
+                bits(goodput),
             ];
             if with_rejected {
                 let rejected: u64 = c.trials.iter().map(|t| t.receiver.rejected).sum();
@@ -215,13 +224,12 @@ pub fn bulk(cells: &[CellTrials]) -> Option<Table> {
             let b = |f: fn(&transbench_reports::BulkMetrics) -> Option<f64>| {
                 med(c, |t| t.bulk.as_ref().and_then(f))
             };
-            let mbit = |v: Option<f64>| v.map_or("-".into(), |v| format!("{:.2} Mbit/s", v / 1e6));
             vec![
                 c.id.clone(),
                 trials_cell(c),
                 b(|m| Some(m.flows.len() as f64)).map_or("-".into(), |v| format!("{v:.0}")),
-                mbit(b(|m| Some(m.goodput_bps))),
-                mbit(b(|m| m.expected.as_ref().map(|e| e.goodput_bps))),
+                bits(b(|m| Some(m.goodput_bps))),
+                bits(b(|m| m.expected.as_ref().map(|e| e.goodput_bps))),
                 b(|m| m.jain).map_or("-".into(), |v| format!("{v:.3}")),
                 b(|m| {
                     let tcp: u32 = m
@@ -246,8 +254,8 @@ pub fn bulk(cells: &[CellTrials]) -> Option<Table> {
         .collect();
     (!rows.is_empty()).then(|| Table {
         title: "Bulk transfer".into(),
-        note: "Medians over each cell's trials. goodput: what the receiver's application read in the measured window, all flows; expected: the emulated rate less each packet's headers (see SCHEMA.md); fairness: Jain's index over the flows; retransmitted: TCP segments (TCP_INFO) or QUIC packets lost (quinn); CPU per byte read, each agent's trial thread.".into(),
-        headers: ["cell", "trials", "flows", "goodput", "expected", "fairness", "retransmitted", "sender CPU ns/B", "receiver CPU ns/B"]
+        note: "Medians over each cell's trials. goodput: what the receiver's application read in the measured window, all flows; expected: the emulated rate less each packet's headers (see SCHEMA.md); fairness: Jain's index over the flows; TCP retransmits or QUIC lost: segments TCP retransmitted (TCP_INFO), or packets quinn declared lost; CPU per byte read, each agent's trial thread.".into(),
+        headers: ["cell", "trials", "flows", "goodput", "expected", "fairness", "TCP retransmits or QUIC lost", "sender CPU ns/B", "receiver CPU ns/B"]
             .map(String::from)
             .to_vec(),
         rows,

@@ -214,8 +214,12 @@ pub enum CompareError {
     Scenario { base: String, cand: String },
     #[error("unknown metric {0:?}: one of {1}")]
     UnknownMetric(String, String),
-    #[error("no cell of the base matches a cell of the candidate: nothing to compare")]
-    NothingMatched,
+    #[error(
+        "no cell of the base matches a cell of the candidate: nothing to compare (cells match by workload, \
+         transport, path and parameters, bulk's also by flows and congestion control; the base has {base}, \
+         the candidate {cand})"
+    )]
+    NothingMatched { base: String, cand: String },
     #[error(
         "no matched cell has any of the gated metrics ({0}) on both sides: gate on others with --metric \
          (one of {1})"
@@ -666,7 +670,23 @@ pub fn compare(base: &RunResults, cand: &RunResults, opts: &Options) -> Result<C
     let (bc, cc) = (cells(base), cells(cand));
     let matched_cells = matches(&bc, &cc);
     if matched_cells.is_empty() {
-        return Err(CompareError::NothingMatched);
+        let list = |cells: &[RunCell<'_>]| {
+            let ids: Vec<String> = cells.iter().take(3).map(|c| format!("{:?}", c.id)).collect();
+            let more = cells.len().saturating_sub(3);
+            format!(
+                "{}{}",
+                ids.join(", "),
+                if more > 0 {
+                    format!(" and {more} more")
+                } else {
+                    String::new()
+                }
+            )
+        };
+        return Err(CompareError::NothingMatched {
+            base: list(&bc),
+            cand: list(&cc),
+        });
     }
     let only_in_base: Vec<String> = bc
         .iter()
@@ -700,7 +720,10 @@ pub fn compare(base: &RunResults, cand: &RunResults, opts: &Options) -> Result<C
             });
         }
         let trial_pairs = paired.then(|| pairs(bt, ct));
-        for m in METRICS {
+        let workload = bt.first().map(|t| t.workload);
+        // Only the metrics the cell's workload measures (a bulk trial's
+        // message counters say nothing of loss).
+        for m in METRICS.iter().filter(|m| workload.is_none_or(|w| m.cells.has(w))) {
             let (b, c): (Vec<f64>, Vec<f64>) = match &trial_pairs {
                 Some(p) => p
                     .iter()
@@ -797,8 +820,12 @@ fn decide(rows: &mut [Row], family: usize) {
         };
         let ln = |(lo, hi): (f64, f64)| ((1.0 + lo).ln(), (1.0 + hi).ln());
         r.verdict = stats::verdict(ln(r.ci), ln(narrow_ci(r)), ln_band, (worse, better), r.better);
+        // Counts the rank test cannot decide with in this family decide
+        // nothing: an interval of so few trials (one a side is a single
+        // ratio) says nothing of the noise, so SAME is no more earned
+        // than REGRESSION.
         let reachable = stats::reachable(stats::smallest_p(r.test, n1, n2), family);
-        if r.verdict == Verdict::Inconclusive && !reachable {
+        if !reachable {
             r.verdict = Verdict::TooFewTrials;
         }
         if r.verdict == Verdict::Inconclusive {
@@ -1245,6 +1272,14 @@ mod tests {
         assert_eq!(same.regressions(), 0, "{}", same.text());
         let p = plan(&[Workload::Bulk, Workload::Rr], 5, &default_gate());
         assert_eq!(p.family, 3, "bulk: throughput; rr: p50, p99");
+        // One trial a side decides nothing, halved or equal: not SAME.
+        for cand in [bulk_run(1, 47e6, 24), bulk_run(1, 95e6, 24)] {
+            let c = compare(&bulk_run(1, 95e6, 24), &cand, &opts()).unwrap();
+            assert!(!c.decidable(), "{}", c.text());
+            let throughput = c.rows.iter().find(|r| r.metric == "throughput").unwrap();
+            assert_eq!(throughput.verdict, Verdict::TooFewTrials, "{}", c.text());
+            assert!(c.text().starts_with("TOO FEW TRIALS"), "{}", c.text());
+        }
     }
 
     #[test]

@@ -137,7 +137,7 @@ fn bulk_rows(results: &RunResults) -> Vec<Vec<String>> {
         "expected",
         "fairness",
         "retrans/lost",
-        "rtt",
+        "rtt (max)",
         "cpu ns/B (snd rcv)",
         "valid",
     ];
@@ -408,13 +408,14 @@ fn notes(results: &RunResults, with_rejected: bool, out: &mut String) {
             human_ns(t.params.warmup_ns)
         ));
     }
+    // Whole trials, warm-up included, as quinn counts them.
     for t in &results.trials {
         let Some(sender) = &t.quic_datagrams else { continue };
         let receiver = t.receiver.quic_datagrams.unwrap_or_default();
         let id = printable(&t.id);
         for (way, from, to) in [("sent", sender, &receiver), ("answered", &receiver, sender)] {
             if let Some(line) = datagram_fates(from, to) {
-                out.push_str(&format!("{id}: QUIC datagrams {way}: {line}\n"));
+                out.push_str(&format!("{id}: QUIC datagrams {way}, warm-up included: {line}\n"));
             }
         }
     }
@@ -451,7 +452,10 @@ fn datagram_fates(
             from.dropped_sending(),
             "dropped by quinn before sending (its send buffer full behind the congestion window)",
         ),
-        (from.sent.saturating_sub(to.received), "lost on the path"),
+        (
+            from.sent.saturating_sub(to.received),
+            "lost between the two quinns (the path, or a socket buffer)",
+        ),
         (
             to.dropped_receiving(),
             "dropped by the receiving quinn (read too slowly)",
@@ -575,7 +579,8 @@ mod tests {
         assert_eq!(
             datagram_fates(&sender, &receiver).unwrap(),
             "of 102 offered, 2 too large for quinn's max_datagram_size (never sent), 5 dropped by quinn \
-             before sending (its send buffer full behind the congestion window), 5 lost on the path, 1 \
+             before sending (its send buffer full behind the congestion window), 5 lost between the two quinns \
+             (the path, or a socket buffer), 1 \
              dropped by the receiving quinn (read too slowly)"
         );
         let all = DatagramCounts {

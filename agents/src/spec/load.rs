@@ -80,7 +80,13 @@ impl LoadSpec {
             duration: self.idle + SETUP_ALLOWANCE + trial.warmup + trial.duration + self.idle,
             warmup: Duration::ZERO,
             loss_timeout: trial.loss_timeout,
-            max_send_lag: trial.max_send_lag,
+            // Its latencies count from intended times whatever the lag; a
+            // lag within one period still probes at the rate asked, and
+            // the delays it measures are tens of ms.
+            max_send_lag: trial
+                .max_send_lag
+                .or_else(|| Duration::try_from_secs_f64(1.0 / self.probe_rate).ok())
+                .map(|d| d.max(Duration::from_millis(1))),
             congestion: trial.congestion.clone().filter(|_| same_carrier),
             path_rtt_ns: trial.path_rtt_ns,
             workload: WorkloadSpec::Rr(RrSpec {

@@ -91,8 +91,8 @@ pub struct TrialArgs {
     #[arg(long, value_name = "N")]
     pub quic_connections: Option<u32>,
     /// Load: the probe's transport, a flow of its own beside the load's
-    /// (udp, tcp, tcp+tls or quic) [default: udp, as a ping measures the
-    /// queue].
+    /// (udp, tcp, tcp+tls, quic or quic-dgram) [default: udp, as a ping
+    /// measures the queue].
     #[arg(long, value_name = "TRANSPORT")]
     pub probe: Option<Transport>,
     /// Load: probe requests per second, open-loop [default: 100].
@@ -121,7 +121,8 @@ pub struct TrialArgs {
     /// The send lag p99 (how late the sender sent, against its schedule)
     /// past which a trial is invalid: the sender, not the path, missed
     /// its schedule [default: 1ms; churn and handshake: 1ms or one period
-    /// of --conn-rate, whichever is longer].
+    /// of --conn-rate, whichever is longer; load: the same of its probe's
+    /// --probe-rate].
     #[arg(long, value_parser = humantime::parse_duration, value_name = "DURATION")]
     pub max_send_lag: Option<Duration>,
     /// Congestion control. TCP transports: pinned per socket on both ends

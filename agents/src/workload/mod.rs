@@ -161,8 +161,7 @@ fn params(spec: &TrialSpec, peer: SocketAddr, tcp_congestion: Option<String>) ->
     let rate = spec.workload.rate();
     let (quic_stream, streams, bitrate, gso) = match &spec.workload {
         WorkloadSpec::Rr(rr) => (
-            spec.transport
-                .is_quic()
+            (spec.transport.is_quic() && !spec.transport.is_quic_datagram())
                 .then(|| rr.quic_stream.name().to_string()),
             None,
             None,
@@ -180,7 +179,9 @@ fn params(spec: &TrialSpec, peer: SocketAddr, tcp_congestion: Option<String>) ->
         size: spec.size as u32,
         duration_ns: spec.duration.as_nanos() as u64,
         warmup_ns: spec.warmup.as_nanos() as u64,
-        closed_loop: rate.is_none(),
+        // Bulk is paced by its transport: neither open- nor closed-loop.
+        closed_loop: rate.is_none()
+            && !matches!(spec.workload, WorkloadSpec::Bulk(_) | WorkloadSpec::Load(_)),
         loss_timeout_ns: spec.loss_timeout.as_nanos() as u64,
         quic_stream,
         peer: peer.to_string(),
