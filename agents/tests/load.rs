@@ -9,18 +9,6 @@ use common::*;
 use std::process::Command;
 use transbench_reports::TrialResult;
 
-/// True if `t` is valid, or invalid only because its probe missed its
-/// schedule (a busy machine); anything else fails the test.
-fn probe_lagged_only(t: &TrialResult) -> bool {
-    assert!(
-        t.invalid_reasons.iter().all(|r| r.starts_with("probe: send_lag")),
-        "{}: {:?}",
-        t.id,
-        t.invalid_reasons
-    );
-    t.valid
-}
-
 fn load_of(t: &TrialResult) -> &transbench_reports::LoadMetrics {
     assert_eq!(t.workload.name(), "load", "{}", t.id);
     t.load
@@ -51,7 +39,7 @@ fn the_probe_runs_before_during_and_after_the_load() {
     assert_eq!(r.trials.len(), 2);
     for t in &r.trials {
         // The probe may miss its schedule on a busy machine; nothing else.
-        probe_lagged_only(t);
+        lagged_only(t);
         let l = load_of(t);
         assert_eq!((l.probe.name(), l.probe_rate), ("udp", 200.0));
         let names: Vec<&str> = l.phases.iter().map(|p| p.phase.as_str()).collect();
@@ -154,7 +142,7 @@ fn cubic_fills_the_queue_by_at_most_its_drain_time_and_bbr_keeps_it_short() {
         let (cubic, bbr) = (run("cubic"), run("bbr"));
         let (c, b) = (load_of(&cubic), load_of(&bbr));
         for t in [&cubic, &bbr] {
-            if !probe_lagged_only(t) {
+            if !lagged_only(t) {
                 return Err(format!("{}: {:?}", t.id, t.invalid_reasons));
             }
         }

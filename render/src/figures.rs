@@ -994,12 +994,7 @@ fn flows_over_time(c: &CellTrials) -> Option<Chart> {
             series: rtt,
         });
     }
-    let cc = trial
-        .params
-        .tcp_congestion
-        .as_deref()
-        .or(trial.params.quic_congestion.as_deref())
-        .unwrap_or("?");
+    let cc = trial.params.congestion().unwrap_or("?");
     let fairness = bulk
         .jain
         .map(|j| format!(", Jain's index {j:.3}"))
@@ -1049,13 +1044,7 @@ fn goodput_vs_loss(path: &str, cells: &[&CellTrials]) -> Option<Chart> {
     if losses.len() < 2 {
         return None;
     }
-    let cc = |t: &TrialResult| {
-        t.params
-            .tcp_congestion
-            .clone()
-            .or(t.params.quic_congestion.clone())
-            .unwrap_or_default()
-    };
+    let cc = |t: &TrialResult| t.params.congestion().unwrap_or_default().to_string();
     // One line per transport and controller, through the medians.
     let mut lines: Vec<(Transport, String)> = cells
         .iter()
@@ -1246,12 +1235,7 @@ fn under_load(c: &CellTrials) -> Option<Chart> {
         }));
     }
     goodput.extend(rules());
-    let cc = trial
-        .params
-        .tcp_congestion
-        .as_deref()
-        .or(trial.params.quic_congestion.as_deref())
-        .unwrap_or("?");
+    let cc = trial.params.congestion().unwrap_or("?");
     let added = load
         .added_p50_ns
         .map(|ns| format!(" The load added {:.1} ms to the probe's p50.", ns as f64 / MS))

@@ -95,8 +95,8 @@ pub fn params_key(t: &TrialResult) -> String {
         if let Some(n) = b.quic_connections.filter(|&n| n > 1) {
             add("connections", n.to_string());
         }
-        if let Some(cc) = p.tcp_congestion.as_ref().or(p.quic_congestion.as_ref()) {
-            add("cc", cc.clone());
+        if let Some(cc) = p.congestion() {
+            add("cc", cc.to_string());
         }
         return key;
     }

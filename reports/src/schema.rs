@@ -220,6 +220,14 @@ pub struct TrialParams {
     pub max_send_lag_ns: Option<u64>,
 }
 
+impl TrialParams {
+    /// The congestion controller the trial ran: the kernel's for TCP,
+    /// quinn's for QUIC.
+    pub fn congestion(&self) -> Option<&str> {
+        self.tcp_congestion.as_deref().or(self.quic_congestion.as_deref())
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Counters {
     /// Requests sent in the measured window (after warm-up).

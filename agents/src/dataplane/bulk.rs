@@ -98,24 +98,7 @@ pub async fn read_flow<S: AsyncRead + AsyncWrite + Unpin>(
     meter: &FlowMeter,
     counters: &ServeCounters,
 ) -> io::Result<()> {
-    let flow = io.read_u32().await?;
-    if flow >= meter.flows() {
-        counters.discarded();
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            format!("flow {flow} of a trial of {}", meter.flows()),
-        ));
-    }
-    let mut buf = vec![0u8; READ_BUFFER];
-    loop {
-        let n = io.read(&mut buf).await?;
-        if n == 0 {
-            break;
-        }
-        meter.add(flow, n as u64, mono_now_ns());
-        counters.bytes(n as u64);
-    }
-    meter.finish();
+    count_flow(&mut io, meter, counters).await?;
     io.shutdown().await
 }
 
@@ -125,7 +108,16 @@ pub async fn read_quic_flow(
     meter: &FlowMeter,
     counters: &ServeCounters,
 ) -> io::Result<()> {
-    let flow = recv.read_u32().await?;
+    count_flow(&mut recv, meter, counters).await
+}
+
+/// Reads a flow's index, then its bytes to the end, into `meter`.
+async fn count_flow<R: AsyncRead + Unpin>(
+    r: &mut R,
+    meter: &FlowMeter,
+    counters: &ServeCounters,
+) -> io::Result<()> {
+    let flow = r.read_u32().await?;
     if flow >= meter.flows() {
         counters.discarded();
         return Err(io::Error::new(
@@ -134,7 +126,11 @@ pub async fn read_quic_flow(
         ));
     }
     let mut buf = vec![0u8; READ_BUFFER];
-    while let Some(n) = recv.read(&mut buf).await.map_err(io::Error::from)? {
+    loop {
+        let n = r.read(&mut buf).await?;
+        if n == 0 {
+            break;
+        }
         meter.add(flow, n as u64, mono_now_ns());
         counters.bytes(n as u64);
     }
