@@ -39,7 +39,7 @@ fn the_probe_runs_before_during_and_after_the_load() {
     assert_eq!(r.trials.len(), 2);
     for t in &r.trials {
         // The probe may miss its schedule on a busy machine; nothing else.
-        lagged_only(t);
+        let on_schedule = lagged_only(t);
         let l = load_of(t);
         assert_eq!((l.probe.name(), l.probe_rate), ("udp", 200.0));
         let names: Vec<&str> = l.phases.iter().map(|p| p.phase.as_str()).collect();
@@ -64,8 +64,9 @@ fn the_probe_runs_before_during_and_after_the_load() {
         assert_eq!(total, l.probe_samples.len() as u64, "{}", t.id);
         for p in &l.phases {
             let due = (p.to_ns - p.from_ns) as f64 * 200.0 / 1e9;
+            // A probe that fell behind never sent some (the trial says so).
             assert!(
-                (p.sent as f64 - due).abs() <= 2.0,
+                !on_schedule || (p.sent as f64 - due).abs() <= 2.0,
                 "{} {}: {} sent, {due:.1} due",
                 t.id,
                 p.phase,

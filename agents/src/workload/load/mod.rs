@@ -57,7 +57,6 @@ pub async fn run_trial(
         .map_err(|_| anyhow::anyhow!("the load's thread panicked"))?
         .context("the load's bulk trial")?;
     let (probe, samples) = probed.context("the probe's trial")?;
-    let probe_to_ns = mono_now_ns();
     build_result(
         spec,
         load,
@@ -65,7 +64,7 @@ pub async fn run_trial(
         probe,
         &samples,
         probe_from_ns,
-        probe_to_ns,
+        probe_spec.duration,
         loaded,
     )
 }
@@ -91,15 +90,17 @@ fn build_result(
     probe: TrialResult,
     samples: &[crate::measure::tracker::Sample],
     probe_from_ns: u64,
-    probe_to_ns: u64,
+    probe_length: Duration,
     (flows, writing): (TrialResult, bulk::Writing),
 ) -> anyhow::Result<TrialResult> {
-    // Times count from the probe's first request, when it has one.
+    // Times count from the probe's first request, when it has one; the
+    // last phase ends with the probe's schedule.
     let t0 = samples
         .iter()
         .map(|s| s.intended_ns)
         .min()
         .unwrap_or(probe_from_ns);
+    let probe_to_ns = t0 + probe_length.as_nanos() as u64;
     let phases = analysis::phases(samples, t0, probe_to_ns, writing.from_ns, writing.to_ns);
     let mut summaries = Vec::with_capacity(3);
     for p in &phases {
