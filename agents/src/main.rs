@@ -179,7 +179,7 @@ enum Command {
         after_help = "Verdicts, per row of a gated metric (--metric; default p50, p99, conn_rate, throughput; the \
         rest are printed, not gated): REGRESSION (the whole 95 % interval beyond the noise band on the worse \
         side, and the one-sided rank test for worse at p < 0.05 after Holm over the gated rows), IMPROVEMENT \
-        (likewise on the better side, its own family), SAME (the 90 % interval inside the band), INCONCLUSIVE \
+        (likewise on the better side, its own family), SAME (the 90 % interval inside the band, with counts the rank test could decide with), INCONCLUSIVE \
         (neither; says how many trials a side would likely decide), TOO FEW TRIALS (the rank test cannot reach \
         significance with these counts: the first line says how many would). The band is the metric's floor \
         (2 % p50 and goodput, 5 % p99, 10 % p99.9 and loss), raised to each run's own spread when both have 6 or \
