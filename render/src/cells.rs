@@ -49,13 +49,15 @@ pub fn transport_color(t: Transport) -> usize {
     Transport::ALL.iter().position(|x| *x == t).unwrap_or(0)
 }
 
-fn loss_pct(t: &TrialResult) -> Option<f64> {
+/// The configured mean loss of a trial's path in percent: the data
+/// direction's, with the reverse direction's added when `both_ways`.
+pub fn loss_pct(t: &TrialResult, both_ways: bool) -> Option<f64> {
     let Some(i) = &t.impairment else {
         return Some(0.0);
     };
     let loss = |words: &str| NetemSpec::parse(words).ok()?.mean_loss();
     let mut p = loss(&i.forward)?;
-    if t.latency_kind == LatencyKind::Rtt {
+    if both_ways {
         p += loss(&i.reverse)?;
     }
     Some(p * 100.0)
@@ -83,7 +85,7 @@ fn in_run_order(results: &RunResults) -> Vec<CellTrials<'_>> {
                 id,
                 workload: t.workload,
                 transport: t.transport,
-                loss_pct: loss_pct(t),
+                loss_pct: loss_pct(t, t.latency_kind == LatencyKind::Rtt),
                 backend: t.impairment.as_ref().map(|i| i.backend.clone()),
                 profile,
                 lossless: lossless_path_label(t.impairment.as_ref()),

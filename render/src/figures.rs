@@ -860,13 +860,7 @@ fn flows_over_time(c: &CellTrials) -> Option<Chart> {
     }
     let bin_s = bulk.bin_ns as f64 / 1e9;
     // A bin's goodput drawn at its end.
-    let line = |series: &[f64]| -> Vec<(f64, f64)> {
-        series
-            .iter()
-            .enumerate()
-            .map(|(i, bps)| ((i + 1) as f64 * bin_s, bps / 1e6))
-            .collect()
-    };
+    let line = |series: &[f64]| goodput_line(series, bin_s, 0.0);
     let end = bulk.series_bps.len() as f64 * bin_s;
     let time = || Axis::new("time since the flows started (s)", Scale::Linear).including(&[0.0, end]);
     let window = |text: &str| Series {
@@ -1022,10 +1016,17 @@ fn flows_over_time(c: &CellTrials) -> Option<Chart> {
 
 /// The loss in the data direction of a bulk trial's path, percent.
 fn data_loss_pct(t: &TrialResult) -> Option<f64> {
-    match &t.impairment {
-        None => Some(0.0),
-        Some(i) => Some(linkemu::NetemSpec::parse(&i.forward).ok()?.mean_loss()? * 100.0),
-    }
+    crate::cells::loss_pct(t, false)
+}
+
+/// Goodput per bin as (seconds at the bin's end, Mbit/s), the first bin
+/// starting `offset_s` in.
+fn goodput_line(series: &[f64], bin_s: f64, offset_s: f64) -> Vec<(f64, f64)> {
+    series
+        .iter()
+        .enumerate()
+        .map(|(i, bps)| (offset_s + (i + 1) as f64 * bin_s, bps / 1e6))
+        .collect()
 }
 
 /// Bulk goodput against loss on one path, per transport and congestion
@@ -1215,13 +1216,7 @@ fn under_load(c: &CellTrials) -> Option<Chart> {
     latency.extend(rules());
     let offset = s(load.load_from_ns);
     let bin_s = bulk.bin_ns as f64 / 1e9;
-    let shifted = |series: &[f64]| -> Vec<(f64, f64)> {
-        series
-            .iter()
-            .enumerate()
-            .map(|(i, bps)| (offset + (i + 1) as f64 * bin_s, bps / 1e6))
-            .collect()
-    };
+    let shifted = |series: &[f64]| goodput_line(series, bin_s, offset);
     let mut goodput = vec![Series {
         label: "all flows".into(),
         color: 6,

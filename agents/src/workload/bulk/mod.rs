@@ -253,6 +253,8 @@ async fn quic_flow(
 /// What the sender saw of its flows.
 struct Written {
     t0_ns: u64,
+    /// When the flows stopped writing: warm-up and duration after `t0_ns`.
+    end_ns: u64,
     /// Bytes each flow wrote.
     bytes: Vec<u64>,
     /// When the last flow ended, since `t0_ns`.
@@ -283,6 +285,7 @@ async fn run_flows(open: OpenFlows, spec: &TrialSpec) -> std::io::Result<Written
     let flow_count = running.len();
     let mut written = Written {
         t0_ns,
+        end_ns,
         bytes: vec![0; flow_count],
         ran_ns: 0,
         tcp_info: vec![Vec::new(); open.probes.iter().filter(|p| matches!(p, Probe::Tcp(_))).count()],
@@ -388,7 +391,7 @@ pub async fn run_timed(
     }
     let writing = Writing {
         from_ns: written.t0_ns,
-        to_ns: written.t0_ns + (spec.warmup + spec.duration).as_nanos() as u64,
+        to_ns: written.end_ns,
     };
     let result = build_result(
         spec,
@@ -464,7 +467,7 @@ fn build_result(
     };
     let empty = LatencySummary::from_histogram(&new_histogram())?;
     let measured_ns = spec.duration.as_nanos() as u64;
-    let ran_short = written.ran_ns < (spec.warmup + spec.duration).as_nanos() as u64;
+    let ran_short = written.t0_ns + written.ran_ns < written.end_ns;
     let metrics = BulkMetrics {
         bin_ns: BIN_NS,
         window: [window.start as u32, window.end as u32],
