@@ -250,7 +250,7 @@ pub fn most_open(setup: &TrialSetup) -> usize {
         WorkloadSetup::Churn { max_inflight, .. } | WorkloadSetup::Handshake { max_inflight, .. } => {
             2 * max_inflight as usize + SLACK
         }
-        WorkloadSetup::Bulk { flows, .. } => flows as usize + SLACK,
+        WorkloadSetup::Bulk { flows, direction, .. } => direction.total_flows(flows) as usize + SLACK,
     }
 }
 
@@ -267,9 +267,13 @@ pub fn trial_bytes(setup: &TrialSetup) -> u64 {
         }
         WorkloadSetup::Stream {} => record_cap(setup) as u64 * RECORD_BYTES + per_connection,
         // Each flow's bins and read buffer; nothing grows with the bytes.
-        WorkloadSetup::Bulk { flows, .. } => {
+        WorkloadSetup::Bulk { flows, direction, .. } => {
             let bins = crate::workload::bulk::bins(setup) as u64 * 8;
-            u64::from(flows) * (bins + crate::dataplane::bulk::READ_BUFFER as u64 + CONNECTION_BYTES)
+            // A down flow's write buffer is one --size; a read buffer is larger.
+            u64::from(direction.total_flows(flows))
+                * (bins
+                    + crate::dataplane::bulk::READ_BUFFER.max(setup.size as usize) as u64
+                    + CONNECTION_BYTES)
         }
         WorkloadSetup::Churn { .. } | WorkloadSetup::Handshake { .. } => {
             // Connections open at once: a loss timeout's worth, and a

@@ -59,7 +59,7 @@ enum Command {
         trial: TrialArgs,
         #[command(flatten)]
         secret: SecretArgs,
-        /// Where to write the result (JSON, schema transbench/1.2).
+        /// Where to write the result (JSON, schema transbench/1.3).
         #[arg(long)]
         out: PathBuf,
     },

@@ -536,6 +536,12 @@ fn validate(setup: &TrialSetup) -> anyhow::Result<()> {
         {
             bail!("--max-inflight {max_inflight} is out of range: 1 to {MAX_INFLIGHT}");
         }
+        WorkloadSetup::Bulk { flows, .. } if !(1..=crate::spec::bulk::MAX_FLOWS).contains(&flows) => {
+            bail!(
+                "{flows} flows is out of range: 1 to {}",
+                crate::spec::bulk::MAX_FLOWS
+            );
+        }
         _ => {}
     }
     let max = crate::transport::max_message(setup.transport);

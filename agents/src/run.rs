@@ -24,6 +24,7 @@ use transbench_wire::Transport;
 use crate::host::host_info;
 use crate::measure::oneway as analysis;
 use crate::out_dir::{self, OutChoice};
+use crate::spec::bulk::LinkShape;
 use crate::spec::{ChurnOptions, LoadSpec, TrialSpec, WorkloadSpec};
 use crate::workload;
 
@@ -609,8 +610,12 @@ pub(crate) async fn run_phase(
                 }
                 WorkloadSpec::Bulk(b) | WorkloadSpec::Load(LoadSpec { bulk: b, .. }) => {
                     if let Some((_, p)) = &link {
-                        b.link_rate = p.forward.rate;
-                        b.link_limit = Some(p.forward.effective_limit());
+                        let shape = |d: &linkemu::NetemSpec| LinkShape {
+                            rate: d.rate,
+                            limit: d.effective_limit(),
+                        };
+                        b.up_link = Some(shape(&p.forward));
+                        b.down_link = Some(shape(&p.reverse));
                     }
                 }
                 WorkloadSpec::Rr(_) | WorkloadSpec::Stream(_) => {}

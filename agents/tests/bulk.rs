@@ -139,6 +139,69 @@ fn quic_flows_spread_over_the_connections_asked_for() {
 }
 
 #[test]
+fn flows_run_down_and_both_ways_each_counted_where_it_is_read() {
+    for (direction, ways) in [
+        ("down", &["down", "down"][..]),
+        ("both", &["up", "up", "down", "down"][..]),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let r = run_workload_at_normal_priority(
+            "bulk",
+            "200ms",
+            &[
+                "--transport",
+                "tcp,quic",
+                "--flows",
+                "2",
+                "--direction",
+                direction,
+                "--duration",
+                "500ms",
+            ],
+            dir.path(),
+        );
+        for t in &r.trials {
+            assert!(t.valid, "{} {direction}: {:?}", t.id, t.invalid_reasons);
+            let b = bulk_of(t);
+            assert_eq!(b.direction.name(), direction);
+            let got: Vec<&str> = b.flows.iter().map(|f| f.direction.name()).collect();
+            assert_eq!(got, ways, "{}", t.id);
+            for f in &b.flows {
+                assert!(f.bytes_sent > 0, "{} flow {} sent nothing", t.id, f.flow);
+                assert_eq!(f.bytes_received, f.bytes_sent, "{} flow {}", t.id, f.flow);
+                assert!(f.goodput_bps > 0.0, "{} flow {}", t.id, f.flow);
+                // TCP_INFO is the data sender's: the receiver's, for a down flow.
+                let sampled = !f.tcp_info.is_empty();
+                let expect = t.transport.is_tcp() && f.direction.name() == "up";
+                assert_eq!(sampled, expect, "{} flow {} ({})", t.id, f.flow, f.direction);
+            }
+            // The receiver counted what it read of up flows and wrote of down ones.
+            assert_eq!(t.receiver.bytes, b.bytes_received, "{}", t.id);
+            if t.transport.is_tcp() {
+                assert_eq!(t.receiver.connections, ways.len() as u64, "{}", t.id);
+            }
+            if direction == "both" {
+                let each: Vec<(&str, u32)> = b
+                    .directions
+                    .iter()
+                    .map(|d| (d.direction.name(), d.flows))
+                    .collect();
+                assert_eq!(each, [("up", 2), ("down", 2)], "{}", t.id);
+                let sum: f64 = b.directions.iter().map(|d| d.goodput_bps).sum();
+                assert!(
+                    (sum - b.goodput_bps).abs() <= 1e-6 * b.goodput_bps,
+                    "{}: {sum} v {}",
+                    t.id,
+                    b.goodput_bps
+                );
+            } else {
+                assert!(b.directions.is_empty(), "{}", t.id);
+            }
+        }
+    }
+}
+
+#[test]
 fn options_that_cannot_work_are_refused_before_any_trial() {
     for (args, says) in [
         (&["--flows", "0"][..], "--flows 0 is out of range: 1 to 64"),
@@ -149,13 +212,17 @@ fn options_that_cannot_work_are_refused_before_any_trial() {
         ),
         (
             &["--transport", "quic", "--quic-connections", "3", "--flows", "2"][..],
-            "--quic-connections 3 is out of range: 1 to --flows (2)",
+            "--quic-connections 3 is out of range: 1 to the flows (2)",
         ),
         (
             &["--transport", "udp"][..],
             "does not run workload bulk: it runs on tcp, tcp+tls, quic",
         ),
         (&["--rate", "100"][..], "--rate applies only to"),
+        (
+            &["--direction", "sideways"][..],
+            "unknown direction \"sideways\": up, down or both",
+        ),
     ] {
         let o = Command::new(BIN)
             .args(["run", "--workload", "bulk"])
@@ -223,6 +290,51 @@ fn behind_a_rate_limit_each_transport_gets_the_link_less_its_headers() {
             if t.transport.is_tcp() {
                 let rtt_us = b.flows[0].tcp_info.last().unwrap().rtt_us;
                 assert!(rtt_us > 20_000, "{}: rtt {rtt_us} us", t.id);
+            }
+        }
+        Ok(())
+    });
+}
+
+#[test]
+fn down_flows_get_the_reverse_links_rate_less_its_headers() {
+    if !have_root() {
+        return;
+    }
+    let _serial = serial();
+    retried("bulk down behind a 20mbit reverse link", || {
+        let dir = tempfile::tempdir().unwrap();
+        let r = run_workload(
+            "bulk",
+            "1s",
+            &[
+                "--transport",
+                "tcp,quic",
+                "--direction",
+                "down",
+                "--impair-forward",
+                "delay 5ms",
+                "--impair-reverse",
+                "rate 20mbit delay 5ms limit 200",
+                "--duration",
+                "2s",
+            ],
+            dir.path(),
+        );
+        for t in &r.trials {
+            assert!(t.valid, "{}: {:?}", t.id, t.invalid_reasons);
+            let b = bulk_of(t);
+            let expected = b.expected.as_ref().expect("the reverse link's rate is known");
+            assert_eq!(
+                expected.rate_bps, 20e6,
+                "{}: held against the reverse direction",
+                t.id
+            );
+            let ratio = b.goodput_bps / expected.goodput_bps;
+            // More than the link carries is impossible; less is retried, as above.
+            assert!(ratio < 1.05, "{}: {ratio:.3} of what the link carries", t.id);
+            if ratio < 0.95 {
+                return Err(format!("{}: goodput {ratio:.3} of the link's", t.id));
             }
         }
         Ok(())

@@ -189,3 +189,70 @@ fn cubic_fills_the_queue_by_at_most_its_drain_time_and_bbr_keeps_it_short() {
         Ok(())
     });
 }
+
+#[test]
+fn a_load_down_fills_the_reverse_queue_and_both_ways_fill_both() {
+    if !have_root() {
+        return;
+    }
+    let _serial = serial();
+    let run = |direction: &str, forward: &str| {
+        let dir = tempfile::tempdir().unwrap();
+        let r = run_workload(
+            "load",
+            "1s",
+            &[
+                "--transport",
+                "tcp",
+                "--cc",
+                "cubic",
+                "--direction",
+                direction,
+                "--impair-forward",
+                forward,
+                "--impair-reverse",
+                "rate 50mbit delay 10ms limit 1000",
+                "--duration",
+                "3s",
+                "--idle",
+                "1s",
+            ],
+            dir.path(),
+        );
+        r.trials.into_iter().next().unwrap()
+    };
+    retried("load down and both ways behind rate 50mbit limit 1000", || {
+        // Down: only the reverse link has a rate, and its queue is the one that fills.
+        let down = run("down", "delay 10ms");
+        // Both: each direction's queue, one after the other on the probe's round trip.
+        let both = run("both", "rate 50mbit delay 10ms limit 1000");
+        for t in [&down, &both] {
+            if !lagged_only(t) {
+                return Err(format!("{}: {:?}", t.id, t.invalid_reasons));
+            }
+        }
+        let ms = |ns: i64| ns as f64 / 1e6;
+        for (t, queues) in [(&down, 1), (&both, 2)] {
+            let l = load_of(t);
+            let drain = l.queue_drain_ns.expect("the link's queues are known") as i64;
+            assert_eq!(drain, queues * 242_240_000, "{}", t.id);
+            let p99 = l.added_p99_ns.unwrap();
+            note(&format!(
+                "{}: cubic added p99 {:.1} ms against {:.1} ms of full queues",
+                t.id,
+                ms(p99),
+                ms(drain)
+            ));
+            if p99 > drain + 10_000_000 {
+                return Err(format!(
+                    "{}: added {:.1} ms at p99, over the full queues",
+                    t.id,
+                    ms(p99)
+                ));
+            }
+            // CUBIC fills a drop-tail queue: most of one stands.
+            assert!(p99 > 121_000_000, "{}: added only {:.1} ms at p99", t.id, ms(p99));
+        }
+        Ok(())
+    });
+}

@@ -5,8 +5,8 @@ use base64::Engine;
 use hdrhistogram::Histogram;
 use std::collections::BTreeMap;
 use transbench_reports::stats::median;
-use transbench_reports::{new_histogram, LatencyKind, RunResults, TrialResult};
-use transbench_wire::{Transport, Workload};
+use transbench_reports::{new_histogram, FlowMetrics, LatencyKind, RunResults, TrialResult};
+use transbench_wire::{BulkDirection, Transport, Workload};
 
 use crate::cells::{cells, slug, transport_color, CellTrials};
 use crate::chart::{Axis, Bar, BoxStat, Chart, HeatCell, Mark, Panel, Scale, Series, Shape};
@@ -65,11 +65,21 @@ pub fn charts(results: &RunResults) -> Vec<Chart> {
         out.extend(ttfb(workload, &of));
     }
     let bulk: Vec<&CellTrials> = cells.iter().filter(|c| c.workload == Workload::Bulk).collect();
-    let mut paths: Vec<&str> = bulk.iter().map(|c| c.lossless.as_str()).collect();
+    // Loss is the forward profile's: flows that ran down, or both ways, met another.
+    let up: Vec<&CellTrials> = bulk
+        .iter()
+        .copied()
+        .filter(|c| {
+            c.trials
+                .iter()
+                .all(|t| t.bulk.as_ref().is_some_and(|b| b.direction == BulkDirection::Up))
+        })
+        .collect();
+    let mut paths: Vec<&str> = up.iter().map(|c| c.lossless.as_str()).collect();
     paths.sort();
     paths.dedup();
     for path in &paths {
-        let on: Vec<&CellTrials> = bulk.iter().copied().filter(|c| c.lossless == *path).collect();
+        let on: Vec<&CellTrials> = up.iter().copied().filter(|c| c.lossless == *path).collect();
         out.extend(goodput_vs_loss(path, &on));
     }
     for c in &bulk {
@@ -882,7 +892,7 @@ fn flows_over_time(c: &CellTrials) -> Option<Chart> {
         })
         .collect();
     goodput.extend(bulk.flows.iter().map(|f| Series {
-        label: format!("flow {}", f.flow),
+        label: flow_label(f),
         color: f.flow as usize,
         mark: Mark::Line(line(&f.series_bps)),
     }));
@@ -926,7 +936,7 @@ fn flows_over_time(c: &CellTrials) -> Option<Chart> {
                     .iter()
                     .map(|i| (s(i.t_ns), f64::from(i.rtt_us) / 1e3))
                     .collect();
-                let label = format!("flow {}", f.flow);
+                let label = flow_label(f);
                 (
                     Series {
                         label: label.clone(),
@@ -1012,6 +1022,14 @@ fn flows_over_time(c: &CellTrials) -> Option<Chart> {
         panels,
         columns: 1,
     })
+}
+
+/// A flow's name in a legend; down flows say so.
+fn flow_label(f: &FlowMetrics) -> String {
+    match f.direction {
+        BulkDirection::Down => format!("flow {} (down)", f.flow),
+        _ => format!("flow {}", f.flow),
+    }
 }
 
 /// The loss in the data direction of a bulk trial's path, percent.
@@ -1224,7 +1242,7 @@ fn under_load(c: &CellTrials) -> Option<Chart> {
     }];
     if bulk.flows.len() > 1 {
         goodput.extend(bulk.flows.iter().map(|f| Series {
-            label: format!("flow {}", f.flow),
+            label: flow_label(f),
             color: 1 + f.flow as usize,
             mark: Mark::Line(shifted(&f.series_bps)),
         }));

@@ -1,7 +1,8 @@
 //! The report's tables, once, for both Markdown and HTML.
 
 use transbench_reports::stats::median;
-use transbench_reports::{human_ns, RunResults, TrialResult};
+use transbench_reports::{human_ns, DirectionGoodput, RunResults, TrialResult};
+use transbench_wire::BulkDirection;
 
 use crate::cells::CellTrials;
 
@@ -224,13 +225,46 @@ pub fn bulk(cells: &[CellTrials]) -> Option<Table> {
             let b = |f: fn(&transbench_reports::BulkMetrics) -> Option<f64>| {
                 med(c, |t| t.bulk.as_ref().and_then(f))
             };
+            let jain = |v: Option<f64>| v.map_or("-".into(), |v| format!("{v:.3}"));
+            // Both ways: each direction apart, as "up X, down Y".
+            let ways: Vec<BulkDirection> = c
+                .trials
+                .iter()
+                .find_map(|t| t.bulk.as_ref())
+                .map(|m| m.directions.iter().map(|d| d.direction).collect())
+                .unwrap_or_default();
+            let each = |f: fn(&DirectionGoodput) -> Option<f64>, show: &dyn Fn(Option<f64>) -> String| {
+                ways.iter()
+                    .map(|&way| {
+                        let v = med(c, |t| {
+                            let d = t.bulk.as_ref()?.directions.iter().find(|d| d.direction == way)?;
+                            f(d)
+                        });
+                        format!("{way} {}", show(v))
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            let (goodput, expected, fairness) = if ways.is_empty() {
+                (
+                    bits(b(|m| Some(m.goodput_bps))),
+                    bits(b(|m| m.expected.as_ref().map(|e| e.goodput_bps))),
+                    jain(b(|m| m.jain)),
+                )
+            } else {
+                (
+                    each(|d| Some(d.goodput_bps), &bits),
+                    each(|d| d.expected.as_ref().map(|e| e.goodput_bps), &bits),
+                    each(|d| d.jain, &jain),
+                )
+            };
             vec![
                 c.id.clone(),
                 trials_cell(c),
                 b(|m| Some(m.flows.len() as f64)).map_or("-".into(), |v| format!("{v:.0}")),
-                bits(b(|m| Some(m.goodput_bps))),
-                bits(b(|m| m.expected.as_ref().map(|e| e.goodput_bps))),
-                b(|m| m.jain).map_or("-".into(), |v| format!("{v:.3}")),
+                goodput,
+                expected,
+                fairness,
                 b(|m| {
                     let tcp: u32 = m
                         .flows
@@ -254,7 +288,7 @@ pub fn bulk(cells: &[CellTrials]) -> Option<Table> {
         .collect();
     (!rows.is_empty()).then(|| Table {
         title: "Bulk transfer".into(),
-        note: "Medians over each cell's trials. goodput: what the receiver's application read in the measured window, all flows; expected: the emulated rate less each packet's headers (see SCHEMA.md); fairness: Jain's index over the flows; TCP retransmits or QUIC lost: segments TCP retransmitted (TCP_INFO), or packets quinn declared lost; CPU per byte read, each agent's trial thread.".into(),
+        note: "Medians over each cell's trials. goodput: what the reading application read in the measured window, all flows (flows both ways: each direction's); expected: the emulated rate less each packet's headers (see SCHEMA.md); fairness: Jain's index over the flows; TCP retransmits or QUIC lost: segments TCP retransmitted (TCP_INFO), or packets quinn declared lost; CPU per byte read, each agent's trial thread.".into(),
         headers: ["cell", "trials", "flows", "goodput", "expected", "fairness", "TCP retransmits or QUIC lost", "sender CPU ns/B", "receiver CPU ns/B"]
             .map(String::from)
             .to_vec(),

@@ -425,3 +425,64 @@ fn invalid_trials_come_first_pointing_down_with_text_flush_left() {
         "{first_row}"
     );
 }
+
+#[test]
+fn flows_both_ways_are_shown_per_direction_and_kept_off_the_loss_chart() {
+    let mut results = fixture();
+    results.trials.retain(|t| t.bulk.is_some() && t.load.is_none());
+    let against_loss = |r: &transbench_render::Rendered| {
+        r.charts
+            .iter()
+            .filter(|c| c.starts_with("goodput-vs-loss-"))
+            .count()
+    };
+    let (_, before) = rendered(&results);
+    assert!(
+        against_loss(&before) > 0,
+        "the fixture's up flows have a loss chart"
+    );
+    // Every trial as if the second half of its flows (a single one too) had run down.
+    for t in &mut results.trials {
+        let b = t.bulk.as_mut().unwrap();
+        b.direction = transbench_wire::BulkDirection::Both;
+        let half = b.flows.len() / 2;
+        for f in &mut b.flows[half..] {
+            f.direction = transbench_wire::BulkDirection::Down;
+            f.tcp_info.clear();
+        }
+        b.directions = [
+            transbench_wire::BulkDirection::Up,
+            transbench_wire::BulkDirection::Down,
+        ]
+        .into_iter()
+        .map(|way| transbench_reports::DirectionGoodput {
+            direction: way,
+            flows: b.flows.iter().filter(|f| f.direction == way).count() as u32,
+            goodput_bps: b
+                .flows
+                .iter()
+                .filter(|f| f.direction == way)
+                .map(|f| f.goodput_bps)
+                .sum(),
+            series_bps: Vec::new(),
+            jain: Some(1.0),
+            expected: None,
+        })
+        .collect();
+        b.expected = None;
+    }
+    let (dir, after) = rendered(&results);
+    assert_eq!(against_loss(&after), 0, "{:?}", after.charts);
+    let summary = std::fs::read_to_string(dir.path().join("summary.md")).unwrap();
+    let row = summary
+        .lines()
+        .find(|l| l.starts_with("| bulk ") && l.contains("dir=both") && l.contains("Mbit/s, down "))
+        .unwrap_or_else(|| panic!("no row per direction:\n{summary}"));
+    assert!(row.contains("| up "), "{row}");
+    let svgs: String = files(dir.path(), "svg")
+        .into_iter()
+        .filter(|c| c.starts_with("flows-over-time-"))
+        .map(|c| std::fs::read_to_string(dir.path().join(format!("{c}.svg"))).unwrap())
+        .collect();
+    assert!(svgs.contains("(down)"), "down flows are named so in the legend");
+}

@@ -6,6 +6,7 @@ use linkemu::spec::IMPAIRED_LIMIT;
 use linkemu::NetemSpec;
 
 use crate::schema::{Impairment, TrialResult};
+use transbench_wire::BulkDirection;
 
 /// A trial's path in netem words, without what every trial of a run
 /// shares or differs in by design: the per-trial seed and the queue limit
@@ -91,7 +92,18 @@ pub fn params_key(t: &TrialResult) -> String {
     add("size", p.size.to_string());
     if let Some(b) = &t.bulk {
         // Paced by its transport, not closed-loop; its controller is the experiment.
-        add("flows", b.flows.len().to_string());
+        let flows = b.flows.len() as u32;
+        match b.direction {
+            BulkDirection::Up => add("flows", flows.to_string()),
+            BulkDirection::Down => {
+                add("flows", flows.to_string());
+                add("dir", "down".into());
+            }
+            BulkDirection::Both => {
+                add("flows", (flows / 2).to_string());
+                add("dir", "both".into());
+            }
+        }
         if let Some(n) = b.quic_connections.filter(|&n| n > 1) {
             add("connections", n.to_string());
         }

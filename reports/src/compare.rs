@@ -1234,6 +1234,7 @@ mod tests {
             t.workload = Workload::Bulk;
             t.lat = crate::LatencySummary::from_histogram(&crate::new_histogram()).unwrap();
             t.bulk = Some(crate::BulkMetrics {
+                direction: Default::default(),
                 bin_ns: 100_000_000,
                 window: [10, 40],
                 goodput_bps: goodput * spread,
@@ -1245,6 +1246,7 @@ mod tests {
                 receiver_cpu_ns_per_byte: 1.0,
                 quic_connections: None,
                 expected: None,
+                directions: Vec::new(),
                 flows: Vec::new(),
                 quic: Vec::new(),
             });

@@ -5,17 +5,20 @@
 use linkemu::LinkCounters;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use transbench_wire::{CloseMode, DatagramCounts, ReceiverReport, Transport, Workload};
+use transbench_wire::{BulkDirection, CloseMode, DatagramCounts, ReceiverReport, Transport, Workload};
 
 use crate::hist::LatencySummary;
 
 /// The schema this build writes. 1.1 added retried trials: a reader of
 /// 1 would take a superseded attempt for a trial of its own. 1.2 added the
-/// `bulk` workload, which a reader of 1.1 does not know.
-pub const SCHEMA: &str = "transbench/1.2";
+/// `bulk` workload, which a reader of 1.1 does not know. 1.3 added bulk
+/// flows that run down or both ways: a reader of 1.2 would take them for
+/// up flows, and compare them with up flows' cells.
+pub const SCHEMA: &str = "transbench/1.3";
 /// The schemas this build reads: 1 is 1.1 without retries (every trial
-/// its only attempt), 1.1 is 1.2 without bulk trials.
-pub const READABLE_SCHEMAS: [&str; 3] = ["transbench/1", "transbench/1.1", SCHEMA];
+/// its only attempt), 1.1 is 1.2 without bulk trials, 1.2 is 1.3 with
+/// every bulk flow up.
+pub const READABLE_SCHEMAS: [&str; 4] = ["transbench/1", "transbench/1.1", "transbench/1.2", SCHEMA];
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunResults {
@@ -376,12 +379,15 @@ impl TrialResult {
 /// receiver's application read.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BulkMetrics {
+    /// Which way the flows ran (absent before schema 1.3: up).
+    #[serde(default)]
+    pub direction: BulkDirection,
     /// Length of a bin of every series, ns.
     pub bin_ns: u64,
     /// The measured window in bins, `[from, to)`: warm-up excluded.
     pub window: [u32; 2],
-    /// Application bytes read by the receiver in the window, all flows,
-    /// bits/s.
+    /// Application bytes read at the far end in the window, all flows of
+    /// every direction, bits/s.
     pub goodput_bps: f64,
     /// All flows' goodput per bin, over the whole trial, bits/s.
     pub series_bps: Vec<f64>,
@@ -401,9 +407,13 @@ pub struct BulkMetrics {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub quic_connections: Option<u32>,
     /// What a rate-limited emulated link leaves the transport once its
-    /// headers are paid, and how it was reckoned; absent without a rate.
+    /// headers are paid, and how it was reckoned; absent without a rate,
+    /// and when the flows ran both ways (each way's is in `directions`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expected: Option<ExpectedGoodput>,
+    /// Both ways: each direction's own goodput, fairness and expectation.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub directions: Vec<DirectionGoodput>,
     pub flows: Vec<FlowMetrics>,
     /// QUIC: each connection's `quinn::Connection::stats()` over the trial.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -464,16 +474,34 @@ pub struct ExpectedGoodput {
     pub basis: String,
 }
 
+/// One direction of a bulk trial that ran both ways.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DirectionGoodput {
+    /// `up` or `down`.
+    pub direction: BulkDirection,
+    pub flows: u32,
+    pub goodput_bps: f64,
+    pub series_bps: Vec<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jain: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expected: Option<ExpectedGoodput>,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FlowMetrics {
     pub flow: u32,
+    /// `up` (sender to receiver) or `down` (absent before schema 1.3: up).
+    #[serde(default)]
+    pub direction: BulkDirection,
+    /// Bytes the writing side's application wrote, and the reading side's read.
     pub bytes_sent: u64,
     pub bytes_received: u64,
     /// Goodput in the measured window, bits/s.
     pub goodput_bps: f64,
     /// Per bin over the whole trial, bits/s.
     pub series_bps: Vec<f64>,
-    /// TCP: the sender's TCP_INFO every bin.
+    /// TCP, up flows: the sender's TCP_INFO every bin.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tcp_info: Vec<TcpInfoSample>,
 }

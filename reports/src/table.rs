@@ -3,7 +3,7 @@
 //! come from elsewhere, and this goes to a terminal.
 
 use crate::schema::{RunResults, TimeWaitSide, TrialResult};
-use transbench_wire::printable;
+use transbench_wire::{printable, BulkDirection};
 
 /// `n` things, the noun in the plural unless there is one: `1 message`,
 /// `3 messages`.
@@ -157,18 +157,38 @@ fn bulk_rows(results: &RunResults) -> Vec<Vec<String>> {
         } else {
             ("-".into(), None)
         };
+        let (flows, goodput, expected, fairness) = match b.direction {
+            BulkDirection::Both => {
+                let each = |f: &dyn Fn(&crate::DirectionGoodput) -> String| {
+                    b.directions.iter().map(f).collect::<Vec<_>>().join(", ")
+                };
+                (
+                    format!("{} each way", b.flows.len() / 2),
+                    each(&|d| format!("{} {}bit/s", d.direction, si(d.goodput_bps))),
+                    if b.directions.iter().any(|d| d.expected.is_some()) {
+                        each(&|d| expected(d.goodput_bps, d.expected.as_ref()))
+                    } else {
+                        "-".into()
+                    },
+                    each(&|d| d.jain.map_or("-".into(), |j| format!("{j:.3}"))),
+                )
+            }
+            way => (
+                match way {
+                    BulkDirection::Down => format!("{} down", b.flows.len()),
+                    _ => b.flows.len().to_string(),
+                },
+                format!("{}bit/s", si(b.goodput_bps)),
+                expected(b.goodput_bps, b.expected.as_ref()),
+                b.jain.map_or("-".into(), |j| format!("{j:.3}")),
+            ),
+        };
         rows.push(vec![
             printable(&t.id).into_owned(),
-            b.flows.len().to_string(),
-            format!("{}bit/s", si(b.goodput_bps)),
-            b.expected.as_ref().map_or("-".into(), |e| {
-                format!(
-                    "{}bit/s ({})",
-                    si(e.goodput_bps),
-                    percent(b.goodput_bps / e.goodput_bps)
-                )
-            }),
-            b.jain.map_or("-".into(), |j| format!("{j:.3}")),
+            flows,
+            goodput,
+            expected,
+            fairness,
             losses,
             rtt_ns.map_or("-".into(), human_ns),
             format!(
@@ -179,6 +199,17 @@ fn bulk_rows(results: &RunResults) -> Vec<Vec<String>> {
         ]);
     }
     rows
+}
+
+/// What the link leaves, and how much of it the flows took.
+fn expected(goodput_bps: f64, e: Option<&crate::ExpectedGoodput>) -> String {
+    e.map_or("-".into(), |e| {
+        format!(
+            "{}bit/s ({})",
+            si(e.goodput_bps),
+            percent(goodput_bps / e.goodput_bps)
+        )
+    })
 }
 
 /// Latency under load: the probe before, during and after the flows,

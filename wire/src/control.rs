@@ -33,7 +33,7 @@ use crate::token::TrialToken;
 pub use crate::transport::{Capabilities, Carrier, Streams, Transport};
 
 /// Bumped on any incompatible change to the frames below.
-pub const PROTOCOL_VERSION: u32 = 6;
+pub const PROTOCOL_VERSION: u32 = 7;
 pub const MAGIC: &str = "transbench";
 /// Control frames are small; anything larger is garbage.
 pub const CONTROL_FRAMING: LengthPrefix = LengthPrefix::new(64 * 1024);
@@ -310,12 +310,76 @@ pub enum WorkloadSetup {
         max_inflight: u32,
     },
     Bulk {
-        /// Flows: TCP connections, or QUIC streams.
+        /// Flows in each direction the trial runs: TCP connections, or
+        /// QUIC streams.
         flows: u32,
         /// QUIC: connections the flows are spread over (flow i on
         /// connection i mod this).
         quic_connections: u32,
+        /// Which way the flows carry their bytes.
+        direction: BulkDirection,
     },
+}
+
+/// Which way a bulk trial's flows carry their bytes. The sender opens
+/// every flow either way; a flow's first 4 bytes, its index, tell the
+/// receiver whether to read it or to write it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BulkDirection {
+    /// Sender to receiver.
+    #[default]
+    Up,
+    /// Receiver to sender, as iperf3 -R.
+    Down,
+    /// `flows` each way at once, as RRUL: flows `0..flows` up, the rest down.
+    Both,
+}
+
+impl BulkDirection {
+    pub const ALL: [BulkDirection; 3] = [BulkDirection::Up, BulkDirection::Down, BulkDirection::Both];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            BulkDirection::Up => "up",
+            BulkDirection::Down => "down",
+            BulkDirection::Both => "both",
+        }
+    }
+
+    /// Every flow of a trial of `flows` per direction.
+    pub fn total_flows(self, flows: u32) -> u32 {
+        match self {
+            BulkDirection::Both => flows.saturating_mul(2),
+            BulkDirection::Up | BulkDirection::Down => flows,
+        }
+    }
+
+    /// Which way flow `flow` of `flows` per direction runs: `Up` or `Down`.
+    pub fn of_flow(self, flow: u32, flows: u32) -> BulkDirection {
+        match self {
+            BulkDirection::Both if flow < flows => BulkDirection::Up,
+            BulkDirection::Both => BulkDirection::Down,
+            one => one,
+        }
+    }
+}
+
+impl fmt::Display for BulkDirection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for BulkDirection {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        BulkDirection::ALL
+            .into_iter()
+            .find(|d| d.name() == s)
+            .ok_or_else(|| format!("unknown direction {s:?}: up, down or both"))
+    }
 }
 
 impl WorkloadSetup {
@@ -566,6 +630,23 @@ impl ControlMsg {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn both_directions_put_the_first_flows_up_and_the_rest_down() {
+        use BulkDirection::*;
+        assert_eq!(Both.total_flows(3), 6);
+        let ways: Vec<BulkDirection> = (0..6).map(|f| Both.of_flow(f, 3)).collect();
+        assert_eq!(ways, [Up, Up, Up, Down, Down, Down]);
+        assert_eq!(Down.total_flows(3), 3);
+        assert!((0..3).all(|f| Down.of_flow(f, 3) == Down && Up.of_flow(f, 3) == Up));
+        for d in BulkDirection::ALL {
+            assert_eq!(d.name().parse::<BulkDirection>(), Ok(d));
+        }
+        assert!("sideways"
+            .parse::<BulkDirection>()
+            .unwrap_err()
+            .contains("up, down or both"));
+    }
     use proptest::prelude::*;
 
     const PLAN: TrialPlan = TrialPlan {
@@ -661,6 +742,7 @@ mod tests {
                 workload: WorkloadSetup::Bulk {
                     flows: 4,
                     quic_connections: 2,
+                    direction: BulkDirection::Both,
                 },
             }),
             ControlMsg::FlowBins {

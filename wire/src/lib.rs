@@ -28,8 +28,8 @@ pub mod token;
 pub mod transport;
 
 pub use control::{
-    CloseMode, ControlError, ControlMsg, DatagramCounts, NamespaceReport, QuicStreamMode, ReceiverReport,
-    TimeWaitSample, TrialPlan, TrialSetup, Workload, WorkloadSetup,
+    BulkDirection, CloseMode, ControlError, ControlMsg, DatagramCounts, NamespaceReport, QuicStreamMode,
+    ReceiverReport, TimeWaitSample, TrialPlan, TrialSetup, Workload, WorkloadSetup,
 };
 pub use frame::{FrameError, LengthPrefix};
 pub use header::{HeaderError, MessageHeader, MessageKind, HEADER_LEN};

@@ -1,14 +1,19 @@
-//! Bulk flows: the sender writes an open byte stream as fast as the
-//! transport takes it; the receiver's application reads it and counts the
-//! bytes of each flow in bins of [`BIN_NS`] from the trial's start. A flow
-//! opens with its index (4 bytes, big-endian) and ends when the sender
+//! Bulk flows: one side writes an open byte stream as fast as the
+//! transport takes it; the other's application reads it. Each side counts
+//! the bytes of each flow its application handled (read, or written) in
+//! bins of [`BIN_NS`] from the trial's start. The sender opens every flow,
+//! whichever way it runs, and begins it with the flow's index (4 bytes,
+//! big-endian), which tells the receiver whether to read the flow or to
+//! write it ([`BulkDirection::of_flow`]). An up flow ends when the sender
 //! finishes it; the receiver then closes its side, which tells a TCP
-//! sender that every byte was read.
+//! sender that every byte was read. A down flow ends when the receiver
+//! has written for the trial's warm-up and duration from its Start.
 
 use std::io;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use transbench_wire::control::BIN_NS;
+use transbench_wire::BulkDirection;
 
 use super::ServeCounters;
 use crate::clock::mono_now_ns;
@@ -16,13 +21,16 @@ use crate::clock::mono_now_ns;
 /// What the receiver reads at once.
 pub const READ_BUFFER: usize = 256 * 1024;
 
-/// Bytes each flow's application read, per bin, from [`FlowMeter::start`].
+/// Bytes each flow's application read or wrote, per bin, from
+/// [`FlowMeter::start`].
 pub struct FlowMeter {
     start_ns: AtomicU64,
+    started: AtomicBool,
+    /// Wakes the flows waiting for the start, and waiters for the end.
+    changed: tokio::sync::Notify,
     bins: Vec<Vec<AtomicU64>>,
-    /// Flows whose sender finished and whose bytes were all read.
+    /// Flows read to their end, or written to it.
     finished: AtomicU32,
-    done: tokio::sync::Notify,
 }
 
 impl FlowMeter {
@@ -31,18 +39,32 @@ impl FlowMeter {
     pub fn new(flows: u32, bins: usize) -> Self {
         FlowMeter {
             start_ns: AtomicU64::new(mono_now_ns()),
+            started: AtomicBool::new(false),
+            changed: tokio::sync::Notify::new(),
             bins: (0..flows)
                 .map(|_| (0..bins.max(1)).map(|_| AtomicU64::new(0)).collect())
                 .collect(),
             finished: AtomicU32::new(0),
-            done: tokio::sync::Notify::new(),
         }
     }
 
-    /// Bins count from now (the receiver took the trial's Start); bytes
-    /// read before it are in the first bin.
+    /// Bins count from now (the receiver took the trial's Start, or the
+    /// sender sent it); bytes read before it are in the first bin.
     pub fn start(&self) {
         self.start_ns.store(mono_now_ns(), Ordering::Relaxed);
+        self.started.store(true, Ordering::Release);
+        self.changed.notify_waiters();
+    }
+
+    /// Waits for [`FlowMeter::start`]; returns its time.
+    async fn started(&self) -> u64 {
+        loop {
+            let notified = self.changed.notified();
+            if self.started.load(Ordering::Acquire) {
+                return self.start_ns.load(Ordering::Relaxed);
+            }
+            notified.await;
+        }
     }
 
     pub fn flows(&self) -> u32 {
@@ -57,7 +79,7 @@ impl FlowMeter {
 
     fn finish(&self) {
         self.finished.fetch_add(1, Ordering::AcqRel);
-        self.done.notify_waiters();
+        self.changed.notify_waiters();
     }
 
     /// Waits until every flow has finished, at most `wait`.
@@ -65,7 +87,7 @@ impl FlowMeter {
         let all = self.flows();
         let _ = tokio::time::timeout(wait, async {
             loop {
-                let notified = self.done.notified();
+                let notified = self.changed.notified();
                 if self.finished.load(Ordering::Acquire) >= all {
                     return;
                 }
@@ -90,41 +112,116 @@ impl FlowMeter {
     }
 }
 
-/// Reads one flow to its end, counting its bytes; then closes the write
-/// side, so the sender knows all was read. A flow index beyond the trial's
-/// is the trial's own but unusable: discarded.
-pub async fn read_flow<S: AsyncRead + AsyncWrite + Unpin>(
-    mut io: S,
-    meter: &FlowMeter,
-    counters: &ServeCounters,
-) -> io::Result<()> {
-    count_flow(&mut io, meter, counters).await?;
-    io.shutdown().await
+/// The receiver's part of a bulk trial: its flows, which way each runs,
+/// and what a down flow writes.
+pub struct BulkFlows {
+    pub meter: FlowMeter,
+    /// Flows per direction.
+    pub flows: u32,
+    pub direction: BulkDirection,
+    /// Bytes per write of a down flow.
+    pub size: usize,
+    /// How long a down flow writes from the Start: warm-up and duration.
+    pub write_ns: u64,
 }
 
-/// A QUIC flow: a unidirectional stream, so nothing to close after it.
-pub async fn read_quic_flow(
-    mut recv: quinn::RecvStream,
-    meter: &FlowMeter,
-    counters: &ServeCounters,
-) -> io::Result<()> {
-    count_flow(&mut recv, meter, counters).await
-}
-
-/// Reads a flow's index, then its bytes to the end, into `meter`.
-async fn count_flow<R: AsyncRead + Unpin>(
-    r: &mut R,
-    meter: &FlowMeter,
-    counters: &ServeCounters,
-) -> io::Result<()> {
-    let flow = r.read_u32().await?;
-    if flow >= meter.flows() {
-        counters.discarded();
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            format!("flow {flow} of a trial of {}", meter.flows()),
-        ));
+impl BulkFlows {
+    /// Serves one flow of a TCP (or TLS) connection: reads its index,
+    /// then reads it to its end (up) or writes it until the trial's end
+    /// (down); then closes the write side. A flow index beyond the
+    /// trial's is the trial's own but unusable: discarded.
+    pub async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
+        &self,
+        mut io: S,
+        counters: &ServeCounters,
+    ) -> io::Result<()> {
+        let flow = self.read_index(&mut io, counters).await?;
+        match self.direction.of_flow(flow, self.flows) {
+            BulkDirection::Down => {
+                self.write_down(&mut io, flow, counters).await?;
+                io.shutdown().await?;
+                // The sender closes once it has read everything.
+                let mut rest = [0u8; 64];
+                while io.read(&mut rest).await? > 0 {}
+                Ok(())
+            }
+            _ => {
+                count_flow(&mut io, flow, &self.meter, Some(counters)).await?;
+                io.shutdown().await
+            }
+        }
     }
+
+    /// Serves a QUIC flow: an up flow is a unidirectional stream, a down
+    /// flow a bidirectional one the sender opened with its index.
+    pub async fn serve_quic(
+        &self,
+        mut recv: quinn::RecvStream,
+        send: Option<quinn::SendStream>,
+        counters: &ServeCounters,
+    ) -> io::Result<()> {
+        let flow = self.read_index(&mut recv, counters).await?;
+        match (self.direction.of_flow(flow, self.flows), send) {
+            (BulkDirection::Down, Some(mut send)) => {
+                self.write_down(&mut send, flow, counters).await?;
+                send.finish().map_err(io::Error::other)?;
+                // Done once the sender acknowledged every byte.
+                send.stopped().await.map_err(io::Error::other)?;
+                Ok(())
+            }
+            (BulkDirection::Up, None) => count_flow(&mut recv, flow, &self.meter, Some(counters)).await,
+            (way, _) => {
+                counters.discarded();
+                Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("flow {flow} runs {way}, on a stream that cannot carry it that way"),
+                ))
+            }
+        }
+    }
+
+    async fn read_index<R: AsyncRead + Unpin>(&self, r: &mut R, counters: &ServeCounters) -> io::Result<u32> {
+        let flow = r.read_u32().await?;
+        let all = self.direction.total_flows(self.flows);
+        if flow >= all {
+            counters.discarded();
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("flow {flow} of a trial of {all}"),
+            ));
+        }
+        Ok(flow)
+    }
+
+    /// Writes a down flow from the Start until warm-up and duration are
+    /// over, counting what it wrote.
+    async fn write_down<W: AsyncWrite + Unpin>(
+        &self,
+        w: &mut W,
+        flow: u32,
+        counters: &ServeCounters,
+    ) -> io::Result<()> {
+        let end_ns = self.meter.started().await + self.write_ns;
+        let chunk = vec![0u8; self.size];
+        while mono_now_ns() < end_ns {
+            w.write_all(&chunk).await?;
+            self.meter.add(flow, self.size as u64, mono_now_ns());
+            counters.bytes(self.size as u64);
+        }
+        w.flush().await?;
+        self.meter.finish();
+        Ok(())
+    }
+}
+
+/// Reads flow `flow` to its end into `meter` (and `counters`, at the
+/// receiver).
+pub async fn count_flow<R: AsyncRead + Unpin>(
+    r: &mut R,
+    flow: u32,
+    meter: &FlowMeter,
+    counters: Option<&ServeCounters>,
+) -> io::Result<()> {
     let mut buf = vec![0u8; READ_BUFFER];
     loop {
         let n = r.read(&mut buf).await?;
@@ -132,7 +229,9 @@ async fn count_flow<R: AsyncRead + Unpin>(
             break;
         }
         meter.add(flow, n as u64, mono_now_ns());
-        counters.bytes(n as u64);
+        if let Some(c) = counters {
+            c.bytes(n as u64);
+        }
     }
     meter.finish();
     Ok(())
@@ -160,12 +259,22 @@ pub async fn write_flow<W: AsyncWrite + Unpin>(
 mod tests {
     use super::*;
 
+    fn trial(flows: u32, direction: BulkDirection, write_ns: u64) -> BulkFlows {
+        BulkFlows {
+            meter: FlowMeter::new(direction.total_flows(flows), 4),
+            flows,
+            direction,
+            size: 1000,
+            write_ns,
+        }
+    }
+
     #[tokio::test]
-    async fn a_flow_is_counted_by_its_index_and_closed_after() {
-        let meter = FlowMeter::new(2, 4);
+    async fn an_up_flow_is_counted_by_its_index_and_closed_after() {
+        let trial = trial(2, BulkDirection::Up, 0);
         let counters = ServeCounters::default();
         let (mut client, server) = tokio::io::duplex(1 << 16);
-        let reader = async { read_flow(server, &meter, &counters).await };
+        let reader = async { trial.serve(server, &counters).await };
         let writer = async {
             let n = write_flow(&mut client, 1, 1000, mono_now_ns() + 20_000_000)
                 .await
@@ -179,10 +288,42 @@ mod tests {
         let (read, written) = tokio::join!(reader, writer);
         read.unwrap();
         assert!(written >= 1000);
-        let bins = meter.take();
+        let bins = trial.meter.take();
         assert!(bins[0].is_empty(), "flow 0 sent nothing: {bins:?}");
         assert_eq!(bins[1].iter().sum::<u64>(), written);
         assert_eq!(counters.report(0).bytes, written);
+    }
+
+    #[tokio::test]
+    async fn a_down_flow_waits_for_the_start_then_writes_for_the_trial() {
+        // Both ways, 1 flow each: flow 1 runs down.
+        let trial = trial(1, BulkDirection::Both, 30_000_000);
+        let counters = ServeCounters::default();
+        let (mut client, server) = tokio::io::duplex(1 << 16);
+        let sender_side = FlowMeter::new(2, 4);
+        let serving = async { trial.serve(server, &counters).await };
+        let reading = async {
+            client.write_u32(1).await.unwrap();
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            let before = trial.meter.take();
+            trial.meter.start();
+            sender_side.start();
+            count_flow(&mut client, 1, &sender_side, None).await.unwrap();
+            client.shutdown().await.unwrap();
+            before
+        };
+        let (served, before_start) = tokio::join!(serving, reading);
+        served.unwrap();
+        assert!(
+            before_start.iter().all(Vec::is_empty),
+            "wrote before the start: {before_start:?}"
+        );
+        let written: u64 = trial.meter.take()[1].iter().sum();
+        let read: u64 = sender_side.take()[1].iter().sum();
+        assert!(written >= 1000, "wrote {written} bytes in 30 ms");
+        assert_eq!(read, written, "the sender read what the receiver wrote");
+        assert_eq!(counters.report(0).bytes, written);
+        assert!(trial.meter.take()[0].is_empty());
     }
 
     #[tokio::test]
@@ -197,11 +338,12 @@ mod tests {
 
     #[tokio::test]
     async fn a_flow_beyond_the_trial_is_discarded() {
-        let meter = FlowMeter::new(1, 4);
+        // 2 flows each way: 0 to 3 are the trial's.
+        let trial = trial(2, BulkDirection::Both, 0);
         let counters = ServeCounters::default();
         let (mut client, server) = tokio::io::duplex(1 << 10);
-        client.write_u32(7).await.unwrap();
-        assert!(read_flow(server, &meter, &counters).await.is_err());
+        client.write_u32(4).await.unwrap();
+        assert!(trial.serve(server, &counters).await.is_err());
         assert_eq!(counters.report(0).discarded, 1);
     }
 

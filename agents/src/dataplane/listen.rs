@@ -172,8 +172,8 @@ pub enum ConnectionRole {
     ReadFramed(Recording),
     /// Churn: answer the one request, then close as the sender asked.
     Transaction(usize, CloseMode),
-    /// Bulk: read a flow to its end, counting its bytes.
-    Sink(Arc<super::bulk::FlowMeter>),
+    /// Bulk: read a flow to its end, or write it, counting its bytes.
+    Bulk(Arc<super::bulk::BulkFlows>),
 }
 
 impl ConnectionRole {
@@ -201,7 +201,7 @@ impl ConnectionRole {
                 churn::answer(&mut io, size, close, token, &counters).await?;
                 churn::await_fin(&mut io).await
             }
-            ConnectionRole::Sink(meter) => super::bulk::read_flow(io, &meter, &counters).await,
+            ConnectionRole::Bulk(flows) => flows.serve(io, &counters).await,
         }
     }
 }

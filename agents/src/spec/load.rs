@@ -11,6 +11,7 @@ use super::{positive_rate, BulkSpec, RrSpec, TrialArgs, TrialSpec, WorkloadSpec}
 pub const FLAGS: &[&str] = &[
     "--flows",
     "--quic-connections",
+    "--direction",
     "--probe",
     "--probe-rate",
     "--idle",

@@ -90,6 +90,11 @@ pub struct TrialArgs {
     /// connection i mod N [default: 1, every stream on one connection].
     #[arg(long, value_name = "N")]
     pub quic_connections: Option<u32>,
+    /// Bulk, load: which way the flows run: up (sender to receiver), down
+    /// (receiver to sender, as iperf3 -R) or both (--flows each way at
+    /// once, as RRUL) [default: up].
+    #[arg(long, value_name = "up|down|both")]
+    pub direction: Option<transbench_wire::BulkDirection>,
     /// Load: the probe's transport, a flow of its own beside the load's
     /// (udp, tcp, tcp+tls, quic or quic-dgram) [default: udp, as a ping
     /// measures the queue].
@@ -202,6 +207,7 @@ impl TrialArgs {
             (self.client_port.is_some(), "--client-port"),
             (self.flows.is_some(), "--flows"),
             (self.quic_connections.is_some(), "--quic-connections"),
+            (self.direction.is_some(), "--direction"),
             (self.probe.is_some(), "--probe"),
             (self.probe_rate.is_some(), "--probe-rate"),
             (self.idle.is_some(), "--idle"),
@@ -573,6 +579,7 @@ impl WorkloadSpec {
             WorkloadSpec::Bulk(b) | WorkloadSpec::Load(LoadSpec { bulk: b, .. }) => WorkloadSetup::Bulk {
                 flows: b.flows,
                 quic_connections: b.quic_connections,
+                direction: b.direction,
             },
         }
     }

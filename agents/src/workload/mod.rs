@@ -77,7 +77,9 @@ pub async fn serve_trial(
         WorkloadSetup::Churn { close, .. } | WorkloadSetup::Handshake { close, .. } => {
             churn::serve(setup, close, ctx, local_ip, peer).await
         }
-        WorkloadSetup::Bulk { flows, .. } => bulk::serve(setup, flows, ctx, local_ip, peer).await,
+        WorkloadSetup::Bulk { flows, direction, .. } => {
+            bulk::serve(setup, flows, direction, ctx, local_ip, peer).await
+        }
     }
 }
 
@@ -203,8 +205,8 @@ pub struct TrialServer {
     pub(crate) quic: Option<quinn::Endpoint>,
     /// One-way workloads: what was delivered.
     pub(crate) deliveries: Option<Arc<DeliveryLog>>,
-    /// Bulk: what each flow's application read.
-    pub(crate) flows: Option<Arc<crate::dataplane::bulk::FlowMeter>>,
+    /// Bulk: the flows, and what the application read or wrote of each.
+    pub(crate) flows: Option<Arc<crate::dataplane::bulk::BulkFlows>>,
     /// quic-dgram: the receiver's datagrams.
     pub(crate) datagrams: Option<Arc<crate::dataplane::quic_dgram::DatagramLedger>>,
     /// Churn: the namespace watch to start at Start (with the trial's own
@@ -222,8 +224,8 @@ impl TrialServer {
     /// churn's namespace watch begins.
     pub fn start(&mut self) {
         self.cpu_start = thread_cpu_ns();
-        if let Some(meter) = &self.flows {
-            meter.start();
+        if let Some(bulk) = &self.flows {
+            bulk.meter.start();
         }
         if let Some(trial_sockets) = self.watch_plan.take() {
             match churn::NamespaceWatch::start(trial_sockets) {
@@ -239,8 +241,8 @@ impl TrialServer {
         if let Some(log) = &self.deliveries {
             log.await_distinct(expect, Duration::from_nanos(wait_ns)).await;
         }
-        if let Some(meter) = &self.flows {
-            meter.await_finished(Duration::from_nanos(wait_ns)).await;
+        if let Some(bulk) = &self.flows {
+            bulk.meter.await_finished(Duration::from_nanos(wait_ns)).await;
         }
     }
 
@@ -266,7 +268,7 @@ impl TrialServer {
             report,
             deliveries,
             time_wait: samples,
-            flows: self.flows.as_ref().map(|m| m.take()).unwrap_or_default(),
+            flows: self.flows.as_ref().map(|b| b.meter.take()).unwrap_or_default(),
         }
     }
 }

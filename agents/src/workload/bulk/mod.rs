@@ -1,10 +1,11 @@
 //! The bulk workload, both sides: `--flows` byte streams written as fast
-//! as the transport takes them for warm-up and duration (TCP and TCP+TLS:
-//! a connection per flow; QUIC: a unidirectional stream per flow, on one
-//! connection or spread over `--quic-connections`). The receiver counts
-//! what its application read per flow in bins of [`BIN_NS`]; the sender
-//! samples TCP_INFO of every connection, or quinn's statistics of every
-//! QUIC connection, once a bin.
+//! as the transport takes them for warm-up and duration, up (sender to
+//! receiver), down, or both at once (TCP and TCP+TLS: a connection per
+//! flow; QUIC: a stream per flow, unidirectional up and bidirectional
+//! down, on one connection or spread over `--quic-connections`). Each
+//! side counts what its application read or wrote per flow in bins of
+//! [`BIN_NS`]; the sender samples TCP_INFO of every up flow's connection,
+//! or quinn's statistics of every QUIC connection, once a bin.
 
 use anyhow::{bail, Context};
 use std::net::{IpAddr, SocketAddr};
@@ -15,20 +16,21 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::task::JoinSet;
 use transbench_analysis::bulk as analysis;
 use transbench_reports::{
-    new_histogram, BulkMetrics, Counters, ExpectedGoodput, FlowMetrics, LatencyKind, LatencySummary,
-    QuicConnectionStats, QuicStatsSample, TcpInfoSample, TrialResult,
+    new_histogram, BulkMetrics, Counters, DirectionGoodput, ExpectedGoodput, FlowMetrics, LatencyKind,
+    LatencySummary, QuicConnectionStats, QuicStatsSample, TcpInfoSample, TrialResult,
 };
 use transbench_wire::control::BIN_NS;
-use transbench_wire::{Carrier, ControlMsg, TrialSetup};
+use transbench_wire::{BulkDirection, Carrier, ControlMsg, TrialSetup};
 
 use super::TrialServer;
 use crate::clock::{mono_now_ns, thread_cpu_ns, wall_at};
 use crate::control_io::ControlChannel;
-use crate::dataplane::bulk::{self as flows, FlowMeter};
+use crate::dataplane::bulk::{self as flows, BulkFlows, FlowMeter};
 use crate::dataplane::listen::{self, ConnectionRole, ServerTls};
 use crate::dataplane::{ErrorLog, ServeCounters, TrialPeer};
 use crate::schedule;
 use crate::session;
+use crate::spec::bulk::LinkShape;
 use crate::spec::{BulkSpec, TrialSpec};
 use crate::transport::{self, congestion, tcp_info};
 
@@ -43,32 +45,35 @@ pub fn bins(setup: &TrialSetup) -> usize {
     ((ns / BIN_NS) as usize + 2).min(MAX_BINS)
 }
 
-/// The receiver's side: every flow read to its end and counted.
+/// The receiver's side: every up flow read to its end and counted, every
+/// down flow written for the trial and counted.
 pub async fn serve(
     setup: &TrialSetup,
-    flow_count: u32,
+    flows: u32,
+    direction: BulkDirection,
     ctx: &ServerTls,
     local_ip: IpAddr,
     peer: TrialPeer,
 ) -> anyhow::Result<TrialServer> {
-    let meter = Arc::new(FlowMeter::new(flow_count, bins(setup)));
+    let bulk = Arc::new(BulkFlows {
+        meter: FlowMeter::new(direction.total_flows(flows), bins(setup)),
+        flows,
+        direction,
+        size: setup.size as usize,
+        write_ns: setup.plan.offered_ns(),
+    });
     let counters = Arc::new(ServeCounters::default());
     let mut tasks = JoinSet::new();
     let mut quic = None;
     let token = peer.token;
     let data_port = match setup.transport.capabilities().carrier {
         Carrier::Tcp => {
-            let role = ConnectionRole::Sink(meter.clone());
+            let role = ConnectionRole::Bulk(bulk.clone());
             listen::serve_tcp(setup, ctx, local_ip, peer, counters.clone(), role, &mut tasks).await?
         }
         Carrier::Quic => {
             let (endpoint, port) = listen::bind_quic(setup, ctx, local_ip)?;
-            tasks.spawn(serve_quic(
-                endpoint.clone(),
-                peer,
-                meter.clone(),
-                counters.clone(),
-            ));
+            tasks.spawn(serve_quic(endpoint.clone(), peer, bulk.clone(), counters.clone()));
             quic = Some(endpoint);
             port
         }
@@ -80,7 +85,7 @@ pub async fn serve(
         cpu_start: thread_cpu_ns(),
         quic,
         deliveries: None,
-        flows: Some(meter),
+        flows: Some(bulk),
         datagrams: None,
         watch_plan: None,
         watch: None,
@@ -92,25 +97,37 @@ pub async fn serve(
 async fn serve_quic(
     endpoint: quinn::Endpoint,
     peer: TrialPeer,
-    meter: Arc<FlowMeter>,
+    bulk: Arc<BulkFlows>,
     counters: Arc<ServeCounters>,
 ) {
     let shared = counters.clone();
     crate::dataplane::quic::accept_from(endpoint, peer, &counters, move |incoming| {
-        let (meter, counters) = (meter.clone(), shared.clone());
+        let (bulk, counters) = (bulk.clone(), shared.clone());
         async move {
             let Ok(conn) = incoming.await else { return };
             counters.connection();
-            let mut readers = JoinSet::new();
-            while let Ok(recv) = conn.accept_uni().await {
-                let (meter, counters) = (meter.clone(), counters.clone());
-                readers.spawn(async move {
-                    if let Err(e) = flows::read_quic_flow(recv, &meter, &counters).await {
+            let mut streams = JoinSet::new();
+            loop {
+                // Up flows arrive as unidirectional streams, down flows as
+                // bidirectional ones.
+                let (recv, send) = tokio::select! {
+                    uni = conn.accept_uni() => match uni {
+                        Ok(recv) => (recv, None),
+                        Err(_) => break,
+                    },
+                    bi = conn.accept_bi() => match bi {
+                        Ok((send, recv)) => (recv, Some(send)),
+                        Err(_) => break,
+                    },
+                };
+                let (bulk, counters) = (bulk.clone(), counters.clone());
+                streams.spawn(async move {
+                    if let Err(e) = bulk.serve_quic(recv, send, &counters).await {
                         tracing::debug!("QUIC flow ended: {}", transbench_wire::printable(&e.to_string()));
                     }
                 });
             }
-            while readers.join_next().await.is_some() {}
+            while streams.join_next().await.is_some() {}
         }
     })
     .await
@@ -123,18 +140,23 @@ enum Probe {
     Quic(quinn::Connection),
 }
 
-/// The sender's flows, open and not yet written.
+/// The sender's flows, open and not yet written, in the order of their
+/// indices: up flows first.
 struct OpenFlows {
-    writers: Vec<Writer>,
+    flows: Vec<Flow>,
+    /// Up flows' TCP connections in flow order, then QUIC connections:
+    /// the data's sender is the one whose state says something. A down
+    /// flow's is the receiver's, and is not sampled.
     probes: Vec<Probe>,
     quic: Option<(quinn::Endpoint, Vec<quinn::Connection>)>,
     tcp_congestion: Option<String>,
 }
 
-enum Writer {
+enum Flow {
     Tcp(tokio::net::TcpStream),
     Tls(Box<tokio_rustls::client::TlsStream<tokio::net::TcpStream>>),
-    Quic(quinn::SendStream),
+    QuicUp(quinn::SendStream),
+    QuicDown(quinn::SendStream, quinn::RecvStream),
 }
 
 async fn open_flows(
@@ -145,8 +167,9 @@ async fn open_flows(
     admitted: session::Admitted,
 ) -> anyhow::Result<OpenFlows> {
     let caps = spec.transport.capabilities();
+    let all = bulk.direction.total_flows(bulk.flows);
     let mut open = OpenFlows {
-        writers: Vec::new(),
+        flows: Vec::new(),
         probes: Vec::new(),
         quic: None,
         tcp_congestion: None,
@@ -157,17 +180,19 @@ async fn open_flows(
                 .tls
                 .then(|| transport::tls_connector(admitted.cert))
                 .transpose()?;
-            for f in 0..bulk.flows {
+            for f in 0..all {
                 let tcp = transport::connect_tcp(peer, spec.congestion.as_deref(), admitted.token)
                     .await
-                    .with_context(|| format!("connecting flow {} of {}", f + 1, bulk.flows))?;
+                    .with_context(|| format!("connecting flow {} of {all}", f + 1))?;
                 open.tcp_congestion = congestion::get(&tcp).ok();
-                open.probes.push(Probe::Tcp(
-                    tcp.as_fd().try_clone_to_owned().context("duplicating a socket")?,
-                ));
-                open.writers.push(match &connector {
-                    Some(c) => Writer::Tls(Box::new(transport::tls_handshake(c, tcp).await?)),
-                    None => Writer::Tcp(tcp),
+                if bulk.direction.of_flow(f, bulk.flows) == BulkDirection::Up {
+                    open.probes.push(Probe::Tcp(
+                        tcp.as_fd().try_clone_to_owned().context("duplicating a socket")?,
+                    ));
+                }
+                open.flows.push(match &connector {
+                    Some(c) => Flow::Tls(Box::new(transport::tls_handshake(c, tcp).await?)),
+                    None => Flow::Tcp(tcp),
                 });
             }
         }
@@ -186,12 +211,16 @@ async fn open_flows(
                 open.probes.push(Probe::Quic(conn.clone()));
                 conns.push(conn);
             }
-            for f in 0..bulk.flows {
-                let send = conns[(f % bulk.quic_connections) as usize]
-                    .open_uni()
-                    .await
-                    .with_context(|| format!("opening QUIC stream {} of {}", f + 1, bulk.flows))?;
-                open.writers.push(Writer::Quic(send));
+            for f in 0..all {
+                let conn = &conns[(f % bulk.quic_connections) as usize];
+                let opening = format!("opening QUIC stream {} of {all}", f + 1);
+                open.flows.push(match bulk.direction.of_flow(f, bulk.flows) {
+                    BulkDirection::Down => {
+                        let (send, recv) = conn.open_bi().await.context(opening)?;
+                        Flow::QuicDown(send, recv)
+                    }
+                    _ => Flow::QuicUp(conn.open_uni().await.context(opening)?),
+                });
             }
             open.quic = Some((endpoint, conns));
         }
@@ -219,11 +248,15 @@ async fn byte_stream_flow<S: AsyncRead + AsyncWrite + Unpin>(
     .await;
     match drained {
         Ok(r) => r.map(|()| written),
-        Err(_) => Err(std::io::Error::new(
-            std::io::ErrorKind::TimedOut,
-            format!("the receiver did not close flow {flow} within {wait:?} of its end"),
-        )),
+        Err(_) => Err(not_closed(flow, wait)),
     }
+}
+
+fn not_closed(flow: u32, wait: Duration) -> std::io::Error {
+    std::io::Error::new(
+        std::io::ErrorKind::TimedOut,
+        format!("the receiver did not close flow {flow} within {wait:?} of its end"),
+    )
 }
 
 /// Writes a QUIC flow, finishes its stream, and waits (at most `wait`)
@@ -250,13 +283,65 @@ async fn quic_flow(
     }
 }
 
+/// Asks for down flow `flow` over a TCP (or TLS) connection and reads it
+/// into `meter` until the receiver ends it, at most `wait` after `end_ns`;
+/// then closes, which tells the receiver every byte was read.
+async fn byte_stream_download<S: AsyncRead + AsyncWrite + Unpin>(
+    mut io: S,
+    flow: u32,
+    meter: &FlowMeter,
+    end_ns: u64,
+    wait: Duration,
+) -> std::io::Result<u64> {
+    io.write_u32(flow).await?;
+    io.flush().await?;
+    read_until(flows::count_flow(&mut io, flow, meter, None), flow, end_ns, wait).await?;
+    io.shutdown().await?;
+    Ok(0)
+}
+
+/// [`byte_stream_download`] over a bidirectional QUIC stream.
+async fn quic_download(
+    mut send: quinn::SendStream,
+    mut recv: quinn::RecvStream,
+    flow: u32,
+    meter: &FlowMeter,
+    end_ns: u64,
+    wait: Duration,
+) -> std::io::Result<u64> {
+    send.write_u32(flow).await?;
+    send.finish().map_err(std::io::Error::other)?;
+    read_until(
+        flows::count_flow(&mut recv, flow, meter, None),
+        flow,
+        end_ns,
+        wait,
+    )
+    .await?;
+    Ok(0)
+}
+
+async fn read_until(
+    reading: impl std::future::Future<Output = std::io::Result<()>>,
+    flow: u32,
+    end_ns: u64,
+    wait: Duration,
+) -> std::io::Result<()> {
+    let left = Duration::from_nanos(end_ns.saturating_sub(mono_now_ns())) + wait;
+    tokio::time::timeout(left, reading)
+        .await
+        .map_err(|_| not_closed(flow, wait))?
+}
+
 /// What the sender saw of its flows.
 struct Written {
     t0_ns: u64,
     /// When the flows stopped writing: warm-up and duration after `t0_ns`.
     end_ns: u64,
-    /// Bytes each flow wrote.
+    /// Bytes each up flow wrote (0 for a down flow: the receiver counts those).
     bytes: Vec<u64>,
+    /// Bytes each down flow read, per bin from `t0_ns`.
+    read: Vec<Vec<u64>>,
     /// When the last flow ended, since `t0_ns`.
     ran_ns: u64,
     tcp_info: Vec<Vec<TcpInfoSample>>,
@@ -266,18 +351,27 @@ struct Written {
 
 /// Runs every flow to the end of warm-up and duration, sampling each
 /// connection once a bin meanwhile.
-async fn run_flows(open: OpenFlows, spec: &TrialSpec) -> std::io::Result<Written> {
+async fn run_flows(open: OpenFlows, spec: &TrialSpec, bulk: &BulkSpec) -> std::io::Result<Written> {
+    let meter = Arc::new(FlowMeter::new(open.flows.len() as u32, bins(&spec.setup())));
+    meter.start();
     let t0_ns = mono_now_ns();
     let end_ns = t0_ns + (spec.warmup + spec.duration).as_nanos() as u64;
     let (size, wait) = (spec.size, spec.loss_timeout);
     let mut running = JoinSet::new();
-    for (flow, writer) in open.writers.into_iter().enumerate() {
+    for (flow, io) in open.flows.into_iter().enumerate() {
         let flow = flow as u32;
+        let down = bulk.direction.of_flow(flow, bulk.flows) == BulkDirection::Down;
+        let meter = meter.clone();
         running.spawn(async move {
-            let written = match writer {
-                Writer::Tcp(tcp) => byte_stream_flow(tcp, flow, size, end_ns, wait).await,
-                Writer::Tls(tls) => byte_stream_flow(tls, flow, size, end_ns, wait).await,
-                Writer::Quic(send) => quic_flow(send, flow, size, end_ns, wait).await,
+            let written = match (io, down) {
+                (Flow::Tcp(tcp), false) => byte_stream_flow(tcp, flow, size, end_ns, wait).await,
+                (Flow::Tls(tls), false) => byte_stream_flow(tls, flow, size, end_ns, wait).await,
+                (Flow::Tcp(tcp), true) => byte_stream_download(tcp, flow, &meter, end_ns, wait).await,
+                (Flow::Tls(tls), true) => byte_stream_download(tls, flow, &meter, end_ns, wait).await,
+                (Flow::QuicUp(send), _) => quic_flow(send, flow, size, end_ns, wait).await,
+                (Flow::QuicDown(send, recv), _) => {
+                    quic_download(send, recv, flow, &meter, end_ns, wait).await
+                }
             };
             (flow, written)
         });
@@ -287,6 +381,7 @@ async fn run_flows(open: OpenFlows, spec: &TrialSpec) -> std::io::Result<Written
         t0_ns,
         end_ns,
         bytes: vec![0; flow_count],
+        read: Vec::new(),
         ran_ns: 0,
         tcp_info: vec![Vec::new(); open.probes.iter().filter(|p| matches!(p, Probe::Tcp(_))).count()],
         quic: vec![Vec::new(); open.probes.iter().filter(|p| matches!(p, Probe::Quic(_))).count()],
@@ -307,6 +402,7 @@ async fn run_flows(open: OpenFlows, spec: &TrialSpec) -> std::io::Result<Written
     }
     written.ran_ns = mono_now_ns() - t0_ns;
     sample(&open.probes, written.ran_ns, &mut written);
+    written.read = meter.take();
     Ok(written)
 }
 
@@ -375,9 +471,9 @@ pub async fn run_timed(
     let tcp_congestion = open.tcp_congestion.clone();
     ctl.send(&ControlMsg::Start).await?;
     let limit = schedule::data_plane_limit(spec.warmup, spec.duration, spec.loss_timeout);
-    let written = session::while_receiver_quiet(&mut ctl, limit, run_flows(open, spec)).await?;
+    let written = session::while_receiver_quiet(&mut ctl, limit, run_flows(open, spec, bulk)).await?;
     ctl.send(&ControlMsg::Stop {
-        expect: Some(u64::from(bulk.flows)),
+        expect: Some(u64::from(bulk.direction.total_flows(bulk.flows))),
         wait_ns: spec.loss_timeout.as_nanos() as u64,
     })
     .await?;
@@ -413,36 +509,60 @@ fn build_result(
     bulk: &BulkSpec,
     addr: SocketAddr,
     id: String,
-    written: Written,
-    mut bins: Vec<Vec<u64>>,
+    mut written: Written,
+    mut receiver_bins: Vec<Vec<u64>>,
     receiver: transbench_wire::ReceiverReport,
     cpu_ns: u64,
     tcp_congestion: Option<String>,
 ) -> anyhow::Result<TrialResult> {
-    bins.resize(bulk.flows as usize, Vec::new());
+    let all = bulk.direction.total_flows(bulk.flows) as usize;
+    receiver_bins.resize(all, Vec::new());
+    written.read.resize(all, Vec::new());
     let window = analysis::window(
         BIN_NS,
         spec.warmup.as_nanos() as u64,
         spec.duration.as_nanos() as u64,
     );
-    let bytes_sent: u64 = written.bytes.iter().sum();
+    // What each flow's reading application read per bin, and what its
+    // writing one wrote in all: the receiver's bins are the reads of up
+    // flows and the writes of down flows.
+    let ways: Vec<BulkDirection> = (0..all as u32)
+        .map(|f| bulk.direction.of_flow(f, bulk.flows))
+        .collect();
+    let mut bins = Vec::with_capacity(all);
+    let mut sent = Vec::with_capacity(all);
+    for (f, way) in ways.iter().enumerate() {
+        if *way == BulkDirection::Down {
+            sent.push(receiver_bins[f].iter().sum::<u64>());
+            bins.push(std::mem::take(&mut written.read[f]));
+        } else {
+            sent.push(written.bytes[f]);
+            bins.push(std::mem::take(&mut receiver_bins[f]));
+        }
+    }
+    let bytes_sent: u64 = sent.iter().sum();
     let bytes_received: u64 = bins.iter().flatten().sum();
     let goodputs: Vec<f64> = bins
         .iter()
         .map(|b| analysis::goodput_bps(b, BIN_NS, window.clone()))
         .collect();
     let total = analysis::total(&bins);
+    // Up flows come first, and only they were sampled.
     let mut tcp_info = written.tcp_info.into_iter();
     let flows: Vec<FlowMetrics> = bins
         .iter()
         .enumerate()
         .map(|(f, b)| FlowMetrics {
             flow: f as u32,
-            bytes_sent: written.bytes[f],
+            direction: ways[f],
+            bytes_sent: sent[f],
             bytes_received: b.iter().sum(),
             goodput_bps: goodputs[f],
             series_bps: analysis::series_bps(b, BIN_NS),
-            tcp_info: tcp_info.next().unwrap_or_default(),
+            tcp_info: match ways[f] {
+                BulkDirection::Down => Vec::new(),
+                _ => tcp_info.next().unwrap_or_default(),
+            },
         })
         .collect();
     let quic: Vec<QuicConnectionStats> = written
@@ -454,7 +574,32 @@ fn build_result(
             samples,
         })
         .collect();
-    let expected = expected_goodput(spec, bulk, &quic);
+    let expected = |way| expected_goodput(spec, bulk.link(way), &quic);
+    let directions: Vec<DirectionGoodput> = match bulk.direction {
+        BulkDirection::Both => bulk
+            .ways()
+            .into_iter()
+            .map(|way| {
+                let of_way: Vec<usize> = (0..all).filter(|&f| ways[f] == way).collect();
+                let way_bins: Vec<Vec<u64>> = of_way.iter().map(|&f| bins[f].clone()).collect();
+                let way_total = analysis::total(&way_bins);
+                let way_goodputs: Vec<f64> = of_way.iter().map(|&f| goodputs[f]).collect();
+                DirectionGoodput {
+                    direction: way,
+                    flows: of_way.len() as u32,
+                    goodput_bps: analysis::goodput_bps(&way_total, BIN_NS, window.clone()),
+                    series_bps: analysis::series_bps(&way_total, BIN_NS),
+                    jain: analysis::jain(&way_goodputs),
+                    expected: expected(way),
+                }
+            })
+            .collect(),
+        _ => Vec::new(),
+    };
+    let expected = match bulk.direction {
+        BulkDirection::Both => None,
+        one => expected(one),
+    };
     let per_byte = |ns: u64| match bytes_received {
         0 => 0.0,
         b => ns as f64 / b as f64,
@@ -469,6 +614,7 @@ fn build_result(
     let measured_ns = spec.duration.as_nanos() as u64;
     let ran_short = written.t0_ns + written.ran_ns < written.end_ns;
     let metrics = BulkMetrics {
+        direction: bulk.direction,
         bin_ns: BIN_NS,
         window: [window.start as u32, window.end as u32],
         goodput_bps: analysis::goodput_bps(&total, BIN_NS, window),
@@ -480,6 +626,7 @@ fn build_result(
         receiver_cpu_ns_per_byte: per_byte(receiver.cpu_ns),
         quic_connections: spec.transport.is_quic().then_some(bulk.quic_connections),
         expected,
+        directions,
         flows,
         quic,
     };
@@ -520,14 +667,15 @@ fn build_result(
     Ok(result)
 }
 
-/// What a rate-limited link leaves the transport, when `run` knows the
-/// link's rate and nothing but the Ethernet header is added per packet.
+/// What a rate-limited link's direction leaves the transport, when `run`
+/// knows the link's rate and nothing but the Ethernet header is added per
+/// packet.
 fn expected_goodput(
     spec: &TrialSpec,
-    bulk: &BulkSpec,
+    link: Option<LinkShape>,
     quic: &[QuicConnectionStats],
 ) -> Option<ExpectedGoodput> {
-    let rate = bulk.link_rate.filter(|r| r.cell_size == 0)?;
+    let rate = link?.rate.filter(|r| r.cell_size == 0)?;
     let rate_bps = rate.bytes_per_sec as f64 * 8.0;
     let (mut cost, basis) = if spec.transport.is_quic() {
         let mtu = quic

@@ -118,16 +118,25 @@ fn build_result(
         (!before.lat.is_empty() && !during.lat.is_empty())
             .then(|| during.lat.value_at_quantile(q) as i64 - before.lat.value_at_quantile(q) as i64)
     };
-    let queue_drain_ns = load
+    // The probe's round trip crosses the queue of each direction loaded.
+    let drains: Vec<Option<u64>> = load
         .bulk
-        .link_rate
-        .zip(load.bulk.link_limit)
-        .map(|(rate, limit)| {
+        .ways()
+        .into_iter()
+        .map(|way| {
+            let link = load.bulk.link(way)?;
+            let rate = link.rate?;
             let packet = f64::from(testbed::MTU)
                 + transbench_analysis::bulk::L2_HEADER
                 + f64::from(rate.packet_overhead);
-            transbench_analysis::bulk::queue_drain_ns(limit, packet, rate.bytes_per_sec as f64 * 8.0)
-        });
+            Some(transbench_analysis::bulk::queue_drain_ns(
+                link.limit,
+                packet,
+                rate.bytes_per_sec as f64 * 8.0,
+            ))
+        })
+        .collect();
+    let queue_drain_ns = drains.into_iter().sum::<Option<u64>>();
     let metrics = LoadMetrics {
         probe: load.probe,
         probe_rate: load.probe_rate,
