@@ -21,8 +21,8 @@ cd "$(dirname "$0")/../.."
 rounds=${1:-5}
 secs=${2:-5}
 pings=${3:-200}
-tb=${TRANSBENCH:-target/release/transbench}
-baseline=${TRANSBENCH_BASELINE:-}
+tb=$(realpath "${TRANSBENCH:-target/release/transbench}")
+baseline=${TRANSBENCH_BASELINE:+$(realpath "$TRANSBENCH_BASELINE")}
 [ "$(id -u)" = 0 ] || { echo "needs root: namespaces and TUN devices" >&2; exit 1; }
 for tool in iperf3 gcc python3; do
     command -v "$tool" >/dev/null || { echo "$tool not found: apt-get install $tool" >&2; exit 1; }
@@ -35,7 +35,11 @@ pids=()
 namespaces=()
 cleanup() {
     for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
-    for ns in "${namespaces[@]}"; do ip netns del "$ns" 2>/dev/null || true; done
+    for ns in "${namespaces[@]}"; do
+        # What a failed run left in our namespaces (an iperf3 server) keeps them alive.
+        for p in $(ip netns pids "$ns" 2>/dev/null); do kill "$p" 2>/dev/null || true; done
+        ip netns del "$ns" 2>/dev/null || true
+    done
     rm -rf "$work"
 }
 trap cleanup EXIT
@@ -51,11 +55,15 @@ dev=tb0 snd_addr=10.201.0.1 rcv_addr=10.201.0.2 mtu=1500 txqueuelen=10000
 # of the idle pings that follow.
 # shellcheck disable=SC2016 # expanded by the shell inside the namespace
 measure='
+    set -e
     ip netns exec "$TRANSBENCH_PEER_NS" iperf3 -s -1 -p 5201 >/dev/null 2>&1 &
     server=$!
+    # The client has the server'"'"'s numbers; a server no client reached would
+    # wait for ever.
+    trap "kill $server 2>/dev/null || true" EXIT
     sleep 0.5
-    iperf3 -c "$TRANSBENCH_PEER" -p 5201 -t "$1" -J >iperf3.json
-    wait "$server"
+    # Timeouts: a link that died mid-test fails the run instead of hanging it.
+    iperf3 -c "$TRANSBENCH_PEER" -p 5201 -t "$1" -J --connect-timeout 5000 --snd-timeout 5000 >iperf3.json
     sleep 0.2
     ping -n -c "$2" -i 0.01 "$TRANSBENCH_PEER" >ping.txt
     python3 -c "
