@@ -21,7 +21,7 @@ use std::collections::BTreeMap;
 
 use crate::dist::{self, Distribution};
 use crate::rng::{scaled, Correlated, Prng, Taus113};
-use crate::spec::{Loss, NetemSpec, SlotInterval};
+use crate::spec::{Chance, Loss, NetemSpec, SlotInterval};
 
 /// What tc's rate counts per packet beyond the IP packet: the Ethernet
 /// header a veth would carry (TUN frames have none).
@@ -118,6 +118,9 @@ pub struct Pipeline {
     /// The current slot, once the first one has started.
     slot: Option<SlotState>,
     counters: LinkCounters,
+    /// Nothing configured can hold, drop, copy, change or reorder a packet,
+    /// nor draws a random number: see [`Pipeline::deliver_at_once`].
+    transparent: bool,
 }
 
 impl Pipeline {
@@ -162,7 +165,23 @@ impl Pipeline {
             arrivals: 0,
             slot: None,
             counters: LinkCounters::default(),
+            transparent: is_transparent(spec),
         }
+    }
+
+    /// For a packet arriving now: true if [`Pipeline::enqueue`] would
+    /// queue it due at once and untouched, with nothing queued ahead of
+    /// it, so the next [`Pipeline::dequeue`] would hand it straight back.
+    /// Then it is counted arrived and delivered, and the caller sends it
+    /// from its own buffer, without the copy and the queue. False: the
+    /// caller enqueues it.
+    pub fn deliver_at_once(&mut self) -> bool {
+        if !self.transparent || !self.queue.is_empty() {
+            return false;
+        }
+        self.counters.arrived += 1;
+        self.counters.delivered += 1;
+        true
     }
 
     pub fn counters(&self) -> LinkCounters {
@@ -470,6 +489,26 @@ impl Pipeline {
             }
         }
     }
+}
+
+/// Whether `spec` leaves every packet as [`Pipeline::enqueue`] got it,
+/// due on arrival, and takes no random draw (which would move later
+/// decisions): probabilities of exactly 0 draw nothing, but a reorder
+/// does, whatever its probability.
+fn is_transparent(spec: &NetemSpec) -> bool {
+    let never = |c: Option<Chance>| c.is_none_or(|c| c.probability == 0.0);
+    spec.delay.is_none_or(|d| d.latency_ns == 0 && d.jitter_ns == 0)
+        && match spec.loss {
+            None => true,
+            Some(Loss::Random(c)) => c.probability == 0.0,
+            Some(_) => false,
+        }
+        && never(spec.duplicate)
+        && never(spec.corrupt)
+        && spec.reorder.is_none()
+        && spec.rate.is_none()
+        && spec.slot.is_none()
+        && spec.effective_limit() > 0
 }
 
 /// Marks an ECN-capable IPv4 or IPv6 packet Congestion Experienced; false

@@ -489,3 +489,35 @@ fn slot_gaps_are_uniform_over_a_wide_range() {
         "mean gap {mean} vs {expected}"
     );
 }
+
+#[test]
+fn deliver_at_once_only_where_enqueue_would_hand_the_packet_straight_back() {
+    for profile in ["", "delay 0ms", "loss 0%", "duplicate 0% corrupt 0%", "limit 10"] {
+        let (mut fast, mut queued) = (pipeline(profile), pipeline(profile));
+        for i in 0..100 {
+            assert!(fast.deliver_at_once(), "{profile:?}");
+            queued.enqueue(packet(i), i * MS);
+            assert_eq!(queued.dequeue(i * MS), Some(packet(i)), "{profile:?}");
+        }
+        assert_eq!(fast.counters(), queued.counters(), "{profile:?}");
+        // Never ahead of a packet already queued.
+        fast.enqueue(packet(100), 100 * MS);
+        assert!(!fast.deliver_at_once(), "{profile:?}");
+    }
+    for profile in [
+        "delay 1ms",
+        "delay 0ms 1ms",
+        "loss 1%",
+        "loss gemodel 0% 100%",
+        "duplicate 1%",
+        "corrupt 1%",
+        "delay 1ms reorder 0%",
+        "rate 1gbit",
+        "slot 1ms",
+        "limit 0",
+    ] {
+        let mut p = pipeline(profile);
+        assert!(!p.deliver_at_once(), "{profile:?}");
+        assert_eq!(p.counters(), Default::default(), "{profile:?}");
+    }
+}
