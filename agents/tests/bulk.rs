@@ -216,7 +216,7 @@ fn options_that_cannot_work_are_refused_before_any_trial() {
         ),
         (
             &["--transport", "udp"][..],
-            "does not run workload bulk: it runs on tcp, tcp+tls, quic",
+            "does not run workload bulk: it runs on tcp, tcp+tls, quic; datagrams at a bit rate are --workload stream",
         ),
         (&["--rate", "100"][..], "--rate applies only to"),
         (

@@ -606,8 +606,15 @@ impl TrialSpec {
         let workload = self.workload.kind();
         if !workload.runs_on(self.transport.capabilities()) {
             let names: Vec<&str> = workload.transports().iter().map(|t| t.name()).collect();
+            // Unreliable datagrams have no rate of their own to find: they go at the one asked.
+            let instead = match workload {
+                Workload::Bulk | Workload::Load if !self.transport.capabilities().reliable => {
+                    "; datagrams at a bit rate are --workload stream --bitrate BITS (goodput and loss in its `udp` section)"
+                }
+                _ => "",
+            };
             bail!(
-                "transport {} does not run workload {workload}: it runs on {}",
+                "transport {} does not run workload {workload}: it runs on {}{instead}",
                 self.transport,
                 names.join(", ")
             );
