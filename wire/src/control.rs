@@ -402,7 +402,8 @@ pub struct ReceiverReport {
     pub requests: u64,
     /// Responses sent.
     pub responses: u64,
-    /// Payload bytes received, headers included.
+    /// Payload bytes received, headers included (bulk: read of up flows,
+    /// written of down flows).
     pub bytes: u64,
     /// Traffic that did not show it belongs to the trial: datagrams
     /// without its token, data connections that did not open with it or
