@@ -10,9 +10,7 @@ use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::AbortHandle;
 use transbench_wire::auth::{from_hex, random_nonce, to_hex, FrameMac, Role, Secret, NONCE_LEN};
-use transbench_wire::control::{BINS_PER_FRAME, SAMPLES_PER_FRAME};
 use transbench_wire::control::{MAGIC, PROTOCOL_VERSION};
-use transbench_wire::delivery::{self, RECORDS_PER_FRAME};
 use transbench_wire::{printable, ControlMsg, TrialSetup, WorkloadSetup, HEADER_LEN};
 
 use crate::admission::{
@@ -484,30 +482,12 @@ async fn trials(
                     server: t, _memory, ..
                 }) => {
                     if let Some(expect) = expect {
-                        t.await_deliveries(expect, wait_ns.min(MAX_DRAIN_NS)).await;
+                        t.await_done(expect, Duration::from_nanos(wait_ns.min(MAX_DRAIN_NS)))
+                            .await;
                     }
                     let served = t.stop().await;
-                    for batch in served.deliveries.chunks(RECORDS_PER_FRAME) {
-                        ctl.send(&ControlMsg::Deliveries {
-                            records: delivery::encode(batch),
-                        })
-                        .await?;
-                    }
-                    for batch in served.time_wait.chunks(SAMPLES_PER_FRAME) {
-                        ctl.send(&ControlMsg::TimeWait {
-                            samples: batch.to_vec(),
-                        })
-                        .await?;
-                    }
-                    for (flow, bins) in served.flows.iter().enumerate() {
-                        for (k, batch) in bins.chunks(BINS_PER_FRAME).enumerate() {
-                            ctl.send(&ControlMsg::FlowBins {
-                                flow: flow as u32,
-                                first: (k * BINS_PER_FRAME) as u32,
-                                bins: batch.to_vec(),
-                            })
-                            .await?;
-                        }
+                    for frame in &served.records {
+                        ctl.send(frame).await?;
                     }
                     ctl.send(&ControlMsg::Report(served.report)).await?;
                 }

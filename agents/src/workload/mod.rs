@@ -7,6 +7,7 @@ pub mod bulk;
 pub mod churn;
 pub mod load;
 pub mod oneway;
+pub mod records;
 pub mod rr;
 
 use std::net::{IpAddr, SocketAddr};
@@ -17,16 +18,16 @@ use transbench_wire::{ReceiverReport, TrialSetup, TrialToken, WorkloadSetup};
 
 use crate::clock::thread_cpu_ns;
 use crate::dataplane::listen::ServerTls;
-use crate::dataplane::multi::DeliveryLog;
 use crate::dataplane::{ServeCounters, TrialPeer};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::task::JoinSet;
-use transbench_wire::{delivery, TimeWaitSample};
+use transbench_wire::ControlMsg;
 
 use crate::dataplane::ErrorLog;
 use crate::session;
 use crate::spec::{LoadSpec, TrialSpec, WorkloadSpec};
+use records::TrialRecords;
 
 /// Runs one trial against the receiver at `addr`.
 pub async fn run_trial(
@@ -203,16 +204,8 @@ pub struct TrialServer {
     pub(crate) counters: Arc<ServeCounters>,
     pub(crate) cpu_start: u64,
     pub(crate) quic: Option<quinn::Endpoint>,
-    /// One-way workloads: what was delivered.
-    pub(crate) deliveries: Option<Arc<DeliveryLog>>,
-    /// Bulk: the flows, and what the application read or wrote of each.
-    pub(crate) flows: Option<Arc<crate::dataplane::bulk::BulkFlows>>,
-    /// quic-dgram: the receiver's datagrams.
-    pub(crate) datagrams: Option<Arc<crate::dataplane::quic_dgram::DatagramLedger>>,
-    /// Churn: the namespace watch to start at Start (with the trial's own
-    /// sockets, when TCP), and the watch from Start to Stop.
-    pub(crate) watch_plan: Option<Option<procnet::PortFilter>>,
-    pub(crate) watch: Option<churn::NamespaceWatch>,
+    /// What the workload records beside the counters.
+    pub(crate) records: Box<dyn TrialRecords>,
     /// Where the sender sends its data.
     pub(crate) data_port: u16,
     /// What the sender's data-plane traffic shows.
@@ -220,64 +213,38 @@ pub struct TrialServer {
 }
 
 impl TrialServer {
-    /// The trial starts: CPU time counts from here, bulk's bins, and
-    /// churn's namespace watch begins.
+    /// The trial starts: CPU time counts from here, and the records.
     pub fn start(&mut self) {
         self.cpu_start = thread_cpu_ns();
-        if let Some(bulk) = &self.flows {
-            bulk.meter.start();
-        }
-        if let Some(trial_sockets) = self.watch_plan.take() {
-            match churn::NamespaceWatch::start(trial_sockets) {
-                Ok(w) => self.watch = Some(w),
-                Err(e) => tracing::warn!("cannot sample TIME_WAIT: {e}"),
-            }
-        }
+        self.records.start();
     }
 
     /// Waits until `expect` distinct messages have arrived (bulk: every
-    /// flow has ended), at most `wait_ns`.
-    pub async fn await_deliveries(&self, expect: u64, wait_ns: u64) {
-        if let Some(log) = &self.deliveries {
-            log.await_distinct(expect, Duration::from_nanos(wait_ns)).await;
-        }
-        if let Some(bulk) = &self.flows {
-            bulk.meter.await_finished(Duration::from_nanos(wait_ns)).await;
-        }
+    /// flow has ended), at most `wait`.
+    pub async fn await_done(&self, expect: u64, wait: Duration) {
+        self.records.await_done(expect, wait).await;
     }
 
     pub async fn stop(mut self) -> Served {
         let cpu = thread_cpu_ns().saturating_sub(self.cpu_start);
-        let (namespace, samples) = match self.watch.take() {
-            Some(w) => {
-                let (namespace, samples) = w.finish();
-                (Some(namespace), samples)
-            }
-            None => (None, Vec::new()),
-        };
-        let quic_datagrams = self.datagrams.as_ref().map(|d| d.counts());
+        // Before the teardown, which would show in the namespace's
+        // TIME_WAIT and close the connections datagrams are counted on.
+        self.records.stop();
         if let Some(endpoint) = self.quic.take() {
             endpoint.close(0u32.into(), b"trial over");
         }
         self.tasks.shutdown().await;
-        let deliveries = self.deliveries.as_ref().map(|d| d.take()).unwrap_or_default();
         let mut report = self.counters.report(cpu);
-        report.namespace = namespace;
-        report.quic_datagrams = quic_datagrams;
-        Served {
-            report,
-            deliveries,
-            time_wait: samples,
-            flows: self.flows.as_ref().map(|b| b.meter.take()).unwrap_or_default(),
-        }
+        // After it: no task is left to add a record.
+        let records = self.records.finish(&mut report);
+        Served { report, records }
     }
 }
 
-/// What a trial's receiver hands back at its end: its report, and the
-/// records of the workload (deliveries, TIME_WAIT samples, flows' bins).
+/// What a trial's receiver hands back at its end: the frames of the
+/// workload's records (deliveries, TIME_WAIT samples, flows' bins), to
+/// send before its report.
 pub struct Served {
+    pub records: Vec<ControlMsg>,
     pub report: transbench_wire::ReceiverReport,
-    pub deliveries: Vec<delivery::Delivery>,
-    pub time_wait: Vec<TimeWaitSample>,
-    pub flows: Vec<Vec<u64>>,
 }

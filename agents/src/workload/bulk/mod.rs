@@ -7,6 +7,8 @@
 //! [`BIN_NS`]; the sender samples TCP_INFO of every up flow's connection,
 //! or quinn's statistics of every QUIC connection, once a bin.
 
+mod records;
+
 use anyhow::{bail, Context};
 use std::net::{IpAddr, SocketAddr};
 use std::os::fd::{AsFd, OwnedFd};
@@ -33,6 +35,7 @@ use crate::session;
 use crate::spec::bulk::LinkShape;
 use crate::spec::{BulkSpec, TrialSpec};
 use crate::transport::{self, congestion, tcp_info};
+use records::FlowRecords;
 
 /// The most bins a receiver keeps per flow (an hour); later bytes count in
 /// the last.
@@ -84,11 +87,7 @@ pub async fn serve(
         counters,
         cpu_start: thread_cpu_ns(),
         quic,
-        deliveries: None,
-        flows: Some(bulk),
-        datagrams: None,
-        watch_plan: None,
-        watch: None,
+        records: Box::new(FlowRecords::new(bulk)),
         data_port,
         token,
     })

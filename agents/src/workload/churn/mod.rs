@@ -3,6 +3,8 @@
 //! flight; TIME_WAIT sampled in both agents' namespaces while it runs, and
 //! what theory predicts written beside what was measured.
 
+mod records;
+
 use anyhow::Context;
 use hdrhistogram::Histogram;
 use std::collections::BTreeMap;
@@ -33,6 +35,7 @@ use crate::session;
 use crate::spec::churn::parse_port_range;
 use crate::spec::{ChurnOptions, ChurnSpec, TrialSpec};
 use crate::transport::{self, congestion, tls};
+use records::TimeWaitRecords;
 use transbench_reports::record;
 
 /// TIME_WAIT is sampled this often on both agents.
@@ -374,17 +377,12 @@ pub async fn serve(
         counters,
         cpu_start: thread_cpu_ns(),
         quic: quic_endpoint,
-        deliveries: None,
-        flows: None,
-        datagrams: None,
-        // TCP on the data port; QUIC has no TIME_WAIT of its own.
-        watch_plan: Some(
+        records: Box::new(TimeWaitRecords::new(
             setup
                 .transport
                 .is_tcp()
                 .then_some(procnet::PortFilter::Local(data_port..=data_port)),
-        ),
-        watch: None,
+        )),
         data_port,
         token: peer.token,
     })

@@ -11,6 +11,8 @@
 //!   system call with GSO; offered against received rate, and the sequence
 //!   tracker's loss, reordering, jitter and IPDV.
 
+mod records;
+
 use anyhow::{bail, Context};
 use hdrhistogram::Histogram;
 use std::net::{IpAddr, SocketAddr};
@@ -25,6 +27,7 @@ use transbench_wire::{
     WorkloadSetup,
 };
 
+use super::records::{DatagramTally, NoRecords, TrialRecords};
 use super::TrialServer;
 use crate::clock::wall_at;
 use crate::clock::{mono_now_ns, thread_cpu_ns, Pacer};
@@ -39,6 +42,7 @@ use crate::schedule::{self, OpenLoopSchedule, START_LEAD_NS};
 use crate::session;
 use crate::spec::{HolInputs, TrialSpec, WorkloadSpec};
 use crate::transport::{self, congestion};
+use records::DeliveryRecords;
 use transbench_reports::record;
 
 /// TCP_NOTSENT_LOWAT of `tcp-mux` connections: the kernel holds at most
@@ -368,7 +372,7 @@ pub async fn serve(
     };
     let mut tasks = JoinSet::new();
     let mut quic_endpoint = None;
-    let mut datagrams = None;
+    let mut transport_records: Box<dyn TrialRecords> = Box::new(NoRecords);
     let caps = setup.transport.capabilities();
     let data_port = match (caps.streams, caps.carrier) {
         (Streams::FlowPerStream, Carrier::Quic) => {
@@ -380,7 +384,7 @@ pub async fn serve(
                 rec.clone(),
                 ledger.clone(),
             ));
-            datagrams = Some(ledger);
+            transport_records = Box::new(DatagramTally::new(ledger));
             quic_endpoint = Some(endpoint);
             data_port
         }
@@ -422,11 +426,7 @@ pub async fn serve(
         counters: rec.counters,
         cpu_start: thread_cpu_ns(),
         quic: quic_endpoint,
-        deliveries: Some(rec.log),
-        flows: None,
-        datagrams,
-        watch_plan: None,
-        watch: None,
+        records: Box::new(DeliveryRecords::new(rec.log, transport_records)),
         data_port,
         token: peer.token,
     })

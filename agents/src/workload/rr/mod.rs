@@ -10,6 +10,7 @@ use tokio::net::UdpSocket;
 use transbench_reports::{LatencyKind, LatencySummary, TrialResult};
 use transbench_wire::{Carrier, ControlMsg, QuicStreamMode, ReceiverReport, TrialSetup, WorkloadSetup};
 
+use super::records::{DatagramTally, NoRecords, TrialRecords};
 use super::TrialServer;
 use crate::clock::thread_cpu_ns;
 use crate::control_io::ControlChannel;
@@ -56,7 +57,7 @@ pub async fn serve(
     let counters = Arc::new(ServeCounters::default());
     let mut tasks = JoinSet::new();
     let mut quic_endpoint = None;
-    let mut datagrams = None;
+    let mut records: Box<dyn TrialRecords> = Box::new(NoRecords);
     let caps = setup.transport.capabilities();
     let data_port = match caps.carrier {
         Carrier::Udp => {
@@ -88,7 +89,7 @@ pub async fn serve(
                     counters.clone(),
                     ledger.clone(),
                 ));
-                datagrams = Some(ledger);
+                records = Box::new(DatagramTally::new(ledger));
             } else {
                 tasks.spawn(quic::serve(endpoint.clone(), peer, size, counters.clone()));
             }
@@ -101,11 +102,7 @@ pub async fn serve(
         counters,
         cpu_start: thread_cpu_ns(),
         quic: quic_endpoint,
-        deliveries: None,
-        flows: None,
-        datagrams,
-        watch_plan: None,
-        watch: None,
+        records,
         data_port,
         token: peer.token,
     })
