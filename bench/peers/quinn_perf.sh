@@ -25,10 +25,12 @@
 #   QUINN_PERF_DIR=DIR bench/peers/quinn_perf.sh [ROUNDS] [SECONDS]
 #
 # DIR holds a built `quinn-perf`: check out quinn (github.com/quinn-rs/quinn)
-# at the release transbench's Cargo.lock has, outside this repository, and
-# build its perf crate in release (`cargo build --release -p perf`, which
-# leaves it in target/release/). This script does not build it. Needs
-# python3 and a release build of transbench (`cargo build --release`).
+# outside this repository, point its perf crate at the quinn and quinn-proto
+# releases transbench's Cargo.lock has, and build that crate in release
+# (`cargo build --release -p perf`, which leaves it in target/release/);
+# README.md, next to this script's results, gives the commands. This script
+# does not build it. Needs python3 and a release build of transbench
+# (`cargo build --release`).
 # Traffic stays on 127.0.0.1.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
