@@ -49,7 +49,7 @@ pub fn bind_quic(
         setup.quic_congestion.as_deref(),
         setup.transport.capabilities().zero_rtt,
     )?;
-    let endpoint = quinn::Endpoint::server(config, SocketAddr::new(local_ip, 0))?;
+    let endpoint = crate::transport::quic_endpoint(SocketAddr::new(local_ip, 0), Some(config))?;
     let port = endpoint.local_addr()?.port();
     Ok((endpoint, port))
 }

@@ -66,6 +66,10 @@ async fn exchange(
         .await?
         .ok_or_else(|| io::Error::new(io::ErrorKind::UnexpectedEof, "stream ended without a response"))?;
     let t = mono_now_ns();
+    // Read on to the stream's end (it comes with the response): quinn stops
+    // a stream dropped unread and wakes its connection, which then sends a
+    // packet of its own instead of leaving the ACK to the next request.
+    recv.read_to_end(0).await.map_err(io::Error::other)?;
     let h = MessageHeader::decode(&msg).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
     if h.kind != MessageKind::Response {
         return Err(io::Error::new(io::ErrorKind::InvalidData, "expected a response"));

@@ -1,6 +1,7 @@
 //! Raw UDP: one datagram per request and per response.
 
 use std::io;
+use std::os::fd::{AsFd, AsRawFd};
 use std::sync::Arc;
 use tokio::net::UdpSocket;
 use transbench_wire::{MessageHeader, MessageKind, TrialToken};
@@ -97,7 +98,7 @@ pub const RECEIVE_BUFFER: usize = 16 * 1024 * 1024;
 
 /// Enlarges the socket's receive buffer: beyond `net.core.rmem_max` when
 /// privileged (SO_RCVBUFFORCE), else up to it.
-pub fn enlarge_receive_buffer(sock: &UdpSocket, bytes: usize) {
+pub fn enlarge_receive_buffer<S: AsFd + AsRawFd>(sock: &S, bytes: usize) {
     let forced = crate::transport::sockopt::set_int(
         sock,
         libc::SOL_SOCKET,

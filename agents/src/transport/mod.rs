@@ -84,9 +84,33 @@ pub fn quic_client(
     token: TrialToken,
 ) -> anyhow::Result<quinn::Endpoint> {
     let mut endpoint =
-        quinn::Endpoint::client(SocketAddr::new(local_ip, 0)).context("opening the QUIC endpoint")?;
+        quic_endpoint(SocketAddr::new(local_ip, 0), None).context("opening the QUIC endpoint")?;
     endpoint.set_default_client_config(tls::quic_client_config(&pinned(cert)?, cc, token)?);
     Ok(endpoint)
+}
+
+/// Socket buffer of a QUIC endpoint each way, quinn's perf tool's: the
+/// receive buffer is a QUIC receiver's only queue, and the kernel's default
+/// (~200 KB) overflows in a bulk flow's bursts on loopback, which quinn then
+/// takes for congestion.
+pub const QUIC_SOCKET_BUFFER: usize = 2 * 1024 * 1024;
+
+/// A QUIC endpoint on `addr` (a server with `server`'s configuration) with
+/// [`QUIC_SOCKET_BUFFER`] bytes of socket buffer each way.
+pub fn quic_endpoint(
+    addr: SocketAddr,
+    server: Option<quinn::ServerConfig>,
+) -> std::io::Result<quinn::Endpoint> {
+    let socket = std::net::UdpSocket::bind(addr)?;
+    crate::dataplane::udp::enlarge_receive_buffer(&socket, QUIC_SOCKET_BUFFER);
+    // Up to `net.core.wmem_max`; the default is only a slower sender.
+    let _ = socket2::SockRef::from(&socket).set_send_buffer_size(QUIC_SOCKET_BUFFER);
+    quinn::Endpoint::new(
+        quinn::EndpointConfig::default(),
+        server,
+        socket,
+        std::sync::Arc::new(quinn::TokioRuntime),
+    )
 }
 
 /// A QUIC connection to the receiver from `endpoint`.

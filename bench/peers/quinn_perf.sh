@@ -1,0 +1,105 @@
+#!/usr/bin/env bash
+# transbench's QUIC next to quinn's own perf tool (the `quinn-perf` binary
+# of the quinn repository's perf/ crate), same quinn, ring crypto on both,
+# on loopback, interleaved and repeated so both see the same machine noise:
+#
+#   rr    closed loop, one request at a time, a new bidirectional stream per
+#         request, 64-byte responses: round-trip p50 in microseconds.
+#         transbench: `--closed-loop --size 64 --quic-stream per-request`
+#         (64 bytes each way, its 32-byte header included, plus a 4-byte
+#         length prefix). quinn-perf: `--bi-requests 1 --upload-size 0
+#         --download-size 64` and its "Download Duration" P50: from the
+#         request handed to quinn to the response's end read. Its request
+#         is just its 8-byte header: with --upload-size N the client waits
+#         for the server's ACK of the upload before it starts that clock,
+#         so the duration would no longer be the round trip. quinn-perf
+#         keeps whole microseconds (truncated) and has no warm-up.
+#   bulk  one connection, one stream, as fast as it goes: goodput the
+#         receiving application read, first second left out. transbench:
+#         `--workload bulk --warmup 1s` (the sender's stream to the
+#         receiver); quinn-perf: a download the server writes, its
+#         per-second intervals after the first.
+#
+# Prints each round, then the medians and the ratios transbench / quinn-perf.
+#
+#   QUINN_PERF_DIR=DIR bench/peers/quinn_perf.sh [ROUNDS] [SECONDS]
+#
+# DIR holds a built `quinn-perf`: check out quinn (github.com/quinn-rs/quinn)
+# outside this repository, point its perf crate at the quinn and quinn-proto
+# releases transbench's Cargo.lock has, and build that crate in release
+# (`cargo build --release -p perf`, which leaves it in target/release/);
+# README.md, next to this script's results, gives the commands. This script
+# does not build it. Needs python3 and a release build of transbench
+# (`cargo build --release`).
+# Traffic stays on 127.0.0.1.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+rounds=${1:-5}
+secs=${2:-5}
+tb=target/release/transbench
+qp=${QUINN_PERF_DIR:?set QUINN_PERF_DIR to the directory of a built quinn-perf (see the header of this script)}/quinn-perf
+[ -x "$qp" ] || { echo "$qp not found: build quinn's perf crate (see this script's header)" >&2; exit 1; }
+[ -x "$tb" ] || { echo "$tb not found: run cargo build --release" >&2; exit 1; }
+
+work=$(mktemp -d)
+pids=()
+cleanup() {
+    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+port=$((40000 + RANDOM % 10000))
+"$qp" server --listen "127.0.0.1:$port" >"$work/qp-server.log" 2>&1 & pids+=($!)
+"$tb" receiver --listen 127.0.0.1:0 >"$work/tb.out" 2>"$work/tb.err" & pids+=($!)
+for _ in $(seq 50); do grep -q "listening on" "$work/tb.out" 2>/dev/null && break; sleep 0.1; done
+tb_addr=$(sed -n 's/^transbench receiver listening on //p' "$work/tb.out")
+[ -n "$tb_addr" ] || { echo "transbench receiver did not start: $(cat "$work/tb.err")" >&2; exit 1; }
+sleep 0.5
+kill -0 "${pids[0]}" 2>/dev/null || { echo "quinn-perf server did not start: $(cat "$work/qp-server.log")" >&2; exit 1; }
+
+# quinn-perf prints its cumulative table every second; the last one covers
+# the run. Its P50 row: " P50  │ 0.00ns │ 34.00µs │ ...", durations in µs
+# or ns (Rust's {:?}).
+qp_rr() {
+    "$qp" client --bi-requests 1 --upload-size 0 --download-size 64 --duration "$secs" \
+        "127.0.0.1:$port" 2>/dev/null |
+        awk -F'│' '$1 ~ /P50/ {d=$3} END {
+            gsub(/ /, "", d); v=d+0
+            if (d ~ /ns$/) v/=1000; else if (d ~ /ms$/) v*=1000; else if (d !~ /µs$/) v=-1
+            print v }'
+}
+tb_rr() {
+    "$tb" sender --connect "$tb_addr" --transport quic --quic-stream per-request --closed-loop \
+        --size 64 --duration "${secs}s" --warmup 1s --out "$work/r.json" >/dev/null
+    python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["trials"][0]["lat"]["p50"]/1e3)' "$work/r.json"
+}
+qp_bulk() {
+    "$qp" client --bi-requests 1 --upload-size 0 --download-size 1000G --duration "$((secs + 1))" \
+        --json "$work/q.json" "127.0.0.1:$port" >/dev/null 2>&1
+    python3 -c '
+import json, sys
+iv = [i["sum"] for i in json.load(open(sys.argv[1]))["intervals"][1:]]
+print(sum(i["bytes"] for i in iv) * 8 / sum(i["seconds"] for i in iv) / 1e6)' "$work/q.json"
+}
+tb_bulk() {
+    "$tb" sender --connect "$tb_addr" --transport quic --workload bulk \
+        --duration "${secs}s" --warmup 1s --out "$work/b.json" >/dev/null
+    python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["trials"][0]["bulk"]["goodput_bps"]/1e6)' "$work/b.json"
+}
+
+printf '%-6s %12s %12s %14s %14s\n' round qp_p50_us tb_p50_us qp_Mbit tb_Mbit | tee "$work/rows"
+for r in $(seq "$rounds"); do
+    # Alternate which tool goes first, so neither always gets the warmer machine.
+    if (( r % 2 )); then q=$(qp_rr); t=$(tb_rr); qb=$(qp_bulk); tbb=$(tb_bulk)
+    else t=$(tb_rr); q=$(qp_rr); tbb=$(tb_bulk); qb=$(qp_bulk); fi
+    printf '%-6s %12.1f %12.1f %14.1f %14.1f\n' "$r" "$q" "$t" "$qb" "$tbb" | tee -a "$work/rows"
+done
+python3 - "$work/rows" <<'PY'
+import statistics, sys
+rows = [[float(x) for x in l.split()[1:]] for l in open(sys.argv[1]).read().splitlines()[1:]]
+med = [statistics.median(r[i] for r in rows) for i in range(4)]
+print(f"rr p50: median quinn-perf {med[0]:.1f} us, transbench {med[1]:.1f} us, ratio {med[1] / med[0]:.3f}")
+print(f"bulk:   median quinn-perf {med[2]:.1f} Mbit/s, transbench {med[3]:.1f} Mbit/s, ratio {med[3] / med[2]:.3f}")
+PY
