@@ -9,6 +9,7 @@
 //! sender that every byte was read. A down flow ends when the receiver
 //! has written for the trial's warm-up and duration from its Start.
 
+use bytes::Bytes;
 use std::io;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -112,6 +113,67 @@ impl FlowMeter {
     }
 }
 
+/// Where a flow's bytes go. A byte stream copies each write into the
+/// kernel or TLS; a QUIC stream takes another reference to the one shared
+/// chunk and sends from it, as quinn's own perf tool does: a copy quinn
+/// does not need would be the tool's cost, not the transport's.
+pub(crate) trait FlowSink {
+    async fn put(&mut self, chunk: &Bytes) -> io::Result<()>;
+}
+
+/// Where a flow's bytes come from, counted and dropped: a byte stream's
+/// reads into a buffer, or the chunks quinn already holds.
+pub(crate) trait FlowSource {
+    /// Bytes taken; 0 at the flow's end.
+    async fn take(&mut self) -> io::Result<usize>;
+}
+
+/// A TCP or TLS stream, written by copying.
+pub(crate) struct Copying<'a, W>(pub &'a mut W);
+
+impl<W: AsyncWrite + Unpin> FlowSink for Copying<'_, W> {
+    async fn put(&mut self, chunk: &Bytes) -> io::Result<()> {
+        self.0.write_all(chunk).await
+    }
+}
+
+impl FlowSink for quinn::SendStream {
+    async fn put(&mut self, chunk: &Bytes) -> io::Result<()> {
+        self.write_chunk(chunk.clone()).await.map_err(io::Error::from)
+    }
+}
+
+/// A TCP or TLS stream, read into a buffer of [`READ_BUFFER`].
+pub(crate) struct Buffered<'a, R> {
+    r: &'a mut R,
+    buf: Vec<u8>,
+}
+
+impl<'a, R> Buffered<'a, R> {
+    pub fn new(r: &'a mut R) -> Self {
+        Buffered {
+            r,
+            buf: vec![0u8; READ_BUFFER],
+        }
+    }
+}
+
+impl<R: AsyncRead + Unpin> FlowSource for Buffered<'_, R> {
+    async fn take(&mut self) -> io::Result<usize> {
+        self.r.read(&mut self.buf).await
+    }
+}
+
+impl FlowSource for quinn::RecvStream {
+    async fn take(&mut self) -> io::Result<usize> {
+        match self.read_chunk(usize::MAX, true).await {
+            Ok(Some(chunk)) => Ok(chunk.bytes.len()),
+            Ok(None) => Ok(0),
+            Err(e) => Err(io::Error::from(e)),
+        }
+    }
+}
+
 /// The receiver's part of a bulk trial: its flows, which way each runs,
 /// and what a down flow writes.
 pub struct BulkFlows {
@@ -138,7 +200,8 @@ impl BulkFlows {
         let flow = self.read_index(&mut io, counters).await?;
         match self.direction.of_flow(flow, self.flows) {
             BulkDirection::Down => {
-                self.write_down(&mut io, flow, counters).await?;
+                self.write_down(&mut Copying(&mut io), flow, counters).await?;
+                io.flush().await?;
                 io.shutdown().await?;
                 // The sender closes once it has read everything.
                 let mut rest = [0u8; 64];
@@ -146,7 +209,7 @@ impl BulkFlows {
                 Ok(())
             }
             _ => {
-                count_flow(&mut io, flow, &self.meter, Some(counters)).await?;
+                count_flow(&mut Buffered::new(&mut io), flow, &self.meter, Some(counters)).await?;
                 io.shutdown().await
             }
         }
@@ -195,20 +258,14 @@ impl BulkFlows {
 
     /// Writes a down flow from the Start until warm-up and duration are
     /// over, counting what it wrote.
-    async fn write_down<W: AsyncWrite + Unpin>(
-        &self,
-        w: &mut W,
-        flow: u32,
-        counters: &ServeCounters,
-    ) -> io::Result<()> {
+    async fn write_down(&self, w: &mut impl FlowSink, flow: u32, counters: &ServeCounters) -> io::Result<()> {
         let end_ns = self.meter.started().await + self.write_ns;
-        let chunk = vec![0u8; self.size];
+        let chunk = Bytes::from(vec![0u8; self.size]);
         while mono_now_ns() < end_ns {
-            w.write_all(&chunk).await?;
+            w.put(&chunk).await?;
             self.meter.add(flow, self.size as u64, mono_now_ns());
             counters.bytes(self.size as u64);
         }
-        w.flush().await?;
         self.meter.finish();
         Ok(())
     }
@@ -216,15 +273,14 @@ impl BulkFlows {
 
 /// Reads flow `flow` to its end into `meter` (and `counters`, at the
 /// receiver).
-pub async fn count_flow<R: AsyncRead + Unpin>(
-    r: &mut R,
+pub(crate) async fn count_flow(
+    r: &mut impl FlowSource,
     flow: u32,
     meter: &FlowMeter,
     counters: Option<&ServeCounters>,
 ) -> io::Result<()> {
-    let mut buf = vec![0u8; READ_BUFFER];
     loop {
-        let n = r.read(&mut buf).await?;
+        let n = r.take().await?;
         if n == 0 {
             break;
         }
@@ -239,17 +295,12 @@ pub async fn count_flow<R: AsyncRead + Unpin>(
 
 /// Writes flow `flow` in writes of `size` bytes until `end_ns`; returns
 /// the bytes written (the index not counted).
-pub async fn write_flow<W: AsyncWrite + Unpin>(
-    w: &mut W,
-    flow: u32,
-    size: usize,
-    end_ns: u64,
-) -> io::Result<u64> {
-    w.write_u32(flow).await?;
-    let chunk = vec![0u8; size];
+pub(crate) async fn write_flow(w: &mut impl FlowSink, flow: u32, size: usize, end_ns: u64) -> io::Result<u64> {
+    w.put(&Bytes::copy_from_slice(&flow.to_be_bytes())).await?;
+    let chunk = Bytes::from(vec![0u8; size]);
     let mut written = 0;
     while mono_now_ns() < end_ns {
-        w.write_all(&chunk).await?;
+        w.put(&chunk).await?;
         written += size as u64;
     }
     Ok(written)
@@ -276,7 +327,7 @@ mod tests {
         let (mut client, server) = tokio::io::duplex(1 << 16);
         let reader = async { trial.serve(server, &counters).await };
         let writer = async {
-            let n = write_flow(&mut client, 1, 1000, mono_now_ns() + 20_000_000)
+            let n = write_flow(&mut Copying(&mut client), 1, 1000, mono_now_ns() + 20_000_000)
                 .await
                 .unwrap();
             client.shutdown().await.unwrap();
@@ -308,7 +359,9 @@ mod tests {
             let before = trial.meter.take();
             trial.meter.start();
             sender_side.start();
-            count_flow(&mut client, 1, &sender_side, None).await.unwrap();
+            count_flow(&mut Buffered::new(&mut client), 1, &sender_side, None)
+                .await
+                .unwrap();
             client.shutdown().await.unwrap();
             before
         };

@@ -237,7 +237,7 @@ async fn byte_stream_flow<S: AsyncRead + AsyncWrite + Unpin>(
     end_ns: u64,
     wait: Duration,
 ) -> std::io::Result<u64> {
-    let written = flows::write_flow(&mut io, flow, size, end_ns).await?;
+    let written = flows::write_flow(&mut flows::Copying(&mut io), flow, size, end_ns).await?;
     io.shutdown().await?;
     let mut rest = [0u8; 64];
     let drained = tokio::time::timeout(wait, async {
@@ -294,7 +294,8 @@ async fn byte_stream_download<S: AsyncRead + AsyncWrite + Unpin>(
 ) -> std::io::Result<u64> {
     io.write_u32(flow).await?;
     io.flush().await?;
-    read_until(flows::count_flow(&mut io, flow, meter, None), flow, end_ns, wait).await?;
+    let mut source = flows::Buffered::new(&mut io);
+    read_until(flows::count_flow(&mut source, flow, meter, None), flow, end_ns, wait).await?;
     io.shutdown().await?;
     Ok(0)
 }
