@@ -295,7 +295,12 @@ pub(crate) async fn count_flow(
 
 /// Writes flow `flow` in writes of `size` bytes until `end_ns`; returns
 /// the bytes written (the index not counted).
-pub(crate) async fn write_flow(w: &mut impl FlowSink, flow: u32, size: usize, end_ns: u64) -> io::Result<u64> {
+pub(crate) async fn write_flow(
+    w: &mut impl FlowSink,
+    flow: u32,
+    size: usize,
+    end_ns: u64,
+) -> io::Result<u64> {
     w.put(&Bytes::copy_from_slice(&flow.to_be_bytes())).await?;
     let chunk = Bytes::from(vec![0u8; size]);
     let mut written = 0;

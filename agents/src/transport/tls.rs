@@ -361,7 +361,11 @@ mod tests {
         tls.read_exact(&mut b).await?;
         assert_eq!(&b, b"hi");
         server.await.unwrap();
-        Ok(tls.get_ref().1.negotiated_cipher_suite().expect("a finished handshake"))
+        Ok(tls
+            .get_ref()
+            .1
+            .negotiated_cipher_suite()
+            .expect("a finished handshake"))
     }
 
     #[tokio::test]

@@ -295,7 +295,13 @@ async fn byte_stream_download<S: AsyncRead + AsyncWrite + Unpin>(
     io.write_u32(flow).await?;
     io.flush().await?;
     let mut source = flows::Buffered::new(&mut io);
-    read_until(flows::count_flow(&mut source, flow, meter, None), flow, end_ns, wait).await?;
+    read_until(
+        flows::count_flow(&mut source, flow, meter, None),
+        flow,
+        end_ns,
+        wait,
+    )
+    .await?;
     io.shutdown().await?;
     Ok(0)
 }
