@@ -13,22 +13,13 @@
 # python3, and a release build (`cargo build --release`). Traffic stays on
 # 127.0.0.1.
 set -euo pipefail
-cd "$(dirname "$0")/../.."
+# shellcheck source-path=SCRIPTDIR source=common.bash
+. "$(dirname "$0")/common.bash"
 
 rounds=${1:-5}
 secs=${2:-3}
 bitrate=${3:-9.5G}
-tb=target/release/transbench
 command -v iperf3 >/dev/null || { echo "iperf3 not found: apt-get install iperf3" >&2; exit 1; }
-[ -x "$tb" ] || { echo "$tb not found: run cargo build --release" >&2; exit 1; }
-
-work=$(mktemp -d)
-pids=()
-cleanup() {
-    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
-    rm -rf "$work"
-}
-trap cleanup EXIT
 
 port=$((40000 + RANDOM % 10000))
 iperf3 -s -B 127.0.0.1 -p "$port" >"$work/iperf3-server.log" 2>&1 & pids+=($!)

@@ -16,24 +16,15 @@
 # python3, and a release build (`cargo build --release`). Traffic stays on
 # 127.0.0.1.
 set -euo pipefail
-cd "$(dirname "$0")/../.."
+# shellcheck source-path=SCRIPTDIR source=common.bash
+. "$(dirname "$0")/common.bash"
 
 rounds=${1:-5}
 secs=${2:-5}
-tb=target/release/transbench
 if ! command -v netperf >/dev/null || ! command -v netserver >/dev/null; then
     echo "netperf not found: apt-get install netperf (Debian non-free)" >&2
     exit 1
 fi
-[ -x "$tb" ] || { echo "$tb not found: run cargo build --release" >&2; exit 1; }
-
-work=$(mktemp -d)
-pids=()
-cleanup() {
-    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
-    rm -rf "$work"
-}
-trap cleanup EXIT
 
 # Below the ephemeral range, where the churn's TIME_WAIT sockets are.
 np_port=$((20000 + RANDOM % 5000))

@@ -33,22 +33,13 @@
 # (`cargo build --release`).
 # Traffic stays on 127.0.0.1.
 set -euo pipefail
-cd "$(dirname "$0")/../.."
+# shellcheck source-path=SCRIPTDIR source=common.bash
+. "$(dirname "$0")/common.bash"
 
 rounds=${1:-5}
 secs=${2:-5}
-tb=target/release/transbench
 qp=${QUINN_PERF_DIR:?set QUINN_PERF_DIR to the directory of a built quinn-perf (see the header of this script)}/quinn-perf
 [ -x "$qp" ] || { echo "$qp not found: build quinn's perf crate (see this script's header)" >&2; exit 1; }
-[ -x "$tb" ] || { echo "$tb not found: run cargo build --release" >&2; exit 1; }
-
-work=$(mktemp -d)
-pids=()
-cleanup() {
-    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
-    rm -rf "$work"
-}
-trap cleanup EXIT
 
 port=$((40000 + RANDOM % 10000))
 "$qp" server --listen "127.0.0.1:$port" >"$work/qp-server.log" 2>&1 & pids+=($!)

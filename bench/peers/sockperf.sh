@@ -8,21 +8,12 @@
 # Needs sockperf (Debian package `sockperf`), python3, and a release build
 # (`cargo build --release`). Traffic stays on 127.0.0.1.
 set -euo pipefail
-cd "$(dirname "$0")/../.."
+# shellcheck source-path=SCRIPTDIR source=common.bash
+. "$(dirname "$0")/common.bash"
 
 rounds=${1:-5}
 secs=${2:-5}
-tb=target/release/transbench
 command -v sockperf >/dev/null || { echo "sockperf not found: apt-get install sockperf" >&2; exit 1; }
-[ -x "$tb" ] || { echo "$tb not found: run cargo build --release" >&2; exit 1; }
-
-work=$(mktemp -d)
-pids=()
-cleanup() {
-    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
-    rm -rf "$work"
-}
-trap cleanup EXIT
 
 # Ports from the ephemeral range's top, unlikely to be taken; checked below.
 udp_port=$((40000 + RANDOM % 10000)); tcp_port=$((udp_port + 1))
