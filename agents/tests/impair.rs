@@ -196,27 +196,34 @@ fn ping_through_the_shell_sees_the_configured_delay() {
         return;
     }
     // An independent client: iputils' ping, through 10 ms each way.
-    let o = realtime(&mut Command::new(BIN))
-        .args(["shell", "--impair", "delay 10ms", "--"])
-        .args(["sh", "-c", r#"ping -n -c 10 -i 0.2 "$TRANSBENCH_PEER""#])
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", stderr(&o));
-    let out = String::from_utf8_lossy(&o.stdout);
-    let mut rtts: Vec<f64> = out
-        .split("time=")
-        .skip(1)
-        .filter_map(|s| s.split_whitespace().next()?.parse().ok())
-        .collect();
-    rtts.sort_by(f64::total_cmp);
-    assert!(rtts.len() >= 9, "{out}");
-    // None sooner than 2 x 10 ms (ping prints three digits), the least
-    // within half a millisecond of it.
-    let least = rtts[0];
-    assert!(
-        (19.95..20.5).contains(&least),
-        "ping RTT min {least} ms through 2 x 10 ms: {rtts:?}"
-    );
+    retried("ping through 2 x 10 ms", || {
+        let o = realtime(&mut Command::new(BIN))
+            .args(["shell", "--impair", "delay 10ms", "--"])
+            .args(["sh", "-c", r#"ping -n -c 10 -i 0.2 "$TRANSBENCH_PEER""#])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", stderr(&o));
+        let out = String::from_utf8_lossy(&o.stdout);
+        let mut rtts: Vec<f64> = out
+            .split("time=")
+            .skip(1)
+            .filter_map(|s| s.split_whitespace().next()?.parse().ok())
+            .collect();
+        rtts.sort_by(f64::total_cmp);
+        assert!(rtts.len() >= 9, "{out}");
+        // None sooner than 2 x 10 ms (ping prints three digits): sooner
+        // is the link's fault. The least within half a millisecond of it,
+        // unless the machine held up every one of the ten (measured again).
+        let least = rtts[0];
+        assert!(
+            least >= 19.95,
+            "ping RTT min {least} ms through 2 x 10 ms: {rtts:?}"
+        );
+        if least >= 20.5 {
+            return Err(format!("ping RTT min {least} ms through 2 x 10 ms: {rtts:?}"));
+        }
+        Ok(())
+    });
 }
 
 #[test]

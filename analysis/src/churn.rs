@@ -252,7 +252,7 @@ pub struct TimeWaitRow {
     pub sender: u64,
     pub sender_trial: Option<u64>,
     /// The receiver's sample nearest in time (total, trial's), if one lies
-    /// within an interval.
+    /// within an interval; in the last row, the receiver's last sample.
     pub receiver: Option<(u64, Option<u64>)>,
     pub completed: u64,
     pub failed: u64,
@@ -286,9 +286,11 @@ pub fn merge_time_wait(
         .map(|s| (s.0 as i128 + receiver_shift_ns as i128, *s))
         .collect();
     let mut since = 0usize;
+    let last = sender.len().saturating_sub(1);
     sender
         .iter()
-        .map(|&(at, total, trial)| {
+        .enumerate()
+        .map(|(i, &(at, total, trial))| {
             let upto = completions.partition_point(|c| c.done_ns <= at);
             let mut window: Vec<u64> = completions[since.min(upto)..upto]
                 .iter()
@@ -300,11 +302,18 @@ pub fn merge_time_wait(
                 let rank = (0.99 * window.len() as f64).ceil() as usize;
                 window[rank.clamp(1, window.len()) - 1]
             });
-            let nearest = shifted
-                .iter()
-                .min_by_key(|(t, _)| (t - at as i128).abs())
-                .filter(|(t, _)| (t - at as i128).unsigned_abs() <= u128::from(interval_ns))
-                .map(|(_, r)| (r.1, r.2));
+            // Each side's last sample is what the trial left behind,
+            // taken once its closing sockets settled: the receiver's comes
+            // after the sender's Stop, later than any interval would allow.
+            let nearest = if i == last {
+                shifted.last()
+            } else {
+                shifted
+                    .iter()
+                    .min_by_key(|(t, _)| (t - at as i128).abs())
+                    .filter(|(t, _)| (t - at as i128).unsigned_abs() <= u128::from(interval_ns))
+            }
+            .map(|(_, r)| (r.1, r.2));
             TimeWaitRow {
                 t_ns: at.saturating_sub(t0),
                 sender: total,
@@ -484,8 +493,18 @@ mod tests {
         // Each row's connect p99 covers only what completed since the last.
         let p99: Vec<_> = rows.iter().map(|r| r.connect_p99_ns).collect();
         assert_eq!(p99, [None, Some(7), Some(30)]);
-        // Nothing within an interval: no receiver value.
-        let far = merge_time_wait(0, 100, &sender, &[(5_000, 1, Some(1))], 0, &[], &[]);
-        assert!(far.iter().all(|r| r.receiver.is_none()));
+        // Nothing within an interval: no receiver value, but for the last
+        // row, which is the receiver's last sample wherever it fell.
+        let far = merge_time_wait(
+            0,
+            100,
+            &sender,
+            &[(800, 2, None), (5_000, 1, Some(1))],
+            0,
+            &[],
+            &[],
+        );
+        assert!(far[..2].iter().all(|r| r.receiver.is_none()), "{far:?}");
+        assert_eq!(far[2].receiver, Some((1, Some(1))));
     }
 }
