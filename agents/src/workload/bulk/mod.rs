@@ -294,14 +294,7 @@ async fn byte_stream_download<S: AsyncRead + AsyncWrite + Unpin>(
 ) -> std::io::Result<u64> {
     io.write_u32(flow).await?;
     io.flush().await?;
-    let mut source = flows::Buffered::new(&mut io);
-    read_until(
-        flows::count_flow(&mut source, flow, meter, None),
-        flow,
-        end_ns,
-        wait,
-    )
-    .await?;
+    read_down(&mut flows::Buffered::new(&mut io), flow, meter, end_ns, wait).await?;
     io.shutdown().await?;
     Ok(0)
 }
@@ -317,24 +310,21 @@ async fn quic_download(
 ) -> std::io::Result<u64> {
     send.write_u32(flow).await?;
     send.finish().map_err(std::io::Error::other)?;
-    read_until(
-        flows::count_flow(&mut recv, flow, meter, None),
-        flow,
-        end_ns,
-        wait,
-    )
-    .await?;
+    read_down(&mut recv, flow, meter, end_ns, wait).await?;
     Ok(0)
 }
 
-async fn read_until(
-    reading: impl std::future::Future<Output = std::io::Result<()>>,
+/// Reads down flow `flow` into `meter` to its end, which the receiver
+/// makes at `end_ns`; at most `wait` after that.
+async fn read_down(
+    source: &mut impl flows::FlowSource,
     flow: u32,
+    meter: &FlowMeter,
     end_ns: u64,
     wait: Duration,
 ) -> std::io::Result<()> {
     let left = Duration::from_nanos(end_ns.saturating_sub(mono_now_ns())) + wait;
-    tokio::time::timeout(left, reading)
+    tokio::time::timeout(left, flows::count_flow(source, flow, meter, None))
         .await
         .map_err(|_| not_closed(flow, wait))?
 }
