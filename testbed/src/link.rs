@@ -111,20 +111,20 @@ fn forward_loop(
     let mut buf = vec![0u8; 65_536];
     let mut published = (LinkCounters::default(), LinkCounters::default());
     loop {
-        let now = mono_now_ns();
         let due = [forward.next_due(), reverse.next_due()]
             .into_iter()
             .flatten()
             .min();
-        // Wake at least every 100 ms to publish counters; spin the last
-        // stretch before a packet is due.
-        let wait = due.map_or(100_000_000, |d| d.saturating_sub(now + SPIN_NS).min(100_000_000));
-        // At most 100 ms: no whole seconds (and no time_t, whose width
-        // musl is changing).
-        let timeout = libc::timespec {
+        // Spin the last stretch before a packet is due. With nothing
+        // queued, no timeout at all: arming a timer on each wake-up adds
+        // to every idle round trip, and counters are published as they
+        // change.
+        let timeout = due.map(|d| libc::timespec {
             tv_sec: 0,
-            tv_nsec: wait as libc::c_long,
-        };
+            // At most 100 ms: no whole seconds (and no time_t, whose
+            // width musl is changing).
+            tv_nsec: d.saturating_sub(mono_now_ns() + SPIN_NS).min(100_000_000) as libc::c_long,
+        });
         let mut fds = [
             libc::pollfd {
                 fd: a,
@@ -142,8 +142,9 @@ fn forward_loop(
                 revents: 0,
             },
         ];
-        // SAFETY: three valid pollfds and a timespec we own.
-        let n = unsafe { libc::ppoll(fds.as_mut_ptr(), 3, &timeout, std::ptr::null()) };
+        let timeout = timeout.as_ref().map_or(std::ptr::null(), |t| t as *const _);
+        // SAFETY: three valid pollfds and a timespec we own (or none).
+        let n = unsafe { libc::ppoll(fds.as_mut_ptr(), 3, timeout, std::ptr::null()) };
         if n < 0 && std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted {
             tracing::error!(
                 "emulated link stopped: poll failed: {}",
