@@ -23,6 +23,9 @@ pub struct PerRequestSink {
     stream_errors: Arc<Mutex<ErrorLog>>,
     /// In-flight exchanges; dropping the sink stops them.
     exchanges: JoinSet<()>,
+    /// The request being written, and its frame: kept between requests.
+    msg: Vec<u8>,
+    frame: Vec<u8>,
 }
 
 pub struct ChannelSource {
@@ -43,26 +46,25 @@ pub fn per_request_client(
             responses: tx,
             stream_errors: stream_errors.clone(),
             exchanges: JoinSet::new(),
+            msg: Vec::with_capacity(size),
+            frame: Vec::with_capacity(PREFIX_LEN + size),
         },
         ChannelSource { responses: rx },
         stream_errors,
     )
 }
 
-async fn exchange(
-    mut send: quinn::SendStream,
-    mut recv: quinn::RecvStream,
-    header: MessageHeader,
-    size: usize,
-) -> io::Result<(MessageHeader, u64)> {
-    let framing = LengthPrefix::new(size as u32);
-    let mut frame = Vec::with_capacity(PREFIX_LEN + size);
-    let mut msg = vec![0u8; size];
-    header.encode(&mut msg);
-    framing.encode(&msg, &mut frame).map_err(io::Error::other)?;
-    send.write_all(&frame).await?;
-    send.finish().map_err(io::Error::other)?;
-    read_frame(&mut recv, framing, &mut msg)
+/// Writes one request, whole, and ends the stream's sending side. Done in
+/// the caller's task, before any task switch, so the connection's driver,
+/// woken by the write, sends the request next.
+async fn write_request(send: &mut quinn::SendStream, frame: &[u8]) -> io::Result<()> {
+    send.write_all(frame).await?;
+    send.finish().map_err(io::Error::other)
+}
+
+async fn read_response(mut recv: quinn::RecvStream, size: usize) -> io::Result<(MessageHeader, u64)> {
+    let mut msg = Vec::with_capacity(size);
+    read_frame(&mut recv, LengthPrefix::new(size as u32), &mut msg)
         .await?
         .ok_or_else(|| io::Error::new(io::ErrorKind::UnexpectedEof, "stream ended without a response"))?;
     let t = mono_now_ns();
@@ -82,11 +84,26 @@ impl RequestSink for PerRequestSink {
     const FATAL_ERRORS: bool = true;
 
     async fn send(&mut self, header: MessageHeader) -> io::Result<()> {
-        let (send, recv) = self.conn.open_bi().await?;
+        let (mut send, recv) = self.conn.open_bi().await?;
+        self.msg.resize(self.size, 0);
+        header.encode(&mut self.msg);
+        self.frame.clear();
+        LengthPrefix::new(self.size as u32)
+            .encode(&self.msg, &mut self.frame)
+            .map_err(io::Error::other)?;
+        // A stream's failure is the request's, not the trial's: it is
+        // logged, and the tracker counts the request lost.
+        if let Err(e) = write_request(&mut send, &self.frame).await {
+            self.stream_errors
+                .lock()
+                .expect("error log lock")
+                .note("QUIC stream", &e);
+            return Ok(());
+        }
         while self.exchanges.try_join_next().is_some() {}
         let (size, tx, errors) = (self.size, self.responses.clone(), self.stream_errors.clone());
         self.exchanges.spawn(async move {
-            match exchange(send, recv, header, size).await {
+            match read_response(recv, size).await {
                 Ok(resp) => {
                     let _ = tx.send(resp);
                 }
