@@ -18,6 +18,7 @@ pub mod report;
 pub mod run;
 pub mod scenario_run;
 pub mod schedule;
+pub mod secret;
 pub mod session;
 pub mod shell;
 pub mod spec;

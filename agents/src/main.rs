@@ -11,7 +11,8 @@ use std::time::{Duration, SystemTime};
 use transbench::admission::ReceiverLimits;
 use transbench::spec::TrialArgs;
 use transbench::{
-    ab, compare, fidelity, host, out_dir, receiver, report, run, scenario_run, shell, single_thread_runtime,
+    ab, compare, fidelity, host, out_dir, receiver, report, run, scenario_run, secret, shell,
+    single_thread_runtime,
 };
 use transbench_reports::{summary_table, write_atomic, RunResults};
 use transbench_wire::auth::Secret;
@@ -32,6 +33,8 @@ struct Cli {
     command: Command,
 }
 
+// Parsed once, at start: the size of its largest variant costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 enum Command {
     /// Serve trials for senders until stopped (Ctrl-C).
@@ -59,7 +62,7 @@ enum Command {
         trial: TrialArgs,
         #[command(flatten)]
         secret: SecretArgs,
-        /// Where to write the result (JSON, schema transbench/1.3).
+        /// Where to write the result (JSON, schema transbench/1.4).
         #[arg(long)]
         out: PathBuf,
     },
@@ -142,6 +145,16 @@ enum Command {
         /// [default: 10 x the first step's TTFB p50].
         #[arg(long, value_parser = humantime::parse_duration, value_name = "DURATION", requires = "sweep")]
         knee_p99: Option<Duration>,
+        /// Run every trial against a `transbench receiver` already running
+        /// on another host, at its control port, instead of one started
+        /// here (a scenario's [receiver] table says the same; this wins).
+        /// Give both agents the same --secret-file. Both hosts are
+        /// recorded with each trial, and compare keeps such runs apart
+        /// from loopback ones.
+        #[arg(long, value_name = "HOST:PORT")]
+        receiver: Option<String>,
+        #[command(flatten)]
+        secret: SecretArgs,
     },
     /// Render a run's report: index.html (charts inline, opens from disk),
     /// each chart as PNG and SVG, summary.md, and per cell the latency as
@@ -417,33 +430,9 @@ struct SecretArgs {
 
 impl SecretArgs {
     fn load(&self) -> anyhow::Result<Option<Secret>> {
-        let (bytes, origin) = match &self.secret_file {
-            Some(path) => (
-                std::fs::read(path)
-                    .with_context(|| format!("cannot read --secret-file {}", path.display()))?,
-                format!("--secret-file {}", path.display()),
-            ),
-            None => match std::env::var_os(run::SECRET_ENV) {
-                Some(v) => (v.into_encoded_bytes(), run::SECRET_ENV.to_string()),
-                None => return Ok(None),
-            },
-        };
-        let secret = Secret::new(&bytes).map_err(|_| {
-            anyhow::anyhow!("the shared secret in {origin} is empty: put at least 16 random bytes in it")
-        })?;
-        if bytes.trim_ascii().len() < MIN_SECRET_LEN {
-            tracing::warn!(
-                "the shared secret in {origin} is only {} bytes: anyone who can guess it can drive this \
-                 host's traffic, and one handshake recorded on the path lets guesses be tested offline; use at least {MIN_SECRET_LEN} random bytes (e.g. `head -c 32 /dev/urandom | base64`)",
-                bytes.trim_ascii().len()
-            );
-        }
-        Ok(Some(secret))
+        secret::load(self.secret_file.as_deref())
     }
 }
-
-/// Shorter secrets work, with a warning.
-const MIN_SECRET_LEN: usize = 16;
 
 fn init_logging(default: &str) {
     // quinn warns of a "duplicate reset token" when connections come and go
@@ -548,9 +537,17 @@ fn run_command(cli: Cli) -> anyhow::Result<ExitCode> {
             knee_p99,
             force,
             retry_invalid,
+            receiver,
+            secret,
         } => {
             init_logging("warn");
             let out = out_dir::OutChoice::from_flags(resume, out, force);
+            if receiver.is_none() && scenario.is_none() && secret.secret_file.is_some() {
+                bail!(
+                    "--secret-file is for a receiver on another host: add --receiver HOST:PORT (a run \
+                     without it starts its own receiver, with a secret of its own)"
+                );
+            }
             if let Some(file) = scenario {
                 if !transport.is_empty() || !sweep.is_empty() || impair.profiles()?.is_some() {
                     bail!(
@@ -565,6 +562,8 @@ fn run_command(cli: Cli) -> anyhow::Result<ExitCode> {
                         profiles,
                         out,
                         max_trials: max_trials.map(|n| n as usize),
+                        receiver,
+                        secret_file: secret.secret_file,
                     },
                 ))?;
                 return Ok(ExitCode::SUCCESS);
@@ -576,16 +575,29 @@ fn run_command(cli: Cli) -> anyhow::Result<ExitCode> {
             };
             let spec = trial.spec(transport[0], &transport)?;
             let impair = impair.profiles()?;
+            if impair.is_some() && receiver.is_some() {
+                bail!(
+                    "--impair with --receiver would need the profile applied on both hosts' interfaces, \
+                     which this version cannot do: apply it yourself with netem-scripts/apply.sh on each \
+                     host and drop --impair, or drop --receiver to impair the local testbed's link"
+                );
+            }
             if impair.is_some() {
                 require_root("--impair (drop it to measure loopback)")?;
             } else {
                 trial.check_path(false)?;
             }
+            let rt = single_thread_runtime()?;
+            let receiver = match receiver {
+                Some(given) => Some(rt.block_on(run::RemoteReceiver::resolve(&given, secret.load()?))?),
+                None => None,
+            };
             let sweep = (!sweep.is_empty())
                 .then(|| run::SweepPlan::checked(&spec, sweep, knee_p99))
                 .transpose()?;
-            single_thread_runtime()?.block_on(run::run(
+            rt.block_on(run::run(
                 run::RunOptions {
+                    receiver,
                     transports: transport,
                     spec,
                     retry_invalid,

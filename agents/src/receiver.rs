@@ -485,10 +485,16 @@ async fn trials(
                         t.await_done(expect, Duration::from_nanos(wait_ns.min(MAX_DRAIN_NS)))
                             .await;
                     }
-                    let served = t.stop().await;
+                    let mut served = t.stop().await;
                     for frame in &served.records {
                         ctl.send(frame).await?;
                     }
+                    // After the trial: it runs ip, ethtool and tc.
+                    served.report.host =
+                        tokio::task::spawn_blocking(move || crate::host::host_info_toward(peer_ip))
+                            .await
+                            .ok()
+                            .map(Box::new);
                     ctl.send(&ControlMsg::Report(served.report)).await?;
                 }
                 None => return Err(refuse(&mut ctl, "stop without a trial".into()).await),

@@ -30,7 +30,6 @@ use crate::workload;
 
 /// What the receiver prints first on stdout; `run` and tests parse it.
 pub const LISTENING_PREFIX: &str = "transbench receiver listening on ";
-pub const SECRET_ENV: &str = "TRANSBENCH_SECRET";
 /// UDP datagrams the link probe sends each way before a run's trials.
 pub const DEFAULT_PROBE_PACKETS: u64 = 500;
 
@@ -54,7 +53,7 @@ impl ReceiverProcess {
             None => Command::new(exe),
         };
         cmd.args(["receiver", "--listen", &SocketAddr::new(ip, 0).to_string()])
-            .env(SECRET_ENV, secret_hex)
+            .env(crate::secret::SECRET_ENV, secret_hex)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -103,7 +102,49 @@ impl ReceiverProcess {
     }
 }
 
+/// A `transbench receiver` already running on another host (`run
+/// --receiver`): every trial goes to it instead of to a receiver `run`
+/// starts here.
+#[derive(Clone)]
+pub struct RemoteReceiver {
+    /// `HOST:PORT` as given, recorded in the results.
+    pub given: String,
+    pub addr: SocketAddr,
+    pub secret: Option<Secret>,
+}
+
+impl RemoteReceiver {
+    /// Resolves `given` (HOST:PORT) once, for the whole run.
+    pub async fn resolve(given: &str, secret: Option<Secret>) -> anyhow::Result<Self> {
+        let addr = tokio::net::lookup_host(given)
+            .await
+            .with_context(|| format!("cannot resolve the receiver {given:?}: expected HOST:PORT"))?
+            .next()
+            .with_context(|| format!("the receiver {given:?} resolves to no address"))?;
+        Ok(RemoteReceiver {
+            given: given.to_string(),
+            addr,
+            secret,
+        })
+    }
+}
+
+/// Impairment across hosts is applied on each host's interface, which
+/// `run` does not do yet: a cell with a profile needs the local testbed.
+pub(crate) fn refuse_remote_impairment(remote: &RemoteReceiver) -> anyhow::Error {
+    anyhow::anyhow!(
+        "an impaired cell against the receiver at {} would need its profile applied on both hosts' \
+         interfaces, which this version cannot do: run the impaired cells on this host (without \
+         --receiver), or apply the profiles yourself with netem-scripts/apply.sh on each host and run \
+         the cells as profile \"none\"",
+        remote.given
+    )
+}
+
 pub struct RunOptions {
+    /// Where the trials go: a receiver on another host, or (`None`) one
+    /// this run starts here, on loopback or across the testbed's link.
+    pub receiver: Option<RemoteReceiver>,
     pub transports: Vec<Transport>,
     pub spec: TrialSpec,
     /// More attempts a trial gets when the sender missed its schedule
@@ -379,6 +420,7 @@ pub async fn run(opts: RunOptions, out: &OutChoice) -> anyhow::Result<()> {
     let results_path = run_dir.join("results.json");
     let created = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
     let mut results = RunResults::new(created, host_info());
+    results.remote_receiver = opts.receiver.as_ref().map(|r| r.given.clone());
     write_atomic(&results_path, &results)?;
 
     // Head-of-line excess counts from the same transport's latency without
@@ -538,8 +580,9 @@ pub(crate) async fn run_phase(
         return Ok(());
     }
     let (results, results_path, bar, bases) = (&mut *out.results, out.path, out.bar, &mut *out.bases);
-    let secret_hex = to_hex(&random_nonce());
-    let secret = Secret::new(secret_hex.as_bytes())?;
+    if let (Some(remote), Some(_)) = (&opts.receiver, profiles) {
+        return Err(refuse_remote_impairment(remote));
+    }
     let link = profiles.map(start_testbed).transpose()?;
     if let (Some((bed, _)), Some(churn)) = (&link, opts.spec.workload.churn()) {
         set_sender_sysctls(bed, &churn.options)?;
@@ -552,16 +595,22 @@ pub(crate) async fn run_phase(
             write_atomic(results_path, results)?;
         }
     }
-    let receiver = match &link {
-        Some((bed, _)) => {
-            ReceiverProcess::start(
-                &secret_hex,
-                testbed::RECEIVER_ADDR.into(),
-                Some(bed.receiver.name()),
-            )
-            .await?
+    let local_secret = to_hex(&random_nonce());
+    let (local, target) = match (&opts.receiver, &link) {
+        (Some(remote), _) => (None, remote.clone()),
+        (None, bed) => {
+            let (ip, netns) = match bed {
+                Some((bed, _)) => (testbed::RECEIVER_ADDR.into(), Some(bed.receiver.name())),
+                None => (Ipv4Addr::LOCALHOST.into(), None),
+            };
+            let process = ReceiverProcess::start(&local_secret, ip, netns).await?;
+            let target = RemoteReceiver {
+                given: process.addr.to_string(),
+                addr: process.addr,
+                secret: Some(Secret::new(local_secret.as_bytes())?),
+            };
+            (Some(process), target)
         }
-        None => ReceiverProcess::start(&secret_hex, Ipv4Addr::LOCALHOST.into(), None).await?,
     };
     // This thread runs the sender: its sockets must live there, for this
     // phase only (the next may be loopback, and start its receiver here).
@@ -621,7 +670,7 @@ pub(crate) async fn run_phase(
                 WorkloadSpec::Rr(_) | WorkloadSpec::Stream(_) => {}
             }
             let before = link.as_ref().map(|(bed, _)| bed.link_stats());
-            match workload::run_trial(receiver.addr, Some(&secret), &spec, id.clone()).await {
+            match workload::run_trial(target.addr, target.secret.as_ref(), &spec, id.clone()).await {
                 Ok(mut trial) => {
                     if let (Some((bed, profiles)), Some(before)) = (&link, before) {
                         let after = bed.link_stats();
@@ -703,7 +752,9 @@ pub(crate) async fn run_phase(
         }
         bar.inc(1);
     }
-    receiver.stop().await;
+    if let Some(process) = local {
+        process.stop().await;
+    }
     drop(in_sender_ns);
     // The link and its namespaces go last, after everything that used them.
     drop(link);

@@ -30,6 +30,34 @@ pub struct ScenarioOptions {
     /// Run at most this many of the trials left, in plan order, then stop
     /// (the summary and report wait for the last one).
     pub max_trials: Option<usize>,
+    /// `--receiver HOST:PORT`: a receiver on another host (over the
+    /// scenario's `[receiver]` table).
+    pub receiver: Option<String>,
+    /// `--secret-file`: its shared secret (over the table's `secret_file`).
+    pub secret_file: Option<PathBuf>,
+}
+
+/// The receiver a scenario runs against: the flags', else its
+/// `[receiver]` table's (a relative `secret_file` is read from the
+/// scenario file's directory), else `None`, one started here.
+async fn remote_receiver(
+    opts: &ScenarioOptions,
+    scenario: &Scenario,
+) -> anyhow::Result<Option<run::RemoteReceiver>> {
+    let table = scenario.receiver.as_ref();
+    let Some(given) = opts.receiver.clone().or_else(|| table.map(|t| t.address.clone())) else {
+        if opts.secret_file.is_some() {
+            bail!("--secret-file is for a receiver on another host: add --receiver HOST:PORT, or a [receiver] table to the scenario");
+        }
+        return Ok(None);
+    };
+    let secret_file = opts.secret_file.clone().or_else(|| {
+        let written = table?.secret_file.as_ref()?;
+        let dir = opts.file.parent().unwrap_or(Path::new("."));
+        Some(dir.join(written))
+    });
+    let secret = crate::secret::load(secret_file.as_deref())?;
+    Ok(Some(run::RemoteReceiver::resolve(&given, secret).await?))
 }
 
 /// The profiles directory for a scenario file.
@@ -162,6 +190,21 @@ pub async fn run_scenario(opts: ScenarioOptions) -> anyhow::Result<()> {
         specs,
         plan,
     } = plan(&opts.file, opts.profiles.as_deref())?;
+    let remote = remote_receiver(&opts, &scenario).await?;
+    if let Some(remote) = &remote {
+        let impaired: HashSet<&str> = plan
+            .iter()
+            .map(|t| &scenario.cells[t.cell])
+            .filter(|c| c.profile.link.is_some())
+            .map(|c| c.profile.name.as_str())
+            .collect();
+        if !impaired.is_empty() {
+            let mut names: Vec<&str> = impaired.into_iter().collect();
+            names.sort();
+            return Err(run::refuse_remote_impairment(remote))
+                .with_context(|| format!("{}: profiles {}", opts.file.display(), names.join(", ")));
+        }
+    }
     let info = ScenarioInfo {
         name: scenario.name.clone(),
         file: opts.file.display().to_string(),
@@ -188,11 +231,27 @@ pub async fn run_scenario(opts: ScenarioOptions) -> anyhow::Result<()> {
         let earlier = read_results(&results_path)
             .with_context(|| format!("--resume {}: no results to continue", run_dir.display()))?;
         match &earlier.scenario {
-            Some(s) if s.name == info.name && s.seed == info.seed && s.cells == info.cells => RunResults {
-                // The file's retries now, for the trials to come.
-                scenario: Some(info),
-                ..earlier
-            },
+            Some(s) if s.name == info.name && s.seed == info.seed && s.cells == info.cells => {
+                let now = remote.as_ref().map(|r| r.given.as_str());
+                if earlier.remote_receiver.as_deref() != now {
+                    let place = |r: Option<&str>| match r {
+                        Some(r) => format!("the receiver at {r}"),
+                        None => "a receiver on this host".to_string(),
+                    };
+                    bail!(
+                        "--resume {}: its trials ran against {}, these would run against {}: one run's \
+                         trials share a path; give the same receiver, or start a new run",
+                        run_dir.display(),
+                        place(earlier.remote_receiver.as_deref()),
+                        place(now)
+                    );
+                }
+                RunResults {
+                    // The file's retries now, for the trials to come.
+                    scenario: Some(info),
+                    ..earlier
+                }
+            }
             _ => bail!(
                 "--resume {}: its results come from another scenario (or another version of this one); \
                  start a new run in another directory",
@@ -203,6 +262,7 @@ pub async fn run_scenario(opts: ScenarioOptions) -> anyhow::Result<()> {
         let created = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
         let mut r = RunResults::new(created, host_info());
         r.scenario = Some(info);
+        r.remote_receiver = remote.as_ref().map(|r| r.given.clone());
         r
     };
     write_atomic(&results_path, &results)?;
@@ -266,7 +326,7 @@ pub async fn run_scenario(opts: ScenarioOptions) -> anyhow::Result<()> {
                     bases: &mut bases,
                     sweeps: &mut sweeps,
                 };
-                let ran = run_cell_trial(cell, &specs[t.cell], &mut out).await?;
+                let ran = run_cell_trial(cell, &specs[t.cell], remote.as_ref(), &mut out).await?;
                 let Some(trial) = ran.map(|i| &mut results.trials[i]) else {
                     failed += 1;
                     break;
@@ -330,9 +390,11 @@ pub async fn run_scenario(opts: ScenarioOptions) -> anyhow::Result<()> {
 async fn run_cell_trial(
     cell: &Cell,
     spec: &TrialSpec,
+    remote: Option<&run::RemoteReceiver>,
     out: &mut Outputs<'_>,
 ) -> anyhow::Result<Option<usize>> {
     let trial_opts = RunOptions {
+        receiver: remote.cloned(),
         transports: vec![cell.transport],
         spec: spec.clone(),
         // Retried here, where the attempts get their cell.

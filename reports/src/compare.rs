@@ -8,7 +8,7 @@ use thiserror::Error;
 use transbench_wire::{printable, Workload};
 
 use crate::cell::{cell_key, params_key};
-use crate::schema::{HostInfo, RunResults, TrialResult};
+use crate::schema::{HostInfo, InterfaceInfo, RunResults, TrialResult};
 use crate::stats::{self, Better, RankTest, Verdict};
 
 /// A gated metric: how to read it from a trial, which way is better, and
@@ -207,6 +207,12 @@ pub enum CompareError {
     )]
     Host { base: String, cand: String },
     #[error(
+        "the runs ran against different receivers (the base against {base}, the candidate against {cand}): \
+         the far host and the path between them are part of every number; compare runs against one \
+         receiver, or pass --allow-host-mismatch"
+    )]
+    Receiver { base: String, cand: String },
+    #[error(
         "the runs come from different scenarios (the base from {base:?}, the candidate from {cand:?}): \
          their cells need not mean the same; compare runs of one scenario, or pass \
          --allow-scenario-mismatch to match cells by workload, transport, path and parameters anyway"
@@ -237,6 +243,52 @@ pub fn fingerprint(h: &HostInfo) -> String {
         h.kernel,
         h.congestion_control.as_deref().unwrap_or("unknown")
     )
+}
+
+/// An interface as a comparison holds it equal: driver, MTU and
+/// offloads (not the qdisc, which an impaired cell sets).
+fn interface_fingerprint(i: &InterfaceInfo) -> String {
+    format!(
+        "{} ({}), mtu {}, offloads {}",
+        i.name,
+        i.driver.as_deref().unwrap_or("no driver"),
+        i.mtu.map_or("unknown".into(), |m| m.to_string()),
+        i.offloads.as_ref().map_or("unknown".into(), |o| match o.len() {
+            0 => "none".into(),
+            _ => o.join(","),
+        })
+    )
+}
+
+/// Where a run's trials went: `None` for a receiver on the sender's host
+/// (loopback or the local testbed); else the remote receiver's address and
+/// what the trials recorded of it and of both ends' interfaces.
+fn remote_end(r: &RunResults) -> Option<(&str, String)> {
+    let addr = r.remote_receiver.as_deref()?;
+    let facts = match r.trials.iter().find(|t| t.receiver.host.is_some()) {
+        Some(t) => {
+            let far = t.receiver.host.as_deref().expect("found with a host");
+            let interface = |h: Option<&HostInfo>| {
+                h.and_then(|h| h.interface.as_ref())
+                    .map_or("unknown".into(), interface_fingerprint)
+            };
+            format!(
+                "a receiver on {} via {}, leaving the sender via {}",
+                fingerprint(far),
+                interface(Some(far)),
+                interface(t.sender_host.as_ref())
+            )
+        }
+        None => "a receiver on another host, of which the trials recorded nothing".into(),
+    };
+    Some((addr, facts))
+}
+
+fn describe_end(end: &Option<(&str, String)>) -> String {
+    match end {
+        None => "a receiver on the sender's host".into(),
+        Some((addr, facts)) => format!("{addr} ({facts})"),
+    }
 }
 
 #[derive(Debug, Clone, Default)]
@@ -639,6 +691,16 @@ pub fn compare(base: &RunResults, cand: &RunResults, opts: &Options) -> Result<C
     let (bh, ch) = (fingerprint(&base.host), fingerprint(&cand.host));
     if !opts.allow_host_mismatch && bh != ch {
         return Err(CompareError::Host { base: bh, cand: ch });
+    }
+    let (br, cr) = (remote_end(base), remote_end(cand));
+    // Two runs against one lab host may name it differently: its facts
+    // decide, not its address.
+    let facts = |end: &Option<(&str, String)>| end.as_ref().map(|(_, f)| f.clone());
+    if !opts.allow_host_mismatch && facts(&br) != facts(&cr) {
+        return Err(CompareError::Receiver {
+            base: describe_end(&br),
+            cand: describe_end(&cr),
+        });
     }
     let name = |r: &RunResults| {
         r.scenario
@@ -1403,6 +1465,52 @@ mod tests {
             [("rr tcp none".to_string(), "rr tcp slow".to_string())]
         );
         assert!(c.rows.iter().any(|r| r.cell == "rr tcp none -> rr tcp slow"));
+    }
+
+    #[test]
+    fn a_run_against_a_remote_receiver_is_kept_apart_from_a_local_one_and_from_another_host() {
+        let local = run(&[Transport::Tcp], 3, 50_000.0, 6);
+        let far = |cpu: &str, mtu: u32| {
+            let mut r = local.clone();
+            r.remote_receiver = Some("lab-b:7000".into());
+            for t in &mut r.trials {
+                t.receiver.host = Some(Box::new(HostInfo {
+                    cpu_model: cpu.into(),
+                    interface: Some(InterfaceInfo {
+                        name: "eth1".into(),
+                        driver: Some("mlx5_core".into()),
+                        mtu: Some(mtu),
+                        qdisc: Some("mq".into()),
+                        offloads: Some(vec!["generic-receive-offload".into()]),
+                    }),
+                    ..local.host.clone()
+                }));
+            }
+            r
+        };
+        let remote = far("Xeon", 9000);
+        let e = compare(&local, &remote, &opts()).unwrap_err();
+        let text = e.to_string();
+        assert!(matches!(e, CompareError::Receiver { .. }), "{text}");
+        assert!(
+            text.contains("the base against a receiver on the sender's host")
+                && text.contains("lab-b:7000")
+                && text.contains("Xeon")
+                && text.contains("mtu 9000"),
+            "{text}"
+        );
+        // The same lab host under another name compares; another MTU does not.
+        let mut renamed = far("Xeon", 9000);
+        renamed.remote_receiver = Some("10.0.0.2:7000".into());
+        assert!(compare(&remote, &renamed, &opts()).is_ok());
+        let jumbo_off = far("Xeon", 1500);
+        let e = compare(&remote, &jumbo_off, &opts()).unwrap_err().to_string();
+        assert!(e.contains("mtu 9000") && e.contains("mtu 1500"), "{e}");
+        let allow = Options {
+            allow_host_mismatch: true,
+            ..opts()
+        };
+        assert!(compare(&local, &remote, &allow).is_ok());
     }
 
     #[test]

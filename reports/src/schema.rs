@@ -1,4 +1,4 @@
-//! The results document, schema `transbench/1.2`. `SCHEMA.md` documents
+//! The results document, schema `transbench/1.4`. `SCHEMA.md` documents
 //! every key; change both together, and bump [`SCHEMA`] on incompatible
 //! changes.
 
@@ -6,6 +6,8 @@ use linkemu::LinkCounters;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use transbench_wire::{BulkDirection, CloseMode, DatagramCounts, ReceiverReport, Transport, Workload};
+/// The machine an agent ran on: what a comparison must hold equal.
+pub use transbench_wire::{HostInfo, InterfaceInfo};
 
 use crate::hist::LatencySummary;
 
@@ -13,12 +15,21 @@ use crate::hist::LatencySummary;
 /// 1 would take a superseded attempt for a trial of its own. 1.2 added the
 /// `bulk` workload, which a reader of 1.1 does not know. 1.3 added bulk
 /// flows that run down or both ways: a reader of 1.2 would take them for
-/// up flows, and compare them with up flows' cells.
-pub const SCHEMA: &str = "transbench/1.3";
+/// up flows, and compare them with up flows' cells. 1.4 added runs
+/// against a receiver on another host: a reader of 1.3 would compare them
+/// with loopback runs.
+pub const SCHEMA: &str = "transbench/1.4";
 /// The schemas this build reads: 1 is 1.1 without retries (every trial
 /// its only attempt), 1.1 is 1.2 without bulk trials, 1.2 is 1.3 with
-/// every bulk flow up.
-pub const READABLE_SCHEMAS: [&str; 4] = ["transbench/1", "transbench/1.1", "transbench/1.2", SCHEMA];
+/// every bulk flow up, 1.3 is 1.4 with every receiver on the sender's
+/// host.
+pub const READABLE_SCHEMAS: [&str; 5] = [
+    "transbench/1",
+    "transbench/1.1",
+    "transbench/1.2",
+    "transbench/1.3",
+    SCHEMA,
+];
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunResults {
@@ -42,6 +53,10 @@ pub struct RunResults {
     /// alternately, so each trial has a partner run next to it in time.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub interleaved: Option<Interleaved>,
+    /// `run --receiver`: the receiver on another host, its control
+    /// address as given; absent when `run` started its own receiver here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote_receiver: Option<String>,
 }
 
 /// One side of an interleaved A/B run (`transbench ab`).
@@ -124,6 +139,7 @@ impl RunResults {
             sweeps: Vec::new(),
             scenario: None,
             interleaved: None,
+            remote_receiver: None,
         }
     }
 }
@@ -160,19 +176,6 @@ pub struct DeliveredImpairment {
     pub delay_p50_ns: u64,
     pub delay_mean_ns: u64,
     pub delay_max_ns: u64,
-}
-
-/// The machine the sender ran on: what a comparison must hold equal.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct HostInfo {
-    pub hostname: String,
-    pub kernel: String,
-    pub cpu_model: String,
-    pub cores: u32,
-    pub tool_version: String,
-    pub git_sha: Option<String>,
-    /// `net.ipv4.tcp_congestion_control` of the sender's network namespace.
-    pub congestion_control: Option<String>,
 }
 
 /// What `lat` measures: round trip at the sender (request/response), or
@@ -323,6 +326,11 @@ pub struct TrialResult {
     /// (`net:[INODE]`; the receiver's is `receiver.netns`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sender_netns: Option<String>,
+    /// The sender's host, with the interface its traffic to the receiver
+    /// left by (the receiver's is `receiver.host`); absent before schema
+    /// 1.4.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sender_host: Option<HostInfo>,
 }
 
 fn first_attempt() -> u32 {

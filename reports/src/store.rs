@@ -145,6 +145,7 @@ pub(crate) mod tests {
                 tool_version: "0.1.0".into(),
                 git_sha: None,
                 congestion_control: Some("cubic".into()),
+                interface: None,
             },
         );
         r.trials.push(TrialResult {
@@ -192,6 +193,7 @@ pub(crate) mod tests {
             repetition: None,
             baseline: false,
             sender_netns: None,
+            sender_host: None,
         });
         r
     }

@@ -81,6 +81,19 @@ pub struct Scenario {
     pub seed: u64,
     pub order: Order,
     pub cells: Vec<Cell>,
+    /// `[receiver]`: run every cell against a receiver on another host.
+    pub receiver: Option<ReceiverTable>,
+}
+
+/// A scenario's `[receiver]` table: a `transbench receiver` already
+/// running on another host (`run --receiver` overrides it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReceiverTable {
+    /// `HOST:PORT` of its control port.
+    pub address: String,
+    /// The shared secret's file, as written (relative to the scenario
+    /// file's directory when not absolute).
+    pub secret_file: Option<std::path::PathBuf>,
 }
 
 /// One combination of the matrix.
@@ -177,6 +190,14 @@ struct RawScenario {
     seed: Option<Spanned<i64>>,
     order: Option<Spanned<String>>,
     matrix: Option<Vec<Spanned<RawMatrix>>>,
+    receiver: Option<RawReceiver>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawReceiver {
+    address: Spanned<String>,
+    secret_file: Option<String>,
 }
 
 /// A matrix entry's structural keys; every other key is a trial option
@@ -357,7 +378,29 @@ pub fn parse_checked(
                 });
         }
     }
+    let receiver = match raw.receiver {
+        Some(r) => {
+            let port_given = r
+                .address
+                .get_ref()
+                .rsplit_once(':')
+                .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0));
+            if !port_given {
+                return src.error(
+                    r.address.span(),
+                    "receiver.address",
+                    "must be HOST:PORT, the control port `transbench receiver` listens on (e.g. \"lab-b:7000\" or \"[2001:db8::2]:7000\")",
+                );
+            }
+            Some(ReceiverTable {
+                address: r.address.into_inner(),
+                secret_file: r.secret_file.map(Into::into),
+            })
+        }
+        None => None,
+    };
     Ok(Scenario {
+        receiver,
         name: raw.name.into_inner(),
         description: raw.description,
         duration,
@@ -749,6 +792,33 @@ close = ["client", "rst"]
             ..s
         };
         assert_eq!(written.trials(), sorted);
+    }
+
+    #[test]
+    fn a_receiver_table_names_a_host_and_port_and_its_secret() {
+        assert_eq!(check(GOOD).unwrap().receiver, None);
+        let remote = GOOD.replacen(
+            "seed = 9\n",
+            "seed = 9\n\n[receiver]\naddress = \"lab-b:7000\"\nsecret_file = \"secret\"\n",
+            1,
+        );
+        assert_eq!(
+            check(&remote).unwrap().receiver,
+            Some(ReceiverTable {
+                address: "lab-b:7000".into(),
+                secret_file: Some("secret".into())
+            })
+        );
+        for bad in ["lab-b", "lab-b:0", ":7000", "lab-b:seventy"] {
+            let e = error(&GOOD.replacen(
+                "seed = 9\n",
+                &format!("seed = 9\n\n[receiver]\naddress = \"{bad}\"\n"),
+                1,
+            ));
+            assert_eq!((e.line, e.key.as_str()), (9, "receiver.address"), "{bad}: {e}");
+        }
+        let unknown = error(&GOOD.replacen("seed = 9\n", "seed = 9\n\n[receiver]\nadress = \"x:1\"\n", 1));
+        assert!(unknown.message.contains("adress"), "{unknown}");
     }
 
     fn error(text: &str) -> ScenarioError {

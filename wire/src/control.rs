@@ -33,7 +33,7 @@ use crate::token::TrialToken;
 pub use crate::transport::{Capabilities, Carrier, Streams, Transport};
 
 /// Bumped on any incompatible change to the frames below.
-pub const PROTOCOL_VERSION: u32 = 7;
+pub const PROTOCOL_VERSION: u32 = 8;
 pub const MAGIC: &str = "transbench";
 /// Control frames are small; anything larger is garbage.
 pub const CONTROL_FRAMING: LengthPrefix = LengthPrefix::new(64 * 1024);
@@ -441,6 +441,10 @@ pub struct ReceiverReport {
     /// quic-dgram: the receiver's side of its DATAGRAM frames.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub quic_datagrams: Option<DatagramCounts>,
+    /// The receiver's host, with the interface its traffic to the sender
+    /// left by, taken as the trial ended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<Box<crate::HostInfo>>,
 }
 
 /// One side's QUIC DATAGRAM frames over a trial: what its application

@@ -14,6 +14,7 @@
 //!   workloads;
 //! - [`auth`]: HMAC-SHA256 challenge-response over a shared secret;
 //! - [`printable`]: text from a peer or a file, escaped for a terminal;
+//! - [`host`]: what a host and its interface are, as results record them;
 //! - [`clock`]: CLOCK_MONOTONIC nanoseconds, shared by every local process.
 
 pub mod auth;
@@ -22,6 +23,7 @@ pub mod control;
 pub mod delivery;
 pub mod frame;
 pub mod header;
+pub mod host;
 pub mod mux;
 pub mod printable;
 pub mod token;
@@ -33,6 +35,7 @@ pub use control::{
 };
 pub use frame::{FrameError, LengthPrefix};
 pub use header::{HeaderError, MessageHeader, MessageKind, HEADER_LEN};
+pub use host::{HostInfo, InterfaceInfo};
 pub use printable::printable;
 pub use token::{TrialToken, TOKEN_LEN};
 pub use transport::{Capabilities, Carrier, Streams, Transport};

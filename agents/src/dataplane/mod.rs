@@ -136,6 +136,7 @@ impl ServeCounters {
             namespace: None,
             netns: testbed::netns::current().ok(),
             quic_datagrams: None,
+            host: None,
         }
     }
 }

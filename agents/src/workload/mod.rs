@@ -156,6 +156,7 @@ pub fn trial_result(spec: &TrialSpec, id: String, m: Measured) -> TrialResult {
         repetition: None,
         baseline: false,
         sender_netns: testbed::netns::current().ok(),
+        sender_host: Some(crate::host::host_info_toward(m.peer.ip())),
     }
 }
 

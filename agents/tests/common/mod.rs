@@ -32,8 +32,23 @@ pub struct ReceiverGuard {
 
 impl ReceiverGuard {
     pub fn start(extra: &[&str]) -> Self {
-        let mut child = Command::new(BIN)
-            .args(["receiver", "--listen", "127.0.0.1:0"])
+        Self::spawn(
+            Command::new(BIN).args(["receiver", "--listen", "127.0.0.1:0"]),
+            extra,
+        )
+    }
+
+    /// A receiver in network namespace `netns` (`ip netns exec`, which
+    /// becomes the receiver: the guard's PID is the receiver's).
+    pub fn start_in(netns: &str, listen: &str, extra: &[&str]) -> Self {
+        Self::spawn(
+            Command::new("ip").args(["netns", "exec", netns, BIN, "receiver", "--listen", listen]),
+            extra,
+        )
+    }
+
+    fn spawn(cmd: &mut Command, extra: &[&str]) -> Self {
+        let mut child = cmd
             .args(extra)
             .env_remove("TRANSBENCH_SECRET")
             .env("RUST_LOG", "warn")
@@ -190,6 +205,12 @@ pub fn test_plan() -> transbench_wire::TrialPlan {
 pub fn secret_file(dir: &Path, name: &str, contents: &str) -> PathBuf {
     let p = dir.join(name);
     std::fs::write(&p, contents).unwrap();
+    // The agents refuse a secret others can read.
+    std::fs::set_permissions(
+        &p,
+        <std::fs::Permissions as std::os::unix::fs::PermissionsExt>::from_mode(0o600),
+    )
+    .unwrap();
     p
 }
 
