@@ -1,5 +1,7 @@
 //! Clock probes against a real receiver on 127.0.0.1: it echoes them
-//! between trials (never during one, never more than its cap per session).
+//! between trials (never during one, never more than its cap per session),
+//! and the sender's estimate of its clock finds what one host must: the
+//! same clock, offset 0, within a bound a loopback round trip makes small.
 
 mod common;
 
@@ -9,7 +11,45 @@ use std::net::TcpStream;
 use std::time::Duration;
 use transbench::admission::MAX_CLOCK_PROBES;
 use transbench::clock::mono_now_ns;
+use transbench::session::{connect, estimate_clock_offset, CLOCK_PROBES};
+use transbench_analysis::clock_offset::{OffsetEstimate, MAX_DRIFT_PPM};
+use transbench_wire::auth::Secret;
 use transbench_wire::{ControlMsg, QuicStreamMode, Transport, TrialSetup, WorkloadSetup};
+
+/// What a loopback round trip through two processes leaves of the bound,
+/// with room for a busy machine: far below any path worth a one-way figure.
+const LOOPBACK_BOUND_NS: u64 = 1_000_000;
+
+#[test]
+fn on_one_host_the_estimate_finds_offset_zero_within_a_small_bound() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = secret_file(dir.path(), "s", "a long enough shared secret");
+    let secret = Secret::new(b"a long enough shared secret").unwrap();
+    let receiver = ReceiverGuard::start(&["--secret-file", path.to_str().unwrap()]);
+    let rt = transbench::single_thread_runtime().unwrap();
+    let (before, after) = rt.block_on(async {
+        let (mut ctl, _) = connect(receiver.addr, Some(&secret)).await.unwrap();
+        let before = estimate_clock_offset(&mut ctl, CLOCK_PROBES).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let after = estimate_clock_offset(&mut ctl, CLOCK_PROBES).await.unwrap();
+        (before, after)
+    });
+    for est in [before, after] {
+        assert_eq!(est.exchanges, CLOCK_PROBES);
+        assert!(est.offset_ns.unsigned_abs() <= est.bound_ns, "{est:?}");
+        assert!(est.bound_ns < LOOPBACK_BOUND_NS, "{est:?}");
+        // Half the fastest round trip, and the drift the batch allows for.
+        let drift = ((est.to_ns - est.from_ns) as f64 * MAX_DRIFT_PPM * 1e-6) as u64;
+        assert!(est.bound_ns <= est.min_rtt_ns / 2 + drift + 3, "{est:?}");
+    }
+    // Across the two: no drift on one clock, and 0 all along the line.
+    let line = OffsetEstimate::bracketing(&before, &after).unwrap();
+    let drift = line.drift.unwrap();
+    assert!(drift.ppm.abs() <= drift.bound_ppm, "{drift:?}");
+    for t in [line.from_ns, (line.from_ns + line.to_ns) / 2, line.to_ns] {
+        assert!(line.offset_at(t).unsigned_abs() <= line.bound_ns, "{line:?}");
+    }
+}
 
 fn session(receiver: &ReceiverGuard) -> TcpStream {
     raw_session(receiver.addr, None, Duration::from_secs(10))
