@@ -27,7 +27,8 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 pub const REPLY_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Clock probes in one estimate: enough that some cross both ways with no
-/// queue, few enough to take some 40 ms.
+/// queue, few enough to take some 70 ms (tokio's timer rounds each
+/// spacing up to the next millisecond tick: about 2 ms a probe).
 pub const CLOCK_PROBES: u32 = 32;
 
 /// Between clock probes: spread over tens of milliseconds, a burst on the
