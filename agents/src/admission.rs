@@ -15,6 +15,12 @@ pub const MAX_PENDING: usize = 128;
 /// on another address never pushes a sender out.
 pub const MAX_PENDING_PER_SOURCE: usize = 32;
 
+/// Clock probes a receiver answers in one session. A sender's estimate
+/// takes 32 before a trial and 32 after it, and a session runs one trial:
+/// this leaves room for a retry, and bounds what a session's probes cost
+/// (each is one small frame each way, between trials, never during one).
+pub const MAX_CLOCK_PROBES: u32 = 256;
+
 /// The connections still in their handshake, and whom to drop when a new
 /// one comes and there is no room.
 ///

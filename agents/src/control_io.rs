@@ -10,6 +10,7 @@ use transbench_wire::control::CONTROL_FRAMING;
 use transbench_wire::frame::PREFIX_LEN;
 use transbench_wire::{ControlError, ControlMsg};
 
+use crate::clock::mono_now_ns;
 use crate::read_growing::read_exact_growing;
 
 #[derive(Debug, Error)]
@@ -72,6 +73,13 @@ impl ControlChannel {
     }
 
     pub async fn recv(&mut self) -> Result<ControlMsg, ControlIoError> {
+        Ok(self.recv_timed().await?.0)
+    }
+
+    /// The next message, and when the last byte of its frame was read
+    /// (CLOCK_MONOTONIC ns): before its tag is checked and it is decoded,
+    /// so a clock probe's timestamp leaves out what this side spends on it.
+    pub async fn recv_timed(&mut self) -> Result<(ControlMsg, u64), ControlIoError> {
         let mut prefix = [0u8; PREFIX_LEN];
         match self.stream.read_exact(&mut prefix).await {
             Ok(_) => {}
@@ -89,15 +97,21 @@ impl ControlChannel {
                     e.into()
                 }
             })?;
+        let read_ns = mono_now_ns();
+        Ok((self.open(&payload)?, read_ns))
+    }
+
+    /// A frame's payload as a message, its tag checked once authenticated.
+    fn open(&mut self, payload: &[u8]) -> Result<ControlMsg, ControlIoError> {
         let Some(mac) = &mut self.mac else {
-            return Ok(ControlMsg::decode(&payload)?);
+            return Ok(ControlMsg::decode(payload)?);
         };
-        match mac.open(&payload) {
+        match mac.open(payload) {
             Ok(json) => Ok(ControlMsg::decode(json)?),
             // A peer that refuses the handshake's last step does so before
             // it has the session key: show its reason. (Forging one gains
             // nothing: whoever sits on the path can cut the session anyway.)
-            Err(e) => match ControlMsg::decode(&payload) {
+            Err(e) => match ControlMsg::decode(payload) {
                 Ok(refused @ ControlMsg::Refused { .. }) => Ok(refused),
                 _ => Err(e.into()),
             },

@@ -14,8 +14,10 @@ use transbench_wire::control::{MAGIC, PROTOCOL_VERSION};
 use transbench_wire::{printable, ControlMsg, TrialSetup, WorkloadSetup, HEADER_LEN};
 
 use crate::admission::{
-    self, MemoryBudget, PendingHandshakes, ReceiverLimits, Reservation, BASE_BYTES, SESSION_BYTES,
+    self, MemoryBudget, PendingHandshakes, ReceiverLimits, Reservation, BASE_BYTES, MAX_CLOCK_PROBES,
+    SESSION_BYTES,
 };
+use crate::clock::mono_now_ns;
 use crate::control_io::{ControlChannel, ControlIoError};
 use crate::dataplane::listen::ServerTls;
 use crate::dataplane::multi;
@@ -400,7 +402,8 @@ struct Serving {
     _memory: Reservation,
 }
 
-/// Runs the trials of one authenticated session until the sender leaves.
+/// Runs the trials of one authenticated session until the sender leaves,
+/// and between them answers its clock probes.
 async fn trials(
     mut ctl: ControlChannel,
     ctx: &ReceiverState,
@@ -409,12 +412,13 @@ async fn trials(
 ) -> anyhow::Result<()> {
     let limits = &ctx.limits;
     let mut trial: Option<Serving> = None;
+    let mut clock_probes = 0u32;
     loop {
         let deadline = match &trial {
             Some(t) => t.deadline,
             None => tokio::time::Instant::now() + limits.idle_timeout,
         };
-        let msg = match tokio::time::timeout_at(deadline, ctl.recv()).await {
+        let (msg, read_ns) = match tokio::time::timeout_at(deadline, ctl.recv_timed()).await {
             Ok(Ok(m)) => m,
             Ok(Err(ControlIoError::Closed)) => return Ok(()),
             Ok(Err(e)) => return Err(e.into()),
@@ -434,6 +438,28 @@ async fn trials(
             }
         };
         match msg {
+            ControlMsg::ClockProbe { t1 } => {
+                // During a trial the echo would break the receiver's
+                // silence and take the data plane's thread.
+                if trial.is_some() {
+                    return Err(refuse(
+                        &mut ctl,
+                        "clock probe during a trial: probe between trials".into(),
+                    )
+                    .await);
+                }
+                clock_probes += 1;
+                if clock_probes > MAX_CLOCK_PROBES {
+                    let reason = format!("more than {MAX_CLOCK_PROBES} clock probes in one session");
+                    return Err(refuse(&mut ctl, reason).await);
+                }
+                let echo = ControlMsg::ClockEcho {
+                    t1,
+                    t2: read_ns,
+                    t3: mono_now_ns(),
+                };
+                ctl.send(&echo).await?;
+            }
             ControlMsg::Setup(setup) => {
                 if trial.is_some() {
                     return Err(refuse(&mut ctl, "setup while a trial is running".into()).await);

@@ -1,12 +1,14 @@
 //! The sender's side of a control session: connect and authenticate,
 //! set a trial up, run its data plane while the receiver stays quiet,
 //! collect what the receiver recorded, and the rules that make a trial
-//! invalid. Every workload runs its trial through these.
+//! invalid. Every workload runs its trial through these. Between trials,
+//! the receiver's clock can be estimated against this host's.
 
 use anyhow::{bail, Context};
 use std::net::SocketAddr;
 use std::time::Duration;
 use tokio::net::TcpStream;
+use transbench_analysis::clock_offset::{Exchange, OffsetEstimate};
 use transbench_reports::{Counters, LatencySummary};
 use transbench_wire::auth::{from_hex, random_nonce, to_hex, FrameMac, Role, Secret, NONCE_LEN};
 use transbench_wire::control::{MAGIC, PROTOCOL_VERSION};
@@ -15,6 +17,7 @@ use transbench_wire::{
     printable, ControlMsg, ReceiverReport, TimeWaitSample, TrialSetup, TrialToken, Workload,
 };
 
+use crate::clock::mono_now_ns;
 use crate::control_io::ControlChannel;
 use crate::dataplane::ErrorLog;
 use crate::schedule;
@@ -22,6 +25,15 @@ use crate::spec::TrialSpec;
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 pub const REPLY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Clock probes in one estimate: enough that some cross both ways with no
+/// queue, few enough to take some 70 ms (tokio's timer rounds each
+/// spacing up to the next millisecond tick: about 2 ms a probe).
+pub const CLOCK_PROBES: u32 = 32;
+
+/// Between clock probes: spread over tens of milliseconds, a burst on the
+/// path or a busy moment on either host delays a few of them, not all.
+const CLOCK_PROBE_SPACING: Duration = Duration::from_millis(1);
 
 /// A trial whose send lag p99 exceeds this could not keep its schedule
 /// (unless `--max-send-lag` says otherwise).
@@ -37,14 +49,19 @@ pub async fn resolve(connect: &str) -> anyhow::Result<SocketAddr> {
 }
 
 pub async fn expect_reply(ctl: &mut ControlChannel, what: &str) -> anyhow::Result<ControlMsg> {
-    let msg = tokio::time::timeout(REPLY_TIMEOUT, ctl.recv())
+    Ok(expect_reply_timed(ctl, what).await?.0)
+}
+
+/// [`expect_reply`], and when its frame was read ([`ControlChannel::recv_timed`]).
+async fn expect_reply_timed(ctl: &mut ControlChannel, what: &str) -> anyhow::Result<(ControlMsg, u64)> {
+    let (msg, read_ns) = tokio::time::timeout(REPLY_TIMEOUT, ctl.recv_timed())
         .await
         .with_context(|| format!("receiver did not answer within {REPLY_TIMEOUT:?} (waiting for {what})"))?
         .with_context(|| format!("waiting for {what}"))?;
     if let ControlMsg::Refused { reason } = &msg {
         bail!("receiver refused: {}", printable(reason));
     }
-    Ok(msg)
+    Ok((msg, read_ns))
 }
 
 /// Opens an authenticated control session; returns it with the receiver's
@@ -106,6 +123,39 @@ pub async fn connect(
         ctl.authenticate(FrameMac::new(s, Role::Sender, &client_nonce, &server_nonce));
     }
     Ok((ctl, boot_id))
+}
+
+/// The receiver's clock against this host's, from `exchanges` probes sent
+/// one at a time, between trials. An estimate whose exchanges contradict
+/// each other fails with the [`ClockOffsetError`] inside.
+///
+/// [`ClockOffsetError`]: transbench_analysis::clock_offset::ClockOffsetError
+pub async fn estimate_clock_offset(
+    ctl: &mut ControlChannel,
+    exchanges: u32,
+) -> anyhow::Result<OffsetEstimate> {
+    let mut batch = Vec::with_capacity(exchanges as usize);
+    for i in 0..exchanges {
+        if i > 0 {
+            tokio::time::sleep(CLOCK_PROBE_SPACING).await;
+        }
+        let t1 = mono_now_ns();
+        ctl.send(&ControlMsg::ClockProbe { t1 }).await?;
+        let (echo, t4) = expect_reply_timed(ctl, "a clock echo").await?;
+        match echo {
+            ControlMsg::ClockEcho { t1: echoed, t2, t3 } if echoed == t1 => {
+                batch.push(Exchange { t1, t2, t3, t4 })
+            }
+            ControlMsg::ClockEcho { .. } => {
+                bail!("receiver broke the protocol: it echoed another clock probe")
+            }
+            other => bail!(
+                "receiver broke the protocol: expected a clock echo, got {}",
+                other.name()
+            ),
+        }
+    }
+    OffsetEstimate::from_exchanges(&batch).context("estimating the receiver's clock offset")
 }
 
 /// What the receiver's `Ready` grants a trial's data plane.

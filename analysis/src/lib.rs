@@ -10,9 +10,13 @@
 //! - [`churn`]: what TIME_WAIT and handshakes predict for connection
 //!   churn, and the agents' TIME_WAIT samples on one timeline;
 //! - [`bulk`]: goodput per flow and in total, Jain's fairness index, and
-//!   what a rate-limited link leaves each transport after its headers.
+//!   what a rate-limited link leaves each transport after its headers;
+//! - [`clock_offset`]: the offset between the sender's and the receiver's
+//!   clocks from control-channel round trips, with an honest bound, and
+//!   whether one-way delays it corrects can be reported.
 
 pub mod bulk;
 pub mod churn;
+pub mod clock_offset;
 pub mod hol;
 pub mod seq;

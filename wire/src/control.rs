@@ -13,7 +13,9 @@
 //! The sender proves it holds the secret first: the receiver reveals
 //! nothing computed from the secret to a peer that has not proved it, so
 //! reaching the control port gives no way to test guesses offline.
-//!   then any number of trials:
+//!   then any number of trials, and between them clock probes:
+//!   ClockProbe{t1}                      ->
+//!                         <- ClockEcho{t1, t2, t3}
 //!   Setup{..}                           ->
 //!                         <- Ready{data_port, cert_sha256, token}  (or Refused)
 //!   Start                               ->
@@ -567,6 +569,18 @@ pub enum ControlMsg {
         bins: Vec<u64>,
     },
     Report(ReceiverReport),
+    /// Between trials: a probe of the receiver's clock, sent at `t1` on
+    /// the sender's (CLOCK_MONOTONIC ns).
+    ClockProbe {
+        t1: u64,
+    },
+    /// The probe's echo: its `t1`, and on the receiver's clock when the
+    /// probe was read (`t2`) and when this was sent (`t3`).
+    ClockEcho {
+        t1: u64,
+        t2: u64,
+        t3: u64,
+    },
 }
 
 /// Bulk: how long a bin of [`ControlMsg::FlowBins`] is, from the moment
@@ -628,6 +642,8 @@ impl ControlMsg {
             ControlMsg::TimeWait { .. } => "time_wait",
             ControlMsg::FlowBins { .. } => "flow_bins",
             ControlMsg::Report(_) => "report",
+            ControlMsg::ClockProbe { .. } => "clock_probe",
+            ControlMsg::ClockEcho { .. } => "clock_echo",
         }
     }
 }
@@ -767,6 +783,12 @@ mod tests {
                 }),
                 ..Default::default()
             }),
+            ControlMsg::ClockProbe { t1: u64::MAX },
+            ControlMsg::ClockEcho {
+                t1: 1,
+                t2: 259_200_123_456_789,
+                t3: u64::MAX,
+            },
         ]
     }
 
@@ -845,6 +867,20 @@ mod tests {
     }
 
     #[test]
+    fn clock_messages_carry_their_timestamps_by_name() {
+        let echo = ControlMsg::ClockEcho { t1: 1, t2: 2, t3: 3 };
+        assert_eq!(
+            String::from_utf8(echo.to_payload()).unwrap(),
+            r#"{"type":"clock_echo","t1":1,"t2":2,"t3":3}"#
+        );
+        assert_eq!(echo.name(), "clock_echo");
+        assert_eq!(
+            ControlMsg::decode(br#"{"type":"clock_probe","t1":18446744073709551615}"#).unwrap(),
+            ControlMsg::ClockProbe { t1: u64::MAX }
+        );
+    }
+
+    #[test]
     fn a_bare_stop_still_decodes() {
         assert_eq!(
             ControlMsg::decode(br#"{"type":"stop"}"#).unwrap(),
@@ -866,7 +902,7 @@ mod tests {
 
     proptest! {
         #[test]
-        fn corrupted_frames_are_errors_not_panics(idx in 0usize..14, pos: usize, byte: u8) {
+        fn corrupted_frames_are_errors_not_panics(idx in 0..samples().len(), pos: usize, byte: u8) {
             let mut frame = samples()[idx].encode();
             let pos = pos % frame.len();
             frame[pos] ^= byte | 1;
@@ -877,14 +913,14 @@ mod tests {
         }
 
         #[test]
-        fn truncated_frames_need_more(idx in 0usize..14, cut: usize) {
+        fn truncated_frames_need_more(idx in 0..samples().len(), cut: usize) {
             let frame = samples()[idx].encode();
             let cut = cut % frame.len();
             prop_assert!(matches!(ControlMsg::split(&frame[..cut]), Ok(None)));
         }
 
         #[test]
-        fn truncated_payload_is_malformed(idx in 0usize..14, cut: usize) {
+        fn truncated_payload_is_malformed(idx in 0..samples().len(), cut: usize) {
             let frame = samples()[idx].encode();
             let payload = &frame[4..];
             let cut = cut % payload.len();

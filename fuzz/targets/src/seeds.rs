@@ -53,7 +53,7 @@ fn seed(name: &str, bytes: impl Into<Vec<u8>>) -> Seed {
 }
 
 /// Control messages as JSON, one of each kind.
-const MESSAGES: [(&str, &str); 14] = [
+const MESSAGES: [(&str, &str); 16] = [
     (
         "hello",
         r#"{"type":"hello","magic":"transbench","version":5,"client_nonce":"00ff"}"#,
@@ -94,6 +94,11 @@ const MESSAGES: [(&str, &str); 14] = [
     (
         "report",
         r#"{"type":"report","requests":5,"responses":5,"bytes":320,"rejected":0,"connections":1,"cpu_ns":7,"tcp_congestion":null,"namespace":{"start_mono_ns":7,"sysctls":{"net.ipv4.tcp_tw_reuse":"2"},"tcp_ext_before":{"TW":1},"tcp_ext_after":{"TW":9}},"netns":"net:[4026531840]"}"#,
+    ),
+    ("clock-probe", r#"{"type":"clock_probe","t1":400000000000000}"#),
+    (
+        "clock-echo",
+        r#"{"type":"clock_echo","t1":400000000000000,"t2":140799876543211,"t3":140799876563211}"#,
     ),
 ];
 
