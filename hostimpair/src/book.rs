@@ -11,11 +11,11 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::qdisc::{interface_name_problem, qdisc_kind};
 use crate::record::{
-    before_interface, file_name, lessee, on_interface, HostNow, LeaseRecord, Lessee, Outcome, ProcessStat,
-    RECORD_VERSION,
+    before_interface, file_name, lessee, on_interface, HostNow, LeaseRecord, Lessee, Outcome, RECORD_VERSION,
 };
 use crate::tc::{Deleted, Device, Tc};
 use crate::{LeaseError, QdiscHandle, LEASE_HANDLE};
+use testbed::process::ProcStat;
 
 const BOOT_ID: &str = "/proc/sys/kernel/random/boot_id";
 /// The calling thread's network namespace: the one tc started from it
@@ -130,7 +130,7 @@ impl LeaseBook {
             if let Some(pid) = temporary_file_pid(&name) {
                 // A writer that died before linking its record into place:
                 // no qdisc was added after it.
-                if ProcessStat::read(pid).is_none() {
+                if ProcStat::read(pid).is_none() {
                     remove_file(&path)?;
                 }
             } else if name.ends_with(".json") && !name.starts_with('.') {
@@ -169,7 +169,7 @@ impl LeaseBook {
         if let Some(found) = read_record(&path)? {
             if let Ok(found) = &found {
                 let held = found.boot_id == boot_id
-                    && lessee(found, me.pid, ProcessStat::read(found.pid)) != Lessee::Gone;
+                    && lessee(found, me.pid, ProcStat::read(found.pid)) != Lessee::Gone;
                 if held {
                     return Err(LeaseError::AlreadyLeased {
                         iface: iface.into(),
@@ -439,7 +439,7 @@ fn settle(path: &Path) -> Result<Option<Recovered>, LeaseError> {
     let host = HostNow {
         boot_id: &boot_id,
         netns_id: netns_now.as_deref(),
-        lessee: lessee(&record, std::process::id(), ProcessStat::read(record.pid)),
+        lessee: lessee(&record, std::process::id(), ProcStat::read(record.pid)),
     };
     let outcome = match before_interface(&record, &host) {
         Err(outcome @ Outcome::HeldByRunningProcess { .. }) => outcome,
@@ -504,7 +504,7 @@ struct Owner {
 impl Owner {
     fn current() -> Result<Owner, LeaseError> {
         let pid = std::process::id();
-        let stat = ProcessStat::read(pid).ok_or_else(|| LeaseError::Host {
+        let stat = ProcStat::read(pid).ok_or_else(|| LeaseError::Host {
             path: PathBuf::from(format!("/proc/{pid}/stat")),
             source: std::io::Error::new(ErrorKind::InvalidData, "no start time in it"),
         })?;
@@ -512,13 +512,6 @@ impl Owner {
             pid,
             start_time: stat.start_time,
         })
-    }
-}
-
-impl ProcessStat {
-    /// What /proc says of `pid` now, if it exists.
-    pub(crate) fn read(pid: u32) -> Option<ProcessStat> {
-        ProcessStat::parse(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
     }
 }
 

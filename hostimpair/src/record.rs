@@ -6,6 +6,8 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use testbed::process::ProcStat;
+
 use crate::qdisc::{QdiscHandle, RootQdisc};
 
 /// The version of the state file's layout written here.
@@ -62,35 +64,6 @@ pub fn file_name(netns: Option<&str>, iface: &str) -> String {
     }
 }
 
-/// A process, told apart from a later one given the same PID.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ProcessStat {
-    /// Field 3: `Z` for a zombie, `X`/`x` for one being reaped.
-    pub state: char,
-    /// Field 22: when it started, in clock ticks after boot.
-    pub start_time: u64,
-}
-
-impl ProcessStat {
-    /// Parses /proc/PID/stat. The command name (field 2) is in parentheses
-    /// and may hold spaces and parentheses itself: fields are counted from
-    /// the last `)`.
-    pub fn parse(text: &str) -> Option<ProcessStat> {
-        let (_, rest) = text.rsplit_once(')')?;
-        let mut fields = rest.split_whitespace();
-        let mut state = fields.next()?.chars();
-        let (Some(state), None) = (state.next(), state.next()) else {
-            return None;
-        };
-        let start_time = fields.nth(18)?.parse().ok()?;
-        Some(ProcessStat { state, start_time })
-    }
-
-    pub fn has_exited(&self) -> bool {
-        matches!(self.state, 'Z' | 'X' | 'x')
-    }
-}
-
 /// Who holds a record's lease now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Lessee {
@@ -104,7 +77,7 @@ pub enum Lessee {
 }
 
 /// Who `record`'s lessee is, given what /proc says of its PID now.
-pub fn lessee(record: &LeaseRecord, me: u32, now: Option<ProcessStat>) -> Lessee {
+pub fn lessee(record: &LeaseRecord, me: u32, now: Option<ProcStat>) -> Lessee {
     match now {
         Some(stat) if stat.start_time == record.pid_start_time && !stat.has_exited() => {
             if record.pid == me {
@@ -291,30 +264,10 @@ mod tests {
     }
 
     #[test]
-    fn process_stat_counts_fields_after_the_command_name() {
-        let text =
-            "4242 (a (weird) name) S 1 4242 4242 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 987654 1000 50";
-        assert_eq!(
-            ProcessStat::parse(text),
-            Some(ProcessStat {
-                state: 'S',
-                start_time: 987654
-            })
-        );
-        assert!(ProcessStat::parse(&text.replace(" S ", " Z "))
-            .unwrap()
-            .has_exited());
-        assert_eq!(ProcessStat::parse("4242 (x) S 1 2"), None);
-        assert_eq!(ProcessStat::parse("garbage"), None);
-        let mine = std::fs::read_to_string("/proc/self/stat").unwrap();
-        assert!(ProcessStat::parse(&mine).is_some(), "{mine}");
-    }
-
-    #[test]
     fn the_lessee_is_the_pid_that_started_when_recorded() {
         let r = record();
         let alive = |start| {
-            Some(ProcessStat {
+            Some(ProcStat {
                 state: 'S',
                 start_time: start,
             })
@@ -324,7 +277,7 @@ mod tests {
         // The PID went to another process since.
         assert_eq!(lessee(&r, 1, alive(9999)), Lessee::Gone);
         assert_eq!(lessee(&r, 1, None), Lessee::Gone);
-        let zombie = Some(ProcessStat {
+        let zombie = Some(ProcStat {
             state: 'Z',
             start_time: 5678,
         });
