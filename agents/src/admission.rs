@@ -452,6 +452,7 @@ mod tests {
                 loss_timeout_ns: 1_000_000_000,
                 messages,
             },
+            reverse_impair: None,
             workload,
         }
     }

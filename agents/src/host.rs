@@ -69,8 +69,14 @@ fn output(program: &str, args: &[&str]) -> Option<String> {
         .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
+/// The interface this host's traffic to `peer` leaves by (`ip route
+/// get`), in the calling thread's namespace.
+pub fn interface_name_toward(peer: IpAddr) -> Option<String> {
+    route_device(&output("ip", &["-j", "route", "get", &peer.to_string()])?)
+}
+
 fn interface_toward(peer: IpAddr) -> Option<InterfaceInfo> {
-    let name = route_device(&output("ip", &["-j", "route", "get", &peer.to_string()])?)?;
+    let name = interface_name_toward(peer)?;
     let (mtu, qdisc) = output("ip", &["-j", "link", "show", "dev", &name])
         .map(|json| link_mtu_qdisc(&json))
         .unwrap_or_default();

@@ -8,6 +8,7 @@ pub mod clock;
 pub mod compare;
 pub mod control_io;
 pub mod dataplane;
+pub mod egress;
 pub mod fidelity;
 pub mod host;
 pub mod measure;

@@ -11,7 +11,7 @@ use std::time::{Duration, SystemTime};
 use transbench::admission::ReceiverLimits;
 use transbench::spec::TrialArgs;
 use transbench::{
-    ab, compare, fidelity, host, out_dir, receiver, report, run, scenario_run, secret, shell,
+    ab, compare, egress, fidelity, host, out_dir, receiver, report, run, scenario_run, secret, shell,
     single_thread_runtime,
 };
 use transbench_reports::{summary_table, write_atomic, RunResults};
@@ -47,6 +47,13 @@ enum Command {
         secret: SecretArgs,
         #[command(flatten)]
         limits: ReceiverLimits,
+        #[command(flatten)]
+        egress: egress::EgressArgs,
+        /// Say what this host can do (tc netem, the allowed interfaces,
+        /// lease records, secret, limits) and exit: 0 if the receiver as
+        /// configured would work, 1 if not.
+        #[arg(long)]
+        check: bool,
     },
     /// Run one trial against a receiver and write its result.
     Sender {
@@ -155,6 +162,12 @@ enum Command {
         receiver: Option<String>,
         #[command(flatten)]
         secret: SecretArgs,
+        /// With --receiver: impaired cells put their forward profile on
+        /// this host's interface toward the receiver with tc netem, for
+        /// the cell's trials (the receiver puts the reverse one on its
+        /// own, started with --allow-impair too); repeatable.
+        #[command(flatten)]
+        egress: egress::EgressArgs,
     },
     /// Render a run's report: index.html (charts inline, opens from disk),
     /// each chart as PNG and SVG, summary.md, and per cell the latency as
@@ -434,6 +447,56 @@ impl SecretArgs {
     }
 }
 
+/// `receiver --check`: each finding on a line, `ok` or `PROBLEM` first.
+fn receiver_check(
+    listen: std::net::SocketAddr,
+    secret: &SecretArgs,
+    limits: &ReceiverLimits,
+    egress: &egress::EgressArgs,
+) -> ExitCode {
+    let mut found = Vec::new();
+    let secret = secret.load();
+    found.push(match (&secret, listen.ip().is_loopback()) {
+        (Ok(Some(_)), _) => egress::Finding {
+            ok: true,
+            text: format!("listen {listen}, with a shared secret"),
+        },
+        (Ok(None), true) => egress::Finding {
+            ok: true,
+            text: format!("listen {listen} without a secret: loopback only"),
+        },
+        (Ok(None), false) => egress::Finding {
+            ok: false,
+            text: format!("listen {listen} needs a shared secret: pass --secret-file FILE"),
+        },
+        (Err(e), _) => egress::Finding {
+            ok: false,
+            text: format!("secret: {e:#}"),
+        },
+    });
+    found.push(egress::Finding {
+        ok: true,
+        text: format!(
+            "limits: {} sessions, trials up to {}, messages up to {} bytes, rate {}, idle timeout {}, memory {} bytes",
+            limits.max_sessions,
+            humantime::format_duration(limits.max_duration),
+            limits.max_message_size,
+            limits.max_rate.map_or("unlimited".into(), |r| format!("up to {r}/s")),
+            humantime::format_duration(limits.idle_timeout),
+            limits.memory_budget
+        ),
+    });
+    found.extend(egress::check(egress));
+    for f in &found {
+        println!("{:7} {}", if f.ok { "ok" } else { "PROBLEM" }, f.text);
+    }
+    if found.iter().all(|f| f.ok) {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}
+
 fn init_logging(default: &str) {
     // quinn warns of a "duplicate reset token" when connections come and go
     // by the thousand (churn); it changes nothing here.
@@ -468,12 +531,18 @@ fn run_command(cli: Cli) -> anyhow::Result<ExitCode> {
             listen,
             secret,
             limits,
+            egress,
+            check,
         } => {
             init_logging("info");
             let listen = receiver::parse_listen(&listen)?;
+            if check {
+                return Ok(receiver_check(listen, &secret, &limits, &egress));
+            }
             let secret = secret.load()?;
+            let policy = egress::EgressPolicy::start(&egress)?.map(std::sync::Arc::new);
             single_thread_runtime()?.block_on(async {
-                let receiver = receiver::Receiver::bind(listen, secret, limits).await?;
+                let receiver = receiver::Receiver::bind(listen, secret, limits, policy.clone()).await?;
                 let addr = receiver.local_addr()?;
                 // Handlers go in before the address is printed: whoever read
                 // it may signal us at once.
@@ -485,6 +554,11 @@ fn run_command(cli: Cli) -> anyhow::Result<ExitCode> {
                     served = receiver.serve() => served?,
                     _ = interrupt.recv() => tracing::info!("interrupted; exiting"),
                     _ = terminate.recv() => tracing::info!("terminated; exiting"),
+                }
+                // Sessions run on threads of their own, which exit with
+                // the process without dropping their leases.
+                if let Some(policy) = &policy {
+                    policy.give_back_all();
                 }
                 Ok(ExitCode::SUCCESS)
             })
@@ -539,13 +613,18 @@ fn run_command(cli: Cli) -> anyhow::Result<ExitCode> {
             retry_invalid,
             receiver,
             secret,
+            egress,
         } => {
             init_logging("warn");
             let out = out_dir::OutChoice::from_flags(resume, out, force);
-            if receiver.is_none() && scenario.is_none() && secret.secret_file.is_some() {
+            if receiver.is_none()
+                && scenario.is_none()
+                && (secret.secret_file.is_some() || !egress.allow_impair.is_empty())
+            {
                 bail!(
-                    "--secret-file is for a receiver on another host: add --receiver HOST:PORT (a run \
-                     without it starts its own receiver, with a secret of its own)"
+                    "--secret-file and --allow-impair are for a receiver on another host: add --receiver \
+                     HOST:PORT (a run without it starts its own receiver, with a secret of its own, and \
+                     impairs the local testbed's link)"
                 );
             }
             if let Some(file) = scenario {
@@ -564,6 +643,7 @@ fn run_command(cli: Cli) -> anyhow::Result<ExitCode> {
                         max_trials: max_trials.map(|n| n as usize),
                         receiver,
                         secret_file: secret.secret_file,
+                        egress,
                     },
                 ))?;
                 return Ok(ExitCode::SUCCESS);
@@ -575,21 +655,21 @@ fn run_command(cli: Cli) -> anyhow::Result<ExitCode> {
             };
             let spec = trial.spec(transport[0], &transport)?;
             let impair = impair.profiles()?;
-            if impair.is_some() && receiver.is_some() {
-                bail!(
-                    "--impair with --receiver would need the profile applied on both hosts' interfaces, \
-                     which this version cannot do: apply it yourself with netem-scripts/apply.sh on each \
-                     host and drop --impair, or drop --receiver to impair the local testbed's link"
-                );
-            }
-            if impair.is_some() {
+            if impair.is_some() && receiver.is_none() {
                 require_root("--impair (drop it to measure loopback)")?;
             } else {
                 trial.check_path(false)?;
             }
             let rt = single_thread_runtime()?;
             let receiver = match receiver {
-                Some(given) => Some(rt.block_on(run::RemoteReceiver::resolve(&given, secret.load()?))?),
+                Some(given) => {
+                    let own = egress::EgressPolicy::start(&egress)?.map(std::sync::Arc::new);
+                    let remote = rt.block_on(run::RemoteReceiver::resolve(&given, secret.load()?, own))?;
+                    if let Some(p) = &impair {
+                        remote.check_impairment(p)?;
+                    }
+                    Some(remote)
+                }
                 None => None,
             };
             let sweep = (!sweep.is_empty())

@@ -21,8 +21,10 @@ use crate::clock::mono_now_ns;
 use crate::control_io::{ControlChannel, ControlIoError};
 use crate::dataplane::listen::ServerTls;
 use crate::dataplane::multi;
+use crate::egress::EgressPolicy;
 use crate::spec::churn::MAX_INFLIGHT;
 use crate::workload::TrialServer;
+use hostimpair::QdiscLease;
 
 /// How long a peer may take over the hello and auth exchange: two round
 /// trips, with room for a slow path and a busy host.
@@ -37,6 +39,8 @@ pub struct Receiver {
 /// of its data planes, its limits and its memory budget.
 struct ReceiverState {
     secret: Option<Secret>,
+    /// `--allow-impair`: the interfaces a trial may impair.
+    egress: Option<Arc<EgressPolicy>>,
     tls: ServerTls,
     limits: ReceiverLimits,
     budget: Arc<MemoryBudget>,
@@ -63,6 +67,7 @@ impl Receiver {
         listen: SocketAddr,
         secret: Option<Secret>,
         limits: ReceiverLimits,
+        egress: Option<Arc<EgressPolicy>>,
     ) -> anyhow::Result<Self> {
         if secret.is_none() && !listen.ip().is_loopback() {
             bail!(
@@ -92,6 +97,7 @@ impl Receiver {
         let ctx = ReceiverState {
             tls: ServerTls::self_signed()?,
             secret,
+            egress,
             budget: MemoryBudget::new(limits.memory_budget),
             limits,
             sessions: AtomicUsize::new(0),
@@ -400,6 +406,37 @@ struct Serving {
     /// When the sender must have stopped it by.
     deadline: tokio::time::Instant,
     _memory: Reservation,
+    /// The trial's impairment of this host's egress, given back when the
+    /// trial ends or, dropped with it, when the session does.
+    lease: Option<QdiscLease>,
+}
+
+/// Puts the trial's reverse profile on the interface toward the sender;
+/// the reason in words when it cannot.
+async fn lease_egress(ctx: &ReceiverState, peer: IpAddr, profile: &str) -> Result<QdiscLease, String> {
+    let Some(policy) = ctx.egress.clone() else {
+        return Err(
+            "this receiver impairs no interface: start it with --allow-impair IFACE (its \
+                    interface toward the sender) to run impaired cells across hosts"
+                .into(),
+        );
+    };
+    let profile = profile.to_string();
+    // tc runs: off the session's runtime.
+    tokio::task::spawn_blocking(move || policy.lease_toward(peer, &profile))
+        .await
+        .map_err(|e| format!("impairing this host's egress failed: {e}"))?
+        .map_err(|e| format!("cannot impair this host's egress: {e:#}"))
+}
+
+/// Gives the trial's impaired interface back, saying so in the log.
+async fn give_back(lease: QdiscLease) {
+    let iface = lease.iface().to_string();
+    match tokio::task::spawn_blocking(move || lease.restore()).await {
+        Ok(Ok(outcome)) => tracing::info!("{iface}: {outcome}"),
+        Ok(Err(e)) => tracing::error!("giving {iface} back after the trial: {e}"),
+        Err(e) => tracing::error!("giving {iface} back after the trial: {e}"),
+    }
 }
 
 /// Runs the trials of one authenticated session until the sender leaves,
@@ -475,10 +512,19 @@ async fn trials(
                         return Err(refuse(&mut ctl, reason).await);
                     }
                 };
-                let served = match validate(&setup) {
-                    Ok(()) => crate::workload::serve_trial(&setup, &ctx.tls, local_ip, peer_ip).await,
-                    Err(e) => Err(e),
+                if let Err(e) = validate(&setup) {
+                    return Err(refuse(&mut ctl, format!("cannot set up the trial: {e:#}")).await);
+                }
+                // Before the data plane, so the trial's first packet
+                // already crosses it.
+                let lease = match &setup.reverse_impair {
+                    None => None,
+                    Some(profile) => match lease_egress(ctx, peer_ip, profile).await {
+                        Ok(lease) => Some(lease),
+                        Err(reason) => return Err(refuse(&mut ctl, reason).await),
+                    },
                 };
+                let served = crate::workload::serve_trial(&setup, &ctx.tls, local_ip, peer_ip).await;
                 match served {
                     Ok(server) => {
                         let ready = ControlMsg::Ready {
@@ -491,6 +537,7 @@ async fn trials(
                             server,
                             deadline: tokio::time::Instant::now() + limits.trial_deadline(&setup),
                             _memory: memory,
+                            lease,
                         });
                         ctl.send(&ready).await?;
                     }
@@ -505,7 +552,10 @@ async fn trials(
             },
             ControlMsg::Stop { expect, wait_ns } => match trial.take() {
                 Some(Serving {
-                    server: t, _memory, ..
+                    server: t,
+                    _memory,
+                    lease,
+                    ..
                 }) => {
                     if let Some(expect) = expect {
                         t.await_done(expect, Duration::from_nanos(wait_ns.min(MAX_DRAIN_NS)))
@@ -521,6 +571,11 @@ async fn trials(
                             .await
                             .ok()
                             .map(Box::new);
+                    // Before the report: the sender's next trial may ask
+                    // for the interface again as soon as it has it.
+                    if let Some(lease) = lease {
+                        give_back(lease).await;
+                    }
                     ctl.send(&ControlMsg::Report(served.report)).await?;
                 }
                 None => return Err(refuse(&mut ctl, "stop without a trial".into()).await),

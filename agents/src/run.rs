@@ -21,12 +21,15 @@ use transbench_reports::{
 use transbench_wire::auth::{random_nonce, to_hex, Secret};
 use transbench_wire::Transport;
 
+use crate::egress::EgressPolicy;
 use crate::host::host_info;
 use crate::measure::oneway as analysis;
 use crate::out_dir::{self, OutChoice};
 use crate::spec::bulk::LinkShape;
 use crate::spec::{ChurnOptions, LoadSpec, TrialSpec, WorkloadSpec};
 use crate::workload;
+use hostimpair::QdiscLease;
+use std::sync::Arc;
 
 /// What the receiver prints first on stdout; `run` and tests parse it.
 pub const LISTENING_PREFIX: &str = "transbench receiver listening on ";
@@ -111,11 +114,18 @@ pub struct RemoteReceiver {
     pub given: String,
     pub addr: SocketAddr,
     pub secret: Option<Secret>,
+    /// `--allow-impair` on this side: where an impaired cell's forward
+    /// profile goes (this host's interface toward the receiver).
+    pub own_egress: Option<Arc<EgressPolicy>>,
 }
 
 impl RemoteReceiver {
     /// Resolves `given` (HOST:PORT) once, for the whole run.
-    pub async fn resolve(given: &str, secret: Option<Secret>) -> anyhow::Result<Self> {
+    pub async fn resolve(
+        given: &str,
+        secret: Option<Secret>,
+        own_egress: Option<Arc<EgressPolicy>>,
+    ) -> anyhow::Result<Self> {
         let addr = tokio::net::lookup_host(given)
             .await
             .with_context(|| format!("cannot resolve the receiver {given:?}: expected HOST:PORT"))?
@@ -125,20 +135,42 @@ impl RemoteReceiver {
             given: given.to_string(),
             addr,
             secret,
+            own_egress,
         })
+    }
+
+    /// Whether an impaired cell can run against it: its forward profile
+    /// needs this host's `--allow-impair` (the reverse one, the
+    /// receiver's, which says so itself when it lacks it).
+    pub fn check_impairment(&self, profiles: &LinkProfiles) -> anyhow::Result<()> {
+        if self.own_egress.is_none() && profiles.forward != NetemSpec::default() {
+            bail!(
+                "an impaired cell against the receiver at {} puts its forward profile on this host's \
+                 interface toward it: pass --allow-impair IFACE (that interface; `ip route get {}` names \
+                 it), and start the receiver with --allow-impair on its own",
+                self.given,
+                self.addr.ip()
+            );
+        }
+        Ok(())
     }
 }
 
-/// Impairment across hosts is applied on each host's interface, which
-/// `run` does not do yet: a cell with a profile needs the local testbed.
-pub(crate) fn refuse_remote_impairment(remote: &RemoteReceiver) -> anyhow::Error {
-    anyhow::anyhow!(
-        "an impaired cell against the receiver at {} would need its profile applied on both hosts' \
-         interfaces, which this version cannot do: run the impaired cells on this host (without \
-         --receiver), or apply the profiles yourself with netem-scripts/apply.sh on each host and run \
-         the cells as profile \"none\"",
-        remote.given
-    )
+/// `impairment.backend` across hosts: tc netem, on each host's egress.
+pub const REMOTE_BACKEND: &str = "netem, each host's egress";
+
+/// Across hosts, each host impairs its own egress for the phase: this one
+/// the forward profile (held here), the receiver the reverse one (asked
+/// for in each trial's setup).
+fn lease_forward(remote: &RemoteReceiver, profiles: &LinkProfiles) -> anyhow::Result<Option<QdiscLease>> {
+    remote.check_impairment(profiles)?;
+    if profiles.forward == NetemSpec::default() {
+        return Ok(None);
+    }
+    let policy = remote.own_egress.as_ref().expect("checked above");
+    Ok(Some(
+        policy.lease_toward(remote.addr.ip(), &profiles.forward.to_string())?,
+    ))
 }
 
 pub struct RunOptions {
@@ -580,10 +612,18 @@ pub(crate) async fn run_phase(
         return Ok(());
     }
     let (results, results_path, bar, bases) = (&mut *out.results, out.path, out.bar, &mut *out.bases);
-    if let (Some(remote), Some(_)) = (&opts.receiver, profiles) {
-        return Err(refuse_remote_impairment(remote));
-    }
-    let link = profiles.map(start_testbed).transpose()?;
+    // Across hosts there is no testbed: each host impairs its own egress.
+    let (forward_lease, reverse_impair) = match (&opts.receiver, profiles) {
+        (Some(remote), Some(p)) => (
+            lease_forward(remote, p)?,
+            (p.reverse != NetemSpec::default()).then(|| p.reverse.to_string()),
+        ),
+        _ => (None, None),
+    };
+    let link = match opts.receiver {
+        Some(_) => None,
+        None => profiles.map(start_testbed).transpose()?,
+    };
     if let (Some((bed, _)), Some(churn)) = (&link, opts.spec.workload.churn()) {
         set_sender_sysctls(bed, &churn.options)?;
     }
@@ -608,6 +648,7 @@ pub(crate) async fn run_phase(
                 given: process.addr.to_string(),
                 addr: process.addr,
                 secret: Some(Secret::new(local_secret.as_bytes())?),
+                own_egress: None,
             };
             (Some(process), target)
         }
@@ -638,6 +679,7 @@ pub(crate) async fn run_phase(
             let mut spec = TrialSpec {
                 transport: *transport,
                 path_rtt_ns: rtt_ns,
+                reverse_impair: reverse_impair.clone(),
                 ..opts.spec.clone()
             };
             if let Some(rate) = rate {
@@ -648,7 +690,7 @@ pub(crate) async fn run_phase(
                     if m.hol.base.is_none() {
                         m.hol.base = bases.get(&base_key(*transport, profiles)).cloned();
                     }
-                    m.hol.loss_p = link.as_ref().and_then(|(_, p)| {
+                    m.hol.loss_p = profiles.and_then(|p| {
                         let forward = p.forward.mean_loss().filter(|&l| l > 0.0)?;
                         let reverse = if m.round_trip { p.reverse.mean_loss()? } else { 0.0 };
                         Some(forward + reverse)
@@ -658,7 +700,7 @@ pub(crate) async fn run_phase(
                     c.options.port_range_in_namespace = link.is_some();
                 }
                 WorkloadSpec::Bulk(b) | WorkloadSpec::Load(LoadSpec { bulk: b, .. }) => {
-                    if let Some((_, p)) = &link {
+                    if let Some(p) = profiles {
                         let shape = |d: &linkemu::NetemSpec| LinkShape {
                             rate: d.rate,
                             limit: d.effective_limit(),
@@ -716,6 +758,15 @@ pub(crate) async fn run_phase(
                             delivered: delivered.clone(),
                         });
                     }
+                    if let (Some(_), Some(p)) = (&opts.receiver, profiles) {
+                        trial.impairment = Some(Impairment {
+                            backend: REMOTE_BACKEND.into(),
+                            forward: p.forward.to_string(),
+                            reverse: p.reverse.to_string(),
+                            events: None,
+                            delivered: None,
+                        });
+                    }
                     trial.baseline = baseline;
                     if baseline {
                         if let Some(p1) = p1(&trial) {
@@ -754,6 +805,12 @@ pub(crate) async fn run_phase(
     }
     if let Some(process) = local {
         process.stop().await;
+    }
+    if let Some(lease) = forward_lease {
+        let iface = lease.iface().to_string();
+        lease
+            .restore()
+            .with_context(|| format!("giving {iface} back after the trials"))?;
     }
     drop(in_sender_ns);
     // The link and its namespaces go last, after everything that used them.

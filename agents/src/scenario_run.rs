@@ -35,6 +35,9 @@ pub struct ScenarioOptions {
     pub receiver: Option<String>,
     /// `--secret-file`: its shared secret (over the table's `secret_file`).
     pub secret_file: Option<PathBuf>,
+    /// `--allow-impair` on this host: where impaired cells' forward
+    /// profiles go across hosts.
+    pub egress: crate::egress::EgressArgs,
 }
 
 /// The receiver a scenario runs against: the flags', else its
@@ -46,8 +49,11 @@ async fn remote_receiver(
 ) -> anyhow::Result<Option<run::RemoteReceiver>> {
     let table = scenario.receiver.as_ref();
     let Some(given) = opts.receiver.clone().or_else(|| table.map(|t| t.address.clone())) else {
-        if opts.secret_file.is_some() {
-            bail!("--secret-file is for a receiver on another host: add --receiver HOST:PORT, or a [receiver] table to the scenario");
+        if opts.secret_file.is_some() || !opts.egress.allow_impair.is_empty() {
+            bail!(
+                "--secret-file and --allow-impair are for a receiver on another host: add --receiver \
+                 HOST:PORT, or a [receiver] table to the scenario"
+            );
         }
         return Ok(None);
     };
@@ -57,7 +63,10 @@ async fn remote_receiver(
         Some(dir.join(written))
     });
     let secret = crate::secret::load(secret_file.as_deref())?;
-    Ok(Some(run::RemoteReceiver::resolve(&given, secret).await?))
+    let own_egress = crate::egress::EgressPolicy::start(&opts.egress)?.map(std::sync::Arc::new);
+    Ok(Some(
+        run::RemoteReceiver::resolve(&given, secret, own_egress).await?,
+    ))
 }
 
 /// The profiles directory for a scenario file.
@@ -192,17 +201,19 @@ pub async fn run_scenario(opts: ScenarioOptions) -> anyhow::Result<()> {
     } = plan(&opts.file, opts.profiles.as_deref())?;
     let remote = remote_receiver(&opts, &scenario).await?;
     if let Some(remote) = &remote {
-        let impaired: HashSet<&str> = plan
-            .iter()
-            .map(|t| &scenario.cells[t.cell])
-            .filter(|c| c.profile.link.is_some())
-            .map(|c| c.profile.name.as_str())
-            .collect();
-        if !impaired.is_empty() {
-            let mut names: Vec<&str> = impaired.into_iter().collect();
-            names.sort();
-            return Err(run::refuse_remote_impairment(remote))
-                .with_context(|| format!("{}: profiles {}", opts.file.display(), names.join(", ")));
+        // Before anything runs: a cell this host could not impair.
+        for cell in plan.iter().map(|t| &scenario.cells[t.cell]) {
+            if let Some((forward, reverse)) = &cell.profile.link {
+                let profiles = LinkProfiles {
+                    forward: forward.clone(),
+                    reverse: reverse.clone(),
+                    backend: None,
+                    probe_packets: 0,
+                };
+                remote
+                    .check_impairment(&profiles)
+                    .with_context(|| format!("{}: cell {:?}", opts.file.display(), cell.id))?;
+            }
         }
     }
     let info = ScenarioInfo {

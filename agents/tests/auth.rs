@@ -152,6 +152,7 @@ fn after_authentication_every_frame_must_carry_the_session_tag() {
         tcp_congestion: None,
         quic_congestion: None,
         plan: test_plan(),
+        reverse_impair: None,
         workload: transbench_wire::WorkloadSetup::Rr {
             udp_peer_port: None,
             quic_stream: QuicStreamMode::PerRequest,

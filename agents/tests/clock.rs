@@ -99,6 +99,7 @@ fn a_probe_during_a_trial_is_refused() {
         tcp_congestion: None,
         quic_congestion: None,
         plan: test_plan(),
+        reverse_impair: None,
         workload: WorkloadSetup::Rr {
             udp_peer_port: None,
             quic_stream: QuicStreamMode::PerRequest,

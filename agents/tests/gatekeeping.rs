@@ -302,6 +302,7 @@ fn sessions_together_stay_within_the_memory_budget() {
             messages: Some(200_000),
             ..test_plan()
         },
+        reverse_impair: None,
         workload: WorkloadSetup::Multistream {
             streams: 1,
             echo: false,

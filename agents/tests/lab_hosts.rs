@@ -1,13 +1,16 @@
 //! A scenario run against a receiver on another host (issue 20): two
 //! "lab hosts" are two network namespaces joined by a veth pair, the
 //! receiver left running in one as a lab's would be, the sender running
-//! the scenario from the other with `--receiver`.
+//! the scenario from the other with `--receiver`. Impairment across hosts
+//! (each host's netem on its own egress) needs sch_netem: that test
+//! re-runs itself in the QEMU guest `netem-scripts/vm-run.sh` boots.
 
 mod common;
 
 use common::*;
-use std::path::Path;
-use std::process::{Command, Output};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
 use testbed::NetNs;
 use transbench_reports::{read_results, RunResults};
 
@@ -51,14 +54,68 @@ impl LabPair {
 
     /// `transbench ARGS` on the sender's host.
     fn sender_run(&self, args: &[&str]) -> Output {
-        Command::new("ip")
-            .args(["netns", "exec", self.sender.name(), BIN])
+        self.sender_command(args).output().unwrap()
+    }
+
+    fn sender_command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", self.sender.name(), BIN])
             .args(args)
             .env_remove("TRANSBENCH_SECRET")
-            .env("RUST_LOG", "warn")
-            .output()
-            .unwrap()
+            .env("RUST_LOG", "warn");
+        cmd
     }
+
+    /// The root qdisc of `dev` on `side`: (kind, handle).
+    fn root_qdisc(side: &NetNs, dev: &str) -> (String, String) {
+        let out = Command::new("tc")
+            .args(["-n", side.name(), "-j", "qdisc", "show", "dev", dev])
+            .output()
+            .unwrap();
+        let root = hostimpair::parse_root_qdisc(&String::from_utf8_lossy(&out.stdout))
+            .unwrap()
+            .unwrap_or_else(|| panic!("{dev} has no root qdisc"));
+        (root.kind, root.handle.to_string())
+    }
+
+    fn sender_qdisc(&self) -> (String, String) {
+        Self::root_qdisc(&self.sender, "tba")
+    }
+
+    fn receiver_qdisc(&self) -> (String, String) {
+        Self::root_qdisc(&self.receiver, "tbb")
+    }
+}
+
+/// A veth's own root qdisc, as the kernel attaches it.
+fn kernel_default() -> (String, String) {
+    ("noqueue".into(), "0:".into())
+}
+
+/// A scenario of one rr udp cell per profile (200/s, 2 s, no warm-up),
+/// one trial each, seed 5.
+fn impaired_scenario(dir: &Path, name: &str, profiles: &str, seconds: u32) -> PathBuf {
+    let path = dir.join(format!("{name}.toml"));
+    std::fs::write(
+        &path,
+        format!(
+            r#"name = "{name}"
+duration = "{seconds}s"
+warmup = "0s"
+trials = 1
+seed = 5
+
+[[matrix]]
+workload = "rr"
+transports = ["udp"]
+profiles = {profiles}
+rate = 200
+size = 64
+"#
+        ),
+    )
+    .unwrap();
+    path
 }
 
 fn scenario_order(file: &Path) -> Vec<(String, u32)> {
@@ -234,4 +291,398 @@ fn a_sender_without_the_secret_or_with_an_open_secret_file_runs_nothing() {
     ]);
     assert!(!refused.status.success());
     assert!(stderr(&refused).contains("chmod 600"), "{}", stderr(&refused));
+}
+
+#[test]
+fn an_impaired_cell_needs_both_hosts_to_allow_it_and_a_refusal_changes_nothing() {
+    if !have_root() {
+        return;
+    }
+    let _one = serial();
+    let lab = LabPair::new();
+    let dir = tempfile::tempdir().unwrap();
+    let secret = secret_file(dir.path(), "secret", SECRET);
+    let secret = secret.to_str().unwrap();
+    let state = dir.path().join("state");
+    let state = state.to_str().unwrap();
+    // The forward profile is this host's to apply: without --allow-impair
+    // nothing runs.
+    let forward = impaired_scenario(
+        dir.path(),
+        "forward",
+        r#"[{ forward = "delay 5ms", reverse = "none" }]"#,
+        1,
+    );
+    let receiver = ReceiverGuard::start_in(
+        lab.receiver.name(),
+        &format!("{RECEIVER_IP}:0"),
+        &["--secret-file", secret],
+    );
+    let at = receiver.addr.to_string();
+    let o = lab.sender_run(&[
+        "run",
+        forward.to_str().unwrap(),
+        "--receiver",
+        &at,
+        "--secret-file",
+        secret,
+    ]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("--allow-impair IFACE"), "{}", stderr(&o));
+
+    // The reverse one is the receiver's: one started without
+    // --allow-impair, or allowing another interface, refuses it.
+    let reverse = impaired_scenario(
+        dir.path(),
+        "reverse",
+        r#"[{ forward = "none", reverse = "delay 5ms" }]"#,
+        1,
+    );
+    let refused = |receiver: &ReceiverGuard, why: &str| {
+        let out = dir.path().join(format!("out-{}", receiver.addr.port()));
+        let o = lab.sender_run(&[
+            "run",
+            reverse.to_str().unwrap(),
+            "--receiver",
+            &receiver.addr.to_string(),
+            "--secret-file",
+            secret,
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        assert!(!o.status.success());
+        assert!(stderr(&o).contains(why), "{}", stderr(&o));
+        assert_eq!(
+            lab.receiver_qdisc(),
+            kernel_default(),
+            "refused, and nothing changed"
+        );
+        assert!(read_results(&out.join("results.json")).unwrap().trials.is_empty());
+    };
+    refused(&receiver, "start it with --allow-impair IFACE");
+    drop(receiver);
+    let elsewhere = ReceiverGuard::start_in(
+        lab.receiver.name(),
+        &format!("{RECEIVER_IP}:0"),
+        &[
+            "--secret-file",
+            secret,
+            "--allow-impair",
+            "lo",
+            "--impair-state-dir",
+            state,
+        ],
+    );
+    refused(&elsewhere, "tbb is not one this receiver may impair");
+    drop(elsewhere);
+    // Someone else's qdisc on the interface: refused, and left as it was.
+    let tc = |args: &[&str]| {
+        let o = Command::new("tc")
+            .args(["-n", lab.receiver.name()])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "tc {args:?}: {}", stderr(&o));
+    };
+    tc(&[
+        "qdisc", "add", "dev", "tbb", "root", "handle", "1:", "tbf", "rate", "1gbit", "burst", "64kb",
+        "latency", "10ms",
+    ]);
+    let allowed = ReceiverGuard::start_in(
+        lab.receiver.name(),
+        &format!("{RECEIVER_IP}:0"),
+        &[
+            "--secret-file",
+            secret,
+            "--allow-impair",
+            "tbb",
+            "--impair-state-dir",
+            state,
+        ],
+    );
+    let out = dir.path().join("foreign");
+    let o = lab.sender_run(&[
+        "run",
+        reverse.to_str().unwrap(),
+        "--receiver",
+        &allowed.addr.to_string(),
+        "--secret-file",
+        secret,
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("tbf"), "{}", stderr(&o));
+    assert_eq!(lab.receiver_qdisc(), ("tbf".to_string(), "1:".to_string()));
+    assert_eq!(std::fs::read_dir(state).unwrap().count(), 0, "no lease recorded");
+}
+
+/// The receiver's lease as `tc` shows it.
+fn leased() -> (String, String) {
+    ("netem".into(), "7462:".into())
+}
+
+/// Polls `what` every 50 ms for up to `within`; whether it held.
+fn eventually(within: Duration, mut what: impl FnMut() -> bool) -> bool {
+    let end = Instant::now() + within;
+    while Instant::now() < end {
+        if what() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    what()
+}
+
+const IN_GUEST: &str = "TRANSBENCH_IN_LAB_GUEST";
+
+/// Loss within a binomial bound: |observed - p| <= 4 sigma + 1/n.
+fn assert_loss(lost: u64, n: u64, p: f64, what: &str) {
+    let observed = lost as f64 / n as f64;
+    let bound = 4.0 * (p * (1.0 - p) / n as f64).sqrt() + 1.0 / n as f64;
+    assert!(
+        (observed - p).abs() <= bound,
+        "{what}: {lost} of {n} lost, expected {p} +- {bound:.4}"
+    );
+}
+
+fn args(v: &[String]) -> Vec<&str> {
+    v.iter().map(String::as_str).collect()
+}
+
+fn in_guest(out: &Path) {
+    let lab = LabPair::new();
+    let secret = secret_file(out, "secret", SECRET);
+    let secret = secret.to_str().unwrap();
+    let (rstate, sstate) = (out.join("receiver-state"), out.join("sender-state"));
+    let (rstate, sstate) = (rstate.to_str().unwrap(), sstate.to_str().unwrap());
+    let start_receiver = || {
+        ReceiverGuard::start_in(
+            lab.receiver.name(),
+            &format!("{RECEIVER_IP}:7700"),
+            &[
+                "--secret-file",
+                secret,
+                "--allow-impair",
+                "tbb",
+                "--impair-state-dir",
+                rstate,
+            ],
+        )
+    };
+    let mut receiver = start_receiver();
+    let at = receiver.addr.to_string();
+    let sender_args = |file: &Path, dir: &str| -> Vec<String> {
+        [
+            "run",
+            file.to_str().unwrap(),
+            "--receiver",
+            &at,
+            "--secret-file",
+            secret,
+            "--allow-impair",
+            "tba",
+            "--impair-state-dir",
+            sstate,
+            "--out",
+            &out.join(dir).display().to_string(),
+        ]
+        .map(String::from)
+        .to_vec()
+    };
+
+    // 1. A plain cell and an impaired one, each host impairing its own
+    // egress for the impaired cell only.
+    let file = impaired_scenario(
+        out,
+        "both",
+        r#"["none", { forward = "delay 10ms loss 5%", reverse = "delay 5ms" }]"#,
+        4,
+    );
+    let o = lab.sender_run(&args(&sender_args(&file, "both")));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let r = read_results(&out.join("both/results.json")).unwrap();
+    assert_eq!(ran(&r), scenario_order(&file), "seeded order");
+    for t in &r.trials {
+        let far = t
+            .receiver
+            .host
+            .as_ref()
+            .and_then(|h| h.interface.as_ref())
+            .unwrap();
+        let near = t.sender_host.as_ref().and_then(|h| h.interface.as_ref()).unwrap();
+        let (least_ms, p50_ms) = (t.lat.min as f64 / 1e6, t.lat.p50 as f64 / 1e6);
+        eprintln!(
+            "guest: {} lost {} of {}, rtt min {least_ms:.2} ms p50 {p50_ms:.2} ms, qdiscs {:?} / {:?}",
+            t.cell.as_deref().unwrap(),
+            t.counters.lost,
+            t.counters.sent,
+            near.qdisc,
+            far.qdisc
+        );
+        match &t.impairment {
+            Some(i) => {
+                let canonical = |p: &str| linkemu::NetemSpec::parse(p).unwrap().to_string();
+                assert_eq!(
+                    (i.forward.clone(), i.reverse.clone()),
+                    (canonical("delay 10ms loss 5%"), canonical("delay 5ms"))
+                );
+                assert_eq!(
+                    (near.qdisc.as_deref(), far.qdisc.as_deref()),
+                    (Some("netem"), Some("netem"))
+                );
+                // TCG adds about a millisecond to every hop; no round trip
+                // comes sooner than the two delays.
+                assert!((15.0..22.0).contains(&least_ms), "impaired rtt min {least_ms} ms");
+                assert_loss(
+                    t.counters.lost,
+                    t.counters.sent,
+                    0.05,
+                    "requests across the forward loss",
+                );
+            }
+            None => {
+                assert_eq!(
+                    (near.qdisc.as_deref(), far.qdisc.as_deref()),
+                    (Some("noqueue"), Some("noqueue"))
+                );
+                assert!(least_ms < 5.0, "plain rtt min {least_ms} ms");
+                assert_eq!(t.counters.lost, 0);
+            }
+        }
+    }
+    assert_eq!(
+        (lab.sender_qdisc(), lab.receiver_qdisc()),
+        (kernel_default(), kernel_default())
+    );
+
+    // 2. The sender killed mid-cell: the receiver's session drops and with
+    // it the lease; the sender's own comes back at its next start.
+    let long = impaired_scenario(
+        out,
+        "long",
+        r#"[{ forward = "delay 5ms", reverse = "delay 5ms" }]"#,
+        60,
+    );
+    let mut sender = lab
+        .sender_command(&args(&sender_args(&long, "killed")))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    assert!(
+        eventually(Duration::from_secs(30), || lab.receiver_qdisc() == leased()),
+        "the trial never started"
+    );
+    assert_eq!(lab.sender_qdisc(), leased());
+    sender.kill().unwrap();
+    sender.wait().unwrap();
+    assert!(
+        eventually(Duration::from_secs(10), || lab.receiver_qdisc()
+            == kernel_default()),
+        "the receiver kept its lease after the sender died: {:?}",
+        lab.receiver_qdisc()
+    );
+    assert_eq!(
+        lab.sender_qdisc(),
+        leased(),
+        "a killed sender cannot give its lease back"
+    );
+    let plain = impaired_scenario(out, "plain", r#"["none"]"#, 1);
+    let o = lab.sender_run(&args(&sender_args(&plain, "after-kill")));
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(
+        lab.sender_qdisc(),
+        kernel_default(),
+        "the next start gave it back"
+    );
+
+    // 3. The receiver killed mid-trial: its lease stays until it starts
+    // again, which gives it back before serving.
+    let mut sender = lab
+        .sender_command(&args(&sender_args(&long, "receiver-killed")))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    assert!(
+        eventually(Duration::from_secs(30), || lab.receiver_qdisc() == leased()),
+        "the trial never started"
+    );
+    // SAFETY: our own child, by its PID.
+    unsafe { libc::kill(receiver.pid() as i32, libc::SIGKILL) };
+    assert!(!eventually(Duration::from_millis(500), || lab.receiver_qdisc() != leased()));
+    // Its trial would run on unanswered; the sender's side of a kill is
+    // step 2's.
+    sender.kill().unwrap();
+    sender.wait().unwrap();
+    drop(receiver);
+    receiver = start_receiver();
+    assert_eq!(
+        lab.receiver_qdisc(),
+        kernel_default(),
+        "the restarted receiver gave it back"
+    );
+    assert_eq!(std::fs::read_dir(rstate).unwrap().count(), 0);
+    let o = lab.sender_run(&args(&sender_args(&plain, "after-receiver-kill")));
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(lab.sender_qdisc(), kernel_default());
+
+    // 4. A sender without the secret changes nothing.
+    let o = lab.sender_run(&[
+        "run",
+        long.to_str().unwrap(),
+        "--receiver",
+        &at,
+        "--allow-impair",
+        "tba",
+        "--impair-state-dir",
+        sstate,
+        "--out",
+        out.join("no-secret").to_str().unwrap(),
+    ]);
+    assert!(!o.status.success());
+    assert_eq!(lab.receiver_qdisc(), kernel_default());
+    drop(receiver);
+}
+
+#[test]
+fn impairment_across_hosts_in_a_guest_kernel() {
+    if let Ok(out) = std::env::var(IN_GUEST) {
+        return in_guest(Path::new(&out));
+    }
+    if !have_root() {
+        return;
+    }
+    let runner = Path::new(env!("CARGO_MANIFEST_DIR")).join("../netem-scripts/vm-run.sh");
+    let dir = tempfile::tempdir().unwrap();
+    let o = Command::new(&runner)
+        .args(["--timeout", "600", "--rw"])
+        .arg(dir.path())
+        .arg("--env")
+        .arg(format!("{IN_GUEST}={}", dir.path().display()))
+        .arg("--")
+        .arg(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "impairment_across_hosts_in_a_guest_kernel",
+            "--nocapture",
+            "--test-threads",
+            "1",
+        ])
+        .output()
+        .unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&o.stdout), stderr(&o));
+    if o.status.code() == Some(2) && text.contains("vm-run: missing") {
+        if std::env::var("CI").as_deref() == Ok("true") {
+            panic!("CI=true: .ci/run must install the guest's packages: {text}");
+        }
+        return eprintln!("skipping: {}", text.trim());
+    }
+    assert!(o.status.success(), "in the guest:\n{text}");
+    assert!(text.contains("test result: ok. 1 passed"), "{text}");
+    // A line may follow the guest's "test ... " on the same line.
+    for line in text.lines().filter_map(|l| l.find("guest: ").map(|i| &l[i..])) {
+        eprintln!("{line}");
+    }
 }

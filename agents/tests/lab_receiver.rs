@@ -112,6 +112,7 @@ fn a_claimed_length_costs_the_receiver_nothing_until_its_bytes_come() {
             tcp_congestion: None,
             quic_congestion: None,
             plan: test_plan(),
+            reverse_impair: None,
             workload: WorkloadSetup::Churn {
                 close: CloseMode::Client,
                 max_inflight: CONNECTIONS as u32,
@@ -157,6 +158,7 @@ fn a_trials_own_connections_beyond_what_it_opens_are_refused() {
             tcp_congestion: None,
             quic_congestion: None,
             plan: test_plan(),
+            reverse_impair: None,
             workload: WorkloadSetup::Rr {
                 udp_peer_port: None,
                 quic_stream: QuicStreamMode::PerRequest,

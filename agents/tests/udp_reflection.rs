@@ -23,6 +23,7 @@ fn setup_udp_trial(receiver: &ReceiverGuard, peer_port: u16, size: u32) -> (TcpS
         tcp_congestion: None,
         quic_congestion: None,
         plan: test_plan(),
+        reverse_impair: None,
         workload: transbench_wire::WorkloadSetup::Rr {
             udp_peer_port: Some(peer_port),
             quic_stream: QuicStreamMode::PerRequest,

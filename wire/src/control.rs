@@ -244,6 +244,11 @@ pub struct TrialSetup {
     /// How long and how fast: what the receiver's limits are checked
     /// against, and how long it waits for the trial to end.
     pub plan: TrialPlan,
+    /// Across hosts: the netem profile of the path receiver -> sender,
+    /// which the receiver puts on its own egress for the trial (only on an
+    /// interface it was started allowed to impair).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reverse_impair: Option<String>,
     #[serde(flatten)]
     pub workload: WorkloadSetup,
 }
@@ -711,6 +716,7 @@ mod tests {
                 tcp_congestion: Some("cubic".into()),
                 quic_congestion: None,
                 plan: PLAN,
+                reverse_impair: None,
                 workload: WorkloadSetup::Multistream {
                     streams: 8,
                     echo: true,
@@ -722,6 +728,7 @@ mod tests {
                 tcp_congestion: None,
                 quic_congestion: None,
                 plan: PLAN,
+                reverse_impair: None,
                 workload: WorkloadSetup::Rr {
                     udp_peer_port: Some(4000),
                     quic_stream: QuicStreamMode::Single,
@@ -733,6 +740,7 @@ mod tests {
                 tcp_congestion: None,
                 quic_congestion: None,
                 plan: PLAN,
+                reverse_impair: None,
                 workload: WorkloadSetup::Churn {
                     close: CloseMode::Server,
                     max_inflight: 1000,
@@ -760,6 +768,7 @@ mod tests {
                 tcp_congestion: None,
                 quic_congestion: Some("bbr".into()),
                 plan: PLAN,
+                reverse_impair: None,
                 workload: WorkloadSetup::Bulk {
                     flows: 4,
                     quic_connections: 2,

@@ -90,6 +90,9 @@ impl LoadSpec {
                 .map(|d| d.max(Duration::from_millis(1))),
             congestion: trial.congestion.clone().filter(|_| same_carrier),
             path_rtt_ns: trial.path_rtt_ns,
+            // The probe spans the load: its session holds the receiver's
+            // egress impairment for both.
+            reverse_impair: trial.reverse_impair.clone(),
             workload: WorkloadSpec::Rr(RrSpec {
                 rate: Some(self.probe_rate),
                 quic_stream: Default::default(),
@@ -101,6 +104,7 @@ impl LoadSpec {
     pub fn load_trial(&self, trial: &TrialSpec) -> TrialSpec {
         TrialSpec {
             workload: WorkloadSpec::Bulk(self.bulk.clone()),
+            reverse_impair: None,
             ..trial.clone()
         }
     }

@@ -279,6 +279,7 @@ impl TrialArgs {
             max_send_lag: self.max_send_lag,
             congestion: self.cc.clone(),
             path_rtt_ns: None,
+            reverse_impair: None,
             workload,
         })
     }
@@ -429,6 +430,9 @@ pub struct TrialSpec {
     /// The path's round-trip time from the link probe, when `run` knows
     /// it: what head-of-line and handshake expectations count in.
     pub path_rtt_ns: Option<u64>,
+    /// Across hosts: the path receiver -> sender's netem profile, which
+    /// the receiver puts on its own egress for the trial.
+    pub reverse_impair: Option<String>,
     pub workload: WorkloadSpec,
 }
 
@@ -736,6 +740,7 @@ impl TrialSpec {
             tcp_congestion: self.tcp_congestion(),
             quic_congestion: self.quic_congestion(),
             plan: self.plan(),
+            reverse_impair: self.reverse_impair.clone(),
             workload: self.workload.setup(),
         }
     }
