@@ -686,3 +686,54 @@ fn impairment_across_hosts_in_a_guest_kernel() {
         eprintln!("{line}");
     }
 }
+
+/// The receiver's systemd unit: systemd takes it as written, and its
+/// command line is one this build's receiver takes.
+#[test]
+fn the_receivers_systemd_unit_verifies_and_its_flags_are_real() {
+    let unit = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/transbench-receiver.service");
+    let text = std::fs::read_to_string(&unit).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    // The installed binary's path, as this build's.
+    let here = text.replace("/usr/local/bin/transbench", BIN);
+    let copy = dir.path().join("transbench-receiver.service");
+    std::fs::write(&copy, &here).unwrap();
+    if installed("systemd-analyze", "--version", "systemd") {
+        let o = Command::new("systemd-analyze")
+            .args(["verify", "--man=no"])
+            .arg(&copy)
+            .output()
+            .unwrap();
+        assert!(o.status.success() && o.stderr.is_empty(), "{}", stderr(&o));
+    }
+    // ExecStart, its continuation lines joined, with the credential and
+    // state directories systemd would set.
+    let exec: String = text
+        .lines()
+        .skip_while(|l| !l.starts_with("ExecStart="))
+        .take_while(|l| !l.is_empty() && !l.starts_with("Environment="))
+        .map(|l| l.trim_end_matches('\\').trim())
+        .collect::<Vec<_>>()
+        .join(" ");
+    let secret = secret_file(dir.path(), "secret", SECRET);
+    let exec = exec
+        .trim_start_matches("ExecStart=")
+        .replace("${CREDENTIALS_DIRECTORY}/secret", secret.to_str().unwrap())
+        .replace("${STATE_DIRECTORY}", dir.path().join("state").to_str().unwrap());
+    let words: Vec<&str> = exec.split_whitespace().collect();
+    assert_eq!(&words[..2], ["/usr/local/bin/transbench", "receiver"], "{exec}");
+    let o = Command::new(BIN)
+        .args(&words[1..])
+        .arg("--check")
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&o.stdout);
+    // The flags parse (clap exits 2 on one it does not know); the host
+    // here need not have eth1 or netem.
+    assert_ne!(o.status.code(), Some(2), "{}{}", said, stderr(&o));
+    assert!(
+        said.contains("listen 192.0.2.2:7700, with a shared secret"),
+        "{said}"
+    );
+    assert!(said.contains("--allow-impair eth1"), "{said}");
+}
