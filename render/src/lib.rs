@@ -268,14 +268,17 @@ fn header_facts(attempts: &RunResults, results: &RunResults, source: &str) -> Ve
             ),
         ));
     }
-    facts.extend([
-        (
-            "host",
-            format!(
-                "{} · {} · {} cores · kernel {}",
-                h.hostname, h.cpu_model, h.cores, h.kernel
-            ),
+    facts.extend([(
+        "host",
+        format!(
+            "{} · {} · {} cores · kernel {}",
+            h.hostname, h.cpu_model, h.cores, h.kernel
         ),
+    )]);
+    if let Some(line) = remote_receiver_fact(results) {
+        facts.push(("receiver", line));
+    }
+    facts.extend([
         ("congestion control", {
             let mut pinned: Vec<String> = results
                 .trials
@@ -309,7 +312,10 @@ fn header_facts(attempts: &RunResults, results: &RunResults, source: &str) -> Ve
         (
             "impairment backend",
             if backends.is_empty() {
-                "none: loopback".into()
+                match results.remote_receiver {
+                    Some(_) => "none".into(),
+                    None => "none: loopback".into(),
+                }
             } else {
                 backends.join(", ")
             },
@@ -327,6 +333,38 @@ fn header_facts(attempts: &RunResults, results: &RunResults, source: &str) -> Ve
         facts.push(("send schedule", line));
     }
     facts
+}
+
+/// A run against a receiver on another host: where, what host, and the
+/// interfaces between, as the first trial recorded them.
+fn remote_receiver_fact(results: &RunResults) -> Option<String> {
+    let addr = results.remote_receiver.as_ref()?;
+    let interface = |h: Option<&transbench_reports::HostInfo>| {
+        h.and_then(|h| h.interface.as_ref()).map(|i| {
+            format!(
+                "{} ({}, mtu {})",
+                i.name,
+                i.driver.as_deref().unwrap_or("no driver"),
+                i.mtu.map_or("unknown".into(), |m| m.to_string())
+            )
+        })
+    };
+    let trial = results.trials.iter().find(|t| t.receiver.host.is_some());
+    Some(match trial {
+        Some(t) => {
+            let far = t.receiver.host.as_deref().expect("found with a host");
+            format!(
+                "{addr}, another host: {} · {} · {} cores · kernel {}; its {} from this host's {}",
+                far.hostname,
+                far.cpu_model,
+                far.cores,
+                far.kernel,
+                interface(Some(far)).unwrap_or_else(|| "interface unknown".into()),
+                interface(t.sender_host.as_ref()).unwrap_or_else(|| "interface unknown".into())
+            )
+        }
+        None => format!("{addr}, another host"),
+    })
 }
 
 fn title(results: &RunResults) -> String {

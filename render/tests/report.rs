@@ -486,3 +486,41 @@ fn flows_both_ways_are_shown_per_direction_and_kept_off_the_loss_chart() {
         .collect();
     assert!(svgs.contains("(down)"), "down flows are named so in the legend");
 }
+
+#[test]
+fn a_run_against_a_remote_receiver_names_it_and_its_host() {
+    let local = fixture();
+    let (dir, _) = rendered(&local);
+    let summary = std::fs::read_to_string(dir.path().join("summary.md")).unwrap();
+    assert!(!summary.contains("**receiver**"), "{summary}");
+    let mut remote = local.clone();
+    remote.remote_receiver = Some("lab-b:7700".into());
+    let interface = |name: &str, mtu| transbench_reports::InterfaceInfo {
+        name: name.into(),
+        driver: Some("mlx5_core".into()),
+        mtu: Some(mtu),
+        qdisc: Some("mq".into()),
+        offloads: None,
+    };
+    for t in &mut remote.trials {
+        t.sender_host = Some(transbench_reports::HostInfo {
+            interface: Some(interface("eth0", 1500)),
+            ..local.host.clone()
+        });
+        t.receiver.host = Some(Box::new(transbench_reports::HostInfo {
+            hostname: "lab-b".into(),
+            cpu_model: "EPYC".into(),
+            interface: Some(interface("eth1", 9000)),
+            ..local.host.clone()
+        }));
+    }
+    let (dir, _) = rendered(&remote);
+    let summary = std::fs::read_to_string(dir.path().join("summary.md")).unwrap();
+    assert!(
+        summary.contains(
+            "**receiver**: lab-b:7700, another host: lab-b · EPYC · 2 cores · kernel 6.18.44-fc-v669; its eth1 \
+             (mlx5_core, mtu 9000) from this host's eth0 (mlx5_core, mtu 1500)"
+        ),
+        "{summary}"
+    );
+}
