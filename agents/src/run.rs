@@ -16,7 +16,7 @@ use tokio::process::{Child, Command};
 use transbench_analysis::churn as churn_theory;
 use transbench_reports::{
     human_ns, summary_table, write_atomic, DeliveredDirection, DeliveredLink, Impairment, LatencyKind,
-    LinkEvents, RunResults, Sweep, SweepStep, TrialResult,
+    LinkEvents, RoundTripProbe, RunResults, Sweep, SweepStep, TrialResult,
 };
 use transbench_wire::auth::{random_nonce, to_hex, Secret};
 use transbench_wire::Transport;
@@ -26,7 +26,7 @@ use crate::host::host_info;
 use crate::measure::oneway as analysis;
 use crate::out_dir::{self, OutChoice};
 use crate::spec::bulk::LinkShape;
-use crate::spec::{ChurnOptions, LoadSpec, TrialSpec, WorkloadSpec};
+use crate::spec::{ChurnOptions, LoadSpec, TrialArgs, TrialSpec, WorkloadSpec};
 use crate::workload;
 use hostimpair::QdiscLease;
 use std::sync::Arc;
@@ -367,6 +367,65 @@ fn probe_link(bed: &Testbed, profiles: &LinkProfiles) -> anyhow::Result<Delivere
     })
 }
 
+/// Across hosts, an impaired path's probe: `probe_packets` requests over
+/// UDP, one a millisecond, each host's impairment in place.
+async fn probe_across_hosts(
+    remote: &RemoteReceiver,
+    profiles: &LinkProfiles,
+    reverse_impair: Option<String>,
+) -> anyhow::Result<RoundTripProbe> {
+    let duration = format!("{}ms", profiles.probe_packets);
+    let options = [
+        ("rate", "1000"),
+        ("size", "64"),
+        ("duration", duration.as_str()),
+        ("warmup", "0s"),
+    ];
+    let args = TrialArgs::from_options(transbench_wire::Workload::Rr, options).map_err(anyhow::Error::msg)?;
+    let mut spec = args.spec(Transport::Udp, &[Transport::Udp])?;
+    spec.reverse_impair = reverse_impair;
+    let t = workload::run_trial(remote.addr, remote.secret.as_ref(), &spec, "probe".into())
+        .await
+        .with_context(|| format!("probing the path to the receiver at {}", remote.given))?;
+    Ok(round_trip_probe(&t))
+}
+
+/// What a probe trial's counts say of each direction. A request lost
+/// either way is recorded in `lat` at the loss timeout, so only the least
+/// and the median (while under half are lost) are round trips.
+fn round_trip_probe(t: &TrialResult) -> RoundTripProbe {
+    let (sent, reached, answered) = (t.counters.sent, t.receiver.requests, t.receiver.responses);
+    let received = t.counters.received + t.counters.late;
+    let ratio = |lost: u64, of: u64| lost as f64 / of.max(1) as f64;
+    RoundTripProbe {
+        sent,
+        reached,
+        answered,
+        received,
+        forward_loss_ratio: ratio(sent.saturating_sub(reached), sent),
+        reverse_loss_ratio: ratio(answered.saturating_sub(received), answered),
+        rtt_min_ns: t.lat.min,
+        rtt_p50_ns: t.lat.p50,
+    }
+}
+
+fn describe_round_trip(p: &RoundTripProbe, profiles: &LinkProfiles) -> String {
+    format!(
+        "forward loss {:.2}% ({} of {} reached the receiver), reverse loss {:.2}% ({} of {} came back), \
+         round trip p50 {} (min {}) — configured: {} | {}",
+        100.0 * p.forward_loss_ratio,
+        p.reached,
+        p.sent,
+        100.0 * p.reverse_loss_ratio,
+        p.received,
+        p.answered,
+        human_ns(p.rtt_p50_ns),
+        human_ns(p.rtt_min_ns),
+        profiles.forward,
+        profiles.reverse
+    )
+}
+
 fn describe(direction: &DeliveredDirection) -> String {
     let d = &direction.measured;
     format!(
@@ -656,10 +715,22 @@ pub(crate) async fn run_phase(
     // This thread runs the sender: its sockets must live there, for this
     // phase only (the next may be loopback, and start its receiver here).
     let in_sender_ns = link.as_ref().map(|(bed, _)| bed.sender.enter()).transpose()?;
-    // The probe's one-way delays, both ways: the path's RTT.
+    // Across hosts, the probe runs through the receiver, both hosts'
+    // impairment in place.
+    let mut probed = None;
+    if let (Some(remote), Some(p)) = (&opts.receiver, profiles) {
+        if !baseline && p.probe_packets > 0 {
+            let probe = probe_across_hosts(remote, p, reverse_impair.clone()).await?;
+            bar.suspend(|| println!("path as probed across hosts: {}", describe_round_trip(&probe, p)));
+            probed = Some(probe);
+        }
+    }
+    // The probe's one-way delays, both ways (across hosts, its round
+    // trip): the path's RTT.
     let rtt_ns = delivered
         .as_ref()
-        .map(|d| d.forward.measured.delay_p50_ns + d.reverse.measured.delay_p50_ns);
+        .map(|d| d.forward.measured.delay_p50_ns + d.reverse.measured.delay_p50_ns)
+        .or(probed.map(|p| p.rtt_p50_ns));
     let per_trial = opts.spec.warmup + opts.spec.duration;
     let suffix = if baseline { "-base" } else { "" };
     for (transport, rate) in cells {
@@ -756,6 +827,7 @@ pub(crate) async fn run_phase(
                             reverse: profiles.reverse.to_string(),
                             events,
                             delivered: delivered.clone(),
+                            probed_round_trip: None,
                         });
                     }
                     if let (Some(_), Some(p)) = (&opts.receiver, profiles) {
@@ -765,6 +837,7 @@ pub(crate) async fn run_phase(
                             reverse: p.reverse.to_string(),
                             events: None,
                             delivered: None,
+                            probed_round_trip: probed,
                         });
                     }
                     trial.baseline = baseline;

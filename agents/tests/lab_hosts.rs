@@ -540,6 +540,22 @@ fn in_guest(out: &Path) {
                     0.05,
                     "requests across the forward loss",
                 );
+                // The probe before the cell: each direction's loss where
+                // it was received.
+                let probe = i.probed_round_trip.expect("an impaired cell is probed first");
+                eprintln!("guest: probe {probe:?}");
+                assert_eq!(probe.sent, 500);
+                assert_loss(probe.sent - probe.reached, probe.sent, 0.05, "probe, forward");
+                assert_eq!(
+                    probe.answered, probe.reached,
+                    "the receiver answers what it takes"
+                );
+                assert_eq!(probe.received, probe.answered, "nothing is lost on the way back");
+                assert!(
+                    probe.rtt_min_ns >= 15_000_000,
+                    "probe rtt min {} ns",
+                    probe.rtt_min_ns
+                );
             }
             None => {
                 assert_eq!(

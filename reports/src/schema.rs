@@ -918,6 +918,32 @@ pub struct Impairment {
     /// for baselines and with `--probe-packets 0`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub delivered: Option<DeliveredLink>,
+    /// Across hosts: the probe of this trial's path, run before its first
+    /// trial (absent for baselines and with a probe of 0 packets).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub probed_round_trip: Option<RoundTripProbe>,
+}
+
+/// Across hosts (`run --receiver`), the probe of an impaired path:
+/// request/response datagrams, each direction's loss counted where it was
+/// received, and their round trip. The hosts' clocks differ, so one-way
+/// delay is not measured.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+pub struct RoundTripProbe {
+    /// Requests the sender sent.
+    pub sent: u64,
+    /// Of those, what the receiver took.
+    pub reached: u64,
+    /// Responses the receiver sent.
+    pub answered: u64,
+    /// Of those, what came back to the sender.
+    pub received: u64,
+    /// (sent - reached) / sent.
+    pub forward_loss_ratio: f64,
+    /// (answered - received) / answered.
+    pub reverse_loss_ratio: f64,
+    pub rtt_min_ns: u64,
+    pub rtt_p50_ns: u64,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
