@@ -16,7 +16,7 @@ pub mod table;
 
 pub use hist::{decode_hdr, encode_hdr, new_histogram, record, HistError, LatencySummary};
 pub use schema::{
-    BulkMetrics, ChurnExpectation, ChurnMetrics, CounterDelta, Counters, DeliveredDirection,
+    BulkMetrics, ChurnExpectation, ChurnMetrics, ClockComparison, CounterDelta, Counters, DeliveredDirection,
     DeliveredImpairment, DeliveredLink, DirectionGoodput, ExpectedGoodput, Fanout, FlowMetrics,
     HolExpectation, HolMetrics, HostInfo, Impairment, InterfaceInfo, Interleaved, LatencyKind, LinkEvents,
     LoadMetrics, LoadPhase, OntimeRatio, PortChoice, PortRange, PortRangeSource, QuicConnectionStats,

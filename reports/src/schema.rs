@@ -331,6 +331,10 @@ pub struct TrialResult {
     /// 1.4.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sender_host: Option<HostInfo>,
+    /// Across hosts (the two agents' kernels differ): the receiver's clock
+    /// against the sender's, and why latency stays round trip.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clock: Option<ClockComparison>,
 }
 
 fn first_attempt() -> u32 {
@@ -922,6 +926,17 @@ pub struct Impairment {
     /// trial (absent for baselines and with a probe of 0 packets).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub probed_round_trip: Option<RoundTripProbe>,
+}
+
+/// Two hosts' clocks, as the sender estimated them from control-channel
+/// round trips just before the trial.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClockComparison {
+    /// The receiver's clock minus the sender's, within its bound; absent
+    /// when the exchanges could not give one (`latency` says why).
+    pub estimate: Option<transbench_analysis::clock_offset::OffsetEstimate>,
+    /// Why `lat` is what it is across hosts.
+    pub latency: String,
 }
 
 /// Across hosts (`run --receiver`), the probe of an impaired path:

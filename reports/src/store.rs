@@ -194,6 +194,7 @@ pub(crate) mod tests {
             baseline: false,
             sender_netns: None,
             sender_host: None,
+            clock: None,
         });
         r
     }

@@ -12,7 +12,10 @@ pub mod rr;
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::SystemTime;
-use transbench_reports::{Counters, LatencyKind, LatencySummary, TrialParams, TrialResult};
+use transbench_analysis::clock_offset::OffsetEstimate;
+use transbench_reports::{
+    human_ns, ClockComparison, Counters, LatencyKind, LatencySummary, TrialParams, TrialResult,
+};
 use transbench_wire::auth::Secret;
 use transbench_wire::{ReceiverReport, TrialSetup, TrialToken, WorkloadSetup};
 
@@ -41,8 +44,13 @@ pub async fn run_trial(
     if let WorkloadSpec::Load(l) = &spec.workload {
         return load::run_trial(addr, secret, spec, l, id).await;
     }
-    let (ctl, boot_id) = session::connect(addr, secret).await?;
-    match &spec.workload {
+    let (mut ctl, boot_id) = session::connect(addr, secret).await?;
+    let shared_clock = boot_id.is_some() && boot_id == crate::host::boot_id();
+    let estimate = match shared_clock {
+        true => None,
+        false => Some(session::estimate_clock_offset(&mut ctl, session::CLOCK_PROBES).await),
+    };
+    let mut trial = match &spec.workload {
         WorkloadSpec::Rr(rr) => rr::run_trial(ctl, addr, spec, rr, id).await,
         WorkloadSpec::Multistream(_) | WorkloadSpec::Stream(_) => {
             oneway::run_trial(ctl, boot_id, addr, spec, id).await
@@ -52,6 +60,43 @@ pub async fn run_trial(
         }
         WorkloadSpec::Bulk(b) => bulk::run_trial(ctl, addr, spec, b, id).await,
         WorkloadSpec::Load(_) => unreachable!("a load trial runs its own sessions"),
+    }?;
+    trial.clock = estimate.map(|e| clock_comparison(e, trial.lat.p50));
+    Ok(trial)
+}
+
+/// Across hosts: the clocks' offset, and why latency stays round trip
+/// (whose median is `rtt_p50_ns`).
+fn clock_comparison(estimate: anyhow::Result<OffsetEstimate>, rtt_p50_ns: u64) -> ClockComparison {
+    match estimate {
+        Err(e) => ClockComparison {
+            estimate: None,
+            latency: format!("round trip: the clocks' offset could not be estimated ({e:#})"),
+        },
+        Ok(e) => {
+            // A one-way delay is about half the round trip on a path
+            // that is the same both ways.
+            let half = (rtt_p50_ns / 2) as i64;
+            let latency = if e.one_way_reportable(&[half]) {
+                format!(
+                    "round trip: the clocks' offset is known to +-{}, small against a one-way delay of about {}, \
+                     but this version reports round trips across hosts",
+                    human_ns(e.bound_ns),
+                    human_ns(half as u64)
+                )
+            } else {
+                format!(
+                    "round trip: the clocks' offset is known to +-{} (half the least control round trip), too \
+                     wide against a one-way delay of about {} to split the round trip",
+                    human_ns(e.bound_ns),
+                    human_ns(half as u64)
+                )
+            };
+            ClockComparison {
+                estimate: Some(e),
+                latency,
+            }
+        }
     }
 }
 
@@ -157,6 +202,7 @@ pub fn trial_result(spec: &TrialSpec, id: String, m: Measured) -> TrialResult {
         baseline: false,
         sender_netns: testbed::netns::current().ok(),
         sender_host: Some(crate::host::host_info_toward(m.peer.ip())),
+        clock: None,
     }
 }
 
@@ -248,4 +294,42 @@ impl TrialServer {
 pub struct Served {
     pub records: Vec<ControlMsg>,
     pub report: transbench_wire::ReceiverReport,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use transbench_analysis::clock_offset::Exchange;
+
+    /// Exchanges whose round trips are `rtt` (symmetric), the receiver's
+    /// clock 5 ms ahead.
+    fn estimate(rtt: u64) -> OffsetEstimate {
+        let batch: Vec<Exchange> = (0..8u64)
+            .map(|i| {
+                let t1 = 1_000_000_000 + i * 1_000_000;
+                Exchange {
+                    t1,
+                    t2: t1 + rtt / 2 + 5_000_000,
+                    t3: t1 + rtt / 2 + 5_000_000 + 10_000,
+                    t4: t1 + rtt + 10_000,
+                }
+            })
+            .collect();
+        OffsetEstimate::from_exchanges(&batch).unwrap()
+    }
+
+    #[test]
+    fn across_hosts_latency_stays_round_trip_and_says_why() {
+        // Control round trips as long as the data's: the bound is half of
+        // one, far more than a tenth of a one-way delay.
+        let wide = clock_comparison(Ok(estimate(20_000_000)), 20_000_000);
+        assert!(wide.latency.contains("too wide"), "{}", wide.latency);
+        let e = wide.estimate.unwrap();
+        assert!((e.offset_ns - 5_000_000).unsigned_abs() <= e.bound_ns, "{e:?}");
+        // A data path queued far beyond the control's least round trip.
+        let narrow = clock_comparison(Ok(estimate(100_000)), 20_000_000);
+        assert!(narrow.latency.contains("small against"), "{}", narrow.latency);
+        let failed = clock_comparison(Err(anyhow::anyhow!("no echo")), 20_000_000);
+        assert!(failed.estimate.is_none() && failed.latency.contains("no echo"));
+    }
 }
