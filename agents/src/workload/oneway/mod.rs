@@ -20,7 +20,10 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 use tokio::net::UdpSocket;
 use tokio::task::JoinSet;
-use transbench_reports::{new_histogram, LatencyKind, LatencySummary, TrialResult};
+use transbench_analysis::clock_offset::{OffsetEstimate, MAX_BOUND_SHARE_OF_ONE_WAY};
+use transbench_reports::{
+    human_ns, new_histogram, ClockComparison, LatencyKind, LatencySummary, TrialResult,
+};
 use transbench_wire::delivery;
 use transbench_wire::{
     Carrier, ControlMsg, MessageHeader, MessageKind, ReceiverReport, Streams, TrialSetup, TrialToken,
@@ -437,6 +440,7 @@ pub async fn serve(
 pub async fn run_trial(
     mut ctl: ControlChannel,
     receiver_boot_id: Option<String>,
+    clock_before: Option<&OffsetEstimate>,
     addr: SocketAddr,
     spec: &TrialSpec,
     id: String,
@@ -449,7 +453,7 @@ pub async fn run_trial(
     // One-way delays need one clock: the same kernel (boot id) on both ends.
     let shared_clock = receiver_boot_id.is_some() && receiver_boot_id == crate::host::boot_id();
     let asked = matches!(&spec.workload, WorkloadSpec::Multistream(m) if m.round_trip);
-    let round_trip = asked || !shared_clock;
+    let mut round_trip = asked || !shared_clock;
     if round_trip && gso.is_some() {
         bail!(
             "the stream workload measures one-way delivery and needs both agents on one host (one \
@@ -526,9 +530,28 @@ pub async fn run_trial(
     .await?;
     let collected = session::collect(&mut ctl, Duration::from_nanos(remaining)).await?;
     let (mut deliveries, report) = (collected.deliveries, collected.report);
+    let mut clock = None;
     if let Some(rec) = &echoes {
-        // Round trip: when each echo came back, on this host's clock.
-        deliveries = rec.log.take();
+        // Across hosts, the receiver's own times on this host's clock give
+        // the way out, if the clocks' offset is known closely enough.
+        let one_way = match (asked, clock_before) {
+            (false, Some(before)) => {
+                let wait_ns = spec.loss_timeout.as_nanos() as u64;
+                let (one_way, comparison) =
+                    one_way_across_hosts(&mut ctl, before, streams, &paced.sent, &deliveries, wait_ns).await;
+                clock = Some(comparison);
+                one_way
+            }
+            _ => None,
+        };
+        match one_way {
+            Some(on_our_clock) => {
+                deliveries = on_our_clock;
+                round_trip = false;
+            }
+            // Round trip: when each echo came back, on this host's clock.
+            None => deliveries = rec.log.take(),
+        }
     }
     let cpu_ns = thread_cpu_ns().saturating_sub(cpu_start);
     if let Some((endpoint, conn)) = quic {
@@ -548,7 +571,100 @@ pub async fn run_trial(
         round_trip,
     )?;
     result.quic_datagrams = datagrams.map(|d| d.counts());
+    result.clock = clock;
     Ok(result)
+}
+
+/// Across hosts: the receiver's delivery times put on this host's clock
+/// through the offset bracketed by `before` and probes taken now (drift
+/// corrected), when its bound is within the share of the one-way p50 they
+/// give that [`OffsetEstimate::one_way_reportable`] allows; and, for the
+/// result's `clock`, what was found either way.
+async fn one_way_across_hosts(
+    ctl: &mut ControlChannel,
+    before: &OffsetEstimate,
+    streams: u32,
+    sent: &[Sent],
+    deliveries: &[delivery::Delivery],
+    wait_ns: u64,
+) -> (Option<Vec<delivery::Delivery>>, ClockComparison) {
+    let line = match session::estimate_clock_offset(ctl, session::CLOCK_PROBES).await {
+        Ok(after) => match OffsetEstimate::bracketing(before, &after) {
+            Ok(line) => line,
+            Err(e) => {
+                return round_trip(
+                    before,
+                    format!("the clocks' offset before and after the trial: {e}"),
+                )
+            }
+        },
+        Err(e) => return round_trip(before, format!("the clocks' offset after the trial: {e:#}")),
+    };
+    one_way_through(line, streams, sent, deliveries, wait_ns)
+}
+
+fn round_trip(estimate: &OffsetEstimate, why: String) -> (Option<Vec<delivery::Delivery>>, ClockComparison) {
+    (
+        None,
+        ClockComparison {
+            estimate: Some(estimate.clone()),
+            latency: format!("round trip: {why}"),
+        },
+    )
+}
+
+/// [`one_way_across_hosts`] once the offset is known: `line` from before
+/// the trial to after it.
+fn one_way_through(
+    line: OffsetEstimate,
+    streams: u32,
+    sent: &[Sent],
+    deliveries: &[delivery::Delivery],
+    wait_ns: u64,
+) -> (Option<Vec<delivery::Delivery>>, ClockComparison) {
+    let on_our_clock: Option<Vec<delivery::Delivery>> = deliveries
+        .iter()
+        .map(|d| {
+            line.on_sender_clock(d.delivered_ns).map(|t| delivery::Delivery {
+                stream: d.stream,
+                seq: d.seq,
+                delivered_ns: t,
+            })
+        })
+        .collect();
+    let Some(on_our_clock) = on_our_clock else {
+        return round_trip(
+            &line,
+            "the receiver's times fall before this host's clock began".into(),
+        );
+    };
+    let p50 = analysis::match_deliveries(streams, sent, &on_our_clock, wait_ns)
+        .lat
+        .value_at_quantile(0.5);
+    if line.one_way_reportable(&[p50 as i64]) {
+        let latency = format!(
+            "one way: the receiver's times put on this host's clock, whose offset is known to +-{}, within {} % \
+             of the one-way p50 {}",
+            human_ns(line.bound_ns),
+            (MAX_BOUND_SHARE_OF_ONE_WAY * 100.0).round(),
+            human_ns(p50)
+        );
+        return (
+            Some(on_our_clock),
+            ClockComparison {
+                estimate: Some(line),
+                latency,
+            },
+        );
+    }
+    let why = format!(
+        "the clocks' offset is known to +-{} (half the least control round trip), more than {} % of the \
+         one-way p50 of {} it would give",
+        human_ns(line.bound_ns),
+        (MAX_BOUND_SHARE_OF_ONE_WAY * 100.0).round(),
+        human_ns(p50)
+    );
+    round_trip(&line, why)
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -632,4 +748,76 @@ fn build_result(
     result.hol = hol;
     result.udp = udp;
     Ok(result)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use transbench_analysis::clock_offset::Exchange;
+
+    /// The receiver's clock 7 s ahead; control round trips of `rtt`, the
+    /// same both ways; a batch at `at` s on the sender's clock.
+    fn batch(at: u64, rtt: u64) -> OffsetEstimate {
+        let exchanges: Vec<Exchange> = (0..8u64)
+            .map(|i| {
+                let t1 = at * 1_000_000_000 + i * 1_000_000;
+                Exchange {
+                    t1,
+                    t2: t1 + rtt / 2 + 7_000_000_000,
+                    t3: t1 + rtt / 2 + 7_000_000_000,
+                    t4: t1 + rtt,
+                }
+            })
+            .collect();
+        OffsetEstimate::from_exchanges(&exchanges).unwrap()
+    }
+
+    /// 100 messages on one stream from 2 s on, each reaching the
+    /// receiver `one_way` later (on its clock, 7 s ahead).
+    fn trial(one_way: u64) -> (Vec<Sent>, Vec<delivery::Delivery>) {
+        (0..100u64)
+            .map(|seq| {
+                let intended_ns = 2_000_000_000 + seq * 10_000_000;
+                (
+                    Sent {
+                        stream: 0,
+                        seq,
+                        intended_ns,
+                        measured: true,
+                    },
+                    delivery::Delivery {
+                        stream: 0,
+                        seq,
+                        delivered_ns: intended_ns + one_way + 7_000_000_000,
+                    },
+                )
+            })
+            .unzip()
+    }
+
+    #[test]
+    fn one_way_across_hosts_only_where_the_offset_is_known_closely_enough() {
+        let (sent, deliveries) = trial(50_000_000);
+        // Control round trips of 200 us: the offset to +-100 us, within
+        // 10 % of a 50 ms way out (a queued path).
+        let line = OffsetEstimate::bracketing(&batch(1, 200_000), &batch(4, 200_000)).unwrap();
+        let (one_way, clock) = one_way_through(line, 1, &sent, &deliveries, 1_000_000_000);
+        let on_our_clock = one_way.expect("reportable");
+        assert!(clock.latency.starts_with("one way"), "{}", clock.latency);
+        for (s, d) in sent.iter().zip(&on_our_clock) {
+            let delay = d.delivered_ns as i64 - s.intended_ns as i64;
+            assert!((delay - 50_000_000).abs() <= 100_002, "{delay}");
+        }
+        // Control round trips as long as the way out: the bound is half of
+        // one, and the trial stays round trip.
+        let line = OffsetEstimate::bracketing(&batch(1, 100_000_000), &batch(4, 100_000_000)).unwrap();
+        let (one_way, clock) = one_way_through(line, 1, &sent, &deliveries, 1_000_000_000);
+        assert!(one_way.is_none());
+        assert!(
+            clock.latency.starts_with("round trip") && clock.latency.contains("10 %"),
+            "{}",
+            clock.latency
+        );
+        assert!(clock.estimate.is_some());
+    }
 }
