@@ -607,7 +607,7 @@ fn round_trip(estimate: &OffsetEstimate, why: String) -> (Option<Vec<delivery::D
     (
         None,
         ClockComparison {
-            estimate: Some(estimate.clone()),
+            estimate: Some(*estimate),
             latency: format!("round trip: {why}"),
         },
     )
@@ -622,6 +622,9 @@ fn one_way_through(
     deliveries: &[delivery::Delivery],
     wait_ns: u64,
 ) -> (Option<Vec<delivery::Delivery>>, ClockComparison) {
+    if deliveries.is_empty() {
+        return round_trip(&line, "the receiver recorded no deliveries".into());
+    }
     let on_our_clock: Option<Vec<delivery::Delivery>> = deliveries
         .iter()
         .map(|d| {
