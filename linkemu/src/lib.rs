@@ -5,6 +5,9 @@
 //! - [`pipeline`]: one direction of a link as a pure state machine
 //!   following `sch_netem.c` — packets in with the time, packets out when
 //!   due; time and randomness are inputs, so tests need no sockets;
+//! - [`schedule`]: a profile that changes over time ([`ImpairSchedule`]:
+//!   steps, partitions, flaps, loss ramps), and [`ScheduledPipeline`], a
+//!   pipeline that follows one;
 //! - [`dist`] and [`rng`]: netem's delay distributions and its seeded,
 //!   optionally correlated random numbers.
 //!
@@ -13,7 +16,9 @@
 pub mod dist;
 pub mod pipeline;
 pub mod rng;
+pub mod schedule;
 pub mod spec;
 
 pub use pipeline::{LinkCounters, Pipeline};
+pub use schedule::{ImpairSchedule, ScheduleError, ScheduleStep, ScheduledPipeline, Shape};
 pub use spec::{NetemSpec, SpecError};

@@ -16,12 +16,15 @@
 //!    rate its serialization time, counted from the last queued packet's
 //!    send time (delay and serialization overlap);
 //! 6. the queue is ordered by send time, so jitter without a rate reorders.
+//!
+//! [`Pipeline::set_spec`] changes the spec mid-run, as `tc qdisc change`
+//! does (`netem_change()`): see there for what carries over.
 
 use std::collections::BTreeMap;
 
 use crate::dist::{self, Distribution};
 use crate::rng::{scaled, Correlated, Prng, Taus113};
-use crate::spec::{Chance, Loss, NetemSpec, SlotInterval};
+use crate::spec::{Chance, Loss, NetemSpec, Slot, SlotInterval};
 
 /// What tc's rate counts per packet beyond the IP packet: the Ethernet
 /// header a veth would carry (TUN frames have none).
@@ -95,6 +98,9 @@ struct Frame {
 
 pub struct Pipeline {
     spec: NetemSpec,
+    /// The seed given to [`Pipeline::new`]: each change's randomness is
+    /// derived from it (see [`Pipeline::set_spec`]).
+    seed: u64,
     /// What netem draws its decisions from (`q->prng`), seeded as netem
     /// seeds it: the same seed, the same decisions as a kernel whose netem
     /// takes `seed` (6.12 does; 6.1 does not).
@@ -126,6 +132,7 @@ pub struct Pipeline {
 impl Pipeline {
     /// `seed` is used when the spec has none.
     pub fn new(spec: &NetemSpec, seed: u64) -> Self {
+        let given_seed = seed;
         let seed = spec.seed.unwrap_or(seed);
         let mut entropy = Prng::new(seed);
         let mut cor = |c: Option<f64>| Correlated::new(c.unwrap_or(0.0), entropy.next_u32());
@@ -156,6 +163,7 @@ impl Pipeline {
             reorder_cor: cor(spec.reorder.map(|r| r.chance.correlation)),
             corrupt_cor: cor(spec.corrupt.map(|c| c.correlation)),
             spec: spec.clone(),
+            seed: given_seed,
             draws: Taus113::from_netem_seed(seed),
             entropy,
             ge: GeState::Good,
@@ -167,6 +175,55 @@ impl Pipeline {
             counters: LinkCounters::default(),
             transparent: is_transparent(spec),
         }
+    }
+
+    /// Puts `spec` in force from `now_ns` on, as `tc qdisc change` does
+    /// to a running netem (`netem_change()` in sch_netem.c, as remembered
+    /// from the source when this was written: not checked against the
+    /// source nor a kernel yet):
+    /// - queued packets stay queued and keep the send times they were
+    ///   given, so a packet that arrived before the change leaves with the
+    ///   old delay; packets arriving from `now_ns` on get the new spec;
+    /// - the new limit applies to arrivals only: a queue above it is not
+    ///   trimmed;
+    /// - a rate counts from the last queued packet's send time, as always,
+    ///   so serialization carries on across the change;
+    /// - what netem resets is reset: the reordering gap count, the loss
+    ///   model's state (4-state and Gilbert-Elliott start over in their
+    ///   good state), the correlations' previous values, the slot (a new
+    ///   one opens at `now_ns` with its full budget) and the random
+    ///   generator, reseeded as netem reseeds it: from the spec's `seed`,
+    ///   else (where netem takes fresh entropy) from the seed given to
+    ///   [`Pipeline::new`] and `now_ns`. So what follows a change depends
+    ///   on the queue, the spec and the time of the change, not on earlier
+    ///   changes: a caller may skip to the latest of several changes that
+    ///   passed while it slept and get the same pipeline;
+    /// - counters carry on.
+    ///
+    /// One difference from the kernel (as remembered), on purpose: the new
+    /// spec applies whole. netem keeps the old rate, slot, ECN, corruption,
+    /// delay distribution and correlations when the netlink message leaves
+    /// them out, and tc leaves out what the profile does not set: a `tc
+    /// qdisc change` from `rate 1mbit` to `delay 10ms` keeps the rate. A
+    /// netem backend has to make up for that (state such fields, or
+    /// replace the qdisc) to match linkemu.
+    pub fn set_spec(&mut self, spec: &NetemSpec, now_ns: u64) {
+        let change_seed = self.seed ^ now_ns.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        *self = Pipeline {
+            seed: self.seed,
+            queue: std::mem::take(&mut self.queue),
+            arrivals: self.arrivals,
+            counters: self.counters,
+            slot: spec.slot.map(|slot| {
+                let (packets_left, bytes_left) = slot_budget(&slot);
+                SlotState {
+                    next_ns: now_ns,
+                    packets_left,
+                    bytes_left,
+                }
+            }),
+            ..Pipeline::new(spec, change_seed)
+        };
     }
 
     /// For a packet arriving now: true if [`Pipeline::enqueue`] would
@@ -393,13 +450,11 @@ impl Pipeline {
             )
             .max(0) as u64,
         };
+        let (packets_left, bytes_left) = slot_budget(&slot);
         self.slot = Some(SlotState {
             next_ns: now_ns + gap,
-            packets_left: slot.packets.map_or(i32::MAX as i64, i64::from),
-            // More bytes than an i64 holds are as good as no limit.
-            bytes_left: slot
-                .bytes
-                .map_or(i32::MAX as i64, |b| i64::try_from(b).unwrap_or(i64::MAX)),
+            packets_left,
+            bytes_left,
         });
     }
 
@@ -489,6 +544,16 @@ impl Pipeline {
             }
         }
     }
+}
+
+/// What one slot may send: packets and bytes.
+fn slot_budget(slot: &Slot) -> (i64, i64) {
+    (
+        slot.packets.map_or(i32::MAX as i64, i64::from),
+        // More bytes than an i64 holds are as good as no limit.
+        slot.bytes
+            .map_or(i32::MAX as i64, |b| i64::try_from(b).unwrap_or(i64::MAX)),
+    )
 }
 
 /// Whether `spec` leaves every packet as [`Pipeline::enqueue`] got it,

@@ -225,7 +225,7 @@ impl<'a> Words<'a> {
     }
 }
 
-fn parse_percent(w: &str) -> Option<f64> {
+pub(crate) fn parse_percent(w: &str) -> Option<f64> {
     let number = w.strip_suffix('%').unwrap_or(w);
     let v: f64 = number.parse().ok()?;
     (v.is_finite() && (0.0..=100.0).contains(&v)).then_some(v / 100.0)
@@ -238,7 +238,7 @@ fn split_unit(w: &str) -> Option<(f64, &str)> {
     (v.is_finite() && v >= 0.0).then_some((v, unit))
 }
 
-fn parse_time(w: &str) -> Option<u64> {
+pub(crate) fn parse_time(w: &str) -> Option<u64> {
     let (v, unit) = split_unit(w)?;
     let scale = match unit.to_ascii_lowercase().as_str() {
         "s" | "sec" | "secs" => 1e9,
@@ -554,7 +554,7 @@ fn fmt_time(ns: u64) -> String {
     }
 }
 
-fn fmt_pct(p: f64) -> String {
+pub(crate) fn fmt_pct(p: f64) -> String {
     format!("{}%", (p * 100.0 * 1e6).round() / 1e6)
 }
 
