@@ -13,10 +13,14 @@
 //!   what a rate-limited link leaves each transport after its headers;
 //! - [`clock_offset`]: the offset between the sender's and the receiver's
 //!   clocks from control-channel round trips, with an honest bound, and
-//!   whether one-way delays it corrects can be reported.
+//!   whether one-way delays it corrects can be reported;
+//! - [`failure_detector`]: a fixed timeout and the φ accrual detector over
+//!   heartbeat arrivals, their detection time against false suspicions,
+//!   and the normal-model theory to set beside them.
 
 pub mod bulk;
 pub mod churn;
 pub mod clock_offset;
+pub mod failure_detector;
 pub mod hol;
 pub mod seq;
