@@ -57,6 +57,13 @@ impl LabPair {
         self.sender_command(args).output().unwrap()
     }
 
+    /// `transbench run FILE --receiver AT ARGS` on the sender's host.
+    fn remote_run(&self, file: &Path, at: &str, args: &[&str]) -> Output {
+        let mut all = vec!["run", file.to_str().unwrap(), "--receiver", at];
+        all.extend_from_slice(args);
+        self.sender_run(&all)
+    }
+
     fn sender_command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new("ip");
         cmd.args(["netns", "exec", self.sender.name(), BIN])
@@ -156,18 +163,11 @@ fn a_scenario_runs_against_a_receiver_on_another_host_and_resumes() {
     let out = out.to_str().unwrap();
 
     // Interrupted after one trial, as a lab run might be, then resumed.
-    let first = lab.sender_run(&[
-        "run",
-        file.to_str().unwrap(),
-        "--receiver",
+    let first = lab.remote_run(
+        &file,
         &at,
-        "--secret-file",
-        secret,
-        "--out",
-        out,
-        "--max-trials",
-        "1",
-    ]);
+        &["--secret-file", secret, "--out", out, "--max-trials", "1"],
+    );
     assert!(first.status.success(), "{}", stderr(&first));
     let one = read_results(&Path::new(out).join("results.json")).unwrap();
     assert_eq!(one.trials.len(), 1);
@@ -179,16 +179,7 @@ fn a_scenario_runs_against_a_receiver_on_another_host_and_resumes() {
         "{}",
         stderr(&elsewhere)
     );
-    let rest = lab.sender_run(&[
-        "run",
-        file.to_str().unwrap(),
-        "--receiver",
-        &at,
-        "--secret-file",
-        secret,
-        "--resume",
-        out,
-    ]);
+    let rest = lab.remote_run(&file, &at, &["--secret-file", secret, "--resume", out]);
     assert!(rest.status.success(), "{}", stderr(&rest));
 
     let results = read_results(&Path::new(out).join("results.json")).unwrap();
@@ -256,14 +247,7 @@ fn a_sender_without_the_secret_or_with_an_open_secret_file_runs_nothing() {
     let at = receiver.addr.to_string();
     let file = rr_scenario(dir.path(), "lab", "none", 1);
     let out = dir.path().join("none");
-    let without = lab.sender_run(&[
-        "run",
-        file.to_str().unwrap(),
-        "--receiver",
-        &at,
-        "--out",
-        out.to_str().unwrap(),
-    ]);
+    let without = lab.remote_run(&file, &at, &["--out", out.to_str().unwrap()]);
     assert!(!without.status.success());
     assert!(
         stderr(&without).contains("requires a shared secret"),
@@ -279,16 +263,17 @@ fn a_sender_without_the_secret_or_with_an_open_secret_file_runs_nothing() {
         <std::fs::Permissions as std::os::unix::fs::PermissionsExt>::from_mode(0o644),
     )
     .unwrap();
-    let refused = lab.sender_run(&[
-        "run",
-        file.to_str().unwrap(),
-        "--receiver",
+    let elsewhere = dir.path().join("open-run");
+    let refused = lab.remote_run(
+        &file,
         &at,
-        "--secret-file",
-        open.to_str().unwrap(),
-        "--out",
-        dir.path().join("open-run").to_str().unwrap(),
-    ]);
+        &[
+            "--secret-file",
+            open.to_str().unwrap(),
+            "--out",
+            elsewhere.to_str().unwrap(),
+        ],
+    );
     assert!(!refused.status.success());
     assert!(stderr(&refused).contains("chmod 600"), "{}", stderr(&refused));
 }
@@ -319,14 +304,7 @@ fn an_impaired_cell_needs_both_hosts_to_allow_it_and_a_refusal_changes_nothing()
         &["--secret-file", secret],
     );
     let at = receiver.addr.to_string();
-    let o = lab.sender_run(&[
-        "run",
-        forward.to_str().unwrap(),
-        "--receiver",
-        &at,
-        "--secret-file",
-        secret,
-    ]);
+    let o = lab.remote_run(&forward, &at, &["--secret-file", secret]);
     assert!(!o.status.success());
     assert!(stderr(&o).contains("--allow-impair IFACE"), "{}", stderr(&o));
 
@@ -340,16 +318,12 @@ fn an_impaired_cell_needs_both_hosts_to_allow_it_and_a_refusal_changes_nothing()
     );
     let refused = |receiver: &ReceiverGuard, why: &str| {
         let out = dir.path().join(format!("out-{}", receiver.addr.port()));
-        let o = lab.sender_run(&[
-            "run",
-            reverse.to_str().unwrap(),
-            "--receiver",
-            &receiver.addr.to_string(),
-            "--secret-file",
-            secret,
-            "--out",
-            out.to_str().unwrap(),
-        ]);
+        let at = receiver.addr.to_string();
+        let o = lab.remote_run(
+            &reverse,
+            &at,
+            &["--secret-file", secret, "--out", out.to_str().unwrap()],
+        );
         assert!(!o.status.success());
         assert!(stderr(&o).contains(why), "{}", stderr(&o));
         assert_eq!(
@@ -401,16 +375,12 @@ fn an_impaired_cell_needs_both_hosts_to_allow_it_and_a_refusal_changes_nothing()
         ],
     );
     let out = dir.path().join("foreign");
-    let o = lab.sender_run(&[
-        "run",
-        reverse.to_str().unwrap(),
-        "--receiver",
-        &allowed.addr.to_string(),
-        "--secret-file",
-        secret,
-        "--out",
-        out.to_str().unwrap(),
-    ]);
+    let at = allowed.addr.to_string();
+    let o = lab.remote_run(
+        &reverse,
+        &at,
+        &["--secret-file", secret, "--out", out.to_str().unwrap()],
+    );
     assert!(!o.status.success());
     assert!(stderr(&o).contains("tbf"), "{}", stderr(&o));
     assert_eq!(lab.receiver_qdisc(), ("tbf".to_string(), "1:".to_string()));
@@ -472,24 +442,26 @@ fn in_guest(out: &Path) {
     };
     let mut receiver = start_receiver();
     let at = receiver.addr.to_string();
-    let sender_args = |file: &Path, dir: &str| -> Vec<String> {
-        [
-            "run",
-            file.to_str().unwrap(),
-            "--receiver",
-            &at,
-            "--secret-file",
-            secret,
-            "--allow-impair",
-            "tba",
-            "--impair-state-dir",
-            sstate,
-            "--out",
-            &out.join(dir).display().to_string(),
-        ]
-        .map(String::from)
-        .to_vec()
+    // Each run: the scenario against the receiver, this host's egress
+    // allowed, its results in `dir`.
+    let remote = |file: &Path, dir: &str, secret: Option<&str>| -> Vec<String> {
+        let mut args = vec![
+            file.display().to_string(),
+            "--allow-impair".into(),
+            "tba".into(),
+            "--impair-state-dir".into(),
+            sstate.into(),
+            "--out".into(),
+            out.join(dir).display().to_string(),
+        ];
+        if let Some(s) = secret {
+            args.extend(["--secret-file".into(), s.into()]);
+        }
+        let mut all = vec!["run".to_string(), args.remove(0), "--receiver".into(), at.clone()];
+        all.extend(args);
+        all
     };
+    let sender_args = |file: &Path, dir: &str| remote(file, dir, Some(secret));
 
     // 1. A plain cell and an impaired one, each host impairing its own
     // egress for the impaired cell only.
@@ -645,18 +617,7 @@ fn in_guest(out: &Path) {
     assert_eq!(lab.sender_qdisc(), kernel_default());
 
     // 4. A sender without the secret changes nothing.
-    let o = lab.sender_run(&[
-        "run",
-        long.to_str().unwrap(),
-        "--receiver",
-        &at,
-        "--allow-impair",
-        "tba",
-        "--impair-state-dir",
-        sstate,
-        "--out",
-        out.join("no-secret").to_str().unwrap(),
-    ]);
+    let o = lab.sender_run(&args(&remote(&long, "no-secret", None)));
     assert!(!o.status.success());
     assert_eq!(lab.receiver_qdisc(), kernel_default());
     drop(receiver);
@@ -670,37 +631,13 @@ fn impairment_across_hosts_in_a_guest_kernel() {
     if !have_root() {
         return;
     }
-    let runner = Path::new(env!("CARGO_MANIFEST_DIR")).join("../netem-scripts/vm-run.sh");
     let dir = tempfile::tempdir().unwrap();
-    let o = Command::new(&runner)
-        .args(["--timeout", "600", "--rw"])
-        .arg(dir.path())
-        .arg("--env")
-        .arg(format!("{IN_GUEST}={}", dir.path().display()))
-        .arg("--")
-        .arg(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "impairment_across_hosts_in_a_guest_kernel",
-            "--nocapture",
-            "--test-threads",
-            "1",
-        ])
-        .output()
-        .unwrap();
-    let text = format!("{}{}", String::from_utf8_lossy(&o.stdout), stderr(&o));
-    if o.status.code() == Some(2) && text.contains("vm-run: missing") {
-        if std::env::var("CI").as_deref() == Ok("true") {
-            panic!("CI=true: .ci/run must install the guest's packages: {text}");
-        }
-        return eprintln!("skipping: {}", text.trim());
-    }
-    assert!(o.status.success(), "in the guest:\n{text}");
-    assert!(text.contains("test result: ok. 1 passed"), "{text}");
-    // A line may follow the guest's "test ... " on the same line.
-    for line in text.lines().filter_map(|l| l.find("guest: ").map(|i| &l[i..])) {
-        eprintln!("{line}");
-    }
+    in_netem_guest(
+        "impairment_across_hosts_in_a_guest_kernel",
+        IN_GUEST,
+        dir.path(),
+        600,
+    );
 }
 
 /// The receiver's systemd unit: systemd takes it as written, and its

@@ -255,37 +255,9 @@ fn real_netem_in_a_guest_kernel() {
     if !have_root() {
         return;
     }
-    let runner = repo().join("netem-scripts/vm-run.sh");
     let dir = tempfile::tempdir().unwrap();
-    let exe = std::env::current_exe().unwrap();
-    let o = Command::new(&runner)
-        .args(["--timeout", "300", "--rw"])
-        .arg(dir.path())
-        .arg("--env")
-        .arg(format!("{IN_GUEST}={}", dir.path().display()))
-        .arg("--")
-        .arg(&exe)
-        .args([
-            "--exact",
-            "real_netem_in_a_guest_kernel",
-            "--nocapture",
-            "--test-threads",
-            "1",
-        ])
-        .current_dir(repo())
-        .output()
-        .unwrap();
-    let text = format!("{}{}", String::from_utf8_lossy(&o.stdout), stderr(&o));
-    if o.status.code() == Some(2) && text.contains("vm-run: missing") {
-        if std::env::var("CI").as_deref() == Ok("true") {
-            panic!("CI=true: .ci/run must install the guest's packages: {text}");
-        }
-        return eprintln!("skipping: {}", text.trim());
-    }
-    assert!(o.status.success(), "in the guest:\n{text}");
-    assert!(text.contains("test result: ok. 1 passed"), "{text}");
-    for line in text.lines().filter(|l| l.starts_with("guest: ")) {
-        eprintln!("{line}");
+    if in_netem_guest("real_netem_in_a_guest_kernel", IN_GUEST, dir.path(), 300).is_none() {
+        return;
     }
     // The guest wrote its results through the read-write share.
     let r = read_results(&dir.path().join("run/results.json")).unwrap();

@@ -490,3 +490,38 @@ pub fn assert_p50_regressions(text: &str) {
         assert!(p50.ends_with("REGRESSION"), "{p50}");
     }
 }
+
+/// Runs test `name` of the calling test binary again inside a QEMU guest
+/// whose kernel has sch_netem (`netem-scripts/vm-run.sh`), with `env` set
+/// to `dir`, which the guest shares read-write; prints its `guest: `
+/// lines. `None` when the guest's packages are missing outside CI (said on
+/// stderr); panics if the test failed there.
+pub fn in_netem_guest(name: &str, env: &str, dir: &Path, timeout_s: u32) -> Option<String> {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let o = Command::new(repo.join("netem-scripts/vm-run.sh"))
+        .args(["--timeout", &timeout_s.to_string(), "--rw"])
+        .arg(dir)
+        .arg("--env")
+        .arg(format!("{env}={}", dir.display()))
+        .arg("--")
+        .arg(std::env::current_exe().unwrap())
+        .args(["--exact", name, "--nocapture", "--test-threads", "1"])
+        .current_dir(&repo)
+        .output()
+        .unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&o.stdout), stderr(&o));
+    if o.status.code() == Some(2) && text.contains("vm-run: missing") {
+        if std::env::var("CI").as_deref() == Ok("true") {
+            panic!("CI=true: .ci/run must install the guest's packages: {text}");
+        }
+        eprintln!("skipping: {}", text.trim());
+        return None;
+    }
+    assert!(o.status.success(), "in the guest:\n{text}");
+    assert!(text.contains("test result: ok. 1 passed"), "{text}");
+    // A line may follow the guest's "test ... " on the same line.
+    for line in text.lines().filter_map(|l| l.find("guest: ").map(|i| &l[i..])) {
+        eprintln!("{line}");
+    }
+    Some(text)
+}
