@@ -12,15 +12,17 @@ use std::path::{Path, PathBuf};
 /// The receiver's flags for impairing its own egress.
 #[derive(Debug, Clone, clap::Args)]
 pub struct EgressArgs {
-    /// Let authenticated senders impair this interface's egress with tc
-    /// netem for the length of one trial (a scenario cell's reverse
-    /// profile); repeatable. Only an interface whose root qdisc is the
-    /// kernel's default is touched, and that default comes back after.
-    /// Needs CAP_NET_ADMIN.
+    /// Allow impairing this interface's egress with tc netem, a trial (or
+    /// a cell) at a time; repeatable. On `receiver`: at an authenticated
+    /// sender's request, a cell's reverse profile. On `run --receiver`: a
+    /// cell's forward profile, on this host's interface toward the
+    /// receiver. Only an interface whose root qdisc is the kernel's
+    /// default is touched, and that default comes back after. Needs
+    /// CAP_NET_ADMIN.
     #[arg(long = "allow-impair", value_name = "IFACE")]
     pub allow_impair: Vec<String>,
-    /// Where leases are recorded before tc runs, so that a receiver
-    /// started again gives back what a killed one left.
+    /// Where leases are recorded before tc runs, so that the next start
+    /// (of a receiver, or of a run) gives back what a killed one left.
     #[arg(long, value_name = "DIR", default_value = hostimpair::DEFAULT_STATE_DIR)]
     pub impair_state_dir: PathBuf,
 }
