@@ -36,7 +36,8 @@ impl Default for EgressArgs {
     }
 }
 
-/// What this receiver may impair, and where its leases are recorded.
+/// What this host's transbench may impair, and where its leases are
+/// recorded.
 pub struct EgressPolicy {
     book: LeaseBook,
     allowed: Vec<String>,
@@ -112,7 +113,7 @@ impl EgressPolicy {
     /// dropped.
     pub fn give_back_all(&self) {
         if let Err(e) = recover(&self.book) {
-            tracing::error!("giving back this receiver's leases: {e:#}");
+            tracing::error!("giving back this process's leases: {e:#}");
         }
     }
 }
@@ -209,7 +210,13 @@ fn check_interface(iface: &str) -> Finding {
     }
 }
 
-fn check_state_dir(dir: &Path, wanted: bool) -> Finding {
+fn check_state_dir(base: &Path, wanted: bool) -> Finding {
+    // This namespace's own records: another's are not this receiver's.
+    let dir = match hostimpair::namespace_dir(base) {
+        Ok(dir) => dir,
+        Err(e) => return Finding::problem(format!("lease records: {e}")),
+    };
+    let dir = dir.as_path();
     let leftover = std::fs::read_dir(dir).map(|entries| {
         entries
             .filter_map(Result::ok)

@@ -763,7 +763,10 @@ pub(crate) async fn run_phase(
                     }
                     m.hol.loss_p = profiles.and_then(|p| {
                         let forward = p.forward.mean_loss().filter(|&l| l > 0.0)?;
-                        let reverse = if m.round_trip { p.reverse.mean_loss()? } else { 0.0 };
+                        // Across hosts multistream runs on echoes (one clock
+                        // is not shared): the way back loses too.
+                        let echoed = m.round_trip || opts.receiver.is_some();
+                        let reverse = if echoed { p.reverse.mean_loss()? } else { 0.0 };
                         Some(forward + reverse)
                     });
                 }

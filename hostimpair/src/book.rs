@@ -31,6 +31,13 @@ const NETNS_RUN_DIR: &str = "/run/netns";
 pub struct LeaseBook {
     dir: PathBuf,
     netns: Option<String>,
+    /// Where this book's own leases are recorded: `dir` for a named
+    /// namespace (its records name it, and tc reaches it from anywhere);
+    /// for the calling thread's, a directory of that namespace's own
+    /// (`net-INODE`), so two namespaces sharing `dir` (two agents on one
+    /// host) neither collide on an interface's name nor settle each
+    /// other's leases, which only their own namespace can reach.
+    own: PathBuf,
 }
 
 /// One state file found by [`LeaseBook::recover`], and what was done.
@@ -68,18 +75,23 @@ impl LeaseBook {
                 return Err(LeaseError::BadNamespaceName { netns: ns.into() });
             }
         }
+        let own = match netns {
+            Some(_) => dir.to_path_buf(),
+            None => namespace_dir(dir)?,
+        };
         DirBuilder::new()
             .recursive(true)
             .mode(0o700)
-            .create(dir)
+            .create(&own)
             .map_err(|source| LeaseError::State {
                 what: "making the state directory",
-                path: dir.to_path_buf(),
+                path: own.clone(),
                 source,
             })?;
         Ok(LeaseBook {
             dir: dir.to_path_buf(),
             netns: netns.map(str::to_string),
+            own,
         })
     }
 
@@ -90,7 +102,7 @@ impl LeaseBook {
     /// Where the state file of a lease on `iface` (in this book's
     /// namespace) is while the lease lasts.
     pub fn state_file(&self, iface: &str) -> PathBuf {
-        self.dir.join(file_name(self.netns.as_deref(), iface))
+        self.own.join(file_name(self.netns.as_deref(), iface))
     }
 
     /// For the receiver's start: settles every lease an earlier run left
@@ -107,26 +119,33 @@ impl LeaseBook {
     /// Stops at the first failure to run tc or to write the directory,
     /// that lease's state file kept for the next try.
     pub fn recover(&self) -> Result<Vec<Recovered>, LeaseError> {
-        let entries = std::fs::read_dir(&self.dir).map_err(|source| LeaseError::State {
-            what: "reading the state directory",
-            path: self.dir.clone(),
-            source,
-        })?;
-        let mut names = Vec::new();
-        for entry in entries {
-            let entry = entry.map_err(|source| LeaseError::State {
+        let mut paths = Vec::new();
+        // The named namespaces' records, and this namespace's own.
+        let dirs = if self.own == self.dir {
+            vec![&self.dir]
+        } else {
+            vec![&self.dir, &self.own]
+        };
+        for dir in dirs {
+            let entries = std::fs::read_dir(dir).map_err(|source| LeaseError::State {
                 what: "reading the state directory",
-                path: self.dir.clone(),
+                path: dir.clone(),
                 source,
             })?;
-            if let Ok(name) = entry.file_name().into_string() {
-                names.push(name);
+            for entry in entries {
+                let entry = entry.map_err(|source| LeaseError::State {
+                    what: "reading the state directory",
+                    path: dir.clone(),
+                    source,
+                })?;
+                if let Ok(name) = entry.file_name().into_string() {
+                    paths.push((dir.join(&name), name));
+                }
             }
         }
-        names.sort();
+        paths.sort();
         let mut recovered = Vec::new();
-        for name in names {
-            let path = self.dir.join(&name);
+        for (path, name) in paths {
             if let Some(pid) = temporary_file_pid(&name) {
                 // A writer that died before linking its record into place:
                 // no qdisc was added after it.
@@ -524,6 +543,14 @@ fn read_boot_id() -> Result<String, LeaseError> {
         })
 }
 
+/// Where the calling thread's namespace keeps its own lease records in
+/// the state directory `dir`: `dir/net-INODE`.
+pub fn namespace_dir(dir: &Path) -> Result<PathBuf, LeaseError> {
+    let id = netns_id(None)?.unwrap_or_default();
+    let inode: String = id.chars().filter(char::is_ascii_digit).collect();
+    Ok(dir.join(format!("net-{inode}")))
+}
+
 /// The network namespace tc runs in, `net:[INODE]`: the named one's, or
 /// the calling thread's; `None` if the named one does not exist.
 fn netns_id(netns: Option<&str>) -> Result<Option<String>, LeaseError> {
@@ -671,9 +698,14 @@ mod tests {
         let parent = tempfile::tempdir().unwrap();
         let dir = parent.path().join("a/b");
         let book = LeaseBook::open(&dir, None).unwrap();
-        let mode = std::fs::metadata(&dir).unwrap().mode() & 0o777;
-        assert_eq!(mode, 0o700);
-        assert_eq!(book.state_file("eth1"), dir.join("eth1.json"));
+        let own = namespace_dir(&dir).unwrap();
+        for private in [&dir, &own] {
+            let mode = std::fs::metadata(private).unwrap().mode() & 0o777;
+            assert_eq!(mode, 0o700, "{}", private.display());
+        }
+        // This namespace's own, apart from any other's.
+        assert_eq!(book.state_file("eth1"), own.join("eth1.json"));
+        assert!(own.file_name().unwrap().to_string_lossy().starts_with("net-"));
         let in_ns = LeaseBook::open(&dir, Some("lab")).unwrap();
         assert_eq!(in_ns.state_file("eth1"), dir.join("lab:eth1.json"));
         for bad in ["", "..", "a/b"] {
@@ -734,7 +766,11 @@ mod tests {
             .map(|e| e.unwrap().file_name().into_string().unwrap())
             .collect();
         names.sort();
-        assert_eq!(names, [live.as_str(), "lab:eth1.json.unreadable", "notes.txt"]);
+        let own = namespace_dir(dir.path()).unwrap();
+        let own = own.file_name().unwrap().to_str().unwrap();
+        let mut expected = [live.as_str(), "lab:eth1.json.unreadable", "notes.txt", own];
+        expected.sort();
+        assert_eq!(names, expected);
         // Set aside, it is not reported again.
         assert!(book.recover().unwrap().is_empty());
     }

@@ -38,8 +38,8 @@ use std::path::PathBuf;
 
 use thiserror::Error;
 
-pub use book::{LeaseBook, QdiscLease, Recovered};
-pub use qdisc::{parse_root_qdisc, QdiscHandle, RootQdisc};
+pub use book::{namespace_dir, LeaseBook, QdiscLease, Recovered};
+pub use qdisc::{parse_root_qdisc, parse_set_below_root, QdiscHandle, RootQdisc};
 pub use record::{LeaseRecord, Outcome};
 
 /// Where the receiver keeps its leases in production.
@@ -53,7 +53,7 @@ pub const LEASE_HANDLE: QdiscHandle = QdiscHandle(0x7462);
 #[derive(Debug, Error)]
 pub enum LeaseError {
     #[error(
-        "interface {iface} is not one this receiver may impair (allowed: {}); start the receiver with --allow-impair {iface} to allow it",
+        "interface {iface} is not one this host may impair (allowed: {}); to allow it, add --allow-impair {iface} where this host's transbench starts (`transbench receiver` on the receiver's host, `transbench run` on the sender's)",
         list_or_none(allowed)
     )]
     NotAllowed { iface: String, allowed: Vec<String> },
@@ -69,7 +69,7 @@ pub enum LeaseError {
     )]
     NoSuchNamespace { netns: String },
     #[error(
-        "interface {iface} already has a root qdisc this receiver did not set ({kind} {handle}); it is left as it is: remove it (`tc qdisc del dev {iface} root`) if nothing needs it, or impair another interface"
+        "interface {iface} already has a qdisc transbench did not set ({kind} {handle}); it is left as it is: remove it (`tc qdisc del dev {iface} root`) if nothing needs it, or impair another interface"
     )]
     ForeignQdisc {
         iface: String,

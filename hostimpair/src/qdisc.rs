@@ -132,6 +132,25 @@ pub fn parse_root_qdisc(json: &str) -> Result<Option<RootQdisc>, TcOutputError> 
         .transpose()
 }
 
+/// A qdisc below a kernel-default root (under `mq`, say) that someone
+/// set: the first listed with a handle of its own, ingress and clsact
+/// (which hang off the device, not the root) left out. A root qdisc
+/// added over it would delete it, and giving the lease back would not
+/// bring it back.
+pub fn parse_set_below_root(json: &str) -> Result<Option<RootQdisc>, TcOutputError> {
+    let listed: Vec<Listed> = serde_json::from_str(json).map_err(|e| TcOutputError::Json(e.to_string()))?;
+    for q in listed {
+        if q.root || q.kind == "ingress" || q.kind == "clsact" {
+            continue;
+        }
+        let handle: QdiscHandle = q.handle.parse()?;
+        if handle != QdiscHandle::KERNEL {
+            return Ok(Some(RootQdisc { handle, kind: q.kind }));
+        }
+    }
+    Ok(None)
+}
+
 /// Words that come before a qdisc's kind in tc's grammar, or name
 /// something a root lease cannot be: a first word among them would not be
 /// a kind.
@@ -211,6 +230,19 @@ mod tests {
 
     fn root(json: &str) -> Option<RootQdisc> {
         parse_root_qdisc(json).unwrap()
+    }
+
+    #[test]
+    fn a_qdisc_someone_set_under_the_kernels_root_is_found() {
+        let fq_under_mq = MQ.replacen(
+            r#""kind":"fq_codel","handle":"0:""#,
+            r#""kind":"fq","handle":"8001:""#,
+            1,
+        );
+        assert_eq!(parse_set_below_root(&fq_under_mq).unwrap(), q("fq", 0x8001));
+        for kernel_only in [MQ, VETH_UP, DOWN, WITH_CLSACT, WITH_INGRESS, HOST_NIC] {
+            assert_eq!(parse_set_below_root(kernel_only).unwrap(), None, "{kernel_only}");
+        }
     }
 
     fn q(kind: &str, handle: u16) -> Option<RootQdisc> {

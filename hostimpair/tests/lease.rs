@@ -99,10 +99,14 @@ impl Lab {
         );
     }
 
+    /// The files of the state directory (a book of the calling thread's
+    /// namespace keeps its own in a directory there).
     fn state_files(&self) -> Vec<String> {
         let mut names: Vec<String> = std::fs::read_dir(self.dir.path())
             .unwrap()
-            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .map(Result::unwrap)
+            .filter(|e| e.file_type().unwrap().is_file())
+            .map(|e| e.file_name().into_string().unwrap())
             .collect();
         names.sort();
         names
@@ -595,4 +599,59 @@ fn a_killed_receivers_lease_is_taken_back() {
     assert_eq!(recovered[0].outcome, Outcome::Removed);
     lab.assert_default("v0");
     assert!(lab.state_files().is_empty(), "{:?}", lab.state_files());
+}
+
+/// Two agents on one host, each in its own namespace with an interface of
+/// the same name, sharing the state directory: neither's lease collides
+/// with the other's, and neither's start settles the other's record.
+#[test]
+fn namespaces_sharing_a_state_directory_keep_to_their_own_leases() {
+    if !have_root() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let make = || {
+        let ns = NetNs::create(&testbed::name_prefix()).unwrap();
+        ns.ip(&["link", "add", "v0", "type", "veth", "peer", "name", "v1"])
+            .unwrap();
+        ns.ip(&["link", "set", "v0", "up"]).unwrap();
+        ns
+    };
+    let (a, b) = (make(), make());
+    let root = |ns: &NetNs| {
+        let out = Command::new("tc")
+            .args(["-n", ns.name(), "-j", "qdisc", "show", "dev", "v0"])
+            .output()
+            .unwrap();
+        hostimpair::parse_root_qdisc(&String::from_utf8_lossy(&out.stdout)).unwrap()
+    };
+    // Each in its own namespace, as a receiver and a sender would be.
+    let in_ns = |ns: &NetNs, f: fn(&Path) -> Vec<Outcome>| {
+        let dir = dir.path().to_path_buf();
+        ns.run(move || f(&dir)).unwrap()
+    };
+    let lease_and_crash = |dir: &Path| {
+        let book = LeaseBook::open(dir, None).unwrap();
+        assert!(book.recover().unwrap().is_empty());
+        std::mem::forget(book.lease("v0", &["v0".to_string()], &words(TBF_100M)).unwrap());
+        Vec::new()
+    };
+    let start = |dir: &Path| {
+        let book = LeaseBook::open(dir, None).unwrap();
+        book.recover().unwrap().into_iter().map(|r| r.outcome).collect()
+    };
+    in_ns(&a, lease_and_crash);
+    in_ns(&b, lease_and_crash);
+    assert_eq!(root(&a), Some(root_of("tbf", 0x7462)));
+    assert_eq!(root(&b), Some(root_of("tbf", 0x7462)));
+    // b starts again: its own lease is given back, a's is left as it is.
+    assert_eq!(in_ns(&b, start), [Outcome::Removed]);
+    assert_eq!(root(&b), Some(root_of("noqueue", 0)));
+    assert_eq!(
+        root(&a),
+        Some(root_of("tbf", 0x7462)),
+        "another namespace's lease settled"
+    );
+    assert_eq!(in_ns(&a, start), [Outcome::Removed]);
+    assert_eq!(root(&a), Some(root_of("noqueue", 0)));
 }

@@ -641,9 +641,13 @@ fn one_way_through(
             "the receiver's times fall before this host's clock began".into(),
         );
     };
-    let p50 = analysis::match_deliveries(streams, sent, &on_our_clock, wait_ns)
-        .lat
-        .value_at_quantile(0.5);
+    let matched = analysis::match_deliveries(streams, sent, &on_our_clock, wait_ns);
+    // Lost messages are recorded at the loss timeout: with half of them
+    // lost the median would be that, not a delay.
+    if matched.counters.received * 2 <= matched.counters.sent {
+        return round_trip(&line, "half or more of the messages were lost or late".into());
+    }
+    let p50 = matched.lat.value_at_quantile(0.5);
     if line.one_way_reportable(&[p50 as i64]) {
         let latency = format!(
             "one way: the receiver's times put on this host's clock, whose offset is known to +-{}, within {} % \
@@ -811,6 +815,13 @@ mod tests {
             let delay = d.delivered_ns as i64 - s.intended_ns as i64;
             assert!((delay - 50_000_000).abs() <= 100_002, "{delay}");
         }
+        // Most lost: their median would be the loss timeout, no delay.
+        let (one_way, clock) = one_way_through(line, 1, &sent, &deliveries[..40], 1_000_000_000);
+        assert!(
+            one_way.is_none() && clock.latency.contains("half or more"),
+            "{}",
+            clock.latency
+        );
         // Control round trips as long as the way out: the bound is half of
         // one, and the trial stays round trip.
         let line = OffsetEstimate::bracketing(&batch(1, 100_000_000), &batch(4, 100_000_000)).unwrap();
