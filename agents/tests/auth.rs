@@ -140,24 +140,20 @@ fn receiver_without_secret_refuses_non_loopback_addresses() {
 #[test]
 fn after_authentication_every_frame_must_carry_the_session_tag() {
     use transbench_wire::auth::{from_hex, random_nonce, to_hex, FrameMac, Role, Secret};
-    use transbench_wire::{QuicStreamMode, Transport, TrialSetup};
+    use transbench_wire::{QuicStreamMode, Transport};
 
     let dir = tempfile::tempdir().unwrap();
     let path = secret_file(dir.path(), "s", "a long enough shared secret");
     let secret = Secret::new(b"a long enough shared secret").unwrap();
     let receiver = ReceiverGuard::start(&["--secret-file", path.to_str().unwrap()]);
-    let setup = ControlMsg::Setup(TrialSetup {
-        transport: Transport::Tcp,
-        size: 64,
-        tcp_congestion: None,
-        quic_congestion: None,
-        plan: test_plan(),
-        reverse_impair: None,
-        workload: transbench_wire::WorkloadSetup::Rr {
+    let setup = ControlMsg::Setup(test_setup(
+        Transport::Tcp,
+        64,
+        transbench_wire::WorkloadSetup::Rr {
             udp_peer_port: None,
             quic_stream: QuicStreamMode::PerRequest,
         },
-    });
+    ));
 
     // Twice: once tagging `setup` properly, once sending it bare.
     for tag_it in [true, false] {

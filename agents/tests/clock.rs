@@ -14,7 +14,7 @@ use transbench::clock::mono_now_ns;
 use transbench::session::{connect, estimate_clock_offset, CLOCK_PROBES};
 use transbench_analysis::clock_offset::{OffsetEstimate, MAX_DRIFT_PPM};
 use transbench_wire::auth::Secret;
-use transbench_wire::{ControlMsg, QuicStreamMode, Transport, TrialSetup, WorkloadSetup};
+use transbench_wire::{ControlMsg, QuicStreamMode, Transport, WorkloadSetup};
 
 /// What a loopback round trip through two processes leaves of the bound,
 /// with room for a busy machine: far below any path worth a one-way figure.
@@ -93,18 +93,14 @@ fn the_receiver_echoes_every_probe_until_its_cap() {
 fn a_probe_during_a_trial_is_refused() {
     let receiver = ReceiverGuard::start(&[]);
     let mut s = session(&receiver);
-    let setup = ControlMsg::Setup(TrialSetup {
-        transport: Transport::Tcp,
-        size: 64,
-        tcp_congestion: None,
-        quic_congestion: None,
-        plan: test_plan(),
-        reverse_impair: None,
-        workload: WorkloadSetup::Rr {
+    let setup = ControlMsg::Setup(test_setup(
+        Transport::Tcp,
+        64,
+        WorkloadSetup::Rr {
             udp_peer_port: None,
             quic_stream: QuicStreamMode::PerRequest,
         },
-    });
+    ));
     s.write_all(&setup.encode()).unwrap();
     assert!(matches!(recv_msg(&mut s), ControlMsg::Ready { .. }));
     s.write_all(&ControlMsg::ClockProbe { t1: mono_now_ns() }.encode())

@@ -294,19 +294,18 @@ fn sessions_together_stay_within_the_memory_budget() {
     let receiver = ReceiverGuard::start(&["--memory-budget", "160MiB"]);
     // Each of these trials may record 2 x 200,000 deliveries: 25 MB.
     let setup = ControlMsg::Setup(TrialSetup {
-        transport: Transport::Udp,
-        size: 64,
-        tcp_congestion: None,
-        quic_congestion: None,
         plan: TrialPlan {
             messages: Some(200_000),
             ..test_plan()
         },
-        reverse_impair: None,
-        workload: WorkloadSetup::Multistream {
-            streams: 1,
-            echo: false,
-        },
+        ..test_setup(
+            Transport::Udp,
+            64,
+            WorkloadSetup::Multistream {
+                streams: 1,
+                echo: false,
+            },
+        )
     });
     let mut held = Vec::new();
     let refusal = loop {

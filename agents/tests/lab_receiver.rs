@@ -106,18 +106,14 @@ fn a_claimed_length_costs_the_receiver_nothing_until_its_bytes_come() {
     // Churn: the workload whose trials open this many connections at once.
     let (mut ctl, port, token) = set_up(
         &receiver,
-        TrialSetup {
-            transport: Transport::Tcp,
-            size: CLAIM,
-            tcp_congestion: None,
-            quic_congestion: None,
-            plan: test_plan(),
-            reverse_impair: None,
-            workload: WorkloadSetup::Churn {
+        test_setup(
+            Transport::Tcp,
+            CLAIM,
+            WorkloadSetup::Churn {
                 close: CloseMode::Client,
                 max_inflight: CONNECTIONS as u32,
             },
-        },
+        ),
     );
     let before = rss_bytes(receiver.pid()) / 1024;
     let fds_before = open_fds(receiver.pid()).len();
@@ -152,18 +148,14 @@ fn a_trials_own_connections_beyond_what_it_opens_are_refused() {
     let receiver = ReceiverGuard::start(&[]);
     let (mut ctl, port, token) = set_up(
         &receiver,
-        TrialSetup {
-            transport: Transport::Tcp,
-            size: 64,
-            tcp_congestion: None,
-            quic_congestion: None,
-            plan: test_plan(),
-            reverse_impair: None,
-            workload: WorkloadSetup::Rr {
+        test_setup(
+            Transport::Tcp,
+            64,
+            WorkloadSetup::Rr {
                 udp_peer_port: None,
                 quic_stream: QuicStreamMode::PerRequest,
             },
-        },
+        ),
     );
     // An rr trial opens one connection; these 20 all show the token.
     let conns: Vec<TcpStream> = (0..20)

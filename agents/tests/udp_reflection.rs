@@ -8,27 +8,21 @@ use common::*;
 use std::io::Write;
 use std::net::{TcpStream, UdpSocket};
 use std::time::Duration;
-use transbench_wire::{
-    ControlMsg, MessageHeader, MessageKind, QuicStreamMode, Transport, TrialSetup, TrialToken,
-};
+use transbench_wire::{ControlMsg, MessageHeader, MessageKind, QuicStreamMode, Transport, TrialToken};
 
 /// Opens a session without a secret and sets up a UDP trial whose
 /// registered peer is `peer_port`; returns the control stream, the data
 /// port and the trial's token.
 fn setup_udp_trial(receiver: &ReceiverGuard, peer_port: u16, size: u32) -> (TcpStream, u16, TrialToken) {
     let (mut s, _) = raw_session(receiver.addr, None, Duration::from_secs(5)).unwrap();
-    let setup = ControlMsg::Setup(TrialSetup {
-        transport: Transport::Udp,
+    let setup = ControlMsg::Setup(test_setup(
+        Transport::Udp,
         size,
-        tcp_congestion: None,
-        quic_congestion: None,
-        plan: test_plan(),
-        reverse_impair: None,
-        workload: transbench_wire::WorkloadSetup::Rr {
+        transbench_wire::WorkloadSetup::Rr {
             udp_peer_port: Some(peer_port),
             quic_stream: QuicStreamMode::PerRequest,
         },
-    });
+    ));
     s.write_all(&setup.encode()).unwrap();
     let ControlMsg::Ready { data_port, token, .. } = recv_msg(&mut s) else {
         panic!("expected ready")

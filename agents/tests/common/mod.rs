@@ -202,6 +202,24 @@ pub fn test_plan() -> transbench_wire::TrialPlan {
     }
 }
 
+/// A hand-made trial setup over [`test_plan`], nothing pinned, nothing
+/// impaired.
+pub fn test_setup(
+    transport: transbench_wire::Transport,
+    size: u32,
+    workload: transbench_wire::WorkloadSetup,
+) -> transbench_wire::TrialSetup {
+    transbench_wire::TrialSetup {
+        transport,
+        size,
+        tcp_congestion: None,
+        quic_congestion: None,
+        plan: test_plan(),
+        reverse_impair: None,
+        workload,
+    }
+}
+
 pub fn secret_file(dir: &Path, name: &str, contents: &str) -> PathBuf {
     let p = dir.join(name);
     std::fs::write(&p, contents).unwrap();
