@@ -586,7 +586,7 @@ fn run_command(cli: Cli) -> anyhow::Result<ExitCode> {
                     .with_context(|| format!("cannot create the directory for --out {}", out.display()))?;
             }
             single_thread_runtime()?.block_on(async {
-                let addr = transbench::session::resolve(&connect).await?;
+                let addr = transbench::session::resolve("--connect", &connect).await?;
                 let created = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
                 let trial =
                     transbench::workload::run_trial(addr, secret.as_ref(), &spec, format!("{transport}-1"))

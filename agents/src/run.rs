@@ -126,11 +126,7 @@ impl RemoteReceiver {
         secret: Option<Secret>,
         own_egress: Option<Arc<EgressPolicy>>,
     ) -> anyhow::Result<Self> {
-        let addr = tokio::net::lookup_host(given)
-            .await
-            .with_context(|| format!("cannot resolve the receiver {given:?}: expected HOST:PORT"))?
-            .next()
-            .with_context(|| format!("the receiver {given:?} resolves to no address"))?;
+        let addr = crate::session::resolve("the receiver", given).await?;
         Ok(RemoteReceiver {
             given: given.to_string(),
             addr,

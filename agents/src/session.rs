@@ -39,13 +39,14 @@ const CLOCK_PROBE_SPACING: Duration = Duration::from_millis(1);
 /// (unless `--max-send-lag` says otherwise).
 pub const MAX_SEND_LAG_P99_NS: u64 = 1_000_000;
 
-/// Resolves `HOST:PORT` (a name or an address).
-pub async fn resolve(connect: &str) -> anyhow::Result<SocketAddr> {
-    tokio::net::lookup_host(connect)
+/// Resolves `HOST:PORT` (a name or an address), given as `what` (a flag,
+/// or what it names) in errors.
+pub async fn resolve(what: &str, given: &str) -> anyhow::Result<SocketAddr> {
+    tokio::net::lookup_host(given)
         .await
-        .with_context(|| format!("cannot resolve --connect {connect:?}: expected HOST:PORT"))?
+        .with_context(|| format!("cannot resolve {what} {given:?}: expected HOST:PORT"))?
         .next()
-        .with_context(|| format!("--connect {connect:?} resolves to no address"))
+        .with_context(|| format!("{what} {given:?} resolves to no address"))
 }
 
 pub async fn expect_reply(ctl: &mut ControlChannel, what: &str) -> anyhow::Result<ControlMsg> {
