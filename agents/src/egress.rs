@@ -86,14 +86,6 @@ impl EgressPolicy {
         }))
     }
 
-    pub fn allowed(&self) -> &[String] {
-        &self.allowed
-    }
-
-    pub fn state_dir(&self) -> &Path {
-        self.book.dir()
-    }
-
     /// Puts netem `profile` on the interface this host's traffic to `peer`
     /// leaves by, for as long as the lease lives. The profile is parsed and
     /// written again from its parts: what reaches tc is never the peer's
@@ -189,7 +181,8 @@ fn check_interface(iface: &str) -> Finding {
         }
         Err(e) => return Finding::problem(format!("--allow-impair {iface}: cannot run tc: {e}")),
     };
-    match hostimpair::parse_root_qdisc(&String::from_utf8_lossy(&out.stdout)) {
+    // What a lease would meet there, as the lease itself reads it.
+    match hostimpair::parse_leased_root(&String::from_utf8_lossy(&out.stdout)) {
         Ok(Some(root)) if !root.is_kernel_default() && root.handle != hostimpair::LEASE_HANDLE => {
             Finding::problem(format!(
                 "--allow-impair {iface}: its root qdisc {root} was set by someone else: trials will be \

@@ -39,7 +39,7 @@ use std::path::PathBuf;
 use thiserror::Error;
 
 pub use book::{namespace_dir, LeaseBook, QdiscLease, Recovered};
-pub use qdisc::{parse_root_qdisc, parse_set_below_root, QdiscHandle, RootQdisc};
+pub use qdisc::{parse_leased_root, parse_root_qdisc, parse_set_below_root, QdiscHandle, RootQdisc};
 pub use record::{LeaseRecord, Outcome};
 
 /// Where the receiver keeps its leases in production.

@@ -151,6 +151,17 @@ pub fn parse_set_below_root(json: &str) -> Result<Option<RootQdisc>, TcOutputErr
     Ok(None)
 }
 
+/// The root qdisc as a lease sees it, in `tc -j qdisc show dev X`'s
+/// output: the root, or under a root of the kernel's a qdisc someone set
+/// ([`parse_set_below_root`]), theirs as much as a root would be, since
+/// a lease would delete it.
+pub fn parse_leased_root(json: &str) -> Result<Option<RootQdisc>, TcOutputError> {
+    Ok(match (parse_root_qdisc(json)?, parse_set_below_root(json)?) {
+        (Some(root), Some(below)) if root.is_kernel_default() => Some(below),
+        (root, _) => root,
+    })
+}
+
 /// Words that come before a qdisc's kind in tc's grammar, or name
 /// something a root lease cannot be: a first word among them would not be
 /// a kind.
@@ -243,6 +254,10 @@ mod tests {
         for kernel_only in [MQ, VETH_UP, DOWN, WITH_CLSACT, WITH_INGRESS, HOST_NIC] {
             assert_eq!(parse_set_below_root(kernel_only).unwrap(), None, "{kernel_only}");
         }
+        // As a lease sees the device: theirs, in place of the kernel's root.
+        assert_eq!(parse_leased_root(&fq_under_mq).unwrap(), q("fq", 0x8001));
+        assert_eq!(parse_leased_root(MQ).unwrap(), q("mq", 0));
+        assert_eq!(parse_leased_root(TBF_1).unwrap(), q("tbf", 1));
     }
 
     fn q(kind: &str, handle: u16) -> Option<RootQdisc> {

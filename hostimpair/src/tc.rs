@@ -3,16 +3,15 @@
 
 use std::process::{Command, Output};
 
-use crate::qdisc::{parse_root_qdisc, parse_set_below_root, QdiscHandle, RootQdisc};
+use crate::qdisc::{parse_leased_root, QdiscHandle, RootQdisc};
 use crate::LeaseError;
 
 /// What the kernel has on a device now.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Device {
     Missing,
-    /// Its root qdisc, or under a root of the kernel's a qdisc someone set
-    /// ([`parse_set_below_root`]); `None` when none is listed (a device
-    /// that is down).
+    /// Its root as a lease sees it ([`parse_leased_root`]); `None` when
+    /// none is listed (a device that is down).
     Root(Option<RootQdisc>),
 }
 
@@ -78,20 +77,12 @@ impl Tc<'_> {
             }
             return Err(ran.failed("is the interface's name right?"));
         }
-        let text = String::from_utf8_lossy(&ran.output.stdout);
-        let parsed = |what: fn(&str) -> Result<Option<RootQdisc>, _>| {
-            what(&text).map_err(|source| LeaseError::TcOutput {
+        parse_leased_root(&String::from_utf8_lossy(&ran.output.stdout))
+            .map(Device::Root)
+            .map_err(|source| LeaseError::TcOutput {
                 command: ran.command.clone(),
                 source,
             })
-        };
-        let root = parsed(parse_root_qdisc)?;
-        // Under the kernel's root, a qdisc someone set is theirs as much
-        // as a root would be: a lease would delete it.
-        Ok(Device::Root(match (root, parsed(parse_set_below_root)?) {
-            (Some(root), Some(below)) if root.is_kernel_default() => Some(below),
-            (root, _) => root,
-        }))
     }
 
     /// `tc qdisc VERB dev IFACE root handle H: WORDS...` (add, change).
