@@ -268,13 +268,7 @@ fn header_facts(attempts: &RunResults, results: &RunResults, source: &str) -> Ve
             ),
         ));
     }
-    facts.extend([(
-        "host",
-        format!(
-            "{} · {} · {} cores · kernel {}",
-            h.hostname, h.cpu_model, h.cores, h.kernel
-        ),
-    )]);
+    facts.extend([("host", host_line(h))]);
     if let Some(line) = remote_receiver_fact(results) {
         facts.push(("receiver", line));
     }
@@ -354,17 +348,22 @@ fn remote_receiver_fact(results: &RunResults) -> Option<String> {
         Some(t) => {
             let far = t.receiver.host.as_deref().expect("found with a host");
             format!(
-                "{addr}, another host: {} · {} · {} cores · kernel {}; its {} from this host's {}",
-                far.hostname,
-                far.cpu_model,
-                far.cores,
-                far.kernel,
+                "{addr}, another host: {}; its {} from this host's {}",
+                host_line(far),
                 interface(Some(far)).unwrap_or_else(|| "interface unknown".into()),
                 interface(t.sender_host.as_ref()).unwrap_or_else(|| "interface unknown".into())
             )
         }
         None => format!("{addr}, another host"),
     })
+}
+
+/// A host in the report's header: name, CPU, cores, kernel.
+fn host_line(h: &transbench_reports::HostInfo) -> String {
+    format!(
+        "{} · {} · {} cores · kernel {}",
+        h.hostname, h.cpu_model, h.cores, h.kernel
+    )
 }
 
 fn title(results: &RunResults) -> String {
