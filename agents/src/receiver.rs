@@ -565,7 +565,7 @@ async fn trials(
                     for frame in &served.records {
                         ctl.send(frame).await?;
                     }
-                    // After the trial: it runs ip, ethtool and tc.
+                    // After the trial: it runs ip and ethtool.
                     served.report.host =
                         tokio::task::spawn_blocking(move || crate::host::host_info_toward(peer_ip))
                             .await

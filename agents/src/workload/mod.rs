@@ -45,6 +45,8 @@ pub async fn run_trial(
         return load::run_trial(addr, secret, spec, l, id).await;
     }
     let (mut ctl, boot_id) = session::connect(addr, secret).await?;
+    // One-way delays need one clock: the same kernel (boot id) on both
+    // ends.
     let shared_clock = boot_id.is_some() && boot_id == crate::host::boot_id();
     let estimate = match shared_clock {
         true => None,
@@ -54,7 +56,7 @@ pub async fn run_trial(
         WorkloadSpec::Rr(rr) => rr::run_trial(ctl, addr, spec, rr, id).await,
         WorkloadSpec::Multistream(_) | WorkloadSpec::Stream(_) => {
             let before = estimate.as_ref().and_then(|e| e.as_ref().ok());
-            oneway::run_trial(ctl, boot_id, before, addr, spec, id).await
+            oneway::run_trial(ctl, shared_clock, before, addr, spec, id).await
         }
         WorkloadSpec::Churn(churn) | WorkloadSpec::Handshake(churn) => {
             churn::run_trial(ctl, boot_id, addr, spec, churn, id).await

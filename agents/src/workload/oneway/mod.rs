@@ -439,7 +439,7 @@ pub async fn serve(
 /// authenticated control session.
 pub async fn run_trial(
     mut ctl: ControlChannel,
-    receiver_boot_id: Option<String>,
+    shared_clock: bool,
     clock_before: Option<&OffsetEstimate>,
     addr: SocketAddr,
     spec: &TrialSpec,
@@ -450,8 +450,6 @@ pub async fn run_trial(
         WorkloadSpec::Stream(s) => (s.rate, 1, Some(s.gso), None),
         other => bail!("{} is not a one-way workload", other.kind()),
     };
-    // One-way delays need one clock: the same kernel (boot id) on both ends.
-    let shared_clock = receiver_boot_id.is_some() && receiver_boot_id == crate::host::boot_id();
     let asked = matches!(&spec.workload, WorkloadSpec::Multistream(m) if m.round_trip);
     let mut round_trip = asked || !shared_clock;
     if round_trip && gso.is_some() {
