@@ -1,4 +1,4 @@
-//! The results document, schema `transbench/1.4`. `SCHEMA.md` documents
+//! The results document, schema `transbench/1.5`. `SCHEMA.md` documents
 //! every key; change both together, and bump [`SCHEMA`] on incompatible
 //! changes.
 
@@ -17,17 +17,21 @@ use crate::hist::LatencySummary;
 /// flows that run down or both ways: a reader of 1.2 would take them for
 /// up flows, and compare them with up flows' cells. 1.4 added runs
 /// against a receiver on another host: a reader of 1.3 would compare them
-/// with loopback runs.
-pub const SCHEMA: &str = "transbench/1.4";
+/// with loopback runs. 1.5 added impairment schedules (a profile that
+/// changes during the trial), the `heartbeat` workload and request
+/// retries: a reader of 1.4 would take a scheduled trial's first profile
+/// for the whole trial's.
+pub const SCHEMA: &str = "transbench/1.5";
 /// The schemas this build reads: 1 is 1.1 without retries (every trial
 /// its only attempt), 1.1 is 1.2 without bulk trials, 1.2 is 1.3 with
 /// every bulk flow up, 1.3 is 1.4 with every receiver on the sender's
-/// host.
-pub const READABLE_SCHEMAS: [&str; 5] = [
+/// host, 1.4 is 1.5 without schedules, heartbeats or retries.
+pub const READABLE_SCHEMAS: [&str; 6] = [
     "transbench/1",
     "transbench/1.1",
     "transbench/1.2",
     "transbench/1.3",
+    "transbench/1.4",
     SCHEMA,
 ];
 
