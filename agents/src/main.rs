@@ -4,7 +4,7 @@
 
 use anyhow::{bail, Context};
 use clap::{Args, Parser, Subcommand};
-use linkemu::NetemSpec;
+use linkemu::{ImpairSchedule, NetemSpec};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, SystemTime};
@@ -381,6 +381,24 @@ struct ImpairArgs {
     /// The receiver -> sender direction (overrides --impair for it).
     #[arg(long, value_name = "NETEM")]
     impair_reverse: Option<String>,
+    /// A profile that changes during each trial, both directions: steps
+    /// "TIME: NETEM" and shapes "partition AT FOR", "flap PERIOD [at AT]
+    /// [for D]", "ramp loss FROM TO OVER [at AT]", separated by ";". Time 0
+    /// is the start of each trial's measured window. E.g. "0s: delay 10ms;
+    /// 5s: loss 100%; 13s: delay 10ms", or "0s: delay 10ms; partition 5s
+    /// 8s". A direction with a schedule takes its profiles from it: give
+    /// that direction no --impair profile.
+    #[arg(long, value_name = "SCHEDULE")]
+    impair_schedule: Option<String>,
+    /// The sender -> receiver direction's schedule (overrides
+    /// --impair-schedule for it).
+    #[arg(long, value_name = "SCHEDULE")]
+    impair_schedule_forward: Option<String>,
+    /// The receiver -> sender direction's schedule (overrides
+    /// --impair-schedule for it): a partition here alone cuts the
+    /// responses and not the requests.
+    #[arg(long, value_name = "SCHEDULE")]
+    impair_schedule_reverse: Option<String>,
     /// Who impairs the link: tc netem where the kernel has it, else linkemu
     /// (auto); or one of them, refused with the reason where it cannot run.
     #[arg(long, value_enum, default_value = "auto")]
@@ -396,32 +414,75 @@ impl ImpairArgs {
         // A backend alone asks for an unimpaired emulated path (to see what
         // the emulator itself costs).
         let backend_chosen = !matches!(self.impair_backend, BackendArg::Auto);
-        if self.impair.is_none()
-            && self.impair_forward.is_none()
-            && self.impair_reverse.is_none()
+        if [
+            &self.impair,
+            &self.impair_forward,
+            &self.impair_reverse,
+            &self.impair_schedule,
+            &self.impair_schedule_forward,
+            &self.impair_schedule_reverse,
+        ]
+        .iter()
+        .all(|f| f.is_none())
             && !backend_chosen
         {
             return Ok(None);
         }
-        // The error names the flag the text came from: the direction's own,
-        // or --impair for both.
-        let parse = |flag: &str, one: &Option<String>| -> anyhow::Result<NetemSpec> {
-            let (flag, text) = match (one, &self.impair) {
-                (Some(own), _) => (flag, own.as_str()),
-                (None, Some(both)) => ("impair", both.as_str()),
-                (None, None) => (flag, ""),
+        // Each direction: its own flag's text, or the flag for both; the
+        // error names the flag the text came from.
+        let pick =
+            |own_flag: &'static str, own: &Option<String>, both_flag: &'static str, both: &Option<String>| {
+                match (own, both) {
+                    (Some(t), _) => Some((own_flag, t.clone())),
+                    (None, Some(t)) => Some((both_flag, t.clone())),
+                    (None, None) => None,
+                }
             };
-            NetemSpec::parse(text).with_context(|| format!("--{flag} {text:?} is not a valid netem profile"))
+        let direction = |name: &str,
+                         profile: Option<(&str, String)>,
+                         schedule: Option<(&str, String)>|
+         -> anyhow::Result<ImpairSchedule> {
+            match (profile, schedule) {
+                (Some((p, _)), Some((s, _))) => bail!(
+                    "the {name} direction has both a profile (--{p}) and a schedule (--{s}): put the profile \
+                     in the schedule as its first step (\"0s: PROFILE; ...\") and drop --{p}"
+                ),
+                (None, Some((flag, text))) => ImpairSchedule::parse(&text)
+                    .with_context(|| format!("--{flag} {text:?} is not a valid impairment schedule")),
+                (Some((flag, text)), None) => NetemSpec::parse(&text)
+                    .map(ImpairSchedule::constant)
+                    .with_context(|| format!("--{flag} {text:?} is not a valid netem profile")),
+                (None, None) => Ok(ImpairSchedule::constant(NetemSpec::default())),
+            }
         };
+        let forward = direction(
+            "sender -> receiver",
+            pick("impair-forward", &self.impair_forward, "impair", &self.impair),
+            pick(
+                "impair-schedule-forward",
+                &self.impair_schedule_forward,
+                "impair-schedule",
+                &self.impair_schedule,
+            ),
+        )?;
+        let reverse = direction(
+            "receiver -> sender",
+            pick("impair-reverse", &self.impair_reverse, "impair", &self.impair),
+            pick(
+                "impair-schedule-reverse",
+                &self.impair_schedule_reverse,
+                "impair-schedule",
+                &self.impair_schedule,
+            ),
+        )?;
         Ok(Some(run::LinkProfiles {
-            forward: parse("impair-forward", &self.impair_forward)?,
-            reverse: parse("impair-reverse", &self.impair_reverse)?,
             backend: match self.impair_backend {
                 BackendArg::Auto => None,
                 BackendArg::Netem => Some(testbed::Backend::Netem),
                 BackendArg::Linkemu => Some(testbed::Backend::Linkemu),
             },
             probe_packets: self.probe_packets,
+            ..run::LinkProfiles::scheduled(forward, reverse)
         }))
     }
 }
@@ -771,6 +832,7 @@ fn run_command(cli: Cli) -> anyhow::Result<ExitCode> {
             let profiles = impair.profiles()?.unwrap_or_else(|| run::LinkProfiles {
                 forward: NetemSpec::parse("").expect("an empty profile parses"),
                 reverse: NetemSpec::parse("").expect("an empty profile parses"),
+                schedules: None,
                 backend: None,
                 probe_packets: 0,
             });

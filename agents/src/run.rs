@@ -4,7 +4,7 @@
 
 use anyhow::{bail, Context};
 use indicatif::{ProgressBar, ProgressStyle};
-use linkemu::NetemSpec;
+use linkemu::{ImpairSchedule, NetemSpec};
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::Path;
@@ -16,7 +16,7 @@ use tokio::process::{Child, Command};
 use transbench_analysis::churn as churn_theory;
 use transbench_reports::{
     human_ns, summary_table, write_atomic, DeliveredDirection, DeliveredLink, Impairment, LatencyKind,
-    LinkEvents, RoundTripProbe, RunResults, Sweep, SweepStep, TrialResult,
+    LinkEvents, RoundTripProbe, RunResults, ScheduleRecord, Sweep, SweepStep, TrialResult,
 };
 use transbench_wire::auth::{random_nonce, to_hex, Secret};
 use transbench_wire::Transport;
@@ -26,7 +26,7 @@ use crate::host::host_info;
 use crate::measure::oneway as analysis;
 use crate::out_dir::{self, OutChoice};
 use crate::spec::bulk::LinkShape;
-use crate::spec::{ChurnOptions, LoadSpec, TrialArgs, TrialSpec, WorkloadSpec};
+use crate::spec::{ChurnOptions, LoadSpec, TrialArgs, TrialSpec, WindowOpens, WorkloadSpec};
 use crate::workload;
 use hostimpair::QdiscLease;
 use std::sync::Arc;
@@ -139,6 +139,13 @@ impl RemoteReceiver {
     /// needs this host's `--allow-impair` (the reverse one, the
     /// receiver's, which says so itself when it lacks it).
     pub fn check_impairment(&self, profiles: &LinkProfiles) -> anyhow::Result<()> {
+        if profiles.schedules.is_some() {
+            bail!(
+                "impairment schedules run on the local testbed's link only: across hosts each host puts a \
+                 constant profile on its own egress. Drop --receiver (or the scenario's [receiver]) to run \
+                 the schedule between two namespaces here, or give a constant profile"
+            );
+        }
         if self.own_egress.is_none() && profiles.forward != NetemSpec::default() {
             bail!(
                 "an impaired cell against the receiver at {} puts its forward profile on this host's \
@@ -290,8 +297,11 @@ impl Sweeps {
 
 /// The netem profile of each direction of the link.
 pub struct LinkProfiles {
+    /// With schedules, each one's first profile.
     pub forward: NetemSpec,
     pub reverse: NetemSpec,
+    /// Profiles that change during each trial (`--impair-schedule`).
+    pub schedules: Option<LinkSchedules>,
     /// Who impairs the link; `None`: netem where the kernel has it, else
     /// linkemu.
     pub backend: Option<Backend>,
@@ -299,10 +309,32 @@ pub struct LinkProfiles {
     pub probe_packets: u64,
 }
 
+/// Each direction's impairment schedule; schedule time 0 is the start of
+/// each trial's measured window.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LinkSchedules {
+    pub forward: ImpairSchedule,
+    pub reverse: ImpairSchedule,
+}
+
 impl LinkProfiles {
+    /// Each direction's own schedule, or a constant one; `None`: neither
+    /// changes.
+    pub fn scheduled(forward: ImpairSchedule, reverse: ImpairSchedule) -> Self {
+        let (f, r) = (forward.at(0), reverse.at(0));
+        LinkProfiles {
+            forward: f,
+            reverse: r,
+            schedules: (!forward.is_constant() || !reverse.is_constant())
+                .then_some(LinkSchedules { forward, reverse }),
+            backend: None,
+            probe_packets: DEFAULT_PROBE_PACKETS,
+        }
+    }
+
     /// The same path without its loss (random or modelled) and corruption:
-    /// where a multistream run measures its no-loss baseline. `None` if the
-    /// profiles lose nothing.
+    /// where a multistream run measures its no-loss baseline (a schedule's
+    /// first profile, held). `None` if the profiles lose nothing.
     pub fn without_loss(&self) -> Option<LinkProfiles> {
         let strip = |spec: &NetemSpec| NetemSpec {
             loss: None,
@@ -310,12 +342,15 @@ impl LinkProfiles {
             ..spec.clone()
         };
         let (forward, reverse) = (strip(&self.forward), strip(&self.reverse));
-        (forward != self.forward || reverse != self.reverse).then_some(LinkProfiles {
-            forward,
-            reverse,
-            backend: self.backend,
-            probe_packets: 0,
-        })
+        (forward != self.forward || reverse != self.reverse || self.schedules.is_some()).then_some(
+            LinkProfiles {
+                forward,
+                reverse,
+                schedules: None,
+                backend: self.backend,
+                probe_packets: 0,
+            },
+        )
     }
 }
 
@@ -458,44 +493,57 @@ pub fn start_testbed(profiles: &LinkProfiles) -> anyhow::Result<(Testbed, LinkPr
         (None, Some(_)) => Backend::Netem,
         (None, None) => Backend::Linkemu,
     };
-    let mut forward = profiles.forward.clone();
-    let mut reverse = profiles.reverse.clone();
-    // A queue above the bandwidth-delay product unless the profile says
-    // otherwise: netem's default of 1000 packets tail-drops a fast, long
-    // path by itself.
-    forward.limit.get_or_insert(linkemu::spec::IMPAIRED_LIMIT);
-    reverse.limit.get_or_insert(linkemu::spec::IMPAIRED_LIMIT);
+    let (mut forward, mut reverse) = match &profiles.schedules {
+        Some(s) => (s.forward.clone(), s.reverse.clone()),
+        None => (
+            ImpairSchedule::constant(profiles.forward.clone()),
+            ImpairSchedule::constant(profiles.reverse.clone()),
+        ),
+    };
     // Each direction its own seed (derived from the profile's, if it has
     // one, so one `--impair "... seed 7"` does not mirror losses), recorded
     // in the profile so the run can be repeated decision for decision --
     // unless netem is in use without seed support, where none is claimed.
-    if netem.is_none_or(|n| n.seed) || backend == Backend::Linkemu {
-        let base = forward
-            .seed
-            .unwrap_or_else(|| u64::from_be_bytes(random_nonce()[..8].try_into().expect("8 bytes")));
-        forward.seed = Some(base);
-        if reverse.seed.is_none() || reverse.seed == Some(base) {
-            reverse.seed = Some(base.rotate_left(32) ^ 0x9e37_79b9_7f4a_7c15);
+    let seeded = netem.is_none_or(|n| n.seed) || backend == Backend::Linkemu;
+    let base = profiles
+        .forward
+        .seed
+        .unwrap_or_else(|| u64::from_be_bytes(random_nonce()[..8].try_into().expect("8 bytes")));
+    let reverse_seed = match profiles.reverse.seed {
+        Some(s) if s != base => s,
+        _ => base.rotate_left(32) ^ 0x9e37_79b9_7f4a_7c15,
+    };
+    for (schedule, seed) in [(&mut forward, base), (&mut reverse, reverse_seed)] {
+        for spec in schedule.profiles_mut() {
+            // A queue above the bandwidth-delay product unless the profile
+            // says otherwise: netem's default of 1000 packets tail-drops a
+            // fast, long path by itself.
+            spec.limit.get_or_insert(linkemu::spec::IMPAIRED_LIMIT);
+            spec.seed = seeded.then_some(seed);
         }
-    } else {
-        forward.seed = None;
-        reverse.seed = None;
     }
-    let bed = Testbed::up(backend, &forward, &reverse, forward.seed.unwrap_or(0))
+    let bed = Testbed::up_scheduled(backend, &forward, &reverse, base)
         .with_context(|| format!("setting up the emulated link ({})", backend.name()))?;
     Ok((
         bed,
         LinkProfiles {
-            forward,
-            reverse,
             backend: Some(backend),
             probe_packets: profiles.probe_packets,
+            ..LinkProfiles::scheduled(forward, reverse)
         },
     ))
 }
 
 /// Runs `opts` into the directory `out` chooses (named by the workload).
 pub async fn run(opts: RunOptions, out: &OutChoice) -> anyhow::Result<()> {
+    if opts.impair.as_ref().is_some_and(|p| p.schedules.is_some())
+        && matches!(opts.spec.workload, WorkloadSpec::Load(_))
+    {
+        bail!(
+            "--workload load runs two trials at once (the probe and the load), and a schedule's time 0 is one \
+             trial's measured window: run the schedule with rr, multistream, stream, bulk or churn"
+        );
+    }
     for t in &opts.transports {
         TrialSpec {
             transport: *t,
@@ -729,6 +777,7 @@ pub(crate) async fn run_phase(
         .or(probed.map(|p| p.rtt_p50_ns));
     let per_trial = opts.spec.warmup + opts.spec.duration;
     let suffix = if baseline { "-base" } else { "" };
+    let schedule_clock = link.as_ref().and_then(|(bed, _)| bed.schedule_clock());
     for (transport, rate) in cells {
         if out.sweeps.past_knee(*transport) {
             bar.inc(1);
@@ -747,6 +796,9 @@ pub(crate) async fn run_phase(
                 transport: *transport,
                 path_rtt_ns: rtt_ns,
                 reverse_impair: reverse_impair.clone(),
+                window_opens: schedule_clock
+                    .clone()
+                    .map(|clock| WindowOpens::new(move |ns| clock.start(ns))),
                 ..opts.spec.clone()
             };
             if let Some(rate) = rate {
@@ -782,7 +834,11 @@ pub(crate) async fn run_phase(
                 WorkloadSpec::Rr(_) | WorkloadSpec::Stream(_) => {}
             }
             let before = link.as_ref().map(|(bed, _)| bed.link_stats());
-            match workload::run_trial(target.addr, target.secret.as_ref(), &spec, id.clone()).await {
+            let ran = workload::run_trial(target.addr, target.secret.as_ref(), &spec, id.clone()).await;
+            // Back to the first profiles before anything else crosses the
+            // link (the next trial's session).
+            let changes = link.as_ref().map(|(bed, _)| bed.hold_schedules());
+            match ran {
                 Ok(mut trial) => {
                     if let (Some((bed, profiles)), Some(before)) = (&link, before) {
                         let after = bed.link_stats();
@@ -820,6 +876,22 @@ pub(crate) async fn run_phase(
                                 );
                             }
                         }
+                        let schedule = profiles.schedules.as_ref().map(|s| ScheduleRecord {
+                            forward: s.forward.to_string(),
+                            reverse: s.reverse.to_string(),
+                            changes: changes.unwrap_or_default(),
+                        });
+                        if let Some(s) = &schedule {
+                            let failed = s.changes.iter().filter(|c| c.error.is_some()).count();
+                            if failed > 0 {
+                                trial.valid = false;
+                                trial.missed_schedule = false;
+                                trial.invalid_reasons.push(format!(
+                                    "{failed} of the impairment schedule's changes could not be made \
+                                     (impairment.schedule.changes says which, and why)"
+                                ));
+                            }
+                        }
                         trial.impairment = Some(Impairment {
                             backend: bed.backend.name().into(),
                             forward: profiles.forward.to_string(),
@@ -827,6 +899,7 @@ pub(crate) async fn run_phase(
                             events,
                             delivered: delivered.clone(),
                             probed_round_trip: None,
+                            schedule,
                         });
                     }
                     if let (Some(_), Some(p)) = (&opts.receiver, profiles) {
@@ -837,6 +910,7 @@ pub(crate) async fn run_phase(
                             events: None,
                             delivered: None,
                             probed_round_trip: probed,
+                            schedule: None,
                         });
                     }
                     trial.baseline = baseline;

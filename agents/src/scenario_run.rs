@@ -207,6 +207,7 @@ pub async fn run_scenario(opts: ScenarioOptions) -> anyhow::Result<()> {
                 let profiles = LinkProfiles {
                     forward: forward.clone(),
                     reverse: reverse.clone(),
+                    schedules: None,
                     backend: None,
                     probe_packets: 0,
                 };
@@ -413,6 +414,7 @@ async fn run_cell_trial(
         impair: cell.profile.link.clone().map(|(forward, reverse)| LinkProfiles {
             forward,
             reverse,
+            schedules: None,
             backend: None,
             probe_packets: run::DEFAULT_PROBE_PACKETS,
         }),

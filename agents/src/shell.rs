@@ -134,13 +134,23 @@ pub async fn shell(profiles: LinkProfiles, command: Vec<String>) -> anyhow::Resu
     };
     start_watchdog()?;
     let (bed, profiles) = start_testbed(&profiles)?;
-    eprintln!(
-        "transbench shell: {} -> {} forward [{}], reverse [{}]",
-        testbed::SENDER_ADDR,
-        testbed::RECEIVER_ADDR,
-        profiles.forward,
-        profiles.reverse
-    );
+    match &profiles.schedules {
+        Some(s) => eprintln!(
+            "transbench shell: {} -> {} forward [{}], reverse [{}]; time 0 is the command's start",
+            testbed::SENDER_ADDR,
+            testbed::RECEIVER_ADDR,
+            s.forward,
+            s.reverse
+        ),
+        None => eprintln!(
+            "transbench shell: {} -> {} forward [{}], reverse [{}]",
+            testbed::SENDER_ADDR,
+            testbed::RECEIVER_ADDR,
+            profiles.forward,
+            profiles.reverse
+        ),
+    }
+    bed.start_schedules(transbench_wire::clock::mono_now_ns());
     let status = run_command(&bed, program, args, &mut signals).await;
     let stats = bed.link_stats();
     // Stops what the command left running in the namespaces, then removes

@@ -282,6 +282,11 @@ impl ImpairSchedule {
         spec
     }
 
+    /// Whether the profile never changes.
+    pub fn is_constant(&self) -> bool {
+        self.next_change_after(0).is_none()
+    }
+
     /// Whether a partition or a flap's outage drops everything at `t_ns`.
     pub fn is_partitioned(&self, t_ns: u64) -> bool {
         self.shapes
@@ -636,25 +641,55 @@ impl fmt::Display for ImpairSchedule {
 /// (see there for what a change does to queued packets and state). A
 /// packet arriving at or after a change's time sees the new spec.
 ///
-/// Schedule time 0 is `start_ns` on the caller's clock; before it the
-/// schedule's first spec applies.
+/// Schedule time 0 is a start time on the caller's clock, given at
+/// [`ScheduledPipeline::new`] or [`ScheduledPipeline::start`]; before it
+/// the schedule's first spec applies. A held pipeline (not started, or
+/// [`ScheduledPipeline::hold`]) keeps the first spec and changes nothing:
+/// a link between trials.
 pub struct ScheduledPipeline {
     schedule: ImpairSchedule,
     pipeline: Pipeline,
-    start_ns: u64,
+    /// `None`: held.
+    start_ns: Option<u64>,
     /// The schedule time of the last change applied.
     applied_ns: u64,
 }
 
 impl ScheduledPipeline {
-    /// `seed` as for [`Pipeline::new`].
+    /// Started at `start_ns`; `seed` as for [`Pipeline::new`].
     pub fn new(schedule: ImpairSchedule, seed: u64, start_ns: u64) -> Self {
+        let mut p = Self::held(schedule, seed);
+        p.start_ns = Some(start_ns);
+        p
+    }
+
+    /// Held at the schedule's first spec until [`ScheduledPipeline::start`].
+    pub fn held(schedule: ImpairSchedule, seed: u64) -> Self {
         ScheduledPipeline {
             pipeline: Pipeline::new(&schedule.at(0), seed),
             schedule,
-            start_ns,
+            start_ns: None,
             applied_ns: 0,
         }
+    }
+
+    /// Schedule time 0 is `start_ns` from now on; a pipeline not held is
+    /// held first (at `now_ns`), so every start begins at the first spec.
+    pub fn start(&mut self, start_ns: u64, now_ns: u64) {
+        self.hold(now_ns);
+        self.start_ns = Some(start_ns);
+    }
+
+    /// Back to the schedule's first spec at `now_ns` (as a change would
+    /// be), after any change due by then, and no more changes until the
+    /// next [`ScheduledPipeline::start`].
+    pub fn hold(&mut self, now_ns: u64) {
+        self.apply_changes(now_ns);
+        if self.applied_ns != 0 {
+            self.pipeline.set_spec(&self.schedule.at(0), now_ns);
+            self.applied_ns = 0;
+        }
+        self.start_ns = None;
     }
 
     pub fn schedule(&self) -> &ImpairSchedule {
@@ -673,9 +708,13 @@ impl ScheduledPipeline {
         self.pipeline.dequeue(now_ns)
     }
 
-    /// As [`Pipeline::deliver_at_once`] for a packet arriving at `now_ns`.
-    pub fn deliver_at_once(&mut self, now_ns: u64) -> bool {
-        self.apply_changes(now_ns);
+    /// As [`Pipeline::deliver_at_once`] for a packet arriving now. `now`
+    /// reads the caller's clock, only when a change may be due: a link
+    /// with none pending passes packets on without a clock read.
+    pub fn deliver_at_once(&mut self, now: impl FnOnce() -> u64) -> bool {
+        if self.next_change().is_some() {
+            self.apply_changes(now());
+        }
         self.pipeline.deliver_at_once()
     }
 
@@ -692,10 +731,11 @@ impl ScheduledPipeline {
     }
 
     /// When the next change not yet applied takes effect, on the caller's
-    /// clock; `None`: no more.
+    /// clock; `None`: no more, or held.
     pub fn next_change(&self) -> Option<u64> {
+        let start = self.start_ns?;
         let t = self.schedule.next_change_after(self.applied_ns)?;
-        Some(self.start_ns.saturating_add(t))
+        Some(start.saturating_add(t))
     }
 
     pub fn counters(&self) -> LinkCounters {
@@ -711,11 +751,12 @@ impl ScheduledPipeline {
     /// [`Pipeline::set_spec`]), so changes passed over while the caller
     /// slept need not be applied one by one.
     fn apply_changes(&mut self, now_ns: u64) {
-        let t = now_ns.saturating_sub(self.start_ns);
+        let Some(start) = self.start_ns else { return };
+        let t = now_ns.saturating_sub(start);
         let change = self.schedule.last_change_at_or_before(t);
         if change > self.applied_ns {
             self.pipeline
-                .set_spec(&self.schedule.at(change), self.start_ns.saturating_add(change));
+                .set_spec(&self.schedule.at(change), start.saturating_add(change));
             self.applied_ns = change;
         }
     }

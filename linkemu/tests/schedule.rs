@@ -150,17 +150,20 @@ fn changes_happen_at_the_exact_nanosecond() {
     // An idle link is woken for each change, at its time.
     let mut p = scheduled("0s: none; 5s: delay 7ms; 9s: none");
     assert_eq!(p.next_due(), Some(START + 5 * S));
-    assert!(p.deliver_at_once(START + 5 * S - 1), "nothing to do to it yet");
+    assert!(p.deliver_at_once(|| START + 5 * S - 1), "nothing to do to it yet");
     assert_eq!(p.dequeue(START + 5 * S), None);
     assert_eq!(p.next_due(), Some(START + 9 * S));
-    assert!(!p.deliver_at_once(START + 9 * S - 1), "it is to be delayed now");
+    assert!(
+        !p.deliver_at_once(|| START + 9 * S - 1),
+        "it is to be delayed now"
+    );
     p.enqueue(packet(0), START + 9 * S - 1);
     assert_eq!(p.next_due(), Some(START + 9 * S), "the change comes first");
     assert_eq!(p.dequeue(START + 9 * S), None);
     assert_eq!(p.next_due(), Some(START + 9 * S - 1 + 7 * MS), "the packet");
     assert!(p.dequeue(START + 9 * S - 1 + 7 * MS).is_some());
     assert_eq!(p.next_due(), None, "no change left");
-    assert!(p.deliver_at_once(START + 9 * S + 7 * MS));
+    assert!(p.deliver_at_once(|| START + 9 * S + 7 * MS));
 }
 
 #[test]
@@ -504,4 +507,53 @@ fn a_seeded_spec_restarts_its_draws_at_a_change() {
     lost(&mut changed, 0);
     changed.set_spec(&seeded, S);
     assert_eq!(lost(&mut changed, 200), fresh);
+}
+
+#[test]
+fn a_held_pipeline_keeps_the_first_spec_until_started_and_each_start_begins_at_it() {
+    let s = schedule("0s: delay 7ms; 1s: loss 100%; 2s: delay 7ms");
+    let mut p = ScheduledPipeline::held(s, 42);
+    assert_eq!(p.next_due(), None, "held: no change is due");
+    p.enqueue(packet(0), START + 1500 * MS);
+    assert_eq!(
+        p.dequeue(START + 1507 * MS).map(|p| index(&p)),
+        Some(0),
+        "first spec"
+    );
+
+    // A trial: dark from 1 s to 2 s of its own time.
+    let trial = START + 10 * S;
+    p.start(trial, START + 9 * S);
+    assert_eq!(p.next_due(), Some(trial + S));
+    let delivered = drive(
+        &mut p,
+        &[trial + 500 * MS, trial + 1500 * MS, trial + 2500 * MS],
+        trial + 3 * S,
+    );
+    assert_eq!(delivered, [Some(trial + 507 * MS), None, Some(trial + 2507 * MS)]);
+
+    // Held inside the outage of a second trial: the first spec at once.
+    let second = trial + 10 * S;
+    p.start(second, second);
+    p.enqueue(packet(0), second + 1100 * MS);
+    p.hold(second + 1200 * MS);
+    assert_eq!(
+        p.next_due(),
+        None,
+        "held again: the lost packet is gone, no change due"
+    );
+    p.enqueue(packet(1), second + 1300 * MS);
+    assert_eq!(p.dequeue(second + 1307 * MS).map(|p| index(&p)), Some(1));
+
+    // Started again without a hold between: from the first spec too.
+    let third = second + 10 * S;
+    p.start(third, third);
+    p.enqueue(packet(2), third + 1100 * MS);
+    p.start(third + 5 * S, third + 1200 * MS);
+    p.enqueue(packet(3), third + 1300 * MS);
+    assert_eq!(
+        p.dequeue(third + 1307 * MS).map(|p| index(&p)),
+        Some(3),
+        "packet 2 lost, 3 delayed"
+    );
 }

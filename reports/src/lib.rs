@@ -20,9 +20,9 @@ pub use schema::{
     DeliveredImpairment, DeliveredLink, DirectionGoodput, ExpectedGoodput, Fanout, FlowMetrics,
     HolExpectation, HolMetrics, HostInfo, Impairment, InterfaceInfo, Interleaved, LatencyKind, LinkEvents,
     LoadMetrics, LoadPhase, OntimeRatio, PortChoice, PortRange, PortRangeSource, QuicConnectionStats,
-    QuicStatsSample, RoundTripProbe, RunResults, ScenarioInfo, Side, Sweep, SweepStep, TcpInfoSample,
-    TimeWaitPoint, TimeWaitSeries, TimeWaitSide, TrialParams, TrialResult, UdpMetrics, ZeroRtt, MAX_TIMELINE,
-    SCHEMA,
+    QuicStatsSample, RoundTripProbe, RunResults, ScenarioInfo, ScheduleChange, ScheduleRecord, Side, Sweep,
+    SweepStep, TcpInfoSample, TimeWaitPoint, TimeWaitSeries, TimeWaitSide, TrialParams, TrialResult,
+    UdpMetrics, ZeroRtt, MAX_TIMELINE, SCHEMA,
 };
 pub use store::{parse_results, read_results, write_atomic, write_bytes_atomic, StoreError};
 pub use table::{counted, human_ns, summary_table};

@@ -930,6 +930,47 @@ pub struct Impairment {
     /// trial (absent for baselines and with a probe of 0 packets).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub probed_round_trip: Option<RoundTripProbe>,
+    /// The profiles changed during the trial (`--impair-schedule`):
+    /// `forward` and `reverse` above are each schedule's first profile.
+    /// Absent before schema 1.5 and for constant profiles.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<ScheduleRecord>,
+}
+
+/// An impairment schedule as it ran in one trial. Times are schedule
+/// times, ns: 0 is the start of the trial's measured window (the warm-up
+/// runs on each schedule's first profile).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScheduleRecord {
+    /// The sender -> receiver schedule, in canonical form.
+    pub forward: String,
+    /// The receiver -> sender schedule.
+    pub reverse: String,
+    /// Each change the trial reached (warm-up to the end of the data
+    /// plane), both directions, by time.
+    pub changes: Vec<ScheduleChange>,
+}
+
+/// One change of a schedule, and when the backend made it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScheduleChange {
+    /// `forward` or `reverse`.
+    pub direction: String,
+    /// When the schedule says.
+    pub at_ns: u64,
+    /// The profile from then on, in canonical form.
+    pub profile: String,
+    /// When the backend began the change: linkemu applies each change at
+    /// its time exactly (`at_ns`); netem's is when `tc qdisc change` was
+    /// started.
+    pub issued_ns: u64,
+    /// When the change was surely in force: linkemu `at_ns`; netem when
+    /// `tc` returned. The change took effect between the two.
+    pub applied_ns: u64,
+    /// Why the backend could not make the change (the profile before
+    /// stayed in force; the trial is invalid).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 /// Two hosts' clocks, as the sender estimated them from control-channel

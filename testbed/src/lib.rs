@@ -14,13 +14,18 @@ pub mod marker;
 pub mod netns;
 pub mod probe;
 pub mod process;
+pub mod schedule;
 pub mod tun;
 
 use std::net::Ipv4Addr;
 use std::sync::atomic::{AtomicU32, Ordering};
 use thiserror::Error;
 
-use linkemu::{NetemSpec, Pipeline};
+use linkemu::{ImpairSchedule, NetemSpec, ScheduledPipeline};
+use transbench_reports::ScheduleChange;
+use transbench_wire::clock::mono_now_ns;
+
+use schedule::{NetemChanger, NetemQdisc, ScheduleClock};
 
 pub use link::{Link, LinkStats};
 pub use netns::{remove_left_by, remove_stale, Entered, NetNs, RemovedNamespace};
@@ -133,9 +138,14 @@ pub fn probe_netem() -> Result<Option<NetemSupport>, TestbedError> {
 }
 
 /// Two namespaces and the impaired path between them. Fields drop in
-/// order: the link stops (closing its TUN devices) before the namespaces go.
+/// order: the link stops (closing its TUN devices) and netem's changers
+/// stop before the namespaces go.
 pub struct Testbed {
     link: Option<Link>,
+    changers: Vec<NetemChanger>,
+    /// Each direction's schedule, and when time 0 is: absent when both
+    /// profiles are constant.
+    schedules: Option<Schedules>,
     /// netem's middle namespace, held so it is removed with the rest.
     _router: Option<NetNs>,
     pub sender: NetNs,
@@ -172,18 +182,40 @@ fn configure_endpoint(ns: &NetNs, dev: &str, local: Ipv4Addr, peer: Ipv4Addr) ->
 }
 
 impl Testbed {
-    /// `forward` impairs sender -> receiver, `reverse` the way back;
-    /// `seed` seeds linkemu's pipelines (each direction differently) unless
-    /// the profiles carry their own.
+    /// A link whose profiles hold throughout: `forward` impairs sender ->
+    /// receiver, `reverse` the way back; `seed` seeds linkemu's pipelines
+    /// (each direction differently) unless the profiles carry their own.
     pub fn up(
         backend: Backend,
         forward: &NetemSpec,
         reverse: &NetemSpec,
         seed: u64,
     ) -> Result<Self, TestbedError> {
+        Self::up_scheduled(
+            backend,
+            &ImpairSchedule::constant(forward.clone()),
+            &ImpairSchedule::constant(reverse.clone()),
+            seed,
+        )
+    }
+
+    /// A link following a schedule each way, held at their first profiles
+    /// until [`Testbed::start_schedules`].
+    pub fn up_scheduled(
+        backend: Backend,
+        forward: &ImpairSchedule,
+        reverse: &ImpairSchedule,
+        seed: u64,
+    ) -> Result<Self, TestbedError> {
         if !is_root() {
             return Err(TestbedError::NotRoot);
         }
+        let schedules = (!forward.is_constant() || !reverse.is_constant()).then(|| Schedules {
+            forward: forward.clone(),
+            reverse: reverse.clone(),
+            clock: ScheduleClock::default(),
+        });
+        let clock = schedules.as_ref().map(|s| s.clock.clone());
         let prefix = name_prefix();
         let sender = NetNs::create(&format!("{prefix}-snd"))?;
         let receiver = NetNs::create(&format!("{prefix}-rcv"))?;
@@ -196,11 +228,14 @@ impl Testbed {
                 let link = Link::start(
                     sender_tun,
                     receiver_tun,
-                    Pipeline::new(forward, seed),
-                    Pipeline::new(reverse, seed ^ 0x9e37_79b9_7f4a_7c15),
+                    ScheduledPipeline::held(forward.clone(), seed),
+                    ScheduledPipeline::held(reverse.clone(), seed ^ 0x9e37_79b9_7f4a_7c15),
+                    clock,
                 )?;
                 Ok(Testbed {
                     link: Some(link),
+                    changers: Vec::new(),
+                    schedules,
                     _router: None,
                     sender,
                     receiver,
@@ -209,9 +244,29 @@ impl Testbed {
             }
             Backend::Netem => {
                 let router = NetNs::create(&format!("{prefix}-rtr"))?;
-                netem_path(&sender, &router, &receiver, forward, reverse)?;
+                netem_path(&sender, &router, &receiver, &forward.at(0), &reverse.at(0))?;
+                let changers = match &clock {
+                    None => Vec::new(),
+                    Some(clock) => [
+                        (forward, FORWARD_DEV, "forward"),
+                        (reverse, REVERSE_DEV, "reverse"),
+                    ]
+                    .into_iter()
+                    .filter(|(s, _, _)| !s.is_constant())
+                    .map(|(s, device, direction)| {
+                        let qdisc = NetemQdisc {
+                            namespace: router.name().to_string(),
+                            device: device.to_string(),
+                            direction,
+                        };
+                        NetemChanger::start(s.clone(), qdisc, clock)
+                    })
+                    .collect(),
+                };
                 Ok(Testbed {
                     link: None,
+                    changers,
+                    schedules,
                     _router: Some(router),
                     sender,
                     receiver,
@@ -221,11 +276,76 @@ impl Testbed {
         }
     }
 
+    /// Whether the profiles change over time.
+    pub fn is_scheduled(&self) -> bool {
+        self.schedules.is_some()
+    }
+
+    /// Schedule time 0 is `epoch_ns` (the monotonic clock): the schedules
+    /// run from their first profile, and keep running until
+    /// [`Testbed::hold_schedules`]. Nothing happens without schedules.
+    pub fn start_schedules(&self, epoch_ns: u64) {
+        if let Some(clock) = self.schedule_clock() {
+            clock.start(epoch_ns);
+        }
+    }
+
+    /// The schedules' clock, for whoever knows when a trial starts.
+    pub fn schedule_clock(&self) -> Option<ScheduleClock> {
+        self.schedules.as_ref().map(|s| s.clock.clone())
+    }
+
+    /// Both schedules back to their first profiles; the changes made since
+    /// the start, by schedule time (none without schedules or a start).
+    pub fn hold_schedules(&self) -> Vec<ScheduleChange> {
+        let Some(s) = &self.schedules else {
+            return Vec::new();
+        };
+        let held_at = mono_now_ns();
+        let Some(epoch) = s.clock.hold() else {
+            return Vec::new();
+        };
+        let mut changes: Vec<ScheduleChange> = match self.backend {
+            Backend::Netem => self.changers.iter().flat_map(NetemChanger::take_log).collect(),
+            // linkemu makes each change at its time exactly.
+            Backend::Linkemu => [(&s.forward, "forward"), (&s.reverse, "reverse")]
+                .into_iter()
+                .flat_map(|(schedule, direction)| {
+                    let until = held_at.saturating_sub(epoch);
+                    std::iter::successors(schedule.next_change_after(0), |&t| schedule.next_change_after(t))
+                        .take_while(move |&t| t <= until)
+                        .map(move |t| ScheduleChange {
+                            direction: direction.into(),
+                            at_ns: t,
+                            profile: schedule.at(t).to_string(),
+                            issued_ns: t,
+                            applied_ns: t,
+                            error: None,
+                        })
+                })
+                .collect(),
+        };
+        changes.sort_by_key(|c| c.at_ns);
+        changes
+    }
+
     /// linkemu's per-direction counters (none for netem).
     pub fn link_stats(&self) -> Option<LinkStats> {
         self.link.as_ref().map(Link::stats)
     }
 }
+
+/// A scheduled link's schedules and clock.
+struct Schedules {
+    forward: ImpairSchedule,
+    reverse: ImpairSchedule,
+    clock: ScheduleClock,
+}
+
+/// The router's devices netem impairs: toward the receiver (forward) and
+/// toward the sender (reverse).
+const FORWARD_DEV: &str = "tbrr";
+const REVERSE_DEV: &str = "tbrs";
 
 /// A device's MAC address in a namespace.
 fn mac(ns: &NetNs, dev: &str) -> Result<String, TestbedError> {
@@ -341,7 +461,7 @@ fn netem_path(
             });
         }
     }
-    for (dev, spec) in [("tbrr", forward), ("tbrs", reverse)] {
+    for (dev, spec) in [(FORWARD_DEV, forward), (REVERSE_DEV, reverse)] {
         let words = spec.to_string();
         let out = std::process::Command::new("tc")
             .args([

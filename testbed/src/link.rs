@@ -11,9 +11,10 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
-use linkemu::{LinkCounters, Pipeline};
+use linkemu::{LinkCounters, ScheduledPipeline};
 use transbench_wire::clock::mono_now_ns;
 
+use crate::schedule::ScheduleClock;
 use crate::TestbedError;
 
 /// Per-direction counters: forward is sender -> receiver.
@@ -50,11 +51,14 @@ const SPIN_NS: u64 = 60_000;
 
 impl Link {
     /// `sender_tun` and `receiver_tun` are non-blocking TUN descriptors.
+    /// Pipelines with changes to make start held; `clock` starts and holds
+    /// them (the link looks at it each time it wakes).
     pub fn start(
         sender_tun: OwnedFd,
         receiver_tun: OwnedFd,
-        forward: Pipeline,
-        reverse: Pipeline,
+        forward: ScheduledPipeline,
+        reverse: ScheduledPipeline,
+        clock: Option<ScheduleClock>,
     ) -> Result<Self, TestbedError> {
         // SAFETY: eventfd has no preconditions; the fd is owned below.
         let raw = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
@@ -71,7 +75,15 @@ impl Link {
         let shared = stats.clone();
         let thread = std::thread::Builder::new()
             .name("linkemu".into())
-            .spawn(move || forward_loop(sender_tun, receiver_tun, forward, reverse, stop_fd, &shared))
+            .spawn(move || {
+                let pipelines = Pipelines {
+                    forward,
+                    reverse,
+                    clock,
+                    epoch: None,
+                };
+                forward_loop(sender_tun, receiver_tun, pipelines, stop_fd, &shared)
+            })
             .map_err(|e| TestbedError::io("starting the link thread", e))?;
         Ok(Link {
             stop,
@@ -96,11 +108,40 @@ impl Drop for Link {
     }
 }
 
+/// Both directions, and the schedules' clock as last seen.
+struct Pipelines {
+    forward: ScheduledPipeline,
+    reverse: ScheduledPipeline,
+    clock: Option<ScheduleClock>,
+    epoch: Option<u64>,
+}
+
+impl Pipelines {
+    /// Starts or holds both schedules as the clock now says. Looked at on
+    /// each wake-up, before any packet is read: a trial's start is set
+    /// before its first packet, and a packet read after a hold sees the
+    /// first profile.
+    fn follow_clock(&mut self) {
+        let Some(clock) = &self.clock else { return };
+        let epoch = clock.epoch();
+        if epoch == self.epoch {
+            return;
+        }
+        let now = mono_now_ns();
+        for p in [&mut self.forward, &mut self.reverse] {
+            match epoch {
+                Some(e) => p.start(e, now),
+                None => p.hold(now),
+            }
+        }
+        self.epoch = epoch;
+    }
+}
+
 fn forward_loop(
     sender_tun: OwnedFd,
     receiver_tun: OwnedFd,
-    mut forward: Pipeline,
-    mut reverse: Pipeline,
+    mut pipelines: Pipelines,
     stop: i32,
     stats: &Mutex<LinkStats>,
 ) {
@@ -111,6 +152,7 @@ fn forward_loop(
     let mut buf = vec![0u8; 65_536];
     let mut published = (LinkCounters::default(), LinkCounters::default());
     loop {
+        let Pipelines { forward, reverse, .. } = &mut pipelines;
         let due = [forward.next_due(), reverse.next_due()]
             .into_iter()
             .flatten()
@@ -166,11 +208,13 @@ fn forward_loop(
             stats.lock().expect("link stats lock").failed = true;
             return;
         }
+        pipelines.follow_clock();
+        let Pipelines { forward, reverse, .. } = &mut pipelines;
         if fds[0].revents & libc::POLLIN != 0 {
-            read_into(a, b, &mut buf, &mut forward);
+            read_into(a, b, &mut buf, forward);
         }
         if fds[1].revents & libc::POLLIN != 0 {
-            read_into(b, a, &mut buf, &mut reverse);
+            read_into(b, a, &mut buf, reverse);
         }
         // Packets passed straight on leave both queues empty: no clock
         // read, no dequeue, as the minimal forwarder does nothing more.
@@ -198,7 +242,7 @@ fn forward_loop(
 /// [`PASS_BATCH`] in all; one the pipeline would
 /// hand straight back is written to `to` from the read buffer at once,
 /// without a copy or the queue.
-fn read_into(from: i32, to: i32, buf: &mut [u8], pipeline: &mut Pipeline) {
+fn read_into(from: i32, to: i32, buf: &mut [u8], pipeline: &mut ScheduledPipeline) {
     let mut queued = 0;
     for _ in 0..PASS_BATCH {
         // SAFETY: reading into a buffer we own, from a non-blocking fd.
@@ -207,7 +251,7 @@ fn read_into(from: i32, to: i32, buf: &mut [u8], pipeline: &mut Pipeline) {
             return;
         }
         let packet = &buf[..n as usize];
-        if pipeline.deliver_at_once() {
+        if pipeline.deliver_at_once(mono_now_ns) {
             write_packet(to, packet);
         } else {
             pipeline.enqueue(packet.to_vec(), mono_now_ns());

@@ -102,6 +102,8 @@ pub fn decode(pkt: &[u8]) -> Decoded {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ProbeTrace {
     pub sent: u64,
+    /// Each datagram's send time, by number (lost ones' too).
+    pub sent_at: Vec<u64>,
     pub arrivals: Vec<Arrival>,
     pub corrupted: u64,
     /// Intact arrivals marked Congestion Experienced.
@@ -191,7 +193,7 @@ pub fn trace(
             Ok(t)
         });
         let sent = s
-            .spawn(move || -> Result<(), TestbedError> {
+            .spawn(move || -> Result<Vec<u64>, TestbedError> {
                 let _inside = from_ns.enter()?;
                 let sock = UdpSocket::bind((from, 0)).map_err(io("binding the probe sender"))?;
                 // No UDP checksum (RFC 768 allows it), so corruption
@@ -204,22 +206,27 @@ pub fn trace(
                 }
                 let _ = ready_rx.recv_timeout(Duration::from_secs(5));
                 let start = mono_now_ns();
+                let mut sent_at = Vec::with_capacity(count as usize);
                 for seq in 0..count {
                     let due = start + seq * interval.as_nanos() as u64;
                     let now = mono_now_ns();
                     if due > now {
                         std::thread::sleep(Duration::from_nanos(due - now));
                     }
-                    sock.send_to(&encode(seq, mono_now_ns()), (to, PROBE_PORT))
+                    let stamp = mono_now_ns();
+                    sent_at.push(stamp);
+                    sock.send_to(&encode(seq, stamp), (to, PROBE_PORT))
                         .map_err(io("sending a probe"))?;
                 }
-                Ok(())
+                Ok(sent_at)
             })
             .join()
             .expect("probe sender thread");
         deadline.store(mono_now_ns() + wait.as_nanos() as u64, Ordering::Release);
-        sent?;
-        receiver.join().expect("probe receiver thread")
+        let sent_at = sent?;
+        let mut t = receiver.join().expect("probe receiver thread")?;
+        t.sent_at = sent_at;
+        Ok(t)
     })
 }
 

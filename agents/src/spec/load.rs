@@ -93,6 +93,7 @@ impl LoadSpec {
             // The probe spans the load: its session holds the receiver's
             // egress impairment for both.
             reverse_impair: trial.reverse_impair.clone(),
+            window_opens: None,
             workload: WorkloadSpec::Rr(RrSpec {
                 rate: Some(self.probe_rate),
                 quic_stream: Default::default(),

@@ -280,6 +280,7 @@ impl TrialArgs {
             congestion: self.cc.clone(),
             path_rtt_ns: None,
             reverse_impair: None,
+            window_opens: None,
             workload,
         })
     }
@@ -433,7 +434,41 @@ pub struct TrialSpec {
     /// Across hosts: the path receiver -> sender's netem profile, which
     /// the receiver puts on its own egress for the trial.
     pub reverse_impair: Option<String>,
+    /// Told when the measured window opens: where an impairment schedule
+    /// puts its time 0.
+    pub window_opens: Option<WindowOpens>,
     pub workload: WorkloadSpec,
+}
+
+/// Called once per trial, before its first send, with the time its
+/// measured window opens (the monotonic clock, ns).
+#[derive(Clone)]
+pub struct WindowOpens(std::sync::Arc<dyn Fn(u64) + Send + Sync>);
+
+impl WindowOpens {
+    pub fn new(f: impl Fn(u64) + Send + Sync + 'static) -> Self {
+        WindowOpens(std::sync::Arc::new(f))
+    }
+
+    pub fn tell(&self, mono_ns: u64) {
+        (self.0)(mono_ns);
+    }
+}
+
+impl std::fmt::Debug for WindowOpens {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("WindowOpens")
+    }
+}
+
+impl TrialSpec {
+    /// Tells whoever asked (`window_opens`) that the measured window opens
+    /// at `mono_ns`.
+    pub fn announce_window(&self, mono_ns: u64) {
+        if let Some(w) = &self.window_opens {
+            w.tell(mono_ns);
+        }
+    }
 }
 
 /// Each workload's own options, typed.

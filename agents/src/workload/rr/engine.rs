@@ -14,8 +14,9 @@ use crate::dataplane::{ErrorLog, RequestSink, ResponseSource};
 use crate::measure::tracker::{RrTracker, TrackerTotals};
 use crate::schedule::OpenLoopSchedule;
 use crate::schedule::START_LEAD_NS;
+use crate::spec::WindowOpens;
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct RrPlan {
     /// Requests per second; `None` runs closed-loop.
     pub rate: Option<f64>,
@@ -28,6 +29,16 @@ pub struct RrPlan {
     pub keep_samples: bool,
     /// The trial's, for every request's header.
     pub token: TrialToken,
+    /// The trial's [`TrialSpec::window_opens`](crate::spec::TrialSpec).
+    pub window_opens: Option<WindowOpens>,
+}
+
+impl RrPlan {
+    fn announce_window(&self, mono_ns: u64) {
+        if let Some(w) = &self.window_opens {
+            w.tell(mono_ns);
+        }
+    }
 }
 
 pub struct RrOutcome {
@@ -159,6 +170,7 @@ async fn open_loop<S: RequestSink, R: ResponseSource>(
     let t0 = mono_now_ns() + START_LEAD_NS;
     let schedule = OpenLoopSchedule::new(t0, rate, plan.warmup, plan.duration);
     let measured_start = schedule.intended_ns(schedule.warmup_count());
+    plan.announce_window(measured_start);
     let planned_end = measured_start + plan.duration.as_nanos() as u64;
     let cutoff = schedule.cutoff_ns();
     let mut requests_total = 0;
@@ -242,6 +254,7 @@ async fn closed_loop<S: RequestSink, R: ResponseSource>(
     let receiving = Receiving::spawn(source, tracker.clone(), log.clone(), Some(tx));
     let start = mono_now_ns();
     let warm_end = start + plan.warmup.as_nanos() as u64;
+    plan.announce_window(warm_end);
     let end = warm_end + plan.duration.as_nanos() as u64;
 
     let mut seq = 0u64;
@@ -334,6 +347,7 @@ mod tests {
             log_sequence: false,
             keep_samples: false,
             token: TrialToken::from_bytes(*b"trial-42"),
+            window_opens: None,
         };
         let start = std::time::Instant::now();
         let outcome = run(plan, Memory { answers: tx, cost }, Answers(rx))

@@ -140,6 +140,7 @@ pub async fn run_keeping_samples(
         log_sequence: !spec.transport.capabilities().reliable,
         keep_samples,
         token,
+        window_opens: spec.window_opens.clone(),
     };
     let caps = spec.transport.capabilities();
     let mut trial_setup = spec.setup();
