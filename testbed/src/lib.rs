@@ -11,6 +11,7 @@
 
 pub mod link;
 pub mod marker;
+pub mod netem_netlink;
 pub mod netns;
 pub mod probe;
 pub mod process;
@@ -255,13 +256,12 @@ impl Testbed {
                     .filter(|(s, _, _)| !s.is_constant())
                     .map(|(s, device, direction)| {
                         let qdisc = NetemQdisc {
-                            namespace: router.name().to_string(),
                             device: device.to_string(),
                             direction,
                         };
-                        NetemChanger::start(s.clone(), qdisc, clock)
+                        NetemChanger::start(s.clone(), &router, qdisc, clock)
                     })
-                    .collect(),
+                    .collect::<Result<Vec<_>, _>>()?,
                 };
                 Ok(Testbed {
                     link: None,

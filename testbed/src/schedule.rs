@@ -2,17 +2,32 @@
 //! ([`ScheduleClock`], set at each trial's start and cleared after it),
 //! and the netem backend's changer ([`NetemChanger`]), a thread per
 //! direction running `tc qdisc change` at each change's time and noting
-//! when `tc` began and returned. linkemu needs no thread: its link applies
-//! each change at its time exactly.
+//! when it was asked and when it was done. linkemu needs no thread: its
+//! link applies each change at its time exactly.
+//!
+//! The changer sends each change as one rtnetlink message on a socket it
+//! holds ([`crate::netem_netlink`]), the profile stated whole. Profiles
+//! that message cannot state (a delay distribution, slots, a loss model)
+//! go through one `tc -batch` kept running, a line per change: starting
+//! tc for each change cost 1.5 s in the QEMU guest (a process start there
+//! is emulated), against the 10 ms a change's time is held to. After each
+//! change it asks for `qdisc show`, whose line (tc flushes after each
+//! command of a batch) says the change is done; tc's errors come on
+//! stderr before it.
 
-use std::process::Command;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::fd::AsRawFd;
+use std::process::{Child, ChildStderr, ChildStdin, ChildStdout, Command, Stdio};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use linkemu::ImpairSchedule;
+use linkemu::{ImpairSchedule, NetemSpec};
 use transbench_reports::ScheduleChange;
 use transbench_wire::clock::mono_now_ns;
+
+use crate::netem_netlink::{ifindex, netem_options, RtnetlinkSocket};
+use crate::NetNs;
 
 /// Where schedule time 0 is on the monotonic clock, shared by whoever
 /// follows the schedules; `None` between trials, when every schedule holds
@@ -85,26 +100,65 @@ pub struct NetemChanger {
 
 /// The qdisc a changer changes.
 pub struct NetemQdisc {
-    pub namespace: String,
     pub device: String,
     /// `forward` or `reverse`, for the log.
     pub direction: &'static str,
 }
 
+/// How a changer makes its changes.
+enum NetemControl {
+    Netlink { socket: RtnetlinkSocket, ifindex: u32 },
+    Tc(TcBatch),
+}
+
+impl NetemControl {
+    fn change(&mut self, device: &str, spec: &NetemSpec) -> Result<(), String> {
+        match self {
+            NetemControl::Netlink { socket, ifindex } => match socket.change_netem(*ifindex, spec)? {
+                true => Ok(()),
+                false => Err(format!(
+                    "netem {spec} cannot be sent by netlink (a schedule checked at its start)"
+                )),
+            },
+            NetemControl::Tc(tc) => tc.change(device, &spec.to_string()),
+        }
+    }
+}
+
 impl NetemChanger {
-    pub fn start(schedule: ImpairSchedule, qdisc: NetemQdisc, clock: &ScheduleClock) -> Self {
+    /// Changes `qdisc` in `namespace` (the router's) as `schedule` says,
+    /// from each start of `clock`.
+    pub fn start(
+        schedule: ImpairSchedule,
+        namespace: &NetNs,
+        qdisc: NetemQdisc,
+        clock: &ScheduleClock,
+    ) -> Result<Self, crate::TestbedError> {
+        let stated_whole = schedule
+            .steps()
+            .iter()
+            .all(|s| netem_options(&s.profile).is_some());
+        let tc = if stated_whole {
+            let device = qdisc.device.clone();
+            let (socket, ifindex) = namespace
+                .run(move || -> std::io::Result<_> { Ok((RtnetlinkSocket::open()?, ifindex(&device)?)) })?
+                .map_err(|e| crate::TestbedError::io(format!("opening rtnetlink for {}", qdisc.device), e))?;
+            NetemControl::Netlink { socket, ifindex }
+        } else {
+            NetemControl::Tc(TcBatch::start(namespace.name())?)
+        };
         let log = Arc::new(Mutex::new(Vec::new()));
         let me = clock.follower();
         let (clock2, log2) = (clock.clone(), log.clone());
         let thread = std::thread::Builder::new()
             .name(format!("netem-{}", qdisc.direction))
-            .spawn(move || follow(&schedule, &qdisc, &clock2, me, &log2))
-            .expect("starting a netem changer thread");
-        NetemChanger {
+            .spawn(move || follow(&schedule, &qdisc, tc, &clock2, me, &log2))
+            .map_err(|e| crate::TestbedError::io("starting a netem changer thread", e))?;
+        Ok(NetemChanger {
             clock: clock.clone(),
             thread: Some(thread),
             log,
-        }
+        })
     }
 
     /// The changes made since the last call.
@@ -134,6 +188,7 @@ enum Wake {
 fn follow(
     schedule: &ImpairSchedule,
     qdisc: &NetemQdisc,
+    mut tc: NetemControl,
     clock: &ScheduleClock,
     me: usize,
     log: &Mutex<Vec<ScheduleChange>>,
@@ -166,14 +221,14 @@ fn follow(
             if !matches!(wake, Wake::Due) {
                 break;
             }
-            let profile = schedule.at(next).to_string();
+            let spec = schedule.at(next);
             let issued = mono_now_ns();
-            let error = change(qdisc, &profile).err();
+            let error = tc.change(&qdisc.device, &spec).err();
             let done = mono_now_ns();
             log.lock().expect("netem change log").push(ScheduleChange {
                 direction: qdisc.direction.into(),
                 at_ns: next,
-                profile,
+                profile: spec.to_string(),
                 issued_ns: issued.saturating_sub(epoch),
                 applied_ns: done.saturating_sub(epoch),
                 error,
@@ -185,7 +240,7 @@ fn follow(
             wake = wait_until(clock, u64::MAX, start);
         }
         if applied != 0 {
-            if let Err(e) = change(qdisc, &schedule.at(0).to_string()) {
+            if let Err(e) = tc.change(&qdisc.device, &schedule.at(0)) {
                 tracing::error!("{e}");
             }
         }
@@ -221,28 +276,76 @@ fn wait_until(clock: &ScheduleClock, deadline_ns: u64, start: u64) -> Wake {
     }
 }
 
-/// `tc qdisc change` to `profile`; the error says what failed.
-fn change(qdisc: &NetemQdisc, profile: &str) -> Result<(), String> {
-    let out = Command::new("tc")
-        .args([
-            "-n",
-            &qdisc.namespace,
-            "qdisc",
-            "change",
-            "dev",
-            &qdisc.device,
-            "root",
-            "netem",
-        ])
-        .args(profile.split_whitespace())
-        .output()
-        .map_err(|e| format!("running tc: {e}"))?;
-    if out.status.success() {
-        return Ok(());
+/// A `tc -batch` of our own, in one namespace, for as long as the
+/// changer runs.
+struct TcBatch {
+    child: Child,
+    stdin: ChildStdin,
+    stdout: BufReader<ChildStdout>,
+    stderr: ChildStderr,
+}
+
+impl TcBatch {
+    fn start(namespace: &str) -> Result<Self, crate::TestbedError> {
+        let mut child = Command::new("tc")
+            .args(["-n", namespace, "-force", "-batch", "-"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| crate::TestbedError::io("running tc -batch (is iproute2 installed?)", e))?;
+        let (stdin, stdout, stderr) = (
+            child.stdin.take().expect("piped"),
+            child.stdout.take().expect("piped"),
+            child.stderr.take().expect("piped"),
+        );
+        // Read only what is there: tc writes its errors before the line
+        // that follows them.
+        // SAFETY: fcntl on a pipe we own.
+        unsafe {
+            let fd = stderr.as_raw_fd();
+            libc::fcntl(
+                fd,
+                libc::F_SETFL,
+                libc::fcntl(fd, libc::F_GETFL) | libc::O_NONBLOCK,
+            );
+        }
+        Ok(TcBatch {
+            child,
+            stdin,
+            stdout: BufReader::new(stdout),
+            stderr,
+        })
     }
-    Err(format!(
-        "tc qdisc change dev {} root netem {profile}: {}",
-        qdisc.device,
-        String::from_utf8_lossy(&out.stderr).trim()
-    ))
+
+    /// `qdisc change` to `profile`, done when `qdisc show` answers after
+    /// it; the error says what failed.
+    fn change(&mut self, device: &str, profile: &str) -> Result<(), String> {
+        let command = format!("qdisc change dev {device} root netem {profile}");
+        let lines = format!("{command}\nqdisc show dev {device}\n");
+        self.stdin
+            .write_all(lines.as_bytes())
+            .and_then(|()| self.stdin.flush())
+            .map_err(|e| format!("tc -batch stopped taking commands ({e}): {command}"))?;
+        let mut shown = String::new();
+        match self.stdout.read_line(&mut shown) {
+            Ok(n) if n > 0 => {}
+            _ => return Err(format!("tc -batch ended before it answered: {command}")),
+        }
+        let mut errors = Vec::new();
+        let _ = self.stderr.read_to_end(&mut errors);
+        match String::from_utf8_lossy(&errors).trim() {
+            "" => Ok(()),
+            e => Err(format!("tc {command}: {e}")),
+        }
+    }
+}
+
+impl Drop for TcBatch {
+    fn drop(&mut self) {
+        // End of input ends tc.
+        let _ = self.stdin.flush();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
