@@ -18,9 +18,9 @@
 //! window, and send nothing the timer would measure from); the peer answers
 //! the retransmission at once; the path carries it in one round trip (no
 //! queue left from before the outage); and the timer's interval at `s` is
-//! the one given (TCP_INFO's `tcpi_rto` read at the outage's start, which
-//! on Linux is srtt + max(rttvar, 200 ms) rounded up to a jiffy; quinn's
-//! estimate, [`QuinnPto`]).
+//! the one given (TCP_INFO's `tcpi_rto` read at the outage's start: on
+//! Linux srtt plus a variance term never under 200 ms, `tcp_rto_min`, in
+//! whole jiffies; quinn's estimate, [`QuinnPto`]).
 //!
 //! **TCP on Linux.** RFC 6298 §5.5 doubles the RTO at each expiry; Linux
 //! (`net/ipv4/tcp_timer.c`, `tcp_retransmit_timer`) caps it at
