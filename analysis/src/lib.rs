@@ -16,11 +16,16 @@
 //!   whether one-way delays it corrects can be reported;
 //! - [`failure_detector`]: a fixed timeout and the φ accrual detector over
 //!   heartbeat arrivals, their detection time against false suspicions,
-//!   and the normal-model theory to set beside them.
+//!   and the normal-model theory to set beside them;
+//! - [`recovery`]: recovery from an outage — what TCP's RTO and QUIC's PTO
+//!   backoff predict (first answer after the heal, time to give up), and
+//!   what a per-request log shows (time to detect, first answer, rate
+//!   restored, delayed and lost requests, a timeline).
 
 pub mod bulk;
 pub mod churn;
 pub mod clock_offset;
 pub mod failure_detector;
 pub mod hol;
+pub mod recovery;
 pub mod seq;

@@ -4,6 +4,7 @@
 use base64::Engine;
 use hdrhistogram::Histogram;
 use std::collections::BTreeMap;
+use transbench_analysis::recovery::theory::{recovery_curve, GiveUp, TimerModel};
 use transbench_reports::stats::median;
 use transbench_reports::{new_histogram, FlowMetrics, LatencyKind, RunResults, TrialResult};
 use transbench_wire::{BulkDirection, Transport, Workload};
@@ -1363,6 +1364,180 @@ fn ttfb(workload: Workload, cells: &[&CellTrials]) -> Option<Chart> {
     })
 }
 
+/// One trial of a partition: its length and the measured recovery after
+/// the heal (the first answer at or after it, less the heal), ns; `None`:
+/// no answer came after the heal within the trial.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PartitionTrial {
+    pub partition_ns: u64,
+    pub recovery_ns: Option<u64>,
+}
+
+/// What a transport's timer predicts, as [`recovery_curve`] takes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecoveryTheory {
+    pub model: TimerModel,
+    /// The timer's send after the partition's start (0: a request sent as
+    /// the path went dark).
+    pub timer_start_after_outage_ns: u64,
+    /// From the retransmission that gets through to the answer: a round
+    /// trip, or half of one with only the responses dropped.
+    pub answer_delay_ns: u64,
+}
+
+/// One transport's partition trials, and its theory where it has a timer
+/// (`None` for UDP).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TransportRecovery {
+    pub transport: Transport,
+    pub trials: Vec<PartitionTrial>,
+    pub theory: Option<RecoveryTheory>,
+}
+
+/// The input of [`recovery_vs_partition`]: the transports' trials of one
+/// kind of partition on one path.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecoveryVsPartition {
+    /// What was partitioned and how, for the title and the file name:
+    /// "blackhole both ways, 10 ms each way".
+    pub partition: String,
+    pub transports: Vec<TransportRecovery>,
+}
+
+/// Recovery after the heal against partition length: each trial a point,
+/// each transport's theory a line beside them (a sawtooth: the recovery
+/// falls as the heal nears the next backed-off retransmission, and jumps
+/// when the heal misses it). `None` without a trial.
+pub fn recovery_vs_partition(input: &RecoveryVsPartition) -> Option<Chart> {
+    let s = |ns: u64| ns as f64 / 1e9;
+    let longest = input
+        .transports
+        .iter()
+        .flat_map(|t| &t.trials)
+        .map(|trial| trial.partition_ns)
+        .max()?;
+    // Room past the longest partition, so its tooth shows.
+    let x_end_ns = longest.saturating_add(longest / 4);
+    let mut series = Vec::new();
+    let mut theories = Vec::new();
+    let mut unanswered = 0;
+    for t in &input.transports {
+        let color = transport_color(t.transport);
+        let points: Vec<(f64, f64)> = t
+            .trials
+            .iter()
+            .filter_map(|trial| Some((s(trial.partition_ns), s(trial.recovery_ns?))))
+            .collect();
+        unanswered += t.trials.len() - points.len();
+        if !points.is_empty() {
+            series.push(Series {
+                label: format!("{} measured", t.transport),
+                color,
+                mark: Mark::Points(points, Shape::Circle),
+            });
+        }
+        if let Some(theory) = &t.theory {
+            let curve = recovery_curve(
+                &theory.model,
+                theory.timer_start_after_outage_ns,
+                theory.answer_delay_ns,
+                x_end_ns,
+            );
+            theories.push(describe_theory(t.transport, theory, curve.recovers_up_to_ns));
+            if !curve.points_ns.is_empty() {
+                let exact: Vec<(f64, f64)> = curve.points_ns.iter().map(|&(x, y)| (s(x), s(y))).collect();
+                series.push(Series {
+                    label: format!("{} theory", t.transport),
+                    color,
+                    mark: Mark::Line(densified(&exact, s(x_end_ns) / 120.0)),
+                });
+            }
+        }
+    }
+    if series.is_empty() {
+        return None;
+    }
+    let unanswered = if unanswered > 0 {
+        format!(
+            " Not drawn: {} with no answer after the heal.",
+            transbench_reports::counted(unanswered as u64, "trial")
+        )
+    } else {
+        String::new()
+    };
+    let theories = if theories.is_empty() {
+        String::new()
+    } else {
+        format!(" Theory: {}.", theories.join("; "))
+    };
+    Some(Chart {
+        slug: format!("recovery-vs-partition-{}", slug(&input.partition)),
+        title: format!(
+            "recovery after a partition, against its length: {}",
+            input.partition
+        ),
+        caption: format!(
+            "Points: each trial's time from the heal to the first answer. Lines: the first answer \
+             the retransmission timer predicts, its first lost send at the partition's start: the \
+             first retransmission at or after the heal, plus the answer's way back.{theories}{unanswered}"
+        ),
+        panels: vec![Panel {
+            title: String::new(),
+            x: Axis::new("partition length (s)", Scale::Linear).including(&[0.0, s(x_end_ns)]),
+            y: Axis::new("first answer after the heal (s)", Scale::Linear).including(&[0.0]),
+            series,
+        }],
+        columns: 1,
+    })
+}
+
+/// A theory's settings in words, for the caption.
+fn describe_theory(transport: Transport, theory: &RecoveryTheory, recovers_up_to_ns: Option<u64>) -> String {
+    let ms = |ns: u64| crate::draw::number(ns as f64 / MS);
+    let sec = |ns: u64| crate::draw::number(ns as f64 / 1e9);
+    let backoff = theory.model.backoff();
+    let give_up = match theory.model.give_up() {
+        GiveUp::TcpRetries2(retries2) => format!("ETIMEDOUT by tcp_retries2 = {retries2}"),
+        GiveUp::TcpUserTimeout(timeout) => {
+            format!(
+                "ETIMEDOUT {} s after the first retransmission (TCP_USER_TIMEOUT)",
+                sec(timeout)
+            )
+        }
+        GiveUp::QuicIdle(timeout) => format!("idle timeout {} s", sec(timeout)),
+        GiveUp::Never => "never given up".to_string(),
+    };
+    let beyond = recovers_up_to_ns
+        .map(|ns| format!(", given up for partitions over {} s", sec(ns)))
+        .unwrap_or_default();
+    format!(
+        "{transport} waits {} ms doubling to {} s, {give_up}, the answer {} ms after the retransmission{beyond}",
+        ms(backoff.first_interval_ns()),
+        sec(backoff.max_interval_ns()),
+        ms(theory.answer_delay_ns),
+    )
+}
+
+/// A polyline with points added along each sloping segment, at most
+/// `step` apart; vertical jumps stay as they are. The drawing marks the
+/// vertices of sparse lines as data, which a theory's corners are not.
+fn densified(points: &[(f64, f64)], step: f64) -> Vec<(f64, f64)> {
+    let mut out: Vec<(f64, f64)> = points.first().copied().into_iter().collect();
+    for w in points.windows(2) {
+        let ((x0, y0), (x1, y1)) = (w[0], w[1]);
+        let parts = if step > 0.0 {
+            ((x1 - x0) / step).ceil().max(1.0)
+        } else {
+            1.0
+        };
+        for i in 1..=parts as usize {
+            let f = i as f64 / parts;
+            out.push((x0 + (x1 - x0) * f, y0 + (y1 - y0) * f));
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1402,5 +1577,98 @@ mod tests {
         assert!((v - 10.0).abs() < 0.02, "{v} ms");
         assert!(points.windows(2).all(|w| w[1].1 >= w[0].1), "monotone");
         assert!(spectrum_points(&new_histogram()).is_empty());
+    }
+
+    fn recovery_input() -> RecoveryVsPartition {
+        use transbench_analysis::recovery::theory::{QuinnPto, LINUX_TCP_RETRIES2};
+        let ms = 1_000_000u64;
+        let trial = |s: u64, recovery_ms: Option<u64>| PartitionTrial {
+            partition_ns: s * 1_000 * ms,
+            recovery_ns: recovery_ms.map(|r| r * ms),
+        };
+        RecoveryVsPartition {
+            partition: "blackhole both ways, 10 ms each way".into(),
+            transports: vec![
+                TransportRecovery {
+                    transport: Transport::Tcp,
+                    trials: vec![trial(1, Some(430)), trial(4, Some(2_250)), trial(16, Some(9_450))],
+                    theory: Some(RecoveryTheory {
+                        model: TimerModel::linux_tcp(201 * ms, None, LINUX_TCP_RETRIES2).unwrap(),
+                        timer_start_after_outage_ns: 0,
+                        answer_delay_ns: 20 * ms,
+                    }),
+                },
+                TransportRecovery {
+                    transport: Transport::Quic,
+                    trials: vec![trial(1, Some(450)), trial(4, Some(1_870)), trial(16, None)],
+                    theory: Some(RecoveryTheory {
+                        model: TimerModel::quinn(QuinnPto::steady(20 * ms), Some(30_000 * ms)),
+                        timer_start_after_outage_ns: 0,
+                        answer_delay_ns: 20 * ms,
+                    }),
+                },
+                TransportRecovery {
+                    transport: Transport::Udp,
+                    trials: vec![trial(1, Some(1)), trial(4, Some(1))],
+                    theory: None,
+                },
+            ],
+        }
+    }
+
+    #[test]
+    fn recovery_against_partition_length_draws_points_and_theory() {
+        let chart = recovery_vs_partition(&recovery_input()).unwrap();
+        assert_eq!(
+            chart.slug,
+            "recovery-vs-partition-blackhole_both_ways_10_ms_each_way"
+        );
+        let legend = chart.legend();
+        let labels: Vec<&str> = legend.iter().map(|(l, _, _)| l.as_str()).collect();
+        assert_eq!(
+            labels,
+            [
+                "tcp measured",
+                "tcp theory",
+                "quic measured",
+                "quic theory",
+                "udp measured"
+            ]
+        );
+        let panel = &chart.panels[0];
+        let Mark::Line(tcp) = &panel.series[1].mark else {
+            panic!("tcp's theory is a line")
+        };
+        // Dense enough to draw unmarked, to 20 s (16 s and a quarter), and
+        // through the 16 s tooth: 25.5 s after the send, 9.5 s after the heal.
+        assert!(tcp.len() > 40, "{} points", tcp.len());
+        assert_eq!(tcp.last().unwrap().0, 20.0);
+        let (x, y) = *tcp.iter().rfind(|p| p.0 <= 16.0).unwrap();
+        let at_16 = y - (16.0 - x);
+        assert!((at_16 - (0.201 * 127.0 - 16.0 + 0.02)).abs() < 1e-9, "{at_16}");
+        // The trial that never recovered is left out, and said so.
+        let Mark::Points(quic, Shape::Circle) = &panel.series[2].mark else {
+            panic!("measured trials are points")
+        };
+        assert_eq!(quic.len(), 2);
+        assert!(chart.caption.contains("Not drawn: 1 trial"), "{}", chart.caption);
+        assert!(chart.caption.contains("tcp_retries2 = 15"), "{}", chart.caption);
+        assert!(chart.caption.contains("idle timeout 30 s"), "{}", chart.caption);
+
+        let svg = crate::draw::svg(&chart, crate::draw::Caption::Drawn).unwrap();
+        let doc = roxmltree::Document::parse(&svg).unwrap();
+        let texts: Vec<&str> = doc.descendants().filter_map(|n| n.text()).collect();
+        for label in labels {
+            assert!(texts.iter().any(|t| t.trim() == label), "no {label} in {texts:?}");
+        }
+    }
+
+    #[test]
+    fn no_partition_trials_no_recovery_chart() {
+        let mut input = recovery_input();
+        for t in &mut input.transports {
+            t.trials.clear();
+        }
+        assert_eq!(recovery_vs_partition(&input), None);
     }
 }
