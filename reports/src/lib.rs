@@ -17,7 +17,7 @@ pub mod table;
 pub use hist::{decode_hdr, encode_hdr, new_histogram, record, HistError, LatencySummary};
 pub use schema::{
     BulkMetrics, ChurnExpectation, ChurnMetrics, ClockComparison, CounterDelta, Counters, DeliveredDirection,
-    DeliveredImpairment, DeliveredLink, DirectionGoodput, ExpectedGoodput, Fanout, FlowMetrics,
+    DeliveredImpairment, DeliveredLink, DeliveryMetrics, DirectionGoodput, ExpectedGoodput, Fanout, FlowMetrics,
     HolExpectation, HolMetrics, HostInfo, Impairment, InterfaceInfo, Interleaved, LatencyKind, LinkEvents,
     LoadMetrics, LoadPhase, OntimeRatio, PortChoice, PortRange, PortRangeSource, QuicConnectionStats,
     QuicStatsSample, RoundTripProbe, RunResults, ScenarioInfo, Side, Sweep, SweepStep, TcpInfoSample,
