@@ -239,7 +239,8 @@ pub async fn collect(ctl: &mut ControlChannel, drain: Duration) -> anyhow::Resul
                 into[first..first + bins.len()].copy_from_slice(&bins);
             }
             ControlMsg::Processed { first, counts } => {
-                let counts = processed::decode(&counts).context("receiver sent malformed processed counts")?;
+                let counts =
+                    processed::decode(&counts).context("receiver sent malformed processed counts")?;
                 // Ids are the sender's, within what one trial schedules.
                 let most = crate::spec::MAX_MESSAGES + crate::workload::rr::ID_MARGIN;
                 let end = first.saturating_add(counts.len() as u64);

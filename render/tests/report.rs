@@ -528,12 +528,15 @@ fn a_run_against_a_remote_receiver_names_it_and_its_host() {
 #[test]
 fn delivery_counts_are_summed_per_cell_in_a_table_of_their_own() {
     let mut results = fixture();
-    results
-        .trials
-        .retain(|t| t.workload == transbench_wire::Workload::Rr && t.transport == transbench_wire::Transport::Udp);
+    results.trials.retain(|t| {
+        t.workload == transbench_wire::Workload::Rr && t.transport == transbench_wire::Transport::Udp
+    });
     let (_dir, r) = rendered(&results);
     let summary = std::fs::read_to_string(&r.summary).unwrap();
-    assert!(!summary.contains("Delivery semantics"), "no trial counted delivery");
+    assert!(
+        !summary.contains("Delivery semantics"),
+        "no trial counted delivery"
+    );
 
     for t in &mut results.trials {
         t.delivery = Some(transbench_reports::DeliveryMetrics {

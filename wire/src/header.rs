@@ -144,7 +144,13 @@ mod tests {
         let resp = req.response();
         assert_eq!(resp.kind, MessageKind::Response);
         assert_eq!(
-            (resp.stream, resp.seq, resp.t_intended_ns, resp.token, resp.attempt),
+            (
+                resp.stream,
+                resp.seq,
+                resp.t_intended_ns,
+                resp.token,
+                resp.attempt
+            ),
             (3, 42, 1_000, T, 2)
         );
     }

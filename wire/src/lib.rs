@@ -34,7 +34,8 @@ pub mod transport;
 
 pub use control::{
     BulkDirection, CloseMode, ControlError, ControlMsg, DatagramCounts, DeliveryCounting, NamespaceReport,
-    QuicStreamMode, ReceiverDelivery, ReceiverReport, TimeWaitSample, TrialPlan, TrialSetup, Workload, WorkloadSetup,
+    QuicStreamMode, ReceiverDelivery, ReceiverReport, TimeWaitSample, TrialPlan, TrialSetup, Workload,
+    WorkloadSetup,
 };
 pub use frame::{FrameError, LengthPrefix};
 pub use header::{HeaderError, MessageHeader, MessageKind, HEADER_LEN};

@@ -184,7 +184,9 @@ impl RetryBook {
     /// Schedules retry `attempt` of `seq` if the policy has one left and
     /// it falls before the request's loss timeout.
     fn schedule(&mut self, seq: u64, attempt: u8, intended_ns: u64) {
-        let Some((timeout_ns, max)) = self.timer else { return };
+        let Some((timeout_ns, max)) = self.timer else {
+            return;
+        };
         let due = intended_ns.saturating_add(timeout_ns.saturating_mul(u64::from(attempt)));
         if attempt <= max && due < intended_ns.saturating_add(self.loss_timeout_ns) {
             self.due.push(Reverse((due, seq, attempt, intended_ns)));
@@ -445,17 +447,29 @@ mod tests {
                 }
             ]
         );
-        assert_eq!(book.next_due(), Some(110 * MS), "0's second, from its intended time");
+        assert_eq!(
+            book.next_due(),
+            Some(110 * MS),
+            "0's second, from its intended time"
+        );
         // 1 is answered by its first retry: nothing more for it.
         assert_eq!(book.on_response(1, 1), ResponseKind::ForTracker);
-        let r: Vec<(u64, u8)> = book.take_due(1000 * MS).iter().map(|r| (r.seq, r.attempt)).collect();
+        let r: Vec<(u64, u8)> = book
+            .take_due(1000 * MS)
+            .iter()
+            .map(|r| (r.seq, r.attempt))
+            .collect();
         assert_eq!(r, [(0, 2), (0, 3)], "0 stops at max:3");
         assert_eq!(book.next_due(), None);
         assert_eq!(book.retries_sent(), 4);
         let fates = book.finish();
         assert_eq!((fates[0].retries, fates[0].answered()), (3, false));
         assert_eq!(
-            (fates[1].retries, fates[1].answered(), fates[1].responses_to_retries()),
+            (
+                fates[1].retries,
+                fates[1].answered(),
+                fates[1].responses_to_retries()
+            ),
             (1, true, 1)
         );
     }
@@ -477,11 +491,23 @@ mod tests {
         let mut book = RetryBook::new(timeout(10, 3), 1000 * MS);
         book.on_sent(0, 0);
         assert_eq!(book.take_due(25 * MS).len(), 2, "at 10 and 20 ms");
-        assert_eq!(book.on_response(0, 0), ResponseKind::ForTracker, "the first answer");
+        assert_eq!(
+            book.on_response(0, 0),
+            ResponseKind::ForTracker,
+            "the first answer"
+        );
         assert_eq!(book.on_response(0, 2), ResponseKind::AnotherSend);
-        assert_eq!(book.on_response(0, 0), ResponseKind::ForTracker, "a copy: the tracker's duplicate");
+        assert_eq!(
+            book.on_response(0, 0),
+            ResponseKind::ForTracker,
+            "a copy: the tracker's duplicate"
+        );
         assert_eq!(book.on_response(0, 3), ResponseKind::ForTracker, "never sent");
-        assert_eq!(book.on_response(7, 0), ResponseKind::ForTracker, "no such request");
+        assert_eq!(
+            book.on_response(7, 0),
+            ResponseKind::ForTracker,
+            "no such request"
+        );
         assert!(book.take_due(u64::MAX).is_empty(), "answered: no more retries");
         let fate = book.finish()[0];
         assert_eq!(fate.responses_to_retries(), 1);
@@ -501,9 +527,19 @@ mod tests {
         plain.arrive(1, 3);
         let c = plain.counts();
         assert_eq!(c.len(), 4, "up to the last id that arrived");
-        assert_eq!((c[1].first_arrivals, c[1].retry_arrivals, c[1].processed), (1, 3, 4));
-        assert_eq!((c[3].first_arrivals, c[3].retry_arrivals, c[3].processed), (0, 1, 1));
-        assert_eq!(keyed.counts()[1].processed, 1, "the repeats answered from the store");
+        assert_eq!(
+            (c[1].first_arrivals, c[1].retry_arrivals, c[1].processed),
+            (1, 3, 4)
+        );
+        assert_eq!(
+            (c[3].first_arrivals, c[3].retry_arrivals, c[3].processed),
+            (0, 1, 1)
+        );
+        assert_eq!(
+            keyed.counts()[1].processed,
+            1,
+            "the repeats answered from the store"
+        );
         assert_eq!(plain.arrivals(), 5);
         // Past the trial's ids: processed, counted apart.
         keyed.arrive(9, 1);
@@ -566,7 +602,14 @@ mod tests {
         }];
         let m = account(RetryPolicy::None, false, &sent, 0, &received, 0);
         assert_eq!((m.requests, m.never_processed, m.unanswered), (3, 2, 3));
-        assert_eq!((m.effectively_once, m.duplicates), (0, 0), "processed once, never answered");
-        assert_eq!(account(RetryPolicy::None, false, &sent, 9, &received, 0).requests, 0);
+        assert_eq!(
+            (m.effectively_once, m.duplicates),
+            (0, 0),
+            "processed once, never answered"
+        );
+        assert_eq!(
+            account(RetryPolicy::None, false, &sent, 9, &received, 0).requests,
+            0
+        );
     }
 }

@@ -470,7 +470,10 @@ mod tests {
         assert_eq!(sent.first_measured, 0);
         assert_eq!(sent.fates.len(), 100);
         // Each request's first retry is answered at once: no second one.
-        assert!(sent.fates.iter().all(|f| f.retries == 1 && f.responses_to_retries() == 1));
+        assert!(sent
+            .fates
+            .iter()
+            .all(|f| f.retries == 1 && f.responses_to_retries() == 1));
         assert_eq!(sent.sends, 200);
         // Answered by a retry due 20 ms after the intended time: the
         // round trip counts from the intended time, not the retry's.

@@ -84,9 +84,12 @@ pub async fn serve(
 ) -> anyhow::Result<TrialServer> {
     let size = setup.size as usize;
     let process_log = match (&setup.workload, tracked_ids(setup)) {
-        (WorkloadSetup::Rr { delivery: Some(d), .. }, Some(ids)) => {
-            Some(Arc::new(Mutex::new(ProcessLog::new(ids, d.idempotency_keys))))
-        }
+        (
+            WorkloadSetup::Rr {
+                delivery: Some(d), ..
+            },
+            Some(ids),
+        ) => Some(Arc::new(Mutex::new(ProcessLog::new(ids, d.idempotency_keys)))),
         _ => None,
     };
     let counters = Arc::new(match &process_log {
@@ -160,7 +163,9 @@ pub const ID_MARGIN: u64 = 16;
 /// counts none.
 pub fn tracked_ids(setup: &TrialSetup) -> Option<usize> {
     match setup.workload {
-        WorkloadSetup::Rr { delivery: Some(_), .. } => {
+        WorkloadSetup::Rr {
+            delivery: Some(_), ..
+        } => {
             let scheduled = setup.plan.messages.unwrap_or(0).min(crate::spec::MAX_MESSAGES);
             Some((scheduled + ID_MARGIN) as usize)
         }
