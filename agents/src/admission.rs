@@ -267,7 +267,10 @@ pub fn trial_bytes(setup: &TrialSetup) -> u64 {
     // A message buffer each way per connection, grown only as bytes arrive.
     let per_connection = CONNECTION_BYTES + 2 * size;
     match setup.workload {
-        WorkloadSetup::Rr { .. } => per_connection,
+        // And, counting delivery, 3 bytes per tracked request id.
+        WorkloadSetup::Rr { .. } => {
+            per_connection + crate::workload::rr::tracked_ids(setup).map_or(0, |ids| 3 * ids as u64)
+        }
         WorkloadSetup::Multistream { streams, .. } => {
             record_cap(setup) as u64 * RECORD_BYTES + u64::from(streams) * per_connection
         }
@@ -461,6 +464,7 @@ mod tests {
         WorkloadSetup::Rr {
             udp_peer_port: None,
             quic_stream: QuicStreamMode::PerRequest,
+            delivery: None,
         }
     }
 

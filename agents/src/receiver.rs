@@ -603,6 +603,11 @@ fn validate(setup: &TrialSetup) -> anyhow::Result<()> {
         {
             bail!("--max-inflight {max_inflight} is out of range: 1 to {MAX_INFLIGHT}");
         }
+        WorkloadSetup::Rr {
+            delivery: Some(_), ..
+        } if setup.plan.messages.is_none() => {
+            bail!("counting delivery per request id needs an open-loop schedule: drop --closed-loop");
+        }
         WorkloadSetup::Bulk { flows, .. } if !(1..=crate::spec::bulk::MAX_FLOWS).contains(&flows) => {
             bail!(
                 "{flows} flows is out of range: 1 to {}",

@@ -13,6 +13,7 @@ use transbench_reports::{Counters, LatencySummary};
 use transbench_wire::auth::{from_hex, random_nonce, to_hex, FrameMac, Role, Secret, NONCE_LEN};
 use transbench_wire::control::{MAGIC, PROTOCOL_VERSION};
 use transbench_wire::delivery;
+use transbench_wire::processed::{self, IdCounts};
 use transbench_wire::{
     printable, ControlMsg, ReceiverReport, TimeWaitSample, TrialSetup, TrialToken, Workload,
 };
@@ -191,6 +192,9 @@ pub async fn setup(ctl: &mut ControlChannel, setup: TrialSetup) -> anyhow::Resul
 pub struct Collected {
     pub deliveries: Vec<delivery::Delivery>,
     pub time_wait: Vec<TimeWaitSample>,
+    /// rr counting delivery: each request id's arrivals and processings,
+    /// by id from 0.
+    pub processed: Vec<IdCounts>,
     /// Bulk: each flow's bytes per bin.
     pub flows: Vec<Vec<u64>>,
     pub report: ReceiverReport,
@@ -204,6 +208,7 @@ pub async fn collect(ctl: &mut ControlChannel, drain: Duration) -> anyhow::Resul
     let mut deliveries = Vec::new();
     let mut samples = Vec::new();
     let mut flows: Vec<Vec<u64>> = Vec::new();
+    let mut processed: Vec<IdCounts> = Vec::new();
     let mut within = drain + REPLY_TIMEOUT;
     loop {
         let reply = tokio::time::timeout(within, expect_reply(ctl, "the receiver's records and report"))
@@ -233,11 +238,27 @@ pub async fn collect(ctl: &mut ControlChannel, drain: Duration) -> anyhow::Resul
                 }
                 into[first..first + bins.len()].copy_from_slice(&bins);
             }
+            ControlMsg::Processed { first, counts } => {
+                let counts =
+                    processed::decode(&counts).context("receiver sent malformed processed counts")?;
+                // Ids are the sender's, within what one trial schedules.
+                let most = crate::spec::MAX_MESSAGES + crate::workload::rr::ID_MARGIN;
+                let end = first.saturating_add(counts.len() as u64);
+                if end > most {
+                    bail!("receiver broke the protocol: processed counts of ids {first}..{end} are beyond any trial's");
+                }
+                let (first, end) = (first as usize, end as usize);
+                if processed.len() < end {
+                    processed.resize(end, IdCounts::default());
+                }
+                processed[first..end].copy_from_slice(&counts);
+            }
             ControlMsg::Report(report) => {
                 return Ok(Collected {
                     deliveries,
                     time_wait: samples,
                     flows,
+                    processed,
                     report,
                 })
             }

@@ -152,6 +152,7 @@ fn after_authentication_every_frame_must_carry_the_session_tag() {
         transbench_wire::WorkloadSetup::Rr {
             udp_peer_port: None,
             quic_stream: QuicStreamMode::PerRequest,
+            delivery: None,
         },
     ));
 

@@ -99,6 +99,7 @@ fn a_probe_during_a_trial_is_refused() {
         WorkloadSetup::Rr {
             udp_peer_port: None,
             quic_stream: QuicStreamMode::PerRequest,
+            delivery: None,
         },
     ));
     s.write_all(&setup.encode()).unwrap();

@@ -154,6 +154,7 @@ fn a_trials_own_connections_beyond_what_it_opens_are_refused() {
             WorkloadSetup::Rr {
                 udp_peer_port: None,
                 quic_stream: QuicStreamMode::PerRequest,
+                delivery: None,
             },
         ),
     );

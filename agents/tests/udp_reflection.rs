@@ -21,6 +21,7 @@ fn setup_udp_trial(receiver: &ReceiverGuard, peer_port: u16, size: u32) -> (TcpS
         transbench_wire::WorkloadSetup::Rr {
             udp_peer_port: Some(peer_port),
             quic_stream: QuicStreamMode::PerRequest,
+            delivery: None,
         },
     ));
     s.write_all(&setup.encode()).unwrap();

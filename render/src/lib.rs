@@ -157,6 +157,7 @@ fn tables_of(attempts: &RunResults, results: &RunResults) -> Vec<Table> {
     [
         tables::invalid(attempts),
         tables::latency(&cells),
+        tables::delivery(&cells),
         tables::hol(&cells),
         tables::churn(&cells),
         tables::bulk(&cells),

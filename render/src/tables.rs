@@ -335,6 +335,58 @@ pub fn load(cells: &[CellTrials]) -> Option<Table> {
     })
 }
 
+/// Delivery semantics per cell (rr with a retry policy or idempotency
+/// keys): counts summed over the cell's trials.
+pub fn delivery(cells: &[CellTrials]) -> Option<Table> {
+    let rows: Vec<Vec<String>> = cells
+        .iter()
+        .filter(|c| c.trials.iter().any(|t| t.delivery.is_some()))
+        .map(|c| {
+            let sum = |f: fn(&transbench_reports::DeliveryMetrics) -> u64| -> u64 {
+                c.trials.iter().filter_map(|t| t.delivery.as_ref()).map(f).sum()
+            };
+            let requests = sum(|d| d.requests);
+            let effectively_once = sum(|d| d.effectively_once);
+            let share = (requests > 0).then(|| effectively_once as f64 / requests as f64);
+            vec![
+                c.id.clone(),
+                trials_cell(c),
+                requests.to_string(),
+                format!("{} / {}", sum(|d| d.retries_sent), sum(|d| d.retries_arrived)),
+                sum(|d| d.duplicates).to_string(),
+                format!(
+                    "{} ({} extra)",
+                    sum(|d| d.processed_more_than_once),
+                    sum(|d| d.extra_processings)
+                ),
+                sum(|d| d.answered_from_store).to_string(),
+                sum(|d| d.never_processed).to_string(),
+                sum(|d| d.unanswered).to_string(),
+                format!("{effectively_once} ({})", pct(share)),
+            ]
+        })
+        .collect();
+    (!rows.is_empty()).then(|| Table {
+        title: "Delivery semantics".into(),
+        note: "Measured requests of each cell's trials, summed. retries: sent by the client / arrived at the receiver; duplicates: arrivals of a request beyond its first (at-least-once duplicates); processed > once: requests the receiver processed more than once, and the processings beyond each one's first; from store: repeats answered from the stored response (idempotency keys); never processed: at-most-once losses; unanswered: no response reached the client; effectively once: answered and processed exactly once.".into(),
+        headers: [
+            "cell",
+            "trials",
+            "requests",
+            "retries",
+            "duplicates",
+            "processed > once",
+            "from store",
+            "never processed",
+            "unanswered",
+            "effectively once",
+        ]
+        .map(String::from)
+        .to_vec(),
+        rows,
+    })
+}
+
 /// Connection churn and setup per cell.
 pub fn churn(cells: &[CellTrials]) -> Option<Table> {
     let rows: Vec<Vec<String>> = cells

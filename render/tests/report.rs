@@ -524,3 +524,49 @@ fn a_run_against_a_remote_receiver_names_it_and_its_host() {
         "{summary}"
     );
 }
+
+#[test]
+fn delivery_counts_are_summed_per_cell_in_a_table_of_their_own() {
+    let mut results = fixture();
+    results.trials.retain(|t| {
+        t.workload == transbench_wire::Workload::Rr && t.transport == transbench_wire::Transport::Udp
+    });
+    let (_dir, r) = rendered(&results);
+    let summary = std::fs::read_to_string(&r.summary).unwrap();
+    assert!(
+        !summary.contains("Delivery semantics"),
+        "no trial counted delivery"
+    );
+
+    for t in &mut results.trials {
+        t.delivery = Some(transbench_reports::DeliveryMetrics {
+            retry: "timeout:50ms,max:3".into(),
+            requests: 1000,
+            retries_sent: 300,
+            retries_arrived: 300,
+            duplicates: 300,
+            processed_more_than_once: 250,
+            extra_processings: 300,
+            answered: 990,
+            unanswered: 10,
+            effectively_once: 745,
+            ..Default::default()
+        });
+    }
+    let cells = cells(&results);
+    let (_dir, r) = rendered(&results);
+    let summary = std::fs::read_to_string(&r.summary).unwrap();
+    let table = &summary[summary.find("Delivery semantics").expect("a delivery table")..];
+    let first = &cells[0];
+    let k = first.trials.len() as u64;
+    let row = table
+        .lines()
+        .find(|l| l.contains(&first.id))
+        .unwrap_or_else(|| panic!("{} in {table}", first.id));
+    assert!(row.contains(&format!("| {} / {} |", 300 * k, 300 * k)), "{row}");
+    assert!(
+        row.contains(&format!("| {} ({} extra) |", 250 * k, 300 * k)),
+        "{row}"
+    );
+    assert!(row.contains("(74.50 %)"), "{row}");
+}

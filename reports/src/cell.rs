@@ -125,5 +125,12 @@ pub fn params_key(t: &TrialResult) -> String {
         add("close", c.close.name().to_string());
         add("ports", c.port_choice.name().to_string());
     }
+    // A retry policy and idempotency keys change what is measured.
+    if let Some(d) = &t.delivery {
+        add("retry", d.retry.clone());
+        if d.idempotency_keys {
+            add("keys", "idempotency".into());
+        }
+    }
     key
 }

@@ -316,6 +316,11 @@ pub struct TrialResult {
     /// flows (whose own section is `bulk`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub load: Option<LoadMetrics>,
+    /// rr with `--retry` or `--idempotency-keys`: what reached the
+    /// receiver and what it processed, per request id, against what the
+    /// sender sent and heard back; absent before schema 1.5.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delivery: Option<DeliveryMetrics>,
     /// `run SCENARIO`: the trial's cell (its id in `scenario.cells`) and
     /// which repetition of it this is (from 0).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -434,6 +439,62 @@ pub struct BulkMetrics {
     /// QUIC: each connection's `quinn::Connection::stats()` over the trial.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub quic: Vec<QuicConnectionStats>,
+}
+
+/// Delivery semantics of an rr trial's measured requests (see
+/// `SCHEMA.md`): the client's retries joined, id by id, with how often
+/// each request reached the receiver and was processed there.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeliveryMetrics {
+    /// The client's retry policy: `none`, or `timeout:DUR,max:N`.
+    pub retry: String,
+    /// Whether the receiver answered repeats of an id from its stored
+    /// response instead of processing them again.
+    pub idempotency_keys: bool,
+    /// Measured requests sent (distinct ids; `counters.sent`).
+    pub requests: u64,
+    /// Retries the sender sent (the same id again, after the policy's
+    /// timeout without a response).
+    pub retries_sent: u64,
+    /// Retries that reached the receiver.
+    pub retries_arrived: u64,
+    /// Responses the sender received to retries (a response carries the
+    /// attempt it answers).
+    pub responses_to_retries: u64,
+    /// Requests the sender got a response to, from any of its sends, at
+    /// any time before the trial ended.
+    pub answered: u64,
+    /// Requests never answered.
+    pub unanswered: u64,
+    /// At-most-once losses: requests the receiver never processed (no
+    /// send of them arrived).
+    pub never_processed: u64,
+    /// At-least-once duplicates: arrivals of a request beyond its first,
+    /// at the receiver (retries that arrived, and copies the path made).
+    pub duplicates: u64,
+    /// Requests the receiver processed more than once.
+    pub processed_more_than_once: u64,
+    /// Processings beyond each request's first, summed.
+    pub extra_processings: u64,
+    /// The first ids (at most 20) of `processed_more_than_once`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub more_than_once_ids: Vec<u64>,
+    /// Arrivals answered from the stored response (idempotency keys)
+    /// instead of processed.
+    pub answered_from_store: u64,
+    /// Effectively-once results: requests answered and processed exactly
+    /// once (repeats deduplicated by key included).
+    pub effectively_once: u64,
+    /// Requests that arrived at the receiver with an id beyond those it
+    /// counts one by one (the trial's scheduled ids), warm-up included:
+    /// not in the counts above; non-zero only from a sender that broke
+    /// its schedule.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub beyond_ids: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// Latency under load (workload `load`; see `SCHEMA.md`). Times count

@@ -21,6 +21,7 @@
 //!   Start                               ->
 //!   ... data plane ...
 //!   Stop                                ->
+//!                         <- Deliveries* / TimeWait* / FlowBins* / Processed*
 //!                         <- Report{..}
 //! ```
 
@@ -35,7 +36,7 @@ use crate::token::TrialToken;
 pub use crate::transport::{Capabilities, Carrier, Streams, Transport};
 
 /// Bumped on any incompatible change to the frames below.
-pub const PROTOCOL_VERSION: u32 = 8;
+pub const PROTOCOL_VERSION: u32 = 9;
 pub const MAGIC: &str = "transbench";
 /// Control frames are small; anything larger is garbage.
 pub const CONTROL_FRAMING: LengthPrefix = LengthPrefix::new(64 * 1024);
@@ -295,6 +296,11 @@ pub enum WorkloadSetup {
         /// port at the control connection's peer address.
         udp_peer_port: Option<u16>,
         quic_stream: QuicStreamMode,
+        /// Count, per request id, arrivals and processings (the sender
+        /// runs a retry policy, or measures delivery without one); absent:
+        /// the receiver keeps no per-id state.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        delivery: Option<DeliveryCounting>,
     },
     Multistream {
         /// Logical streams (for `tcp-n`, connections; for `udp`, flows).
@@ -326,6 +332,14 @@ pub enum WorkloadSetup {
         /// Which way the flows carry their bytes.
         direction: BulkDirection,
     },
+}
+
+/// rr: what the receiver keeps per request id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeliveryCounting {
+    /// Keep each id's response and answer a repeat of the id (a retry, or
+    /// a copy the path made) from it, without processing it again.
+    pub idempotency_keys: bool,
 }
 
 /// Which way a bulk trial's flows carry their bytes. The sender opens
@@ -452,6 +466,23 @@ pub struct ReceiverReport {
     /// left by, taken as the trial ended.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host: Option<Box<crate::HostInfo>>,
+    /// rr with delivery counting: what the per-id counts (sent in
+    /// `Processed` frames before this report) cover.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delivery: Option<ReceiverDelivery>,
+}
+
+/// What the receiver's per-id counts of an rr trial cover.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct ReceiverDelivery {
+    /// Ids counted one by one: `0..tracked_ids`, the trial's scheduled
+    /// requests and a margin.
+    pub tracked_ids: u64,
+    /// Requests that arrived with an id past them: answered and processed
+    /// every time (no stored response to answer from), counted only here.
+    pub beyond_ids: u64,
+    /// Whether repeats were answered from the stored response.
+    pub idempotency_keys: bool,
 }
 
 /// One side's QUIC DATAGRAM frames over a trial: what its application
@@ -573,6 +604,13 @@ pub enum ControlMsg {
         first: u32,
         bins: Vec<u64>,
     },
+    /// rr with delivery counting: ids `first..` of the receiver's per-id
+    /// counts (see [`crate::processed`]), sent after Stop and before the
+    /// Report; the ids of a trial may take several frames.
+    Processed {
+        first: u64,
+        counts: String,
+    },
     Report(ReceiverReport),
     /// Between trials: a probe of the receiver's clock, sent at `t1` on
     /// the sender's (CLOCK_MONOTONIC ns).
@@ -646,6 +684,7 @@ impl ControlMsg {
             ControlMsg::Deliveries { .. } => "deliveries",
             ControlMsg::TimeWait { .. } => "time_wait",
             ControlMsg::FlowBins { .. } => "flow_bins",
+            ControlMsg::Processed { .. } => "processed",
             ControlMsg::Report(_) => "report",
             ControlMsg::ClockProbe { .. } => "clock_probe",
             ControlMsg::ClockEcho { .. } => "clock_echo",
@@ -732,6 +771,9 @@ mod tests {
                 workload: WorkloadSetup::Rr {
                     udp_peer_port: Some(4000),
                     quic_stream: QuicStreamMode::Single,
+                    delivery: Some(DeliveryCounting {
+                        idempotency_keys: true,
+                    }),
                 },
             }),
             ControlMsg::Setup(TrialSetup {
@@ -789,6 +831,19 @@ mod tests {
                     sysctls: [("net.ipv4.tcp_tw_reuse".to_string(), "2".to_string())].into(),
                     tcp_ext_before: [("TW".to_string(), 1)].into(),
                     tcp_ext_after: [("TW".to_string(), 9)].into(),
+                }),
+                ..Default::default()
+            }),
+            ControlMsg::Processed {
+                first: 15_000,
+                counts: "AQAB".into(),
+            },
+            ControlMsg::Report(ReceiverReport {
+                requests: 7,
+                delivery: Some(ReceiverDelivery {
+                    tracked_ids: 1016,
+                    beyond_ids: 0,
+                    idempotency_keys: false,
                 }),
                 ..Default::default()
             }),

@@ -8,13 +8,15 @@
 //! |---|---|
 //! | 0..2 | magic `0x7462` ("tb") |
 //! | 2 | version (high nibble) and kind (low nibble) |
-//! | 3 | reserved, 0 |
+//! | 3 | attempt: 0 for a request's first send, n for its n-th retry; a response repeats its request's |
 //! | 4..8 | stream id |
 //! | 8..16 | sequence number |
 //! | 16..24 | intended send time, ns of the sender's CLOCK_MONOTONIC |
 //! | 24..32 | the trial's token ([`crate::token`]); a response repeats its request's |
 //!
-//! Version 1 was the first 24 bytes alone. The token is in the header,
+//! Version 1 was the first 24 bytes alone. Byte 3 was reserved (sent as
+//! 0) before it carried the attempt, so a message without retries reads
+//! the same either way. The token is in the header,
 //! not in a separate prefix, because a datagram has nothing else to carry
 //! it in, and one header for every carrier keeps every message's size
 //! what `--size` says.
@@ -41,6 +43,10 @@ pub struct MessageHeader {
     pub t_intended_ns: u64,
     /// The trial this message belongs to.
     pub token: TrialToken,
+    /// rr with a retry policy: which send of its request this is (0 the
+    /// first, n the n-th retry), so the receiver can count retries that
+    /// reached it and the sender responses to them.
+    pub attempt: u8,
 }
 
 #[derive(Debug, Error, PartialEq, Eq)]
@@ -63,11 +69,17 @@ impl MessageHeader {
             seq,
             t_intended_ns,
             token,
+            attempt: 0,
         }
     }
 
-    /// The response to this request: same stream, sequence, intended time
-    /// and token.
+    /// This request's `attempt`-th retry: the same request sent again.
+    pub fn retry(self, attempt: u8) -> Self {
+        MessageHeader { attempt, ..self }
+    }
+
+    /// The response to this request: same stream, sequence, intended time,
+    /// token and attempt.
     pub fn response(&self) -> Self {
         MessageHeader {
             kind: MessageKind::Response,
@@ -83,7 +95,7 @@ impl MessageHeader {
         let buf = &mut buf[..HEADER_LEN];
         buf[0..2].copy_from_slice(&MAGIC.to_be_bytes());
         buf[2] = (VERSION << 4) | self.kind as u8;
-        buf[3] = 0;
+        buf[3] = self.attempt;
         buf[4..8].copy_from_slice(&self.stream.to_be_bytes());
         buf[8..16].copy_from_slice(&self.seq.to_be_bytes());
         buf[16..24].copy_from_slice(&self.t_intended_ns.to_be_bytes());
@@ -114,6 +126,7 @@ impl MessageHeader {
             seq: u64_at(8),
             t_intended_ns: u64_at(16),
             token: TrialToken::from_bytes(buf[24..24 + TOKEN_LEN].try_into().expect("8 bytes")),
+            attempt: buf[3],
         })
     }
 }
@@ -127,12 +140,18 @@ mod tests {
 
     #[test]
     fn response_keeps_identity() {
-        let req = MessageHeader::request(T, 3, 42, 1_000);
+        let req = MessageHeader::request(T, 3, 42, 1_000).retry(2);
         let resp = req.response();
         assert_eq!(resp.kind, MessageKind::Response);
         assert_eq!(
-            (resp.stream, resp.seq, resp.t_intended_ns, resp.token),
-            (3, 42, 1_000, T)
+            (
+                resp.stream,
+                resp.seq,
+                resp.t_intended_ns,
+                resp.token,
+                resp.attempt
+            ),
+            (3, 42, 1_000, T, 2)
         );
     }
 
@@ -167,8 +186,8 @@ mod tests {
 
     proptest! {
         #[test]
-        fn round_trips(stream: u32, seq: u64, t: u64, token: [u8; TOKEN_LEN], response: bool, pad in 0usize..64) {
-            let mut h = MessageHeader::request(TrialToken::from_bytes(token), stream, seq, t);
+        fn round_trips(stream: u32, seq: u64, t: u64, token: [u8; TOKEN_LEN], attempt: u8, response: bool, pad in 0usize..64) {
+            let mut h = MessageHeader::request(TrialToken::from_bytes(token), stream, seq, t).retry(attempt);
             if response { h = h.response(); }
             let mut buf = vec![0xAA; HEADER_LEN + pad];
             h.encode(&mut buf);

@@ -12,6 +12,8 @@
 //!   stream (the `tcp-mux` transports);
 //! - [`delivery`]: the receiver's per-message delivery records of one-way
 //!   workloads;
+//! - [`processed`]: the receiver's per-request arrivals and processings
+//!   of rr with delivery counting (retries, idempotency keys);
 //! - [`auth`]: HMAC-SHA256 challenge-response over a shared secret;
 //! - [`printable`]: text from a peer or a file, escaped for a terminal;
 //! - [`host`]: what a host and its interface are, as results record them;
@@ -26,12 +28,14 @@ pub mod header;
 pub mod host;
 pub mod mux;
 pub mod printable;
+pub mod processed;
 pub mod token;
 pub mod transport;
 
 pub use control::{
-    BulkDirection, CloseMode, ControlError, ControlMsg, DatagramCounts, NamespaceReport, QuicStreamMode,
-    ReceiverReport, TimeWaitSample, TrialPlan, TrialSetup, Workload, WorkloadSetup,
+    BulkDirection, CloseMode, ControlError, ControlMsg, DatagramCounts, DeliveryCounting, NamespaceReport,
+    QuicStreamMode, ReceiverDelivery, ReceiverReport, TimeWaitSample, TrialPlan, TrialSetup, Workload,
+    WorkloadSetup,
 };
 pub use frame::{FrameError, LengthPrefix};
 pub use header::{HeaderError, MessageHeader, MessageKind, HEADER_LEN};

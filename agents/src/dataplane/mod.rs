@@ -16,7 +16,10 @@ use std::future::Future;
 use std::io;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use transbench_wire::{MessageHeader, ReceiverReport, TrialToken};
+
+use crate::measure::delivery::ProcessLog;
 
 /// Whom a trial's data plane serves: the peer's address, and the token the
 /// receiver handed out for the trial. Traffic without both is a
@@ -80,12 +83,34 @@ pub struct ServeCounters {
     connections: AtomicU64,
     failures: std::sync::Mutex<ErrorLog>,
     tcp_congestion: std::sync::Mutex<Option<String>>,
+    /// rr counting delivery: each request id's arrivals and processings.
+    processing: Option<Arc<Mutex<ProcessLog>>>,
 }
 
 impl ServeCounters {
+    /// Counters that also count each request id's arrivals and
+    /// processings in `log`.
+    pub fn counting_delivery(log: Arc<Mutex<ProcessLog>>) -> Self {
+        ServeCounters {
+            processing: Some(log),
+            ..ServeCounters::default()
+        }
+    }
+
     pub fn request(&self, bytes: usize) {
         self.requests.fetch_add(1, Ordering::Relaxed);
         self.bytes.fetch_add(bytes as u64, Ordering::Relaxed);
+    }
+
+    /// A request of the trial, `bytes` long, arrived (and its id is
+    /// counted when the trial counts delivery).
+    pub fn request_arrived(&self, header: &MessageHeader, bytes: usize) {
+        self.request(bytes);
+        if let Some(log) = &self.processing {
+            log.lock()
+                .expect("process log lock")
+                .arrive(header.seq, header.attempt);
+        }
     }
     /// Bytes of a flow that carries no messages (bulk).
     pub fn bytes(&self, n: u64) {
@@ -137,6 +162,8 @@ impl ServeCounters {
             netns: testbed::netns::current().ok(),
             quic_datagrams: None,
             host: None,
+            // The trial's records add it (see `ProcessedRecords`).
+            delivery: None,
         }
     }
 }

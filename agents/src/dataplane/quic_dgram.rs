@@ -149,8 +149,8 @@ pub async fn serve(
             let mut buf = vec![0u8; size];
             while let Ok((d, _)) = ledger.recv(&conn).await {
                 match answer(&d, token, &mut buf) {
-                    Some(n) => {
-                        counters.request(d.len());
+                    Some((request, n)) => {
+                        counters.request_arrived(&request, d.len());
                         if let Ok(true) = ledger.send(&conn, &buf[..n]) {
                             counters.response();
                         }
@@ -163,15 +163,15 @@ pub async fn serve(
     .await
 }
 
-/// The response to `request` in `buf`, and its length; `None` when it is
-/// not a request of the trial.
-fn answer(request: &[u8], token: TrialToken, buf: &mut [u8]) -> Option<usize> {
+/// The request's header, and its response in `buf` with the response's
+/// length; `None` when it is not a request of the trial.
+fn answer(request: &[u8], token: TrialToken, buf: &mut [u8]) -> Option<(MessageHeader, usize)> {
     let h = MessageHeader::decode(request).ok()?;
     if h.token != token || h.kind != MessageKind::Request {
         return None;
     }
     h.response().encode(buf);
-    Some(request.len().min(buf.len()))
+    Some((h, request.len().min(buf.len())))
 }
 
 /// The receiver's side of one-way workloads: records every datagram of
@@ -228,8 +228,8 @@ mod tests {
         MessageHeader::request(token, 0, 7, 1).encode(&mut request);
         let mut buf = vec![0u8; 64];
         assert_eq!(
-            answer(&request, token, &mut buf),
-            Some(64),
+            answer(&request, token, &mut buf).map(|(h, n)| (h.seq, n)),
+            Some((7, 64)),
             "at most the trial's size"
         );
         let h = MessageHeader::decode(&buf).unwrap();

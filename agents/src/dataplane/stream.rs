@@ -132,7 +132,7 @@ where
                 return Err(invalid("peer sent a frame that is not a transbench request"));
             }
         };
-        counters.request(msg.len());
+        counters.request_arrived(&h, msg.len());
         h.response().encode(&mut msg);
         buf.clear();
         framing.encode(&msg, &mut buf).map_err(invalid)?;

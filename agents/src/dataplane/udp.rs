@@ -78,7 +78,7 @@ pub async fn serve(
         };
         match MessageHeader::decode(&buf[..n]) {
             Ok(h) if h.token == token && h.kind == MessageKind::Request => {
-                counters.request(n);
+                counters.request_arrived(&h, n);
                 h.response().encode(&mut buf);
                 match sock.send(&buf[..n.min(size)]).await {
                     Ok(_) => counters.response(),

@@ -97,6 +97,8 @@ impl LoadSpec {
             workload: WorkloadSpec::Rr(RrSpec {
                 rate: Some(self.probe_rate),
                 quic_stream: Default::default(),
+                retry: None,
+                idempotency_keys: false,
             }),
         }
     }

@@ -139,6 +139,25 @@ pub struct TrialArgs {
     /// QUIC rr only: a new stream per request [default], or one long-lived stream.
     #[arg(long, value_enum)]
     pub quic_stream: Option<QuicStreamArg>,
+    /// Rr: the client's retry policy, none or timeout:DUR[,max:N] (N from 1
+    /// to 15, default 3). A request without a response DUR after its
+    /// intended send time is sent again with the same id, DUR apart, up to
+    /// N times and only before --loss-timeout: on udp and quic-dgram a new
+    /// datagram, on tcp, tcp+tls and a single QUIC stream the request
+    /// written again on the connection, on quic (a stream per request) a
+    /// new stream. Its latency still counts from the first intended send.
+    /// Given (none too), the receiver counts each id's arrivals and
+    /// processings and the result gets a `delivery` section [default: none,
+    /// and no counting].
+    #[arg(long, value_name = "POLICY")]
+    pub retry: Option<crate::measure::delivery::RetryPolicy>,
+    /// Rr: the receiver keeps each request id's response and answers a
+    /// repeat of the id (a retry, or a copy the path made) from it without
+    /// processing it again; counts delivery as --retry does. It keeps the
+    /// trial's scheduled ids (3 bytes each); an id past them is processed
+    /// every time and counted as beyond_ids.
+    #[arg(long)]
+    pub idempotency_keys: bool,
     /// Churn, handshake: offered connections per second, open-loop (each
     /// transaction's latency counts from its intended start) [default: 200
     /// for churn, 20 for handshake].
@@ -194,6 +213,8 @@ impl TrialArgs {
             (self.rate.is_some(), "--rate"),
             (self.closed_loop, "--closed-loop"),
             (self.quic_stream.is_some(), "--quic-stream"),
+            (self.retry.is_some(), "--retry"),
+            (self.idempotency_keys, "--idempotency-keys"),
             (self.streams.is_some(), "--streams"),
             (self.hol_base.is_some(), "--hol-base"),
             (self.round_trip, "--round-trip"),
@@ -599,6 +620,7 @@ impl WorkloadSpec {
             WorkloadSpec::Rr(r) => WorkloadSetup::Rr {
                 quic_stream: r.quic_stream,
                 udp_peer_port: None,
+                delivery: r.delivery_counting(),
             },
             WorkloadSpec::Multistream(m) => WorkloadSetup::Multistream {
                 streams: m.streams,
@@ -659,7 +681,7 @@ impl TrialSpec {
             );
         }
         match &self.workload {
-            WorkloadSpec::Rr(r) => r.check()?,
+            WorkloadSpec::Rr(r) => r.check(self.loss_timeout)?,
             WorkloadSpec::Multistream(m) => m.check(self)?,
             WorkloadSpec::Stream(s) => s.check(self)?,
             WorkloadSpec::Churn(c) | WorkloadSpec::Handshake(c) => c.check(self)?,

@@ -202,6 +202,7 @@ pub fn trial_result(spec: &TrialSpec, id: String, m: Measured) -> TrialResult {
         churn: None,
         bulk: None,
         load: None,
+        delivery: None,
         quic_datagrams: None,
         cell: None,
         repetition: None,

@@ -5,11 +5,11 @@
 //! Holds: no panic; a length prefix is refused past the control limit; a
 //! frame that decodes is whole and inside the input; a message that
 //! decodes encodes to JSON that decodes to the same message, and splits
-//! back from its own frame; delivery records round-trip.
+//! back from its own frame; delivery records and rr's processed counts round-trip.
 
 use transbench_wire::control::CONTROL_FRAMING;
 use transbench_wire::frame::PREFIX_LEN;
-use transbench_wire::{delivery, ControlMsg};
+use transbench_wire::{delivery, processed, ControlMsg};
 
 pub fn run(data: &[u8]) {
     let mut rest = data;
@@ -72,6 +72,7 @@ fn check(msg: &ControlMsg) {
     assert!(!msg.name().is_empty());
     match msg {
         ControlMsg::Deliveries { records: text, .. } => records(text),
+        ControlMsg::Processed { counts, .. } => processed_counts(counts),
         ControlMsg::Setup(setup) => {
             let _ = (setup.workload.kind(), setup.transport.capabilities());
         }
@@ -88,6 +89,18 @@ fn records(text: &str) {
         );
         let again = delivery::decode(&delivery::encode(&records)).expect("encoded records decode");
         assert_eq!(again, records);
+    }
+}
+
+/// rr's per-id counts, as the sender decodes a `processed` frame.
+fn processed_counts(text: &str) {
+    if let Ok(counts) = processed::decode(text) {
+        assert!(
+            counts.len() * 3 <= text.len(),
+            "3 bytes an id take more as base64"
+        );
+        let again = processed::decode(&processed::encode(&counts)).expect("encoded counts decode");
+        assert_eq!(again, counts);
     }
 }
 

@@ -11,6 +11,7 @@ use transbench_wire::{MessageHeader, TrialToken};
 use crate::clock::wall_at;
 use crate::clock::{mono_now_ns, Pacer};
 use crate::dataplane::{ErrorLog, RequestSink, ResponseSource};
+use crate::measure::delivery::{ResponseKind, RetryBook, RetryPolicy, SentFate};
 use crate::measure::tracker::{RrTracker, TrackerTotals};
 use crate::schedule::OpenLoopSchedule;
 use crate::schedule::START_LEAD_NS;
@@ -31,6 +32,9 @@ pub struct RrPlan {
     pub token: TrialToken,
     /// The trial's [`TrialSpec::window_opens`](crate::spec::TrialSpec).
     pub window_opens: Option<WindowOpens>,
+    /// Open-loop, counting delivery: the retry policy (`none` too), and
+    /// every request id's sends and responses kept for the accounting.
+    pub retry: Option<RetryPolicy>,
 }
 
 impl RrPlan {
@@ -39,6 +43,18 @@ impl RrPlan {
             w.tell(mono_ns);
         }
     }
+}
+
+/// What the sender sent and heard back of each request id, for the
+/// delivery accounting.
+pub struct SentLog {
+    /// By id from 0, warm-up included.
+    pub fates: Vec<SentFate>,
+    /// The first measured id.
+    pub first_measured: u64,
+    /// Sends of any request, first sends and retries, warm-up included:
+    /// what the receiver should have seen on a path that loses nothing.
+    pub sends: u64,
 }
 
 pub struct RrOutcome {
@@ -57,6 +73,8 @@ pub struct RrOutcome {
     /// Measured requests never sent: the pacer fell so far behind that
     /// the window was over (see `schedule::LATE_SEND_NS`).
     pub unsent: u64,
+    /// With [`RrPlan::retry`]: each id's sends and responses.
+    pub sent_log: Option<SentLog>,
 }
 
 pub async fn run<S: RequestSink, R: ResponseSource>(
@@ -83,6 +101,7 @@ impl Receiving {
     fn spawn<R: ResponseSource>(
         mut source: R,
         tracker: Shared<RrTracker>,
+        book: Option<Shared<RetryBook>>,
         log: Shared<ErrorLog>,
         answered: Option<mpsc::UnboundedSender<u64>>,
     ) -> Self {
@@ -90,7 +109,15 @@ impl Receiving {
             loop {
                 match source.recv().await {
                     Ok((h, t)) => {
-                        tracker.lock().expect("tracker lock").on_response(h.seq, t);
+                        let kind = book.as_ref().map_or(ResponseKind::ForTracker, |b| {
+                            b.lock().expect("retry book lock").on_response(h.seq, h.attempt)
+                        });
+                        // Another send's answer to a request already
+                        // answered is the retry's doing: the round trip
+                        // and the path's duplicates leave it out.
+                        if kind == ResponseKind::ForTracker {
+                            tracker.lock().expect("tracker lock").on_response(h.seq, t);
+                        }
                         if let Some(tx) = &answered {
                             let _ = tx.send(h.seq);
                         }
@@ -122,6 +149,15 @@ impl Drop for Receiving {
     }
 }
 
+/// The shared value, once the receive task that shared it has ended.
+fn unshare<T>(shared: Shared<T>) -> T {
+    Arc::try_unwrap(shared)
+        .ok()
+        .expect("the receive task has ended")
+        .into_inner()
+        .expect("lock")
+}
+
 fn into_outcome(
     tracker: Shared<RrTracker>,
     log: Shared<ErrorLog>,
@@ -131,11 +167,7 @@ fn into_outcome(
     measured_end_ns: u64,
     unsent: u64,
 ) -> RrOutcome {
-    let tracker = Arc::try_unwrap(tracker)
-        .ok()
-        .expect("the receive task has ended")
-        .into_inner()
-        .expect("tracker lock");
+    let tracker = unshare(tracker);
     let errors = std::mem::take(&mut *log.lock().expect("log lock"));
     RrOutcome {
         totals: tracker.finish(),
@@ -145,7 +177,33 @@ fn into_outcome(
         measured_start: wall_at(measured_start_ns),
         measured_ns: measured_end_ns.saturating_sub(measured_start_ns),
         unsent,
+        sent_log: None,
     }
+}
+
+/// Sends every retry due by now; `Err` when a failed send ends the trial.
+async fn send_due_retries<S: RequestSink>(
+    book: &Shared<RetryBook>,
+    sink: &mut S,
+    token: TrialToken,
+    log: &Shared<ErrorLog>,
+) -> Result<(), ()> {
+    let due = book.lock().expect("retry book lock").take_due(mono_now_ns());
+    for r in due {
+        let request = MessageHeader::request(token, 0, r.seq, r.intended_ns).retry(r.attempt);
+        if let Err(e) = sink.send(request).await {
+            log.lock().expect("log lock").note("send (retry)", &e);
+            if S::FATAL_ERRORS {
+                return Err(());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// When the next retry is due, if there is a book and a retry in it.
+fn next_retry(book: Option<&Shared<RetryBook>>) -> Option<u64> {
+    book.and_then(|b| b.lock().expect("retry book lock").next_due())
 }
 
 async fn open_loop<S: RequestSink, R: ResponseSource>(
@@ -163,9 +221,12 @@ async fn open_loop<S: RequestSink, R: ResponseSource>(
         tracker = tracker.keep_samples();
     }
     let tracker = Arc::new(Mutex::new(tracker));
+    let book = plan
+        .retry
+        .map(|policy| Arc::new(Mutex::new(RetryBook::new(policy, timeout_ns))));
     let log = Arc::new(Mutex::new(ErrorLog::default()));
     let mut pacer = Pacer::new()?;
-    let receiving = Receiving::spawn(source, tracker.clone(), log.clone(), None);
+    let receiving = Receiving::spawn(source, tracker.clone(), book.clone(), log.clone(), None);
 
     let t0 = mono_now_ns() + START_LEAD_NS;
     let schedule = OpenLoopSchedule::new(t0, rate, plan.warmup, plan.duration);
@@ -176,8 +237,17 @@ async fn open_loop<S: RequestSink, R: ResponseSource>(
     let mut requests_total = 0;
     let mut cut_short = false;
     let mut unsent = 0;
-    for i in 0..schedule.total() {
+    'schedule: for i in 0..schedule.total() {
         let intended = schedule.intended_ns(i);
+        // Retries due before this request go out at their own times.
+        while let Some(due) = next_retry(book.as_ref()).filter(|&due| due < intended) {
+            pacer.wait_until(due).await?;
+            let book = book.as_ref().expect("a retry is due");
+            if send_due_retries(book, &mut sink, plan.token, &log).await.is_err() {
+                cut_short = true;
+                break 'schedule;
+            }
+        }
         pacer.wait_until(intended).await?;
         let actual = mono_now_ns();
         // So far behind that the window is over: the rest are never sent.
@@ -189,6 +259,9 @@ async fn open_loop<S: RequestSink, R: ResponseSource>(
             let mut t = tracker.lock().expect("tracker lock");
             t.expire(actual);
             t.on_sent(i, intended, actual, schedule.is_measured(i));
+        }
+        if let Some(book) = &book {
+            book.lock().expect("retry book lock").on_sent(i, intended);
         }
         requests_total += 1;
         if let Err(e) = sink
@@ -228,10 +301,17 @@ async fn open_loop<S: RequestSink, R: ResponseSource>(
         if now >= deadline || receiving.has_ended() {
             break;
         }
-        tokio::time::sleep(Duration::from_millis(1)).await;
+        // The last requests' retries fall due here too.
+        if let Some(book) = &book {
+            if send_due_retries(book, &mut sink, plan.token, &log).await.is_err() {
+                break;
+            }
+        }
+        let wake = next_retry(book.as_ref()).map_or(now + 1_000_000, |due| due.clamp(now, now + 1_000_000));
+        tokio::time::sleep(Duration::from_nanos(wake - now)).await;
     }
     receiving.stop().await;
-    Ok(into_outcome(
+    let mut outcome = into_outcome(
         tracker,
         log,
         requests_total,
@@ -239,7 +319,16 @@ async fn open_loop<S: RequestSink, R: ResponseSource>(
         measured_start,
         measured_end,
         unsent,
-    ))
+    );
+    outcome.sent_log = book.map(|book| {
+        let book = unshare(book);
+        SentLog {
+            sends: requests_total + book.retries_sent(),
+            fates: book.finish(),
+            first_measured: schedule.warmup_count(),
+        }
+    });
+    Ok(outcome)
 }
 
 async fn closed_loop<S: RequestSink, R: ResponseSource>(
@@ -251,7 +340,7 @@ async fn closed_loop<S: RequestSink, R: ResponseSource>(
     let tracker = Arc::new(Mutex::new(RrTracker::new(timeout_ns, false)));
     let log = Arc::new(Mutex::new(ErrorLog::default()));
     let (tx, mut answered) = mpsc::unbounded_channel();
-    let receiving = Receiving::spawn(source, tracker.clone(), log.clone(), Some(tx));
+    let receiving = Receiving::spawn(source, tracker.clone(), None, log.clone(), Some(tx));
     let start = mono_now_ns();
     let warm_end = start + plan.warmup.as_nanos() as u64;
     plan.announce_window(warm_end);
@@ -315,6 +404,9 @@ mod tests {
     struct Memory {
         answers: mpsc::UnboundedSender<MessageHeader>,
         cost: Duration,
+        /// Loses the responses to every request's first send (a one-way
+        /// partition of the first answers).
+        lose_first_answers: bool,
     }
 
     struct Answers(mpsc::UnboundedReceiver<MessageHeader>);
@@ -325,7 +417,9 @@ mod tests {
         async fn send(&mut self, header: MessageHeader) -> io::Result<()> {
             // Blocking on purpose: the cost is the pacer's own thread's.
             std::thread::sleep(self.cost);
-            let _ = self.answers.send(header);
+            if !(self.lose_first_answers && header.attempt == 0) {
+                let _ = self.answers.send(header);
+            }
             Ok(())
         }
     }
@@ -338,6 +432,15 @@ mod tests {
     }
 
     async fn run_with(rate: f64, duration_ms: u64, cost: Duration) -> (RrOutcome, Duration) {
+        run_plan(rate, duration_ms, cost, None).await
+    }
+
+    async fn run_plan(
+        rate: f64,
+        duration_ms: u64,
+        cost: Duration,
+        retry: Option<RetryPolicy>,
+    ) -> (RrOutcome, Duration) {
         let (tx, rx) = mpsc::unbounded_channel();
         let plan = RrPlan {
             rate: Some(rate),
@@ -348,11 +451,15 @@ mod tests {
             keep_samples: false,
             token: TrialToken::from_bytes(*b"trial-42"),
             window_opens: None,
+            retry,
         };
         let start = std::time::Instant::now();
-        let outcome = run(plan, Memory { answers: tx, cost }, Answers(rx))
-            .await
-            .unwrap();
+        let memory = Memory {
+            answers: tx,
+            cost,
+            lose_first_answers: retry.is_some(),
+        };
+        let outcome = run(plan, memory, Answers(rx)).await.unwrap();
         (outcome, start.elapsed())
     }
 
@@ -362,6 +469,29 @@ mod tests {
         let c = &o.totals.counters;
         assert_eq!((c.sent, c.received, o.unsent), (200, 200, 0));
         assert_eq!(o.measured_ns, 200_000_000);
+    }
+
+    #[tokio::test]
+    async fn a_retry_answers_what_the_first_send_could_not_and_latency_counts_from_the_first() {
+        let policy = RetryPolicy::Timeout {
+            timeout: Duration::from_millis(20),
+            max_retries: 2,
+        };
+        let (o, _) = run_plan(1000.0, 100, Duration::ZERO, Some(policy)).await;
+        let c = &o.totals.counters;
+        assert_eq!((c.sent, c.received, c.lost, c.duplicates), (100, 100, 0, 0));
+        let sent = o.sent_log.expect("a retry policy keeps the sent log");
+        assert_eq!(sent.first_measured, 0);
+        assert_eq!(sent.fates.len(), 100);
+        // Each request's first retry is answered at once: no second one.
+        assert!(sent
+            .fates
+            .iter()
+            .all(|f| f.retries == 1 && f.responses_to_retries() == 1));
+        assert_eq!(sent.sends, 200);
+        // Answered by a retry due 20 ms after the intended time: the
+        // round trip counts from the intended time, not the retry's.
+        assert!(o.totals.lat.min() >= 19_000_000, "{}", o.totals.lat.min());
     }
 
     #[tokio::test]

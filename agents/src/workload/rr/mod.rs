@@ -4,13 +4,18 @@
 
 pub mod engine;
 
-use anyhow::Context;
+use anyhow::{bail, Context};
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Mutex;
+use std::time::Duration;
 use tokio::net::UdpSocket;
 use transbench_reports::{LatencyKind, LatencySummary, TrialResult};
-use transbench_wire::{Carrier, ControlMsg, QuicStreamMode, ReceiverReport, TrialSetup, WorkloadSetup};
+use transbench_wire::processed::{self, IdCounts, IDS_PER_FRAME};
+use transbench_wire::{
+    Carrier, ControlMsg, QuicStreamMode, ReceiverDelivery, ReceiverReport, TrialSetup, WorkloadSetup,
+};
 
-use super::records::{DatagramTally, NoRecords, TrialRecords};
+use super::records::{DatagramTally, NoRecords, TrialRecords, Waiting};
 use super::TrialServer;
 use crate::clock::thread_cpu_ns;
 use crate::control_io::ControlChannel;
@@ -18,6 +23,7 @@ use crate::dataplane::listen::{self, ServerTls};
 use crate::dataplane::quic_dgram::{self, DatagramLedger};
 use crate::dataplane::{quic, stream, udp, RequestSink, ResponseSource};
 use crate::dataplane::{ServeCounters, TrialPeer};
+use crate::measure::delivery::{self, ProcessLog};
 use crate::schedule;
 use crate::session;
 use crate::spec::{RrSpec, TrialSpec};
@@ -26,22 +32,45 @@ use engine::{RrOutcome, RrPlan};
 use std::sync::Arc;
 use tokio::task::JoinSet;
 
+/// Counting delivery, the longest the receiver waits after Stop for the
+/// trial's sends to arrive (what is in flight when the sender stops): a
+/// loss timeout, at most this. On a path that loses requests it waits all
+/// of it.
+const SETTLE: Duration = Duration::from_secs(1);
+
+/// What the receiver handed back of a trial: its report, and counting
+/// delivery its counts per request id.
+struct Heard {
+    report: ReceiverReport,
+    processed: Vec<IdCounts>,
+}
+
 async fn drive<S: RequestSink, R: ResponseSource>(
     ctl: &mut ControlChannel,
     plan: RrPlan,
     sink: S,
     source: R,
-) -> anyhow::Result<(RrOutcome, ReceiverReport)> {
+) -> anyhow::Result<(RrOutcome, Heard)> {
     ctl.send(&ControlMsg::Start).await?;
     let limit = schedule::data_plane_limit(plan.warmup, plan.duration, plan.loss_timeout);
+    // Counting delivery: the receiver waits for every send to arrive.
+    let settle = plan.loss_timeout.min(SETTLE);
     let outcome = session::while_receiver_quiet(ctl, limit, engine::run(plan, sink, source)).await?;
+    let (expect, drain) = match &outcome.sent_log {
+        Some(sent) => (Some(sent.sends), settle),
+        None => (None, Duration::ZERO),
+    };
     ctl.send(&ControlMsg::Stop {
-        expect: None,
-        wait_ns: 0,
+        expect,
+        wait_ns: drain.as_nanos() as u64,
     })
     .await?;
-    let report = session::collect(ctl, std::time::Duration::ZERO).await?.report;
-    Ok((outcome, report))
+    let collected = session::collect(ctl, drain).await?;
+    let heard = Heard {
+        report: collected.report,
+        processed: collected.processed,
+    };
+    Ok((outcome, heard))
 }
 
 /// The receiver's side: answers every request with a response of the
@@ -54,7 +83,19 @@ pub async fn serve(
     peer: TrialPeer,
 ) -> anyhow::Result<TrialServer> {
     let size = setup.size as usize;
-    let counters = Arc::new(ServeCounters::default());
+    let process_log = match (&setup.workload, tracked_ids(setup)) {
+        (
+            WorkloadSetup::Rr {
+                delivery: Some(d), ..
+            },
+            Some(ids),
+        ) => Some(Arc::new(Mutex::new(ProcessLog::new(ids, d.idempotency_keys)))),
+        _ => None,
+    };
+    let counters = Arc::new(match &process_log {
+        Some(log) => ServeCounters::counting_delivery(log.clone()),
+        None => ServeCounters::default(),
+    });
     let mut tasks = JoinSet::new();
     let mut quic_endpoint = None;
     let mut records: Box<dyn TrialRecords> = Box::new(NoRecords);
@@ -97,6 +138,9 @@ pub async fn serve(
             data_port
         }
     };
+    if let Some(log) = process_log {
+        records = Box::new(ProcessedRecords { log, inner: records });
+    }
     Ok(TrialServer {
         tasks,
         counters,
@@ -106,6 +150,79 @@ pub async fn serve(
         data_port,
         token: peer.token,
     })
+}
+
+/// Ids beyond a trial's scheduled requests a receiver counting delivery
+/// still counts one by one: the sender's schedule and the setup's
+/// `messages` round the same window apart.
+pub const ID_MARGIN: u64 = 16;
+
+/// Request ids a receiver counting delivery for `setup` counts one by
+/// one (and reserves 3 bytes each for): the trial's scheduled requests,
+/// at most [`crate::spec::MAX_MESSAGES`], and a margin; `None` when it
+/// counts none.
+pub fn tracked_ids(setup: &TrialSetup) -> Option<usize> {
+    match setup.workload {
+        WorkloadSetup::Rr {
+            delivery: Some(_), ..
+        } => {
+            let scheduled = setup.plan.messages.unwrap_or(0).min(crate::spec::MAX_MESSAGES);
+            Some((scheduled + ID_MARGIN) as usize)
+        }
+        _ => None,
+    }
+}
+
+/// rr counting delivery: the receiver's per-id counts, sent in
+/// `Processed` frames after Stop (with whatever the transport records
+/// besides, `inner`).
+struct ProcessedRecords {
+    log: Arc<Mutex<ProcessLog>>,
+    inner: Box<dyn TrialRecords>,
+}
+
+impl TrialRecords for ProcessedRecords {
+    fn start(&mut self) {
+        self.inner.start();
+    }
+
+    /// Waits until `expect` sends (first sends and retries) have arrived.
+    fn await_done(&self, expect: u64, wait: Duration) -> Waiting<'_> {
+        let log = self.log.clone();
+        Box::pin(async move {
+            let deadline = tokio::time::Instant::now() + wait;
+            while log.lock().expect("process log lock").arrivals() < expect
+                && tokio::time::Instant::now() < deadline
+            {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        })
+    }
+
+    fn stop(&mut self) {
+        self.inner.stop();
+    }
+
+    fn finish(self: Box<Self>, report: &mut ReceiverReport) -> Vec<ControlMsg> {
+        let log = self.log.lock().expect("process log lock");
+        report.delivery = Some(ReceiverDelivery {
+            tracked_ids: log.tracked(),
+            beyond_ids: log.beyond_ids(),
+            idempotency_keys: log.idempotency_keys(),
+        });
+        let mut frames: Vec<ControlMsg> = log
+            .counts()
+            .chunks(IDS_PER_FRAME)
+            .enumerate()
+            .map(|(i, batch)| ControlMsg::Processed {
+                first: (i * IDS_PER_FRAME) as u64,
+                counts: processed::encode(batch),
+            })
+            .collect();
+        drop(log);
+        frames.extend(self.inner.finish(report));
+        frames
+    }
 }
 
 /// Runs one request/response trial on an authenticated control session.
@@ -141,13 +258,14 @@ pub async fn run_keeping_samples(
         keep_samples,
         token,
         window_opens: spec.window_opens.clone(),
+        retry: rr.counts_delivery().then(|| rr.retry_policy()),
     };
     let caps = spec.transport.capabilities();
     let mut trial_setup = spec.setup();
     let mut tcp_congestion = None;
     let mut datagrams = None;
     let cpu_start = thread_cpu_ns();
-    let (mut outcome, report) = match caps.carrier {
+    let (mut outcome, heard) = match caps.carrier {
         Carrier::Udp => {
             let sock = UdpSocket::bind((local_ip, 0))
                 .await
@@ -155,6 +273,7 @@ pub async fn run_keeping_samples(
             trial_setup.workload = WorkloadSetup::Rr {
                 udp_peer_port: Some(sock.local_addr()?.port()),
                 quic_stream: rr.quic_stream,
+                delivery: rr.delivery_counting(),
             };
             let admitted = session::setup(&mut ctl, trial_setup).await?;
             sock.connect((peer_ip, admitted.data_port)).await?;
@@ -209,12 +328,12 @@ pub async fn run_keeping_samples(
                 }
                 QuicStreamMode::PerRequest => {
                     let (sink, source, stream_errors) = quic::per_request_client(conn.clone(), spec.size);
-                    let (mut outcome, report) = drive(&mut ctl, plan(admitted.token), sink, source).await?;
+                    let (mut outcome, heard) = drive(&mut ctl, plan(admitted.token), sink, source).await?;
                     // Taken before the close below: streams it cuts were
                     // already counted lost, and are no transport error.
                     let failed = std::mem::take(&mut *stream_errors.lock().expect("error log lock"));
                     outcome.errors.merge(failed);
-                    (outcome, report)
+                    (outcome, heard)
                 }
                 QuicStreamMode::Single => {
                     let (send, recv) = conn.open_bi().await.context("opening the QUIC stream")?;
@@ -228,8 +347,27 @@ pub async fn run_keeping_samples(
     };
     let cpu_ns = thread_cpu_ns().saturating_sub(cpu_start);
     let samples = outcome.totals.samples.take().unwrap_or_default();
+    let sent_log = outcome.sent_log.take();
+    let Heard { report, processed } = heard;
+    let delivery = match sent_log {
+        Some(sent) => {
+            let Some(counted) = report.delivery else {
+                bail!("receiver broke the protocol: no delivery counts for a trial that asked for them");
+            };
+            Some(delivery::account(
+                rr.retry_policy(),
+                counted.idempotency_keys,
+                &sent.fates,
+                sent.first_measured,
+                &processed,
+                counted.beyond_ids,
+            ))
+        }
+        None => None,
+    };
     let mut result = build_result(spec, addr, id, outcome, report, cpu_ns, tcp_congestion)?;
     result.quic_datagrams = datagrams;
+    result.delivery = delivery;
     Ok((result, samples))
 }
 
