@@ -16,11 +16,15 @@
 //!   whether one-way delays it corrects can be reported;
 //! - [`failure_detector`]: a fixed timeout and the φ accrual detector over
 //!   heartbeat arrivals, their detection time against false suspicions,
-//!   and the normal-model theory to set beside them.
+//!   and the normal-model theory to set beside them;
+//! - [`heartbeat`]: what a heartbeat monitor finds over one run: both
+//!   detectors replayed over the arrivals, false suspicions of the live
+//!   peer and detection of a silent one, each beside its theory.
 
 pub mod bulk;
 pub mod churn;
 pub mod clock_offset;
 pub mod failure_detector;
+pub mod heartbeat;
 pub mod hol;
 pub mod seq;
