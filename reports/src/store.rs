@@ -188,6 +188,7 @@ pub(crate) mod tests {
             churn: None,
             bulk: None,
             load: None,
+            heartbeat: None,
             quic_datagrams: None,
             cell: None,
             repetition: None,
