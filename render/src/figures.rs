@@ -1433,14 +1433,20 @@ fn detector_trade_off(cells: &[&CellTrials]) -> Option<Chart> {
                 }
                 line.sort_by(|a, b| a.1.total_cmp(&b.1));
                 let color = transport_color(c.transport);
+                // The legend shows the detector's shape where it has one.
+                let label = format!("{} {name}", c.transport);
                 series.push(Series {
-                    label: format!("{} {name}", c.transport),
+                    label: if seen.is_empty() {
+                        label.clone()
+                    } else {
+                        String::new()
+                    },
                     color,
                     mark: Mark::Line(line),
                 });
                 if !seen.is_empty() {
                     series.push(Series {
-                        label: String::new(),
+                        label,
                         color,
                         mark: Mark::Points(seen, shape),
                     });
