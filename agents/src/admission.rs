@@ -251,7 +251,7 @@ pub fn record_cap(setup: &TrialSetup) -> usize {
 pub fn most_open(setup: &TrialSetup) -> usize {
     const SLACK: usize = 4;
     match setup.workload {
-        WorkloadSetup::Rr { .. } | WorkloadSetup::Stream {} => 1 + SLACK,
+        WorkloadSetup::Rr { .. } | WorkloadSetup::Stream {} | WorkloadSetup::Heartbeat {} => 1 + SLACK,
         WorkloadSetup::Multistream { streams, .. } => streams as usize + SLACK,
         WorkloadSetup::Churn { max_inflight, .. } | WorkloadSetup::Handshake { max_inflight, .. } => {
             2 * max_inflight as usize + SLACK
@@ -274,7 +274,9 @@ pub fn trial_bytes(setup: &TrialSetup) -> u64 {
         WorkloadSetup::Multistream { streams, .. } => {
             record_cap(setup) as u64 * RECORD_BYTES + u64::from(streams) * per_connection
         }
-        WorkloadSetup::Stream {} => record_cap(setup) as u64 * RECORD_BYTES + per_connection,
+        WorkloadSetup::Stream {} | WorkloadSetup::Heartbeat {} => {
+            record_cap(setup) as u64 * RECORD_BYTES + per_connection
+        }
         // Each flow's bins and read buffer; nothing grows with the bytes.
         WorkloadSetup::Bulk { flows, direction, .. } => {
             let bins = crate::workload::bulk::bins(setup) as u64 * 8;

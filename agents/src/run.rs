@@ -831,7 +831,7 @@ pub(crate) async fn run_phase(
                         b.down_link = Some(shape(&p.reverse));
                     }
                 }
-                WorkloadSpec::Rr(_) | WorkloadSpec::Stream(_) => {}
+                WorkloadSpec::Rr(_) | WorkloadSpec::Stream(_) | WorkloadSpec::Heartbeat(_) => {}
             }
             let before = link.as_ref().map(|(bed, _)| bed.link_stats());
             let ran = workload::run_trial(target.addr, target.secret.as_ref(), &spec, id.clone()).await;

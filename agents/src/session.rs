@@ -360,6 +360,10 @@ pub fn verdict(
         // Paced by the transport: no schedule to miss, but a load's probe has one.
         Workload::Bulk => ("writes", ""),
         Workload::Load => ("probe requests", "lower --probe-rate, or raise --max-send-lag"),
+        Workload::Heartbeat => (
+            "heartbeats",
+            "a longer --heartbeat-interval, or raise --max-send-lag",
+        ),
     };
     if rate.is_some() && send_lag.p99 > lag_bound {
         missed.push(format!(

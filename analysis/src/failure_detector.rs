@@ -40,6 +40,7 @@
 use std::collections::VecDeque;
 use std::f64::consts::{LN_10, LN_2};
 
+use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 /// Intervals a φ detector's window holds unless told: Akka's
@@ -106,7 +107,7 @@ impl FixedTimeoutDetector {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PhiAccrualConfig {
     /// Intervals the model is taken from: the latest this many.
     pub window: usize,

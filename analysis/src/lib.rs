@@ -21,11 +21,15 @@
 //!   backoff predict (first answer after the heal, time to give up), and
 //!   what a per-request log shows (time to detect, first answer, rate
 //!   restored, delayed and lost requests, a timeline).
+//! - [`heartbeat`]: what a heartbeat monitor finds over one run: both
+//!   detectors replayed over the arrivals, false suspicions of the live
+//!   peer and detection of a silent one, each beside its theory.
 
 pub mod bulk;
 pub mod churn;
 pub mod clock_offset;
 pub mod failure_detector;
+pub mod heartbeat;
 pub mod hol;
 pub mod recovery;
 pub mod seq;

@@ -5,8 +5,11 @@ use base64::Engine;
 use hdrhistogram::Histogram;
 use std::collections::BTreeMap;
 use transbench_analysis::recovery::theory::{recovery_curve, GiveUp, TimerModel};
+use transbench_reports::schema::{Detector, SettingOutcome};
 use transbench_reports::stats::median;
-use transbench_reports::{new_histogram, FlowMetrics, LatencyKind, RunResults, TrialResult};
+use transbench_reports::{
+    new_histogram, FlowMetrics, HeartbeatMetrics, LatencyKind, RunResults, TrialResult,
+};
 use transbench_wire::{BulkDirection, Transport, Workload};
 
 use crate::cells::{cells, slug, transport_color, CellTrials};
@@ -15,7 +18,7 @@ use crate::chart::{Axis, Bar, BoxStat, Chart, HeatCell, Mark, Panel, Scale, Seri
 const MS: f64 = 1e6;
 
 /// Every chart's file name starts with its kind.
-pub const KINDS: [&str; 11] = [
+pub const KINDS: [&str; 12] = [
     "latency-vs-loss-",
     "spectrum-",
     "ontime-",
@@ -27,6 +30,7 @@ pub const KINDS: [&str; 11] = [
     "flows-over-time-",
     "under-load-",
     "goodput-vs-loss-",
+    "detector-trade-off",
 ];
 
 /// Every chart the results support, in the report's order.
@@ -47,7 +51,8 @@ pub fn charts(results: &RunResults) -> Vec<Chart> {
             out.extend(latency_vs_loss(workload, tag, &on));
         }
         out.extend(spectrum(workload, &of));
-        if !workload.is_churn() {
+        // Heartbeats are few and small: no deadline or goodput to speak of.
+        if !workload.is_churn() && workload != Workload::Heartbeat {
             out.extend(ontime(workload, &of));
             out.extend(goodput_vs_p95(workload, &of));
         }
@@ -89,6 +94,11 @@ pub fn charts(results: &RunResults) -> Vec<Chart> {
     for c in cells.iter().filter(|c| c.workload == Workload::Load) {
         out.extend(under_load(c));
     }
+    let heartbeat: Vec<&CellTrials> = cells
+        .iter()
+        .filter(|c| c.workload == Workload::Heartbeat)
+        .collect();
+    out.extend(detector_trade_off(&heartbeat));
     out
 }
 
@@ -1536,6 +1546,126 @@ fn densified(points: &[(f64, f64)], step: f64) -> Vec<(f64, f64)> {
         }
     }
     out
+}
+
+/// The detectors' trade-off: detection time against false suspicions
+/// per hour, a line per transport and detector through one point per
+/// setting (the medians over a cell's trials), a panel per profile. A
+/// setting that made no false suspicion is drawn, as a cross, at the
+/// rate one would have made: its rate lies below it.
+fn detector_trade_off(cells: &[&CellTrials]) -> Option<Chart> {
+    fn heartbeats<'a>(c: &CellTrials<'a>) -> Vec<&'a HeartbeatMetrics> {
+        c.trials.iter().filter_map(|t| t.heartbeat.as_ref()).collect()
+    }
+    let all: Vec<&HeartbeatMetrics> = cells.iter().flat_map(|c| heartbeats(c)).collect();
+    if all.is_empty() {
+        return None;
+    }
+    // After the failure where every trial had one, else after the last
+    // heartbeat (what a failure right after it would take).
+    let after_failure = all.iter().all(|h| h.fail_at_ns.is_some());
+    let mut panels = Vec::new();
+    for (profile, _) in profiles(cells) {
+        let mut series = Vec::new();
+        let mut cells_here: Vec<&&CellTrials> = cells.iter().filter(|c| c.profile == profile).collect();
+        cells_here.sort_by_key(|c| transport_color(c.transport));
+        for c in cells_here {
+            let trials = heartbeats(c);
+            let Some(first) = trials.first() else { continue };
+            for (phi, shape, name) in [(true, Shape::Circle, "φ"), (false, Shape::Square, "timeout")] {
+                let mut seen = Vec::new();
+                let mut none_seen = Vec::new();
+                for (i, setting) in first.monitor.settings.iter().enumerate() {
+                    if matches!(setting.detector, Detector::Phi { .. }) != phi {
+                        continue;
+                    }
+                    let of = |f: &dyn Fn(&SettingOutcome, &HeartbeatMetrics) -> Option<f64>| {
+                        let v: Vec<f64> = trials
+                            .iter()
+                            .filter_map(|h| f(h.monitor.settings.get(i)?, h))
+                            .collect();
+                        (!v.is_empty()).then(|| median(&v))
+                    };
+                    let detection = of(&|s, _| {
+                        let ns = match after_failure {
+                            true => s.detection_after_silence_ns,
+                            false => s.detection_after_last_arrival_ns,
+                        };
+                        ns.map(|v| v as f64 / MS)
+                    });
+                    let per_hour = of(&|s, _| s.false_suspicions_per_hour);
+                    let one_per_hour =
+                        of(&|_, h| (h.monitor.alive_ns > 0).then(|| 3.6e12 / h.monitor.alive_ns as f64));
+                    match (detection, per_hour, one_per_hour) {
+                        (Some(y), Some(x), _) if x > 0.0 => seen.push((x, y)),
+                        (Some(y), _, Some(bound)) => none_seen.push((bound, y)),
+                        _ => {}
+                    }
+                }
+                let mut line: Vec<(f64, f64)> = seen.iter().chain(&none_seen).copied().collect();
+                if line.is_empty() {
+                    continue;
+                }
+                line.sort_by(|a, b| a.1.total_cmp(&b.1));
+                let color = transport_color(c.transport);
+                // The legend shows the detector's shape where it has one.
+                let label = format!("{} {name}", c.transport);
+                series.push(Series {
+                    label: if seen.is_empty() {
+                        label.clone()
+                    } else {
+                        String::new()
+                    },
+                    color,
+                    mark: Mark::Line(line),
+                });
+                if !seen.is_empty() {
+                    series.push(Series {
+                        label,
+                        color,
+                        mark: Mark::Points(seen, shape),
+                    });
+                }
+                if !none_seen.is_empty() {
+                    series.push(Series {
+                        label: String::new(),
+                        color,
+                        mark: Mark::Points(none_seen, Shape::Cross),
+                    });
+                }
+            }
+        }
+        if !series.is_empty() {
+            panels.push(Panel {
+                title: profile.clone(),
+                x: Axis::new("false suspicions per hour of the live peer", Scale::Log),
+                y: Axis::new(
+                    if after_failure {
+                        "detection time after the failure (ms)"
+                    } else {
+                        "detection time after the last heartbeat (ms)"
+                    },
+                    Scale::Linear,
+                )
+                .including(&[0.0]),
+                series,
+            });
+        }
+    }
+    if panels.is_empty() {
+        return None;
+    }
+    let columns = panels.len().min(2);
+    Some(Chart {
+        slug: "detector-trade-off".into(),
+        title: "heartbeat: failure detectors, detection time against false suspicions".into(),
+        caption: caption(
+            "One point per setting (φ threshold, circles; fixed timeout, squares), the medians over a cell's trials; the lower left is better. Crosses: settings that made no false suspicion, drawn at the rate one would have made in the time watched (the rate lies below). Colour: transport.",
+            cells,
+        ),
+        panels,
+        columns,
+    })
 }
 
 #[cfg(test)]

@@ -162,6 +162,7 @@ fn tables_of(attempts: &RunResults, results: &RunResults) -> Vec<Table> {
         tables::churn(&cells),
         tables::bulk(&cells),
         tables::load(&cells),
+        tables::heartbeat(&cells),
     ]
     .into_iter()
     .flatten()

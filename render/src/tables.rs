@@ -1,5 +1,6 @@
 //! The report's tables, once, for both Markdown and HTML.
 
+use transbench_reports::schema::{Detector, SettingOutcome};
 use transbench_reports::stats::median;
 use transbench_reports::{human_ns, DirectionGoodput, RunResults, TrialResult};
 use transbench_wire::BulkDirection;
@@ -385,6 +386,98 @@ pub fn delivery(cells: &[CellTrials]) -> Option<Table> {
         .to_vec(),
         rows,
     })
+}
+
+/// The failure detectors per cell: a row per setting, medians over the
+/// cell's trials, each beside the normal model's theory.
+pub fn heartbeat(cells: &[CellTrials]) -> Option<Table> {
+    let mut rows = Vec::new();
+    let after_failure = cells
+        .iter()
+        .flat_map(|c| &c.trials)
+        .filter_map(|t| t.heartbeat.as_ref())
+        .all(|h| h.fail_at_ns.is_some());
+    for c in cells {
+        let trials: Vec<&transbench_reports::HeartbeatMetrics> =
+            c.trials.iter().filter_map(|t| t.heartbeat.as_ref()).collect();
+        let Some(first) = trials.first() else { continue };
+        for (i, setting) in first.monitor.settings.iter().enumerate() {
+            let of = |f: &dyn Fn(&SettingOutcome) -> Option<f64>| {
+                median_of(
+                    trials
+                        .iter()
+                        .filter_map(|h| f(h.monitor.settings.get(i)?))
+                        .collect(),
+                )
+            };
+            let rate = |v: Option<f64>| match v {
+                None => "-".into(),
+                Some(0.0) => "0".into(),
+                Some(v) => format!("{v:.3e}"),
+            };
+            let count: u64 = trials
+                .iter()
+                .filter_map(|h| h.monitor.settings.get(i))
+                .map(|s| s.false_suspicions)
+                .sum();
+            let watched: u64 = trials
+                .iter()
+                .filter_map(|h| h.monitor.settings.get(i))
+                .map(|s| s.intervals_watched)
+                .sum();
+            let mut row = vec![
+                c.id.clone(),
+                match setting.detector {
+                    Detector::Phi { threshold } => format!("φ > {threshold}"),
+                    Detector::FixedTimeout { timeout_ns } => format!("timeout {}", human_ns(timeout_ns)),
+                },
+                format!("{count} of {watched}"),
+                rate(of(&|s| s.false_suspicions_per_interval)),
+                rate(of(&|s| s.expected_per_interval)),
+                of(&|s| s.false_suspicions_per_hour).map_or("-".into(), |v| format!("{v:.1}")),
+                ns(of(&|s| s.detection_after_last_arrival_ns.map(|v| v as f64))),
+                ns(of(&|s| s.expected_detection_ns.map(|v| v as f64))),
+            ];
+            if after_failure {
+                row.push(
+                    of(&|s| s.detection_after_silence_ns.map(|v| v as f64)).map_or("-".into(), signed_ns),
+                );
+            }
+            rows.push(row);
+        }
+    }
+    let mut headers: Vec<String> = [
+        "cell",
+        "detector",
+        "false suspicions",
+        "per interval",
+        "theory",
+        "per hour",
+        "detection",
+        "theory",
+    ]
+    .map(String::from)
+    .to_vec();
+    if after_failure {
+        headers.push("after the failure".into());
+    }
+    (!rows.is_empty()).then(|| Table {
+        title: "Failure detectors".into(),
+        note: format!(
+            "Each setting replayed over the heartbeats' arrivals at the monitor. False suspicions: intervals of the live peer during which the detector suspected it, summed over the cell's trials; per interval and per hour, medians over its trials, beside the normal model's chance per interval (φ: for independent normal intervals and the window in use; timeout: from the intervals' mean and deviation). Detection: how long after the last heartbeat's arrival the detector suspects a peer that sends no more, beside the normal model of all the intervals (the timeout itself for a fixed one){}.",
+            if after_failure { "; after the failure: from the moment the sender fell silent (--fail-at) to the suspicion, what the application waits" } else { "" }
+        ),
+        headers,
+        rows,
+    })
+}
+
+/// A time that may be negative (a detection before the failure's moment).
+fn signed_ns(v: f64) -> String {
+    match v < 0.0 {
+        true => format!("-{}", human_ns(-v as u64)),
+        false => human_ns(v as u64),
+    }
 }
 
 /// Connection churn and setup per cell.

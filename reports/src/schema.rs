@@ -10,6 +10,8 @@ use transbench_wire::{BulkDirection, CloseMode, DatagramCounts, ReceiverReport, 
 pub use transbench_wire::{HostInfo, InterfaceInfo};
 
 use crate::hist::LatencySummary;
+pub use transbench_analysis::failure_detector::PhiAccrualConfig;
+pub use transbench_analysis::heartbeat::{Detector, MonitorOutcome, SettingOutcome};
 
 /// The schema this build writes. 1.1 added retried trials: a reader of
 /// 1 would take a superseded attempt for a trial of its own. 1.2 added the
@@ -321,6 +323,10 @@ pub struct TrialResult {
     /// sender sent and heard back; absent before schema 1.5.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub delivery: Option<DeliveryMetrics>,
+    /// Heartbeat: what the monitor's detectors made of the heartbeats'
+    /// arrivals.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub heartbeat: Option<HeartbeatMetrics>,
     /// `run SCENARIO`: the trial's cell (its id in `scenario.cells`) and
     /// which repetition of it this is (from 0).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -522,6 +528,27 @@ pub struct LoadMetrics {
     /// Every probe request: `[t_ns, rtt_ns]` by its intended time, the
     /// round trip `null` when it was lost.
     pub probe_samples: Vec<(u64, Option<u64>)>,
+}
+
+/// Failure detection (workload `heartbeat`; see `SCHEMA.md`): both
+/// detectors replayed over the heartbeats' arrivals at the receiver.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HeartbeatMetrics {
+    /// How often the sender sent a heartbeat, ns.
+    pub interval_ns: u64,
+    /// When, from the measured window's start, the sender fell silent;
+    /// absent when it never did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fail_at_ns: Option<u64>,
+    /// The φ detector's window, the intervals it models from, its floor on
+    /// the standard deviation and its acceptable pause.
+    pub phi_config: PhiAccrualConfig,
+    #[serde(flatten)]
+    pub monitor: MonitorOutcome,
+    /// Every measured heartbeat that arrived, `[seq, t_ns]`, in arrival
+    /// order: its number from the window's first, and when it arrived,
+    /// from the window's start.
+    pub arrival_times: Vec<(u64, u64)>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

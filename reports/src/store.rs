@@ -189,6 +189,7 @@ pub(crate) mod tests {
             bulk: None,
             load: None,
             delivery: None,
+            heartbeat: None,
             quic_datagrams: None,
             cell: None,
             repetition: None,

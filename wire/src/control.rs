@@ -67,10 +67,15 @@ pub enum Workload {
     /// The sender runs it as two trials, a bulk one and an rr one, so a
     /// receiver never sees this workload in a setup.
     Load,
+    /// Small numbered heartbeats one way at a fixed interval, to a
+    /// monitor that records when each arrived: how fast a fixed timeout
+    /// and the φ accrual detector suspect a peer that falls silent, and
+    /// how often they suspect a live one.
+    Heartbeat,
 }
 
 impl Workload {
-    pub const ALL: [Workload; 7] = [
+    pub const ALL: [Workload; 8] = [
         Workload::Rr,
         Workload::Multistream,
         Workload::Stream,
@@ -78,6 +83,7 @@ impl Workload {
         Workload::Handshake,
         Workload::Bulk,
         Workload::Load,
+        Workload::Heartbeat,
     ];
 
     pub fn name(self) -> &'static str {
@@ -89,6 +95,7 @@ impl Workload {
             Workload::Handshake => "handshake",
             Workload::Bulk => "bulk",
             Workload::Load => "load",
+            Workload::Heartbeat => "heartbeat",
         }
     }
 
@@ -116,6 +123,15 @@ impl Workload {
             Workload::Bulk | Workload::Load => {
                 caps.reliable && !caps.zero_rtt && matches!(caps.streams, Streams::Single | Streams::Native)
             }
+            // One flow, connection or stream of each carrier as an
+            // application's heartbeats use it: TLS adds nothing to when a
+            // heartbeat arrives over TCP, and QUIC's datagrams are not
+            // what its applications send heartbeats on.
+            Workload::Heartbeat => match caps.carrier {
+                Carrier::Udp => caps.streams == Streams::FlowPerStream,
+                Carrier::Tcp => caps.streams == Streams::Single && !caps.tls,
+                Carrier::Quic => caps.streams == Streams::Native && !caps.zero_rtt,
+            },
         }
     }
 
@@ -332,6 +348,9 @@ pub enum WorkloadSetup {
         /// Which way the flows carry their bytes.
         direction: BulkDirection,
     },
+    /// One flow (UDP), connection (TCP) or stream (QUIC) of heartbeats,
+    /// each a message whose delivery the receiver records.
+    Heartbeat {},
 }
 
 /// rr: what the receiver keeps per request id.
@@ -412,6 +431,7 @@ impl WorkloadSetup {
             WorkloadSetup::Churn { .. } => Workload::Churn,
             WorkloadSetup::Handshake { .. } => Workload::Handshake,
             WorkloadSetup::Bulk { .. } => Workload::Bulk,
+            WorkloadSetup::Heartbeat {} => Workload::Heartbeat,
         }
     }
 }
@@ -817,6 +837,15 @@ mod tests {
                     direction: BulkDirection::Both,
                 },
             }),
+            ControlMsg::Setup(TrialSetup {
+                transport: Transport::Udp,
+                size: 64,
+                tcp_congestion: None,
+                quic_congestion: None,
+                plan: PLAN,
+                reverse_impair: None,
+                workload: WorkloadSetup::Heartbeat {},
+            }),
             ControlMsg::FlowBins {
                 flow: 3,
                 first: 2000,
@@ -894,6 +923,7 @@ mod tests {
         assert_eq!(Workload::Stream.default_transports(), [Udp]);
         assert_eq!(runs(Workload::Bulk), [Tcp, TcpTls, Quic]);
         assert_eq!(runs(Workload::Load), [Tcp, TcpTls, Quic]);
+        assert_eq!(runs(Workload::Heartbeat), [Udp, Tcp, Quic]);
         for w in [Workload::Churn, Workload::Handshake] {
             assert_eq!(runs(w), [Tcp, TcpTls, Quic, Quic0Rtt]);
         }

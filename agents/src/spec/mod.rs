@@ -6,6 +6,7 @@
 
 pub mod bulk;
 pub mod churn;
+pub mod heartbeat;
 pub mod load;
 pub mod oneway;
 pub mod rr;
@@ -23,6 +24,7 @@ use crate::transport::{congestion, tls};
 
 pub use bulk::BulkSpec;
 pub use churn::{ChurnOptions, ChurnSpec};
+pub use heartbeat::HeartbeatSpec;
 pub use load::LoadSpec;
 pub use oneway::{HolInputs, MultistreamSpec, StreamSpec};
 pub use rr::RrSpec;
@@ -43,8 +45,12 @@ pub struct TrialArgs {
     /// transaction: TIME_WAIT, ports), handshake (the same, gently: time
     /// to first byte of each setup), bulk (--flows byte streams as fast
     /// as the transport takes them: goodput, fairness, TCP_INFO and
-    /// quinn's statistics) or load (bulk flows with a request/response
-    /// probe before, during and after them: the latency the load adds).
+    /// quinn's statistics), load (bulk flows with a request/response
+    /// probe before, during and after them: the latency the load adds) or
+    /// heartbeat (heartbeats one way to a monitor that runs a fixed
+    /// timeout and the φ accrual detector over them: false suspicions of
+    /// a live peer, and how soon a silent one is suspected; udp, tcp,
+    /// quic).
     #[arg(long, default_value = "rr")]
     pub workload: Workload,
     /// Offered rate, open-loop (each message has an intended send time fixed
@@ -107,6 +113,26 @@ pub struct TrialArgs {
     /// [default: 2s].
     #[arg(long, value_parser = humantime::parse_duration, value_name = "DURATION")]
     pub idle: Option<Duration>,
+    /// Heartbeat: one heartbeat every this long, open-loop, 1ms to 1h
+    /// [default: 100ms].
+    #[arg(long, value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub heartbeat_interval: Option<Duration>,
+    /// Heartbeat: the monitored peer fails silently this far into the
+    /// measured window: it sends no more heartbeats but keeps its socket
+    /// or connection open (a frozen process or a crashed host, not an
+    /// exit whose FIN or RST would tell the transport); the monitor's
+    /// detection time counts from here [default: it never fails].
+    #[arg(long, value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub fail_at: Option<Duration>,
+    /// Heartbeat: the φ thresholds the monitor replays the φ accrual
+    /// detector at, comma-separated [default: 1,2,3,4,6,8,12,16].
+    #[arg(long, value_delimiter = ',', value_name = "PHI,...")]
+    pub phi_thresholds: Option<Vec<f64>>,
+    /// Heartbeat: the fixed timeouts the monitor replays, comma-separated,
+    /// each in heartbeat intervals (3x) or a time (250ms) [default:
+    /// 1.5x,2x,3x,5x,10x].
+    #[arg(long, value_delimiter = ',', value_parser = heartbeat::parse_timeout, value_name = "TIMEOUT,...")]
+    pub timeouts: Option<Vec<heartbeat::TimeoutSetting>>,
     /// Measured time per trial (e.g. 3s, 500ms, 1m).
     #[arg(long, default_value = "3s", value_parser = humantime::parse_duration)]
     pub duration: Duration,
@@ -232,6 +258,10 @@ impl TrialArgs {
             (self.probe.is_some(), "--probe"),
             (self.probe_rate.is_some(), "--probe-rate"),
             (self.idle.is_some(), "--idle"),
+            (self.heartbeat_interval.is_some(), "--heartbeat-interval"),
+            (self.fail_at.is_some(), "--fail-at"),
+            (self.phi_thresholds.is_some(), "--phi-thresholds"),
+            (self.timeouts.is_some(), "--timeouts"),
         ]
         .into_iter()
         .filter_map(|(given, flag)| given.then_some(flag))
@@ -290,6 +320,7 @@ impl TrialArgs {
             Workload::Handshake => WorkloadSpec::Handshake(ChurnSpec::from_args(self, churn::HANDSHAKE_RATE)),
             Workload::Bulk => WorkloadSpec::Bulk(BulkSpec::from_args(self)),
             Workload::Load => WorkloadSpec::Load(LoadSpec::from_args(self)),
+            Workload::Heartbeat => WorkloadSpec::Heartbeat(HeartbeatSpec::from_args(self)),
         };
         Ok(TrialSpec {
             transport,
@@ -397,6 +428,9 @@ fn misplaced(flag: &str, workload: Workload) -> String {
         .collect();
     match (flag, workload) {
         ("--rate", Workload::Stream) => "--workload stream is paced by --bitrate (bits/s), not --rate".into(),
+        ("--rate", Workload::Heartbeat) => {
+            "--workload heartbeat is paced by --heartbeat-interval, not --rate".into()
+        }
         ("--rate", w) if w.is_churn() => {
             format!("--workload {w} is paced by --conn-rate (connections/s), not --rate")
         }
@@ -502,6 +536,7 @@ pub enum WorkloadSpec {
     Handshake(ChurnSpec),
     Bulk(BulkSpec),
     Load(LoadSpec),
+    Heartbeat(HeartbeatSpec),
 }
 
 impl WorkloadSpec {
@@ -514,6 +549,7 @@ impl WorkloadSpec {
             WorkloadSpec::Handshake(_) => Workload::Handshake,
             WorkloadSpec::Bulk(_) => Workload::Bulk,
             WorkloadSpec::Load(_) => Workload::Load,
+            WorkloadSpec::Heartbeat(_) => Workload::Heartbeat,
         }
     }
 
@@ -526,6 +562,7 @@ impl WorkloadSpec {
             Workload::Churn | Workload::Handshake => churn::FLAGS,
             Workload::Bulk => bulk::FLAGS,
             Workload::Load => load::FLAGS,
+            Workload::Heartbeat => heartbeat::FLAGS,
         }
     }
 
@@ -537,6 +574,7 @@ impl WorkloadSpec {
             Workload::Stream => oneway::STREAM_SIZE,
             Workload::Churn | Workload::Handshake => churn::DEFAULT_SIZE,
             Workload::Bulk | Workload::Load => bulk::DEFAULT_SIZE,
+            Workload::Heartbeat => heartbeat::DEFAULT_SIZE,
         }
     }
 
@@ -551,6 +589,7 @@ impl WorkloadSpec {
             WorkloadSpec::Multistream(m) => Some(m.rate),
             WorkloadSpec::Stream(s) => Some(s.rate),
             WorkloadSpec::Churn(c) | WorkloadSpec::Handshake(c) => Some(c.rate),
+            WorkloadSpec::Heartbeat(h) => Some(h.rate()),
         }
     }
 
@@ -562,6 +601,7 @@ impl WorkloadSpec {
             WorkloadSpec::Multistream(m) => m.rate = rate,
             WorkloadSpec::Stream(s) => s.rate = rate,
             WorkloadSpec::Churn(c) | WorkloadSpec::Handshake(c) => c.rate = rate,
+            WorkloadSpec::Heartbeat(h) => h.interval = Duration::from_secs_f64(1.0 / rate),
             WorkloadSpec::Bulk(_) | WorkloadSpec::Load(_) => {}
         }
         spec
@@ -602,6 +642,13 @@ impl WorkloadSpec {
                 ..simple("--bitrate", "datagrams", ", or a larger --size")
             },
             WorkloadSpec::Churn(_) | WorkloadSpec::Handshake(_) => simple("--conn-rate", "connections", ""),
+            // Its own check holds the interval and the count to what the
+            // pacer keeps, before these are looked at.
+            WorkloadSpec::Heartbeat(h) => Pacing {
+                given: humantime::format_duration(h.interval).to_string(),
+                flag_per_send: f64::NAN,
+                ..simple("--heartbeat-interval", "heartbeats", "")
+            },
             WorkloadSpec::Bulk(_) | WorkloadSpec::Load(_) => return None,
         })
     }
@@ -642,6 +689,7 @@ impl WorkloadSpec {
                 quic_connections: b.quic_connections,
                 direction: b.direction,
             },
+            WorkloadSpec::Heartbeat(_) => WorkloadSetup::Heartbeat {},
         }
     }
 }
@@ -687,6 +735,7 @@ impl TrialSpec {
             WorkloadSpec::Churn(c) | WorkloadSpec::Handshake(c) => c.check(self)?,
             WorkloadSpec::Bulk(b) => b.check(self)?,
             WorkloadSpec::Load(l) => l.check(self)?,
+            WorkloadSpec::Heartbeat(h) => h.check(self)?,
         }
         self.check_schedule()?;
         if let Some(cc) = &self.congestion {

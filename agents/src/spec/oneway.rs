@@ -106,7 +106,7 @@ impl StreamSpec {
 
 /// A one-way trial's last messages are waited for at most
 /// [`MAX_ONE_WAY_WAIT`] by the receiver.
-fn check_wait(trial: &TrialSpec) -> anyhow::Result<()> {
+pub(super) fn check_wait(trial: &TrialSpec) -> anyhow::Result<()> {
     if trial.loss_timeout > MAX_ONE_WAY_WAIT {
         bail!(
             "--loss-timeout {:?} is longer than a receiver waits for a one-way trial's last messages: \

@@ -5,6 +5,7 @@
 
 pub mod bulk;
 pub mod churn;
+pub mod heartbeat;
 pub mod load;
 pub mod oneway;
 pub mod records;
@@ -62,6 +63,7 @@ pub async fn run_trial(
             churn::run_trial(ctl, boot_id, addr, spec, churn, id).await
         }
         WorkloadSpec::Bulk(b) => bulk::run_trial(ctl, addr, spec, b, id).await,
+        WorkloadSpec::Heartbeat(hb) => heartbeat::run_trial(ctl, shared_clock, addr, spec, hb, id).await,
         WorkloadSpec::Load(_) => unreachable!("a load trial runs its own sessions"),
     }?;
     // A one-way trial says itself what it made of the clocks.
@@ -132,6 +134,7 @@ pub async fn serve_trial(
         WorkloadSetup::Bulk { flows, direction, .. } => {
             bulk::serve(setup, flows, direction, ctx, local_ip, peer).await
         }
+        WorkloadSetup::Heartbeat {} => heartbeat::serve(setup, ctx, local_ip, peer).await,
     }
 }
 
@@ -203,6 +206,7 @@ pub fn trial_result(spec: &TrialSpec, id: String, m: Measured) -> TrialResult {
         bulk: None,
         load: None,
         delivery: None,
+        heartbeat: None,
         quic_datagrams: None,
         cell: None,
         repetition: None,
@@ -226,7 +230,9 @@ fn params(spec: &TrialSpec, peer: SocketAddr, tcp_congestion: Option<String>) ->
         ),
         WorkloadSpec::Multistream(m) => (None, Some(m.streams), None, None),
         WorkloadSpec::Stream(s) => (None, None, Some(s.bitrate(spec.size)), Some(s.gso)),
-        WorkloadSpec::Churn(_) | WorkloadSpec::Handshake(_) => (None, None, None, None),
+        WorkloadSpec::Churn(_) | WorkloadSpec::Handshake(_) | WorkloadSpec::Heartbeat(_) => {
+            (None, None, None, None)
+        }
         WorkloadSpec::Bulk(b) | WorkloadSpec::Load(LoadSpec { bulk: b, .. }) => {
             (None, Some(b.flows), None, None)
         }

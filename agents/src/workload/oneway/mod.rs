@@ -203,7 +203,7 @@ async fn pace_datagrams(
 /// Opens the data plane of `spec.transport` and a writer per stream (one in
 /// all for `tcp-mux`). Returns the QUIC endpoint and connection to close
 /// after the trial, and the congestion control the kernel reports.
-async fn open_writers(
+pub(super) async fn open_writers(
     spec: &TrialSpec,
     streams: u32,
     peer: SocketAddr,
@@ -243,7 +243,8 @@ async fn open_writers(
                 read_echoes(&mut readers, echoes, |rec| multi::read_mux(r, NO_ECHO, rec));
             }
         }
-        (Streams::ConnectionPerStream, Carrier::Tcp) => {
+        // One TCP connection of a single stream (heartbeat) is tcp-n's one.
+        (Streams::ConnectionPerStream | Streams::Single, Carrier::Tcp) => {
             for s in 0..streams {
                 let tcp = transport::connect_tcp(peer, cc, token)
                     .await
@@ -320,13 +321,13 @@ async fn open_writers(
 /// A multistream data plane, open: writers, the readers of echoes (round
 /// trips), the QUIC endpoint and connection to close after the trial, and
 /// the congestion control the kernel reports.
-struct OpenWriters {
-    writers: Writers,
-    readers: JoinSet<()>,
-    quic: Option<(quinn::Endpoint, quinn::Connection)>,
-    tcp_congestion: Option<String>,
+pub(super) struct OpenWriters {
+    pub(super) writers: Writers,
+    pub(super) readers: JoinSet<()>,
+    pub(super) quic: Option<(quinn::Endpoint, quinn::Connection)>,
+    pub(super) tcp_congestion: Option<String>,
     /// quic-dgram: the sender's datagrams.
-    datagrams: Option<Arc<DatagramLedger>>,
+    pub(super) datagrams: Option<Arc<DatagramLedger>>,
 }
 
 /// Readers of echoes never echo.
@@ -411,11 +412,11 @@ pub async fn serve(
             quic_endpoint = Some(endpoint);
             data_port
         }
-        (streams @ (Streams::Multiplexed | Streams::ConnectionPerStream), Carrier::Tcp) => {
-            let role = if streams == Streams::ConnectionPerStream {
-                listen::ConnectionRole::ReadFramed(rec.clone())
-            } else {
+        (streams @ (Streams::Multiplexed | Streams::ConnectionPerStream | Streams::Single), Carrier::Tcp) => {
+            let role = if streams == Streams::Multiplexed {
                 listen::ConnectionRole::ReadMux(rec.clone())
+            } else {
+                listen::ConnectionRole::ReadFramed(rec.clone())
             };
             listen::serve_tcp(setup, ctx, local_ip, peer, rec.counters.clone(), role, &mut tasks).await?
         }
