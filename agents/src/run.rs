@@ -24,6 +24,7 @@ use transbench_wire::Transport;
 use crate::egress::EgressPolicy;
 use crate::host::host_info;
 use crate::measure::oneway as analysis;
+use crate::measure::outage::Blackout;
 use crate::out_dir::{self, OutChoice};
 use crate::spec::bulk::LinkShape;
 use crate::spec::{ChurnOptions, LoadSpec, TrialArgs, TrialSpec, WindowOpens, WorkloadSpec};
@@ -778,6 +779,13 @@ pub(crate) async fn run_phase(
     let per_trial = opts.spec.warmup + opts.spec.duration;
     let suffix = if baseline { "-base" } else { "" };
     let schedule_clock = link.as_ref().and_then(|(bed, _)| bed.schedule_clock());
+    let blackouts = match profiles.and_then(|p| p.schedules.as_ref()) {
+        Some(s) => {
+            let window = opts.spec.duration.as_nanos() as u64;
+            Blackout::of_round_trip(&s.forward.blackouts(window), &s.reverse.blackouts(window))
+        }
+        None => Vec::new(),
+    };
     for (transport, rate) in cells {
         if out.sweeps.past_knee(*transport) {
             bar.inc(1);
@@ -799,6 +807,7 @@ pub(crate) async fn run_phase(
                 window_opens: schedule_clock
                     .clone()
                     .map(|clock| WindowOpens::new(move |ns| clock.start(ns))),
+                blackouts: blackouts.clone(),
                 ..opts.spec.clone()
             };
             if let Some(rate) = rate {

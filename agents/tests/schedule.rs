@@ -236,3 +236,78 @@ fn schedule_changes_as_probed_lie_within_10ms_on_netem_in_a_guest_kernel() {
     let name = "schedule_changes_as_probed_lie_within_10ms_on_netem_in_a_guest_kernel";
     in_netem_guest(name, IN_GUEST, dir.path(), 300);
 }
+
+/// TCP through a blackout of T (1 s and 3 s, both ways) in an open-loop rr
+/// trial: the first answer after the heal comes when Linux's RTO backoff,
+/// read from the connection's TCP_INFO, says. The kernel's timer wheel
+/// (HZ 250 here) rounds each wait up to its level's granularity, at most
+/// an eighth of the wait; the waits chain, so the retransmission that gets
+/// through may be late by up to an eighth of all of them, and a busy
+/// machine adds to the answer's way back: the bound is that eighth plus
+/// 30 ms, and never earlier than predicted but for 5 ms of reading
+/// resolution. Whether the trial kept its send schedule does not matter
+/// here (the backoff is the kernel's): validity is not checked.
+#[test]
+fn tcp_recovers_from_a_blackout_when_its_rto_backoff_says() {
+    if !have_root() {
+        return;
+    }
+    let _serial = serial();
+    for partition in ["1s", "3s"] {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("run");
+        let schedule = format!("0s: delay 5ms; partition 2s {partition}");
+        let o = transbench(&[
+            "run",
+            "--transport",
+            "tcp",
+            "--rate",
+            "200",
+            "--duration",
+            "7s",
+            "--loss-timeout",
+            "6s",
+            "--impair-backend",
+            "linkemu",
+            "--impair-schedule",
+            &schedule,
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let r = transbench_reports::read_results(&out.join("results.json")).unwrap();
+        let trial = &r.trials[0];
+        let [outage] = &trial.outages[..] else {
+            panic!("one outage expected: {:?}", trial.outages)
+        };
+        let length = outage.end_ns - outage.start_ns;
+        let e = outage
+            .expected
+            .as_ref()
+            .expect("a TCP trial predicts its recovery");
+        let expected = e
+            .first_answer_after_heal_ns
+            .expect("recovers within tcp_retries2");
+        let measured = outage
+            .first_answer_after_heal_ns
+            .expect("answered after the heal");
+        let waited = length - e.timer_start_after_start_ns + expected;
+        let line = format!(
+            "partition {partition}: first answer {:.1} ms after the heal, predicted {:.1} ms (retransmission {:?}); \
+             {}",
+            measured as f64 / 1e6,
+            expected as f64 / 1e6,
+            e.retransmission,
+            e.timer
+        );
+        eprintln!("{line}");
+        assert!(
+            measured + 5 * MS >= expected && measured <= expected + waited / 8 + 30 * MS,
+            "{line}"
+        );
+        assert!(
+            e.retransmission >= Some(2),
+            "a partition of {partition} outlasts the first RTO: {line}"
+        );
+    }
+}

@@ -287,6 +287,25 @@ impl ImpairSchedule {
         self.next_change_after(0).is_none()
     }
 
+    /// The stretches of `[0, until_ns)` in which the link drops every
+    /// packet (a partition, a flap's outage, a step with `loss 100%`), in
+    /// order, as `(start, end)`; adjacent ones joined.
+    pub fn blackouts(&self, until_ns: u64) -> Vec<(u64, u64)> {
+        let mut out: Vec<(u64, u64)> = Vec::new();
+        let mut t = 0;
+        while t < until_ns {
+            let next = self.next_change_after(t).unwrap_or(u64::MAX).min(until_ns);
+            if self.at(t).drops_everything() {
+                match out.last_mut() {
+                    Some(last) if last.1 == t => last.1 = next,
+                    _ => out.push((t, next)),
+                }
+            }
+            t = next;
+        }
+        out
+    }
+
     /// Whether a partition or a flap's outage drops everything at `t_ns`.
     pub fn is_partitioned(&self, t_ns: u64) -> bool {
         self.shapes

@@ -297,6 +297,12 @@ fn parse_size(w: &str) -> Option<u64> {
 }
 
 impl NetemSpec {
+    /// Whether every packet is dropped: random loss of 100 % (without
+    /// ECN, which would mark ECN-capable packets instead).
+    pub fn drops_everything(&self) -> bool {
+        !self.ecn && matches!(self.loss, Some(Loss::Random(c)) if c.probability >= 1.0)
+    }
+
     pub fn effective_limit(&self) -> u32 {
         self.limit.unwrap_or(DEFAULT_LIMIT)
     }

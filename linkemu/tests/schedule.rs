@@ -557,3 +557,21 @@ fn a_held_pipeline_keeps_the_first_spec_until_started_and_each_start_begins_at_i
         "packet 2 lost, 3 delayed"
     );
 }
+
+#[test]
+fn blackouts_are_the_stretches_that_drop_everything() {
+    let s = schedule("0s: delay 5ms; 1s: loss 100%; 2s: delay 5ms; partition 2s 1s; flap 1s at 6s for 3s");
+    assert_eq!(
+        s.blackouts(10 * S),
+        [(S, 3 * S), (6 * S, 7 * S), (8 * S, 9 * S)],
+        "a step's blackout joined to the partition after it; the flap's outages"
+    );
+    assert_eq!(s.blackouts(1500 * MS), [(S, 1500 * MS)], "cut at the end");
+    assert!(schedule("0s: loss 50%; ramp loss 0% 10% 1s")
+        .blackouts(10 * S)
+        .is_empty());
+    assert!(
+        schedule("0s: loss 100% ecn").blackouts(S).is_empty(),
+        "ECN marks, drops nothing"
+    );
+}

@@ -327,6 +327,11 @@ pub struct TrialResult {
     /// arrivals.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub heartbeat: Option<HeartbeatMetrics>,
+    /// Open-loop rr under an impairment schedule: each stretch in which
+    /// the path dropped everything, what the requests around it saw, and
+    /// what the transport's timer predicts; absent before schema 1.5.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub outages: Vec<OutageMetrics>,
     /// `run SCENARIO`: the trial's cell (its id in `scenario.cells`) and
     /// which repetition of it this is (from 0).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -501,6 +506,63 @@ pub struct DeliveryMetrics {
 
 fn is_zero(n: &u64) -> bool {
     *n == 0
+}
+
+/// One outage of a trial and the recovery from it (see `SCHEMA.md`).
+/// Times after the heal count from `end_ns`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OutageMetrics {
+    /// Schedule time: 0 is the start of the measured window.
+    pub start_ns: u64,
+    pub end_ns: u64,
+    /// Which way the path was dark: `both`, `requests` or `responses`.
+    pub dark: String,
+    /// The first error or timeout the application saw from the start on:
+    /// how long after the start, and what (`application timeout` is a
+    /// request unanswered for the loss timeout).
+    pub detected_after_start_ns: Option<u64>,
+    pub detected_as: Option<String>,
+    pub first_answer_after_heal_ns: Option<u64>,
+    /// From the heal to the first 100 ms bin from which 3 bins in a row
+    /// delivered at least 90 % of what was offered.
+    pub rate_restored_after_heal_ns: Option<u64>,
+    /// The latency above which an answered request counts as delayed: the
+    /// p99 of those answered before the outage.
+    pub delay_threshold_ns: Option<u64>,
+    /// Requests the outage could touch, by fate (absent without a
+    /// threshold).
+    pub fates: Option<OutageFates>,
+    /// What the transport's retransmission timer predicts (TCP).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expected: Option<ExpectedRecovery>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutageFates {
+    pub on_time: u64,
+    pub delayed: u64,
+    pub lost: u64,
+}
+
+/// The recovery a transport's timer predicts for one outage.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExpectedRecovery {
+    /// How the timer was read (e.g. `tcpi_rto` of the connection just
+    /// before the outage).
+    pub timer: String,
+    /// The first wait, before any doubling.
+    pub first_interval_ns: u64,
+    /// The timer's start (the first request sent into the dark), after the
+    /// outage's start.
+    pub timer_start_after_start_ns: u64,
+    /// Which retransmission gets through (1: the first); absent when the
+    /// connection is given up first.
+    pub retransmission: Option<u64>,
+    pub first_answer_after_heal_ns: Option<u64>,
+    /// When the connection would be given up, after the outage's start,
+    /// and as what, if before it recovers.
+    pub gives_up_after_start_ns: Option<u64>,
+    pub gives_up_as: Option<String>,
 }
 
 /// Latency under load (workload `load`; see `SCHEMA.md`). Times count

@@ -190,6 +190,7 @@ pub(crate) mod tests {
             load: None,
             delivery: None,
             heartbeat: None,
+            outages: Vec::new(),
             quic_datagrams: None,
             cell: None,
             repetition: None,

@@ -9,4 +9,5 @@
 pub mod delivery;
 pub mod load;
 pub mod oneway;
+pub mod outage;
 pub mod tracker;

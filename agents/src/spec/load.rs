@@ -94,6 +94,7 @@ impl LoadSpec {
             // egress impairment for both.
             reverse_impair: trial.reverse_impair.clone(),
             window_opens: None,
+            blackouts: Vec::new(),
             workload: WorkloadSpec::Rr(RrSpec {
                 rate: Some(self.probe_rate),
                 quic_stream: Default::default(),

@@ -11,6 +11,7 @@ pub mod load;
 pub mod oneway;
 pub mod rr;
 
+use crate::measure::outage::Blackout;
 use anyhow::bail;
 use clap::Args;
 use std::time::Duration;
@@ -333,6 +334,7 @@ impl TrialArgs {
             path_rtt_ns: None,
             reverse_impair: None,
             window_opens: None,
+            blackouts: Vec::new(),
             workload,
         })
     }
@@ -492,6 +494,9 @@ pub struct TrialSpec {
     /// Told when the measured window opens: where an impairment schedule
     /// puts its time 0.
     pub window_opens: Option<WindowOpens>,
+    /// Where the schedule darkens the path within the measured window:
+    /// open-loop rr measures the recovery from each.
+    pub blackouts: Vec<Blackout>,
     pub workload: WorkloadSpec,
 }
 

@@ -5,9 +5,8 @@ use std::io;
 use std::os::fd::AsRawFd;
 use transbench_reports::TcpInfoSample;
 
-/// The socket's `struct tcp_info` now, stamped `t_ns`. A kernel older than
-/// a field leaves it 0.
-pub fn read(socket: &impl AsRawFd, t_ns: u64) -> io::Result<TcpInfoSample> {
+/// The kernel's `struct tcp_info` of `socket`.
+fn raw(socket: &impl AsRawFd) -> io::Result<libc::tcp_info> {
     // SAFETY: tcp_info is plain integers; all zero is a valid value.
     let mut info: libc::tcp_info = unsafe { std::mem::zeroed() };
     let mut len = std::mem::size_of::<libc::tcp_info>() as libc::socklen_t;
@@ -25,6 +24,36 @@ pub fn read(socket: &impl AsRawFd, t_ns: u64) -> io::Result<TcpInfoSample> {
     if rc != 0 {
         return Err(io::Error::last_os_error());
     }
+    Ok(info)
+}
+
+/// The retransmission timer's state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TimerState {
+    /// `tcpi_rto`, µs.
+    pub rto_us: u32,
+    /// `tcpi_rtt`, µs.
+    pub rtt_us: u32,
+    /// `tcpi_backoff`: timeouts since the last ACK.
+    pub backoff: u8,
+    /// `tcpi_last_data_sent`, ms ago.
+    pub last_data_sent_ms: u32,
+}
+
+pub fn retransmission_timer(socket: &impl AsRawFd) -> io::Result<TimerState> {
+    let info = raw(socket)?;
+    Ok(TimerState {
+        rto_us: info.tcpi_rto,
+        rtt_us: info.tcpi_rtt,
+        backoff: info.tcpi_backoff,
+        last_data_sent_ms: info.tcpi_last_data_sent,
+    })
+}
+
+/// The socket's `struct tcp_info` now, stamped `t_ns`. A kernel older than
+/// a field leaves it 0.
+pub fn read(socket: &impl AsRawFd, t_ns: u64) -> io::Result<TcpInfoSample> {
+    let info = raw(socket)?;
     Ok(TcpInfoSample {
         t_ns,
         rtt_us: info.tcpi_rtt,

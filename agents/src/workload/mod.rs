@@ -207,6 +207,7 @@ pub fn trial_result(spec: &TrialSpec, id: String, m: Measured) -> TrialResult {
         load: None,
         delivery: None,
         heartbeat: None,
+        outages: Vec::new(),
         quic_datagrams: None,
         cell: None,
         repetition: None,

@@ -67,6 +67,8 @@ pub struct RrOutcome {
     pub pacer_busy_ns: u64,
     /// Wall-clock start of the measured window.
     pub measured_start: SystemTime,
+    /// The same on the monotonic clock (the samples' and schedules' clock).
+    pub measured_start_ns: u64,
     /// Length of the measured window actually run: shorter than planned
     /// when the data plane failed.
     pub measured_ns: u64,
@@ -175,6 +177,7 @@ fn into_outcome(
         requests_total,
         pacer_busy_ns,
         measured_start: wall_at(measured_start_ns),
+        measured_start_ns,
         measured_ns: measured_end_ns.saturating_sub(measured_start_ns),
         unsent,
         sent_log: None,

@@ -4,6 +4,11 @@
 
 pub mod engine;
 
+use crate::measure::outage::{outage_metrics, tcp_timer_before, RtoReading};
+use transbench_reports::OutageMetrics;
+
+/// Linux's `net.ipv4.tcp_retries2` unless the namespace says otherwise.
+const LINUX_DEFAULT_RETRIES2: u32 = 15;
 use anyhow::{bail, Context};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Mutex;
@@ -233,7 +238,43 @@ pub async fn run_trial(
     rr: &RrSpec,
     id: String,
 ) -> anyhow::Result<TrialResult> {
-    Ok(run_keeping_samples(ctl, addr, spec, rr, id, false).await?.0)
+    // Outages are measured from every request's fate (open-loop only).
+    let keep_samples = !spec.blackouts.is_empty() && rr.rate.is_some();
+    Ok(run_keeping_samples(ctl, addr, spec, rr, id, keep_samples)
+        .await?
+        .0)
+}
+
+/// TCP's retransmission timer read every 10 ms while the trial runs, for
+/// the recovery its backoff predicts from each outage.
+struct RtoWatch {
+    readings: Arc<std::sync::Mutex<Vec<RtoReading>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl RtoWatch {
+    const EVERY: Duration = Duration::from_millis(10);
+
+    fn start(socket: std::os::fd::OwnedFd) -> Self {
+        let readings = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let shared = readings.clone();
+        let task = tokio::spawn(async move {
+            while let Ok(state) = crate::transport::tcp_info::retransmission_timer(&socket) {
+                let t_ns = transbench_wire::clock::mono_now_ns();
+                shared
+                    .lock()
+                    .expect("rto readings")
+                    .push(RtoReading { t_ns, state });
+                tokio::time::sleep(Self::EVERY).await;
+            }
+        });
+        RtoWatch { readings, task }
+    }
+
+    fn finish(self) -> Vec<RtoReading> {
+        self.task.abort();
+        std::mem::take(&mut *self.readings.lock().expect("rto readings"))
+    }
 }
 
 /// [`run_trial`], and with `keep_samples` (open-loop) every measured
@@ -264,6 +305,7 @@ pub async fn run_keeping_samples(
     let mut trial_setup = spec.setup();
     let mut tcp_congestion = None;
     let mut datagrams = None;
+    let mut rto_watch = None;
     let cpu_start = thread_cpu_ns();
     let (mut outcome, heard) = match caps.carrier {
         Carrier::Udp => {
@@ -294,6 +336,14 @@ pub async fn run_keeping_samples(
             .await
             .context("connecting the TCP data connection")?;
             tcp_congestion = congestion::get(&tcp).ok();
+            if !spec.blackouts.is_empty() {
+                use std::os::fd::AsFd;
+                let socket = tcp
+                    .as_fd()
+                    .try_clone_to_owned()
+                    .context("duplicating the data socket")?;
+                rto_watch = Some(RtoWatch::start(socket));
+            }
             match connector {
                 Some(connector) => {
                     let tls = transport::tls_handshake(&connector, tcp).await?;
@@ -347,6 +397,31 @@ pub async fn run_keeping_samples(
     };
     let cpu_ns = thread_cpu_ns().saturating_sub(cpu_start);
     let samples = outcome.totals.samples.take().unwrap_or_default();
+    let rto_readings = rto_watch.map(RtoWatch::finish);
+    let retries2 = procnet::read_sysctls(&["net.ipv4.tcp_retries2"])
+        .values()
+        .next()
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(LINUX_DEFAULT_RETRIES2);
+    let outages: Vec<OutageMetrics> = spec
+        .blackouts
+        .iter()
+        .filter_map(|b| {
+            let window = outcome.measured_start_ns;
+            let timer = rto_readings
+                .as_deref()
+                .and_then(|r| tcp_timer_before(r, window + b.start_ns, retries2));
+            let (reading, start) = timer.map_or((None, None), |(r, s)| (Some(r), s));
+            outage_metrics(
+                &samples,
+                window,
+                spec.loss_timeout.as_nanos() as u64,
+                *b,
+                reading.as_ref(),
+                start,
+            )
+        })
+        .collect();
     let sent_log = outcome.sent_log.take();
     let Heard { report, processed } = heard;
     let delivery = match sent_log {
@@ -368,6 +443,7 @@ pub async fn run_keeping_samples(
     let mut result = build_result(spec, addr, id, outcome, report, cpu_ns, tcp_congestion)?;
     result.quic_datagrams = datagrams;
     result.delivery = delivery;
+    result.outages = outages;
     Ok((result, samples))
 }
 
