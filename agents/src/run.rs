@@ -535,15 +535,21 @@ pub fn start_testbed(profiles: &LinkProfiles) -> anyhow::Result<(Testbed, LinkPr
     ))
 }
 
+/// Whether a workload can run under an impairment schedule.
+pub fn check_schedule_workload(workload: &WorkloadSpec) -> anyhow::Result<()> {
+    if matches!(workload, WorkloadSpec::Load(_)) {
+        bail!(
+            "workload load runs two trials at once (the probe and the load), and a schedule's time 0 is one \
+             trial's measured window: run the schedule with rr, multistream, stream, bulk, churn or heartbeat"
+        );
+    }
+    Ok(())
+}
+
 /// Runs `opts` into the directory `out` chooses (named by the workload).
 pub async fn run(opts: RunOptions, out: &OutChoice) -> anyhow::Result<()> {
-    if opts.impair.as_ref().is_some_and(|p| p.schedules.is_some())
-        && matches!(opts.spec.workload, WorkloadSpec::Load(_))
-    {
-        bail!(
-            "--workload load runs two trials at once (the probe and the load), and a schedule's time 0 is one \
-             trial's measured window: run the schedule with rr, multistream, stream, bulk or churn"
-        );
+    if opts.impair.as_ref().is_some_and(|p| p.schedules.is_some()) {
+        check_schedule_workload(&opts.spec.workload)?;
     }
     for t in &opts.transports {
         TrialSpec {

@@ -103,6 +103,9 @@ fn spec_of(scenario: &Scenario, cell: &Cell) -> anyhow::Result<TrialSpec> {
     args.check_path(cell.profile.link.is_some())?;
     let spec = args.spec(cell.transport, &[cell.transport])?;
     spec.validate()?;
+    if cell.profile.schedules.is_some() {
+        run::check_schedule_workload(&spec.workload)?;
+    }
     Ok(spec)
 }
 
@@ -203,14 +206,8 @@ pub async fn run_scenario(opts: ScenarioOptions) -> anyhow::Result<()> {
     if let Some(remote) = &remote {
         // Before anything runs: a cell this host could not impair.
         for cell in plan.iter().map(|t| &scenario.cells[t.cell]) {
-            if let Some((forward, reverse)) = &cell.profile.link {
-                let profiles = LinkProfiles {
-                    forward: forward.clone(),
-                    reverse: reverse.clone(),
-                    schedules: None,
-                    backend: None,
-                    probe_packets: 0,
-                };
+            if cell.profile.link.is_some() {
+                let profiles = link_profiles(&cell.profile, 0).expect("a link");
                 remote
                     .check_impairment(&profiles)
                     .with_context(|| format!("{}: cell {:?}", opts.file.display(), cell.id))?;
@@ -411,13 +408,7 @@ async fn run_cell_trial(
         spec: spec.clone(),
         // Retried here, where the attempts get their cell.
         retry_invalid: 0,
-        impair: cell.profile.link.clone().map(|(forward, reverse)| LinkProfiles {
-            forward,
-            reverse,
-            schedules: None,
-            backend: None,
-            probe_packets: run::DEFAULT_PROBE_PACKETS,
-        }),
+        impair: link_profiles(&cell.profile, run::DEFAULT_PROBE_PACKETS),
         sweep: None,
     };
     // Head-of-line excess counts from the same transport on the same path
@@ -465,6 +456,25 @@ fn progress(results: &RunResults, retry_invalid: u32) -> (HashSet<TrialKey>, Has
         }
     }
     (done, retry_from)
+}
+
+/// A cell's link as a run takes it; `None`: loopback.
+fn link_profiles(profile: &transbench_scenario::LinkProfile, probe_packets: u64) -> Option<LinkProfiles> {
+    let (forward, reverse) = profile.link.clone()?;
+    let profiles = match &profile.schedules {
+        Some((f, r)) => LinkProfiles::scheduled(f.clone(), r.clone()),
+        None => LinkProfiles {
+            forward,
+            reverse,
+            schedules: None,
+            backend: None,
+            probe_packets,
+        },
+    };
+    Some(LinkProfiles {
+        probe_packets,
+        ..profiles
+    })
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! Delivery semantics end to end: rr with a retry policy over a path
-//! that loses responses and no request (linkemu, 30 % loss on the way
-//! back only), with and without idempotency keys. Needs root: in CI
+//! that loses responses and no request (linkemu: a partition of the way
+//! back alone, 400 ms of the 1.5 s window), with and without idempotency
+//! keys. Needs root: in CI
 //! (CI=true) a missing privilege fails the test; elsewhere it is skipped
 //! with the reason printed.
 //!
@@ -12,8 +13,9 @@
 //! stream), so it too is one duplicate; but whether it arrives before the
 //! trial ends is TCP's affair: the receiver's responses back off on the
 //! lossy way back, and while it waits to write them it reads no request.
-//! Which requests get retried depends on the loss draws and on how fast
-//! the machine answers; the equalities hold whatever they are.
+//! Which requests get retried depends on where the partition falls among
+//! them and on how fast the machine answers; the equalities hold whatever
+//! they are.
 
 mod common;
 
@@ -30,8 +32,8 @@ fn partitioned_responses(extra: &[&str]) -> RunResults {
         "timeout:30ms,max:3",
         "--impair-backend",
         "linkemu",
-        "--impair-reverse",
-        "delay 5ms loss 30%",
+        "--impair-schedule-reverse",
+        "0s: delay 5ms; partition 500ms 400ms",
         "--rate",
         "200",
         "--duration",
@@ -58,7 +60,7 @@ fn check_common(t: &TrialResult) {
     assert_eq!(d.answered + d.unanswered, d.requests, "{who}");
     assert!(
         d.retries_sent > 0,
-        "{who}: 30 % of the responses lost, yet no retry: {d:?}"
+        "{who}: the responses partitioned for 400 ms, yet no retry: {d:?}"
     );
     // Each retry that reached the receiver is a duplicate there: the
     // acceptance's equality.

@@ -24,10 +24,14 @@
 //!
 //! A profile is `none` (no emulated link: loopback), the name of a file in
 //! `netem-scripts/profiles/` (without `.netem`), or a netem string; a table
-//! gives each direction its own. A parameter is one value or a list of
-//! them; lists multiply the cells.
+//! gives each direction its own. A table with `schedule` (both directions),
+//! `forward_schedule` or `reverse_schedule` gives a direction an impairment
+//! schedule instead (`{ schedule = "0s: delay 5ms; partition 2s 1s" }`,
+//! `{ forward = "delay 5ms", reverse_schedule = "0s: delay 5ms; partition
+//! 2s 1s" }`), in `--impair-schedule`'s grammar. A parameter is one value
+//! or a list of them; lists multiply the cells.
 
-use linkemu::NetemSpec;
+use linkemu::{ImpairSchedule, NetemSpec};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -120,8 +124,11 @@ pub struct LinkProfile {
     /// As written: `none`, a profile's name, a netem string, or
     /// `forward/reverse`.
     pub name: String,
-    /// `None`: no emulated link (loopback).
+    /// `None`: no emulated link (loopback). With schedules, their first
+    /// profiles.
     pub link: Option<(NetemSpec, NetemSpec)>,
+    /// Forward and reverse schedules, when either direction has one.
+    pub schedules: Option<(ImpairSchedule, ImpairSchedule)>,
 }
 
 /// A cell's trial options, by the name of their flag (`conn_rate` is
@@ -241,6 +248,18 @@ const ID_ORDER: [&str; 7] = ["rate", "bitrate", "conn_rate", "size", "streams", 
 enum RawProfile {
     Both(String),
     Split { forward: String, reverse: String },
+    Scheduled(RawScheduled),
+}
+
+/// A profile table with a schedule in it.
+#[derive(Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+struct RawScheduled {
+    schedule: Option<String>,
+    forward_schedule: Option<String>,
+    reverse_schedule: Option<String>,
+    forward: Option<String>,
+    reverse: Option<String>,
 }
 
 /// Reads a scenario file, with profiles by name from `profiles_dir`
@@ -521,6 +540,7 @@ fn expand(
         None => vec![LinkProfile {
             name: "none".into(),
             link: None,
+            schedules: None,
         }],
         Some(list) if list.get_ref().is_empty() => {
             return src.error(
@@ -669,12 +689,71 @@ fn link_profile(
             one(forward)?,
             one(reverse)?,
         ),
+        RawProfile::Scheduled(raw) => return scheduled_profile(src, p, key, raw, &one),
     };
     let link = match (forward, reverse) {
         (None, None) => None,
         (f, r) => Some((f.unwrap_or_default(), r.unwrap_or_default())),
     };
-    Ok(LinkProfile { name, link })
+    Ok(LinkProfile {
+        name,
+        link,
+        schedules: None,
+    })
+}
+
+/// A profile table with a schedule: each direction its own schedule (or
+/// `schedule`'s), or else its profile (or none).
+fn scheduled_profile(
+    src: &Source,
+    p: &Spanned<RawProfile>,
+    key: &str,
+    raw: &RawScheduled,
+    one: &dyn Fn(&str) -> Result<Option<NetemSpec>, ScenarioError>,
+) -> Result<LinkProfile, ScenarioError> {
+    let direction = |name: &str,
+                     own: &Option<String>,
+                     profile: &Option<String>|
+     -> Result<(String, ImpairSchedule), ScenarioError> {
+        match (own.as_ref().or(raw.schedule.as_ref()), profile) {
+            (Some(_), Some(_)) => src.error(
+                p.span(),
+                key,
+                format!(
+                    "the {name} direction has both a profile and a schedule: put the profile in the schedule as \
+                     its first step (\"0s: PROFILE; ...\")"
+                ),
+            ),
+            (Some(text), None) => match ImpairSchedule::parse(text) {
+                Ok(s) => Ok((text.trim().to_string(), s)),
+                Err(e) => src.error(p.span(), key, format!("{text:?} is not a valid impairment schedule: {e}")),
+            },
+            (None, Some(text)) => Ok((
+                text.trim().to_string(),
+                ImpairSchedule::constant(one(text)?.unwrap_or_default()),
+            )),
+            (None, None) => Ok(("none".into(), ImpairSchedule::constant(NetemSpec::default()))),
+        }
+    };
+    let (forward_name, forward) = direction("forward", &raw.forward_schedule, &raw.forward)?;
+    let (reverse_name, reverse) = direction("reverse", &raw.reverse_schedule, &raw.reverse)?;
+    if forward.is_constant() && reverse.is_constant() {
+        return src.error(
+            p.span(),
+            key,
+            "a schedule that never changes: give it a step or shape after 0s, or write the profile as a string"
+                .to_string(),
+        );
+    }
+    let name = match forward_name == reverse_name {
+        true => forward_name,
+        false => format!("{forward_name}/{reverse_name}"),
+    };
+    Ok(LinkProfile {
+        name,
+        link: Some((forward.at(0), reverse.at(0))),
+        schedules: Some((forward, reverse)),
+    })
 }
 
 #[cfg(test)]
@@ -954,5 +1033,58 @@ close = ["client", "rst"]
                 .contains("makes 5100 cells (100 rate values x 51 size values) after 5000 before it"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn a_profile_table_may_give_a_direction_a_schedule() {
+        let s = check(
+            r#"
+name = "s"
+duration = "2s"
+trials = 1
+seed = 1
+
+[[matrix]]
+workload = "rr"
+transports = ["tcp"]
+profiles = [
+  { schedule = "0s: delay 5ms; partition 2s 1s" },
+  { forward = "lan", reverse_schedule = "0s: delay 5ms; partition 2s 1s" },
+]
+"#,
+        )
+        .unwrap();
+        let both = &s.cells[0].profile;
+        assert_eq!(both.name, "0s: delay 5ms; partition 2s 1s");
+        let (f, r) = both.schedules.as_ref().unwrap();
+        assert!(f.is_partitioned(2_500_000_000) && r.is_partitioned(2_500_000_000));
+        assert_eq!(both.link.as_ref().unwrap().0, f.at(0));
+        let one_way = &s.cells[1].profile;
+        assert_eq!(one_way.name, "lan/0s: delay 5ms; partition 2s 1s");
+        let (f, r) = one_way.schedules.as_ref().unwrap();
+        assert!(f.is_constant() && !r.is_constant());
+        assert_eq!(f.at(0), NetemSpec::parse("delay 250us 50us").unwrap());
+    }
+
+    #[test]
+    fn a_scheduled_profile_s_mistakes_are_named() {
+        for (profile, says) in [
+            (
+                r#"{ schedule = "0s: delay 5ms; 5s: los 100%" }"#,
+                "not a valid impairment schedule",
+            ),
+            (
+                r#"{ schedule = "0s: delay 5ms", forward = "lan" }"#,
+                "both a profile and a schedule",
+            ),
+            (r#"{ forward_schedule = "0s: delay 5ms" }"#, "never changes"),
+        ] {
+            let e = check(&format!(
+                "name = \"s\"\nduration = \"2s\"\ntrials = 1\nseed = 1\n[[matrix]]\nworkload = \"rr\"\ntransports = [\"tcp\"]\nprofiles = [{profile}]\n"
+            ))
+            .unwrap_err();
+            assert!(e.message.contains(says), "{profile}: {e}");
+            assert_eq!(e.line, 8, "{e}");
+        }
     }
 }

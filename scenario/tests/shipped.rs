@@ -38,6 +38,17 @@ fn every_shipped_scenario_parses() {
     assert_eq!(churn.cells.len(), 2 * 3 + 4);
     let wan = load("lossy-wan.toml");
     assert_eq!(wan.cells.len(), 4 * 4 * 2);
+    // Partitions of 1, 4 and 16 s, both ways and the responses alone, per
+    // transport; heartbeats on udp, tcp and quic under two profiles.
+    let failures = load("failures.toml");
+    assert_eq!(failures.cells.len(), 4 * 6 + 3 * 2);
+    let one_way = failures
+        .cells
+        .iter()
+        .filter_map(|c| c.profile.schedules.as_ref())
+        .filter(|(f, r)| f.is_constant() && !r.is_constant())
+        .count();
+    assert_eq!(one_way, 4 * 3, "the responses' partitions");
     assert!(wan.cells.iter().all(|c| c.profile.link.is_some()));
 }
 
