@@ -18,7 +18,7 @@ use crate::chart::{Axis, Bar, BoxStat, Chart, HeatCell, Mark, Panel, Scale, Seri
 const MS: f64 = 1e6;
 
 /// Every chart's file name starts with its kind.
-pub const KINDS: [&str; 12] = [
+pub const KINDS: [&str; 13] = [
     "latency-vs-loss-",
     "spectrum-",
     "ontime-",
@@ -31,6 +31,7 @@ pub const KINDS: [&str; 12] = [
     "under-load-",
     "goodput-vs-loss-",
     "detector-trade-off",
+    "recovery-vs-partition-",
 ];
 
 /// Every chart the results support, in the report's order.
@@ -99,6 +100,7 @@ pub fn charts(results: &RunResults) -> Vec<Chart> {
         .filter(|c| c.workload == Workload::Heartbeat)
         .collect();
     out.extend(detector_trade_off(&heartbeat));
+    out.extend(recovery_charts(results));
     out
 }
 
@@ -1374,6 +1376,69 @@ fn ttfb(workload: Workload, cells: &[&CellTrials]) -> Option<Chart> {
     })
 }
 
+/// Recovery against partition length from the trials' outages, a chart
+/// per way the path went dark (both, requests, responses): each trial's
+/// first answer after the heal, and each transport's RTO backoff from its
+/// first trial with a prediction (the backoff's first wait, where it
+/// started, the answer's delay).
+fn recovery_charts(results: &RunResults) -> Vec<Chart> {
+    let trials = results.final_attempts().trials;
+    let mut darks: Vec<&str> = trials
+        .iter()
+        .flat_map(|t| &t.outages)
+        .map(|o| o.dark.as_str())
+        .collect();
+    darks.sort_unstable();
+    darks.dedup();
+    darks
+        .into_iter()
+        .filter_map(|dark| {
+            let mut transports: Vec<Transport> = Vec::new();
+            for t in trials.iter().filter(|t| t.outages.iter().any(|o| o.dark == dark)) {
+                if !transports.contains(&t.transport) {
+                    transports.push(t.transport);
+                }
+            }
+            let of = |transport: Transport| {
+                let outages: Vec<&transbench_reports::OutageMetrics> = trials
+                    .iter()
+                    .filter(|t| t.transport == transport)
+                    .flat_map(|t| &t.outages)
+                    .filter(|o| o.dark == dark)
+                    .collect();
+                let theory = outages.iter().find_map(|o| {
+                    let e = o.expected.as_ref()?;
+                    Some(RecoveryTheory {
+                        model: TimerModel::linux_tcp(e.first_interval_ns, None, 15).ok()?,
+                        timer_start_after_outage_ns: e.timer_start_after_start_ns,
+                        answer_delay_ns: e.answer_delay_ns,
+                    })
+                });
+                TransportRecovery {
+                    transport,
+                    trials: outages
+                        .iter()
+                        .map(|o| PartitionTrial {
+                            partition_ns: o.end_ns - o.start_ns,
+                            recovery_ns: o.first_answer_after_heal_ns,
+                        })
+                        .collect(),
+                    theory,
+                }
+            };
+            let partition = match dark {
+                "both" => "blackhole both ways",
+                "requests" => "requests blackholed",
+                _ => "responses blackholed",
+            };
+            recovery_vs_partition(&RecoveryVsPartition {
+                partition: partition.into(),
+                transports: transports.into_iter().map(of).collect(),
+            })
+        })
+        .collect()
+}
+
 /// One trial of a partition: its length and the measured recovery after
 /// the heal (the first answer at or after it, less the heal), ns; `None`:
 /// no answer came after the heal within the trial.
@@ -1487,9 +1552,9 @@ pub fn recovery_vs_partition(input: &RecoveryVsPartition) -> Option<Chart> {
             input.partition
         ),
         caption: format!(
-            "Points: each trial's time from the heal to the first answer. Lines: the first answer \
-             the retransmission timer predicts, its first lost send at the partition's start: the \
-             first retransmission at or after the heal, plus the answer's way back.{theories}{unanswered}"
+            "Points: the time each trial took from the heal to the first answer. Lines: the first answer \
+             the retransmission timer predicts, started where the trial's timer started: the first \
+             retransmission at or after the heal, plus the answer's way back.{theories}{unanswered}"
         ),
         panels: vec![Panel {
             title: String::new(),

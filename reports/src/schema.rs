@@ -552,9 +552,11 @@ pub struct ExpectedRecovery {
     pub timer: String,
     /// The first wait, before any doubling.
     pub first_interval_ns: u64,
-    /// The timer's start (the first request sent into the dark), after the
-    /// outage's start.
+    /// The timer's start, after the outage's start.
     pub timer_start_after_start_ns: u64,
+    /// From the retransmission that gets through to the answer: a round
+    /// trip, half of one with only the responses dark.
+    pub answer_delay_ns: u64,
     /// Which retransmission gets through (1: the first); absent when the
     /// connection is given up first.
     pub retransmission: Option<u64>,

@@ -204,7 +204,8 @@ fn expected(
         (None, Blackholed::Responses) => first + timer.rtt_ns / 2,
         (None, _) => first,
     };
-    let prediction = predict(&timer.model, start, outage, dark.answer_delay_ns(timer.rtt_ns)).ok()?;
+    let answer_delay_ns = dark.answer_delay_ns(timer.rtt_ns);
+    let prediction = predict(&timer.model, start, outage, answer_delay_ns).ok()?;
     let (retransmission, first_answer, gives_up) = match prediction {
         Prediction::Recovers(r) => (Some(r.retransmission), Some(r.recovery_after_heal_ns), None),
         Prediction::GivesUp(f) => (None, None, Some(f)),
@@ -213,6 +214,7 @@ fn expected(
         timer: timer.how.clone(),
         first_interval_ns: timer.model.backoff().first_interval_ns(),
         timer_start_after_start_ns: start - outage.start_ns(),
+        answer_delay_ns,
         retransmission,
         first_answer_after_heal_ns: first_answer,
         gives_up_after_start_ns: gives_up.map(|f| f.at_ns - outage.start_ns()),
