@@ -92,10 +92,11 @@ fn change_seen(fates: &[(u64, Fate)], epoch: u64, at: u64, old: Fate, new: Fate)
 
 /// The schedules, the changes a probe must see, and the check of each.
 /// Every probe must agree with every change's configured time (its
-/// bracket reaching within 10 ms of it). A change is placed once a probe
-/// brackets it within 20 ms; a probe starved of CPU around a change (its
-/// sender or receiver late: a gap in the datagrams) cannot place it, so
-/// the probe runs again, five times at most, until every change has been
+/// bracket reaching within 10 ms of it) that the backend began on time.
+/// A change is placed once a probe brackets it within 20 ms; a probe
+/// starved of CPU around a change (its sender or receiver late: a gap in
+/// the datagrams), or a changer that began late, cannot place it, so the
+/// probe runs again, five times at most, until every change has been
 /// placed by one of them.
 fn probe_the_schedules(backend: Backend) -> Vec<String> {
     let mut placed: Vec<(String, String)> = Vec::new();
@@ -104,7 +105,7 @@ fn probe_the_schedules(backend: Backend) -> Vec<String> {
             match narrow {
                 true if !placed.iter().any(|(c, _)| *c == change) => placed.push((change, line)),
                 true => {}
-                false => eprintln!("attempt {attempt}: {line}: too wide a gap to place it"),
+                false => eprintln!("attempt {attempt}: {line}: not placed (a gap, or the changer late)"),
             }
         }
         if placed.len() == 6 {
@@ -188,6 +189,13 @@ fn probe_once(backend: Backend) -> Vec<(String, String, bool)> {
                 (recorded.applied_ns as f64 - (at_ms * MS) as f64) / 1e6,
             );
             assert!(recorded.error.is_none(), "{line}: {:?}", recorded.error);
+            // A change the backend itself made more than 10 ms late (its
+            // thread got no CPU: the guest's vCPU starved by a busy host)
+            // says so in its record; this probe cannot hold it to its time.
+            if recorded.applied_ns > (at_ms + 10) * MS {
+                seen.push((format!("{direction} {at_ms}"), line, false));
+                continue;
+            }
             assert!(lo <= 10 * MS as i64 && hi >= -10 * (MS as i64), "{line}");
             seen.push((format!("{direction} {at_ms}"), line, hi - lo <= 20 * MS as i64));
         }
