@@ -333,6 +333,17 @@ impl LinkProfiles {
         }
     }
 
+    /// Each direction's schedule: its own, or its profile held throughout.
+    pub fn each_way(&self) -> (ImpairSchedule, ImpairSchedule) {
+        match &self.schedules {
+            Some(s) => (s.forward.clone(), s.reverse.clone()),
+            None => (
+                ImpairSchedule::constant(self.forward.clone()),
+                ImpairSchedule::constant(self.reverse.clone()),
+            ),
+        }
+    }
+
     /// The same path without its loss (random or modelled) and corruption:
     /// where a multistream run measures its no-loss baseline (a schedule's
     /// first profile, held). `None` if the profiles lose nothing.
@@ -494,13 +505,7 @@ pub fn start_testbed(profiles: &LinkProfiles) -> anyhow::Result<(Testbed, LinkPr
         (None, Some(_)) => Backend::Netem,
         (None, None) => Backend::Linkemu,
     };
-    let (mut forward, mut reverse) = match &profiles.schedules {
-        Some(s) => (s.forward.clone(), s.reverse.clone()),
-        None => (
-            ImpairSchedule::constant(profiles.forward.clone()),
-            ImpairSchedule::constant(profiles.reverse.clone()),
-        ),
-    };
+    let (mut forward, mut reverse) = profiles.each_way();
     // Each direction its own seed (derived from the profile's, if it has
     // one, so one `--impair "... seed 7"` does not mirror losses), recorded
     // in the profile so the run can be repeated decision for decision --
@@ -812,7 +817,8 @@ pub(crate) async fn run_phase(
                 reverse_impair: reverse_impair.clone(),
                 window_opens: schedule_clock
                     .clone()
-                    .map(|clock| WindowOpens::new(move |ns| clock.start(ns))),
+                    .map(|clock| WindowOpens::new(move |ns| clock.start(ns)))
+                    .unwrap_or_default(),
                 blackouts: blackouts.clone(),
                 ..opts.spec.clone()
             };

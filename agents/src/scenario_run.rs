@@ -6,6 +6,7 @@
 
 use anyhow::{bail, Context};
 use indicatif::{ProgressBar, ProgressStyle};
+use linkemu::ImpairSchedule;
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
@@ -461,19 +462,15 @@ fn progress(results: &RunResults, retry_invalid: u32) -> (HashSet<TrialKey>, Has
 /// A cell's link as a run takes it; `None`: loopback.
 fn link_profiles(profile: &transbench_scenario::LinkProfile, probe_packets: u64) -> Option<LinkProfiles> {
     let (forward, reverse) = profile.link.clone()?;
-    let profiles = match &profile.schedules {
-        Some((f, r)) => LinkProfiles::scheduled(f.clone(), r.clone()),
-        None => LinkProfiles {
-            forward,
-            reverse,
-            schedules: None,
-            backend: None,
-            probe_packets,
-        },
-    };
+    let (forward, reverse) = profile.schedules.clone().unwrap_or_else(|| {
+        (
+            ImpairSchedule::constant(forward),
+            ImpairSchedule::constant(reverse),
+        )
+    });
     Some(LinkProfiles {
         probe_packets,
-        ..profiles
+        ..LinkProfiles::scheduled(forward, reverse)
     })
 }
 

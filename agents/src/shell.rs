@@ -134,22 +134,19 @@ pub async fn shell(profiles: LinkProfiles, command: Vec<String>) -> anyhow::Resu
     };
     start_watchdog()?;
     let (bed, profiles) = start_testbed(&profiles)?;
-    match &profiles.schedules {
-        Some(s) => eprintln!(
-            "transbench shell: {} -> {} forward [{}], reverse [{}]; time 0 is the command's start",
-            testbed::SENDER_ADDR,
-            testbed::RECEIVER_ADDR,
-            s.forward,
-            s.reverse
+    let (forward, reverse, time_zero) = match &profiles.schedules {
+        Some(s) => (
+            s.forward.to_string(),
+            s.reverse.to_string(),
+            "; time 0 is the command's start",
         ),
-        None => eprintln!(
-            "transbench shell: {} -> {} forward [{}], reverse [{}]",
-            testbed::SENDER_ADDR,
-            testbed::RECEIVER_ADDR,
-            profiles.forward,
-            profiles.reverse
-        ),
-    }
+        None => (profiles.forward.to_string(), profiles.reverse.to_string(), ""),
+    };
+    eprintln!(
+        "transbench shell: {} -> {} forward [{forward}], reverse [{reverse}]{time_zero}",
+        testbed::SENDER_ADDR,
+        testbed::RECEIVER_ADDR,
+    );
     bed.start_schedules(transbench_wire::clock::mono_now_ns());
     let status = run_command(&bed, program, args, &mut signals).await;
     let stats = bed.link_stats();

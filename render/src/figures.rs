@@ -4,7 +4,7 @@
 use base64::Engine;
 use hdrhistogram::Histogram;
 use std::collections::BTreeMap;
-use transbench_analysis::recovery::theory::{recovery_curve, GiveUp, TimerModel};
+use transbench_analysis::recovery::theory::{recovery_curve, GiveUp, TimerModel, LINUX_TCP_RETRIES2};
 use transbench_reports::schema::{Detector, SettingOutcome};
 use transbench_reports::stats::median;
 use transbench_reports::{
@@ -1409,7 +1409,8 @@ fn recovery_charts(results: &RunResults) -> Vec<Chart> {
                 let theory = outages.iter().find_map(|o| {
                     let e = o.expected.as_ref()?;
                     Some(RecoveryTheory {
-                        model: TimerModel::linux_tcp(e.first_interval_ns, None, 15).ok()?,
+                        // The testbed's namespaces keep Linux's default.
+                        model: TimerModel::linux_tcp(e.first_interval_ns, None, LINUX_TCP_RETRIES2).ok()?,
                         timer_start_after_outage_ns: e.timer_start_after_start_ns,
                         answer_delay_ns: e.answer_delay_ns,
                     })

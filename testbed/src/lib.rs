@@ -276,11 +276,6 @@ impl Testbed {
         }
     }
 
-    /// Whether the profiles change over time.
-    pub fn is_scheduled(&self) -> bool {
-        self.schedules.is_some()
-    }
-
     /// Schedule time 0 is `epoch_ns` (the monotonic clock): the schedules
     /// run from their first profile, and keep running until
     /// [`Testbed::hold_schedules`]. Nothing happens without schedules.

@@ -1,8 +1,8 @@
 //! Impairment schedules on the testbed's link: when schedule time 0 is
 //! ([`ScheduleClock`], set at each trial's start and cleared after it),
 //! and the netem backend's changer ([`NetemChanger`]), a thread per
-//! direction running `tc qdisc change` at each change's time and noting
-//! when it was asked and when it was done. linkemu needs no thread: its
+//! direction changing its qdisc at each change's time and noting when it
+//! asked and when the change was done. linkemu needs no thread: its
 //! link applies each change at its time exactly.
 //!
 //! The changer sends each change as one rtnetlink message on a socket it
@@ -91,7 +91,7 @@ impl ScheduleClock {
     }
 }
 
-/// A schedule's changes applied on one netem qdisc by `tc qdisc change`.
+/// A schedule's changes made to one netem qdisc.
 pub struct NetemChanger {
     clock: ScheduleClock,
     thread: Option<JoinHandle<()>>,

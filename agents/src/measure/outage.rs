@@ -64,6 +64,9 @@ pub struct TimerReading {
     pub model: TimerModel,
     /// The path's round trip then.
     pub rtt_ns: u64,
+    /// Where the timer started, when the readings show it (the monotonic
+    /// clock); `None`: at the first send the outage swallowed.
+    pub start_ns: Option<u64>,
     /// How it was read, for the result.
     pub how: String,
 }
@@ -88,11 +91,7 @@ pub struct RtoReading {
 /// `tcpi_backoff` 1, less `tcpi_last_data_sent` (that retransmission), less
 /// the RTO. Without it (readings too sparse, or none) the start is left
 /// to the first swallowed send.
-pub fn tcp_timer_before(
-    readings: &[RtoReading],
-    at_ns: u64,
-    retries2: u32,
-) -> Option<(TimerReading, Option<u64>)> {
+pub fn tcp_timer_before(readings: &[RtoReading], at_ns: u64, retries2: u32) -> Option<TimerReading> {
     let before = readings
         .iter()
         .rev()
@@ -109,7 +108,6 @@ pub fn tcp_timer_before(
             r.t_ns
                 .saturating_sub(u64::from(r.state.last_data_sent_ms) * 1_000_000)
         });
-    let start = first_timeout.map(|e| e.saturating_sub(rto_ns).max(at_ns));
     let when = match at_ns.checked_sub(before.t_ns) {
         Some(b) => format!("{:.1} ms before the outage", b as f64 / 1e6),
         None => format!(
@@ -125,19 +123,17 @@ pub fn tcp_timer_before(
         ),
         None => "started at the first request sent into the outage (no first timeout seen)".into(),
     };
-    Some((
-        TimerReading {
-            model,
-            rtt_ns: u64::from(before.state.rtt_us) * 1000,
-            how: format!(
-                "Linux RTO backoff from the connection's tcpi_rto {:.1} ms (tcpi_rtt {:.2} ms), read by TCP_INFO \
-                 {when}, {anchored}; tcp_retries2 {retries2}, no TCP_USER_TIMEOUT",
-                f64::from(before.state.rto_us) / 1e3,
-                f64::from(before.state.rtt_us) / 1e3
-            ),
-        },
-        start,
-    ))
+    Some(TimerReading {
+        model,
+        rtt_ns: u64::from(before.state.rtt_us) * 1000,
+        start_ns: first_timeout.map(|e| e.saturating_sub(rto_ns).max(at_ns)),
+        how: format!(
+            "Linux RTO backoff from the connection's tcpi_rto {:.1} ms (tcpi_rtt {:.2} ms), read by TCP_INFO \
+             {when}, {anchored}; tcp_retries2 {retries2}, no TCP_USER_TIMEOUT",
+            f64::from(before.state.rto_us) / 1e3,
+            f64::from(before.state.rtt_us) / 1e3
+        ),
+    })
 }
 
 /// `blackout` as the trial's `samples` (intended times on the monotonic
@@ -150,7 +146,6 @@ pub fn outage_metrics(
     loss_timeout_ns: u64,
     blackout: Blackout,
     timer: Option<&TimerReading>,
-    timer_start_ns: Option<u64>,
 ) -> Option<OutageMetrics> {
     let outage = Outage::new(window_ns + blackout.start_ns, window_ns + blackout.end_ns).ok()?;
     let outcomes: Vec<RequestOutcome> = samples
@@ -165,7 +160,7 @@ pub fn outage_metrics(
         })
         .collect();
     let measured = measure_recovery(&outcomes, outage, &MeasureConfig::default()).ok()?;
-    let expected = timer.and_then(|t| expected(&outcomes, outage, blackout.dark, t, timer_start_ns));
+    let expected = timer.and_then(|t| expected(&outcomes, outage, blackout.dark, t));
     Some(OutageMetrics {
         start_ns: blackout.start_ns,
         end_ns: blackout.end_ns,
@@ -184,7 +179,7 @@ pub fn outage_metrics(
     })
 }
 
-/// The timer starts at `timer_start_ns` if known, else at the first send
+/// The timer starts where `timer` says if it knows, else at the first send
 /// the outage swallowed: the first request sent into it, or with only the
 /// responses dark, that request's response, half a round trip later (the
 /// server's timer, taken to run as the client's).
@@ -193,13 +188,12 @@ fn expected(
     outage: Outage,
     dark: Blackholed,
     timer: &TimerReading,
-    timer_start_ns: Option<u64>,
 ) -> Option<ExpectedRecovery> {
     let first = outcomes
         .iter()
         .map(|o| o.intended_ns)
         .find(|&t| t >= outage.start_ns())?;
-    let start = match (timer_start_ns, dark) {
+    let start = match (timer.start_ns, dark) {
         (Some(s), _) => s,
         (None, Blackholed::Responses) => first + timer.rtt_ns / 2,
         (None, _) => first,
@@ -272,6 +266,7 @@ mod tests {
         let timer = TimerReading {
             model: TimerModel::linux_tcp(rto, None, 15).unwrap(),
             rtt_ns: 10 * MS,
+            start_ns: None,
             how: "test".into(),
         };
         let blackout = Blackout {
@@ -279,7 +274,7 @@ mod tests {
             end_ns: end,
             dark: Blackholed::BothWays,
         };
-        let m = outage_metrics(&samples, window, 2000 * MS, blackout, Some(&timer), None).unwrap();
+        let m = outage_metrics(&samples, window, 2000 * MS, blackout, Some(&timer)).unwrap();
         assert_eq!(m.first_answer_after_heal_ns, Some(480 * MS));
         let e = m.expected.unwrap();
         assert_eq!(e.retransmission, Some(3));
@@ -303,7 +298,7 @@ mod tests {
             end_ns: 1500 * MS,
             dark: Blackholed::Requests,
         };
-        let m = outage_metrics(&samples, window, 200 * MS, blackout, None, None).unwrap();
+        let m = outage_metrics(&samples, window, 200 * MS, blackout, None).unwrap();
         assert_eq!(m.detected_after_start_ns, Some(200 * MS));
         assert_eq!(
             m.detected_as.as_deref(),

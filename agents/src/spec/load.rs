@@ -93,7 +93,7 @@ impl LoadSpec {
             // The probe spans the load: its session holds the receiver's
             // egress impairment for both.
             reverse_impair: trial.reverse_impair.clone(),
-            window_opens: None,
+            window_opens: Default::default(),
             blackouts: Vec::new(),
             workload: WorkloadSpec::Rr(RrSpec {
                 rate: Some(self.probe_rate),

@@ -333,7 +333,7 @@ impl TrialArgs {
             congestion: self.cc.clone(),
             path_rtt_ns: None,
             reverse_impair: None,
-            window_opens: None,
+            window_opens: WindowOpens::default(),
             blackouts: Vec::new(),
             workload,
         })
@@ -493,41 +493,33 @@ pub struct TrialSpec {
     pub reverse_impair: Option<String>,
     /// Told when the measured window opens: where an impairment schedule
     /// puts its time 0.
-    pub window_opens: Option<WindowOpens>,
+    pub window_opens: WindowOpens,
     /// Where the schedule darkens the path within the measured window:
     /// open-loop rr measures the recovery from each.
     pub blackouts: Vec<Blackout>,
     pub workload: WorkloadSpec,
 }
 
-/// Called once per trial, before its first send, with the time its
-/// measured window opens (the monotonic clock, ns).
-#[derive(Clone)]
-pub struct WindowOpens(std::sync::Arc<dyn Fn(u64) + Send + Sync>);
+/// Told once per trial, before its first send, the time its measured
+/// window opens (the monotonic clock, ns); by default nobody listens.
+#[derive(Clone, Default)]
+pub struct WindowOpens(Option<std::sync::Arc<dyn Fn(u64) + Send + Sync>>);
 
 impl WindowOpens {
     pub fn new(f: impl Fn(u64) + Send + Sync + 'static) -> Self {
-        WindowOpens(std::sync::Arc::new(f))
+        WindowOpens(Some(std::sync::Arc::new(f)))
     }
 
     pub fn tell(&self, mono_ns: u64) {
-        (self.0)(mono_ns);
+        if let Some(f) = &self.0 {
+            f(mono_ns);
+        }
     }
 }
 
 impl std::fmt::Debug for WindowOpens {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("WindowOpens")
-    }
-}
-
-impl TrialSpec {
-    /// Tells whoever asked (`window_opens`) that the measured window opens
-    /// at `mono_ns`.
-    pub fn announce_window(&self, mono_ns: u64) {
-        if let Some(w) = &self.window_opens {
-            w.tell(mono_ns);
-        }
     }
 }
 

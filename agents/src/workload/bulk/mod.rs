@@ -351,7 +351,7 @@ async fn run_flows(open: OpenFlows, spec: &TrialSpec, bulk: &BulkSpec) -> std::i
     let meter = Arc::new(FlowMeter::new(open.flows.len() as u32, bins(&spec.setup())));
     meter.start();
     let t0_ns = mono_now_ns();
-    spec.announce_window(t0_ns + spec.warmup.as_nanos() as u64);
+    spec.window_opens.tell(t0_ns + spec.warmup.as_nanos() as u64);
     let end_ns = t0_ns + (spec.warmup + spec.duration).as_nanos() as u64;
     let (size, wait) = (spec.size, spec.loss_timeout);
     let mut running = JoinSet::new();

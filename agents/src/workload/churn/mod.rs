@@ -187,7 +187,7 @@ struct Plan {
     size: usize,
     /// The trial's, for every request's header.
     token: TrialToken,
-    window_opens: Option<crate::spec::WindowOpens>,
+    window_opens: crate::spec::WindowOpens,
 }
 
 /// Runs the schedule: transaction i starts at its intended time, or as
@@ -205,9 +205,7 @@ async fn run_schedule(
     let t0 = mono_now_ns() + START_LEAD_NS;
     let schedule = OpenLoopSchedule::new(t0, plan.rate, plan.warmup, plan.duration);
     let measured_start = schedule.intended_ns(schedule.warmup_count());
-    if let Some(w) = &plan.window_opens {
-        w.tell(measured_start);
-    }
+    plan.window_opens.tell(measured_start);
     let end = measured_start + plan.duration.as_nanos() as u64;
     let slots = Arc::new(Semaphore::new(plan.max_inflight as usize));
     let close_by = tokio_instant_at(schedule.cutoff_ns() + plan.timeout.as_nanos() as u64);

@@ -69,7 +69,7 @@ async fn pace(
     let t0 = mono_now_ns() + START_LEAD_NS;
     let schedule = OpenLoopSchedule::new(t0, hb.rate(), spec.warmup, spec.duration);
     let measured_start_ns = schedule.intended_ns(schedule.warmup_count());
-    spec.announce_window(measured_start_ns);
+    spec.window_opens.tell(measured_start_ns);
     let window_end_ns = measured_start_ns + spec.duration.as_nanos() as u64;
     let silent_from_ns = hb.fail_at.map(|d| measured_start_ns + d.as_nanos() as u64);
     let mut paced = Paced {

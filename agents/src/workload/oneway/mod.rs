@@ -79,7 +79,7 @@ async fn pace(
     // All streams together: message j is stream j mod N's (j div N)-th.
     let schedule = OpenLoopSchedule::new(t0, rate * n as f64, spec.warmup, spec.duration);
     let measured_start = schedule.intended_ns(schedule.warmup_count());
-    spec.announce_window(measured_start);
+    spec.window_opens.tell(measured_start);
     let planned_end = measured_start + spec.duration.as_nanos() as u64;
     let mut sent = Vec::with_capacity(schedule.total() as usize);
     let mut send_lag = new_histogram();
@@ -143,7 +143,7 @@ async fn pace_datagrams(
     let t0 = mono_now_ns() + START_LEAD_NS;
     let schedule = OpenLoopSchedule::new(t0, rate, spec.warmup, spec.duration);
     let measured_start = schedule.intended_ns(schedule.warmup_count());
-    spec.announce_window(measured_start);
+    spec.window_opens.tell(measured_start);
     let total = schedule.total();
     let mut sent = Vec::with_capacity(total as usize);
     let mut send_lag = new_histogram();

@@ -31,18 +31,10 @@ pub struct RrPlan {
     /// The trial's, for every request's header.
     pub token: TrialToken,
     /// The trial's [`TrialSpec::window_opens`](crate::spec::TrialSpec).
-    pub window_opens: Option<WindowOpens>,
+    pub window_opens: WindowOpens,
     /// Open-loop, counting delivery: the retry policy (`none` too), and
     /// every request id's sends and responses kept for the accounting.
     pub retry: Option<RetryPolicy>,
-}
-
-impl RrPlan {
-    fn announce_window(&self, mono_ns: u64) {
-        if let Some(w) = &self.window_opens {
-            w.tell(mono_ns);
-        }
-    }
 }
 
 /// What the sender sent and heard back of each request id, for the
@@ -234,7 +226,7 @@ async fn open_loop<S: RequestSink, R: ResponseSource>(
     let t0 = mono_now_ns() + START_LEAD_NS;
     let schedule = OpenLoopSchedule::new(t0, rate, plan.warmup, plan.duration);
     let measured_start = schedule.intended_ns(schedule.warmup_count());
-    plan.announce_window(measured_start);
+    plan.window_opens.tell(measured_start);
     let planned_end = measured_start + plan.duration.as_nanos() as u64;
     let cutoff = schedule.cutoff_ns();
     let mut requests_total = 0;
@@ -346,7 +338,7 @@ async fn closed_loop<S: RequestSink, R: ResponseSource>(
     let receiving = Receiving::spawn(source, tracker.clone(), None, log.clone(), Some(tx));
     let start = mono_now_ns();
     let warm_end = start + plan.warmup.as_nanos() as u64;
-    plan.announce_window(warm_end);
+    plan.window_opens.tell(warm_end);
     let end = warm_end + plan.duration.as_nanos() as u64;
 
     let mut seq = 0u64;
@@ -453,7 +445,7 @@ mod tests {
             log_sequence: false,
             keep_samples: false,
             token: TrialToken::from_bytes(*b"trial-42"),
-            window_opens: None,
+            window_opens: WindowOpens::default(),
             retry,
         };
         let start = std::time::Instant::now();

@@ -5,10 +5,9 @@
 pub mod engine;
 
 use crate::measure::outage::{outage_metrics, tcp_timer_before, RtoReading};
+use transbench_analysis::recovery::theory::LINUX_TCP_RETRIES2;
 use transbench_reports::OutageMetrics;
 
-/// Linux's `net.ipv4.tcp_retries2` unless the namespace says otherwise.
-const LINUX_DEFAULT_RETRIES2: u32 = 15;
 use anyhow::{bail, Context};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Mutex;
@@ -277,6 +276,16 @@ impl RtoWatch {
     }
 }
 
+/// The calling thread's namespace's `net.ipv4.tcp_retries2`, Linux's
+/// default where it cannot be read.
+fn tcp_retries2() -> u32 {
+    procnet::read_sysctls(&["net.ipv4.tcp_retries2"])
+        .values()
+        .next()
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(LINUX_TCP_RETRIES2)
+}
+
 /// [`run_trial`], and with `keep_samples` (open-loop) every measured
 /// request's round trip or loss, by its intended send time.
 pub async fn run_keeping_samples(
@@ -397,28 +406,23 @@ pub async fn run_keeping_samples(
     };
     let cpu_ns = thread_cpu_ns().saturating_sub(cpu_start);
     let samples = outcome.totals.samples.take().unwrap_or_default();
-    let rto_readings = rto_watch.map(RtoWatch::finish);
-    let retries2 = procnet::read_sysctls(&["net.ipv4.tcp_retries2"])
-        .values()
-        .next()
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(LINUX_DEFAULT_RETRIES2);
+    // TCP's timer as read during the trial, and when the namespace gives
+    // a connection up: read only when there are outages to predict.
+    let rto = rto_watch.map(|w| (w.finish(), tcp_retries2()));
+    let window = outcome.measured_start_ns;
     let outages: Vec<OutageMetrics> = spec
         .blackouts
         .iter()
         .filter_map(|b| {
-            let window = outcome.measured_start_ns;
-            let timer = rto_readings
-                .as_deref()
-                .and_then(|r| tcp_timer_before(r, window + b.start_ns, retries2));
-            let (reading, start) = timer.map_or((None, None), |(r, s)| (Some(r), s));
+            let timer = rto
+                .as_ref()
+                .and_then(|(readings, retries2)| tcp_timer_before(readings, window + b.start_ns, *retries2));
             outage_metrics(
                 &samples,
                 window,
                 spec.loss_timeout.as_nanos() as u64,
                 *b,
-                reading.as_ref(),
-                start,
+                timer.as_ref(),
             )
         })
         .collect();
