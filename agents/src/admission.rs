@@ -267,9 +267,10 @@ pub fn trial_bytes(setup: &TrialSetup) -> u64 {
     // A message buffer each way per connection, grown only as bytes arrive.
     let per_connection = CONNECTION_BYTES + 2 * size;
     match setup.workload {
-        // And, counting delivery, 3 bytes per tracked request id.
+        // And, counting delivery, each tracked request id's counts.
         WorkloadSetup::Rr { .. } => {
-            per_connection + crate::workload::rr::tracked_ids(setup).map_or(0, |ids| 3 * ids as u64)
+            let per_id = std::mem::size_of::<transbench_wire::processed::IdCounts>() as u64;
+            per_connection + crate::workload::rr::tracked_ids(setup).map_or(0, |ids| per_id * ids as u64)
         }
         WorkloadSetup::Multistream { streams, .. } => {
             record_cap(setup) as u64 * RECORD_BYTES + u64::from(streams) * per_connection

@@ -168,6 +168,15 @@ impl ServeCounters {
     }
 }
 
+/// Waits until `done` holds, looking each millisecond, at most `within`:
+/// for what the receiver's data plane counts to arrive after Stop.
+pub(crate) async fn poll_until(within: std::time::Duration, mut done: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + within;
+    while !done() && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -229,10 +229,7 @@ impl DeliveryLog {
 
     /// Waits until `expect` distinct messages have arrived, at most `within`.
     pub async fn await_distinct(&self, expect: u64, within: Duration) {
-        let deadline = tokio::time::Instant::now() + within;
-        while self.distinct() < expect && tokio::time::Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(1)).await;
-        }
+        super::poll_until(within, || self.distinct() >= expect).await;
     }
 
     pub fn take(&self) -> Vec<Delivery> {

@@ -157,7 +157,6 @@ pub struct RetryBook {
     fates: Vec<SentFate>,
     /// Retries due, earliest first: (due, seq, attempt, intended).
     due: BinaryHeap<Reverse<(u64, u64, u8, u64)>>,
-    retries_sent: u64,
 }
 
 impl RetryBook {
@@ -169,7 +168,6 @@ impl RetryBook {
             loss_timeout_ns,
             fates: Vec::new(),
             due: BinaryHeap::new(),
-            retries_sent: 0,
         }
     }
 
@@ -219,7 +217,6 @@ impl RetryBook {
                 continue;
             }
             fate.retries = attempt;
-            self.retries_sent += 1;
             retries.push(Retry {
                 seq,
                 attempt,
@@ -249,9 +246,10 @@ impl RetryBook {
         kind
     }
 
-    /// Retries sent so far, warm-up included.
+    /// Retries sent so far, warm-up included: each id's attempts beyond
+    /// its first (a retry is scheduled only once the one before is sent).
     pub fn retries_sent(&self) -> u64 {
-        self.retries_sent
+        self.fates.iter().map(|f| u64::from(f.retries)).sum()
     }
 
     /// Every id's fate, by id from 0.

@@ -14,7 +14,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 use tokio::net::UdpSocket;
 use transbench_reports::{LatencyKind, LatencySummary, TrialResult};
-use transbench_wire::processed::{self, IdCounts, IDS_PER_FRAME};
+use transbench_wire::processed::{self, IDS_PER_FRAME};
 use transbench_wire::{
     Carrier, ControlMsg, QuicStreamMode, ReceiverDelivery, ReceiverReport, TrialSetup, WorkloadSetup,
 };
@@ -42,19 +42,12 @@ use tokio::task::JoinSet;
 /// of it.
 const SETTLE: Duration = Duration::from_secs(1);
 
-/// What the receiver handed back of a trial: its report, and counting
-/// delivery its counts per request id.
-struct Heard {
-    report: ReceiverReport,
-    processed: Vec<IdCounts>,
-}
-
 async fn drive<S: RequestSink, R: ResponseSource>(
     ctl: &mut ControlChannel,
     plan: RrPlan,
     sink: S,
     source: R,
-) -> anyhow::Result<(RrOutcome, Heard)> {
+) -> anyhow::Result<(RrOutcome, session::Collected)> {
     ctl.send(&ControlMsg::Start).await?;
     let limit = schedule::data_plane_limit(plan.warmup, plan.duration, plan.loss_timeout);
     // Counting delivery: the receiver waits for every send to arrive.
@@ -70,11 +63,7 @@ async fn drive<S: RequestSink, R: ResponseSource>(
     })
     .await?;
     let collected = session::collect(ctl, drain).await?;
-    let heard = Heard {
-        report: collected.report,
-        processed: collected.processed,
-    };
-    Ok((outcome, heard))
+    Ok((outcome, collected))
 }
 
 /// The receiver's side: answers every request with a response of the
@@ -194,12 +183,10 @@ impl TrialRecords for ProcessedRecords {
     fn await_done(&self, expect: u64, wait: Duration) -> Waiting<'_> {
         let log = self.log.clone();
         Box::pin(async move {
-            let deadline = tokio::time::Instant::now() + wait;
-            while log.lock().expect("process log lock").arrivals() < expect
-                && tokio::time::Instant::now() < deadline
-            {
-                tokio::time::sleep(Duration::from_millis(1)).await;
-            }
+            crate::dataplane::poll_until(wait, || {
+                log.lock().expect("process log lock").arrivals() >= expect
+            })
+            .await;
         })
     }
 
@@ -427,7 +414,9 @@ pub async fn run_keeping_samples(
         })
         .collect();
     let sent_log = outcome.sent_log.take();
-    let Heard { report, processed } = heard;
+    let session::Collected {
+        report, processed, ..
+    } = heard;
     let delivery = match sent_log {
         Some(sent) => {
             let Some(counted) = report.delivery else {
