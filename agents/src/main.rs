@@ -69,7 +69,7 @@ enum Command {
         trial: TrialArgs,
         #[command(flatten)]
         secret: SecretArgs,
-        /// Where to write the result (JSON, schema transbench/1.5).
+        /// Where to write the result (JSON, schema transbench/1.6).
         #[arg(long)]
         out: PathBuf,
     },

@@ -15,7 +15,7 @@ fn check_trial(transport: &str, extra: &[&str]) {
     assert!(o.status.success(), "{transport} sender failed: {}", stderr(&o));
 
     let results = read_results(&out).unwrap();
-    assert_eq!(results.schema, "transbench/1.5");
+    assert_eq!(results.schema, "transbench/1.6");
     assert_eq!(results.trials.len(), 1);
     let t = &results.trials[0];
     assert_eq!(t.transport.name(), transport);

@@ -1,4 +1,4 @@
-//! The results document, schema `transbench/1.5`. `SCHEMA.md` documents
+//! The results document, schema `transbench/1.6`. `SCHEMA.md` documents
 //! every key; change both together, and bump [`SCHEMA`] on incompatible
 //! changes.
 
@@ -22,18 +22,23 @@ pub use transbench_analysis::heartbeat::{Detector, MonitorOutcome, SettingOutcom
 /// with loopback runs. 1.5 added impairment schedules (a profile that
 /// changes during the trial), the `heartbeat` workload and request
 /// retries: a reader of 1.4 would take a scheduled trial's first profile
-/// for the whole trial's.
-pub const SCHEMA: &str = "transbench/1.5";
+/// for the whole trial's. 1.6 adds faults that are no loss profile (a
+/// path that rejects, a receiver that freezes) and the outages' timeline:
+/// a reader of 1.5 would take a rejecting or frozen stretch for a
+/// healthy one.
+pub const SCHEMA: &str = "transbench/1.6";
 /// The schemas this build reads: 1 is 1.1 without retries (every trial
 /// its only attempt), 1.1 is 1.2 without bulk trials, 1.2 is 1.3 with
 /// every bulk flow up, 1.3 is 1.4 with every receiver on the sender's
-/// host, 1.4 is 1.5 without schedules, heartbeats or retries.
-pub const READABLE_SCHEMAS: [&str; 6] = [
+/// host, 1.4 is 1.5 without schedules, heartbeats or retries, 1.5 is 1.6
+/// without rejecting paths or frozen receivers.
+pub const READABLE_SCHEMAS: [&str; 7] = [
     "transbench/1",
     "transbench/1.1",
     "transbench/1.2",
     "transbench/1.3",
     "transbench/1.4",
+    "transbench/1.5",
     SCHEMA,
 ];
 
