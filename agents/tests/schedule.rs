@@ -339,3 +339,80 @@ fn tcp_recovers_from_a_blackout_when_its_rto_backoff_says() {
         );
     }
 }
+
+/// QUIC through a blackout both ways of 1 s and of 3 s: the first answer
+/// after the heal comes when quinn's probe timeout, read off the probes it
+/// sent during the outage, says; and when the server's probe is heard
+/// first (3 s here), it acknowledges what the server got just before the
+/// outage, gives quinn's RTT estimate a sample as long as the outage and
+/// resets its backoff, and the restarted timer says. quinn's timers are
+/// the runtime's (1 ms), so the bound is tighter than TCP's: at most
+/// 15 ms earlier (a busy machine reads quinn's sends late, which moves the
+/// prediction later), at most 40 ms and 1 % of the waits later (it delays
+/// the probe's sending and the answer's way back). Validity is not
+/// checked: the open-loop client falls behind its schedule while its
+/// congestion window is full, which is the point.
+#[test]
+fn quic_recovers_from_a_blackout_when_its_probe_timeout_says() {
+    if !have_root() {
+        return;
+    }
+    let _serial = serial();
+    for partition in ["1s", "3s"] {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("run");
+        let schedule = format!("0s: delay 5ms; partition 2s {partition}");
+        let o = transbench(&[
+            "run",
+            "--transport",
+            "quic",
+            "--rate",
+            "200",
+            "--duration",
+            "9s",
+            "--loss-timeout",
+            "8s",
+            "--impair-backend",
+            "linkemu",
+            "--impair-schedule",
+            &schedule,
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let r = transbench_reports::read_results(&out.join("results.json")).unwrap();
+        let trial = &r.trials[0];
+        let [outage] = &trial.outages[..] else {
+            panic!("one outage expected: {:?}", trial.outages)
+        };
+        let e = outage
+            .expected
+            .as_ref()
+            .expect("a QUIC stream trial predicts its recovery");
+        let expected = e
+            .first_answer_after_heal_ns
+            .expect("recovers within the idle timeout");
+        let measured = outage
+            .first_answer_after_heal_ns
+            .expect("answered after the heal");
+        let waited = outage.end_ns - outage.start_ns - e.timer_start_after_start_ns + expected;
+        let line = format!(
+            "partition {partition}: first answer {:.1} ms after the heal, predicted {:.1} ms (probe {:?}, \
+             restarted {:?} ms after the heal); {}",
+            measured as f64 / 1e6,
+            expected as f64 / 1e6,
+            e.retransmission,
+            e.restarted_after_heal_ns.map(|r| r / MS),
+            e.timer
+        );
+        eprintln!("{line}");
+        assert!(
+            measured + 15 * MS >= expected && measured <= expected + waited / 100 + 40 * MS,
+            "{line}"
+        );
+        assert!(
+            e.retransmission >= Some(2),
+            "a partition of {partition} outlasts the first PTO: {line}"
+        );
+    }
+}

@@ -4,7 +4,9 @@
 use base64::Engine;
 use hdrhistogram::Histogram;
 use std::collections::BTreeMap;
-use transbench_analysis::recovery::theory::{recovery_curve, GiveUp, TimerModel, LINUX_TCP_RETRIES2};
+use transbench_analysis::recovery::theory::{
+    recovery_curve, GiveUp, TimerModel, LINUX_TCP_RETRIES2, QUINN_DEFAULT_IDLE_TIMEOUT_NS,
+};
 use transbench_reports::schema::{Detector, SettingOutcome};
 use transbench_reports::stats::median;
 use transbench_reports::{
@@ -1378,9 +1380,10 @@ fn ttfb(workload: Workload, cells: &[&CellTrials]) -> Option<Chart> {
 
 /// Recovery against partition length from the trials' outages, a chart
 /// per way the path went dark (both, requests, responses): each trial's
-/// first answer after the heal, and each transport's RTO backoff from its
-/// first trial with a prediction (the backoff's first wait, where it
-/// started, the answer's delay).
+/// first answer after the heal, and each transport's backoff (TCP's RTO,
+/// QUIC's PTO) from its first trial with a prediction (the backoff's first
+/// wait, where it started, the answer's delay). A QUIC timer restarted by
+/// the peer's probe after the heal is a trial's, not the curve's.
 fn recovery_charts(results: &RunResults) -> Vec<Chart> {
     let trials = results.final_attempts().trials;
     let mut darks: Vec<&str> = trials
@@ -1408,9 +1411,15 @@ fn recovery_charts(results: &RunResults) -> Vec<Chart> {
                     .collect();
                 let theory = outages.iter().find_map(|o| {
                     let e = o.expected.as_ref()?;
-                    Some(RecoveryTheory {
+                    let model = if transport.is_quic() {
+                        // quinn's default idle timeout: transbench keeps it.
+                        TimerModel::quinn_with_pto(e.first_interval_ns, Some(QUINN_DEFAULT_IDLE_TIMEOUT_NS))
+                    } else {
                         // The testbed's namespaces keep Linux's default.
-                        model: TimerModel::linux_tcp(e.first_interval_ns, None, LINUX_TCP_RETRIES2).ok()?,
+                        TimerModel::linux_tcp(e.first_interval_ns, None, LINUX_TCP_RETRIES2).ok()?
+                    };
+                    Some(RecoveryTheory {
+                        model,
                         timer_start_after_outage_ns: e.timer_start_after_start_ns,
                         answer_delay_ns: e.answer_delay_ns,
                     })

@@ -566,6 +566,13 @@ pub struct ExpectedRecovery {
     /// connection is given up first.
     pub retransmission: Option<u64>,
     pub first_answer_after_heal_ns: Option<u64>,
+    /// QUIC: the first packet heard after the heal acknowledged new
+    /// packets before the client's next probe, which reset its backoff and
+    /// gave its RTT estimate a sample as long as the outage; how long after
+    /// the heal that was (the expected answer then follows the restarted
+    /// timer).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restarted_after_heal_ns: Option<u64>,
     /// When the connection would be given up, after the outage's start,
     /// and as what, if before it recovers.
     pub gives_up_after_start_ns: Option<u64>,

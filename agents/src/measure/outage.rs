@@ -4,7 +4,10 @@
 //! reading are given.
 
 use transbench_analysis::recovery::measured::{measure_recovery, MeasureConfig};
-use transbench_analysis::recovery::theory::{predict, Blackholed, Prediction, TimerModel};
+use transbench_analysis::recovery::theory::{
+    predict, quinn_rtt_after, Blackholed, Prediction, QuinnPto, Restart, TimerModel,
+    QUIC_DEFAULT_MAX_ACK_DELAY_NS, QUINN_MAX_BACKOFF_EXPONENT,
+};
 use transbench_analysis::recovery::{ErrorKind, Failure, Outage, RequestOutcome};
 use transbench_reports::{ExpectedRecovery, OutageFates, OutageMetrics};
 
@@ -67,6 +70,9 @@ pub struct TimerReading {
     /// Where the timer started, when the readings show it (the monotonic
     /// clock); `None`: at the first send the outage swallowed.
     pub start_ns: Option<u64>,
+    /// An acknowledgement after the heal that restarted the timer, when
+    /// the readings show one.
+    pub restart: Option<Restart>,
     /// How it was read, for the result.
     pub how: String,
 }
@@ -127,11 +133,169 @@ pub fn tcp_timer_before(readings: &[RtoReading], at_ns: u64, retries2: u32) -> O
         model,
         rtt_ns: u64::from(before.state.rtt_us) * 1000,
         start_ns: first_timeout.map(|e| e.saturating_sub(rto_ns).max(at_ns)),
+        restart: None,
         how: format!(
             "Linux RTO backoff from the connection's tcpi_rto {:.1} ms (tcpi_rtt {:.2} ms), read by TCP_INFO \
              {when}, {anchored}; tcp_retries2 {retries2}, no TCP_USER_TIMEOUT",
             f64::from(before.state.rto_us) / 1e3,
             f64::from(before.state.rtt_us) / 1e3
+        ),
+    })
+}
+
+/// What a QUIC connection had sent and received, from quinn's stats, and
+/// when (the monotonic clock): kept each time either count moves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QuicReading {
+    pub t_ns: u64,
+    /// Packets sent, MTU probes left out.
+    pub sent_packets: u64,
+    pub received_datagrams: u64,
+    /// quinn's smoothed round trip then.
+    pub rtt_ns: u64,
+}
+
+/// How often [`QuicReading`]s are taken; a probe's time is known to this.
+pub const SEND_READING_EVERY_NS: u64 = 1_000_000;
+
+/// quinn's probe timer through an outage from `at_ns` to `end_ns`, read
+/// off the packets the client sent in it, with `idle_timeout_ns` giving
+/// the connection up.
+///
+/// The timer runs from the last ack-eliciting packet sent. The client goes
+/// on sending requests into the outage until its congestion window is
+/// full, then only probes go out, PTO·(2^k − 1) after that last request.
+/// A gap shorter than the least PTO quinn's formula allows (its smoothed
+/// RTT + 1 ms + 25 ms) is a request, so the timer starts at the last send
+/// before such gaps end (requests must come more often than that).
+/// quinn exposes its smoothed RTT but not rttvar, so the PTO itself is
+/// read off the probes seen before the heal (the last one's distance from
+/// the start over 2^k − 1); with none, it is the formula's lower bound.
+/// A packet heard after the heal and before the next probe that moved
+/// quinn's RTT estimate acknowledged new packets: that restarts the timer
+/// ([`Restart`]), its new wait computed from the estimate as quinn does.
+pub fn quic_timer_in(
+    readings: &[QuicReading],
+    at_ns: u64,
+    end_ns: u64,
+    idle_timeout_ns: u64,
+) -> Option<TimerReading> {
+    let before = readings
+        .iter()
+        .rev()
+        .find(|r| r.t_ns <= at_ns)
+        .or_else(|| readings.first())?;
+    let least_pto = QuinnPto::steady(before.rtt_ns).pto_ns();
+    let moved = |of: fn(&QuicReading) -> u64| {
+        readings
+            .windows(2)
+            .filter(move |w| of(&w[1]) > of(&w[0]))
+            .map(|w| &w[1])
+    };
+    // A probe pair (quinn sends two) or requests back to back is one send.
+    let together = 3 * SEND_READING_EVERY_NS;
+    let mut sends: Vec<(u64, u64)> = Vec::new();
+    for t in moved(|r| r.sent_packets)
+        .map(|r| r.t_ns)
+        .filter(|&t| t >= before.t_ns && t < end_ns)
+    {
+        match sends.last_mut() {
+            Some(last) if t - last.1 <= together => last.1 = t,
+            _ => sends.push((t, t)),
+        }
+    }
+    let probe_gap = least_pto - least_pto / 4;
+    let last_request = sends
+        .iter()
+        .enumerate()
+        .skip(1)
+        .rfind(|(i, s)| s.0 - sends[i - 1].1 < probe_gap)
+        .map(|(i, _)| i)
+        .unwrap_or(0);
+    let start_ns = sends.get(last_request)?.1;
+    if start_ns < at_ns {
+        return None;
+    }
+    let probes = &sends[last_request + 1..];
+    let pto_ns = match probes.last() {
+        Some(last) => {
+            let doublings = (probes.len() as u32).min(QUINN_MAX_BACKOFF_EXPONENT);
+            (last.0 - start_ns) / ((1u64 << doublings) - 1)
+        }
+        None => least_pto,
+    };
+    // 4·rttvar, or the 1 ms granularity when it is less.
+    let variation_ns = pto_ns.saturating_sub(before.rtt_ns + QUIC_DEFAULT_MAX_ACK_DELAY_NS);
+    let read = match probes.len() {
+        0 => format!(
+            "quinn's PTO from its formula with its smoothed RTT {:.2} ms and rttvar taken as nothing, {:.1} ms, \
+             a lower bound: no probe went out before the heal",
+            before.rtt_ns as f64 / 1e6,
+            least_pto as f64 / 1e6
+        ),
+        n => format!(
+            "quinn's PTO {:.1} ms, read off the {n} probe(s) it sent before the heal (its sent packets read every \
+             {} ms); less its smoothed RTT {:.2} ms and the peer's max_ack_delay, 4·rttvar (at least 1 ms) was \
+             about {:.1} ms",
+            pto_ns as f64 / 1e6,
+            SEND_READING_EVERY_NS / 1_000_000,
+            before.rtt_ns as f64 / 1e6,
+            variation_ns as f64 / 1e6
+        ),
+    };
+    let model = TimerModel::quinn_with_pto(pto_ns, Some(idle_timeout_ns));
+    let next_probe = model
+        .retransmissions(start_ns)
+        .find(|&t| t >= end_ns)
+        .unwrap_or(u64::MAX);
+    let restart = moved(|r| r.received_datagrams)
+        .find(|r| r.t_ns >= end_ns)
+        .filter(|heard| heard.t_ns < next_probe)
+        .and_then(|heard| {
+            let prior = readings.iter().rev().find(|r| r.t_ns < heard.t_ns)?;
+            // A new RTT estimate: the first packet heard acknowledged new
+            // packets, so the backoff is reset.
+            (heard.rtt_ns != prior.rtt_ns).then_some(())?;
+            let sample_ns = (8 * heard.rtt_ns).saturating_sub(7 * prior.rtt_ns);
+            let (smoothed_rtt_ns, rttvar_ns) = quinn_rtt_after(prior.rtt_ns, variation_ns / 4, sample_ns);
+            let last_send_ns = moved(|r| r.sent_packets)
+                .take_while(|r| r.t_ns < heard.t_ns)
+                .last()?
+                .t_ns;
+            Some(Restart {
+                at_ns: heard.t_ns,
+                last_send_ns,
+                interval_ns: QuinnPto {
+                    smoothed_rtt_ns,
+                    rttvar_ns,
+                    max_ack_delay_ns: QUIC_DEFAULT_MAX_ACK_DELAY_NS,
+                }
+                .pto_ns(),
+            })
+        });
+    let restarted = match restart {
+        Some(r) => format!(
+            "; the first packet heard after the heal ({:.0} ms after it) acknowledged new packets: quinn's \
+             smoothed RTT went to {:.0} ms, its backoff was reset, and its PTO became {:.0} ms from its last send",
+            (r.at_ns - end_ns) as f64 / 1e6,
+            readings
+                .iter()
+                .find(|x| x.t_ns == r.at_ns)
+                .map_or(0.0, |x| x.rtt_ns as f64 / 1e6),
+            r.interval_ns as f64 / 1e6
+        ),
+        None => String::new(),
+    };
+    Some(TimerReading {
+        model,
+        rtt_ns: before.rtt_ns,
+        start_ns: Some(start_ns),
+        restart,
+        how: format!(
+            "{read}; started at the client's last request into the outage, {:.0} ms in (its congestion window \
+             full); idle timeout {:.0} s{restarted}",
+            (start_ns - at_ns) as f64 / 1e6,
+            idle_timeout_ns as f64 / 1e9
         ),
     })
 }
@@ -199,7 +363,14 @@ fn expected(
         (None, _) => first,
     };
     let answer_delay_ns = dark.answer_delay_ns(timer.rtt_ns);
-    let prediction = predict(&timer.model, start, outage, answer_delay_ns).ok()?;
+    let backoff_alone = predict(&timer.model, start, outage, answer_delay_ns).ok()?;
+    let prediction = match timer.restart {
+        Some(restart) => restart.apply(backoff_alone, outage, answer_delay_ns),
+        None => backoff_alone,
+    };
+    let restarted = (prediction != backoff_alone)
+        .then(|| timer.restart.map(|r| r.at_ns - outage.end_ns()))
+        .flatten();
     let (retransmission, first_answer, gives_up) = match prediction {
         Prediction::Recovers(r) => (Some(r.retransmission), Some(r.recovery_after_heal_ns), None),
         Prediction::GivesUp(f) => (None, None, Some(f)),
@@ -211,6 +382,7 @@ fn expected(
         answer_delay_ns,
         retransmission,
         first_answer_after_heal_ns: first_answer,
+        restarted_after_heal_ns: restarted,
         gives_up_after_start_ns: gives_up.map(|f| f.at_ns - outage.start_ns()),
         gives_up_as: gives_up.map(|f| f.kind.to_string()),
     })
@@ -267,6 +439,7 @@ mod tests {
             model: TimerModel::linux_tcp(rto, None, 15).unwrap(),
             rtt_ns: 10 * MS,
             start_ns: None,
+            restart: None,
             how: "test".into(),
         };
         let blackout = Blackout {
@@ -282,6 +455,121 @@ mod tests {
         assert_eq!(e.timer_start_after_start_ns, 0);
         assert_eq!(m.detected_after_start_ns, None, "nothing timed out at 2 s");
         assert_eq!(m.dark, "both");
+    }
+
+    /// A client sending every 5 ms (a packet each, its reading up to
+    /// 1 ms late) into an outage from 1 s to 2 s, its congestion window
+    /// full at 1.3 s; then probe pairs PTO·(2^k − 1) later, PTO 40 ms on a
+    /// 10 ms path (4·rttvar 5 ms).
+    fn quic_sends(pto: u64) -> Vec<QuicReading> {
+        let mut t: Vec<u64> = (0..=260u64)
+            .map(|i| i * 5 * MS + u64::from(i % 4 == 1) * MS / 2)
+            .collect();
+        for k in 1..=6u32 {
+            let probe = 1300 * MS + pto * ((1 << k) - 1) + u64::from(k % 2) * MS;
+            t.extend([probe, probe + MS / 2]);
+        }
+        // Each request answered 10 ms later until the outage.
+        let mut readings: Vec<QuicReading> = t
+            .into_iter()
+            .enumerate()
+            .map(|(i, t_ns)| QuicReading {
+                t_ns,
+                sent_packets: i as u64 + 1,
+                received_datagrams: 0,
+                rtt_ns: 10 * MS,
+            })
+            .collect();
+        for r in readings.iter_mut() {
+            r.received_datagrams = (r.t_ns.min(1010 * MS).saturating_sub(10 * MS) / (5 * MS)).min(199);
+        }
+        readings
+    }
+
+    #[test]
+    fn quinn_s_timer_is_read_off_its_probes_from_its_last_request() {
+        let pto = 40 * MS;
+        let sends = quic_sends(pto);
+        let timer = quic_timer_in(&sends, 1000 * MS, 2000 * MS, 30_000 * MS).unwrap();
+        // Probes at 1.3 s + 40, 120, 280, 600 ms before the heal.
+        assert_eq!(timer.start_ns, Some(1300 * MS));
+        let read = timer.model.backoff().first_interval_ns();
+        assert!(read.abs_diff(pto) <= MS / 10, "read {read}");
+        assert!(timer.how.contains("4 probe(s)"), "{}", timer.how);
+        let outage = Outage::new(1000 * MS, 2000 * MS).unwrap();
+        let p = predict(&timer.model, 1300 * MS, outage, 10 * MS).unwrap();
+        let r = p.recovery().unwrap();
+        assert_eq!(r.retransmission, 5);
+        assert!(r.retransmission_ns.abs_diff(1300 * MS + 31 * pto) <= 2 * MS);
+    }
+
+    /// The server's probe is heard 50 ms after the heal, before the
+    /// client's next (at 2.54 s), acknowledging the requests it got just
+    /// before the outage: a 1 s sample restarts the client's timer.
+    #[test]
+    fn a_new_acknowledgement_heard_after_the_heal_restarts_quinn_s_timer() {
+        let mut readings = quic_sends(40 * MS);
+        let last = *readings.last().unwrap();
+        let heard = QuicReading {
+            t_ns: 2050 * MS,
+            sent_packets: last.sent_packets - 2,
+            received_datagrams: 200,
+            rtt_ns: (7 * 10 * MS + 1040 * MS) / 8,
+        };
+        let at = readings.iter().position(|r| r.t_ns > heard.t_ns).unwrap();
+        readings.insert(at, heard);
+        let timer = quic_timer_in(&readings, 1000 * MS, 2000 * MS, 30_000 * MS).unwrap();
+        let restart = timer.restart.expect("restarted");
+        assert_eq!(restart.at_ns, 2050 * MS);
+        assert_eq!(restart.last_send_ns, 1900 * MS + MS / 2);
+        // srtt 138.75 ms; rttvar (3·1.25 + 1030)/4 = 258.44 ms; + 25 ms.
+        assert!(
+            restart.interval_ns.abs_diff(1_197_500_000) < MS,
+            "{}",
+            restart.interval_ns
+        );
+        assert!(timer.how.contains("backoff was reset"), "{}", timer.how);
+        let samples: Vec<Sample> = (0..600u64)
+            .map(|i| Sample {
+                intended_ns: i * 5 * MS,
+                lat_ns: (i < 200).then_some(10 * MS),
+            })
+            .collect();
+        let blackout = Blackout {
+            start_ns: 1000 * MS,
+            end_ns: 2000 * MS,
+            dark: Blackholed::BothWays,
+        };
+        let e = outage_metrics(&samples, 0, 5000 * MS, blackout, Some(&timer))
+            .unwrap()
+            .expected
+            .unwrap();
+        assert_eq!(e.restarted_after_heal_ns, Some(50 * MS));
+        let due = 1900 * MS + MS / 2 + restart.interval_ns + 10 * MS - 2000 * MS;
+        assert_eq!(e.first_answer_after_heal_ns, Some(due));
+
+        // Heard only after the client's own probe got through: its answer.
+        let mut late = quic_sends(40 * MS);
+        late.push(QuicReading {
+            t_ns: 2560 * MS,
+            received_datagrams: 200,
+            ..heard
+        });
+        let timer = quic_timer_in(&late, 1000 * MS, 2000 * MS, 30_000 * MS).unwrap();
+        assert_eq!(timer.restart, None);
+        assert!(!timer.how.contains("reset"), "{}", timer.how);
+    }
+
+    #[test]
+    fn without_a_probe_before_the_heal_quinn_s_formula_is_the_lower_bound() {
+        let sends = quic_sends(40 * MS);
+        let timer = quic_timer_in(&sends, 1000 * MS, 1320 * MS, 30_000 * MS).unwrap();
+        assert_eq!(timer.start_ns, Some(1300 * MS));
+        // 10 ms + 1 ms + 25 ms.
+        assert_eq!(timer.model.backoff().first_interval_ns(), 36 * MS);
+        assert!(timer.how.contains("lower bound"), "{}", timer.how);
+        // A client silent through the outage gives no start inside it.
+        assert!(quic_timer_in(&sends, 1400 * MS, 1420 * MS, 30_000 * MS).is_none());
     }
 
     #[test]

@@ -69,6 +69,15 @@
 //! received and after the first ack-eliciting packet sent after one
 //! (`packet_builder.rs`), which for a client sending all the time is `s`
 //! within one request's interval.
+//!
+//! **An acknowledgement after the heal** that arrives before the next
+//! expiry restarts a QUIC timer ([`Restart`]): `on_ack_received` resets
+//! `pto_count` whenever new packets are acknowledged, and the sample it
+//! takes (the largest newly acknowledged packet's age, less the peer's
+//! delay capped at its `max_ack_delay`) is as long as the outage when the
+//! peer's first probe after the heal acknowledges what it received just
+//! before it ([`quinn_rtt_after`]). The restarted wait, from the last
+//! send, then holds seconds after a partition of seconds.
 
 use super::{ErrorKind, Failure, Outage, RecoveryError, MS, S};
 
@@ -223,7 +232,11 @@ impl QuinnPto {
     /// The PTO doubling at each probe, at most [`QUINN_MAX_BACKOFF_EXPONENT`]
     /// times.
     pub fn backoff(&self) -> Backoff {
-        let pto = self.pto_ns();
+        QuinnPto::backoff_from(self.pto_ns())
+    }
+
+    fn backoff_from(pto_ns: u64) -> Backoff {
+        let pto = pto_ns.max(QUINN_TIMER_GRANULARITY_NS);
         Backoff::new(pto, pto.saturating_mul(1 << QUINN_MAX_BACKOFF_EXPONENT))
             .expect("a PTO is at least the timer granularity, and its cap above it")
     }
@@ -300,11 +313,18 @@ impl TimerModel {
 
     /// quinn with the negotiated idle timeout (`None` or 0: none).
     pub fn quinn(pto: QuinnPto, idle_timeout_ns: Option<u64>) -> Self {
+        TimerModel::quinn_with_pto(pto.pto_ns(), idle_timeout_ns)
+    }
+
+    /// quinn whose probe timeout before any backoff is `pto_ns`, as read
+    /// off its probes rather than computed from an estimate (quinn does not
+    /// expose rttvar); at least the timer granularity.
+    pub fn quinn_with_pto(pto_ns: u64, idle_timeout_ns: Option<u64>) -> Self {
         let give_up = match idle_timeout_ns {
             Some(timeout) if timeout > 0 => GiveUp::QuicIdle(timeout),
             _ => GiveUp::Never,
         };
-        TimerModel::new(pto.backoff(), give_up)
+        TimerModel::new(QuinnPto::backoff_from(pto_ns), give_up)
     }
 
     pub fn backoff(&self) -> Backoff {
@@ -462,6 +482,55 @@ pub fn predict(
         recovery_after_heal_ns: first_answer_ns.saturating_sub(outage.end_ns()),
         interval_at_heal_ns: backoff.interval_ns(k - 1),
     }))
+}
+
+/// An acknowledgement that reached the sender after the heal, before its
+/// timer's next expiry, and restarted the timer: QUIC resets its backoff
+/// on any acknowledgement of new packets (RFC 9002 §6.2.1), and takes an
+/// RTT sample from it (§5.1). After an outage both ways the peer's first
+/// probe acknowledges what it received just before the outage, so that
+/// sample is the outage's length, and the new first wait is as long.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Restart {
+    pub at_ns: u64,
+    /// The sender's last send before it: the restarted timer runs from
+    /// there.
+    pub last_send_ns: u64,
+    /// The restarted timer's wait.
+    pub interval_ns: u64,
+}
+
+impl Restart {
+    /// `prediction` with the timer restarted, if that came after the heal
+    /// and before the retransmission that would have got through: the
+    /// next send is then at the restarted timer's expiry, or at once if
+    /// that is past.
+    pub fn apply(&self, prediction: Prediction, outage: Outage, answer_delay_ns: u64) -> Prediction {
+        let Prediction::Recovers(r) = prediction else {
+            return prediction;
+        };
+        if self.at_ns < outage.end_ns() || self.at_ns >= r.retransmission_ns {
+            return prediction;
+        }
+        let retransmission_ns = self.at_ns.max(self.last_send_ns.saturating_add(self.interval_ns));
+        let first_answer_ns = retransmission_ns.saturating_add(answer_delay_ns);
+        Prediction::Recovers(Recovery {
+            retransmission: r.retransmission,
+            retransmission_ns,
+            first_answer_ns,
+            silent_after_heal_ns: retransmission_ns - outage.end_ns(),
+            recovery_after_heal_ns: first_answer_ns - outage.end_ns(),
+            interval_at_heal_ns: retransmission_ns - self.last_send_ns,
+        })
+    }
+}
+
+/// quinn's RTT estimator (`RttEstimator::update`, RFC 9002 §5.3) after one
+/// sample, from `smoothed_ns` and `rttvar_ns`: the sample less the peer's
+/// reported delay capped at its `max_ack_delay`.
+pub fn quinn_rtt_after(smoothed_ns: u64, rttvar_ns: u64, adjusted_sample_ns: u64) -> (u64, u64) {
+    let var = (3 * rttvar_ns + smoothed_ns.abs_diff(adjusted_sample_ns)) / 4;
+    ((7 * smoothed_ns + adjusted_sample_ns) / 8, var)
 }
 
 /// The recovery after the heal against partition length, for a chart.
@@ -796,5 +865,52 @@ mod tests {
         assert_eq!(flat.first_expiry_from(0), 1);
         assert_eq!(flat.first_expiry_from(5 * S + 1), 6);
         assert_eq!(Backoff::new(1, u64::MAX).unwrap().expiry_ns(200), u64::MAX);
+    }
+
+    /// The peer's probe reaches the client after a 3 s outage both ways,
+    /// acknowledging what it got just before: quinn's RTT estimate takes
+    /// a 3 s sample, and its restarted timer waits 3.4 s from the
+    /// client's last probe (2.9 s in), to 6.3 s: later than the 5.8 s its
+    /// own backoff would have probed at.
+    #[test]
+    fn an_acknowledgement_after_the_heal_restarts_quinn_s_timer_with_the_outage_as_its_rtt() {
+        let (srtt, rttvar) = quinn_rtt_after(RTT, 0, 3 * S);
+        assert_eq!((srtt, rttvar), ((7 * RTT + 3 * S) / 8, (3 * S - RTT) / 4));
+        let interval = QuinnPto {
+            smoothed_rtt_ns: srtt,
+            rttvar_ns: rttvar,
+            max_ack_delay_ns: QUIC_DEFAULT_MAX_ACK_DELAY_NS,
+        }
+        .pto_ns();
+        let model = TimerModel::quinn(QuinnPto::steady(RTT), Some(QUINN_DEFAULT_IDLE_TIMEOUT_NS));
+        let pto = 46 * MS;
+        let prediction = predict(&model, A, outage(3 * S), RTT).unwrap();
+        assert_eq!(recovered(prediction).retransmission_ns, A + 127 * pto);
+        let last_probe = A + 63 * pto;
+        let restart = Restart {
+            at_ns: A + 3 * S + 200 * MS,
+            last_send_ns: last_probe,
+            interval_ns: interval,
+        };
+        let r = recovered(restart.apply(prediction, outage(3 * S), RTT));
+        assert_eq!(r.retransmission, 7);
+        assert_eq!(r.retransmission_ns, last_probe + interval);
+        assert_eq!(r.recovery_after_heal_ns, last_probe + interval + RTT - A - 3 * S);
+        // A restart whose wait is already over sends at once.
+        let soon = Restart {
+            interval_ns: pto,
+            ..restart
+        };
+        assert_eq!(
+            recovered(soon.apply(prediction, outage(3 * S), RTT)).retransmission_ns,
+            restart.at_ns
+        );
+        // One after the retransmission, or before the heal, changes nothing.
+        for at_ns in [A + 127 * pto, A + S] {
+            assert_eq!(
+                Restart { at_ns, ..restart }.apply(prediction, outage(3 * S), RTT),
+                prediction
+            );
+        }
     }
 }

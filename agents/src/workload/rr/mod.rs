@@ -4,8 +4,10 @@
 
 pub mod engine;
 
-use crate::measure::outage::{outage_metrics, tcp_timer_before, RtoReading};
-use transbench_analysis::recovery::theory::LINUX_TCP_RETRIES2;
+use crate::measure::outage::{
+    outage_metrics, quic_timer_in, tcp_timer_before, QuicReading, RtoReading, SEND_READING_EVERY_NS,
+};
+use transbench_analysis::recovery::theory::{Blackholed, LINUX_TCP_RETRIES2, QUINN_DEFAULT_IDLE_TIMEOUT_NS};
 use transbench_reports::OutageMetrics;
 
 use anyhow::{bail, Context};
@@ -231,36 +233,67 @@ pub async fn run_trial(
         .0)
 }
 
-/// TCP's retransmission timer read every 10 ms while the trial runs, for
-/// the recovery its backoff predicts from each outage.
-struct RtoWatch {
-    readings: Arc<std::sync::Mutex<Vec<RtoReading>>>,
+/// A transport's retransmission timer, read periodically while the trial
+/// runs, for the recovery its backoff predicts from each outage.
+struct TimerWatch<T> {
+    readings: Arc<Mutex<Vec<T>>>,
     task: tokio::task::JoinHandle<()>,
 }
 
-impl RtoWatch {
-    const EVERY: Duration = Duration::from_millis(10);
-
-    fn start(socket: std::os::fd::OwnedFd) -> Self {
-        let readings = Arc::new(std::sync::Mutex::new(Vec::new()));
+impl<T: Send + 'static> TimerWatch<T> {
+    /// Calls `read` every `every` with the readings so far, for it to add
+    /// one (or not); until it says there is nothing more to read.
+    fn start(every: Duration, mut read: impl FnMut(&mut Vec<T>) -> bool + Send + 'static) -> Self {
+        let readings = Arc::new(Mutex::new(Vec::new()));
         let shared = readings.clone();
         let task = tokio::spawn(async move {
-            while let Ok(state) = crate::transport::tcp_info::retransmission_timer(&socket) {
-                let t_ns = transbench_wire::clock::mono_now_ns();
-                shared
-                    .lock()
-                    .expect("rto readings")
-                    .push(RtoReading { t_ns, state });
-                tokio::time::sleep(Self::EVERY).await;
+            while read(&mut shared.lock().expect("timer readings")) {
+                tokio::time::sleep(every).await;
             }
         });
-        RtoWatch { readings, task }
+        TimerWatch { readings, task }
     }
 
-    fn finish(self) -> Vec<RtoReading> {
+    fn finish(self) -> Vec<T> {
         self.task.abort();
-        std::mem::take(&mut *self.readings.lock().expect("rto readings"))
+        std::mem::take(&mut *self.readings.lock().expect("timer readings"))
     }
+}
+
+/// TCP's timer: `tcpi_rto` and its backoff from TCP_INFO every 10 ms.
+fn watch_tcp_timer(socket: std::os::fd::OwnedFd) -> TimerWatch<RtoReading> {
+    TimerWatch::start(Duration::from_millis(10), move |readings| {
+        match crate::transport::tcp_info::retransmission_timer(&socket) {
+            Ok(state) => {
+                let t_ns = transbench_wire::clock::mono_now_ns();
+                readings.push(RtoReading { t_ns, state });
+                true
+            }
+            Err(_) => false,
+        }
+    })
+}
+
+/// quinn's timer, which it does not expose: what the connection sent and
+/// received, each time that changes (read every [`SEND_READING_EVERY_NS`]), from which the
+/// probes and their backoff show.
+fn watch_quic(conn: quinn::Connection) -> TimerWatch<QuicReading> {
+    TimerWatch::start(Duration::from_nanos(SEND_READING_EVERY_NS), move |readings| {
+        let stats = conn.stats();
+        let sent_packets = stats.path.sent_packets - stats.path.sent_plpmtud_probes;
+        let received_datagrams = stats.udp_rx.datagrams;
+        if readings.last().is_none_or(|r: &QuicReading| {
+            (r.sent_packets, r.received_datagrams) != (sent_packets, received_datagrams)
+        }) {
+            readings.push(QuicReading {
+                t_ns: transbench_wire::clock::mono_now_ns(),
+                sent_packets,
+                received_datagrams,
+                rtt_ns: stats.path.rtt.as_nanos() as u64,
+            });
+        }
+        true
+    })
 }
 
 /// The calling thread's namespace's `net.ipv4.tcp_retries2`, Linux's
@@ -302,6 +335,7 @@ pub async fn run_keeping_samples(
     let mut tcp_congestion = None;
     let mut datagrams = None;
     let mut rto_watch = None;
+    let mut quic_readings = None;
     let cpu_start = thread_cpu_ns();
     let (mut outcome, heard) = match caps.carrier {
         Carrier::Udp => {
@@ -338,7 +372,7 @@ pub async fn run_keeping_samples(
                     .as_fd()
                     .try_clone_to_owned()
                     .context("duplicating the data socket")?;
-                rto_watch = Some(RtoWatch::start(socket));
+                rto_watch = Some(watch_tcp_timer(socket));
             }
             match connector {
                 Some(connector) => {
@@ -364,6 +398,9 @@ pub async fn run_keeping_samples(
             )?;
             let conn =
                 transport::quic_connect(&endpoint, SocketAddr::new(peer_ip, admitted.data_port)).await?;
+            // Datagrams are never retransmitted: no timer to predict from.
+            let watch = (!spec.blackouts.is_empty() && !spec.transport.is_quic_datagram())
+                .then(|| watch_quic(conn.clone()));
             let result = match rr.quic_stream {
                 _ if spec.transport.is_quic_datagram() => {
                     let ledger = Arc::new(DatagramLedger::default());
@@ -387,6 +424,7 @@ pub async fn run_keeping_samples(
                     drive(&mut ctl, plan(admitted.token), sink, source).await?
                 }
             };
+            quic_readings = watch.map(TimerWatch::finish);
             transport::quic_close(&endpoint, Some(&conn)).await;
             result
         }
@@ -395,15 +433,22 @@ pub async fn run_keeping_samples(
     let samples = outcome.totals.samples.take().unwrap_or_default();
     // TCP's timer as read during the trial, and when the namespace gives
     // a connection up: read only when there are outages to predict.
-    let rto = rto_watch.map(|w| (w.finish(), tcp_retries2()));
+    let rto = rto_watch.map(|w: TimerWatch<RtoReading>| (w.finish(), tcp_retries2()));
     let window = outcome.measured_start_ns;
     let outages: Vec<OutageMetrics> = spec
         .blackouts
         .iter()
         .filter_map(|b| {
-            let timer = rto
-                .as_ref()
-                .and_then(|(readings, retries2)| tcp_timer_before(readings, window + b.start_ns, *retries2));
+            let (start, end) = (window + b.start_ns, window + b.end_ns);
+            let timer = match (&rto, &quic_readings) {
+                (Some((readings, retries2)), _) => tcp_timer_before(readings, start, *retries2),
+                // With only the responses dark, the server's timer counts,
+                // which the client cannot read.
+                (_, Some(readings)) if b.dark != Blackholed::Responses => {
+                    quic_timer_in(readings, start, end, QUINN_DEFAULT_IDLE_TIMEOUT_NS)
+                }
+                _ => None,
+            };
             outage_metrics(
                 &samples,
                 window,
