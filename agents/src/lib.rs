@@ -9,6 +9,7 @@ pub mod compare;
 pub mod control_io;
 pub mod dataplane;
 pub mod egress;
+pub mod fault;
 pub mod fidelity;
 pub mod host;
 pub mod measure;

@@ -22,6 +22,7 @@ use transbench_wire::auth::{random_nonce, to_hex, Secret};
 use transbench_wire::Transport;
 
 use crate::egress::EgressPolicy;
+use crate::fault::{FreezeClock, ReceiverFault};
 use crate::host::host_info;
 use crate::measure::oneway as analysis;
 use crate::measure::outage::Blackout;
@@ -190,6 +191,8 @@ pub struct RunOptions {
     pub impair: Option<LinkProfiles>,
     /// Churn and handshake: step each transport up these rates to its knee.
     pub sweep: Option<SweepPlan>,
+    /// Done to the receiver this run starts, in each trial's window.
+    pub receiver_fault: Option<ReceiverFault>,
 }
 
 /// `run --sweep`: offered connection rates in rising order, and the TTFB
@@ -551,10 +554,31 @@ pub fn check_schedule_workload(workload: &WorkloadSpec) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Whether `fault` can be done in `opts`'s trials and measured.
+pub fn check_receiver_fault(fault: &ReceiverFault, opts: &RunOptions) -> anyhow::Result<()> {
+    if let Some(remote) = &opts.receiver {
+        bail!(
+            "--receiver-fault signals the receiver process this run starts, and the trials go to the receiver at \
+             {} instead: drop --receiver to run the fault against a local receiver",
+            remote.given
+        );
+    }
+    if !matches!(opts.spec.workload, WorkloadSpec::Rr(_)) {
+        bail!(
+            "--receiver-fault is measured by rr's requests (the outage it makes, and the recovery after it): \
+             use --workload rr"
+        );
+    }
+    fault.check_within(opts.spec.duration).map_err(anyhow::Error::msg)
+}
+
 /// Runs `opts` into the directory `out` chooses (named by the workload).
 pub async fn run(opts: RunOptions, out: &OutChoice) -> anyhow::Result<()> {
     if opts.impair.as_ref().is_some_and(|p| p.schedules.is_some()) {
         check_schedule_workload(&opts.spec.workload)?;
+    }
+    if let Some(fault) = &opts.receiver_fault {
+        check_receiver_fault(fault, &opts)?;
     }
     for t in &opts.transports {
         TrialSpec {
@@ -751,6 +775,7 @@ pub(crate) async fn run_phase(
         }
     }
     let local_secret = to_hex(&random_nonce());
+    let mut freeze = None;
     let (local, target) = match (&opts.receiver, &link) {
         (Some(remote), _) => (None, remote.clone()),
         (None, bed) => {
@@ -759,6 +784,9 @@ pub(crate) async fn run_phase(
                 None => (Ipv4Addr::LOCALHOST.into(), None),
             };
             let process = ReceiverProcess::start(&local_secret, ip, netns).await?;
+            if let (Some(fault), Some(pid)) = (opts.receiver_fault, process.child.id()) {
+                freeze = Some(FreezeClock::new(pid, fault));
+            }
             let target = RemoteReceiver {
                 given: process.addr.to_string(),
                 addr: process.addr,
@@ -790,12 +818,27 @@ pub(crate) async fn run_phase(
     let per_trial = opts.spec.warmup + opts.spec.duration;
     let suffix = if baseline { "-base" } else { "" };
     let schedule_clock = link.as_ref().and_then(|(bed, _)| bed.schedule_clock());
-    let blackouts = match profiles.and_then(|p| p.schedules.as_ref()) {
+    let mut blackouts = match profiles.and_then(|p| p.schedules.as_ref()) {
         Some(s) => {
             let window = opts.spec.duration.as_nanos() as u64;
             Blackout::of_round_trip(&s.forward.blackouts(window), &s.reverse.blackouts(window))
         }
         None => Vec::new(),
+    };
+    if let Some(fault) = opts.receiver_fault {
+        let (at, end) = fault.span_ns();
+        blackouts.push(Blackout::frozen_receiver(at, end));
+    }
+    let window_opens = match (schedule_clock, freeze.clone()) {
+        (None, None) => WindowOpens::default(),
+        (link_clock, freeze) => WindowOpens::new(move |ns| {
+            if let Some(clock) = &link_clock {
+                clock.start(ns);
+            }
+            if let Some(freeze) = &freeze {
+                freeze.start(ns);
+            }
+        }),
     };
     for (transport, rate) in cells {
         if out.sweeps.past_knee(*transport) {
@@ -815,10 +858,7 @@ pub(crate) async fn run_phase(
                 transport: *transport,
                 path_rtt_ns: rtt_ns,
                 reverse_impair: reverse_impair.clone(),
-                window_opens: schedule_clock
-                    .clone()
-                    .map(|clock| WindowOpens::new(move |ns| clock.start(ns)))
-                    .unwrap_or_default(),
+                window_opens: window_opens.clone(),
                 blackouts: blackouts.clone(),
                 ..opts.spec.clone()
             };
@@ -859,8 +899,17 @@ pub(crate) async fn run_phase(
             // Back to the first profiles before anything else crosses the
             // link (the next trial's session).
             let changes = link.as_ref().map(|(bed, _)| bed.hold_schedules());
+            let fault = freeze.as_ref().and_then(|f| f.finish());
             match ran {
                 Ok(mut trial) => {
+                    if let Some(error) = fault.as_ref().and_then(|f| f.error.as_ref()) {
+                        trial.valid = false;
+                        trial.missed_schedule = false;
+                        trial
+                            .invalid_reasons
+                            .push(format!("the receiver fault could not be made: {error}"));
+                    }
+                    trial.receiver_fault = fault;
                     if let (Some((bed, profiles)), Some(before)) = (&link, before) {
                         let after = bed.link_stats();
                         if after.is_some_and(|s| s.failed) {
@@ -970,6 +1019,8 @@ pub(crate) async fn run_phase(
         }
         bar.inc(1);
     }
+    // Let the receiver go before stopping it: SIGTERM waits on a frozen one.
+    drop(freeze);
     if let Some(process) = local {
         process.stop().await;
     }

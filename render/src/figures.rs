@@ -1439,6 +1439,7 @@ fn recovery_charts(results: &RunResults) -> Vec<Chart> {
             let partition = match dark {
                 "both" => "blackhole both ways",
                 "requests" => "requests blackholed",
+                "frozen" => "receiver frozen",
                 _ => "responses blackholed",
             };
             recovery_vs_partition(&RecoveryVsPartition {

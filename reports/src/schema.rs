@@ -337,6 +337,10 @@ pub struct TrialResult {
     /// what the transport's timer predicts; absent before schema 1.5.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub outages: Vec<OutageMetrics>,
+    /// `run --receiver-fault`: what was done to the receiver process in
+    /// the measured window; absent before schema 1.6.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub receiver_fault: Option<ReceiverFaultRecord>,
     /// `run SCENARIO`: the trial's cell (its id in `scenario.cells`) and
     /// which repetition of it this is (from 0).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -540,6 +544,23 @@ pub struct OutageMetrics {
     /// What the transport's retransmission timer predicts (TCP).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expected: Option<ExpectedRecovery>,
+}
+
+/// A fault of the receiver process in a trial's measured window.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReceiverFaultRecord {
+    /// `freeze`: SIGSTOP, then SIGCONT.
+    pub kind: String,
+    /// As configured, schedule time (0: the measured window's start).
+    pub at_ns: u64,
+    pub for_ns: u64,
+    /// When the signals were sent, schedule time; absent if not (the
+    /// trial ended first, or the signal failed).
+    pub stopped_ns: Option<u64>,
+    pub continued_ns: Option<u64>,
+    /// Why a signal could not be sent; the trial is then invalid.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

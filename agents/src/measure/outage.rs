@@ -14,13 +14,23 @@ use transbench_reports::{ExpectedRecovery, OutageFates, OutageMetrics};
 use crate::measure::tracker::Sample;
 use crate::transport::tcp_info::TimerState;
 
-/// A stretch of the trial in which the path dropped everything one way
-/// or both; times are schedule times (0: the measured window's start).
+/// A stretch of the trial in which nothing was answered: the path dropped
+/// everything one way or both, or the receiver was frozen; times are
+/// schedule times (0: the measured window's start).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Blackout {
     pub start_ns: u64,
     pub end_ns: u64,
-    pub dark: Blackholed,
+    pub cause: OutageCause,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutageCause {
+    /// The path dropped everything, this way.
+    Dark(Blackholed),
+    /// The receiver process was frozen (`--receiver-fault freeze`); the
+    /// path was up, and its kernel went on acknowledging and queueing.
+    FrozenReceiver,
 }
 
 impl Blackout {
@@ -43,20 +53,38 @@ impl Blackout {
             .map(|span| Blackout {
                 start_ns: span.0,
                 end_ns: span.1,
-                dark: match (touches(forward, span), touches(reverse, span)) {
+                cause: OutageCause::Dark(match (touches(forward, span), touches(reverse, span)) {
                     (true, true) => Blackholed::BothWays,
                     (true, false) => Blackholed::Requests,
                     _ => Blackholed::Responses,
-                },
+                }),
             })
             .collect()
     }
 
-    fn dark_name(&self) -> &'static str {
-        match self.dark {
-            Blackholed::BothWays => "both",
-            Blackholed::Requests => "requests",
-            Blackholed::Responses => "responses",
+    /// The receiver frozen from `at_ns` to `end_ns`.
+    pub fn frozen_receiver(at_ns: u64, end_ns: u64) -> Self {
+        Blackout {
+            start_ns: at_ns,
+            end_ns,
+            cause: OutageCause::FrozenReceiver,
+        }
+    }
+
+    /// How the path went dark, if it did.
+    pub fn dark(&self) -> Option<Blackholed> {
+        match self.cause {
+            OutageCause::Dark(dark) => Some(dark),
+            OutageCause::FrozenReceiver => None,
+        }
+    }
+
+    fn cause_name(&self) -> &'static str {
+        match self.cause {
+            OutageCause::Dark(Blackholed::BothWays) => "both",
+            OutageCause::Dark(Blackholed::Requests) => "requests",
+            OutageCause::Dark(Blackholed::Responses) => "responses",
+            OutageCause::FrozenReceiver => "frozen",
         }
     }
 }
@@ -324,11 +352,14 @@ pub fn outage_metrics(
         })
         .collect();
     let measured = measure_recovery(&outcomes, outage, &MeasureConfig::default()).ok()?;
-    let expected = timer.and_then(|t| expected(&outcomes, outage, blackout.dark, t));
+    // A frozen receiver's transport sees no loss: no timer predicts it.
+    let expected = timer
+        .zip(blackout.dark())
+        .and_then(|(t, dark)| expected(&outcomes, outage, dark, t));
     Some(OutageMetrics {
         start_ns: blackout.start_ns,
         end_ns: blackout.end_ns,
-        dark: blackout.dark_name().into(),
+        dark: blackout.cause_name().into(),
         detected_after_start_ns: measured.detection.map(|d| d.after_start_ns),
         detected_as: measured.detection.map(|d| d.kind.to_string()),
         first_answer_after_heal_ns: measured.first_answer_after_heal_ns,
@@ -397,7 +428,10 @@ mod tests {
     #[test]
     fn a_round_trip_is_dark_where_either_way_is() {
         let b = Blackout::of_round_trip(&[(1000, 2000), (5000, 6000)], &[(1500, 3000), (8000, 9000)]);
-        let spans: Vec<(u64, u64, Blackholed)> = b.iter().map(|b| (b.start_ns, b.end_ns, b.dark)).collect();
+        let spans: Vec<(u64, u64, Blackholed)> = b
+            .iter()
+            .map(|b| (b.start_ns, b.end_ns, b.dark().unwrap()))
+            .collect();
         assert_eq!(
             spans,
             [
@@ -445,7 +479,7 @@ mod tests {
         let blackout = Blackout {
             start_ns: start,
             end_ns: end,
-            dark: Blackholed::BothWays,
+            cause: OutageCause::Dark(Blackholed::BothWays),
         };
         let m = outage_metrics(&samples, window, 2000 * MS, blackout, Some(&timer)).unwrap();
         assert_eq!(m.first_answer_after_heal_ns, Some(480 * MS));
@@ -538,7 +572,7 @@ mod tests {
         let blackout = Blackout {
             start_ns: 1000 * MS,
             end_ns: 2000 * MS,
-            dark: Blackholed::BothWays,
+            cause: OutageCause::Dark(Blackholed::BothWays),
         };
         let e = outage_metrics(&samples, 0, 5000 * MS, blackout, Some(&timer))
             .unwrap()
@@ -584,7 +618,7 @@ mod tests {
         let blackout = Blackout {
             start_ns: 1000 * MS,
             end_ns: 1500 * MS,
-            dark: Blackholed::Requests,
+            cause: OutageCause::Dark(Blackholed::Requests),
         };
         let m = outage_metrics(&samples, window, 200 * MS, blackout, None).unwrap();
         assert_eq!(m.detected_after_start_ns, Some(200 * MS));

@@ -440,11 +440,12 @@ pub async fn run_keeping_samples(
         .iter()
         .filter_map(|b| {
             let (start, end) = (window + b.start_ns, window + b.end_ns);
-            let timer = match (&rto, &quic_readings) {
-                (Some((readings, retries2)), _) => tcp_timer_before(readings, start, *retries2),
+            let timer = match (&rto, &quic_readings, b.dark()) {
+                (_, _, None) => None,
+                (Some((readings, retries2)), _, _) => tcp_timer_before(readings, start, *retries2),
                 // With only the responses dark, the server's timer counts,
                 // which the client cannot read.
-                (_, Some(readings)) if b.dark != Blackholed::Responses => {
+                (_, Some(readings), Some(dark)) if dark != Blackholed::Responses => {
                     quic_timer_in(readings, start, end, QUINN_DEFAULT_IDLE_TIMEOUT_NS)
                 }
                 _ => None,
