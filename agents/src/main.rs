@@ -160,14 +160,6 @@ enum Command {
         /// from loopback ones.
         #[arg(long, value_name = "HOST:PORT")]
         receiver: Option<String>,
-        /// Freeze the receiver this run starts in each trial's measured
-        /// window: "freeze AT FOR" stops it (SIGSTOP) AT into the window
-        /// and lets it go (SIGCONT) FOR later, e.g. "freeze 2s 4s". A peer
-        /// that stops answering without closing anything: its kernel goes
-        /// on acknowledging TCP and queueing datagrams. rr only; the
-        /// outage it makes is measured as `outages` (dark: frozen).
-        #[arg(long, value_name = "FAULT")]
-        receiver_fault: Option<transbench::fault::ReceiverFault>,
         #[command(flatten)]
         secret: SecretArgs,
         /// With --receiver: impaired cells put their forward profile on
@@ -643,6 +635,12 @@ fn run_command(cli: Cli) -> anyhow::Result<ExitCode> {
             let secret = secret.load()?;
             let spec = trial.spec(transport, &[transport])?;
             spec.validate()?;
+            if trial.receiver_fault.is_some() {
+                bail!(
+                    "--receiver-fault signals the receiver process `transbench run` starts; a sender's receiver \
+                     runs elsewhere: freeze it yourself (kill -STOP PID), or use run"
+                );
+            }
             if trial.tw_reuse.is_some() {
                 bail!(
                     "--tw-reuse sets net.ipv4.tcp_tw_reuse in the sender's own network namespace, which only \
@@ -681,7 +679,6 @@ fn run_command(cli: Cli) -> anyhow::Result<ExitCode> {
             force,
             retry_invalid,
             receiver,
-            receiver_fault,
             secret,
             egress,
         } => {
@@ -698,14 +695,10 @@ fn run_command(cli: Cli) -> anyhow::Result<ExitCode> {
                 );
             }
             if let Some(file) = scenario {
-                if !transport.is_empty()
-                    || !sweep.is_empty()
-                    || impair.profiles()?.is_some()
-                    || receiver_fault.is_some()
-                {
+                if !transport.is_empty() || !sweep.is_empty() || impair.profiles()?.is_some() {
                     bail!(
-                        "{} sets the transports, profiles and parameters itself: drop --transport, --impair..., \
-                         --sweep and --receiver-fault (or edit the scenario)",
+                        "{} sets the transports, profiles and parameters itself: drop --transport, --impair... \
+                         and --sweep (or edit the scenario)",
                         file.display()
                     );
                 }
@@ -757,7 +750,6 @@ fn run_command(cli: Cli) -> anyhow::Result<ExitCode> {
                     retry_invalid,
                     impair,
                     sweep,
-                    receiver_fault,
                 },
                 &out,
             ))?;

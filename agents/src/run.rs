@@ -22,7 +22,7 @@ use transbench_wire::auth::{random_nonce, to_hex, Secret};
 use transbench_wire::Transport;
 
 use crate::egress::EgressPolicy;
-use crate::fault::{FreezeClock, ReceiverFault};
+use crate::fault::FreezeClock;
 use crate::host::host_info;
 use crate::measure::oneway as analysis;
 use crate::measure::outage::Blackout;
@@ -191,8 +191,6 @@ pub struct RunOptions {
     pub impair: Option<LinkProfiles>,
     /// Churn and handshake: step each transport up these rates to its knee.
     pub sweep: Option<SweepPlan>,
-    /// Done to the receiver this run starts, in each trial's window.
-    pub receiver_fault: Option<ReceiverFault>,
 }
 
 /// `run --sweep`: offered connection rates in rising order, and the TTFB
@@ -554,31 +552,17 @@ pub fn check_schedule_workload(workload: &WorkloadSpec) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Whether `fault` can be done in `opts`'s trials and measured.
-pub fn check_receiver_fault(fault: &ReceiverFault, opts: &RunOptions) -> anyhow::Result<()> {
-    if let Some(remote) = &opts.receiver {
-        bail!(
-            "--receiver-fault signals the receiver process this run starts, and the trials go to the receiver at \
-             {} instead: drop --receiver to run the fault against a local receiver",
-            remote.given
-        );
-    }
-    if !matches!(opts.spec.workload, WorkloadSpec::Rr(_)) {
-        bail!(
-            "--receiver-fault is measured by rr's requests (the outage it makes, and the recovery after it): \
-             use --workload rr"
-        );
-    }
-    fault.check_within(opts.spec.duration).map_err(anyhow::Error::msg)
-}
-
 /// Runs `opts` into the directory `out` chooses (named by the workload).
 pub async fn run(opts: RunOptions, out: &OutChoice) -> anyhow::Result<()> {
     if opts.impair.as_ref().is_some_and(|p| p.schedules.is_some()) {
         check_schedule_workload(&opts.spec.workload)?;
     }
-    if let Some(fault) = &opts.receiver_fault {
-        check_receiver_fault(fault, &opts)?;
+    if let (Some(remote), Some(_)) = (&opts.receiver, &opts.spec.receiver_fault) {
+        bail!(
+            "--receiver-fault signals the receiver process this run starts, and the trials go to the receiver at \
+             {} instead: drop --receiver to run the fault against a local receiver",
+            remote.given
+        );
     }
     for t in &opts.transports {
         TrialSpec {
@@ -784,7 +768,7 @@ pub(crate) async fn run_phase(
                 None => (Ipv4Addr::LOCALHOST.into(), None),
             };
             let process = ReceiverProcess::start(&local_secret, ip, netns).await?;
-            if let (Some(fault), Some(pid)) = (opts.receiver_fault, process.child.id()) {
+            if let (Some(fault), Some(pid)) = (opts.spec.receiver_fault, process.child.id()) {
                 freeze = Some(FreezeClock::new(pid, fault));
             }
             let target = RemoteReceiver {
@@ -825,7 +809,7 @@ pub(crate) async fn run_phase(
         }
         None => Vec::new(),
     };
-    if let Some(fault) = opts.receiver_fault {
+    if let Some(fault) = opts.spec.receiver_fault {
         let (at, end) = fault.span_ns();
         blackouts.push(Blackout::frozen_receiver(at, end));
     }

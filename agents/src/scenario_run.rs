@@ -411,7 +411,6 @@ async fn run_cell_trial(
         retry_invalid: 0,
         impair: link_profiles(&cell.profile, run::DEFAULT_PROBE_PACKETS),
         sweep: None,
-        receiver_fault: None,
     };
     // Head-of-line excess counts from the same transport on the same path
     // without loss: measured once per path, first.

@@ -39,9 +39,10 @@ fn every_shipped_scenario_parses() {
     let wan = load("lossy-wan.toml");
     assert_eq!(wan.cells.len(), 4 * 4 * 2);
     // Partitions of 1, 4 and 16 s, both ways and the responses alone, per
-    // transport; heartbeats on udp, tcp and quic under two profiles.
+    // transport, and a frozen receiver; heartbeats on udp, tcp and quic
+    // under two profiles.
     let failures = load("failures.toml");
-    assert_eq!(failures.cells.len(), 4 * 6 + 3 * 2);
+    assert_eq!(failures.cells.len(), 4 * 6 + 4 + 3 * 2);
     let one_way = failures
         .cells
         .iter()

@@ -134,6 +134,14 @@ pub struct TrialArgs {
     /// 1.5x,2x,3x,5x,10x].
     #[arg(long, value_delimiter = ',', value_parser = heartbeat::parse_timeout, value_name = "TIMEOUT,...")]
     pub timeouts: Option<Vec<heartbeat::TimeoutSetting>>,
+    /// Rr, with `run` (its own receiver): freeze the receiver in each
+    /// trial's measured window: "freeze AT FOR" stops it (SIGSTOP) AT into
+    /// the window and lets it go (SIGCONT) FOR later, e.g. "freeze 2s 4s".
+    /// A peer that stops answering without closing anything: its kernel
+    /// goes on acknowledging TCP and queueing datagrams. Measured as one of
+    /// the trial's `outages` (dark: frozen).
+    #[arg(long, value_name = "FAULT")]
+    pub receiver_fault: Option<crate::fault::ReceiverFault>,
     /// Measured time per trial (e.g. 3s, 500ms, 1m).
     #[arg(long, default_value = "3s", value_parser = humantime::parse_duration)]
     pub duration: Duration,
@@ -263,6 +271,7 @@ impl TrialArgs {
             (self.fail_at.is_some(), "--fail-at"),
             (self.phi_thresholds.is_some(), "--phi-thresholds"),
             (self.timeouts.is_some(), "--timeouts"),
+            (self.receiver_fault.is_some(), "--receiver-fault"),
         ]
         .into_iter()
         .filter_map(|(given, flag)| given.then_some(flag))
@@ -312,6 +321,9 @@ impl TrialArgs {
         if self.quic_stream.is_some() && !all.iter().any(|t| t.is_quic()) {
             bail!("--quic-stream applies only to --transport quic with --workload rr");
         }
+        if let Some(fault) = &self.receiver_fault {
+            fault.check_within(self.duration).map_err(anyhow::Error::msg)?;
+        }
         let size = self.size.unwrap_or(WorkloadSpec::default_size(self.workload));
         let workload = match self.workload {
             Workload::Rr => WorkloadSpec::Rr(RrSpec::from_args(self)),
@@ -335,6 +347,7 @@ impl TrialArgs {
             reverse_impair: None,
             window_opens: WindowOpens::default(),
             blackouts: Vec::new(),
+            receiver_fault: self.receiver_fault,
             workload,
         })
     }
@@ -497,6 +510,8 @@ pub struct TrialSpec {
     /// Where the schedule darkens the path within the measured window:
     /// open-loop rr measures the recovery from each.
     pub blackouts: Vec<Blackout>,
+    /// Done to the receiver `run` starts, in each trial's window.
+    pub receiver_fault: Option<crate::fault::ReceiverFault>,
     pub workload: WorkloadSpec,
 }
 

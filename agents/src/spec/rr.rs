@@ -14,6 +14,7 @@ pub const FLAGS: &[&str] = &[
     "--quic-stream",
     "--retry",
     "--idempotency-keys",
+    "--receiver-fault",
 ];
 pub const DEFAULT_RATE: f64 = 1000.0;
 pub const DEFAULT_SIZE: usize = 64;
