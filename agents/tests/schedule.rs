@@ -416,3 +416,59 @@ fn quic_recovers_from_a_blackout_when_its_probe_timeout_says() {
         );
     }
 }
+
+/// Multistream through a blackout both ways of 1 s (8 streams of 25
+/// messages a second: 200 sent into it): UDP loses what was sent into the
+/// blackout, within 4 (20 ms of messages, whose fate a sender running late
+/// moves across an edge), and delivers again at once; TCP
+/// loses nothing and delays what the blackout held. Validity is not
+/// checked: the outage is what is measured, not the schedule's keeping.
+#[test]
+fn multistream_outages_lose_datagrams_and_delay_streams() {
+    if !have_root() {
+        return;
+    }
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    let o = transbench(&[
+        "run",
+        "--workload",
+        "multistream",
+        "--transport",
+        "udp,tcp-n",
+        "--duration",
+        "4s",
+        "--loss-timeout",
+        "3s",
+        "--impair-backend",
+        "linkemu",
+        "--impair-schedule",
+        "0s: delay 5ms; partition 2s 1s",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let r = transbench_reports::read_results(&out.join("results.json")).unwrap();
+    for t in r.trials.iter().filter(|t| !t.baseline) {
+        let name = t.transport.name();
+        let [outage] = &t.outages[..] else {
+            panic!("{name}: one outage expected: {:?}", t.outages)
+        };
+        let fates = outage.fates.expect("a threshold from before the outage");
+        eprintln!("{name}: {outage:?}");
+        if t.transport.capabilities().reliable {
+            assert_eq!(fates.lost, 0, "{name}: {outage:?}");
+            assert!(
+                fates.delayed >= 150,
+                "{name}: the blackout's messages wait: {outage:?}"
+            );
+        } else {
+            assert!((196..=204).contains(&fates.lost), "{name}: {outage:?}");
+            let first = outage
+                .first_answer_after_heal_ns
+                .expect("delivered after the heal");
+            assert!(first < 100 * MS, "{name}: datagrams flow at the heal: {outage:?}");
+        }
+    }
+}

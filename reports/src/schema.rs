@@ -332,9 +332,10 @@ pub struct TrialResult {
     /// arrivals.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub heartbeat: Option<HeartbeatMetrics>,
-    /// Open-loop rr under an impairment schedule: each stretch in which
-    /// the path dropped everything, what the requests around it saw, and
-    /// what the transport's timer predicts; absent before schema 1.5.
+    /// Open-loop rr (1.5), multistream and stream (1.6) under an impairment
+    /// schedule or a receiver fault: each stretch in which the path dropped
+    /// everything or the receiver was frozen, what the requests (messages)
+    /// around it saw, and (rr) what the transport's timer predicts.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub outages: Vec<OutageMetrics>,
     /// `run --receiver-fault`: what was done to the receiver process in

@@ -134,12 +134,12 @@ pub struct TrialArgs {
     /// 1.5x,2x,3x,5x,10x].
     #[arg(long, value_delimiter = ',', value_parser = heartbeat::parse_timeout, value_name = "TIMEOUT,...")]
     pub timeouts: Option<Vec<heartbeat::TimeoutSetting>>,
-    /// Rr, with `run` (its own receiver): freeze the receiver in each
-    /// trial's measured window: "freeze AT FOR" stops it (SIGSTOP) AT into
-    /// the window and lets it go (SIGCONT) FOR later, e.g. "freeze 2s 4s".
-    /// A peer that stops answering without closing anything: its kernel
-    /// goes on acknowledging TCP and queueing datagrams. Measured as one of
-    /// the trial's `outages` (dark: frozen).
+    /// Rr and multistream, with `run` (its own receiver): freeze the
+    /// receiver in each trial's measured window: "freeze AT FOR" stops it
+    /// (SIGSTOP) AT into the window and lets it go (SIGCONT) FOR later,
+    /// e.g. "freeze 2s 4s". A peer that stops answering without closing
+    /// anything: its kernel goes on acknowledging TCP and queueing
+    /// datagrams. Measured as one of the trial's `outages` (dark: frozen).
     #[arg(long, value_name = "FAULT")]
     pub receiver_fault: Option<crate::fault::ReceiverFault>,
     /// Measured time per trial (e.g. 3s, 500ms, 1m).

@@ -6,7 +6,13 @@ use anyhow::bail;
 use super::{positive_rate, TrialArgs, TrialSpec, MAX_ONE_WAY_WAIT};
 use crate::dataplane::multi;
 
-pub const MULTISTREAM_FLAGS: &[&str] = &["--rate", "--streams", "--hol-base", "--round-trip"];
+pub const MULTISTREAM_FLAGS: &[&str] = &[
+    "--rate",
+    "--streams",
+    "--hol-base",
+    "--round-trip",
+    "--receiver-fault",
+];
 pub const STREAM_FLAGS: &[&str] = &["--bitrate", "--gso"];
 /// Messages per second per stream, and their size, unless --rate and
 /// --size say: 8 x 25/s of 512 B is 0.8 Mbit/s, which one CUBIC connection

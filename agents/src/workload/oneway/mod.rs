@@ -41,6 +41,8 @@ use crate::dataplane::quic_dgram::{self, DatagramLedger};
 use crate::dataplane::udp::{self, DatagramBatcher};
 use crate::dataplane::{ErrorLog, ServeCounters, TrialPeer};
 use crate::measure::oneway::{self as analysis, HolReference, Sent};
+use crate::measure::outage::{outage_metrics, Blackout};
+use crate::measure::tracker::Sample;
 use crate::schedule::{self, OpenLoopSchedule, START_LEAD_NS};
 use crate::session;
 use crate::spec::{HolInputs, TrialSpec, WorkloadSpec};
@@ -59,6 +61,8 @@ struct Paced {
     send_lag: Histogram<u64>,
     pacer_busy_ns: u64,
     measured_start: SystemTime,
+    /// The same, on the monotonic clock: schedule time 0.
+    measured_start_ns: u64,
     measured_ns: u64,
     last_intended_ns: u64,
     /// Measured messages never sent: the pacer fell so far behind that
@@ -119,6 +123,7 @@ async fn pace(
         send_lag,
         pacer_busy_ns: pacer.busy_ns(),
         measured_start: wall_at(measured_start),
+        measured_start_ns: measured_start,
         measured_ns: measured_end - measured_start,
         last_intended_ns,
         unsent,
@@ -194,6 +199,7 @@ async fn pace_datagrams(
         send_lag,
         pacer_busy_ns: pacer.busy_ns(),
         measured_start: wall_at(measured_start),
+        measured_start_ns: measured_start,
         measured_ns: spec.duration.as_nanos() as u64,
         last_intended_ns: schedule.intended_ns(i.saturating_sub(1)),
         unsent,
@@ -755,7 +761,38 @@ fn build_result(
     );
     result.hol = hol;
     result.udp = udp;
+    result.outages = outages(
+        &matched.messages,
+        paced.measured_start_ns,
+        wait_ns,
+        &spec.blackouts,
+    );
     Ok(result)
+}
+
+/// Each blackout as the messages around it saw it: a message's latency is
+/// its delivery (or its echo's return) less its intended send. No timer
+/// predicts these: a one-way workload's streams each back off their own.
+fn outages(
+    messages: &[transbench_analysis::hol::Message],
+    window_ns: u64,
+    wait_ns: u64,
+    blackouts: &[Blackout],
+) -> Vec<transbench_reports::OutageMetrics> {
+    if blackouts.is_empty() {
+        return Vec::new();
+    }
+    let samples: Vec<Sample> = messages
+        .iter()
+        .map(|m| Sample {
+            intended_ns: m.intended_ns,
+            lat_ns: m.delivered_ns.map(|d| d.saturating_sub(m.intended_ns)),
+        })
+        .collect();
+    blackouts
+        .iter()
+        .filter_map(|b| outage_metrics(&samples, window_ns, wait_ns, *b, None))
+        .collect()
 }
 
 #[cfg(test)]
