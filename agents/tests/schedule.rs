@@ -265,6 +265,80 @@ fn schedule_changes_as_probed_lie_within_10ms_on_netem_in_a_guest_kernel() {
     in_netem_guest(name, IN_GUEST, dir.path(), 300);
 }
 
+/// One open-loop rr trial of `transport` at 200 requests/s through a
+/// blackout both ways of `partition` from 2 s, on linkemu with 5 ms each
+/// way: its outage, with the first answer after the heal as measured and
+/// as its timer predicts, how long the timer had waited by then, and a
+/// line saying all that.
+struct Recovered {
+    measured_ns: u64,
+    expected_ns: u64,
+    waited_ns: u64,
+    retransmission: Option<u64>,
+    line: String,
+}
+
+fn recover_through_a_blackout(
+    transport: &str,
+    partition: &str,
+    duration: &str,
+    loss_timeout: &str,
+) -> Recovered {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    let schedule = format!("0s: delay 5ms; partition 2s {partition}");
+    let o = transbench(&[
+        "run",
+        "--transport",
+        transport,
+        "--rate",
+        "200",
+        "--duration",
+        duration,
+        "--loss-timeout",
+        loss_timeout,
+        "--impair-backend",
+        "linkemu",
+        "--impair-schedule",
+        &schedule,
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let r = transbench_reports::read_results(&out.join("results.json")).unwrap();
+    let trial = &r.trials[0];
+    let [outage] = &trial.outages[..] else {
+        panic!("one outage expected: {:?}", trial.outages)
+    };
+    let e = outage
+        .expected
+        .as_ref()
+        .unwrap_or_else(|| panic!("a {transport} trial predicts its recovery: {outage:?}"));
+    let expected_ns = e
+        .first_answer_after_heal_ns
+        .unwrap_or_else(|| panic!("recovers before it gives up: {e:?}"));
+    let measured_ns = outage
+        .first_answer_after_heal_ns
+        .expect("answered after the heal");
+    let line = format!(
+        "{transport}, partition {partition}: first answer {:.1} ms after the heal, predicted {:.1} ms \
+         (retransmission {:?}, restarted {:?} ms after the heal); {}",
+        measured_ns as f64 / 1e6,
+        expected_ns as f64 / 1e6,
+        e.retransmission,
+        e.restarted_after_heal_ns.map(|r| r / MS),
+        e.timer
+    );
+    eprintln!("{line}");
+    Recovered {
+        measured_ns,
+        expected_ns,
+        waited_ns: outage.end_ns - outage.start_ns - e.timer_start_after_start_ns + expected_ns,
+        retransmission: e.retransmission,
+        line,
+    }
+}
+
 /// TCP through a blackout of T (1 s and 3 s, both ways) in an open-loop rr
 /// trial: the first answer after the heal comes when Linux's RTO backoff,
 /// read from the connection's TCP_INFO, says. The kernel's timer wheel
@@ -282,60 +356,17 @@ fn tcp_recovers_from_a_blackout_when_its_rto_backoff_says() {
     }
     let _serial = serial();
     for partition in ["1s", "3s"] {
-        let dir = tempfile::tempdir().unwrap();
-        let out = dir.path().join("run");
-        let schedule = format!("0s: delay 5ms; partition 2s {partition}");
-        let o = transbench(&[
-            "run",
-            "--transport",
-            "tcp",
-            "--rate",
-            "200",
-            "--duration",
-            "7s",
-            "--loss-timeout",
-            "6s",
-            "--impair-backend",
-            "linkemu",
-            "--impair-schedule",
-            &schedule,
-            "--out",
-            out.to_str().unwrap(),
-        ]);
-        assert!(o.status.success(), "{}", stderr(&o));
-        let r = transbench_reports::read_results(&out.join("results.json")).unwrap();
-        let trial = &r.trials[0];
-        let [outage] = &trial.outages[..] else {
-            panic!("one outage expected: {:?}", trial.outages)
-        };
-        let length = outage.end_ns - outage.start_ns;
-        let e = outage
-            .expected
-            .as_ref()
-            .expect("a TCP trial predicts its recovery");
-        let expected = e
-            .first_answer_after_heal_ns
-            .expect("recovers within tcp_retries2");
-        let measured = outage
-            .first_answer_after_heal_ns
-            .expect("answered after the heal");
-        let waited = length - e.timer_start_after_start_ns + expected;
-        let line = format!(
-            "partition {partition}: first answer {:.1} ms after the heal, predicted {:.1} ms (retransmission {:?}); \
-             {}",
-            measured as f64 / 1e6,
-            expected as f64 / 1e6,
-            e.retransmission,
-            e.timer
-        );
-        eprintln!("{line}");
+        let r = recover_through_a_blackout("tcp", partition, "7s", "6s");
         assert!(
-            measured + 5 * MS >= expected && measured <= expected + waited / 8 + 30 * MS,
-            "{line}"
+            r.measured_ns + 5 * MS >= r.expected_ns
+                && r.measured_ns <= r.expected_ns + r.waited_ns / 8 + 30 * MS,
+            "{}",
+            r.line
         );
         assert!(
-            e.retransmission >= Some(2),
-            "a partition of {partition} outlasts the first RTO: {line}"
+            r.retransmission >= Some(2),
+            "a partition of {partition} outlasts the first RTO: {}",
+            r.line
         );
     }
 }
@@ -359,60 +390,17 @@ fn quic_recovers_from_a_blackout_when_its_probe_timeout_says() {
     }
     let _serial = serial();
     for partition in ["1s", "3s"] {
-        let dir = tempfile::tempdir().unwrap();
-        let out = dir.path().join("run");
-        let schedule = format!("0s: delay 5ms; partition 2s {partition}");
-        let o = transbench(&[
-            "run",
-            "--transport",
-            "quic",
-            "--rate",
-            "200",
-            "--duration",
-            "9s",
-            "--loss-timeout",
-            "8s",
-            "--impair-backend",
-            "linkemu",
-            "--impair-schedule",
-            &schedule,
-            "--out",
-            out.to_str().unwrap(),
-        ]);
-        assert!(o.status.success(), "{}", stderr(&o));
-        let r = transbench_reports::read_results(&out.join("results.json")).unwrap();
-        let trial = &r.trials[0];
-        let [outage] = &trial.outages[..] else {
-            panic!("one outage expected: {:?}", trial.outages)
-        };
-        let e = outage
-            .expected
-            .as_ref()
-            .expect("a QUIC stream trial predicts its recovery");
-        let expected = e
-            .first_answer_after_heal_ns
-            .expect("recovers within the idle timeout");
-        let measured = outage
-            .first_answer_after_heal_ns
-            .expect("answered after the heal");
-        let waited = outage.end_ns - outage.start_ns - e.timer_start_after_start_ns + expected;
-        let line = format!(
-            "partition {partition}: first answer {:.1} ms after the heal, predicted {:.1} ms (probe {:?}, \
-             restarted {:?} ms after the heal); {}",
-            measured as f64 / 1e6,
-            expected as f64 / 1e6,
-            e.retransmission,
-            e.restarted_after_heal_ns.map(|r| r / MS),
-            e.timer
-        );
-        eprintln!("{line}");
+        let r = recover_through_a_blackout("quic", partition, "9s", "8s");
         assert!(
-            measured + 15 * MS >= expected && measured <= expected + waited / 100 + 40 * MS,
-            "{line}"
+            r.measured_ns + 15 * MS >= r.expected_ns
+                && r.measured_ns <= r.expected_ns + r.waited_ns / 100 + 40 * MS,
+            "{}",
+            r.line
         );
         assert!(
-            e.retransmission >= Some(2),
-            "a partition of {partition} outlasts the first PTO: {line}"
+            r.retransmission >= Some(2),
+            "a partition of {partition} outlasts the first PTO: {}",
+            r.line
         );
     }
 }
