@@ -179,7 +179,10 @@ fn phi_matches_its_theory_on_a_normal_path_and_detects_a_silent_peer_in_time() {
 /// near 1.5 intervals: a timeout of 1.5 intervals suspects exactly the
 /// UDP intervals whose closing heartbeat followed a lost one, each with
 /// the chance 5 %, which its count holds to within the [`TAIL`] bound.
-/// The normal model of the same intervals expects some half as many; φ's false suspicions
+/// The normal model of the same intervals expects fewer: some half as
+/// many on a quiet machine, more where the monitor's scheduling widens the
+/// intervals' spread, but under the 5 % that the gaps' two modes make
+/// (it smears them into one bell); φ's false suspicions
 /// fall as its threshold rises while its detection time grows; and over
 /// TCP and QUIC, which retransmit what was lost, heartbeats arrive late
 /// instead of never.
@@ -220,8 +223,9 @@ fn a_lossy_path_makes_gaps_a_timeout_counts_as_the_loss_says() {
                 timeout.false_suspicions,
                 timeout.intervals_watched
             );
-            // μ ≈ T/(1 − p) and σ ≈ T·√p/(1 − p): Q((1.5T − μ)/σ) ≈ 0.03.
-            assert!(timeout.expected_per_interval.unwrap() < 0.04, "{timeout:?}");
+            // μ ≈ T/(1 − p) and σ ≈ T·√p/(1 − p): Q((1.5T − μ)/σ) ≈ 0.03
+            // with the path's jitter alone; a busy monitor's adds to σ.
+            assert!(timeout.expected_per_interval.unwrap() < 0.05, "{timeout:?}");
         } else {
             assert_eq!(t.counters.lost, 0, "{}: retransmitted", t.id);
         }

@@ -9,23 +9,22 @@
 //! online.
 
 use anyhow::bail;
-use hdrhistogram::Histogram;
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 use transbench_analysis::heartbeat::{monitor, MonitorSettings, Silence};
-use transbench_reports::{new_histogram, record, HeartbeatMetrics, LatencyKind, LatencySummary, TrialResult};
+use transbench_reports::{HeartbeatMetrics, LatencyKind, LatencySummary, TrialResult};
 use transbench_wire::delivery::Delivery;
-use transbench_wire::{ControlMsg, MessageHeader, ReceiverReport, TrialSetup, TrialToken};
+use transbench_wire::{ControlMsg, ReceiverReport, TrialSetup};
 
-use super::{oneway, TrialServer};
-use crate::clock::{mono_now_ns, thread_cpu_ns, wall_at, Pacer};
+use super::oneway::{self, Paced};
+use super::TrialServer;
+use crate::clock::{mono_now_ns, thread_cpu_ns, wall_at};
 use crate::control_io::ControlChannel;
 use crate::dataplane::listen::ServerTls;
-use crate::dataplane::multi::{self, Writers};
 use crate::dataplane::{ErrorLog, TrialPeer};
-use crate::measure::oneway::{match_deliveries, Sent};
-use crate::schedule::{self, OpenLoopSchedule, START_LEAD_NS};
+use crate::measure::oneway::match_deliveries;
+use crate::schedule;
 use crate::session;
 use crate::spec::{HeartbeatSpec, TrialSpec};
 use crate::transport;
@@ -39,88 +38,6 @@ pub async fn serve(
     peer: TrialPeer,
 ) -> anyhow::Result<TrialServer> {
     oneway::serve(setup, 1, false, ctx, local_ip, peer).await
-}
-
-/// The heartbeats as they went.
-struct Paced {
-    sent: Vec<Sent>,
-    send_lag: Histogram<u64>,
-    pacer_busy_ns: u64,
-    measured_start_ns: u64,
-    measured_ns: u64,
-    /// When the last heartbeat (of any) was sent, and the last one's
-    /// intended time.
-    last_sent_ns: Option<u64>,
-    last_intended_ns: u64,
-    /// `--fail-at`: when the sender fell silent.
-    silent_from_ns: Option<u64>,
-    /// Measured heartbeats never sent: the pacer fell so far behind that
-    /// the window was over.
-    unsent: u64,
-}
-
-async fn pace(
-    spec: &TrialSpec,
-    hb: &HeartbeatSpec,
-    token: TrialToken,
-    writers: &Writers,
-) -> std::io::Result<Paced> {
-    let mut pacer = Pacer::new()?;
-    let t0 = mono_now_ns() + START_LEAD_NS;
-    let schedule = OpenLoopSchedule::new(t0, hb.rate(), spec.warmup, spec.duration);
-    let measured_start_ns = schedule.intended_ns(schedule.warmup_count());
-    spec.window_opens.tell(measured_start_ns);
-    let window_end_ns = measured_start_ns + spec.duration.as_nanos() as u64;
-    let silent_from_ns = hb.fail_at.map(|d| measured_start_ns + d.as_nanos() as u64);
-    let mut paced = Paced {
-        sent: Vec::with_capacity(schedule.total() as usize),
-        send_lag: new_histogram(),
-        pacer_busy_ns: 0,
-        measured_start_ns,
-        measured_ns: spec.duration.as_nanos() as u64,
-        last_sent_ns: None,
-        last_intended_ns: t0,
-        silent_from_ns,
-        unsent: 0,
-    };
-    for i in 0..schedule.total() {
-        let intended = schedule.intended_ns(i);
-        if silent_from_ns.is_some_and(|from| intended >= from) {
-            break;
-        }
-        pacer.wait_until(intended).await?;
-        let now = mono_now_ns();
-        // So far behind that the window is over: the rest are never sent.
-        if now >= schedule.cutoff_ns() {
-            paced.unsent = schedule.measured_from(i);
-            break;
-        }
-        let measured = schedule.is_measured(i);
-        if measured {
-            record(&mut paced.send_lag, now.saturating_sub(intended));
-        }
-        let header = MessageHeader::request(token, 0, i, intended);
-        if !writers.offer(0, multi::message(header, spec.size)) {
-            // The writer failed: its error is collected when it finishes.
-            paced.measured_ns = now.clamp(measured_start_ns, window_end_ns) - measured_start_ns;
-            break;
-        }
-        paced.last_sent_ns = Some(now);
-        paced.last_intended_ns = intended;
-        paced.sent.push(Sent {
-            stream: 0,
-            seq: i,
-            intended_ns: intended,
-            measured,
-        });
-    }
-    // Silent, not gone: the socket stays open to the window's end, so the
-    // transport says nothing a detector could use instead.
-    if silent_from_ns.is_some() {
-        pacer.wait_until(window_end_ns).await?;
-    }
-    paced.pacer_busy_ns = pacer.busy_ns();
-    Ok(paced)
 }
 
 /// Runs a heartbeat trial on an authenticated control session.
@@ -148,7 +65,8 @@ pub async fn run_trial(
     let open = oneway::open_writers(spec, 1, peer, local_ip, admitted, None).await?;
     ctl.send(&ControlMsg::Start).await?;
     let limit = schedule::data_plane_limit(spec.warmup, spec.duration, spec.loss_timeout);
-    let paced = session::while_receiver_quiet(&mut ctl, limit, pace(spec, hb, token, &open.writers)).await?;
+    let pacing = oneway::pace(spec, hb.rate(), 1, token, &open.writers, hb.fail_at);
+    let paced = session::while_receiver_quiet(&mut ctl, limit, pacing).await?;
     let errors = open.writers.finish(spec.loss_timeout).await;
     let wait_ns = spec.loss_timeout.as_nanos() as u64;
     let remaining = (paced.last_intended_ns + wait_ns).saturating_sub(mono_now_ns());

@@ -17,7 +17,7 @@ use anyhow::{bail, Context};
 use hdrhistogram::Histogram;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 use tokio::net::UdpSocket;
 use tokio::task::JoinSet;
 use transbench_analysis::clock_offset::{OffsetEstimate, MAX_BOUND_SHARE_OF_ONE_WAY};
@@ -56,26 +56,36 @@ use transbench_reports::record;
 const MUX_NOTSENT_LOWAT: u32 = 16 * 1024;
 
 /// The schedule as it ran.
-struct Paced {
-    sent: Vec<Sent>,
-    send_lag: Histogram<u64>,
-    pacer_busy_ns: u64,
-    measured_start: SystemTime,
-    /// The same, on the monotonic clock: schedule time 0.
-    measured_start_ns: u64,
-    measured_ns: u64,
-    last_intended_ns: u64,
+pub(super) struct Paced {
+    pub sent: Vec<Sent>,
+    pub send_lag: Histogram<u64>,
+    pub pacer_busy_ns: u64,
+    /// The measured window's start on the monotonic clock: schedule time 0.
+    pub measured_start_ns: u64,
+    pub measured_ns: u64,
+    /// When the last message (of any) was sent, and the last one's
+    /// intended time.
+    pub last_sent_ns: Option<u64>,
+    pub last_intended_ns: u64,
+    /// When the sender fell silent, if it was told to.
+    pub silent_from_ns: Option<u64>,
     /// Measured messages never sent: the pacer fell so far behind that
     /// the window was over.
-    unsent: u64,
+    pub unsent: u64,
 }
 
-async fn pace(
+/// Sends `streams` streams of `rate` messages a second each through
+/// `writers` on the open-loop schedule. With `silent_after` the sender
+/// falls silent that far into the window but keeps its connections open
+/// to the window's end, so the transport says nothing a detector could
+/// use instead (heartbeat's failure).
+pub(super) async fn pace(
     spec: &TrialSpec,
     rate: f64,
     streams: u32,
     token: TrialToken,
     writers: &Writers,
+    silent_after: Option<Duration>,
 ) -> std::io::Result<Paced> {
     let n = streams as u64;
     let mut pacer = Pacer::new()?;
@@ -85,13 +95,18 @@ async fn pace(
     let measured_start = schedule.intended_ns(schedule.warmup_count());
     spec.window_opens.tell(measured_start);
     let planned_end = measured_start + spec.duration.as_nanos() as u64;
+    let silent_from_ns = silent_after.map(|d| measured_start + d.as_nanos() as u64);
     let mut sent = Vec::with_capacity(schedule.total() as usize);
     let mut send_lag = new_histogram();
     let mut measured_end = planned_end;
+    let mut last_sent_ns = None;
     let mut last_intended_ns = t0;
     let mut unsent = 0;
     for j in 0..schedule.total() {
         let intended = schedule.intended_ns(j);
+        if silent_from_ns.is_some_and(|from| intended >= from) {
+            break;
+        }
         pacer.wait_until(intended).await?;
         let now = mono_now_ns();
         // So far behind that the window is over: the rest are never sent.
@@ -110,6 +125,7 @@ async fn pace(
             measured_end = mono_now_ns().clamp(measured_start, planned_end);
             break;
         }
+        last_sent_ns = Some(now);
         last_intended_ns = intended;
         sent.push(Sent {
             stream,
@@ -118,14 +134,18 @@ async fn pace(
             measured,
         });
     }
+    if silent_from_ns.is_some() {
+        pacer.wait_until(planned_end).await?;
+    }
     Ok(Paced {
         sent,
         send_lag,
         pacer_busy_ns: pacer.busy_ns(),
-        measured_start: wall_at(measured_start),
         measured_start_ns: measured_start,
         measured_ns: measured_end - measured_start,
+        last_sent_ns,
         last_intended_ns,
+        silent_from_ns,
         unsent,
     })
 }
@@ -155,6 +175,7 @@ async fn pace_datagrams(
     let mut batch = Vec::new();
     let mut i = 0;
     let mut unsent = 0;
+    let mut last_sent_ns = None;
     while i < total {
         // Read each time: quinn-udp turns GSO off when the kernel refuses it.
         let max_batch = batcher.max_batch(spec.size) as u64;
@@ -193,15 +214,17 @@ async fn pace_datagrams(
         if let Err(e) = batcher.send(&batch, spec.size).await {
             errors.note("send", &e);
         }
+        last_sent_ns = Some(now);
     }
     Ok(Paced {
         sent,
         send_lag,
         pacer_busy_ns: pacer.busy_ns(),
-        measured_start: wall_at(measured_start),
         measured_start_ns: measured_start,
         measured_ns: spec.duration.as_nanos() as u64,
+        last_sent_ns,
         last_intended_ns: schedule.intended_ns(i.saturating_sub(1)),
+        silent_from_ns: None,
         unsent,
     })
 }
@@ -507,9 +530,12 @@ pub async fn run_trial(
     } else {
         let open = open_writers(spec, streams, peer, local_ip, admitted, echoes.as_ref()).await?;
         ctl.send(&ControlMsg::Start).await?;
-        let paced =
-            session::while_receiver_quiet(&mut ctl, limit, pace(spec, rate, streams, token, &open.writers))
-                .await?;
+        let paced = session::while_receiver_quiet(
+            &mut ctl,
+            limit,
+            pace(spec, rate, streams, token, &open.writers, None),
+        )
+        .await?;
         (
             paced,
             open.writers.finish(spec.loss_timeout).await,
@@ -740,7 +766,7 @@ fn build_result(
         id,
         super::Measured {
             peer: addr,
-            start: paced.measured_start,
+            start: wall_at(paced.measured_start_ns),
             measured_ns: paced.measured_ns,
             counters,
             unsent: paced.unsent,
