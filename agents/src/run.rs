@@ -819,6 +819,7 @@ pub(crate) async fn run_phase(
                     .clone()
                     .map(|clock| WindowOpens::new(move |ns| clock.start(ns)))
                     .unwrap_or_default(),
+                link_changes: profiles.is_some_and(|p| p.schedules.is_some()),
                 blackouts: blackouts.clone(),
                 ..opts.spec.clone()
             };

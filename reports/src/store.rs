@@ -191,6 +191,7 @@ pub(crate) mod tests {
             delivery: None,
             heartbeat: None,
             outages: Vec::new(),
+            schedule_timeline: None,
             quic_datagrams: None,
             cell: None,
             repetition: None,

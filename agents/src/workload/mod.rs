@@ -208,6 +208,7 @@ pub fn trial_result(spec: &TrialSpec, id: String, m: Measured) -> TrialResult {
         delivery: None,
         heartbeat: None,
         outages: Vec::new(),
+        schedule_timeline: None,
         quic_datagrams: None,
         cell: None,
         repetition: None,
