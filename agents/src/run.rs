@@ -843,6 +843,7 @@ pub(crate) async fn run_phase(
                 path_rtt_ns: rtt_ns,
                 reverse_impair: reverse_impair.clone(),
                 window_opens: window_opens.clone(),
+                link_changes: profiles.is_some_and(|p| p.schedules.is_some()),
                 blackouts: blackouts.clone(),
                 ..opts.spec.clone()
             };

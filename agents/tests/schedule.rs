@@ -271,6 +271,8 @@ fn schedule_changes_as_probed_lie_within_10ms_on_netem_in_a_guest_kernel() {
 /// as its timer predicts, how long the timer had waited by then, and a
 /// line saying all that.
 struct Recovered {
+    trial: transbench_reports::TrialResult,
+    outage: transbench_reports::OutageMetrics,
     measured_ns: u64,
     expected_ns: u64,
     waited_ns: u64,
@@ -336,6 +338,8 @@ fn recover_through_a_blackout(
         waited_ns: outage.end_ns - outage.start_ns - e.timer_start_after_start_ns + expected_ns,
         retransmission: e.retransmission,
         line,
+        outage: outage.clone(),
+        trial: trial.clone(),
     }
 }
 
@@ -368,6 +372,7 @@ fn tcp_recovers_from_a_blackout_when_its_rto_backoff_says() {
             "a partition of {partition} outlasts the first RTO: {}",
             r.line
         );
+        check_timeline_around(&r.trial, r.outage.start_ns, r.outage.end_ns);
     }
 }
 
@@ -402,6 +407,7 @@ fn quic_recovers_from_a_blackout_when_its_probe_timeout_says() {
             "a partition of {partition} outlasts the first PTO: {}",
             r.line
         );
+        check_timeline_around(&r.trial, r.outage.start_ns, r.outage.end_ns);
     }
 }
 
@@ -459,4 +465,90 @@ fn multistream_outages_lose_datagrams_and_delay_streams() {
             assert!(first < 100 * MS, "{name}: datagrams flow at the heal: {outage:?}");
         }
     }
+}
+
+/// A trial's timeline through an outage from `start_ns` to `end_ns`
+/// (schedule time) on a 5 ms path, at 200 requests a second: every
+/// measured request and answer in one bin; no answer delivered from 200
+/// ms into the outage (answers already past the cut arrive within 5 ms;
+/// the rest is for a busy receiving thread) to the heal, exactly; and
+/// from 0.5 s to the outage about what was offered: at least 80 % (a
+/// busy machine delays answers, and TCP loses none), and at most one bin
+/// more (answers to the bin before).
+fn check_timeline_around(trial: &transbench_reports::TrialResult, start_ns: u64, end_ns: u64) {
+    let timeline = trial
+        .schedule_timeline
+        .as_ref()
+        .expect("an open-loop trial under a schedule keeps its timeline");
+    assert_eq!(timeline.bin_ns, 100 * MS);
+    assert_eq!(timeline.bins.len() as u64, trial.duration_ns.div_ceil(100 * MS));
+    let sum = |bins: &[transbench_reports::TimelineBin], of: fn(&transbench_reports::TimelineBin) -> u64| {
+        bins.iter().map(of).sum::<u64>()
+    };
+    assert_eq!(sum(&timeline.bins, |b| b.offered), trial.counters.sent);
+    assert_eq!(sum(&timeline.bins, |b| b.answered), trial.counters.received);
+    let bin = |ns: u64| (ns / timeline.bin_ns) as usize;
+    let dark = &timeline.bins[bin(start_ns + 200 * MS)..bin(end_ns)];
+    assert!(
+        dark.iter().all(|b| b.delivered == 0),
+        "delivered while dark: {dark:?}"
+    );
+    let before = &timeline.bins[5..bin(start_ns)];
+    let (offered, delivered) = (sum(before, |b| b.offered), sum(before, |b| b.delivered));
+    let line = format!("before the outage: {delivered} answers delivered, {offered} requests offered");
+    eprintln!("{line}");
+    assert!(
+        delivered * 10 >= offered * 8 && delivered <= offered + 20,
+        "{line}"
+    );
+}
+
+/// A schedule that only changes the delay (no outage) keeps a timeline
+/// too: on a 5 ms path that becomes 50 ms each way at 1 s, every request
+/// sent from 1 s on takes 100 ms or more (a busy machine only adds), and
+/// those sent before 0.9 s under 100 ms (their answers are back before
+/// the change unless a thread stalls for 90 ms).
+#[test]
+fn a_delay_step_gets_a_timeline_too() {
+    if !have_root() {
+        return;
+    }
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    let o = transbench(&[
+        "run",
+        "--transport",
+        "udp",
+        "--rate",
+        "200",
+        "--duration",
+        "2s",
+        "--warmup",
+        "500ms",
+        "--impair-backend",
+        "linkemu",
+        "--impair-schedule",
+        "0s: delay 5ms; 1s: delay 50ms",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let r = transbench_reports::read_results(&out.join("results.json")).unwrap();
+    let trial = &r.trials[0];
+    assert!(trial.outages.is_empty(), "{:?}", trial.outages);
+    let timeline = trial
+        .schedule_timeline
+        .as_ref()
+        .expect("a schedule without outages keeps a timeline too");
+    let p50 = |b: &transbench_reports::TimelineBin| b.p50_ns.unwrap_or(0) / MS;
+    let before: Vec<u64> = timeline.bins[1..9].iter().map(p50).collect();
+    let after: Vec<u64> = timeline.bins[10..]
+        .iter()
+        .filter(|b| b.answered > 0)
+        .map(p50)
+        .collect();
+    eprintln!("p50 per 100 ms, ms: before {before:?}, after {after:?}");
+    assert!(before.iter().all(|&p| p > 0 && p < 100), "{before:?}");
+    assert!(after.len() >= 8 && after.iter().all(|&p| p >= 100), "{after:?}");
 }

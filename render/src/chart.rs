@@ -59,6 +59,13 @@ impl Shape {
     pub const ALL: [Shape; 4] = [Shape::Circle, Shape::Triangle, Shape::Square, Shape::Cross];
 }
 
+/// How strongly a [`Mark::Span`] shades its stretch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shade {
+    Dark,
+    Light,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct BoxStat {
     pub x: f64,
@@ -93,6 +100,13 @@ pub struct HeatCell {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Mark {
     Line(Vec<(f64, f64)>),
+    /// A line with gaps: each run of points joined, nothing between runs
+    /// (where there is no value), never marked; `thin` beside a main line
+    /// of the same colour.
+    Runs {
+        runs: Vec<Vec<(f64, f64)>>,
+        thin: bool,
+    },
     /// The spread around a line: (x, low, high).
     Band(Vec<(f64, f64, f64)>),
     Points(Vec<(f64, f64)>, Shape),
@@ -108,6 +122,14 @@ pub enum Mark {
     /// A vertical marker across the panel, with its text.
     Rule {
         x: f64,
+        text: String,
+    },
+    /// A stretch of the x axis shaded across the panel, in grey whatever
+    /// the series' colour, its text at the top where it fits.
+    Span {
+        from: f64,
+        to: f64,
+        shade: Shade,
         text: String,
     },
 }
@@ -136,11 +158,12 @@ impl Panel {
             .iter()
             .map(|s| match &s.mark {
                 Mark::Line(p) | Mark::Points(p, _) => p.len(),
+                Mark::Runs { runs, .. } => runs.iter().map(Vec::len).sum(),
                 Mark::Band(p) => p.len(),
                 Mark::Boxes(b) => b.len(),
                 Mark::Bars(b) => b.len(),
                 Mark::Heat { cells, .. } => cells.len(),
-                Mark::Rule { .. } => 1,
+                Mark::Rule { .. } | Mark::Span { .. } => 1,
             })
             .sum()
     }

@@ -11,7 +11,7 @@ use std::path::Path;
 use std::sync::Once;
 use thiserror::Error;
 
-use crate::chart::{Axis, Chart, Mark, Panel, Scale, Shape};
+use crate::chart::{Axis, Chart, Mark, Panel, Scale, Shade, Shape};
 use crate::typeset::{Line, Typeset, FONT};
 const FAMILY: &str = "sans-serif";
 
@@ -39,6 +39,9 @@ pub fn color(i: usize) -> RGBColor {
 }
 
 const LOST: RGBColor = RGBColor(200, 0, 0);
+/// What a span's shade is mixed from, and the size of its text.
+const SHADE: RGBColor = RGBColor(70, 70, 70);
+const SPAN_TEXT_PX: u32 = 12;
 const PANEL_W: u32 = 460;
 const PANEL_H: u32 = 330;
 /// Text sizes (px) of the title, legend and caption.
@@ -552,6 +555,11 @@ fn draw_panel<DB: DrawingBackend>(area: &Area<'_, DB>, panel: &Panel) -> Result<
                 ys.extend(cells.iter().flat_map(|c| [c.y0, c.y1]));
             }
             Mark::Rule { x, .. } => xs.push(*x),
+            Mark::Runs { runs, .. } => {
+                xs.extend(runs.iter().flatten().map(|q| q.0));
+                ys.extend(runs.iter().flatten().map(|q| q.1));
+            }
+            Mark::Span { from, to, .. } => xs.extend([*from, *to]),
         }
     }
     let (x0, x1, xt) = ticks(&panel.x, &xs);
@@ -622,6 +630,16 @@ fn draw_mark<DB: DrawingBackend>(
             // Markers on sparse lines only: on dense ones they hide the line.
             if placed.len() <= 40 {
                 chart.draw_series(placed.into_iter().map(|p| Circle::new(p, 3, style.filled())))?;
+            }
+        }
+        Mark::Runs { runs, thin } => {
+            let line = match thin {
+                true => style.mix(0.6).stroke_width(1),
+                false => style.stroke_width(2),
+            };
+            for run in runs {
+                let placed: Vec<_> = run.iter().filter_map(|&(x, y)| at(x, y)).collect();
+                chart.draw_series(LineSeries::new(placed, line))?;
             }
         }
         Mark::Band(points) => {
@@ -749,6 +767,37 @@ fn draw_mark<DB: DrawingBackend>(
                     text.clone(),
                     (anchor, hi),
                     (FAMILY, 12).into_font().color(&LOST).pos(pos),
+                )))?;
+            }
+        }
+        Mark::Span {
+            from,
+            to,
+            shade,
+            text,
+        } => {
+            let (Some(a), Some(b)) = (place(&panel.x, *from), place(&panel.x, *to)) else {
+                return Ok(());
+            };
+            let (lo, hi) = {
+                let r = chart.plotting_area().get_y_range();
+                (r.start, r.end)
+            };
+            let fill = match shade {
+                Shade::Dark => SHADE.mix(0.38),
+                Shade::Light => SHADE.mix(0.12),
+            };
+            chart.draw_series(std::iter::once(Rectangle::new([(a, lo), (b, hi)], fill.filled())))?;
+            let plot = chart.plotting_area();
+            let width = plot.map_coordinate(&(b, hi)).0 - plot.map_coordinate(&(a, hi)).0;
+            if !text.is_empty() && text_width(text, SPAN_TEXT_PX) + 8 <= width {
+                chart.draw_series(std::iter::once(Text::new(
+                    text.clone(),
+                    (a + (x1 - x0) * 0.005, hi),
+                    (FAMILY, SPAN_TEXT_PX)
+                        .into_font()
+                        .color(&RGBColor(40, 40, 40))
+                        .pos(Pos::new(HPos::Left, VPos::Top)),
                 )))?;
             }
         }

@@ -7,10 +7,12 @@ use std::collections::BTreeMap;
 use transbench_analysis::recovery::theory::{
     recovery_curve, GiveUp, TimerModel, LINUX_TCP_RETRIES2, QUINN_DEFAULT_IDLE_TIMEOUT_NS,
 };
+use transbench_reports::cell::{params_key, schedule_label};
 use transbench_reports::schema::{Detector, SettingOutcome};
 use transbench_reports::stats::median;
 use transbench_reports::{
-    new_histogram, FlowMetrics, HeartbeatMetrics, LatencyKind, RunResults, TrialResult,
+    new_histogram, FlowMetrics, HeartbeatMetrics, LatencyKind, RunResults, ScheduleTimeline, TimelineBin,
+    TrialResult,
 };
 use transbench_wire::{BulkDirection, Transport, Workload};
 
@@ -20,7 +22,7 @@ use crate::chart::{Axis, Bar, BoxStat, Chart, HeatCell, Mark, Panel, Scale, Seri
 const MS: f64 = 1e6;
 
 /// Every chart's file name starts with its kind.
-pub const KINDS: [&str; 13] = [
+pub const KINDS: [&str; 14] = [
     "latency-vs-loss-",
     "spectrum-",
     "ontime-",
@@ -34,6 +36,7 @@ pub const KINDS: [&str; 13] = [
     "goodput-vs-loss-",
     "detector-trade-off",
     "recovery-vs-partition-",
+    "schedule-timeline-",
 ];
 
 /// Every chart the results support, in the report's order.
@@ -103,6 +106,7 @@ pub fn charts(results: &RunResults) -> Vec<Chart> {
         .collect();
     out.extend(detector_trade_off(&heartbeat));
     out.extend(recovery_charts(results));
+    out.extend(schedule_timelines(results));
     out
 }
 
@@ -1378,6 +1382,182 @@ fn ttfb(workload: Workload, cells: &[&CellTrials]) -> Option<Chart> {
     })
 }
 
+/// Phases a timeline shades at most: a short flap over a long window
+/// would be more stripes than pixels.
+const MAX_SHADED_PHASES: usize = 2_000;
+
+/// The rr trials that kept a timeline through their impairment schedule,
+/// a chart per schedule and parameters (rate, size, retries).
+fn schedule_timelines(results: &RunResults) -> Vec<Chart> {
+    let mut groups: Vec<(String, String, Vec<&TrialResult>)> = Vec::new();
+    for t in results.trials.iter().filter(|t| t.is_final() && !t.baseline) {
+        let Some(record) = t.impairment.as_ref().and_then(|i| i.schedule.as_ref()) else {
+            continue;
+        };
+        if t.schedule_timeline.is_none() {
+            continue;
+        }
+        let (schedule, params) = (schedule_label(record), params_key(t));
+        match groups.iter_mut().find(|g| g.0 == schedule && g.1 == params) {
+            Some(g) => g.2.push(t),
+            None => groups.push((schedule, params, vec![t])),
+        }
+    }
+    groups
+        .iter()
+        .filter_map(|(schedule, params, trials)| schedule_timeline(schedule, params, trials))
+        .collect()
+}
+
+/// A timeline's bins as runs of (the bin's middle in s, `value` of the
+/// bin and its length in s), broken where `value` has none. The last bin
+/// ends with the window, `window_ns`.
+fn bin_runs(
+    timeline: &ScheduleTimeline,
+    window_ns: u64,
+    value: impl Fn(&TimelineBin, f64) -> Option<f64>,
+) -> Vec<Vec<(f64, f64)>> {
+    let mut runs: Vec<Vec<(f64, f64)>> = Vec::new();
+    let mut broken = true;
+    for (i, bin) in timeline.bins.iter().enumerate() {
+        let from = i as u64 * timeline.bin_ns;
+        let to = (from + timeline.bin_ns).min(window_ns);
+        if to <= from {
+            break;
+        }
+        let Some(v) = value(bin, (to - from) as f64 / 1e9) else {
+            broken = true;
+            continue;
+        };
+        let point = ((from + to) as f64 / 2e9, v);
+        match runs.last_mut() {
+            Some(run) if !broken => run.push(point),
+            _ => runs.push(vec![point]),
+        }
+        broken = false;
+    }
+    runs
+}
+
+/// One schedule's trials over schedule time, as Flent draws a test: each
+/// transport's round trip per bin above (p50 thick, max thin, on a log
+/// scale), the answers it delivered per second below, with the offered
+/// rate; the schedule's phases shaded behind both (dark where the path
+/// dropped everything, light where its profile was another than the
+/// first). Each transport's first trial.
+fn schedule_timeline(schedule: &str, params: &str, trials: &[&TrialResult]) -> Option<Chart> {
+    let mut firsts: Vec<(&TrialResult, &ScheduleTimeline)> = Vec::new();
+    for t in trials {
+        if !firsts.iter().any(|(f, _)| f.transport == t.transport) {
+            firsts.push((t, t.schedule_timeline.as_ref()?));
+        }
+    }
+    firsts.sort_by_key(|(t, _)| transport_color(t.transport));
+    let (first, first_timeline) = *firsts.first()?;
+    let end_ns = firsts.iter().map(|(t, _)| t.duration_ns).max()?;
+    let s = |ns: u64| ns as f64 / 1e9;
+    let record = first.impairment.as_ref()?.schedule.as_ref()?;
+    let phases = crate::phases::phases(record, end_ns).unwrap_or_default();
+    let spans: Vec<Series> = phases
+        .iter()
+        .take(MAX_SHADED_PHASES)
+        .map(|p| Series {
+            label: String::new(),
+            color: 6,
+            mark: Mark::Span {
+                from: s(p.from_ns),
+                to: s(p.to_ns),
+                shade: p.shade,
+                text: p.label.clone(),
+            },
+        })
+        .collect();
+    let (mut latency, mut rate) = (spans.clone(), spans);
+    for (t, timeline) in &firsts {
+        let color = transport_color(t.transport);
+        let runs =
+            |value: &dyn Fn(&TimelineBin, f64) -> Option<f64>| bin_runs(timeline, t.duration_ns, value);
+        latency.push(Series {
+            label: t.transport.to_string(),
+            color,
+            mark: Mark::Runs {
+                runs: runs(&|b, _| Some(b.p50_ns? as f64 / MS)),
+                thin: false,
+            },
+        });
+        latency.push(Series {
+            label: String::new(),
+            color,
+            mark: Mark::Runs {
+                runs: runs(&|b, _| Some(b.max_ns? as f64 / MS)),
+                thin: true,
+            },
+        });
+        rate.push(Series {
+            label: t.transport.to_string(),
+            color,
+            mark: Mark::Runs {
+                runs: runs(&|b, length_s| Some(b.delivered as f64 / length_s)),
+                thin: false,
+            },
+        });
+    }
+    rate.push(Series {
+        label: "offered".into(),
+        color: 6,
+        mark: Mark::Runs {
+            runs: bin_runs(first_timeline, first.duration_ns, |b, length_s| {
+                Some(b.offered as f64 / length_s)
+            }),
+            thin: true,
+        },
+    });
+    let bin = format!("{} ms", crate::draw::number(first_timeline.bin_ns as f64 / MS));
+    let time = || Axis::new("schedule time (s)", Scale::Linear).including(&[0.0, s(end_ns)]);
+    let offered = first
+        .params
+        .rate
+        .map(|r| format!(" at {}/s", crate::draw::number(r)))
+        .unwrap_or_default();
+    let shaded = match phases.len() {
+        n if n > MAX_SHADED_PHASES => format!(" Shaded: the first {MAX_SHADED_PHASES} of {n} phases."),
+        _ => String::new(),
+    };
+    let backend = first.impairment.as_ref().map_or("none", |i| i.backend.as_str());
+    let ids: Vec<String> = firsts.iter().map(|(t, _)| t.id.clone()).collect();
+    Some(Chart {
+        slug: format!("schedule-timeline-{}", slug(&format!("{schedule}{params}"))),
+        title: format!(
+            "{}{offered} through the impairment schedule \"{schedule}\": round trip and delivered rate over time",
+            first.workload
+        ),
+        caption: format!(
+            "Time 0: the start of the measured window. Top: the round trip of the requests sent in each {bin} \
+             (thick: p50, thin: max), drawn at the bin's middle; a gap: none of them was answered within the loss \
+             timeout. Bottom: the answers that arrived in each {bin}, per second, against the rate offered. Shaded \
+             dark: the path dropped every packet one way or both; light: a profile other than the first, named \
+             where it fits.{shaded} Each transport's first trial ({}; {} in all). Impairment backend: {backend}.",
+            ids.join(", "),
+            transbench_reports::counted(trials.len() as u64, "trial"),
+        ),
+        panels: vec![
+            Panel {
+                title: format!("round trip per {bin}"),
+                x: time(),
+                y: Axis::new("round trip (ms)", Scale::Log),
+                series: latency,
+            },
+            Panel {
+                title: format!("answers delivered per {bin}, per second"),
+                x: time(),
+                y: Axis::new("answers/s", Scale::Linear).including(&[0.0]),
+                series: rate,
+            },
+        ],
+        columns: 1,
+    })
+}
+
 /// Recovery against partition length from the trials' outages, a chart
 /// per way the path went dark (both, requests, responses): each trial's
 /// first answer after the heal, and each transport's backoff (TCP's RTO,
@@ -1768,6 +1948,30 @@ mod tests {
         }
         let b64 = base64::engine::general_purpose::STANDARD.encode(bytes);
         assert_eq!(timeline(&b64).unwrap(), [(3, 0, Some(150)), (1, 40_000, None)]);
+    }
+
+    #[test]
+    fn timeline_bins_become_runs_broken_where_a_bin_has_no_value() {
+        let bin = |p50_ms: Option<u64>| TimelineBin {
+            offered: 20,
+            delivered: 20,
+            p50_ns: p50_ms.map(|ms| ms * 1_000_000),
+            ..TimelineBin::default()
+        };
+        let timeline = ScheduleTimeline {
+            bin_ns: 100_000_000,
+            bins: vec![bin(Some(10)), bin(None), bin(Some(12)), bin(Some(11))],
+        };
+        // A window of 350 ms: the last bin is 50 ms long.
+        let p50 = bin_runs(&timeline, 350_000_000, |b, _| Some(b.p50_ns? as f64 / MS));
+        assert_eq!(p50, [vec![(0.05, 10.0)], vec![(0.25, 12.0), (0.325, 11.0)]]);
+        let rate = bin_runs(&timeline, 350_000_000, |b, length_s| {
+            Some(b.delivered as f64 / length_s)
+        });
+        assert_eq!(
+            rate,
+            [vec![(0.05, 200.0), (0.15, 200.0), (0.25, 200.0), (0.325, 400.0)]]
+        );
     }
 
     #[test]

@@ -11,6 +11,7 @@ pub mod cells;
 pub mod chart;
 pub mod draw;
 pub mod figures;
+pub mod phases;
 pub mod tables;
 pub mod typeset;
 

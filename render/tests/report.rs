@@ -120,6 +120,122 @@ fn every_chart_whose_data_exists_and_no_other() {
     assert_eq!(files(&dir.path().join("hdr"), "hlog").len(), 1);
 }
 
+/// The fixture's rr trials through "0s: delay 5ms; partition 2s 1s; 4s:
+/// delay 25ms" (udp, tcp, quic): one timeline, the partition shaded dark
+/// and the 25 ms step light and named, each transport's round trip and
+/// delivered rate, UDP's round trip broken where the partition lost its
+/// requests. The trials through partitions of 1 s and 3 s predate
+/// timelines: no chart of them.
+#[test]
+fn a_scheduled_run_gets_a_timeline_with_its_phases_shaded() {
+    use transbench_render::chart::{Mark, Shade};
+    let results = fixture();
+    let charts = transbench_render::figures::charts(&results);
+    let timelines: Vec<_> = charts
+        .iter()
+        .filter(|c| c.slug.starts_with("schedule-timeline-"))
+        .collect();
+    let [chart] = timelines[..] else {
+        panic!(
+            "one timeline: {:?}",
+            timelines.iter().map(|c| &c.slug).collect::<Vec<_>>()
+        )
+    };
+    assert_eq!(
+        chart.slug,
+        "schedule-timeline-0s_delay_5ms_4s_delay_25ms_partition_2s_1s_rate_200_size_64"
+    );
+    assert!(
+        chart
+            .title
+            .contains("\"0s: delay 5ms; 4s: delay 25ms; partition 2s 1s\""),
+        "{}",
+        chart.title
+    );
+    assert!(
+        chart
+            .caption
+            .contains("(timeline-udp-1, timeline-tcp-2, timeline-quic-3; 3 trials in all)"),
+        "{}",
+        chart.caption
+    );
+    let legend: Vec<String> = chart.legend().into_iter().map(|(l, _, _)| l).collect();
+    assert_eq!(legend, ["udp", "tcp", "quic", "offered"]);
+    let [latency, rate] = &chart.panels[..] else {
+        panic!("two panels")
+    };
+    for panel in [latency, rate] {
+        let spans: Vec<(f64, f64, Shade, &str)> = panel
+            .series
+            .iter()
+            .filter_map(|s| match &s.mark {
+                Mark::Span {
+                    from,
+                    to,
+                    shade,
+                    text,
+                } => Some((*from, *to, *shade, text.as_str())),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            spans,
+            [
+                (2.0, 3.0, Shade::Dark, "dark"),
+                (4.0, 6.0, Shade::Light, "delay 25ms")
+            ],
+            "{}",
+            panel.title
+        );
+    }
+    let runs = |panel: &transbench_render::chart::Panel, label: &str| {
+        panel
+            .series
+            .iter()
+            .find_map(|s| match &s.mark {
+                Mark::Runs { runs, thin: false } if s.label == label => Some(runs.clone()),
+                _ => None,
+            })
+            .unwrap_or_else(|| panic!("no {label} in {}", panel.title))
+    };
+    // UDP: nothing sent into the partition came back; TCP and QUIC
+    // answered every request, late.
+    let udp = runs(latency, "udp");
+    assert_eq!(udp.len(), 2, "{udp:?}");
+    assert!(udp[0].last().unwrap().0 < 2.0 && udp[1][0].0 > 3.0, "{udp:?}");
+    assert_eq!(runs(latency, "tcp").len(), 1);
+    // Delivered: the 200 requests/s offered before the partition (a bin
+    // or two either way: answers cross bins' edges), none in it after its
+    // first bin (answers already past the cut), every bin drawn.
+    for transport in ["udp", "tcp", "quic"] {
+        let [rate] = &runs(rate, transport)[..] else {
+            panic!("{transport}: one run")
+        };
+        assert_eq!(rate.len(), 60, "{transport}");
+        let at = |s: f64| rate.iter().find(|p| (p.0 - s).abs() < 1e-9).unwrap().1;
+        assert!((at(1.05) - 200.0).abs() <= 20.0, "{transport}: {}", at(1.05));
+        assert_eq!(at(2.55), 0.0, "{transport}");
+    }
+
+    let (dir, _) = rendered(&results);
+    let svg = std::fs::read_to_string(dir.path().join(format!("{}.svg", chart.slug))).unwrap();
+    let doc = roxmltree::Document::parse(&svg).unwrap();
+    let texts: Vec<&str> = doc
+        .descendants()
+        .filter_map(|n| n.text())
+        .map(str::trim)
+        .collect();
+    for label in [
+        "dark",
+        "delay 25ms",
+        "round trip (ms)",
+        "answers/s",
+        "schedule time (s)",
+    ] {
+        assert!(texts.contains(&label), "no {label} in {texts:?}");
+    }
+}
+
 #[test]
 fn a_histogram_out_of_bounds_fails_the_report_naming_its_trial() {
     use base64::Engine;

@@ -3,15 +3,24 @@
 //! by it.
 
 use linkemu::spec::IMPAIRED_LIMIT;
-use linkemu::NetemSpec;
+use linkemu::{ImpairSchedule, NetemSpec};
 
-use crate::schema::{Impairment, TrialResult};
+use crate::schema::{Impairment, ScheduleRecord, TrialResult};
 use transbench_wire::BulkDirection;
 
 /// A trial's path in netem words, without what every trial of a run
 /// shares or differs in by design: the per-trial seed and the queue limit
 /// `run` adds to a profile that sets none. "loopback" without a link.
 pub fn path_label(impairment: Option<&Impairment>) -> String {
+    match impairment {
+        None => "loopback".into(),
+        Some(i) => profiles_label(&i.forward, &i.reverse),
+    }
+}
+
+/// Both directions' netem profiles as [`path_label`] words them: once
+/// when they agree, else `FORWARD / back: REVERSE`.
+pub fn profiles_label(forward: &str, reverse: &str) -> String {
     let unseeded = |words: &str| match NetemSpec::parse(words) {
         Ok(spec) => {
             let added = spec.limit.is_none_or(|l| l == IMPAIRED_LIMIT);
@@ -35,16 +44,36 @@ pub fn path_label(impairment: Option<&Impairment>) -> String {
         }
         Err(_) => words.to_string(),
     };
-    match impairment {
-        None => "loopback".into(),
-        Some(i) => {
-            let (forward, reverse) = (unseeded(&i.forward), unseeded(&i.reverse));
-            if forward == reverse {
-                forward
-            } else {
-                format!("{forward} / back: {reverse}")
+    let (forward, reverse) = (unseeded(forward), unseeded(reverse));
+    if forward == reverse {
+        forward
+    } else {
+        format!("{forward} / back: {reverse}")
+    }
+}
+
+/// A trial's impairment schedules as given, without the per-trial seeds
+/// and the queue limit `run` adds (`0s: delay 5ms; partition 2s 1s`):
+/// once when both directions have the same, else `FORWARD / back:
+/// REVERSE`. A schedule that does not parse stays as recorded.
+pub fn schedule_label(schedules: &ScheduleRecord) -> String {
+    let unseeded = |text: &str| match ImpairSchedule::parse(text) {
+        Ok(mut schedule) => {
+            for profile in schedule.profiles_mut() {
+                profile.seed = None;
+                if profile.limit == Some(IMPAIRED_LIMIT) {
+                    profile.limit = None;
+                }
             }
+            schedule.to_string()
         }
+        Err(_) => text.to_string(),
+    };
+    let (forward, reverse) = (unseeded(&schedules.forward), unseeded(&schedules.reverse));
+    if forward == reverse {
+        forward
+    } else {
+        format!("{forward} / back: {reverse}")
     }
 }
 
@@ -133,4 +162,35 @@ pub fn params_key(t: &TrialResult) -> String {
         }
     }
     key
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(forward: &str, reverse: &str) -> ScheduleRecord {
+        ScheduleRecord {
+            forward: forward.into(),
+            reverse: reverse.into(),
+            changes: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_schedule_is_labelled_as_given_without_seeds_or_the_added_limit() {
+        let both = record(
+            "0s: limit 100000 delay 5ms seed 333393803431503618; partition 2s 1s",
+            "0s: limit 100000 delay 5ms seed 5327369937300885488; partition 2s 1s",
+        );
+        assert_eq!(schedule_label(&both), "0s: delay 5ms; partition 2s 1s");
+        let one_way = record(
+            "0s: limit 100000 delay 5ms seed 1",
+            "0s: limit 100000 delay 5ms seed 2; 3s: limit 500 delay 50ms seed 2",
+        );
+        assert_eq!(
+            schedule_label(&one_way),
+            "0s: delay 5ms / back: 0s: delay 5ms; 3s: limit 500 delay 50ms"
+        );
+        assert_eq!(schedule_label(&record("nonsense", "nonsense")), "nonsense");
+    }
 }

@@ -342,6 +342,12 @@ pub struct TrialResult {
     /// the measured window; absent before schema 1.6.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub receiver_fault: Option<ReceiverFaultRecord>,
+
+    /// Open-loop rr under an impairment schedule that changes: the
+    /// requests, their answers and latency in bins of schedule time;
+    /// absent before schema 1.6.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule_timeline: Option<ScheduleTimeline>,
     /// `run SCENARIO`: the trial's cell (its id in `scenario.cells`) and
     /// which repetition of it this is (from 0).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -562,6 +568,34 @@ pub struct ReceiverFaultRecord {
     /// Why a signal could not be sent; the trial is then invalid.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+}
+
+/// An open-loop rr trial through its impairment schedule (see
+/// `SCHEMA.md`): bin `i` covers schedule time `[i * bin_ns, (i + 1) *
+/// bin_ns)`, from the measured window's start to its end.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScheduleTimeline {
+    pub bin_ns: u64,
+    pub bins: Vec<TimelineBin>,
+}
+
+/// One bin of a [`ScheduleTimeline`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TimelineBin {
+    /// Requests whose intended send time falls in the bin.
+    pub offered: u64,
+    /// Of those, the ones answered within the loss timeout.
+    pub answered: u64,
+    /// Answers that arrived in the bin (intended time plus round trip),
+    /// whenever their requests were sent.
+    pub delivered: u64,
+    /// Round trips of the bin's answered requests; absent when none was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub p50_ns: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub p99_ns: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_ns: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -1208,5 +1242,50 @@ mod tests {
         assert!(t.retry_due(2) && !t.retry_due(0));
         t.attempt = 3;
         assert!(!t.retry_due(2), "the third attempt used both retries");
+    }
+
+    #[test]
+    fn a_schedule_timeline_round_trips_and_a_bin_without_answers_has_no_latency() {
+        use super::{ScheduleTimeline, TimelineBin, TrialResult};
+        let mut t = crate::store::tests::sample().trials[0].clone();
+        let plain = serde_json::to_value(&t).unwrap();
+        assert!(
+            plain.get("schedule_timeline").is_none(),
+            "absent when there is none"
+        );
+        t.schedule_timeline = Some(ScheduleTimeline {
+            bin_ns: 100_000_000,
+            bins: vec![
+                TimelineBin {
+                    offered: 20,
+                    answered: 19,
+                    delivered: 18,
+                    p50_ns: Some(10_000_000),
+                    p99_ns: Some(12_000_000),
+                    max_ns: Some(12_500_000),
+                },
+                TimelineBin {
+                    offered: 20,
+                    ..TimelineBin::default()
+                },
+            ],
+        });
+        let json = serde_json::to_value(&t).unwrap();
+        let bins = &json["schedule_timeline"]["bins"];
+        assert_eq!(json["schedule_timeline"]["bin_ns"], 100_000_000);
+        assert_eq!(bins[0]["p99_ns"], 12_000_000);
+        assert_eq!(
+            bins[1],
+            serde_json::json!({"offered": 20, "answered": 0, "delivered": 0}),
+            "no latency keys for a bin nothing was answered in"
+        );
+        assert_eq!(serde_json::from_value::<TrialResult>(json).unwrap(), t);
+        // A 1.5 trial has none.
+        assert_eq!(
+            serde_json::from_value::<TrialResult>(plain)
+                .unwrap()
+                .schedule_timeline,
+            None
+        );
     }
 }

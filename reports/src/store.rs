@@ -192,6 +192,7 @@ pub(crate) mod tests {
             heartbeat: None,
             outages: Vec::new(),
             receiver_fault: None,
+            schedule_timeline: None,
             quic_datagrams: None,
             cell: None,
             repetition: None,

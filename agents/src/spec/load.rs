@@ -94,6 +94,7 @@ impl LoadSpec {
             // egress impairment for both.
             reverse_impair: trial.reverse_impair.clone(),
             window_opens: Default::default(),
+            link_changes: false,
             blackouts: Vec::new(),
             receiver_fault: None,
             workload: WorkloadSpec::Rr(RrSpec {

@@ -346,6 +346,7 @@ impl TrialArgs {
             path_rtt_ns: None,
             reverse_impair: None,
             window_opens: WindowOpens::default(),
+            link_changes: false,
             blackouts: Vec::new(),
             receiver_fault: self.receiver_fault,
             workload,
@@ -507,6 +508,9 @@ pub struct TrialSpec {
     /// Told when the measured window opens: where an impairment schedule
     /// puts its time 0.
     pub window_opens: WindowOpens,
+    /// Whether an impairment schedule changes the link during the trial:
+    /// open-loop rr then keeps a timeline of it.
+    pub link_changes: bool,
     /// Where the schedule darkens the path within the measured window:
     /// open-loop rr measures the recovery from each.
     pub blackouts: Vec<Blackout>,

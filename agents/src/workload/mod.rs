@@ -209,6 +209,7 @@ pub fn trial_result(spec: &TrialSpec, id: String, m: Measured) -> TrialResult {
         heartbeat: None,
         outages: Vec::new(),
         receiver_fault: None,
+        schedule_timeline: None,
         quic_datagrams: None,
         cell: None,
         repetition: None,

@@ -7,6 +7,7 @@ pub mod engine;
 use crate::measure::outage::{
     outage_metrics, quic_timer_in, tcp_timer_before, QuicReading, RtoReading, SEND_READING_EVERY_NS,
 };
+use crate::measure::timeline::schedule_timeline;
 use transbench_analysis::recovery::theory::{Blackholed, LINUX_TCP_RETRIES2, QUINN_DEFAULT_IDLE_TIMEOUT_NS};
 use transbench_reports::OutageMetrics;
 
@@ -226,8 +227,9 @@ pub async fn run_trial(
     rr: &RrSpec,
     id: String,
 ) -> anyhow::Result<TrialResult> {
-    // Outages are measured from every request's fate (open-loop only).
-    let keep_samples = !spec.blackouts.is_empty() && rr.rate.is_some();
+    // Outages and the timeline are measured from every request's fate
+    // (open-loop only).
+    let keep_samples = (spec.link_changes || !spec.blackouts.is_empty()) && rr.rate.is_some();
     Ok(run_keeping_samples(ctl, addr, spec, rr, id, keep_samples)
         .await?
         .0)
@@ -431,6 +433,24 @@ pub async fn run_keeping_samples(
     };
     let cpu_ns = thread_cpu_ns().saturating_sub(cpu_start);
     let samples = outcome.totals.samples.take().unwrap_or_default();
+    // The tracker keeps a bounded number of fates: a timeline of some
+    // requests would show the rest as never offered.
+    let sent = outcome.totals.counters.sent;
+    let schedule_timeline = match (spec.link_changes && keep_samples, samples.len() as u64 == sent) {
+        (false, _) => None,
+        (true, true) => Some(schedule_timeline(
+            &samples,
+            outcome.measured_start_ns,
+            outcome.measured_ns,
+        )),
+        (true, false) => {
+            tracing::warn!(
+                "no schedule timeline: the fates of {} of {sent} requests were kept",
+                samples.len()
+            );
+            None
+        }
+    };
     // TCP's timer as read during the trial, and when the namespace gives
     // a connection up: read only when there are outages to predict.
     let rto = rto_watch.map(|w: TimerWatch<RtoReading>| (w.finish(), tcp_retries2()));
@@ -483,6 +503,7 @@ pub async fn run_keeping_samples(
     result.quic_datagrams = datagrams;
     result.delivery = delivery;
     result.outages = outages;
+    result.schedule_timeline = schedule_timeline;
     Ok((result, samples))
 }
 
