@@ -3,9 +3,7 @@
 //! (stream u32, seq u64, delivered ns u64; big-endian), base64 in
 //! [`ControlMsg::Deliveries`](crate::ControlMsg::Deliveries) frames.
 
-use base64::engine::general_purpose::STANDARD;
-use base64::Engine;
-use thiserror::Error;
+use crate::packed::{self, PackedError};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Delivery {
@@ -20,14 +18,6 @@ const RECORD_LEN: usize = 20;
 /// the 64 KiB control frame limit.
 pub const RECORDS_PER_FRAME: usize = 2000;
 
-#[derive(Debug, Error, PartialEq, Eq)]
-pub enum DeliveryError {
-    #[error("delivery records are not base64: {0}")]
-    Base64(String),
-    #[error("delivery records of {0} bytes are not a whole number of {RECORD_LEN}-byte records")]
-    Length(usize),
-}
-
 /// One frame's worth of records (at most [`RECORDS_PER_FRAME`]).
 pub fn encode(records: &[Delivery]) -> String {
     let mut bytes = Vec::with_capacity(records.len() * RECORD_LEN);
@@ -36,24 +26,15 @@ pub fn encode(records: &[Delivery]) -> String {
         bytes.extend_from_slice(&r.seq.to_be_bytes());
         bytes.extend_from_slice(&r.delivered_ns.to_be_bytes());
     }
-    STANDARD.encode(bytes)
+    packed::encode(&bytes)
 }
 
-pub fn decode(text: &str) -> Result<Vec<Delivery>, DeliveryError> {
-    let bytes = STANDARD
-        .decode(text)
-        .map_err(|e| DeliveryError::Base64(e.to_string()))?;
-    if bytes.len() % RECORD_LEN != 0 {
-        return Err(DeliveryError::Length(bytes.len()));
-    }
-    Ok(bytes
-        .chunks_exact(RECORD_LEN)
-        .map(|c| Delivery {
-            stream: u32::from_be_bytes(c[0..4].try_into().expect("4 bytes")),
-            seq: u64::from_be_bytes(c[4..12].try_into().expect("8 bytes")),
-            delivered_ns: u64::from_be_bytes(c[12..20].try_into().expect("8 bytes")),
-        })
-        .collect())
+pub fn decode(text: &str) -> Result<Vec<Delivery>, PackedError> {
+    packed::decode(text, RECORD_LEN, "delivery records", |c| Delivery {
+        stream: u32::from_be_bytes(c[0..4].try_into().expect("4 bytes")),
+        seq: u64::from_be_bytes(c[4..12].try_into().expect("8 bytes")),
+        delivered_ns: u64::from_be_bytes(c[12..20].try_into().expect("8 bytes")),
+    })
 }
 
 #[cfg(test)]
@@ -93,7 +74,14 @@ mod tests {
 
     #[test]
     fn garbage_is_an_error() {
-        assert!(matches!(decode("!!"), Err(DeliveryError::Base64(_))));
-        assert_eq!(decode("AAAA"), Err(DeliveryError::Length(3)));
+        assert!(matches!(decode("!!"), Err(PackedError::Base64 { .. })));
+        assert_eq!(
+            decode("AAAA"),
+            Err(PackedError::Length {
+                what: "delivery records",
+                len: 3,
+                record_len: RECORD_LEN
+            })
+        );
     }
 }

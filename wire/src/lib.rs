@@ -27,6 +27,7 @@ pub mod frame;
 pub mod header;
 pub mod host;
 pub mod mux;
+pub mod packed;
 pub mod printable;
 pub mod processed;
 pub mod token;

@@ -5,9 +5,7 @@
 //! a frame's `first`, base64 in
 //! [`ControlMsg::Processed`](crate::ControlMsg::Processed) frames.
 
-use base64::engine::general_purpose::STANDARD;
-use base64::Engine;
-use thiserror::Error;
+use crate::packed::{self, PackedError};
 
 /// One request id's counts at the receiver.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -35,38 +33,21 @@ const ID_LEN: usize = 3;
 /// base64, under the 64 KiB control frame limit.
 pub const IDS_PER_FRAME: usize = 15_000;
 
-#[derive(Debug, Error, PartialEq, Eq)]
-pub enum ProcessedError {
-    #[error("processed counts are not base64: {0}")]
-    Base64(String),
-    #[error("processed counts of {0} bytes are not a whole number of {ID_LEN}-byte ids")]
-    Length(usize),
-}
-
 /// One frame's worth of ids (at most [`IDS_PER_FRAME`]).
 pub fn encode(ids: &[IdCounts]) -> String {
     let bytes: Vec<u8> = ids
         .iter()
         .flat_map(|c| [c.first_arrivals, c.retry_arrivals, c.processed])
         .collect();
-    STANDARD.encode(bytes)
+    packed::encode(&bytes)
 }
 
-pub fn decode(text: &str) -> Result<Vec<IdCounts>, ProcessedError> {
-    let bytes = STANDARD
-        .decode(text)
-        .map_err(|e| ProcessedError::Base64(e.to_string()))?;
-    if bytes.len() % ID_LEN != 0 {
-        return Err(ProcessedError::Length(bytes.len()));
-    }
-    Ok(bytes
-        .chunks_exact(ID_LEN)
-        .map(|c| IdCounts {
-            first_arrivals: c[0],
-            retry_arrivals: c[1],
-            processed: c[2],
-        })
-        .collect())
+pub fn decode(text: &str) -> Result<Vec<IdCounts>, PackedError> {
+    packed::decode(text, ID_LEN, "processed counts", |c| IdCounts {
+        first_arrivals: c[0],
+        retry_arrivals: c[1],
+        processed: c[2],
+    })
 }
 
 #[cfg(test)]
@@ -108,7 +89,10 @@ mod tests {
 
     #[test]
     fn garbage_is_an_error() {
-        assert!(matches!(decode("!!"), Err(ProcessedError::Base64(_))));
-        assert_eq!(decode("AAAAAA=="), Err(ProcessedError::Length(4)));
+        assert!(matches!(decode("!!"), Err(PackedError::Base64 { .. })));
+        assert_eq!(
+            decode("AAAAAA==").unwrap_err().to_string(),
+            "processed counts of 4 bytes are not a whole number of 3-byte records"
+        );
     }
 }
