@@ -47,6 +47,13 @@ pub struct LinkCounters {
     pub reordered: u64,
     pub ecn_marked: u64,
     pub delivered: u64,
+    /// Dropped where an impairment schedule rejects (never in a
+    /// [`Pipeline`]: a [`crate::ScheduledPipeline`] counts them).
+    #[serde(default)]
+    pub rejected: u64,
+    /// Of those, answered toward their sender (ICMP or a TCP reset).
+    #[serde(default)]
+    pub reject_answers: u64,
 }
 
 impl LinkCounters {
@@ -62,6 +69,8 @@ impl LinkCounters {
             reordered: self.reordered - earlier.reordered,
             ecn_marked: self.ecn_marked - earlier.ecn_marked,
             delivered: self.delivered - earlier.delivered,
+            rejected: self.rejected - earlier.rejected,
+            reject_answers: self.reject_answers - earlier.reject_answers,
         }
     }
 }
