@@ -384,11 +384,23 @@ impl ImpairSchedule {
     /// packet (a partition, a flap's outage, a step with `loss 100%`, a
     /// reject), in order, as `(start, end)`; adjacent ones joined.
     pub fn blackouts(&self, until_ns: u64) -> Vec<(u64, u64)> {
+        self.stretches(until_ns, |t| self.at(t).drops_everything())
+    }
+
+    /// The stretches of `[0, until_ns)` in which the link rejects, as
+    /// [`ImpairSchedule::blackouts`] gives those it drops everything in.
+    pub fn rejecting(&self, until_ns: u64) -> Vec<(u64, u64)> {
+        self.stretches(until_ns, |t| self.rejects_at(t).is_some())
+    }
+
+    /// The stretches of `[0, until_ns)` where `holds` (asked at each
+    /// change), adjacent ones joined.
+    fn stretches(&self, until_ns: u64, holds: impl Fn(u64) -> bool) -> Vec<(u64, u64)> {
         let mut out: Vec<(u64, u64)> = Vec::new();
         let mut t = 0;
         while t < until_ns {
             let next = self.next_change_after(t).unwrap_or(u64::MAX).min(until_ns);
-            if self.at(t).drops_everything() {
+            if holds(t) {
                 match out.last_mut() {
                     Some(last) if last.1 == t => last.1 = next,
                     _ => out.push((t, next)),

@@ -648,6 +648,11 @@ fn a_reject_drops_everything_and_says_how_it_answers() {
         "a partition keeps the profile's delay"
     );
     assert_eq!(s.blackouts(10 * S), [(2 * S, 3 * S), (5 * S, 6 * S)]);
+    assert_eq!(
+        s.rejecting(10 * S),
+        [(2 * S, 3 * S), (5 * S, 5500 * MS), (5600 * MS, 6 * S)],
+        "the blackhole inside the reject answers nothing"
+    );
     assert_eq!(s.rejects_between(S, 4 * S), Some(Reject::TcpReset));
     assert_eq!(
         s.rejects_between(5500 * MS, 5600 * MS),
