@@ -95,6 +95,7 @@ impl LoadSpec {
             reverse_impair: trial.reverse_impair.clone(),
             window_opens: Default::default(),
             blackouts: Vec::new(),
+            rejecting: Vec::new(),
             workload: WorkloadSpec::Rr(RrSpec {
                 rate: Some(self.probe_rate),
                 quic_stream: Default::default(),

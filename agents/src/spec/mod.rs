@@ -335,6 +335,7 @@ impl TrialArgs {
             reverse_impair: None,
             window_opens: WindowOpens::default(),
             blackouts: Vec::new(),
+            rejecting: Vec::new(),
             workload,
         })
     }
@@ -497,22 +498,44 @@ pub struct TrialSpec {
     /// Where the schedule darkens the path within the measured window:
     /// open-loop rr measures the recovery from each.
     pub blackouts: Vec<Blackout>,
+    /// Where a schedule rejects, either way, as `(start, end)` in schedule
+    /// time over the whole data plane: the control connection crosses the
+    /// same path, so the sender waits these out before its Stop
+    /// ([`crate::session::wait_while_rejecting`]).
+    pub rejecting: Vec<(u64, u64)>,
     pub workload: WorkloadSpec,
 }
 
 /// Told once per trial, before its first send, the time its measured
 /// window opens (the monotonic clock, ns); by default nobody listens.
+/// Clones share what they were told.
 #[derive(Clone, Default)]
-pub struct WindowOpens(Option<std::sync::Arc<dyn Fn(u64) + Send + Sync>>);
+pub struct WindowOpens {
+    listener: Option<std::sync::Arc<dyn Fn(u64) + Send + Sync>>,
+    /// The time told; 0: not yet.
+    opened: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
 
 impl WindowOpens {
     pub fn new(f: impl Fn(u64) + Send + Sync + 'static) -> Self {
-        WindowOpens(Some(std::sync::Arc::new(f)))
+        WindowOpens {
+            listener: Some(std::sync::Arc::new(f)),
+            opened: Default::default(),
+        }
     }
 
     pub fn tell(&self, mono_ns: u64) {
-        if let Some(f) = &self.0 {
+        self.opened.store(mono_ns, std::sync::atomic::Ordering::Relaxed);
+        if let Some(f) = &self.listener {
             f(mono_ns);
+        }
+    }
+
+    /// When the window opened, once told.
+    pub fn opened_at(&self) -> Option<u64> {
+        match self.opened.load(std::sync::atomic::Ordering::Relaxed) {
+            0 => None,
+            t => Some(t),
         }
     }
 }

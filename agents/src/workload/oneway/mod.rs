@@ -524,6 +524,7 @@ pub async fn run_trial(
             .await;
     }
     drop(readers);
+    session::wait_while_rejecting(spec).await;
     ctl.send(&ControlMsg::Stop {
         expect: echoes.is_none().then_some(expect),
         wait_ns: if echoes.is_none() { remaining } else { 0 },

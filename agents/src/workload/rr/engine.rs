@@ -10,6 +10,7 @@ use transbench_wire::{MessageHeader, TrialToken};
 
 use crate::clock::wall_at;
 use crate::clock::{mono_now_ns, Pacer};
+use crate::dataplane::failure::reported_by_icmp;
 use crate::dataplane::{ErrorLog, RequestSink, ResponseSource};
 use crate::measure::delivery::{ResponseKind, RetryBook, RetryPolicy, SentFate};
 use crate::measure::tracker::{RrTracker, TrackerTotals};
@@ -117,7 +118,13 @@ impl Receiving {
                         }
                     }
                     Err(e) => {
-                        log.lock().expect("log lock").note("receive", &e);
+                        let at = mono_now_ns();
+                        let mut log = log.lock().expect("log lock");
+                        if !R::FATAL_ERRORS && reported_by_icmp(&e) {
+                            log.note_icmp(&e, at);
+                            continue;
+                        }
+                        log.note_at("receive", &e, at);
                         return;
                     }
                 }
@@ -187,13 +194,26 @@ async fn send_due_retries<S: RequestSink>(
     for r in due {
         let request = MessageHeader::request(token, 0, r.seq, r.intended_ns).retry(r.attempt);
         if let Err(e) = sink.send(request).await {
-            log.lock().expect("log lock").note("send (retry)", &e);
-            if S::FATAL_ERRORS {
+            if note_send_error::<S>(log, "send (retry)", &e) {
                 return Err(());
             }
         }
     }
     Ok(())
+}
+
+/// Logs a failed send; true if it ends the trial. An ICMP report on a
+/// sink whose errors are not fatal is the path's news, not a data-plane
+/// error.
+fn note_send_error<S: RequestSink>(log: &Shared<ErrorLog>, what: &str, e: &std::io::Error) -> bool {
+    let at = mono_now_ns();
+    let mut log = log.lock().expect("log lock");
+    if !S::FATAL_ERRORS && reported_by_icmp(e) {
+        log.note_icmp(e, at);
+    } else {
+        log.note_at(what, e, at);
+    }
+    S::FATAL_ERRORS
 }
 
 /// When the next retry is due, if there is a book and a retry in it.
@@ -263,8 +283,7 @@ async fn open_loop<S: RequestSink, R: ResponseSource>(
             .send(MessageHeader::request(plan.token, 0, i, intended))
             .await
         {
-            log.lock().expect("log lock").note("send", &e);
-            if S::FATAL_ERRORS {
+            if note_send_error::<S>(&log, "send", &e) {
                 cut_short = true;
                 break;
             }
@@ -359,8 +378,7 @@ async fn closed_loop<S: RequestSink, R: ResponseSource>(
             .send(MessageHeader::request(plan.token, 0, seq - 1, t_send))
             .await
         {
-            log.lock().expect("log lock").note("send", &e);
-            if S::FATAL_ERRORS {
+            if note_send_error::<S>(&log, "send", &e) {
                 break 'trial;
             }
             continue;
