@@ -48,12 +48,17 @@ pub struct LinkCounters {
     pub ecn_marked: u64,
     pub delivered: u64,
     /// Dropped where an impairment schedule rejects (never in a
-    /// [`Pipeline`]: a [`crate::ScheduledPipeline`] counts them).
-    #[serde(default)]
+    /// [`Pipeline`]: a [`crate::ScheduledPipeline`] counts them). Left
+    /// out of results when 0, as before there were rejects.
+    #[serde(default, skip_serializing_if = "is_zero")]
     pub rejected: u64,
     /// Of those, answered toward their sender (ICMP or a TCP reset).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_zero")]
     pub reject_answers: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl LinkCounters {
