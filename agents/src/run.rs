@@ -807,7 +807,7 @@ pub(crate) async fn run_phase(
             Blackout::of_round_trip(&s.forward.blackouts(window), &s.reverse.blackouts(window))
                 .into_iter()
                 .map(|b| {
-                    let during = |s: &ImpairSchedule| s.rejects_between(b.start_ns, b.end_ns);
+                    let during = |schedule: &ImpairSchedule| schedule.rejects_between(b.start_ns, b.end_ns);
                     b.rejecting(during(&s.forward).or(during(&s.reverse)))
                 })
                 .collect()

@@ -444,6 +444,60 @@ mod tests {
         }
     }
 
+    /// A datagram socket's answers, the first receive an ICMP report.
+    struct ReportsFirst {
+        answers: Answers,
+        reported: bool,
+    }
+
+    impl ResponseSource for ReportsFirst {
+        const FATAL_ERRORS: bool = false;
+
+        async fn recv(&mut self) -> io::Result<(MessageHeader, u64)> {
+            if !std::mem::replace(&mut self.reported, true) {
+                return Err(io::Error::from_raw_os_error(libc::EHOSTUNREACH));
+            }
+            self.answers.recv().await
+        }
+    }
+
+    #[tokio::test]
+    async fn an_icmp_report_is_kept_with_its_time_and_the_datagram_source_works_on() {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let plan = RrPlan {
+            rate: Some(1000.0),
+            warmup: Duration::ZERO,
+            duration: Duration::from_millis(100),
+            loss_timeout: Duration::from_millis(200),
+            log_sequence: false,
+            keep_samples: false,
+            token: TrialToken::from_bytes(*b"trial-42"),
+            window_opens: WindowOpens::default(),
+            retry: None,
+        };
+        let memory = Memory {
+            answers: tx,
+            cost: Duration::ZERO,
+            lose_first_answers: false,
+        };
+        let source = ReportsFirst {
+            answers: Answers(rx),
+            reported: false,
+        };
+        let before = mono_now_ns();
+        let o = run(plan, memory, source).await.unwrap();
+        assert_eq!(o.totals.counters.received, 100, "every answer after the report");
+        assert_eq!((o.errors.count, o.errors.icmp_reports), (0, 1));
+        let [seen] = &o.errors.failures[..] else {
+            panic!("{:?}", o.errors.failures)
+        };
+        assert_eq!(
+            seen.kind,
+            transbench_analysis::recovery::ErrorKind::HostUnreachable
+        );
+        assert!(seen.at_ns >= before);
+    }
+
     async fn run_with(rate: f64, duration_ms: u64, cost: Duration) -> (RrOutcome, Duration) {
         run_plan(rate, duration_ms, cost, None).await
     }
