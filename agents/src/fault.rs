@@ -240,7 +240,7 @@ mod tests {
         std::thread::sleep(Duration::from_millis(150));
         assert_eq!(state(child.id()), 'T', "stopped in the freeze");
         std::thread::sleep(Duration::from_millis(250));
-        assert_eq!(state(child.id()), 'S', "running after it");
+        assert_ne!(state(child.id()), 'T', "let go after it");
         let r = clock.finish().unwrap();
         assert_eq!(r.error, None);
         let (stopped, continued) = (r.stopped_ns.unwrap(), r.continued_ns.unwrap());
@@ -250,7 +250,7 @@ mod tests {
         std::thread::sleep(Duration::from_millis(150));
         let cut = clock.finish().unwrap();
         assert!(cut.continued_ns.unwrap() < 250_000_000, "{cut:?}");
-        assert_eq!(state(child.id()), 'S', "let go when the trial ended");
+        assert_ne!(state(child.id()), 'T', "let go when the trial ended");
         child.kill().unwrap();
         child.wait().unwrap();
     }

@@ -382,25 +382,30 @@ struct ImpairArgs {
     #[arg(long, value_name = "NETEM")]
     impair_reverse: Option<String>,
     /// A profile that changes during each trial, both directions: steps
-    /// "TIME: NETEM" and shapes "partition AT FOR", "flap PERIOD [at AT]
-    /// [for D]", "ramp loss FROM TO OVER [at AT]", separated by ";". Time 0
-    /// is the start of each trial's measured window. E.g. "0s: delay 10ms;
-    /// 5s: loss 100%; 13s: delay 10ms", or "0s: delay 10ms; partition 5s
-    /// 8s". A direction with a schedule takes its profiles from it: give
-    /// that direction no --impair profile.
+    /// "TIME: NETEM" or "TIME: reject [tcp-reset]", and shapes "partition
+    /// AT FOR [reject [tcp-reset]]", "flap PERIOD [at AT] [for D]", "ramp
+    /// loss FROM TO OVER [at AT]", separated by ";". Time 0 is the start of
+    /// each trial's measured window. A reject drops every packet and
+    /// answers it, as a firewall's REJECT: ICMP host unreachable, or a TCP
+    /// reset for TCP segments with tcp-reset (linkemu only). E.g. "0s:
+    /// delay 10ms; 5s: loss 100%; 13s: delay 10ms", "0s: delay 10ms;
+    /// partition 5s 8s", or "0s: delay 5ms; partition 2s 1s reject
+    /// tcp-reset". A direction with a schedule takes its profiles from it:
+    /// give that direction no --impair profile.
     #[arg(long, value_name = "SCHEDULE")]
     impair_schedule: Option<String>,
     /// The sender -> receiver direction's schedule (overrides
-    /// --impair-schedule for it).
+    /// --impair-schedule for it): a reject here answers the requests.
     #[arg(long, value_name = "SCHEDULE")]
     impair_schedule_forward: Option<String>,
     /// The receiver -> sender direction's schedule (overrides
     /// --impair-schedule for it): a partition here alone cuts the
-    /// responses and not the requests.
+    /// responses and not the requests; a reject answers the receiver.
     #[arg(long, value_name = "SCHEDULE")]
     impair_schedule_reverse: Option<String>,
     /// Who impairs the link: tc netem where the kernel has it, else linkemu
-    /// (auto); or one of them, refused with the reason where it cannot run.
+    /// (auto; linkemu for a schedule that rejects); or one of them, refused
+    /// with the reason where it cannot run.
     #[arg(long, value_enum, default_value = "auto")]
     impair_backend: BackendArg,
     /// UDP datagrams sent each way (1 per ms) to measure the link as

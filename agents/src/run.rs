@@ -324,10 +324,13 @@ impl LinkProfiles {
     /// changes.
     pub fn scheduled(forward: ImpairSchedule, reverse: ImpairSchedule) -> Self {
         let (f, r) = (forward.at(0), reverse.at(0));
+        // A reject held throughout changes nothing, but only a schedule
+        // says it rejects.
+        let scheduled = |s: &ImpairSchedule| !s.is_constant() || s.rejects();
         LinkProfiles {
             forward: f,
             reverse: r,
-            schedules: (!forward.is_constant() || !reverse.is_constant())
+            schedules: (scheduled(&forward) || scheduled(&reverse))
                 .then_some(LinkSchedules { forward, reverse }),
             backend: None,
             probe_packets: DEFAULT_PROBE_PACKETS,
@@ -493,8 +496,16 @@ pub fn start_testbed(profiles: &LinkProfiles) -> anyhow::Result<(Testbed, LinkPr
     for removed in testbed::remove_stale() {
         eprintln!("{removed}");
     }
-    let netem = match profiles.backend {
-        Some(Backend::Linkemu) => None,
+    let rejects = profiles
+        .schedules
+        .as_ref()
+        .is_some_and(|s| s.forward.rejects() || s.reverse.rejects());
+    if rejects && profiles.backend == Some(Backend::Netem) {
+        bail!("--impair-backend netem: {}", testbed::REJECT_NEEDS_LINKEMU);
+    }
+    // A schedule that rejects needs linkemu whatever the kernel has.
+    let netem = match (profiles.backend, rejects) {
+        (Some(Backend::Linkemu), _) | (_, true) => None,
         _ => testbed::probe_netem().context("probing for tc netem")?,
     };
     let backend = match (profiles.backend, netem) {
@@ -806,6 +817,24 @@ pub(crate) async fn run_phase(
         Some(s) => {
             let window = opts.spec.duration.as_nanos() as u64;
             Blackout::of_round_trip(&s.forward.blackouts(window), &s.reverse.blackouts(window))
+                .into_iter()
+                .map(|b| {
+                    let during = |schedule: &ImpairSchedule| schedule.rejects_between(b.start_ns, b.end_ns);
+                    b.rejecting(during(&s.forward).or(during(&s.reverse)))
+                })
+                .collect()
+        }
+        None => Vec::new(),
+    };
+    let rejecting = match profiles.and_then(|p| p.schedules.as_ref()) {
+        Some(s) => {
+            let data_plane =
+                crate::schedule::data_plane_limit(Duration::ZERO, opts.spec.duration, opts.spec.loss_timeout);
+            let until = data_plane.as_nanos() as u64;
+            Blackout::of_round_trip(&s.forward.rejecting(until), &s.reverse.rejecting(until))
+                .iter()
+                .map(|b| (b.start_ns, b.end_ns))
+                .collect()
         }
         None => Vec::new(),
     };
@@ -845,6 +874,7 @@ pub(crate) async fn run_phase(
                 window_opens: window_opens.clone(),
                 link_changes: profiles.is_some_and(|p| p.schedules.is_some()),
                 blackouts: blackouts.clone(),
+                rejecting: rejecting.clone(),
                 ..opts.spec.clone()
             };
             if let Some(rate) = rate {

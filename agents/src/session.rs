@@ -279,6 +279,31 @@ pub fn pinned(cert: Option<String>) -> anyhow::Result<String> {
 /// all its end) aborts the trial. A data plane still running after
 /// `limit` ([`schedule::data_plane_limit`]) is stopped, and the trial
 /// fails: every trial ends on time, whatever held it.
+/// Sleeps while the schedule rejects (`spec.rejecting`, from the window
+/// the trial opened): a Stop sent into a reject that resets TCP would
+/// reset the control connection, and with it the trial's report. A
+/// blackhole needs no wait: TCP carries Stop across it when it heals.
+pub async fn wait_while_rejecting(spec: &TrialSpec) {
+    let Some(window) = spec.window_opens.opened_at() else {
+        return;
+    };
+    if let Some(end) = rejecting_until(&spec.rejecting, mono_now_ns().saturating_sub(window)) {
+        tokio::time::sleep(Duration::from_nanos(
+            end.saturating_sub(mono_now_ns().saturating_sub(window)),
+        ))
+        .await;
+    }
+}
+
+/// The end of the stretch of `rejecting` (schedule times, joined where
+/// they meet) that holds `t_ns`, if one does.
+fn rejecting_until(rejecting: &[(u64, u64)], t_ns: u64) -> Option<u64> {
+    rejecting
+        .iter()
+        .find(|&&(start, end)| (start..end).contains(&t_ns))
+        .map(|&(_, end)| end)
+}
+
 pub async fn while_receiver_quiet<T>(
     ctl: &mut ControlChannel,
     limit: Duration,
@@ -399,5 +424,20 @@ pub fn verdict(
     Verdict {
         missed_schedule: !missed.is_empty() && reasons.is_empty(),
         reasons: missed.into_iter().chain(reasons).collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stop_waits_to_the_end_of_the_reject_it_falls_in() {
+        let rejecting = [(2_000, 3_000), (5_000, 6_000)];
+        assert_eq!(rejecting_until(&rejecting, 1_999), None);
+        assert_eq!(rejecting_until(&rejecting, 2_000), Some(3_000));
+        assert_eq!(rejecting_until(&rejecting, 2_999), Some(3_000));
+        assert_eq!(rejecting_until(&rejecting, 3_000), None, "healed");
+        assert_eq!(rejecting_until(&rejecting, 5_500), Some(6_000));
     }
 }

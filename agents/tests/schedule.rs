@@ -552,3 +552,106 @@ fn a_delay_step_gets_a_timeline_too() {
     assert!(before.iter().all(|&p| p > 0 && p < 100), "{before:?}");
     assert!(after.len() >= 8 && after.iter().all(|&p| p >= 100), "{after:?}");
 }
+
+/// A path that rejects, both ways, under open-loop rr, and what each
+/// transport reports. `reject tcp-reset`: TCP's next request after the
+/// start meets a reset, so it detects ECONNRESET within a few round trips
+/// (bound: 100 ms, ten of this path's, where the reset itself takes
+/// well under one: a busy machine can hold the receiving task up); the
+/// connection is gone, so the trial ends there, invalid with the reason
+/// and its outage unrecovered, and the run goes on to its next trial.
+/// UDP's socket asks for ICMP errors and reports the host unreachable as
+/// EHOSTUNREACH, and works on: its window is whole. Plain `reject`: UDP
+/// the same; TCP hears no error (Linux keeps ICMP unreachable from an
+/// established connection) and recovers after the heal. Validity for the
+/// sender's schedule is not checked (a busy machine's business).
+#[test]
+fn a_rejecting_path_is_detected_as_the_error_the_transport_reports() {
+    if !have_root() {
+        return;
+    }
+    let _serial = serial();
+    let run = |transports: &str, kind: &str| {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("run");
+        let schedule = format!("0s: delay 5ms; partition 2s 1s {kind}");
+        let o = transbench(&[
+            "run",
+            "--transport",
+            transports,
+            "--rate",
+            "200",
+            "--warmup",
+            "500ms",
+            "--duration",
+            "4s",
+            "--loss-timeout",
+            "2s",
+            "--impair-schedule",
+            &schedule,
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        assert!(o.status.success(), "{kind}: {}", stderr(&o));
+        transbench_reports::read_results(&out.join("results.json")).unwrap()
+    };
+    let outage = |t: &transbench_reports::TrialResult| {
+        let [outage] = &t.outages[..] else {
+            panic!("{}: one outage expected: {:?}", t.id, t.outages)
+        };
+        eprintln!(
+            "{}: {} ({:?}) detected as {:?} after {:?} ns; first answer {:?} ns after the heal",
+            t.id,
+            outage.dark,
+            outage.reject,
+            outage.detected_as,
+            outage.detected_after_start_ns,
+            outage.first_answer_after_heal_ns
+        );
+        outage.clone()
+    };
+    let resets = run("tcp,udp", "reject tcp-reset");
+    let [tcp, udp] = &resets.trials[..] else {
+        panic!("the run goes on after the reset: {:?}", resets.trials.len())
+    };
+    let o = outage(tcp);
+    assert_eq!(o.reject.as_deref(), Some("tcp-reset"));
+    assert_eq!(o.detected_as.as_deref(), Some("ECONNRESET"), "{o:?}");
+    assert!(o.detected_after_start_ns.unwrap() < 100 * MS, "{o:?}");
+    assert_eq!(o.first_answer_after_heal_ns, None, "the connection is gone");
+    assert!(o.expected.is_none(), "no backoff theory for a reset");
+    assert!(!tcp.valid, "cut short by the reset");
+    let reasons = tcp.invalid_reasons.join("; ");
+    assert!(
+        reasons.contains("the data plane failed after") && reasons.contains("Connection reset"),
+        "{reasons}"
+    );
+    let icmp = run("udp,tcp", "reject");
+    let [udp_icmp, tcp_icmp] = &icmp.trials[..] else {
+        panic!("two trials: {:?}", icmp.trials.len())
+    };
+    let o = outage(tcp_icmp);
+    assert_eq!(o.reject.as_deref(), Some("icmp"));
+    assert!(
+        matches!(o.detected_as.as_deref(), None | Some("application timeout")),
+        "an established connection hears no ICMP error: {o:?}"
+    );
+    assert!(
+        o.first_answer_after_heal_ns.is_some() && o.expected.is_none(),
+        "{o:?}"
+    );
+    // UDP gets ICMP under either.
+    for (trial, kind) in [(udp, "tcp-reset"), (udp_icmp, "icmp")] {
+        let o = outage(trial);
+        assert_eq!(o.reject.as_deref(), Some(kind));
+        assert_eq!(o.detected_as.as_deref(), Some("EHOSTUNREACH"), "{o:?}");
+        assert!(o.detected_after_start_ns.unwrap() < 100 * MS, "{o:?}");
+        assert!(o.first_answer_after_heal_ns.is_some(), "{o:?}");
+        assert!(
+            trial.counters.icmp_errors > 0 && trial.counters.errors == 0,
+            "{:?}",
+            trial.counters
+        );
+        assert_eq!(trial.duration_ns, 4_000 * MS, "the window whole");
+    }
+}

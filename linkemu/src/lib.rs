@@ -6,8 +6,10 @@
 //!   following `sch_netem.c` — packets in with the time, packets out when
 //!   due; time and randomness are inputs, so tests need no sockets;
 //! - [`schedule`]: a profile that changes over time ([`ImpairSchedule`]:
-//!   steps, partitions, flaps, loss ramps), and [`ScheduledPipeline`], a
-//!   pipeline that follows one;
+//!   steps, partitions, flaps, loss ramps, rejects), and
+//!   [`ScheduledPipeline`], a pipeline that follows one;
+//! - [`reject`]: the answer a rejecting link sends back for a packet it
+//!   drops (ICMP unreachable, a TCP reset);
 //! - [`dist`] and [`rng`]: netem's delay distributions and its seeded,
 //!   optionally correlated random numbers.
 //!
@@ -15,10 +17,12 @@
 
 pub mod dist;
 pub mod pipeline;
+pub mod reject;
 pub mod rng;
 pub mod schedule;
 pub mod spec;
 
 pub use pipeline::{LinkCounters, Pipeline};
+pub use reject::Reject;
 pub use schedule::{ImpairSchedule, ScheduleError, ScheduleStep, ScheduledPipeline, Shape};
 pub use spec::{NetemSpec, SpecError};

@@ -47,6 +47,18 @@ pub struct LinkCounters {
     pub reordered: u64,
     pub ecn_marked: u64,
     pub delivered: u64,
+    /// Dropped where an impairment schedule rejects (never in a
+    /// [`Pipeline`]: a [`crate::ScheduledPipeline`] counts them). Left
+    /// out of results when 0, as before there were rejects.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub rejected: u64,
+    /// Of those, answered toward their sender (ICMP or a TCP reset).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub reject_answers: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl LinkCounters {
@@ -62,6 +74,8 @@ impl LinkCounters {
             reordered: self.reordered - earlier.reordered,
             ecn_marked: self.ecn_marked - earlier.ecn_marked,
             delivered: self.delivered - earlier.delivered,
+            rejected: self.rejected - earlier.rejected,
+            reject_answers: self.reject_answers - earlier.reject_answers,
         }
     }
 }

@@ -9,7 +9,8 @@
 //!
 //! ```text
 //! item := TIME: PROFILE                               a step
-//!       | partition AT FOR                            a blackhole
+//!       | TIME: reject [tcp-reset]                    a step that rejects
+//!       | partition AT FOR [reject [tcp-reset]]       a blackhole, or a rejecting path
 //!       | flap PERIOD [at AT] [for DURATION]          blackholes, every other PERIOD
 //!       | ramp loss FROM TO OVER [at AT]              loss rising (or falling) over time
 //! ```
@@ -21,12 +22,24 @@
 //!   [`NetemSpec::parse`] takes, or `none` (no impairment). A step replaces
 //!   the whole profile. Steps are written in rising order of time; a
 //!   schedule without a step at `0s` starts with `0s: none`.
+//! - **Reject** (`TIME: reject`, `TIME: reject tcp-reset`): from TIME on,
+//!   every packet is dropped, as by `loss 100%`, and answered toward its
+//!   sender as a firewall's REJECT would: ICMP destination unreachable,
+//!   or with `tcp-reset` a TCP reset for TCP segments (see [`crate::reject`]).
+//!   It is no netem profile (netem cannot answer), so it takes no netem
+//!   words, and [`ImpairSchedule::at`] gives the `loss 100%` a netem
+//!   backend would have to make of it.
 //! - **Shapes** lie over the steps, whatever order they are written in:
 //!   - `partition AT FOR`: every packet arriving from AT until AT+FOR is
 //!     dropped (a blackhole). The profile in force keeps everything but
 //!     its loss, which becomes `loss 100%`, and `ecn`, which is dropped
 //!     (it would mark ECN-capable packets instead of dropping them). Its
-//!     delay is kept but applies to nothing.
+//!     delay is kept but applies to nothing. With `reject` or `reject
+//!     tcp-reset`, each packet dropped is also answered, as after a
+//!     reject step. A partition decides over the step in force: a
+//!     blackhole partition over a reject step answers nothing; where
+//!     partitions overlap, one that rejects decides (the later-starting
+//!     one, if several).
 //!   - `flap PERIOD`: the link alternates, down for PERIOD (as in a
 //!     partition), up for PERIOD. The first outage starts at AT, by
 //!     default at PERIOD, so a flap starts up; with `for DURATION` the
@@ -61,6 +74,8 @@
 //! 0s: delay 10ms; partition 5s 8s                  the same, with the delay kept
 //! partition 1s 4s                                  a clean link, dark from 1s to 5s
 //! 0s: delay 20ms 5ms; flap 2s at 10s for 20s       down 10-12s, 14-16s, ..., 26-28s
+//! 0s: delay 5ms; partition 2s 1s reject tcp-reset  rejected from 2s to 3s, TCP with resets
+//! 0s: delay 5ms; 2s: reject; 3s: delay 5ms         the same with ICMP for all, as steps
 //! 0s: delay 10ms; ramp loss 0% 10% 10s at 5s; 30s: delay 10ms
 //!                                                  loss 0% at 5s, 0.1% at 5.1s, ...,
 //!                                                  10% from 15s to 30s, none after
@@ -72,11 +87,13 @@
 //! limit unless one was given), then shapes by start time with every
 //! optional part stated; times in the largest unit that is exact.
 
+use std::collections::VecDeque;
 use std::fmt;
 
 use thiserror::Error;
 
 use crate::pipeline::{LinkCounters, Pipeline};
+use crate::reject::{self, Reject};
 use crate::spec::{fmt_pct, parse_percent, parse_time, Chance, Loss, NetemSpec, SpecError, DEFAULT_LIMIT};
 
 /// How often a ramp's loss moves: often enough that a ramp looks smooth
@@ -91,7 +108,9 @@ pub const RAMP_STEP_NS: u64 = 100_000_000;
 pub const MIN_FLAP_PERIOD_NS: u64 = 10_000_000;
 
 const STEP_USAGE: &str = "TIME: PROFILE (e.g. 5s: loss 100%)";
-const PARTITION_USAGE: &str = "partition AT FOR (e.g. partition 5s 8s: dark from 5s to 13s)";
+const PARTITION_USAGE: &str =
+    "partition AT FOR [reject [tcp-reset]] (e.g. partition 5s 8s: dark from 5s to 13s)";
+const REJECT_USAGE: &str = "reject, or reject tcp-reset";
 const FLAP_USAGE: &str = "flap PERIOD [at AT] [for DURATION] (e.g. flap 2s at 10s for 20s)";
 const RAMP_USAGE: &str = "ramp loss FROM TO OVER [at AT] (e.g. ramp loss 0% 10% 10s at 5s)";
 
@@ -108,7 +127,10 @@ pub struct ImpairSchedule {
 #[derive(Debug, Clone, PartialEq)]
 pub struct ScheduleStep {
     pub at_ns: u64,
+    /// `none` in a step that rejects.
     pub profile: NetemSpec,
+    /// `TIME: reject [tcp-reset]`.
+    pub reject: Option<Reject>,
 }
 
 /// A named shape, over the steps. Times are schedule times, ns;
@@ -118,6 +140,8 @@ pub enum Shape {
     Partition {
         at_ns: u64,
         for_ns: u64,
+        /// `None`: a blackhole.
+        reject: Option<Reject>,
     },
     Flap {
         period_ns: u64,
@@ -155,7 +179,11 @@ impl ImpairSchedule {
     /// One profile throughout.
     pub fn constant(profile: NetemSpec) -> Self {
         ImpairSchedule {
-            steps: vec![ScheduleStep { at_ns: 0, profile }],
+            steps: vec![ScheduleStep {
+                at_ns: 0,
+                profile,
+                reject: None,
+            }],
             shapes: Vec::new(),
         }
     }
@@ -205,12 +233,32 @@ impl ImpairSchedule {
                     fmt_time(at_ns)
                 )));
             }
-            let profile = parse_profile(profile).map_err(|source| ScheduleError::Profile {
-                item: number,
-                text: item.to_string(),
-                source,
-            })?;
-            steps.push(ScheduleStep { at_ns, profile });
+            let step = match profile.strip_prefix("reject") {
+                Some(rest) if rest.is_empty() || rest.starts_with(char::is_whitespace) => {
+                    let words: Vec<&str> = rest.split_whitespace().collect();
+                    ScheduleStep {
+                        at_ns,
+                        profile: NetemSpec::default(),
+                        reject: Some(parse_reject(&words).map_err(|e| {
+                            refuse(format!(
+                                "{e}: a rejecting link drops everything, so no netem words go with it (e.g. {}: \
+                                 reject tcp-reset)",
+                                fmt_time(at_ns)
+                            ))
+                        })?),
+                    }
+                }
+                _ => ScheduleStep {
+                    at_ns,
+                    profile: parse_profile(profile).map_err(|source| ScheduleError::Profile {
+                        item: number,
+                        text: item.to_string(),
+                        source,
+                    })?,
+                    reject: None,
+                },
+            };
+            steps.push(step);
         }
         if steps.first().is_none_or(|s| s.at_ns > 0) {
             steps.insert(
@@ -218,6 +266,7 @@ impl ImpairSchedule {
                 ScheduleStep {
                     at_ns: 0,
                     profile: NetemSpec::default(),
+                    reject: None,
                 },
             );
         }
@@ -256,9 +305,53 @@ impl ImpairSchedule {
     }
 
     /// Every step's profile, e.g. to give each transbench's queue limit
-    /// where it states none.
+    /// where it states none; a step that rejects has none to give.
     pub fn profiles_mut(&mut self) -> impl Iterator<Item = &mut NetemSpec> {
-        self.steps.iter_mut().map(|s| &mut s.profile)
+        self.steps
+            .iter_mut()
+            .filter(|s| s.reject.is_none())
+            .map(|s| &mut s.profile)
+    }
+
+    /// Whether any step or partition rejects.
+    pub fn rejects(&self) -> bool {
+        self.steps.iter().any(|s| s.reject.is_some())
+            || self
+                .shapes
+                .iter()
+                .any(|s| matches!(s, Shape::Partition { reject: Some(_), .. }))
+    }
+
+    /// How the link answers what it drops at schedule time `t_ns`; `None`
+    /// where it does not reject (a blackhole, or packets go through).
+    pub fn rejects_at(&self, t_ns: u64) -> Option<Reject> {
+        if !self.is_partitioned(t_ns) {
+            let step = self.steps.iter().rev().find(|s| s.at_ns <= t_ns);
+            return step.expect("the first step is at 0").reject;
+        }
+        // By start time: the later-starting of overlapping ones first.
+        self.shapes.iter().rev().find_map(|shape| match *shape {
+            Shape::Partition { reject, .. } if shape.outages().is_some_and(|o| o.contains(t_ns)) => reject,
+            _ => None,
+        })
+    }
+
+    /// The reject in force anywhere in `[start_ns, end_ns)`, if any (the
+    /// first one there).
+    pub fn rejects_between(&self, start_ns: u64, end_ns: u64) -> Option<Reject> {
+        std::iter::successors(Some(start_ns), |&t| self.next_change_after(t))
+            .take_while(|&t| t < end_ns)
+            .find_map(|t| self.rejects_at(t))
+    }
+
+    /// What is in force at `t_ns`, in words: `reject` or `reject
+    /// tcp-reset` where the link rejects, else the netem profile
+    /// [`ImpairSchedule::at`] gives, in canonical form.
+    pub fn describe_at(&self, t_ns: u64) -> String {
+        match self.rejects_at(t_ns) {
+            Some(reject) => reject.to_string(),
+            None => self.at(t_ns).to_string(),
+        }
     }
 
     /// The spec in force at schedule time `t_ns` (computed: shapes are
@@ -272,7 +365,7 @@ impl ImpairSchedule {
                 correlation: 0.0,
             }));
         }
-        if self.is_partitioned(t_ns) {
+        if self.is_partitioned(t_ns) || self.rejects_at(t_ns).is_some() {
             spec.loss = Some(Loss::Random(Chance {
                 probability: 1.0,
                 correlation: 0.0,
@@ -288,14 +381,26 @@ impl ImpairSchedule {
     }
 
     /// The stretches of `[0, until_ns)` in which the link drops every
-    /// packet (a partition, a flap's outage, a step with `loss 100%`), in
-    /// order, as `(start, end)`; adjacent ones joined.
+    /// packet (a partition, a flap's outage, a step with `loss 100%`, a
+    /// reject), in order, as `(start, end)`; adjacent ones joined.
     pub fn blackouts(&self, until_ns: u64) -> Vec<(u64, u64)> {
+        self.stretches(until_ns, |t| self.at(t).drops_everything())
+    }
+
+    /// The stretches of `[0, until_ns)` in which the link rejects, as
+    /// [`ImpairSchedule::blackouts`] gives those it drops everything in.
+    pub fn rejecting(&self, until_ns: u64) -> Vec<(u64, u64)> {
+        self.stretches(until_ns, |t| self.rejects_at(t).is_some())
+    }
+
+    /// The stretches of `[0, until_ns)` where `holds` (asked at each
+    /// change), adjacent ones joined.
+    fn stretches(&self, until_ns: u64, holds: impl Fn(u64) -> bool) -> Vec<(u64, u64)> {
         let mut out: Vec<(u64, u64)> = Vec::new();
         let mut t = 0;
         while t < until_ns {
             let next = self.next_change_after(t).unwrap_or(u64::MAX).min(until_ns);
-            if self.at(t).drops_everything() {
+            if holds(t) {
                 match out.last_mut() {
                     Some(last) if last.1 == t => last.1 = next,
                     _ => out.push((t, next)),
@@ -375,7 +480,7 @@ fn parse_profile(text: &str) -> Result<NetemSpec, SpecError> {
 fn parse_shape(words: &[&str]) -> Result<Shape, String> {
     match words[0] {
         "partition" => {
-            let [_, at, duration] = words else {
+            let [_, at, duration, rest @ ..] = words else {
                 return Err(PARTITION_USAGE.into());
             };
             let at_ns = time(at, "AT", PARTITION_USAGE)?;
@@ -383,7 +488,22 @@ fn parse_shape(words: &[&str]) -> Result<Shape, String> {
             if for_ns == 0 {
                 return Err(format!("FOR longer than 0s: {PARTITION_USAGE}"));
             }
-            Ok(Shape::Partition { at_ns, for_ns })
+            let reject = match rest {
+                [] => None,
+                ["reject", how @ ..] => {
+                    Some(parse_reject(how).map_err(|e| format!("{e}; {PARTITION_USAGE}"))?)
+                }
+                [word, ..] => {
+                    return Err(format!(
+                        "nothing more after FOR, or reject, not {word:?}: {PARTITION_USAGE}"
+                    ))
+                }
+            };
+            Ok(Shape::Partition {
+                at_ns,
+                for_ns,
+                reject,
+            })
         }
         "flap" => {
             let period = words.get(1).ok_or(FLAP_USAGE)?;
@@ -427,6 +547,11 @@ fn parse_shape(words: &[&str]) -> Result<Shape, String> {
                 at_ns: at_ns.unwrap_or(0),
             })
         }
+        "reject" => Err(format!(
+            "a time first: \"0s: {}\" for a step, or \"partition AT FOR {}\" for a stretch",
+            words.join(" "),
+            words.join(" ")
+        )),
         "one-way" => Err(
             "a partition in one direction's schedule only: a schedule is per direction, so give \
              `partition AT FOR` to the direction to cut (the reverse one to cut the responses)"
@@ -443,6 +568,15 @@ fn parse_shape(words: &[&str]) -> Result<Shape, String> {
                 ))
             }
         }
+    }
+}
+
+/// The words after `reject`: none (ICMP), or `tcp-reset`.
+fn parse_reject(words: &[&str]) -> Result<Reject, String> {
+    match words {
+        [] => Ok(Reject::Icmp),
+        ["tcp-reset"] => Ok(Reject::TcpReset),
+        _ => Err(format!("{REJECT_USAGE}, not \"reject {}\"", words.join(" "))),
     }
 }
 
@@ -532,7 +666,7 @@ impl Shape {
     /// A partition is a flap with one outage.
     fn outages(&self) -> Option<Outages> {
         match *self {
-            Shape::Partition { at_ns, for_ns } => Some(Outages {
+            Shape::Partition { at_ns, for_ns, .. } => Some(Outages {
                 at: at_ns,
                 period: for_ns,
                 end: Some(at_ns + for_ns),
@@ -612,8 +746,16 @@ fn fmt_profile(profile: &NetemSpec) -> String {
 impl fmt::Display for Shape {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match *self {
-            Shape::Partition { at_ns, for_ns } => {
-                write!(f, "partition {} {}", fmt_time(at_ns), fmt_time(for_ns))
+            Shape::Partition {
+                at_ns,
+                for_ns,
+                reject,
+            } => {
+                write!(f, "partition {} {}", fmt_time(at_ns), fmt_time(for_ns))?;
+                match reject {
+                    Some(reject) => write!(f, " {reject}"),
+                    None => Ok(()),
+                }
             }
             Shape::Flap {
                 period_ns,
@@ -646,10 +788,10 @@ impl fmt::Display for Shape {
 /// The canonical form (see the module documentation).
 impl fmt::Display for ImpairSchedule {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let steps = self
-            .steps
-            .iter()
-            .map(|s| format!("{}: {}", fmt_time(s.at_ns), fmt_profile(&s.profile)));
+        let steps = self.steps.iter().map(|s| match s.reject {
+            Some(reject) => format!("{}: {reject}", fmt_time(s.at_ns)),
+            None => format!("{}: {}", fmt_time(s.at_ns), fmt_profile(&s.profile)),
+        });
         let items: Vec<String> = steps.chain(self.shapes.iter().map(Shape::to_string)).collect();
         f.write_str(&items.join("; "))
     }
@@ -665,6 +807,13 @@ impl fmt::Display for ImpairSchedule {
 /// the schedule's first spec applies. A held pipeline (not started, or
 /// [`ScheduledPipeline::hold`]) keeps the first spec and changes nothing:
 /// a link between trials.
+///
+/// Where the schedule rejects, a packet never reaches the pipeline: it is
+/// dropped, counted `rejected`, and its answer ([`reject::answer`]) waits
+/// in [`ScheduledPipeline::take_answer`] for the caller to send back the
+/// way the packet came, past both directions' pipelines: the firewall
+/// stands at the link's entrance, so an answer takes no delay, is never
+/// lost, and cannot meet a reject itself.
 pub struct ScheduledPipeline {
     schedule: ImpairSchedule,
     pipeline: Pipeline,
@@ -672,6 +821,12 @@ pub struct ScheduledPipeline {
     start_ns: Option<u64>,
     /// The schedule time of the last change applied.
     applied_ns: u64,
+    /// The reject in force at `applied_ns`.
+    rejecting: Option<Reject>,
+    /// Answers not yet taken, oldest first.
+    answers: VecDeque<Vec<u8>>,
+    rejected: u64,
+    reject_answers: u64,
 }
 
 impl ScheduledPipeline {
@@ -686,9 +841,13 @@ impl ScheduledPipeline {
     pub fn held(schedule: ImpairSchedule, seed: u64) -> Self {
         ScheduledPipeline {
             pipeline: Pipeline::new(&schedule.at(0), seed),
+            rejecting: schedule.rejects_at(0),
             schedule,
             start_ns: None,
             applied_ns: 0,
+            answers: VecDeque::new(),
+            rejected: 0,
+            reject_answers: 0,
         }
     }
 
@@ -706,6 +865,7 @@ impl ScheduledPipeline {
         self.apply_changes(now_ns);
         if self.applied_ns != 0 {
             self.pipeline.set_spec(&self.schedule.at(0), now_ns);
+            self.rejecting = self.schedule.rejects_at(0);
             self.applied_ns = 0;
         }
         self.start_ns = None;
@@ -715,10 +875,27 @@ impl ScheduledPipeline {
         &self.schedule
     }
 
-    /// As [`Pipeline::enqueue`], after any change due by `now_ns`.
+    /// As [`Pipeline::enqueue`], after any change due by `now_ns`; where
+    /// the schedule rejects, the packet is dropped and its answer, if it
+    /// may have one, kept for [`ScheduledPipeline::take_answer`].
     pub fn enqueue(&mut self, packet: Vec<u8>, now_ns: u64) {
         self.apply_changes(now_ns);
-        self.pipeline.enqueue(packet, now_ns);
+        match self.rejecting {
+            Some(how) => {
+                self.rejected += 1;
+                if let Some(answer) = reject::answer(&packet, how) {
+                    self.reject_answers += 1;
+                    self.answers.push_back(answer);
+                }
+            }
+            None => self.pipeline.enqueue(packet, now_ns),
+        }
+    }
+
+    /// The oldest answer to a rejected packet not yet taken: the caller
+    /// sends it back toward the rejected packet's sender.
+    pub fn take_answer(&mut self) -> Option<Vec<u8>> {
+        self.answers.pop_front()
     }
 
     /// As [`Pipeline::dequeue`], after any change due by `now_ns`.
@@ -734,7 +911,7 @@ impl ScheduledPipeline {
         if self.next_change().is_some() {
             self.apply_changes(now());
         }
-        self.pipeline.deliver_at_once()
+        self.rejecting.is_none() && self.pipeline.deliver_at_once()
     }
 
     /// When to call [`ScheduledPipeline::dequeue`] next: the next packet
@@ -757,8 +934,16 @@ impl ScheduledPipeline {
         Some(start.saturating_add(t))
     }
 
+    /// The pipeline's counters, with the packets rejected before it
+    /// counted as arrived.
     pub fn counters(&self) -> LinkCounters {
-        self.pipeline.counters()
+        let c = self.pipeline.counters();
+        LinkCounters {
+            arrived: c.arrived + self.rejected,
+            rejected: self.rejected,
+            reject_answers: self.reject_answers,
+            ..c
+        }
     }
 
     pub fn queued(&self) -> usize {
@@ -776,6 +961,7 @@ impl ScheduledPipeline {
         if change > self.applied_ns {
             self.pipeline
                 .set_spec(&self.schedule.at(change), start.saturating_add(change));
+            self.rejecting = self.schedule.rejects_at(change);
             self.applied_ns = change;
         }
     }

@@ -380,6 +380,13 @@ impl NetemSpec {
                 "rate" => spec.rate = Some(parse_rate_args(&mut w)?),
                 "slot" => spec.slot = Some(parse_slot(&mut w)?),
                 "seed" => spec.seed = Some(w.integer("seed")?),
+                "reject" => {
+                    return Err(w.error(
+                        "a netem keyword: reject is no netem feature (netem cannot answer); in an impairment \
+                         schedule it is a step of its own (\"2s: reject\") or a partition's kind (\"partition 2s \
+                         1s reject\")",
+                    ))
+                }
                 _ => {
                     return Err(w.error(
                         "a netem keyword: limit, delay, distribution, loss, ecn, duplicate, corrupt, \

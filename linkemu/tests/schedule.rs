@@ -392,6 +392,13 @@ fn canonical_forms() {
             "ramp loss 5 1.5% 250us; partition 0.5s 1ns",
             "0s: none; ramp loss 5% 1.5% 250us at 0s; partition 500ms 1ns",
         ),
+        (
+            "0s: delay 5ms; partition 2s 1s reject tcp-reset",
+            "0s: delay 5ms; partition 2s 1s reject tcp-reset",
+        ),
+        ("partition 2s 1s   reject", "0s: none; partition 2s 1s reject"),
+        ("2s: reject; 3s:  none", "0s: none; 2s: reject; 3s: none"),
+        ("0s:reject   tcp-reset", "0s: reject tcp-reset"),
     ] {
         let s = schedule(text);
         assert_eq!(s.to_string(), canonical, "{text}");
@@ -448,11 +455,48 @@ fn parse_errors_say_what_to_write() {
             "at or after 2s, where the ramp from 0s ends",
         ),
         ("one-way partition 5s 8s", 1, "a schedule is per direction"),
+        (
+            "0s: delay 5ms; 2s: reject delay 5ms",
+            2,
+            "reject, or reject tcp-reset, not \"reject delay 5ms\": a rejecting link drops everything, so \
+             no netem words go with it",
+        ),
+        ("2s: reject tcp-rst", 1, "not \"reject tcp-rst\""),
+        (
+            "partition 2s 1s reject icmp",
+            1,
+            "reject, or reject tcp-reset, not \"reject icmp\"; partition AT FOR [reject [tcp-reset]]",
+        ),
+        (
+            "partition 2s 1s drop",
+            1,
+            "nothing more after FOR, or reject, not \"drop\"",
+        ),
+        (
+            "reject tcp-reset",
+            1,
+            "a time first: \"0s: reject tcp-reset\" for a step, or \"partition AT FOR reject tcp-reset\"",
+        ),
     ] {
         let (got_item, expected) = item_error(text);
         assert_eq!(got_item, item, "{text}: {expected}");
         assert!(expected.contains(says), "{text}: {expected}");
     }
+}
+
+#[test]
+fn reject_among_netem_words_says_where_it_goes() {
+    let e = ImpairSchedule::parse("0s: delay 5ms reject").unwrap_err();
+    let ScheduleError::Profile { source, .. } = &e else {
+        panic!("{e:?}")
+    };
+    assert_eq!(source.word, "reject");
+    assert!(
+        source.expected.contains("a step of its own (\"2s: reject\")"),
+        "{e}"
+    );
+    let e = NetemSpec::parse("reject").unwrap_err();
+    assert!(e.expected.contains("netem cannot answer"), "{e}");
 }
 
 #[test]
@@ -573,5 +617,110 @@ fn blackouts_are_the_stretches_that_drop_everything() {
     assert!(
         schedule("0s: loss 100% ecn").blackouts(S).is_empty(),
         "ECN marks, drops nothing"
+    );
+}
+
+#[test]
+fn a_reject_drops_everything_and_says_how_it_answers() {
+    use linkemu::Reject;
+    let s = schedule(
+        "0s: delay 5ms; partition 2s 1s reject tcp-reset; 5s: reject; 6s: delay 5ms loss 1%; \
+         partition 5500ms 100ms",
+    );
+    assert!(s.rejects() && !schedule("0s: delay 5ms; partition 2s 1s").rejects());
+    for (t, rejects, dark) in [
+        (0, None, false),
+        (2 * S - 1, None, false),
+        (2 * S, Some(Reject::TcpReset), true),
+        (3 * S - 1, Some(Reject::TcpReset), true),
+        (3 * S, None, false),
+        (5 * S, Some(Reject::Icmp), true),
+        (5500 * MS, None, true),
+        (5600 * MS, Some(Reject::Icmp), true),
+        (6 * S, None, false),
+    ] {
+        assert_eq!(s.rejects_at(t), rejects, "at {t} ns");
+        assert_eq!(s.at(t).drops_everything(), dark, "at {t} ns");
+    }
+    assert_eq!(
+        s.at(2 * S).delay,
+        s.at(0).delay,
+        "a partition keeps the profile's delay"
+    );
+    assert_eq!(s.blackouts(10 * S), [(2 * S, 3 * S), (5 * S, 6 * S)]);
+    assert_eq!(
+        s.rejecting(10 * S),
+        [(2 * S, 3 * S), (5 * S, 5500 * MS), (5600 * MS, 6 * S)],
+        "the blackhole inside the reject answers nothing"
+    );
+    assert_eq!(s.rejects_between(S, 4 * S), Some(Reject::TcpReset));
+    assert_eq!(
+        s.rejects_between(5500 * MS, 5600 * MS),
+        None,
+        "a blackhole over the reject"
+    );
+    assert_eq!(s.describe_at(2 * S), "reject tcp-reset");
+    assert_eq!(s.describe_at(5 * S), "reject");
+    assert_eq!(s.describe_at(0), s.at(0).to_string());
+    let mut with_limits = s.clone();
+    with_limits.profiles_mut().for_each(|p| p.limit = Some(7));
+    assert_eq!(
+        with_limits
+            .steps()
+            .iter()
+            .filter(|st| st.profile.limit == Some(7))
+            .count(),
+        2,
+        "a reject step has no profile to give a limit"
+    );
+}
+
+/// An IPv4 UDP datagram from 10.0.0.1 to 10.0.0.2 carrying `i`.
+fn datagram(i: u64) -> Vec<u8> {
+    let mut p = vec![0x45, 0, 0, 36, 0, 0, 0, 0, 64, 17, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2];
+    p.extend_from_slice(&[0x10, 0x00, 0x20, 0x00, 0, 16, 0, 0]);
+    p.extend_from_slice(&i.to_be_bytes());
+    p
+}
+
+#[test]
+fn a_rejected_packet_is_answered_the_way_it_came_and_counted() {
+    let mut p = scheduled("0s: delay 10ms; partition 1s 1s reject");
+    p.enqueue(datagram(0), START + 999 * MS);
+    p.enqueue(datagram(1), START + S);
+    p.enqueue(datagram(2), START + 2 * S - 1);
+    assert!(
+        !p.deliver_at_once(|| START + 1500 * MS),
+        "nothing passes a reject"
+    );
+    p.enqueue(datagram(3), START + 2 * S);
+    let answers: Vec<Vec<u8>> = std::iter::from_fn(|| p.take_answer()).collect();
+    assert_eq!(answers.len(), 2, "the two packets inside the stretch");
+    for (answer, i) in answers.iter().zip([1u64, 2]) {
+        assert_eq!(
+            (answer[9], answer[20], answer[21]),
+            (1, 3, 1),
+            "ICMP host unreachable"
+        );
+        assert_eq!(answer[16..20], [10, 0, 0, 1], "to the sender");
+        assert_eq!(answer[56..64], i.to_be_bytes(), "quoting packet {i}");
+    }
+    let c = p.counters();
+    assert_eq!((c.arrived, c.rejected, c.reject_answers), (4, 2, 2));
+    assert_eq!(c.dropped_loss, 0, "a rejected packet is no netem loss");
+    let delivered: Vec<u64> = std::iter::from_fn(|| p.dequeue(START + 3 * S))
+        .map(|d| u64::from_be_bytes(d[28..36].try_into().unwrap()))
+        .collect();
+    assert_eq!(
+        delivered,
+        [0, 3],
+        "the one queued before the stretch, and the one after"
+    );
+    p.hold(START + 3 * S);
+    p.start(START + 10 * S, START + 10 * S);
+    p.enqueue(datagram(4), START + 11 * S);
+    assert_eq!(
+        p.take_answer().map(|a| a[56..64].to_vec()),
+        Some(4u64.to_be_bytes().to_vec())
     );
 }

@@ -27,7 +27,12 @@ const PROFILES: &[&str] = &[
     "rate 10mbit delay 2ms",
     "delay 5ms loss 2% ecn",
     "loss random 0.5% 25%",
+    "reject",
+    "reject tcp-reset",
 ];
+
+/// What follows a partition's times: a blackhole, or a rejecting path.
+const PARTITION_KINDS: &[&str] = &["", " reject", " reject tcp-reset"];
 
 /// A time of `ms` milliseconds, written one of several ways.
 fn time(ms: u64, style: u8) -> String {
@@ -84,9 +89,10 @@ fn schedule_text() -> impl Strategy<Value = String> {
             let mut shapes = Vec::new();
             for (at, duration, style) in partitions {
                 shapes.push(format!(
-                    "partition {} {}",
+                    "partition {} {}{}",
                     time(at, style),
-                    time(duration, style / 3)
+                    time(duration, style / 3),
+                    PARTITION_KINDS[usize::from(style / 9) % PARTITION_KINDS.len()]
                 ));
             }
             for (period, at, duration, style) in flaps {
@@ -159,8 +165,10 @@ proptest! {
             prop_assert!(last <= t && next.is_none_or(|n| n > t), "{}: {} <= {} < {:?}", text, last, t, next);
             prop_assert_eq!(s.next_change_after(last), next, "{}: nothing between {} and {}", text, last, t);
             prop_assert_eq!(s.at(last), s.at(t), "{}: from {} to {}", text, last, t);
+            prop_assert_eq!(s.rejects_at(last), s.rejects_at(t), "{}: from {} to {}", text, last, t);
             if let Some(next) = next {
                 prop_assert_eq!(s.at(next - 1), s.at(t), "{}: from {} to {}", text, t, next);
+                prop_assert_eq!(s.rejects_at(next - 1), s.rejects_at(t), "{}: from {} to {}", text, t, next);
                 prop_assert_eq!(s.last_change_at_or_before(next), next);
             }
             if t > 0 && s.at(t - 1) != s.at(t) {

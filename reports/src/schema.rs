@@ -259,6 +259,11 @@ pub struct Counters {
     pub duplicates: u64,
     /// Send or receive errors on the data plane.
     pub errors: u64,
+    /// rr over UDP: ICMP errors the client's socket reported (EHOSTUNREACH,
+    /// ENETUNREACH, ECONNREFUSED) and worked on after: the path's answer,
+    /// not data-plane errors. Schema 1.6; absent when 0.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub icmp_errors: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -533,9 +538,16 @@ pub struct OutageMetrics {
     pub end_ns: u64,
     /// Which way the path was dark: `both`, `requests` or `responses`.
     pub dark: String,
+    /// How the path answered what it dropped: `icmp` (ICMP unreachable)
+    /// or `tcp-reset`; absent for a blackhole. Schema 1.6.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reject: Option<String>,
     /// The first error or timeout the application saw from the start on:
-    /// how long after the start, and what (`application timeout` is a
-    /// request unanswered for the loss timeout).
+    /// how long after the start, and what: `application timeout` (a
+    /// request unanswered for the loss timeout), an errno's name
+    /// (`ECONNRESET`, `EPIPE`, `EHOSTUNREACH`, `ENETUNREACH`,
+    /// `ECONNREFUSED`, `ETIMEDOUT`), `QUIC idle timeout`, `QUIC closed`
+    /// or `other`.
     pub detected_after_start_ns: Option<u64>,
     pub detected_as: Option<String>,
     pub first_answer_after_heal_ns: Option<u64>,

@@ -39,17 +39,25 @@ fn every_shipped_scenario_parses() {
     let wan = load("lossy-wan.toml");
     assert_eq!(wan.cells.len(), 4 * 4 * 2);
     // Partitions of 1, 4 and 16 s, both ways and the responses alone, per
-    // transport, and a frozen receiver; heartbeats on udp, tcp and quic
-    // under two profiles.
+    // transport; rejects of 4 s both ways and the responses alone, ICMP
+    // per transport and resets on tcp and tcp+tls; a frozen receiver per
+    // transport; heartbeats on udp, tcp and quic under two profiles.
     let failures = load("failures.toml");
-    assert_eq!(failures.cells.len(), 4 * 6 + 4 + 3 * 2);
+    assert_eq!(failures.cells.len(), 4 * 6 + 4 * 2 + 2 * 2 + 4 + 3 * 2);
+    let rejecting = failures
+        .cells
+        .iter()
+        .filter_map(|c| c.profile.schedules.as_ref())
+        .filter(|(f, r)| f.rejects() || r.rejects())
+        .count();
+    assert_eq!(rejecting, 4 * 2 + 2 * 2);
     let one_way = failures
         .cells
         .iter()
         .filter_map(|c| c.profile.schedules.as_ref())
         .filter(|(f, r)| f.is_constant() && !r.is_constant())
         .count();
-    assert_eq!(one_way, 4 * 3, "the responses' partitions");
+    assert_eq!(one_way, 4 * 3 + 4 + 2, "the responses' partitions and rejects");
     assert!(wan.cells.iter().all(|c| c.profile.link.is_some()));
 }
 

@@ -39,6 +39,8 @@ pub enum TestbedError {
     NotRoot,
     #[error("{what} failed: {detail}")]
     Command { what: String, detail: String },
+    #[error("{0}")]
+    Unsupported(String),
     #[error("{what}: {source}")]
     Io {
         what: String,
@@ -79,6 +81,12 @@ pub const RECEIVER_ADDR: Ipv4Addr = Ipv4Addr::new(10, 201, 0, 2);
 pub const TUN_NAME: &str = "tb0";
 pub const MTU: u32 = 1500;
 pub const TXQUEUELEN: u32 = 10_000;
+
+/// Why a schedule that rejects runs on linkemu only.
+pub const REJECT_NEEDS_LINKEMU: &str =
+    "reject needs linkemu (--impair-backend linkemu, which auto picks for \
+     a schedule that rejects): netem only drops, and this testbed adds no firewall rules to answer what it \
+     drops";
 
 /// Who impairs the link.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -211,6 +219,9 @@ impl Testbed {
         if !is_root() {
             return Err(TestbedError::NotRoot);
         }
+        if backend == Backend::Netem && (forward.rejects() || reverse.rejects()) {
+            return Err(TestbedError::Unsupported(REJECT_NEEDS_LINKEMU.into()));
+        }
         let schedules = (!forward.is_constant() || !reverse.is_constant()).then(|| Schedules {
             forward: forward.clone(),
             reverse: reverse.clone(),
@@ -312,7 +323,7 @@ impl Testbed {
                         .map(move |t| ScheduleChange {
                             direction: direction.into(),
                             at_ns: t,
-                            profile: schedule.at(t).to_string(),
+                            profile: schedule.describe_at(t),
                             issued_ns: t,
                             applied_ns: t,
                             error: None,

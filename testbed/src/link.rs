@@ -241,7 +241,8 @@ fn forward_loop(
 /// Reads packets from `from`, up to [`READ_BATCH`] queued or
 /// [`PASS_BATCH`] in all; one the pipeline would
 /// hand straight back is written to `to` from the read buffer at once,
-/// without a copy or the queue.
+/// without a copy or the queue. A rejected packet's answer goes back to
+/// `from`, where its sender is, at once.
 fn read_into(from: i32, to: i32, buf: &mut [u8], pipeline: &mut ScheduledPipeline) {
     let mut queued = 0;
     for _ in 0..PASS_BATCH {
@@ -255,6 +256,9 @@ fn read_into(from: i32, to: i32, buf: &mut [u8], pipeline: &mut ScheduledPipelin
             write_packet(to, packet);
         } else {
             pipeline.enqueue(packet.to_vec(), mono_now_ns());
+            while let Some(answer) = pipeline.take_answer() {
+                write_packet(from, &answer);
+            }
             queued += 1;
             if queued == READ_BATCH {
                 return;

@@ -226,3 +226,88 @@ fn the_netem_backend_works_where_the_kernel_has_netem_and_says_why_not_elsewhere
         assert!(left.is_empty(), "a failed set-up left {left:?}");
     }
 }
+
+/// A rejecting link's answers reach the sender's stack, and Linux reports
+/// them as it does a firewall's: a TCP connect fails with ECONNREFUSED (a
+/// reset to its SYN) or EHOSTUNREACH (ICMP host unreachable); a connected
+/// UDP socket hears of host unreachable only with IP_RECVERR (a soft
+/// error otherwise: `__udp4_lib_err` passes it over), as EHOSTUNREACH.
+/// Nothing reaches the receiver.
+#[test]
+fn a_rejecting_link_answers_the_sender_as_a_firewall_would() {
+    if !have_root("the testbed needs root (namespaces, TUN)") {
+        return;
+    }
+    let _serial = serial();
+    let schedule = |s: &str| linkemu::ImpairSchedule::parse(s).unwrap();
+    for (forward, tcp_error) in [
+        ("0s: reject", libc::EHOSTUNREACH),
+        ("0s: reject tcp-reset", libc::ECONNREFUSED),
+    ] {
+        let bed =
+            Testbed::up_scheduled(Backend::Linkemu, &schedule(forward), &schedule("0s: none"), 6).unwrap();
+        let (plain, asking, tcp) = std::thread::scope(|s| {
+            s.spawn(|| {
+                let _inside = bed.sender.enter().unwrap();
+                let udp = |recverr: bool| {
+                    let sock = UdpSocket::bind((SENDER_ADDR, 0)).unwrap();
+                    sock.connect((RECEIVER_ADDR, 9)).unwrap();
+                    let on: libc::c_int = recverr.into();
+                    // SAFETY: setsockopt on a socket we own, with an int.
+                    let rc = unsafe {
+                        libc::setsockopt(
+                            std::os::fd::AsRawFd::as_raw_fd(&sock),
+                            libc::IPPROTO_IP,
+                            libc::IP_RECVERR,
+                            (&on as *const libc::c_int).cast(),
+                            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+                        )
+                    };
+                    assert_eq!(rc, 0);
+                    sock.set_read_timeout(Some(Duration::from_millis(500))).unwrap();
+                    sock.send(b"x").unwrap();
+                    sock.recv(&mut [0u8; 16]).unwrap_err()
+                };
+                let addr = SocketAddr::from((RECEIVER_ADDR, 9));
+                let tcp = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).unwrap_err();
+                (udp(false), udp(true), tcp)
+            })
+            .join()
+            .unwrap()
+        });
+        assert_eq!(
+            plain.kind(),
+            std::io::ErrorKind::WouldBlock,
+            "{forward}: UDP: {plain}"
+        );
+        assert_eq!(
+            asking.raw_os_error(),
+            Some(libc::EHOSTUNREACH),
+            "{forward}: UDP, IP_RECVERR: {asking}"
+        );
+        assert_eq!(tcp.raw_os_error(), Some(tcp_error), "{forward}: TCP: {tcp}");
+        let stats = bed.link_stats().unwrap();
+        assert_eq!(stats.forward.delivered, 0, "{forward}: {stats:?}");
+        assert!(
+            stats.forward.rejected >= 3 && stats.forward.reject_answers == stats.forward.rejected,
+            "{forward}: {stats:?}"
+        );
+    }
+}
+
+#[test]
+fn the_netem_backend_refuses_a_schedule_that_rejects() {
+    if !have_root("the testbed needs root (namespaces, TUN)") {
+        return;
+    }
+    let reject = linkemu::ImpairSchedule::parse("0s: delay 5ms; partition 1s 1s reject").unwrap();
+    let none = linkemu::ImpairSchedule::parse("0s: none").unwrap();
+    let err = Testbed::up_scheduled(Backend::Netem, &none, &reject, 7)
+        .err()
+        .expect("netem cannot reject")
+        .to_string();
+    assert!(
+        err.starts_with("reject needs linkemu (--impair-backend linkemu"),
+        "{err}"
+    );
+}

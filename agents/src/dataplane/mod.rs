@@ -5,6 +5,7 @@
 
 pub mod bulk;
 pub mod churn;
+pub mod failure;
 pub mod listen;
 pub mod multi;
 pub mod quic;
@@ -17,6 +18,7 @@ use std::io;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use transbench_analysis::recovery::Failure;
 use transbench_wire::{MessageHeader, ReceiverReport, TrialToken};
 
 use crate::measure::delivery::ProcessLog;
@@ -43,18 +45,66 @@ pub trait RequestSink: Send + 'static {
 }
 
 pub trait ResponseSource: Send + 'static {
+    /// Whether a receive error ends the source. False: an error
+    /// [`failure::reported_by_icmp`] is one datagram's news and the
+    /// source carries on (any other still ends it).
+    const FATAL_ERRORS: bool = true;
+
     /// The next response and its CLOCK_MONOTONIC arrival time, ns.
     fn recv(&mut self) -> impl Future<Output = io::Result<(MessageHeader, u64)>> + Send;
 }
 
-/// Data-plane errors of a trial: how many, and the first few in words.
+/// Data-plane errors of a trial: how many, and the first few in words;
+/// and, for outages' detection, when the application saw which
+/// transport error, ICMP reports on a datagram socket included (those
+/// counted apart: they are the path's news, not the data plane's
+/// failures).
 #[derive(Debug, Default)]
 pub struct ErrorLog {
     pub count: u64,
     pub messages: Vec<String>,
+    /// ICMP reports a datagram socket passed on and carried on after.
+    pub icmp_reports: u64,
+    /// By time, at most one a millisecond of a kind (see
+    /// [`ErrorLog::seen`]).
+    pub failures: Vec<Failure>,
 }
 
+/// Transport errors of one kind are kept at most this often: a path that
+/// answers every datagram would otherwise log one per request.
+const FAILURE_SPACING_NS: u64 = 1_000_000;
+
 impl ErrorLog {
+    /// A transport error the application saw at `at_ns` (the monotonic
+    /// clock): a data-plane error, kept with its kind and time.
+    pub fn note_at(&mut self, what: &str, e: &io::Error, at_ns: u64) {
+        self.note(what, e);
+        self.seen(failure::failure_kind(e), at_ns);
+    }
+
+    /// An ICMP report (see [`failure::reported_by_icmp`]) on a socket
+    /// that carries on: kept with its kind and time, counted apart.
+    pub fn note_icmp(&mut self, e: &io::Error, at_ns: u64) {
+        self.icmp_reports += 1;
+        self.seen(failure::failure_kind(e), at_ns);
+    }
+
+    /// Keeps a failure unless one of its kind was kept less than
+    /// [`FAILURE_SPACING_NS`] before: an outage's first error is off by
+    /// at most that much, and the log grows by at most one per
+    /// millisecond.
+    fn seen(&mut self, kind: transbench_analysis::recovery::ErrorKind, at_ns: u64) {
+        let recent = self
+            .failures
+            .iter()
+            .rev()
+            .take_while(|f| f.at_ns + FAILURE_SPACING_NS > at_ns)
+            .any(|f| f.kind == kind);
+        if !recent {
+            self.failures.push(Failure { at_ns, kind });
+        }
+    }
+
     /// Counts one error; keeps its words unless the same are kept already
     /// (a failure that repeats is one line, however often).
     pub fn note(&mut self, what: &str, e: &dyn std::fmt::Display) {
@@ -67,8 +117,11 @@ impl ErrorLog {
 
     pub fn merge(&mut self, other: ErrorLog) {
         self.count += other.count;
+        self.icmp_reports += other.icmp_reports;
         let room = 5usize.saturating_sub(self.messages.len());
         self.messages.extend(other.messages.into_iter().take(room));
+        self.failures.extend(other.failures);
+        self.failures.sort_by_key(|f| f.at_ns);
     }
 }
 
@@ -180,6 +233,37 @@ pub(crate) async fn poll_until(within: std::time::Duration, mut done: impl FnMut
 #[cfg(test)]
 mod tests {
     use super::*;
+    use transbench_analysis::recovery::ErrorKind;
+
+    #[test]
+    fn transport_errors_are_kept_with_their_time_at_most_one_a_millisecond_a_kind() {
+        let mut log = ErrorLog::default();
+        let unreachable = io::Error::from_raw_os_error(libc::EHOSTUNREACH);
+        for i in 0..10u64 {
+            log.note_icmp(&unreachable, 1_000_000_000 + i * 200_000);
+        }
+        log.note_at(
+            "receive",
+            &io::Error::from_raw_os_error(libc::ECONNRESET),
+            1_001_500_000,
+        );
+        log.note_icmp(&unreachable, 1_002_000_000);
+        let kept: Vec<(u64, ErrorKind)> = log.failures.iter().map(|f| (f.at_ns, f.kind)).collect();
+        assert_eq!(
+            kept,
+            [
+                (1_000_000_000, ErrorKind::HostUnreachable),
+                (1_001_000_000, ErrorKind::HostUnreachable),
+                (1_001_500_000, ErrorKind::ConnectionReset),
+                (1_002_000_000, ErrorKind::HostUnreachable),
+            ]
+        );
+        assert_eq!(
+            (log.icmp_reports, log.count),
+            (11, 1),
+            "ICMP reports are no data-plane errors"
+        );
+    }
 
     #[test]
     fn a_failure_that_repeats_is_counted_each_time_and_said_once() {

@@ -97,7 +97,7 @@ impl RequestSink for PerRequestSink {
             self.stream_errors
                 .lock()
                 .expect("error log lock")
-                .note("QUIC stream", &e);
+                .note_at("QUIC stream", &e, mono_now_ns());
             return Ok(());
         }
         while self.exchanges.try_join_next().is_some() {}
@@ -107,7 +107,10 @@ impl RequestSink for PerRequestSink {
                 Ok(resp) => {
                     let _ = tx.send(resp);
                 }
-                Err(e) => errors.lock().expect("error log lock").note("QUIC stream", &e),
+                Err(e) => errors
+                    .lock()
+                    .expect("error log lock")
+                    .note_at("QUIC stream", &e, mono_now_ns()),
             }
         });
         Ok(())

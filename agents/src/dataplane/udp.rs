@@ -20,10 +20,19 @@ pub struct UdpSource {
     buf: Vec<u8>,
 }
 
-/// Both halves over one socket already connected to the receiver's data port.
-pub fn client(sock: UdpSocket, size: usize) -> (UdpSink, UdpSource) {
+/// Both halves over one socket already connected to the receiver's data
+/// port. The socket asks for the path's ICMP errors (IP_RECVERR), as an
+/// application that wants to hear of an unreachable peer does: without
+/// it Linux keeps host unreachable, a soft error, from a UDP socket, and
+/// a rejecting path looks like a blackhole.
+pub fn client(sock: UdpSocket, size: usize) -> io::Result<(UdpSink, UdpSource)> {
+    let (level, option) = match sock.local_addr()? {
+        std::net::SocketAddr::V4(_) => (libc::IPPROTO_IP, libc::IP_RECVERR),
+        std::net::SocketAddr::V6(_) => (libc::IPPROTO_IPV6, libc::IPV6_RECVERR),
+    };
+    crate::transport::sockopt::set_int(&sock, level, option, 1)?;
     let sock = Arc::new(sock);
-    (
+    Ok((
         UdpSink {
             sock: sock.clone(),
             buf: vec![0; size],
@@ -32,7 +41,43 @@ pub fn client(sock: UdpSocket, size: usize) -> (UdpSink, UdpSource) {
             sock,
             buf: vec![0; MAX_DATAGRAM],
         },
-    )
+    ))
+}
+
+/// After an ICMP report: empties the socket's error queue, where
+/// IP_RECVERR keeps each ICMP error, charged to the socket's receive
+/// buffer, until read; left there they would crowd out responses.
+fn drain_error_queue(sock: &UdpSocket) {
+    let mut buf = [0u8; 64];
+    loop {
+        let mut iov = libc::iovec {
+            iov_base: buf.as_mut_ptr().cast(),
+            iov_len: buf.len(),
+        };
+        // SAFETY: a zeroed msghdr is valid (no name, no control).
+        let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+        msg.msg_iov = &mut iov;
+        msg.msg_iovlen = 1;
+        // SAFETY: recvmsg into buffers we own, on a socket we hold open.
+        let n = unsafe {
+            libc::recvmsg(
+                sock.as_raw_fd(),
+                &mut msg,
+                libc::MSG_ERRQUEUE | libc::MSG_DONTWAIT,
+            )
+        };
+        if n < 0 {
+            return;
+        }
+    }
+}
+
+/// `e`, having emptied the error queue if it is an ICMP report.
+fn after_error(sock: &UdpSocket, e: io::Error) -> io::Error {
+    if super::failure::reported_by_icmp(&e) {
+        drain_error_queue(sock);
+    }
+    e
 }
 
 impl RequestSink for UdpSink {
@@ -40,14 +85,24 @@ impl RequestSink for UdpSink {
 
     async fn send(&mut self, header: MessageHeader) -> io::Result<()> {
         header.encode(&mut self.buf);
-        self.sock.send(&self.buf).await.map(|_| ())
+        match self.sock.send(&self.buf).await {
+            Ok(_) => Ok(()),
+            Err(e) => Err(after_error(&self.sock, e)),
+        }
     }
 }
 
 impl ResponseSource for UdpSource {
+    /// An ICMP report is news of one datagram: the socket works on.
+    const FATAL_ERRORS: bool = false;
+
     async fn recv(&mut self) -> io::Result<(MessageHeader, u64)> {
         loop {
-            let n = self.sock.recv(&mut self.buf).await?;
+            let n = self
+                .sock
+                .recv(&mut self.buf)
+                .await
+                .map_err(|e| after_error(&self.sock, e))?;
             let t = mono_now_ns();
             if let Ok(h) = MessageHeader::decode(&self.buf[..n]) {
                 if h.kind == MessageKind::Response {

@@ -3,7 +3,8 @@
 //! prediction beside). Pure: the samples, the outage and the timer's
 //! reading are given.
 
-use transbench_analysis::recovery::measured::{measure_recovery, MeasureConfig};
+use linkemu::Reject;
+use transbench_analysis::recovery::measured::{first_failure, measure_recovery, MeasureConfig};
 use transbench_analysis::recovery::theory::{
     predict, quinn_rtt_after, Blackholed, Prediction, QuinnPto, Restart, TimerModel,
     QUIC_DEFAULT_MAX_ACK_DELAY_NS, QUINN_MAX_BACKOFF_EXPONENT,
@@ -22,6 +23,8 @@ pub struct Blackout {
     pub start_ns: u64,
     pub end_ns: u64,
     pub cause: OutageCause,
+    /// How the path answered what it dropped; `None`: it did not.
+    pub reject: Option<Reject>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,7 +39,8 @@ pub enum OutageCause {
 impl Blackout {
     /// The blackouts of a round trip whose requests cross `forward`'s and
     /// whose responses cross `reverse`'s (each `(start, end)`, in order):
-    /// the stretches either is dark, each named by which way it was.
+    /// the stretches either is dark, each named by which way it was (none
+    /// rejecting: see [`Blackout::rejecting`]).
     pub fn of_round_trip(forward: &[(u64, u64)], reverse: &[(u64, u64)]) -> Vec<Blackout> {
         let mut all: Vec<(u64, u64)> = forward.iter().chain(reverse).copied().collect();
         all.sort_unstable();
@@ -58,8 +62,14 @@ impl Blackout {
                     (true, false) => Blackholed::Requests,
                     _ => Blackholed::Responses,
                 }),
+                reject: None,
             })
             .collect()
+    }
+
+    /// The same stretch, answered as `reject` says.
+    pub fn rejecting(self, reject: Option<Reject>) -> Blackout {
+        Blackout { reject, ..self }
     }
 
     /// The receiver frozen from `at_ns` to `end_ns`.
@@ -68,6 +78,7 @@ impl Blackout {
             start_ns: at_ns,
             end_ns,
             cause: OutageCause::FrozenReceiver,
+            reject: None,
         }
     }
 
@@ -329,11 +340,14 @@ pub fn quic_timer_in(
 }
 
 /// `blackout` as the trial's `samples` (intended times on the monotonic
-/// clock; the measured window opened at `window_ns`) saw it, with
-/// `timer`'s prediction. A request unanswered for `loss_timeout_ns` is
-/// the application's timeout.
+/// clock; the measured window opened at `window_ns`) and the transport
+/// errors the application saw (`errors`, on the same clock) show it, with
+/// `timer`'s prediction for a blackhole (none where the path rejects). A request unanswered for `loss_timeout_ns` is
+/// the application's timeout; a transport error before it is the
+/// detection.
 pub fn outage_metrics(
     samples: &[Sample],
+    errors: &[Failure],
     window_ns: u64,
     loss_timeout_ns: u64,
     blackout: Blackout,
@@ -352,16 +366,25 @@ pub fn outage_metrics(
         })
         .collect();
     let measured = measure_recovery(&outcomes, outage, &MeasureConfig::default()).ok()?;
-    // A frozen receiver's transport sees no loss: no timer predicts it.
+    let detection = measured
+        .detection
+        .into_iter()
+        .chain(first_failure(errors.iter().copied(), outage))
+        .min_by_key(|d| d.at_ns);
+    // The backoff theory is a blackhole's: a reset ends the connection,
+    // and ICMP unreachable makes Linux undo backoff (RFC 6069); and a
+    // frozen receiver's transport sees no loss at all.
     let expected = timer
+        .filter(|_| blackout.reject.is_none())
         .zip(blackout.dark())
         .and_then(|(t, dark)| expected(&outcomes, outage, dark, t));
     Some(OutageMetrics {
         start_ns: blackout.start_ns,
         end_ns: blackout.end_ns,
         dark: blackout.cause_name().into(),
-        detected_after_start_ns: measured.detection.map(|d| d.after_start_ns),
-        detected_as: measured.detection.map(|d| d.kind.to_string()),
+        reject: blackout.reject.map(|r| r.name().into()),
+        detected_after_start_ns: detection.map(|d| d.after_start_ns),
+        detected_as: detection.map(|d| d.kind.to_string()),
         first_answer_after_heal_ns: measured.first_answer_after_heal_ns,
         rate_restored_after_heal_ns: measured.rate_restored_after_heal_ns,
         delay_threshold_ns: measured.delay_threshold_ns,
@@ -480,8 +503,9 @@ mod tests {
             start_ns: start,
             end_ns: end,
             cause: OutageCause::Dark(Blackholed::BothWays),
+            reject: None,
         };
-        let m = outage_metrics(&samples, window, 2000 * MS, blackout, Some(&timer)).unwrap();
+        let m = outage_metrics(&samples, &[], window, 2000 * MS, blackout, Some(&timer)).unwrap();
         assert_eq!(m.first_answer_after_heal_ns, Some(480 * MS));
         let e = m.expected.unwrap();
         assert_eq!(e.retransmission, Some(3));
@@ -573,8 +597,9 @@ mod tests {
             start_ns: 1000 * MS,
             end_ns: 2000 * MS,
             cause: OutageCause::Dark(Blackholed::BothWays),
+            reject: None,
         };
-        let e = outage_metrics(&samples, 0, 5000 * MS, blackout, Some(&timer))
+        let e = outage_metrics(&samples, &[], 0, 5000 * MS, blackout, Some(&timer))
             .unwrap()
             .expected
             .unwrap();
@@ -619,8 +644,9 @@ mod tests {
             start_ns: 1000 * MS,
             end_ns: 1500 * MS,
             cause: OutageCause::Dark(Blackholed::Requests),
+            reject: None,
         };
-        let m = outage_metrics(&samples, window, 200 * MS, blackout, None).unwrap();
+        let m = outage_metrics(&samples, &[], window, 200 * MS, blackout, None).unwrap();
         assert_eq!(m.detected_after_start_ns, Some(200 * MS));
         assert_eq!(
             m.detected_as.as_deref(),
@@ -629,5 +655,53 @@ mod tests {
         assert_eq!(m.first_answer_after_heal_ns, Some(MS));
         assert_eq!(m.fates.unwrap().lost, 500);
         assert!(m.expected.is_none());
+    }
+
+    /// A reset 3 ms into a rejecting stretch, the connection gone with it:
+    /// the requests after it never answered, timing out 200 ms on. The
+    /// reset is the detection, and nothing recovers.
+    #[test]
+    fn a_transport_error_before_the_timeout_is_the_detection() {
+        let samples: Vec<Sample> = (0..1200u64)
+            .map(|i| Sample {
+                intended_ns: i * MS,
+                lat_ns: (i < 1000).then_some(MS),
+            })
+            .collect();
+        let errors = [
+            Failure {
+                at_ns: 10 * MS,
+                kind: ErrorKind::ConnectionReset,
+            },
+            Failure {
+                at_ns: 1003 * MS,
+                kind: ErrorKind::ConnectionReset,
+            },
+        ];
+        let blackout = Blackout {
+            start_ns: 1000 * MS,
+            end_ns: 1500 * MS,
+            cause: OutageCause::Dark(Blackholed::BothWays),
+            reject: Some(Reject::TcpReset),
+        };
+        let m = outage_metrics(&samples, &errors, 0, 200 * MS, blackout, None).unwrap();
+        assert_eq!(
+            m.detected_after_start_ns,
+            Some(3 * MS),
+            "the reset, not the earlier one"
+        );
+        assert_eq!(m.detected_as.as_deref(), Some("ECONNRESET"));
+        assert_eq!(m.reject.as_deref(), Some("tcp-reset"));
+        assert_eq!(m.first_answer_after_heal_ns, None);
+        let late = [Failure {
+            at_ns: 1300 * MS,
+            kind: ErrorKind::ConnectionReset,
+        }];
+        let m = outage_metrics(&samples, &late, 0, 200 * MS, blackout, None).unwrap();
+        assert_eq!(
+            m.detected_as.as_deref(),
+            Some("application timeout"),
+            "the first request's timeout came first"
+        );
     }
 }

@@ -97,6 +97,7 @@ impl LoadSpec {
             link_changes: false,
             blackouts: Vec::new(),
             receiver_fault: None,
+            rejecting: Vec::new(),
             workload: WorkloadSpec::Rr(RrSpec {
                 rate: Some(self.probe_rate),
                 quic_stream: Default::default(),

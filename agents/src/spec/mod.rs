@@ -321,9 +321,6 @@ impl TrialArgs {
         if self.quic_stream.is_some() && !all.iter().any(|t| t.is_quic()) {
             bail!("--quic-stream applies only to --transport quic with --workload rr");
         }
-        if let Some(fault) = &self.receiver_fault {
-            fault.check_within(self.duration).map_err(anyhow::Error::msg)?;
-        }
         let size = self.size.unwrap_or(WorkloadSpec::default_size(self.workload));
         let workload = match self.workload {
             Workload::Rr => WorkloadSpec::Rr(RrSpec::from_args(self)),
@@ -349,6 +346,7 @@ impl TrialArgs {
             link_changes: false,
             blackouts: Vec::new(),
             receiver_fault: self.receiver_fault,
+            rejecting: Vec::new(),
             workload,
         })
     }
@@ -516,22 +514,44 @@ pub struct TrialSpec {
     pub blackouts: Vec<Blackout>,
     /// Done to the receiver `run` starts, in each trial's window.
     pub receiver_fault: Option<crate::fault::ReceiverFault>,
+    /// Where a schedule rejects, either way, as `(start, end)` in schedule
+    /// time over the whole data plane: the control connection crosses the
+    /// same path, so the sender waits these out before its Stop
+    /// ([`crate::session::wait_while_rejecting`]).
+    pub rejecting: Vec<(u64, u64)>,
     pub workload: WorkloadSpec,
 }
 
 /// Told once per trial, before its first send, the time its measured
 /// window opens (the monotonic clock, ns); by default nobody listens.
+/// Clones share what they were told.
 #[derive(Clone, Default)]
-pub struct WindowOpens(Option<std::sync::Arc<dyn Fn(u64) + Send + Sync>>);
+pub struct WindowOpens {
+    listener: Option<std::sync::Arc<dyn Fn(u64) + Send + Sync>>,
+    /// The time told; 0: not yet.
+    opened: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
 
 impl WindowOpens {
     pub fn new(f: impl Fn(u64) + Send + Sync + 'static) -> Self {
-        WindowOpens(Some(std::sync::Arc::new(f)))
+        WindowOpens {
+            listener: Some(std::sync::Arc::new(f)),
+            opened: Default::default(),
+        }
     }
 
     pub fn tell(&self, mono_ns: u64) {
-        if let Some(f) = &self.0 {
+        self.opened.store(mono_ns, std::sync::atomic::Ordering::Relaxed);
+        if let Some(f) = &self.listener {
             f(mono_ns);
+        }
+    }
+
+    /// When the window opened, once told.
+    pub fn opened_at(&self) -> Option<u64> {
+        match self.opened.load(std::sync::atomic::Ordering::Relaxed) {
+            0 => None,
+            t => Some(t),
         }
     }
 }
@@ -728,6 +748,9 @@ impl TrialSpec {
     }
 
     pub fn validate(&self) -> anyhow::Result<()> {
+        if let Some(fault) = &self.receiver_fault {
+            fault.check_within(self.duration).map_err(anyhow::Error::msg)?;
+        }
         let workload = self.workload.kind();
         if !workload.runs_on(self.transport.capabilities()) {
             let names: Vec<&str> = workload.transports().iter().map(|t| t.name()).collect();

@@ -29,7 +29,7 @@
 //! (or the log's end, if it never was). *Lost*: never answered. Else *on
 //! time*.
 
-use super::{ErrorKind, Outage, RecoveryError, RequestOutcome, MS};
+use super::{ErrorKind, Failure, Outage, RecoveryError, RequestOutcome, MS};
 
 /// The bin of the timeline and of the rate's restoration: 100 ms.
 pub const DEFAULT_BIN_NS: u64 = 100 * MS;
@@ -124,6 +124,22 @@ pub struct MeasuredRecovery {
     pub fates: Option<FateCounts>,
 }
 
+/// The first of `failures` from the outage's start on (the first listed
+/// of those at one time): the outage's detection. Also for errors no
+/// request carries, such as a transport's, seen apart from the log.
+pub fn first_failure(failures: impl IntoIterator<Item = Failure>, outage: Outage) -> Option<Detection> {
+    let start = outage.start_ns();
+    failures
+        .into_iter()
+        .filter(|f| f.at_ns >= start)
+        .min_by_key(|f| f.at_ns)
+        .map(|f| Detection {
+            at_ns: f.at_ns,
+            after_start_ns: f.at_ns - start,
+            kind: f.kind,
+        })
+}
+
 /// A request's fate with latency threshold `threshold_ns`.
 pub fn fate(outcome: &RequestOutcome, threshold_ns: u64) -> Fate {
     match outcome.answered_ns {
@@ -161,17 +177,8 @@ pub fn measure_recovery(
     config: &MeasureConfig,
 ) -> Result<MeasuredRecovery, RecoveryError> {
     config.check()?;
-    let (start, heal) = (outage.start_ns(), outage.end_ns());
-    let detection = outcomes
-        .iter()
-        .filter_map(|o| o.failure)
-        .filter(|f| f.at_ns >= start)
-        .min_by_key(|f| f.at_ns)
-        .map(|f| Detection {
-            at_ns: f.at_ns,
-            after_start_ns: f.at_ns - start,
-            kind: f.kind,
-        });
+    let heal = outage.end_ns();
+    let detection = first_failure(outcomes.iter().filter_map(|o| o.failure), outage);
     let first_answer_after_heal_ns = outcomes
         .iter()
         .filter_map(|o| o.answered_ns)
@@ -183,7 +190,7 @@ pub fn measure_recovery(
         .delay_threshold_ns
         .or_else(|| pre_outage_p99_ns(outcomes, outage));
     let fates = delay_threshold_ns.map(|threshold| {
-        let from = start.saturating_sub(threshold);
+        let from = outage.start_ns().saturating_sub(threshold);
         let until = rate_restored_after_heal_ns.map_or(u64::MAX, |after| heal + after);
         let mut counts = FateCounts::default();
         for o in outcomes.iter().filter(|o| (from..until).contains(&o.intended_ns)) {
@@ -410,7 +417,7 @@ mod tests {
         outcomes[100].failure = failure(A - MS, ErrorKind::ConnectionReset);
         outcomes[3_001].failure = failure(A + 900 * MS, ErrorKind::ConnectionTimedOut);
         outcomes[3_002].failure = failure(A + 900 * MS, ErrorKind::Other);
-        outcomes[3_000].failure = failure(A + 950 * MS, ErrorKind::Unreachable);
+        outcomes[3_000].failure = failure(A + 950 * MS, ErrorKind::HostUnreachable);
         let measured = measure_recovery(&outcomes, outage(), &MeasureConfig::default()).unwrap();
         assert_eq!(
             measured.detection,
@@ -420,6 +427,25 @@ mod tests {
                 kind: ErrorKind::ConnectionTimedOut
             })
         );
+    }
+
+    #[test]
+    fn errors_apart_from_the_log_are_detected_the_same_way() {
+        let seen = |at_ns, kind| Failure { at_ns, kind };
+        let errors = [
+            seen(A - MS, ErrorKind::ConnectionReset),
+            seen(A + 3 * MS, ErrorKind::HostUnreachable),
+            seen(A + 2 * MS, ErrorKind::HostUnreachable),
+        ];
+        assert_eq!(
+            first_failure(errors, outage()),
+            Some(Detection {
+                at_ns: A + 2 * MS,
+                after_start_ns: 2 * MS,
+                kind: ErrorKind::HostUnreachable
+            })
+        );
+        assert_eq!(first_failure([seen(A - 1, ErrorKind::Other)], outage()), None);
     }
 
     #[test]

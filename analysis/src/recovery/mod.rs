@@ -37,8 +37,8 @@ use std::fmt;
 use thiserror::Error;
 
 pub use measured::{
-    fate, measure_recovery, pre_outage_p99_ns, timeline, Detection, Fate, FateCounts, MeasureConfig,
-    MeasuredRecovery, TimelineBin,
+    fate, first_failure, measure_recovery, pre_outage_p99_ns, timeline, Detection, Fate, FateCounts,
+    MeasureConfig, MeasuredRecovery, TimelineBin,
 };
 pub use theory::{
     predict, recovery_curve, Backoff, Blackholed, GiveUp, Prediction, QuinnPto, Recovery, RecoveryCurve,
@@ -109,9 +109,15 @@ pub enum ErrorKind {
     ConnectionTimedOut,
     /// ECONNRESET: the peer, or a firewall on the path, sent a reset.
     ConnectionReset,
-    /// EHOSTUNREACH or ENETUNREACH: the path answered with ICMP unreachable.
-    Unreachable,
-    /// ECONNREFUSED: nothing listens (a crashed peer's host answers).
+    /// EPIPE: a write on a connection already reset or closed.
+    BrokenPipe,
+    /// EHOSTUNREACH: the path answered with ICMP host (or address)
+    /// unreachable.
+    HostUnreachable,
+    /// ENETUNREACH: ICMP network unreachable, or no route.
+    NetworkUnreachable,
+    /// ECONNREFUSED: nothing listens (a crashed peer's host answers), or
+    /// a reset to a connection attempt.
     ConnectionRefused,
     /// quinn closed the connection after its idle timeout.
     QuicIdleTimeout,
@@ -127,7 +133,9 @@ impl ErrorKind {
             ErrorKind::ApplicationTimeout => "application timeout",
             ErrorKind::ConnectionTimedOut => "ETIMEDOUT",
             ErrorKind::ConnectionReset => "ECONNRESET",
-            ErrorKind::Unreachable => "unreachable",
+            ErrorKind::BrokenPipe => "EPIPE",
+            ErrorKind::HostUnreachable => "EHOSTUNREACH",
+            ErrorKind::NetworkUnreachable => "ENETUNREACH",
             ErrorKind::ConnectionRefused => "ECONNREFUSED",
             ErrorKind::QuicIdleTimeout => "QUIC idle timeout",
             ErrorKind::QuicClosed => "QUIC closed",
@@ -151,7 +159,9 @@ impl From<std::io::ErrorKind> for ErrorKind {
         match kind {
             Io::TimedOut => ErrorKind::ConnectionTimedOut,
             Io::ConnectionReset => ErrorKind::ConnectionReset,
-            Io::HostUnreachable | Io::NetworkUnreachable => ErrorKind::Unreachable,
+            Io::BrokenPipe => ErrorKind::BrokenPipe,
+            Io::HostUnreachable => ErrorKind::HostUnreachable,
+            Io::NetworkUnreachable => ErrorKind::NetworkUnreachable,
             Io::ConnectionRefused => ErrorKind::ConnectionRefused,
             _ => ErrorKind::Other,
         }

@@ -469,6 +469,7 @@ pub async fn run_timed(
     ctl.send(&ControlMsg::Start).await?;
     let limit = schedule::data_plane_limit(spec.warmup, spec.duration, spec.loss_timeout);
     let written = session::while_receiver_quiet(&mut ctl, limit, run_flows(open, spec, bulk)).await?;
+    session::wait_while_rejecting(spec).await;
     ctl.send(&ControlMsg::Stop {
         expect: Some(u64::from(bulk.direction.total_flows(bulk.flows))),
         wait_ns: spec.loss_timeout.as_nanos() as u64,

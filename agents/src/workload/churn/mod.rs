@@ -506,6 +506,7 @@ pub async fn run_trial(
     if let Some(e) = endpoint {
         transport::quic_close(&e, None).await;
     }
+    session::wait_while_rejecting(spec).await;
     ctl.send(&ControlMsg::Stop {
         expect: None,
         wait_ns: 0,
@@ -705,6 +706,7 @@ fn build_result(
                 late: 0,
                 duplicates: 0,
                 errors: o.failed,
+                icmp_errors: 0,
             },
             // What never started is counted in `churn` as offered, not started.
             unsent: 0,

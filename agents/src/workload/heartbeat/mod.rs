@@ -70,6 +70,7 @@ pub async fn run_trial(
     let errors = open.writers.finish(spec.loss_timeout).await;
     let wait_ns = spec.loss_timeout.as_nanos() as u64;
     let remaining = (paced.last_intended_ns + wait_ns).saturating_sub(mono_now_ns());
+    session::wait_while_rejecting(spec).await;
     ctl.send(&ControlMsg::Stop {
         expect: Some(paced.sent.len() as u64),
         wait_ns: remaining,

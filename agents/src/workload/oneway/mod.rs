@@ -556,6 +556,7 @@ pub async fn run_trial(
             .await;
     }
     drop(readers);
+    session::wait_while_rejecting(spec).await;
     ctl.send(&ControlMsg::Stop {
         expect: echoes.is_none().then_some(expect),
         wait_ns: if echoes.is_none() { remaining } else { 0 },
@@ -817,7 +818,7 @@ fn outages(
         .collect();
     blackouts
         .iter()
-        .filter_map(|b| outage_metrics(&samples, window_ns, wait_ns, *b, None))
+        .filter_map(|b| outage_metrics(&samples, &[], window_ns, wait_ns, *b, None))
         .collect()
 }
 

@@ -10,6 +10,7 @@ use transbench_wire::{MessageHeader, TrialToken};
 
 use crate::clock::wall_at;
 use crate::clock::{mono_now_ns, Pacer};
+use crate::dataplane::failure::reported_by_icmp;
 use crate::dataplane::{ErrorLog, RequestSink, ResponseSource};
 use crate::measure::delivery::{ResponseKind, RetryBook, RetryPolicy, SentFate};
 use crate::measure::tracker::{RrTracker, TrackerTotals};
@@ -117,7 +118,13 @@ impl Receiving {
                         }
                     }
                     Err(e) => {
-                        log.lock().expect("log lock").note("receive", &e);
+                        let at = mono_now_ns();
+                        let mut log = log.lock().expect("log lock");
+                        if !R::FATAL_ERRORS && reported_by_icmp(&e) {
+                            log.note_icmp(&e, at);
+                            continue;
+                        }
+                        log.note_at("receive", &e, at);
                         return;
                     }
                 }
@@ -187,13 +194,26 @@ async fn send_due_retries<S: RequestSink>(
     for r in due {
         let request = MessageHeader::request(token, 0, r.seq, r.intended_ns).retry(r.attempt);
         if let Err(e) = sink.send(request).await {
-            log.lock().expect("log lock").note("send (retry)", &e);
-            if S::FATAL_ERRORS {
+            if note_send_error::<S>(log, "send (retry)", &e) {
                 return Err(());
             }
         }
     }
     Ok(())
+}
+
+/// Logs a failed send; true if it ends the trial. An ICMP report on a
+/// sink whose errors are not fatal is the path's news, not a data-plane
+/// error.
+fn note_send_error<S: RequestSink>(log: &Shared<ErrorLog>, what: &str, e: &std::io::Error) -> bool {
+    let at = mono_now_ns();
+    let mut log = log.lock().expect("log lock");
+    if !S::FATAL_ERRORS && reported_by_icmp(e) {
+        log.note_icmp(e, at);
+    } else {
+        log.note_at(what, e, at);
+    }
+    S::FATAL_ERRORS
 }
 
 /// When the next retry is due, if there is a book and a retry in it.
@@ -263,8 +283,7 @@ async fn open_loop<S: RequestSink, R: ResponseSource>(
             .send(MessageHeader::request(plan.token, 0, i, intended))
             .await
         {
-            log.lock().expect("log lock").note("send", &e);
-            if S::FATAL_ERRORS {
+            if note_send_error::<S>(&log, "send", &e) {
                 cut_short = true;
                 break;
             }
@@ -359,8 +378,7 @@ async fn closed_loop<S: RequestSink, R: ResponseSource>(
             .send(MessageHeader::request(plan.token, 0, seq - 1, t_send))
             .await
         {
-            log.lock().expect("log lock").note("send", &e);
-            if S::FATAL_ERRORS {
+            if note_send_error::<S>(&log, "send", &e) {
                 break 'trial;
             }
             continue;
@@ -424,6 +442,60 @@ mod tests {
             let h = self.0.recv().await.ok_or(io::ErrorKind::UnexpectedEof)?;
             Ok((h.response(), mono_now_ns()))
         }
+    }
+
+    /// A datagram socket's answers, the first receive an ICMP report.
+    struct ReportsFirst {
+        answers: Answers,
+        reported: bool,
+    }
+
+    impl ResponseSource for ReportsFirst {
+        const FATAL_ERRORS: bool = false;
+
+        async fn recv(&mut self) -> io::Result<(MessageHeader, u64)> {
+            if !std::mem::replace(&mut self.reported, true) {
+                return Err(io::Error::from_raw_os_error(libc::EHOSTUNREACH));
+            }
+            self.answers.recv().await
+        }
+    }
+
+    #[tokio::test]
+    async fn an_icmp_report_is_kept_with_its_time_and_the_datagram_source_works_on() {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let plan = RrPlan {
+            rate: Some(1000.0),
+            warmup: Duration::ZERO,
+            duration: Duration::from_millis(100),
+            loss_timeout: Duration::from_millis(200),
+            log_sequence: false,
+            keep_samples: false,
+            token: TrialToken::from_bytes(*b"trial-42"),
+            window_opens: WindowOpens::default(),
+            retry: None,
+        };
+        let memory = Memory {
+            answers: tx,
+            cost: Duration::ZERO,
+            lose_first_answers: false,
+        };
+        let source = ReportsFirst {
+            answers: Answers(rx),
+            reported: false,
+        };
+        let before = mono_now_ns();
+        let o = run(plan, memory, source).await.unwrap();
+        assert_eq!(o.totals.counters.received, 100, "every answer after the report");
+        assert_eq!((o.errors.count, o.errors.icmp_reports), (0, 1));
+        let [seen] = &o.errors.failures[..] else {
+            panic!("{:?}", o.errors.failures)
+        };
+        assert_eq!(
+            seen.kind,
+            transbench_analysis::recovery::ErrorKind::HostUnreachable
+        );
+        assert!(seen.at_ns >= before);
     }
 
     async fn run_with(rate: f64, duration_ms: u64, cost: Duration) -> (RrOutcome, Duration) {

@@ -47,6 +47,7 @@ const SETTLE: Duration = Duration::from_secs(1);
 
 async fn drive<S: RequestSink, R: ResponseSource>(
     ctl: &mut ControlChannel,
+    spec: &TrialSpec,
     plan: RrPlan,
     sink: S,
     source: R,
@@ -56,6 +57,9 @@ async fn drive<S: RequestSink, R: ResponseSource>(
     // Counting delivery: the receiver waits for every send to arrive.
     let settle = plan.loss_timeout.min(SETTLE);
     let outcome = session::while_receiver_quiet(ctl, limit, engine::run(plan, sink, source)).await?;
+    // A connection reset by a rejecting path ends the data plane inside
+    // the reject.
+    session::wait_while_rejecting(spec).await;
     let (expect, drain) = match &outcome.sent_log {
         Some(sent) => (Some(sent.sends), settle),
         None => (None, Duration::ZERO),
@@ -351,8 +355,9 @@ pub async fn run_keeping_samples(
             };
             let admitted = session::setup(&mut ctl, trial_setup).await?;
             sock.connect((peer_ip, admitted.data_port)).await?;
-            let (sink, source) = udp::client(sock, spec.size);
-            drive(&mut ctl, plan(admitted.token), sink, source).await?
+            let (sink, source) =
+                udp::client(sock, spec.size).context("asking the UDP socket for ICMP errors")?;
+            drive(&mut ctl, spec, plan(admitted.token), sink, source).await?
         }
         Carrier::Tcp => {
             let admitted = session::setup(&mut ctl, trial_setup).await?;
@@ -381,12 +386,12 @@ pub async fn run_keeping_samples(
                     let tls = transport::tls_handshake(&connector, tcp).await?;
                     let (r, w) = tokio::io::split(tls);
                     let (sink, source) = stream::client(r, w, spec.size);
-                    drive(&mut ctl, plan(admitted.token), sink, source).await?
+                    drive(&mut ctl, spec, plan(admitted.token), sink, source).await?
                 }
                 None => {
                     let (r, w) = tcp.into_split();
                     let (sink, source) = stream::client(r, w, spec.size);
-                    drive(&mut ctl, plan(admitted.token), sink, source).await?
+                    drive(&mut ctl, spec, plan(admitted.token), sink, source).await?
                 }
             }
         }
@@ -407,13 +412,14 @@ pub async fn run_keeping_samples(
                 _ if spec.transport.is_quic_datagram() => {
                     let ledger = Arc::new(DatagramLedger::default());
                     let (sink, source) = quic_dgram::client(conn.clone(), spec.size, ledger.clone());
-                    let driven = drive(&mut ctl, plan(admitted.token), sink, source).await?;
+                    let driven = drive(&mut ctl, spec, plan(admitted.token), sink, source).await?;
                     datagrams = Some(ledger.counts());
                     driven
                 }
                 QuicStreamMode::PerRequest => {
                     let (sink, source, stream_errors) = quic::per_request_client(conn.clone(), spec.size);
-                    let (mut outcome, heard) = drive(&mut ctl, plan(admitted.token), sink, source).await?;
+                    let (mut outcome, heard) =
+                        drive(&mut ctl, spec, plan(admitted.token), sink, source).await?;
                     // Taken before the close below: streams it cuts were
                     // already counted lost, and are no transport error.
                     let failed = std::mem::take(&mut *stream_errors.lock().expect("error log lock"));
@@ -423,7 +429,7 @@ pub async fn run_keeping_samples(
                 QuicStreamMode::Single => {
                     let (send, recv) = conn.open_bi().await.context("opening the QUIC stream")?;
                     let (sink, source) = stream::client(recv, send, spec.size);
-                    drive(&mut ctl, plan(admitted.token), sink, source).await?
+                    drive(&mut ctl, spec, plan(admitted.token), sink, source).await?
                 }
             };
             quic_readings = watch.map(TimerWatch::finish);
@@ -472,6 +478,7 @@ pub async fn run_keeping_samples(
             };
             outage_metrics(
                 &samples,
+                &outcome.errors.failures,
                 window,
                 spec.loss_timeout.as_nanos() as u64,
                 *b,
@@ -531,6 +538,7 @@ fn build_result(
         .transpose()?;
     let mut counters = totals.counters;
     counters.errors = outcome.errors.count;
+    counters.icmp_errors = outcome.errors.icmp_reports;
     let lat = LatencySummary::from_histogram(&totals.lat)?;
     let send_lag = LatencySummary::from_histogram(&totals.send_lag)?;
     let mut result = super::trial_result(
