@@ -274,11 +274,6 @@ pub fn pinned(cert: Option<String>) -> anyhow::Result<String> {
     cert.context("receiver sent no certificate fingerprint for a TLS transport")
 }
 
-/// Runs the data plane while the receiver stays quiet: it says nothing
-/// between start and stop, so anything on the control connection (above
-/// all its end) aborts the trial. A data plane still running after
-/// `limit` ([`schedule::data_plane_limit`]) is stopped, and the trial
-/// fails: every trial ends on time, whatever held it.
 /// Sleeps while the schedule rejects (`spec.rejecting`, from the window
 /// the trial opened): a Stop sent into a reject that resets TCP would
 /// reset the control connection, and with it the trial's report. A
@@ -304,6 +299,11 @@ fn rejecting_until(rejecting: &[(u64, u64)], t_ns: u64) -> Option<u64> {
         .map(|&(_, end)| end)
 }
 
+/// Runs the data plane while the receiver stays quiet: it says nothing
+/// between start and stop, so anything on the control connection (above
+/// all its end) aborts the trial. A data plane still running after
+/// `limit` ([`schedule::data_plane_limit`]) is stopped, and the trial
+/// fails: every trial ends on time, whatever held it.
 pub async fn while_receiver_quiet<T>(
     ctl: &mut ControlChannel,
     limit: Duration,
