@@ -343,6 +343,34 @@ fn recover_through_a_blackout(
     }
 }
 
+/// Through partitions of 1 s and 3 s, `transport`'s first answer after
+/// the heal comes at most `early_ns` before its timer predicts and at most
+/// `late_ns(waited)` after (`waited`: the timer's whole wait), after at
+/// least a second retransmission; and its timeline shows the outage.
+fn recovers_as_its_timer_says(
+    transport: &str,
+    duration: &str,
+    loss_timeout: &str,
+    early_ns: u64,
+    late_ns: fn(u64) -> u64,
+) {
+    for partition in ["1s", "3s"] {
+        let r = recover_through_a_blackout(transport, partition, duration, loss_timeout);
+        assert!(
+            r.measured_ns + early_ns >= r.expected_ns
+                && r.measured_ns <= r.expected_ns + late_ns(r.waited_ns),
+            "{}",
+            r.line
+        );
+        assert!(
+            r.retransmission >= Some(2),
+            "a partition of {partition} outlasts the first timeout: {}",
+            r.line
+        );
+        check_timeline_around(&r.trial, r.outage.start_ns, r.outage.end_ns);
+    }
+}
+
 /// TCP through a blackout of T (1 s and 3 s, both ways) in an open-loop rr
 /// trial: the first answer after the heal comes when Linux's RTO backoff,
 /// read from the connection's TCP_INFO, says. The kernel's timer wheel
@@ -359,21 +387,7 @@ fn tcp_recovers_from_a_blackout_when_its_rto_backoff_says() {
         return;
     }
     let _serial = serial();
-    for partition in ["1s", "3s"] {
-        let r = recover_through_a_blackout("tcp", partition, "7s", "6s");
-        assert!(
-            r.measured_ns + 5 * MS >= r.expected_ns
-                && r.measured_ns <= r.expected_ns + r.waited_ns / 8 + 30 * MS,
-            "{}",
-            r.line
-        );
-        assert!(
-            r.retransmission >= Some(2),
-            "a partition of {partition} outlasts the first RTO: {}",
-            r.line
-        );
-        check_timeline_around(&r.trial, r.outage.start_ns, r.outage.end_ns);
-    }
+    recovers_as_its_timer_says("tcp", "7s", "6s", 5 * MS, |waited| waited / 8 + 30 * MS);
 }
 
 /// QUIC through a blackout both ways of 1 s and of 3 s: the first answer
@@ -394,21 +408,7 @@ fn quic_recovers_from_a_blackout_when_its_probe_timeout_says() {
         return;
     }
     let _serial = serial();
-    for partition in ["1s", "3s"] {
-        let r = recover_through_a_blackout("quic", partition, "9s", "8s");
-        assert!(
-            r.measured_ns + 15 * MS >= r.expected_ns
-                && r.measured_ns <= r.expected_ns + r.waited_ns / 100 + 40 * MS,
-            "{}",
-            r.line
-        );
-        assert!(
-            r.retransmission >= Some(2),
-            "a partition of {partition} outlasts the first PTO: {}",
-            r.line
-        );
-        check_timeline_around(&r.trial, r.outage.start_ns, r.outage.end_ns);
-    }
+    recovers_as_its_timer_says("quic", "9s", "8s", 15 * MS, |waited| waited / 100 + 40 * MS);
 }
 
 /// Multistream through a blackout both ways of 1 s (8 streams of 25

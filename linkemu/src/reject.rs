@@ -185,16 +185,10 @@ fn answer_v4(packet: &[u8], reject: Reject) -> Option<Vec<u8>> {
     };
     let (protocol, body) = match (payload, reject) {
         (Payload::Unanswerable, _) => return None,
-        (Payload::Tcp(tcp), Reject::TcpReset) => {
-            let segment = Segment::read(tcp)?;
-            if segment.flags & TCP_RST != 0 {
-                return None;
-            }
-            let mut tcp = segment.reset();
-            let sum = checksum(&[&pseudo_header_v4(dst, src, PROTO_TCP, TCP_HEADER), &tcp]);
-            tcp[16..18].copy_from_slice(&sum.to_be_bytes());
-            (PROTO_TCP, tcp.to_vec())
-        }
+        (Payload::Tcp(tcp), Reject::TcpReset) => (
+            PROTO_TCP,
+            reset_for(tcp, &pseudo_header_v4(dst, src, PROTO_TCP, TCP_HEADER))?,
+        ),
         (Payload::Tcp(_) | Payload::Other, _) => {
             let quoted = &packet[..total.min(ICMPV4_MAX - IPV4_HEADER - ICMP_HEADER)];
             let mut icmp = vec![3, 1, 0, 0, 0, 0, 0, 0];
@@ -270,16 +264,10 @@ fn answer_v6(packet: &[u8], reject: Reject) -> Option<Vec<u8>> {
     };
     let (protocol, body) = match (payload, reject) {
         (Payload::Unanswerable, _) => return None,
-        (Payload::Tcp(tcp), Reject::TcpReset) => {
-            let segment = Segment::read(tcp)?;
-            if segment.flags & TCP_RST != 0 {
-                return None;
-            }
-            let mut tcp = segment.reset();
-            let sum = checksum(&[&pseudo_header_v6(dst, src, PROTO_TCP, TCP_HEADER), &tcp]);
-            tcp[16..18].copy_from_slice(&sum.to_be_bytes());
-            (PROTO_TCP, tcp.to_vec())
-        }
+        (Payload::Tcp(tcp), Reject::TcpReset) => (
+            PROTO_TCP,
+            reset_for(tcp, &pseudo_header_v6(dst, src, PROTO_TCP, TCP_HEADER))?,
+        ),
         (Payload::Tcp(_) | Payload::Other, _) => {
             let quoted = &packet[..total.min(ICMPV6_MAX - IPV6_HEADER - ICMP_HEADER)];
             let mut icmp = vec![1, 3, 0, 0, 0, 0, 0, 0];
@@ -297,6 +285,19 @@ fn answer_v6(packet: &[u8], reject: Reject) -> Option<Vec<u8>> {
     ip[8..24].copy_from_slice(&dst.octets());
     ip[24..40].copy_from_slice(&src.octets());
     Some([&ip[..], &body].concat())
+}
+
+/// The reset answering TCP segment `tcp` (none to a reset), its checksum
+/// over `pseudo_header` (the answer's addresses).
+fn reset_for(tcp: &[u8], pseudo_header: &[u8]) -> Option<Vec<u8>> {
+    let segment = Segment::read(tcp)?;
+    if segment.flags & TCP_RST != 0 {
+        return None;
+    }
+    let mut reset = segment.reset();
+    let sum = checksum(&[pseudo_header, &reset]);
+    reset[16..18].copy_from_slice(&sum.to_be_bytes());
+    Some(reset.to_vec())
 }
 
 fn pseudo_header_v4(src: Ipv4Addr, dst: Ipv4Addr, protocol: u8, len: usize) -> Vec<u8> {
