@@ -3,6 +3,7 @@
 //! the round trips of what was answered. Pure: the samples and the
 //! window are given.
 
+use transbench_analysis::recovery::nearest_rank;
 use transbench_reports::{ScheduleTimeline, TimelineBin};
 
 use crate::measure::tracker::Sample;
@@ -50,17 +51,11 @@ pub fn schedule_timeline(samples: &[Sample], window_start_ns: u64, window_ns: u6
     }
     for (bin, mut rtts) in bins.iter_mut().zip(round_trips) {
         rtts.sort_unstable();
-        bin.p50_ns = nearest_rank(&rtts, 0.5);
-        bin.p99_ns = nearest_rank(&rtts, 0.99);
+        bin.p50_ns = nearest_rank(&rtts, 50);
+        bin.p99_ns = nearest_rank(&rtts, 99);
         bin.max_ns = rtts.last().copied();
     }
     ScheduleTimeline { bin_ns, bins }
-}
-
-/// The `q` quantile of `sorted` by nearest rank; `None` when it is empty.
-fn nearest_rank(sorted: &[u64], q: f64) -> Option<u64> {
-    let rank = ((q * sorted.len() as f64).ceil() as usize).max(1);
-    sorted.get(rank - 1).copied()
 }
 
 #[cfg(test)]

@@ -163,8 +163,9 @@ pub fn pre_outage_p99_ns(outcomes: &[RequestOutcome], outage: Outage) -> Option<
     nearest_rank(&latencies, 99)
 }
 
-/// The `percent`th percentile of sorted values, nearest rank.
-fn nearest_rank(sorted: &[u64], percent: usize) -> Option<u64> {
+/// The `percent`th percentile of sorted values, nearest rank; `None` when
+/// there are none.
+pub fn nearest_rank(sorted: &[u64], percent: usize) -> Option<u64> {
     let rank = (sorted.len() * percent).div_ceil(100);
     sorted.get(rank.checked_sub(1)?).copied()
 }

@@ -37,8 +37,8 @@ use std::fmt;
 use thiserror::Error;
 
 pub use measured::{
-    fate, first_failure, measure_recovery, pre_outage_p99_ns, timeline, Detection, Fate, FateCounts,
-    MeasureConfig, MeasuredRecovery, TimelineBin,
+    fate, first_failure, measure_recovery, nearest_rank, pre_outage_p99_ns, timeline, Detection, Fate,
+    FateCounts, MeasureConfig, MeasuredRecovery, TimelineBin,
 };
 pub use theory::{
     predict, recovery_curve, Backoff, Blackholed, GiveUp, Prediction, QuinnPto, Recovery, RecoveryCurve,
