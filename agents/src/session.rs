@@ -282,11 +282,9 @@ pub async fn wait_while_rejecting(spec: &TrialSpec) {
     let Some(window) = spec.window_opens.opened_at() else {
         return;
     };
-    if let Some(end) = rejecting_until(&spec.rejecting, mono_now_ns().saturating_sub(window)) {
-        tokio::time::sleep(Duration::from_nanos(
-            end.saturating_sub(mono_now_ns().saturating_sub(window)),
-        ))
-        .await;
+    let now = mono_now_ns().saturating_sub(window);
+    if let Some(end) = rejecting_until(&spec.rejecting, now) {
+        tokio::time::sleep(Duration::from_nanos(end - now)).await;
     }
 }
 

@@ -82,11 +82,15 @@ impl Blackout {
         }
     }
 
-    /// How the path went dark, if it did.
-    pub fn dark(&self) -> Option<Blackholed> {
-        match self.cause {
-            OutageCause::Dark(dark) => Some(dark),
-            OutageCause::FrozenReceiver => None,
+    /// How the path went dark, if it dropped everything silently: where a
+    /// retransmission timer's backoff predicts the recovery. Not a path
+    /// that rejects (a reset ends the connection, and ICMP unreachable
+    /// makes Linux undo its backoff, RFC 6069), nor a frozen receiver
+    /// (its kernel goes on acknowledging: no loss at all).
+    pub fn blackhole(&self) -> Option<Blackholed> {
+        match (self.cause, self.reject) {
+            (OutageCause::Dark(dark), None) => Some(dark),
+            _ => None,
         }
     }
 
@@ -301,7 +305,7 @@ pub fn quic_timer_in(
                 .take_while(|r| r.t_ns < heard.t_ns)
                 .last()?
                 .t_ns;
-            Some(Restart {
+            let restart = Restart {
                 at_ns: heard.t_ns,
                 last_send_ns,
                 interval_ns: QuinnPto {
@@ -310,17 +314,15 @@ pub fn quic_timer_in(
                     max_ack_delay_ns: QUIC_DEFAULT_MAX_ACK_DELAY_NS,
                 }
                 .pto_ns(),
-            })
+            };
+            Some((restart, heard.rtt_ns))
         });
     let restarted = match restart {
-        Some(r) => format!(
+        Some((r, smoothed_rtt_ns)) => format!(
             "; the first packet heard after the heal ({:.0} ms after it) acknowledged new packets: quinn's \
              smoothed RTT went to {:.0} ms, its backoff was reset, and its PTO became {:.0} ms from its last send",
             (r.at_ns - end_ns) as f64 / 1e6,
-            readings
-                .iter()
-                .find(|x| x.t_ns == r.at_ns)
-                .map_or(0.0, |x| x.rtt_ns as f64 / 1e6),
+            smoothed_rtt_ns as f64 / 1e6,
             r.interval_ns as f64 / 1e6
         ),
         None => String::new(),
@@ -329,7 +331,7 @@ pub fn quic_timer_in(
         model,
         rtt_ns: before.rtt_ns,
         start_ns: Some(start_ns),
-        restart,
+        restart: restart.map(|(r, _)| r),
         how: format!(
             "{read}; started at the client's last request into the outage, {:.0} ms in (its congestion window \
              full); idle timeout {:.0} s{restarted}",
@@ -366,17 +368,10 @@ pub fn outage_metrics(
         })
         .collect();
     let measured = measure_recovery(&outcomes, outage, &MeasureConfig::default()).ok()?;
-    let detection = measured
-        .detection
-        .into_iter()
-        .chain(first_failure(errors.iter().copied(), outage))
-        .min_by_key(|d| d.at_ns);
-    // The backoff theory is a blackhole's: a reset ends the connection,
-    // and ICMP unreachable makes Linux undo backoff (RFC 6069); and a
-    // frozen receiver's transport sees no loss at all.
+    let requests_failed = outcomes.iter().filter_map(|o| o.failure);
+    let detection = first_failure(requests_failed.chain(errors.iter().copied()), outage);
     let expected = timer
-        .filter(|_| blackout.reject.is_none())
-        .zip(blackout.dark())
+        .zip(blackout.blackhole())
         .and_then(|(t, dark)| expected(&outcomes, outage, dark, t));
     Some(OutageMetrics {
         start_ns: blackout.start_ns,
@@ -453,7 +448,7 @@ mod tests {
         let b = Blackout::of_round_trip(&[(1000, 2000), (5000, 6000)], &[(1500, 3000), (8000, 9000)]);
         let spans: Vec<(u64, u64, Blackholed)> = b
             .iter()
-            .map(|b| (b.start_ns, b.end_ns, b.dark().unwrap()))
+            .map(|b| (b.start_ns, b.end_ns, b.blackhole().unwrap()))
             .collect();
         assert_eq!(
             spans,

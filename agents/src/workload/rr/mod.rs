@@ -281,8 +281,9 @@ fn watch_tcp_timer(socket: std::os::fd::OwnedFd) -> TimerWatch<RtoReading> {
 }
 
 /// quinn's timer, which it does not expose: what the connection sent and
-/// received, each time that changes (read every [`SEND_READING_EVERY_NS`]), from which the
-/// probes and their backoff show.
+/// received, each time that changes (read every
+/// [`SEND_READING_EVERY_NS`]), from which the probes and their backoff
+/// show.
 fn watch_quic(conn: quinn::Connection) -> TimerWatch<QuicReading> {
     TimerWatch::start(Duration::from_nanos(SEND_READING_EVERY_NS), move |readings| {
         let stats = conn.stats();
@@ -340,6 +341,8 @@ pub async fn run_keeping_samples(
     let mut trial_setup = spec.setup();
     let mut tcp_congestion = None;
     let mut datagrams = None;
+    // A timer is read only where a blackhole's recovery can be predicted.
+    let predicts = spec.blackouts.iter().any(|b| b.blackhole().is_some());
     let mut rto_watch = None;
     let mut quic_readings = None;
     let cpu_start = thread_cpu_ns();
@@ -373,7 +376,7 @@ pub async fn run_keeping_samples(
             .await
             .context("connecting the TCP data connection")?;
             tcp_congestion = congestion::get(&tcp).ok();
-            if !spec.blackouts.is_empty() {
+            if predicts {
                 use std::os::fd::AsFd;
                 let socket = tcp
                     .as_fd()
@@ -406,8 +409,7 @@ pub async fn run_keeping_samples(
             let conn =
                 transport::quic_connect(&endpoint, SocketAddr::new(peer_ip, admitted.data_port)).await?;
             // Datagrams are never retransmitted: no timer to predict from.
-            let watch = (!spec.blackouts.is_empty() && !spec.transport.is_quic_datagram())
-                .then(|| watch_quic(conn.clone()));
+            let watch = (predicts && !spec.transport.is_quic_datagram()).then(|| watch_quic(conn.clone()));
             let result = match rr.quic_stream {
                 _ if spec.transport.is_quic_datagram() => {
                     let ledger = Arc::new(DatagramLedger::default());
@@ -466,7 +468,7 @@ pub async fn run_keeping_samples(
         .iter()
         .filter_map(|b| {
             let (start, end) = (window + b.start_ns, window + b.end_ns);
-            let timer = match (&rto, &quic_readings, b.dark()) {
+            let timer = match (&rto, &quic_readings, b.blackhole()) {
                 (_, _, None) => None,
                 (Some((readings, retries2)), _, _) => tcp_timer_before(readings, start, *retries2),
                 // With only the responses dark, the server's timer counts,
