@@ -154,8 +154,9 @@ pub struct TrialArgs {
     #[arg(long)]
     pub closed_loop: bool,
     /// A request unanswered (a message undelivered) this long after its
-    /// intended send time is lost; at most 1h (60s for multistream and
-    /// stream).
+    /// intended send time is lost; for bulk, how long after the trial's end
+    /// a flow may take to be read to its end. At most 1h (60s for
+    /// multistream and stream).
     #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
     pub loss_timeout: Duration,
     /// The send lag p99 (how late the sender sent, against its schedule)

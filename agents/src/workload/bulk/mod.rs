@@ -154,7 +154,7 @@ struct OpenFlows {
 enum Flow {
     Tcp(tokio::net::TcpStream),
     Tls(Box<tokio_rustls::client::TlsStream<tokio::net::TcpStream>>),
-    QuicUp(quinn::SendStream),
+    QuicUp(quinn::Connection, quinn::SendStream),
     QuicDown(quinn::SendStream, quinn::RecvStream),
 }
 
@@ -218,7 +218,7 @@ async fn open_flows(
                         let (send, recv) = conn.open_bi().await.context(opening)?;
                         Flow::QuicDown(send, recv)
                     }
-                    _ => Flow::QuicUp(conn.open_uni().await.context(opening)?),
+                    _ => Flow::QuicUp(conn.clone(), conn.open_uni().await.context(opening)?),
                 });
             }
             open.quic = Some((endpoint, conns));
@@ -259,8 +259,11 @@ fn not_closed(flow: u32, wait: Duration) -> std::io::Error {
 }
 
 /// Writes a QUIC flow, finishes its stream, and waits (at most `wait`)
-/// until the receiver acknowledged every byte of it.
+/// until the receiver acknowledged every byte of it. A flow still
+/// unacknowledged then says what its connection's recovery looked like,
+/// which tells a stalled congestion controller from a starved process.
 async fn quic_flow(
+    conn: &quinn::Connection,
     mut send: quinn::SendStream,
     flow: u32,
     size: usize,
@@ -275,10 +278,17 @@ async fn quic_flow(
             "the receiver stopped flow {flow} ({code})"
         ))),
         Ok(Err(e)) => Err(std::io::Error::other(e)),
-        Err(_) => Err(std::io::Error::new(
-            std::io::ErrorKind::TimedOut,
-            format!("flow {flow} was not acknowledged within {wait:?} of its end"),
-        )),
+        Err(_) => {
+            let path = conn.stats().path;
+            Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!(
+                    "flow {flow} was not acknowledged within {wait:?} of its end (its connection then: \
+                     rtt {:?}, cwnd {} B, {} of {} packets lost, {} congestion events)",
+                    path.rtt, path.cwnd, path.lost_packets, path.sent_packets, path.congestion_events
+                ),
+            ))
+        }
     }
 }
 
@@ -365,7 +375,7 @@ async fn run_flows(open: OpenFlows, spec: &TrialSpec, bulk: &BulkSpec) -> std::i
                 (Flow::Tls(tls), false) => byte_stream_flow(tls, flow, size, end_ns, wait).await,
                 (Flow::Tcp(tcp), true) => byte_stream_download(tcp, flow, &meter, end_ns, wait).await,
                 (Flow::Tls(tls), true) => byte_stream_download(tls, flow, &meter, end_ns, wait).await,
-                (Flow::QuicUp(send), _) => quic_flow(send, flow, size, end_ns, wait).await,
+                (Flow::QuicUp(conn, send), _) => quic_flow(&conn, send, flow, size, end_ns, wait).await,
                 (Flow::QuicDown(send, recv), _) => {
                     quic_download(send, recv, flow, &meter, end_ns, wait).await
                 }
