@@ -643,7 +643,8 @@ fn run_command(cli: Cli) -> anyhow::Result<ExitCode> {
             if trial.receiver_fault.is_some() {
                 bail!(
                     "--receiver-fault signals the receiver process `transbench run` starts; a sender's receiver \
-                     runs elsewhere: freeze it yourself (kill -STOP PID), or use run"
+                     runs elsewhere: freeze it (kill -STOP PID) or restart it yourself (with --reconnect here), \
+                     or use run"
                 );
             }
             if trial.tw_reuse.is_some() {

@@ -11,8 +11,6 @@ use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, SystemTime};
 use testbed::{Backend, Testbed};
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
 use transbench_analysis::churn as churn_theory;
 use transbench_reports::{
     human_ns, summary_table, write_atomic, DeliveredDirection, DeliveredLink, Impairment, LatencyKind,
@@ -22,7 +20,7 @@ use transbench_wire::auth::{random_nonce, to_hex, Secret};
 use transbench_wire::Transport;
 
 use crate::egress::EgressPolicy;
-use crate::fault::FreezeClock;
+use crate::fault::FaultClock;
 use crate::host::host_info;
 use crate::measure::oneway as analysis;
 use crate::measure::outage::Blackout;
@@ -38,31 +36,34 @@ pub const LISTENING_PREFIX: &str = "transbench receiver listening on ";
 /// UDP datagrams the link probe sends each way before a run's trials.
 pub const DEFAULT_PROBE_PACKETS: u64 = 500;
 
-/// A receiver child process; stopped (SIGTERM, then SIGKILL) when dropped.
+/// A receiver child process; stopped (SIGTERM, then SIGKILL) at the end of
+/// the run, killed when dropped.
 struct ReceiverProcess {
-    child: Child,
+    child: std::process::Child,
     addr: SocketAddr,
 }
 
 impl ReceiverProcess {
-    /// Starts `transbench receiver` listening on `ip`, inside `netns` if
-    /// given.
-    async fn start(secret_hex: &str, ip: IpAddr, netns: Option<&str>) -> anyhow::Result<Self> {
+    /// Starts `transbench receiver` listening on `listen` (port 0: any
+    /// free one), inside `netns` if given; returns once it listens.
+    fn start(secret_hex: &str, listen: SocketAddr, netns: Option<&str>) -> anyhow::Result<Self> {
+        use std::io::BufRead;
+        use std::os::unix::process::CommandExt;
         let exe = std::env::current_exe().context("locating the transbench binary to start the receiver")?;
         let mut cmd = match netns {
             Some(ns) => {
-                let mut cmd = Command::new("ip");
+                // `ip netns exec` execs the receiver: the child's PID is its.
+                let mut cmd = std::process::Command::new("ip");
                 cmd.args(["netns", "exec", ns]).arg(exe);
                 cmd
             }
-            None => Command::new(exe),
+            None => std::process::Command::new(exe),
         };
-        cmd.args(["receiver", "--listen", &SocketAddr::new(ip, 0).to_string()])
+        cmd.args(["receiver", "--listen", &listen.to_string()])
             .env(crate::secret::SECRET_ENV, secret_hex)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .kill_on_drop(true);
+            .stderr(Stdio::inherit());
         if std::env::var_os("RUST_LOG").is_none() {
             cmd.env("RUST_LOG", "warn");
         }
@@ -78,32 +79,136 @@ impl ReceiverProcess {
         }
         let mut child = cmd.spawn().context("starting the receiver process")?;
         let stdout = child.stdout.take().expect("stdout is piped");
-        let mut lines = BufReader::new(stdout).lines();
-        let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
-            .await
-            .context("the receiver did not report its address within 30 s")??
-            .context("the receiver exited before listening (see its error above)")?;
-        let addr = line
+        let (first, first_line) = std::sync::mpsc::channel();
+        // Reads the first line, then drains the rest so the receiver never
+        // blocks on a full pipe.
+        std::thread::spawn(move || {
+            let mut lines = std::io::BufReader::new(stdout).lines();
+            let _ = first.send(lines.next());
+            for _ in lines {}
+        });
+        // Dropped on failure: killed.
+        let mut process = ReceiverProcess { child, addr: listen };
+        let line = first_line
+            .recv_timeout(Duration::from_secs(30))
+            .map_err(|_| anyhow::anyhow!("the receiver did not report its address within 30 s"))?
+            .context("the receiver exited before listening (see its error above)")??;
+        process.addr = line
             .strip_prefix(LISTENING_PREFIX)
             .and_then(|a| a.trim().parse().ok())
             .with_context(|| format!("unexpected first line from the receiver: {line:?}"))?;
-        // Keep draining stdout so the receiver never blocks on a full pipe.
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        Ok(ReceiverProcess { child, addr })
+        Ok(process)
     }
 
-    async fn stop(mut self) {
-        if let Some(pid) = self.child.id() {
+    /// SIGTERM, and SIGKILL if it has not exited 3 s later.
+    fn stop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
             // SAFETY: signalling our own child by its PID.
-            unsafe { libc::kill(pid as libc::pid_t, libc::SIGTERM) };
-            if tokio::time::timeout(Duration::from_secs(3), self.child.wait())
-                .await
-                .is_ok()
-            {
-                return;
+            unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
+            let by = std::time::Instant::now() + Duration::from_secs(3);
+            while std::time::Instant::now() < by {
+                if !matches!(self.child.try_wait(), Ok(None)) {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(10));
             }
         }
-        let _ = self.child.kill().await;
+        self.kill();
+    }
+
+    /// SIGKILL, and reaped.
+    fn kill(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+impl Drop for ReceiverProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// The receiver `run` starts on this host, which a crash
+/// (`--receiver-fault crash`) kills and starts again on the same address.
+struct LocalReceiver {
+    process: std::sync::Mutex<ReceiverProcess>,
+    /// Where each receiver is started: a receiver's PR_SET_PDEATHSIG fires
+    /// when the thread that started it exits, and a fault's thread exits
+    /// after each restart, so one thread that lives as long as this starts
+    /// them all.
+    starts: std::sync::Mutex<std::sync::mpsc::Sender<StartRequest>>,
+}
+
+/// Where to listen, and where to send the started receiver.
+type StartRequest = (
+    SocketAddr,
+    std::sync::mpsc::Sender<anyhow::Result<ReceiverProcess>>,
+);
+
+impl LocalReceiver {
+    fn start(secret_hex: &str, ip: IpAddr, netns: Option<&str>) -> anyhow::Result<Self> {
+        let (starts, requests) = std::sync::mpsc::channel::<StartRequest>();
+        let (secret_hex, netns) = (secret_hex.to_string(), netns.map(str::to_string));
+        std::thread::Builder::new()
+            .name("receiver-starts".into())
+            .spawn(move || {
+                for (listen, reply) in requests {
+                    let _ = reply.send(ReceiverProcess::start(&secret_hex, listen, netns.as_deref()));
+                }
+            })
+            .context("starting the thread that starts receivers")?;
+        let process = start_on(&starts, SocketAddr::new(ip, 0))?;
+        Ok(LocalReceiver {
+            process: std::sync::Mutex::new(process),
+            starts: std::sync::Mutex::new(starts),
+        })
+    }
+
+    fn process(&self) -> std::sync::MutexGuard<'_, ReceiverProcess> {
+        self.process.lock().expect("receiver process lock")
+    }
+
+    fn addr(&self) -> SocketAddr {
+        self.process().addr
+    }
+}
+
+fn start_on(
+    starts: &std::sync::mpsc::Sender<StartRequest>,
+    listen: SocketAddr,
+) -> anyhow::Result<ReceiverProcess> {
+    let (reply, started) = std::sync::mpsc::channel();
+    starts
+        .send((listen, reply))
+        .map_err(|_| anyhow::anyhow!("the thread that starts receivers has exited"))?;
+    started
+        .recv()
+        .map_err(|_| anyhow::anyhow!("the thread that starts receivers has exited"))?
+}
+
+impl crate::fault::ReceiverHandle for LocalReceiver {
+    fn pid(&self) -> Option<u32> {
+        let mut process = self.process();
+        matches!(process.child.try_wait(), Ok(None)).then(|| process.child.id())
+    }
+
+    fn kill(&self) -> Result<(), String> {
+        let mut process = self.process();
+        process
+            .child
+            .kill()
+            .map_err(|e| format!("PID {}: {e}", process.child.id()))?;
+        process.child.wait().map(drop).map_err(|e| e.to_string())
+    }
+
+    fn restart(&self) -> Result<(), String> {
+        let mut process = self.process();
+        let starts = self.starts.lock().expect("receiver starts lock");
+        *process = start_on(&starts, process.addr).map_err(|e| format!("{e:#}"))?;
+        Ok(())
     }
 }
 
@@ -770,7 +875,7 @@ pub(crate) async fn run_phase(
         }
     }
     let local_secret = to_hex(&random_nonce());
-    let mut freeze = None;
+    let mut fault_clock = None;
     let (local, target) = match (&opts.receiver, &link) {
         (Some(remote), _) => (None, remote.clone()),
         (None, bed) => {
@@ -778,13 +883,14 @@ pub(crate) async fn run_phase(
                 Some((bed, _)) => (testbed::RECEIVER_ADDR.into(), Some(bed.receiver.name())),
                 None => (Ipv4Addr::LOCALHOST.into(), None),
             };
-            let process = ReceiverProcess::start(&local_secret, ip, netns).await?;
-            if let (Some(fault), Some(pid)) = (opts.spec.receiver_fault, process.child.id()) {
-                freeze = Some(FreezeClock::new(pid, fault));
+            let process = Arc::new(LocalReceiver::start(&local_secret, ip, netns)?);
+            if let Some(fault) = opts.spec.receiver_fault {
+                fault_clock = Some(FaultClock::new(process.clone(), fault));
             }
+            let addr = process.addr();
             let target = RemoteReceiver {
-                given: process.addr.to_string(),
-                addr: process.addr,
+                given: addr.to_string(),
+                addr,
                 secret: Some(Secret::new(local_secret.as_bytes())?),
                 own_egress: None,
             };
@@ -840,16 +946,16 @@ pub(crate) async fn run_phase(
     };
     if let Some(fault) = opts.spec.receiver_fault {
         let (at, end) = fault.span_ns();
-        blackouts.push(Blackout::frozen_receiver(at, end));
+        blackouts.push(Blackout::receiver_fault(fault.kind, at, end));
     }
-    let window_opens = match (schedule_clock, freeze.clone()) {
+    let window_opens = match (schedule_clock, fault_clock.clone()) {
         (None, None) => WindowOpens::default(),
-        (link_clock, freeze) => WindowOpens::new(move |ns| {
+        (link_clock, fault_clock) => WindowOpens::new(move |ns| {
             if let Some(clock) = &link_clock {
                 clock.start(ns);
             }
-            if let Some(freeze) = &freeze {
-                freeze.start(ns);
+            if let Some(fault) = &fault_clock {
+                fault.start(ns);
             }
         }),
     };
@@ -914,7 +1020,7 @@ pub(crate) async fn run_phase(
             // Back to the first profiles before anything else crosses the
             // link (the next trial's session).
             let changes = link.as_ref().map(|(bed, _)| bed.hold_schedules());
-            let fault = freeze.as_ref().and_then(|f| f.finish());
+            let fault = fault_clock.as_ref().and_then(|f| f.finish());
             match ran {
                 Ok(mut trial) => {
                     if let Some(error) = fault.as_ref().and_then(|f| f.error.as_ref()) {
@@ -1034,10 +1140,10 @@ pub(crate) async fn run_phase(
         }
         bar.inc(1);
     }
-    // Let the receiver go before stopping it: SIGTERM waits on a frozen one.
-    drop(freeze);
-    if let Some(process) = local {
-        process.stop().await;
+    // Each trial's fault was undone as it ended (a frozen receiver would
+    // not heed SIGTERM).
+    if let Some(local) = local {
+        local.process().stop();
     }
     if let Some(lease) = forward_lease {
         let iface = lease.iface().to_string();

@@ -19,7 +19,7 @@ use transbench_wire::{
 };
 
 use crate::clock::mono_now_ns;
-use crate::control_io::ControlChannel;
+use crate::control_io::{ControlChannel, ControlIoError};
 use crate::dataplane::ErrorLog;
 use crate::schedule;
 use crate::spec::TrialSpec;
@@ -309,18 +309,50 @@ pub async fn while_receiver_quiet<T>(
 ) -> anyhow::Result<T> {
     tokio::select! {
         paced = data_plane => paced.context("pacing the workload"),
-        _ = tokio::time::sleep(limit) => bail!(
-            "the data plane still ran {} after it started, past warm-up + duration + loss timeout + {}: \
-             stopped, no result written (a transport that blocked, or a machine too loaded to finish)",
-            humantime::format_duration(limit),
-            humantime::format_duration(schedule::GRACE)
-        ),
+        _ = tokio::time::sleep(limit) => Err(past_limit(limit)),
         msg = ctl.recv() => match msg {
             Ok(ControlMsg::Refused { reason }) => bail!("receiver aborted the trial: {}", printable(&reason)),
             Ok(other) => bail!("receiver broke the protocol: {} during a trial", other.name()),
             Err(e) => Err(anyhow::Error::new(e).context("lost the receiver mid-trial; no result written")),
         },
     }
+}
+
+/// Runs the data plane without watching the control connection (a
+/// receiver crashed in the trial takes its session with it), stopped and
+/// failed as [`while_receiver_quiet`] stops it past `limit`.
+pub async fn within_limit<T>(
+    limit: Duration,
+    data_plane: impl std::future::Future<Output = std::io::Result<T>>,
+) -> anyhow::Result<T> {
+    tokio::time::timeout(limit, data_plane)
+        .await
+        .map_err(|_| past_limit(limit))?
+        .context("pacing the workload")
+}
+
+/// Whether `e` is the control session's end: the receiver closed or
+/// reset it (it crashed), not a refusal or a broken protocol.
+pub fn lost_session(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| match c.downcast_ref::<ControlIoError>() {
+        Some(ControlIoError::Closed) => true,
+        Some(ControlIoError::Io(io)) => matches!(
+            io.kind(),
+            std::io::ErrorKind::ConnectionReset
+                | std::io::ErrorKind::BrokenPipe
+                | std::io::ErrorKind::UnexpectedEof
+        ),
+        _ => false,
+    })
+}
+
+fn past_limit(limit: Duration) -> anyhow::Error {
+    anyhow::anyhow!(
+        "the data plane still ran {} after it started, past warm-up + duration + loss timeout + {}: \
+         stopped, no result written (a transport that blocked, or a machine too loaded to finish)",
+        humantime::format_duration(limit),
+        humantime::format_duration(schedule::GRACE)
+    )
 }
 
 /// Whether a trial's numbers can be trusted.

@@ -1620,6 +1620,7 @@ fn recovery_charts(results: &RunResults) -> Vec<Chart> {
                 "both" => "blackhole both ways",
                 "requests" => "requests blackholed",
                 "frozen" => "receiver frozen",
+                "crashed" => "receiver crashed",
                 _ => "responses blackholed",
             };
             recovery_vs_partition(&RecoveryVsPartition {

@@ -21,9 +21,9 @@ pub use schema::{
     Fanout, FlowMetrics, HeartbeatMetrics, HolExpectation, HolMetrics, HostInfo, Impairment, InterfaceInfo,
     Interleaved, LatencyKind, LinkEvents, LoadMetrics, LoadPhase, OntimeRatio, OutageFates, OutageMetrics,
     PortChoice, PortRange, PortRangeSource, QuicConnectionStats, QuicStatsSample, ReceiverFaultRecord,
-    RoundTripProbe, RunResults, ScenarioInfo, ScheduleChange, ScheduleRecord, ScheduleTimeline, Side, Sweep,
-    SweepStep, TcpInfoSample, TimeWaitPoint, TimeWaitSeries, TimeWaitSide, TimelineBin, TrialParams,
-    TrialResult, UdpMetrics, ZeroRtt, MAX_TIMELINE, SCHEMA,
+    ReconnectRecord, RoundTripProbe, RunResults, ScenarioInfo, ScheduleChange, ScheduleRecord,
+    ScheduleTimeline, Side, Sweep, SweepStep, TcpInfoSample, TimeWaitPoint, TimeWaitSeries, TimeWaitSide,
+    TimelineBin, TrialParams, TrialResult, UdpMetrics, ZeroRtt, MAX_TIMELINE, SCHEMA,
 };
 pub use store::{parse_results, read_results, write_atomic, write_bytes_atomic, StoreError};
 pub use table::{counted, human_ns, summary_table};

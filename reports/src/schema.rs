@@ -347,6 +347,16 @@ pub struct TrialResult {
     /// the measured window; absent before schema 1.6.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub receiver_fault: Option<ReceiverFaultRecord>,
+    /// Rr `--reconnect`: the connections the client lost and set up again
+    /// on new sessions; absent before schema 1.6.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reconnects: Option<ReconnectRecord>,
+    /// The trial's session was lost (its receiver crashed) and no other
+    /// was left to ask for the receiver's records: `receiver` is all
+    /// zeros. (After a reconnect it is the last session's: what the
+    /// receiver saw of the trial from then.)
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub receiver_report_missing: bool,
 
     /// Open-loop rr under an impairment schedule that changes: the
     /// requests, their answers and latency in bins of schedule time;
@@ -568,18 +578,38 @@ pub struct OutageMetrics {
 /// A fault of the receiver process in a trial's measured window.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReceiverFaultRecord {
-    /// `freeze`: SIGSTOP, then SIGCONT.
+    /// `freeze`: SIGSTOP, then SIGCONT. `crash`: SIGKILL, then started
+    /// again on the same address.
     pub kind: String,
     /// As configured, schedule time (0: the measured window's start).
     pub at_ns: u64,
     pub for_ns: u64,
-    /// When the signals were sent, schedule time; absent if not (the
-    /// trial ended first, or the signal failed).
+    /// Schedule time: when it was stopped (killed), and when it went on
+    /// (listened again); absent if not (the trial ended first, or the
+    /// fault could not be made).
     pub stopped_ns: Option<u64>,
     pub continued_ns: Option<u64>,
-    /// Why a signal could not be sent; the trial is then invalid.
+    /// Why the fault could not be made or undone; the trial is then invalid.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+}
+
+/// Rr `--reconnect`: what the client did after losing its connection.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReconnectRecord {
+    /// Between attempts, as configured.
+    pub every_ns: u64,
+    /// Connections lost (closed, reset, timed out, or refused), each
+    /// redialed.
+    pub lost: u64,
+    /// Attempts that failed: nobody listening yet, or a session refused.
+    pub failed_attempts: u64,
+    /// Measured requests due while the connection was down, which the
+    /// client could not send: in `counters.sent` and `counters.lost`.
+    pub unsendable: u64,
+    /// When each new session's data plane took over, schedule time (0:
+    /// the measured window's start; negative in warm-up).
+    pub up_ns: Vec<i64>,
 }
 
 /// An open-loop rr trial through its impairment schedule (see

@@ -192,6 +192,8 @@ pub(crate) mod tests {
             heartbeat: None,
             outages: Vec::new(),
             receiver_fault: None,
+            reconnects: None,
+            receiver_report_missing: false,
             schedule_timeline: None,
             quic_datagrams: None,
             cell: None,

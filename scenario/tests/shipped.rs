@@ -41,9 +41,10 @@ fn every_shipped_scenario_parses() {
     // Partitions of 1, 4 and 16 s, both ways and the responses alone, per
     // transport; rejects of 4 s both ways and the responses alone, ICMP
     // per transport and resets on tcp and tcp+tls; a frozen receiver per
-    // transport; heartbeats on udp, tcp and quic under two profiles.
+    // transport; a crashed one on udp, tcp and tcp+tls; heartbeats on udp,
+    // tcp and quic under two profiles.
     let failures = load("failures.toml");
-    assert_eq!(failures.cells.len(), 4 * 6 + 4 * 2 + 2 * 2 + 4 + 3 * 2);
+    assert_eq!(failures.cells.len(), 4 * 6 + 4 * 2 + 2 * 2 + 4 + 3 + 3 * 2);
     let rejecting = failures
         .cells
         .iter()

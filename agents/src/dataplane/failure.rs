@@ -64,6 +64,15 @@ fn quic_failure(e: &(dyn std::error::Error + Send + Sync + 'static)) -> Option<E
     })
 }
 
+/// Whether `e` is quinn's news that the whole connection is gone (idle
+/// timeout, reset, closed), not one stream's trouble.
+pub fn lost_quic_connection(e: &io::Error) -> bool {
+    matches!(
+        e.get_ref().and_then(quic_failure),
+        Some(ErrorKind::QuicIdleTimeout | ErrorKind::QuicClosed)
+    )
+}
+
 /// Whether `e` is what the kernel makes of an ICMP destination
 /// unreachable on a connected datagram socket: news of the path's answer
 /// to one datagram, after which the socket works on.
@@ -95,6 +104,8 @@ mod tests {
                 "{errno}"
             );
         }
+        let closed = io::Error::new(io::ErrorKind::UnexpectedEof, "receiver closed the stream");
+        assert_eq!(failure_kind(&closed), ErrorKind::ClosedByPeer);
         assert_eq!(ErrorKind::ConnectionReset.to_string(), "ECONNRESET");
         assert_eq!(ErrorKind::HostUnreachable.to_string(), "EHOSTUNREACH");
     }

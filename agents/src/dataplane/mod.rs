@@ -89,6 +89,14 @@ impl ErrorLog {
         self.seen(failure::failure_kind(e), at_ns);
     }
 
+    /// A connection lost with `e` at `at_ns` and redialed, or an attempt
+    /// to redial it that failed so (`--reconnect`): kept for detection
+    /// with its kind and time, not counted as a data-plane error, since
+    /// the trial goes on.
+    pub fn note_lost_connection(&mut self, e: &io::Error, at_ns: u64) {
+        self.seen(failure::failure_kind(e), at_ns);
+    }
+
     /// Keeps a failure unless one of its kind was kept less than
     /// [`FAILURE_SPACING_NS`] before: an outage's first error is off by
     /// at most that much, and the log grows by at most one per

@@ -21,6 +21,7 @@ pub struct PerRequestSink {
     size: usize,
     responses: mpsc::UnboundedSender<(MessageHeader, u64)>,
     stream_errors: Arc<Mutex<ErrorLog>>,
+    reconnecting: bool,
     /// In-flight exchanges; dropping the sink stops them.
     exchanges: JoinSet<()>,
     /// The request being written, and its frame: kept between requests.
@@ -32,25 +33,28 @@ pub struct ChannelSource {
     responses: mpsc::UnboundedReceiver<(MessageHeader, u64)>,
 }
 
-/// Returns the sink, the source, and the log of failed streams.
+/// The sink and the source; failed streams go to `stream_errors`. With
+/// `reconnecting`, a stream cut by its connection's loss is that loss's
+/// news, which the client redials, not a data-plane error of its own.
 pub fn per_request_client(
     conn: quinn::Connection,
     size: usize,
-) -> (PerRequestSink, ChannelSource, Arc<Mutex<ErrorLog>>) {
+    stream_errors: Arc<Mutex<ErrorLog>>,
+    reconnecting: bool,
+) -> (PerRequestSink, ChannelSource) {
     let (tx, rx) = mpsc::unbounded_channel();
-    let stream_errors = Arc::new(Mutex::new(ErrorLog::default()));
     (
         PerRequestSink {
             conn,
             size,
             responses: tx,
             stream_errors: stream_errors.clone(),
+            reconnecting,
             exchanges: JoinSet::new(),
             msg: Vec::with_capacity(size),
             frame: Vec::with_capacity(PREFIX_LEN + size),
         },
         ChannelSource { responses: rx },
-        stream_errors,
     )
 }
 
@@ -79,6 +83,16 @@ async fn read_response(mut recv: quinn::RecvStream, size: usize) -> io::Result<(
     Ok((h, t))
 }
 
+fn note_stream_failure(log: &Mutex<ErrorLog>, e: &io::Error, reconnecting: bool) {
+    let mut log = log.lock().expect("error log lock");
+    let at = mono_now_ns();
+    if reconnecting && super::failure::lost_quic_connection(e) {
+        log.note_lost_connection(e, at);
+    } else {
+        log.note_at("QUIC stream", e, at);
+    }
+}
+
 impl RequestSink for PerRequestSink {
     /// Opening a stream fails only on a closed connection.
     const FATAL_ERRORS: bool = true;
@@ -94,23 +108,18 @@ impl RequestSink for PerRequestSink {
         // A stream's failure is the request's, not the trial's: it is
         // logged, and the tracker counts the request lost.
         if let Err(e) = write_request(&mut send, &self.frame).await {
-            self.stream_errors
-                .lock()
-                .expect("error log lock")
-                .note_at("QUIC stream", &e, mono_now_ns());
+            note_stream_failure(&self.stream_errors, &e, self.reconnecting);
             return Ok(());
         }
         while self.exchanges.try_join_next().is_some() {}
         let (size, tx, errors) = (self.size, self.responses.clone(), self.stream_errors.clone());
+        let reconnecting = self.reconnecting;
         self.exchanges.spawn(async move {
             match read_response(recv, size).await {
                 Ok(resp) => {
                     let _ = tx.send(resp);
                 }
-                Err(e) => errors
-                    .lock()
-                    .expect("error log lock")
-                    .note_at("QUIC stream", &e, mono_now_ns()),
+                Err(e) => note_stream_failure(&errors, &e, reconnecting),
             }
         });
         Ok(())

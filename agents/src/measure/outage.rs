@@ -12,6 +12,7 @@ use transbench_analysis::recovery::theory::{
 use transbench_analysis::recovery::{ErrorKind, Failure, Outage, RequestOutcome};
 use transbench_reports::{ExpectedRecovery, OutageFates, OutageMetrics};
 
+use crate::fault::FaultKind;
 use crate::measure::tracker::Sample;
 use crate::transport::tcp_info::TimerState;
 
@@ -31,9 +32,10 @@ pub struct Blackout {
 pub enum OutageCause {
     /// The path dropped everything, this way.
     Dark(Blackholed),
-    /// The receiver process was frozen (`--receiver-fault freeze`); the
-    /// path was up, and its kernel went on acknowledging and queueing.
-    FrozenReceiver,
+    /// The receiver process was frozen or crashed (`--receiver-fault`);
+    /// the path was up. Frozen, its kernel went on acknowledging and
+    /// queueing; crashed, it closed the receiver's sockets.
+    Receiver(FaultKind),
 }
 
 impl Blackout {
@@ -72,12 +74,12 @@ impl Blackout {
         Blackout { reject, ..self }
     }
 
-    /// The receiver frozen from `at_ns` to `end_ns`.
-    pub fn frozen_receiver(at_ns: u64, end_ns: u64) -> Self {
+    /// The receiver frozen or down from `at_ns` to `end_ns`.
+    pub fn receiver_fault(kind: FaultKind, at_ns: u64, end_ns: u64) -> Self {
         Blackout {
             start_ns: at_ns,
             end_ns,
-            cause: OutageCause::FrozenReceiver,
+            cause: OutageCause::Receiver(kind),
             reject: None,
         }
     }
@@ -85,8 +87,8 @@ impl Blackout {
     /// How the path went dark, if it dropped everything silently: where a
     /// retransmission timer's backoff predicts the recovery. Not a path
     /// that rejects (a reset ends the connection, and ICMP unreachable
-    /// makes Linux undo its backoff, RFC 6069), nor a frozen receiver
-    /// (its kernel goes on acknowledging: no loss at all).
+    /// makes Linux undo its backoff, RFC 6069), nor a receiver's fault
+    /// (frozen, its kernel goes on acknowledging; crashed, it resets).
     pub fn blackhole(&self) -> Option<Blackholed> {
         match (self.cause, self.reject) {
             (OutageCause::Dark(dark), None) => Some(dark),
@@ -99,7 +101,8 @@ impl Blackout {
             OutageCause::Dark(Blackholed::BothWays) => "both",
             OutageCause::Dark(Blackholed::Requests) => "requests",
             OutageCause::Dark(Blackholed::Responses) => "responses",
-            OutageCause::FrozenReceiver => "frozen",
+            OutageCause::Receiver(FaultKind::Freeze) => "frozen",
+            OutageCause::Receiver(FaultKind::Crash) => "crashed",
         }
     }
 }

@@ -126,6 +126,21 @@ impl RrTracker {
     /// Registers request `seq` just before it is handed to the transport, so
     /// even the fastest response finds it.
     pub fn on_sent(&mut self, seq: u64, intended_ns: u64, actual_ns: u64, measured: bool) {
+        self.on_offered(seq, intended_ns, measured);
+        if measured && self.record_send_lag {
+            record(&mut self.send_lag, actual_ns.saturating_sub(intended_ns));
+        }
+    }
+
+    /// A request due while the connection was down, which the client
+    /// could not send: counted sent and, never answered, lost; it has no
+    /// send lag (a reconnect's handshake, run meanwhile, does not make
+    /// the sender late).
+    pub fn on_unsendable(&mut self, seq: u64, intended_ns: u64, measured: bool) {
+        self.on_offered(seq, intended_ns, measured);
+    }
+
+    fn on_offered(&mut self, seq: u64, intended_ns: u64, measured: bool) {
         self.pending.insert(
             seq,
             Pending {
@@ -139,9 +154,6 @@ impl RrTracker {
                 log.intended.push(intended_ns);
             }
             self.counters.sent += 1;
-            if self.record_send_lag {
-                record(&mut self.send_lag, actual_ns.saturating_sub(intended_ns));
-            }
         }
     }
 

@@ -103,6 +103,7 @@ impl LoadSpec {
                 quic_stream: Default::default(),
                 retry: None,
                 idempotency_keys: false,
+                reconnect: None,
             }),
         }
     }

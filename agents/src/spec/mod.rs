@@ -134,12 +134,15 @@ pub struct TrialArgs {
     /// 1.5x,2x,3x,5x,10x].
     #[arg(long, value_delimiter = ',', value_parser = heartbeat::parse_timeout, value_name = "TIMEOUT,...")]
     pub timeouts: Option<Vec<heartbeat::TimeoutSetting>>,
-    /// Rr and multistream, with `run` (its own receiver): freeze the
-    /// receiver in each trial's measured window: "freeze AT FOR" stops it
-    /// (SIGSTOP) AT into the window and lets it go (SIGCONT) FOR later,
-    /// e.g. "freeze 2s 4s". A peer that stops answering without closing
-    /// anything: its kernel goes on acknowledging TCP and queueing
-    /// datagrams. Measured as one of the trial's `outages` (dark: frozen).
+    /// With `run` (its own receiver), a fault of the receiver in each
+    /// trial's measured window. Rr and multistream: "freeze AT FOR" stops
+    /// it (SIGSTOP) AT into the window and lets it go (SIGCONT) FOR later,
+    /// e.g. "freeze 2s 4s": a peer that stops answering without closing
+    /// anything (its kernel goes on acknowledging TCP and queueing
+    /// datagrams). Rr: "crash AT FOR" kills it (SIGKILL) and starts it
+    /// again on the same address FOR later: its kernel closes its sockets,
+    /// and the new one knows nothing of the trial (see --reconnect).
+    /// Measured as one of the trial's `outages` (dark: frozen, crashed).
     #[arg(long, value_name = "FAULT")]
     pub receiver_fault: Option<crate::fault::ReceiverFault>,
     /// Measured time per trial (e.g. 3s, 500ms, 1m).
@@ -194,6 +197,16 @@ pub struct TrialArgs {
     /// every time and counted as beyond_ids.
     #[arg(long)]
     pub idempotency_keys: bool,
+    /// Rr, open loop: when the data plane's connection is lost (the
+    /// receiver closed or reset it, QUIC's idle timeout, or a datagram
+    /// refused: nobody listens there), set the trial up again on a new
+    /// session, waiting DURATION after each failed attempt, while requests
+    /// are due; the requests due meanwhile fail and count lost. What an
+    /// application that reconnects does after its peer crashed and was
+    /// started again (--receiver-fault crash, or a receiver restarted by
+    /// hand); without it a lost connection ends the trial's sending.
+    #[arg(long, value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub reconnect: Option<Duration>,
     /// Churn, handshake: offered connections per second, open-loop (each
     /// transaction's latency counts from its intended start) [default: 200
     /// for churn, 20 for handshake].
@@ -251,6 +264,7 @@ impl TrialArgs {
             (self.quic_stream.is_some(), "--quic-stream"),
             (self.retry.is_some(), "--retry"),
             (self.idempotency_keys, "--idempotency-keys"),
+            (self.reconnect.is_some(), "--reconnect"),
             (self.streams.is_some(), "--streams"),
             (self.hol_base.is_some(), "--hol-base"),
             (self.round_trip, "--round-trip"),
@@ -751,6 +765,31 @@ impl TrialSpec {
     pub fn validate(&self) -> anyhow::Result<()> {
         if let Some(fault) = &self.receiver_fault {
             fault.check_within(self.duration).map_err(anyhow::Error::msg)?;
+            if fault.kind == crate::fault::FaultKind::Crash {
+                match &self.workload {
+                    WorkloadSpec::Rr(rr) if rr.counts_delivery() => bail!(
+                        "--receiver-fault \"{fault}\" with --retry or --idempotency-keys: the counts per request \
+                         id die with the receiver; count delivery under a freeze or a partition instead"
+                    ),
+                    WorkloadSpec::Rr(_) => {}
+                    other => bail!(
+                        "--receiver-fault \"{fault}\" runs with rr, whose client can set its trial up again on \
+                         the receiver started after the crash; {} cannot (a freeze runs with multistream too)",
+                        other.kind()
+                    ),
+                }
+            }
+        }
+        if let WorkloadSpec::Rr(RrSpec {
+            reconnect: Some(_), ..
+        }) = &self.workload
+        {
+            if self.transport.is_quic_datagram() {
+                bail!(
+                    "--reconnect runs on udp, tcp, tcp+tls and quic: quic-dgram's datagram counts are one \
+                     connection's"
+                );
+            }
         }
         let workload = self.workload.kind();
         if !workload.runs_on(self.transport.capabilities()) {

@@ -14,6 +14,7 @@ pub const FLAGS: &[&str] = &[
     "--quic-stream",
     "--retry",
     "--idempotency-keys",
+    "--reconnect",
     "--receiver-fault",
 ];
 pub const DEFAULT_RATE: f64 = 1000.0;
@@ -30,6 +31,9 @@ pub struct RrSpec {
     pub retry: Option<RetryPolicy>,
     /// The receiver answers a repeated id from its stored response.
     pub idempotency_keys: bool,
+    /// `--reconnect`: between attempts to set the trial up again after the
+    /// connection was lost.
+    pub reconnect: Option<Duration>,
 }
 
 impl RrSpec {
@@ -42,6 +46,7 @@ impl RrSpec {
             },
             retry: args.retry,
             idempotency_keys: args.idempotency_keys,
+            reconnect: args.reconnect,
         }
     }
 
@@ -76,6 +81,25 @@ impl RrSpec {
                 "--retry and --idempotency-keys count delivery per request id over an open-loop schedule: \
                  drop --closed-loop (a closed loop waits for each answer, so it has no request to retry)"
             );
+        }
+        if let Some(every) = self.reconnect {
+            if self.rate.is_none() {
+                bail!(
+                    "--reconnect redials under an open-loop schedule, which goes on while the connection is \
+                     down: drop --closed-loop"
+                );
+            }
+            if every.is_zero() {
+                bail!(
+                    "--reconnect 0s would redial without pause: give the time between attempts, e.g. 100ms"
+                );
+            }
+            if self.counts_delivery() {
+                bail!(
+                    "--reconnect and --retry or --idempotency-keys: a receiver started again has none of the \
+                     counts per request id the first one kept; count delivery without reconnecting"
+                );
+            }
         }
         if let Some((timeout, _)) = self.retry_policy().timer() {
             if timeout >= loss_timeout {

@@ -54,7 +54,7 @@ pub async fn run_trial(
         false => Some(session::estimate_clock_offset(&mut ctl, session::CLOCK_PROBES).await),
     };
     let mut trial = match &spec.workload {
-        WorkloadSpec::Rr(rr) => rr::run_trial(ctl, addr, spec, rr, id).await,
+        WorkloadSpec::Rr(rr) => rr::run_trial(ctl, addr, secret, spec, rr, id).await,
         WorkloadSpec::Multistream(_) | WorkloadSpec::Stream(_) => {
             let before = estimate.as_ref().and_then(|e| e.as_ref().ok());
             oneway::run_trial(ctl, shared_clock, before, addr, spec, id).await
@@ -209,6 +209,8 @@ pub fn trial_result(spec: &TrialSpec, id: String, m: Measured) -> TrialResult {
         heartbeat: None,
         outages: Vec::new(),
         receiver_fault: None,
+        reconnects: None,
+        receiver_report_missing: false,
         schedule_timeline: None,
         quic_datagrams: None,
         cell: None,

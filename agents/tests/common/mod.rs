@@ -38,6 +38,15 @@ impl ReceiverGuard {
         )
     }
 
+    /// A receiver listening on `addr`: another in the place of one that
+    /// was killed.
+    pub fn start_on(addr: SocketAddr) -> Self {
+        Self::spawn(
+            Command::new(BIN).args(["receiver", "--listen", &addr.to_string()]),
+            &[],
+        )
+    }
+
     /// A receiver in network namespace `netns` (`ip netns exec`, which
     /// becomes the receiver: the guard's PID is the receiver's).
     pub fn start_in(netns: &str, listen: &str, extra: &[&str]) -> Self {

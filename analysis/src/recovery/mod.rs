@@ -119,6 +119,9 @@ pub enum ErrorKind {
     /// ECONNREFUSED: nothing listens (a crashed peer's host answers), or
     /// a reset to a connection attempt.
     ConnectionRefused,
+    /// A read found the connection's end: the peer closed it (a crashed
+    /// peer's kernel closes its sockets).
+    ClosedByPeer,
     /// quinn closed the connection after its idle timeout.
     QuicIdleTimeout,
     /// The QUIC connection was reset (stateless reset) or closed.
@@ -137,6 +140,7 @@ impl ErrorKind {
             ErrorKind::HostUnreachable => "EHOSTUNREACH",
             ErrorKind::NetworkUnreachable => "ENETUNREACH",
             ErrorKind::ConnectionRefused => "ECONNREFUSED",
+            ErrorKind::ClosedByPeer => "EOF",
             ErrorKind::QuicIdleTimeout => "QUIC idle timeout",
             ErrorKind::QuicClosed => "QUIC closed",
             ErrorKind::Other => "other",
@@ -163,6 +167,7 @@ impl From<std::io::ErrorKind> for ErrorKind {
             Io::HostUnreachable => ErrorKind::HostUnreachable,
             Io::NetworkUnreachable => ErrorKind::NetworkUnreachable,
             Io::ConnectionRefused => ErrorKind::ConnectionRefused,
+            Io::UnexpectedEof => ErrorKind::ClosedByPeer,
             _ => ErrorKind::Other,
         }
     }

@@ -51,7 +51,16 @@ pub async fn run_trial(
             })
             .context("starting the load's thread")?
     };
-    let probed = rr::run_keeping_samples(ctl, addr, &probe_spec, probe_rr, format!("{id}-probe"), true).await;
+    let probed = rr::run_keeping_samples(
+        ctl,
+        addr,
+        None,
+        &probe_spec,
+        probe_rr,
+        format!("{id}-probe"),
+        true,
+    )
+    .await;
     let loaded = load_thread
         .join()
         .map_err(|_| anyhow::anyhow!("the load's thread panicked"))?

@@ -2,6 +2,8 @@
 //! [`ResponseSource`] open-loop (each request at its scheduled time, latency
 //! from that time) or closed-loop (ping-pong at the maximum rate).
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 use tokio::sync::mpsc;
@@ -10,7 +12,7 @@ use transbench_wire::{MessageHeader, TrialToken};
 
 use crate::clock::wall_at;
 use crate::clock::{mono_now_ns, Pacer};
-use crate::dataplane::failure::reported_by_icmp;
+use crate::dataplane::failure::{failure_kind, reported_by_icmp};
 use crate::dataplane::{ErrorLog, RequestSink, ResponseSource};
 use crate::measure::delivery::{ResponseKind, RetryBook, RetryPolicy, SentFate};
 use crate::measure::tracker::{RrTracker, TrackerTotals};
@@ -70,15 +72,51 @@ pub struct RrOutcome {
     pub unsent: u64,
     /// With [`RrPlan::retry`]: each id's sends and responses.
     pub sent_log: Option<SentLog>,
+    /// With a [`Reconnect`]: what it did.
+    pub reconnects: Option<Reconnects>,
 }
 
+/// A new data plane on a new session: the trial set up again on a
+/// receiver that crashed and was started again, which knows nothing of
+/// it; with the new session's token for every request.
+pub type Redial<S, R> =
+    Box<dyn FnMut() -> Pin<Box<dyn Future<Output = anyhow::Result<(S, R, TrialToken)>> + Send>> + Send>;
+
+/// How the open loop reconnects after it lost its data plane's
+/// connection (`--reconnect`).
+pub struct Reconnect<S, R> {
+    pub redial: Redial<S, R>,
+    /// Between attempts.
+    pub every: Duration,
+}
+
+/// What reconnecting did in a trial (the monotonic clock).
+#[derive(Debug, Default)]
+pub struct Reconnects {
+    /// Connections lost, each redialed.
+    pub lost: u64,
+    /// Attempts that failed (nobody listening yet, a session refused).
+    pub failed_attempts: u64,
+    /// When each new data plane took over.
+    pub up_ns: Vec<u64>,
+    /// Measured requests due while the connection was down: counted sent
+    /// and, never answered, lost.
+    pub unsendable: u64,
+    /// The token of the last new data plane, if one took over: the
+    /// session the trial ended on.
+    pub last_token: Option<TrialToken>,
+}
+
+/// Runs the trial; open-loop with `reconnect`, a lost connection is
+/// redialed rather than the end of it.
 pub async fn run<S: RequestSink, R: ResponseSource>(
     plan: RrPlan,
     sink: S,
     source: R,
+    reconnect: Option<Reconnect<S, R>>,
 ) -> std::io::Result<RrOutcome> {
     match plan.rate {
-        Some(rate) => open_loop(plan, rate, sink, source).await,
+        Some(rate) => open_loop(plan, rate, sink, source, reconnect).await,
         None => closed_loop(plan, sink, source).await,
     }
 }
@@ -93,12 +131,15 @@ struct Receiving {
 }
 
 impl Receiving {
+    /// With `reconnecting`, a datagram refused (nobody listens there any
+    /// more) ends the source too, for the connection to be redialed.
     fn spawn<R: ResponseSource>(
         mut source: R,
         tracker: Shared<RrTracker>,
         book: Option<Shared<RetryBook>>,
         log: Shared<ErrorLog>,
         answered: Option<mpsc::UnboundedSender<u64>>,
+        reconnecting: bool,
     ) -> Self {
         let task = tokio::spawn(async move {
             loop {
@@ -120,6 +161,10 @@ impl Receiving {
                     Err(e) => {
                         let at = mono_now_ns();
                         let mut log = log.lock().expect("log lock");
+                        if reconnecting && ends_connection(&e) {
+                            log.note_lost_connection(&e, at);
+                            return;
+                        }
                         if !R::FATAL_ERRORS && reported_by_icmp(&e) {
                             log.note_icmp(&e, at);
                             continue;
@@ -180,6 +225,7 @@ fn into_outcome(
         measured_ns: measured_end_ns.saturating_sub(measured_start_ns),
         unsent,
         sent_log: None,
+        reconnects: None,
     }
 }
 
@@ -216,6 +262,56 @@ fn note_send_error<S: RequestSink>(log: &Shared<ErrorLog>, what: &str, e: &std::
     S::FATAL_ERRORS
 }
 
+/// Whether `e` says the data plane's connection is gone, for a reconnect:
+/// the peer closed or reset it, the kernel or quinn gave it up, or a
+/// datagram was refused (a port unreachable: nobody listens there; host
+/// unreachable is the path's, and the socket carries on). Anything else
+/// (a malformed response) is a data-plane error as without reconnects.
+fn ends_connection(e: &std::io::Error) -> bool {
+    use transbench_analysis::recovery::ErrorKind;
+    matches!(
+        failure_kind(e),
+        ErrorKind::ClosedByPeer
+            | ErrorKind::ConnectionReset
+            | ErrorKind::BrokenPipe
+            | ErrorKind::ConnectionRefused
+            | ErrorKind::ConnectionTimedOut
+            | ErrorKind::QuicIdleTimeout
+            | ErrorKind::QuicClosed
+    )
+}
+
+/// Redials until it has a new data plane, `reconnect.every` after each
+/// failed attempt, while a request could still be sent (`until_ns`, the
+/// monotonic clock); gives the reconnect back with what it got.
+async fn redial_until<S: RequestSink, R: ResponseSource>(
+    mut reconnect: Reconnect<S, R>,
+    until_ns: u64,
+    log: Shared<ErrorLog>,
+    reconnects: Shared<Reconnects>,
+) -> (Reconnect<S, R>, Option<(S, R, TrialToken)>) {
+    loop {
+        let left = Duration::from_nanos(until_ns.saturating_sub(mono_now_ns()));
+        match tokio::time::timeout(left, (reconnect.redial)()).await {
+            Ok(Ok(plane)) => return (reconnect, Some(plane)),
+            Ok(Err(e)) => {
+                reconnects.lock().expect("reconnects lock").failed_attempts += 1;
+                tracing::debug!("reconnecting: {e:#}");
+                if let Some(io) = e.chain().find_map(|c| c.downcast_ref::<std::io::Error>()) {
+                    log.lock()
+                        .expect("log lock")
+                        .note_lost_connection(io, mono_now_ns());
+                }
+            }
+            Err(_) => return (reconnect, None),
+        }
+        if mono_now_ns() + reconnect.every.as_nanos() as u64 >= until_ns {
+            return (reconnect, None);
+        }
+        tokio::time::sleep(reconnect.every).await;
+    }
+}
+
 /// When the next retry is due, if there is a book and a retry in it.
 fn next_retry(book: Option<&Shared<RetryBook>>) -> Option<u64> {
     book.and_then(|b| b.lock().expect("retry book lock").next_due())
@@ -224,8 +320,9 @@ fn next_retry(book: Option<&Shared<RetryBook>>) -> Option<u64> {
 async fn open_loop<S: RequestSink, R: ResponseSource>(
     plan: RrPlan,
     rate: f64,
-    mut sink: S,
+    sink: S,
     source: R,
+    mut reconnect: Option<Reconnect<S, R>>,
 ) -> std::io::Result<RrOutcome> {
     let timeout_ns = plan.loss_timeout.as_nanos() as u64;
     let mut tracker = RrTracker::new(timeout_ns, true);
@@ -241,7 +338,24 @@ async fn open_loop<S: RequestSink, R: ResponseSource>(
         .map(|policy| Arc::new(Mutex::new(RetryBook::new(policy, timeout_ns))));
     let log = Arc::new(Mutex::new(ErrorLog::default()));
     let mut pacer = Pacer::new()?;
-    let receiving = Receiving::spawn(source, tracker.clone(), book.clone(), log.clone(), None);
+    let reconnecting = reconnect.is_some();
+    let receive = |source: R| {
+        Receiving::spawn(
+            source,
+            tracker.clone(),
+            book.clone(),
+            log.clone(),
+            None,
+            reconnecting,
+        )
+    };
+    let mut receiving = receive(source);
+    // `None` while the connection is lost and being redialed: requests
+    // due then fail, and count lost.
+    let mut sink = Some(sink);
+    let mut token = plan.token;
+    let mut redialing = None;
+    let reconnects = Arc::new(Mutex::new(Reconnects::default()));
 
     let t0 = mono_now_ns() + START_LEAD_NS;
     let schedule = OpenLoopSchedule::new(t0, rate, plan.warmup, plan.duration);
@@ -258,7 +372,8 @@ async fn open_loop<S: RequestSink, R: ResponseSource>(
         while let Some(due) = next_retry(book.as_ref()).filter(|&due| due < intended) {
             pacer.wait_until(due).await?;
             let book = book.as_ref().expect("a retry is due");
-            if send_due_retries(book, &mut sink, plan.token, &log).await.is_err() {
+            let Some(sink) = sink.as_mut() else { break };
+            if send_due_retries(book, sink, token, &log).await.is_err() {
                 cut_short = true;
                 break 'schedule;
             }
@@ -270,29 +385,82 @@ async fn open_loop<S: RequestSink, R: ResponseSource>(
             unsent = schedule.measured_from(i);
             break;
         }
+        // A new data plane takes over from here.
+        if redialing
+            .as_ref()
+            .is_some_and(|r: &tokio::task::JoinHandle<_>| r.is_finished())
+        {
+            let task = redialing.take().expect("a redial");
+            let (back, plane) = task.await.map_err(std::io::Error::other)?;
+            reconnect = Some(back);
+            if let Some((new_sink, source, new_token)) = plane {
+                // The old task may still read a connection the sink found broken.
+                std::mem::replace(&mut receiving, receive(source)).stop().await;
+                sink = Some(new_sink);
+                token = new_token;
+                let mut r = reconnects.lock().expect("reconnects lock");
+                r.up_ns.push(mono_now_ns());
+                r.last_token = Some(new_token);
+            }
+        }
         {
             let mut t = tracker.lock().expect("tracker lock");
             t.expire(actual);
-            t.on_sent(i, intended, actual, schedule.is_measured(i));
+            match sink {
+                Some(_) => t.on_sent(i, intended, actual, schedule.is_measured(i)),
+                None => {
+                    t.on_unsendable(i, intended, schedule.is_measured(i));
+                    if schedule.is_measured(i) {
+                        reconnects.lock().expect("reconnects lock").unsendable += 1;
+                    }
+                }
+            }
         }
         if let Some(book) = &book {
             book.lock().expect("retry book lock").on_sent(i, intended);
         }
         requests_total += 1;
-        if let Err(e) = sink
-            .send(MessageHeader::request(plan.token, 0, i, intended))
+        let Some(connected) = sink.as_mut() else {
+            continue;
+        };
+        let mut lost = receiving.has_ended();
+        if let Err(e) = connected
+            .send(MessageHeader::request(token, 0, i, intended))
             .await
         {
-            if note_send_error::<S>(&log, "send", &e) {
+            if reconnecting && ends_connection(&e) {
+                log.lock()
+                    .expect("log lock")
+                    .note_lost_connection(&e, mono_now_ns());
+                lost = true;
+            } else if note_send_error::<S>(&log, "send", &e) {
                 cut_short = true;
                 break;
             }
         }
-        // Nobody is listening for answers any more: stop sending.
-        if receiving.has_ended() {
-            cut_short = true;
-            break;
+        // Nobody is listening for answers any more: stop sending, or
+        // redial.
+        if lost || receiving.has_ended() {
+            match reconnect.take() {
+                Some(r) => {
+                    sink = None;
+                    reconnects.lock().expect("reconnects lock").lost += 1;
+                    redialing = Some(tokio::spawn(redial_until(
+                        r,
+                        cutoff,
+                        log.clone(),
+                        reconnects.clone(),
+                    )));
+                }
+                None => {
+                    cut_short = true;
+                    break;
+                }
+            }
         }
+    }
+    if let Some(task) = redialing.take() {
+        task.abort();
     }
     let measured_end = if cut_short {
         mono_now_ns().clamp(measured_start, planned_end)
@@ -316,8 +484,8 @@ async fn open_loop<S: RequestSink, R: ResponseSource>(
             break;
         }
         // The last requests' retries fall due here too.
-        if let Some(book) = &book {
-            if send_due_retries(book, &mut sink, plan.token, &log).await.is_err() {
+        if let (Some(book), Some(sink)) = (&book, sink.as_mut()) {
+            if send_due_retries(book, sink, token, &log).await.is_err() {
                 break;
             }
         }
@@ -334,6 +502,8 @@ async fn open_loop<S: RequestSink, R: ResponseSource>(
         measured_end,
         unsent,
     );
+    outcome.reconnects =
+        reconnecting.then(|| std::mem::take(&mut *reconnects.lock().expect("reconnects lock")));
     outcome.sent_log = book.map(|book| {
         let book = unshare(book);
         SentLog {
@@ -354,7 +524,7 @@ async fn closed_loop<S: RequestSink, R: ResponseSource>(
     let tracker = Arc::new(Mutex::new(RrTracker::new(timeout_ns, false)));
     let log = Arc::new(Mutex::new(ErrorLog::default()));
     let (tx, mut answered) = mpsc::unbounded_channel();
-    let receiving = Receiving::spawn(source, tracker.clone(), None, log.clone(), Some(tx));
+    let receiving = Receiving::spawn(source, tracker.clone(), None, log.clone(), Some(tx), false);
     let start = mono_now_ns();
     let warm_end = start + plan.warmup.as_nanos() as u64;
     plan.window_opens.tell(warm_end);
@@ -485,7 +655,7 @@ mod tests {
             reported: false,
         };
         let before = mono_now_ns();
-        let o = run(plan, memory, source).await.unwrap();
+        let o = run(plan, memory, source, None).await.unwrap();
         assert_eq!(o.totals.counters.received, 100, "every answer after the report");
         assert_eq!((o.errors.count, o.errors.icmp_reports), (0, 1));
         let [seen] = &o.errors.failures[..] else {
@@ -526,7 +696,7 @@ mod tests {
             cost,
             lose_first_answers: retry.is_some(),
         };
-        let outcome = run(plan, memory, Answers(rx)).await.unwrap();
+        let outcome = run(plan, memory, Answers(rx), None).await.unwrap();
         (outcome, start.elapsed())
     }
 
@@ -574,5 +744,107 @@ mod tests {
         // Window, late sends, loss timeout, and some room for a loaded machine.
         let bound = Duration::from_millis(300 + crate::schedule::LATE_SEND_NS / 1_000_000 + 200 + 500);
         assert!(took < bound, "took {took:?}, more than {bound:?}");
+    }
+
+    /// A connection in memory that breaks (a reset) after `breaks_after`
+    /// sends, and answers only requests with its session's token.
+    struct Session {
+        answers: mpsc::UnboundedSender<MessageHeader>,
+        token: TrialToken,
+        breaks_after: u64,
+    }
+
+    impl RequestSink for Session {
+        const FATAL_ERRORS: bool = true;
+
+        async fn send(&mut self, header: MessageHeader) -> io::Result<()> {
+            if self.breaks_after == 0 {
+                return Err(io::ErrorKind::ConnectionReset.into());
+            }
+            self.breaks_after -= 1;
+            if header.token != self.token {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    "another session's token",
+                ));
+            }
+            let _ = self.answers.send(header);
+            Ok(())
+        }
+    }
+
+    fn session(token: TrialToken, breaks_after: u64) -> (Session, Answers) {
+        let (answers, rx) = mpsc::unbounded_channel();
+        let s = Session {
+            answers,
+            token,
+            breaks_after,
+        };
+        (s, Answers(rx))
+    }
+
+    /// 1000 requests/s for 300 ms; the connection breaks at the 100th
+    /// send, the redial every 20 ms is refused twice and then gets a
+    /// session with a new token. Nothing is counted an error; the requests
+    /// due while it was down (some 40: from the break to the third
+    /// attempt, later on a busy machine) are lost, the rest answered.
+    #[tokio::test]
+    async fn a_lost_connection_is_redialed_and_the_new_session_answers() {
+        let first = TrialToken::from_bytes(*b"session1");
+        let second = TrialToken::from_bytes(*b"session2");
+        let plan = RrPlan {
+            rate: Some(1000.0),
+            warmup: Duration::ZERO,
+            duration: Duration::from_millis(300),
+            loss_timeout: Duration::from_millis(200),
+            log_sequence: false,
+            keep_samples: false,
+            token: first,
+            window_opens: WindowOpens::default(),
+            retry: None,
+        };
+        let mut attempts = 0;
+        let redial: Redial<Session, Answers> = Box::new(move || {
+            attempts += 1;
+            let n = attempts;
+            Box::pin(async move {
+                if n <= 2 {
+                    return Err(
+                        anyhow::Error::new(io::Error::from(io::ErrorKind::ConnectionRefused))
+                            .context("connecting to the receiver"),
+                    );
+                }
+                let (sink, source) = session(second, u64::MAX);
+                Ok((sink, source, second))
+            })
+        });
+        let reconnect = Reconnect {
+            redial,
+            every: Duration::from_millis(20),
+        };
+        let (sink, source) = session(first, 100);
+        let o = run(plan, sink, source, Some(reconnect)).await.unwrap();
+        let r = o.reconnects.as_ref().expect("reconnects recorded");
+        assert_eq!((r.lost, r.failed_attempts, r.up_ns.len()), (1, 2, 1), "{r:?}");
+        assert_eq!(r.last_token, Some(second), "the trial ends on the new session");
+        let c = &o.totals.counters;
+        assert_eq!(c.sent, 300, "every request offered");
+        assert_eq!(o.errors.count, 0, "{:?}", o.errors.messages);
+        assert!((39..150).contains(&c.lost), "lost {} while down", c.lost);
+        assert_eq!(
+            r.unsendable + 1,
+            c.lost,
+            "lost: the request whose send found the connection broken, and those due while it was down"
+        );
+        assert_eq!(c.received + c.lost, 300, "answered on one session or the other");
+        use transbench_analysis::recovery::ErrorKind;
+        let kinds: Vec<ErrorKind> = o.errors.failures.iter().map(|f| f.kind).collect();
+        assert_eq!(
+            kinds.first(),
+            Some(&ErrorKind::ConnectionReset),
+            "the break, then the refusals: {kinds:?}"
+        );
+        assert!(kinds.contains(&ErrorKind::ConnectionRefused), "{kinds:?}");
+        assert_eq!(o.measured_ns, 300_000_000, "the window ran in full");
     }
 }

@@ -9,7 +9,7 @@ use crate::measure::outage::{
 };
 use crate::measure::timeline::schedule_timeline;
 use transbench_analysis::recovery::theory::{Blackholed, LINUX_TCP_RETRIES2, QUINN_DEFAULT_IDLE_TIMEOUT_NS};
-use transbench_reports::OutageMetrics;
+use transbench_reports::{OutageMetrics, ReconnectRecord};
 
 use anyhow::{bail, Context};
 use std::net::{IpAddr, SocketAddr};
@@ -28,16 +28,22 @@ use crate::clock::thread_cpu_ns;
 use crate::control_io::ControlChannel;
 use crate::dataplane::listen::{self, ServerTls};
 use crate::dataplane::quic_dgram::{self, DatagramLedger};
+use crate::dataplane::ErrorLog;
 use crate::dataplane::{quic, stream, udp, RequestSink, ResponseSource};
 use crate::dataplane::{ServeCounters, TrialPeer};
+use crate::fault::FaultKind;
 use crate::measure::delivery::{self, ProcessLog};
 use crate::schedule;
 use crate::session;
 use crate::spec::{RrSpec, TrialSpec};
 use crate::transport::{self, congestion};
-use engine::{RrOutcome, RrPlan};
+use engine::{Reconnect, Redial, RrOutcome, RrPlan};
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use tokio::task::JoinSet;
+use transbench_wire::auth::Secret;
+use transbench_wire::TrialToken;
 
 /// Counting delivery, the longest the receiver waits after Stop for the
 /// trial's sends to arrive (what is in flight when the sender stops): a
@@ -45,32 +51,76 @@ use tokio::task::JoinSet;
 /// of it.
 const SETTLE: Duration = Duration::from_secs(1);
 
+/// The sessions reconnects set the trial up on, each with its token: the
+/// trial ends on the one whose plane the engine used last.
+type Sessions = Arc<Mutex<Vec<(TrialToken, ControlChannel)>>>;
+
+/// Runs the data plane from Start to the receiver's records. A trial
+/// whose receiver crashes loses its session with it: its records are then
+/// the last session's (the receiver started again saw only what came
+/// after the reconnect), or `None` when that session is gone too.
 async fn drive<S: RequestSink, R: ResponseSource>(
-    ctl: &mut ControlChannel,
+    mut ctl: ControlChannel,
     spec: &TrialSpec,
     plan: RrPlan,
     sink: S,
     source: R,
-) -> anyhow::Result<(RrOutcome, session::Collected)> {
+    reconnect: Option<(Reconnect<S, R>, Sessions)>,
+) -> anyhow::Result<(RrOutcome, Option<session::Collected>)> {
     ctl.send(&ControlMsg::Start).await?;
     let limit = schedule::data_plane_limit(plan.warmup, plan.duration, plan.loss_timeout);
     // Counting delivery: the receiver waits for every send to arrive.
     let settle = plan.loss_timeout.min(SETTLE);
-    let outcome = session::while_receiver_quiet(ctl, limit, engine::run(plan, sink, source)).await?;
+    let crash = spec.receiver_fault.is_some_and(|f| f.kind == FaultKind::Crash);
+    let (reconnect, sessions) = match reconnect {
+        Some((r, sessions)) => (Some(r), Some(sessions)),
+        None => (None, None),
+    };
+    // A session may be lost with its receiver, in a crash this run makes
+    // or one a reconnect outlives.
+    let session_may_die = crash || sessions.is_some();
+    let engine = engine::run(plan, sink, source, reconnect);
+    let outcome = if session_may_die {
+        // Only the limit stops the data plane, not the session's end.
+        session::within_limit(limit, engine).await?
+    } else {
+        session::while_receiver_quiet(&mut ctl, limit, engine).await?
+    };
     // A connection reset by a rejecting path ends the data plane inside
     // the reject.
     session::wait_while_rejecting(spec).await;
+    // A redial that finished after the last request set up a session that
+    // saw nothing: the trial ends on the one its last plane used.
+    let redialed = sessions.map(|l| std::mem::take(&mut *l.lock().expect("sessions lock")));
+    let used = outcome.reconnects.as_ref().and_then(|r| r.last_token);
+    if let Some((_, last)) = redialed
+        .into_iter()
+        .flatten()
+        .find(|(token, _)| Some(*token) == used)
+    {
+        ctl = last;
+    }
     let (expect, drain) = match &outcome.sent_log {
         Some(sent) => (Some(sent.sends), settle),
         None => (None, Duration::ZERO),
     };
-    ctl.send(&ControlMsg::Stop {
+    let stop = ControlMsg::Stop {
         expect,
         wait_ns: drain.as_nanos() as u64,
-    })
-    .await?;
-    let collected = session::collect(ctl, drain).await?;
-    Ok((outcome, collected))
+    };
+    let collected = async {
+        ctl.send(&stop).await?;
+        session::collect(&mut ctl, drain).await
+    }
+    .await;
+    match collected {
+        Ok(c) => Ok((outcome, Some(c))),
+        Err(e) if session_may_die && session::lost_session(&e) => {
+            tracing::warn!("no report from the receiver: its session was lost ({e:#})");
+            Ok((outcome, None))
+        }
+        Err(e) => Err(e),
+    }
 }
 
 /// The receiver's side: answers every request with a response of the
@@ -223,10 +273,12 @@ impl TrialRecords for ProcessedRecords {
     }
 }
 
-/// Runs one request/response trial on an authenticated control session.
+/// Runs one request/response trial on an authenticated control session
+/// (`secret` authenticates the sessions of a reconnect).
 pub async fn run_trial(
     ctl: ControlChannel,
     addr: SocketAddr,
+    secret: Option<&Secret>,
     spec: &TrialSpec,
     rr: &RrSpec,
     id: String,
@@ -234,9 +286,78 @@ pub async fn run_trial(
     // Outages and the timeline are measured from every request's fate
     // (open-loop only).
     let keep_samples = (spec.link_changes || !spec.blackouts.is_empty()) && rr.rate.is_some();
-    Ok(run_keeping_samples(ctl, addr, spec, rr, id, keep_samples)
+    let rejoin = rr.reconnect.map(|every| Rejoin {
+        addr,
+        secret: secret.cloned(),
+        every,
+        sessions: Sessions::default(),
+    });
+    Ok(run_keeping_samples(ctl, addr, rejoin, spec, rr, id, keep_samples)
         .await?
         .0)
+}
+
+/// What a reconnect needs to set the trial up again on a new session.
+#[derive(Clone)]
+pub struct Rejoin {
+    addr: SocketAddr,
+    secret: Option<Secret>,
+    every: Duration,
+    sessions: Sessions,
+}
+
+/// A data plane on a session: sets the trial up on `ctl` (it gets
+/// `Ready`), connects, and gives the session back with the sink, the
+/// source and the session's token. Made once, and again for each
+/// reconnect.
+trait MakePlane<S, R>:
+    Fn(
+        ControlChannel,
+    ) -> Pin<Box<dyn Future<Output = anyhow::Result<(ControlChannel, S, R, TrialToken)>> + Send>>
+    + Clone
+    + Send
+    + 'static
+{
+}
+
+impl<S, R, F> MakePlane<S, R> for F where
+    F: Fn(
+            ControlChannel,
+        )
+            -> Pin<Box<dyn Future<Output = anyhow::Result<(ControlChannel, S, R, TrialToken)>> + Send>>
+        + Clone
+        + Send
+        + 'static
+{
+}
+
+/// Makes the data plane on `ctl` with `make`, and drives the trial on it;
+/// with `rejoin`, on the planes `make` makes on new sessions after a lost
+/// connection too.
+async fn drive_made<S: RequestSink, R: ResponseSource>(
+    ctl: ControlChannel,
+    spec: &TrialSpec,
+    plan: impl FnOnce(TrialToken) -> RrPlan,
+    rejoin: Option<Rejoin>,
+    make: impl MakePlane<S, R>,
+) -> anyhow::Result<(RrOutcome, Option<session::Collected>)> {
+    let (ctl, sink, source, token) = make(ctl).await?;
+    let reconnect = rejoin.map(|join| {
+        let sessions = join.sessions.clone();
+        let every = join.every;
+        let redial: Redial<S, R> = Box::new(move || {
+            let (join, make) = (join.clone(), make.clone());
+            Box::pin(async move {
+                let (ctl, _) = session::connect(join.addr, join.secret.as_ref()).await?;
+                let (mut ctl, sink, source, token) = make(ctl).await?;
+                ctl.send(&ControlMsg::Start).await?;
+                join.sessions.lock().expect("sessions lock").push((token, ctl));
+                Ok((sink, source, token))
+            })
+        });
+        (Reconnect { redial, every }, sessions)
+    });
+    drive(ctl, spec, plan(token), sink, source, reconnect).await
 }
 
 /// A transport's retransmission timer, read periodically while the trial
@@ -313,11 +434,49 @@ fn tcp_retries2() -> u32 {
         .unwrap_or(LINUX_TCP_RETRIES2)
 }
 
+/// What the data planes of a trial noted as they were made, for the
+/// result: the first connection's congestion control and timer readings,
+/// and every QUIC connection, to close at the end.
+#[derive(Default)]
+struct PlaneNotes {
+    tcp_congestion: Option<String>,
+    rto_watch: Option<TimerWatch<RtoReading>>,
+    quic_watch: Option<TimerWatch<QuicReading>>,
+    quic_readings: Option<Vec<QuicReading>>,
+    quic: Vec<(quinn::Endpoint, quinn::Connection)>,
+}
+
+/// The first TCP connection's congestion control, and its timer watched
+/// where a blackhole's recovery is predicted.
+fn note_tcp(shared: &SharedNotes, tcp: &tokio::net::TcpStream, predicts: bool) -> anyhow::Result<()> {
+    let mut notes = notes(shared);
+    if notes.tcp_congestion.is_some() {
+        return Ok(());
+    }
+    notes.tcp_congestion = congestion::get(tcp).ok();
+    if predicts {
+        use std::os::fd::AsFd;
+        let socket = tcp
+            .as_fd()
+            .try_clone_to_owned()
+            .context("duplicating the data socket")?;
+        notes.rto_watch = Some(watch_tcp_timer(socket));
+    }
+    Ok(())
+}
+
+type SharedNotes = Arc<Mutex<PlaneNotes>>;
+
+fn notes(shared: &SharedNotes) -> std::sync::MutexGuard<'_, PlaneNotes> {
+    shared.lock().expect("plane notes lock")
+}
+
 /// [`run_trial`], and with `keep_samples` (open-loop) every measured
 /// request's round trip or loss, by its intended send time.
 pub async fn run_keeping_samples(
-    mut ctl: ControlChannel,
+    ctl: ControlChannel,
     addr: SocketAddr,
+    rejoin: Option<Rejoin>,
     spec: &TrialSpec,
     rr: &RrSpec,
     id: String,
@@ -339,107 +498,179 @@ pub async fn run_keeping_samples(
     };
     let caps = spec.transport.capabilities();
     let mut trial_setup = spec.setup();
-    let mut tcp_congestion = None;
+    trial_setup.workload = WorkloadSetup::Rr {
+        udp_peer_port: None,
+        quic_stream: rr.quic_stream,
+        delivery: rr.delivery_counting(),
+    };
+    let size = spec.size;
+    let congestion = spec.congestion.clone();
     let mut datagrams = None;
     // A timer is read only where a blackhole's recovery can be predicted.
     let predicts = spec.blackouts.iter().any(|b| b.blackhole().is_some());
-    let mut rto_watch = None;
-    let mut quic_readings = None;
+    let shared = SharedNotes::default();
     let cpu_start = thread_cpu_ns();
     let (mut outcome, heard) = match caps.carrier {
         Carrier::Udp => {
-            let sock = UdpSocket::bind((local_ip, 0))
-                .await
-                .context("binding the UDP data socket")?;
-            trial_setup.workload = WorkloadSetup::Rr {
-                udp_peer_port: Some(sock.local_addr()?.port()),
-                quic_stream: rr.quic_stream,
-                delivery: rr.delivery_counting(),
+            let make = move |mut ctl: ControlChannel| {
+                let mut setup = trial_setup.clone();
+                Box::pin(async move {
+                    let sock = UdpSocket::bind((local_ip, 0))
+                        .await
+                        .context("binding the UDP data socket")?;
+                    if let WorkloadSetup::Rr { udp_peer_port, .. } = &mut setup.workload {
+                        *udp_peer_port = Some(sock.local_addr()?.port());
+                    }
+                    let admitted = session::setup(&mut ctl, setup).await?;
+                    sock.connect((peer_ip, admitted.data_port)).await?;
+                    let (sink, source) =
+                        udp::client(sock, size).context("asking the UDP socket for ICMP errors")?;
+                    Ok((ctl, sink, source, admitted.token))
+                }) as Pin<Box<dyn Future<Output = _> + Send>>
             };
-            let admitted = session::setup(&mut ctl, trial_setup).await?;
-            sock.connect((peer_ip, admitted.data_port)).await?;
-            let (sink, source) =
-                udp::client(sock, spec.size).context("asking the UDP socket for ICMP errors")?;
-            drive(&mut ctl, spec, plan(admitted.token), sink, source).await?
+            drive_made(ctl, spec, plan, rejoin, make).await?
         }
         Carrier::Tcp => {
-            let admitted = session::setup(&mut ctl, trial_setup).await?;
-            let connector = caps
-                .tls
-                .then(|| transport::tls_connector(admitted.cert))
-                .transpose()?;
-            let tcp = transport::connect_tcp(
-                SocketAddr::new(peer_ip, admitted.data_port),
-                spec.congestion.as_deref(),
-                admitted.token,
-            )
-            .await
-            .context("connecting the TCP data connection")?;
-            tcp_congestion = congestion::get(&tcp).ok();
-            if predicts {
-                use std::os::fd::AsFd;
-                let socket = tcp
-                    .as_fd()
-                    .try_clone_to_owned()
-                    .context("duplicating the data socket")?;
-                rto_watch = Some(watch_tcp_timer(socket));
-            }
-            match connector {
-                Some(connector) => {
-                    let tls = transport::tls_handshake(&connector, tcp).await?;
-                    let (r, w) = tokio::io::split(tls);
-                    let (sink, source) = stream::client(r, w, spec.size);
-                    drive(&mut ctl, spec, plan(admitted.token), sink, source).await?
+            let connect = {
+                let (shared, congestion) = (shared.clone(), congestion.clone());
+                move |mut ctl: ControlChannel| {
+                    let (setup, shared, congestion) =
+                        (trial_setup.clone(), shared.clone(), congestion.clone());
+                    async move {
+                        let admitted = session::setup(&mut ctl, setup).await?;
+                        let tcp = transport::connect_tcp(
+                            SocketAddr::new(peer_ip, admitted.data_port),
+                            congestion.as_deref(),
+                            admitted.token,
+                        )
+                        .await
+                        .context("connecting the TCP data connection")?;
+                        note_tcp(&shared, &tcp, predicts)?;
+                        Ok::<_, anyhow::Error>((ctl, tcp, admitted))
+                    }
                 }
-                None => {
-                    let (r, w) = tcp.into_split();
-                    let (sink, source) = stream::client(r, w, spec.size);
-                    drive(&mut ctl, spec, plan(admitted.token), sink, source).await?
-                }
+            };
+            if caps.tls {
+                let make = move |ctl: ControlChannel| {
+                    let connect = connect.clone();
+                    Box::pin(async move {
+                        let (ctl, tcp, admitted) = connect(ctl).await?;
+                        let connector = transport::tls_connector(admitted.cert)?;
+                        let tls = transport::tls_handshake(&connector, tcp).await?;
+                        let (r, w) = tokio::io::split(tls);
+                        let (sink, source) = stream::client(r, w, size);
+                        Ok((ctl, sink, source, admitted.token))
+                    }) as Pin<Box<dyn Future<Output = _> + Send>>
+                };
+                drive_made(ctl, spec, plan, rejoin, make).await?
+            } else {
+                let make = move |ctl: ControlChannel| {
+                    let connect = connect.clone();
+                    Box::pin(async move {
+                        let (ctl, tcp, admitted) = connect(ctl).await?;
+                        let (r, w) = tcp.into_split();
+                        let (sink, source) = stream::client(r, w, size);
+                        Ok((ctl, sink, source, admitted.token))
+                    }) as Pin<Box<dyn Future<Output = _> + Send>>
+                };
+                drive_made(ctl, spec, plan, rejoin, make).await?
             }
         }
         Carrier::Quic => {
-            let admitted = session::setup(&mut ctl, trial_setup).await?;
-            let endpoint = transport::quic_client(
-                local_ip,
-                admitted.cert,
-                spec.congestion.as_deref(),
-                admitted.token,
-            )?;
-            let conn =
-                transport::quic_connect(&endpoint, SocketAddr::new(peer_ip, admitted.data_port)).await?;
-            // Datagrams are never retransmitted: no timer to predict from.
-            let watch = (predicts && !spec.transport.is_quic_datagram()).then(|| watch_quic(conn.clone()));
+            let dgram = spec.transport.is_quic_datagram();
+            let connect = {
+                let (shared, congestion) = (shared.clone(), congestion.clone());
+                move |mut ctl: ControlChannel| {
+                    let (setup, shared, congestion) =
+                        (trial_setup.clone(), shared.clone(), congestion.clone());
+                    async move {
+                        let admitted = session::setup(&mut ctl, setup).await?;
+                        let endpoint = transport::quic_client(
+                            local_ip,
+                            admitted.cert,
+                            congestion.as_deref(),
+                            admitted.token,
+                        )?;
+                        let conn =
+                            transport::quic_connect(&endpoint, SocketAddr::new(peer_ip, admitted.data_port))
+                                .await?;
+                        let mut notes = notes(&shared);
+                        // Datagrams are never retransmitted: no timer to predict from.
+                        if predicts && !dgram && notes.quic.is_empty() {
+                            notes.quic_watch = Some(watch_quic(conn.clone()));
+                        }
+                        notes.quic.push((endpoint, conn.clone()));
+                        Ok::<_, anyhow::Error>((ctl, conn, admitted.token))
+                    }
+                }
+            };
             let result = match rr.quic_stream {
-                _ if spec.transport.is_quic_datagram() => {
+                _ if dgram => {
                     let ledger = Arc::new(DatagramLedger::default());
-                    let (sink, source) = quic_dgram::client(conn.clone(), spec.size, ledger.clone());
-                    let driven = drive(&mut ctl, spec, plan(admitted.token), sink, source).await?;
-                    datagrams = Some(ledger.counts());
+                    let counted = ledger.clone();
+                    let make = move |ctl: ControlChannel| {
+                        let (connect, ledger) = (connect.clone(), ledger.clone());
+                        Box::pin(async move {
+                            let (ctl, conn, token) = connect(ctl).await?;
+                            let (sink, source) = quic_dgram::client(conn, size, ledger);
+                            Ok((ctl, sink, source, token))
+                        }) as Pin<Box<dyn Future<Output = _> + Send>>
+                    };
+                    let driven = drive_made(ctl, spec, plan, rejoin, make).await?;
+                    datagrams = Some(counted.counts());
                     driven
                 }
                 QuicStreamMode::PerRequest => {
-                    let (sink, source, stream_errors) = quic::per_request_client(conn.clone(), spec.size);
-                    let (mut outcome, heard) =
-                        drive(&mut ctl, spec, plan(admitted.token), sink, source).await?;
+                    let stream_errors = Arc::new(Mutex::new(ErrorLog::default()));
+                    let failed_streams = stream_errors.clone();
+                    let reconnecting = rejoin.is_some();
+                    let make = move |ctl: ControlChannel| {
+                        let (connect, stream_errors) = (connect.clone(), stream_errors.clone());
+                        Box::pin(async move {
+                            let (ctl, conn, token) = connect(ctl).await?;
+                            let (sink, source) =
+                                quic::per_request_client(conn, size, stream_errors, reconnecting);
+                            Ok((ctl, sink, source, token))
+                        }) as Pin<Box<dyn Future<Output = _> + Send>>
+                    };
+                    let (mut outcome, heard) = drive_made(ctl, spec, plan, rejoin, make).await?;
                     // Taken before the close below: streams it cuts were
                     // already counted lost, and are no transport error.
-                    let failed = std::mem::take(&mut *stream_errors.lock().expect("error log lock"));
+                    let failed = std::mem::take(&mut *failed_streams.lock().expect("error log lock"));
                     outcome.errors.merge(failed);
                     (outcome, heard)
                 }
                 QuicStreamMode::Single => {
-                    let (send, recv) = conn.open_bi().await.context("opening the QUIC stream")?;
-                    let (sink, source) = stream::client(recv, send, spec.size);
-                    drive(&mut ctl, spec, plan(admitted.token), sink, source).await?
+                    let make = move |ctl: ControlChannel| {
+                        let connect = connect.clone();
+                        Box::pin(async move {
+                            let (ctl, conn, token) = connect(ctl).await?;
+                            let (send, recv) = conn.open_bi().await.context("opening the QUIC stream")?;
+                            let (sink, source) = stream::client(recv, send, size);
+                            Ok((ctl, sink, source, token))
+                        }) as Pin<Box<dyn Future<Output = _> + Send>>
+                    };
+                    drive_made(ctl, spec, plan, rejoin, make).await?
                 }
             };
-            quic_readings = watch.map(TimerWatch::finish);
-            transport::quic_close(&endpoint, Some(&conn)).await;
+            let (watch, connections) = {
+                let mut notes = notes(&shared);
+                (notes.quic_watch.take(), std::mem::take(&mut notes.quic))
+            };
+            notes(&shared).quic_readings = watch.map(TimerWatch::finish);
+            for (endpoint, conn) in connections {
+                transport::quic_close(&endpoint, Some(&conn)).await;
+            }
             result
         }
     };
     let cpu_ns = thread_cpu_ns().saturating_sub(cpu_start);
+    let PlaneNotes {
+        tcp_congestion,
+        rto_watch,
+        quic_readings,
+        ..
+    } = std::mem::take(&mut *notes(&shared));
     let samples = outcome.totals.samples.take().unwrap_or_default();
     // The tracker keeps a bounded number of fates: a timeline of some
     // requests would show the rest as never offered.
@@ -489,9 +720,17 @@ pub async fn run_keeping_samples(
         })
         .collect();
     let sent_log = outcome.sent_log.take();
-    let session::Collected {
-        report, processed, ..
-    } = heard;
+    let reconnects = outcome.reconnects.take().map(|r| ReconnectRecord {
+        every_ns: rr.reconnect.unwrap_or_default().as_nanos() as u64,
+        lost: r.lost,
+        failed_attempts: r.failed_attempts,
+        unsendable: r.unsendable,
+        up_ns: r.up_ns.iter().map(|&t| t as i64 - window as i64).collect(),
+    });
+    let (report, processed, report_missing) = match heard {
+        Some(c) => (c.report, c.processed, false),
+        None => (ReceiverReport::default(), Vec::new(), true),
+    };
     let delivery = match sent_log {
         Some(sent) => {
             let Some(counted) = report.delivery else {
@@ -513,6 +752,8 @@ pub async fn run_keeping_samples(
     result.delivery = delivery;
     result.outages = outages;
     result.schedule_timeline = schedule_timeline;
+    result.reconnects = reconnects;
+    result.receiver_report_missing = report_missing;
     Ok((result, samples))
 }
 
