@@ -310,25 +310,18 @@ pub struct Rejoin {
 /// `Ready`), connects, and gives the session back with the sink, the
 /// source and the session's token. Made once, and again for each
 /// reconnect.
-trait MakePlane<S, R>:
-    Fn(
-        ControlChannel,
-    ) -> Pin<Box<dyn Future<Output = anyhow::Result<(ControlChannel, S, R, TrialToken)>> + Send>>
-    + Clone
-    + Send
-    + 'static
-{
-}
+trait MakePlane<S, R>: Fn(ControlChannel) -> Making<S, R> + Clone + Send + 'static {}
 
-impl<S, R, F> MakePlane<S, R> for F where
-    F: Fn(
-            ControlChannel,
-        )
-            -> Pin<Box<dyn Future<Output = anyhow::Result<(ControlChannel, S, R, TrialToken)>> + Send>>
-        + Clone
-        + Send
-        + 'static
-{
+impl<S, R, F> MakePlane<S, R> for F where F: Fn(ControlChannel) -> Making<S, R> + Clone + Send + 'static {}
+
+/// A plane being made: the session back, the sink, the source, the token.
+type Making<S, R> = Pin<Box<dyn Future<Output = anyhow::Result<(ControlChannel, S, R, TrialToken)>> + Send>>;
+
+/// A [`MakePlane`]'s future, boxed.
+fn plane<S, R>(
+    making: impl Future<Output = anyhow::Result<(ControlChannel, S, R, TrialToken)>> + Send + 'static,
+) -> Making<S, R> {
+    Box::pin(making)
 }
 
 /// Makes the data plane on `ctl` with `make`, and drives the trial on it;
@@ -514,7 +507,7 @@ pub async fn run_keeping_samples(
         Carrier::Udp => {
             let make = move |mut ctl: ControlChannel| {
                 let mut setup = trial_setup.clone();
-                Box::pin(async move {
+                plane(async move {
                     let sock = UdpSocket::bind((local_ip, 0))
                         .await
                         .context("binding the UDP data socket")?;
@@ -526,7 +519,7 @@ pub async fn run_keeping_samples(
                     let (sink, source) =
                         udp::client(sock, size).context("asking the UDP socket for ICMP errors")?;
                     Ok((ctl, sink, source, admitted.token))
-                }) as Pin<Box<dyn Future<Output = _> + Send>>
+                })
             };
             drive_made(ctl, spec, plan, rejoin, make).await?
         }
@@ -553,25 +546,25 @@ pub async fn run_keeping_samples(
             if caps.tls {
                 let make = move |ctl: ControlChannel| {
                     let connect = connect.clone();
-                    Box::pin(async move {
+                    plane(async move {
                         let (ctl, tcp, admitted) = connect(ctl).await?;
                         let connector = transport::tls_connector(admitted.cert)?;
                         let tls = transport::tls_handshake(&connector, tcp).await?;
                         let (r, w) = tokio::io::split(tls);
                         let (sink, source) = stream::client(r, w, size);
                         Ok((ctl, sink, source, admitted.token))
-                    }) as Pin<Box<dyn Future<Output = _> + Send>>
+                    })
                 };
                 drive_made(ctl, spec, plan, rejoin, make).await?
             } else {
                 let make = move |ctl: ControlChannel| {
                     let connect = connect.clone();
-                    Box::pin(async move {
+                    plane(async move {
                         let (ctl, tcp, admitted) = connect(ctl).await?;
                         let (r, w) = tcp.into_split();
                         let (sink, source) = stream::client(r, w, size);
                         Ok((ctl, sink, source, admitted.token))
-                    }) as Pin<Box<dyn Future<Output = _> + Send>>
+                    })
                 };
                 drive_made(ctl, spec, plan, rejoin, make).await?
             }
@@ -610,11 +603,11 @@ pub async fn run_keeping_samples(
                     let counted = ledger.clone();
                     let make = move |ctl: ControlChannel| {
                         let (connect, ledger) = (connect.clone(), ledger.clone());
-                        Box::pin(async move {
+                        plane(async move {
                             let (ctl, conn, token) = connect(ctl).await?;
                             let (sink, source) = quic_dgram::client(conn, size, ledger);
                             Ok((ctl, sink, source, token))
-                        }) as Pin<Box<dyn Future<Output = _> + Send>>
+                        })
                     };
                     let driven = drive_made(ctl, spec, plan, rejoin, make).await?;
                     datagrams = Some(counted.counts());
@@ -626,12 +619,12 @@ pub async fn run_keeping_samples(
                     let reconnecting = rejoin.is_some();
                     let make = move |ctl: ControlChannel| {
                         let (connect, stream_errors) = (connect.clone(), stream_errors.clone());
-                        Box::pin(async move {
+                        plane(async move {
                             let (ctl, conn, token) = connect(ctl).await?;
                             let (sink, source) =
                                 quic::per_request_client(conn, size, stream_errors, reconnecting);
                             Ok((ctl, sink, source, token))
-                        }) as Pin<Box<dyn Future<Output = _> + Send>>
+                        })
                     };
                     let (mut outcome, heard) = drive_made(ctl, spec, plan, rejoin, make).await?;
                     // Taken before the close below: streams it cuts were
@@ -643,12 +636,12 @@ pub async fn run_keeping_samples(
                 QuicStreamMode::Single => {
                     let make = move |ctl: ControlChannel| {
                         let connect = connect.clone();
-                        Box::pin(async move {
+                        plane(async move {
                             let (ctl, conn, token) = connect(ctl).await?;
                             let (send, recv) = conn.open_bi().await.context("opening the QUIC stream")?;
                             let (sink, source) = stream::client(recv, send, size);
                             Ok((ctl, sink, source, token))
-                        }) as Pin<Box<dyn Future<Output = _> + Send>>
+                        })
                     };
                     drive_made(ctl, spec, plan, rejoin, make).await?
                 }
