@@ -17,7 +17,7 @@
 mod common;
 
 use common::*;
-use transbench_analysis::failure_detector::NormalModel;
+use transbench_analysis::failure_detector::{normal_tail, NormalModel};
 use transbench_analysis::heartbeat::{binomial_tails, Detector, SettingOutcome};
 use transbench_reports::{HeartbeatMetrics, RunResults, TrialResult};
 
@@ -179,10 +179,11 @@ fn phi_matches_its_theory_on_a_normal_path_and_detects_a_silent_peer_in_time() {
 /// near 1.5 intervals: a timeout of 1.5 intervals suspects exactly the
 /// UDP intervals whose closing heartbeat followed a lost one, each with
 /// the chance 5 %, which its count holds to within the [`TAIL`] bound.
-/// The normal model of the same intervals expects fewer: some half as
-/// many on a quiet machine, more where the monitor's scheduling widens the
-/// intervals' spread, but under the 5 % that the gaps' two modes make
-/// (it smears them into one bell); φ's false suspicions
+/// The normal model of the same intervals, which smears the gaps' two
+/// modes into one bell, expects at least what the modes alone give it
+/// (about 2 % at 5 %; some 3 % with the path's jitter on a quiet machine,
+/// more where a busy monitor's scheduling widens the spread, which is
+/// why no upper bound holds); φ's false suspicions
 /// fall as its threshold rises while its detection time grows; and over
 /// TCP and QUIC, which retransmit what was lost, heartbeats arrive late
 /// instead of never.
@@ -223,9 +224,19 @@ fn a_lossy_path_makes_gaps_a_timeout_counts_as_the_loss_says() {
                 timeout.false_suspicions,
                 timeout.intervals_watched
             );
-            // μ ≈ T/(1 − p) and σ ≈ T·√p/(1 − p): Q((1.5T − μ)/σ) ≈ 0.03
-            // with the path's jitter alone; a busy monitor's adds to σ.
-            assert!(timeout.expected_per_interval.unwrap() < 0.05, "{timeout:?}");
+            // A fraction g of the intervals holds a lost heartbeat (2T),
+            // the rest none (T): that alone makes the intervals' mean
+            // T(1 + g) and their deviation T√(g(1 − g)), and the delays'
+            // jitter and the monitor's scheduling only widen it, so the
+            // model expects at least Q((0.5 − g)/√(g(1 − g))) (10 % spared
+            // for the sample's covariances).
+            let g = timeout.false_suspicions as f64 / timeout.intervals_watched as f64;
+            let least = normal_tail((0.5 - g) / (g * (1.0 - g)).sqrt());
+            assert!(
+                timeout.expected_per_interval.unwrap() >= 0.9 * least,
+                "{}: the normal model expects less than the loss's gaps alone give it ({least:.4}): {timeout:?}",
+                t.id
+            );
         } else {
             assert_eq!(t.counters.lost, 0, "{}: retransmitted", t.id);
         }
