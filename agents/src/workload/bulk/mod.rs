@@ -247,14 +247,15 @@ async fn byte_stream_flow<S: AsyncRead + AsyncWrite + Unpin>(
     .await;
     match drained {
         Ok(r) => r.map(|()| written),
-        Err(_) => Err(not_closed(flow, wait)),
+        Err(_) => Err(not_closed(wait)),
     }
 }
 
-fn not_closed(flow: u32, wait: Duration) -> std::io::Error {
+/// A flow's error: the run names the flow before it.
+fn not_closed(wait: Duration) -> std::io::Error {
     std::io::Error::new(
         std::io::ErrorKind::TimedOut,
-        format!("the receiver did not close flow {flow} within {wait:?} of its end"),
+        format!("the receiver did not close it within {wait:?} of its end"),
     )
 }
 
@@ -274,16 +275,14 @@ async fn quic_flow(
     send.finish().map_err(std::io::Error::other)?;
     match tokio::time::timeout(wait, send.stopped()).await {
         Ok(Ok(None)) => Ok(written),
-        Ok(Ok(Some(code))) => Err(std::io::Error::other(format!(
-            "the receiver stopped flow {flow} ({code})"
-        ))),
+        Ok(Ok(Some(code))) => Err(std::io::Error::other(format!("the receiver stopped it ({code})"))),
         Ok(Err(e)) => Err(std::io::Error::other(e)),
         Err(_) => {
             let path = conn.stats().path;
             Err(std::io::Error::new(
                 std::io::ErrorKind::TimedOut,
                 format!(
-                    "flow {flow} was not acknowledged within {wait:?} of its end (its connection then: \
+                    "not acknowledged within {wait:?} of its end (its connection then: \
                      rtt {:?}, cwnd {} B, {} of {} packets lost, {} congestion events)",
                     path.rtt, path.cwnd, path.lost_packets, path.sent_packets, path.congestion_events
                 ),
@@ -336,7 +335,7 @@ async fn read_down(
     let left = Duration::from_nanos(end_ns.saturating_sub(mono_now_ns())) + wait;
     tokio::time::timeout(left, flows::count_flow(source, flow, meter, None))
         .await
-        .map_err(|_| not_closed(flow, wait))?
+        .map_err(|_| not_closed(wait))?
 }
 
 /// What the sender saw of its flows.
