@@ -1732,26 +1732,31 @@ pub fn recovery_vs_partition(input: &RecoveryVsPartition) -> Option<Chart> {
     } else {
         String::new()
     };
-    let theories = if theories.is_empty() {
-        String::new()
+    // A receiver's fault has no timer to predict it: no lines to explain.
+    let (lines, theories) = if theories.is_empty() {
+        (String::new(), String::new())
     } else {
-        format!(" Theory: {}.", theories.join("; "))
+        (
+            " Lines: the first answer the retransmission timer predicts, started where the trial's timer \
+             started: the first retransmission at or after the heal, plus the answer's way back."
+                .to_string(),
+            format!(" Theory: {}.", theories.join("; ")),
+        )
     };
     Some(Chart {
         slug: format!("recovery-vs-partition-{}", slug(&input.partition)),
         title: format!(
-            "recovery after a partition, against its length: {}",
+            "recovery after an outage, against its length: {}",
             input.partition
         ),
         caption: format!(
-            "Points: the time each trial took from the heal to the first answer. Lines: the first answer \
-             the retransmission timer predicts, started where the trial's timer started: the first \
-             retransmission at or after the heal, plus the answer's way back.{theories}{unanswered}"
+            "Points: the time each trial took from the outage's end (the heal, or the receiver running \
+             again) to the first answer.{lines}{theories}{unanswered}"
         ),
         panels: vec![Panel {
             title: String::new(),
-            x: Axis::new("partition length (s)", Scale::Linear).including(&[0.0, s(x_end_ns)]),
-            y: Axis::new("first answer after the heal (s)", Scale::Linear).including(&[0.0]),
+            x: Axis::new("outage length (s)", Scale::Linear).including(&[0.0, s(x_end_ns)]),
+            y: Axis::new("first answer after its end (s)", Scale::Linear).including(&[0.0]),
             series,
         }],
         columns: 1,
