@@ -72,10 +72,7 @@ async fn drive<S: RequestSink, R: ResponseSource>(
     // Counting delivery: the receiver waits for every send to arrive.
     let settle = plan.loss_timeout.min(SETTLE);
     let crash = spec.receiver_fault.is_some_and(|f| f.kind == FaultKind::Crash);
-    let (reconnect, sessions) = match reconnect {
-        Some((r, sessions)) => (Some(r), Some(sessions)),
-        None => (None, None),
-    };
+    let (reconnect, sessions) = reconnect.unzip();
     // A session may be lost with its receiver, in a crash this run makes
     // or one a reconnect outlives.
     let session_may_die = crash || sessions.is_some();
@@ -432,10 +429,12 @@ fn tcp_retries2() -> u32 {
 /// and every QUIC connection, to close at the end.
 #[derive(Default)]
 struct PlaneNotes {
+    /// The first TCP connection was noted (its congestion control may
+    /// not read).
+    tcp_noted: bool,
     tcp_congestion: Option<String>,
     rto_watch: Option<TimerWatch<RtoReading>>,
     quic_watch: Option<TimerWatch<QuicReading>>,
-    quic_readings: Option<Vec<QuicReading>>,
     quic: Vec<(quinn::Endpoint, quinn::Connection)>,
 }
 
@@ -443,7 +442,7 @@ struct PlaneNotes {
 /// where a blackhole's recovery is predicted.
 fn note_tcp(shared: &SharedNotes, tcp: &tokio::net::TcpStream, predicts: bool) -> anyhow::Result<()> {
     let mut notes = notes(shared);
-    if notes.tcp_congestion.is_some() {
+    if std::mem::replace(&mut notes.tcp_noted, true) {
         return Ok(());
     }
     notes.tcp_congestion = congestion::get(tcp).ok();
@@ -502,6 +501,8 @@ pub async fn run_keeping_samples(
     // A timer is read only where a blackhole's recovery can be predicted.
     let predicts = spec.blackouts.iter().any(|b| b.blackhole().is_some());
     let shared = SharedNotes::default();
+    // Read before the connections close, which the readings would show.
+    let mut quic_readings = None;
     let cpu_start = thread_cpu_ns();
     let (mut outcome, heard) = match caps.carrier {
         Carrier::Udp => {
@@ -650,7 +651,7 @@ pub async fn run_keeping_samples(
                 let mut notes = notes(&shared);
                 (notes.quic_watch.take(), std::mem::take(&mut notes.quic))
             };
-            notes(&shared).quic_readings = watch.map(TimerWatch::finish);
+            quic_readings = watch.map(TimerWatch::finish);
             for (endpoint, conn) in connections {
                 transport::quic_close(&endpoint, Some(&conn)).await;
             }
@@ -661,7 +662,6 @@ pub async fn run_keeping_samples(
     let PlaneNotes {
         tcp_congestion,
         rto_watch,
-        quic_readings,
         ..
     } = std::mem::take(&mut *notes(&shared));
     let samples = outcome.totals.samples.take().unwrap_or_default();
