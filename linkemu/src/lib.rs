@@ -10,12 +10,16 @@
 //!   [`ScheduledPipeline`], a pipeline that follows one;
 //! - [`reject`]: the answer a rejecting link sends back for a packet it
 //!   drops (ICMP unreachable, a TCP reset);
+//! - [`offload`]: a TUN device's super-packets split into wire packets
+//!   before any impairment sees them, checksums completed;
 //! - [`dist`] and [`rng`]: netem's delay distributions and its seeded,
 //!   optionally correlated random numbers.
 //!
 //! Moving packets (TUN devices, namespaces) is the caller's business.
 
+pub mod checksum;
 pub mod dist;
+pub mod offload;
 pub mod pipeline;
 pub mod reject;
 pub mod rng;

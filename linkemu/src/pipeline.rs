@@ -245,13 +245,15 @@ impl Pipeline {
     /// it, so the next [`Pipeline::dequeue`] would hand it straight back.
     /// Then it is counted arrived and delivered, and the caller sends it
     /// from its own buffer, without the copy and the queue. False: the
-    /// caller enqueues it.
-    pub fn deliver_at_once(&mut self) -> bool {
+    /// caller enqueues it. `packets` is how many wire packets it stands
+    /// for: a super-packet that crosses a transparent link whole counts
+    /// as the packets it carries.
+    pub fn deliver_at_once(&mut self, packets: u64) -> bool {
         if !self.transparent || !self.queue.is_empty() {
             return false;
         }
-        self.counters.arrived += 1;
-        self.counters.delivered += 1;
+        self.counters.arrived += packets;
+        self.counters.delivered += packets;
         true
     }
 
@@ -604,7 +606,7 @@ pub fn set_ce(packet: &mut [u8]) -> bool {
                 let ihl = ((packet[0] & 0x0f) as usize * 4).clamp(20, packet.len());
                 packet[10] = 0;
                 packet[11] = 0;
-                let sum = ipv4_checksum(&packet[..ihl]);
+                let sum = crate::checksum::internet(&[&packet[..ihl]]);
                 packet[10..12].copy_from_slice(&sum.to_be_bytes());
             }
             true
@@ -619,15 +621,4 @@ pub fn set_ce(packet: &mut [u8]) -> bool {
         }
         _ => false,
     }
-}
-
-fn ipv4_checksum(header: &[u8]) -> u16 {
-    let mut sum: u32 = header
-        .chunks(2)
-        .map(|c| u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)]) as u32)
-        .sum();
-    while sum > 0xffff {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    !(sum as u16)
 }

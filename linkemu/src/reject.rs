@@ -25,6 +25,7 @@
 //!
 //! Pure: bytes in, bytes out.
 
+use crate::checksum;
 use std::fmt;
 use std::net::{Ipv4Addr, Ipv6Addr};
 
@@ -193,7 +194,7 @@ fn answer_v4(packet: &[u8], reject: Reject) -> Option<Vec<u8>> {
             let quoted = &packet[..total.min(ICMPV4_MAX - IPV4_HEADER - ICMP_HEADER)];
             let mut icmp = vec![3, 1, 0, 0, 0, 0, 0, 0];
             icmp.extend_from_slice(quoted);
-            let sum = checksum(&[&icmp]);
+            let sum = checksum::internet(&[&icmp]);
             icmp[2..4].copy_from_slice(&sum.to_be_bytes());
             (PROTO_ICMP, icmp)
         }
@@ -208,7 +209,7 @@ fn answer_v4(packet: &[u8], reject: Reject) -> Option<Vec<u8>> {
     ip[9] = protocol;
     ip[12..16].copy_from_slice(&dst.octets());
     ip[16..20].copy_from_slice(&src.octets());
-    let sum = checksum(&[&ip]);
+    let sum = checksum::internet(&[&ip]);
     ip[10..12].copy_from_slice(&sum.to_be_bytes());
     Some([&ip[..], &body].concat())
 }
@@ -272,7 +273,7 @@ fn answer_v6(packet: &[u8], reject: Reject) -> Option<Vec<u8>> {
             let quoted = &packet[..total.min(ICMPV6_MAX - IPV6_HEADER - ICMP_HEADER)];
             let mut icmp = vec![1, 3, 0, 0, 0, 0, 0, 0];
             icmp.extend_from_slice(quoted);
-            let sum = checksum(&[&pseudo_header_v6(dst, src, PROTO_ICMPV6, icmp.len()), &icmp]);
+            let sum = checksum::internet(&[&pseudo_header_v6(dst, src, PROTO_ICMPV6, icmp.len()), &icmp]);
             icmp[2..4].copy_from_slice(&sum.to_be_bytes());
             (PROTO_ICMPV6, icmp)
         }
@@ -295,7 +296,7 @@ fn reset_for(tcp: &[u8], pseudo_header: &[u8]) -> Option<Vec<u8>> {
         return None;
     }
     let mut reset = segment.reset();
-    let sum = checksum(&[pseudo_header, &reset]);
+    let sum = checksum::internet(&[pseudo_header, &reset]);
     reset[16..18].copy_from_slice(&sum.to_be_bytes());
     Some(reset.to_vec())
 }
@@ -316,18 +317,4 @@ fn pseudo_header_v6(src: Ipv6Addr, dst: Ipv6Addr, protocol: u8, len: usize) -> V
     p.extend_from_slice(&(len as u32).to_be_bytes());
     p.extend_from_slice(&[0, 0, 0, protocol]);
     p
-}
-
-/// The Internet checksum (RFC 1071) of the parts laid end to end, each
-/// but the last of even length.
-fn checksum(parts: &[&[u8]]) -> u16 {
-    let mut sum: u32 = 0;
-    for part in parts {
-        for pair in part.chunks(2) {
-            let word = u16::from_be_bytes([pair[0], pair.get(1).copied().unwrap_or(0)]);
-            sum += u32::from(word);
-            sum = (sum & 0xffff) + (sum >> 16);
-        }
-    }
-    !(sum as u16)
 }

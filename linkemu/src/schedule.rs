@@ -907,11 +907,11 @@ impl ScheduledPipeline {
     /// As [`Pipeline::deliver_at_once`] for a packet arriving now. `now`
     /// reads the caller's clock, only when a change may be due: a link
     /// with none pending passes packets on without a clock read.
-    pub fn deliver_at_once(&mut self, now: impl FnOnce() -> u64) -> bool {
+    pub fn deliver_at_once(&mut self, now: impl FnOnce() -> u64, packets: u64) -> bool {
         if self.next_change().is_some() {
             self.apply_changes(now());
         }
-        self.rejecting.is_none() && self.pipeline.deliver_at_once()
+        self.rejecting.is_none() && self.pipeline.deliver_at_once(packets)
     }
 
     /// When to call [`ScheduledPipeline::dequeue`] next: the next packet

@@ -495,14 +495,18 @@ fn deliver_at_once_only_where_enqueue_would_hand_the_packet_straight_back() {
     for profile in ["", "delay 0ms", "loss 0%", "duplicate 0% corrupt 0%", "limit 10"] {
         let (mut fast, mut queued) = (pipeline(profile), pipeline(profile));
         for i in 0..100 {
-            assert!(fast.deliver_at_once(), "{profile:?}");
+            assert!(fast.deliver_at_once(1), "{profile:?}");
             queued.enqueue(packet(i), i * MS);
             assert_eq!(queued.dequeue(i * MS), Some(packet(i)), "{profile:?}");
         }
         assert_eq!(fast.counters(), queued.counters(), "{profile:?}");
+        // A super-packet counts as the wire packets it carries.
+        assert!(fast.deliver_at_once(45), "{profile:?}");
+        assert_eq!(fast.counters().arrived, 145, "{profile:?}");
+        assert_eq!(fast.counters().delivered, 145, "{profile:?}");
         // Never ahead of a packet already queued.
         fast.enqueue(packet(100), 100 * MS);
-        assert!(!fast.deliver_at_once(), "{profile:?}");
+        assert!(!fast.deliver_at_once(1), "{profile:?}");
     }
     for profile in [
         "delay 1ms",
@@ -517,7 +521,7 @@ fn deliver_at_once_only_where_enqueue_would_hand_the_packet_straight_back() {
         "limit 0",
     ] {
         let mut p = pipeline(profile);
-        assert!(!p.deliver_at_once(), "{profile:?}");
+        assert!(!p.deliver_at_once(1), "{profile:?}");
         assert_eq!(p.counters(), Default::default(), "{profile:?}");
     }
 }

@@ -150,11 +150,14 @@ fn changes_happen_at_the_exact_nanosecond() {
     // An idle link is woken for each change, at its time.
     let mut p = scheduled("0s: none; 5s: delay 7ms; 9s: none");
     assert_eq!(p.next_due(), Some(START + 5 * S));
-    assert!(p.deliver_at_once(|| START + 5 * S - 1), "nothing to do to it yet");
+    assert!(
+        p.deliver_at_once(|| START + 5 * S - 1, 1),
+        "nothing to do to it yet"
+    );
     assert_eq!(p.dequeue(START + 5 * S), None);
     assert_eq!(p.next_due(), Some(START + 9 * S));
     assert!(
-        !p.deliver_at_once(|| START + 9 * S - 1),
+        !p.deliver_at_once(|| START + 9 * S - 1, 1),
         "it is to be delayed now"
     );
     p.enqueue(packet(0), START + 9 * S - 1);
@@ -163,7 +166,7 @@ fn changes_happen_at_the_exact_nanosecond() {
     assert_eq!(p.next_due(), Some(START + 9 * S - 1 + 7 * MS), "the packet");
     assert!(p.dequeue(START + 9 * S - 1 + 7 * MS).is_some());
     assert_eq!(p.next_due(), None, "no change left");
-    assert!(p.deliver_at_once(|| START + 9 * S + 7 * MS));
+    assert!(p.deliver_at_once(|| START + 9 * S + 7 * MS, 1));
 }
 
 #[test]
@@ -690,7 +693,7 @@ fn a_rejected_packet_is_answered_the_way_it_came_and_counted() {
     p.enqueue(datagram(1), START + S);
     p.enqueue(datagram(2), START + 2 * S - 1);
     assert!(
-        !p.deliver_at_once(|| START + 1500 * MS),
+        !p.deliver_at_once(|| START + 1500 * MS, 1),
         "nothing passes a reject"
     );
     p.enqueue(datagram(3), START + 2 * S);

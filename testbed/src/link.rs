@@ -11,6 +11,7 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
+use linkemu::offload::{self, VnetHeader, PLAIN_HEADER, VNET_HDR_LEN};
 use linkemu::{LinkCounters, ScheduledPipeline};
 use transbench_wire::clock::mono_now_ns;
 
@@ -33,6 +34,10 @@ pub struct Link {
     thread: Option<JoinHandle<()>>,
     stats: Arc<Mutex<LinkStats>>,
 }
+
+/// The largest packet a device hands over: its virtio-net header and a
+/// 64 KB super-packet.
+const PACKET_BUF: usize = VNET_HDR_LEN + 65_536;
 
 /// Packets queued from one device per wake-up, so neither direction
 /// starves and no due packet waits long behind arrivals.
@@ -149,7 +154,7 @@ fn forward_loop(
     // 50 us would be added to every emulated delay.
     unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, 1u64) };
     let (a, b) = (sender_tun.as_raw_fd(), receiver_tun.as_raw_fd());
-    let mut buf = vec![0u8; 65_536];
+    let mut buf = vec![0u8; PACKET_BUF];
     let mut published = (LinkCounters::default(), LinkCounters::default());
     loop {
         let Pipelines { forward, reverse, .. } = &mut pipelines;
@@ -238,11 +243,13 @@ fn forward_loop(
     }
 }
 
-/// Reads packets from `from`, up to [`READ_BATCH`] queued or
-/// [`PASS_BATCH`] in all; one the pipeline would
-/// hand straight back is written to `to` from the read buffer at once,
-/// without a copy or the queue. A rejected packet's answer goes back to
-/// `from`, where its sender is, at once.
+/// Reads packets from `from`, up to [`READ_BATCH`] wire packets queued or
+/// [`PASS_BATCH`] reads in all. One the pipeline would hand straight back
+/// is written to `to` at once from the read buffer, header and all, so a
+/// super-packet crosses whole, as through a NIC with TSO; any other is
+/// split into wire packets first, which the pipeline queues one by one. A
+/// rejected packet's answer goes back to `from`, where its sender is, at
+/// once.
 fn read_into(from: i32, to: i32, buf: &mut [u8], pipeline: &mut ScheduledPipeline) {
     let mut queued = 0;
     for _ in 0..PASS_BATCH {
@@ -251,25 +258,57 @@ fn read_into(from: i32, to: i32, buf: &mut [u8], pipeline: &mut ScheduledPipelin
         if n <= 0 {
             return;
         }
-        let packet = &buf[..n as usize];
-        if pipeline.deliver_at_once(mono_now_ns) {
-            write_packet(to, packet);
-        } else {
-            pipeline.enqueue(packet.to_vec(), mono_now_ns());
-            while let Some(answer) = pipeline.take_answer() {
-                write_packet(from, &answer);
-            }
+        let read = &buf[..n as usize];
+        let Ok(header) = VnetHeader::parse(read) else {
+            continue;
+        };
+        let packet = &read[VNET_HDR_LEN..];
+        if pipeline.deliver_at_once(mono_now_ns, offload::wire_packets(&header, packet)) {
+            write_all(to, read);
+            continue;
+        }
+        let now = mono_now_ns();
+        let split = offload::split(&header, packet, |wire| {
+            pipeline.enqueue(wire, now);
             queued += 1;
-            if queued == READ_BATCH {
-                return;
-            }
+        });
+        if let Err(e) = split {
+            tracing::debug!("dropped a packet from a TUN device: {e}");
+        }
+        while let Some(answer) = pipeline.take_answer() {
+            write_packet(from, &answer);
+        }
+        if queued >= READ_BATCH {
+            return;
         }
     }
 }
 
+/// Writes a wire packet, behind a header that asks nothing of the kernel.
 fn write_packet(fd: i32, packet: &[u8]) {
+    let iov = [
+        libc::iovec {
+            iov_base: PLAIN_HEADER.as_ptr() as *mut libc::c_void,
+            iov_len: VNET_HDR_LEN,
+        },
+        libc::iovec {
+            iov_base: packet.as_ptr() as *mut libc::c_void,
+            iov_len: packet.len(),
+        },
+    ];
+    // SAFETY: two iovecs over buffers we own, which the kernel only reads.
+    let n = unsafe { libc::writev(fd, iov.as_ptr(), 2) };
+    report_refused(n);
+}
+
+/// Writes a packet as read: header, then packet.
+fn write_all(fd: i32, read: &[u8]) {
     // SAFETY: writing a whole packet from a buffer we own.
-    let n = unsafe { libc::write(fd, packet.as_ptr().cast(), packet.len()) };
+    let n = unsafe { libc::write(fd, read.as_ptr().cast(), read.len()) };
+    report_refused(n);
+}
+
+fn report_refused(n: isize) {
     if n < 0 {
         // The kernel refused it (device going down, full): as lost on a wire.
         tracing::debug!("TUN write failed: {}", std::io::Error::last_os_error());
