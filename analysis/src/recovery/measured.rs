@@ -243,83 +243,6 @@ fn rate_restored_after(outcomes: &[RequestOutcome], heal: u64, config: &MeasureC
     Some(first as u64 * config.bin_ns)
 }
 
-/// One bin of a log's timeline.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct TimelineBin {
-    pub start_ns: u64,
-    /// Requests intended in the bin.
-    pub offered: u64,
-    /// Answers that arrived in the bin (the delivered rate).
-    pub answered: u64,
-    /// Errors and timeouts the application saw in the bin.
-    pub errors: u64,
-    /// Requests intended in the bin never answered.
-    pub unanswered: u64,
-    /// Latency of the requests intended in the bin that were answered
-    /// (whenever): what sending then cost, so an outage shows as a ramp
-    /// from the requests it held longest. `None` when none were.
-    pub latency_p50_ns: Option<u64>,
-    pub latency_max_ns: Option<u64>,
-}
-
-/// The log in bins of `bin_ns` from `origin_ns` (say, the trial's start)
-/// to its last event; events before `origin_ns` are left out.
-pub fn timeline(
-    outcomes: &[RequestOutcome],
-    origin_ns: u64,
-    bin_ns: u64,
-) -> Result<Vec<TimelineBin>, RecoveryError> {
-    if bin_ns == 0 {
-        return Err(RecoveryError::Bin);
-    }
-    let bin_of = |t: u64| usize::try_from(t.checked_sub(origin_ns)? / bin_ns).ok();
-    let last = outcomes
-        .iter()
-        .flat_map(|o| [Some(o.intended_ns), o.answered_ns, o.failure.map(|f| f.at_ns)])
-        .flatten()
-        .filter_map(bin_of)
-        .max();
-    let Some(last) = last else {
-        return Ok(Vec::new());
-    };
-    let mut bins: Vec<TimelineBin> = (0..=last)
-        .map(|i| TimelineBin {
-            start_ns: origin_ns + i as u64 * bin_ns,
-            offered: 0,
-            answered: 0,
-            errors: 0,
-            unanswered: 0,
-            latency_p50_ns: None,
-            latency_max_ns: None,
-        })
-        .collect();
-    let mut latencies: Vec<(usize, u64)> = Vec::new();
-    for o in outcomes {
-        let sent_in = bin_of(o.intended_ns);
-        if let Some(i) = sent_in {
-            bins[i].offered += 1;
-            match o.answered_ns {
-                Some(at) => latencies.push((i, at.saturating_sub(o.intended_ns))),
-                None => bins[i].unanswered += 1,
-            }
-        }
-        if let Some(i) = o.answered_ns.and_then(bin_of) {
-            bins[i].answered += 1;
-        }
-        if let Some(i) = o.failure.and_then(|f| bin_of(f.at_ns)) {
-            bins[i].errors += 1;
-        }
-    }
-    latencies.sort_unstable();
-    for run in latencies.chunk_by(|x, y| x.0 == y.0) {
-        let values: Vec<u64> = run.iter().map(|&(_, lat)| lat).collect();
-        let bin = &mut bins[run[0].0];
-        bin.latency_p50_ns = nearest_rank(&values, 50);
-        bin.latency_max_ns = values.last().copied();
-    }
-    Ok(bins)
-}
-
 #[cfg(test)]
 mod tests {
     use super::super::{Failure, S};
@@ -529,7 +452,6 @@ mod tests {
                 RecoveryError::Restored { .. }
             ));
         }
-        assert_eq!(timeline(&[], 0, 0), Err(RecoveryError::Bin));
         assert_eq!(
             Outage::new(A, A),
             Err(RecoveryError::EmptyOutage {
@@ -537,55 +459,5 @@ mod tests {
                 end_ns: A
             })
         );
-    }
-
-    #[test]
-    fn the_timeline_bins_sends_answers_errors_and_latencies() {
-        let request = |intended_ns, answered_ns, failure| RequestOutcome {
-            intended_ns,
-            answered_ns,
-            failure,
-        };
-        let timeout = |at_ns| {
-            Some(Failure {
-                at_ns,
-                kind: ErrorKind::ApplicationTimeout,
-            })
-        };
-        let outcomes = [
-            request(T0, Some(T0 + 5 * MS), None),
-            request(T0 + 10 * MS, Some(T0 + 12 * MS), None),
-            request(T0 + 20 * MS, Some(T0 + 250 * MS), None),
-            request(T0 + 150 * MS, None, timeout(T0 + 350 * MS)),
-            // Answered after its timeout.
-            request(T0 + 160 * MS, Some(T0 + 380 * MS), timeout(T0 + 360 * MS)),
-            // Before the origin: left out.
-            request(T0 - MS, Some(T0 + MS), None),
-        ];
-        let bins = timeline(&outcomes, T0, DEFAULT_BIN_NS).unwrap();
-        let expected = [
-            (T0, 3, 3, 0, 0, Some(5 * MS), Some(230 * MS)),
-            (T0 + 100 * MS, 2, 0, 0, 1, Some(220 * MS), Some(220 * MS)),
-            (T0 + 200 * MS, 0, 1, 0, 0, None, None),
-            (T0 + 300 * MS, 0, 1, 2, 0, None, None),
-        ];
-        let got: Vec<_> = bins
-            .iter()
-            .map(|b| {
-                (
-                    b.start_ns,
-                    b.offered,
-                    b.answered,
-                    b.errors,
-                    b.unanswered,
-                    b.latency_p50_ns,
-                    b.latency_max_ns,
-                )
-            })
-            .collect();
-        assert_eq!(got, expected);
-        assert!(timeline(&outcomes[5..], T0 + S, DEFAULT_BIN_NS)
-            .unwrap()
-            .is_empty());
     }
 }

@@ -18,8 +18,7 @@
 //! Measured: [`measured::measure_recovery`] reads [`RequestOutcome`]s
 //! (intended send time, answer time, the first error seen) against the
 //! outage: time to detect, first answer after the heal, when the delivered
-//! rate is back, and each request's [`measured::Fate`];
-//! [`measured::timeline`] bins the log for a chart.
+//! rate is back, and each request's [`measured::Fate`].
 //!
 //! A caller recording an rr trial with a partition needs, per request: its
 //! intended time, when its response came (also after the application gave
@@ -37,8 +36,8 @@ use std::fmt;
 use thiserror::Error;
 
 pub use measured::{
-    fate, first_failure, measure_recovery, nearest_rank, pre_outage_p99_ns, timeline, Detection, Fate,
-    FateCounts, MeasureConfig, MeasuredRecovery, TimelineBin,
+    fate, first_failure, measure_recovery, nearest_rank, pre_outage_p99_ns, Detection, Fate, FateCounts,
+    MeasureConfig, MeasuredRecovery,
 };
 pub use theory::{
     predict, recovery_curve, Backoff, Blackholed, GiveUp, Prediction, QuinnPto, Recovery, RecoveryCurve,
