@@ -44,7 +44,12 @@ pub fn profiles_label(forward: &str, reverse: &str) -> String {
         }
         Err(_) => words.to_string(),
     };
-    let (forward, reverse) = (unseeded(forward), unseeded(reverse));
+    both_ways(unseeded(forward), unseeded(reverse))
+}
+
+/// One direction's label when both have the same, else `FORWARD / back:
+/// REVERSE`.
+fn both_ways(forward: String, reverse: String) -> String {
     if forward == reverse {
         forward
     } else {
@@ -69,12 +74,7 @@ pub fn schedule_label(schedules: &ScheduleRecord) -> String {
         }
         Err(_) => text.to_string(),
     };
-    let (forward, reverse) = (unseeded(&schedules.forward), unseeded(&schedules.reverse));
-    if forward == reverse {
-        forward
-    } else {
-        format!("{forward} / back: {reverse}")
-    }
+    both_ways(unseeded(&schedules.forward), unseeded(&schedules.reverse))
 }
 
 /// The path without its loss and corruption: trials whose paths differ
