@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# What linkemu itself costs: one iperf3 TCP flow and an idle ping between
+# What linkemu itself costs: idle pings and one iperf3 TCP flow between
 # the testbed's two namespaces, through linkemu with no impairment
 # (`transbench shell --impair-backend linkemu`) and through a minimal C TUN
 # forwarder (bench/peers/tun_forwarder.c) between namespaces addressed as
-# the testbed's (same TUN devices, MTU, txqueuelen, addresses). Interleaved
+# the testbed's (TUN devices of the same name, MTU, txqueuelen and
+# addresses; the forwarder's without offloads). Interleaved
 # and repeated, the order rotating each round, so every path sees the same
 # machine noise. Prints each round, then the medians and the ratios
 # linkemu / forwarder (throughput: higher is better; RTT: lower is).
@@ -52,10 +53,13 @@ dev=tb0 snd_addr=10.201.0.1 rcv_addr=10.201.0.2 mtu=1500 txqueuelen=10000
 # Runs inside the sender namespace, TRANSBENCH_PEER and TRANSBENCH_PEER_NS
 # set as `transbench shell` sets them, with the seconds and the pings as $1
 # and $2: prints "MBIT RTT_MS", the iperf3 receiver's rate and the median
-# of the idle pings that follow.
+# of the idle pings before it. The pings come first, so the round trip is
+# measured on an idle path, not in the seconds after a flow of many
+# Gbit/s (whose rate differs between the paths).
 # shellcheck disable=SC2016 # expanded by the shell inside the namespace
 measure='
     set -e
+    ping -n -c "$2" -i 0.01 "$TRANSBENCH_PEER" >ping.txt
     ip netns exec "$TRANSBENCH_PEER_NS" iperf3 -s -1 -p 5201 >/dev/null 2>&1 &
     server=$!
     # The client has the server'"'"'s numbers; a server no client reached would
@@ -64,8 +68,6 @@ measure='
     sleep 0.5
     # Timeouts: a link that died mid-test fails the run instead of hanging it.
     iperf3 -c "$TRANSBENCH_PEER" -p 5201 -t "$1" -J --connect-timeout 5000 --snd-timeout 5000 >iperf3.json
-    sleep 0.2
-    ping -n -c "$2" -i 0.01 "$TRANSBENCH_PEER" >ping.txt
     python3 -c "
 import json, re, statistics
 mbit = json.load(open(\"iperf3.json\"))[\"end\"][\"sum_received\"][\"bits_per_second\"] / 1e6

@@ -22,7 +22,15 @@
 #
 # Prints each round, then the medians and the ratios transbench / quinn-perf.
 #
-#   QUINN_PERF_DIR=DIR bench/peers/quinn_perf.sh [ROUNDS] [SECONDS]
+#   QUINN_PERF_DIR=DIR [QUINN_PERF_PIN=same|split] bench/peers/quinn_perf.sh [ROUNDS] [SECONDS]
+#
+# QUINN_PERF_PIN=same runs every server and client on CPU 0 (taskset), so
+# a round trip is the two processes' own work; split puts the servers on
+# CPU 0 and the clients on CPU 1, so every round trip crosses CPUs twice.
+# Unset, the scheduler places them, and the two tools can land apart: it
+# keeps a client and server that answer each other on whichever CPUs they
+# started on, and on a VM a wake-up across CPUs costs tens of
+# microseconds, far more than either tool's own work.
 #
 # DIR holds a built `quinn-perf`: check out quinn (github.com/quinn-rs/quinn)
 # outside this repository, point its perf crate at the quinn and quinn-proto
@@ -41,9 +49,16 @@ secs=${2:-5}
 qp=${QUINN_PERF_DIR:?set QUINN_PERF_DIR to the directory of a built quinn-perf (see the header of this script)}/quinn-perf
 [ -x "$qp" ] || { echo "$qp not found: build quinn's perf crate (see this script's header)" >&2; exit 1; }
 
+case ${QUINN_PERF_PIN:-} in
+    "") server_pin=() client_pin=() ;;
+    same) server_pin=(taskset -c 0) client_pin=(taskset -c 0) ;;
+    split) server_pin=(taskset -c 0) client_pin=(taskset -c 1) ;;
+    *) echo "QUINN_PERF_PIN is same or split, not ${QUINN_PERF_PIN}" >&2; exit 1 ;;
+esac
+
 port=$((40000 + RANDOM % 10000))
-"$qp" server --listen "127.0.0.1:$port" >"$work/qp-server.log" 2>&1 & pids+=($!)
-"$tb" receiver --listen 127.0.0.1:0 >"$work/tb.out" 2>"$work/tb.err" & pids+=($!)
+"${server_pin[@]}" "$qp" server --listen "127.0.0.1:$port" >"$work/qp-server.log" 2>&1 & pids+=($!)
+"${server_pin[@]}" "$tb" receiver --listen 127.0.0.1:0 >"$work/tb.out" 2>"$work/tb.err" & pids+=($!)
 for _ in $(seq 50); do grep -q "listening on" "$work/tb.out" 2>/dev/null && break; sleep 0.1; done
 tb_addr=$(sed -n 's/^transbench receiver listening on //p' "$work/tb.out")
 [ -n "$tb_addr" ] || { echo "transbench receiver did not start: $(cat "$work/tb.err")" >&2; exit 1; }
@@ -54,7 +69,7 @@ kill -0 "${pids[0]}" 2>/dev/null || { echo "quinn-perf server did not start: $(c
 # the run. Its P50 row: " P50  │ 0.00ns │ 34.00µs │ ...", durations in µs
 # or ns (Rust's {:?}).
 qp_rr() {
-    "$qp" client --bi-requests 1 --upload-size 0 --download-size 64 --duration "$secs" \
+    "${client_pin[@]}" "$qp" client --bi-requests 1 --upload-size 0 --download-size 64 --duration "$secs" \
         "127.0.0.1:$port" 2>/dev/null |
         awk -F'│' '$1 ~ /P50/ {d=$3} END {
             gsub(/ /, "", d); v=d+0
@@ -62,12 +77,12 @@ qp_rr() {
             print v }'
 }
 tb_rr() {
-    "$tb" sender --connect "$tb_addr" --transport quic --quic-stream per-request --closed-loop \
+    "${client_pin[@]}" "$tb" sender --connect "$tb_addr" --transport quic --quic-stream per-request --closed-loop \
         --size 64 --duration "${secs}s" --warmup 1s --out "$work/r.json" >/dev/null
     python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["trials"][0]["lat"]["p50"]/1e3)' "$work/r.json"
 }
 qp_bulk() {
-    "$qp" client --bi-requests 1 --upload-size 0 --download-size 1000G --duration "$((secs + 1))" \
+    "${client_pin[@]}" "$qp" client --bi-requests 1 --upload-size 0 --download-size 1000G --duration "$((secs + 1))" \
         --json "$work/q.json" "127.0.0.1:$port" >/dev/null 2>&1
     python3 -c '
 import json, sys
@@ -75,7 +90,7 @@ iv = [i["sum"] for i in json.load(open(sys.argv[1]))["intervals"][1:]]
 print(sum(i["bytes"] for i in iv) * 8 / sum(i["seconds"] for i in iv) / 1e6)' "$work/q.json"
 }
 tb_bulk() {
-    "$tb" sender --connect "$tb_addr" --transport quic --workload bulk \
+    "${client_pin[@]}" "$tb" sender --connect "$tb_addr" --transport quic --workload bulk \
         --duration "${secs}s" --warmup 1s --out "$work/b.json" >/dev/null
     python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["trials"][0]["bulk"]["goodput_bps"]/1e6)' "$work/b.json"
 }

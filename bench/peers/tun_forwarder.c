@@ -48,8 +48,9 @@ static int open_tun_in(const char *ns, const char *dev)
         die("/dev/net/tun");
     struct ifreq req;
     memset(&req, 0, sizeof req);
-    /* Bare IP packets, as the testbed's devices: no packet-info header,
-     * no virtio-net header (so no GSO super-packets either). */
+    /* Bare IP packets: no packet-info header, and no virtio-net header,
+     * so no offloads and no GSO super-packets either (the testbed's
+     * devices have both: the forwarder is the floor without them). */
     req.ifr_flags = IFF_TUN | IFF_NO_PI;
     strncpy(req.ifr_name, dev, IFNAMSIZ - 1);
     if (ioctl(fd, TUNSETIFF, &req) < 0)
