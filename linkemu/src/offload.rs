@@ -99,8 +99,10 @@ pub fn split(header: &VnetHeader, packet: &[u8], mut emit: impl FnMut(Vec<u8>)) 
         return Err(OffloadError::Malformed("a super-packet with no segment size"));
     }
     let (headers, payload) = packet.split_at(layout.payload);
+    // A super-packet with no payload still goes out, as one packet.
     let count = payload.len().div_ceil(mss).max(1);
-    for (i, chunk) in payload.chunks(mss).enumerate() {
+    for i in 0..count {
+        let chunk = &payload[(i * mss).min(payload.len())..((i + 1) * mss).min(payload.len())];
         let mut seg = Vec::with_capacity(headers.len() + chunk.len());
         seg.extend_from_slice(headers);
         seg.extend_from_slice(chunk);
@@ -111,7 +113,7 @@ pub fn split(header: &VnetHeader, packet: &[u8], mut emit: impl FnMut(Vec<u8>)) 
             let id = u16::from_be_bytes([seg[4], seg[5]]).wrapping_add(i as u16);
             seg[4..6].copy_from_slice(&id.to_be_bytes());
             seg[10..12].fill(0);
-            let sum = checksum::internet(&[&seg[..l4]]);
+            let sum = checksum::internet(&[&seg[..layout.ip_header]]);
             seg[10..12].copy_from_slice(&sum.to_be_bytes());
         } else {
             let payload_len = (seg.len() - 40) as u16;
@@ -140,6 +142,8 @@ pub fn split(header: &VnetHeader, packet: &[u8], mut emit: impl FnMut(Vec<u8>)) 
 /// Where a super-packet's parts are.
 struct Layout {
     ipv4: bool,
+    /// The IPv4 header's own length (its checksum's range).
+    ip_header: usize,
     protocol: u8,
     transport: usize,
     checksum_at: usize,
@@ -160,12 +164,12 @@ impl Layout {
             _ => return Err(OffloadError::Malformed("not an IP packet")),
         };
         let transport = usize::from(header.csum_start);
-        let l3_least = if ipv4 {
+        let ip_header = if ipv4 {
             usize::from(packet[0] & 0x0f) * 4
         } else {
             40
         };
-        if transport < l3_least.max(20) {
+        if ip_header < 20 || transport < ip_header {
             return Err(OffloadError::Malformed(
                 "the transport header starts inside the IP header",
             ));
@@ -179,11 +183,13 @@ impl Layout {
             (8, transport + 6)
         };
         let payload = transport + header_len;
-        if header_len < 8 || payload > packet.len() {
+        let least = if protocol == TCP { 20 } else { 8 };
+        if header_len < least || payload > packet.len() {
             return Err(OffloadError::Malformed("a transport header cut short"));
         }
         Ok(Layout {
             ipv4,
+            ip_header,
             protocol,
             transport,
             checksum_at,
@@ -379,6 +385,20 @@ mod tests {
         assert_eq!(out, [whole]);
     }
 
+    /// A super-packet of headers alone is one packet on the wire.
+    #[test]
+    fn a_super_packet_with_no_payload_is_one_packet() {
+        let packet = ipv4(TCP, 3, &tcp(77, 0x11, &[]));
+        let h = header(F_NEEDS_CSUM, GSO_TCPV4, 1000, 20, 16);
+        assert_eq!(wire_packets(&h, &packet), 1);
+        let mut out = Vec::new();
+        split(&h, &packet, |s| out.push(s)).unwrap();
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].len(), 40);
+        assert!(checksums_verify(&out[0]));
+        assert_eq!(out[0][33], 0x11, "FIN kept on the only segment");
+    }
+
     #[test]
     fn a_plain_packet_passes_unchanged() {
         let packet = ipv4(TCP, 9, &tcp(5, 0x10, b"hello"));
@@ -402,6 +422,10 @@ mod tests {
         assert!(split(&header(1, GSO_TCPV4, 1000, 10, 16), &packet, &mut count).is_err());
         assert!(split(&header(1, GSO_TCPV4, 1000, 20, 16), &packet[..30], &mut count).is_err());
         assert!(split(&header(1, GSO_TCPV4, 0, 20, 16), &packet, &mut count).is_err());
+        // A TCP data offset under five words would put the checksum in the payload.
+        let mut short_offset = packet.clone();
+        short_offset[32] = 0x20;
+        assert!(split(&header(1, GSO_TCPV4, 1000, 20, 16), &short_offset, &mut count).is_err());
         assert!(VnetHeader::parse(&[0; 4]).is_err());
         assert_eq!(out, 0);
     }
