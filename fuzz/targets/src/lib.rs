@@ -23,6 +23,7 @@ pub mod hdr;
 pub mod header;
 pub mod mux;
 pub mod netem;
+pub mod offload;
 pub mod results;
 pub mod scenario;
 pub mod seeds;
@@ -36,7 +37,7 @@ pub struct Target {
 }
 
 /// Every target, by name.
-pub const TARGETS: [Target; 8] = [
+pub const TARGETS: [Target; 9] = [
     Target {
         name: "control",
         input: "control frames as read off the control connection, and one frame's JSON payload",
@@ -61,6 +62,11 @@ pub const TARGETS: [Target; 8] = [
         name: "netem",
         input: "a netem profile string or profile file, then a few packets through linkemu",
         run: netem::run,
+    },
+    Target {
+        name: "offload",
+        input: "a TUN device's virtio-net header and packet, split into wire packets as linkemu does",
+        run: offload::run,
     },
     Target {
         name: "scenario",

@@ -41,6 +41,7 @@ pub fn seeds(name: &str) -> Vec<Seed> {
         "header" => header(),
         "mux" => mux(),
         "netem" => netem(),
+        "offload" => offload(),
         "scenario" => scenario(),
         "results" => results(),
         "hdr" => hdr(),
@@ -266,6 +267,50 @@ fn netem() -> Vec<Seed> {
     .collect();
     out.extend(files("netem-scripts/profiles", "netem"));
     out
+}
+
+/// Super-packets as a TUN device with offloads hands them over: TCP over
+/// IPv4 and UDP over IPv6 of three segments each, and a packet waiting
+/// only for its checksum.
+fn offload() -> Vec<Seed> {
+    // flags, gso_type, hdr_len, gso_size, csum_start, csum_offset (LE).
+    let vnet = |flags: u8, gso: u8, size: u16, start: u16, offset: u16| {
+        let mut h = vec![flags, gso, 0, 0];
+        for v in [size, start, offset] {
+            h.extend_from_slice(&v.to_le_bytes());
+        }
+        h
+    };
+    let payload: Vec<u8> = (0..2500u32).map(|i| (i * 7) as u8).collect();
+    let mut tcp4 = vec![
+        0x45, 0, 0, 0, 0, 1, 0x40, 0, 64, 6, 0, 0, 10, 201, 0, 1, 10, 201, 0, 2,
+    ];
+    tcp4.extend_from_slice(&[
+        0x30, 0x39, 0x14, 0x51, 0, 0, 0, 9, 0, 0, 0, 7, 0x50, 0x19, 0xff, 0xff, 0, 0, 0, 0,
+    ]);
+    tcp4.extend_from_slice(&payload);
+    let len = tcp4.len() as u16;
+    tcp4[2..4].copy_from_slice(&len.to_be_bytes());
+    let mut udp6 = vec![0x60, 0, 0, 0, 0, 0, 17, 64];
+    udp6.extend_from_slice(&[0xfd; 16]);
+    udp6.extend_from_slice(&[0xfe; 16]);
+    udp6.extend_from_slice(&[0x30, 0x39, 0x14, 0x51, 0, 0, 0, 0]);
+    udp6.extend_from_slice(&payload);
+    let len = (udp6.len() - 40) as u16;
+    udp6[4..6].copy_from_slice(&len.to_be_bytes());
+    udp6[44..46].copy_from_slice(&len.to_be_bytes());
+    let small = tcp4[..60].to_vec();
+    [
+        ("tcp4-tso", vnet(1, 1, 1000, 20, 16), tcp4),
+        ("udp6-uso", vnet(1, 5, 1000, 40, 6), udp6),
+        ("tcp4-csum", vnet(1, 0, 0, 20, 16), small),
+    ]
+    .into_iter()
+    .map(|(name, mut bytes, packet)| {
+        bytes.extend_from_slice(&packet);
+        seed(name, bytes)
+    })
+    .collect()
 }
 
 fn scenario() -> Vec<Seed> {

@@ -165,7 +165,7 @@ macro_rules! replay_tests {
 }
 
 // In the order of TARGETS' names, sorted.
-replay_tests!(control, handshake, hdr, header, mux, netem, results, scenario);
+replay_tests!(control, handshake, hdr, header, mux, netem, offload, results, scenario);
 
 /// The seeds get past the first check of their format: a fuzzer starting
 /// from them starts inside it. (Control messages are checked for their
@@ -185,6 +185,10 @@ fn seeds_are_valid_inputs() {
             "header" if name.starts_with("datagram") => transbench_wire::MessageHeader::decode(input).is_ok(),
             "netem" if name.starts_with("profile") => linkemu::NetemSpec::parse(text).is_ok(),
             "netem" => linkemu::NetemSpec::parse_profile_file(text).is_ok(),
+            "offload" => linkemu::offload::VnetHeader::parse(input).is_ok_and(|h| {
+                !h.is_plain()
+                    && linkemu::offload::split(&h, &input[linkemu::offload::VNET_HDR_LEN..], |_| {}).is_ok()
+            }),
             "scenario" => {
                 let profiles = seeds::root().join("netem-scripts/profiles");
                 let lookup = |n: &str| std::fs::read_to_string(profiles.join(format!("{n}.netem"))).ok();
