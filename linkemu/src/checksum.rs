@@ -23,6 +23,14 @@ pub fn internet(parts: &[&[u8]]) -> u16 {
     !(sum as u16)
 }
 
+/// Fills in an IPv4 header's own checksum, whatever its field held:
+/// `header` is the header alone (IHL words).
+pub fn fill_ipv4_header(header: &mut [u8]) {
+    header[10..12].fill(0);
+    let sum = internet(&[header]);
+    header[10..12].copy_from_slice(&sum.to_be_bytes());
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -47,9 +55,10 @@ mod tests {
             0x45, 0x00, 0x00, 0x73, 0x00, 0x00, 0x40, 0x00, 0x40, 0x11, 0, 0, 0xc0, 0xa8, 0x00, 0x01, 0xc0,
             0xa8, 0x00, 0xc7,
         ];
-        let sum = internet(&[&ip]);
-        assert_eq!(sum, 0xb861);
-        ip[10..12].copy_from_slice(&sum.to_be_bytes());
+        assert_eq!(internet(&[&ip]), 0xb861);
+        ip[10] = 0xaa;
+        fill_ipv4_header(&mut ip);
+        assert_eq!(ip[10..12], [0xb8, 0x61]);
         assert_eq!(internet(&[&ip]), 0);
     }
 }

@@ -112,9 +112,7 @@ pub fn split(header: &VnetHeader, packet: &[u8], mut emit: impl FnMut(Vec<u8>)) 
             seg[2..4].copy_from_slice(&total.to_be_bytes());
             let id = u16::from_be_bytes([seg[4], seg[5]]).wrapping_add(i as u16);
             seg[4..6].copy_from_slice(&id.to_be_bytes());
-            seg[10..12].fill(0);
-            let sum = checksum::internet(&[&seg[..layout.ip_header]]);
-            seg[10..12].copy_from_slice(&sum.to_be_bytes());
+            checksum::fill_ipv4_header(&mut seg[..layout.ip_header]);
         } else {
             let payload_len = (seg.len() - 40) as u16;
             seg[4..6].copy_from_slice(&payload_len.to_be_bytes());

@@ -604,10 +604,7 @@ pub fn set_ce(packet: &mut [u8]) -> bool {
             if ecn != 0x03 {
                 packet[1] |= 0x03;
                 let ihl = ((packet[0] & 0x0f) as usize * 4).clamp(20, packet.len());
-                packet[10] = 0;
-                packet[11] = 0;
-                let sum = crate::checksum::internet(&[&packet[..ihl]]);
-                packet[10..12].copy_from_slice(&sum.to_be_bytes());
+                crate::checksum::fill_ipv4_header(&mut packet[..ihl]);
             }
             true
         }

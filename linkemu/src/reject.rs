@@ -209,8 +209,7 @@ fn answer_v4(packet: &[u8], reject: Reject) -> Option<Vec<u8>> {
     ip[9] = protocol;
     ip[12..16].copy_from_slice(&dst.octets());
     ip[16..20].copy_from_slice(&src.octets());
-    let sum = checksum::internet(&[&ip]);
-    ip[10..12].copy_from_slice(&sum.to_be_bytes());
+    checksum::fill_ipv4_header(&mut ip);
     Some([&ip[..], &body].concat())
 }
 
