@@ -272,7 +272,7 @@ fn read_into(from: i32, to: i32, buf: &mut [u8], pipeline: &mut ScheduledPipelin
         let wire_packets = offload::wire_packets(&header, packet);
         read_in_all += wire_packets;
         if pipeline.deliver_at_once(mono_now_ns, wire_packets) {
-            write_all(to, read);
+            write_as_read(to, read);
             continue;
         }
         let now = mono_now_ns();
@@ -310,7 +310,7 @@ fn write_packet(fd: i32, packet: &[u8]) {
 }
 
 /// Writes a packet as read: header, then packet.
-fn write_all(fd: i32, read: &[u8]) {
+fn write_as_read(fd: i32, read: &[u8]) {
     // SAFETY: writing a whole packet from a buffer we own.
     let n = unsafe { libc::write(fd, read.as_ptr().cast(), read.len()) };
     report_refused(n);
