@@ -2,8 +2,12 @@
 //! carrying one length-prefixed request and its response; optionally one
 //! long-lived stream carrying all of them, like TCP.
 
+use futures_util::stream::{FuturesUnordered, StreamExt};
+use std::future::Future;
 use std::io;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
+use std::task::Poll;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use transbench_wire::frame::PREFIX_LEN;
@@ -13,24 +17,34 @@ use super::stream::read_frame;
 use super::{ErrorLog, RequestSink, ResponseSource, ServeCounters, TrialPeer};
 use crate::clock::mono_now_ns;
 
-/// Opens a stream per request, then lets the exchange run in its own task,
-/// so a stalled stream delays only its own request. Opening waits for
-/// stream credit (like a TCP write waits for window): that wait is send lag.
+/// Opens a stream per request and writes the request on it; the stream's
+/// receiving side goes to the [`ExchangeSource`], which reads every open
+/// exchange at once, so a stalled stream delays only its own request.
+/// Opening waits for stream credit (like a TCP write waits for window):
+/// that wait is send lag.
 pub struct PerRequestSink {
     conn: quinn::Connection,
     size: usize,
-    responses: mpsc::UnboundedSender<(MessageHeader, u64)>,
+    opened: mpsc::UnboundedSender<quinn::RecvStream>,
     stream_errors: Arc<Mutex<ErrorLog>>,
     reconnecting: bool,
-    /// In-flight exchanges; dropping the sink stops them.
-    exchanges: JoinSet<()>,
     /// The request being written, and its frame: kept between requests.
     msg: Vec<u8>,
     frame: Vec<u8>,
 }
 
-pub struct ChannelSource {
-    responses: mpsc::UnboundedReceiver<(MessageHeader, u64)>,
+type Exchange = Pin<Box<dyn Future<Output = io::Result<(MessageHeader, u64)>> + Send>>;
+
+/// Reads the responses of the exchanges the sink opened, in the order
+/// they arrive. The exchanges are futures polled by whoever awaits
+/// [`ResponseSource::recv`], not tasks: an answer wakes the reader
+/// directly, and dropping the source stops them.
+pub struct ExchangeSource {
+    opened: mpsc::UnboundedReceiver<quinn::RecvStream>,
+    exchanges: FuturesUnordered<Exchange>,
+    size: usize,
+    stream_errors: Arc<Mutex<ErrorLog>>,
+    reconnecting: bool,
 }
 
 /// The sink and the source; failed streams go to `stream_errors`. With
@@ -41,20 +55,25 @@ pub fn per_request_client(
     size: usize,
     stream_errors: Arc<Mutex<ErrorLog>>,
     reconnecting: bool,
-) -> (PerRequestSink, ChannelSource) {
+) -> (PerRequestSink, ExchangeSource) {
     let (tx, rx) = mpsc::unbounded_channel();
     (
         PerRequestSink {
             conn,
             size,
-            responses: tx,
+            opened: tx,
             stream_errors: stream_errors.clone(),
             reconnecting,
-            exchanges: JoinSet::new(),
             msg: Vec::with_capacity(size),
             frame: Vec::with_capacity(PREFIX_LEN + size),
         },
-        ChannelSource { responses: rx },
+        ExchangeSource {
+            opened: rx,
+            exchanges: FuturesUnordered::new(),
+            size,
+            stream_errors,
+            reconnecting,
+        },
     )
 }
 
@@ -111,27 +130,42 @@ impl RequestSink for PerRequestSink {
             note_stream_failure(&self.stream_errors, &e, self.reconnecting);
             return Ok(());
         }
-        while self.exchanges.try_join_next().is_some() {}
-        let (size, tx, errors) = (self.size, self.responses.clone(), self.stream_errors.clone());
-        let reconnecting = self.reconnecting;
-        self.exchanges.spawn(async move {
-            match read_response(recv, size).await {
-                Ok(resp) => {
-                    let _ = tx.send(resp);
-                }
-                Err(e) => note_stream_failure(&errors, &e, reconnecting),
-            }
-        });
+        // The source is gone only when the trial is over.
+        let _ = self.opened.send(recv);
         Ok(())
     }
 }
 
-impl ResponseSource for ChannelSource {
+impl ResponseSource for ExchangeSource {
+    /// A stream's failure is logged and loses only its request; the source
+    /// ends once the sink is gone and every exchange it opened has ended.
     async fn recv(&mut self) -> io::Result<(MessageHeader, u64)> {
-        self.responses
-            .recv()
-            .await
-            .ok_or_else(|| io::Error::new(io::ErrorKind::BrokenPipe, "QUIC request tasks ended"))
+        std::future::poll_fn(|cx| {
+            let sink_gone = loop {
+                match self.opened.poll_recv(cx) {
+                    Poll::Ready(Some(recv)) => self.exchanges.push(Box::pin(read_response(recv, self.size))),
+                    Poll::Ready(None) => break true,
+                    Poll::Pending => break false,
+                }
+            };
+            loop {
+                match self.exchanges.poll_next_unpin(cx) {
+                    Poll::Ready(Some(Ok(response))) => return Poll::Ready(Ok(response)),
+                    Poll::Ready(Some(Err(e))) => {
+                        note_stream_failure(&self.stream_errors, &e, self.reconnecting)
+                    }
+                    Poll::Ready(None) if sink_gone => {
+                        return Poll::Ready(Err(io::Error::new(
+                            io::ErrorKind::BrokenPipe,
+                            "the QUIC request sink is gone",
+                        )))
+                    }
+                    // Empty: the channel's waker brings the next exchange.
+                    Poll::Ready(None) | Poll::Pending => return Poll::Pending,
+                }
+            }
+        })
+        .await
     }
 }
 
@@ -185,19 +219,26 @@ pub async fn serve(endpoint: quinn::Endpoint, peer: TrialPeer, size: usize, coun
                 }
             };
             counters.connection();
-            let mut streams = JoinSet::new();
-            while let Ok((mut send, recv)) = conn.accept_bi().await {
-                // Finished stream tasks are reaped here; a JoinSet keeps them otherwise.
-                while streams.try_join_next().is_some() {}
-                let counters = counters.clone();
-                streams.spawn(async move {
-                    if super::stream::serve(recv, &mut send, size, peer.token, counters)
-                        .await
-                        .is_ok()
-                    {
-                        let _ = send.finish();
+            // The connection's streams are served in its own task, as
+            // futures: no task per stream, and a request's arrival wakes
+            // the code that answers it.
+            let mut streams = FuturesUnordered::new();
+            loop {
+                tokio::select! {
+                    accepted = conn.accept_bi() => {
+                        let Ok((mut send, recv)) = accepted else { break };
+                        let counters = counters.clone();
+                        streams.push(async move {
+                            if super::stream::serve(recv, &mut send, size, peer.token, counters)
+                                .await
+                                .is_ok()
+                            {
+                                let _ = send.finish();
+                            }
+                        });
                     }
-                });
+                    Some(()) = streams.next(), if !streams.is_empty() => {}
+                }
             }
         }
     })
