@@ -6,7 +6,6 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
-use tokio::sync::mpsc;
 
 use transbench_wire::{MessageHeader, TrialToken};
 
@@ -123,55 +122,77 @@ pub async fn run<S: RequestSink, R: ResponseSource>(
 
 type Shared<T> = Arc<Mutex<T>>;
 
-/// The receive side of a trial: a task that hands every response to the
-/// tracker (and, closed-loop, says which request was answered). Aborted
-/// when dropped, so an abandoned trial leaves nothing running.
+/// What became of one result of a [`ResponseSource`].
+enum Handed {
+    /// A response to request `seq`, handed to the tracker unless the
+    /// retry book found it another send's answer.
+    Answered(u64),
+    /// An ICMP report on a source that carries on.
+    Reported,
+    /// An error that ends the source, logged.
+    Ended,
+}
+
+/// Hands one received response to the tracker, or logs the error. With
+/// `reconnecting`, a datagram refused (nobody listens there any more)
+/// ends the source too, for the connection to be redialed.
+fn hand_on<R: ResponseSource>(
+    received: std::io::Result<(MessageHeader, u64)>,
+    tracker: &Mutex<RrTracker>,
+    book: Option<&Mutex<RetryBook>>,
+    log: &Mutex<ErrorLog>,
+    reconnecting: bool,
+) -> Handed {
+    match received {
+        Ok((h, t)) => {
+            let kind = book.map_or(ResponseKind::ForTracker, |b| {
+                b.lock().expect("retry book lock").on_response(h.seq, h.attempt)
+            });
+            // Another send's answer to a request already answered is the
+            // retry's doing: the round trip and the path's duplicates
+            // leave it out.
+            if kind == ResponseKind::ForTracker {
+                tracker.lock().expect("tracker lock").on_response(h.seq, t);
+            }
+            Handed::Answered(h.seq)
+        }
+        Err(e) => {
+            let at = mono_now_ns();
+            let mut log = log.lock().expect("log lock");
+            if reconnecting && ends_connection(&e) {
+                log.note_lost_connection(&e, at);
+                return Handed::Ended;
+            }
+            if !R::FATAL_ERRORS && reported_by_icmp(&e) {
+                log.note_icmp(&e, at);
+                return Handed::Reported;
+            }
+            log.note_at("receive", &e, at);
+            Handed::Ended
+        }
+    }
+}
+
+/// The receive side of an open-loop trial: a task that hands every
+/// response to the tracker while the pacer sends. Aborted when dropped,
+/// so an abandoned trial leaves nothing running.
 struct Receiving {
     task: tokio::task::JoinHandle<()>,
 }
 
 impl Receiving {
-    /// With `reconnecting`, a datagram refused (nobody listens there any
-    /// more) ends the source too, for the connection to be redialed.
     fn spawn<R: ResponseSource>(
         mut source: R,
         tracker: Shared<RrTracker>,
         book: Option<Shared<RetryBook>>,
         log: Shared<ErrorLog>,
-        answered: Option<mpsc::UnboundedSender<u64>>,
         reconnecting: bool,
     ) -> Self {
         let task = tokio::spawn(async move {
             loop {
-                match source.recv().await {
-                    Ok((h, t)) => {
-                        let kind = book.as_ref().map_or(ResponseKind::ForTracker, |b| {
-                            b.lock().expect("retry book lock").on_response(h.seq, h.attempt)
-                        });
-                        // Another send's answer to a request already
-                        // answered is the retry's doing: the round trip
-                        // and the path's duplicates leave it out.
-                        if kind == ResponseKind::ForTracker {
-                            tracker.lock().expect("tracker lock").on_response(h.seq, t);
-                        }
-                        if let Some(tx) = &answered {
-                            let _ = tx.send(h.seq);
-                        }
-                    }
-                    Err(e) => {
-                        let at = mono_now_ns();
-                        let mut log = log.lock().expect("log lock");
-                        if reconnecting && ends_connection(&e) {
-                            log.note_lost_connection(&e, at);
-                            return;
-                        }
-                        if !R::FATAL_ERRORS && reported_by_icmp(&e) {
-                            log.note_icmp(&e, at);
-                            continue;
-                        }
-                        log.note_at("receive", &e, at);
-                        return;
-                    }
+                let received = source.recv().await;
+                if let Handed::Ended = hand_on::<R>(received, &tracker, book.as_deref(), &log, reconnecting) {
+                    return;
                 }
             }
         });
@@ -339,16 +360,8 @@ async fn open_loop<S: RequestSink, R: ResponseSource>(
     let log = Arc::new(Mutex::new(ErrorLog::default()));
     let mut pacer = Pacer::new()?;
     let reconnecting = reconnect.is_some();
-    let receive = |source: R| {
-        Receiving::spawn(
-            source,
-            tracker.clone(),
-            book.clone(),
-            log.clone(),
-            None,
-            reconnecting,
-        )
-    };
+    let receive =
+        |source: R| Receiving::spawn(source, tracker.clone(), book.clone(), log.clone(), reconnecting);
     let mut receiving = receive(source);
     // `None` while the connection is lost and being redialed: requests
     // due then fail, and count lost.
@@ -515,6 +528,17 @@ async fn open_loop<S: RequestSink, R: ResponseSource>(
     Ok(outcome)
 }
 
+/// A source's next result, with the source itself: a receive that
+/// owns its source can wait across the closed loop's rounds, and a
+/// response cut off by a round's timeout is not lost half read.
+async fn receive_owned<R: ResponseSource>(mut source: R) -> (R, std::io::Result<(MessageHeader, u64)>) {
+    let received = source.recv().await;
+    (source, received)
+}
+
+/// One request at a time, each sent when the one before was answered or
+/// timed out. The loop receives in its own task: an answer wakes the code
+/// that sends the next request, with no task between them.
 async fn closed_loop<S: RequestSink, R: ResponseSource>(
     plan: RrPlan,
     mut sink: S,
@@ -523,8 +547,12 @@ async fn closed_loop<S: RequestSink, R: ResponseSource>(
     let timeout_ns = plan.loss_timeout.as_nanos() as u64;
     let tracker = Arc::new(Mutex::new(RrTracker::new(timeout_ns, false)));
     let log = Arc::new(Mutex::new(ErrorLog::default()));
-    let (tx, mut answered) = mpsc::unbounded_channel();
-    let receiving = Receiving::spawn(source, tracker.clone(), None, log.clone(), Some(tx), false);
+    let mut receiving = Box::pin(receive_owned(source));
+    // One timer, pushed later each round: extending a deadline leaves
+    // tokio's timer wheel alone, where a timeout per round would register
+    // and cancel an entry in it every time.
+    let answer_timer = tokio::time::sleep(plan.loss_timeout);
+    tokio::pin!(answer_timer);
     let start = mono_now_ns();
     let warm_end = start + plan.warmup.as_nanos() as u64;
     plan.window_opens.tell(warm_end);
@@ -539,15 +567,17 @@ async fn closed_loop<S: RequestSink, R: ResponseSource>(
         }
         // Where the window ends if this round is the last.
         measured_end = t_send.max(warm_end);
+        let sent = sink
+            .send(MessageHeader::request(plan.token, 0, seq, t_send))
+            .await;
+        // Kept after the hand-over: the tracker's own work is no part of
+        // the round trip.
         tracker
             .lock()
             .expect("tracker lock")
             .on_sent(seq, t_send, t_send, t_send >= warm_end);
         seq += 1;
-        if let Err(e) = sink
-            .send(MessageHeader::request(plan.token, 0, seq - 1, t_send))
-            .await
-        {
+        if let Err(e) = sent {
             if note_send_error::<S>(&log, "send", &e) {
                 break 'trial;
             }
@@ -556,23 +586,25 @@ async fn closed_loop<S: RequestSink, R: ResponseSource>(
         // Wait for this request's answer, at most its loss timeout; then
         // move on and let the tracker declare it lost (and count a late
         // answer as late).
-        let answer_by = t_send + timeout_ns;
+        let wait = Duration::from_nanos((t_send + timeout_ns).saturating_sub(mono_now_ns()));
+        answer_timer.as_mut().reset(tokio::time::Instant::now() + wait);
         loop {
-            let now = mono_now_ns();
-            if now >= answer_by {
-                break;
-            }
-            match tokio::time::timeout(Duration::from_nanos(answer_by - now), answered.recv()).await {
-                Ok(Some(s)) if s == seq - 1 => break,
-                Ok(Some(_)) => continue,
-                Ok(None) => break 'trial,
-                Err(_) => break,
+            let (source, received) = tokio::select! {
+                biased;
+                received = receiving.as_mut() => received,
+                () = answer_timer.as_mut() => break,
+            };
+            receiving.set(receive_owned(source));
+            match hand_on::<R>(received, &tracker, None, &log, false) {
+                Handed::Answered(s) if s == seq - 1 => break,
+                Handed::Answered(_) | Handed::Reported => continue,
+                Handed::Ended => break 'trial,
             }
         }
         tracker.lock().expect("tracker lock").expire(mono_now_ns());
         measured_end = end;
     }
-    receiving.stop().await;
+    drop(receiving);
     Ok(into_outcome(tracker, log, seq, 0, warm_end, measured_end, 0))
 }
 
@@ -580,6 +612,7 @@ async fn closed_loop<S: RequestSink, R: ResponseSource>(
 mod tests {
     use super::*;
     use std::io;
+    use tokio::sync::mpsc;
 
     /// A transport in memory that answers every request at once; each send
     /// costs `cost` of the sending thread (a slow transport, or a loaded
