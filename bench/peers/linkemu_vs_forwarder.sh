@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# What linkemu itself costs: idle pings and one iperf3 TCP flow between
+# What linkemu itself costs: pings and one iperf3 TCP flow between
 # the testbed's two namespaces, through linkemu with no impairment
 # (`transbench shell --impair-backend linkemu`) and through a minimal C TUN
 # forwarder (bench/peers/tun_forwarder.c) between namespaces addressed as
@@ -8,6 +8,15 @@
 # and repeated, the order rotating each round, so every path sees the same
 # machine noise. Prints each round, then the medians and the ratios
 # linkemu / forwarder (throughput: higher is better; RTT: lower is).
+#
+# Pings go 10 ms apart (idle: on a VM, each one then finds its CPU halted
+# and its caches cold, which costs several times the forwarding itself)
+# and then 2 ms apart (warm).
+#
+# LINK_PIN=same runs everything on CPU 0 (taskset): the forwarder, or
+# transbench with its link thread, and ping and iperf3, so a round trip is
+# the forwarding's own work, with no wake-up across CPUs, whose cost on a
+# VM (tens of microseconds) depends on where the scheduler put each side.
 #
 #   bench/peers/linkemu_vs_forwarder.sh [ROUNDS] [SECONDS] [PINGS]
 #
@@ -30,6 +39,11 @@ for tool in iperf3 gcc python3; do
 done
 [ -x "$tb" ] || { echo "$tb not found: run cargo build --release" >&2; exit 1; }
 [ -z "$baseline" ] || [ -x "$baseline" ] || { echo "$baseline is not executable" >&2; exit 1; }
+case ${LINK_PIN:-} in
+    "") pin=() ;;
+    same) pin=(taskset -c 0) ;;
+    *) echo "LINK_PIN is same or unset, not ${LINK_PIN}" >&2; exit 1 ;;
+esac
 
 work=$(mktemp -d)
 pids=()
@@ -60,6 +74,7 @@ dev=tb0 snd_addr=10.201.0.1 rcv_addr=10.201.0.2 mtu=1500 txqueuelen=10000
 measure='
     set -e
     ping -n -c "$2" -i 0.01 "$TRANSBENCH_PEER" >ping.txt
+    ping -n -c "$2" -i 0.002 "$TRANSBENCH_PEER" >ping-warm.txt
     ip netns exec "$TRANSBENCH_PEER_NS" iperf3 -s -1 -p 5201 >/dev/null 2>&1 &
     server=$!
     # The client has the server'"'"'s numbers; a server no client reached would
@@ -71,12 +86,13 @@ measure='
     python3 -c "
 import json, re, statistics
 mbit = json.load(open(\"iperf3.json\"))[\"end\"][\"sum_received\"][\"bits_per_second\"] / 1e6
-rtt = statistics.median(float(t) for t in re.findall(r\"time=([0-9.]+)\", open(\"ping.txt\").read()))
-print(mbit, rtt)"'
+rtt = [statistics.median(float(t) for t in re.findall(r\"time=([0-9.]+)\", open(f).read()))
+       for f in (\"ping.txt\", \"ping-warm.txt\")]
+print(mbit, *rtt)"'
 
 # linkemu, unimpaired, in namespaces transbench makes and removes.
 via_linkemu() {
-    (cd "$work" && "$1" shell --impair-backend linkemu --probe-packets 0 -- \
+    (cd "$work" && "${pin[@]}" "$1" shell --impair-backend linkemu --probe-packets 0 -- \
         sh -c "$measure" sh "$secs" "$pings" 2>"$work/shell.err") ||
         { echo "transbench shell failed: $(cat "$work/shell.err")" >&2; exit 1; }
 }
@@ -88,7 +104,7 @@ via_forwarder() {
     snd="$prefix-snd" rcv="$prefix-rcv"
     ip netns add "$snd"; namespaces+=("$snd")
     ip netns add "$rcv"; namespaces+=("$rcv")
-    "$work/tun_forwarder" "$snd" "$rcv" "$dev" >"$work/fwd.out" & fwd=$!; pids+=("$fwd")
+    "${pin[@]}" "$work/tun_forwarder" "$snd" "$rcv" "$dev" >"$work/fwd.out" & fwd=$!; pids+=("$fwd")
     for _ in $(seq 50); do grep -q ready "$work/fwd.out" 2>/dev/null && break; sleep 0.1; done
     grep -q ready "$work/fwd.out" || { echo "tun_forwarder did not start" >&2; exit 1; }
     for end in "$snd $snd_addr $rcv_addr" "$rcv $rcv_addr $snd_addr"; do
@@ -99,7 +115,7 @@ via_forwarder() {
         ip -n "$ns" addr add "$addr/32" peer "$peer/32" dev "$dev"
     done
     (cd "$work" && ip netns exec "$snd" env TRANSBENCH_PEER="$rcv_addr" TRANSBENCH_PEER_NS="$rcv" \
-        sh -c "$measure" sh "$secs" "$pings")
+        "${pin[@]}" sh -c "$measure" sh "$secs" "$pings")
     kill "$fwd"; wait "$fwd" 2>/dev/null || true
     ip netns del "$snd"; ip netns del "$rcv"
     pids=() namespaces=()
@@ -107,7 +123,7 @@ via_forwarder() {
 
 paths=(forwarder linkemu)
 [ -n "$baseline" ] && paths+=(linkemu-base)
-printf '%-6s %-13s %10s %10s\n' round path Mbit rtt_ms | tee "$work/rows"
+printf '%-6s %-13s %10s %10s %10s\n' round path Mbit rtt_ms warm_ms | tee "$work/rows"
 for r in $(seq "$rounds"); do
     # Rotate the order each round, so no path always gets the warmer machine.
     for i in $(seq 0 $((${#paths[@]} - 1))); do
@@ -118,22 +134,21 @@ for r in $(seq "$rounds"); do
             linkemu) via_linkemu "$tb" >"$work/out" ;;
             linkemu-base) via_linkemu "$baseline" >"$work/out" ;;
         esac
-        read -r mbit rtt <"$work/out"
-        printf '%-6s %-13s %10.1f %10.3f\n' "$r" "$path" "$mbit" "$rtt" | tee -a "$work/rows"
+        read -r mbit rtt warm <"$work/out"
+        printf '%-6s %-13s %10.1f %10.3f %10.3f\n' "$r" "$path" "$mbit" "$rtt" "$warm" | tee -a "$work/rows"
     done
 done
 python3 - "$work/rows" <<'PY'
 import statistics, sys
 rows = [l.split() for l in open(sys.argv[1]).read().splitlines()[1:]]
 med = {
-    p: (statistics.median(float(r[2]) for r in rows if r[1] == p),
-        statistics.median(float(r[3]) for r in rows if r[1] == p))
+    p: [statistics.median(float(r[i]) for r in rows if r[1] == p) for i in (2, 3, 4)]
     for p in sorted(set(r[1] for r in rows), key=lambda p: (p != "forwarder", p))
 }
-fwd_mbit, fwd_rtt = med["forwarder"]
-for p, (mbit, rtt) in med.items():
-    line = f"{p}: median {mbit:.1f} Mbit/s, idle RTT {rtt:.3f} ms"
+fwd = med["forwarder"]
+for p, (mbit, rtt, warm) in med.items():
+    line = f"{p}: median {mbit:.1f} Mbit/s, RTT idle {rtt:.3f} ms, warm {warm:.3f} ms"
     if p != "forwarder":
-        line += f"; / forwarder: throughput {mbit / fwd_mbit:.3f}x, RTT {rtt / fwd_rtt:.3f}x"
+        line += f"; / forwarder: throughput {mbit / fwd[0]:.3f}x, RTT idle {rtt / fwd[1]:.3f}x, warm {warm / fwd[2]:.3f}x"
     print(line)
 PY

@@ -67,19 +67,23 @@ kill -0 "${pids[0]}" 2>/dev/null || { echo "quinn-perf server did not start: $(c
 
 # quinn-perf prints its cumulative table every second; the last one covers
 # the run. Its P50 row: " P50  │ 0.00ns │ 34.00µs │ ...", durations in µs
-# or ns (Rust's {:?}).
+# or ns (Rust's {:?}); then "RPS: 20578.89 (82483 requests in 4.01s)".
+# Each rr prints its p50 (us) and its round trips per second.
 qp_rr() {
     "${client_pin[@]}" "$qp" client --bi-requests 1 --upload-size 0 --download-size 64 --duration "$secs" \
         "127.0.0.1:$port" 2>/dev/null |
-        awk -F'│' '$1 ~ /P50/ {d=$3} END {
+        awk -F'│' '$1 ~ /P50/ {d=$3} /^RPS:/ {split($0, w, " "); rps=w[2]} END {
             gsub(/ /, "", d); v=d+0
             if (d ~ /ns$/) v/=1000; else if (d ~ /ms$/) v*=1000; else if (d !~ /µs$/) v=-1
-            print v }'
+            print v, rps }'
 }
 tb_rr() {
     "${client_pin[@]}" "$tb" sender --connect "$tb_addr" --transport quic --quic-stream per-request --closed-loop \
         --size 64 --duration "${secs}s" --warmup 1s --out "$work/r.json" >/dev/null
-    python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["trials"][0]["lat"]["p50"]/1e3)' "$work/r.json"
+    python3 -c '
+import json, sys
+t = json.load(open(sys.argv[1]))["trials"][0]
+print(t["lat"]["p50"] / 1e3, t["counters"]["received"] / (t["duration_ns"] / 1e9))' "$work/r.json"
 }
 qp_bulk() {
     "${client_pin[@]}" "$qp" client --bi-requests 1 --upload-size 0 --download-size 1000G --duration "$((secs + 1))" \
@@ -95,17 +99,22 @@ tb_bulk() {
     python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["trials"][0]["bulk"]["goodput_bps"]/1e6)' "$work/b.json"
 }
 
-printf '%-6s %12s %12s %14s %14s\n' round qp_p50_us tb_p50_us qp_Mbit tb_Mbit | tee "$work/rows"
+printf '%-6s %10s %10s %10s %10s %12s %12s\n' round qp_p50_us tb_p50_us qp_rt_s tb_rt_s qp_Mbit tb_Mbit |
+    tee "$work/rows"
 for r in $(seq "$rounds"); do
     # Alternate which tool goes first, so neither always gets the warmer machine.
     if (( r % 2 )); then q=$(qp_rr); t=$(tb_rr); qb=$(qp_bulk); tbb=$(tb_bulk)
     else t=$(tb_rr); q=$(qp_rr); tbb=$(tb_bulk); qb=$(qp_bulk); fi
-    printf '%-6s %12.1f %12.1f %14.1f %14.1f\n' "$r" "$q" "$t" "$qb" "$tbb" | tee -a "$work/rows"
+    read -r qp50 qrt <<<"$q"
+    read -r tp50 trt <<<"$t"
+    printf '%-6s %10.1f %10.1f %10.0f %10.0f %12.1f %12.1f\n' "$r" "$qp50" "$tp50" "$qrt" "$trt" "$qb" "$tbb" |
+        tee -a "$work/rows"
 done
 python3 - "$work/rows" <<'PY'
 import statistics, sys
 rows = [[float(x) for x in l.split()[1:]] for l in open(sys.argv[1]).read().splitlines()[1:]]
-med = [statistics.median(r[i] for r in rows) for i in range(4)]
-print(f"rr p50: median quinn-perf {med[0]:.1f} us, transbench {med[1]:.1f} us, ratio {med[1] / med[0]:.3f}")
-print(f"bulk:   median quinn-perf {med[2]:.1f} Mbit/s, transbench {med[3]:.1f} Mbit/s, ratio {med[3] / med[2]:.3f}")
+med = [statistics.median(r[i] for r in rows) for i in range(6)]
+print(f"rr p50:        median quinn-perf {med[0]:.1f} us, transbench {med[1]:.1f} us, ratio {med[1] / med[0]:.3f}")
+print(f"rr trips/s:    median quinn-perf {med[2]:.0f}, transbench {med[3]:.0f}, ratio {med[3] / med[2]:.3f}")
+print(f"bulk:          median quinn-perf {med[4]:.1f} Mbit/s, transbench {med[5]:.1f} Mbit/s, ratio {med[5] / med[4]:.3f}")
 PY
