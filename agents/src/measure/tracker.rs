@@ -123,8 +123,10 @@ impl RrTracker {
         self
     }
 
-    /// Registers request `seq` just before it is handed to the transport, so
-    /// even the fastest response finds it.
+    /// Registers request `seq`. The open loop calls it just before the
+    /// request is handed to the transport, since its responses are taken in
+    /// another task and even the fastest must find it; the closed loop just
+    /// after, since it takes the responses itself, once this is done.
     pub fn on_sent(&mut self, seq: u64, intended_ns: u64, actual_ns: u64, measured: bool) {
         self.on_offered(seq, intended_ns, measured);
         if measured && self.record_send_lag {

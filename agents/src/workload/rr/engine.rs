@@ -586,19 +586,24 @@ async fn closed_loop<S: RequestSink, R: ResponseSource>(
         // Wait for this request's answer, at most its loss timeout; then
         // move on and let the tracker declare it lost (and count a late
         // answer as late).
-        let wait = Duration::from_nanos((t_send + timeout_ns).saturating_sub(mono_now_ns()));
+        let answer_by = t_send + timeout_ns;
+        let wait = Duration::from_nanos(answer_by.saturating_sub(mono_now_ns()));
         answer_timer.as_mut().reset(tokio::time::Instant::now() + wait);
         loop {
             let (source, received) = tokio::select! {
                 biased;
-                received = receiving.as_mut() => received,
                 () = answer_timer.as_mut() => break,
+                received = receiving.as_mut() => received,
             };
             receiving.set(receive_owned(source));
             match hand_on::<R>(received, &tracker, None, &log, false) {
                 Handed::Answered(s) if s == seq - 1 => break,
-                Handed::Answered(_) | Handed::Reported => continue,
                 Handed::Ended => break 'trial,
+                // Another request's answer, or an ICMP report. The clock,
+                // not only the timer: a source that stays ready (a run of
+                // stray datagrams) may never let the timer fire.
+                Handed::Answered(_) | Handed::Reported if mono_now_ns() >= answer_by => break,
+                Handed::Answered(_) | Handed::Reported => continue,
             }
         }
         tracker.lock().expect("tracker lock").expire(mono_now_ns());
@@ -699,6 +704,59 @@ mod tests {
             transbench_analysis::recovery::ErrorKind::HostUnreachable
         );
         assert!(seen.at_ns >= before);
+    }
+
+    /// Always ready, never with an answer to anything sent: a flood of
+    /// stray datagrams.
+    struct Strays;
+
+    impl ResponseSource for Strays {
+        async fn recv(&mut self) -> io::Result<(MessageHeader, u64)> {
+            let stray = MessageHeader::request(TrialToken::from_bytes(*b"trial-42"), 0, u64::MAX, 0);
+            Ok((stray.response(), mono_now_ns()))
+        }
+    }
+
+    #[test]
+    fn a_closed_loop_round_ends_at_its_timeout_while_strays_keep_its_source_ready() {
+        let (tx, _rx) = mpsc::unbounded_channel();
+        let plan = RrPlan {
+            rate: None,
+            warmup: Duration::ZERO,
+            duration: Duration::from_millis(100),
+            loss_timeout: Duration::from_millis(20),
+            log_sequence: false,
+            keep_samples: false,
+            token: TrialToken::from_bytes(*b"trial-42"),
+            window_opens: WindowOpens::default(),
+            retry: None,
+        };
+        let memory = Memory {
+            answers: tx,
+            cost: Duration::ZERO,
+            lose_first_answers: false,
+        };
+        // On a thread of its own: a loop that never yields would hang a
+        // runtime's own timeout too.
+        let (done, outcome) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            let _ = done.send(
+                rt.block_on(run(plan, memory, Strays, None))
+                    .map(|o| o.totals.counters),
+            );
+        });
+        let c = outcome
+            .recv_timeout(Duration::from_secs(60))
+            .expect("the trial ended")
+            .unwrap();
+        // 100 ms of rounds of at least 20 ms: at most 5 (fewer if the
+        // machine is busy); every one lost, none answered.
+        assert!((1..=5).contains(&c.sent), "{c:?}");
+        assert_eq!((c.received, c.lost), (0, c.sent), "{c:?}");
     }
 
     async fn run_with(rate: f64, duration_ms: u64, cost: Duration) -> (RrOutcome, Duration) {
