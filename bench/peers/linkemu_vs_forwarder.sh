@@ -9,9 +9,10 @@
 # machine noise. Prints each round, then the medians and the ratios
 # linkemu / forwarder (throughput: higher is better; RTT: lower is).
 #
-# Pings go 10 ms apart (idle: on a VM, each one then finds its CPU halted
-# and its caches cold, which costs several times the forwarding itself)
-# and then 2 ms apart (warm).
+# Pings go 10 ms apart (idle) and then 2 ms apart (warm). On a VM the idle
+# ones cost several times the forwarding itself (0.09 ms against 0.02 on
+# one CPU), most likely because each finds caches and TLBs cold after the
+# CPU halted.
 #
 # LINK_PIN=same runs everything on CPU 0 (taskset): the forwarder, or
 # transbench with its link thread, and ping and iperf3, so a round trip is
@@ -66,10 +67,10 @@ dev=tb0 snd_addr=10.201.0.1 rcv_addr=10.201.0.2 mtu=1500 txqueuelen=10000
 
 # Runs inside the sender namespace, TRANSBENCH_PEER and TRANSBENCH_PEER_NS
 # set as `transbench shell` sets them, with the seconds and the pings as $1
-# and $2: prints "MBIT RTT_MS", the iperf3 receiver's rate and the median
-# of the idle pings before it. The pings come first, so the round trip is
-# measured on an idle path, not in the seconds after a flow of many
-# Gbit/s (whose rate differs between the paths).
+# and $2: prints "MBIT RTT_MS WARM_MS", the iperf3 receiver's rate and the
+# medians of the idle and the warm pings before it. The pings come first,
+# so the round trip is measured on an idle path, not in the seconds after
+# a flow of many Gbit/s (whose rate differs between the paths).
 # shellcheck disable=SC2016 # expanded by the shell inside the namespace
 measure='
     set -e

@@ -4,7 +4,11 @@
 # on loopback, interleaved and repeated so both see the same machine noise:
 #
 #   rr    closed loop, one request at a time, a new bidirectional stream per
-#         request, 64-byte responses: round-trip p50 in microseconds.
+#         request, 64-byte responses: round-trip p50 in microseconds, and
+#         round trips per second (one at a time, so the whole cost of a
+#         request on both sides, wherever either tool starts its clock;
+#         quinn-perf's over its whole run, transbench's over its measured
+#         window, after 1 s of warm-up).
 #         transbench: `--closed-loop --size 64 --quic-stream per-request`
 #         (64 bytes each way, its 32-byte header included, plus a 4-byte
 #         length prefix). quinn-perf: `--bi-requests 1 --upload-size 0
@@ -107,6 +111,12 @@ for r in $(seq "$rounds"); do
     else t=$(tb_rr); q=$(qp_rr); tbb=$(tb_bulk); qb=$(qp_bulk); fi
     read -r qp50 qrt <<<"$q"
     read -r tp50 trt <<<"$t"
+    for v in "$qp50" "$qrt" "$tp50" "$trt" "$qb" "$tbb"; do
+        if ! [[ $v =~ ^[0-9]+(\.[0-9]+)?$ ]] || [ "$v" = 0 ]; then
+            echo "round $r: a tool printed no usable number (got '$q' '$t' '$qb' '$tbb')" >&2
+            exit 1
+        fi
+    done
     printf '%-6s %10.1f %10.1f %10.0f %10.0f %12.1f %12.1f\n' "$r" "$qp50" "$tp50" "$qrt" "$trt" "$qb" "$tbb" |
         tee -a "$work/rows"
 done
