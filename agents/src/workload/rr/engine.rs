@@ -632,6 +632,22 @@ mod tests {
 
     struct Answers(mpsc::UnboundedReceiver<MessageHeader>);
 
+    /// A trial of `duration_ms` with no warm-up, at `rate` (closed loop
+    /// without), a request lost after `loss_timeout_ms`.
+    fn plan(rate: Option<f64>, duration_ms: u64, loss_timeout_ms: u64) -> RrPlan {
+        RrPlan {
+            rate,
+            warmup: Duration::ZERO,
+            duration: Duration::from_millis(duration_ms),
+            loss_timeout: Duration::from_millis(loss_timeout_ms),
+            log_sequence: false,
+            keep_samples: false,
+            token: TrialToken::from_bytes(*b"trial-42"),
+            window_opens: WindowOpens::default(),
+            retry: None,
+        }
+    }
+
     impl RequestSink for Memory {
         const FATAL_ERRORS: bool = true;
 
@@ -672,17 +688,7 @@ mod tests {
     #[tokio::test]
     async fn an_icmp_report_is_kept_with_its_time_and_the_datagram_source_works_on() {
         let (tx, rx) = mpsc::unbounded_channel();
-        let plan = RrPlan {
-            rate: Some(1000.0),
-            warmup: Duration::ZERO,
-            duration: Duration::from_millis(100),
-            loss_timeout: Duration::from_millis(200),
-            log_sequence: false,
-            keep_samples: false,
-            token: TrialToken::from_bytes(*b"trial-42"),
-            window_opens: WindowOpens::default(),
-            retry: None,
-        };
+        let plan = plan(Some(1000.0), 100, 200);
         let memory = Memory {
             answers: tx,
             cost: Duration::ZERO,
@@ -720,17 +726,7 @@ mod tests {
     #[test]
     fn a_closed_loop_round_ends_at_its_timeout_while_strays_keep_its_source_ready() {
         let (tx, _rx) = mpsc::unbounded_channel();
-        let plan = RrPlan {
-            rate: None,
-            warmup: Duration::ZERO,
-            duration: Duration::from_millis(100),
-            loss_timeout: Duration::from_millis(20),
-            log_sequence: false,
-            keep_samples: false,
-            token: TrialToken::from_bytes(*b"trial-42"),
-            window_opens: WindowOpens::default(),
-            retry: None,
-        };
+        let plan = plan(None, 100, 20);
         let memory = Memory {
             answers: tx,
             cost: Duration::ZERO,
@@ -771,15 +767,8 @@ mod tests {
     ) -> (RrOutcome, Duration) {
         let (tx, rx) = mpsc::unbounded_channel();
         let plan = RrPlan {
-            rate: Some(rate),
-            warmup: Duration::ZERO,
-            duration: Duration::from_millis(duration_ms),
-            loss_timeout: Duration::from_millis(200),
-            log_sequence: false,
-            keep_samples: false,
-            token: TrialToken::from_bytes(*b"trial-42"),
-            window_opens: WindowOpens::default(),
             retry,
+            ..plan(Some(rate), duration_ms, 200)
         };
         let start = std::time::Instant::now();
         let memory = Memory {
@@ -884,15 +873,8 @@ mod tests {
         let first = TrialToken::from_bytes(*b"session1");
         let second = TrialToken::from_bytes(*b"session2");
         let plan = RrPlan {
-            rate: Some(1000.0),
-            warmup: Duration::ZERO,
-            duration: Duration::from_millis(300),
-            loss_timeout: Duration::from_millis(200),
-            log_sequence: false,
-            keep_samples: false,
             token: first,
-            window_opens: WindowOpens::default(),
-            retry: None,
+            ..plan(Some(1000.0), 300, 200)
         };
         let mut attempts = 0;
         let redial: Redial<Session, Answers> = Box::new(move || {
