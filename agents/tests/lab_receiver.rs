@@ -229,19 +229,27 @@ fn a_receiver_out_of_file_descriptors_tells_the_sender_and_serves_the_next_trial
         t.invalid_reasons
     );
 
-    // The same receiver, the same limit: a trial within it runs as usual.
-    retried("a trial after the descriptors ran out", || {
-        let out = dir.path().join("after.json");
-        let o = realtime(&mut sender_command(receiver.addr, "tcp"))
-            .args(["--duration", "1s", "--warmup", "200ms", "--rate", "500", "--out"])
-            .arg(&out)
-            .output()
-            .unwrap();
-        assert!(o.status.success(), "{}", stderr(&o));
-        let t: TrialResult = transbench_reports::read_results(&out).unwrap().trials.remove(0);
-        assert_eq!(t.receiver.errors, 0, "{:?}", t.receiver);
-        undisturbed([&t])
-    });
+    // The same receiver, the same limit: a trial within it is served in
+    // full. Whether the sender kept its schedule is the machine's doing,
+    // not the receiver's: a busy machine's send lag may make the trial
+    // invalid, and nothing else may.
+    let out = dir.path().join("after.json");
+    let o = realtime(&mut sender_command(receiver.addr, "tcp"))
+        .args(["--duration", "1s", "--warmup", "200ms", "--rate", "500", "--out"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let t: TrialResult = transbench_reports::read_results(&out).unwrap().trials.remove(0);
+    assert_eq!(t.receiver.errors, 0, "{:?}", t.receiver);
+    lagged_only(&t);
+    assert!(t.counters.sent > 0, "{:?}", t.counters);
+    assert_eq!(
+        (t.counters.received, t.counters.lost),
+        (t.counters.sent, 0),
+        "{:?}",
+        t.counters
+    );
     let mut receiver = receiver;
     assert!(receiver.is_running());
 }
