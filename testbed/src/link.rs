@@ -3,9 +3,10 @@
 //! and for the next due packet with nanosecond timeouts. One thread for
 //! both directions, as the minimal forwarder it is measured against
 //! (bench/peers/tun_forwarder.c): an answer the kernel makes while a
-//! packet is written is waiting on the other device at the thread's next
-//! poll, where a thread per direction would have to be woken for it, and
-//! a wake-up on a VM costs tens of microseconds of every round trip.
+//! packet is written is waiting on the other device, which the thread
+//! reads next, where a thread per direction would have to be woken for
+//! it, and a wake-up on a VM costs tens of microseconds of every round
+//! trip.
 
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::sync::{Arc, Mutex};
@@ -39,16 +40,22 @@ pub struct Link {
 /// 64 KB super-packet.
 const PACKET_BUF: usize = VNET_HDR_LEN + 65_536;
 
-/// Packets queued from one device per wake-up, so neither direction
+/// Packets queued from one device per read, so neither direction
 /// starves and no due packet waits long behind arrivals.
 const READ_BATCH: usize = 64;
 
-/// Wire packets read from one device per wake-up when they go straight on
+/// Wire packets read from one device per read when they go straight on
 /// (nothing queued can fall due meanwhile): as the minimal forwarder does,
 /// nearly until the device is empty; a poll per 64 packets cost a fifth
 /// of the throughput. Counted in wire packets, so 64 KB super-packets do
 /// not keep the other direction waiting 44 times as long.
 const PASS_BATCH: u64 = 1024;
+
+/// Turns of reading both devices per wake-up, the first ending at a
+/// packet passed on, the others in batches while nothing is queued:
+/// enough for a request and its answer and the batches behind them, few
+/// enough that the stop signal is seen within a few thousand packets.
+const TURNS: usize = 4;
 
 /// The last stretch before a packet is due is polled without sleeping: a
 /// timer wake-up on a VM comes 25-60 us late, which would add to every
@@ -123,8 +130,8 @@ struct Pipelines {
 }
 
 impl Pipelines {
-    /// Starts or holds both schedules as the clock now says. Looked at on
-    /// each wake-up, before any packet is read: a trial's start is set
+    /// Starts or holds both schedules as the clock now says. Looked at
+    /// before each turn of reads: a trial's start is set
     /// before its first packet, and a packet read after a hold sees the
     /// first profile.
     fn follow_clock(&mut self) {
@@ -214,14 +221,41 @@ fn forward_loop(
             stats.lock().expect("link stats lock").failed = true;
             return;
         }
-        pipelines.follow_clock();
+        let mut ready = [
+            fds[0].revents & libc::POLLIN != 0,
+            fds[1].revents & libc::POLLIN != 0,
+        ];
+        // Both ends of the link are this host's namespaces, so the kernel
+        // answers a packet while it is being written: the first packet of
+        // a wake-up is passed on alone and the other device read next,
+        // where its answer is already waiting. A request and its answer
+        // then cross in one wake-up, with no read of an empty device and
+        // no poll between them. The turns after the first read in
+        // batches, until both devices are empty or a packet is held.
+        let mut first = true;
+        for _ in 0..TURNS {
+            pipelines.follow_clock();
+            let Pipelines { forward, reverse, .. } = &mut pipelines;
+            if ready[0] {
+                let end = read_into(a, b, &mut buf, forward, first);
+                ready[0] = !end.drained;
+                ready[1] |= end.passed;
+            }
+            if ready[1] {
+                let end = read_into(b, a, &mut buf, reverse, first);
+                ready[1] = !end.drained;
+                ready[0] |= end.passed;
+            }
+            // Queued packets are written below, before anything more is
+            // read; but only after a turn in batches, or a direction that
+            // passes packets on would move one per poll while the other
+            // holds any.
+            if ready == [false, false] || (!first && forward.queued() + reverse.queued() > 0) {
+                break;
+            }
+            first = false;
+        }
         let Pipelines { forward, reverse, .. } = &mut pipelines;
-        if fds[0].revents & libc::POLLIN != 0 {
-            read_into(a, b, &mut buf, forward);
-        }
-        if fds[1].revents & libc::POLLIN != 0 {
-            read_into(b, a, &mut buf, reverse);
-        }
         // Packets passed straight on leave both queues empty: no clock
         // read, no dequeue, as the minimal forwarder does nothing more.
         if forward.queued() + reverse.queued() > 0 {
@@ -245,19 +279,29 @@ fn forward_loop(
 }
 
 /// Reads packets from `from`, up to [`READ_BATCH`] wire packets queued or
-/// [`PASS_BATCH`] in all. One the pipeline would hand straight back
+/// [`PASS_BATCH`] in all, or only until one has gone straight on if
+/// `stop_after_passing`. One the pipeline would hand straight back
 /// is written to `to` at once from the read buffer, header and all, so a
 /// super-packet crosses whole, as through a NIC with TSO; any other is
 /// split into wire packets first, which the pipeline queues one by one. A
 /// rejected packet's answer goes back to `from`, where its sender is, at
 /// once.
-fn read_into(from: i32, to: i32, buf: &mut [u8], pipeline: &mut ScheduledPipeline) {
-    let (mut queued, mut read_in_all) = (0, 0);
+fn read_into(
+    from: i32,
+    to: i32,
+    buf: &mut [u8],
+    pipeline: &mut ScheduledPipeline,
+    stop_after_passing: bool,
+) -> ReadEnd {
+    let (mut queued, mut read_in_all, mut passed) = (0, 0, false);
     while read_in_all < PASS_BATCH {
         // SAFETY: reading into a buffer we own, from a non-blocking fd.
         let n = unsafe { libc::read(from, buf.as_mut_ptr().cast(), buf.len()) };
         if n <= 0 {
-            return;
+            return ReadEnd {
+                drained: true,
+                passed,
+            };
         }
         // The device says how long the packet was, also when it did not
         // fit (a device whose GSO size someone raised past 64 KB).
@@ -273,6 +317,10 @@ fn read_into(from: i32, to: i32, buf: &mut [u8], pipeline: &mut ScheduledPipelin
         read_in_all += wire_packets;
         if pipeline.deliver_at_once(mono_now_ns, wire_packets) {
             write_as_read(to, read);
+            passed = true;
+            if stop_after_passing {
+                break;
+            }
             continue;
         }
         let now = mono_now_ns();
@@ -287,9 +335,22 @@ fn read_into(from: i32, to: i32, buf: &mut [u8], pipeline: &mut ScheduledPipelin
             write_packet(from, &answer);
         }
         if queued >= READ_BATCH {
-            return;
+            break;
         }
     }
+    ReadEnd {
+        drained: false,
+        passed,
+    }
+}
+
+/// How reading a device ended.
+struct ReadEnd {
+    /// It had nothing more to read.
+    drained: bool,
+    /// A packet went straight on to the other device, which may now hold
+    /// the answer.
+    passed: bool,
 }
 
 /// Writes a wire packet, behind a header that asks nothing of the kernel.
