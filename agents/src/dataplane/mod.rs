@@ -6,6 +6,7 @@
 pub mod bulk;
 pub mod churn;
 pub mod failure;
+pub mod handover;
 pub mod listen;
 pub mod multi;
 pub mod quic;

@@ -8,11 +8,11 @@ use std::io;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::Poll;
-use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use transbench_wire::frame::PREFIX_LEN;
 use transbench_wire::{printable, LengthPrefix, MessageHeader, MessageKind, TOKEN_LEN};
 
+use super::handover::{handover, HandoverReceiver, HandoverSender};
 use super::stream::read_frame;
 use super::{ErrorLog, RequestSink, ResponseSource, ServeCounters, TrialPeer};
 use crate::clock::mono_now_ns;
@@ -25,7 +25,7 @@ use crate::clock::mono_now_ns;
 pub struct PerRequestSink {
     conn: quinn::Connection,
     size: usize,
-    opened: mpsc::UnboundedSender<quinn::RecvStream>,
+    opened: HandoverSender<quinn::RecvStream>,
     stream_errors: Arc<Mutex<ErrorLog>>,
     reconnecting: bool,
     /// The request being written, and its frame: kept between requests.
@@ -40,7 +40,7 @@ type Exchange = Pin<Box<dyn Future<Output = io::Result<(MessageHeader, u64)>> + 
 /// [`ResponseSource::recv`], not tasks: an answer wakes the reader
 /// directly, and dropping the source stops them.
 pub struct ExchangeSource {
-    opened: mpsc::UnboundedReceiver<quinn::RecvStream>,
+    opened: HandoverReceiver<quinn::RecvStream>,
     exchanges: FuturesUnordered<Exchange>,
     size: usize,
     stream_errors: Arc<Mutex<ErrorLog>>,
@@ -56,19 +56,20 @@ pub fn per_request_client(
     stream_errors: Arc<Mutex<ErrorLog>>,
     reconnecting: bool,
 ) -> (PerRequestSink, ExchangeSource) {
-    let (tx, rx) = mpsc::unbounded_channel();
+    // Not a channel: see `handover`.
+    let (opened_tx, opened_rx) = handover();
     (
         PerRequestSink {
             conn,
             size,
-            opened: tx,
+            opened: opened_tx,
             stream_errors: stream_errors.clone(),
             reconnecting,
             msg: Vec::with_capacity(size),
             frame: Vec::with_capacity(PREFIX_LEN + size),
         },
         ExchangeSource {
-            opened: rx,
+            opened: opened_rx,
             exchanges: FuturesUnordered::new(),
             size,
             stream_errors,
@@ -131,7 +132,7 @@ impl RequestSink for PerRequestSink {
             return Ok(());
         }
         // The source is gone only when the trial is over.
-        let _ = self.opened.send(recv);
+        self.opened.send(recv);
         Ok(())
     }
 }
@@ -140,14 +141,11 @@ impl ResponseSource for ExchangeSource {
     /// A stream's failure is logged and loses only its request; the source
     /// ends once the sink is gone and every exchange it opened has ended.
     async fn recv(&mut self) -> io::Result<(MessageHeader, u64)> {
-        std::future::poll_fn(|cx| {
-            let sink_gone = loop {
-                match self.opened.poll_recv(cx) {
-                    Poll::Ready(Some(recv)) => self.exchanges.push(Box::pin(read_response(recv, self.size))),
-                    Poll::Ready(None) => break true,
-                    Poll::Pending => break false,
-                }
-            };
+        std::future::poll_fn(|cx| loop {
+            let (exchanges, size) = (&mut self.exchanges, self.size);
+            let sink_gone = self
+                .opened
+                .take(|recv| exchanges.push(Box::pin(read_response(recv, size))));
             loop {
                 match self.exchanges.poll_next_unpin(cx) {
                     Poll::Ready(Some(Ok(response))) => return Poll::Ready(Ok(response)),
@@ -160,9 +158,12 @@ impl ResponseSource for ExchangeSource {
                             "the QUIC request sink is gone",
                         )))
                     }
-                    // Empty: the channel's waker brings the next exchange.
-                    Poll::Ready(None) | Poll::Pending => return Poll::Pending,
+                    Poll::Ready(None) | Poll::Pending => break,
                 }
+            }
+            // Unless a stream came (or the sink went) meanwhile.
+            if self.opened.wait(cx) {
+                return Poll::Pending;
             }
         })
         .await
