@@ -10,7 +10,7 @@
 # linkemu / forwarder (throughput: higher is better; RTT: lower is).
 #
 # Pings go 10 ms apart (idle) and then 2 ms apart (warm). On a VM the idle
-# ones cost several times the forwarding itself (0.09 ms against 0.02 on
+# ones cost several times the forwarding itself (0.08-0.10 ms against 0.02 on
 # one CPU), most likely because each finds caches and TLBs cold after the
 # CPU halted.
 #
@@ -20,6 +20,13 @@
 # VM (tens of microseconds) depends on where the scheduler put each side.
 #
 #   bench/peers/linkemu_vs_forwarder.sh [ROUNDS] [SECONDS] [PINGS]
+#
+# FORWARDER_VNET_HDR=1 adds a path, forwarder-vnet: the forwarder with
+# the virtio-net header that the testbed's devices carry (IFF_VNET_HDR),
+# without offloads, so each packet costs the kernel the header's work as
+# through linkemu. Its round trips and linkemu's then compare the two
+# loops on nearly the same kernel work (the throughput still differs by
+# the offloads), in the same rounds as the plain forwarder's.
 #
 # TRANSBENCH_BASELINE=path/to/another/transbench adds that build's linkemu
 # as a third path (before and after a change, say). Needs root, iperf3
@@ -40,6 +47,10 @@ for tool in iperf3 gcc python3; do
 done
 [ -x "$tb" ] || { echo "$tb not found: run cargo build --release" >&2; exit 1; }
 [ -z "$baseline" ] || [ -x "$baseline" ] || { echo "$baseline is not executable" >&2; exit 1; }
+case ${FORWARDER_VNET_HDR:-} in
+    "" | 1) ;;
+    *) echo "FORWARDER_VNET_HDR is 1 or unset, not ${FORWARDER_VNET_HDR}" >&2; exit 1 ;;
+esac
 case ${LINK_PIN:-} in
     "") pin=() ;;
     same) pin=(taskset -c 0) ;;
@@ -99,13 +110,14 @@ via_linkemu() {
 }
 
 n=0
+# $1, if given, is the forwarder's `vnet` argument.
 via_forwarder() {
     local prefix snd rcv fwd ns addr peer
     prefix="tb-$$-$n"; n=$((n + 1))
     snd="$prefix-snd" rcv="$prefix-rcv"
     ip netns add "$snd"; namespaces+=("$snd")
     ip netns add "$rcv"; namespaces+=("$rcv")
-    "${pin[@]}" "$work/tun_forwarder" "$snd" "$rcv" "$dev" >"$work/fwd.out" & fwd=$!; pids+=("$fwd")
+    "${pin[@]}" "$work/tun_forwarder" "$snd" "$rcv" "$dev" "$@" >"$work/fwd.out" & fwd=$!; pids+=("$fwd")
     for _ in $(seq 50); do grep -q ready "$work/fwd.out" 2>/dev/null && break; sleep 0.1; done
     grep -q ready "$work/fwd.out" || { echo "tun_forwarder did not start" >&2; exit 1; }
     for end in "$snd $snd_addr $rcv_addr" "$rcv $rcv_addr $snd_addr"; do
@@ -124,7 +136,8 @@ via_forwarder() {
 
 paths=(forwarder linkemu)
 [ -n "$baseline" ] && paths+=(linkemu-base)
-printf '%-6s %-13s %10s %10s %10s\n' round path Mbit rtt_ms warm_ms | tee "$work/rows"
+[ -n "${FORWARDER_VNET_HDR:-}" ] && paths+=(forwarder-vnet)
+printf '%-6s %-14s %10s %10s %10s\n' round path Mbit rtt_ms warm_ms | tee "$work/rows"
 for r in $(seq "$rounds"); do
     # Rotate the order each round, so no path always gets the warmer machine.
     for i in $(seq 0 $((${#paths[@]} - 1))); do
@@ -132,11 +145,12 @@ for r in $(seq "$rounds"); do
         # Not in a $(...) subshell: what it starts must reach the cleanup.
         case $path in
             forwarder) via_forwarder >"$work/out" ;;
+            forwarder-vnet) via_forwarder vnet >"$work/out" ;;
             linkemu) via_linkemu "$tb" >"$work/out" ;;
             linkemu-base) via_linkemu "$baseline" >"$work/out" ;;
         esac
         read -r mbit rtt warm <"$work/out"
-        printf '%-6s %-13s %10.1f %10.3f %10.3f\n' "$r" "$path" "$mbit" "$rtt" "$warm" | tee -a "$work/rows"
+        printf '%-6s %-14s %10.1f %10.3f %10.3f\n' "$r" "$path" "$mbit" "$rtt" "$warm" | tee -a "$work/rows"
     done
 done
 python3 - "$work/rows" <<'PY'

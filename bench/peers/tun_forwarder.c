@@ -5,7 +5,12 @@
  * one device to the other at once, in one poll loop, with no impairment,
  * no queue and no counters.
  *
- *   tun_forwarder NS_A NS_B DEV
+ *   tun_forwarder NS_A NS_B DEV [vnet]
+ *
+ * With `vnet` the devices carry a virtio-net header (IFF_VNET_HDR), as
+ * the testbed's do, but grant no offloads: every packet still crosses on
+ * its own, and the header is copied through as read. That is the kernel
+ * work the header costs per packet, without what it buys.
  *
  * NS_A and NS_B are names under /var/run/netns (`ip netns add`). The
  * devices come up unconfigured and vanish when this process exits; the
@@ -19,6 +24,7 @@
 #include <linux/if_tun.h>
 #include <poll.h>
 #include <sched.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -33,7 +39,7 @@ static void die(const char *what)
 /* Enters namespace `ns` and opens (creating) TUN device `dev` there. The
  * device stays in the namespace it was made in, whatever this process
  * enters afterwards. */
-static int open_tun_in(const char *ns, const char *dev)
+static int open_tun_in(const char *ns, const char *dev, bool vnet)
 {
     char path[256];
     snprintf(path, sizeof path, "/var/run/netns/%s", ns);
@@ -48,10 +54,11 @@ static int open_tun_in(const char *ns, const char *dev)
         die("/dev/net/tun");
     struct ifreq req;
     memset(&req, 0, sizeof req);
-    /* Bare IP packets: no packet-info header, and no virtio-net header,
-     * so no offloads and no GSO super-packets either (the testbed's
-     * devices have both: the forwarder is the floor without them). */
-    req.ifr_flags = IFF_TUN | IFF_NO_PI;
+    /* Bare IP packets: no packet-info header, and by default no
+     * virtio-net header, so no offloads and no GSO super-packets either
+     * (the testbed's devices have both: the forwarder is the floor
+     * without them). */
+    req.ifr_flags = IFF_TUN | IFF_NO_PI | (vnet ? IFF_VNET_HDR : 0);
     strncpy(req.ifr_name, dev, IFNAMSIZ - 1);
     if (ioctl(fd, TUNSETIFF, &req) < 0)
         die("TUNSETIFF");
@@ -74,12 +81,13 @@ static int drain(int from, int to)
 
 int main(int argc, char **argv)
 {
-    if (argc != 4) {
-        fprintf(stderr, "usage: %s NS_A NS_B DEV\n", argv[0]);
+    bool vnet = argc == 5 && strcmp(argv[4], "vnet") == 0;
+    if (argc != 4 && !vnet) {
+        fprintf(stderr, "usage: %s NS_A NS_B DEV [vnet]\n", argv[0]);
         return 2;
     }
-    int a = open_tun_in(argv[1], argv[3]);
-    int b = open_tun_in(argv[2], argv[3]);
+    int a = open_tun_in(argv[1], argv[3], vnet);
+    int b = open_tun_in(argv[2], argv[3], vnet);
     printf("ready\n");
     fflush(stdout);
 
