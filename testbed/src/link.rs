@@ -232,8 +232,8 @@ fn forward_loop(
         // then cross in one wake-up, with no read of an empty device and
         // no poll between them. The turns after the first read in
         // batches, until both devices are empty or a packet is held.
-        let mut first = true;
-        for _ in 0..TURNS {
+        for turn in 0..TURNS {
+            let first = turn == 0;
             pipelines.follow_clock();
             let Pipelines { forward, reverse, .. } = &mut pipelines;
             if ready[0] {
@@ -253,7 +253,6 @@ fn forward_loop(
             if ready == [false, false] || (!first && forward.queued() + reverse.queued() > 0) {
                 break;
             }
-            first = false;
         }
         let Pipelines { forward, reverse, .. } = &mut pipelines;
         // Packets passed straight on leave both queues empty: no clock
