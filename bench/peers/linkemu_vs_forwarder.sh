@@ -29,9 +29,9 @@
 # the offloads), in the same rounds as the plain forwarder's.
 #
 # TRANSBENCH_BASELINE=path/to/another/transbench adds that build's linkemu
-# as a third path (before and after a change, say). Needs root, iperf3
-# (Debian package `iperf3`), gcc, python3 and a release build (`cargo build
-# --release`). Everything it makes (namespaces tb-<pid>-<n>, processes, a
+# as a path of its own, linkemu-base (before and after a change, say).
+# Needs root, iperf3 (Debian package `iperf3`), gcc, python3 and a release
+# build (`cargo build --release`). Everything it makes (namespaces tb-<pid>-<n>, processes, a
 # temporary directory) is removed on exit.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
